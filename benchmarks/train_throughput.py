@@ -1,0 +1,97 @@
+"""Training images/s: FER Lab's pipeline against a naive one in the original study's style, same model and size.
+
+    python benchmarks/train_throughput.py --data ../shared/data/affectnet8-4k [--backbone efficientnet_lite0] [--img-size 112]
+
+project: every image decoded once into a uint8 tensor cache, augmentation on tensors, no worker processes.
+naive:   PIL decode + torchvision transforms per sample on every epoch, DataLoader with 2 workers (the study's setup).
+Both run the same forward/backward/AdamW step; the figure is steady-state images/s after one warm-up batch.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core import data as fdata  # noqa: E402
+from fer_core.models import build_model  # noqa: E402
+from fer_core.train import multitask_loss  # noqa: E402
+from fer_core.presets import BASE  # noqa: E402
+from fer_core.transforms import CachedDataset, train_transform  # noqa: E402
+
+
+class NaiveDataset(Dataset):
+    def __init__(self, root, samples, size, mean, std):
+        self.root, self.samples = Path(root), samples
+        self.tf = T.Compose([T.Resize((size, size)), T.RandomResizedCrop(size, scale=(0.8, 1.0)), T.RandomHorizontalFlip(),
+                             T.RandomRotation(10), T.ColorJitter(0.3, 0.3, 0.3), T.ToTensor(), T.Normalize(mean, std)])
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        s = self.samples[i]
+        img = Image.open(self.root / s.path).convert("RGB")
+        return self.tf(img), s.label, torch.tensor([s.valence, s.arousal], dtype=torch.float32)
+
+
+def images_per_second(model, loader, batches):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    n, t0 = 0, None
+    for i, (x, y, va) in enumerate(loader):
+        logits, va_pred = model(x)
+        loss = multitask_loss(logits, va_pred, y, va, BASE)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i == 0:  # warm-up batch (worker start, allocator) not counted
+            t0 = time.perf_counter()
+            continue
+        n += len(y)
+        if i >= batches:
+            break
+    return n / (time.perf_counter() - t0)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "affectnet8-4k"))
+    p.add_argument("--backbone", default="efficientnet_lite0")
+    p.add_argument("--img-size", type=int, default=112)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batches", type=int, default=12, help="timed batches per pipeline")
+    a = p.parse_args()
+    torch.manual_seed(0)
+    index = fdata.read_dataset(a.data)
+    samples = index.samples[: a.batch_size * (a.batches + 2)]
+    model, info = build_model(a.backbone, "none")
+    print(f"{a.backbone} at {a.img_size} px, batch {a.batch_size}, {torch.get_num_threads()} threads, "
+          f"{a.batches} timed batches per pipeline")
+
+    t0 = time.perf_counter()
+    images, ok, _ = fdata.decode_images(index.root, samples, a.img_size, progress=False)
+    decode_s = time.perf_counter() - t0
+    labels = torch.tensor([samples[i].label for i in ok])
+    va = torch.tensor([[samples[i].valence, samples[i].arousal] for i in ok], dtype=torch.float32)
+    project = DataLoader(CachedDataset(images, labels, va, train_transform(a.img_size, "v1", info.mean, info.std)),
+                         batch_size=a.batch_size, shuffle=True, num_workers=0)
+    naive = DataLoader(NaiveDataset(index.root, samples, a.img_size, info.mean, info.std), batch_size=a.batch_size,
+                       shuffle=True, num_workers=2)
+    ips_naive = images_per_second(model, naive, a.batches)
+    ips_project = images_per_second(model, project, a.batches)
+    print(f"{'pipeline':10s} {'img/s':>8s}")
+    print(f"{'naive':10s} {ips_naive:8.1f}")
+    print(f"{'project':10s} {ips_project:8.1f}   (+ one-off decode of {len(ok)} images: {decode_s:.2f} s, "
+          f"{len(ok) / decode_s:.0f} img/s)")
+    print(f"ratio project/naive: {ips_project / ips_naive:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,413 @@
+"""Train a multi-task FER model (8 expressions + valence/arousal) and write a complete run folder.
+
+    python -m fer_core.train --data ../shared/data/affectnet8-4k --preset cpu-fast --name my-run
+    torchrun --nproc_per_node 2 -m fer_core.train --data DIR --preset resnet50-34e      (multi-GPU / multi-node)
+
+Flags override the preset; the preset overrides the original study's recipe (AdamW lr 1e-4, weight decay 1e-5,
+cosine annealing, label smoothing 0.1, MSE for valence/arousal, batch 32). See docs/run_folder.md for the output.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import data as fdata
+from .evaluate import predict_arrays, predictions_frame, summary_line, write_evaluation
+from .io import atomic_torch_save, atomic_write_csv, atomic_write_json
+from .labels import CLASSES, NUM_CLASSES
+from .metrics import ccc
+from .models import BACKBONES, WeightsUnavailable, build_model
+from .presets import DESCRIPTIONS, PRESETS, resolve
+from .transforms import AUGMENTATIONS, CachedDataset, class_weights, cosine_lr, eval_transform, train_transform
+
+SCHEMA_VERSION = 1
+log = logging.getLogger("fer_core.train")
+
+
+def get_args_parser():
+    presets = "\n".join(f"  {k:20s} {v}" for k, v in DESCRIPTIONS.items())
+    p = argparse.ArgumentParser(prog="python -m fer_core.train", description=__doc__,
+                                epilog="presets:\n" + presets, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--data", help="data folder (AffectNet, FER+, class folders) or CSV manifest; required unless --resume")
+    a("--layout", default="auto", help="auto (default), affectnet, ferplus, folders, csv")
+    a("--preset", choices=list(PRESETS), help="a named recipe (listed below); flags given override it")
+    a("--name", help="run name (default: <preset or backbone>-<date-time>)")
+    a("--out", default="artifacts/runs", help="parent folder of run folders (default artifacts/runs)")
+    a("--resume", metavar="RUN", help="continue the run folder RUN from checkpoints/last.pt")
+    a("--split-from", metavar="RUN", help="reuse RUN's split.csv so runs are compared on the same images")
+    # None defaults: the preset or the study's recipe fills them (see presets.BASE)
+    a("--backbone", choices=BACKBONES, help="network (default resnet50)")
+    a("--weights", help="imagenet (default), none, or PATH to a state dict / FER Lab checkpoint")
+    a("--img-size", type=int, help="input side in pixels (default 224)")
+    a("--epochs", type=int, help="epochs (default 34)")
+    a("--batch-size", type=int, help="batch size per process (default 32)")
+    a("--lr", type=float, help="AdamW learning rate (default 1e-4)")
+    a("--weight-decay", type=float, help="AdamW weight decay (default 1e-5)")
+    a("--head-lr-mult", type=float, help="learning-rate multiplier for the two heads (default 1)")
+    a("--warmup-epochs", type=float, help="linear warm-up before cosine annealing, in epochs (default 0)")
+    a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0.1)")
+    a("--va-weight", type=float, help="weight of the valence/arousal MSE against cross-entropy (default 1)")
+    a("--aug", choices=AUGMENTATIONS, help="v1: crop/flip/rotation/colour; v2: + erasing, perspective (default v1)")
+    a("--class-balance", action=argparse.BooleanOptionalAction, default=None,
+      help="weight cross-entropy by inverse class frequency (default off)")
+    a("--ema", type=float, help="keep an exponential moving average of the weights with this decay, 0 = off")
+    a("--tta", action=argparse.BooleanOptionalAction, default=None,
+      help="final predictions average the image and its mirror (default off)")
+    a("--dropout", type=float, help="dropout before the heads (default 0.2)")
+    a("--early-stop", type=int, help="stop after N epochs without a better validation score, 0 = off")
+    a("--workers", type=int, help="DataLoader worker processes (default 2)")
+    a("--seed", type=int, help="random seed for split, initialisation and augmentation (default 0)")
+    a("--val-frac", type=float, help="validation fraction when the data has no split (default 0.1)")
+    a("--test-frac", type=float, help="test fraction when the data has no split (default 0.1)")
+    a("--limit", type=int, help="use at most N training images (quick trials)")
+    a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    return p
+
+
+RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
+               "warmup_epochs", "label_smoothing", "va_weight", "aug", "class_balance", "ema", "tta", "dropout",
+               "early_stop", "workers", "seed", "val_frac", "test_frac"]
+
+
+def pick_device(name: str = "auto") -> str:
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class Fail(Exception):
+    """A problem the user must fix: one line, exit code 2."""
+
+
+def main(args) -> int:
+    try:
+        return _main(args)
+    except (Fail, fdata.DataError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(args) -> int:
+    rank, world = _init_distributed()
+    run_dir, cfg, start_epoch, ckpt = _prepare_run(args, rank)
+    r = cfg["args"]
+    torch.manual_seed(r["seed"] + rank)
+    device = pick_device(args.device)
+    if world > 1 and device == "cuda":
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    _setup_logging(run_dir if rank == 0 else None)
+
+    index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
+    assignment = _split(args, cfg, index, run_dir, rank)
+    by_split = {k: [s for s in index.samples if assignment.get(s.id) == k] for k in ("train", "val", "test")}
+    if r.get("limit"):
+        by_split["train"] = by_split["train"][: r["limit"]]
+    if not by_split["train"] or not by_split["val"]:
+        raise Fail(f"need training and validation images; split counts {[len(v) for v in by_split.values()]}")
+    cfg["split"]["counts"] = {k: len(v) for k, v in by_split.items()}
+    for k, n in index.skipped.items():
+        log.info("skipped %d samples: %s", n, k)
+
+    model, info = build_model(r["backbone"], "none" if ckpt else r["weights"], dropout=r["dropout"])
+    cfg.update(mean=info.mean, std=info.std)
+    if not ckpt:
+        cfg["weights"] = {"requested": r["weights"], "loaded": info.weights_loaded}
+    log.info("backbone %s, weights: %s", r["backbone"], cfg["weights"]["loaded"])
+
+    t0 = time.time()
+    cache = {}
+    for k, samples in by_split.items():
+        images, ok, failures = fdata.decode_images(index.root, samples, r["img_size"], progress=rank == 0)
+        for path, why in failures:
+            log.warning("unreadable image skipped: %s (%s)", path, why)
+        cfg["data"]["skipped"][f"unreadable image ({k})"] = len(failures)
+        cache[k] = (images, [samples[i] for i in ok])
+    log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
+
+    model.to(device)
+    ema = _ema_model(model, r["ema"])
+    opt = torch.optim.AdamW(_param_groups(model, r), lr=r["lr"], weight_decay=r["weight_decay"])
+    train_set = _dataset(cache["train"], train_transform(r["img_size"], r["aug"], info.mean, info.std))
+    sampler = torch.utils.data.DistributedSampler(train_set, seed=r["seed"]) if world > 1 else None
+    loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
+                                         sampler=sampler, num_workers=r["workers"], drop_last=len(train_set) > r["batch_size"],
+                                         persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"))
+    steps = max(len(loader), 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s / steps, r["epochs"], r["warmup_epochs"]))
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        if ema is not None and "ema" in ckpt:
+            ema.load_state_dict(ckpt["ema"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
+    use_amp = device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    history = _read_history(run_dir) if ckpt else []
+    best = cfg.get("best", {}).get("value", float("-inf"))
+    stale = 0
+    for epoch in range(start_epoch, r["epochs"] + 1):
+        t_ep = time.time()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        tr = train_one_epoch(net, loader, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0)
+        row = {"epoch": epoch, **tr}
+        if rank == 0:
+            row.update(validate(_eval_model(model, ema), cache["val"], cfg, device, r))
+            row["lr"] = opt.param_groups[0]["lr"]
+            row["seconds"] = round(time.time() - t_ep, 2)
+            history.append(row)
+            cfg["train_minutes"] = round(cfg.get("train_minutes", 0) + row["seconds"] / 60, 3)
+            improved = row["val_score"] > best
+            if improved:
+                best, stale = row["val_score"], 0
+                cfg["best"] = {"epoch": epoch, "metric": "val_score", "value": best}
+            else:
+                stale += 1
+            _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved)
+            log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f score %.4f | %.0f s%s",
+                     epoch, r["epochs"], row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
+                     row["val_score"], row["seconds"], "  *best*" if improved else "")
+        stop = torch.tensor([int(r["early_stop"] > 0 and stale >= r["early_stop"])])
+        if world > 1:
+            dist.broadcast(stop, 0)
+        if stop.item():
+            if rank == 0:
+                log.info("early stopping: no better validation score for %d epochs", r["early_stop"])
+                cfg["status"] = "stopped_early"
+            break
+
+    if rank == 0:
+        _final_evaluation(run_dir, cfg, cache, device)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def train_one_epoch(net, loader, opt, sched, scaler, device, r, cw, ema, epoch, show):
+    net.train()
+    tot_loss = tot_correct = n = 0
+    bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
+    for x, y, va in bar:
+        x, y, va = x.to(device, non_blocking=True), y.to(device), va.to(device)
+        with torch.autocast("cuda", enabled=scaler.is_enabled()):
+            logits, va_pred = net(x)
+            loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(net.module if hasattr(net, "module") else net)
+        tot_loss += loss.item() * len(y)
+        tot_correct += (logits.argmax(1) == y).sum().item()
+        n += len(y)
+        bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_correct / n:.3f}")
+    return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
+
+
+def multitask_loss(logits, va_pred, y, va_true, r, cw=None):
+    """Cross-entropy with label smoothing plus MSE on the valence/arousal entries that are annotated (NaN masked)."""
+    loss = F.cross_entropy(logits, y, weight=cw, label_smoothing=r["label_smoothing"])
+    mask = torch.isfinite(va_true)
+    if r["va_weight"] > 0 and mask.any():
+        loss = loss + r["va_weight"] * F.mse_loss(va_pred[mask], va_true[mask])
+    return loss
+
+
+@torch.no_grad()
+def validate(model, split_cache, cfg, device, r):
+    images, samples = split_cache
+    probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device)
+    y = torch.tensor([s.label for s in samples])
+    p = torch.from_numpy(probs)
+    out = {"val_loss": F.nll_loss(p.clamp_min(1e-8).log(), y).item(), "val_acc": (p.argmax(1) == y).float().mean().item()}
+    vt = torch.tensor([[s.valence, s.arousal] for s in samples], dtype=torch.float32)
+    mask = torch.isfinite(vt)
+    cccs = []
+    for j, k in enumerate(("valence", "arousal")):
+        if mask[:, j].any():
+            t, q = vt[mask[:, j], j], torch.from_numpy(va)[mask[:, j], j]
+            out["val_loss"] += r["va_weight"] * F.mse_loss(q, t).item() / 2
+            out[f"val_{k}_rmse"] = (q - t).pow(2).mean().sqrt().item()
+            out[f"val_{k}_ccc"] = ccc(t.numpy(), q.numpy())
+            cccs.append(out[f"val_{k}_ccc"])
+    out["val_score"] = (out["val_acc"] + sum(cccs) / len(cccs)) / 2 if cccs else out["val_acc"]
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+def _init_distributed():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world
+
+
+def _prepare_run(args, rank):
+    """Resolve the recipe and the run folder; for --resume, read both back from the folder."""
+    if args.resume:
+        run_dir = Path(args.resume)
+        last = run_dir / "checkpoints" / "last.pt"
+        if not last.is_file():
+            raise Fail(f"cannot resume: no checkpoint at {last}")
+        ckpt = torch.load(last, map_location="cpu", weights_only=True)
+        cfg = ckpt["config"]
+        if args.epochs:
+            cfg["args"]["epochs"] = args.epochs
+        cfg["status"] = "running"
+        return run_dir, cfg, ckpt["epoch"] + 1, ckpt
+    if not args.data:
+        raise Fail("--data is required (a data folder or CSV manifest), unless you --resume a run")
+    r = resolve(args.preset, {k: getattr(args, k) for k in RECIPE_KEYS})
+    r["limit"] = args.limit
+    if not Path(args.data).exists():
+        raise Fail(f"data folder not found: {args.data}")
+    layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
+    name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
+    if dist.is_initialized():  # every process must write to (and read from) the same folder
+        shared = [name]
+        dist.broadcast_object_list(shared, 0)
+        name = shared[0]
+    run_dir = Path(args.out) / name
+    if rank == 0 and (run_dir / "config.json").exists():
+        raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it")
+    cfg = {
+        "schema_version": SCHEMA_VERSION, "name": name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "backbone": r["backbone"], "img_size": r["img_size"], "classes": CLASSES, "preset": args.preset,
+        "data": {"root": str(Path(args.data).resolve()), "layout": layout, "skipped": {}},
+        "split": {"seed": r["seed"], "val_frac": r["val_frac"], "test_frac": r["test_frac"]},
+        "args": r, "device": pick_device(args.device) + (f" x{os.environ['WORLD_SIZE']}" if "WORLD_SIZE" in os.environ else ""),
+        "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
+                    + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+        "status": "running", "train_minutes": 0.0,
+    }
+    return run_dir, cfg, 1, None
+
+
+def _split(args, cfg, index, run_dir, rank):
+    cfg["data"].update(has_va=index.has_va, n_samples=len(index.samples), layout=index.layout)
+    cfg["data"]["skipped"].update(index.skipped)
+    src = args.split_from if not args.resume else None
+    if args.resume:
+        df = pd.read_csv(run_dir / "split.csv", dtype={"id": str})
+        return dict(zip(df["id"], df["split"]))
+    if src:
+        f = Path(src) / "split.csv"
+        if not f.is_file():
+            raise Fail(f"--split-from: no split.csv in {src}")
+        df = pd.read_csv(f, dtype={"id": str})
+        assignment = dict(zip(df["id"], df["split"]))
+        cfg["split"]["source"] = f"run:{Path(src).name}"
+    else:
+        assignment = fdata.make_split(index, cfg["split"]["val_frac"], cfg["split"]["test_frac"], cfg["split"]["seed"])
+        cfg["split"]["source"] = "predefined" if all(s.split for s in index.samples) else "stratified"
+    if rank == 0:
+        rows = [{"id": s.id, "path": s.path, "split": assignment[s.id]} for s in index.samples if s.id in assignment]
+        atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))
+    return assignment
+
+
+def _dataset(split_cache, transform):
+    images, samples = split_cache
+    labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+    va = torch.tensor([[s.valence, s.arousal] for s in samples], dtype=torch.float32)
+    return CachedDataset(images, labels, va, transform)
+
+
+def _param_groups(model, r):
+    head = [p for n, p in model.named_parameters() if n.startswith(("expression.", "va."))]
+    body = [p for n, p in model.named_parameters() if not n.startswith(("expression.", "va."))]
+    return [{"params": body}, {"params": head, "lr": r["lr"] * r["head_lr_mult"]}]
+
+
+def _ema_model(model, decay):
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _eval_model(model, ema):
+    """The weights to save and evaluate: the EMA copy when there is one."""
+    return ema.module if ema is not None else model
+
+
+def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved):
+    atomic_write_csv(run_dir / "history.csv", pd.DataFrame(history))
+    atomic_write_json(run_dir / "config.json", cfg)
+    state = {"model": _eval_model(model, ema).state_dict(), "config": copy.deepcopy(cfg), "epoch": epoch, "best": best}
+    if improved:
+        atomic_torch_save(run_dir / "checkpoints" / "best.pt", state)
+    state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict())
+    if ema is not None:
+        state.update(model=model.state_dict(), ema=ema.state_dict())
+    atomic_torch_save(run_dir / "checkpoints" / "last.pt", state)
+
+
+def _read_history(run_dir):
+    f = run_dir / "history.csv"
+    return pd.read_csv(f).to_dict("records") if f.is_file() else []
+
+
+def _final_evaluation(run_dir, cfg, cache, device):
+    """Predictions and metrics of the best checkpoint on val and test."""
+    best = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    model, _ = build_model(cfg["backbone"], "none")
+    model.load_state_dict(best["model"])
+    model.to(device).eval()
+    tta = cfg["args"]["tta"]
+    for split in ("val", "test"):
+        images, samples = cache[split]
+        if not samples:
+            continue
+        probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
+        m = write_evaluation(run_dir, split, predictions_frame(samples, probs, va), data_root=cfg["data"]["root"],
+                             checkpoint="best.pt", tta=tta)
+        log.info("%s (best epoch %d, n=%d): %s", split, best["epoch"], m["n"], summary_line(m))
+    if cfg["status"] == "running":
+        cfg["status"] = "finished"
+    atomic_write_json(run_dir / "config.json", cfg)
+    log.info("run folder: %s  (%.1f min of training)", run_dir, cfg["train_minutes"])
+
+
+def _setup_logging(run_dir):
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    log.propagate = False
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(h)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(run_dir / "train.log")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(fh)
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs everything FER Lab needs into the current Python environment.
+set -euo pipefail
+cd "$(dirname "$0")"
+python -m pip install -q -r requirements.txt
+python -m pip install -q --no-deps -r requirements-nodeps.txt
+# Browser tests drive Debian's Chromium (Playwright cannot download its own browser offline).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"
+fi
