@@ -1,0 +1,452 @@
+"""Data readers: find the samples of a facial-expression data set on disk, split them, decode the images.
+
+Four layouts are recognised (``detect_layout``): AffectNet's release layout, FER+'s own layout, class
+folders (optionally under train/val/test) and a CSV manifest. Every reader returns a ``DataIndex`` whose
+labels are in AffectNet order (``fer_core.labels``) and which counts everything it left out, and why.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from .labels import CLASSES, class_index
+
+
+class DataError(Exception):
+    """Bad data location or contents; the message is one line meant for the user."""
+
+
+class ImageError(Exception):
+    """An image file that cannot be decoded (corrupt, truncated, too large)."""
+
+
+@dataclass
+class Sample:
+    id: str
+    path: str  # relative to the data root (absolute only for CSV rows that point outside it)
+    label: int
+    valence: float = math.nan
+    arousal: float = math.nan
+    split: str | None = None
+
+
+@dataclass
+class DataIndex:
+    root: Path
+    layout: str
+    samples: list[Sample]
+    has_va: bool
+    skipped: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}
+AFFECTNET_SENTINELS = {8: "None", 9: "Uncertain", 10: "No-Face"}
+FERPLUS_SPLITS = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"}
+# FER+ vote columns, in FER+'s own order; the first eight are expression names class_index() knows.
+FERPLUS_VOTES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+                 "unknown", "not-a-face"]
+CSV_PATH_COLS = ("path", "image", "file", "filename", "image_path")
+CSV_LABEL_COLS = ("expression", "label", "class", "emotion")
+LOOKED_FOR = ("AffectNet (images/ + annotations/), FER+ (FER2013Train|Valid|Test/label.csv), "
+              "class folders ([train|val|test/]<class>/*.jpg) or a CSV manifest (path, expression[, valence, arousal, split])")
+
+
+def _count(skipped: dict, reason: str, n: int = 1) -> None:
+    skipped[reason] = skipped.get(reason, 0) + n
+
+
+def _split_name(name) -> str | None:
+    return SPLIT_NAMES.get(str(name).strip().lower())
+
+
+def _manifest_columns(csv_path: Path) -> tuple[str, str] | None:
+    """(path column, label column) when the CSV's header makes it a manifest, else None."""
+    try:
+        header = pd.read_csv(csv_path, nrows=0).columns
+    except Exception:  # empty or not CSV at all: simply not a manifest
+        return None
+    cols = {str(c).strip().lower(): c for c in header}
+    path_col = next((cols[c] for c in CSV_PATH_COLS if c in cols), None)
+    label_col = next((cols[c] for c in CSV_LABEL_COLS if c in cols), None)
+    return (path_col, label_col) if path_col is not None and label_col is not None else None
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.isdigit() and class_index(d.name) is not None]
+
+
+def _split_dirs(root: Path) -> list[Path]:
+    return [d for d in sorted(root.iterdir()) if d.is_dir() and _split_name(d.name) and _class_dirs(d)]
+
+
+def detect_layout(root) -> str:
+    """'affectnet' | 'ferplus' | 'folders' | 'csv' for a data folder (or a manifest .csv file)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"data folder not found: {root}")
+    if root.is_file():
+        if root.suffix.lower() == ".csv" and _manifest_columns(root):
+            return "csv"
+        raise DataError(f"not a data folder or CSV manifest with path and expression columns: {root}")
+    if (root / "images").is_dir() and (root / "annotations").is_dir():
+        return "affectnet"
+    if any((root / d / "label.csv").is_file() for d in FERPLUS_SPLITS):
+        return "ferplus"
+    manifests = [p for p in sorted(root.glob("*.csv")) if _manifest_columns(p)]
+    if len(manifests) > 1:
+        raise DataError(f"several CSV manifests in {root} ({', '.join(p.name for p in manifests)}): pass one file")
+    if manifests:
+        return "csv"
+    if _split_dirs(root) or _class_dirs(root):
+        return "folders"
+    raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}")
+
+
+def read_dataset(root, layout: str = "auto") -> DataIndex:
+    """Index a data set. Raises DataError for a wrong path, an unknown layout or a folder with no usable sample."""
+    root = Path(root).expanduser().resolve()
+    found = detect_layout(root) if layout == "auto" else layout
+    readers = {"affectnet": _read_affectnet, "ferplus": _read_ferplus, "folders": _read_folders, "csv": _read_csv}
+    if found not in readers:
+        raise DataError(f"unknown layout {layout!r}: choose auto, {', '.join(readers)}")
+    if not root.exists():
+        raise DataError(f"data folder not found: {root}")
+    index = readers[found](root)
+    if not index.samples:
+        left = ", ".join(f"{k}: {v}" for k, v in index.skipped.items()) or "nothing found"
+        raise DataError(f"no usable samples in {index.root} ({found} layout; skipped {left})")
+    index.has_va = any(math.isfinite(s.valence) and math.isfinite(s.arousal) for s in index.samples)
+    counts = np.bincount([s.label for s in index.samples], minlength=len(CLASSES))
+    index.notes.insert(0, f"{found} layout at {index.root}: {len(index.samples)} samples ("
+                       + ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts)) + ")")
+    if index.skipped:
+        index.notes.append("skipped: " + ", ".join(f"{k} {v}" for k, v in index.skipped.items()))
+    return index
+
+
+_NPY_SCALAR = re.compile(rb"\{'descr': '<U(\d+)', 'fortran_order': False, 'shape': \(\), \}")
+
+
+def _npy_scalar(path: Path, kind):
+    """Read a 0-d .npy annotation. The release stores *strings* ("3", "-0.17"); int()/float() reads both."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    # Fast path for the release's exact format (version 1 header, 0-d little-endian unicode): np.load costs
+    # ~0.25 ms a file in header parsing, which over ~10k annotation files is most of the read time.
+    if raw[:8] == b"\x93NUMPY\x01\x00":
+        end = 10 + int.from_bytes(raw[8:10], "little")
+        m = _NPY_SCALAR.match(raw, 10, end)
+        if m and len(raw) - end == 4 * int(m.group(1)):
+            return kind(raw[end:].decode("utf-32-le").rstrip("\x00"))
+    return kind(np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False).item())
+
+
+def _affectnet_record(ann_dir: Path, i: int, annotations: set):
+    """(label, valence, arousal) for image id i, or a skip reason (str)."""
+    if f"{i}_exp.npy" not in annotations:
+        return "no expression annotation"
+    try:
+        label = _npy_scalar(ann_dir / f"{i}_exp.npy", lambda v: int(float(v)))
+        va = [_npy_scalar(ann_dir / f"{i}_{k}.npy", float) if f"{i}_{k}.npy" in annotations else math.nan
+              for k in ("val", "aro")]
+    except (ValueError, OSError) as e:
+        return f"unreadable annotation ({type(e).__name__})"
+    if label in AFFECTNET_SENTINELS:
+        return f"class {label} ({AFFECTNET_SENTINELS[label]})"
+    if not 0 <= label < len(CLASSES):
+        return f"class {label} (out of range)"
+    if -2 in va:
+        return "valence/arousal -2"
+    return label, va[0], va[1]
+
+
+def _read_affectnet(root: Path) -> DataIndex:
+    if not (root / "images").is_dir() or not (root / "annotations").is_dir():
+        raise DataError(f"not an AffectNet folder (needs images/ and annotations/): {root}")
+    ann_dir = root / "annotations"
+    annotations = set(os.listdir(ann_dir))
+    images = {}
+    for name in os.listdir(root / "images"):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in IMAGE_EXTS and stem.isdigit():
+            images[int(stem)] = name
+    ids = sorted(images)
+    # A few threads over chunks hide file-system latency on a cold cache (~10k tiny files).
+    chunks = [ids[k::4] for k in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parts = list(pool.map(lambda c: [_affectnet_record(ann_dir, i, annotations) for i in c], chunks))
+    records = dict(zip([i for c in chunks for i in c], [r for p in parts for r in p]))
+    samples, skipped = [], {}
+    for i in ids:
+        rec = records[i]
+        if isinstance(rec, str):
+            _count(skipped, rec)
+        else:
+            samples.append(Sample(str(i), f"images/{images[i]}", rec[0], rec[1], rec[2], None))
+    orphans = {int(n.split("_")[0]) for n in annotations if n.endswith("_exp.npy") and n.split("_")[0].isdigit()}
+    if orphans - images.keys():
+        _count(skipped, "missing image", len(orphans - images.keys()))
+    return DataIndex(root, "affectnet", samples, False, skipped, [])
+
+
+def _read_ferplus(root: Path) -> DataIndex:
+    samples, skipped, notes = [], {}, []
+    to_affectnet = np.array([class_index(n) for n in FERPLUS_VOTES[:8]])
+    for folder, split in FERPLUS_SPLITS.items():
+        csv_path = root / folder / "label.csv"
+        if not csv_path.is_file():
+            notes.append(f"FER+ {folder}/label.csv not found: no {split} images from it")
+            continue
+        try:
+            df = pd.read_csv(csv_path, header=None, dtype={0: str, 1: str}, skipinitialspace=True)
+        except Exception as e:
+            raise DataError(f"cannot read {csv_path}: {e}") from None
+        if df.shape[1] != 12:
+            raise DataError(f"{csv_path}: expected 12 columns (name, box, 10 votes), found {df.shape[1]}")
+        votes = df.iloc[:, 2:].to_numpy(dtype=float)
+        top = votes.max(axis=1)
+        tied = (votes == top[:, None]).sum(axis=1) > 1
+        winner = votes.argmax(axis=1)
+        present = set(os.listdir(root / folder))
+        names = df.iloc[:, 0].str.strip().to_numpy()
+        exists = np.array([n in present for n in names])
+        # Ties and unknown/not-a-face winners are protocol exclusions; missing files are data faults.
+        bad_vote = tied | (top <= 0)
+        unknown = ~bad_vote & (winner >= 8)
+        keep = ~bad_vote & ~unknown & exists
+        for reason, mask in (("ferplus tie", bad_vote), ("ferplus unknown/not-a-face majority", unknown),
+                             ("missing image", ~bad_vote & ~unknown & ~exists)):
+            if mask.any():
+                _count(skipped, reason, int(mask.sum()))
+        prefix = folder.removeprefix("FER2013")
+        for name, w in zip(names[keep], winner[keep]):
+            samples.append(Sample(f"{prefix}/{os.path.splitext(name)[0]}", f"{folder}/{name}",
+                                  int(to_affectnet[w]), math.nan, math.nan, split))
+    notes.append("FER+ majority vote: top vote wins; ties and unknown/not-a-face winners dropped")
+    return DataIndex(root, "ferplus", samples, False, skipped, notes)
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+def _read_folders(root: Path) -> DataIndex:
+    samples, skipped, notes = [], {}, []
+    split_dirs = _split_dirs(root)
+    groups = [(d, _split_name(d.name)) for d in split_dirs] if split_dirs else [(root, None)]
+    for folder, split in groups:
+        for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+            label = None if d.name.isdigit() else class_index(d.name)
+            if label is None:
+                n = len(_images_under(d))
+                why = "numbered folders are ambiguous across data sets, name it" if d.name.isdigit() else "unknown class"
+                notes.append(f"ignored folder {d.relative_to(root).as_posix()}/ ({why}; {n} images)")
+                if n:
+                    _count(skipped, f"unknown class folder '{d.name}'", n)
+                continue
+            for p in _images_under(d):
+                rel = p.relative_to(root).as_posix()
+                samples.append(Sample(rel, rel, label, math.nan, math.nan, split))
+    if split_dirs:
+        others = [d.name for d in root.iterdir() if d.is_dir() and d not in split_dirs]
+        if others:
+            notes.append(f"split folders used; ignored other folders: {', '.join(sorted(others))}")
+    return DataIndex(root, "folders", samples, False, skipped, notes)
+
+
+def _read_csv(root: Path) -> DataIndex:
+    if root.is_file():
+        csv_path = root
+    else:
+        found = [p for p in sorted(root.glob("*.csv")) if _manifest_columns(p)]
+        if len(found) != 1:
+            raise DataError(f"expected exactly one CSV manifest in {root}, found {len(found)}")
+        csv_path = found[0]
+    cols = _manifest_columns(csv_path)
+    if cols is None:
+        raise DataError(f"{csv_path}: header needs a path column ({'/'.join(CSV_PATH_COLS)}) "
+                        f"and an expression column ({'/'.join(CSV_LABEL_COLS)})")
+    base = csv_path.parent
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    lower = {str(c).strip().lower(): c for c in df.columns}
+    samples, skipped, seen, notes, odd_splits = [], {}, set(), [f"manifest {csv_path.name}"], set()
+
+    def number(row, name):
+        v = row.get(lower[name], "") if name in lower else ""
+        try:
+            return float(v) if str(v).strip() else math.nan
+        except ValueError:
+            return math.nan
+
+    for row in df.to_dict("records"):
+        rel = str(row[cols[0]]).strip()
+        raw = str(row[cols[1]]).strip()
+        label = class_index(raw)
+        if label is None and raw.replace(".", "", 1).isdigit() and float(raw).is_integer():
+            label = class_index(int(float(raw)))  # "3.0" from a spreadsheet export
+        if label is None:
+            _count(skipped, f"unknown label '{raw}'")
+            continue
+        valence, arousal = number(row, "valence"), number(row, "arousal")
+        if valence == -2 or arousal == -2:
+            _count(skipped, "valence/arousal -2")
+            continue
+        if rel in seen:
+            _count(skipped, "duplicate path")
+            continue
+        if not rel or not (base / rel).is_file():
+            _count(skipped, "missing image")
+            continue
+        seen.add(rel)
+        raw_split = str(row.get(lower["split"], "")).strip() if "split" in lower else ""
+        split = _split_name(raw_split)
+        if raw_split and split is None:
+            odd_splits.add(raw_split)
+        path = Path(rel).as_posix() if not os.path.isabs(rel) else rel
+        samples.append(Sample(path, path, label, valence, arousal, split))
+    if odd_splits:
+        notes.append(f"unrecognised split values treated as unassigned: {', '.join(sorted(odd_splits))}")
+    return DataIndex(base, "csv", samples, False, skipped, notes)
+
+
+def has_predefined_split(index: DataIndex) -> bool:
+    """True when every sample carries a split and both train and test occur (make_split then keeps it)."""
+    splits = {s.split for s in index.samples}
+    return bool(splits) and None not in splits and {"train", "test"} <= splits
+
+
+def _carve(ids: list[str], labels: list[int], frac: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split ids into (kept, carved) with about frac carved, stratified by label when the counts allow it."""
+    from sklearn.model_selection import train_test_split
+
+    if frac <= 0 or len(ids) < 2:
+        return list(ids), []
+    counts = np.bincount(labels)
+    # Classes with a single sample cannot be stratified: they stay in the kept part.
+    lone = {i for i, y in zip(ids, labels) if counts[y] < 2}
+    rest = [(i, y) for i, y in zip(ids, labels) if i not in lone]
+    for stratify in (True, False):
+        try:
+            kept, carved = train_test_split([i for i, _ in rest], test_size=frac, random_state=seed,
+                                            stratify=[y for _, y in rest] if stratify else None)
+            return sorted(kept + sorted(lone)), sorted(carved)
+        except ValueError:  # fewer carved samples than classes, or too few samples left: try without strata
+            continue
+    return list(ids), []
+
+
+def make_split(index: DataIndex, val_frac=0.1, test_frac=0.1, seed=0) -> dict[str, str]:
+    """id -> 'train'/'val'/'test'. Keeps a predefined split; otherwise stratified by class and seeded."""
+    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
+        raise DataError(f"val_frac and test_frac must be in [0, 1) and sum below 1 (got {val_frac}, {test_frac})")
+    samples = sorted(index.samples, key=lambda s: s.id)  # order-independent: same ids -> same split
+    out = {}
+    if has_predefined_split(index):
+        out = {s.id: s.split for s in samples}
+        if "val" not in out.values():
+            train = [s for s in samples if s.split == "train"]
+            _, val = _carve([s.id for s in train], [s.label for s in train], val_frac, seed)
+            out.update({i: "val" for i in val})
+        return out
+    ids, labels = [s.id for s in samples], [s.label for s in samples]
+    rest, test = _carve(ids, labels, test_frac, seed)
+    by_id = dict(zip(ids, labels))
+    # val_frac is a fraction of the whole set, so it is rescaled to what is left after the test part.
+    train, val = _carve(rest, [by_id[i] for i in rest], val_frac / (1 - test_frac) if val_frac else 0, seed)
+    out.update({i: "train" for i in train})
+    out.update({i: "val" for i in val})
+    out.update({i: "test" for i in test})
+    return out
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode.startswith("I") or im.mode == "F":
+        # 16/32-bit grayscale: PIL's convert() clips everything above 255 to white, so scale by the container's
+        # range (16-bit files) or, for 32-bit data of unknown range, by what the values show.
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith("I;16"):
+            top = 65535.0
+        elif im.mode == "F" and a.max() <= 1.0:
+            top = 1.0
+        else:
+            top = 255.0 if a.max() <= 255 else 65535.0 if a.max() <= 65535 else float(a.max())
+        im = Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Transparent areas become white, not whatever colour the hidden pixels happened to hold.
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _open_rgb(path, max_pixels: int, draft: int | None = None) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageError(f"{w}x{h} pixels is over the limit of {max_pixels}")
+            if draft and im.format == "JPEG":
+                im.draft("RGB", (draft, draft))  # DCT-domain downscale: decodes far fewer pixels
+            im.load()
+            return _to_rgb(ImageOps.exif_transpose(im))
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+        raise ImageError(f"{type(e).__name__}: {e}") from None
+
+
+def load_image(path, max_pixels: int = 50_000_000) -> Image.Image:
+    """Decode an image as RGB, upright per its EXIF orientation. Raises ImageError for anything unreadable."""
+    try:
+        return _open_rgb(path, max_pixels)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+
+
+def decode_images(root, samples, size: int, progress: bool = True):
+    """Decode every sample once to a uint8 tensor [N_ok, 3, size, size].
+
+    Returns (tensor, indices into samples that decoded, failures as (path, reason)); never raises for a bad image.
+    """
+    root = Path(root)
+    n = len(samples)
+    buf = np.empty((n, 3, size, size), dtype=np.uint8)
+    errors: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        try:
+            im = _open_rgb(root / samples[i].path, 50_000_000, draft=size)
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)  # PIL's bilinear filters over the source: antialiased
+            buf[i] = np.asarray(im).transpose(2, 0, 1)  # each thread writes its own row: no lock needed
+        except ImageError as e:
+            errors[i] = str(e)
+
+    threads = min(16, 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    # PIL releases the GIL while decoding and resizing, so threads scale without copying pixels between processes.
+    with ThreadPoolExecutor(max_workers=threads) as pool, tqdm(total=n, desc=f"decode {size}px", unit="img",
+                                                               disable=not progress) as bar:
+        for _ in pool.map(work, range(n)):
+            bar.update()
+    ok = [i for i in range(n) if i not in errors]
+    data = torch.from_numpy(buf) if len(ok) == n else torch.from_numpy(buf[ok])
+    failures = [(samples[i].path, errors[i]) for i in sorted(errors)]
+    return data, ok, failures
