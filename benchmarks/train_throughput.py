@@ -23,7 +23,7 @@ from fer_core import data as fdata  # noqa: E402
 from fer_core.models import build_model  # noqa: E402
 from fer_core.train import multitask_loss  # noqa: E402
 from fer_core.presets import BASE  # noqa: E402
-from fer_core.transforms import CachedDataset, train_transform  # noqa: E402
+from fer_core.transforms import BatchAugment, CachedDataset  # noqa: E402
 
 
 class NaiveDataset(Dataset):
@@ -41,11 +41,13 @@ class NaiveDataset(Dataset):
         return self.tf(img), s.label, torch.tensor([s.valence, s.arousal], dtype=torch.float32)
 
 
-def images_per_second(model, loader, batches):
+def images_per_second(model, loader, batches, augment=None):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     n, t0 = 0, None
     for i, (x, y, va) in enumerate(loader):
+        if augment is not None:
+            x = augment(x)
         logits, va_pred = model(x)
         loss = multitask_loss(logits, va_pred, y, va, BASE)
         opt.zero_grad()
@@ -80,12 +82,11 @@ def main():
     decode_s = time.perf_counter() - t0
     labels = torch.tensor([samples[i].label for i in ok])
     va = torch.tensor([[samples[i].valence, samples[i].arousal] for i in ok], dtype=torch.float32)
-    project = DataLoader(CachedDataset(images, labels, va, train_transform(a.img_size, "v1", info.mean, info.std)),
-                         batch_size=a.batch_size, shuffle=True, num_workers=0)
+    project = DataLoader(CachedDataset(images, labels, va), batch_size=a.batch_size, shuffle=True, num_workers=0)
     naive = DataLoader(NaiveDataset(index.root, samples, a.img_size, info.mean, info.std), batch_size=a.batch_size,
                        shuffle=True, num_workers=2)
     ips_naive = images_per_second(model, naive, a.batches)
-    ips_project = images_per_second(model, project, a.batches)
+    ips_project = images_per_second(model, project, a.batches, BatchAugment("v1", info.mean, info.std))
     print(f"{'pipeline':10s} {'img/s':>8s}")
     print(f"{'naive':10s} {ips_naive:8.1f}")
     print(f"{'project':10s} {ips_project:8.1f}   (+ one-off decode of {len(ok)} images: {decode_s:.2f} s, "

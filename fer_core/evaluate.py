@@ -16,17 +16,16 @@ from . import data as fdata
 from .io import atomic_write_csv, atomic_write_json
 from .labels import NUM_CLASSES
 from .models import model_from_checkpoint
-from .transforms import eval_transform
+from .transforms import normalise
 
 
 @torch.no_grad()
 def predict_arrays(model, images: torch.Tensor, mean, std, batch_size=128, device="cpu", tta=False):
     """Softmax probabilities [N, 8] and valence/arousal [N, 2] for a uint8 image tensor; flip-TTA averages both views."""
     model.eval()
-    tf = eval_transform(mean, std)
     probs, vas = [], []
     for i in range(0, len(images), batch_size):
-        x = tf(images[i:i + batch_size]).to(device)
+        x = normalise(images[i:i + batch_size].to(device), mean, std)
         logits, va = model(x)
         p = logits.float().softmax(1)
         if tta:

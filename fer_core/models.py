@@ -67,16 +67,23 @@ class FERModel(nn.Module):
 
 # --------------------------------------------------------------------------- EfficientNet-Lite0
 class _SamePadConv(nn.Conv2d):
-    """Conv2d with TensorFlow 'SAME' padding, which the converted Lite weights were trained with."""
+    """Conv2d with TensorFlow 'SAME' padding, which the converted Lite weights were trained with.
+
+    With stride 1 and an odd kernel that is plain symmetric padding (no copy); only the stride-2 layers pad
+    asymmetrically, which F.pad does per call.
+    """
+
+    def __init__(self, cin, cout, k, stride=1, groups=1, bias=False):
+        super().__init__(cin, cout, k, stride=stride, groups=groups, bias=bias, padding=k // 2 if stride == 1 else 0)
 
     def forward(self, x):
+        if self.stride[0] == 1:
+            return super().forward(x)
         ih, iw = x.shape[-2:]
-        kh, kw = self.weight.shape[-2:]
-        sh, sw = self.stride
-        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
-        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        k, s = self.kernel_size[0], self.stride[0]
+        ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
+        pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 

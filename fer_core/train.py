@@ -31,7 +31,7 @@ from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc
 from .models import BACKBONES, WeightsUnavailable, build_model
 from .presets import DESCRIPTIONS, PRESETS, resolve
-from .transforms import AUGMENTATIONS, CachedDataset, class_weights, cosine_lr, eval_transform, train_transform
+from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
 log = logging.getLogger("fer_core.train")
@@ -146,7 +146,8 @@ def _main(args) -> int:
     model.to(device)
     ema = _ema_model(model, r["ema"])
     opt = torch.optim.AdamW(_param_groups(model, r), lr=r["lr"], weight_decay=r["weight_decay"])
-    train_set = _dataset(cache["train"], train_transform(r["img_size"], r["aug"], info.mean, info.std))
+    train_set = _dataset(cache["train"])
+    augment = BatchAugment(r["aug"], info.mean, info.std)
     sampler = torch.utils.data.DistributedSampler(train_set, seed=r["seed"]) if world > 1 else None
     loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
                                          sampler=sampler, num_workers=r["workers"], drop_last=len(train_set) > r["batch_size"],
@@ -171,7 +172,7 @@ def _main(args) -> int:
         t_ep = time.time()
         if sampler is not None:
             sampler.set_epoch(epoch)
-        tr = train_one_epoch(net, loader, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0)
+        tr = train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0)
         row = {"epoch": epoch, **tr}
         if rank == 0:
             row.update(validate(_eval_model(model, ema), cache["val"], cfg, device, r))
@@ -206,12 +207,12 @@ def _main(args) -> int:
     return 0
 
 
-def train_one_epoch(net, loader, opt, sched, scaler, device, r, cw, ema, epoch, show):
+def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, show):
     net.train()
     tot_loss = tot_correct = n = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
     for x, y, va in bar:
-        x, y, va = x.to(device, non_blocking=True), y.to(device), va.to(device)
+        x, y, va = augment(x.to(device, non_blocking=True)), y.to(device), va.to(device)
         with torch.autocast("cuda", enabled=scaler.is_enabled()):
             logits, va_pred = net(x)
             loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw)
@@ -331,11 +332,11 @@ def _split(args, cfg, index, run_dir, rank):
     return assignment
 
 
-def _dataset(split_cache, transform):
+def _dataset(split_cache):
     images, samples = split_cache
     labels = torch.tensor([s.label for s in samples], dtype=torch.long)
     va = torch.tensor([[s.valence, s.arousal] for s in samples], dtype=torch.float32)
-    return CachedDataset(images, labels, va, transform)
+    return CachedDataset(images, labels, va)
 
 
 def _param_groups(model, r):

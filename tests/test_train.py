@@ -1,0 +1,132 @@
+"""End-to-end: train -> run folder -> evaluate, resume, torchrun with 2 CPU processes, CLI errors, real data."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from fer_core import evaluate, train
+from tests.conftest import make_affectnet_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+TINY = ["--backbone", "mobilenet_v2", "--weights", "none", "--img-size", "32", "--batch-size", "16", "--workers", "0",
+        "--lr", "3e-3", "--aug", "none", "--label-smoothing", "0"]
+
+
+def run_train(*argv):
+    return train.main(train.get_args_parser().parse_args([str(a) for a in argv]))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("train")
+    data = make_affectnet_dir(base / "data", n_per_class=10, size=48)
+    rc = run_train("--data", data, "--out", base / "runs", "--name", "tiny", "--epochs", "6", *TINY)
+    assert rc == 0
+    return base, data, base / "runs" / "tiny"
+
+
+def test_run_folder_is_complete(tiny_run):
+    _, data, run = tiny_run
+    for f in ["config.json", "history.csv", "split.csv", "train.log", "predictions_val.csv", "predictions_test.csv",
+              "metrics_val.json", "metrics_test.json", "checkpoints/best.pt", "checkpoints/last.pt"]:
+        assert (run / f).is_file(), f
+    assert not list(run.rglob("*.tmp")), "temp files left behind"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["schema_version"] == 1 and cfg["status"] == "finished"
+    assert cfg["weights"]["loaded"].startswith("none")
+    assert cfg["data"]["layout"] == "affectnet" and cfg["data"]["has_va"]
+    assert sum(cfg["split"]["counts"].values()) == 80
+    hist = pd.read_csv(run / "history.csv")
+    assert list(hist["epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert {"train_loss", "val_acc", "val_valence_rmse", "val_arousal_ccc", "lr", "seconds"} <= set(hist.columns)
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    pred = pd.read_csv(run / "predictions_test.csv")
+    assert list(pred.columns[:4]) == ["id", "path", "true", "pred"]
+    assert pred[[f"prob_{c}" for c in range(8)]].sum(axis=1).sub(1).abs().max() < 1e-3
+    assert pred["valence_pred"].between(-1, 1).all()
+    m = json.loads((run / "metrics_test.json").read_text())
+    assert m["n"] == len(pred) and m["valence"] is not None
+    # the patterns are learnable: a few epochs must beat chance (1/8) on held-out images
+    assert m["accuracy"] > 0.3, m["accuracy"]
+    ckpt = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    assert ckpt["config"]["backbone"] == "mobilenet_v2"
+
+
+def test_evaluate_on_other_folder(tiny_run, tmp_path):
+    base, _, run = tiny_run
+    other = make_affectnet_dir(tmp_path / "other", n_per_class=3, size=48, seed=7)
+    args = evaluate.get_args_parser().parse_args(["--run", str(run), "--data", str(other)])
+    assert evaluate.main(args) == 0
+    pred = pd.read_csv(run / "predictions_other-all.csv")
+    assert len(pred) == 24
+    m = json.loads((run / "metrics_other-all.json").read_text())
+    assert m["data_root"] == str(other.resolve()) and m["n"] == 24
+
+
+def test_split_from_reuses_assignment(tiny_run):
+    base, data, run = tiny_run
+    rc = run_train("--data", data, "--out", base / "runs", "--name", "same-split", "--epochs", "1",
+                   "--split-from", run, "--seed", "5", *TINY)
+    assert rc == 0
+    a = pd.read_csv(run / "split.csv").sort_values("id").reset_index(drop=True)
+    b = pd.read_csv(base / "runs" / "same-split" / "split.csv").sort_values("id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_resume_continues_history(tmp_path):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY) == 0
+    assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 0
+    hist = pd.read_csv(tmp_path / "r" / "history.csv")
+    assert list(hist["epoch"]) == [1, 2]
+    ckpt = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 2 and "optimizer" in ckpt and "scheduler" in ckpt
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "/no/such/folder"], "not found"),
+    (["--epochs", "1"], "--data is required"),
+    (["--resume", "/no/such/run"], "cannot resume"),
+])
+def test_cli_errors_are_one_clear_line(argv, message, capsys):
+    assert run_train(*argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_empty_folder_exits_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run([sys.executable, "-m", "fer_core.train", "--data", str(tmp_path / "empty")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip()
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+                        "-m", "fer_core.train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "ddp",
+                        "--epochs", "2", "--device", "cpu", *TINY], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = json.loads((tmp_path / "runs" / "ddp" / "config.json").read_text())
+    assert cfg["device"] == "cpu x2" and cfg["status"] == "finished"
+    assert len(pd.read_csv(tmp_path / "runs" / "ddp" / "history.csv")) == 2
+
+
+@pytest.mark.skipif(not (SHARED / "affectnet8-4k").is_dir(), reason="real data ../shared/data/affectnet8-4k absent")
+def test_short_real_affectnet_run(tmp_path):
+    rc = run_train("--data", SHARED / "affectnet8-4k", "--out", tmp_path, "--name", "real", "--epochs", "1",
+                   "--limit", "128", "--backbone", "efficientnet_lite0", "--img-size", "64", "--workers", "0")
+    assert rc == 0
+    cfg = json.loads((tmp_path / "real" / "config.json").read_text())
+    assert "EfficientNet-Lite0 ImageNet" in cfg["weights"]["loaded"]
+    assert cfg["split"]["counts"] == {"train": 128, "val": 320, "test": 320}
+    m = json.loads((tmp_path / "real" / "metrics_test.json").read_text())
+    assert m["n"] == 320 and m["valence"]["rmse"] > 0
