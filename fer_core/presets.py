@@ -16,10 +16,10 @@ PRESETS = {
     "study-lite0": dict(backbone="efficientnet_lite0", epochs=10, img_size=112),
     # CPU presets: small input, ImageNet MobileNet/EfficientNet-Lite, higher learning rate with warm-up.
     "cpu-fast": dict(backbone="efficientnet_lite0", img_size=112, epochs=8, batch_size=64, lr=1e-3,
-                     weight_decay=0.05, warmup_epochs=1.0, aug="v2", workers=0, class_balance=True, ema=0.998,
+                     weight_decay=0.05, warmup_epochs=1.0, aug="v2", workers=0, class_balance=True, ema=0.99,
                      tta=True),
     "cpu-best": dict(backbone="efficientnet_lite0", img_size=128, epochs=20, batch_size=64, lr=1e-3,
-                     weight_decay=0.05, warmup_epochs=1.0, aug="v2", workers=0, class_balance=True, ema=0.998,
+                     weight_decay=0.05, warmup_epochs=1.0, aug="v2", workers=0, class_balance=True, ema=0.99,
                      tta=True),
 }
 

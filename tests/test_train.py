@@ -14,8 +14,9 @@ from tests.conftest import make_affectnet_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-TINY = ["--backbone", "mobilenet_v2", "--weights", "none", "--img-size", "32", "--batch-size", "16", "--workers", "0",
-        "--lr", "3e-3", "--aug", "none", "--label-smoothing", "0"]
+# ImageNet MobileNetV2 ships offline; from random weights, BatchNorm statistics of a few dozen steps make eval useless.
+TINY = ["--backbone", "mobilenet_v2", "--img-size", "48", "--batch-size", "16", "--workers", "0", "--lr", "1e-3",
+        "--aug", "none", "--label-smoothing", "0"]
 
 
 def run_train(*argv):
@@ -26,7 +27,7 @@ def run_train(*argv):
 def tiny_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("train")
     data = make_affectnet_dir(base / "data", n_per_class=10, size=48)
-    rc = run_train("--data", data, "--out", base / "runs", "--name", "tiny", "--epochs", "6", *TINY)
+    rc = run_train("--data", data, "--out", base / "runs", "--name", "tiny", "--epochs", "5", *TINY)
     assert rc == 0
     return base, data, base / "runs" / "tiny"
 
@@ -39,11 +40,11 @@ def test_run_folder_is_complete(tiny_run):
     assert not list(run.rglob("*.tmp")), "temp files left behind"
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["schema_version"] == 1 and cfg["status"] == "finished"
-    assert cfg["weights"]["loaded"].startswith("none")
+    assert "MobileNet_V2_Weights.IMAGENET1K_V1" in cfg["weights"]["loaded"]
     assert cfg["data"]["layout"] == "affectnet" and cfg["data"]["has_va"]
     assert sum(cfg["split"]["counts"].values()) == 80
     hist = pd.read_csv(run / "history.csv")
-    assert list(hist["epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert list(hist["epoch"]) == [1, 2, 3, 4, 5]
     assert {"train_loss", "val_acc", "val_valence_rmse", "val_arousal_ccc", "lr", "seconds"} <= set(hist.columns)
     assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
     pred = pd.read_csv(run / "predictions_test.csv")
@@ -53,7 +54,7 @@ def test_run_folder_is_complete(tiny_run):
     m = json.loads((run / "metrics_test.json").read_text())
     assert m["n"] == len(pred) and m["valence"] is not None
     # the patterns are learnable: a few epochs must beat chance (1/8) on held-out images
-    assert m["accuracy"] > 0.3, m["accuracy"]
+    assert m["accuracy"] > 0.5, m["accuracy"]
     ckpt = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert ckpt["config"]["backbone"] == "mobilenet_v2"
 
@@ -81,7 +82,7 @@ def test_split_from_reuses_assignment(tiny_run):
 
 def test_resume_continues_history(tmp_path):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
-    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY) == 0
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
     assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 0
     hist = pd.read_csv(tmp_path / "r" / "history.csv")
     assert list(hist["epoch"]) == [1, 2]
@@ -110,7 +111,7 @@ def test_empty_folder_exits_2(tmp_path):
 def test_torchrun_two_cpu_processes(tmp_path):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0",
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                         "-m", "fer_core.train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "ddp",
                         "--epochs", "2", "--device", "cpu", *TINY], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=300)
