@@ -1,0 +1,80 @@
+"""FER Lab dashboard: router and shared sidebar.
+
+    streamlit run app.py
+
+Runs are read from artifacts/runs, or from the folders in $FER_LAB_RUNS_DIR (os.pathsep-separated),
+plus any folder added in the sidebar. The sidebar's run, split and data-root choices are stored in
+st.session_state["lab"] and shared by every page.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from fer_core import runs as R
+from pages._shared import LabContext
+
+HERE = Path(__file__).resolve().parent
+SPLIT_ORDER = {"val": 0, "test": 1, "train": 2}
+MAX_DEFAULT_RUNS = 4
+
+st.set_page_config(page_title="FER Lab", page_icon=":material/sentiment_satisfied:", layout="wide")
+
+pages = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
+    st.Page("pages/curves.py", title="Training curves", icon=":material/show_chart:"),
+    st.Page("pages/confusion.py", title="Confusion matrices", icon=":material/grid_on:"),
+    st.Page("pages/roc_pr.py", title="ROC and PR curves", icon=":material/ssid_chart:"),
+    st.Page("pages/valence_arousal.py", title="Valence / arousal", icon=":material/scatter_plot:"),
+    st.Page("pages/gallery.py", title="Misclassified gallery", icon=":material/photo_library:"),
+    st.Page("pages/disagreement.py", title="Model disagreement", icon=":material/compare_arrows:"),
+]
+# Live prediction is a separate page that may not exist in every checkout; the app works without it.
+if (HERE / "pages" / "predict.py").is_file():
+    pages.append(st.Page("pages/predict.py", title="Live prediction", icon=":material/photo_camera:"))
+pg = st.navigation(pages)
+
+
+def _sanitise(key: str, options: list[str]) -> None:
+    """Drop remembered choices that no longer exist (a run deleted, a folder removed from the sidebar)."""
+    if key in st.session_state:
+        kept = [v for v in st.session_state[key] if v in options]
+        if kept != st.session_state[key]:
+            st.session_state[key] = kept
+
+
+with st.sidebar:
+    st.markdown("### FER Lab")
+    extra = st.text_area("Extra run folders", key="extra_run_dirs", height=68,
+                         placeholder="/path/to/runs (one per line)",
+                         help="Folders holding run folders (or a run folder itself), one per line.")
+    roots = [str(p) for p in R.runs_dirs_from_env()] + [ln.strip() for ln in extra.splitlines() if ln.strip()]
+    all_runs, problems = R.discover_runs(roots)
+    names = [r.name for r in all_runs]
+
+    _sanitise("selected_runs", names)
+    default = None if "selected_runs" in st.session_state else names[:MAX_DEFAULT_RUNS]
+    chosen = st.multiselect("Runs", names, default=default, key="selected_runs",
+                            help="Newest first. Every page shows the runs chosen here.")
+    runs = [r for r in all_runs if r.name in chosen]
+
+    splits = sorted({s for r in runs for s in r.splits}, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
+    split = st.selectbox("Split", splits, key="split", help="Splits with a predictions_<split>.csv in a chosen run.",
+                         placeholder="no predictions yet") if splits else None
+
+    override = st.text_input("Data root for images", key="data_root_override",
+                             placeholder="from each run's config.json",
+                             help="Where the gallery finds image files. Empty: each run's data.root.")
+
+    st.caption("Reading runs from: " + ", ".join(f"`{r}`" for r in roots))
+    if problems:
+        with st.expander(f":warning: Skipped ({len(problems)})"):
+            for p in problems:
+                what = "run skipped" if p.skipped == "run" else f"split '{p.skipped}' skipped"
+                st.markdown(f"**{p.path.name}** ({what}): {p.reason}  \n`{p.path}`")
+
+st.session_state["lab"] = LabContext(runs=runs, all_runs=all_runs, split=split, data_root_override=override or "",
+                                     problems=problems, roots=roots)
+pg.run()

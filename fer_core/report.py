@@ -1,0 +1,161 @@
+"""Tables and plotly figures for the dashboard's overview, training-curve and confusion pages.
+
+Pure functions of metrics dicts and DataFrames (no streamlit), so they are testable without a browser.
+ROC/PR curves live in report_roc.py, valence/arousal in report_va.py, error analysis in report_errors.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from .labels import CLASSES
+
+# (path into metrics JSON, column label, key in ci95 or None, higher is better)
+METRICS = [
+    ("accuracy", "Accuracy", "accuracy", True),
+    ("balanced_accuracy", "Balanced acc.", "balanced_accuracy", True),
+    ("macro_f1", "Macro F1", "macro_f1", True),
+    ("weighted_f1", "Weighted F1", "weighted_f1", True),
+    ("cohen_kappa", "Cohen kappa", "cohen_kappa", True),
+    ("krippendorff_alpha", "Krippendorff alpha", "krippendorff_alpha", True),
+    ("roc_auc_macro", "ROC AUC (macro)", "roc_auc_macro", True),
+    ("valence.rmse", "Valence RMSE", "valence_rmse", False),
+    ("valence.pearson", "Valence r", "valence_pearson", True),
+    ("valence.ccc", "Valence CCC", "valence_ccc", True),
+    ("valence.sagr", "Valence SAGR", "valence_sagr", True),
+    ("arousal.rmse", "Arousal RMSE", "arousal_rmse", False),
+    ("arousal.pearson", "Arousal r", "arousal_pearson", True),
+    ("arousal.ccc", "Arousal CCC", "arousal_ccc", True),
+    ("arousal.sagr", "Arousal SAGR", "arousal_sagr", True),
+]
+HIGHER_IS_BETTER = {label: hib for _, label, _, hib in METRICS}
+PALETTE = qualitative.Plotly
+
+
+def run_colors(names) -> dict[str, str]:
+    """One stable colour per run, so a run looks the same on every chart."""
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+
+
+def _get(d: dict | None, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(d, dict):
+            return None
+        d = d.get(part)
+    return d
+
+
+def results_table(metrics_by_run: dict[str, dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(values, ci95) — one row per run, one column per metric label. ci95 cells are (lo, hi) or None.
+
+    Columns that are empty for every run (e.g. valence on FER+ only) are dropped.
+    """
+    values, cis = {}, {}
+    for run, m in metrics_by_run.items():
+        values[run] = {label: _get(m, path) for path, label, _, _ in METRICS}
+        ci = m.get("ci95") or {}
+        cis[run] = {label: tuple(ci[key]) if key in ci and ci[key] is not None else None
+                    for _, label, key, _ in METRICS}
+    vals = pd.DataFrame.from_dict(values, orient="index", dtype=float)
+    vals.index.name = "run"
+    keep = [c for c in vals.columns if vals[c].notna().any()]
+    ci_df = pd.DataFrame.from_dict(cis, orient="index").reindex(columns=keep)
+    ci_df.index.name = "run"
+    return vals[keep], ci_df
+
+
+def display_table(values: pd.DataFrame, cis: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Values with their 95% interval in a neighbouring "<metric> 95% CI" column where one exists."""
+    out = pd.DataFrame(index=values.index)
+    for col in values.columns:
+        out[col] = values[col].round(digits)
+        if col in cis and cis[col].notna().any():
+            out[f"{col} 95% CI"] = [_fmt_ci(c, digits) for c in cis[col]]
+    return out
+
+
+def _fmt_ci(ci, digits: int) -> str:
+    return f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}" if isinstance(ci, tuple) and len(ci) == 2 else ""
+
+
+def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
+    """Name of the best run by one metric (lowest for error metrics), None when nobody has it."""
+    if metric not in values or values[metric].isna().all():
+        return None
+    col = values[metric]
+    return str(col.idxmax() if HIGHER_IS_BETTER.get(metric, True) else col.idxmin())
+
+
+def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str) -> go.Figure:
+    """Grouped bars: metrics on the x axis, one bar per run, 95% CI as error bars where known."""
+    fig = go.Figure()
+    colors = run_colors(values.index)
+    metrics = [m for m in metrics if m in values]
+    for run in values.index:
+        y = [values.at[run, m] for m in metrics]
+        lo, hi = [], []
+        for m, v in zip(metrics, y):
+            ci = cis.at[run, m] if m in cis else None
+            lo.append(v - ci[0] if isinstance(ci, tuple) else 0)
+            hi.append(ci[1] - v if isinstance(ci, tuple) else 0)
+        fig.add_bar(name=run, x=metrics, y=y, marker_color=colors[run],
+                    error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi)),
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + run + "</extra>")
+    fig.update_layout(title=title, barmode="group", yaxis_title="value", height=400,
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(t=50, b=40))
+    return fig
+
+
+HISTORY_PANELS = {
+    "Loss": [("train_loss", "train"), ("val_loss", "val")],
+    "Accuracy": [("train_acc", "train"), ("val_acc", "val")],
+    "Valence RMSE": [("val_valence_rmse", "val")],
+    "Arousal RMSE": [("val_arousal_rmse", "val")],
+}
+
+
+def history_figure(histories: dict[str, pd.DataFrame], panel: str) -> go.Figure | None:
+    """Runs overlaid per epoch: solid = validation, dotted = training. None if no run has the columns."""
+    fig = go.Figure()
+    colors = run_colors(histories)
+    for run, h in histories.items():
+        for col, part in HISTORY_PANELS[panel]:
+            if col not in h or h[col].isna().all():
+                continue
+            fig.add_scatter(x=h["epoch"], y=h[col], name=f"{run} ({part})", legendgroup=run,
+                            mode="lines+markers", marker_size=5,
+                            line=dict(color=colors[run], dash="solid" if part == "val" else "dot"))
+    if not fig.data:
+        return None
+    fig.update_layout(title=panel, xaxis_title="epoch", yaxis_title=panel.lower(), height=360,
+                      hovermode="x unified", margin=dict(t=50, b=40))
+    return fig
+
+
+def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.Figure:
+    """Heat map with true classes on rows and predicted classes on columns; normalised rows sum to 1."""
+    cm = np.asarray(confusion, dtype=float)
+    if normalise:
+        totals = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+        text = [[f"{v:.2f}" for v in row] for row in cm]
+    else:
+        text = [[f"{int(v)}" for v in row] for row in cm]
+    fig = go.Figure(go.Heatmap(z=cm, x=CLASSES, y=CLASSES, text=text, texttemplate="%{text}",
+                               colorscale="Blues", zmin=0, zmax=1 if normalise else None,
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", height=460,
+                      yaxis_autorange="reversed", margin=dict(t=50, b=40))
+    return fig
+
+
+def per_class_table(metrics: dict) -> pd.DataFrame:
+    """Precision, recall, F1, support and AUCs per class, in AffectNet order."""
+    rows = []
+    for name in CLASSES:
+        c = (metrics.get("per_class") or {}).get(name) or {}
+        rows.append({"class": name, **{k: c.get(k) for k in ("precision", "recall", "f1", "support",
+                                                             "roc_auc", "pr_auc")}})
+    return pd.DataFrame(rows).set_index("class")

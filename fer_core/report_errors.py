@@ -1,0 +1,153 @@
+"""Error analysis: misclassified samples (filter, sort, page, find by id) and where runs disagree."""
+from __future__ import annotations
+
+import math
+import re
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from .labels import CLASSES, NUM_CLASSES
+
+PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]
+SORTS = {
+    "Most confident mistakes first": ("confidence", False),
+    "Least confident mistakes first": ("confidence", True),
+    "Lowest probability on the true class first": ("true_prob", True),
+    "ID": ("id", True),
+}
+
+
+def misclassified(pred: pd.DataFrame, true_class: int | None = None, pred_class: int | None = None,
+                  sort: str = "Most confident mistakes first") -> pd.DataFrame:
+    """Rows where pred != true, with class names, the predicted class's probability (confidence) and the
+    probability given to the true class; optionally filtered by true and/or predicted class."""
+    if sort not in SORTS:
+        raise ValueError(f"unknown sort {sort!r}; choose one of {list(SORTS)}")
+    wrong = pred["pred"] != pred["true"]
+    if true_class is not None:
+        wrong &= pred["true"] == true_class
+    if pred_class is not None:
+        wrong &= pred["pred"] == pred_class
+    rows = pred.loc[wrong, ["id", "path", "true", "pred"]].copy()
+    probs = pred.loc[wrong, PROB_COLS].to_numpy()
+    pos = np.arange(len(rows))
+    rows["confidence"] = probs[pos, rows["pred"].to_numpy()]
+    rows["true_prob"] = probs[pos, rows["true"].to_numpy()]
+    rows["true_name"] = [CLASSES[i] for i in rows["true"]]
+    rows["pred_name"] = [CLASSES[i] for i in rows["pred"]]
+    column, ascending = SORTS[sort]
+    if column == "id":
+        rows = rows.sort_values("id", key=_natural_key, kind="stable")
+    else:
+        rows = rows.sort_values(column, ascending=ascending, kind="stable")
+    return rows.reset_index(drop=True)
+
+
+def _natural_key(ids: pd.Series) -> pd.Series:
+    # Numeric ids sort as numbers ("9" before "10"); others keep string order after them.
+    nums = pd.to_numeric(ids, errors="coerce")
+    return nums.fillna(np.inf) if nums.notna().any() else ids
+
+
+def page_of(rows: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame, int]:
+    """(rows on 1-based page, number of pages); the page is clamped into range."""
+    n_pages = max(1, math.ceil(len(rows) / per_page))
+    page = min(max(1, page), n_pages)
+    return rows.iloc[(page - 1) * per_page: page * per_page], n_pages
+
+
+def _digits(s: str) -> str | None:
+    m = re.search(r"(\d+)\D*$", s)
+    return m.group(1).lstrip("0") or "0" if m else None
+
+
+def find_sample(pred: pd.DataFrame, query: str) -> pd.DataFrame:
+    """Rows whose id equals the query; failing that, whose trailing number equals it ("635" finds
+    "Test/fer0000635"). Empty when nothing matches."""
+    q = str(query).strip()
+    if not q:
+        return pred.iloc[0:0]
+    exact = pred[pred["id"] == q]
+    if len(exact) or not q.isdigit():
+        return exact
+    target = q.lstrip("0") or "0"
+    return pred[pred["id"].map(lambda s: _digits(str(s)) == target)]
+
+
+def probability_table(row: pd.Series) -> pd.DataFrame:
+    """One sample's class probabilities, highest first, marking the true and predicted class."""
+    table = pd.DataFrame({"class": CLASSES, "probability": [float(row[c]) for c in PROB_COLS]})
+    table["true"] = [i == int(row["true"]) for i in range(NUM_CLASSES)]
+    table["predicted"] = [i == int(row["pred"]) for i in range(NUM_CLASSES)]
+    return table.sort_values("probability", ascending=False).reset_index(drop=True)
+
+
+def comparable_runs(preds: dict[str, pd.DataFrame]) -> tuple[list[str], list[str]]:
+    """(runs to compare, runs left out): the largest set of runs that all share sample ids with each other.
+
+    Runs evaluated on different data (AffectNet vs FER+) share no ids; comparing them sample by sample is
+    meaningless, so the biggest mutually overlapping group is kept (ties: the group of the earliest run).
+    """
+    ids = {run: set(p["id"].astype(str)) for run, p in preds.items()}
+    best: list[str] = []
+    for run in ids:
+        group, common = [run], set(ids[run])
+        for other in ids:
+            if other != run and common & ids[other]:
+                group.append(other)
+                common &= ids[other]
+        if len(group) > len(best):
+            best = group
+    order = list(preds)
+    kept = sorted(best, key=order.index)
+    return kept, [r for r in order if r not in kept]
+
+
+def correctness(preds: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Ids evaluated by every run (index) x run (bool column: predicted correctly), plus "true".
+
+    Only ids common to all runs are compared; runs on different data share none.
+    """
+    frames = []
+    for run, p in preds.items():
+        frames.append(pd.Series((p["pred"] == p["true"]).to_numpy(), index=p["id"].astype(str), name=run))
+    table = pd.concat(frames, axis=1, join="inner") if frames else pd.DataFrame()
+    if len(frames):
+        first = next(iter(preds.values()))
+        truth = pd.Series(first["true"].to_numpy(), index=first["id"].astype(str))
+        table["true"] = [CLASSES[i] for i in truth.reindex(table.index)]
+    table.index.name = "id"
+    return table
+
+
+def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """ids every run gets wrong, and ids exactly one run gets wrong (with that run's name)."""
+    runs = [c for c in corr.columns if c != "true"]
+    wrong = ~corr[runs].astype(bool)
+    n_wrong = wrong.sum(axis=1)
+    all_wrong = corr.loc[n_wrong == len(runs), ["true"]].reset_index()
+    one = wrong[n_wrong == 1]
+    only_one = pd.DataFrame({"id": one.index, "wrong run": one.idxmax(axis=1).to_numpy(),
+                             "true": corr.loc[one.index, "true"].to_numpy()})
+    return {"all_wrong": all_wrong, "only_one_wrong": only_one}
+
+
+def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
+    """Per pair of runs: samples A gets right and B wrong, the reverse, both wrong, both right."""
+    runs = [c for c in corr.columns if c != "true"]
+    rows = []
+    for a, b in combinations(runs, 2):
+        ra, rb = corr[a].astype(bool), corr[b].astype(bool)
+        rows.append({"run A": a, "run B": b, "A right, B wrong": int((ra & ~rb).sum()),
+                     "B right, A wrong": int((rb & ~ra).sum()), "both wrong": int((~ra & ~rb).sum()),
+                     "both right": int((ra & rb).sum())})
+    return pd.DataFrame(rows, columns=["run A", "run B", "A right, B wrong", "B right, A wrong",
+                                       "both wrong", "both right"])
+
+
+def pair_ids(corr: pd.DataFrame, right: str, wrong: str) -> list[str]:
+    """Ids the first run classifies correctly and the second does not."""
+    sel = corr[right].astype(bool) & ~corr[wrong].astype(bool)
+    return sorted(corr.index[sel], key=lambda s: (_digits(s) is None, int(_digits(s) or 0), s))

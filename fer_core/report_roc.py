@@ -1,0 +1,109 @@
+"""One-vs-rest ROC and precision-recall curves per class, plus the macro average, from a predictions frame.
+
+Curves come from sklearn.metrics.roc_curve / precision_recall_curve. On large frames the scores are first
+binned on a logit grid (about 1,000 thresholds, finer in both tails than a linear grid) and the bin counts
+passed as sample weights: the curve is then exact at every bin edge, costs O(n) instead of a sort per class,
+and has few enough points to draw. The AUC shown in legends is the exact value from the metrics file when
+the caller passes one, otherwise the area under the drawn curve.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+from .labels import CLASSES, NUM_CLASSES
+
+EXACT_MAX_ROWS = 20_000
+_LOGIT_EDGES = np.linspace(-14, 14, 1121)  # 0.025-wide logit bins
+GRID = np.linspace(0, 1, 201)
+
+
+def _binned(y: np.ndarray, s: np.ndarray):
+    """Collapse (label, score) pairs into per-bin positive/negative weights at each bin's upper edge."""
+    z = np.log(np.clip(s, 1e-7, 1 - 1e-7) / (1 - np.clip(s, 1e-7, 1 - 1e-7)))
+    idx = np.searchsorted(_LOGIT_EDGES, z)
+    edges = 1 / (1 + np.exp(-np.append(_LOGIT_EDGES, 15.0)))
+    pos = np.bincount(idx, weights=y, minlength=len(edges))
+    neg = np.bincount(idx, minlength=len(edges)) - pos
+    keep_p, keep_n = pos > 0, neg > 0
+    scores = np.concatenate([edges[keep_p], edges[keep_n]])
+    labels = np.concatenate([np.ones(keep_p.sum()), np.zeros(keep_n.sum())])
+    return labels, scores, np.concatenate([pos[keep_p], neg[keep_n]])
+
+
+def _thin(x: np.ndarray, y: np.ndarray, max_points: int):
+    if len(x) <= max_points:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
+    return x[keep], y[keep]
+
+
+def class_curves(pred: pd.DataFrame, kind: str = "roc", max_points: int = 400) -> dict[str, tuple]:
+    """{class name: (x, y, area)} for classes present in the frame, plus "macro".
+
+    ROC: x = false-positive rate, y = true-positive rate. PR: x = recall, y = precision. The macro curve
+    averages the per-class curves on a common x grid (the sklearn documentation's macro-average recipe).
+    """
+    if kind not in ("roc", "pr"):
+        raise ValueError(f"kind must be 'roc' or 'pr', not {kind!r}")
+    true = pred["true"].to_numpy()
+    big = len(pred) > EXACT_MAX_ROWS
+    out: dict[str, tuple] = {}
+    interp = []
+    for k in range(NUM_CLASSES):
+        y = (true == k).astype(float)
+        if y.sum() == 0 or y.sum() == len(y):  # a curve needs both positives and negatives
+            continue
+        s = pred[f"prob_{k}"].to_numpy(dtype=np.float64)
+        args = _binned(y, s) if big else (y, s, None)
+        if kind == "roc":
+            x, yv, _ = roc_curve(args[0], args[1], sample_weight=args[2])
+            interp.append(np.interp(GRID, x, yv))
+        else:
+            prec, rec, _ = precision_recall_curve(args[0], args[1], sample_weight=args[2])
+            x, yv = rec[::-1], prec[::-1]  # increasing recall for interpolation and drawing
+            interp.append(np.interp(GRID, x, yv))
+        area = float(auc(x, yv))
+        out[CLASSES[k]] = (*_thin(x, yv, max_points), area)
+    if interp:
+        mean = np.mean(interp, axis=0)
+        out["macro"] = (GRID, mean, float(auc(GRID, mean)))
+    return out
+
+
+def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dict | None = None) -> go.Figure:
+    """Per-class curves plus a bold macro curve; legend entries carry the AUC (exact when given)."""
+    exact_auc = exact_auc or {}
+    fig = go.Figure()
+    for name, (x, y, area) in curves.items():
+        value = exact_auc.get(name)
+        value = area if value is None else value
+        is_macro = name == "macro"
+        fig.add_scatter(x=x, y=y, mode="lines", name=f"{name} (AUC {value:.3f})",
+                        line=dict(width=4 if is_macro else 1.6, color="black" if is_macro else None,
+                                  dash="dash" if is_macro else "solid"),
+                        hovertemplate=("FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else
+                                       "recall %{x:.3f}<br>precision %{y:.3f}") + f"<extra>{name}</extra>")
+    if kind == "roc":
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
+                        hoverinfo="skip")
+        fig.update_layout(xaxis_title="false-positive rate", yaxis_title="true-positive rate")
+    else:
+        fig.update_layout(xaxis_title="recall", yaxis_title="precision")
+    fig.update_layout(title=title, height=440, xaxis_range=[0, 1], yaxis_range=[0, 1.02],
+                      legend=dict(font_size=11), margin=dict(t=50, b=40))
+    return fig
+
+
+def exact_aucs(metrics: dict | None, kind: str) -> dict[str, float]:
+    """AUCs from a metrics file (per class and macro), as the engine computed them on every row."""
+    if not metrics:
+        return {}
+    key = "roc_auc" if kind == "roc" else "pr_auc"
+    out = {name: c.get(key) for name, c in (metrics.get("per_class") or {}).items() if c.get(key) is not None}
+    macro = metrics.get(f"{key}_macro")
+    if macro is not None:
+        out["macro"] = macro
+    return out

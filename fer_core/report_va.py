@@ -1,0 +1,112 @@
+"""Valence/arousal figures and tables: predicted vs true, the 2-D circumplex, error distributions.
+
+Large frames are drawn from a fixed random sample (the figure title says so) with WebGL scatter traces;
+histograms are binned here with numpy so the browser never receives the raw rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .labels import CLASSES
+from .report import PALETTE, run_colors
+
+DIMS = ("valence", "arousal")
+VA_SUMMARY = ("rmse", "mae", "pearson", "ccc", "sagr", "r2")
+
+
+def has_va(pred: pd.DataFrame) -> bool:
+    """True when the frame holds valence/arousal annotations (predictions alone do not count)."""
+    return all(f"{d}_true" in pred and pred[f"{d}_true"].notna().any() for d in DIMS)
+
+
+def sample_rows(pred: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """(rows to draw, note for the title). A fixed seed keeps the sample stable between reruns."""
+    rows = pred.dropna(subset=[f"{d}_true" for d in DIMS])
+    if len(rows) <= max_points:
+        return rows, f"all {len(rows):,} samples"
+    return rows.sample(max_points, random_state=seed), f"random {max_points:,} of {len(rows):,} samples"
+
+
+def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.Figure:
+    """Predicted vs annotated valence and arousal side by side, with the identity line."""
+    rows, note = sample_rows(pred, max_points)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[d.capitalize() for d in DIMS], horizontal_spacing=0.1)
+    for col, dim in enumerate(DIMS, start=1):
+        fig.add_trace(go.Scattergl(x=rows[f"{dim}_true"], y=rows[f"{dim}_pred"], mode="markers",
+                                   marker=dict(size=4, opacity=0.35, color=PALETTE[col - 1]), name=dim,
+                                   showlegend=False, customdata=rows["id"],
+                                   hovertemplate="id %{customdata}<br>true %{x:.2f}<br>pred %{y:.2f}<extra></extra>"),
+                      row=1, col=col)
+        fig.add_trace(go.Scatter(x=[-1, 1], y=[-1, 1], mode="lines", line=dict(color="grey", dash="dash"),
+                                 name="identity", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
+        fig.update_xaxes(title_text="annotated", range=[-1.05, 1.05], row=1, col=col)
+        fig.update_yaxes(title_text="predicted", range=[-1.05, 1.05], row=1, col=col)
+    fig.update_layout(title=f"{run}: predicted vs annotated ({note})", height=420, margin=dict(t=70, b=40))
+    return fig
+
+
+def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> go.Figure:
+    """Annotated and predicted points on the valence (x) / arousal (y) plane, coloured by true class."""
+    rows, note = sample_rows(pred, max_points)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["annotated", "predicted"], horizontal_spacing=0.08)
+    theta = np.linspace(0, 2 * np.pi, 181)
+    for col, part in enumerate(("true", "pred"), start=1):
+        for k, name in enumerate(CLASSES):
+            sel = rows[rows["true"] == k]
+            if sel.empty:
+                continue
+            fig.add_trace(go.Scattergl(x=sel[f"valence_{part}"], y=sel[f"arousal_{part}"], mode="markers",
+                                       marker=dict(size=4, opacity=0.5, color=PALETTE[k % len(PALETTE)]),
+                                       name=name, legendgroup=name, showlegend=col == 1, customdata=sel["id"],
+                                       hovertemplate="id %{customdata}<br>valence %{x:.2f}<br>"
+                                                     "arousal %{y:.2f}<extra>" + name + "</extra>"),
+                          row=1, col=col)
+        fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", hoverinfo="skip",
+                                 line=dict(color="lightgrey"), showlegend=False), row=1, col=col)
+        fig.update_xaxes(title_text="valence", range=[-1.1, 1.1], zeroline=True, zerolinecolor="grey",
+                         row=1, col=col)
+        fig.update_yaxes(title_text="arousal", range=[-1.1, 1.1], zeroline=True, zerolinecolor="grey",
+                         scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
+    fig.update_layout(title=f"{run}: circumplex, coloured by true class ({note})", height=480,
+                      legend=dict(itemsizing="constant"), margin=dict(t=70, b=40))
+    return fig
+
+
+def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60) -> go.Figure:
+    """Distribution of (predicted - annotated) per run, binned here; one panel per dimension."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{d.capitalize()} error (pred - true)" for d in DIMS])
+    colors = run_colors(preds)
+    edges = np.linspace(-2, 2, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for col, dim in enumerate(DIMS, start=1):
+        for run, pred in preds.items():
+            err = (pred[f"{dim}_pred"] - pred[f"{dim}_true"]).dropna().to_numpy()
+            if err.size == 0:
+                continue
+            counts, _ = np.histogram(err, bins=edges)
+            fig.add_trace(go.Scatter(x=centres, y=counts / err.size, mode="lines", line_shape="hvh",
+                                     line=dict(color=colors[run]), name=run, legendgroup=run,
+                                     showlegend=col == 1, hovertemplate="error %{x:.2f}: %{y:.1%}<extra>" + run
+                                     + "</extra>"), row=1, col=col)
+        fig.update_xaxes(title_text="error", row=1, col=col)
+        fig.update_yaxes(title_text="share of samples", tickformat=".0%", row=1, col=col)
+    fig.update_layout(height=360, margin=dict(t=50, b=40))
+    return fig
+
+
+def va_summary_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """RMSE, MAE, Pearson r, CCC, SAGR and R² per run and dimension, from the metrics files."""
+    rows = {}
+    for run, m in metrics_by_run.items():
+        row = {}
+        for dim in DIMS:
+            block = m.get(dim) or {}
+            for key in VA_SUMMARY:
+                row[f"{dim} {key}"] = block.get(key)
+        rows[run] = row
+    table = pd.DataFrame.from_dict(rows, orient="index", dtype=float)
+    table.index.name = "run"
+    return table

@@ -1,0 +1,212 @@
+"""Find, validate and load run folders (docs/run_folder.md) for the dashboard.
+
+Everything here is a pure function of the files on disk, so the app can cache results keyed on
+(path, mtime) and plain pytest can test it. A folder that breaks the contract is reported with a
+reason instead of raising, so one bad run never hides the others.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .labels import CLASSES, NUM_CLASSES
+
+SUPPORTED_SCHEMA_VERSIONS = {1}
+RUNS_DIR_ENV = "FER_LAB_RUNS_DIR"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RUNS_DIR = REPO_ROOT / "artifacts" / "runs"
+
+PROB_COLS = [f"prob_{i}" for i in range(NUM_CLASSES)]
+VA_COLS = ["valence_true", "arousal_true", "valence_pred", "arousal_pred"]
+PRED_REQUIRED = ["id", "path", "true", "pred", *PROB_COLS]
+HISTORY_REQUIRED = ["epoch", "train_loss", "val_loss", "val_acc"]
+CONFIG_REQUIRED = ["schema_version", "name", "classes"]
+# Files whose presence marks a folder as (the start of) a run even when config.json is unreadable.
+RUN_MARKERS = ("config.json", "history.csv", "train.log", "split.csv")
+
+# Explicit dtypes: no type sniffing on 250k rows, and ids stay strings ("0635" is not 635).
+PRED_DTYPES = {"id": "string", "path": "string", "true": "int16", "pred": "int16",
+               **{c: "float32" for c in PROB_COLS}, **{c: "float32" for c in VA_COLS}}
+_CSV_ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    config: dict
+    splits: list[str] = field(default_factory=list)          # splits with usable predictions_<split>.csv
+    metrics_splits: list[str] = field(default_factory=list)  # splits with a readable metrics_<split>.json
+    has_history: bool = False
+
+    @property
+    def has_va(self) -> bool:
+        return bool(self.config.get("data", {}).get("has_va", False))
+
+    @property
+    def data_root(self) -> str | None:
+        return self.config.get("data", {}).get("root")
+
+    def predictions_path(self, split: str) -> Path:
+        return self.path / f"predictions_{split}.csv"
+
+    def metrics_path(self, split: str) -> Path:
+        return self.path / f"metrics_{split}.json"
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / "history.csv"
+
+
+@dataclass
+class Problem:
+    """A folder (or one file in it) the dashboard skipped, with the reason in words."""
+    path: Path
+    reason: str
+    skipped: str = "run"  # "run" when the whole folder is skipped, else the split name
+
+
+def runs_dirs_from_env() -> list[Path]:
+    """Folders to scan: $FER_LAB_RUNS_DIR (os.pathsep-separated) if set, else artifacts/runs."""
+    env = os.environ.get(RUNS_DIR_ENV, "").strip()
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+    return [DEFAULT_RUNS_DIR]
+
+
+def file_key(path: str | os.PathLike) -> tuple[str, int]:
+    """(absolute path, mtime in ns): a cache key that changes whenever the file is rewritten."""
+    p = Path(path).resolve()
+    return str(p), p.stat().st_mtime_ns
+
+
+def _read_header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as f:
+        return [c.strip() for c in f.readline().strip().split(",")]
+
+
+def _missing(have: list[str], need: list[str]) -> list[str]:
+    return [c for c in need if c not in have]
+
+
+def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
+    """Check one folder against the contract. Returns (run or None, problems found)."""
+    folder = Path(folder)
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        return None, [Problem(folder, "no config.json (half-written run, or not a run folder)")]
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return None, [Problem(folder, f"config.json is not valid JSON ({e})")]
+    if not isinstance(config, dict):
+        return None, [Problem(folder, "config.json does not hold a JSON object")]
+    missing = _missing(list(config), CONFIG_REQUIRED)
+    if missing:
+        return None, [Problem(folder, f"config.json lacks {', '.join(missing)}")]
+    version = config["schema_version"]
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        known = ", ".join(str(v) for v in sorted(SUPPORTED_SCHEMA_VERSIONS))
+        return None, [Problem(folder, f"unsupported schema_version {version!r} (this dashboard reads {known})")]
+    if list(config["classes"]) != CLASSES:
+        return None, [Problem(folder, f"classes {config['classes']} are not the AffectNet order {CLASSES}")]
+
+    run = Run(name=folder.name, path=folder, config=config)
+    problems: list[Problem] = []
+    if run.history_path.is_file():
+        missing = _missing(_read_header(run.history_path), HISTORY_REQUIRED)
+        if missing:
+            return None, [Problem(folder, f"history.csv lacks columns {', '.join(missing)}")]
+        run.has_history = True
+
+    for pred_path in sorted(folder.glob("predictions_*.csv")):
+        split = pred_path.stem[len("predictions_"):]
+        missing = _missing(_read_header(pred_path), PRED_REQUIRED)
+        if missing:
+            problems.append(Problem(pred_path, f"lacks columns {', '.join(missing)}", skipped=split))
+        else:
+            run.splits.append(split)
+    for metrics_path in sorted(folder.glob("metrics_*.json")):
+        split = metrics_path.stem[len("metrics_"):]
+        try:
+            json.loads(metrics_path.read_text(encoding="utf-8"))
+            run.metrics_splits.append(split)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            problems.append(Problem(metrics_path, f"not valid JSON ({e})", skipped=split))
+    return run, problems
+
+
+def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Problem]]:
+    """Every run folder directly inside the given roots (a root may itself be a run folder).
+
+    Folders with none of the run files are ignored silently; folders with some of them but a broken
+    contract come back as problems. Runs are sorted newest first (config ``created``, then name).
+    """
+    runs: list[Run] = []
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for root in roots:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            problems.append(Problem(root, "folder does not exist"))
+            continue
+        candidates = [root] if (root / "config.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir())
+        for folder in candidates:
+            real = folder.resolve()
+            if real in seen or not any((folder / m).exists() for m in RUN_MARKERS):
+                continue
+            seen.add(real)
+            run, found = validate_run(folder)
+            problems.extend(found)
+            if run is not None:
+                runs.append(run)
+    _make_names_unique(runs)
+    runs.sort(key=lambda r: (str(r.config.get("created", "")), r.name), reverse=True)
+    return runs, problems
+
+
+def _make_names_unique(runs: list[Run]) -> None:
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.name] = counts.get(r.name, 0) + 1
+    for r in runs:
+        if counts[r.name] > 1:
+            r.name = f"{r.path.parent.name}/{r.name}"
+
+
+def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """predictions_<split>.csv with explicit dtypes; valence/arousal columns always present (NaN if empty)."""
+    header = _read_header(Path(path))
+    dtypes = {c: t for c, t in PRED_DTYPES.items() if c in header}
+    df = pd.read_csv(path, dtype=dtypes, engine=_CSV_ENGINE)
+    for c in VA_COLS:
+        if c not in df:
+            df[c] = pd.Series(float("nan"), index=df.index, dtype="float32")
+    return df
+
+
+def load_history(path: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_csv(path).sort_values("epoch").reset_index(drop=True)
+
+
+def load_metrics(path: str | os.PathLike) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def safe_image_path(data_root: str | os.PathLike | None, rel_path: str | None) -> Path | None:
+    """The image file for a CSV path, only if it resolves inside data_root (no ``../`` or absolute escapes)."""
+    if not data_root or not rel_path or not isinstance(rel_path, str):
+        return None
+    root = Path(data_root).expanduser().resolve()
+    rel = Path(rel_path)
+    if rel.is_absolute() or rel.drive:
+        return None
+    candidate = (root / rel).resolve()
+    if not candidate.is_relative_to(root):
+        return None
+    return candidate if candidate.is_file() else None

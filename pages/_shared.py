@@ -1,0 +1,119 @@
+"""Streamlit-side glue shared by the analysis pages: cached loaders and the sidebar's choices.
+
+Loaders are cached on (absolute path, mtime), so a file the engine rewrites is read again and
+everything else is read once per server. The sidebar (drawn by app.py) stores its choices in
+st.session_state["lab"]; pages read them through ``context()``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import streamlit as st
+
+from fer_core import runs as R
+from fer_core.report_roc import class_curves
+
+FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset cpu-fast --name my-first-run"
+
+
+@dataclass
+class LabContext:
+    runs: list[R.Run] = field(default_factory=list)       # runs chosen in the sidebar
+    all_runs: list[R.Run] = field(default_factory=list)   # every valid run found
+    split: str | None = None
+    data_root_override: str = ""
+    problems: list[R.Problem] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)
+
+
+def context() -> LabContext:
+    return st.session_state.get("lab") or LabContext()
+
+
+@st.cache_data(show_spinner="Reading predictions…", max_entries=64)
+def _predictions(path: str, mtime_ns: int) -> pd.DataFrame:
+    return R.load_predictions(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _metrics(path: str, mtime_ns: int) -> dict:
+    return R.load_metrics(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _history(path: str, mtime_ns: int) -> pd.DataFrame:
+    return R.load_history(path)
+
+
+@st.cache_data(show_spinner="Computing curves…", max_entries=128)
+def _curves(path: str, mtime_ns: int, kind: str) -> dict:
+    return class_curves(_predictions(path, mtime_ns), kind)
+
+
+def predictions(run: R.Run, split: str | None) -> pd.DataFrame | None:
+    if split not in run.splits:
+        return None
+    return _predictions(*R.file_key(run.predictions_path(split)))
+
+
+def metrics(run: R.Run, split: str | None) -> dict | None:
+    if split not in run.metrics_splits:
+        return None
+    return _metrics(*R.file_key(run.metrics_path(split)))
+
+
+def history(run: R.Run) -> pd.DataFrame | None:
+    return _history(*R.file_key(run.history_path)) if run.has_history else None
+
+
+def curves(run: R.Run, split: str, kind: str) -> dict | None:
+    if split not in run.splits:
+        return None
+    return _curves(*R.file_key(run.predictions_path(split)), kind)
+
+
+def image_root(run: R.Run, split: str | None) -> tuple[str | None, str]:
+    """(data root for this run's images, where that root came from)."""
+    ctx = context()
+    if ctx.data_root_override.strip():
+        return ctx.data_root_override.strip(), "the sidebar's data root"
+    m = metrics(run, split)
+    if m and m.get("data_root"):
+        return m["data_root"], f"metrics_{split}.json data_root"
+    return run.data_root, "config.json data.root"
+
+
+def empty_state() -> None:
+    """What to do when there is nothing to show yet."""
+    ctx = context()
+    st.info("No runs found yet. Train one from the project folder:")
+    st.code(FIRST_RUN_COMMAND, language="bash")
+    st.markdown("Preset names are listed by `python -m fer_core.train --help`. "
+                "Runs are read from: " + ", ".join(f"`{r}`" for r in ctx.roots or [str(R.DEFAULT_RUNS_DIR)])
+                + f" (set `{R.RUNS_DIR_ENV}` or add a folder in the sidebar to look elsewhere).")
+
+
+def require_runs(need_split: bool = True) -> LabContext:
+    """The sidebar's choices, or an explanation and st.stop() when there is nothing to draw."""
+    ctx = context()
+    if not ctx.all_runs:
+        empty_state()
+        st.stop()
+    if not ctx.runs:
+        st.info("Choose one or more runs in the sidebar.")
+        st.stop()
+    if need_split and ctx.split is None:
+        st.warning("None of the chosen runs has a predictions_<split>.csv yet (runs still training?).")
+        st.stop()
+    return ctx
+
+
+def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
+    """Chosen runs that have the split's file; a caption names those that do not."""
+    attr = "splits" if kind == "predictions" else "metrics_splits"
+    have = [r for r in ctx.runs if ctx.split in getattr(r, attr)]
+    lacking = [r.name for r in ctx.runs if r not in have]
+    if lacking:
+        st.caption(f"No {kind}_{ctx.split} file for: {', '.join(lacking)} (left out below).")
+    return have

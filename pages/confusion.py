@@ -1,0 +1,27 @@
+"""Confusion matrices (counts and row-normalised) with per-class precision/recall/F1, per run."""
+import streamlit as st
+
+from fer_core import report
+from pages import _shared as S
+
+st.title("Confusion matrices")
+ctx = S.require_runs()
+have = S.note_missing(ctx, "metrics")
+if not have:
+    st.warning(f"None of the chosen runs has metrics_{ctx.split}.json.")
+    st.stop()
+
+st.caption(f"Split **{ctx.split}**. Rows: true class; columns: predicted class. "
+           "Row-normalised cells are the share of each true class (the diagonal is per-class recall).")
+for tab, run in zip(st.tabs([r.name for r in have]), have):
+    with tab:
+        m = S.metrics(run, ctx.split)
+        left, right = st.columns(2)
+        with left:
+            st.plotly_chart(report.confusion_figure(m["confusion"], False, f"{run.name}: counts"),
+                            width="stretch", key=f"cm-{run.name}")
+        with right:
+            st.plotly_chart(report.confusion_figure(m["confusion"], True, f"{run.name}: row-normalised"),
+                            width="stretch", key=f"cmn-{run.name}")
+        st.markdown("**Per class**")
+        st.dataframe(report.per_class_table(m).style.format(precision=3, na_rep="–"), width="stretch")

@@ -1,0 +1,31 @@
+"""Training curves: loss, accuracy and valence/arousal RMSE per epoch, runs overlaid."""
+import streamlit as st
+
+from fer_core import report
+from pages import _shared as S
+
+st.title("Training curves")
+ctx = S.require_runs(need_split=False)
+histories = {r.name: S.history(r) for r in ctx.runs if r.has_history}
+lacking = [r.name for r in ctx.runs if not r.has_history]
+if lacking:
+    st.caption(f"No history.csv yet for: {', '.join(lacking)}.")
+if not histories:
+    st.warning("None of the chosen runs has a history.csv (no finished epoch yet).")
+    st.stop()
+
+st.caption("Solid lines: validation; dotted: training. Click a legend entry to hide a run.")
+panels = list(report.HISTORY_PANELS)
+for row in range(0, len(panels), 2):
+    cols = st.columns(2)
+    for col, panel in zip(cols, panels[row:row + 2]):
+        with col:
+            fig = report.history_figure(histories, panel)
+            if fig is None:
+                st.info(f"{panel}: not recorded for the chosen runs (no valence/arousal in their data).")
+            else:
+                st.plotly_chart(fig, width="stretch")
+
+best = {name: r.config.get("best") for r in ctx.runs if (name := r.name) in histories}
+st.caption("Best epoch by val_score: " + ", ".join(f"{n} → {b['epoch']} ({b['value']:.3f})"
+                                                    for n, b in best.items() if b))

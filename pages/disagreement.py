@@ -1,0 +1,57 @@
+"""Model disagreement: samples every chosen run gets wrong, samples only one run gets wrong, run vs run."""
+import plotly.express as px
+import streamlit as st
+
+from fer_core import report_errors as E
+from pages import _shared as S
+
+st.title("Model disagreement")
+ctx = S.require_runs()
+have = S.note_missing(ctx, "predictions")
+if len(have) < 2:
+    st.info("Choose at least two runs with predictions on this split in the sidebar to compare them.")
+    st.stop()
+
+preds = {r.name: S.predictions(r, ctx.split) for r in have}
+kept, left_out = E.comparable_runs(preds)
+if left_out and len(kept) >= 2:
+    st.info(f"Left out {', '.join(left_out)}: no sample ids in common with {', '.join(kept)} "
+            "(evaluated on other data).")
+corr = E.correctness({n: preds[n] for n in kept})
+if len(kept) < 2 or corr.empty:
+    st.warning("The chosen runs share no sample ids on this split (different data sets or splits), "
+               "so they cannot be compared sample by sample.")
+    st.stop()
+sizes = {n: len(preds[n]) for n in kept}
+st.caption(f"Comparing {len(corr):,} sample ids present in every chosen run on **{ctx.split}** "
+           f"(per-run sizes: {', '.join(f'{n} {v:,}' for n, v in sizes.items())}).")
+
+summary = E.disagreement_summary(corr)
+left, right = st.columns(2)
+with left:
+    st.subheader(f"Every run wrong ({len(summary['all_wrong']):,})")
+    st.dataframe(summary["all_wrong"], width="stretch", hide_index=True, height=300)
+with right:
+    only = summary["only_one_wrong"]
+    st.subheader(f"Only one run wrong ({len(only):,})")
+    st.dataframe(only, width="stretch", hide_index=True, height=300)
+    if len(only):
+        counts = only["wrong run"].value_counts()
+        fig = px.bar(x=counts.values, y=counts.index, orientation="h", labels={"x": "samples", "y": ""},
+                     title="Who is the odd one out", height=220)
+        st.plotly_chart(fig.update_layout(margin=dict(t=40, b=30)), width="stretch")
+
+st.subheader("Run vs run")
+pairs = E.pairwise_table(corr)
+st.dataframe(pairs, width="stretch", hide_index=True)
+names = kept
+a_col, b_col = st.columns(2)
+a = a_col.selectbox("Right in run", names, index=0, key="dis_a")
+b = b_col.selectbox("Wrong in run", names, index=1, key="dis_b")
+if a == b:
+    st.info("Pick two different runs.")
+else:
+    ids = E.pair_ids(corr, a, b)
+    st.markdown(f"**{len(ids):,}** samples that **{a}** classifies correctly and **{b}** does not:")
+    if ids:
+        st.code(", ".join(ids), language=None, wrap_lines=True, height=150 if len(ids) > 60 else "content")

@@ -1,0 +1,96 @@
+"""Misclassified gallery: filter, sort and page through mistakes; search an id to inspect one sample."""
+import streamlit as st
+
+from fer_core import report_errors as E
+from fer_core.labels import CLASSES
+from fer_core.runs import safe_image_path
+from pages import _shared as S
+
+COLUMNS = 6
+st.title("Misclassified gallery")
+ctx = S.require_runs()
+have = S.note_missing(ctx, "predictions")
+if not have:
+    st.stop()
+by_name = {r.name: r for r in have}
+
+
+def show_image(run, path, root, width=None):
+    """Draw the image if it resolves inside the data root; return whether it did."""
+    img = safe_image_path(root, path)
+    if img is None:
+        return False
+    st.image(str(img), width=width or "stretch")
+    return True
+
+
+# --- search: jump to one sample -------------------------------------------------------------
+query = st.text_input("Find a sample by id", key="gallery_query", placeholder="e.g. 635",
+                      help="Exact id, or the number at its end (635 finds Test/fer0000635).")
+if query.strip():
+    found_any = False
+    for run in have:
+        hits = E.find_sample(S.predictions(run, ctx.split), query)
+        if hits.empty:
+            continue
+        found_any = True
+        row = hits.iloc[0]
+        root, _ = S.image_root(run, ctx.split)
+        verdict = "correct" if row["true"] == row["pred"] else "wrong"
+        confidence = row[f"prob_{row['pred']}"]
+        st.markdown(f"**{run.name}** · id `{row['id']}` · true **{CLASSES[row['true']]}** → predicted "
+                    f"**{CLASSES[row['pred']]}** ({confidence:.2f}, {verdict})")
+        pic, probs = st.columns([1, 3])
+        with pic:
+            if not show_image(run, row["path"], root, width=160):
+                st.caption(f"No image at `{row['path']}` under `{root}`.")
+        with probs:
+            st.dataframe(E.probability_table(row).style.format({"probability": "{:.3f}"}), hide_index=True,
+                         width="stretch", height=320)
+    if not found_any:
+        st.warning(f"No sample with id '{query.strip()}' in the {ctx.split} predictions of the chosen runs.")
+    st.divider()
+
+# --- filters ----------------------------------------------------------------------------------
+c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
+run_name = c1.selectbox("Run", list(by_name), key="gallery_run")
+true_name = c2.selectbox("True class", ["any", *CLASSES], key="gallery_true")
+pred_name = c3.selectbox("Predicted class", ["any", *CLASSES], key="gallery_pred")
+sort = c4.selectbox("Sort", list(E.SORTS), key="gallery_sort")
+run = by_name[run_name]
+pred = S.predictions(run, ctx.split)
+wrong = E.misclassified(pred, None if true_name == "any" else CLASSES.index(true_name),
+                        None if pred_name == "any" else CLASSES.index(pred_name), sort)
+st.caption(f"{len(wrong):,} misclassified of {len(pred):,} samples in {run.name} / {ctx.split}.")
+if wrong.empty:
+    st.info("No misclassified samples match these filters.")
+    st.stop()
+
+p1, p2 = st.columns([1, 4])
+per_page = p1.selectbox("Per page", [12, 24, 48], index=1, key="gallery_per_page")
+n_pages = -(-len(wrong) // per_page)
+page = p2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, value=1, step=1,
+                       key=f"gallery_page-{run_name}-{true_name}-{pred_name}-{sort}-{per_page}")
+rows, _ = E.page_of(wrong, int(page), per_page)
+
+# --- grid: only this page's images are opened -------------------------------------------------
+root, source = S.image_root(run, ctx.split)
+missing = 0
+for start in range(0, len(rows), COLUMNS):
+    for col, (_, r) in zip(st.columns(COLUMNS), rows.iloc[start:start + COLUMNS].iterrows()):
+        with col:
+            if not show_image(run, r["path"], root):
+                missing += 1
+                st.markdown("<div style='aspect-ratio:1/1;border:1px dashed #bbb;border-radius:6px;display:flex;"
+                            "align-items:center;justify-content:center;color:#888'>no image</div>",
+                            unsafe_allow_html=True)
+            st.markdown(f"`{r['id']}`  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}** "
+                        f"({r['confidence']:.2f})")
+if missing:
+    st.info(f"{missing} of {len(rows)} images on this page were not found (or lie outside the data root). "
+            f"Looked under `{root}` ({source}); set **Data root for images** in the sidebar if the data "
+            "lives elsewhere on this machine.")
+
+with st.expander("This page as a table"):
+    st.dataframe(rows[["id", "true_name", "pred_name", "confidence", "true_prob", "path"]], hide_index=True,
+                 width="stretch")

@@ -1,0 +1,65 @@
+"""Overview: the chosen runs' results side by side, with 95% intervals, and the best run named."""
+import pandas as pd
+import streamlit as st
+
+from fer_core import report
+from pages import _shared as S
+
+st.title("Overview")
+ctx = S.require_runs()
+have = S.note_missing(ctx, "metrics")
+if not have:
+    st.warning(f"None of the chosen runs has metrics_{ctx.split}.json.")
+    st.stop()
+
+metrics = {r.name: S.metrics(r, ctx.split) for r in have}
+values, cis = report.results_table(metrics)
+
+# Scores on different data sets are not comparable, so the best run is named per data set.
+groups: dict[tuple, list[str]] = {}
+for r in have:
+    data = r.config.get("data") or {}
+    groups.setdefault((data.get("layout", "?"), data.get("root", "?")), []).append(r.name)
+layouts = [layout for layout, _ in groups]
+lines = []
+for (layout, root), names in groups.items():
+    label = f"{layout} data" + (f" at {root}" if layouts.count(layout) > 1 else "")
+    sub = values.loc[names]
+    best = report.best_run(sub, "Accuracy")
+    if best:
+        line = f"**{best}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
+        best_va = report.best_run(sub, "Valence CCC")
+        if best_va and "Arousal CCC" in sub:
+            line += f", **{best_va}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
+        lines.append(line + (f" — among runs on {label}" if len(groups) > 1 else ""))
+if lines:
+    st.success(f"Best on **{ctx.split}**: " + ("  \n".join(lines) if len(lines) == 1 else
+                                               "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
+
+st.subheader(f"Results on {ctx.split}")
+st.dataframe(report.display_table(values, cis), width="stretch")
+st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
+           "RMSE: lower is better; every other column: higher is better.")
+
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(report.bar_figure(values, cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
+                                                    "Krippendorff alpha"], "Classification"), width="stretch")
+with right:
+    va_cols = [c for c in ("Valence RMSE", "Arousal RMSE", "Valence CCC", "Arousal CCC") if c in values]
+    if va_cols:
+        st.plotly_chart(report.bar_figure(values, cis, va_cols, "Valence / arousal"), width="stretch")
+    else:
+        st.info("No chosen run has valence/arousal annotations on this split (e.g. FER+ data).")
+
+st.subheader("Run details")
+details = []
+for r in ctx.runs:
+    c = r.config
+    best_cfg = c.get("best") or {}
+    details.append({"run": r.name, "backbone": c.get("backbone"), "img size": c.get("img_size"),
+                    "weights": (c.get("weights") or {}).get("loaded"), "data": (c.get("data") or {}).get("layout"),
+                    "valence/arousal": r.has_va, "samples": (c.get("data") or {}).get("n_samples"),
+                    "status": c.get("status"), "best epoch": best_cfg.get("epoch"),
+                    "train min": round(c.get("train_minutes") or 0, 1), "preset": c.get("preset"), "created": c.get("created")})
+st.dataframe(pd.DataFrame(details).set_index("run"), width="stretch")

@@ -1,0 +1,35 @@
+"""Valence/arousal: predicted vs annotated, the circumplex, error distributions and agreement per run."""
+import streamlit as st
+
+from fer_core import report_va as V
+from pages import _shared as S
+
+st.title("Valence / arousal")
+ctx = S.require_runs()
+have = S.note_missing(ctx, "predictions")
+preds = {r.name: S.predictions(r, ctx.split) for r in have}
+va_runs = [r for r in have if V.has_va(preds[r.name])]
+for r in have:
+    if r not in va_runs:
+        layout = (r.config.get("data") or {}).get("layout", "?")
+        st.warning(f"**{r.name}**: its {ctx.split} data has no valence/arousal annotations (layout '{layout}', "
+                   "e.g. FER+), so there is nothing to compare its valence/arousal outputs against.")
+if not va_runs:
+    st.stop()
+
+st.subheader(f"Agreement on {ctx.split}")
+table = V.va_summary_table({r.name: S.metrics(r, ctx.split) or {} for r in va_runs})
+st.dataframe(table.style.format(precision=3, na_rep="–"), width="stretch")
+st.caption("From the metrics files. CCC: concordance correlation; SAGR: share of samples whose predicted sign "
+           "matches the annotated sign; RMSE/MAE: lower is better.")
+
+st.subheader("Error distributions")
+st.plotly_chart(V.error_figure({r.name: preds[r.name] for r in va_runs}), width="stretch")
+
+st.subheader("Per run")
+c1, c2 = st.columns([2, 3])
+name = c1.selectbox("Run", [r.name for r in va_runs], key="va_run")
+max_points = c2.select_slider("Points drawn", [1000, 2000, 5000, 10000, 20000], value=5000, key="va_points",
+                              help="Large splits are drawn from a fixed random sample of this size.")
+st.plotly_chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
+st.plotly_chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")

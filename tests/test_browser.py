@@ -1,0 +1,145 @@
+"""Real-browser check: every page renders in headless chromium without an exception; screenshots saved.
+
+Screenshots go to $FER_LAB_SCREENSHOTS (default: pytest's tmp folder). Skipped when playwright or a
+chromium binary is missing.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fixture_runs import make_fixture_runs, write_broken_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("FER_LAB_CHROMIUM", "/usr/bin/chromium")
+PAGES = {"overview": "Overview", "curves": "Training curves", "confusion": "Confusion matrices",
+         "roc_pr": "ROC and PR curves", "valence_arousal": "Valence / arousal", "gallery": "Misclassified gallery",
+         "disagreement": "Model disagreement"}
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed"),
+    pytest.mark.skipif(not Path(CHROMIUM).is_file() and shutil.which("chromium") is None,
+                       reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("browser")
+    make_fixture_runs(base / "runs", n=200, data_root=base / "data", images=40, n_boot=10)
+    write_broken_runs(base / "runs")
+    port = _free_port()
+    env = {**os.environ, "FER_LAB_RUNS_DIR": str(base / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("streamlit server did not become healthy in 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _screenshot(page, path: Path) -> None:
+    """Wait until every plotly chart has drawn, then capture the whole page. Streamlit scrolls inside its
+    main container, so the viewport is stretched to the content's height instead of using full_page."""
+    page.wait_for_function("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+        .every(c => c.querySelector('.main-svg'))""", timeout=30_000)
+    page.wait_for_timeout(300)
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll("[data-testid='stMain'], section")]
+        .map(e => e.scrollHeight), 900)""")
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 12_000)})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+
+def test_every_page_renders_in_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("FER_LAB_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for name, title in PAGES.items():
+            if title == "Overview":
+                page.goto(server, wait_until="domcontentloaded")
+            else:  # the sidebar's links keep the session, as a user's clicks do
+                page.get_by_test_id("stSidebar").get_by_role("link", name=title).click()
+            page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
+            _idle(page)
+            _screenshot(page, shots / f"{name}.png")
+            errors = page.locator("[data-testid='stException']")
+            assert errors.count() == 0, f"page '{name}' shows: {errors.first.inner_text()[:500]}"
+            assert page.locator("h1").first.inner_text().strip(), f"page '{name}' has no title"
+        # Search jumps to one sample and shows its probabilities.
+        page.get_by_test_id("stSidebar").get_by_role("link", name="Misclassified gallery").click()
+        page.wait_for_selector("h1:has-text('Misclassified gallery')")
+        _idle(page)
+        box = page.get_by_role("textbox", name="Find a sample by id")
+        first_id = page.get_by_test_id("stMainBlockContainer").locator("code").first.inner_text()
+        box.fill(first_id.strip("`"))
+        box.press("Enter")
+        page.wait_for_timeout(500)
+        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
+        assert page.get_by_text("predicted").count() > 0, "search did not show the sample"
+        _screenshot(page, shots / "gallery_search.png")
+        assert page.locator("[data-testid='stException']").count() == 0
+
+        # Sidebar choices are shared by every page (AppTest cannot change them; see test_app.py).
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_test_id("stSelectbox").filter(has_text="Split").click()
+        page.get_by_role("option", name="test").click()
+        _idle(page)
+        sidebar.get_by_role("link", name="Confusion matrices").click()
+        page.wait_for_selector("h1:has-text('Confusion matrices')")
+        _idle(page)
+        assert "Split test" in page.get_by_test_id("stMain").inner_text()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        root_box = sidebar.get_by_role("textbox", name="Data root for images")
+        root_box.fill(str(elsewhere))
+        root_box.press("Enter")
+        _idle(page)
+        sidebar.get_by_role("link", name="Misclassified gallery").click()
+        page.wait_for_selector("h1:has-text('Misclassified gallery')")
+        _idle(page)
+        main_text = page.get_by_test_id("stMain").inner_text()
+        assert str(elsewhere) in main_text and "test" in main_text
+        assert page.locator("[data-testid='stException']").count() == 0
+        browser.close()
+
+
+def _idle(page) -> None:
+    page.wait_for_timeout(400)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
