@@ -94,6 +94,8 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
     colors = run_colors(values.index)
     metrics = [m for m in metrics if m in values]
     for run in values.index:
+        if values.loc[run, metrics].isna().all():  # e.g. a FER+ run on a valence/arousal chart
+            continue
         y = [values.at[run, m] for m in metrics]
         lo, hi = [], []
         for m, v in zip(metrics, y):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import re
 from itertools import combinations
 
 import numpy as np
@@ -58,11 +57,6 @@ def page_of(rows: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame,
     return rows.iloc[(page - 1) * per_page: page * per_page], n_pages
 
 
-def _digits(s: str) -> str | None:
-    m = re.search(r"(\d+)\D*$", s)
-    return m.group(1).lstrip("0") or "0" if m else None
-
-
 def find_sample(pred: pd.DataFrame, query: str) -> pd.DataFrame:
     """Rows whose id equals the query; failing that, whose trailing number equals it ("635" finds
     "Test/fer0000635"). Empty when nothing matches."""
@@ -72,8 +66,8 @@ def find_sample(pred: pd.DataFrame, query: str) -> pd.DataFrame:
     exact = pred[pred["id"] == q]
     if len(exact) or not q.isdigit():
         return exact
-    target = q.lstrip("0") or "0"
-    return pred[pred["id"].map(lambda s: _digits(str(s)) == target)]
+    trailing = pred["id"].astype(str).str.extract(r"(\d+)\D*$")[0]
+    return pred[pd.to_numeric(trailing, errors="coerce") == int(q)]
 
 
 def probability_table(row: pd.Series) -> pd.DataFrame:
@@ -90,14 +84,20 @@ def comparable_runs(preds: dict[str, pd.DataFrame]) -> tuple[list[str], list[str
     Runs evaluated on different data (AffectNet vs FER+) share no ids; comparing them sample by sample is
     meaningless, so the biggest mutually overlapping group is kept (ties: the group of the earliest run).
     """
-    ids = {run: set(p["id"].astype(str)) for run, p in preds.items()}
+    names = list(preds)
+    # One hash pass over every id, then set logic on a boolean (id x run) presence matrix.
+    all_ids = pd.concat([preds[n]["id"].astype(str) for n in names], ignore_index=True)
+    codes, uniques = pd.factorize(all_ids)
+    present = np.zeros((len(uniques), len(names)), dtype=bool)
+    present[codes, np.repeat(np.arange(len(names)), [len(preds[n]) for n in names])] = True
     best: list[str] = []
-    for run in ids:
-        group, common = [run], set(ids[run])
-        for other in ids:
-            if other != run and common & ids[other]:
+    for i, run in enumerate(names):
+        group, common = [run], present[:, i]
+        for j, other in enumerate(names):
+            shared = common & present[:, j]
+            if j != i and shared.any():
                 group.append(other)
-                common &= ids[other]
+                common = shared
         if len(group) > len(best):
             best = group
     order = list(preds)
@@ -150,4 +150,12 @@ def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
 def pair_ids(corr: pd.DataFrame, right: str, wrong: str) -> list[str]:
     """Ids the first run classifies correctly and the second does not."""
     sel = corr[right].astype(bool) & ~corr[wrong].astype(bool)
-    return sorted(corr.index[sel], key=lambda s: (_digits(s) is None, int(_digits(s) or 0), s))
+    return natural_sorted(corr.index[sel])
+
+
+def natural_sorted(ids) -> list[str]:
+    """Ids ordered by their trailing number ("9" before "10", "Test/fer0000635" as 635), then as text."""
+    ids = pd.Series(list(ids), dtype=object).astype(str)
+    nums = pd.to_numeric(ids.str.extract(r"(\d+)\D*$")[0], errors="coerce").fillna(np.inf).to_numpy()
+    order = np.lexsort((ids.to_numpy(), nums))
+    return ids.to_numpy()[order].tolist()

@@ -22,8 +22,11 @@ GRID = np.linspace(0, 1, 201)
 
 def _binned(y: np.ndarray, s: np.ndarray):
     """Collapse (label, score) pairs into per-bin positive/negative weights at each bin's upper edge."""
-    z = np.log(np.clip(s, 1e-7, 1 - 1e-7) / (1 - np.clip(s, 1e-7, 1 - 1e-7)))
-    idx = np.searchsorted(_LOGIT_EDGES, z)
+    p = np.clip(s, 1e-7, 1 - 1e-7)
+    z = np.log(p / (1 - p))
+    # Index of the first edge >= z (what searchsorted gives), computed arithmetically on the uniform grid.
+    step = _LOGIT_EDGES[1] - _LOGIT_EDGES[0]
+    idx = np.clip(np.ceil((z - _LOGIT_EDGES[0]) / step - 1e-9), 0, len(_LOGIT_EDGES)).astype(np.intp)
     edges = 1 / (1 + np.exp(-np.append(_LOGIT_EDGES, 15.0)))
     pos = np.bincount(idx, weights=y, minlength=len(edges))
     neg = np.bincount(idx, minlength=len(edges)) - pos
@@ -40,37 +43,45 @@ def _thin(x: np.ndarray, y: np.ndarray, max_points: int):
     return x[keep], y[keep]
 
 
-def class_curves(pred: pd.DataFrame, kind: str = "roc", max_points: int = 400) -> dict[str, tuple]:
+def roc_and_pr(pred: pd.DataFrame, max_points: int = 400) -> dict[str, dict[str, tuple]]:
+    """{"roc": class_curves(.., "roc"), "pr": class_curves(.., "pr")} sharing one binning pass per class."""
+    return class_curves(pred, ("roc", "pr"), max_points)
+
+
+def class_curves(pred: pd.DataFrame, kind="roc", max_points: int = 400):
     """{class name: (x, y, area)} for classes present in the frame, plus "macro".
 
+    ``kind`` is "roc" or "pr"; a tuple of both returns {kind: curves}.
     ROC: x = false-positive rate, y = true-positive rate. PR: x = recall, y = precision. The macro curve
     averages the per-class curves on a common x grid (the sklearn documentation's macro-average recipe).
     """
-    if kind not in ("roc", "pr"):
-        raise ValueError(f"kind must be 'roc' or 'pr', not {kind!r}")
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    for k in kinds:
+        if k not in ("roc", "pr"):
+            raise ValueError(f"kind must be 'roc' or 'pr', not {k!r}")
     true = pred["true"].to_numpy()
     big = len(pred) > EXACT_MAX_ROWS
-    out: dict[str, tuple] = {}
-    interp = []
-    for k in range(NUM_CLASSES):
-        y = (true == k).astype(float)
+    out: dict[str, dict] = {k: {} for k in kinds}
+    interp: dict[str, list] = {k: [] for k in kinds}
+    for c in range(NUM_CLASSES):
+        y = (true == c).astype(float)
         if y.sum() == 0 or y.sum() == len(y):  # a curve needs both positives and negatives
             continue
-        s = pred[f"prob_{k}"].to_numpy(dtype=np.float64)
+        s = pred[f"prob_{c}"].to_numpy(dtype=np.float64)
         args = _binned(y, s) if big else (y, s, None)
-        if kind == "roc":
-            x, yv, _ = roc_curve(args[0], args[1], sample_weight=args[2])
-            interp.append(np.interp(GRID, x, yv))
-        else:
-            prec, rec, _ = precision_recall_curve(args[0], args[1], sample_weight=args[2])
-            x, yv = rec[::-1], prec[::-1]  # increasing recall for interpolation and drawing
-            interp.append(np.interp(GRID, x, yv))
-        area = float(auc(x, yv))
-        out[CLASSES[k]] = (*_thin(x, yv, max_points), area)
-    if interp:
-        mean = np.mean(interp, axis=0)
-        out["macro"] = (GRID, mean, float(auc(GRID, mean)))
-    return out
+        for k in kinds:
+            if k == "roc":
+                x, yv, _ = roc_curve(args[0], args[1], sample_weight=args[2])
+            else:
+                prec, rec, _ = precision_recall_curve(args[0], args[1], sample_weight=args[2])
+                x, yv = rec[::-1], prec[::-1]  # increasing recall for interpolation and drawing
+            interp[k].append(np.interp(GRID, x, yv))
+            out[k][CLASSES[c]] = (*_thin(x, yv, max_points), float(auc(x, yv)))
+    for k in kinds:
+        if interp[k]:
+            mean = np.mean(interp[k], axis=0)
+            out[k]["macro"] = (GRID, mean, float(auc(GRID, mean)))
+    return out[kind] if isinstance(kind, str) else out
 
 
 def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dict | None = None) -> go.Figure:

@@ -24,10 +24,12 @@ def has_va(pred: pd.DataFrame) -> bool:
 
 def sample_rows(pred: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> tuple[pd.DataFrame, str]:
     """(rows to draw, note for the title). A fixed seed keeps the sample stable between reruns."""
-    rows = pred.dropna(subset=[f"{d}_true" for d in DIMS])
-    if len(rows) <= max_points:
-        return rows, f"all {len(rows):,} samples"
-    return rows.sample(max_points, random_state=seed), f"random {max_points:,} of {len(rows):,} samples"
+    # Pick row positions first and copy only those: dropna/sample on the whole frame copies every row.
+    valid = np.flatnonzero(pred[[f"{d}_true" for d in DIMS]].notna().all(axis=1).to_numpy())
+    if len(valid) <= max_points:
+        return pred.iloc[valid], f"all {len(valid):,} samples"
+    pos = np.sort(np.random.default_rng(seed).choice(valid, max_points, replace=False))
+    return pred.iloc[pos], f"random {max_points:,} of {len(valid):,} samples"
 
 
 def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.Figure:

@@ -30,7 +30,8 @@ CONFIG_REQUIRED = ["schema_version", "name", "classes"]
 RUN_MARKERS = ("config.json", "history.csv", "train.log", "split.csv")
 
 # Explicit dtypes: no type sniffing on 250k rows, and ids stay strings ("0635" is not 635).
-PRED_DTYPES = {"id": "string", "path": "string", "true": "int16", "pred": "int16",
+# "str" is pandas' default string dtype (pyarrow-backed where pyarrow is installed: ~2x faster to read).
+PRED_DTYPES = {"id": "str", "path": "str", "true": "int16", "pred": "int16",
                **{c: "float32" for c in PROB_COLS}, **{c: "float32" for c in VA_COLS}}
 _CSV_ENGINE = "pyarrow" if importlib.util.find_spec("pyarrow") else "c"
 

@@ -12,7 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import runs as R
-from fer_core.report_roc import class_curves
+from fer_core.report_errors import comparable_runs, correctness
+from fer_core.report_roc import roc_and_pr
 
 FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset cpu-fast --name my-first-run"
 
@@ -46,9 +47,21 @@ def _history(path: str, mtime_ns: int) -> pd.DataFrame:
     return R.load_history(path)
 
 
-@st.cache_data(show_spinner="Computing curves…", max_entries=128)
-def _curves(path: str, mtime_ns: int, kind: str) -> dict:
-    return class_curves(_predictions(path, mtime_ns), kind)
+@st.cache_data(show_spinner="Computing curves…", max_entries=64)
+def _curves(path: str, mtime_ns: int) -> dict:
+    return roc_and_pr(_predictions(path, mtime_ns))
+
+
+@st.cache_data(show_spinner="Comparing runs…", max_entries=16)
+def _disagreement(files: tuple[tuple[str, str, int], ...]):
+    kept, left_out = comparable_runs({name: _predictions(path, mtime) for name, path, mtime in files})
+    by_name = {name: (path, mtime) for name, path, mtime in files}
+    return kept, left_out, correctness({n: _predictions(*by_name[n]) for n in kept})
+
+
+def disagreement(runs: list[R.Run], split: str):
+    """(runs compared, runs left out for sharing no ids, correctness table) — cached on the files."""
+    return _disagreement(tuple((r.name, *R.file_key(r.predictions_path(split))) for r in runs))
 
 
 def predictions(run: R.Run, split: str | None) -> pd.DataFrame | None:
@@ -70,7 +83,7 @@ def history(run: R.Run) -> pd.DataFrame | None:
 def curves(run: R.Run, split: str, kind: str) -> dict | None:
     if split not in run.splits:
         return None
-    return _curves(*R.file_key(run.predictions_path(split)), kind)
+    return _curves(*R.file_key(run.predictions_path(split)))[kind]
 
 
 def image_root(run: R.Run, split: str | None) -> tuple[str | None, str]:

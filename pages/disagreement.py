@@ -5,6 +5,7 @@ import streamlit as st
 from fer_core import report_errors as E
 from pages import _shared as S
 
+MAX_IDS_SHOWN = 2000
 st.title("Model disagreement")
 ctx = S.require_runs()
 have = S.note_missing(ctx, "predictions")
@@ -12,19 +13,15 @@ if len(have) < 2:
     st.info("Choose at least two runs with predictions on this split in the sidebar to compare them.")
     st.stop()
 
-preds = {r.name: S.predictions(r, ctx.split) for r in have}
-kept, left_out = E.comparable_runs(preds)
+kept, left_out, corr = S.disagreement(have, ctx.split)
 if left_out and len(kept) >= 2:
     st.info(f"Left out {', '.join(left_out)}: no sample ids in common with {', '.join(kept)} "
             "(evaluated on other data).")
-corr = E.correctness({n: preds[n] for n in kept})
 if len(kept) < 2 or corr.empty:
     st.warning("The chosen runs share no sample ids on this split (different data sets or splits), "
                "so they cannot be compared sample by sample.")
     st.stop()
-sizes = {n: len(preds[n]) for n in kept}
-st.caption(f"Comparing {len(corr):,} sample ids present in every chosen run on **{ctx.split}** "
-           f"(per-run sizes: {', '.join(f'{n} {v:,}' for n, v in sizes.items())}).")
+st.caption(f"Comparing the {len(corr):,} sample ids present in every compared run on **{ctx.split}**.")
 
 summary = E.disagreement_summary(corr)
 left, right = st.columns(2)
@@ -54,4 +51,9 @@ else:
     ids = E.pair_ids(corr, a, b)
     st.markdown(f"**{len(ids):,}** samples that **{a}** classifies correctly and **{b}** does not:")
     if ids:
-        st.code(", ".join(ids), language=None, wrap_lines=True, height=150 if len(ids) > 60 else "content")
+        shown = ids[:MAX_IDS_SHOWN]
+        if len(ids) > len(shown):
+            st.caption(f"First {len(shown):,} shown; the download holds all {len(ids):,}.")
+        st.code(", ".join(shown), language=None, wrap_lines=True, height=150 if len(shown) > 60 else "content")
+        st.download_button("Download ids (CSV)", "id\n" + "\n".join(ids), file_name=f"right-{a}_wrong-{b}.csv",
+                            mime="text/csv", key=f"dl-{a}-{b}")

@@ -196,7 +196,7 @@ def write_run(runs_dir, name: str, *, n: int = 400, skill: float = 1.5, has_va: 
 
 
 def make_fixture_runs(runs_dir, *, n: int = 300, data_root=None, images: int | None = None,
-                      n_boot: int = 100) -> list[Path]:
+                      n_boot: int = 100, splits=("val", "test")) -> list[Path]:
     """Four runs: three on AffectNet-like data (same split, different skill) and one FER+-like run without
     valence/arousal. ``images`` limits how many image files are written per split (None = all, 0 = none)."""
     runs_dir = Path(runs_dir)
@@ -206,7 +206,7 @@ def make_fixture_runs(runs_dir, *, n: int = 300, data_root=None, images: int | N
              ("mnv3-affectnet", "mobilenet_v3_large", 1.3, True, "affectnet"),
              ("resnet18-ferplus", "resnet18", 2.6, False, "ferplus")]
     return [write_run(runs_dir, name, n=n, skill=skill, has_va=va, layout=layout, backbone=bb, seed=i + 1,
-                      data_root=data_root, images=images, n_boot=n_boot, epochs=8 + 2 * i)
+                      data_root=data_root, images=images, n_boot=n_boot, epochs=8 + 2 * i, splits=splits)
             for i, (name, bb, skill, va, layout) in enumerate(specs)]
 
 

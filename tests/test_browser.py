@@ -67,12 +67,17 @@ def server(tmp_path_factory):
             proc.kill()
 
 
+# Every element has loaded (no skeleton placeholders) and every plotly chart has drawn its SVG.
+DRAWN = """() => !document.querySelector("[data-testid='stSkeleton']") &&
+    [...document.querySelectorAll("[data-testid='stPlotlyChart']")].every(c => c.querySelector('.main-svg'))"""
+
+
 def _screenshot(page, path: Path) -> None:
     """Wait until every plotly chart has drawn, then capture the whole page. Streamlit scrolls inside its
     main container, so the viewport is stretched to the content's height instead of using full_page."""
-    page.wait_for_function("""() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
-        .every(c => c.querySelector('.main-svg'))""", timeout=30_000)
-    page.wait_for_timeout(300)
+    for _ in range(2):  # twice: lazily loaded elements replace their skeletons in a second step
+        page.wait_for_function(DRAWN, timeout=30_000)
+        page.wait_for_timeout(300)
     height = page.evaluate("""() => Math.max(...[...document.querySelectorAll("[data-testid='stMain'], section")]
         .map(e => e.scrollHeight), 900)""")
     page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 12_000)})

@@ -1,0 +1,178 @@
+"""Run discovery/validation and the pure figure/table builders behind the dashboard."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from fer_core import report, report_errors as E, report_roc, report_va as V
+from fer_core import runs as R
+from fer_core.labels import CLASSES
+from tests.fixture_runs import make_predictions, write_broken_runs, write_run
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    write_run(base, "a", n=300, skill=2.0, seed=1, n_boot=10)
+    write_run(base, "b", n=300, skill=1.0, seed=2, n_boot=10)
+    write_run(base, "fer", n=300, has_va=False, layout="ferplus", seed=3, n_boot=10)
+    return base
+
+
+def test_discover_and_load(runs_dir):
+    runs, problems = R.discover_runs([runs_dir])
+    assert problems == []
+    assert [r.name for r in runs] == ["fer", "b", "a"]  # newest first
+    a = next(r for r in runs if r.name == "a")
+    assert a.splits == ["test", "val"] and a.has_history and a.has_va
+    pred = R.load_predictions(a.predictions_path("val"))
+    assert len(pred) == 300 and pd.api.types.is_string_dtype(pred["id"]) and pred["prob_0"].dtype == "float32"
+    assert np.allclose(pred[[f"prob_{k}" for k in range(8)]].sum(axis=1), 1, atol=1e-4)
+    fer = R.load_predictions(next(r for r in runs if r.name == "fer").predictions_path("val"))
+    assert fer["valence_true"].isna().all() and not V.has_va(fer) and V.has_va(pred)
+
+
+def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):
+    reasons = write_broken_runs(tmp_path)
+    (tmp_path / "not-a-run").mkdir()  # no run files at all: ignored silently
+    runs, problems = R.discover_runs([tmp_path, runs_dir, tmp_path / "missing"])
+    assert len(runs) == 3
+    by_name = {p.path.name: p.reason for p in problems}
+    for name, words in reasons.items():
+        assert words in by_name[name]
+    assert "does not exist" in by_name["missing"] and "not-a-run" not in by_name
+
+
+def test_bad_split_files_drop_only_that_split(tmp_path):
+    folder = write_run(tmp_path, "r", n=50, n_boot=2)
+    (folder / "metrics_test.json").write_text("{oops")
+    pd.read_csv(folder / "predictions_val.csv").drop(columns=["prob_3"]).to_csv(folder / "predictions_val.csv")
+    run, problems = R.validate_run(folder)
+    assert run.splits == ["test"] and run.metrics_splits == ["val"]
+    assert {p.skipped for p in problems} == {"val", "test"}
+    assert any("prob_3" in p.reason for p in problems)
+
+
+def test_safe_image_path(tmp_path):
+    (tmp_path / "root" / "images").mkdir(parents=True)
+    (tmp_path / "root" / "images" / "1.jpg").write_bytes(b"x")
+    (tmp_path / "secret.jpg").write_bytes(b"x")
+    root = tmp_path / "root"
+    assert R.safe_image_path(root, "images/1.jpg") == (root / "images" / "1.jpg").resolve()
+    assert R.safe_image_path(root, "../secret.jpg") is None
+    assert R.safe_image_path(root, "images/../../secret.jpg") is None
+    assert R.safe_image_path(root, str(tmp_path / "secret.jpg")) is None
+    assert R.safe_image_path(root, "images/missing.jpg") is None
+    assert R.safe_image_path(None, "images/1.jpg") is None
+
+
+def test_results_table_best_run_and_bars(runs_dir):
+    metrics = {n: R.load_metrics(runs_dir / n / "metrics_val.json") for n in ("a", "b", "fer")}
+    values, cis = report.results_table(metrics)
+    assert values.at["a", "Accuracy"] == pytest.approx(metrics["a"]["accuracy"])
+    assert np.isnan(values.at["fer", "Valence RMSE"])
+    lo, hi = cis.at["a", "Accuracy"]
+    assert lo <= values.at["a", "Accuracy"] <= hi
+    shown = report.display_table(values, cis)
+    assert "Accuracy 95% CI" in shown and "–" in shown.at["a", "Accuracy 95% CI"]
+    assert report.best_run(values.loc[["a", "b"]], "Accuracy") == "a"  # higher skill wins
+    assert report.best_run(values.loc[["a", "b"]], "Valence RMSE") == values.loc[["a", "b"], "Valence RMSE"].idxmin()
+    fig = report.bar_figure(values, cis, ["Valence RMSE", "Valence CCC"], "va")
+    assert {t.name for t in fig.data} == {"a", "b"}  # the FER+ run has nothing to draw here
+
+
+def test_history_and_confusion_figures(runs_dir):
+    hist = {n: R.load_history(runs_dir / n / "history.csv") for n in ("a", "fer")}
+    assert hist["a"]["train_loss"].iloc[-1] < hist["a"]["train_loss"].iloc[0]
+    assert len(report.history_figure(hist, "Loss").data) == 4
+    assert [t.name for t in report.history_figure(hist, "Valence RMSE").data] == ["a (val)"]
+    assert report.history_figure({"fer": hist["fer"]}, "Arousal RMSE") is None
+    cm = R.load_metrics(runs_dir / "a" / "metrics_val.json")["confusion"]
+    z = np.array(report.confusion_figure(cm, normalise=True).data[0].z)
+    assert np.allclose(z.sum(axis=1), 1)
+    assert list(report.confusion_figure(cm).data[0].x) == CLASSES
+    table = report.per_class_table(R.load_metrics(runs_dir / "a" / "metrics_val.json"))
+    assert list(table.index) == CLASSES and table["support"].sum() == 300
+
+
+@pytest.mark.parametrize("n", [400, 60_000])  # exact path and the binned path for large frames
+def test_roc_curves_match_sklearn_auc(n):
+    rng = np.random.default_rng(0)
+    pred = make_predictions(np.arange(n), rng.integers(0, 8, n), skill=1.5, has_va=True, seed=0,
+                            path_fmt="{id}.jpg")
+    roc = report_roc.class_curves(pred, "roc")
+    for k, name in enumerate(CLASSES):
+        exact = roc_auc_score(pred["true"] == k, pred[f"prob_{k}"])
+        assert roc[name][2] == pytest.approx(exact, abs=2e-3)
+        assert len(roc[name][0]) <= 400
+    pr = report_roc.class_curves(pred, "pr")
+    assert 0 < pr["macro"][2] < 1 and set(pr) == {*CLASSES, "macro"}
+    fig = report_roc.curve_figure(roc, "roc", "t", {"Happy": 0.5})
+    assert "Happy (AUC 0.500)" in [t.name for t in fig.data]
+    with pytest.raises(ValueError):
+        report_roc.class_curves(pred, "det")
+
+
+def test_va_figures_sample_large_frames():
+    n = 12_000
+    pred = make_predictions(np.arange(n), np.random.default_rng(1).integers(0, 8, n), skill=1.0, has_va=True,
+                            seed=1, path_fmt="{id}.jpg")
+    fig = V.scatter_figure(pred, "r", max_points=5000)
+    assert len(fig.data[0].x) == 5000 and "random 5,000 of 12,000" in fig.layout.title.text
+    assert fig.data[0].type == "scattergl"
+    circ = V.circumplex_figure(pred, "r", max_points=1000)
+    assert sum(len(t.x) for t in circ.data if t.type == "scattergl") == 2000  # annotated + predicted
+    err = V.error_figure({"r": pred})
+    assert len(err.data[0].x) == 60  # binned here, not raw rows
+    assert err.data[0].y.sum() == pytest.approx(1, abs=1e-3)
+
+
+def test_misclassified_filters_sort_and_paging():
+    pred = make_predictions(np.arange(500), np.random.default_rng(2).integers(0, 8, 500), skill=0.8,
+                            has_va=False, seed=2, path_fmt="{id}.jpg")
+    wrong = E.misclassified(pred)
+    assert len(wrong) == int((pred["pred"] != pred["true"]).sum())
+    assert wrong["confidence"].is_monotonic_decreasing
+    fear = E.misclassified(pred, true_class=4, pred_class=3, sort="Least confident mistakes first")
+    assert (fear["true_name"] == "Fear").all() and (fear["pred_name"] == "Surprise").all()
+    assert fear["confidence"].is_monotonic_increasing
+    by_id = E.misclassified(pred, sort="ID")
+    assert by_id["id"].astype(int).is_monotonic_increasing
+    rows, n_pages = E.page_of(wrong, 99, 24)
+    assert n_pages == -(-len(wrong) // 24) and len(rows) == len(wrong) - 24 * (n_pages - 1)
+
+
+def test_find_sample_by_id():
+    pred = pd.DataFrame({"id": ["635", "6350", "Test/fer0000635"], "true": [0, 1, 2]})
+    assert list(E.find_sample(pred, " 635 ")["id"]) == ["635"]
+    assert list(E.find_sample(pred.iloc[1:], "635")["id"]) == ["Test/fer0000635"]
+    assert E.find_sample(pred, "nope").empty and E.find_sample(pred, "").empty
+
+
+def test_disagreement_tables():
+    ids = [str(i) for i in range(6)]
+    true = [0, 1, 2, 3, 4, 5]
+    frame = lambda pred: pd.DataFrame({"id": ids, "true": true, "pred": pred})  # noqa: E731
+    preds = {"x": frame([0, 1, 2, 0, 0, 0]), "y": frame([0, 0, 2, 3, 0, 0]), "z": frame([0, 1, 0, 3, 0, 1]),
+             "other": pd.DataFrame({"id": ["Test/a"], "true": [0], "pred": [0]})}
+    kept, left_out = E.comparable_runs(preds)
+    assert kept == ["x", "y", "z"] and left_out == ["other"]
+    corr = E.correctness({k: preds[k] for k in kept})
+    summary = E.disagreement_summary(corr)
+    assert list(summary["all_wrong"]["id"]) == ["4", "5"]
+    assert dict(zip(summary["only_one_wrong"]["id"], summary["only_one_wrong"]["wrong run"])) == {
+        "1": "y", "2": "z", "3": "x"}
+    pairs = E.pairwise_table(corr).set_index(["run A", "run B"])
+    assert pairs.loc[("x", "y"), "A right, B wrong"] == 1 and pairs.loc[("x", "y"), "B right, A wrong"] == 1
+    assert E.pair_ids(corr, "x", "z") == ["2"]
+
+
+def test_metrics_fixture_is_consistent(runs_dir):
+    m = json.loads((runs_dir / "a" / "metrics_val.json").read_text())
+    pred = R.load_predictions(runs_dir / "a" / "predictions_val.csv")
+    assert m["accuracy"] == pytest.approx((pred["pred"] == pred["true"]).mean())
+    assert np.array(m["confusion"]).sum() == len(pred) == m["n"]
