@@ -1,0 +1,49 @@
+"""Print the study-style results table (markdown) for run folders, with bootstrap 95% intervals.
+
+    python scripts/results_table.py artifacts/runs/* [--split test]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def fmt(m: dict, key: str, sub: str | None = None, ci_key: str | None = None) -> str:
+    v = m.get(key) if sub is None else (m.get(key) or {}).get(sub)
+    if v is None:
+        return "–"
+    ci = (m.get("ci95") or {}).get(ci_key) if ci_key else None
+    return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def rows(run_dirs, split):
+    for d in run_dirs:
+        d = Path(d)
+        mf, cf = d / f"metrics_{split}.json", d / "config.json"
+        if not (mf.is_file() and cf.is_file()):
+            continue
+        m, c = json.loads(mf.read_text()), json.loads(cf.read_text())
+        yield d.name, c, m
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--split", default="test")
+    a = p.parse_args()
+    print(f"| run | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
+          f"| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min |")
+    print("|" + "---|" * 17)
+    for name, c, m in rows(a.runs, a.split):
+        print(f"| {name} | {m['n']} | {fmt(m, 'accuracy', ci_key='accuracy')} | {fmt(m, 'macro_f1', ci_key='macro_f1')} "
+              f"| {fmt(m, 'cohen_kappa')} | {fmt(m, 'krippendorff_alpha')} "
+              f"| {fmt(m, 'valence', 'rmse')} | {fmt(m, 'arousal', 'rmse')} | {fmt(m, 'valence', 'mae')} "
+              f"| {fmt(m, 'arousal', 'mae')} | {fmt(m, 'valence', 'pearson')} | {fmt(m, 'arousal', 'pearson')} "
+              f"| {fmt(m, 'valence', 'sagr')} | {fmt(m, 'arousal', 'sagr')} "
+              f"| {fmt(m, 'valence', 'ccc', 'valence_ccc')} | {fmt(m, 'arousal', 'ccc', 'arousal_ccc')} "
+              f"| {c.get('train_minutes', 0):.1f} |")
+
+
+if __name__ == "__main__":
+    main()
