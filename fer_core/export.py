@@ -1,0 +1,118 @@
+"""Export a trained FER Lab model to ONNX and check the export against PyTorch.
+
+    python -m fer_core.export --run artifacts/runs/<name> [--out models/default/model.onnx]
+
+The ONNX file carries the model's config.json (normalisation, input size, class names, provenance) in its
+metadata, so a predictor needs nothing else. The batch axis is dynamic; the image side is the trained one.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import atomic_write_bytes
+
+OPSET = 17
+CONFIG_KEY = "fer_lab_config"
+TOLERANCE = 1e-3  # max abs difference of logits / valence-arousal accepted between ONNX Runtime and PyTorch
+
+
+def onnx_bytes(model: torch.nn.Module, config: dict) -> bytes:
+    """Serialized ONNX model (opset 17, dynamic batch, config in the metadata)."""
+    import onnx
+
+    size = int(config["img_size"])
+    buf = io.BytesIO()
+    model.eval()
+    with warnings.catch_warnings():
+        # The TorchScript exporter warns about itself being the old path and about the SAME-padding arithmetic
+        # being traced as constants; both are expected: the input side is fixed at the trained img_size.
+        warnings.simplefilter("ignore")
+        # dynamo=False: the dynamo exporter needs onnxscript, which is not a dependency of this project.
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buf, dynamo=False, opset_version=OPSET,
+                          input_names=["input"], output_names=["logits", "va"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}, "va": {0: "batch"}})
+    proto = onnx.load_from_string(buf.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CONFIG_KEY, json.dumps(config)
+    return proto.SerializeToString()
+
+
+def compare(model: torch.nn.Module, data: bytes, size: int, batch: int = 4, seed: int = 0) -> dict:
+    """Max abs differences between PyTorch and ONNX Runtime outputs on random input."""
+    import onnxruntime as ort
+
+    x = np.random.default_rng(seed).standard_normal((batch, 3, size, size)).astype(np.float32)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    logits_o, va_o = sess.run(None, {"input": x})
+    with torch.inference_mode():
+        logits_t, va_t = (t.numpy() for t in model.eval()(torch.from_numpy(x)))
+    p_o, p_t = _softmax(logits_o), _softmax(logits_t)
+    return {"max_abs_diff_logits": float(np.abs(logits_o - logits_t).max()),
+            "max_abs_diff_va": float(np.abs(va_o - va_t).max()),
+            "max_abs_diff_probs": float(np.abs(p_o - p_t).max()),
+            "same_argmax": bool((p_o.argmax(1) == p_t.argmax(1)).all()), "batch": batch}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def export_onnx(checkpoint_path_or_run, out_path) -> dict:
+    """Export a checkpoint (a .pt file, a run folder or a run name) to ``out_path``; verified before it is written.
+
+    Returns a report: source, out, bytes and the max abs differences against PyTorch. Raises ModelNotFound for
+    a bad source and RuntimeError when ONNX Runtime disagrees with PyTorch beyond TOLERANCE.
+    """
+    from .inference import ModelNotFound, load_checkpoint, resolve_model
+    from .models import model_from_checkpoint
+
+    src = resolve_model(checkpoint_path_or_run, backend="torch")
+    if src.suffix == ".onnx":
+        raise ModelNotFound(f"{src} is already an ONNX file; give a run folder or a .pt checkpoint")
+    model, cfg = model_from_checkpoint(load_checkpoint(src))
+    data = onnx_bytes(model, cfg)
+    report = {"source": str(src), "out": str(out_path), "bytes": len(data), "opset": OPSET,
+              **compare(model, data, int(cfg["img_size"]))}
+    if max(report["max_abs_diff_logits"], report["max_abs_diff_va"]) > TOLERANCE or not report["same_argmax"]:
+        raise RuntimeError(f"ONNX Runtime disagrees with PyTorch: {report}; nothing written")
+    atomic_write_bytes(out_path, data)
+    return report
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(prog="python -m fer_core.export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run folder (uses checkpoints/best.pt), run name, or a .pt checkpoint")
+    p.add_argument("--out", help="ONNX file to write (default: <run>/model.onnx next to a .pt file, "
+                                 "or <run folder>/checkpoints/best.onnx)")
+    return p
+
+
+def main(args) -> int:
+    from .inference import ModelNotFound, resolve_model
+
+    try:
+        src = resolve_model(args.run, backend="torch")
+        out = Path(args.out) if args.out else src.with_suffix(".onnx")
+        r = export_onnx(src, out)
+    except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {r['out']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}) from {r['source']}")
+    print(f"ONNX Runtime vs PyTorch on {r['batch']} random inputs: max abs diff logits {r['max_abs_diff_logits']:.2e}, "
+          f"valence/arousal {r['max_abs_diff_va']:.2e}, probabilities {r['max_abs_diff_probs']:.2e}, "
+          f"same argmax: {r['same_argmax']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(get_args_parser().parse_args()))

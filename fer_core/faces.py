@@ -1,0 +1,198 @@
+"""Face detection with detectors whose weights ship inside their Python package (nothing downloads at run time).
+
+Preference order: ``yuface`` (libfacedetection, fast and accurate on small faces), facenet-pytorch MTCNN, then
+OpenCV's Haar cascade (weaker, but part of opencv-python-headless 4.x). ``FaceDetector.name`` says which one runs.
+Detection can run on a downscaled copy of the frame (``max_side``); boxes are scaled back to the input's pixels.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+DETECTORS = ["yuface", "mtcnn", "haar"]
+
+# yuface bundles its own OpenMP runtime, read when yuface is first imported. By default its idle threads spin
+# after each call and fight ONNX Runtime for the cores: on 2 shared cores a detect+classify frame measured
+# 795 ms spinning against 65 ms passive (benchmarks/live_latency.py). A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels of the image given to detect(); x1/y1 exclusive
+    score: float  # detector confidence in [0, 1]; Haar gives none and reports 1.0
+
+
+def available_detectors() -> list[str]:
+    have = {"yuface": importlib.util.find_spec("yuface") is not None,
+            "mtcnn": importlib.util.find_spec("facenet_pytorch") is not None,
+            "haar": hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data")}
+    return [d for d in DETECTORS if have[d]]
+
+
+class FaceDetector:
+    """``detect(image_rgb)`` -> faces, largest first. Thread-safe: one lock around the native detector call,
+    because neither libfacedetection's wrapper nor OpenCV's cascade promise re-entrancy."""
+
+    def __init__(self, backend: str = "auto", max_side: int | None = 320, min_score: float = 0.5):
+        avail = available_detectors()
+        if backend == "auto":
+            if not avail:
+                raise RuntimeError("no face detector is installed: pip install yuface (or facenet-pytorch, or "
+                                   "opencv-python-headless 4.x for the Haar cascade)")
+            backend = avail[0]
+        elif backend not in avail:
+            raise RuntimeError(f"face detector {backend!r} is not available here; available: {', '.join(avail) or 'none'}")
+        self.backend = backend
+        self.max_side = max_side
+        self.min_score = min_score
+        self._lock = threading.Lock()
+        self._impl = {"yuface": self._init_yuface, "mtcnn": self._init_mtcnn, "haar": self._init_haar}[backend]()
+
+    @property
+    def name(self) -> str:
+        label = {"yuface": "yuface (libfacedetection CNN)", "mtcnn": "facenet-pytorch MTCNN",
+                 "haar": "OpenCV Haar cascade (frontal face)"}[self.backend]
+        return f"{label}, detecting at longest side {self.max_side} px" if self.max_side else label
+
+    # ---------------------------------------------------------------- backends: small image in, (boxes, scores) out
+    def _init_yuface(self):
+        import yuface
+
+        def run(img):
+            bgr = np.ascontiguousarray(img[:, :, ::-1])
+            confs, boxes, _ = yuface.detect(bgr, conf=self.min_score)
+            out = []
+            for c, (x, y, w, h) in zip(confs, boxes.astype(np.int64)):
+                out.append(((x, y, x + w, y + h), float(c) / 100.0))  # yuface scores are percentages
+            return out
+        return run
+
+    def _init_mtcnn(self):
+        from facenet_pytorch import MTCNN
+
+        net = MTCNN(keep_all=True, device="cpu", min_face_size=20)
+
+        def run(img):
+            boxes, probs = net.detect(img)
+            if boxes is None:
+                return []
+            return [(tuple(b), float(p)) for b, p in zip(boxes, probs) if p >= self.min_score]
+        return run
+
+    def _init_haar(self):
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        if cascade.empty():
+            raise RuntimeError("OpenCV's Haar cascade file could not be loaded")
+
+        def run(img):
+            gray = cv2.equalizeHist(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
+            found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))
+            return [((x, y, x + w, y + h), 1.0) for x, y, w, h in (found if len(found) else [])]
+        return run
+
+    # ---------------------------------------------------------------- public
+    def detect(self, image_rgb: np.ndarray, max_side: int | None = -1) -> list[Face]:
+        """Faces, largest first. ``max_side`` overrides the detector's downscale side for this call (None: full size)."""
+        img = _as_rgb_uint8(image_rgb)
+        h, w = img.shape[:2]
+        side = self.max_side if max_side == -1 else max_side
+        scale = 1.0
+        if side and max(h, w) > side:
+            scale = side / max(h, w)
+            img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        with self._lock:
+            raw = self._impl(img)
+        faces = []
+        for (x0, y0, x1, y1), s in raw:
+            box = (max(0, int(round(x0 / scale))), max(0, int(round(y0 / scale))),
+                   min(w, int(round(x1 / scale))), min(h, int(round(y1 / scale))))
+            if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                faces.append(Face(box, min(max(s, 0.0), 1.0)))
+        return sorted(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
+
+
+def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"expected an RGB image array [H, W, 3], got shape {a.shape}")
+    a = a[:, :, :3]
+    if a.dtype != np.uint8:
+        a = np.clip(a * 255.0 if a.dtype.kind == "f" and a.max() <= 1.0 else a, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def square_box(box, margin: float = 0.2) -> tuple[int, int, int, int]:
+    """Square around the box centre, ``margin`` of the longer side added on every side (AffectNet crops are loose)."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    s0x, s0y = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(1, int(round(side)))
+    return s0x, s0y, s0x + s, s0y + s
+
+
+def crop_face(image: np.ndarray, box, margin: float = 0.2, size: int = 112) -> np.ndarray:
+    """Square crop around ``box`` resized to ``size`` x ``size`` (uint8 RGB). Parts outside the image are black,
+    so a face at the border keeps its place and scale in the crop instead of being stretched."""
+    img = _as_rgb_uint8(image)
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = square_box(box, margin)
+    pad_l, pad_t, pad_r, pad_b = max(0, -x0), max(0, -y0), max(0, x1 - w), max(0, y1 - h)
+    crop = img[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    if crop.size == 0:
+        raise ValueError(f"box {tuple(box)} lies outside the {w}x{h} image")
+    if pad_l or pad_t or pad_r or pad_b:
+        crop = cv2.copyMakeBorder(crop, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return resize_square(crop, size)
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize to size x size like training did (the whole picture, stretched; area filter when shrinking)."""
+    img = _as_rgb_uint8(image)
+    if img.shape[:2] == (size, size):
+        return img
+    shrink = max(img.shape[:2]) > size
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+# Colour per class (AffectNet order), RGB; the whole-image fallback is drawn grey.
+COLOURS = [(200, 200, 200), (60, 200, 60), (70, 110, 230), (240, 200, 40),
+           (170, 80, 220), (120, 160, 40), (230, 50, 50), (240, 130, 40)]
+
+
+def annotate(image: np.ndarray, results: list[dict], footer: str | None = None) -> np.ndarray:
+    """Copy of the image with each result's box and "Label 87% v+0.3 a-0.1" drawn (whole-image results: a
+    banner), and ``footer`` in the bottom-left corner."""
+    out = _as_rgb_uint8(image).copy()
+    h, w = out.shape[:2]
+    thick = max(1, round(max(h, w) / 320))
+    font = max(0.4, max(h, w) / 1000)
+    for r in results:
+        text = f"{r['label_name']} {r['confidence']:.0%} v{r['valence']:+.2f} a{r['arousal']:+.2f}"
+        if r.get("whole_image"):
+            text = f"{r.get('note') or 'whole image'}: {text}"
+            x0, y0, colour = 0, 0, (128, 128, 128)
+        else:
+            x0, y0, x1, y1 = r["box"]
+            colour = COLOURS[r["label"] % len(COLOURS)]
+            cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, thick)
+        # OpenCV's Hershey fonts are ASCII-only: an em dash would be drawn as "???"
+        text = text.replace("\u2014", "-").encode("ascii", "replace").decode()
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(h - 1, y0 + th + base + 4)  # above the box, else inside
+        tx = min(max(0, x0), max(0, w - tw - 2))
+        cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 2, ty + base), colour, -1)
+        cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA)
+    if footer:
+        (tw, th), base = cv2.getTextSize(footer, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        cv2.rectangle(out, (0, h - th - 2 * base - 4), (tw + 4, h), (0, 0, 0), -1)
+        cv2.putText(out, footer, (2, h - base - 2), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick, cv2.LINE_AA)
+    return out

@@ -1,0 +1,272 @@
+"""Expression and valence/arousal prediction for faces in photos and video frames.
+
+Which model answers: an explicit run (a run folder, a run name under artifacts/runs, or a .pt/.onnx file), else
+``models/default/`` (model.onnx, or model.pt). ONNX files run with ONNX Runtime (one session, 2 threads,
+thread-safe); checkpoints run with PyTorch, or are converted to ONNX in memory with ``backend="onnx"``.
+Inputs are prepared as in training: RGB, square, resized to the config's img_size, normalised by its mean/std.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data import ImageError, load_image
+from .faces import Face, FaceDetector, annotate, crop_face, resize_square
+from .labels import CLASSES
+
+DEFAULT_DIR = Path("models/default")
+RUNS_DIR = Path("artifacts/runs")
+MAX_PIXELS = 50_000_000
+NO_FACE = "no face found — whole image"
+HOW_TO_GET_A_MODEL = (
+    "Train one (python -m fer_core.train --data DATA --preset cpu-fast) and pass --run artifacts/runs/<name>, "
+    "or put a model.pt (and model.onnx from python -m fer_core.export --run RUN --out models/default/model.onnx) "
+    "into models/default/.")
+
+
+class ModelNotFound(Exception):
+    """No usable model at the given place; the message says what to do."""
+
+
+def _have_ort() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
+    """Run folders holding checkpoints/best.pt in the given folders (a folder may be a run itself), newest first."""
+    found = set()
+    for d in ([runs_dirs] if isinstance(runs_dirs, (str, Path)) else runs_dirs):
+        d = Path(d)
+        found.update(p.parent.parent.resolve() for p in [*d.glob("checkpoints/best.pt"), *d.glob("*/checkpoints/best.pt")])
+    return sorted(found, key=lambda p: (p / "checkpoints" / "best.pt").stat().st_mtime, reverse=True)
+
+
+def resolve_model(run=None, root=".", backend: str = "auto") -> Path:
+    """The weights file that answers: ``run`` (folder, run name, .pt/.pth/.onnx file), else models/default/."""
+    want_onnx = backend == "onnx" or (backend == "auto" and _have_ort())
+    if run:
+        p = Path(run)
+        if not p.exists() and (Path(root) / RUNS_DIR / str(run)).exists():
+            p = Path(root) / RUNS_DIR / str(run)
+        if p.is_file():
+            if p.suffix.lower() not in (".pt", ".pth", ".onnx"):
+                raise ModelNotFound(f"{run}: not a model file (.pt, .pth or .onnx)")
+            return p
+        if p.is_dir():
+            for pt, ox in ((p / "checkpoints" / "best.pt", p / "checkpoints" / "best.onnx"),
+                           (p / "model.pt", p / "model.onnx")):
+                # an exported ONNX file next to the checkpoint is used when it is at least as new
+                if want_onnx and ox.is_file() and (not pt.is_file() or ox.stat().st_mtime >= pt.stat().st_mtime):
+                    return ox
+                if pt.is_file():
+                    return pt
+            raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder (is the run still in its first epoch?)")
+        raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {Path(root) / RUNS_DIR})")
+    d = Path(root) / DEFAULT_DIR
+    for f in ([d / "model.onnx", d / "model.pt"] if want_onnx else [d / "model.pt"]):
+        if f.is_file():
+            return f
+    raise ModelNotFound(f"No model found: {d} holds no model.pt or model.onnx. {HOW_TO_GET_A_MODEL}")
+
+
+def load_checkpoint(path) -> dict:
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelNotFound(f"{path}: not a readable FER Lab checkpoint ({type(e).__name__}: {str(e)[:160]})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ModelNotFound(f"{path}: not a FER Lab checkpoint (needs 'model' and 'config' entries)")
+    return ckpt
+
+
+class _NamedBytes(io.BytesIO):
+    """In-memory file whose str() is its name, so load_image's error messages name the upload."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+
+    def __str__(self):
+        return self.name
+
+    __repr__ = __str__  # PIL puts repr(fp) into "cannot identify image file ..."
+
+
+def read_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """RGB uint8 array from a path or from bytes (an upload). Raises ImageError with a one-line reason."""
+    if isinstance(source, (bytes, bytearray)):
+        source = _NamedBytes(bytes(source), name or "upload")
+    return np.asarray(load_image(source, max_pixels=max_pixels))
+
+
+class Tracker:
+    """For video: run the detector on every ``reuse + 1``-th frame and reuse its boxes in between. Faces move
+    little in 1-2 frames and the crop margin absorbs it, while detection is the costliest step."""
+
+    def __init__(self, reuse: int = 2, max_side: int = 320):
+        self.reuse, self.max_side = reuse, max_side
+        self._faces: list[Face] = []
+        self._age = reuse + 1  # detect on the first frame
+        self._lock = threading.Lock()
+
+    def faces(self, detector: FaceDetector, frame: np.ndarray) -> list[Face]:
+        with self._lock:
+            if self._age >= self.reuse:
+                self._faces, self._age = detector.detect(frame, max_side=self.max_side), 0
+            else:
+                self._age += 1
+            return list(self._faces)
+
+
+class Predictor:
+    """Loads one model and answers for faces, crops or whole images. One object can serve many threads."""
+
+    def __init__(self, path, backend: str = "auto", detector="auto", detect_side: int | None = 640,
+                 margin: float = 0.2, threads: int = 2):
+        if backend not in ("auto", "onnx", "torch"):
+            raise ValueError(f"backend must be auto, onnx or torch, not {backend!r}")
+        self.path, self.margin = Path(path), margin
+        self._lock = threading.Lock()
+        self._session = self._model = None
+        converted = False
+        if self.path.suffix.lower() == ".onnx":
+            if backend == "torch":
+                raise ValueError(f"{self.path} is an ONNX file: it runs with onnxruntime, not PyTorch")
+            self._session = self._ort_session(str(self.path), threads)
+            meta = self._session.get_modelmeta().custom_metadata_map
+            if "fer_lab_config" not in meta:
+                raise ModelNotFound(f"{self.path}: ONNX file without FER Lab config (export it with fer_core.export)")
+            self.config = json.loads(meta["fer_lab_config"])
+        else:
+            from .models import model_from_checkpoint
+
+            model, self.config = model_from_checkpoint(load_checkpoint(self.path))
+            # auto keeps PyTorch for a checkpoint: converting costs seconds at load; export once to get ONNX speed
+            if backend == "onnx":
+                from .export import onnx_bytes
+
+                self._session, converted = self._ort_session(onnx_bytes(model, self.config), threads), True
+            else:
+                import torch
+
+                torch.set_num_threads(threads)
+                self._model = model
+        self.runtime = (f"ONNX Runtime ({threads} threads{', converted from the checkpoint in memory' if converted else ''})"
+                        if self._session is not None else "PyTorch (eager)")
+        self.img_size = int(self.config["img_size"])
+        self.mean = np.asarray(self.config["mean"], np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(self.config["std"], np.float32).reshape(1, 3, 1, 1)
+        self.classes = list(self.config.get("classes") or CLASSES)
+        if detector == "auto" or isinstance(detector, str):
+            detector = FaceDetector(detector, max_side=detect_side)
+        self.detector: FaceDetector | None = detector
+
+    @staticmethod
+    def _ort_session(model, threads: int):
+        if not _have_ort():
+            raise ModelNotFound("onnxruntime is not installed: pip install onnxruntime, or use the .pt model")
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        # no busy-waiting between runs: the detector and other sessions' threads need the same few cores
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+
+    # ------------------------------------------------------------------ description
+    def info(self) -> dict:
+        c = self.config
+        data, w = c.get("data") or {}, c.get("weights") or {}
+        trained = ", ".join(x for x in [
+            f"{data.get('layout')} data at {data.get('root')} ({data.get('n_samples')} images)" if data else "",
+            c.get("hardware") or "", c.get("created", "")[:10]] if x) or "unknown (no provenance in the config)"
+        best = c.get("best") or {}
+        return {"name": c.get("name", self.path.stem), "backbone": c.get("backbone"), "img_size": self.img_size,
+                "trained": trained, "init": w.get("loaded"), "weights_file": str(self.path), "runtime": self.runtime,
+                "best": f"{best.get('metric')} {best.get('value'):.3f} (epoch {best.get('epoch')})" if best.get("value") is not None else None,
+                "detector": self.detector.name if self.detector else "none (whole image)"}
+
+    def describe(self) -> str:
+        i = self.info()
+        return (f"model {i['name']} ({i['backbone']}, {i['img_size']} px) from {i['weights_file']} on {i['runtime']}; "
+                f"trained on {i['trained']}; faces: {i['detector']}")
+
+    # ------------------------------------------------------------------ prediction
+    def predict_batch(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB crops [N, S, S, 3] at img_size -> (probabilities [N, 8], valence/arousal [N, 2])."""
+        x = np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2) / 255.0
+        x = np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
+        if self._session is not None:
+            logits, va = self._session.run(None, {"input": x})  # ORT sessions are safe to share across threads
+        else:
+            import torch
+
+            with self._lock, torch.inference_mode():
+                logits, va = (t.numpy() for t in self._model(torch.from_numpy(x)))
+        z = logits.astype(np.float64)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32), np.asarray(va, np.float32)
+
+    def _results(self, crops, boxes, scores, whole: bool) -> list[dict]:
+        probs, va = self.predict_batch(np.stack(crops))
+        out = []
+        for p, (v, a), box, s in zip(probs, va, boxes, scores):
+            k = int(p.argmax())
+            out.append({"box": tuple(int(b) for b in box), "score": s, "probs": [float(q) for q in p], "label": k,
+                        "label_name": self.classes[k], "confidence": float(p[k]), "valence": float(v),
+                        "arousal": float(a), "whole_image": whole, "note": NO_FACE if whole else None})
+        return out
+
+    def predict_crop(self, crop: np.ndarray) -> dict:
+        """One face picture (any size, RGB) taken as it is: resized to img_size and classified."""
+        h, w = crop.shape[:2]
+        return self._results([resize_square(crop, self.img_size)], [(0, 0, w, h)], [None], False)[0]
+
+    def predict_faces(self, image: np.ndarray, whole_image: bool = False, tracker: Tracker | None = None) -> list[dict]:
+        """Every detected face, largest first; the whole image (flagged, with NO_FACE) when none is found."""
+        image = np.asarray(image)
+        h, w = image.shape[:2]
+        faces = [] if whole_image or self.detector is None else (
+            tracker.faces(self.detector, image) if tracker else self.detector.detect(image))
+        if not faces:
+            r = self._results([resize_square(image, self.img_size)], [(0, 0, w, h)], [None], True)
+            if whole_image:
+                r[0]["note"] = "whole image (detection skipped)"
+            return r
+        crops = [crop_face(image, f.box, self.margin, self.img_size) for f in faces]
+        return self._results(crops, [f.box for f in faces], [f.score for f in faces], False)
+
+
+class LiveSession:
+    """One video stream: the frame callback thread calls ``process``; the page polls ``snapshot`` from another
+    thread, so the latest results sit behind a lock."""
+
+    def __init__(self, predictor: Predictor, reuse: int = 2, max_side: int = 320):
+        self.predictor, self.tracker = predictor, Tracker(reuse, max_side)
+        self._lock = threading.Lock()
+        self._frames, self._results, self._ms = 0, [], []
+
+    def process(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """Detect, classify and draw on one RGB frame; the frame number is drawn too, so a viewer sees it advance."""
+        t = time.perf_counter()
+        results = self.predictor.predict_faces(frame_rgb, tracker=self.tracker)
+        ms = (time.perf_counter() - t) * 1000
+        with self._lock:
+            self._frames += 1
+            self._results, n = results, self._frames
+            self._ms = (self._ms + [ms])[-30:]
+        return annotate(frame_rgb, results, footer=f"frame {n}  {ms:.0f} ms")
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            ms = sorted(self._ms)
+            return {"frames": self._frames, "results": list(self._results),
+                    "median_ms": ms[len(ms) // 2] if ms else None}

@@ -1,0 +1,182 @@
+"""Predict: expression and valence/arousal for faces in photos, a snapshot, or the live webcam."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import plotly.graph_objects as go
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # standalone runs (streamlit run pages/predict.py, AppTest) start in pages/
+    sys.path.insert(0, str(ROOT))
+
+from fer_core.data import ImageError  # noqa: E402
+from fer_core.faces import COLOURS, annotate  # noqa: E402
+from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
+                                list_runs, read_image, resolve_model)
+from fer_core.runs import runs_dirs_from_env  # noqa: E402
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
+QUADRANTS = [(0.55, 0.9, "excited, happy"), (-0.55, 0.9, "angry, afraid"),
+             (-0.55, -0.9, "sad, bored"), (0.55, -0.9, "calm, content")]
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_predictor(path: str, backend: str, mtime: float) -> Predictor:
+    """One Predictor per model file and backend, shared by every session (ONNX Runtime/PyTorch calls are
+    thread-safe in it). ``mtime`` makes a replaced file load again."""
+    return Predictor(path, backend=backend)
+
+
+def runs_dirs() -> list[Path]:
+    """The folders the dashboard reads runs from ($FER_LAB_RUNS_DIR or artifacts/runs, plus the sidebar's)."""
+    lab = st.session_state.get("lab")
+    dirs = [Path(d) for d in (lab.roots if lab and lab.roots else [str(p) for p in runs_dirs_from_env()])]
+    return [d if d.is_absolute() or d.exists() else ROOT / d for d in dirs]
+
+
+def model_choices() -> dict[str, str]:
+    """Label -> model argument for resolve_model (None = the default model)."""
+    out = {}
+    if any((ROOT / DEFAULT_DIR / f).is_file() for f in ("model.pt", "model.onnx")):
+        out[f"Default model ({DEFAULT_DIR})"] = None
+    for run in list_runs(runs_dirs()):
+        out[f"Run {run.name}"] = str(run)
+    return out
+
+
+def prob_figure(result: dict, classes: list[str]) -> go.Figure:
+    colours = [f"rgb{COLOURS[i % len(COLOURS)]}" for i in range(len(classes))]
+    fig = go.Figure(go.Bar(x=result["probs"], y=classes, orientation="h", marker_color=colours,
+                           text=[f"{p:.0%}" for p in result["probs"]], textposition="outside"))
+    fig.update_layout(xaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"),
+                      yaxis=dict(autorange="reversed"), height=300, margin=dict(l=10, r=10, t=30, b=10),
+                      title=f"{result['label_name']} ({result['confidence']:.0%})")
+    return fig
+
+
+def circumplex_figure(results: list[dict]) -> go.Figure:
+    """Valence (x) / arousal (y) points on the circumplex, both axes -1..1, with the quadrants named."""
+    fig = go.Figure()
+    fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="lightgrey"))
+    for x, y, text in QUADRANTS:
+        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(color="grey", size=11))
+    fig.add_trace(go.Scatter(x=[r["valence"] for r in results], y=[r["arousal"] for r in results],
+                             mode="markers+text", text=[f"face {i + 1}" for i in range(len(results))],
+                             textposition="top center", marker=dict(size=14, color="crimson")))
+    axis = dict(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", dtick=0.5)
+    fig.update_layout(xaxis=dict(title="valence", **axis), yaxis=dict(title="arousal", scaleanchor="x", **axis),
+                      height=330, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
+    return fig
+
+
+def show_results(results: list[dict], classes: list[str], key: str) -> None:
+    if results and results[0]["whole_image"]:
+        st.warning("No face found — showing the prediction for the whole image.")
+    for i, r in enumerate(results):
+        left, right = st.columns(2)
+        label = "Whole image" if r["whole_image"] else f"Face {i + 1} (detector score {r['score']:.2f})"
+        left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
+        left.plotly_chart(prob_figure(r, classes), key=f"{key}-p{i}")
+        right.plotly_chart(circumplex_figure([r]), key=f"{key}-c{i}")
+
+
+def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> None:
+    try:
+        image = read_image(data, name=name)
+    except ImageError as e:
+        st.error(f"Cannot read {name}: {str(e).removeprefix(name + ': ')}")
+        return
+    results = predictor.predict_faces(image)
+    faces = sum(not r["whole_image"] for r in results)
+    st.image(annotate(image, results), caption=f"{name}: {faces} face(s)")
+    show_results(results, predictor.classes, key)
+
+
+def live_tab(predictor: Predictor) -> None:
+    try:
+        import av
+        from streamlit_webrtc import WebRtcMode, webrtc_streamer
+    except ImportError as e:
+        st.error(f"The live webcam needs streamlit-webrtc and av ({e}). Photos and snapshots still work.")
+        return
+    state_key = f"live::{predictor.path}::{predictor.runtime}"
+    if state_key not in st.session_state:
+        st.session_state[state_key] = LiveSession(predictor)
+    live: LiveSession = st.session_state[state_key]
+
+    def callback(frame):  # runs on the stream's worker thread: no Streamlit calls here
+        out = live.process(frame.to_ndarray(format="rgb24"))
+        return av.VideoFrame.from_ndarray(out, format="rgb24")
+
+    # Offline or on one machine, STUN servers cannot be reached: FER_LAB_STUN=off uses host candidates only.
+    rtc = {"iceServers": []} if os.environ.get("FER_LAB_STUN", "").lower() in ("off", "0", "no") else None
+    try:
+        ctx = webrtc_streamer(key="fer-live", mode=WebRtcMode.SENDRECV, video_frame_callback=callback,
+                              media_stream_constraints={"video": True, "audio": False}, async_processing=True,
+                              rtc_configuration=rtc, server_rtc_configuration=rtc)
+    except AttributeError as e:
+        # streamlit-webrtc reaches into the server's session manager, which exists only under `streamlit run`
+        # (not in AppTest / bare mode).
+        st.warning(f"The live webcam needs the page served by `streamlit run app.py` ({e}).")
+        return
+    playing = bool(ctx.state.playing)
+    st.caption("Faces are detected at 320 px and the boxes reused for 2 frames between detections.")
+
+    @st.fragment(run_every=0.5 if playing else None)
+    def panel():
+        snap = live.snapshot()
+        a, b = st.columns(2)
+        a.metric("Frames processed", snap["frames"])
+        b.metric("Median ms per frame", f"{snap['median_ms']:.0f}" if snap["median_ms"] is not None else "–")
+        if snap["results"]:
+            show_results(snap["results"], predictor.classes, key="live")
+        elif not playing:
+            st.info("Press START to stream your webcam; predictions appear here.")
+
+    panel()
+
+
+def main() -> None:
+    st.title("Predict")
+    choices = model_choices()
+    if not choices:
+        where = ", ".join(str(d) for d in runs_dirs())
+        st.error(f"No model to predict with: {DEFAULT_DIR}/ holds no model.pt or model.onnx and no run in {where} "
+                 f"has checkpoints/best.pt. Train one (`python -m fer_core.train --data DATA --preset cpu-fast`); it "
+                 f"appears here once its first epoch is saved. Or put a model.pt (and model.onnx from "
+                 f"`python -m fer_core.export --run RUN --out {DEFAULT_DIR}/model.onnx`) into {DEFAULT_DIR}/.")
+        return
+    c1, c2 = st.columns([3, 1])
+    label = c1.selectbox("Model", list(choices))
+    backend = c2.selectbox("Runtime", ["auto", "onnx", "torch"],
+                           help="auto: ONNX Runtime for .onnx files, PyTorch for checkpoints; "
+                                "onnx converts a checkpoint once (faster per frame)")
+    try:
+        path = resolve_model(choices[label], root=ROOT, backend=backend)
+        predictor = get_predictor(str(path), backend, path.stat().st_mtime)
+    except (ModelNotFound, ValueError, RuntimeError, KeyError, OSError) as e:
+        st.error(f"Cannot load {label}: {e}")
+        return
+    i = predictor.info()
+    st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px, on {i['runtime']}  \n"
+            f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
+            + (f"  \nBest: {i['best']}" if i["best"] else "") + f"  \nFace detector: {i['detector']}")
+
+    photos, snap, live = st.tabs(["Photos", "Snapshot", "Live webcam"])
+    with photos:
+        files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
+        for n, f in enumerate(files or []):
+            st.subheader(f.name)
+            predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}")
+    with snap:
+        shot = st.camera_input("Take a snapshot")
+        if shot is not None:
+            predict_upload(predictor, "snapshot", shot.getvalue(), key="snap")
+    with live:
+        live_tab(predictor)
+
+
+main()

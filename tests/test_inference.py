@@ -1,0 +1,294 @@
+"""Face detection, prediction, image loading, ONNX export and the predict CLI, on photos skimage ships."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from skimage.data import astronaut, chelsea
+
+from fer_core import export as E
+from fer_core import predict as P
+from fer_core.data import ImageError
+from fer_core.faces import FaceDetector, annotate, available_detectors, crop_face, resize_square
+from fer_core.inference import NO_FACE, LiveSession, ModelNotFound, Predictor, Tracker, read_image, resolve_model
+from fer_core.labels import CLASSES
+from fer_core.models import build_model
+
+ASTRONAUT_FACE = (178, 63, 267, 175)  # yuface's box on the full 512x512 photo, checked by eye
+
+
+def make_checkpoint(path, backbone="mobilenet_v2", seed=0):
+    """Untrained model whose outputs depend on the input. With BatchNorm's initial statistics every image gets
+    nearly the same probabilities, so the statistics are measured on a few images and the heads scaled up."""
+    torch.manual_seed(seed)
+    m, info = build_model(backbone, weights="none")
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.reset_running_stats()
+            mod.momentum = None  # cumulative average over the calibration batch
+    rng = np.random.default_rng(seed)
+    imgs = [resize_square(astronaut(), 112), resize_square(chelsea(), 112)]
+    imgs += [rng.integers(0, 256, (112, 112, 3), dtype=np.uint8) for _ in range(6)]
+    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(info.mean).view(1, 3, 1, 1)) / torch.tensor(info.std).view(1, 3, 1, 1)
+    m.train()
+    with torch.no_grad():
+        m(x)
+        m.expression.weight.mul_(10)
+        m.va.weight.mul_(3)
+    m.eval()
+    cfg = {"schema_version": 1, "name": "tiny", "backbone": backbone, "img_size": 112, "mean": info.mean,
+           "std": info.std, "classes": CLASSES, "weights": {"requested": "none", "loaded": info.weights_loaded},
+           "data": {"root": "/data/x", "layout": "folders", "n_samples": 10}, "hardware": "test"}
+    torch.save({"model": m.state_dict(), "config": cfg}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def onnx_file(ckpt):
+    out = ckpt.with_suffix(".onnx")
+    report = E.export_onnx(ckpt, out)
+    assert report["max_abs_diff_probs"] < 1e-4 and report["same_argmax"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def predictor(ckpt):
+    return Predictor(ckpt, backend="torch")
+
+
+def iou(a, b):
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+# ----------------------------------------------------------------------------------- faces
+def test_detector_finds_the_astronaut_and_no_face_on_the_cat():
+    assert available_detectors()[0] == "yuface"
+    det = FaceDetector()
+    faces = det.detect(astronaut())
+    assert len(faces) == 1 and faces[0].score > 0.5
+    assert iou(faces[0].box, ASTRONAUT_FACE) > 0.8
+    assert det.detect(chelsea()) == []
+    assert "yuface" in det.name
+
+
+def test_detection_at_reduced_resolution_scales_boxes_back():
+    det = FaceDetector(max_side=None)
+    img = np.ascontiguousarray(np.kron(astronaut()[:400, :448], np.ones((2, 2, 1), np.uint8)))  # face twice as big
+    full = det.detect(img)[0].box
+    small = det.detect(img, max_side=256)[0].box
+    assert iou(full, small) > 0.75
+    assert iou(small, tuple(2 * v for v in ASTRONAUT_FACE)) > 0.75
+
+
+@pytest.mark.parametrize("backend", ["haar", "mtcnn"])
+def test_fallback_detectors_find_the_astronaut(backend):
+    if backend not in available_detectors():
+        pytest.skip(f"{backend} not installed")
+    faces = FaceDetector(backend).detect(astronaut())
+    assert faces and iou(faces[0].box, ASTRONAUT_FACE) > 0.5
+
+
+def test_crop_face_is_square_and_pads_at_the_border():
+    img = np.full((100, 80, 3), 200, np.uint8)
+    crop = crop_face(img, (0, 0, 40, 40), margin=0.2, size=64)
+    assert crop.shape == (64, 64, 3)
+    assert crop[:5, :5].max() == 0  # outside the image: black
+    assert crop[40:, 40:].min() == 200  # inside: image pixels
+    with pytest.raises(ValueError):
+        crop_face(img, (500, 500, 600, 600))
+
+
+# ----------------------------------------------------------------------------------- prediction
+def test_predict_faces_one_face_and_the_no_face_fallback(predictor):
+    [r] = predictor.predict_faces(astronaut())
+    assert not r["whole_image"] and r["note"] is None and iou(r["box"], ASTRONAUT_FACE) > 0.8
+    assert len(r["probs"]) == 8 and abs(sum(r["probs"]) - 1) < 1e-5
+    assert r["label"] == int(np.argmax(r["probs"])) and r["label_name"] == CLASSES[r["label"]]
+    assert r["confidence"] == max(r["probs"]) and -1 <= r["valence"] <= 1 and -1 <= r["arousal"] <= 1
+    [c] = predictor.predict_faces(chelsea())
+    assert c["whole_image"] and c["note"] == NO_FACE and c["box"] == (0, 0, 451, 300) and c["score"] is None
+    [w] = predictor.predict_faces(astronaut(), whole_image=True)
+    assert w["whole_image"] and w["box"] == (0, 0, 512, 512)
+    assert np.abs(np.subtract(w["probs"], r["probs"])).max() > 0.01  # the face crop is what gets classified
+
+
+def test_several_faces_are_all_returned(predictor):
+    two = np.concatenate([astronaut(), astronaut()[:, ::-1]], axis=1)
+    results = predictor.predict_faces(two)
+    assert len(results) == 2
+    assert sorted(r["box"][0] < 512 for r in results) == [False, True]
+
+
+def test_predict_crop_matches_predict_faces_on_the_same_crop(predictor):
+    [r] = predictor.predict_faces(astronaut())
+    crop = crop_face(astronaut(), r["box"], predictor.margin, predictor.img_size)
+    assert np.allclose(predictor.predict_crop(crop)["probs"], r["probs"], atol=1e-6)
+
+
+def test_tracker_reuses_boxes_between_detections():
+    class Counting(FaceDetector):
+        calls = 0
+
+        def detect(self, image, max_side=-1):
+            Counting.calls += 1
+            return super().detect(image, max_side)
+
+    det, tr = Counting(), Tracker(reuse=2, max_side=320)
+    boxes = [tr.faces(det, astronaut()) for _ in range(6)]
+    assert Counting.calls == 2 and all(b == boxes[0] for b in boxes) and len(boxes[0]) == 1
+
+
+def test_live_session_counts_frames_and_draws(predictor):
+    live = LiveSession(predictor)
+    frame = astronaut()[:480]
+    out = [live.process(frame) for _ in range(3)]
+    snap = live.snapshot()
+    assert snap["frames"] == 3 and len(snap["results"]) == 1 and snap["median_ms"] > 0
+    assert out[0].shape == frame.shape and not np.array_equal(out[0], frame)
+    assert not np.array_equal(out[0], out[2])  # frame counter drawn on the frame advances
+
+
+def test_annotate_draws_boxes_and_the_no_face_banner(predictor):
+    img = chelsea()
+    out = annotate(img, predictor.predict_faces(img))
+    assert out.shape == img.shape and (out[:15] != img[:15]).any() and (out[-40:] == img[-40:]).all()
+
+
+# ----------------------------------------------------------------------------------- image loading
+def _png(im: Image.Image, **kw) -> bytes:
+    b = io.BytesIO()
+    im.save(b, "PNG", **kw)
+    return b.getvalue()
+
+
+def _jpeg(im: Image.Image, **kw) -> bytes:
+    b = io.BytesIO()
+    im.save(b, "JPEG", **kw)
+    return b.getvalue()
+
+
+def test_read_image_converts_modes_and_honours_exif():
+    rgb = Image.fromarray(astronaut()).resize((64, 48))
+    g16 = Image.fromarray((np.linspace(0, 65535, 64 * 48).reshape(48, 64)).astype(np.uint16))
+    assert g16.mode.startswith("I;16")
+    for data in [_png(g16), _jpeg(rgb.convert("CMYK")), _png(rgb.convert("RGBA")), _png(rgb.convert("L")),
+                 _png(rgb.convert("P"))]:
+        a = read_image(data, name="x")
+        assert a.shape == (48, 64, 3) and a.dtype == np.uint8
+    assert read_image(_png(g16))[-1, -1, 0] == 255  # 16-bit range scaled, not clipped
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    assert read_image(_jpeg(rgb, exif=exif)).shape == (64, 48, 3)
+
+
+@pytest.mark.parametrize("make", ["text", "trunc_png", "trunc_jpeg", "huge", "empty"])
+def test_read_image_rejects_bad_files_clearly(make, tmp_path):
+    rgb = Image.fromarray(astronaut())
+    data = {"text": b"this is not an image", "trunc_png": _png(rgb)[:5000], "trunc_jpeg": _jpeg(rgb)[:5000],
+            "empty": b""}.get(make)
+    if make == "huge":  # header declares 100000 x 100000 pixels: refused before decoding
+        data = _png(Image.new("L", (1, 1)))
+        data = data[:16] + (100000).to_bytes(4, "big") * 2 + data[24:]
+    with pytest.raises(ImageError, match="bad.png"):
+        read_image(data, name="bad.png")
+    (tmp_path / "bad.png").write_bytes(data)
+    with pytest.raises(ImageError, match="bad.png"):
+        read_image(tmp_path / "bad.png")
+
+
+# ----------------------------------------------------------------------------------- ONNX
+def test_onnx_agrees_with_pytorch(ckpt, onnx_file, predictor):
+    onnx_pred = Predictor(onnx_file)
+    assert "ONNX Runtime" in onnx_pred.runtime and onnx_pred.config["name"] == "tiny"
+    crops = np.stack([crop_face(astronaut(), ASTRONAUT_FACE, 0.2, 112), crop_face(chelsea(), (100, 50, 300, 250))])
+    crops = np.concatenate([crops, np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)])
+    p_t, va_t = predictor.predict_batch(crops)
+    p_o, va_o = onnx_pred.predict_batch(crops)
+    assert p_t.std(axis=0).max() > 0.01  # the model really tells inputs apart
+    assert np.abs(p_t - p_o).max() < 1e-4 and (p_t.argmax(1) == p_o.argmax(1)).all()
+    assert np.abs(va_t - va_o).max() < 1e-4
+    with pytest.raises(ValueError, match="ONNX"):
+        Predictor(onnx_file, backend="torch")
+
+
+def test_export_cli(ckpt, tmp_path, capsys):
+    assert E.main(E.get_args_parser().parse_args(["--run", str(tmp_path / "nope")])) == 2
+    assert "no such run" in capsys.readouterr().err
+    run = tmp_path / "artifacts" / "runs" / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes(ckpt.read_bytes())
+    assert E.main(E.get_args_parser().parse_args(["--run", str(run)])) == 0
+    assert "max abs diff" in capsys.readouterr().out and (run / "checkpoints" / "best.onnx").is_file()
+    assert resolve_model(run) == run / "checkpoints" / "best.onnx"  # the newer export answers
+    assert resolve_model(run, backend="torch") == run / "checkpoints" / "best.pt"
+    assert resolve_model("r1", root=tmp_path) == run / "checkpoints" / "best.onnx"  # a run name
+
+
+def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
+    with pytest.raises(ModelNotFound, match="fer_core.train"):
+        resolve_model(None, root=tmp_path)
+    (tmp_path / "models" / "default").mkdir(parents=True)
+    (tmp_path / "models" / "default" / "model.pt").write_bytes(ckpt.read_bytes())
+    assert resolve_model(None, root=tmp_path) == tmp_path / "models" / "default" / "model.pt"
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ModelNotFound, match="not a model file"):
+        resolve_model(tmp_path / "notes.txt")
+    (tmp_path / "empty-run").mkdir()
+    with pytest.raises(ModelNotFound, match="best.pt"):
+        resolve_model(tmp_path / "empty-run")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ModelNotFound, match="not a readable"):
+        Predictor(tmp_path / "junk.pt")
+
+
+# ----------------------------------------------------------------------------------- predict CLI
+def run_cli(argv) -> int:
+    return P.main(P.get_args_parser().parse_args([str(a) for a in argv]))
+
+
+def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
+    d = tmp_path / "imgs"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut()).save(d / "astro.jpg")
+    Image.fromarray(chelsea()).save(d / "sub" / "cat.png")
+    (d / "broken.jpg").write_bytes(b"not a jpeg")
+    (d / "readme.txt").write_text("not an image extension: not collected")
+    out_csv, out_json = tmp_path / "o" / "p.csv", tmp_path / "o" / "p.json"
+    assert run_cli([d, tmp_path / "missing.png", "--run", ckpt, "--csv", out_csv, "--json", out_json]) == 0
+    out, err = capsys.readouterr()
+    assert "tiny" in out and "mobilenet_v2" in out and "2 of 4 files processed" in out
+    assert "broken.jpg" in err and "missing.png: file not found" in err
+    df = pd.read_csv(out_csv)
+    assert len(df) == 4 and df["error"].notna().sum() == 2
+    ok = df[df["error"].isna()].set_index(df[df["error"].isna()]["path"].map(lambda p: p.rsplit("/", 1)[-1]))
+    assert ok.loc["cat.png", "note"] == NO_FACE and pd.isna(ok.loc["astro.jpg", "note"])
+    assert np.allclose(ok[[f"prob_{c}" for c in CLASSES]].sum(axis=1), 1, atol=1e-5)
+    js = json.loads(out_json.read_text())
+    assert js["model"]["backbone"] == "mobilenet_v2" and len(js["images"]) == 4
+    # whole-image mode: no detection, one row per image
+    assert run_cli([d / "astro.jpg", "--run", ckpt, "--whole-image", "--backend", "torch", "--csv", out_csv]) == 0
+    assert pd.read_csv(out_csv)["x1"].tolist() == [512]
+    # nothing readable, no model, bad arguments: exit code 2
+    assert run_cli([d / "broken.jpg", "--run", ckpt]) == 2
+    assert run_cli([tmp_path / "o", "--run", ckpt]) == 2  # a folder without images
+    assert "no image files" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    assert run_cli([d / "astro.jpg"]) == 2
+    assert "No model found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        P.get_args_parser().parse_args(["x.jpg", "--backend", "tensorflow"])
+    assert e.value.code == 2

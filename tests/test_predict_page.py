@@ -1,0 +1,83 @@
+"""The predict page in Streamlit's AppTest: model choice, uploads (good, no face, broken), snapshot."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.data import astronaut, chelsea
+from streamlit.testing.v1 import AppTest
+
+from fer_core.inference import Predictor, read_image
+
+from .test_inference import make_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = str(ROOT / "pages" / "predict.py")
+
+
+def _bytes(arr, fmt) -> bytes:
+    b = io.BytesIO()
+    Image.fromarray(arr).save(b, fmt)
+    return b.getvalue()
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("runs")
+    (d / "tiny-run" / "checkpoints").mkdir(parents=True)
+    make_checkpoint(d / "tiny-run" / "checkpoints" / "best.pt")
+    return d
+
+
+def page(monkeypatch, runs) -> AppTest:
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(runs))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_page_without_any_model_says_how_to_get_one(monkeypatch, tmp_path):
+    if any((ROOT / "models" / "default" / f).is_file() for f in ("model.pt", "model.onnx")):
+        pytest.skip("models/default holds a model in this checkout, so the page always has one")
+    at = page(monkeypatch, tmp_path)
+    assert len(at.error) == 1 and "fer_core.train" in at.error[0].value and "models/default" in at.error[0].value
+
+
+def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    info = at.info[0].value
+    assert "tiny" in info and "mobilenet_v2" in info and "best.pt" in info and "PyTorch" in info
+    assert [t.label for t in at.tabs] == ["Photos", "Snapshot", "Live webcam"]
+    jpg = _bytes(astronaut(), "JPEG")
+    png = _bytes(chelsea(), "PNG")
+    at.file_uploader[0].set_value([("astro.jpg", jpg, "image/jpeg"), ("cat.png", png, "image/png"),
+                                   ("notes.jpg", b"just text", "image/jpeg"),
+                                   ("cut.png", png[: len(png) // 3], "image/png")]).run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 2 and errors[0].startswith("Cannot read notes.jpg") and "cut.png" in errors[1]
+    assert "truncated" in errors[1]
+    assert any("No face found" in w.value for w in at.warning)
+    assert [c for i in at.get("image") for c in i.captions] == ["astro.jpg: 1 face(s)", "cat.png: 0 face(s)"]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # probabilities + circumplex for the face and for the whole cat picture
+    # the bars show what the engine predicts for that photo
+    bars = json.loads(charts[0].proto.spec)["data"][0]["x"]
+    expected = Predictor(runs_dir / "tiny-run" / "checkpoints" / "best.pt", backend="torch").predict_faces(read_image(jpg))
+    assert np.allclose(bars, expected[0]["probs"], atol=1e-6)
+    circ = json.loads(charts[1].proto.spec)
+    assert circ["layout"]["xaxis"]["range"] == [-1.05, 1.05] and circ["data"][0]["x"] == [expected[0]["valence"]]
+
+
+def test_snapshot_tab(monkeypatch, runs_dir):
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    at.camera_input[0].set_value(("shot.jpg", _bytes(astronaut(), "JPEG"), "image/jpeg")).run()
+    assert not at.exception, at.exception
+    assert [c for i in at.get("image") for c in i.captions] == ["snapshot: 1 face(s)"]
+    assert len(at.get("plotly_chart")) == 2
