@@ -1,0 +1,299 @@
+"""Every metric the facial-expression field reports, computed from a predictions table (docs/run_folder.md).
+
+Point estimates come from scikit-learn and the `krippendorff` package. Only the bootstrap re-derives the
+metrics itself (classification ones from per-resample confusion matrices, valence/arousal ones from
+weighted sums), because calling scikit-learn 1,000 times on 250,000 rows takes minutes. The tests check
+those formulas against scikit-learn, krippendorff and regression_metrics.
+
+Everything returned is plain Python (float, int, list, None) so it can go straight into a JSON file.
+An undefined value (a class with no samples, a correlation with a constant input) is None, never NaN.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import krippendorff
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from .labels import CLASSES, NUM_CLASSES
+
+PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]
+LABELS = list(range(NUM_CLASSES))
+VA_DIMS = ("valence", "arousal")
+# Bootstrap resamples are drawn in blocks of about this many indices, to bound memory (4M int64 = 32 MB).
+_BLOCK_ELEMENTS = 4_000_000
+
+
+def _num(x) -> float | None:
+    """A plain float, or None where the value is undefined (NaN / inf)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def ccc(y_true, y_pred) -> float:
+    """Lin's concordance correlation coefficient, 2·cov / (var_t + var_p + (mean_t - mean_p)²).
+
+    Population (1/n) variances and covariance, as in the AffectNet and AFEW-VA papers. NaN when the
+    input is empty or both series are the same constant (0/0); a constant predictor of a varying
+    truth gives 0. NaN in the input propagates: drop missing rows first (regression_metrics does).
+    """
+    t = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"ccc: y_true has {t.size} values, y_pred {p.size}")
+    if t.size == 0:
+        return float("nan")
+    mt, mp = t.mean(), p.mean()
+    denom = t.var() + p.var() + (mt - mp) ** 2
+    cov = np.mean((t - mt) * (p - mp))
+    return float(2 * cov / denom) if denom > 0 else float("nan")
+
+
+def sagr(y_true, y_pred) -> float:
+    """Sign agreement: the share of samples where sign(pred) == sign(true).
+
+    Zero is its own sign (numpy's sign: -1, 0, +1), the literal definition in the AffectNet paper: a true
+    value of exactly 0 agrees only with a prediction of exactly 0, and a prediction of 0 never agrees
+    with a non-zero truth. NaN for empty input.
+    """
+    t = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"sagr: y_true has {t.size} values, y_pred {p.size}")
+    return float(np.mean(np.sign(t) == np.sign(p))) if t.size else float("nan")
+
+
+def regression_metrics(y_true, y_pred) -> dict | None:
+    """{"n", "rmse", "mae", "r2", "pearson", "sagr", "ccc"} over the rows where both values are finite.
+
+    None when no row has a finite truth (the data carries no annotation for this dimension).
+    r2 and pearson are None where undefined (fewer than 2 rows, or a constant series).
+    """
+    t = np.asarray(y_true, dtype=np.float64).ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"regression_metrics: y_true has {t.size} values, y_pred {p.size}")
+    keep = np.isfinite(t) & np.isfinite(p)
+    t, p = t[keep], p[keep]
+    if t.size == 0:
+        return None
+    pearson = r2 = None
+    if t.size >= 2:
+        # force_finite=False: R² of a constant truth is undefined, not the 0/1 scikit-learn substitutes.
+        r2 = _num(skm.r2_score(t, p, force_finite=False))
+        if t.std() > 0 and p.std() > 0:
+            pearson = _num(np.corrcoef(t, p)[0, 1])
+    return {"n": int(t.size), "rmse": _num(skm.root_mean_squared_error(t, p)),
+            "mae": _num(skm.mean_absolute_error(t, p)), "r2": r2, "pearson": pearson,
+            "sagr": _num(sagr(t, p)), "ccc": _num(ccc(t, p))}
+
+
+def _check_labels(y, what: str) -> np.ndarray:
+    a = np.asarray(y, dtype=np.float64).ravel()
+    bad = ~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a >= NUM_CLASSES)
+    if bad.any():
+        raise ValueError(f"{what}: {int(bad.sum())} value(s) are not class indices 0-{NUM_CLASSES - 1}, "
+                         f"e.g. {a[bad][0]!r}")
+    return a.astype(np.int64)
+
+
+def classification_metrics(y_true, y_pred, probs) -> dict:
+    """Expression metrics over all 8 classes (AffectNet order), whichever of them occur.
+
+    Macro/weighted F1 average over the classes that occur in truth or prediction (scikit-learn's
+    default), balanced accuracy over the classes in the truth. Per class, precision/recall/F1 that are
+    0/0 (no predictions / no samples of the class) are None. ROC/PR AUC are one-vs-rest per class and
+    None for a class absent from the truth (or when every sample is that class); the macro AUCs are the
+    mean over classes with a value. probs: (n, 8) class probabilities, or None for no AUCs.
+    """
+    y = _check_labels(y_true, "true")
+    yhat = _check_labels(y_pred, "pred")
+    if y.size != yhat.size:
+        raise ValueError(f"true has {y.size} values, pred {yhat.size}")
+    if y.size == 0:
+        raise ValueError("no rows to score")
+    if probs is not None:
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.shape != (y.size, NUM_CLASSES):
+            raise ValueError(f"probs must have shape ({y.size}, {NUM_CLASSES}), got {probs.shape}")
+    prec, rec, f1, support = skm.precision_recall_fscore_support(y, yhat, labels=LABELS, zero_division=np.nan)
+    per_class = {}
+    for k, name in enumerate(CLASSES):
+        roc = pr = None
+        if probs is not None and 0 < support[k] < y.size:  # one-vs-rest needs positives and negatives
+            roc = _num(skm.roc_auc_score(y == k, probs[:, k]))
+            pr = _num(skm.average_precision_score(y == k, probs[:, k]))
+        per_class[name] = {"precision": _num(prec[k]), "recall": _num(rec[k]), "f1": _num(f1[k]),
+                           "support": int(support[k]), "roc_auc": roc, "pr_auc": pr}
+    rocs = [c["roc_auc"] for c in per_class.values() if c["roc_auc"] is not None]
+    prs = [c["pr_auc"] for c in per_class.values() if c["pr_auc"] is not None]
+    with warnings.catch_warnings():
+        # Both are expected here and documented above: predicted classes the truth lacks, one class only.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
+        balanced = _num(skm.balanced_accuracy_score(y, yhat))
+    return {
+        "accuracy": _num(skm.accuracy_score(y, yhat)),
+        "balanced_accuracy": balanced,
+        "macro_f1": _num(skm.f1_score(y, yhat, average="macro", zero_division=0)),
+        "weighted_f1": _num(skm.f1_score(y, yhat, average="weighted", zero_division=0)),
+        # kappa and alpha are 0/0 when truth and prediction use one single class: None then.
+        "cohen_kappa": _num(skm.cohen_kappa_score(y, yhat)) if np.unique(np.r_[y, yhat]).size > 1 else None,
+        "krippendorff_alpha": _krippendorff_nominal(y, yhat),
+        "roc_auc_macro": _num(np.mean(rocs)) if rocs else None,
+        "pr_auc_macro": _num(np.mean(prs)) if prs else None,
+        "per_class": per_class,
+        "confusion": skm.confusion_matrix(y, yhat, labels=LABELS).tolist(),
+    }
+
+
+def _krippendorff_nominal(y: np.ndarray, yhat: np.ndarray) -> float | None:
+    """Alpha with truth and prediction as the two raters, nominal level; None when only one value occurs."""
+    if np.unique(np.r_[y, yhat]).size < 2:
+        return None
+    # A fixed value domain skips the package's own (slow) scan for distinct values.
+    return _num(krippendorff.alpha(reliability_data=np.vstack([y, yhat]), value_domain=LABELS,
+                                   level_of_measurement="nominal"))
+
+
+def _frame_arrays(pred_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not isinstance(pred_df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(pred_df).__name__}")
+    missing = [c for c in ["true", "pred", *PROB_COLS] if c not in pred_df.columns]
+    if missing:
+        raise ValueError(f"predictions table lacks column(s) {', '.join(missing)} (see docs/run_folder.md)")
+    return (_check_labels(pred_df["true"], "true"), _check_labels(pred_df["pred"], "pred"),
+            pred_df[PROB_COLS].to_numpy(dtype=np.float64))
+
+
+def _va_arrays(pred_df: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(truth, prediction) for one dimension, or None when the table has no such columns."""
+    cols = [f"{dim}_true", f"{dim}_pred"]
+    if not all(c in pred_df.columns for c in cols):
+        return None
+    return tuple(pd.to_numeric(pred_df[c], errors="coerce").to_numpy(dtype=np.float64) for c in cols)
+
+
+def compute_metrics(pred_df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The metrics_<split>.json content (docs/run_folder.md) except split, data_root, checkpoint and tta."""
+    y, yhat, probs = _frame_arrays(pred_df)
+    out = {"n": int(y.size), **classification_metrics(y, yhat, probs)}
+    for dim in VA_DIMS:
+        va = _va_arrays(pred_df, dim)
+        out[dim] = regression_metrics(*va) if va is not None else None
+    out["ci95"] = bootstrap_ci(pred_df, n_boot=n_boot, seed=seed)
+    return out
+
+
+def per_sample_frame(pred_df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the table with "correct", "confidence" (probability of the predicted class),
+    "true_name" and "pred_name" added."""
+    y, yhat, probs = _frame_arrays(pred_df)
+    out = pred_df.copy()
+    out["correct"] = y == yhat
+    out["confidence"] = probs[np.arange(y.size), yhat]
+    out["true_name"] = [CLASSES[i] for i in y]
+    out["pred_name"] = [CLASSES[i] for i in yhat]
+    return out
+
+
+# ---------------------------------------------------------------- bootstrap
+def confusion_stats(conf: np.ndarray) -> dict[str, np.ndarray]:
+    """Classification metrics of a stack of confusion matrices (..., 8, 8), rows true, vectorised.
+
+    Same definitions as classification_metrics: macro F1 over classes in truth or prediction,
+    balanced accuracy over classes in the truth. Undefined values are NaN.
+    """
+    conf = np.asarray(conf, dtype=np.float64)
+    n = conf.sum(axis=(-2, -1))
+    tp = np.diagonal(conf, axis1=-2, axis2=-1)
+    rows, cols = conf.sum(-1), conf.sum(-2)  # support, predicted count
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = tp.sum(-1) / n
+        recall = np.where(rows > 0, tp / rows, np.nan)
+        f1 = np.where(rows + cols > 0, 2 * tp / (rows + cols), np.nan)
+        pe = (rows * cols).sum(-1) / n**2
+        kappa = (acc - pe) / (1 - pe)
+        # Nominal alpha for two raters and no missing values, from the coincidence matrix C + Cᵀ
+        # (2n pairable values, n_c = rows + cols): 1 - (2n - 1)·(off-diagonal coincidences) / Σ_{c≠k} n_c n_k.
+        nc = rows + cols
+        alpha = 1 - (2 * n - 1) * 2 * (n - tp.sum(-1)) / ((2 * n) ** 2 - (nc**2).sum(-1))
+        return {"accuracy": acc, "balanced_accuracy": np.nanmean(recall, -1),
+                "macro_f1": np.nanmean(f1, -1), "weighted_f1": np.nansum(f1 * rows, -1) / n,
+                "cohen_kappa": kappa, "krippendorff_alpha": alpha}
+
+
+# Per-row terms whose (resample-weighted) sums give every valence/arousal statistic.
+_VA_TERMS = ("n", "t", "p", "tt", "pp", "tp", "abs_err", "agree")
+
+
+def _va_terms(pred_df: pd.DataFrame, dim: str) -> np.ndarray | None:
+    """(rows, len(_VA_TERMS)) terms, zero on rows without an annotation; None when no row has one."""
+    va = _va_arrays(pred_df, dim)
+    if va is None:
+        return None
+    keep = np.isfinite(va[0]) & np.isfinite(va[1])
+    if not keep.any():
+        return None
+    t, p = np.where(keep, va[0], 0.0), np.where(keep, va[1], 0.0)
+    # Centre both on the truth's mean: every statistic is shift-invariant, and the second moments then
+    # lose no precision when variances are taken as E[x²] - E[x]².
+    shift = t[keep].mean()
+    tc, pc = np.where(keep, t - shift, 0.0), np.where(keep, p - shift, 0.0)
+    terms = [keep, tc, pc, tc * tc, pc * pc, tc * pc, np.abs(t - p), keep & (np.sign(t) == np.sign(p))]
+    return np.stack(terms, axis=1).astype(np.float64)
+
+
+def va_stats(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """RMSE, MAE, Pearson r, SAGR and CCC from (..., len(_VA_TERMS)) sums of _va_terms rows."""
+    s = dict(zip(_VA_TERMS, np.moveaxis(np.asarray(sums, dtype=np.float64), -1, 0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = {k: v / s["n"] for k, v in s.items() if k != "n"}
+        vt, vp, cov = m["tt"] - m["t"] ** 2, m["pp"] - m["p"] ** 2, m["tp"] - m["t"] * m["p"]
+        return {"rmse": np.sqrt(np.maximum(m["tt"] - 2 * m["tp"] + m["pp"], 0)), "mae": m["abs_err"],
+                "pearson": cov / np.sqrt(vt * vp), "sagr": m["agree"],
+                "ccc": 2 * cov / (vt + vp + (m["t"] - m["p"]) ** 2)}
+
+
+def _percentile_ci(values: np.ndarray) -> list[float] | None:
+    v = values[np.isfinite(values)]
+    return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v.size else None
+
+
+def bootstrap_ci(pred_df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Percentile-bootstrap 95% intervals {"accuracy": [lo, hi], ...}.
+
+    Keys: accuracy, balanced_accuracy, macro_f1, weighted_f1, cohen_kappa, krippendorff_alpha, and for
+    each annotated dimension <dim>_rmse, _mae, _pearson, _sagr, _ccc. Each resample draws the table's
+    rows with replacement; valence/arousal use the annotated rows among those drawn. An interval is None
+    when no resample defines the metric. Deterministic for a given table and seed. AUCs get no interval
+    (they need a sort per resample).
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    y, yhat, _ = _frame_arrays(pred_df)
+    n = y.size
+    if n == 0:
+        raise ValueError("no rows to resample")
+    va = {dim: terms for dim in VA_DIMS if (terms := _va_terms(pred_df, dim)) is not None}
+    codes = y * NUM_CLASSES + yhat  # the confusion-matrix cell of each row
+    rng = np.random.default_rng(seed)
+    boots: dict[str, list[np.ndarray]] = {}
+    block = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        # How often each row was drawn in each resample: one bincount over offset indices. Every statistic
+        # is then a weighted sum over the original rows, which is much faster than gathering values.
+        weights = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n)
+        weights = weights.reshape(b, n).astype(np.float64)
+        conf = np.stack([np.bincount(codes, weights=w, minlength=NUM_CLASSES**2) for w in weights])
+        stats = confusion_stats(conf.reshape(b, NUM_CLASSES, NUM_CLASSES))
+        for dim, terms in va.items():
+            stats.update({f"{dim}_{k}": v for k, v in va_stats(weights @ terms).items()})
+        for k, v in stats.items():
+            boots.setdefault(k, []).append(v)
+    return {k: _percentile_ci(np.concatenate(v)) for k, v in boots.items()}

@@ -1,0 +1,262 @@
+"""fer_core.metrics: hand-checked CCC/SAGR, agreement with scikit-learn/krippendorff, bootstrap behaviour."""
+from __future__ import annotations
+
+import json
+
+import krippendorff
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from fer_core.labels import CLASSES, NUM_CLASSES
+from fer_core.metrics import (PROB_COLS, bootstrap_ci, ccc, classification_metrics, compute_metrics,
+                              confusion_stats, per_sample_frame, regression_metrics, sagr, va_stats)
+
+
+def pred_frame(n: int, seed: int = 0, classes=range(NUM_CLASSES), skill: float = 2.0, va: bool = True) -> pd.DataFrame:
+    """A predictions table in the run-folder format: noisy but better-than-chance predictions."""
+    rng = np.random.default_rng(seed)
+    true = rng.choice(list(classes), size=n)
+    logits = rng.normal(0, 1, (n, NUM_CLASSES))
+    logits[np.arange(n), true] += skill
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    df = pd.DataFrame({"id": [str(i) for i in range(n)], "path": [f"{i}.jpg" for i in range(n)],
+                       "true": true, "pred": probs.argmax(1)})
+    for k, c in enumerate(PROB_COLS):
+        df[c] = probs[:, k]
+    for dim in ("valence", "arousal"):
+        t = np.clip(rng.normal(0, 0.5, n), -1, 1)
+        df[f"{dim}_true"] = t if va else np.nan
+        df[f"{dim}_pred"] = np.clip(0.7 * t + rng.normal(0, 0.2, n), -1, 1)
+    return df
+
+
+def assert_plain_json(obj, where="metrics"):
+    """Only dict/list/str/int/float/bool/None (no numpy scalars), and no NaN anywhere."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            assert isinstance(k, str), where
+            assert_plain_json(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            assert_plain_json(v, f"{where}[{i}]")
+    else:
+        assert obj is None or type(obj) in (str, int, float, bool), f"{where}: {type(obj)}"
+    json.dumps(obj, allow_nan=False)
+
+
+# ------------------------------------------------------------------ CCC and SAGR by hand
+def test_ccc_hand_calculation():
+    # x = [1, 2, 3, 4], y = [2, 3, 3, 5]
+    # means: 2.5 and 3.25
+    # population variances: x: (2.25 + 0.25 + 0.25 + 2.25) / 4 = 1.25
+    #                       y: (1.5625 + 0.0625 + 0.0625 + 3.0625) / 4 = 1.1875
+    # covariance: ((-1.5)(-1.25) + (-0.5)(-0.25) + (0.5)(-0.25) + (1.5)(1.75)) / 4 = 4.5 / 4 = 1.125
+    # CCC = 2 * 1.125 / (1.25 + 1.1875 + (2.5 - 3.25)^2) = 2.25 / 3.0 = 0.75
+    assert ccc([1, 2, 3, 4], [2, 3, 3, 5]) == pytest.approx(0.75)
+    # Pearson r of the same data is 1.125 / sqrt(1.25 * 1.1875) = 0.9234: CCC also punishes the offset.
+    assert regression_metrics([1, 2, 3, 4], [2, 3, 3, 5])["pearson"] == pytest.approx(1.125 / np.sqrt(1.25 * 1.1875))
+
+
+def test_ccc_shifted_prediction_hand_calculation():
+    # y = x + 1 with x = [0, 1, 2]: var_x = var_y = 2/3, cov = 2/3, mean gap 1
+    # CCC = 2 * (2/3) / (2/3 + 2/3 + 1) = (4/3) / (7/3) = 4/7 although Pearson r = 1
+    assert ccc([0, 1, 2], [1, 2, 3]) == pytest.approx(4 / 7)
+
+
+def test_ccc_perfect_and_constant_predictor():
+    x = np.array([-0.8, -0.1, 0.3, 0.6])  # mean 0, so -x is a perfect mirror image
+    assert ccc(x, x) == pytest.approx(1.0)
+    assert ccc(x, -x) == pytest.approx(-1.0)
+    # A constant prediction has zero covariance with the truth, so CCC is 0 whatever the constant.
+    assert ccc(x, np.full(4, 0.2)) == 0.0
+    assert ccc(x, np.full(4, x.mean())) == 0.0
+    # Both constant and equal: 0/0, undefined.
+    assert np.isnan(ccc([0.5, 0.5], [0.5, 0.5]))
+
+
+def test_sagr_hand_calculation_and_zero():
+    t = [0.5, -0.2, 0.0, 0.3, -0.7]
+    p = [0.1, 0.4, 0.0, -0.1, -0.2]
+    # same sign? yes, no, yes (0 and 0), no, yes -> 3 / 5
+    assert sagr(t, p) == pytest.approx(0.6)
+    # Zero is its own sign: a zero truth does not agree with a small positive or negative prediction.
+    assert sagr([0.0, 0.0], [0.01, -0.01]) == 0.0
+    assert sagr([0.4], [0.0]) == 0.0
+
+
+def test_regression_metrics_drop_missing_rows_and_none_without_truth():
+    t = [0.5, np.nan, -0.5, 0.25]
+    p = [0.4, 0.9, -0.3, 0.25]
+    m = regression_metrics(t, p)
+    assert m["n"] == 3
+    # errors 0.1, 0.2, 0.0 -> RMSE sqrt(0.05 / 3), MAE 0.1
+    assert m["rmse"] == pytest.approx(np.sqrt(0.05 / 3))
+    assert m["mae"] == pytest.approx(0.1)
+    assert m["sagr"] == 1.0
+    assert m["r2"] == pytest.approx(skm.r2_score([0.5, -0.5, 0.25], [0.4, -0.3, 0.25]))
+    assert regression_metrics([np.nan, np.nan], [0.1, 0.2]) is None
+    one = regression_metrics([0.3], [0.1])
+    assert one["pearson"] is None and one["r2"] is None and one["rmse"] == pytest.approx(0.2)
+    assert_plain_json(one)
+
+
+# ------------------------------------------------------------------ classification
+def test_perfect_prediction():
+    df = pred_frame(200, seed=1)
+    df["pred"] = df["true"]
+    df["valence_pred"] = df["valence_true"]
+    m = compute_metrics(df, n_boot=50)
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "cohen_kappa", "krippendorff_alpha"):
+        assert m[key] == pytest.approx(1.0), key
+    assert m["valence"]["ccc"] == pytest.approx(1.0) and m["valence"]["rmse"] == pytest.approx(0.0)
+    assert np.trace(np.array(m["confusion"])) == 200
+
+
+def test_matches_scikit_learn_and_krippendorff():
+    df = pred_frame(500, seed=2)
+    m = compute_metrics(df, n_boot=20)
+    y, yhat = df["true"].to_numpy(), df["pred"].to_numpy()
+    assert m["n"] == 500
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, yhat))
+    assert m["cohen_kappa"] == pytest.approx(skm.cohen_kappa_score(y, yhat))
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(y, yhat, average="macro"))
+    assert m["krippendorff_alpha"] == pytest.approx(
+        krippendorff.alpha(reliability_data=np.vstack([y, yhat]), level_of_measurement="nominal"))
+    assert m["confusion"] == skm.confusion_matrix(y, yhat, labels=range(8)).tolist()
+    happy = (y == 1)
+    assert m["per_class"]["Happy"]["roc_auc"] == pytest.approx(skm.roc_auc_score(happy, df["prob_1"]))
+    assert m["per_class"]["Happy"]["support"] == int(happy.sum())
+    assert m["valence"]["ccc"] == pytest.approx(ccc(df["valence_true"], df["valence_pred"]))
+    assert_plain_json(m)
+
+
+def test_krippendorff_known_case():
+    # Two raters, nominal: truth [0,0,1,1,2,2], prediction [0,1,1,1,2,0].
+    # Coincidences o_cc: 0-0: 2, 1-1: 4, 2-2: 2 (8 of 12 pairable values agree); totals n_c = 4, 5, 3.
+    # alpha = 1 - (n - 1) * disagreeing / sum_{c != k} n_c n_k = 1 - 11 * 4 / (144 - 50) = 1 - 44/94
+    y, yhat = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 2, 0])
+    expected = 1 - 44 / 94
+    package = krippendorff.alpha(reliability_data=np.vstack([y, yhat]), level_of_measurement="nominal")
+    assert package == pytest.approx(expected)
+    probs = np.eye(NUM_CLASSES)[yhat]
+    assert classification_metrics(y, yhat, probs)["krippendorff_alpha"] == pytest.approx(expected)
+    conf = skm.confusion_matrix(y, yhat, labels=range(8))
+    assert confusion_stats(conf)["krippendorff_alpha"] == pytest.approx(expected)
+
+
+def test_absent_classes_give_none_aucs():
+    df = pred_frame(300, seed=3, classes=[0, 1, 2, 6])  # no Surprise, Fear, Disgust, Contempt in the truth
+    m = compute_metrics(df, n_boot=20)
+    assert len(m["per_class"]) == 8 and list(m["per_class"]) == CLASSES
+    assert np.array(m["confusion"]).shape == (8, 8)
+    for name in ("Surprise", "Fear", "Disgust", "Contempt"):
+        c = m["per_class"][name]
+        assert c["support"] == 0 and c["roc_auc"] is None and c["pr_auc"] is None and c["recall"] is None
+    present = [m["per_class"][n]["roc_auc"] for n in ("Neutral", "Happy", "Sad", "Anger")]
+    assert all(a is not None for a in present)
+    assert m["roc_auc_macro"] == pytest.approx(np.mean(present))
+    assert_plain_json(m)
+
+
+def test_single_class_truth_and_prediction():
+    df = pred_frame(40, seed=4, classes=[1])
+    df["pred"] = 1
+    m = compute_metrics(df, n_boot=10)
+    assert m["accuracy"] == 1.0
+    assert m["cohen_kappa"] is None and m["krippendorff_alpha"] is None  # 0/0 with one class in use
+    assert m["per_class"]["Happy"]["roc_auc"] is None  # no negatives
+    assert m["roc_auc_macro"] is None
+    assert_plain_json(m)
+
+
+def test_without_va_truth():
+    m = compute_metrics(pred_frame(100, seed=5, va=False), n_boot=20)
+    assert m["valence"] is None and m["arousal"] is None
+    assert not any(k.startswith(("valence", "arousal")) for k in m["ci95"])
+    assert_plain_json(m)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_confusion_stats_match_scikit_learn():
+    rng = np.random.default_rng(6)
+    y = rng.choice([0, 1, 2, 3, 5], size=400)
+    yhat = np.where(rng.random(400) < 0.6, y, rng.choice([0, 1, 2, 4, 7], size=400))  # 4 and 7 only predicted
+    conf = skm.confusion_matrix(y, yhat, labels=range(8))
+    s = confusion_stats(conf[None])
+    assert s["accuracy"][0] == pytest.approx(skm.accuracy_score(y, yhat))
+    assert s["balanced_accuracy"][0] == pytest.approx(skm.balanced_accuracy_score(y, yhat))
+    assert s["macro_f1"][0] == pytest.approx(skm.f1_score(y, yhat, average="macro"))
+    assert s["weighted_f1"][0] == pytest.approx(skm.f1_score(y, yhat, average="weighted"))
+    assert s["cohen_kappa"][0] == pytest.approx(skm.cohen_kappa_score(y, yhat))
+    assert s["krippendorff_alpha"][0] == pytest.approx(
+        krippendorff.alpha(reliability_data=np.vstack([y, yhat]), level_of_measurement="nominal"))
+
+
+def test_va_stats_from_sums_match_regression_metrics():
+    from fer_core.metrics import _va_terms
+
+    df = pred_frame(300, seed=7)
+    df.loc[::5, "valence_true"] = np.nan  # partly annotated
+    terms = _va_terms(df, "valence")
+    stats = va_stats(terms.sum(0))  # weight 1 on every row = the original sample
+    ref = regression_metrics(df["valence_true"], df["valence_pred"])
+    for k in ("rmse", "mae", "pearson", "sagr", "ccc"):
+        assert float(stats[k]) == pytest.approx(ref[k]), k
+
+
+# ------------------------------------------------------------------ bootstrap
+def test_bootstrap_brackets_point_estimate_and_is_deterministic():
+    df = pred_frame(800, seed=8)
+    m = compute_metrics(df, n_boot=300, seed=0)
+    ci = m["ci95"]
+    for key, point in [("accuracy", m["accuracy"]), ("macro_f1", m["macro_f1"]),
+                       ("cohen_kappa", m["cohen_kappa"]), ("krippendorff_alpha", m["krippendorff_alpha"]),
+                       ("valence_rmse", m["valence"]["rmse"]), ("valence_ccc", m["valence"]["ccc"]),
+                       ("arousal_ccc", m["arousal"]["ccc"]), ("arousal_sagr", m["arousal"]["sagr"])]:
+        lo, hi = ci[key]
+        assert lo < point < hi, key
+        assert hi - lo < 0.2, key  # 800 rows: a few points wide, not the whole range
+    assert bootstrap_ci(df, n_boot=300, seed=0) == ci
+    assert bootstrap_ci(df, n_boot=300, seed=1) != ci
+
+
+def test_bootstrap_width_shrinks_with_more_rows():
+    small = bootstrap_ci(pred_frame(200, seed=9), n_boot=200)["accuracy"]
+    large = bootstrap_ci(pred_frame(5000, seed=9), n_boot=200)["accuracy"]
+    assert large[1] - large[0] < (small[1] - small[0]) / 2
+
+
+def test_large_table_runs():
+    m = compute_metrics(pred_frame(250_000, seed=10))
+    assert m["n"] == 250_000
+    assert set(m["ci95"]) >= {"accuracy", "macro_f1", "cohen_kappa", "valence_rmse", "valence_ccc",
+                              "arousal_rmse", "arousal_ccc"}
+    assert m["ci95"]["accuracy"][0] < m["accuracy"] < m["ci95"]["accuracy"][1]
+    assert_plain_json(m)
+
+
+# ------------------------------------------------------------------ per-sample table and bad input
+def test_per_sample_frame():
+    df = pred_frame(50, seed=11)
+    out = per_sample_frame(df)
+    assert list(out.columns[-4:]) == ["correct", "confidence", "true_name", "pred_name"]
+    assert (out["correct"] == (df["true"] == df["pred"])).all()
+    assert np.allclose(out["confidence"], df[PROB_COLS].max(axis=1))  # pred is the argmax here
+    assert out.loc[0, "true_name"] == CLASSES[df.loc[0, "true"]]
+    assert "correct" not in df  # the input is left alone
+
+
+def test_bad_input_is_rejected_clearly():
+    df = pred_frame(20, seed=12)
+    with pytest.raises(ValueError, match="prob_3"):
+        compute_metrics(df.drop(columns="prob_3"))
+    bad = df.copy()
+    bad.loc[0, "true"] = 9
+    with pytest.raises(ValueError, match="class indices"):
+        compute_metrics(bad)
+    with pytest.raises(ValueError, match="no rows"):
+        compute_metrics(df.iloc[:0])
+    with pytest.raises(ValueError):
+        ccc([1, 2, 3], [1, 2])
