@@ -64,6 +64,7 @@ def get_args_parser():
     a("--aug", choices=AUGMENTATIONS, help="v1: crop/flip/rotation/colour; v2: + erasing, perspective (default v1)")
     a("--class-balance", action=argparse.BooleanOptionalAction, default=None,
       help="weight cross-entropy by inverse class frequency (default off)")
+    a("--mixup", type=float, help="mixup Beta(a, a) parameter for images, labels and valence/arousal, 0 = off")
     a("--ema", type=float, help="keep an exponential moving average of the weights with this decay, 0 = off")
     a("--tta", action=argparse.BooleanOptionalAction, default=None,
       help="final predictions average the image and its mirror (default off)")
@@ -79,7 +80,7 @@ def get_args_parser():
 
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
-               "warmup_epochs", "label_smoothing", "va_weight", "aug", "class_balance", "ema", "tta", "dropout",
+               "warmup_epochs", "label_smoothing", "va_weight", "aug", "class_balance", "mixup", "ema", "tta", "dropout",
                "early_stop", "workers", "seed", "val_frac", "test_frac"]
 
 
@@ -213,9 +214,17 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
     bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
     for x, y, va in bar:
         x, y, va = augment(x.to(device, non_blocking=True)), y.to(device), va.to(device)
+        lam, perm = 1.0, None
+        if r.get("mixup", 0) > 0:
+            lam = float(torch.distributions.Beta(r["mixup"], r["mixup"]).sample())
+            perm = torch.randperm(len(y), device=x.device)
+            x = lam * x + (1 - lam) * x[perm]
+            va = lam * va + (1 - lam) * va[perm]  # NaN (not annotated) stays NaN and is masked
         with torch.autocast("cuda", enabled=scaler.is_enabled()):
             logits, va_pred = net(x)
             loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw)
+            if perm is not None:
+                loss = lam * loss + (1 - lam) * multitask_loss(logits.float(), va_pred.float(), y[perm], va, r, cw)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
