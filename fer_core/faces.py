@@ -47,7 +47,8 @@ class FaceDetector:
                                    "opencv-python-headless 4.x for the Haar cascade)")
             backend = avail[0]
         elif backend not in avail:
-            raise RuntimeError(f"face detector {backend!r} is not available here; available: {', '.join(avail) or 'none'}")
+            raise RuntimeError(f"face detector {backend!r} is not available here; "
+                               f"available: {', '.join(avail) or 'none'}")
         self.backend = backend
         self.max_side = max_side
         self.min_score = min_score
@@ -98,7 +99,7 @@ class FaceDetector:
 
     # ---------------------------------------------------------------- public
     def detect(self, image_rgb: np.ndarray, max_side: int | None = -1) -> list[Face]:
-        """Faces, largest first. ``max_side`` overrides the detector's downscale side for this call (None: full size)."""
+        """Faces, largest first. ``max_side`` overrides the downscale side for this call (None: full size)."""
         img = _as_rgb_uint8(image_rgb)
         h, w = img.shape[:2]
         side = self.max_side if max_side == -1 else max_side

@@ -43,7 +43,8 @@ def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
     found = set()
     for d in ([runs_dirs] if isinstance(runs_dirs, (str, Path)) else runs_dirs):
         d = Path(d)
-        found.update(p.parent.parent.resolve() for p in [*d.glob("checkpoints/best.pt"), *d.glob("*/checkpoints/best.pt")])
+        best = [*d.glob("checkpoints/best.pt"), *d.glob("*/checkpoints/best.pt")]
+        found.update(p.parent.parent.resolve() for p in best)
     return sorted(found, key=lambda p: (p / "checkpoints" / "best.pt").stat().st_mtime, reverse=True)
 
 
@@ -159,8 +160,8 @@ class Predictor:
 
                 torch.set_num_threads(threads)
                 self._model = model
-        self.runtime = (f"ONNX Runtime ({threads} threads{', converted from the checkpoint in memory' if converted else ''})"
-                        if self._session is not None else "PyTorch (eager)")
+        how = ", converted from the checkpoint in memory" if converted else ""
+        self.runtime = f"ONNX Runtime ({threads} threads{how})" if self._session is not None else "PyTorch (eager)"
         self.img_size = int(self.config["img_size"])
         self.mean = np.asarray(self.config["mean"], np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(self.config["std"], np.float32).reshape(1, 3, 1, 1)
@@ -168,6 +169,7 @@ class Predictor:
         if detector == "auto" or isinstance(detector, str):
             detector = FaceDetector(detector, max_side=detect_side)
         self.detector: FaceDetector | None = detector
+        self.predict_batch(np.zeros((1, self.img_size, self.img_size, 3), np.uint8))  # first call allocates: do it now
 
     @staticmethod
     def _ort_session(model, threads: int):
@@ -189,9 +191,11 @@ class Predictor:
             f"{data.get('layout')} data at {data.get('root')} ({data.get('n_samples')} images)" if data else "",
             c.get("hardware") or "", c.get("created", "")[:10]] if x) or "unknown (no provenance in the config)"
         best = c.get("best") or {}
+        best = (f"{best.get('metric')} {best['value']:.3f} (epoch {best.get('epoch')})"
+                if isinstance(best.get("value"), (int, float)) else None)
         return {"name": c.get("name", self.path.stem), "backbone": c.get("backbone"), "img_size": self.img_size,
                 "trained": trained, "init": w.get("loaded"), "weights_file": str(self.path), "runtime": self.runtime,
-                "best": f"{best.get('metric')} {best.get('value'):.3f} (epoch {best.get('epoch')})" if best.get("value") is not None else None,
+                "best": best,
                 "detector": self.detector.name if self.detector else "none (whole image)"}
 
     def describe(self) -> str:

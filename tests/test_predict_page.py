@@ -51,7 +51,7 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     at = page(monkeypatch, runs_dir)
     at.selectbox[0].set_value("Run tiny-run").run()
     info = at.info[0].value
-    assert "tiny" in info and "mobilenet_v2" in info and "best.pt" in info and "PyTorch" in info
+    assert "tiny" in info and "mobilenet_v2" in info and "best.pt" in info and "ONNX Runtime" in info
     assert [t.label for t in at.tabs] == ["Photos", "Snapshot", "Live webcam"]
     jpg = _bytes(astronaut(), "JPEG")
     png = _bytes(chelsea(), "PNG")
@@ -68,10 +68,12 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     assert len(charts) == 4  # probabilities + circumplex for the face and for the whole cat picture
     # the bars show what the engine predicts for that photo
     bars = json.loads(charts[0].proto.spec)["data"][0]["x"]
-    expected = Predictor(runs_dir / "tiny-run" / "checkpoints" / "best.pt", backend="torch").predict_faces(read_image(jpg))
-    assert np.allclose(bars, expected[0]["probs"], atol=1e-6)
+    torch_pred = Predictor(runs_dir / "tiny-run" / "checkpoints" / "best.pt", backend="torch")
+    expected = torch_pred.predict_faces(read_image(jpg))
+    assert np.allclose(bars, expected[0]["probs"], atol=1e-4)  # page: ONNX Runtime, here: PyTorch
     circ = json.loads(charts[1].proto.spec)
-    assert circ["layout"]["xaxis"]["range"] == [-1.05, 1.05] and circ["data"][0]["x"] == [expected[0]["valence"]]
+    assert circ["layout"]["xaxis"]["range"] == [-1.05, 1.05]
+    assert abs(circ["data"][0]["x"][0] - expected[0]["valence"]) < 1e-4
 
 
 def test_snapshot_tab(monkeypatch, runs_dir):

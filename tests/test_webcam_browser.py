@@ -1,0 +1,143 @@
+"""Live webcam in a real browser: headless chromium streams a fake camera through streamlit-webrtc to the
+predict page, whose frame callback detects, classifies and draws; the frames must come back annotated.
+
+Two cameras: chromium's built-in test pattern (no face: whole-image prediction, "no face found" banner) and a
+.y4m clip of skimage's astronaut (one face). Screenshots go to $FER_LAB_SCREENSHOTS (default: pytest's tmp).
+Skipped when playwright or chromium is missing.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from .test_inference import make_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("FER_LAB_CHROMIUM", "/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed"),
+    pytest.mark.skipif(importlib.util.find_spec("streamlit_webrtc") is None, reason="streamlit-webrtc is not installed"),
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+def write_face_y4m(path: Path, frames: int = 10) -> Path:
+    """A 640x480 YUV4MPEG2 clip of the astronaut photo (chromium loops it as its fake camera)."""
+    from skimage.data import astronaut
+
+    rgb = np.ascontiguousarray(cv2.resize(astronaut(), (640, 640), interpolation=cv2.INTER_AREA)[:480])
+    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with open(path, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("webcam")
+    (base / "runs" / "tiny-run" / "checkpoints").mkdir(parents=True)
+    make_checkpoint(base / "runs" / "tiny-run" / "checkpoints" / "best.pt")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # FER_LAB_STUN=off: everything is on this machine, and STUN servers cannot be reached offline.
+    env = {**os.environ, "FER_LAB_RUNS_DIR": str(base / "runs"), "FER_LAB_STUN": "off"}
+    log = open(base / "streamlit.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("streamlit server did not become healthy in 60 s")
+        yield url, base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _frames(page) -> int:
+    vals = page.locator("[data-testid='stMetricValue']").all_inner_texts()
+    return int(vals[0]) if vals and vals[0].strip().isdigit() else 0
+
+
+@pytest.mark.parametrize("camera", ["test-pattern", "astronaut"])
+def test_live_stream_comes_back_annotated(server, camera, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, base = server
+    shots = Path(os.environ.get("FER_LAB_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    if camera == "astronaut":
+        args.append(f"--use-file-for-fake-video-capture={write_face_y4m(base / 'face.y4m')}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1700})
+            ready = "[data-testid='stApp'][data-test-script-state='notRunning']"
+            # through the app's navigation, as a user gets there (a deep link to /predict is left to the app's tests)
+            page.goto(url)
+            page.wait_for_selector(ready, timeout=90_000)
+            page.locator("[data-testid='stSidebarNav']").get_by_text("Live prediction").click()
+            page.get_by_role("tab", name="Live webcam").wait_for(timeout=90_000)
+            page.wait_for_selector(ready, timeout=90_000)
+            assert page.locator("[data-testid='stException']").count() == 0
+            assert "Answering: tiny" in page.locator("[data-testid='stAlert']").first.inner_text()
+            page.get_by_role("tab", name="Live webcam").click()
+            frame = page.frame_locator("iframe[title='streamlit_webrtc.component.webrtc_streamer']")
+            frame.get_by_role("button", name="START").click()
+            deadline = time.time() + 60
+            while _frames(page) < 3 and time.time() < deadline:
+                page.wait_for_timeout(500)
+            first = _frames(page)
+            assert first >= 3, f"only {first} frames came back in 60 s"
+            deadline = time.time() + 30  # generous: on 2 busy cores a frame can take seconds
+            while _frames(page) <= first + 2 and time.time() < deadline:
+                page.wait_for_timeout(500)
+            assert _frames(page) > first + 2, f"the frame counter stopped at {_frames(page)}"
+            # the live panel's charts have drawn (plotly SVG present) at least once
+            page.wait_for_function("() => document.querySelectorAll(\"[data-testid='stPlotlyChart'] .main-svg\")"
+                                   ".length >= 2", timeout=30_000)
+            page.screenshot(path=str(shots / f"webcam-{camera}-page.png"))
+            video_png = shots / f"webcam-{camera}-video.png"
+            frame.locator("video").screenshot(path=str(video_png))
+            text = page.locator("[data-testid='stMain']").inner_text()
+            if camera == "astronaut":
+                assert "Face 1" in text and "No face found" not in text
+            else:
+                assert "No face found" in text and "Whole image" in text
+            frame.get_by_role("button", name="STOP").click()
+        finally:
+            browser.close()
+    # The callback draws "frame N  M ms" in white on black in the bottom-left corner: the video shows the
+    # returned, annotated frames, not the camera's own picture (green pattern / orange space suit there).
+    shot = cv2.cvtColor(cv2.imread(str(video_png)), cv2.COLOR_BGR2RGB)
+    h, w = shot.shape[:2]
+    corner = shot[int(h * 0.93):, : int(w * 0.2)].reshape(-1, 3).astype(int)
+    assert (corner.max(axis=1) < 60).mean() > 0.4 and (corner.min(axis=1) > 200).mean() > 0.02
