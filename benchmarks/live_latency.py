@@ -10,6 +10,7 @@ with OpenCV's Haar cascade on the full frame, every frame. Both run on the same 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -75,7 +76,7 @@ class Naive:
         faces = self.detector.detect(frame)
         self.faces_found = len(faces)
         boxes = [f.box for f in faces] or [(0, 0, frame.shape[1], frame.shape[0])]
-        crops = np.stack([crop_face(frame, b, 0.2, 224) for b in boxes])
+        crops = np.stack([crop_face(frame, b, size=224) for b in boxes])
         x = (self.torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255 - self.mean) / self.std
         with self.torch.inference_mode():
             logits, va = self.model(x)
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     print(f"test frame 640x480: {len(faces)} face(s) found at 320 px {[f.box for f in faces]}")
 
     tracker = Tracker(reuse=args.reuse, max_side=320)
-    crop = crop_face(frame, faces[0].box if faces else (0, 0, 640, 480), 0.2, pred.img_size)[None]
+    crop = crop_face(frame, faces[0].box if faces else (0, 0, 640, 480), size=pred.img_size)[None]
     rows = {
         "detect only, full 640x480": timed(lambda: pred.detector.detect(frame, max_side=None), args.frames // 2),
         "detect only, at 320 px": timed(lambda: pred.detector.detect(frame), args.frames),
@@ -125,21 +126,30 @@ def main(argv=None) -> int:
                                                               args.frames),
     }
     naive = Naive()
-    rows["naive: Haar full frame + ResNet-50 224"] = timed(lambda: naive(frame), args.naive_frames, warmup=2)
+    naive_keys = []
+    # PyTorch's OpenMP threads busy-wait; on a busy machine one thread can beat two. The ratio below is taken
+    # against the faster of the two, so it never flatters the live pipeline.
+    for n in sorted({args.threads, 1}, reverse=True):
+        torch.set_num_threads(n)
+        naive_keys.append(f"naive: Haar full frame + ResNet-50 224, {n} thr")
+        rows[naive_keys[-1]] = timed(lambda: naive(frame), args.naive_frames, warmup=2)
+    torch.set_num_threads(args.threads)
     print(f"naive Haar found {naive.faces_found} face(s) on the full frame")
 
     width = max(len(k) for k in rows)
-    print(f"\n{'pipeline':{width}s}  median ms  mean ms  p90 ms  frames   ({args.threads} threads)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{'pipeline':{width}s}  median ms  mean ms  p90 ms  frames   ({args.threads} threads; "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs: above that count other work shares the cores)")
     for k, v in rows.items():
         print(f"{k:{width}s}  {statistics.median(v):9.1f}  {statistics.mean(v):7.1f}  "
               f"{float(np.percentile(v, 90)):6.1f}  {len(v):6d}")
     fast_key = f"live: detect 320, reuse boxes x{args.reuse}"
-    naive_ms = statistics.median(rows["naive: Haar full frame + ResNet-50 224"])
+    naive_key = min(naive_keys, key=lambda k: statistics.median(rows[k]))
+    naive_med, naive_mean = statistics.median(rows[naive_key]), statistics.mean(rows[naive_key])
     for key in ("live: detect 320 every frame", fast_key):
         med, mean = statistics.median(rows[key]), statistics.mean(rows[key])
-        print(f"{key}: median {med:.1f} ms, mean {mean:.1f} ms -> {naive_ms / med:.1f}x faster than naive by median, "
-              f"{statistics.mean(rows['naive: Haar full frame + ResNet-50 224']) / mean:.1f}x by mean "
-              f"(target: <= 25 ms median and >= 3x)")
+        print(f"{key}: median {med:.1f} ms, mean {mean:.1f} ms -> {naive_med / med:.1f}x faster than the naive "
+              f"pipeline by median, {naive_mean / mean:.1f}x by mean (target: <= 25 ms median and >= 3x)")
     tmp.cleanup()
     return 0
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,23 @@ def test_detection_at_reduced_resolution_scales_boxes_back():
     small = det.detect(img, max_side=256)[0].box
     assert iou(full, small) > 0.75
     assert iou(small, tuple(2 * v for v in ASTRONAUT_FACE)) > 0.75
+
+
+def test_detector_on_real_affectnet_crops():
+    """AffectNet's crops hold one face that fills the picture: the detector must find it, about image-sized
+    (the framing DEFAULT_MARGIN relies on)."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "affectnet8-4k" / "images"
+    files = sorted(root.glob("*.jpg"))[:40]
+    if len(files) < 40:
+        pytest.skip(f"real AffectNet images not found at {root}")
+    det = FaceDetector(max_side=None)
+    ratios = []
+    for f in files:
+        faces = det.detect(read_image(f))
+        if faces:
+            x0, y0, x1, y1 = faces[0].box
+            ratios.append(224 / max(x1 - x0, y1 - y0))
+    assert len(ratios) >= 38 and 0.9 < np.median(ratios) < 1.15
 
 
 @pytest.mark.parametrize("backend", ["haar", "mtcnn"])
@@ -214,7 +232,7 @@ def test_read_image_rejects_bad_files_clearly(make, tmp_path):
 def test_onnx_agrees_with_pytorch(ckpt, onnx_file, predictor):
     onnx_pred = Predictor(onnx_file)
     assert "ONNX Runtime" in onnx_pred.runtime and onnx_pred.config["name"] == "tiny"
-    crops = np.stack([crop_face(astronaut(), ASTRONAUT_FACE, 0.2, 112), crop_face(chelsea(), (100, 50, 300, 250))])
+    crops = np.stack([crop_face(astronaut(), ASTRONAUT_FACE, size=112), crop_face(chelsea(), (100, 50, 300, 250))])
     crops = np.concatenate([crops, np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3), dtype=np.uint8)])
     p_t, va_t = predictor.predict_batch(crops)
     p_o, va_o = onnx_pred.predict_batch(crops)
