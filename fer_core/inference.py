@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import ImageError, load_image
+from .data import load_image
 from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, crop_face, resize_square
 from .labels import CLASSES
 
@@ -102,7 +102,7 @@ class _NamedBytes(io.BytesIO):
 
 
 def read_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """RGB uint8 array from a path or from bytes (an upload). Raises ImageError with a one-line reason."""
+    """RGB uint8 array from a path or from bytes (an upload). Raises fer_core.data.ImageError with a one-line reason."""
     if isinstance(source, (bytes, bytearray)):
         source = _NamedBytes(bytes(source), name or "upload")
     return np.asarray(load_image(source, max_pixels=max_pixels))
