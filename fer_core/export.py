@@ -1,6 +1,7 @@
 """Export a trained FER Lab model to ONNX and check the export against PyTorch.
 
-    python -m fer_core.export --run artifacts/runs/<name> [--out models/default/model.onnx]
+    python -m fer_core.export --run artifacts/runs/<name> [--out FILE.onnx]
+    python -m fer_core.export --run artifacts/runs/<name> --model-dir models/default   # ship as the default model
 
 The ONNX file carries the model's config.json (normalisation, input size, class names, provenance) in its
 metadata, so a predictor needs nothing else. The batch axis is dynamic; the image side is the trained one.
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_write_bytes
+from .io import atomic_torch_save, atomic_write_bytes
 
 OPSET = 17
 CONFIG_KEY = "fer_lab_config"
@@ -88,12 +89,28 @@ def export_onnx(checkpoint_path_or_run, out_path) -> dict:
     return report
 
 
+def ship_model(checkpoint_path_or_run, model_dir) -> dict:
+    """Write ``model_dir``/model.pt (only "model" and "config": no optimizer state) and a verified model.onnx."""
+    from .inference import ModelNotFound, load_checkpoint, resolve_model
+
+    src = resolve_model(checkpoint_path_or_run, backend="torch")
+    if src.suffix == ".onnx":
+        raise ModelNotFound(f"{src} is an ONNX file; give a run folder or a .pt checkpoint")
+    ckpt = load_checkpoint(src)
+    report = export_onnx(src, Path(model_dir) / "model.onnx")
+    atomic_torch_save(Path(model_dir) / "model.pt", {"model": ckpt["model"], "config": ckpt["config"]})
+    return report
+
+
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="run folder (uses checkpoints/best.pt), run name, or a .pt checkpoint")
-    p.add_argument("--out", help="ONNX file to write (default: <run>/model.onnx next to a .pt file, "
-                                 "or <run folder>/checkpoints/best.onnx)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--out", help="ONNX file to write (default: next to the checkpoint, e.g. "
+                                 "<run folder>/checkpoints/best.onnx)")
+    g.add_argument("--model-dir", help="write model.pt (weights + config only) and model.onnx into this folder, "
+                                       "e.g. models/default")
     return p
 
 
@@ -102,12 +119,16 @@ def main(args) -> int:
 
     try:
         src = resolve_model(args.run, backend="torch")
-        out = Path(args.out) if args.out else src.with_suffix(".onnx")
-        r = export_onnx(src, out)
+        if args.model_dir:
+            r = ship_model(src, args.model_dir)
+        else:
+            r = export_onnx(src, Path(args.out) if args.out else src.with_suffix(".onnx"))
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {r['out']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}) from {r['source']}")
+    if args.model_dir:
+        print(f"wrote {Path(args.model_dir) / 'model.pt'} (weights and config only)")
     print(f"ONNX Runtime vs PyTorch on {r['batch']} random inputs: max abs diff logits {r['max_abs_diff_logits']:.2e}, "
           f"valence/arousal {r['max_abs_diff_va']:.2e}, probabilities {r['max_abs_diff_probs']:.2e}, "
           f"same argmax: {r['same_argmax']}")

@@ -26,8 +26,7 @@ MAX_PIXELS = 50_000_000
 NO_FACE = "no face found — whole image"
 HOW_TO_GET_A_MODEL = (
     "Train one (python -m fer_core.train --data DATA --preset cpu-fast) and pass --run artifacts/runs/<name>, "
-    "or put a model.pt (and model.onnx from python -m fer_core.export --run RUN --out models/default/model.onnx) "
-    "into models/default/.")
+    "or ship a run as the default model: python -m fer_core.export --run RUN --model-dir models/default")
 
 
 class ModelNotFound(Exception):

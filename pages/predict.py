@@ -150,8 +150,8 @@ def main() -> None:
         where = ", ".join(str(d) for d in runs_dirs())
         st.error(f"No model to predict with: {DEFAULT_DIR}/ holds no model.pt or model.onnx and no run in {where} "
                  f"has checkpoints/best.pt. Train one (`python -m fer_core.train --data DATA --preset cpu-fast`); it "
-                 f"appears here once its first epoch is saved. Or put a model.pt (and model.onnx from "
-                 f"`python -m fer_core.export --run RUN --out {DEFAULT_DIR}/model.onnx`) into {DEFAULT_DIR}/.")
+                 f"appears here once its first epoch is saved. Or ship a run as the default model: "
+                 f"`python -m fer_core.export --run RUN --model-dir {DEFAULT_DIR}`.")
         return
     c1, c2 = st.columns([3, 1])
     label = c1.selectbox("Model", list(choices))

@@ -254,6 +254,11 @@ def test_export_cli(ckpt, tmp_path, capsys):
     assert resolve_model(run) == run / "checkpoints" / "best.onnx"  # the newer export answers
     assert resolve_model(run, backend="torch") == run / "checkpoints" / "best.pt"
     assert resolve_model("r1", root=tmp_path) == run / "checkpoints" / "best.onnx"  # a run name
+    ship = tmp_path / "models" / "default"
+    assert E.main(E.get_args_parser().parse_args(["--run", str(run), "--model-dir", str(ship)])) == 0
+    slim = torch.load(ship / "model.pt", map_location="cpu", weights_only=True)
+    assert set(slim) == {"model", "config"} and (ship / "model.onnx").is_file()
+    assert resolve_model(None, root=tmp_path) == ship / "model.onnx"
 
 
 def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
