@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core import runs as R
-from pages._shared import LabContext
+from views._shared import LabContext
 
 HERE = Path(__file__).resolve().parent
 SPLIT_ORDER = {"val": 0, "test": 1, "train": 2}
@@ -23,17 +23,17 @@ MAX_DEFAULT_RUNS = 4
 st.set_page_config(page_title="FER Lab", page_icon=":material/sentiment_satisfied:", layout="wide")
 
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
-    st.Page("pages/curves.py", title="Training curves", icon=":material/show_chart:"),
-    st.Page("pages/confusion.py", title="Confusion matrices", icon=":material/grid_on:"),
-    st.Page("pages/roc_pr.py", title="ROC and PR curves", icon=":material/ssid_chart:"),
-    st.Page("pages/valence_arousal.py", title="Valence / arousal", icon=":material/scatter_plot:"),
-    st.Page("pages/gallery.py", title="Misclassified gallery", icon=":material/photo_library:"),
-    st.Page("pages/disagreement.py", title="Model disagreement", icon=":material/compare_arrows:"),
+    st.Page("views/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
+    st.Page("views/curves.py", title="Training curves", icon=":material/show_chart:"),
+    st.Page("views/confusion.py", title="Confusion matrices", icon=":material/grid_on:"),
+    st.Page("views/roc_pr.py", title="ROC and PR curves", icon=":material/ssid_chart:"),
+    st.Page("views/valence_arousal.py", title="Valence / arousal", icon=":material/scatter_plot:"),
+    st.Page("views/gallery.py", title="Misclassified gallery", icon=":material/photo_library:"),
+    st.Page("views/disagreement.py", title="Model disagreement", icon=":material/compare_arrows:"),
 ]
 # Live prediction is a separate page that may not exist in every checkout; the app works without it.
-if (HERE / "pages" / "predict.py").is_file():
-    pages.append(st.Page("pages/predict.py", title="Live prediction", icon=":material/photo_camera:"))
+if (HERE / "views" / "predict.py").is_file():
+    pages.append(st.Page("views/predict.py", title="Live prediction", icon=":material/photo_camera:"))
 pg = st.navigation(pages)
 
 

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         at.run()
         t = time.perf_counter()
         if page != "overview":
-            at.switch_page(f"pages/{page}.py")
+            at.switch_page(f"views/{page}.py")
         at.run()
         elapsed = time.perf_counter() - t
         if at.exception:

@@ -12,13 +12,13 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 # page file -> (title, plotly charts at least, dataframes at least)
 PAGES = {
-    "pages/overview.py": ("Overview", 2, 2),
-    "pages/curves.py": ("Training curves", 4, 0),
-    "pages/confusion.py": ("Confusion matrices", 8, 4),
-    "pages/roc_pr.py": ("ROC and PR curves", 8, 0),
-    "pages/valence_arousal.py": ("Valence / arousal", 3, 1),
-    "pages/gallery.py": ("Misclassified gallery", 0, 1),
-    "pages/disagreement.py": ("Model disagreement", 1, 3),
+    "views/overview.py": ("Overview", 2, 2),
+    "views/curves.py": ("Training curves", 4, 0),
+    "views/confusion.py": ("Confusion matrices", 8, 4),
+    "views/roc_pr.py": ("ROC and PR curves", 8, 0),
+    "views/valence_arousal.py": ("Valence / arousal", 3, 1),
+    "views/gallery.py": ("Misclassified gallery", 0, 1),
+    "views/disagreement.py": ("Model disagreement", 1, 3),
 }
 
 
@@ -66,7 +66,7 @@ def test_sidebar_offers_runs_and_splits(monkeypatch, runs_dir):
 
 def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
-    at.switch_page("pages/valence_arousal.py").run()
+    at.switch_page("views/valence_arousal.py").run()
     warnings = " ".join(w.value for w in at.warning)
     assert "resnet18-ferplus" in warnings and "no valence/arousal" in warnings
     assert "resnet50-affectnet" not in warnings
@@ -77,7 +77,7 @@ def test_gallery_search_jumps_to_id(monkeypatch, runs_dir):
 
     sample = pd.read_csv(runs_dir / "resnet50-affectnet" / "predictions_val.csv", dtype={"id": str}).iloc[7]
     at = _app(monkeypatch, runs_dir)
-    at.switch_page("pages/gallery.py").run()
+    at.switch_page("views/gallery.py").run()
     at.text_input(key="gallery_query").input(sample["id"]).run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
@@ -88,7 +88,7 @@ def test_gallery_search_jumps_to_id(monkeypatch, runs_dir):
 
 def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
-    at.switch_page("pages/gallery.py").run()
+    at.switch_page("views/gallery.py").run()
     assert len(at.get("image")) > 0  # fixture wrote the first 30 images of each split
     assert any("not found" in i.value and str(runs_dir.parent / "data") in i.value for i in at.info)
     at.selectbox(key="gallery_true").select("Fear").run()
@@ -118,5 +118,5 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
     listed = " ".join(m.value for m in at.expander[0].markdown)
     for name, reason in reasons.items():
         assert name in listed and reason in listed
-    at.switch_page("pages/overview.py").run()
+    at.switch_page("views/overview.py").run()
     assert not at.exception and _plotly(at) >= 2

@@ -16,7 +16,7 @@ from fer_core.inference import Predictor, read_image
 from .test_inference import make_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = str(ROOT / "pages" / "predict.py")
+PAGE = str(ROOT / "views" / "predict.py")
 
 
 def _bytes(arr, fmt) -> bytes:

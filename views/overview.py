@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import report
-from pages import _shared as S
+from views import _shared as S
 
 st.title("Overview")
 ctx = S.require_runs()

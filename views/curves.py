@@ -2,7 +2,7 @@
 import streamlit as st
 
 from fer_core import report
-from pages import _shared as S
+from views import _shared as S
 
 st.title("Training curves")
 ctx = S.require_runs(need_split=False)

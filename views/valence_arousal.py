@@ -2,7 +2,7 @@
 import streamlit as st
 
 from fer_core import report_va as V
-from pages import _shared as S
+from views import _shared as S
 
 st.title("Valence / arousal")
 ctx = S.require_runs()

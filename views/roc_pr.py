@@ -2,7 +2,7 @@
 import streamlit as st
 
 from fer_core.report_roc import curve_figure, exact_aucs
-from pages import _shared as S
+from views import _shared as S
 
 st.title("ROC and PR curves")
 ctx = S.require_runs()

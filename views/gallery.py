@@ -4,7 +4,7 @@ import streamlit as st
 from fer_core import report_errors as E
 from fer_core.labels import CLASSES
 from fer_core.runs import safe_image_path
-from pages import _shared as S
+from views import _shared as S
 
 COLUMNS = 6
 st.title("Misclassified gallery")

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # standalone runs (streamlit run pages/predict.py, AppTest) start in pages/
+if str(ROOT) not in sys.path:  # standalone runs (streamlit run views/predict.py, AppTest) start in views/
     sys.path.insert(0, str(ROOT))
 
 from fer_core.data import ImageError  # noqa: E402

@@ -3,7 +3,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core import report_errors as E
-from pages import _shared as S
+from views import _shared as S
 
 MAX_IDS_SHOWN = 2000
 st.title("Model disagreement")
