@@ -1,0 +1,74 @@
+"""Screenshot every dashboard page on the real run folders (artifacts/runs or $FER_LAB_RUNS_DIR) in headless Chromium.
+
+    python scripts/screenshots.py OUT_DIR [--photo face.jpg]
+
+The live-prediction page gets a photo uploaded (default: scikit-image's astronaut).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.test_browser import CHROMIUM, PAGES, _free_port, _idle, _screenshot  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out")
+    p.add_argument("--photo", help="image to upload on the live-prediction page")
+    a = p.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    photo = a.photo
+    if photo is None:
+        import skimage.data
+        from PIL import Image
+
+        photo = str(out / "astronaut.jpg")
+        Image.fromarray(skimage.data.astronaut()).save(photo)
+
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=os.environ,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url, wait_until="domcontentloaded")
+            for name, title in {**PAGES, "predict": "Live prediction"}.items():
+                page.get_by_test_id("stSidebar").get_by_role("link", name=title).click()
+                page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
+                _idle(page)
+                if name == "predict":
+                    page.locator("input[type='file']").first.set_input_files(photo)
+                    page.wait_for_timeout(1000)
+                    _idle(page)
+                _screenshot(page, out / f"{name}.png")
+                errors = page.locator("[data-testid='stException']").count()
+                print(f"{name:16s} {'EXCEPTION' if errors else 'ok'}  {out / f'{name}.png'}")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
