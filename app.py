@@ -37,12 +37,19 @@ if (HERE / "views" / "predict.py").is_file():
 pg = st.navigation(pages)
 
 
-def _sanitise(key: str, options: list[str]) -> None:
-    """Drop remembered choices that no longer exist (a run deleted, a folder removed from the sidebar)."""
-    if key in st.session_state:
-        kept = [v for v in st.session_state[key] if v in options]
-        if kept != st.session_state[key]:
-            st.session_state[key] = kept
+def _remembered(key: str, options: list[str], fallback: list[str]) -> None:
+    """Seed a widget's state from the last choice the user made, keeping only options that still exist.
+
+    A widget's own state is reset when its options change (a run finishing an epoch, a folder added), so the
+    choice is also kept under a second key that only the widget's on_change callback writes.
+    """
+    saved = st.session_state.get(f"_{key}_saved", fallback)
+    st.session_state[key] = [v for v in saved if v in options] if isinstance(saved, list) else \
+        (saved if saved in options else (options[0] if options else None))
+
+
+def _save(key: str) -> None:
+    st.session_state[f"_{key}_saved"] = st.session_state[key]
 
 
 with st.sidebar:
@@ -54,15 +61,16 @@ with st.sidebar:
     all_runs, problems = R.discover_runs(roots)
     names = [r.name for r in all_runs]
 
-    _sanitise("selected_runs", names)
-    default = None if "selected_runs" in st.session_state else names[:MAX_DEFAULT_RUNS]
-    chosen = st.multiselect("Runs", names, default=default, key="selected_runs",
+    _remembered("selected_runs", names, names[:MAX_DEFAULT_RUNS])
+    chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
                             help="Newest first. Every page shows the runs chosen here.")
     runs = [r for r in all_runs if r.name in chosen]
 
     splits = sorted({s for r in runs for s in r.splits}, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
-    split = st.selectbox("Split", splits, key="split", help="Splits with a predictions_<split>.csv in a chosen run.",
-                         placeholder="no predictions yet") if splits else None
+    if splits:
+        _remembered("split", splits, splits[0])
+    split = st.selectbox("Split", splits, key="split", on_change=_save, args=("split",),
+                         help="Splits with a predictions_<split>.csv in a chosen run.") if splits else None
 
     override = st.text_input("Data root for images", key="data_root_override",
                              placeholder="from each run's config.json",
