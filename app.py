@@ -8,7 +8,6 @@ st.session_state["lab"] and shared by every page.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st

@@ -7,16 +7,13 @@ The live-prediction page gets a photo uploaded (default: scikit-image's astronau
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.test_browser import CHROMIUM, PAGES, _free_port, _idle, _screenshot  # noqa: E402
+from tests.streamlit_server import streamlit_server  # noqa: E402
+from tests.test_browser import CHROMIUM, PAGES, _idle, _screenshot  # noqa: E402
 
 
 def main():
@@ -36,18 +33,7 @@ def main():
 
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=os.environ,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
+    with streamlit_server() as url:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -65,9 +51,6 @@ def main():
                 errors = page.locator("[data-testid='stException']").count()
                 print(f"{name:16s} {'EXCEPTION' if errors else 'ok'}  {out / f'{name}.png'}")
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.fixture_runs import make_fixture_runs, write_broken_runs
+from tests.streamlit_server import streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("FER_LAB_CHROMIUM", "/usr/bin/chromium")
@@ -32,39 +28,13 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("browser")
     make_fixture_runs(base / "runs", n=200, data_root=base / "data", images=40, n_boot=10)
     write_broken_runs(base / "runs")
-    port = _free_port()
-    env = {**os.environ, "FER_LAB_RUNS_DIR": str(base / "runs")}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("streamlit server did not become healthy in 60 s")
+    with streamlit_server({"FER_LAB_RUNS_DIR": str(base / "runs")}) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # Every element has loaded (no skeleton placeholders) and every plotly chart has drawn its SVG.
