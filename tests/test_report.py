@@ -176,3 +176,16 @@ def test_metrics_fixture_is_consistent(runs_dir):
     pred = R.load_predictions(runs_dir / "a" / "predictions_val.csv")
     assert m["accuracy"] == pytest.approx((pred["pred"] == pred["true"]).mean())
     assert np.array(m["confusion"]).sum() == len(pred) == m["n"]
+
+
+def test_live_figures_show_the_prediction():
+    from fer_core.labels import CLASSES
+    from fer_core.report_live import live_circumplex_figure, prob_figure
+
+    probs = [0.05, 0.6, 0.05, 0.05, 0.05, 0.1, 0.05, 0.05]
+    r = {"probs": probs, "label_name": "Happy", "confidence": 0.6, "valence": 0.4, "arousal": -0.2}
+    bars = prob_figure(r, CLASSES)
+    assert list(bars.data[0].x) == probs and list(bars.data[0].y) == CLASSES
+    assert "Happy (60%)" in bars.layout.title.text
+    circ = live_circumplex_figure([r])
+    assert list(circ.data[0].x) == [0.4] and list(circ.data[0].y) == [-0.2]

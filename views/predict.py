@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import plotly.graph_objects as go
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,17 +13,16 @@ if str(ROOT) not in sys.path:  # standalone runs (streamlit run views/predict.py
     sys.path.insert(0, str(ROOT))
 
 from fer_core.data import ImageError  # noqa: E402
-from fer_core.faces import COLOURS, annotate  # noqa: E402
+from fer_core.faces import annotate  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, read_image, resolve_model)
+from fer_core.report_live import live_circumplex_figure, prob_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
 # ONNX Runtime first when installed: PyTorch's OpenMP threads spin between calls and, sharing 2 cores with the
 # WebRTC video codec, made live frames take seconds instead of tens of milliseconds.
 RUNTIMES = ({"ONNX Runtime": "onnx"} if importlib.util.find_spec("onnxruntime") else {}) | {"PyTorch": "torch"}
-QUADRANTS = [(0.55, 0.9, "excited, happy"), (-0.55, 0.9, "angry, afraid"),
-             (-0.55, -0.9, "sad, bored"), (0.55, -0.9, "calm, content")]
 
 
 @st.cache_resource(show_spinner="Loading the model (a checkpoint is converted to ONNX once)…")
@@ -51,31 +49,6 @@ def model_choices() -> dict[str, str]:
     return out
 
 
-def prob_figure(result: dict, classes: list[str]) -> go.Figure:
-    colours = [f"rgb{COLOURS[i % len(COLOURS)]}" for i in range(len(classes))]
-    fig = go.Figure(go.Bar(x=result["probs"], y=classes, orientation="h", marker_color=colours,
-                           text=[f"{p:.0%}" for p in result["probs"]], textposition="outside"))
-    fig.update_layout(xaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"),
-                      yaxis=dict(autorange="reversed"), height=300, margin=dict(l=10, r=10, t=30, b=10),
-                      title=f"{result['label_name']} ({result['confidence']:.0%})")
-    return fig
-
-
-def circumplex_figure(results: list[dict]) -> go.Figure:
-    """Valence (x) / arousal (y) points on the circumplex, both axes -1..1, with the quadrants named."""
-    fig = go.Figure()
-    fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="lightgrey"))
-    for x, y, text in QUADRANTS:
-        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(color="grey", size=11))
-    fig.add_trace(go.Scatter(x=[r["valence"] for r in results], y=[r["arousal"] for r in results],
-                             mode="markers+text", text=[f"face {i + 1}" for i in range(len(results))],
-                             textposition="top center", marker=dict(size=14, color="crimson")))
-    axis = dict(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", dtick=0.5)
-    fig.update_layout(xaxis=dict(title="valence", **axis), yaxis=dict(title="arousal", scaleanchor="x", **axis),
-                      height=330, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
-    return fig
-
-
 def show_results(results: list[dict], classes: list[str], key: str) -> None:
     if results and results[0]["whole_image"]:
         st.warning("No face found — showing the prediction for the whole image.")
@@ -84,7 +57,7 @@ def show_results(results: list[dict], classes: list[str], key: str) -> None:
         label = "Whole image" if r["whole_image"] else f"Face {i + 1} (detector score {r['score']:.2f})"
         left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
         left.plotly_chart(prob_figure(r, classes), key=f"{key}-p{i}")
-        right.plotly_chart(circumplex_figure([r]), key=f"{key}-c{i}")
+        right.plotly_chart(live_circumplex_figure([r]), key=f"{key}-c{i}")
 
 
 def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> None:
