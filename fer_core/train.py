@@ -34,6 +34,7 @@ from .presets import DESCRIPTIONS, PRESETS, resolve
 from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
+VA_LOSSES = ("mse", "ccc", "mse+ccc")
 log = logging.getLogger("fer_core.train")
 
 
@@ -60,7 +61,9 @@ def get_args_parser():
     a("--head-lr-mult", type=float, help="learning-rate multiplier for the two heads (default 1)")
     a("--warmup-epochs", type=float, help="linear warm-up before cosine annealing, in epochs (default 0)")
     a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0.1)")
-    a("--va-weight", type=float, help="weight of the valence/arousal MSE against cross-entropy (default 1)")
+    a("--va-weight", type=float, help="weight of the valence/arousal loss against cross-entropy (default 1)")
+    a("--va-loss", choices=VA_LOSSES, help="valence/arousal loss: mse (default, the study's), ccc (1 - CCC per "
+      "dimension over the batch), mse+ccc")
     a("--aug", choices=AUGMENTATIONS, help="v1: crop/flip/rotation/colour; v2: + erasing, perspective (default v1)")
     a("--class-balance", action=argparse.BooleanOptionalAction, default=None,
       help="weight cross-entropy by inverse class frequency (default off)")
@@ -80,7 +83,7 @@ def get_args_parser():
 
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
-               "warmup_epochs", "label_smoothing", "va_weight", "aug", "class_balance", "mixup", "ema", "tta", "dropout",
+               "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "mixup", "ema", "tta", "dropout",
                "early_stop", "workers", "seed", "val_frac", "test_frac"]
 
 
@@ -240,12 +243,31 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
 
 
 def multitask_loss(logits, va_pred, y, va_true, r, cw=None):
-    """Cross-entropy with label smoothing plus MSE on the valence/arousal entries that are annotated (NaN masked)."""
+    """Cross-entropy with label smoothing plus the valence/arousal loss on the annotated entries (NaN masked)."""
     loss = F.cross_entropy(logits, y, weight=cw, label_smoothing=r["label_smoothing"])
-    mask = torch.isfinite(va_true)
-    if r["va_weight"] > 0 and mask.any():
-        loss = loss + r["va_weight"] * F.mse_loss(va_pred[mask], va_true[mask])
+    if r["va_weight"] > 0 and torch.isfinite(va_true).any():
+        loss = loss + r["va_weight"] * va_loss(va_pred, va_true, r.get("va_loss", "mse"))
     return loss
+
+
+def va_loss(pred, true, kind="mse"):
+    """MSE and/or 1 - CCC. CCC is what the field reports for valence/arousal; MSE alone pulls predictions towards
+    the mean (low variance, low CCC), which 1 - CCC penalises. Each dimension uses its own annotated rows."""
+    mask = torch.isfinite(true)
+    total = pred.new_zeros(())
+    if "mse" in kind:
+        total = total + F.mse_loss(pred[mask], true[mask])
+    if "ccc" in kind:
+        terms = []
+        for j in range(true.shape[1]):
+            m = mask[:, j]
+            if m.sum() >= 2:
+                p, t = pred[m, j], true[m, j]
+                cov = ((p - p.mean()) * (t - t.mean())).mean()
+                terms.append(1 - 2 * cov / (p.var(unbiased=False) + t.var(unbiased=False) + (p.mean() - t.mean()) ** 2 + 1e-8))
+        if terms:
+            total = total + torch.stack(terms).mean()
+    return total
 
 
 @torch.no_grad()

@@ -131,3 +131,21 @@ def test_short_real_affectnet_run(tmp_path):
     assert cfg["split"]["counts"] == {"train": 128, "val": 320, "test": 320}
     m = json.loads((tmp_path / "real" / "metrics_test.json").read_text())
     assert m["n"] == 320 and m["valence"]["rmse"] > 0
+
+
+def test_va_loss_ccc_matches_metric_and_masks_missing():
+    from fer_core.metrics import ccc
+    g = torch.Generator().manual_seed(0)
+    true = torch.rand(32, 2, generator=g) * 2 - 1
+    pred = 0.5 * true + 0.3 * torch.rand(32, 2, generator=g)
+    expected = 1 - (ccc(true[:, 0].numpy(), pred[:, 0].numpy()) + ccc(true[:, 1].numpy(), pred[:, 1].numpy())) / 2
+    assert train.va_loss(pred, true, "ccc").item() == pytest.approx(expected, abs=1e-5)
+    mse = torch.nn.functional.mse_loss(pred, true).item()
+    assert train.va_loss(pred, true, "mse+ccc").item() == pytest.approx(mse + expected, abs=1e-5)
+    # rows without annotation (NaN) are left out of each dimension, not turned into NaN losses
+    holed = true.clone()
+    holed[:4, 1] = float("nan")
+    loss = train.va_loss(pred, holed, "ccc")
+    assert torch.isfinite(loss)
+    a = 1 - ccc(holed[4:, 1].numpy(), pred[4:, 1].numpy())
+    assert loss.item() == pytest.approx((1 - ccc(true[:, 0].numpy(), pred[:, 0].numpy()) + a) / 2, abs=1e-5)
