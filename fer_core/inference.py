@@ -190,7 +190,9 @@ class Predictor:
             f"{data.get('layout')} data at {data.get('root')} ({data.get('n_samples')} images)" if data else "",
             c.get("hardware") or "", c.get("created", "")[:10]] if x) or "unknown (no provenance in the config)"
         best = c.get("best") or {}
-        best = (f"{best.get('metric')} {best['value']:.3f} (epoch {best.get('epoch')})"
+        metric = {"val_score": "validation score (mean of accuracy and valence/arousal CCC)"}.get(
+            best.get("metric"), best.get("metric"))
+        best = (f"epoch {best.get('epoch')}, {metric} {best['value']:.3f}"
                 if isinstance(best.get("value"), (int, float)) else None)
         return {"name": c.get("name", self.path.stem), "backbone": c.get("backbone"), "img_size": self.img_size,
                 "trained": trained, "init": w.get("loaded"), "weights_file": str(self.path), "runtime": self.runtime,

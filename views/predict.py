@@ -142,7 +142,7 @@ def main() -> None:
     st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px, on {i['runtime']}  \n"
             f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
             + (f"  \nBackbone initialised from: {i['init']}" if i["init"] else "")
-            + (f"  \nBest: {i['best']}" if i["best"] else "") + f"  \nFace detector: {i['detector']}")
+            + (f"  \nCheckpoint: {i['best']}" if i["best"] else "") + f"  \nFace detector: {i['detector']}")
 
     photos, snap, live = st.tabs(["Photos", "Snapshot", "Live webcam"])
     with photos:
