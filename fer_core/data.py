@@ -33,6 +33,7 @@ class Sample:
     valence: float = math.nan
     arousal: float = math.nan
     split: str | None = None
+    votes: tuple[float, ...] | None = None  # annotators' distribution over the 8 classes (FER+), AffectNet order
 
 
 @dataclass
@@ -227,10 +228,14 @@ def _read_ferplus(root: Path) -> DataIndex:
             if mask.any():
                 _count(skipped, reason, int(mask.sum()))
         prefix = folder.removeprefix("FER2013")
-        for name, w in zip(names[keep], winner[keep]):
+        dist = np.zeros((len(df), len(CLASSES)))
+        dist[:, to_affectnet] = votes[:, :8]
+        dist /= np.maximum(dist.sum(axis=1, keepdims=True), 1)
+        for name, w, d in zip(names[keep], winner[keep], dist[keep]):
             samples.append(Sample(f"{prefix}/{os.path.splitext(name)[0]}", f"{folder}/{name}",
-                                  int(to_affectnet[w]), math.nan, math.nan, split))
-    notes.append("FER+ majority vote: top vote wins; ties and unknown/not-a-face winners dropped")
+                                  int(to_affectnet[w]), math.nan, math.nan, split, tuple(d.tolist())))
+    notes.append("FER+ majority vote: top vote wins; ties and unknown/not-a-face winners dropped "
+                 "(--soft-labels trains on each image's vote distribution over the 8 classes instead)")
     return DataIndex(root, "ferplus", samples, False, skipped, notes)
 
 

@@ -67,6 +67,8 @@ def get_args_parser():
     a("--aug", choices=AUGMENTATIONS, help="v1: crop/flip/rotation/colour; v2: + erasing, perspective (default v1)")
     a("--class-balance", action=argparse.BooleanOptionalAction, default=None,
       help="weight cross-entropy by inverse class frequency (default off)")
+    a("--soft-labels", action=argparse.BooleanOptionalAction, default=None,
+      help="train on each image's annotator vote distribution where the data has one (FER+) (default off)")
     a("--mixup", type=float, help="mixup Beta(a, a) parameter for images, labels and valence/arousal, 0 = off")
     a("--ema", type=float, help="keep an exponential moving average of the weights with this decay, 0 = off")
     a("--tta", action=argparse.BooleanOptionalAction, default=None,
@@ -83,7 +85,7 @@ def get_args_parser():
 
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
-               "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "mixup", "ema", "tta", "dropout",
+               "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels", "mixup", "ema", "tta", "dropout",
                "early_stop", "workers", "seed", "val_frac", "test_frac"]
 
 
@@ -150,7 +152,7 @@ def _main(args) -> int:
     model.to(device)
     ema = _ema_model(model, r["ema"])
     opt = torch.optim.AdamW(_param_groups(model, r), lr=r["lr"], weight_decay=r["weight_decay"])
-    train_set = _dataset(cache["train"])
+    train_set = _dataset(cache["train"], r.get("soft_labels", False))
     augment = BatchAugment(r["aug"], info.mean, info.std)
     sampler = torch.utils.data.DistributedSampler(train_set, seed=r["seed"]) if world > 1 else None
     loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
@@ -236,7 +238,7 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
         if ema is not None:
             ema.update_parameters(net.module if hasattr(net, "module") else net)
         tot_loss += loss.item() * len(y)
-        tot_correct += (logits.argmax(1) == y).sum().item()
+        tot_correct += (logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum().item()
         n += len(y)
         bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_correct / n:.3f}")
     return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
@@ -363,9 +365,15 @@ def _split(args, cfg, index, run_dir, rank):
     return assignment
 
 
-def _dataset(split_cache):
+def _dataset(split_cache, soft=False):
+    """Targets are class indices, or with ``soft`` each image's vote distribution (when every image has one)."""
     images, samples = split_cache
-    labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+    if soft and all(s.votes is not None for s in samples):
+        labels = torch.tensor([s.votes for s in samples], dtype=torch.float32)
+    else:
+        if soft:
+            log.warning("--soft-labels: this data has no vote distributions; training on the single labels")
+        labels = torch.tensor([s.label for s in samples], dtype=torch.long)
     va = torch.tensor([[s.valence, s.arousal] for s in samples], dtype=torch.float32)
     return CachedDataset(images, labels, va)
 

@@ -109,8 +109,9 @@ class CachedDataset(Dataset):
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights normalised to mean 1 (absent classes get weight 0)."""
-    counts = torch.bincount(labels, minlength=num_classes).float()
+    """Inverse-frequency weights normalised to mean 1 (absent classes get weight 0). ``labels`` are class indices
+    or rows of class probabilities."""
+    counts = labels.sum(0).float() if labels.ndim == 2 else torch.bincount(labels, minlength=num_classes).float()
     w = torch.where(counts > 0, counts.sum() / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
     return w * (num_classes / max(w.sum().item(), 1e-8))
 

@@ -51,6 +51,21 @@ def make_affectnet_dir(root, n_per_class: int = 6, size: int = 64, with_va: bool
     return root
 
 
+def write_ferplus(root: Path, rows: dict[str, list[tuple[str, list[int]]]], missing=(), images=None) -> Path:
+    """FER+'s layout: FER2013<split>/label.csv rows (name, box, 10 votes) and 48 px grayscale PNGs
+    (uniform grey, or ``images[name]`` when given)."""
+    for split, entries in rows.items():
+        folder = root / f"FER2013{split}"
+        folder.mkdir(parents=True)
+        with open(folder / "label.csv", "w", newline="") as f:
+            for name, votes in entries:
+                f.write(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)) + "\n")
+                if name not in missing:
+                    pixels = images[name] if images else np.full((48, 48), 100, np.uint8)
+                    Image.fromarray(pixels, "L").save(folder / name)
+    return root
+
+
 @pytest.fixture
 def affectnet_dir(tmp_path) -> Path:
     return make_affectnet_dir(tmp_path / "affectnet")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from fer_core.data import (DataError, ImageError, decode_images, detect_layout, has_predefined_split, load_image,
                            make_split, read_dataset)
-from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image
+from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image, write_ferplus
 
 
 def save(path: Path, label: int = 0, size: int = 24, fmt: str | None = None) -> Path:
@@ -67,18 +67,6 @@ def test_affectnet_without_va(tmp_path):
 
 # ---------------------------------------------------------------- FER+ layout
 
-def write_ferplus(root: Path, rows: dict[str, list[tuple[str, list[int]]]], missing=()) -> Path:
-    for split, entries in rows.items():
-        folder = root / f"FER2013{split}"
-        folder.mkdir(parents=True)
-        with open(folder / "label.csv", "w", newline="") as f:
-            for name, votes in entries:
-                f.write(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)) + "\n")
-                if name not in missing:
-                    Image.fromarray(np.full((48, 48), 100, np.uint8), "L").save(folder / name)
-    return root
-
-
 def test_ferplus_majority_vote_maps_by_name(tmp_path):
     #                        neu hap sur sad ang dis fea con unk naf
     rows = {"Train": [("fer0000000.png", [0, 0, 7, 1, 0, 0, 2, 0, 0, 0]),   # surprise -> AffectNet 3
@@ -103,6 +91,10 @@ def test_ferplus_majority_vote_maps_by_name(tmp_path):
     assert not index.has_va and all(math.isnan(s.valence) for s in index.samples)
     assert has_predefined_split(index)
     assert make_split(index) == {i: v[1] for i, v in got.items()}
+    # Vote distributions over the 8 classes, in AffectNet order, unknown/not-a-face votes left out.
+    votes = {s.id: s.votes for s in index.samples}
+    assert votes["Train/fer0000000"] == pytest.approx([0, 0, 0.1, 0.7, 0.2, 0, 0, 0])
+    assert votes["Test/fer0000020"] == pytest.approx([2 / 9, 0, 0, 0, 7 / 9, 0, 0, 0])
 
 
 def test_ferplus_bad_label_csv(tmp_path):

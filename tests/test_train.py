@@ -5,12 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from fer_core import evaluate, train
-from tests.conftest import make_affectnet_dir
+from fer_core.data import read_dataset
+from tests.conftest import make_affectnet_dir, pattern_image, write_ferplus
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -149,3 +151,34 @@ def test_va_loss_ccc_matches_metric_and_masks_missing():
     assert torch.isfinite(loss)
     a = 1 - ccc(holed[4:, 1].numpy(), pred[4:, 1].numpy())
     assert loss.item() == pytest.approx((1 - ccc(true[:, 0].numpy(), pred[:, 0].numpy()) + a) / 2, abs=1e-5)
+
+
+def test_soft_labels_train_on_vote_distributions(tmp_path):
+    rng = np.random.default_rng(0)
+    rows, images = {}, {}
+    for split, n in (("Train", 4), ("Valid", 2), ("Test", 1)):
+        rows[split] = []
+        for k in range(8 * n):
+            # FER+ vote order: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, nf
+            votes = [0] * 10
+            votes[k % 8], votes[(k + 1) % 8] = 8, 2
+            name = f"fer{split}{k:04d}.png"
+            rows[split].append((name, votes))
+            images[name] = pattern_image(k % 8, 48, rng).mean(axis=2).astype(np.uint8)
+    data = write_ferplus(tmp_path / "fp", rows, images=images)
+    rc = run_train("--data", data, "--out", tmp_path, "--name", "soft", "--epochs", "1", *TINY,
+                   "--soft-labels", "--mixup", "0.2", "--class-balance")
+    assert rc == 0
+    cfg = json.loads((tmp_path / "soft" / "config.json").read_text())
+    assert cfg["args"]["soft_labels"] is True
+    assert (tmp_path / "soft" / "predictions_test.csv").is_file()
+
+    train_samples = [s for s in read_dataset(data).samples if s.split == "train"]
+    targets = train._dataset((None, train_samples), soft=True).labels
+    assert targets.shape == (len(train_samples), 8) and targets.dtype == torch.float32
+    assert torch.allclose(targets.sum(1), torch.ones(len(train_samples)))
+    assert (targets.argmax(1) == torch.tensor([s.label for s in train_samples])).all()
+    assert torch.allclose(targets.max(1).values, torch.full((len(train_samples),), 0.8))
+    # Data without votes (AffectNet) falls back to class indices.
+    aff = read_dataset(make_affectnet_dir(tmp_path / "aff", n_per_class=1, size=32)).samples
+    assert train._dataset((None, aff), soft=True).labels.dtype == torch.long
