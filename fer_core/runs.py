@@ -171,6 +171,41 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
     return runs, problems
 
 
+def default_selection(runs: list[Run], n: int) -> list[str]:
+    """Runs to show before the user chooses: the newest run, then the best run (validation accuracy) of each recipe
+    (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others; at most n.
+
+    A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
+    ``runs`` is newest first, as ``discover_runs`` returns it.
+    """
+    if not runs:
+        return []
+
+    def data(r: Run):
+        d = r.config.get("data", {})
+        return d.get("layout"), d.get("n_samples")
+
+    def recipe(r: Run):
+        return r.config.get("preset") or r.config.get("backbone")
+
+    def val_acc(r: Run) -> float:
+        if "val" in r.metrics_splits:
+            try:
+                return float(load_metrics(r.metrics_path("val")).get("accuracy", float("-inf")))
+            except (OSError, ValueError, TypeError):
+                pass
+        return float("-inf")
+
+    same = [r for r in runs if data(r) == data(runs[0])]
+    chosen = [runs[0]]
+    for key in dict.fromkeys(recipe(r) for r in same):
+        best = max((r for r in same if recipe(r) == key), key=val_acc)
+        if best not in chosen:
+            chosen.append(best)
+    chosen += [r for r in same if r not in chosen]
+    return [r.name for r in chosen[:n]]
+
+
 def _make_names_unique(runs: list[Run]) -> None:
     counts: dict[str, int] = {}
     for r in runs:

@@ -36,6 +36,21 @@ def test_discover_and_load(runs_dir):
     assert fer["valence_true"].isna().all() and not V.has_va(fer) and V.has_va(pred)
 
 
+def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
+    for name, skill, seed, backbone, layout in [("old-best", 3.0, 1, "resnet18", "affectnet"),
+                                                ("old-weak", 0.5, 2, "resnet18", "affectnet"),
+                                                ("other", 1.0, 3, "mobilenet_v2", "affectnet"),
+                                                ("fer", 3.0, 4, "mobilenet_v2", "ferplus"),
+                                                ("new", 1.0, 5, "resnet18", "affectnet")]:
+        write_run(tmp_path, name, n=200, skill=skill, seed=seed, backbone=backbone, layout=layout, n_boot=10)
+    runs, _ = R.discover_runs([tmp_path])
+    assert [r.name for r in runs] == ["new", "fer", "other", "old-weak", "old-best"]
+    # The newest; the best resnet18 run; the only mobilenet_v2 run on the same data (not the FER+ one); then the rest.
+    assert R.default_selection(runs, 4) == ["new", "old-best", "other", "old-weak"]
+    assert R.default_selection(runs, 2) == ["new", "old-best"]
+    assert R.default_selection(runs[1:2], 4) == ["fer"] and R.default_selection([], 4) == []
+
+
 def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):
     reasons = write_broken_runs(tmp_path)
     (tmp_path / "not-a-run").mkdir()  # no run files at all: ignored silently
