@@ -85,8 +85,8 @@ def get_args_parser():
 
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
-               "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels", "mixup", "ema", "tta", "dropout",
-               "early_stop", "workers", "seed", "val_frac", "test_frac"]
+               "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels",
+               "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed", "val_frac", "test_frac"]
 
 
 def pick_device(name: str = "auto") -> str:
