@@ -173,7 +173,8 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
 
 def default_selection(runs: list[Run], n: int) -> list[str]:
     """Runs to show before the user chooses: the newest run, then the best run (validation accuracy) of each recipe
-    (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others; at most n.
+    (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others (same data
+    first); at most n.
 
     A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
     ``runs`` is newest first, as ``discover_runs`` returns it.
@@ -202,7 +203,7 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
         best = max((r for r in same if recipe(r) == key), key=val_acc)
         if best not in chosen:
             chosen.append(best)
-    chosen += [r for r in same if r not in chosen]
+    chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]
     return [r.name for r in chosen[:n]]
 
 

@@ -48,6 +48,7 @@ def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
     # The newest; the best resnet18 run; the only mobilenet_v2 run on the same data (not the FER+ one); then the rest.
     assert R.default_selection(runs, 4) == ["new", "old-best", "other", "old-weak"]
     assert R.default_selection(runs, 2) == ["new", "old-best"]
+    assert R.default_selection(runs, 5) == ["new", "old-best", "other", "old-weak", "fer"]
     assert R.default_selection(runs[1:2], 4) == ["fer"] and R.default_selection([], 4) == []
 
 
