@@ -44,6 +44,7 @@ class Run:
     splits: list[str] = field(default_factory=list)          # splits with usable predictions_<split>.csv
     metrics_splits: list[str] = field(default_factory=list)  # splits with a readable metrics_<split>.json
     has_history: bool = False
+    val_accuracy: float | None = None  # from metrics_val.json, read while validating the folder
 
     @property
     def has_va(self) -> bool:
@@ -135,8 +136,10 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
     for metrics_path in sorted(folder.glob("metrics_*.json")):
         split = metrics_path.stem[len("metrics_"):]
         try:
-            json.loads(metrics_path.read_text(encoding="utf-8"))
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
             run.metrics_splits.append(split)
+            if split == "val" and isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
+                run.val_accuracy = float(metrics["accuracy"])
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             problems.append(Problem(metrics_path, f"not valid JSON ({e})", skipped=split))
     return run, problems
@@ -189,18 +192,11 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     def recipe(r: Run):
         return r.config.get("preset") or r.config.get("backbone")
 
-    def val_acc(r: Run) -> float:
-        if "val" in r.metrics_splits:
-            try:
-                return float(load_metrics(r.metrics_path("val")).get("accuracy", float("-inf")))
-            except (OSError, ValueError, TypeError):
-                pass
-        return float("-inf")
-
     same = [r for r in runs if data(r) == data(runs[0])]
     chosen = [runs[0]]
     for key in dict.fromkeys(recipe(r) for r in same):
-        best = max((r for r in same if recipe(r) == key), key=val_acc)
+        best = max((r for r in same if recipe(r) == key),
+                   key=lambda r: float("-inf") if r.val_accuracy is None else r.val_accuracy)
         if best not in chosen:
             chosen.append(best)
     chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]
