@@ -44,7 +44,7 @@ class Run:
     splits: list[str] = field(default_factory=list)          # splits with usable predictions_<split>.csv
     metrics_splits: list[str] = field(default_factory=list)  # splits with a readable metrics_<split>.json
     has_history: bool = False
-    val_accuracy: float | None = None  # from metrics_val.json, read while validating the folder
+    val_score: float | None = None  # selection_score of metrics_val.json, read while validating the folder
 
     @property
     def has_va(self) -> bool:
@@ -139,7 +139,8 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
             run.metrics_splits.append(split)
             if split == "val" and isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
-                run.val_accuracy = float(metrics["accuracy"])
+                cccs = [(metrics.get(k) or {}).get("ccc") for k in ("valence", "arousal")]
+                run.val_score = selection_score(metrics["accuracy"], [c for c in cccs if isinstance(c, (int, float))])
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             problems.append(Problem(metrics_path, f"not valid JSON ({e})", skipped=split))
     return run, problems
@@ -174,10 +175,16 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
     return runs, problems
 
 
+def selection_score(accuracy: float, cccs: list[float]) -> float:
+    """What training keeps the best epoch by: accuracy, averaged with the mean valence/arousal CCC where there is one."""
+    cccs = [c for c in cccs if c == c]  # NaN (undefined CCC) counts as missing
+    return (accuracy + sum(cccs) / len(cccs)) / 2 if cccs else accuracy
+
+
 def default_selection(runs: list[Run], n: int) -> list[str]:
-    """Runs to show before the user chooses: the newest run, then the best run (validation accuracy) of each recipe
-    (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others (same data
-    first); at most n.
+    """Runs to show before the user chooses: the newest run, then the best run (by validation selection_score) of
+    each recipe (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others
+    (same data first); at most n.
 
     A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
     ``runs`` is newest first, as ``discover_runs`` returns it.
@@ -196,7 +203,7 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     chosen = [runs[0]]
     for key in dict.fromkeys(recipe(r) for r in same):
         best = max((r for r in same if recipe(r) == key),
-                   key=lambda r: float("-inf") if r.val_accuracy is None else r.val_accuracy)
+                   key=lambda r: float("-inf") if r.val_score is None else r.val_score)
         if best not in chosen:
             chosen.append(best)
     chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]

@@ -31,6 +31,7 @@ from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc
 from .models import BACKBONES, WeightsUnavailable, build_model
 from .presets import DESCRIPTIONS, PRESETS, resolve
+from .runs import selection_score
 from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
@@ -158,6 +159,10 @@ def _main(args) -> int:
     loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
                                          sampler=sampler, num_workers=r["workers"], drop_last=len(train_set) > r["batch_size"],
                                          persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"))
+    steps = len(loader) * r["epochs"]
+    if ema is not None and steps < 3 / (1 - r["ema"]):
+        log.warning("EMA decay %g averages over ~%d steps but this run has only %d: the saved EMA weights will lag "
+                    "behind training (lower --ema, or --ema 0 for short runs)", r["ema"], round(1 / (1 - r["ema"])), steps)
     steps = max(len(loader), 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s / steps, r["epochs"], r["warmup_epochs"]))
     if ckpt:
@@ -289,7 +294,7 @@ def validate(model, split_cache, cfg, device, r):
             out[f"val_{k}_rmse"] = (q - t).pow(2).mean().sqrt().item()
             out[f"val_{k}_ccc"] = ccc(t.numpy(), q.numpy())
             cccs.append(out[f"val_{k}_ccc"])
-    out["val_score"] = (out["val_acc"] + sum(cccs) / len(cccs)) / 2 if cccs else out["val_acc"]
+    out["val_score"] = selection_score(out["val_acc"], cccs)
     return out
 
 

@@ -50,6 +50,12 @@ def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
     assert R.default_selection(runs, 2) == ["new", "old-best"]
     assert R.default_selection(runs, 5) == ["new", "old-best", "other", "old-weak", "fer"]
     assert R.default_selection(runs[1:2], 4) == ["fer"] and R.default_selection([], 4) == []
+    # "Best" is what training keeps epochs by: accuracy averaged with the mean valence/arousal CCC.
+    m = json.loads((tmp_path / "old-best" / "metrics_val.json").read_text())
+    expected = (m["accuracy"] + (m["valence"]["ccc"] + m["arousal"]["ccc"]) / 2) / 2
+    assert next(r for r in runs if r.name == "old-best").val_score == pytest.approx(expected)
+    assert R.selection_score(0.5, [0.3, float("nan")]) == pytest.approx(0.4)
+    assert R.selection_score(0.5, []) == 0.5  # no valence/arousal: accuracy alone
 
 
 def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):

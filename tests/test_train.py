@@ -57,6 +57,7 @@ def test_run_folder_is_complete(tiny_run):
     assert m["n"] == len(pred) and m["valence"] is not None
     # the patterns are learnable: a few epochs must beat chance (1/8) on held-out images
     assert m["accuracy"] > 0.5, m["accuracy"]
+    assert "EMA decay" not in (run / "train.log").read_text()
     ckpt = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     assert ckpt["config"]["backbone"] == "mobilenet_v2"
 
@@ -167,10 +168,12 @@ def test_soft_labels_train_on_vote_distributions(tmp_path):
             images[name] = pattern_image(k % 8, 48, rng).mean(axis=2).astype(np.uint8)
     data = write_ferplus(tmp_path / "fp", rows, images=images)
     rc = run_train("--data", data, "--out", tmp_path, "--name", "soft", "--epochs", "1", *TINY,
-                   "--soft-labels", "--mixup", "0.2", "--class-balance")
+                   "--soft-labels", "--mixup", "0.2", "--class-balance", "--ema", "0.99")
     assert rc == 0
     cfg = json.loads((tmp_path / "soft" / "config.json").read_text())
     assert cfg["args"]["soft_labels"] is True
+    # 32 images in batches of 16, one epoch: far too few steps for a 0.99 EMA, and the log says so.
+    assert "EMA decay 0.99 averages over ~100 steps but this run has only 2" in (tmp_path / "soft" / "train.log").read_text()
     assert (tmp_path / "soft" / "predictions_test.csv").is_file()
 
     train_samples = [s for s in read_dataset(data).samples if s.split == "train"]
