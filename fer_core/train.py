@@ -159,10 +159,11 @@ def _main(args) -> int:
     loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
                                          sampler=sampler, num_workers=r["workers"], drop_last=len(train_set) > r["batch_size"],
                                          persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"))
-    steps = len(loader) * r["epochs"]
-    if ema is not None and steps < 3 / (1 - r["ema"]):
+    total_steps = len(loader) * r["epochs"]
+    if ema is not None and total_steps < 3 / (1 - r["ema"]):
         log.warning("EMA decay %g averages over ~%d steps but this run has only %d: the saved EMA weights will lag "
-                    "behind training (lower --ema, or --ema 0 for short runs)", r["ema"], round(1 / (1 - r["ema"])), steps)
+                    "behind training (lower --ema, or --ema 0 for short runs)", r["ema"], round(1 / (1 - r["ema"])),
+                    total_steps)
     steps = max(len(loader), 1)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s / steps, r["epochs"], r["warmup_epochs"]))
     if ckpt:
