@@ -139,8 +139,8 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
             run.metrics_splits.append(split)
             if split == "val" and isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
-                cccs = [(metrics.get(k) or {}).get("ccc") for k in ("valence", "arousal")]
-                run.val_score = selection_score(metrics["accuracy"], [c for c in cccs if isinstance(c, (int, float))])
+                va = [metrics.get(k) for k in ("valence", "arousal")]
+                run.val_score = selection_score(metrics["accuracy"], [d.get("ccc") for d in va if isinstance(d, dict)])
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             problems.append(Problem(metrics_path, f"not valid JSON ({e})", skipped=split))
     return run, problems
@@ -175,9 +175,12 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
     return runs, problems
 
 
-def selection_score(accuracy: float, cccs: list[float]) -> float:
-    """What training keeps the best epoch by: accuracy, averaged with the mean valence/arousal CCC where there is one."""
-    cccs = [c for c in cccs if c == c]  # NaN (undefined CCC) counts as missing
+def selection_score(accuracy: float, cccs: list) -> float:
+    """What training keeps the best epoch by: accuracy, averaged with the mean valence/arousal CCC where there is one.
+
+    An undefined CCC (None in a metrics file, NaN in training) counts as missing.
+    """
+    cccs = [c for c in cccs if isinstance(c, (int, float)) and c == c]
     return (accuracy + sum(cccs) / len(cccs)) / 2 if cccs else accuracy
 
 
