@@ -2,13 +2,17 @@
 
     python benchmarks/train_throughput.py --data ../shared/data/affectnet8-4k [--backbone efficientnet_lite0] [--img-size 112]
 
-project: every image decoded once into a uint8 tensor cache, augmentation on tensors, no worker processes.
-naive:   PIL decode + torchvision transforms per sample on every epoch, DataLoader with 2 workers (the study's setup).
-Both run the same forward/backward/AdamW step; the figure is steady-state images/s after one warm-up batch.
+project: every image decoded once into a uint8 tensor cache, augmentation on tensors, no worker processes,
+         channels-last weights (as fer_core.models.build_model returns them).
+project, NCHW weights: the same with the weights in the default contiguous layout, to show what channels-last adds.
+naive:   PIL decode + torchvision transforms per sample on every epoch, DataLoader with 2 workers (the study's setup),
+         NCHW weights.
+All run the same forward/backward/AdamW step; the figure is steady-state images/s after one warm-up batch.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -85,11 +89,15 @@ def main():
     project = DataLoader(CachedDataset(images, labels, va), batch_size=a.batch_size, shuffle=True, num_workers=0)
     naive = DataLoader(NaiveDataset(index.root, samples, a.img_size, info.mean, info.std), batch_size=a.batch_size,
                        shuffle=True, num_workers=2)
-    ips_naive = images_per_second(model, naive, a.batches)
-    ips_project = images_per_second(model, project, a.batches, BatchAugment("v1", info.mean, info.std))
-    print(f"{'pipeline':10s} {'img/s':>8s}")
-    print(f"{'naive':10s} {ips_naive:8.1f}")
-    print(f"{'project':10s} {ips_project:8.1f}   (+ one-off decode of {len(ok)} images: {decode_s:.2f} s, "
+    nchw = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    augment = BatchAugment("v1", info.mean, info.std)
+    ips_naive = images_per_second(nchw, naive, a.batches)
+    ips_nchw = images_per_second(nchw, project, a.batches, augment)
+    ips_project = images_per_second(model, project, a.batches, augment)
+    print(f"{'pipeline':22s} {'img/s':>8s}")
+    print(f"{'naive':22s} {ips_naive:8.1f}")
+    print(f"{'project, NCHW weights':22s} {ips_nchw:8.1f}")
+    print(f"{'project':22s} {ips_project:8.1f}   (+ one-off decode of {len(ok)} images: {decode_s:.2f} s, "
           f"{len(ok) / decode_s:.0f} img/s)")
     print(f"ratio project/naive: {ips_project / ips_naive:.2f}x")
 
