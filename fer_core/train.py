@@ -13,6 +13,7 @@ import copy
 import logging
 import os
 import platform
+import random
 import sys
 import time
 from datetime import datetime, timezone
@@ -80,6 +81,10 @@ def get_args_parser():
     a("--seed", type=int, help="random seed for split, initialisation and augmentation (default 0)")
     a("--val-frac", type=float, help="validation fraction when the data has no split (default 0.1)")
     a("--test-frac", type=float, help="test fraction when the data has no split (default 0.1)")
+    a("--extra-data", metavar="PATH", help="a second data set (any layout) whose training images join the training "
+      "set, e.g. FER+ beside AffectNet; its validation/test images are not used; none = no second set")
+    a("--extra-count", type=int, help="use this many of --extra-data's training images, a seeded random choice "
+      "(default 0 = all)")
     a("--limit", type=int, help="use at most N training images (quick trials)")
     a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
@@ -87,7 +92,8 @@ def get_args_parser():
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
                "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels",
-               "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed", "val_frac", "test_frac"]
+               "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed", "val_frac", "test_frac", "extra_data",
+               "extra_count"]
 
 
 def pick_device(name: str = "auto") -> str:
@@ -148,6 +154,8 @@ def _main(args) -> int:
             log.warning("unreadable image skipped: %s (%s)", path, why)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = len(failures)
         cache[k] = (images, [samples[i] for i in ok])
+    if r.get("extra_data"):
+        cache["train"] = _add_extra(cache["train"], cfg, r, rank)
     log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
 
     model.to(device)
@@ -326,6 +334,13 @@ def _prepare_run(args, rank):
     r["limit"] = args.limit
     if not Path(args.data).exists():
         raise Fail(f"data folder not found: {args.data}")
+    if r.get("extra_data") == "none":
+        r["extra_data"], r["extra_count"] = None, 0
+    if r.get("extra_count") and not r.get("extra_data"):
+        raise Fail(f"this recipe trains on {r['extra_count']} images of a second data set besides --data: give "
+                   f"--extra-data PATH (FER+ for the cpu-best preset), or --extra-data none to train without it")
+    if r.get("extra_data") and not Path(r["extra_data"]).exists():
+        raise Fail(f"--extra-data folder not found: {r['extra_data']}")
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
     if dist.is_initialized():  # every process must write to (and read from) the same folder
@@ -369,6 +384,21 @@ def _split(args, cfg, index, run_dir, rank):
         rows = [{"id": s.id, "path": s.path, "split": assignment[s.id]} for s in index.samples if s.id in assignment]
         atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))
     return assignment
+
+
+def _add_extra(train_cache, cfg, r, rank):
+    """Append --extra-data's training images (all, or a seeded random ``extra_count`` of them) to the training set."""
+    index = fdata.read_dataset(r["extra_data"])
+    pool = [s for s in index.samples if s.split in (None, "train")]
+    random.Random(r["seed"]).shuffle(pool)
+    pool = pool[: r["extra_count"]] if r["extra_count"] else pool
+    images, ok, failures = fdata.decode_images(index.root, pool, r["img_size"], progress=rank == 0)
+    for path, why in failures:
+        log.warning("unreadable image skipped: %s (%s)", path, why)
+    cfg["data"]["extra"] = {"root": str(index.root.resolve()), "layout": index.layout, "n_train": len(ok),
+                            "has_va": index.has_va}
+    log.info("added %d training images from %s (%s layout)", len(ok), r["extra_data"], index.layout)
+    return torch.cat([train_cache[0], images]), train_cache[1] + [pool[i] for i in ok]
 
 
 def _dataset(split_cache, soft=False):

@@ -97,6 +97,8 @@ def test_resume_continues_history(tmp_path):
     (["--data", "/no/such/folder"], "not found"),
     (["--epochs", "1"], "--data is required"),
     (["--resume", "/no/such/run"], "cannot resume"),
+    (["--data", ".", "--extra-count", "5"], "give --extra-data PATH"),
+    (["--data", ".", "--extra-data", "/no/such/folder"], "--extra-data folder not found"),
 ])
 def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert run_train(*argv) == 2
@@ -185,3 +187,24 @@ def test_soft_labels_train_on_vote_distributions(tmp_path):
     # Data without votes (AffectNet) falls back to class indices.
     aff = read_dataset(make_affectnet_dir(tmp_path / "aff", n_per_class=1, size=32)).samples
     assert train._dataset((None, aff), soft=True).labels.dtype == torch.long
+
+
+def test_extra_data_joins_training_only(tmp_path):
+    rng = np.random.default_rng(0)
+    rows, images = {}, {}
+    for split, n in (("Train", 3), ("Valid", 1), ("Test", 1)):
+        rows[split] = [(f"fer{split}{k:04d}.png", [10 if j == k % 8 else 0 for j in range(10)]) for k in range(8 * n)]
+        images.update({name: pattern_image(k % 8, 48, rng).mean(axis=2).astype(np.uint8)
+                       for k, (name, _) in enumerate(rows[split])})
+    ferplus = write_ferplus(tmp_path / "fp", rows, images=images)
+    data = make_affectnet_dir(tmp_path / "aff", n_per_class=4, size=48)
+    rc = run_train("--data", data, "--out", tmp_path, "--name", "mix", "--epochs", "1", *TINY,
+                   "--extra-data", ferplus, "--extra-count", "10")
+    assert rc == 0
+    cfg = json.loads((tmp_path / "mix" / "config.json").read_text())
+    assert cfg["data"]["extra"]["n_train"] == 10 and cfg["data"]["extra"]["layout"] == "ferplus"
+    assert "added 10 training images" in (tmp_path / "mix" / "train.log").read_text()
+    # Validation and test stay the --data set's own.
+    split = pd.read_csv(tmp_path / "mix" / "split.csv", dtype={"id": str})
+    preds = pd.read_csv(tmp_path / "mix" / "predictions_test.csv", dtype={"id": str})
+    assert set(preds["id"]) == set(split.loc[split["split"] == "test", "id"])
