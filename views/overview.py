@@ -57,9 +57,12 @@ details = []
 for r in ctx.runs:
     c = r.config
     best_cfg = c.get("best") or {}
+    data = c.get("data") or {}
+    extra = data.get("extra")
     details.append({"run": r.name, "backbone": c.get("backbone"), "img size": c.get("img_size"),
-                    "weights": (c.get("weights") or {}).get("loaded"), "data": (c.get("data") or {}).get("layout"),
-                    "valence/arousal": r.has_va, "samples": (c.get("data") or {}).get("n_samples"),
+                    "weights": (c.get("weights") or {}).get("loaded"), "data": data.get("layout"),
+                    "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
+                    "valence/arousal": r.has_va, "samples": data.get("n_samples"),
                     "status": c.get("status"), "best epoch": best_cfg.get("epoch"),
                     "train min": round(c.get("train_minutes") or 0, 1), "preset": c.get("preset"), "created": c.get("created")})
 st.dataframe(pd.DataFrame(details).set_index("run"), width="stretch")
