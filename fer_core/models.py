@@ -238,7 +238,8 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
     else:
         loaded = _load_weights_file(model, full, weights)
     # Channels-last weights make convolutions run in NHWC, which oneDNN does 1.2-2.5x faster on CPU than NCHW for
-    # these backbones (benchmarks/train_throughput.py); GPUs with AMP prefer it too. Inputs need no change.
+    # these backbones (benchmarks/train_throughput.py); PyTorch recommends it for GPUs with AMP too. Inputs need no
+    # change.
     model = model.to(memory_format=torch.channels_last)
     return model, ModelInfo(backbone, loaded, mean, std, dim)
 

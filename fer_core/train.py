@@ -341,6 +341,8 @@ def _prepare_run(args, rank):
                    f"--extra-data PATH (FER+ for the cpu-best preset), or --extra-data none to train without it")
     if r.get("extra_data") and not Path(r["extra_data"]).exists():
         raise Fail(f"--extra-data folder not found: {r['extra_data']}")
+    if r.get("extra_data") and Path(r["extra_data"]).resolve() == Path(args.data).resolve():
+        raise Fail("--extra-data is the --data folder itself: its validation and test images would leak into training")
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
     if dist.is_initialized():  # every process must write to (and read from) the same folder

@@ -99,6 +99,7 @@ def test_resume_continues_history(tmp_path):
     (["--resume", "/no/such/run"], "cannot resume"),
     (["--data", ".", "--extra-count", "5"], "give --extra-data PATH"),
     (["--data", ".", "--extra-data", "/no/such/folder"], "--extra-data folder not found"),
+    (["--data", ".", "--extra-data", "./"], "would leak into training"),
 ])
 def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert run_train(*argv) == 2
