@@ -22,11 +22,11 @@ PRESETS = {
     "ferplus-pretrain": dict(backbone="efficientnet_lite0", img_size=64, epochs=15, batch_size=128, lr=1e-3,
                              weight_decay=0.05, warmup_epochs=0.15, aug="v1", workers=0, ema=0.99, tta=True),
     # Stage 2, initialised from the FER+ stage: cpu-fast's recipe with a gentler backbone learning rate (the heads get
-    # 4x: the valence/arousal head starts untrained), MSE + (1 - CCC) for valence/arousal, and 5,000 FER+ training
+    # 4x: the valence/arousal head starts untrained), MSE + (1 - CCC) for valence/arousal, and 10,000 FER+ training
     # images mixed into the AffectNet ones (--extra-data PATH to FER+), which curbs overfitting; 6 epochs.
     "cpu-best": dict(backbone="efficientnet_lite0", img_size=112, epochs=6, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
                      va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True,
-                     weights="artifacts/runs/ferplus-pretrain/checkpoints/best.pt", extra_count=5000),
+                     weights="artifacts/runs/ferplus-pretrain/checkpoints/best.pt", extra_count=10000),
 }
 
 DESCRIPTIONS = {
@@ -37,7 +37,7 @@ DESCRIPTIONS = {
     "study-lite0": "the study's recipe (lr 1e-4, v1 aug) on EfficientNet-Lite0 at 112 px, 10 epochs",
     "cpu-fast": "EfficientNet-Lite0 (ImageNet) 112 px, 8 epochs: a useful model on 2 CPU cores in minutes",
     "ferplus-pretrain": "stage 1 of cpu-best: EfficientNet-Lite0 64 px, 15 epochs on FER+ (--name ferplus-pretrain)",
-    "cpu-best": "stage 2: from artifacts/runs/ferplus-pretrain (run that preset first), AffectNet + 5,000 FER+ images "
+    "cpu-best": "stage 2: from artifacts/runs/ferplus-pretrain (run that preset first), AffectNet + 10,000 FER+ images "
                 "(--extra-data PATH), 6 epochs, CCC loss",
 }
 
