@@ -84,6 +84,14 @@ def load_checkpoint(path) -> dict:
         raise ModelNotFound(f"{path}: not a readable FER Lab checkpoint ({type(e).__name__}: {str(e)[:160]})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ModelNotFound(f"{path}: not a FER Lab checkpoint (needs 'model' and 'config' entries)")
+    # Inside a run folder, its config.json has the last word: the checkpoint's copy was taken during training, before
+    # the run finished (or was renamed).
+    run_config = Path(path).parent.parent / "config.json"
+    if Path(path).parent.name == "checkpoints" and run_config.is_file():
+        try:
+            ckpt["config"] = {**ckpt["config"], **json.loads(run_config.read_text())}
+        except (OSError, ValueError):
+            pass  # an unreadable config.json leaves the checkpoint's own copy, which is complete
     return ckpt
 
 

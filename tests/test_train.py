@@ -209,3 +209,17 @@ def test_extra_data_joins_training_only(tmp_path):
     split = pd.read_csv(tmp_path / "mix" / "split.csv", dtype={"id": str})
     preds = pd.read_csv(tmp_path / "mix" / "predictions_test.csv", dtype={"id": str})
     assert set(preds["id"]) == set(split.loc[split["split"] == "test", "id"])
+
+
+def test_renamed_run_answers_by_its_folder_config(tiny_run, tmp_path):
+    import shutil
+
+    from fer_core.inference import load_checkpoint
+    _, _, run = tiny_run
+    copy = tmp_path / "renamed"
+    shutil.copytree(run, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**cfg, "name": "renamed"}))
+    assert load_checkpoint(run / "checkpoints" / "best.pt")["config"]["name"] == "tiny"
+    ckpt = load_checkpoint(copy / "checkpoints" / "best.pt")
+    assert ckpt["config"]["name"] == "renamed" and ckpt["config"]["status"] == cfg["status"]
