@@ -107,6 +107,12 @@ def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+def test_preset_without_its_first_stage_says_what_to_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no artifacts/runs/ferplus-pretrain here
+    assert run_train("--data", ".", "--preset", "cpu-best") == 2
+    assert "train the ferplus-pretrain preset first" in capsys.readouterr().err
+
+
 def test_empty_folder_exits_2(tmp_path):
     (tmp_path / "empty").mkdir()
     r = subprocess.run([sys.executable, "-m", "fer_core.train", "--data", str(tmp_path / "empty")], cwd=ROOT,
