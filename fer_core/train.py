@@ -149,11 +149,8 @@ def _main(args) -> int:
     t0 = time.time()
     cache = {}
     for k, samples in by_split.items():
-        images, ok, failures = fdata.decode_images(index.root, samples, r["img_size"], progress=rank == 0)
-        for path, why in failures:
-            log.warning("unreadable image skipped: %s (%s)", path, why)
-        cfg["data"]["skipped"][f"unreadable image ({k})"] = len(failures)
-        cache[k] = (images, [samples[i] for i in ok])
+        cache[k], failed = _decode(index.root, samples, r["img_size"], rank)
+        cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     if r.get("extra_data"):
         cache["train"] = _add_extra(cache["train"], cfg, r, rank)
     log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
@@ -398,13 +395,19 @@ def _add_extra(train_cache, cfg, r, rank):
     pool = [s for s in index.samples if s.split in (None, "train")]
     random.Random(r["seed"]).shuffle(pool)
     pool = pool[: r["extra_count"]] if r["extra_count"] else pool
-    images, ok, failures = fdata.decode_images(index.root, pool, r["img_size"], progress=rank == 0)
+    (images, samples), _ = _decode(index.root, pool, r["img_size"], rank)
+    cfg["data"]["extra"] = {"root": str(index.root.resolve()), "layout": index.layout, "n_train": len(samples),
+                            "has_va": index.has_va}
+    log.info("added %d training images from %s (%s layout)", len(samples), r["extra_data"], index.layout)
+    return torch.cat([train_cache[0], images]), train_cache[1] + samples
+
+
+def _decode(root, samples, size, rank):
+    """((uint8 images, the samples that decoded), number that did not); each unreadable image is logged."""
+    images, ok, failures = fdata.decode_images(root, samples, size, progress=rank == 0)
     for path, why in failures:
         log.warning("unreadable image skipped: %s (%s)", path, why)
-    cfg["data"]["extra"] = {"root": str(index.root.resolve()), "layout": index.layout, "n_train": len(ok),
-                            "has_va": index.has_va}
-    log.info("added %d training images from %s (%s layout)", len(ok), r["extra_data"], index.layout)
-    return torch.cat([train_cache[0], images]), train_cache[1] + [pool[i] for i in ok]
+    return (images, [samples[i] for i in ok]), len(failures)
 
 
 def _dataset(split_cache, soft=False):
