@@ -16,6 +16,7 @@ import warnings
 import krippendorff
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn import metrics as skm
 
 from .labels import CLASSES, NUM_CLASSES
@@ -263,6 +264,36 @@ def _percentile_ci(values: np.ndarray) -> list[float] | None:
     return [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v.size else None
 
 
+def _resample_weights(n: int, n_boot: int, seed: int):
+    """Blocks of (b, n) weights: how often each row was drawn in each of n_boot resamples, deterministic per seed.
+
+    One bincount over offset indices per block; every statistic is then a weighted sum over the original
+    rows, which is much faster than gathering values.
+    """
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_ELEMENTS // n)
+    for start in range(0, n_boot, block):
+        b = min(block, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        weights = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n)
+        yield weights.reshape(b, n).astype(np.float64)
+
+
+def _weighted_stats(codes: np.ndarray, va: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Every bootstrapped statistic for each row of weights (b, n); codes are confusion cells, va _va_terms."""
+    conf = np.stack([np.bincount(codes, weights=w, minlength=NUM_CLASSES**2) for w in weights])
+    stats = confusion_stats(conf.reshape(len(weights), NUM_CLASSES, NUM_CLASSES))
+    for dim, terms in va.items():
+        stats.update({f"{dim}_{k}": v for k, v in va_stats(weights @ terms).items()})
+    return stats
+
+
+def _bootstrap_inputs(pred_df: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    y, yhat, _ = _frame_arrays(pred_df)
+    va = {dim: terms for dim in VA_DIMS if (terms := _va_terms(pred_df, dim)) is not None}
+    return y * NUM_CLASSES + yhat, va
+
+
 def bootstrap_ci(pred_df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
     """Percentile-bootstrap 95% intervals {"accuracy": [lo, hi], ...}.
 
@@ -274,26 +305,69 @@ def bootstrap_ci(pred_df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> di
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    y, yhat, _ = _frame_arrays(pred_df)
-    n = y.size
-    if n == 0:
+    codes, va = _bootstrap_inputs(pred_df)
+    if codes.size == 0:
         raise ValueError("no rows to resample")
-    va = {dim: terms for dim in VA_DIMS if (terms := _va_terms(pred_df, dim)) is not None}
-    codes = y * NUM_CLASSES + yhat  # the confusion-matrix cell of each row
-    rng = np.random.default_rng(seed)
     boots: dict[str, list[np.ndarray]] = {}
-    block = max(1, _BLOCK_ELEMENTS // n)
-    for start in range(0, n_boot, block):
-        b = min(block, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))
-        # How often each row was drawn in each resample: one bincount over offset indices. Every statistic
-        # is then a weighted sum over the original rows, which is much faster than gathering values.
-        weights = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n)
-        weights = weights.reshape(b, n).astype(np.float64)
-        conf = np.stack([np.bincount(codes, weights=w, minlength=NUM_CLASSES**2) for w in weights])
-        stats = confusion_stats(conf.reshape(b, NUM_CLASSES, NUM_CLASSES))
-        for dim, terms in va.items():
-            stats.update({f"{dim}_{k}": v for k, v in va_stats(weights @ terms).items()})
-        for k, v in stats.items():
+    for weights in _resample_weights(codes.size, n_boot, seed):
+        for k, v in _weighted_stats(codes, va, weights).items():
             boots.setdefault(k, []).append(v)
     return {k: _percentile_ci(np.concatenate(v)) for k, v in boots.items()}
+
+
+# Metrics a paired comparison reports, in this order (valence/arousal ones where both runs have them).
+PAIRED_METRICS = ("accuracy", "macro_f1", "cohen_kappa", "valence_ccc", "arousal_ccc", "valence_rmse",
+                  "arousal_rmse")
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar test: p of a split at least this uneven of the samples only one run gets right."""
+    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+
+
+def paired_comparison(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Run A against run B on the sample ids both evaluated: is the difference larger than the noise?
+
+    Returns {"n", "a_only_right", "b_only_right", "mcnemar_p", "metrics": {name: {"a", "b", "diff", "ci95"}}}.
+    diff is A − B; ci95 is a paired percentile bootstrap (each resample draws the same rows for both runs,
+    so what the two share cancels out and the interval is narrower than comparing two separate intervals).
+    mcnemar_p is the exact (binomial) McNemar test on the samples exactly one of the two gets right.
+    Raises ValueError when the tables share no ids, repeat an id, or disagree on a shared id's label.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    tables = []
+    for name, df in (("A", pred_a), ("B", pred_b)):
+        _frame_arrays(df)
+        ids = df["id"].astype(str)
+        if ids.duplicated().any():
+            raise ValueError(f"run {name}'s predictions repeat sample id {ids[ids.duplicated()].iloc[0]!r}")
+        tables.append(df.set_axis(ids, axis=0))
+    common = tables[0].index.intersection(tables[1].index, sort=False)
+    if common.empty:
+        raise ValueError("the two runs share no sample ids (evaluated on different data or splits)")
+    a, b = (t.loc[common].reset_index(drop=True) for t in tables)
+    if (a["true"].to_numpy() != b["true"].to_numpy()).any():
+        raise ValueError("the two runs give different true labels for the same sample ids: not the same data")
+    (codes_a, va_a), (codes_b, va_b) = _bootstrap_inputs(a), _bootstrap_inputs(b)
+    va_a = {k: v for k, v in va_a.items() if k in va_b}
+    va_b = {k: v for k, v in va_b.items() if k in va_a}
+    n = codes_a.size
+    ones = np.ones((1, n))
+    full_a, full_b = _weighted_stats(codes_a, va_a, ones), _weighted_stats(codes_b, va_b, ones)
+    keys = [k for k in PAIRED_METRICS if k in full_a]
+    diffs: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for weights in _resample_weights(n, n_boot, seed):
+        sa, sb = _weighted_stats(codes_a, va_a, weights), _weighted_stats(codes_b, va_b, weights)
+        for k in keys:
+            diffs[k].append(sa[k] - sb[k])
+    right_a = a["true"].to_numpy() == a["pred"].to_numpy()
+    right_b = b["true"].to_numpy() == b["pred"].to_numpy()
+    only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    p = mcnemar_p(only_a, only_b)
+    out = {}
+    for k in keys:
+        va, vb = _num(full_a[k][0]), _num(full_b[k][0])
+        out[k] = {"a": va, "b": vb, "diff": None if va is None or vb is None else va - vb,
+                  "ci95": _percentile_ci(np.concatenate(diffs[k]))}
+    return {"n": n, "a_only_right": only_a, "b_only_right": only_b, "mcnemar_p": p, "metrics": out}

@@ -6,8 +6,10 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from .labels import CLASSES, NUM_CLASSES
+from .metrics import mcnemar_p
 
 PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]
 SORTS = {
@@ -135,16 +137,18 @@ def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
-    """Per pair of runs: samples A gets right and B wrong, the reverse, both wrong, both right."""
+    """Per pair of runs: samples A gets right and B wrong, the reverse, both wrong, both right, and the
+    exact McNemar p of the first two (how often runs equally good would split that unevenly)."""
     runs = [c for c in corr.columns if c != "true"]
     rows = []
     for a, b in combinations(runs, 2):
         ra, rb = corr[a].astype(bool), corr[b].astype(bool)
-        rows.append({"run A": a, "run B": b, "A right, B wrong": int((ra & ~rb).sum()),
-                     "B right, A wrong": int((rb & ~ra).sum()), "both wrong": int((~ra & ~rb).sum()),
-                     "both right": int((ra & rb).sum())})
+        only_a, only_b = int((ra & ~rb).sum()), int((rb & ~ra).sum())
+        rows.append({"run A": a, "run B": b, "A right, B wrong": only_a, "B right, A wrong": only_b,
+                     "both wrong": int((~ra & ~rb).sum()), "both right": int((ra & rb).sum()),
+                     "McNemar p": mcnemar_p(only_a, only_b)})
     return pd.DataFrame(rows, columns=["run A", "run B", "A right, B wrong", "B right, A wrong",
-                                       "both wrong", "both right"])
+                                       "both wrong", "both right", "McNemar p"])
 
 
 def pair_ids(corr: pd.DataFrame, right: str, wrong: str) -> list[str]:
@@ -159,3 +163,43 @@ def natural_sorted(ids) -> list[str]:
     nums = pd.to_numeric(ids.str.extract(r"(\d+)\D*$")[0], errors="coerce").fillna(np.inf).to_numpy()
     order = np.lexsort((ids.to_numpy(), nums))
     return ids.to_numpy()[order].tolist()
+
+
+# Paired-comparison metrics as the page names them, and whether a smaller value is the better one.
+PAIRED_LABELS = {"accuracy": ("accuracy", False), "macro_f1": ("macro-F1", False),
+                 "cohen_kappa": ("Cohen's kappa", False), "valence_ccc": ("valence CCC", False),
+                 "arousal_ccc": ("arousal CCC", False), "valence_rmse": ("valence RMSE", True),
+                 "arousal_rmse": ("arousal RMSE", True)}
+
+
+def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
+    """fer_core.metrics.paired_comparison as rows: metric, A, B, A − B, its paired 95% interval, and which run
+    the interval favours ("within noise" when it contains 0)."""
+    rows = []
+    for key, m in result["metrics"].items():
+        label, lower_better = PAIRED_LABELS[key]
+        ci = m["ci95"] or [math.nan, math.nan]
+        if ci[0] > 0 or ci[1] < 0:
+            verdict = f"{a} better" if (ci[0] > 0) != lower_better else f"{b} better"
+        else:
+            verdict = "within noise"
+        rows.append({"metric": label + (" (lower is better)" if lower_better else ""), a: m["a"], b: m["b"],
+                     "A − B": m["diff"], "95% CI low": ci[0], "95% CI high": ci[1], "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def paired_figure(table: pd.DataFrame, a: str, b: str) -> go.Figure:
+    """Forest plot: each metric's A − B with its paired 95% interval; the line at 0 is "no difference"."""
+    colors = {"within noise": "#888888", f"{a} better": "#1f77b4", f"{b} better": "#d62728"}
+    fig = go.Figure()
+    for verdict, rows in table.groupby("verdict", sort=False):
+        fig.add_trace(go.Scatter(
+            x=rows["A − B"], y=rows["metric"], mode="markers", name=verdict,
+            marker=dict(size=10, color=colors.get(verdict, "#888888")),
+            error_x=dict(type="data", symmetric=False, array=rows["95% CI high"] - rows["A − B"],
+                         arrayminus=rows["A − B"] - rows["95% CI low"])))
+    fig.add_vline(x=0, line_dash="dot", line_color="#444444")
+    fig.update_layout(title="A − B, paired 95% intervals", xaxis_title=f"{a} − {b}",
+                      yaxis=dict(autorange="reversed"), height=80 + 40 * len(table),
+                      margin=dict(t=50, b=40, l=10, r=10), legend=dict(orientation="h", y=-0.25))
+    return fig

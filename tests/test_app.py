@@ -18,7 +18,7 @@ PAGES = {
     "views/roc_pr.py": ("ROC and PR curves", 8, 0),
     "views/valence_arousal.py": ("Valence / arousal", 3, 1),
     "views/gallery.py": ("Misclassified gallery", 0, 1),
-    "views/disagreement.py": ("Model disagreement", 1, 3),
+    "views/disagreement.py": ("Model disagreement", 2, 4),
 }
 
 

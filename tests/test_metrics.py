@@ -11,7 +11,8 @@ from sklearn import metrics as skm
 
 from fer_core.labels import CLASSES, NUM_CLASSES
 from fer_core.metrics import (PROB_COLS, bootstrap_ci, ccc, classification_metrics, compute_metrics,
-                              confusion_stats, per_sample_frame, regression_metrics, sagr, va_stats)
+                              confusion_stats, paired_comparison, per_sample_frame, regression_metrics, sagr,
+                              va_stats)
 
 
 def pred_frame(n: int, seed: int = 0, classes=range(NUM_CLASSES), skill: float = 2.0, va: bool = True) -> pd.DataFrame:
@@ -235,6 +236,71 @@ def test_large_table_runs():
                               "arousal_rmse", "arousal_ccc"}
     assert m["ci95"]["accuracy"][0] < m["accuracy"] < m["ci95"]["accuracy"][1]
     assert_plain_json(m)
+
+
+# ------------------------------------------------------------------ paired comparison
+def _flipped(df: pd.DataFrame, make_wrong: int, make_right: int) -> pd.DataFrame:
+    """A copy where the first make_wrong correct rows become wrong and the first make_right wrong rows right."""
+    out = df.copy()
+    right = np.flatnonzero(out["pred"] == out["true"])
+    wrong = np.flatnonzero(out["pred"] != out["true"])
+    out.loc[right[:make_wrong], "pred"] = (out.loc[right[:make_wrong], "true"] + 1) % NUM_CLASSES
+    out.loc[wrong[:make_right], "pred"] = out.loc[wrong[:make_right], "true"]
+    return out
+
+
+def test_paired_comparison_counts_difference_and_mcnemar():
+    a = pred_frame(400, seed=13)
+    b = _flipped(a, make_wrong=0, make_right=10)  # B gets 10 more right, A none that B misses
+    r = paired_comparison(a, b, n_boot=300)
+    assert (r["n"], r["a_only_right"], r["b_only_right"]) == (400, 0, 10)
+    assert r["mcnemar_p"] == pytest.approx(2 * 0.5**10)  # exact two-sided binomial test, 0 of 10
+    acc = r["metrics"]["accuracy"]
+    assert acc["a"] == pytest.approx(compute_metrics(a, n_boot=1)["accuracy"])
+    assert acc["diff"] == pytest.approx(-10 / 400)
+    lo, hi = acc["ci95"]
+    assert lo <= acc["diff"] <= hi < 0  # B is better in every resample
+    assert r["metrics"]["valence_ccc"]["diff"] == pytest.approx(0)  # valence/arousal columns untouched
+    assert_plain_json(r)
+
+
+def test_paired_comparison_of_a_run_with_itself_is_zero():
+    a = pred_frame(200, seed=14)
+    r = paired_comparison(a, a.copy(), n_boot=100)
+    assert r["mcnemar_p"] == 1.0 and r["a_only_right"] == r["b_only_right"] == 0
+    for k, m in r["metrics"].items():
+        assert m["diff"] == pytest.approx(0) and m["ci95"] == pytest.approx([0, 0]), k
+
+
+def test_paired_interval_is_narrower_than_the_separate_ones():
+    a = pred_frame(400, seed=15)
+    b = _flipped(a, make_wrong=8, make_right=12)
+    paired = paired_comparison(a, b, n_boot=300)["metrics"]["accuracy"]["ci95"]
+    alone = bootstrap_ci(a, n_boot=300)["accuracy"]
+    assert paired[1] - paired[0] < (alone[1] - alone[0]) / 2
+    assert paired[0] < 0.01 < paired[1]  # B is 1 point better: inside the noise
+
+
+def test_paired_comparison_aligns_on_shared_ids():
+    a = pred_frame(300, seed=16)
+    b = _flipped(a, make_wrong=5, make_right=20)
+    ref = paired_comparison(a, b, n_boot=50)
+    extra = pred_frame(5, seed=17).assign(id=lambda d: "x" + d["id"])
+    shuffled = pd.concat([b.sample(frac=1, random_state=0), extra])
+    got = paired_comparison(a.iloc[::-1], shuffled, n_boot=50)
+    assert (got["n"], got["a_only_right"], got["b_only_right"]) == (300, ref["a_only_right"], ref["b_only_right"])
+    for k in ref["metrics"]:
+        assert got["metrics"][k]["diff"] == pytest.approx(ref["metrics"][k]["diff"]), k
+
+
+def test_paired_comparison_rejects_tables_that_cannot_be_paired():
+    a = pred_frame(30, seed=18)
+    with pytest.raises(ValueError, match="share no sample ids"):
+        paired_comparison(a, a.assign(id="other" + a["id"]))
+    with pytest.raises(ValueError, match="different true labels"):
+        paired_comparison(a, a.assign(true=(a["true"] + 1) % NUM_CLASSES))
+    with pytest.raises(ValueError, match="repeat sample id '0'"):
+        paired_comparison(a, pd.concat([a, a.iloc[:1]]))
 
 
 # ------------------------------------------------------------------ per-sample table and bad input

@@ -190,6 +190,7 @@ def test_disagreement_tables():
         "1": "y", "2": "z", "3": "x"}
     pairs = E.pairwise_table(corr).set_index(["run A", "run B"])
     assert pairs.loc[("x", "y"), "A right, B wrong"] == 1 and pairs.loc[("x", "y"), "B right, A wrong"] == 1
+    assert pairs.loc[("x", "y"), "McNemar p"] == 1.0  # one each way: no evidence either is better
     assert E.pair_ids(corr, "x", "z") == ["2"]
 
 
@@ -211,3 +212,19 @@ def test_live_figures_show_the_prediction():
     assert "Happy (60%)" in bars.layout.title.text
     circ = live_circumplex_figure([r])
     assert list(circ.data[0].x) == [0.4] and list(circ.data[0].y) == [-0.2]
+
+
+def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
+    result = {"metrics": {
+        "accuracy": {"a": 0.5, "b": 0.4, "diff": 0.1, "ci95": [0.05, 0.15]},
+        "macro_f1": {"a": 0.5, "b": 0.49, "diff": 0.01, "ci95": [-0.02, 0.04]},
+        "valence_rmse": {"a": 0.3, "b": 0.4, "diff": -0.1, "ci95": [-0.15, -0.05]},
+        "arousal_rmse": {"a": 0.4, "b": 0.3, "diff": 0.1, "ci95": [0.05, 0.15]}}}
+    table = E.paired_table(result, "new", "old").set_index("metric")
+    assert table.loc["accuracy", "verdict"] == "new better"
+    assert table.loc["macro-F1", "verdict"] == "within noise"
+    assert table.loc["valence RMSE (lower is better)", "verdict"] == "new better"
+    assert table.loc["arousal RMSE (lower is better)", "verdict"] == "old better"
+    assert list(table.columns[:2]) == ["new", "old"]
+    fig = E.paired_figure(table.reset_index(), "new", "old")
+    assert {t.name for t in fig.data} == {"new better", "within noise", "old better"}

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import runs as R
+from fer_core.metrics import paired_comparison
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
 
@@ -62,6 +63,16 @@ def _disagreement(files: tuple[tuple[str, str, int], ...]):
 def disagreement(runs: list[R.Run], split: str):
     """(runs compared, runs left out for sharing no ids, correctness table) — cached on the files."""
     return _disagreement(tuple((r.name, *R.file_key(r.predictions_path(split))) for r in runs))
+
+
+@st.cache_data(show_spinner="Bootstrapping the difference…", max_entries=32)
+def _paired(a: tuple[str, int], b: tuple[str, int]) -> dict:
+    return paired_comparison(_predictions(*a), _predictions(*b))
+
+
+def paired(a: R.Run, b: R.Run, split: str) -> dict:
+    """fer_core.metrics.paired_comparison of two runs' predictions on a split, cached on the files."""
+    return _paired(R.file_key(a.predictions_path(split)), R.file_key(b.predictions_path(split)))
 
 
 def predictions(run: R.Run, split: str | None) -> pd.DataFrame | None:

@@ -1,4 +1,5 @@
-"""Model disagreement: samples every chosen run gets wrong, samples only one run gets wrong, run vs run."""
+"""Model disagreement: samples every chosen run gets wrong, samples only one run gets wrong, run vs run
+(with a paired test of whether their difference is larger than the noise)."""
 import plotly.express as px
 import streamlit as st
 
@@ -40,20 +41,41 @@ with right:
 
 st.subheader("Run vs run")
 pairs = E.pairwise_table(corr)
-st.dataframe(pairs, width="stretch", hide_index=True)
+st.dataframe(pairs, width="stretch", hide_index=True, column_config={
+    "McNemar p": st.column_config.NumberColumn(format="%.3f", help="Exact McNemar test: how likely runs that are "
+                                               "equally good would split the samples only one gets right this "
+                                               "unevenly. Small (< 0.05): the accuracy difference is real.")})
 names = kept
 a_col, b_col = st.columns(2)
-a = a_col.selectbox("Right in run", names, index=0, key="dis_a")
-b = b_col.selectbox("Wrong in run", names, index=1, key="dis_b")
+a = a_col.selectbox("Run A", names, index=0, key="dis_a")
+b = b_col.selectbox("Run B", names, index=1, key="dis_b")
 if a == b:
     st.info("Pick two different runs.")
-else:
-    ids = E.pair_ids(corr, a, b)
-    st.markdown(f"**{len(ids):,}** samples that **{a}** classifies correctly and **{b}** does not:")
-    if ids:
-        shown = ids[:MAX_IDS_SHOWN]
-        if len(ids) > len(shown):
-            st.caption(f"First {len(shown):,} shown; the download holds all {len(ids):,}.")
-        st.code(", ".join(shown), language=None, wrap_lines=True, height=150 if len(shown) > 60 else "content")
-        st.download_button("Download ids (CSV)", "id\n" + "\n".join(ids), file_name=f"right-{a}_wrong-{b}.csv",
-                            mime="text/csv", key=f"dl-{a}-{b}")
+    st.stop()
+
+by_name = {r.name: r for r in have}
+result = S.paired(by_name[a], by_name[b], ctx.split)
+table = E.paired_table(result, a, b)
+st.markdown(f"**Is the difference real?** Each metric of A − B on the **{result['n']:,}** samples both runs "
+            "evaluated, with a paired bootstrap 95% interval (1,000 resamples, the same samples drawn for both "
+            "runs). An interval that contains 0 means these samples cannot tell the two runs apart.")
+display = table.assign(**{"95% CI": [f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(table["95% CI low"],
+                                                                                    table["95% CI high"])]})
+st.dataframe(display[["metric", a, b, "A − B", "95% CI", "verdict"]], width="stretch", hide_index=True,
+             column_config={a: st.column_config.NumberColumn(format="%.3f"),
+                            b: st.column_config.NumberColumn(format="%.3f"),
+                            "A − B": st.column_config.NumberColumn(format="%+.3f")})
+st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {a} gets right and the "
+           f"{result['b_only_right']} only {b} gets right: p = {result['mcnemar_p']:.3f}.")
+st.plotly_chart(E.paired_figure(table, a, b), width="stretch")
+
+ids = E.pair_ids(corr, a, b)
+st.markdown(f"**{len(ids):,}** samples that **{a}** classifies correctly and **{b}** does not "
+            "(swap A and B for the other way round):")
+if ids:
+    shown = ids[:MAX_IDS_SHOWN]
+    if len(ids) > len(shown):
+        st.caption(f"First {len(shown):,} shown; the download holds all {len(ids):,}.")
+    st.code(", ".join(shown), language=None, wrap_lines=True, height=150 if len(shown) > 60 else "content")
+    st.download_button("Download ids (CSV)", "id\n" + "\n".join(ids), file_name=f"right-{a}_wrong-{b}.csv",
+                        mime="text/csv", key=f"dl-{a}-{b}")

@@ -1,0 +1,56 @@
+"""Paired comparison of runs on the same samples: each metric's difference with a paired bootstrap 95% interval,
+and McNemar's exact test on accuracy. Prints a markdown table.
+
+    python scripts/compare_runs.py artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, then C − B
+    python scripts/compare_runs.py --base artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, C − A
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fer_core.metrics import paired_comparison  # noqa: E402
+from fer_core.runs import load_predictions  # noqa: E402
+
+COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
+           ("arousal_ccc", "Δ A CCC"), ("valence_rmse", "Δ V RMSE"), ("arousal_rmse", "Δ A RMSE")]
+
+
+def cell(m: dict | None) -> str:
+    if not m or m["diff"] is None:
+        return "–"
+    ci = m["ci95"]
+    return f"{m['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--base", help="compare every run with this one (default: each with the one before it)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--n-boot", type=int, default=1000)
+    a = p.parse_args()
+    pairs = [(a.base, r) for r in a.runs] if a.base else list(zip(a.runs, a.runs[1:]))
+    if not pairs:
+        p.error("give at least two runs, or --base and one run")
+    lines = []
+    for old, new in pairs:
+        try:
+            preds = [load_predictions(Path(d) / f"predictions_{a.split}.csv") for d in (new, old)]
+            r = paired_comparison(*preds, n_boot=a.n_boot)
+        except (OSError, ValueError) as e:
+            print(f"error: {Path(new).name} vs {Path(old).name}: {e}", file=sys.stderr)
+            return 1
+        lines.append(f"| {Path(new).name} | {Path(old).name} | {r['n']} | "
+                     + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {r['mcnemar_p']:.3f} |")
+    print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |")
+    print("|" + "---|" * (len(COLUMNS) + 4))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
