@@ -5,6 +5,8 @@ ROC/PR curves live in report_roc.py, valence/arousal in report_va.py, error anal
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -64,6 +66,42 @@ def results_table(metrics_by_run: dict[str, dict]) -> tuple[pd.DataFrame, pd.Dat
     ci_df = pd.DataFrame.from_dict(cis, orient="index").reindex(columns=keep)
     ci_df.index.name = "run"
     return vals[keep], ci_df
+
+
+# Config args that do not change what a run learns: runs that differ only in these repeat one recipe.
+NOT_RECIPE = ("seed", "workers")
+
+
+def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
+    """Runs on the same data whose training args are equal except for the seed, in groups of two or more
+    (runs in the order given)."""
+    groups: dict[str, list[str]] = {}
+    for name, c in configs.items():
+        args = c.get("args")
+        if not isinstance(args, dict) or "seed" not in args:
+            continue
+        key = json.dumps({"data": (c.get("data") or {}).get("root"),
+                          "args": {k: v for k, v in args.items() if k not in NOT_RECIPE}}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3) -> pd.DataFrame:
+    """One row per seed group, named after its first run: the runs, and each metric as "mean ± sd" (sample
+    standard deviation across the group's runs)."""
+    rows = {}
+    for g in groups:
+        sub = values.loc[[n for n in g if n in values.index]]
+        if len(sub) < 2:
+            continue
+        row = {"runs": ", ".join(sub.index)}
+        for col in values.columns:
+            v = sub[col].dropna()
+            row[col] = f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(v) > 1 else ""
+        rows[f"{g[0]} ({len(sub)} seeds)"] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "recipe"
+    return out
 
 
 def display_table(values: pd.DataFrame, cis: pd.DataFrame, digits: int = 3) -> pd.DataFrame:

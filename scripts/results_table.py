@@ -1,4 +1,5 @@
-"""Print the study-style results table (markdown) for run folders, with bootstrap 95% intervals.
+"""Print the study-style results table (markdown) for run folders, with bootstrap 95% intervals, and below it
+mean ± sd over runs that repeat one recipe with different seeds.
 
     python scripts/results_table.py artifacts/runs/* [--split test]
 """
@@ -6,7 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core import report  # noqa: E402
+
+SEED_COLUMNS = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]
 
 
 def fmt(m: dict, key: str, sub: str | None = None, ci_key: str | None = None) -> str:
@@ -35,7 +42,8 @@ def main():
     print("| run | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
           "| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min |")
     print("|" + "---|" * 17)
-    for name, c, m in rows(a.runs, a.split):
+    found = list(rows(a.runs, a.split))
+    for name, c, m in found:
         print(f"| {name} | {m['n']} | {fmt(m, 'accuracy', ci_key='accuracy')} | {fmt(m, 'macro_f1', ci_key='macro_f1')} "
               f"| {fmt(m, 'cohen_kappa')} | {fmt(m, 'krippendorff_alpha')} "
               f"| {fmt(m, 'valence', 'rmse')} | {fmt(m, 'arousal', 'rmse')} | {fmt(m, 'valence', 'mae')} "
@@ -43,6 +51,14 @@ def main():
               f"| {fmt(m, 'valence', 'sagr')} | {fmt(m, 'arousal', 'sagr')} "
               f"| {fmt(m, 'valence', 'ccc', 'valence_ccc')} | {fmt(m, 'arousal', 'ccc', 'arousal_ccc')} "
               f"| {c.get('train_minutes', 0):.1f} |")
+    groups = report.seed_groups({name: c for name, c, _ in found})
+    if groups:
+        summary = report.seed_summary(report.results_table({name: m for name, _, m in found})[0], groups)
+        cols = [c for c in SEED_COLUMNS if c in summary]
+        print("\n| recipe | runs | " + " | ".join(cols) + " |")
+        print("|" + "---|" * (len(cols) + 2))
+        for recipe, r in summary.iterrows():
+            print(f"| {recipe} | {r['runs']} | " + " | ".join(r[c] for c in cols) + " |")
 
 
 if __name__ == "__main__":

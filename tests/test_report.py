@@ -228,3 +228,21 @@ def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
     assert list(table.columns[:2]) == ["new", "old"]
     fig = E.paired_figure(table.reset_index(), "new", "old")
     assert {t.name for t in fig.data} == {"new better", "within noise", "old better"}
+
+
+def test_seed_groups_join_runs_that_differ_only_in_seed():
+    def cfg(seed, lr=1e-3, root="/data/a", workers=0):
+        return {"data": {"root": root}, "args": {"lr": lr, "seed": seed, "workers": workers, "epochs": 5}}
+    configs = {"base": cfg(0), "other-lr": cfg(0, lr=5e-4), "base-s1": cfg(1, workers=2), "other-data": cfg(2, root="/b"),
+               "base-s2": cfg(2), "other-lr-s1": cfg(1, lr=5e-4), "old": {"data": {"root": "/data/a"}}}
+    assert report.seed_groups(configs) == [["base", "base-s1", "base-s2"], ["other-lr", "other-lr-s1"]]
+
+
+def test_seed_summary_gives_mean_and_sample_sd():
+    values = pd.DataFrame({"Accuracy": [0.40, 0.44, 0.42, 0.5], "Valence CCC": [0.6, 0.6, float("nan"), 0.7]},
+                          index=pd.Index(["a", "a1", "a2", "b"], name="run"))
+    out = report.seed_summary(values, [["a", "a1", "a2"], ["b", "gone"]])
+    assert list(out.index) == ["a (3 seeds)"]  # a group with one run left is no group
+    assert out.loc["a (3 seeds)", "runs"] == "a, a1, a2"
+    assert out.loc["a (3 seeds)", "Accuracy"] == "0.420 ± 0.020"
+    assert out.loc["a (3 seeds)", "Valence CCC"] == "0.600 ± 0.000"

@@ -41,6 +41,14 @@ st.dataframe(report.display_table(values, cis), width="stretch")
 st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
            "RMSE: lower is better; every other column: higher is better.")
 
+seeds = report.seed_groups({r.name: r.config for r in have})
+if seeds:
+    st.subheader("Same recipe, different seeds")
+    st.dataframe(report.seed_summary(values, seeds), width="stretch")
+    st.caption("Runs whose training settings differ only in the seed, as mean ± standard deviation across seeds. "
+               "The spread is how far retraining alone moves a figure: compare recipes by their means, and read "
+               "differences between single runs smaller than it as ties.")
+
 left, right = st.columns(2)
 with left:
     st.plotly_chart(report.bar_figure(values, cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
