@@ -73,17 +73,17 @@ NOT_RECIPE = ("seed", "workers")
 
 
 def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
-    """Runs on the same data whose training args are equal except for the seed, in groups of two or more
-    (runs in the order given)."""
-    groups: dict[str, list[str]] = {}
+    """Runs on the same data whose training args are equal except for the seed, in groups of two or more,
+    each ordered by seed."""
+    groups: dict[str, list[tuple]] = {}
     for name, c in configs.items():
         args = c.get("args")
         if not isinstance(args, dict) or "seed" not in args:
             continue
         key = json.dumps({"data": (c.get("data") or {}).get("root"),
                           "args": {k: v for k, v in args.items() if k not in NOT_RECIPE}}, sort_keys=True, default=str)
-        groups.setdefault(key, []).append(name)
-    return [g for g in groups.values() if len(g) > 1]
+        groups.setdefault(key, []).append((args["seed"] if isinstance(args["seed"], int) else 0, name))
+    return [[name for _, name in sorted(g)] for g in groups.values() if len(g) > 1]
 
 
 def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3) -> pd.DataFrame:

@@ -233,8 +233,9 @@ def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
 def test_seed_groups_join_runs_that_differ_only_in_seed():
     def cfg(seed, lr=1e-3, root="/data/a", workers=0):
         return {"data": {"root": root}, "args": {"lr": lr, "seed": seed, "workers": workers, "epochs": 5}}
-    configs = {"base": cfg(0), "other-lr": cfg(0, lr=5e-4), "base-s1": cfg(1, workers=2), "other-data": cfg(2, root="/b"),
-               "base-s2": cfg(2), "other-lr-s1": cfg(1, lr=5e-4), "old": {"data": {"root": "/data/a"}}}
+    configs = {"base-s2": cfg(2), "other-lr": cfg(0, lr=5e-4), "base-s1": cfg(1, workers=2),
+               "other-data": cfg(2, root="/b"), "base": cfg(0), "other-lr-s1": cfg(1, lr=5e-4),
+               "old": {"data": {"root": "/data/a"}}}
     assert report.seed_groups(configs) == [["base", "base-s1", "base-s2"], ["other-lr", "other-lr-s1"]]
 
 
