@@ -185,7 +185,7 @@ def write_run(runs_dir, name: str, *, n: int = 400, skill: float = 1.5, has_va: 
         "data": {"root": str(data_root), "layout": layout, "has_va": has_va, "n_samples": n * len(splits),
                  "skipped": {}},
         "split": {"seed": split_seed, "val_frac": 0.1, "test_frac": 0.1, "source": "stratified", "counts": counts},
-        "args": {"epochs": epochs, "backbone": backbone}, "preset": None, "device": "cpu",
+        "args": {"epochs": epochs, "backbone": backbone, "seed": seed}, "preset": None, "device": "cpu",
         "hardware": "synthetic fixture", "status": "finished",
         "best": {"epoch": best + 1, "metric": "val_score", "value": float(history["val_score"][best])},
         "train_minutes": float(history["seconds"].sum() / 60),

@@ -1,0 +1,59 @@
+"""The command-line scripts behind docs/results.md, run as a user runs them, on synthetic run folders."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixture_runs import write_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(script: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    return {name: write_run(base, name, seed=seed, skill=skill, epochs=epochs, n=300, n_boot=20)
+            for name, seed, skill, epochs in [("base", 0, 1.0, 10), ("base-s1", 1, 1.0, 10), ("better", 0, 3.0, 12)]}
+
+
+def _accuracy(folder: Path) -> float:
+    return json.loads((folder / "metrics_test.json").read_text())["accuracy"]
+
+
+def test_results_table_lists_runs_and_their_seed_group(runs):
+    out = _run("results_table.py", *runs.values(), "--split", "test")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for name, folder in runs.items():
+        assert any(ln.startswith(f"| {name} | 300 | {_accuracy(folder):.3f} [") for ln in lines), name
+    group = [ln for ln in lines if ln.startswith("| base (2 seeds) | base, base-s1 |")]
+    mean = (_accuracy(runs["base"]) + _accuracy(runs["base-s1"])) / 2
+    assert len(group) == 1 and f"| {mean:.3f} ± " in group[0]
+
+
+def test_compare_runs_prints_paired_differences(runs):
+    out = _run("compare_runs.py", runs["base"], runs["better"])
+    assert out.returncode == 0, out.stderr
+    row = out.stdout.splitlines()[-1].split(" | ")
+    assert row[0] == "| better" and row[1] == "base" and row[2] == "300"
+    diff = _accuracy(runs["better"]) - _accuracy(runs["base"])
+    assert row[3].startswith(f"{diff:+.3f} [")
+    lo, hi = (float(x) for x in row[3].split("[")[1].rstrip("]").split(","))
+    assert 0 < lo < diff < hi  # the much better run is better beyond the noise
+    assert float(row[-1].rstrip(" |")) < 0.001  # McNemar p
+
+
+def test_compare_runs_says_what_is_wrong(runs, tmp_path):
+    out = _run("compare_runs.py", runs["base"], tmp_path / "nope")
+    assert out.returncode == 1 and "error: nope vs base" in out.stderr and "Traceback" not in out.stderr
+    out = _run("compare_runs.py", runs["base"])
+    assert out.returncode == 2 and "at least two runs" in out.stderr
