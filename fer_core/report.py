@@ -74,14 +74,16 @@ NOT_RECIPE = ("seed", "workers")
 
 def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     """Runs on the same data whose training args are equal except for the seed, in groups of two or more,
-    each ordered by seed."""
+    each ordered by seed. An arg that is off (None, 0, False) counts as absent, because configs written before
+    a flag existed lack it."""
     groups: dict[str, list[tuple]] = {}
     for name, c in configs.items():
         args = c.get("args")
         if not isinstance(args, dict) or "seed" not in args:
             continue
         key = json.dumps({"data": (c.get("data") or {}).get("root"),
-                          "args": {k: v for k, v in args.items() if k not in NOT_RECIPE}}, sort_keys=True, default=str)
+                          "args": {k: v for k, v in args.items() if k not in NOT_RECIPE and v not in (None, 0, False)}},
+                         sort_keys=True, default=str)
         groups.setdefault(key, []).append((args["seed"] if isinstance(args["seed"], int) else 0, name))
     return [[name for _, name in sorted(g)] for g in groups.values() if len(g) > 1]
 

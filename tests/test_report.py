@@ -235,8 +235,13 @@ def test_seed_groups_join_runs_that_differ_only_in_seed():
         return {"data": {"root": root}, "args": {"lr": lr, "seed": seed, "workers": workers, "epochs": 5}}
     configs = {"base-s2": cfg(2), "other-lr": cfg(0, lr=5e-4), "base-s1": cfg(1, workers=2),
                "other-data": cfg(2, root="/b"), "base": cfg(0), "other-lr-s1": cfg(1, lr=5e-4),
-               "old": {"data": {"root": "/data/a"}}}
-    assert report.seed_groups(configs) == [["base", "base-s1", "base-s2"], ["other-lr", "other-lr-s1"]]
+               "no-args": {"data": {"root": "/data/a"}},
+               "before-mixup": {"data": {"root": "/data/a"}, "args": {"lr": 5e-4, "seed": 2, "epochs": 5}},
+               "other-lr-mixup": cfg(3, lr=5e-4) | {"args": {"lr": 5e-4, "seed": 3, "epochs": 5, "mixup": 0.2}}}
+    # a config written before a flag existed lacks it: it groups with runs that have the flag off
+    configs["other-lr"]["args"]["mixup"] = 0.0
+    assert report.seed_groups(configs) == [["base", "base-s1", "base-s2"],
+                                           ["other-lr", "other-lr-s1", "before-mixup"]]
 
 
 def test_seed_summary_gives_mean_and_sample_sd():
