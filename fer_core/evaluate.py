@@ -93,6 +93,7 @@ def get_args_parser():
                         "unless it has a predefined test split)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint (default best)")
     p.add_argument("--tta", action="store_true", help="average predictions over the image and its mirror")
+    p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
     p.add_argument("--out", help="folder for predictions/metrics (default: the run folder)")
     p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
@@ -108,6 +109,10 @@ def main(args) -> int:
         return _fail(f"no checkpoint at {ckpt_path} (is {run} a run folder written by fer_core.train?)")
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     model, cfg = model_from_checkpoint(ckpt)
+    if args.img_size is not None:
+        if not 16 <= args.img_size <= 1024:
+            return _fail(f"--img-size must be between 16 and 1024 pixels, got {args.img_size}")
+        cfg = dict(cfg, img_size=args.img_size)
     device = pick_device(args.device)
     model.to(device)
     own_root = Path(cfg["data"]["root"])
@@ -133,7 +138,7 @@ def main(args) -> int:
     if df.empty:
         return _fail(f"none of the {len(samples)} images of {root} could be read")
     m = write_evaluation(args.out or run, tag, df, data_root=str(root), checkpoint=ckpt_path.name, tta=args.tta,
-                         skipped_images=len(failures))
+                         img_size=cfg["img_size"], skipped_images=len(failures))
     print(f"{run.name} on {root} [{split}, n={m['n']}]: {summary_line(m)}")
     if failures:
         print(f"{len(failures)} unreadable images skipped, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.fixture_runs import write_run
@@ -57,3 +58,23 @@ def test_compare_runs_says_what_is_wrong(runs, tmp_path):
     assert out.returncode == 1 and "error: nope vs base" in out.stderr and "Traceback" not in out.stderr
     out = _run("compare_runs.py", runs["base"])
     assert out.returncode == 2 and "at least two runs" in out.stderr
+
+
+def test_ensemble_averages_the_members_predictions(runs):
+    out = _run("ensemble.py", runs["base"], runs["better"], "--split", "test")
+    assert out.returncode == 0, out.stderr
+    a, b = (pd.read_csv(runs[n] / "predictions_test.csv") for n in ("base", "better"))
+    cols = [f"prob_{k}" for k in range(8)]
+    acc = ((a[cols].to_numpy() + b[cols].to_numpy()).argmax(1) == a["true"].to_numpy()).mean()
+    last = out.stdout.splitlines()[-1]
+    assert last.strip().startswith("ensemble (n=300") and f"acc {acc:.4f}" in last
+    assert f"acc {_accuracy(runs['better']):.4f}" in out.stdout
+
+
+def test_ensemble_refuses_runs_on_other_samples(runs, tmp_path):
+    ferplus = write_run(tmp_path, "ferplus", layout="ferplus", has_va=False, n=50, n_boot=5)
+    out = _run("ensemble.py", runs["base"], ferplus, "--split", "test")
+    assert out.returncode == 1 and "share no sample ids" in out.stderr and "Traceback" not in out.stderr
+    other_split = write_run(tmp_path, "other-split", split_seed=9, n=300, n_boot=5)  # some ids shared, other labels
+    out = _run("ensemble.py", runs["base"], other_split, "--split", "test")
+    assert out.returncode == 1 and "different true labels" in out.stderr

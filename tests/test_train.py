@@ -73,6 +73,19 @@ def test_evaluate_on_other_folder(tiny_run, tmp_path):
     assert m["data_root"] == str(other.resolve()) and m["n"] == 24
 
 
+def test_evaluate_at_another_size(tiny_run, tmp_path, capsys):
+    _, _, run = tiny_run
+    cfg = json.loads((run / "config.json").read_text())
+    args = evaluate.get_args_parser().parse_args(["--run", str(run), "--split", "val", "--img-size", "40",
+                                                  "--out", str(tmp_path)])
+    assert evaluate.main(args) == 0
+    m = json.loads((tmp_path / "metrics_val.json").read_text())
+    assert m["img_size"] == 40 != cfg["img_size"]
+    bad = evaluate.get_args_parser().parse_args(["--run", str(run), "--img-size", "3", "--out", str(tmp_path)])
+    assert evaluate.main(bad) == 2
+    assert "--img-size must be between 16 and 1024" in capsys.readouterr().err
+
+
 def test_split_from_reuses_assignment(tiny_run):
     base, data, run = tiny_run
     rc = run_train("--data", data, "--out", base / "runs", "--name", "same-split", "--epochs", "1",

@@ -1,0 +1,96 @@
+"""Score an ensemble of runs on a split: their predictions averaged (class probabilities and valence/arousal), and
+with --soup also one model whose weights are the runs' weights averaged (a uniform "model soup": the runs must share a
+backbone, and should start from the same checkpoint). Prints one line each, beside every member's own accuracy.
+
+    python scripts/ensemble.py artifacts/runs/A artifacts/runs/B [...] [--split val] [--soup]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fer_core.evaluate import summary_line  # noqa: E402
+from fer_core.metrics import PROB_COLS, compute_metrics  # noqa: E402
+from fer_core.runs import load_predictions  # noqa: E402
+
+AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
+
+
+def averaged_predictions(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The members' rows for the ids all of them predicted, with probabilities and valence/arousal averaged."""
+    indexed = [t.set_index(t["id"].astype(str)) for t in tables]
+    common = indexed[0].index
+    for t in indexed[1:]:
+        common = common.intersection(t.index, sort=False)
+    if common.empty:
+        raise ValueError("the runs share no sample ids (evaluated on different data or splits)")
+    rows = [t.loc[common] for t in indexed]
+    if any((r["true"].to_numpy() != rows[0]["true"].to_numpy()).any() for r in rows[1:]):
+        raise ValueError("the runs give different true labels for the same sample ids: not the same data")
+    out = rows[0].reset_index(drop=True).copy()
+    for col in AVERAGED:
+        out[col] = np.mean([r[col].to_numpy(dtype=float) for r in rows], axis=0)
+    out["pred"] = out[PROB_COLS].to_numpy().argmax(1)
+    return out
+
+
+def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
+    """Predictions on the first run's split of one model with the runs' best.pt weights averaged."""
+    import torch
+
+    from fer_core import data as fdata
+    from fer_core.evaluate import evaluate_samples
+    from fer_core.models import model_from_checkpoint
+
+    ckpts = [torch.load(d / "checkpoints" / "best.pt", map_location="cpu", weights_only=True) for d in run_dirs]
+    backbones = {c["config"]["backbone"] for c in ckpts}
+    if len(backbones) > 1:
+        raise ValueError(f"a soup needs one backbone; these runs have {', '.join(sorted(backbones))}")
+    model, cfg = model_from_checkpoint(ckpts[0])
+    state = {k: (sum(c["model"][k] for c in ckpts) / len(ckpts) if v.is_floating_point() else v)
+             for k, v in ckpts[0]["model"].items()}
+    model.load_state_dict(state)
+    index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
+    split_csv = pd.read_csv(run_dirs[0] / "split.csv", dtype={"id": str})
+    wanted = set(split_csv.loc[split_csv["split"] == split, "id"])
+    samples = [s for s in index.samples if s.id in wanted]
+    df, _ = evaluate_samples(model, cfg, index.root, samples, tta=bool(cfg.get("args", {}).get("tta")))
+    return df
+
+
+def line(label: str, df: pd.DataFrame) -> str:
+    m = compute_metrics(df)
+    lo, hi = m["ci95"]["accuracy"]
+    return f"{label} (n={m['n']}, accuracy 95% CI [{lo:.3f}, {hi:.3f}]): {summary_line(m)}"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("--split", default="val")
+    p.add_argument("--soup", action="store_true", help="also average the runs' weights (needs their checkpoints)")
+    a = p.parse_args()
+    dirs = [Path(r) for r in a.runs]
+    if len(dirs) < 2:
+        p.error("give at least two runs")
+    try:
+        tables = [load_predictions(d / f"predictions_{a.split}.csv") for d in dirs]
+        for d, t in zip(dirs, tables):
+            print(line(f"{d.name:>24}", t))
+        print(line(f"{'ensemble':>24}", averaged_predictions(tables)))
+        if a.soup:
+            print(line(f"{'soup':>24}", soup_predictions(dirs, a.split)))
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
