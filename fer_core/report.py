@@ -5,8 +5,6 @@ ROC/PR curves live in report_roc.py, valence/arousal in report_va.py, error anal
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -66,26 +64,6 @@ def results_table(metrics_by_run: dict[str, dict]) -> tuple[pd.DataFrame, pd.Dat
     ci_df = pd.DataFrame.from_dict(cis, orient="index").reindex(columns=keep)
     ci_df.index.name = "run"
     return vals[keep], ci_df
-
-
-# Config args that do not change what a run learns: runs that differ only in these repeat one recipe.
-NOT_RECIPE = ("seed", "workers")
-
-
-def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
-    """Runs on the same data whose training args are equal except for the seed, in groups of two or more,
-    each ordered by seed. An arg that is off (None, 0, False) counts as absent, because configs written before
-    a flag existed lack it."""
-    groups: dict[str, list[tuple]] = {}
-    for name, c in configs.items():
-        args = c.get("args")
-        if not isinstance(args, dict) or "seed" not in args:
-            continue
-        key = json.dumps({"data": (c.get("data") or {}).get("root"),
-                          "args": {k: v for k, v in args.items() if k not in NOT_RECIPE and v not in (None, 0, False)}},
-                         sort_keys=True, default=str)
-        groups.setdefault(key, []).append((args["seed"] if isinstance(args["seed"], int) else 0, name))
-    return [[name for _, name in sorted(g)] for g in groups.values() if len(g) > 1]
 
 
 def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3) -> pd.DataFrame:

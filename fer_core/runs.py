@@ -184,16 +184,38 @@ def selection_score(accuracy: float, cccs: list) -> float:
     return (accuracy + sum(cccs) / len(cccs)) / 2 if cccs else accuracy
 
 
+# Config args that do not change what a run learns: runs that differ only in these repeat one recipe.
+NOT_RECIPE = ("seed", "workers")
+
+
+def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
+    """Runs on the same data whose training args are equal except for the seed, in groups of two or more,
+    each ordered by seed. An arg that is off (None, 0, False) counts as absent, because configs written before
+    a flag existed lack it."""
+    groups: dict[str, list[tuple]] = {}
+    for name, c in configs.items():
+        args = c.get("args")
+        if not isinstance(args, dict) or "seed" not in args:
+            continue
+        key = json.dumps({"data": (c.get("data") or {}).get("root"),
+                          "args": {k: v for k, v in args.items() if k not in NOT_RECIPE and v not in (None, 0, False)}},
+                         sort_keys=True, default=str)
+        groups.setdefault(key, []).append((args["seed"] if isinstance(args["seed"], int) else 0, name))
+    return [[name for _, name in sorted(g)] for g in groups.values() if len(g) > 1]
+
+
 def default_selection(runs: list[Run], n: int) -> list[str]:
     """Runs to show before the user chooses: the newest run, then the best run (by validation selection_score) of
     each recipe (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others
-    (same data first); at most n.
+    (same data first); at most n. A seed repeat (a run that seed_groups puts after another) does not compete for
+    best of its recipe: the luckiest of several seeds is noise, not a better recipe.
 
     A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
     ``runs`` is newest first, as ``discover_runs`` returns it.
     """
     if not runs:
         return []
+    repeats = {name for g in seed_groups({r.name: r.config for r in runs}) for name in g[1:]}
 
     def data(r: Run):
         d = r.config.get("data", {})
@@ -205,9 +227,9 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     same = [r for r in runs if data(r) == data(runs[0])]
     chosen = [runs[0]]
     for key in dict.fromkeys(recipe(r) for r in same):
-        best = max((r for r in same if recipe(r) == key),
-                   key=lambda r: float("-inf") if r.val_score is None else r.val_score)
-        if best not in chosen:
+        best = max((r for r in same if recipe(r) == key and r.name not in repeats),
+                   key=lambda r: float("-inf") if r.val_score is None else r.val_score, default=None)
+        if best is not None and best not in chosen:
             chosen.append(best)
     chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]
     return [r.name for r in chosen[:n]]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fer_core import report  # noqa: E402
+from fer_core import report, runs  # noqa: E402
 
 SEED_COLUMNS = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]
 
@@ -51,7 +51,7 @@ def main():
               f"| {fmt(m, 'valence', 'sagr')} | {fmt(m, 'arousal', 'sagr')} "
               f"| {fmt(m, 'valence', 'ccc', 'valence_ccc')} | {fmt(m, 'arousal', 'ccc', 'arousal_ccc')} "
               f"| {c.get('train_minutes', 0):.1f} |")
-    groups = report.seed_groups({name: c for name, c, _ in found})
+    groups = runs.seed_groups({name: c for name, c, _ in found})
     if groups:
         summary = report.seed_summary(report.results_table({name: m for name, _, m in found})[0], groups)
         cols = [c for c in SEED_COLUMNS if c in summary]

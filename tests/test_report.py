@@ -58,6 +58,18 @@ def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
     assert R.selection_score(0.5, []) == 0.5  # no valence/arousal: accuracy alone
 
 
+def test_default_selection_does_not_pick_the_luckiest_seed(tmp_path):
+    # "lucky" repeats "base" with another seed and scores higher: it is the same recipe, so "base" represents it
+    for name, skill, seed, backbone in [("base", 1.0, 0, "resnet18"), ("lucky", 3.0, 1, "resnet18"),
+                                        ("newest", 1.0, 2, "mobilenet_v2")]:
+        write_run(tmp_path, name, n=200, skill=skill, seed=seed, backbone=backbone, n_boot=10)
+    runs, _ = R.discover_runs([tmp_path])
+    by_name = {r.name: r for r in runs}
+    assert by_name["lucky"].val_score > by_name["base"].val_score
+    assert R.default_selection(runs, 2) == ["newest", "base"]
+    assert R.default_selection(runs, 3) == ["newest", "base", "lucky"]
+
+
 def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):
     reasons = write_broken_runs(tmp_path)
     (tmp_path / "not-a-run").mkdir()  # no run files at all: ignored silently
@@ -240,7 +252,7 @@ def test_seed_groups_join_runs_that_differ_only_in_seed():
                "other-lr-mixup": cfg(3, lr=5e-4) | {"args": {"lr": 5e-4, "seed": 3, "epochs": 5, "mixup": 0.2}}}
     # a config written before a flag existed lacks it: it groups with runs that have the flag off
     configs["other-lr"]["args"]["mixup"] = 0.0
-    assert report.seed_groups(configs) == [["base", "base-s1", "base-s2"],
+    assert R.seed_groups(configs) == [["base", "base-s1", "base-s2"],
                                            ["other-lr", "other-lr-s1", "before-mixup"]]
 
 

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import report
+from fer_core import runs as R
 from views import _shared as S
 
 st.title("Overview")
@@ -41,7 +42,7 @@ st.dataframe(report.display_table(values, cis), width="stretch")
 st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
            "RMSE: lower is better; every other column: higher is better.")
 
-seeds = report.seed_groups({r.name: r.config for r in have})
+seeds = R.seed_groups({r.name: r.config for r in have})
 if seeds:
     st.subheader("Same recipe, different seeds")
     st.dataframe(report.seed_summary(values, seeds), width="stretch")
