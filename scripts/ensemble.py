@@ -48,6 +48,10 @@ def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
     from fer_core.evaluate import evaluate_samples
     from fer_core.models import model_from_checkpoint
 
+    missing = [str(d / "checkpoints" / "best.pt") for d in run_dirs if not (d / "checkpoints" / "best.pt").is_file()]
+    if missing:
+        raise ValueError(f"--soup needs each run's checkpoint (run folders in artifacts/ ship without them); "
+                         f"missing: {', '.join(missing)}")
     ckpts = [torch.load(d / "checkpoints" / "best.pt", map_location="cpu", weights_only=True) for d in run_dirs]
     backbones = {c["config"]["backbone"] for c in ckpts}
     if len(backbones) > 1:
