@@ -44,7 +44,7 @@ pairs = E.pairwise_table(corr)
 st.dataframe(pairs, width="stretch", hide_index=True, column_config={
     "McNemar p": st.column_config.NumberColumn(format="%.3f", help="Exact McNemar test: how likely runs that are "
                                                "equally good would split the samples only one gets right this "
-                                               "unevenly. Small (< 0.05): the accuracy difference is real.")})
+                                               "unevenly. Below 0.05: unlikely to be chance on these samples.")})
 names = kept
 a_col, b_col = st.columns(2)
 a = a_col.selectbox("Run A", names, index=0, key="dis_a")
@@ -54,7 +54,11 @@ if a == b:
     st.stop()
 
 by_name = {r.name: r for r in have}
-result = S.paired(by_name[a], by_name[b], ctx.split)
+try:
+    result = S.paired(by_name[a], by_name[b], ctx.split)
+except ValueError as e:
+    st.error(f"{a} and {b} cannot be compared sample by sample: {e}")
+    st.stop()
 table = E.paired_table(result, a, b)
 st.markdown(f"**Is the difference real?** Each metric of A − B on the **{result['n']:,}** samples both runs "
             "evaluated, with a paired bootstrap 95% interval (1,000 resamples, the same samples drawn for both "
