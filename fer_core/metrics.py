@@ -320,6 +320,30 @@ PAIRED_METRICS = ("accuracy", "macro_f1", "cohen_kappa", "valence_ccc", "arousal
                   "arousal_rmse")
 
 
+def align_predictions(tables: list[pd.DataFrame], names=None) -> list[pd.DataFrame]:
+    """Each table cut to the sample ids all of them hold, rows in the same order (index reset).
+
+    Raises ValueError when a table repeats an id, the tables share no id, or they give a shared id different labels.
+    """
+    names = names or [str(i + 1) for i in range(len(tables))]
+    indexed = []
+    for name, df in zip(names, tables):
+        _frame_arrays(df)
+        ids = df["id"].astype(str)
+        if ids.duplicated().any():
+            raise ValueError(f"run {name}'s predictions repeat sample id {ids[ids.duplicated()].iloc[0]!r}")
+        indexed.append(df.set_axis(ids, axis=0))
+    common = indexed[0].index
+    for t in indexed[1:]:
+        common = common.intersection(t.index, sort=False)
+    if common.empty:
+        raise ValueError("the runs share no sample ids (evaluated on different data or splits)")
+    rows = [t.loc[common].reset_index(drop=True) for t in indexed]
+    if any((r["true"].to_numpy() != rows[0]["true"].to_numpy()).any() for r in rows[1:]):
+        raise ValueError("the runs give different true labels for the same sample ids: not the same data")
+    return rows
+
+
 def mcnemar_p(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar test: p of a split at least this uneven of the samples only one run gets right."""
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
@@ -336,19 +360,7 @@ def paired_comparison(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    tables = []
-    for name, df in (("A", pred_a), ("B", pred_b)):
-        _frame_arrays(df)
-        ids = df["id"].astype(str)
-        if ids.duplicated().any():
-            raise ValueError(f"run {name}'s predictions repeat sample id {ids[ids.duplicated()].iloc[0]!r}")
-        tables.append(df.set_axis(ids, axis=0))
-    common = tables[0].index.intersection(tables[1].index, sort=False)
-    if common.empty:
-        raise ValueError("the two runs share no sample ids (evaluated on different data or splits)")
-    a, b = (t.loc[common].reset_index(drop=True) for t in tables)
-    if (a["true"].to_numpy() != b["true"].to_numpy()).any():
-        raise ValueError("the two runs give different true labels for the same sample ids: not the same data")
+    a, b = align_predictions([pred_a, pred_b], names=("A", "B"))
     (codes_a, va_a), (codes_b, va_b) = _bootstrap_inputs(a), _bootstrap_inputs(b)
     va_a = {k: v for k, v in va_a.items() if k in va_b}
     va_b = {k: v for k, v in va_b.items() if k in va_a}

@@ -16,7 +16,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.evaluate import summary_line  # noqa: E402
-from fer_core.metrics import PROB_COLS, compute_metrics  # noqa: E402
+from fer_core.metrics import PROB_COLS, align_predictions, compute_metrics  # noqa: E402
 from fer_core.runs import load_predictions  # noqa: E402
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
@@ -24,16 +24,8 @@ AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 
 def averaged_predictions(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """The members' rows for the ids all of them predicted, with probabilities and valence/arousal averaged."""
-    indexed = [t.set_index(t["id"].astype(str)) for t in tables]
-    common = indexed[0].index
-    for t in indexed[1:]:
-        common = common.intersection(t.index, sort=False)
-    if common.empty:
-        raise ValueError("the runs share no sample ids (evaluated on different data or splits)")
-    rows = [t.loc[common] for t in indexed]
-    if any((r["true"].to_numpy() != rows[0]["true"].to_numpy()).any() for r in rows[1:]):
-        raise ValueError("the runs give different true labels for the same sample ids: not the same data")
-    out = rows[0].reset_index(drop=True).copy()
+    rows = align_predictions(tables)
+    out = rows[0].copy()
     for col in AVERAGED:
         out[col] = np.mean([r[col].to_numpy(dtype=float) for r in rows], axis=0)
     out["pred"] = out[PROB_COLS].to_numpy().argmax(1)
