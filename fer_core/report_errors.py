@@ -173,8 +173,8 @@ PAIRED_LABELS = {"accuracy": ("accuracy", False), "macro_f1": ("macro-F1", False
 
 
 def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
-    """fer_core.metrics.paired_comparison as rows: metric, A, B, A − B, its paired 95% interval, and which run
-    the interval favours ("within noise" when it contains 0)."""
+    """fer_core.metrics.paired_comparison as rows: metric, A, B, A − B, its paired 95% interval (as text, and
+    its ends for the figure), and which run the interval favours ("within noise" when it contains 0)."""
     rows = []
     for key, m in result["metrics"].items():
         label, lower_better = PAIRED_LABELS[key]
@@ -184,7 +184,8 @@ def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
         else:
             verdict = "within noise"
         rows.append({"metric": label + (" (lower is better)" if lower_better else ""), a: m["a"], b: m["b"],
-                     "A − B": m["diff"], "95% CI low": ci[0], "95% CI high": ci[1], "verdict": verdict})
+                     "A − B": m["diff"], "95% CI": f"[{ci[0]:+.3f}, {ci[1]:+.3f}]", "verdict": verdict,
+                     "95% CI low": ci[0], "95% CI high": ci[1]})
     return pd.DataFrame(rows)
 
 

@@ -63,9 +63,7 @@ table = E.paired_table(result, a, b)
 st.markdown(f"**Is the difference real?** Each metric of A − B on the **{result['n']:,}** samples both runs "
             "evaluated, with a paired bootstrap 95% interval (1,000 resamples, the same samples drawn for both "
             "runs). An interval that contains 0 means these samples cannot tell the two runs apart.")
-display = table.assign(**{"95% CI": [f"[{lo:+.3f}, {hi:+.3f}]" for lo, hi in zip(table["95% CI low"],
-                                                                                    table["95% CI high"])]})
-st.dataframe(display[["metric", a, b, "A − B", "95% CI", "verdict"]], width="stretch", hide_index=True,
+st.dataframe(table[["metric", a, b, "A − B", "95% CI", "verdict"]], width="stretch", hide_index=True,
              column_config={a: st.column_config.NumberColumn(format="%.3f"),
                             b: st.column_config.NumberColumn(format="%.3f"),
                             "A − B": st.column_config.NumberColumn(format="%+.3f")})
