@@ -100,6 +100,12 @@ def get_args_parser():
     return p
 
 
+def saved_split(run: Path) -> dict[str, str]:
+    """The run's own split: sample id -> "train" / "val" / "test", from its split.csv."""
+    split_csv = pd.read_csv(Path(run) / "split.csv", dtype={"id": str})
+    return dict(zip(split_csv["id"], split_csv["split"]))
+
+
 def main(args) -> int:
     from .train import pick_device  # one device policy for train and evaluate
 
@@ -128,8 +134,7 @@ def main(args) -> int:
         assignment = {s.id: s.split for s in index.samples}
     else:
         split = args.split or "test"
-        split_csv = pd.read_csv(run / "split.csv", dtype={"id": str})
-        assignment = dict(zip(split_csv["id"], split_csv["split"]))
+        assignment = saved_split(run)
     samples = [s for s in index.samples if split == "all" or assignment.get(s.id) == split]
     if not samples:
         return _fail(f"no samples in split {split!r} of {root}")

@@ -37,7 +37,7 @@ def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
     import torch
 
     from fer_core import data as fdata
-    from fer_core.evaluate import evaluate_samples
+    from fer_core.evaluate import evaluate_samples, saved_split
     from fer_core.models import model_from_checkpoint
 
     missing = [str(d / "checkpoints" / "best.pt") for d in run_dirs if not (d / "checkpoints" / "best.pt").is_file()]
@@ -53,9 +53,8 @@ def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
              for k, v in ckpts[0]["model"].items()}
     model.load_state_dict(state)
     index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
-    split_csv = pd.read_csv(run_dirs[0] / "split.csv", dtype={"id": str})
-    wanted = set(split_csv.loc[split_csv["split"] == split, "id"])
-    samples = [s for s in index.samples if s.id in wanted]
+    assignment = saved_split(run_dirs[0])
+    samples = [s for s in index.samples if assignment.get(s.id) == split]
     df, _ = evaluate_samples(model, cfg, index.root, samples, tta=bool(cfg.get("args", {}).get("tta")))
     return df
 
