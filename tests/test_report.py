@@ -253,7 +253,7 @@ def test_seed_groups_join_runs_that_differ_only_in_seed():
     # a config written before a flag existed lacks it: it groups with runs that have the flag off
     configs["other-lr"]["args"]["mixup"] = 0.0
     assert R.seed_groups(configs) == [["base", "base-s1", "base-s2"],
-                                           ["other-lr", "other-lr-s1", "before-mixup"]]
+                                      ["other-lr", "other-lr-s1", "before-mixup"]]
 
 
 def test_seed_summary_gives_mean_and_sample_sd():
