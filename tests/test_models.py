@@ -39,3 +39,42 @@ def test_missing_weights_say_what_to_do(tmp_path, monkeypatch):
     with pytest.raises(WeightsUnavailable, match="--weights PATH") as e:
         build_model("efficientnet_lite2", weights="imagenet")
     assert "efficientnet-lite2-9656183e.pth" in str(e.value)
+
+
+def _reference_inputs():
+    """What tests/dlib_face_api_reference.json was computed on: uniform noise and a colour ramp, 150 x 150 RGB."""
+    import numpy as np
+
+    x = np.random.RandomState(0).uniform(0, 255, (2, 150, 150, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:150, 0:150] / 149.0
+    x[1] = np.stack([255 * xx, 255 * yy, 255 * (1 - xx * yy)], -1)
+    return torch.from_numpy(x).permute(0, 3, 1, 2)
+
+
+def test_dlib_port_matches_face_api():
+    """The PyTorch port gives face-api.js's own 128-d face descriptors (computed with TF.js) to float precision."""
+    import json
+    from pathlib import Path
+
+    model, info = build_model("dlib_face_resnet", weights="imagenet")
+    assert "dlib face-recognition ResNet" in info.weights_loaded and info.feature_dim == 256
+    fc = torch.load(models.fetch_dlib_weights()[0], map_location="cpu", weights_only=True)["fc.weight"]
+    mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        emb = model.features.eval()((_reference_inputs() / 255 - mean) / std) @ fc.T
+    ref = json.loads((Path(__file__).parent / "dlib_face_api_reference.json").read_text())["descriptors"]
+    assert torch.allclose(emb, torch.tensor(ref), atol=1e-4)
+    expr, va = model.eval()(torch.rand(2, 3, 112, 112))  # any input size from about 64 px up
+    assert expr.shape == (2, 8) and va.shape == (2, 2)
+
+
+def test_dlib_weights_missing_say_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def offline(*a, **k):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsUnavailable, match="install.sh"):
+        build_model("dlib_face_resnet", weights="imagenet")
+    assert not list(tmp_path.rglob("*.pth"))  # nothing half-written
