@@ -195,12 +195,16 @@ class DlibFaceResNet(nn.Module):
     BLOCKS = [(32, 32, False)] * 3 + [(32, 64, True)] + [(64, 64, False)] * 3 + [(64, 128, True)] + \
              [(128, 128, False)] * 2 + [(128, 256, True)] + [(256, 256, False)] * 2 + [(256, 256, True)]
 
+    MIN_SIDE = 103  # smaller inputs leave the last down block less than its 3 x 3 kernel
+
     def __init__(self):
         super().__init__()
         self.stem = nn.Conv2d(3, 32, 7, stride=2)
         self.blocks = nn.Sequential(*(_DlibBlock(*b) for b in self.BLOCKS))
 
     def forward(self, x):
+        if min(x.shape[-2:]) < self.MIN_SIDE:
+            raise ValueError(f"dlib_face_resnet needs inputs of at least {self.MIN_SIDE} px, got {tuple(x.shape[-2:])}")
         x = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
         return self.blocks(x).mean((2, 3))
 

@@ -143,6 +143,8 @@ def _main(args) -> int:
 
     model, info = build_model(r["backbone"], "none" if ckpt else r["weights"], dropout=r["dropout"])
     cfg.update(mean=info.mean, std=info.std)
+    if r["img_size"] < getattr(model.features, "MIN_SIDE", 0):
+        raise Fail(f"{r['backbone']} needs --img-size {model.features.MIN_SIDE} or more (got {r['img_size']})")
     if not ckpt:
         cfg["weights"] = {"requested": r["weights"], "loaded": info.weights_loaded}
     log.info("backbone %s, weights: %s", r["backbone"], cfg["weights"]["loaded"])

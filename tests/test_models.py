@@ -64,8 +64,10 @@ def test_dlib_port_matches_face_api():
         emb = model.features.eval()((_reference_inputs() / 255 - mean) / std) @ fc.T
     ref = json.loads((Path(__file__).parent / "dlib_face_api_reference.json").read_text())["descriptors"]
     assert torch.allclose(emb, torch.tensor(ref), atol=1e-4)
-    expr, va = model.eval()(torch.rand(2, 3, 112, 112))  # any input size from about 64 px up
+    expr, va = model.eval()(torch.rand(2, 3, 112, 112))  # any side from 103 px up
     assert expr.shape == (2, 8) and va.shape == (2, 2)
+    with pytest.raises(ValueError, match="at least 103 px"):
+        model(torch.rand(1, 3, 96, 96))
 
 
 def test_dlib_weights_missing_say_what_to_do(tmp_path, monkeypatch):
