@@ -261,6 +261,16 @@ def test_export_cli(ckpt, tmp_path, capsys):
     assert resolve_model(None, root=tmp_path) == ship / "model.onnx"
 
 
+def test_export_fp16_weights_halves_the_file_and_agrees(ckpt, tmp_path):
+    full = E.export_onnx(ckpt, tmp_path / "full.onnx")
+    half = E.export_onnx(ckpt, tmp_path / "half.onnx", fp16_weights=True)
+    assert half["bytes"] < 0.6 * full["bytes"] and half["same_argmax"] and half["max_abs_diff_probs"] < 2e-2
+    a, b = Predictor(tmp_path / "full.onnx"), Predictor(tmp_path / "half.onnx")
+    x = np.random.default_rng(1).integers(0, 255, (3, a.img_size, a.img_size, 3), dtype=np.uint8)
+    (pa, va_a), (pb, va_b) = a.predict_batch(x), b.predict_batch(x)
+    assert np.abs(pa - pb).max() < 2e-2 and np.abs(va_a - va_b).max() < 2e-2
+
+
 def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
     with pytest.raises(ModelNotFound, match="fer_core.train"):
         resolve_model(None, root=tmp_path)
