@@ -27,9 +27,9 @@ PRESETS = {
     "cpu-best": dict(backbone="efficientnet_lite0", img_size=112, epochs=6, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
                      va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True,
                      weights="artifacts/runs/ferplus-pretrain/checkpoints/best.pt", extra_count=10000),
-    # The face-pretrained road: dlib's face-recognition ResNet (3M faces) instead of ImageNet. Stage 1: five FER+
+    # The face-pretrained road: dlib's face-recognition ResNet (3M faces) instead of ImageNet. Stage 1: ten FER+
     # epochs at 112 px (its smallest input is 103 px).
-    "ferplus-dlib": dict(backbone="dlib_face_resnet", img_size=112, epochs=5, batch_size=128, lr=1e-3,
+    "ferplus-dlib": dict(backbone="dlib_face_resnet", img_size=112, epochs=10, batch_size=128, lr=1e-3,
                          weight_decay=0.05, warmup_epochs=0.15, aug="v1", workers=0, ema=0.99, tta=True),
     # Stage 2, initialised from ferplus-dlib: twelve AffectNet epochs at 150 px (the network's native input size).
     "dlib-best": dict(backbone="dlib_face_resnet", img_size=150, epochs=12, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
@@ -47,7 +47,7 @@ DESCRIPTIONS = {
     "ferplus-pretrain": "stage 1 of cpu-best: EfficientNet-Lite0 64 px, 15 epochs on FER+ (--name ferplus-pretrain)",
     "cpu-best": "stage 2: from artifacts/runs/ferplus-pretrain (run that preset first), AffectNet + 10,000 FER+ images "
                 "(--extra-data PATH), 6 epochs, CCC loss",
-    "ferplus-dlib": "stage 1 of dlib-best: dlib's face-recognition ResNet 112 px, 5 epochs on FER+ "
+    "ferplus-dlib": "stage 1 of dlib-best: dlib's face-recognition ResNet 112 px, 10 epochs on FER+ "
                     "(--name ferplus-dlib)",
     "dlib-best": "stage 2: from artifacts/runs/ferplus-dlib (run that preset first), 12 AffectNet epochs at 150 px, "
                  "CCC loss",
