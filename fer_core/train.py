@@ -335,9 +335,10 @@ def _prepare_run(args, rank):
     if not Path(args.data).exists():
         raise Fail(f"data folder not found: {args.data}")
     if r["weights"] == PRESETS.get(args.preset, {}).get("weights") and not Path(r["weights"]).is_file():
-        raise Fail(f"preset {args.preset} starts from {r['weights']}, which is not there: train the ferplus-pretrain "
-                   f"preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset ferplus-pretrain --name "
-                   f"ferplus-pretrain), or give --weights")
+        first = Path(r["weights"]).parts[-3]  # artifacts/runs/<stage-1 preset>/checkpoints/best.pt
+        raise Fail(f"preset {args.preset} starts from {r['weights']}, which is not there: train the {first} "
+                   f"preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first} --name "
+                   f"{first}), or give --weights")
     if r.get("extra_data") == "none":
         r["extra_data"], r["extra_count"] = None, 0
     if r.get("extra_count") and not r.get("extra_data"):

@@ -120,10 +120,20 @@ def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_preset_without_its_first_stage_says_what_to_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # no artifacts/runs/ferplus-pretrain here
-    assert run_train("--data", ".", "--preset", "cpu-best") == 2
-    assert "train the ferplus-pretrain preset first" in capsys.readouterr().err
+@pytest.mark.parametrize("preset, first", [("cpu-best", "ferplus-pretrain"), ("dlib-best", "ferplus-dlib")])
+def test_preset_without_its_first_stage_says_what_to_run(preset, first, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no artifacts/runs/<first> here
+    assert run_train("--data", ".", "--preset", preset) == 2
+    assert f"train the {first} preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first}" in \
+        capsys.readouterr().err
+
+
+def test_dlib_backbone_below_its_smallest_input_is_one_clear_line(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    argv = ["--data", data, "--out", tmp_path, "--backbone", "dlib_face_resnet", "--weights", "none", "--img-size", "96"]
+    assert run_train(*argv) == 2
+    err = capsys.readouterr().err
+    assert "dlib_face_resnet needs --img-size 103 or more" in err and "Traceback" not in err
 
 
 def test_empty_folder_exits_2(tmp_path):
