@@ -19,6 +19,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from .io import atomic_torch_save
 from .labels import NUM_CLASSES
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -283,9 +284,7 @@ def fetch_dlib_weights() -> tuple[Path, str]:
         with tarfile.open(tgz) as t:
             manifest = json.load(t.extractfile("package/model/face_recognition_model-weights_manifest.json"))
             data = t.extractfile("package/model/face_recognition_model.bin").read()
-        part = Path(tmp) / DLIB_FILE
-        torch.save(dlib_state_dict_from_face_api(manifest, data), part)
-        os.replace(part, target)
+    atomic_torch_save(target, dlib_state_dict_from_face_api(manifest, data))
     return target, "the npm registry, converted"
 
 
