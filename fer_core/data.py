@@ -348,13 +348,37 @@ def _carve(ids: list[str], labels: list[int], frac: float, seed: int) -> tuple[l
     return list(ids), []
 
 
-def make_split(index: DataIndex, val_frac=0.1, test_frac=0.1, seed=0) -> dict[str, str]:
-    """id -> 'train'/'val'/'test'. Keeps a predefined split; otherwise stratified by class and seeded."""
+def _fold(ids: list[str], labels: list[int], k: int, n: int, seed: int) -> tuple[list[str], list[str]]:
+    """(rest, test) with test the k-th (1-based) of n folds, stratified by label where every class has n images."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if len(ids) < n:
+        raise DataError(f"{n} folds need at least {n} images (have {len(ids)})")
+    counts = np.bincount(labels)
+    stratified = counts[counts > 0].min() >= n
+    splitter = (StratifiedKFold if stratified else KFold)(n_splits=n, shuffle=True, random_state=seed)
+    rest_idx, test_idx = list(splitter.split(np.zeros(len(ids)), labels))[k - 1]
+    return sorted(ids[i] for i in rest_idx), sorted(ids[i] for i in test_idx)
+
+
+def make_split(index: DataIndex, val_frac=0.1, test_frac=0.1, seed=0, fold: tuple[int, int] | None = None
+               ) -> dict[str, str]:
+    """id -> 'train'/'val'/'test'. Keeps a predefined split; otherwise stratified by class and seeded.
+
+    ``fold=(k, n)`` (cross-validation): the test part is the k-th (1-based) of n stratified seeded folds instead of
+    ``test_frac``, so the n folds' test parts cover every image once."""
+    if fold is not None:
+        k, n = fold
+        if not (n >= 2 and 1 <= k <= n):
+            raise DataError(f"fold must be k/n with n >= 2 and 1 <= k <= n (got {k}/{n})")
+        test_frac = 1 / n
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise DataError(f"val_frac and test_frac must be in [0, 1) and sum below 1 (got {val_frac}, {test_frac})")
     samples = sorted(index.samples, key=lambda s: s.id)  # order-independent: same ids -> same split
     out = {}
     if has_predefined_split(index):
+        if fold is not None:
+            raise DataError("cross-validation folds need data without a predefined split; this data has one")
         out = {s.id: s.split for s in samples}
         if "val" not in out.values():
             train = [s for s in samples if s.split == "train"]
@@ -362,7 +386,10 @@ def make_split(index: DataIndex, val_frac=0.1, test_frac=0.1, seed=0) -> dict[st
             out.update({i: "val" for i in val})
         return out
     ids, labels = [s.id for s in samples], [s.label for s in samples]
-    rest, test = _carve(ids, labels, test_frac, seed)
+    if fold is None:
+        rest, test = _carve(ids, labels, test_frac, seed)
+    else:
+        rest, test = _fold(ids, labels, *fold, seed)
     by_id = dict(zip(ids, labels))
     # val_frac is a fraction of the whole set, so it is rescaled to what is left after the test part.
     train, val = _carve(rest, [by_id[i] for i in rest], val_frac / (1 - test_frac) if val_frac else 0, seed)

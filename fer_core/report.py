@@ -66,9 +66,10 @@ def results_table(metrics_by_run: dict[str, dict]) -> tuple[pd.DataFrame, pd.Dat
     return vals[keep], ci_df
 
 
-def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3) -> pd.DataFrame:
+def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3, fold_groups=()) -> pd.DataFrame:
     """One row per seed group, named after its first run: the runs, and each metric as "mean ± sd" (sample
-    standard deviation across the group's runs)."""
+    standard deviation across the group's runs). Groups whose first run is in ``fold_groups`` are the folds of
+    one cross-validation and are named so."""
     rows = {}
     for g in groups:
         sub = values.loc[[n for n in g if n in values.index]]
@@ -78,7 +79,7 @@ def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3)
         for col in values.columns:
             v = sub[col].dropna()
             row[col] = f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(v) > 1 else ""
-        rows[f"{g[0]} ({len(sub)} seeds)"] = row
+        rows[f"{g[0]} ({len(sub)} {'folds' if g[0] in fold_groups else 'seeds'})"] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "recipe"
     return out

@@ -188,16 +188,22 @@ def selection_score(accuracy: float, cccs: list) -> float:
 NOT_RECIPE = ("seed", "workers")
 
 
+def folds_of(config: dict) -> int | None:
+    """N for a run trained on one of N cross-validation folds (``--fold K/N``), else None."""
+    return (config.get("split") or {}).get("folds")
+
+
 def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     """Runs on the same data whose training args are equal except for the seed, in groups of two or more,
-    each ordered by seed. An arg that is off (None, 0, False) counts as absent, because configs written before
-    a flag existed lack it."""
+    each ordered by seed (then name). The folds of one cross-validation (``--fold K/N``) group apart from runs
+    on a fixed split. An arg that is off (None, 0, False) counts as absent, because configs written before a flag
+    existed lack it."""
     groups: dict[str, list[tuple]] = {}
     for name, c in configs.items():
         args = c.get("args")
         if not isinstance(args, dict) or "seed" not in args:
             continue
-        key = json.dumps({"data": (c.get("data") or {}).get("root"),
+        key = json.dumps({"data": (c.get("data") or {}).get("root"), "folds": folds_of(c),
                           "args": {k: v for k, v in args.items() if k not in NOT_RECIPE and v not in (None, 0, False)}},
                          sort_keys=True, default=str)
         groups.setdefault(key, []).append((args["seed"] if isinstance(args["seed"], int) else 0, name))

@@ -82,6 +82,9 @@ def get_args_parser():
     a("--seed", type=int, help="random seed for split, initialisation and augmentation (default 0)")
     a("--val-frac", type=float, help="validation fraction when the data has no split (default 0.1)")
     a("--test-frac", type=float, help="test fraction when the data has no split (default 0.1)")
+    a("--fold", metavar="K/N", type=_fold_arg, help="cross-validation: test on the K-th of N stratified folds "
+      "(seeded by --seed) instead of --test-frac; train K = 1..N and pool their test predictions with "
+      "scripts/results_table.py --pool")
     a("--extra-data", metavar="PATH", help="a second data set (any layout) whose training images join the training "
       "set, e.g. FER+ beside AffectNet; its validation/test images are not used; none = no second set")
     a("--extra-count", type=int, help="use this many of --extra-data's training images, a seeded random choice "
@@ -89,6 +92,16 @@ def get_args_parser():
     a("--limit", type=int, help="use at most N training images (quick trials)")
     a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
+
+
+def _fold_arg(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 1/5, got {text!r}") from None
+    if not (n >= 2 and 1 <= k <= n):
+        raise argparse.ArgumentTypeError(f"need N >= 2 and 1 <= K <= N, got {text!r}")
+    return k, n
 
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
@@ -120,6 +133,8 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
+    if args.fold and args.split_from:
+        raise Fail("--fold and --split-from both choose the split: give one of them")
     rank, world = _init_distributed()
     run_dir, cfg, start_epoch, ckpt = _prepare_run(args, rank)
     r = cfg["args"]
@@ -385,8 +400,11 @@ def _split(args, cfg, index, run_dir, rank):
         assignment = dict(zip(df["id"], df["split"]))
         cfg["split"]["source"] = f"run:{Path(src).name}"
     else:
-        assignment = fdata.make_split(index, cfg["split"]["val_frac"], cfg["split"]["test_frac"], cfg["split"]["seed"])
+        assignment = fdata.make_split(index, cfg["split"]["val_frac"], cfg["split"]["test_frac"], cfg["split"]["seed"],
+                                      fold=args.fold)
         cfg["split"]["source"] = "predefined" if all(s.split for s in index.samples) else "stratified"
+        if args.fold:
+            cfg["split"].update(source="fold", fold=args.fold[0], folds=args.fold[1])
     if rank == 0:
         rows = [{"id": s.id, "path": s.path, "split": assignment[s.id]} for s in index.samples if s.id in assignment]
         atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))

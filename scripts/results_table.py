@@ -1,7 +1,11 @@
 """Print the study-style results table (markdown) for run folders, with bootstrap 95% intervals, and below it
-mean ± sd over runs that repeat one recipe with different seeds.
+mean ± sd over runs that repeat one recipe with different seeds (or on different cross-validation folds).
 
     python scripts/results_table.py artifacts/runs/* [--split test]
+    python scripts/results_table.py artifacts/runs/dlib-best-cv5-fold* --pool dlib-best-cv5
+
+--pool NAME adds one row for the runs' predictions taken together, e.g. the N folds of a cross-validation
+(python -m fer_core.train ... --fold K/N), whose test parts cover every image once.
 """
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd  # noqa: E402
+
 from fer_core import report, runs  # noqa: E402
+from fer_core.metrics import compute_metrics  # noqa: E402
 
 SEED_COLUMNS = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]
 
@@ -34,15 +41,32 @@ def rows(run_dirs, split):
         yield d.name, c, m
 
 
+def pooled(run_dirs, split) -> dict:
+    """Metrics (with bootstrap intervals) of the runs' predictions on ``split`` taken together; each image once."""
+    frames = [pd.read_csv(Path(d) / f"predictions_{split}.csv", dtype={"id": str}) for d in run_dirs]
+    df = pd.concat(frames, ignore_index=True)
+    twice = df["id"][df["id"].duplicated()]
+    if len(twice):
+        sys.exit(f"error: --pool: {len(twice)} images are in more than one run's {split} predictions (e.g. id "
+                 f"{twice.iloc[0]}); pool runs whose {split} parts do not overlap, such as the folds of one "
+                 "cross-validation")
+    return compute_metrics(df)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+")
     p.add_argument("--split", default="test")
+    p.add_argument("--pool", metavar="NAME", help="add a row NAME for all the runs' predictions taken together")
     a = p.parse_args()
     print("| run | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
           "| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min |")
     print("|" + "---|" * 17)
     found = list(rows(a.runs, a.split))
+    if a.pool and found:
+        dirs = [d for d in a.runs if (Path(d) / f"predictions_{a.split}.csv").is_file()]
+        minutes = sum(c.get("train_minutes", 0) for _, c, _ in found)
+        found.append((f"{a.pool} ({len(dirs)} runs pooled)", {"train_minutes": minutes}, pooled(dirs, a.split)))
     for name, c, m in found:
         print(f"| {name} | {m['n']} | {fmt(m, 'accuracy', ci_key='accuracy')} | {fmt(m, 'macro_f1', ci_key='macro_f1')} "
               f"| {fmt(m, 'cohen_kappa')} | {fmt(m, 'krippendorff_alpha')} "
@@ -51,9 +75,11 @@ def main():
               f"| {fmt(m, 'valence', 'sagr')} | {fmt(m, 'arousal', 'sagr')} "
               f"| {fmt(m, 'valence', 'ccc', 'valence_ccc')} | {fmt(m, 'arousal', 'ccc', 'arousal_ccc')} "
               f"| {c.get('train_minutes', 0):.1f} |")
-    groups = runs.seed_groups({name: c for name, c, _ in found})
+    configs = {name: c for name, c, _ in found}
+    groups = runs.seed_groups(configs)
     if groups:
-        summary = report.seed_summary(report.results_table({name: m for name, _, m in found})[0], groups)
+        summary = report.seed_summary(report.results_table({name: m for name, _, m in found})[0], groups,
+                                      fold_groups={g[0] for g in groups if runs.folds_of(configs[g[0]])})
         cols = [c for c in SEED_COLUMNS if c in summary]
         print("\n| recipe | runs | " + " | ".join(cols) + " |")
         print("|" + "---|" * (len(cols) + 2))

@@ -210,6 +210,22 @@ def test_split_deterministic_order_independent_stratified(tmp_path):
     assert not has_predefined_split(index)
 
 
+def test_split_folds_cover_every_image_once(tmp_path):
+    index = read_dataset(make_affectnet_dir(tmp_path / "a", n_per_class=10, size=8))
+    seen = Counter()
+    for k in range(1, 6):
+        split = make_split(index, 0.1, seed=1, fold=(k, 5))
+        assert set(split) == {s.id for s in index.samples}
+        per = Counter((split[s.id], s.label) for s in index.samples)
+        for c in range(8):  # 10 per class: 2 test (one fold of five), 1 val, 7 train in every class
+            assert (per["train", c], per["val", c], per["test", c]) == (7, 1, 2)
+        seen.update(i for i, v in split.items() if v == "test")
+    assert set(seen) == {s.id for s in index.samples} and set(seen.values()) == {1}
+    assert make_split(index, 0.1, seed=2, fold=(1, 5)) != make_split(index, 0.1, seed=1, fold=(1, 5))
+    with pytest.raises(DataError, match="1 <= k <= n"):
+        make_split(index, fold=(6, 5))
+
+
 def test_split_predefined_and_carved_val(tmp_path):
     for k in range(16):
         save(tmp_path / "train" / ("happy" if k % 2 else "sad") / f"{k}.jpg", size=8)
@@ -222,6 +238,8 @@ def test_split_predefined_and_carved_val(tmp_path):
     val = [s for s in index.samples if split[s.id] == "val"]
     assert len(val) == 4 and all(s.split == "train" for s in val)
     assert Counter(s.label for s in val) == {1: 2, 2: 2}
+    with pytest.raises(DataError, match="predefined split"):
+        make_split(index, fold=(1, 5))
 
 
 def test_split_tiny_classes_do_not_crash(tmp_path):

@@ -254,6 +254,10 @@ def test_seed_groups_join_runs_that_differ_only_in_seed():
     configs["other-lr"]["args"]["mixup"] = 0.0
     assert R.seed_groups(configs) == [["base", "base-s1", "base-s2"],
                                       ["other-lr", "other-lr-s1", "before-mixup"]]
+    # the folds of one cross-validation group apart from the same recipe on a fixed split
+    configs.update({f"cv-fold{k}": cfg(0) | {"split": {"fold": k, "folds": 3}} for k in (2, 1, 3)})
+    assert R.seed_groups(configs)[-1] == ["cv-fold1", "cv-fold2", "cv-fold3"]
+    assert R.seed_groups(configs)[0] == ["base", "base-s1", "base-s2"]
 
 
 def test_seed_summary_gives_mean_and_sample_sd():
@@ -264,3 +268,4 @@ def test_seed_summary_gives_mean_and_sample_sd():
     assert out.loc["a (3 seeds)", "runs"] == "a, a1, a2"
     assert out.loc["a (3 seeds)", "Accuracy"] == "0.420 ± 0.020"
     assert out.loc["a (3 seeds)", "Valence CCC"] == "0.600 ± 0.000"
+    assert list(report.seed_summary(values, [["a", "a1", "a2"]], fold_groups={"a"}).index) == ["a (3 folds)"]

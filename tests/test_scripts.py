@@ -41,6 +41,22 @@ def test_results_table_lists_runs_and_their_seed_group(runs):
     assert len(group) == 1 and f"| {mean:.3f} ± " in group[0]
 
 
+def test_results_table_pools_runs_whose_test_parts_do_not_overlap(runs, tmp_path):
+    whole = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})
+    for k, part in enumerate((whole.iloc[:120], whole.iloc[120:])):  # two "folds" of one run's test images
+        folder = tmp_path / f"fold{k}"
+        folder.mkdir()
+        (folder / "config.json").write_text((runs["base"] / "config.json").read_text())
+        (folder / "metrics_test.json").write_text((runs["base"] / "metrics_test.json").read_text())
+        part.to_csv(folder / "predictions_test.csv", index=False)
+    out = _run("results_table.py", tmp_path / "fold0", tmp_path / "fold1", "--pool", "cv")
+    assert out.returncode == 0, out.stderr
+    row = [ln for ln in out.stdout.splitlines() if ln.startswith("| cv (2 runs pooled) |")]
+    assert len(row) == 1 and row[0].startswith(f"| cv (2 runs pooled) | 300 | {_accuracy(runs['base']):.3f} [")
+    out = _run("results_table.py", runs["base"], runs["base-s1"], "--pool", "cv")
+    assert out.returncode == 1 and "more than one run's test predictions" in out.stderr
+
+
 def test_compare_runs_prints_paired_differences(runs):
     out = _run("compare_runs.py", runs["base"], runs["better"])
     assert out.returncode == 0, out.stderr

@@ -96,6 +96,19 @@ def test_split_from_reuses_assignment(tiny_run):
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_fold_trains_on_one_cross_validation_fold(tiny_run):
+    base, data, _ = tiny_run
+    assert run_train("--data", data, "--out", base / "runs", "--name", "fold2", "--epochs", "1", "--fold", "2/4",
+                     *TINY) == 0
+    run = base / "runs" / "fold2"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["split"]["source"] == "fold" and (cfg["split"]["fold"], cfg["split"]["folds"]) == (2, 4)
+    assert cfg["split"]["counts"]["test"] == 20  # a quarter of 80 images
+    tested = pd.read_csv(run / "predictions_test.csv", dtype={"id": str})["id"]
+    split = pd.read_csv(run / "split.csv", dtype={"id": str})
+    assert set(tested) == set(split["id"][split["split"] == "test"])
+
+
 def test_resume_continues_history(tmp_path):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
@@ -113,6 +126,7 @@ def test_resume_continues_history(tmp_path):
     (["--data", ".", "--extra-count", "5"], "give --extra-data PATH"),
     (["--data", ".", "--extra-data", "/no/such/folder"], "--extra-data folder not found"),
     (["--data", ".", "--extra-data", "./"], "would leak into training"),
+    (["--data", ".", "--fold", "1/5", "--split-from", "."], "--fold and --split-from both choose the split"),
 ])
 def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert run_train(*argv) == 2

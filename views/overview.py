@@ -42,13 +42,18 @@ st.dataframe(report.display_table(values, cis), width="stretch")
 st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
            "RMSE: lower is better; every other column: higher is better.")
 
-seeds = R.seed_groups({r.name: r.config for r in have})
+configs = {r.name: r.config for r in have}
+seeds = R.seed_groups(configs)
 if seeds:
-    st.subheader("Same recipe, different seeds")
-    st.dataframe(report.seed_summary(values, seeds), width="stretch")
+    folds = {g[0] for g in seeds if R.folds_of(configs[g[0]])}
+    st.subheader("Same recipe, different seeds" + (" or folds" if folds else ""))
+    st.dataframe(report.seed_summary(values, seeds, fold_groups=folds), width="stretch")
     st.caption("Runs whose training settings differ only in the seed, as mean ± standard deviation across seeds. "
                "The spread is how far retraining alone moves a figure: compare recipes by their means, and read "
-               "differences between single runs smaller than it as ties.")
+               "differences between single runs smaller than it as ties."
+               + (" The folds of one cross-validation (`--fold K/N`) form a group of their own: each fold is tested "
+                  "on other images, so their spread also holds how much a figure depends on which images it is "
+                  "measured on." if folds else ""))
 
 left, right = st.columns(2)
 with left:
