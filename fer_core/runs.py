@@ -217,8 +217,11 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     best of its recipe: the luckiest of several seeds is noise, not a better recipe.
 
     A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
-    ``runs`` is newest first, as ``discover_runs`` returns it.
+    Cross-validation folds (``--fold K/N``) come last, unless there is nothing else: each is tested on other images
+    than the runs beside it. ``runs`` is newest first, as ``discover_runs`` returns it.
     """
+    folds = [r for r in runs if folds_of(r.config)]
+    runs = [r for r in runs if r not in folds] or folds
     if not runs:
         return []
     repeats = {name for g in seed_groups({r.name: r.config for r in runs}) for name in g[1:]}
@@ -238,6 +241,7 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
         if best is not None and best not in chosen:
             chosen.append(best)
     chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]
+    chosen += [r for r in folds if r not in chosen]
     return [r.name for r in chosen[:n]]
 
 

@@ -70,6 +70,19 @@ def test_default_selection_does_not_pick_the_luckiest_seed(tmp_path):
     assert R.default_selection(runs, 3) == ["newest", "base", "lucky"]
 
 
+def test_default_selection_puts_cross_validation_folds_last(tmp_path):
+    for name, seed in [("fixed", 0), ("cv-fold1", 1), ("cv-fold2", 2)]:
+        folder = write_run(tmp_path, name, n=100, seed=seed, n_boot=10)
+        if name.startswith("cv"):
+            cfg = json.loads((folder / "config.json").read_text())
+            cfg["split"].update(source="fold", fold=seed, folds=2)
+            (folder / "config.json").write_text(json.dumps(cfg))
+    runs, _ = R.discover_runs([tmp_path])
+    assert [r.name for r in runs][0] == "cv-fold2"  # the newest
+    assert R.default_selection(runs, 3) == ["fixed", "cv-fold2", "cv-fold1"]
+    assert R.default_selection([r for r in runs if r.name != "fixed"], 2) == ["cv-fold2", "cv-fold1"]
+
+
 def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):
     reasons = write_broken_runs(tmp_path)
     (tmp_path / "not-a-run").mkdir()  # no run files at all: ignored silently
