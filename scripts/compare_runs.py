@@ -3,6 +3,10 @@ and McNemar's exact test on accuracy. Prints a markdown table.
 
     python scripts/compare_runs.py artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, then C − B
     python scripts/compare_runs.py --base artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, C − A
+    python scripts/compare_runs.py A-fold1,A-fold2,A-fold3 B-fold1,B-fold2,B-fold3   # cross-validation folds pooled
+
+A comma-separated list of runs stands for their predictions taken together (e.g. the folds of one
+cross-validation, whose test parts cover every image once); an image may appear in only one of them.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import pandas as pd  # noqa: E402
+
 from fer_core.metrics import paired_comparison  # noqa: E402
 from fer_core.runs import load_predictions  # noqa: E402
 
@@ -24,6 +30,19 @@ def cell(m: dict | None) -> str:
         return "–"
     ci = m["ci95"]
     return f"{m['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+
+
+def predictions(arg: str, split: str) -> pd.DataFrame:
+    """One run's predictions, or several runs' (comma-separated) taken together."""
+    df = pd.concat([load_predictions(Path(d) / f"predictions_{split}.csv") for d in arg.split(",")], ignore_index=True)
+    if df["id"].duplicated().any():
+        raise ValueError(f"image {df['id'][df['id'].duplicated()].iloc[0]} is in more than one of the pooled runs")
+    return df
+
+
+def label(arg: str) -> str:
+    names = [Path(d).name for d in arg.split(",")]
+    return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1} pooled"
 
 
 def main() -> int:
@@ -39,12 +58,11 @@ def main() -> int:
     lines = []
     for old, new in pairs:
         try:
-            preds = [load_predictions(Path(d) / f"predictions_{a.split}.csv") for d in (new, old)]
-            r = paired_comparison(*preds, n_boot=a.n_boot)
+            r = paired_comparison(predictions(new, a.split), predictions(old, a.split), n_boot=a.n_boot)
         except (OSError, ValueError) as e:
-            print(f"error: {Path(new).name} vs {Path(old).name}: {e}", file=sys.stderr)
+            print(f"error: {label(new)} vs {label(old)}: {e}", file=sys.stderr)
             return 1
-        lines.append(f"| {Path(new).name} | {Path(old).name} | {r['n']} | "
+        lines.append(f"| {label(new)} | {label(old)} | {r['n']} | "
                      + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {r['mcnemar_p']:.3f} |")
     print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |")
     print("|" + "---|" * (len(COLUMNS) + 4))

@@ -55,6 +55,13 @@ def test_results_table_pools_runs_whose_test_parts_do_not_overlap(runs, tmp_path
     assert len(row) == 1 and row[0].startswith(f"| cv (2 runs pooled) | 300 | {_accuracy(runs['base']):.3f} [")
     out = _run("results_table.py", runs["base"], runs["base-s1"], "--pool", "cv")
     assert out.returncode == 1 and "more than one run's test predictions" in out.stderr
+    # compare_runs pools comma-separated runs the same way: the two halves together are the whole run
+    folds = f"{tmp_path / 'fold0'},{tmp_path / 'fold1'}"
+    out = _run("compare_runs.py", runs["base"], folds)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("| fold0 +1 pooled | base | 300 | +0.000 [+0.000, +0.000] |")
+    out = _run("compare_runs.py", runs["base"], f"{folds},{runs['base']}")
+    assert out.returncode == 1 and "more than one of the pooled runs" in out.stderr
 
 
 def test_compare_runs_prints_paired_differences(runs):
