@@ -265,6 +265,16 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+def pool_predictions(paths: list[str | os.PathLike]) -> pd.DataFrame:
+    """Several predictions CSVs taken together (e.g. the folds of one cross-validation, whose test parts cover every
+    image once). Raises ValueError when an image is in more than one of them."""
+    df = pd.concat([load_predictions(p) for p in paths], ignore_index=True)
+    twice = df["id"][df["id"].duplicated()]
+    if len(twice):
+        raise ValueError(f"image {twice.iloc[0]} is in more than one of the pooled runs")
+    return df
+
+
 def load_history(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path).sort_values("epoch").reset_index(drop=True)
 

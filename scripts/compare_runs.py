@@ -16,10 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import pandas as pd  # noqa: E402
-
 from fer_core.metrics import paired_comparison  # noqa: E402
-from fer_core.runs import load_predictions  # noqa: E402
+from fer_core.runs import pool_predictions  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
            ("arousal_ccc", "Δ A CCC"), ("valence_rmse", "Δ V RMSE"), ("arousal_rmse", "Δ A RMSE")]
@@ -32,12 +30,9 @@ def cell(m: dict | None) -> str:
     return f"{m['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
 
 
-def predictions(arg: str, split: str) -> pd.DataFrame:
+def predictions(arg: str, split: str):
     """One run's predictions, or several runs' (comma-separated) taken together."""
-    df = pd.concat([load_predictions(Path(d) / f"predictions_{split}.csv") for d in arg.split(",")], ignore_index=True)
-    if df["id"].duplicated().any():
-        raise ValueError(f"image {df['id'][df['id'].duplicated()].iloc[0]} is in more than one of the pooled runs")
-    return df
+    return pool_predictions([Path(d) / f"predictions_{split}.csv" for d in arg.split(",")])
 
 
 def label(arg: str) -> str:

@@ -15,8 +15,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import pandas as pd  # noqa: E402
-
 from fer_core import report, runs  # noqa: E402
 from fer_core.metrics import compute_metrics  # noqa: E402
 
@@ -43,13 +41,11 @@ def rows(run_dirs, split):
 
 def pooled(run_dirs, split) -> dict:
     """Metrics (with bootstrap intervals) of the runs' predictions on ``split`` taken together; each image once."""
-    frames = [pd.read_csv(Path(d) / f"predictions_{split}.csv", dtype={"id": str}) for d in run_dirs]
-    df = pd.concat(frames, ignore_index=True)
-    twice = df["id"][df["id"].duplicated()]
-    if len(twice):
-        sys.exit(f"error: --pool: {len(twice)} images are in more than one run's {split} predictions (e.g. id "
-                 f"{twice.iloc[0]}); pool runs whose {split} parts do not overlap, such as the folds of one "
-                 "cross-validation")
+    try:
+        df = runs.pool_predictions([Path(d) / f"predictions_{split}.csv" for d in run_dirs])
+    except ValueError as e:
+        sys.exit(f"error: --pool: {e} (more than one run's {split} predictions hold it); pool runs whose {split} "
+                 "parts do not overlap, such as the folds of one cross-validation")
     return compute_metrics(df)
 
 
