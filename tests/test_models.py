@@ -41,12 +41,12 @@ def test_missing_weights_say_what_to_do(tmp_path, monkeypatch):
     assert "efficientnet-lite2-9656183e.pth" in str(e.value)
 
 
-def _reference_inputs():
-    """What tests/dlib_face_api_reference.json was computed on: uniform noise and a colour ramp, 150 x 150 RGB."""
+def _reference_inputs(side=150):
+    """What the TF.js reference files were computed on: uniform noise and a colour ramp, side x side RGB in 0-255."""
     import numpy as np
 
-    x = np.random.RandomState(0).uniform(0, 255, (2, 150, 150, 3)).astype(np.float32)
-    yy, xx = np.mgrid[0:150, 0:150] / 149.0
+    x = np.random.RandomState(0).uniform(0, 255, (2, side, side, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:side, 0:side] / (side - 1)
     x[1] = np.stack([255 * xx, 255 * yy, 255 * (1 - xx * yy)], -1)
     return torch.from_numpy(x).permute(0, 3, 1, 2)
 
@@ -58,7 +58,7 @@ def test_dlib_port_matches_face_api():
 
     model, info = build_model("dlib_face_resnet", weights="imagenet")
     assert "dlib face-recognition ResNet" in info.weights_loaded and info.feature_dim == 256
-    fc = torch.load(models.fetch_dlib_weights()[0], map_location="cpu", weights_only=True)["fc.weight"]
+    fc = torch.load(models.fetch_face_weights("dlib_face_resnet")[0], map_location="cpu", weights_only=True)["fc.weight"]
     mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
     with torch.no_grad():
         emb = model.features.eval()((_reference_inputs() / 255 - mean) / std) @ fc.T
@@ -68,6 +68,22 @@ def test_dlib_port_matches_face_api():
     assert expr.shape == (2, 8) and va.shape == (2, 2)
     with pytest.raises(ValueError, match="at least 103 px"):
         model(torch.rand(1, 3, 96, 96))
+
+
+def test_hse_port_matches_human_models():
+    """The PyTorch port of human-models' faceres-deep gives its TF.js pooled features to float precision."""
+    import json
+    from pathlib import Path
+
+    model, info = build_model("hse_face_mobilenet", weights="imagenet")
+    assert "HSE VGGFace2 MobileNet" in info.weights_loaded and info.feature_dim == 1024
+    mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pooled = model.features.eval()((_reference_inputs(224) / 255 - mean) / std)
+    ref = torch.tensor(json.loads((Path(__file__).parent / "hse_human_reference.json").read_text())["pooled"])
+    assert ref.abs().max() > 1 and torch.allclose(pooled, ref, atol=1e-4)
+    expr, va = model.eval()(torch.rand(2, 3, 150, 150))
+    assert expr.shape == (2, 8) and va.shape == (2, 2)
 
 
 def test_dlib_weights_missing_say_what_to_do(tmp_path, monkeypatch):
