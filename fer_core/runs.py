@@ -275,6 +275,17 @@ def pool_predictions(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return df
 
 
+def run_predictions(arg: str, split: str) -> pd.DataFrame:
+    """One run's predictions on a split, or several comma-separated runs' taken together (pool_predictions)."""
+    return pool_predictions([Path(d) / f"predictions_{split}.csv" for d in arg.split(",")])
+
+
+def runs_label(arg: str) -> str:
+    """A short name for a run, or for comma-separated runs taken together."""
+    names = [Path(d).name for d in arg.split(",")]
+    return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1} pooled"
+
+
 def load_history(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path).sort_values("epoch").reset_index(drop=True)
 

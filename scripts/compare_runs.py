@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.metrics import paired_comparison  # noqa: E402
-from fer_core.runs import pool_predictions  # noqa: E402
+from fer_core.runs import run_predictions, runs_label  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
            ("arousal_ccc", "Δ A CCC"), ("valence_rmse", "Δ V RMSE"), ("arousal_rmse", "Δ A RMSE")]
@@ -28,16 +28,6 @@ def cell(m: dict | None) -> str:
         return "–"
     ci = m["ci95"]
     return f"{m['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-
-
-def predictions(arg: str, split: str):
-    """One run's predictions, or several runs' (comma-separated) taken together."""
-    return pool_predictions([Path(d) / f"predictions_{split}.csv" for d in arg.split(",")])
-
-
-def label(arg: str) -> str:
-    names = [Path(d).name for d in arg.split(",")]
-    return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1} pooled"
 
 
 def main() -> int:
@@ -53,11 +43,11 @@ def main() -> int:
     lines = []
     for old, new in pairs:
         try:
-            r = paired_comparison(predictions(new, a.split), predictions(old, a.split), n_boot=a.n_boot)
+            r = paired_comparison(run_predictions(new, a.split), run_predictions(old, a.split), n_boot=a.n_boot)
         except (OSError, ValueError) as e:
-            print(f"error: {label(new)} vs {label(old)}: {e}", file=sys.stderr)
+            print(f"error: {runs_label(new)} vs {runs_label(old)}: {e}", file=sys.stderr)
             return 1
-        lines.append(f"| {label(new)} | {label(old)} | {r['n']} | "
+        lines.append(f"| {runs_label(new)} | {runs_label(old)} | {r['n']} | "
                      + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {r['mcnemar_p']:.3f} |")
     print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |")
     print("|" + "---|" * (len(COLUMNS) + 4))

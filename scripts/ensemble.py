@@ -1,8 +1,13 @@
 """Score an ensemble of runs on a split: their predictions averaged (class probabilities and valence/arousal), and
 with --soup also one model whose weights are the runs' weights averaged (a uniform "model soup": the runs must share a
-backbone, and should start from the same checkpoint). Prints one line each, beside every member's own accuracy.
+backbone, and should start from the same checkpoint). Prints each member's scores with the ensemble's paired
+difference in accuracy from it (95% bootstrap interval, McNemar's exact p), then the ensemble's.
 
     python scripts/ensemble.py artifacts/runs/A artifacts/runs/B [...] [--split val] [--soup]
+    python scripts/ensemble.py A-fold1,A-fold2,A-fold3 B-fold1,B-fold2,B-fold3 --split test   # folds pooled
+
+A comma-separated member stands for several runs' predictions taken together (the folds of one cross-validation);
+two cross-validations with the same folds then ensemble on every image.
 """
 from __future__ import annotations
 
@@ -16,8 +21,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.evaluate import summary_line  # noqa: E402
-from fer_core.metrics import PROB_COLS, align_predictions, compute_metrics  # noqa: E402
-from fer_core.runs import load_predictions  # noqa: E402
+from fer_core.metrics import PROB_COLS, align_predictions, compute_metrics, paired_comparison  # noqa: E402
+from fer_core.runs import run_predictions, runs_label  # noqa: E402
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 
@@ -67,20 +72,25 @@ def line(label: str, df: pd.DataFrame) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", help="run folders")
+    p.add_argument("runs", nargs="+", help="run folders (comma-separated: taken together)")
     p.add_argument("--split", default="val")
     p.add_argument("--soup", action="store_true", help="also average the runs' weights (needs their checkpoints)")
     a = p.parse_args()
-    dirs = [Path(r) for r in a.runs]
-    if len(dirs) < 2:
+    if len(a.runs) < 2:
         p.error("give at least two runs")
+    if a.soup and any("," in r for r in a.runs):
+        p.error("--soup averages single runs' weights: give run folders, not comma-separated runs")
     try:
-        tables = [load_predictions(d / f"predictions_{a.split}.csv") for d in dirs]
-        for d, t in zip(dirs, tables):
-            print(line(f"{d.name:>24}", t))
-        print(line(f"{'ensemble':>24}", averaged_predictions(tables)))
+        tables = [run_predictions(r, a.split) for r in a.runs]
+        ensemble = averaged_predictions(tables)
+        for r, t in zip(a.runs, tables):
+            c = paired_comparison(ensemble, t)
+            d = c["metrics"]["accuracy"]
+            print(line(f"{runs_label(r):>24}", t) + f"; ensemble − it: accuracy {d['diff']:+.3f} "
+                  f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], McNemar p {c['mcnemar_p']:.3f}")
+        print(line(f"{'ensemble':>24}", ensemble))
         if a.soup:
-            print(line(f"{'soup':>24}", soup_predictions(dirs, a.split)))
+            print(line(f"{'soup':>24}", soup_predictions([Path(r) for r in a.runs], a.split)))
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

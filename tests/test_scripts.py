@@ -41,14 +41,19 @@ def test_results_table_lists_runs_and_their_seed_group(runs):
     assert len(group) == 1 and f"| {mean:.3f} ± " in group[0]
 
 
-def test_results_table_pools_runs_whose_test_parts_do_not_overlap(runs, tmp_path):
-    whole = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})
-    for k, part in enumerate((whole.iloc[:120], whole.iloc[120:])):  # two "folds" of one run's test images
+def _halves(run, tmp_path):
+    """Two "folds" of one run's test images, as run folders fold0 and fold1."""
+    whole = pd.read_csv(run / "predictions_test.csv", dtype={"id": str})
+    for k, part in enumerate((whole.iloc[:120], whole.iloc[120:])):
         folder = tmp_path / f"fold{k}"
         folder.mkdir()
-        (folder / "config.json").write_text((runs["base"] / "config.json").read_text())
-        (folder / "metrics_test.json").write_text((runs["base"] / "metrics_test.json").read_text())
+        (folder / "config.json").write_text((run / "config.json").read_text())
+        (folder / "metrics_test.json").write_text((run / "metrics_test.json").read_text())
         part.to_csv(folder / "predictions_test.csv", index=False)
+
+
+def test_results_table_pools_runs_whose_test_parts_do_not_overlap(runs, tmp_path):
+    _halves(runs["base"], tmp_path)
     out = _run("results_table.py", tmp_path / "fold0", tmp_path / "fold1", "--pool", "cv")
     assert out.returncode == 0, out.stderr
     row = [ln for ln in out.stdout.splitlines() if ln.startswith("| cv (2 runs pooled) |")]
@@ -92,6 +97,20 @@ def test_ensemble_averages_the_members_predictions(runs):
     last = out.stdout.splitlines()[-1]
     assert last.strip().startswith("ensemble (n=300") and f"acc {acc:.4f}" in last
     assert f"acc {_accuracy(runs['better']):.4f}" in out.stdout
+    better = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("better (")][0]
+    diff = acc - _accuracy(runs["better"])
+    assert f"ensemble − it: accuracy {diff:+.3f} [" in better and "McNemar p" in better
+
+
+def test_ensemble_takes_comma_separated_runs_together(runs, tmp_path):
+    _halves(runs["base"], tmp_path)
+    whole = _run("ensemble.py", runs["base"], runs["better"], "--split", "test")
+    pooled = _run("ensemble.py", f"{tmp_path / 'fold0'},{tmp_path / 'fold1'}", runs["better"], "--split", "test")
+    assert pooled.returncode == 0, pooled.stderr
+    assert pooled.stdout.splitlines()[-1] == whole.stdout.splitlines()[-1]  # the same ensemble on the same 300 images
+    assert "fold0 +1 pooled (n=300" in pooled.stdout
+    out = _run("ensemble.py", f"{tmp_path / 'fold0'},{tmp_path / 'fold1'}", runs["better"], "--soup")
+    assert out.returncode == 2 and "single runs" in out.stderr
 
 
 def test_ensemble_refuses_runs_on_other_samples(runs, tmp_path):
