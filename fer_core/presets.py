@@ -35,6 +35,12 @@ PRESETS = {
     "dlib-best": dict(backbone="dlib_face_resnet", img_size=150, epochs=12, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
                       va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True,
                       weights="artifacts/runs/ferplus-dlib/checkpoints/best.pt"),
+    # The same two stages on HSE's MobileNet, trained on VGGFace2 identities, then age and gender.
+    "ferplus-hse": dict(backbone="hse_face_mobilenet", img_size=112, epochs=10, batch_size=128, lr=1e-3,
+                        weight_decay=0.05, warmup_epochs=0.15, aug="v1", workers=0, ema=0.99, tta=True),
+    "hse-best": dict(backbone="hse_face_mobilenet", img_size=150, epochs=12, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
+                     va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True,
+                     weights="artifacts/runs/ferplus-hse/checkpoints/best.pt"),
 }
 
 DESCRIPTIONS = {
@@ -51,6 +57,10 @@ DESCRIPTIONS = {
                     "(--name ferplus-dlib)",
     "dlib-best": "stage 2: from artifacts/runs/ferplus-dlib (run that preset first), 12 AffectNet epochs at 150 px, "
                  "CCC loss",
+    "ferplus-hse": "stage 1 of hse-best: HSE's VGGFace2 MobileNet (identity, age, gender) 112 px, 10 epochs on FER+ "
+                   "(--name ferplus-hse)",
+    "hse-best": "stage 2: from artifacts/runs/ferplus-hse (run that preset first), 12 AffectNet epochs at 150 px, "
+                "CCC loss",
 }
 
 
