@@ -50,8 +50,8 @@ HSE_FILE = "hse_face_mobilenet-human-models-3.0.4.pth"
 # Its Keras preprocessing subtracts the ImageNet mean pixel (0-255 scale, no division); the port takes RGB.
 HSE_MEAN = [123.68 / 255, 116.779 / 255, 103.939 / 255]
 HSE_STD = [1 / 255] * 3
-BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "hse_face_mobilenet", "mobilenet_v3_large",
-             "resnet18"]
+BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "hse_face_mobilenet",
+             "mobilenet_v3_large", "resnet18"]
 
 # backbone -> (package, file inside the package) holding the official ImageNet weights.
 OFFLINE_SOURCES = {
@@ -360,8 +360,8 @@ def fetch_face_weights(backbone: str) -> tuple[Path, str]:
 
 
 def _pretrained_state_dict(backbone: str):
-    """State dict of the backbone's pretrained weights (ImageNet; faces for dlib_face_resnet) and a description of
-    where they came from."""
+    """State dict of the backbone's pretrained weights (ImageNet; faces for the FACE_SOURCES backbones) and a
+    description of where they came from."""
     if backbone in FACE_SOURCES:
         try:
             f, origin = fetch_face_weights(backbone)
@@ -428,7 +428,7 @@ def _features(backbone: str):
 
 def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
     """Build a FERModel. ``weights``: "imagenet" (or its synonym "pretrained": the backbone's released weights, which
-    for dlib_face_resnet are its face-recognition ones), "none", or a path to a state dict / checkpoint.
+    for the face backbones are their face ones), "none", or a path to a state dict / checkpoint.
 
     Returns (model, ModelInfo). Raises WeightsUnavailable, FileNotFoundError or ValueError with a clear message.
     """

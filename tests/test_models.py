@@ -58,7 +58,8 @@ def test_dlib_port_matches_face_api():
 
     model, info = build_model("dlib_face_resnet", weights="imagenet")
     assert "dlib face-recognition ResNet" in info.weights_loaded and info.feature_dim == 256
-    fc = torch.load(models.fetch_face_weights("dlib_face_resnet")[0], map_location="cpu", weights_only=True)["fc.weight"]
+    f = models.fetch_face_weights("dlib_face_resnet")[0]
+    fc = torch.load(f, map_location="cpu", weights_only=True)["fc.weight"]
     mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
     with torch.no_grad():
         emb = model.features.eval()((_reference_inputs() / 255 - mean) / std) @ fc.T
