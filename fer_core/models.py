@@ -227,11 +227,11 @@ def _tfjs_weights(manifest: dict, data: bytes) -> dict:
         q = w.get("quantization")
         n = math.prod(w["shape"])
         dtype = np.dtype(q["dtype"] if q else w["dtype"])
-        a = np.frombuffer(data, dtype, n, off)
+        a = np.frombuffer(data, dtype, n, off).astype(np.float32)
         off += n * dtype.itemsize
-        if q and q["dtype"] == "uint8":
-            a = a.astype(np.float32) * q["scale"] + q["min"]
-        raw[w["name"]] = torch.from_numpy(a.astype(np.float32)).reshape(w["shape"])
+        if q and q["dtype"] == "uint8":  # float16-quantised entries need only the cast
+            a = a * np.float32(q["scale"]) + np.float32(q["min"])
+        raw[w["name"]] = torch.from_numpy(a).reshape(w["shape"])
     if off != len(data):
         raise ValueError(f"weights file holds {len(data)} bytes, manifest describes {off}")
     return raw
