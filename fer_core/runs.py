@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .labels import CLASSES, NUM_CLASSES
+from .presets import PRESETS, resolve
 
 SUPPORTED_SCHEMA_VERSIONS = {1}
 RUNS_DIR_ENV = "FER_LAB_RUNS_DIR"
@@ -214,7 +215,9 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     """Runs to show before the user chooses: the newest run, then the best run (by validation selection_score) of
     each recipe (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others
     (same data first); at most n. A seed repeat (a run that seed_groups puts after another) does not compete for
-    best of its recipe: the luckiest of several seeds is noise, not a better recipe.
+    best of its recipe: the luckiest of several seeds is noise, not a better recipe. Nor does a run that changed
+    more of its preset's settings than another run of that preset: an ablation stands for its own question, the
+    plain preset for the recipe.
 
     A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
     Cross-validation folds (``--fold K/N``) come last, unless there is nothing else: each is tested on other images
@@ -233,11 +236,18 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     def recipe(r: Run):
         return r.config.get("preset") or r.config.get("backbone")
 
+    def changed(r: Run) -> int:
+        """How many of its preset's settings the run changed (0 without a known preset)."""
+        preset, args = r.config.get("preset"), r.config.get("args") or {}
+        if preset not in PRESETS:
+            return 0
+        return sum(k in args and k not in NOT_RECIPE and args[k] != v for k, v in resolve(preset, {}).items())
+
     same = [r for r in runs if data(r) == data(runs[0])]
     chosen = [runs[0]]
     for key in dict.fromkeys(recipe(r) for r in same):
-        best = max((r for r in same if recipe(r) == key and r.name not in repeats),
-                   key=lambda r: float("-inf") if r.val_score is None else r.val_score, default=None)
+        best = min((r for r in same if recipe(r) == key and r.name not in repeats),
+                   key=lambda r: (changed(r), float("inf") if r.val_score is None else -r.val_score), default=None)
         if best is not None and best not in chosen:
             chosen.append(best)
     chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]
