@@ -62,8 +62,9 @@ with st.sidebar:
 
     _remembered("selected_runs", names, R.default_selection(all_runs, MAX_DEFAULT_RUNS))
     chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
-                            help="Newest first. Every page shows the runs chosen here. At first: the newest run "
-                            "and the best run (validation accuracy) of each other recipe on the same data.")
+                            help="Newest first. Every page shows the runs chosen here. At first: the newest run, then "
+                            "the best run of each other recipe on the same data (by validation accuracy averaged "
+                            "with valence/arousal CCC; a preset's plain run before its ablations).")
     runs = [r for r in all_runs if r.name in chosen]
 
     splits = sorted({s for r in runs for s in r.splits}, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
