@@ -329,7 +329,8 @@ def has_predefined_split(index: DataIndex) -> bool:
 
 
 def _carve(ids: list[str], labels: list[int], frac: float, seed: int) -> tuple[list[str], list[str]]:
-    """Split ids into (kept, carved) with about frac carved, stratified by label when the counts allow it."""
+    """Split ids into (kept, carved) with about frac carved (exactly frac ids when it is an int), stratified by label
+    when the counts allow it."""
     from sklearn.model_selection import train_test_split
 
     if frac <= 0 or len(ids) < 2:
@@ -346,6 +347,15 @@ def _carve(ids: list[str], labels: list[int], frac: float, seed: int) -> tuple[l
         except ValueError:  # fewer carved samples than classes, or too few samples left: try without strata
             continue
     return list(ids), []
+
+
+def stratified_subset(samples: list[Sample], n: int, seed: int = 0) -> list[Sample]:
+    """A seeded choice of ``n`` of ``samples`` with the classes in their proportions (all of them if n >= len)."""
+    if n >= len(samples):
+        return list(samples)
+    _, chosen = _carve([s.id for s in samples], [s.label for s in samples], n, seed)
+    keep = set(chosen)
+    return [s for s in samples if s.id in keep]
 
 
 def _fold(ids: list[str], labels: list[int], k: int, n: int, seed: int) -> tuple[list[str], list[str]]:

@@ -89,7 +89,8 @@ def get_args_parser():
       "set, e.g. FER+ beside AffectNet; its validation/test images are not used; none = no second set")
     a("--extra-count", type=int, help="use this many of --extra-data's training images, a seeded random choice "
       "(default 0 = all)")
-    a("--limit", type=int, help="use at most N training images (quick trials)")
+    a("--limit", type=int, help="train on a seeded random N of the training images, classes in "
+      "their proportions (quick trials, learning curves)")
     a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
 
@@ -149,7 +150,7 @@ def _main(args) -> int:
     assignment = _split(args, cfg, index, run_dir, rank)
     by_split = {k: [s for s in index.samples if assignment.get(s.id) == k] for k in ("train", "val", "test")}
     if r.get("limit"):
-        by_split["train"] = by_split["train"][: r["limit"]]
+        by_split["train"] = fdata.stratified_subset(by_split["train"], r["limit"], r["seed"])
     if not by_split["train"] or not by_split["val"]:
         raise Fail(f"need training and validation images; split counts {[len(v) for v in by_split.values()]}")
     cfg["split"]["counts"] = {k: len(v) for k, v in by_split.items()}
@@ -347,6 +348,8 @@ def _prepare_run(args, rank):
         raise Fail("--data is required (a data folder or CSV manifest), unless you --resume a run")
     r = resolve(args.preset, {k: getattr(args, k) for k in RECIPE_KEYS})
     r["limit"] = args.limit
+    if args.limit is not None and args.limit < 1:
+        raise Fail(f"--limit must be a number of training images, 1 or more (got {args.limit})")
     if not Path(args.data).exists():
         raise Fail(f"data folder not found: {args.data}")
     if r["weights"] == PRESETS.get(args.preset, {}).get("weights") and not Path(r["weights"]).is_file():

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from fer_core.data import (DataError, ImageError, decode_images, detect_layout, has_predefined_split, load_image,
-                           make_split, read_dataset)
+                           make_split, read_dataset, stratified_subset)
+from fer_core.labels import CLASSES
 from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image, write_ferplus
 
 
@@ -224,6 +225,18 @@ def test_split_folds_cover_every_image_once(tmp_path):
     assert make_split(index, 0.1, seed=2, fold=(1, 5)) != make_split(index, 0.1, seed=1, fold=(1, 5))
     with pytest.raises(DataError, match="1 <= k <= n"):
         make_split(index, fold=(6, 5))
+
+
+def test_stratified_subset_keeps_class_proportions_in_class_sorted_data(tmp_path):
+    for c in range(8):  # class folders: the index lists the classes one after another
+        for k in range(10):
+            save(tmp_path / CLASSES[c] / f"{k}.png", c, size=8)
+    samples = read_dataset(tmp_path).samples
+    assert [s.label for s in samples[:10]] == [samples[0].label] * 10
+    sub = stratified_subset(samples, 16, seed=0)
+    assert len(sub) == 16 and Counter(s.label for s in sub) == {c: 2 for c in range(8)}
+    assert stratified_subset(samples, 16, seed=0) == sub and stratified_subset(samples, 16, seed=1) != sub
+    assert stratified_subset(samples, 500) == samples
 
 
 def test_split_predefined_and_carved_val(tmp_path):
