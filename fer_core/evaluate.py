@@ -1,10 +1,13 @@
-"""Evaluate a run's checkpoint on a split of its data or on another data set; write predictions and metrics.
+"""Evaluate a run's checkpoint, or a model file, on a split of its data or on another data set; write predictions
+and metrics.
 
-    python -m fer_core.evaluate --run artifacts/runs/NAME [--data DIR] [--split test] [--checkpoint best] [--tta]
+    python -m fer_core.evaluate --run artifacts/runs/NAME [--data DIR] [--split test] [--checkpoint best] [--no-tta]
+    python -m fer_core.evaluate --data DIR --out FOLDER      # the shipped default model (models/default) on DIR
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -85,16 +88,19 @@ def summary_line(m: dict) -> str:
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run folder written by fer_core.train")
-    p.add_argument("--data", help="data folder to evaluate on (default: the run's own data)")
+    p.add_argument("--run", help="run folder written by fer_core.train, or a model file (.pt checkpoint, .onnx "
+                                 "export); default: the shipped default model, models/default")
+    p.add_argument("--data", help="data folder to evaluate on (default: the model's own training data)")
     p.add_argument("--layout", default="auto", help="layout of --data: auto, affectnet, ferplus, folders, csv")
     p.add_argument("--split", default=None,
                    help="train, val, test or all (default: test of the run's own split; all samples of other data "
                         "unless it has a predefined test split)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint (default best)")
-    p.add_argument("--tta", action="store_true", help="average predictions over the image and its mirror")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="which checkpoint of a run folder (default best)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average predictions over the image and its mirror (default: as the run was trained to)")
     p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
-    p.add_argument("--out", help="folder for predictions/metrics (default: the run folder)")
+    p.add_argument("--out", help="folder for predictions/metrics (default: the run folder; needed for a model file)")
     p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     return p
@@ -106,48 +112,128 @@ def saved_split(run: Path) -> dict[str, str]:
     return dict(zip(split_csv["id"], split_csv["split"]))
 
 
+def _model_run(cfg: dict) -> Path | None:
+    """The run folder a model file was exported from, where it is at hand (the same run: same creation time)."""
+    from .inference import RUNS_DIR
+
+    run = RUNS_DIR / str(cfg.get("name"))
+    try:
+        same = json.loads((run / "config.json").read_text()).get("created") == cfg.get("created")
+    except (OSError, ValueError):
+        return None
+    return run if same and (run / "split.csv").is_file() else None
+
+
+def _same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
+    """Whether data at another path is a copy of the model's training data: it holds every image id of the run's
+    split, or (without the run folder) it is a folder of the same name."""
+    if run is not None:
+        return set(saved_split(run)) <= {s.id for s in index.samples}
+    return root.name == own_root.name
+
+
+def _load(args, device):
+    """(path, config, run folder or None, predict(images, cfg, tta) -> (probs, va)) for --run."""
+    from .inference import ModelNotFound, Predictor, load_checkpoint, resolve_model
+
+    run = Path(args.run) if args.run else None
+    if run is not None and run.is_dir():
+        path = run / "checkpoints" / f"{args.checkpoint}.pt"
+        if not path.is_file():
+            raise ModelNotFound(f"no checkpoint at {path} (is {run} a run folder written by fer_core.train?)")
+    else:
+        path = resolve_model(args.run)
+    if path.suffix.lower() == ".onnx":
+        predictor = Predictor(path, detector=None, tta=False)
+
+        def predict(images, cfg, tta):
+            if cfg["img_size"] != predictor.img_size:
+                raise ModelNotFound(f"{path} is an ONNX export at {predictor.img_size} px: --img-size needs the "
+                                    f"checkpoint")
+            predictor.tta = tta
+            parts = [predictor.predict_batch(images[i:i + 128].permute(0, 2, 3, 1).numpy())
+                     for i in range(0, len(images), 128)]
+            return tuple(np.concatenate(x) for x in zip(*parts))
+
+        cfg = predictor.config
+    else:
+        model, cfg = model_from_checkpoint(load_checkpoint(path))
+        model.to(device)
+
+        def predict(images, cfg, tta):
+            return predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
+
+    if path.parent.name == "checkpoints" and (path.parent.parent / "split.csv").is_file():
+        run = path.parent.parent
+    else:
+        run = _model_run(cfg)
+    return path, cfg, run, predict
+
+
 def main(args) -> int:
+    from .inference import ModelNotFound
     from .train import pick_device  # one device policy for train and evaluate
 
-    run = Path(args.run)
-    ckpt_path = run / "checkpoints" / f"{args.checkpoint}.pt"
-    if not ckpt_path.is_file():
-        return _fail(f"no checkpoint at {ckpt_path} (is {run} a run folder written by fer_core.train?)")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model, cfg = model_from_checkpoint(ckpt)
+    device = pick_device(args.device)
+    try:
+        path, cfg, run, predict = _load(args, device)
+    except ModelNotFound as e:
+        return _fail(str(e))
     if args.img_size is not None:
         if not 16 <= args.img_size <= 1024:
             return _fail(f"--img-size must be between 16 and 1024 pixels, got {args.img_size}")
         cfg = dict(cfg, img_size=args.img_size)
-    device = pick_device(args.device)
-    model.to(device)
-    own_root = Path(cfg["data"]["root"])
+    own_root = Path((cfg.get("data") or {}).get("root", ""))
     root = Path(args.data).resolve() if args.data else own_root
+    if not args.data and not own_root.is_dir():
+        return _fail(f"{path} was trained on {own_root}, which is not here: give --data DIR")
+    out = Path(args.out) if args.out else (Path(args.run) if args.run and Path(args.run).is_dir() else None)
+    if out is None:
+        return _fail(f"give --out FOLDER: where to write the predictions and metrics of {path}")
     try:
         index = fdata.read_dataset(root, args.layout if args.data else cfg["data"]["layout"])
     except fdata.DataError as e:
         return _fail(str(e))
-    foreign = root != own_root
+    foreign = root != own_root and not _same_data(index, root, own_root, run)
     if foreign:
         has_test = any(s.split == "test" for s in index.samples)
         split = args.split or ("test" if has_test else "all")
         assignment = {s.id: s.split for s in index.samples}
+        trained = {i for i, v in (saved_split(run).items() if run is not None else ()) if v == "train"}
+        if any(s.id in trained for s in index.samples):
+            n = sum(s.id in trained for s in index.samples)
+            print(f"note: {n} of these {len(index.samples)} images have the ids of images {cfg.get('name')} trained "
+                  f"on; if they are the same images, the figures will be flattering", file=sys.stderr)
     else:
         split = args.split or "test"
-        assignment = saved_split(run)
+        if run is None and split != "all":
+            return _fail(f"{path} was trained on {root}, and its run folder (split.csv) is not here to say which "
+                         f"images are its {split} images: evaluate on other data (--data), or --split all to score "
+                         f"every image, its training images included")
+        assignment = saved_split(run) if run is not None else {}
+        if split == "all":
+            print(f"note: --split all scores every image of {root}, including those {cfg.get('name', path.stem)} "
+                  f"trained on", file=sys.stderr)
     samples = [s for s in index.samples if split == "all" or assignment.get(s.id) == split]
     if not samples:
         return _fail(f"no samples in split {split!r} of {root}")
+    tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
     tag = args.tag or (split if not foreign else f"{root.name}-{split}")
-    df, failures = evaluate_samples(model, cfg, root, samples, device=device, tta=args.tta)
-    if df.empty:
+    images, ok, failures = fdata.decode_images(root, samples, cfg["img_size"])
+    if not ok:
         return _fail(f"none of the {len(samples)} images of {root} could be read")
-    m = write_evaluation(args.out or run, tag, df, data_root=str(root), checkpoint=ckpt_path.name, tta=args.tta,
+    try:
+        probs, va = predict(images, cfg, tta)
+    except ModelNotFound as e:
+        return _fail(str(e))
+    df = predictions_frame([samples[i] for i in ok], probs, va)
+    m = write_evaluation(out, tag, df, data_root=str(root), checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures))
-    print(f"{run.name} on {root} [{split}, n={m['n']}]: {summary_line(m)}")
+    print(f"{cfg.get('name', path.stem)} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}]: "
+          f"{summary_line(m)}")
     if failures:
         print(f"{len(failures)} unreadable images skipped, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)
-    print(f"wrote {Path(args.out or run) / f'predictions_{tag}.csv'} and metrics_{tag}.json")
+    print(f"wrote {out / f'predictions_{tag}.csv'} and metrics_{tag}.json")
     return 0
 
 

@@ -138,7 +138,7 @@ class Predictor:
     """Loads one model and answers for faces, crops or whole images. One object can serve many threads."""
 
     def __init__(self, path, backend: str = "auto", detector="auto", detect_side: int | None = 640,
-                 margin: float = DEFAULT_MARGIN, threads: int = 2):
+                 margin: float = DEFAULT_MARGIN, threads: int = 2, tta: bool | None = None):
         if backend not in ("auto", "onnx", "torch"):
             raise ValueError(f"backend must be auto, onnx or torch, not {backend!r}")
         self.path, self.margin = Path(path), margin
@@ -173,6 +173,8 @@ class Predictor:
         self.mean = np.asarray(self.config["mean"], np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(self.config["std"], np.float32).reshape(1, 3, 1, 1)
         self.classes = list(self.config.get("classes") or CLASSES)
+        # flip TTA (the crop and its mirror averaged) as the run was evaluated, unless told otherwise
+        self.tta = bool((self.config.get("args") or {}).get("tta")) if tta is None else tta
         if detector == "auto" or isinstance(detector, str):
             detector = FaceDetector(detector, max_side=detect_side)
         self.detector: FaceDetector | None = detector
@@ -204,19 +206,23 @@ class Predictor:
                 if isinstance(best.get("value"), (int, float)) else None)
         return {"name": c.get("name", self.path.stem), "backbone": c.get("backbone"), "img_size": self.img_size,
                 "trained": trained, "init": w.get("loaded"), "weights_file": str(self.path), "runtime": self.runtime,
-                "best": best,
+                "best": best, "tta": self.tta,
                 "detector": self.detector.name if self.detector else "none (whole image)"}
 
     def describe(self) -> str:
         i = self.info()
-        return (f"model {i['name']} ({i['backbone']}, {i['img_size']} px) from {i['weights_file']} on {i['runtime']}; "
+        tta = ", flip TTA" if i["tta"] else ""
+        return (f"model {i['name']} ({i['backbone']}, {i['img_size']} px{tta}) from {i['weights_file']} on "
+                f"{i['runtime']}; "
                 f"trained on {i['trained']}; faces: {i['detector']}")
 
     # ------------------------------------------------------------------ prediction
     def predict_batch(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 RGB crops [N, S, S, 3] at img_size -> (probabilities [N, 8], valence/arousal [N, 2])."""
         x = np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2) / 255.0
-        x = np.ascontiguousarray((x - self.mean) / self.std, dtype=np.float32)
+        x = (x - self.mean) / self.std
+        n = len(x)
+        x = np.ascontiguousarray(np.concatenate([x, x[..., ::-1]]) if self.tta else x, dtype=np.float32)
         if self._session is not None:
             logits, va = self._session.run(None, {"input": x})  # ORT sessions are safe to share across threads
         else:
@@ -226,7 +232,10 @@ class Predictor:
                 logits, va = (t.numpy() for t in self._model(torch.from_numpy(x)))
         z = logits.astype(np.float64)
         e = np.exp(z - z.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32), np.asarray(va, np.float32)
+        p, va = e / e.sum(axis=1, keepdims=True), np.asarray(va, np.float64)
+        if self.tta:  # the mirrors' answers averaged in, as evaluation does
+            p, va = (p[:n] + p[n:]) / 2, (va[:n] + va[n:]) / 2
+        return p.astype(np.float32), va.astype(np.float32)
 
     def _results(self, crops, boxes, scores, whole: bool) -> list[dict]:
         probs, va = self.predict_batch(np.stack(crops))

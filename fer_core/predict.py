@@ -30,6 +30,8 @@ def get_args_parser():
                    help="auto: ONNX Runtime for .onnx files, PyTorch for checkpoints; onnx converts a checkpoint")
     p.add_argument("--detector", choices=["auto", *DETECTORS], default="auto", help="face detector (default auto)")
     p.add_argument("--whole-image", action="store_true", help="skip face detection: classify each whole image")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each face's answer with its mirror image's (default: as the run was evaluated)")
     p.add_argument("--csv", metavar="OUT", help="write one row per face (or per failed file) to this CSV")
     p.add_argument("--json", metavar="OUT", help="write all results and the model description to this JSON file")
     return p
@@ -97,7 +99,8 @@ def main(args) -> int:
 
     try:
         path = resolve_model(args.run, backend=args.backend)
-        predictor = Predictor(path, backend=args.backend, detector=None if args.whole_image else args.detector)
+        predictor = Predictor(path, backend=args.backend, detector=None if args.whole_image else args.detector,
+                              tta=args.tta)
     except (ModelNotFound, ValueError, RuntimeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -243,6 +243,20 @@ def test_onnx_agrees_with_pytorch(ckpt, onnx_file, predictor):
         Predictor(onnx_file, backend="torch")
 
 
+def test_flip_tta_averages_each_crop_with_its_mirror(ckpt, onnx_file):
+    crops = np.stack([crop_face(astronaut(), ASTRONAUT_FACE, size=112), crop_face(chelsea(), (100, 50, 300, 250))])
+    plain, tta = Predictor(onnx_file, detector=None), Predictor(onnx_file, detector=None, tta=True)
+    assert not plain.tta and tta.tta and "flip TTA" in tta.describe()  # the tiny config does not ask for TTA
+    (p, va), (pm, vam) = plain.predict_batch(crops), plain.predict_batch(crops[:, :, ::-1])
+    pt, vat = tta.predict_batch(crops)
+    assert np.abs(p - pm).max() > 1e-3  # the mirror answers differently, so the average is not the plain answer
+    assert np.abs(pt - (p + pm) / 2).max() < 1e-5 and np.abs(vat - (va + vam) / 2).max() < 1e-5
+    cfg = torch.load(ckpt, map_location="cpu", weights_only=True)
+    cfg["config"]["args"] = {"tta": True}
+    torch.save(cfg, ckpt.with_name("tta.pt"))
+    assert Predictor(ckpt.with_name("tta.pt"), detector=None).tta  # as the run was evaluated
+
+
 def test_export_cli(ckpt, tmp_path, capsys):
     assert E.main(E.get_args_parser().parse_args(["--run", str(tmp_path / "nope")])) == 2
     assert "no such run" in capsys.readouterr().err

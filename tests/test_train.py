@@ -1,6 +1,7 @@
 """End-to-end: train -> run folder -> evaluate, resume, torchrun with 2 CPU processes, CLI errors, real data."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,45 @@ def test_evaluate_at_another_size(tiny_run, tmp_path, capsys):
     bad = evaluate.get_args_parser().parse_args(["--run", str(run), "--img-size", "3", "--out", str(tmp_path)])
     assert evaluate.main(bad) == 2
     assert "--img-size must be between 16 and 1024" in capsys.readouterr().err
+
+
+def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, capsys):
+    from fer_core import export
+
+    base, data, run = tiny_run
+    onnx = tmp_path / "tiny.onnx"
+    assert export.main(export.get_args_parser().parse_args(["--run", str(run), "--out", str(onnx)])) == 0
+    other = make_affectnet_dir(tmp_path / "other", n_per_class=3, size=48, seed=7)
+
+    def ev(*argv):
+        capsys.readouterr()
+        return evaluate.main(evaluate.get_args_parser().parse_args([str(a) for a in argv]))
+
+    assert ev("--run", onnx, "--data", other) == 2 and "give --out" in capsys.readouterr().err
+    assert ev("--run", onnx, "--data", other, "--out", tmp_path / "o") == 0
+    assert ev("--run", run, "--data", other, "--out", tmp_path / "c") == 0
+    o = pd.read_csv(tmp_path / "o" / "predictions_other-all.csv")
+    c = pd.read_csv(tmp_path / "c" / "predictions_other-all.csv")
+    assert len(o) == 24 and (o["pred"] == c["pred"]).all()
+    assert (o.filter(like="prob_") - c.filter(like="prob_")).abs().max().max() < 1e-4
+    # on the data it trained on, a loose model file does not know its test images: no silent scoring of them all
+    assert ev("--run", onnx, "--out", tmp_path / "o") == 2
+    assert "split.csv" in capsys.readouterr().err
+    assert ev("--run", onnx, "--out", tmp_path / "o", "--split", "all") == 0
+    assert "including those tiny trained on" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "o" / "predictions_all.csv")) == 80
+    # next to its run's checkpoint, the export finds the run's split
+    assert ev("--run", run / "checkpoints" / "best.pt", "--out", tmp_path / "t") == 0
+    t = pd.read_csv(tmp_path / "t" / "predictions_test.csv")
+    assert sorted(t["id"].astype(str)) == sorted(pd.read_csv(run / "predictions_test.csv")["id"].astype(str))
+    # a copy of the training data elsewhere is still the training data: its test split is scored, not all of it
+    shutil.copytree(data, tmp_path / "moved")
+    assert ev("--run", run, "--data", tmp_path / "moved", "--out", tmp_path / "m") == 0
+    assert (tmp_path / "m" / "predictions_test.csv").is_file()
+    for f in (tmp_path / "moved" / "images").glob("1*.jpg"):  # part of it: scored, with a warning
+        f.unlink()
+    assert ev("--run", run, "--data", tmp_path / "moved", "--out", tmp_path / "m") == 0
+    assert "have the ids of images tiny trained on" in capsys.readouterr().err
 
 
 def test_split_from_reuses_assignment(tiny_run):

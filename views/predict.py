@@ -139,7 +139,8 @@ def main() -> None:
         st.error(f"Cannot load {label}: {e}")
         return
     i = predictor.info()
-    st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px, on {i['runtime']}  \n"
+    tta = ", each face averaged with its mirror image (flip TTA, as evaluated)" if i["tta"] else ""
+    st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px{tta}, on {i['runtime']}  \n"
             f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
             + (f"  \nBackbone initialised from: {i['init']}" if i["init"] else "")
             + (f"  \nCheckpoint: {i['best']}" if i["best"] else "") + f"  \nFace detector: {i['detector']}")
