@@ -73,9 +73,13 @@ for r in ctx.runs:
     best_cfg = c.get("best") or {}
     data = c.get("data") or {}
     extra = data.get("extra")
+    counts = (c.get("split") or {}).get("counts") or {}
     details.append({"run": r.name, "backbone": c.get("backbone"), "img size": c.get("img_size"),
-                    "weights": (c.get("weights") or {}).get("loaded"), "data": data.get("layout"),
+                    "epochs": (c.get("args") or {}).get("epochs"),
+                    "train / val / test": " / ".join(f"{counts.get(k, 0):,}" for k in ("train", "val", "test"))
+                    if counts else "", "data": data.get("layout"),
                     "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
+                    "weights": (c.get("weights") or {}).get("loaded"),
                     "valence/arousal": r.has_va, "samples": data.get("n_samples"),
                     "status": c.get("status"), "best epoch": best_cfg.get("epoch"),
                     "train min": round(c.get("train_minutes") or 0, 1), "preset": c.get("preset"), "created": c.get("created")})
