@@ -233,8 +233,26 @@ def main(args) -> int:
           f"{summary_line(m)}")
     if failures:
         print(f"{len(failures)} unreadable images skipped, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)
-    print(f"wrote {out / f'predictions_{tag}.csv'} and metrics_{tag}.json")
+    msg = f"wrote {out / f'predictions_{tag}.csv'} and metrics_{tag}.json"
+    if not (out / "config.json").exists():  # a folder of its own: make it a run folder the dashboard reads
+        atomic_write_json(out / "config.json", evaluation_config(cfg, path, index, tta, out.resolve().name))
+        msg += f" and config.json: the dashboard shows it when {out.resolve().parent} is among its run folders"
+    print(msg)
     return 0
+
+
+def evaluation_config(cfg: dict, path: Path, index, tta: bool, name: str) -> dict:
+    """config.json of a folder that holds only an evaluation: the model's description and the data it was run on,
+    without the model's training args (it trained nothing)."""
+    from datetime import datetime, timezone
+
+    keep = ("schema_version", "backbone", "img_size", "classes", "mean", "std", "weights", "hardware")
+    return {**{k: cfg[k] for k in keep if k in cfg}, "name": name,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "evaluation",
+            "data": {"root": str(index.root), "layout": index.layout, "has_va": index.has_va,
+                     "n_samples": len(index.samples)},
+            "evaluated_model": {"file": str(path), "name": cfg.get("name"), "preset": cfg.get("preset"),
+                                "trained_on": (cfg.get("data") or {}).get("root"), "tta": tta}}
 
 
 def _fail(msg: str) -> int:

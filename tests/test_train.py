@@ -105,6 +105,11 @@ def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, 
     o = pd.read_csv(tmp_path / "o" / "predictions_other-all.csv")
     c = pd.read_csv(tmp_path / "c" / "predictions_other-all.csv")
     assert len(o) == 24 and (o["pred"] == c["pred"]).all()
+    from fer_core.runs import validate_run  # the folder is a run the dashboard reads, naming the model it scored
+
+    ev_run, problems = validate_run(tmp_path / "o")
+    assert not problems and ev_run.splits == ["other-all"] and ev_run.data_root == str(other.resolve())
+    assert ev_run.config["evaluated_model"]["file"] == str(onnx) and "args" not in ev_run.config
     assert (o.filter(like="prob_") - c.filter(like="prob_")).abs().max().max() < 1e-4
     # on the data it trained on, a loose model file does not know its test images: no silent scoring of them all
     assert ev("--run", onnx, "--out", tmp_path / "o") == 2

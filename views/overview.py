@@ -74,7 +74,10 @@ for r in ctx.runs:
     data = c.get("data") or {}
     extra = data.get("extra")
     counts = (c.get("split") or {}).get("counts") or {}
-    details.append({"run": r.name, "backbone": c.get("backbone"), "img size": c.get("img_size"),
+    em = c.get("evaluated_model")  # a folder fer_core.evaluate wrote for a model file: which model it scored
+    details.append({"run": r.name,
+                    "evaluates": f"{em.get('name')} ({em.get('file')}, trained on {em.get('trained_on')})" if em else "",
+                    "backbone": c.get("backbone"), "img size": c.get("img_size"),
                     "epochs": (c.get("args") or {}).get("epochs"),
                     "train / val / test": " / ".join(f"{counts.get(k, 0):,}" for k in ("train", "val", "test"))
                     if counts else "", "data": data.get("layout"),
@@ -83,4 +86,5 @@ for r in ctx.runs:
                     "valence/arousal": r.has_va, "samples": data.get("n_samples"),
                     "status": c.get("status"), "best epoch": best_cfg.get("epoch"),
                     "train min": round(c.get("train_minutes") or 0, 1), "preset": c.get("preset"), "created": c.get("created")})
-st.dataframe(pd.DataFrame(details).set_index("run"), width="stretch")
+details = pd.DataFrame(details).set_index("run")
+st.dataframe(details if details["evaluates"].any() else details.drop(columns="evaluates"), width="stretch")
