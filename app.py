@@ -68,8 +68,8 @@ with st.sidebar:
     runs = [r for r in all_runs if r.name in chosen]
 
     splits = sorted({s for r in runs for s in r.splits}, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
-    if splits:
-        _remembered("split", splits, splits[0])
+    if splits:  # at first, the newest chosen run's first split (an evaluation folder may hold only its own)
+        _remembered("split", splits, next((s for s in splits if s in runs[0].splits), splits[0]))
     split = st.selectbox("Split", splits, key="split", on_change=_save, args=("split",),
                          help="Splits with a predictions_<split>.csv in a chosen run.") if splits else None
 

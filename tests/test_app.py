@@ -64,6 +64,22 @@ def test_sidebar_offers_runs_and_splits(monkeypatch, runs_dir):
     assert "Results on val" in [h.value for h in at.subheader]
 
 
+def test_split_starts_on_the_newest_runs_own(monkeypatch, tmp_path):
+    """An evaluation folder (fer_core.evaluate --out on other data) holds only its own split: just made, it is the
+    newest run, and the dashboard opens on that split, not on a val split it lacks."""
+    from datetime import datetime, timezone
+
+    from tests.fixture_runs import write_run
+
+    make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
+    write_run(tmp_path / "runs", "default-on-mine", n=60, splits=("mine-all",), n_boot=5,
+              created=datetime(2027, 1, 1, tzinfo=timezone.utc))
+    at = _app(monkeypatch, tmp_path / "runs")
+    assert at.multiselect(key="selected_runs").value[0] == "default-on-mine"
+    assert at.selectbox(key="split").options == ["val", "test", "mine-all"]
+    assert at.selectbox(key="split").value == "mine-all"
+
+
 def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
     at.switch_page("views/valence_arousal.py").run()
