@@ -25,7 +25,7 @@ RUNS_DIR = Path("artifacts/runs")
 MAX_PIXELS = 50_000_000
 NO_FACE = "no face found — whole image"
 HOW_TO_GET_A_MODEL = (
-    "Train one (python -m fer_core.train --data DATA --preset cpu-fast) and pass --run artifacts/runs/<name>, "
+    "Train one (python -m fer_core.train --data DATA --preset hse-fast) and pass --run artifacts/runs/<name>, "
     "or ship a run as the default model: python -m fer_core.export --run RUN --model-dir models/default")
 
 

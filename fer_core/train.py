@@ -1,6 +1,6 @@
 """Train a multi-task FER model (8 expressions + valence/arousal) and write a complete run folder.
 
-    python -m fer_core.train --data ../shared/data/affectnet8-4k --preset cpu-fast --name my-run
+    python -m fer_core.train --data ../shared/data/affectnet8-4k --preset hse-fast --name my-run
     torchrun --nproc_per_node 2 -m fer_core.train --data DIR --preset resnet50-34e      (multi-GPU / multi-node)
 
 Flags override the preset; the preset overrides the original study's recipe (AdamW lr 1e-4, weight decay 1e-5,

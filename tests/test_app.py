@@ -117,7 +117,7 @@ def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):
 def test_empty_state(monkeypatch, tmp_path):
     at = _app(monkeypatch, tmp_path)
     text = " ".join(c.value for c in at.code)
-    assert "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset cpu-fast --name my-first-run" in text
+    assert "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset hse-fast --name my-first-run" in text
     assert any("--help" in m.value for m in at.markdown)
     for page in PAGES:
         at.switch_page(page).run()

@@ -16,7 +16,7 @@ from fer_core.metrics import paired_comparison
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
 
-FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset cpu-fast --name my-first-run"
+FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset hse-fast --name my-first-run"
 
 
 @dataclass

@@ -122,7 +122,7 @@ def main() -> None:
     if not choices:
         where = ", ".join(str(d) for d in runs_dirs())
         st.error(f"No model to predict with: {DEFAULT_DIR}/ holds no model.pt or model.onnx and no run in {where} "
-                 f"has checkpoints/best.pt. Train one (`python -m fer_core.train --data DATA --preset cpu-fast`); it "
+                 f"has checkpoints/best.pt. Train one (`python -m fer_core.train --data DATA --preset hse-fast`); it "
                  f"appears here once its first epoch is saved. Or ship a run as the default model: "
                  f"`python -m fer_core.export --run RUN --model-dir {DEFAULT_DIR}`.")
         return
