@@ -26,11 +26,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as fdata
-from .evaluate import predict_arrays, predictions_frame, summary_line, write_evaluation
+from .evaluate import _same_data, predict_arrays, predictions_frame, saved_split, summary_line, write_evaluation
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc
-from .models import BACKBONES, WeightsUnavailable, build_model
+from .models import BACKBONES, WeightsUnavailable, build_model, model_from_checkpoint
 from .presets import DESCRIPTIONS, PRESETS, resolve
 from .runs import selection_score
 from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
@@ -89,6 +89,12 @@ def get_args_parser():
       "set, e.g. FER+ beside AffectNet; its validation/test images are not used; none = no second set")
     a("--extra-count", type=int, help="use this many of --extra-data's training images, a seeded random choice "
       "(default 0 = all)")
+    a("--teacher", metavar="RUN", help="distil from a trained model (a run folder or a checkpoint): each training "
+      "batch also learns the teacher's softened class probabilities, and its valence/arousal where the data has none "
+      "(e.g. --extra-data images)")
+    a("--kd-weight", type=float, help="with --teacher: weight of the teacher's probabilities against the labels "
+      "(default 0.5)")
+    a("--kd-temperature", type=float, help="with --teacher: softmax temperature of the distillation (default 2)")
     a("--limit", type=int, help="train on a seeded random N of the training images, classes in "
       "their proportions (quick trials, learning curves)")
     a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
@@ -108,7 +114,7 @@ def _fold_arg(text: str) -> tuple[int, int]:
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
                "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels",
                "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed", "val_frac", "test_frac", "extra_data",
-               "extra_count"]
+               "extra_count", "teacher", "kd_weight", "kd_temperature"]
 
 
 def pick_device(name: str = "auto") -> str:
@@ -174,6 +180,7 @@ def _main(args) -> int:
         cache["train"] = _add_extra(cache["train"], cfg, r, rank)
     log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
 
+    teacher = _load_teacher(r["teacher"], index, by_split, cfg, device) if r.get("teacher") else None
     model.to(device)
     ema = _ema_model(model, r["ema"])
     opt = torch.optim.AdamW(_param_groups(model, r), lr=r["lr"], weight_decay=r["weight_decay"])
@@ -208,7 +215,7 @@ def _main(args) -> int:
         t_ep = time.time()
         if sampler is not None:
             sampler.set_epoch(epoch)
-        tr = train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0)
+        tr = train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0, teacher)
         row = {"epoch": epoch, **tr}
         if rank == 0:
             row.update(validate(_eval_model(model, ema), cache["val"], cfg, device, r))
@@ -243,7 +250,7 @@ def _main(args) -> int:
     return 0
 
 
-def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, show):
+def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, show, teacher=None):
     net.train()
     tot_loss = tot_correct = n = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
@@ -256,10 +263,14 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
             x = lam * x + (1 - lam) * x[perm]
             va = lam * va + (1 - lam) * va[perm]  # NaN (not annotated) stays NaN and is masked
         with torch.autocast("cuda", enabled=scaler.is_enabled()):
+            taught = teacher(x) if teacher is not None else None
+            if taught is not None:
+                va = torch.where(torch.isfinite(va), va, taught[1])  # the teacher's valence/arousal where none is known
             logits, va_pred = net(x)
-            loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw)
+            loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw, taught)
             if perm is not None:
-                loss = lam * loss + (1 - lam) * multitask_loss(logits.float(), va_pred.float(), y[perm], va, r, cw)
+                loss = lam * loss + (1 - lam) * multitask_loss(logits.float(), va_pred.float(), y[perm], va, r, cw,
+                                                               taught)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -274,9 +285,15 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
     return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
 
 
-def multitask_loss(logits, va_pred, y, va_true, r, cw=None):
-    """Cross-entropy with label smoothing plus the valence/arousal loss on the annotated entries (NaN masked)."""
+def multitask_loss(logits, va_pred, y, va_true, r, cw=None, taught=None):
+    """Cross-entropy with label smoothing plus the valence/arousal loss on the annotated entries (NaN masked). With a
+    teacher's (logits, valence/arousal), the cross-entropy shares ``kd_weight`` of its place with the distillation
+    term: KL divergence to the teacher's probabilities at temperature T, times T^2 (Hinton et al., 2015)."""
     loss = F.cross_entropy(logits, y, weight=cw, label_smoothing=r["label_smoothing"])
+    if taught is not None:
+        w, t = r["kd_weight"], r["kd_temperature"]
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(taught[0] / t, 1), reduction="batchmean") * t * t
+        loss = (1 - w) * loss + w * kd
     if r["va_weight"] > 0 and torch.isfinite(va_true).any():
         loss = loss + r["va_weight"] * va_loss(va_pred, va_true, r.get("va_loss", "mse"))
     return loss
@@ -357,6 +374,9 @@ def _prepare_run(args, rank):
         raise Fail(f"preset {args.preset} starts from {r['weights']}, which is not there: train the {first} "
                    f"preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first} --name "
                    f"{first}), or give --weights")
+    if r.get("teacher") and not (0 <= r["kd_weight"] <= 1 and r["kd_temperature"] > 0):
+        raise Fail(f"--kd-weight must lie in [0, 1] and --kd-temperature be above 0 (got {r['kd_weight']}, "
+                   f"{r['kd_temperature']})")
     if r.get("extra_data") == "none":
         r["extra_data"], r["extra_count"] = None, 0
     if r.get("extra_count") and not r.get("extra_data"):
@@ -425,6 +445,56 @@ def _add_extra(train_cache, cfg, r, rank):
                             "has_va": index.has_va}
     log.info("added %d training images from %s (%s layout)", len(samples), r["extra_data"], index.layout)
     return torch.cat([train_cache[0], images]), train_cache[1] + samples
+
+
+class Teacher:
+    """A trained model that predicts on each augmented training batch (normalised for the student) for the student to
+    learn from; its own normalisation and input size are applied first."""
+
+    def __init__(self, model, cfg, student_cfg):
+        self.model, self.size = model.eval(), cfg["img_size"]
+        stats = [torch.tensor(c[k]).view(1, 3, 1, 1) for c in (student_cfg, cfg) for k in ("mean", "std")]
+        self.scale, self.shift = stats[1] / stats[3], (stats[0] - stats[2]) / stats[3]
+
+    @torch.no_grad()
+    def __call__(self, x):
+        x = x * self.scale.to(x.device) + self.shift.to(x.device)
+        if x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        logits, va = self.model(x)
+        return logits.float(), va.float()
+
+
+def _load_teacher(path, index, by_split, cfg, device):
+    """The --teacher model; refuses one that trained on this run's validation or test images, or chose its epoch by
+    its test images: its predictions would carry them into training."""
+    from .inference import ModelNotFound, load_checkpoint
+
+    p = Path(path)
+    f = p / "checkpoints" / "best.pt" if p.is_dir() else p
+    if not f.is_file():
+        raise Fail(f"--teacher: no checkpoint at {f} (give a run folder holding checkpoints/best.pt, or a .pt file)")
+    try:
+        model, tcfg = model_from_checkpoint(load_checkpoint(f))
+    except ModelNotFound as e:
+        raise Fail(f"--teacher: {e}") from None
+    run = f.parent.parent if f.parent.name == "checkpoints" and (f.parent.parent / "split.csv").is_file() else None
+    if run is None:
+        log.warning("--teacher %s: no split.csv beside it, so it cannot be checked for having trained on this run's "
+                    "validation or test images", path)
+    elif _same_data(index, Path(cfg["data"]["root"]), Path(tcfg["data"]["root"]), run):
+        theirs = saved_split(run)
+        ours = {s.id: k for k in ("val", "test") for s in by_split[k]}
+        # it must not have trained on our validation or test images, nor chosen its epoch by our test images
+        leak = sorted(i for i, k in ours.items() if theirs.get(i) == "train" or (k, theirs.get(i)) == ("test", "val"))
+        if leak:
+            raise Fail(f"--teacher {path} trained on (or chose its epoch by) {len(leak)} of this run's held-out "
+                       f"images (id {leak[0]}, ...): distilling from it would leak them into training. Use a teacher "
+                       f"trained on this run's split (--split-from the teacher's run, or the same --fold)")
+    cfg["teacher"] = {"path": str(f), "backbone": tcfg["backbone"], "img_size": tcfg["img_size"]}
+    log.info("distilling from %s (%s, %d px; weight %g, temperature %g)", f, tcfg["backbone"], tcfg["img_size"],
+             cfg["args"]["kd_weight"], cfg["args"]["kd_temperature"])
+    return Teacher(model.to(device), tcfg, cfg)
 
 
 def _decode(root, samples, size, rank):

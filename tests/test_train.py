@@ -311,3 +311,49 @@ def test_renamed_run_answers_by_its_folder_config(tiny_run, tmp_path):
     assert load_checkpoint(run / "checkpoints" / "best.pt")["config"]["name"] == "tiny"
     ckpt = load_checkpoint(copy / "checkpoints" / "best.pt")
     assert ckpt["config"]["name"] == "renamed" and ckpt["config"]["status"] == cfg["status"]
+
+
+def test_distillation_term_pulls_towards_the_teacher():
+    g = torch.Generator().manual_seed(0)
+    teacher_logits, y = torch.randn(16, 8, generator=g), torch.randint(0, 8, (16,), generator=g)
+    va_pred, va = torch.zeros(16, 2), torch.full((16, 2), float("nan"))
+    r = {"label_smoothing": 0.1, "va_weight": 1.0, "va_loss": "mse+ccc", "kd_temperature": 2.0}
+    taught = (teacher_logits, torch.zeros(16, 2))
+    plain = train.multitask_loss(teacher_logits, va_pred, y, va, r)
+    # weight 0: the labels alone; weight 1: the teacher alone, nothing left to learn when the student copies it
+    labels_only = train.multitask_loss(teacher_logits, va_pred, y, va, {**r, "kd_weight": 0.0}, None, taught)
+    assert labels_only.item() == pytest.approx(plain.item())
+    assert train.multitask_loss(teacher_logits, va_pred, y, va, {**r, "kd_weight": 1.0}, None, taught).item() == \
+        pytest.approx(0.0, abs=1e-6)
+    other = train.multitask_loss(torch.randn(16, 8, generator=g), va_pred, y, va, {**r, "kd_weight": 1.0}, None, taught)
+    assert other.item() > 0.1
+
+
+def test_teacher_sees_its_own_normalisation_and_size():
+    class Echo(torch.nn.Module):  # returns its input's per-channel mean as "logits" and its side as "valence"
+        def forward(self, x):
+            return x.mean((2, 3)), torch.full((len(x), 2), float(x.shape[-1]))
+
+    student = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    teacher = train.Teacher(Echo(), {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "img_size": 24}, student)
+    pixels = torch.full((2, 3, 48, 48), 0.75)   # in [0, 1]
+    logits, va = teacher((pixels - 0.5) / 0.25)  # as the student's augmentation hands it over
+    assert torch.allclose(logits, torch.full((2, 3), 0.75)) and (va == 24).all()
+
+
+def test_distil_from_a_run_on_the_same_split_and_refuse_a_leaking_teacher(tiny_run, capsys):
+    base, data, teacher = tiny_run
+    rc = run_train("--data", data, "--out", base / "runs", "--name", "student", "--epochs", "1", *TINY,
+                   "--split-from", teacher, "--teacher", teacher, "--kd-weight", "0.7")
+    assert rc == 0
+    cfg = json.loads((base / "runs" / "student" / "config.json").read_text())
+    assert cfg["teacher"]["path"].endswith("best.pt") and cfg["args"]["kd_weight"] == 0.7
+    assert "distilling from" in (base / "runs" / "student" / "train.log").read_text()
+    # another split holds images the teacher trained on in its validation and test parts
+    assert run_train("--data", data, "--out", base / "runs", "--name", "leak", "--epochs", "1", *TINY,
+                     "--fold", "1/4", "--teacher", teacher) == 2
+    err = capsys.readouterr().err
+    assert "would leak them into training" in err and "Traceback" not in err
+    assert run_train("--data", data, "--out", base / "runs", "--name", "bad", *TINY, "--teacher", teacher,
+                     "--kd-weight", "2") == 2
+    assert "--kd-weight must lie in [0, 1]" in capsys.readouterr().err
