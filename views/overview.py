@@ -1,4 +1,6 @@
 """Overview: the chosen runs' results side by side, with 95% intervals, and the best run named."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -67,6 +69,14 @@ with right:
         st.info("No chosen run has valence/arousal annotations on this split (e.g. FER+ data).")
 
 st.subheader("Run details")
+
+
+def _teacher(config: dict) -> str:
+    """The run (or checkpoint file) a run was distilled from, by name."""
+    path = Path((config.get("teacher") or {}).get("path", ""))
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
+
+
 details = []
 for r in ctx.runs:
     c = r.config
@@ -82,9 +92,11 @@ for r in ctx.runs:
                     "train / val / test": " / ".join(f"{counts.get(k, 0):,}" for k in ("train", "val", "test"))
                     if counts else "", "data": data.get("layout"),
                     "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
+                    "distilled from": _teacher(c),
                     "weights": (c.get("weights") or {}).get("loaded"),
                     "valence/arousal": r.has_va, "samples": data.get("n_samples"),
                     "status": c.get("status"), "best epoch": best_cfg.get("epoch"),
                     "train min": round(c.get("train_minutes") or 0, 1), "preset": c.get("preset"), "created": c.get("created")})
 details = pd.DataFrame(details).set_index("run")
-st.dataframe(details if details["evaluates"].any() else details.drop(columns="evaluates"), width="stretch")
+optional = [k for k in ("evaluates", "distilled from") if not details[k].any()]  # shown only where some run has one
+st.dataframe(details.drop(columns=optional), width="stretch")
