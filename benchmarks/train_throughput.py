@@ -5,6 +5,7 @@
 project: every image decoded once into a uint8 tensor cache, augmentation on tensors, no worker processes,
          channels-last weights (as fer_core.models.build_model returns them).
 project, NCHW weights: the same with the weights in the default contiguous layout, to show what channels-last adds.
+project, bf16:  the project pipeline under bfloat16 autocast (`--bf16`), where the CPU computes bfloat16 natively.
 naive:   PIL decode + torchvision transforms per sample on every epoch, DataLoader with 2 workers (the study's setup),
          NCHW weights.
 All run the same forward/backward/AdamW step; the figure is steady-state images/s after one warm-up batch.
@@ -45,15 +46,16 @@ class NaiveDataset(Dataset):
         return self.tf(img), s.label, torch.tensor([s.valence, s.arousal], dtype=torch.float32)
 
 
-def images_per_second(model, loader, batches, augment=None):
+def images_per_second(model, loader, batches, augment=None, bf16=False):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     n, t0 = 0, None
     for i, (x, y, va) in enumerate(loader):
         if augment is not None:
             x = augment(x)
-        logits, va_pred = model(x)
-        loss = multitask_loss(logits, va_pred, y, va, BASE)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, va_pred = model(x)
+            loss = multitask_loss(logits.float(), va_pred.float(), y, va, BASE)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -93,12 +95,15 @@ def main():
     augment = BatchAugment("v1", info.mean, info.std)
     ips_naive = images_per_second(nchw, naive, a.batches)
     ips_nchw = images_per_second(nchw, project, a.batches, augment)
-    ips_project = images_per_second(model, project, a.batches, augment)
+    ips_project = images_per_second(copy.deepcopy(model), project, a.batches, augment)
+    native_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    ips_bf16 = images_per_second(model, project, a.batches, augment, bf16=True) if native_bf16 else None
     print(f"{'pipeline':22s} {'img/s':>8s}")
     print(f"{'naive':22s} {ips_naive:8.1f}")
     print(f"{'project, NCHW weights':22s} {ips_nchw:8.1f}")
     print(f"{'project':22s} {ips_project:8.1f}   (+ one-off decode of {len(ok)} images: {decode_s:.2f} s, "
           f"{len(ok) / decode_s:.0f} img/s)")
+    print(f"{'project, bf16':22s} " + (f"{ips_bf16:8.1f}" if ips_bf16 else "   (this CPU has no native bfloat16)"))
     print(f"ratio project/naive: {ips_project / ips_naive:.2f}x")
 
 

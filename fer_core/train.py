@@ -76,6 +76,10 @@ def get_args_parser():
     a("--ema", type=float, help="keep an exponential moving average of the weights with this decay, 0 = off")
     a("--tta", action=argparse.BooleanOptionalAction, default=None,
       help="final predictions average the image and its mirror (default off)")
+    a("--bf16", action=argparse.BooleanOptionalAction, default=None,
+      help="on a CPU, train under bfloat16 autocast (weights and optimizer stay float32; validation and evaluation "
+      "run in float32): 1.7-1.9x faster where the CPU computes bfloat16 natively (AVX512-BF16 or AMX); on CUDA, "
+      "float16 AMP is always on (default off)")
     a("--dropout", type=float, help="dropout before the heads (default 0.2)")
     a("--early-stop", type=int, help="stop after N epochs without a better validation score, 0 = off")
     a("--workers", type=int, help="DataLoader worker processes (default 2)")
@@ -114,7 +118,7 @@ def _fold_arg(text: str) -> tuple[int, int]:
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
                "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels",
                "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed", "val_frac", "test_frac", "extra_data",
-               "extra_count", "teacher", "kd_weight", "kd_temperature"]
+               "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16"]
 
 
 def pick_device(name: str = "auto") -> str:
@@ -207,6 +211,8 @@ def _main(args) -> int:
     cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp = ("cuda", torch.float16) if use_amp else ("cpu", torch.bfloat16) if _cpu_bf16(r, device) else None
+    cfg["precision"] = {"cuda": "float16 AMP", "cpu": "bfloat16 autocast"}[amp[0]] if amp else "float32"
 
     history = _read_history(run_dir) if ckpt else []
     best = cfg.get("best", {}).get("value", float("-inf"))
@@ -215,7 +221,8 @@ def _main(args) -> int:
         t_ep = time.time()
         if sampler is not None:
             sampler.set_epoch(epoch)
-        tr = train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0, teacher)
+        tr = train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0, teacher,
+                             amp)
         row = {"epoch": epoch, **tr}
         if rank == 0:
             row.update(validate(_eval_model(model, ema), cache["val"], cfg, device, r))
@@ -250,7 +257,9 @@ def _main(args) -> int:
     return 0
 
 
-def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, show, teacher=None):
+def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, show, teacher=None,
+                    amp=None):
+    """One pass over the training set; ``amp`` = (device type, dtype) trains under autocast."""
     net.train()
     tot_loss = tot_correct = n = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
@@ -262,7 +271,7 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
             perm = torch.randperm(len(y), device=x.device)
             x = lam * x + (1 - lam) * x[perm]
             va = lam * va + (1 - lam) * va[perm]  # NaN (not annotated) stays NaN and is masked
-        with torch.autocast("cuda", enabled=scaler.is_enabled()):
+        with torch.autocast(*(amp or ("cpu",)), enabled=amp is not None):
             taught = teacher(x) if teacher is not None else None
             if taught is not None:
                 va = torch.where(torch.isfinite(va), va, taught[1])  # the teacher's valence/arousal where none is known
@@ -522,6 +531,17 @@ def _param_groups(model, r):
     head = [p for n, p in model.named_parameters() if n.startswith(("expression.", "va."))]
     body = [p for n, p in model.named_parameters() if not n.startswith(("expression.", "va."))]
     return [{"params": body}, {"params": head, "lr": r["lr"] * r["head_lr_mult"]}]
+
+
+def _cpu_bf16(r, device) -> bool:
+    """Whether to train under bfloat16 autocast: asked for, on a CPU that computes it natively."""
+    if not r.get("bf16") or device != "cpu":
+        return False
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.warning("--bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), where it would be slower than "
+                    "float32; training in float32")
+        return False
+    return True
 
 
 def _ema_model(model, decay):

@@ -357,3 +357,24 @@ def test_distil_from_a_run_on_the_same_split_and_refuse_a_leaking_teacher(tiny_r
     assert run_train("--data", data, "--out", base / "runs", "--name", "bad", *TINY, "--teacher", teacher,
                      "--kd-weight", "2") == 2
     assert "--kd-weight must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_bf16_trains_under_autocast_only_where_the_cpu_has_it(tmp_path, monkeypatch):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    seen = []
+    real = train.multitask_loss
+    monkeypatch.setattr(train, "multitask_loss", lambda *a, **k: seen.append(torch.is_autocast_enabled("cpu"))
+                        or real(*a, **k))
+    assert run_train("--data", data, "--out", tmp_path, "--name", "b", "--epochs", "1", *TINY, "--bf16",
+                     "--device", "cpu") == 0
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert cfg["args"]["bf16"] and cfg["precision"] == ("bfloat16 autocast" if native else "float32")
+    assert seen and all(s == native for s in seen)
+    # without native support it says so and trains in float32
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    seen.clear()
+    assert run_train("--data", data, "--out", tmp_path, "--name", "f", "--epochs", "1", *TINY, "--bf16",
+                     "--device", "cpu") == 0
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["precision"] == "float32"
+    assert "no native bfloat16" in (tmp_path / "f" / "train.log").read_text() and not any(seen)
