@@ -138,7 +138,7 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
     assert not at.exception and _plotly(at) >= 2
 
 
-def test_run_details_name_the_teacher_only_where_a_run_has_one(monkeypatch, tmp_path):
+def test_run_details_name_the_teacher_and_the_precision(monkeypatch, tmp_path):
     import json
 
     make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
@@ -146,7 +146,11 @@ def test_run_details_name_the_teacher_only_where_a_run_has_one(monkeypatch, tmp_
     assert "distilled from" not in details.columns and "weights" in details.columns
     cfg_file = tmp_path / "runs" / "resnet18-ferplus" / "config.json"
     cfg = json.loads(cfg_file.read_text())
-    cfg_file.write_text(json.dumps({**cfg, "teacher": {"path": "artifacts/runs/big/checkpoints/best.pt"}}))
+    cfg_file.write_text(json.dumps({**cfg, "teacher": {"path": "artifacts/runs/big/checkpoints/best.pt"},
+                                    "precision": "bfloat16 autocast"}))
     details = _app(monkeypatch, tmp_path / "runs").dataframe[-1].value
     assert details.loc["resnet18-ferplus", "distilled from"] == "big"
     assert details.loc["resnet50-affectnet", "distilled from"] == ""
+    # a CPU run from before precision was recorded trained in float32
+    assert details.loc["resnet18-ferplus", "precision"] == "bfloat16 autocast"
+    assert details.loc["resnet50-affectnet", "precision"] == "float32"

@@ -77,6 +77,12 @@ def _teacher(config: dict) -> str:
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
 
 
+def _precision(config: dict) -> str:
+    """How the training steps computed; runs from before it was recorded trained in float32 on a CPU."""
+    cpu = str(config.get("device", "")).startswith("cpu")
+    return config.get("precision") or ("float32" if cpu and config.get("args") else "")
+
+
 details = []
 for r in ctx.runs:
     c = r.config
@@ -96,7 +102,7 @@ for r in ctx.runs:
                     "weights": (c.get("weights") or {}).get("loaded"),
                     "valence/arousal": r.has_va, "samples": data.get("n_samples"),
                     "status": c.get("status"), "best epoch": best_cfg.get("epoch"),
-                    "train min": round(c.get("train_minutes") or 0, 1), "preset": c.get("preset"), "created": c.get("created")})
+                    "train min": round(c.get("train_minutes") or 0, 1), "precision": _precision(c), "preset": c.get("preset"), "created": c.get("created")})
 details = pd.DataFrame(details).set_index("run")
 optional = [k for k in ("evaluates", "distilled from") if not details[k].any()]  # shown only where some run has one
 st.dataframe(details.drop(columns=optional), width="stretch")
