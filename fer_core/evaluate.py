@@ -124,7 +124,7 @@ def _model_run(cfg: dict) -> Path | None:
     return run if same and (run / "split.csv").is_file() else None
 
 
-def _same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
+def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
     """Whether data at another path is a copy of the model's training data: it holds every image id of the run's
     split, or (without the run folder) it is a folder of the same name."""
     if run is not None:
@@ -194,7 +194,7 @@ def main(args) -> int:
         index = fdata.read_dataset(root, args.layout if args.data else cfg["data"]["layout"])
     except fdata.DataError as e:
         return _fail(str(e))
-    foreign = root != own_root and not _same_data(index, root, own_root, run)
+    foreign = root != own_root and not same_data(index, root, own_root, run)
     if foreign:
         has_test = any(s.split == "test" for s in index.samples)
         split = args.split or ("test" if has_test else "all")

@@ -42,11 +42,10 @@ PRESETS = {
     "hse-best": dict(backbone="hse_face_mobilenet", img_size=150, epochs=12, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
                      va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True,
                      weights="artifacts/runs/ferplus-hse/checkpoints/best.pt"),
-    # hse-best's AffectNet stage straight from HSE's face weights: one command, no FER+ data needed; two epochs more
-    # than hse-best's stage, which starts from FER+.
-    "hse-fast": dict(backbone="hse_face_mobilenet", img_size=150, epochs=14, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
-                     va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True),
 }
+# hse-best's AffectNet stage straight from HSE's face weights: one command, no FER+ data needed; two epochs more than
+# hse-best's stage, which starts from FER+.
+PRESETS["hse-fast"] = {**{k: v for k, v in PRESETS["hse-best"].items() if k != "weights"}, "epochs": 14}
 
 DESCRIPTIONS = {
     "resnet50-34e": "study: ImageNet ResNet-50, 224 px, 34 epochs, v1 augmentation",

@@ -5,6 +5,8 @@ ROC/PR curves live in report_roc.py, valence/arousal in report_va.py, error anal
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -180,3 +182,40 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
         rows.append({"class": name, **{k: c.get(k) for k in ("precision", "recall", "f1", "support",
                                                              "roc_auc", "pr_auc")}})
     return pd.DataFrame(rows).set_index("class")
+
+
+def _teacher(config: dict) -> str:
+    """The run (or checkpoint file) a run was distilled from, by name."""
+    path = Path((config.get("teacher") or {}).get("path", ""))
+    return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
+
+
+def _precision(config: dict) -> str:
+    """How the training steps computed; runs from before it was recorded trained in float32 on a CPU."""
+    cpu = str(config.get("device", "")).startswith("cpu")
+    return config.get("precision") or ("float32" if cpu and config.get("args") else "")
+
+
+def run_details(runs) -> pd.DataFrame:
+    """One row per run (fer_core.runs.Run): what it trained, on what, how long. The "evaluates" and "distilled from"
+    columns appear only when some run has one."""
+    rows = []
+    for r in runs:
+        c = r.config
+        data = c.get("data") or {}
+        extra = data.get("extra")
+        counts = (c.get("split") or {}).get("counts") or {}
+        em = c.get("evaluated_model")  # a folder fer_core.evaluate wrote for a model file: which model it scored
+        rows.append({
+            "run": r.name,
+            "evaluates": f"{em.get('name')} ({em.get('file')}, trained on {em.get('trained_on')})" if em else "",
+            "backbone": c.get("backbone"), "img size": c.get("img_size"), "epochs": (c.get("args") or {}).get("epochs"),
+            "train / val / test": " / ".join(f"{counts.get(k, 0):,}" for k in ("train", "val", "test")) if counts else "",
+            "data": data.get("layout"),
+            "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
+            "distilled from": _teacher(c), "weights": (c.get("weights") or {}).get("loaded"),
+            "valence/arousal": r.has_va, "samples": data.get("n_samples"), "status": c.get("status"),
+            "best epoch": (c.get("best") or {}).get("epoch"), "train min": round(c.get("train_minutes") or 0, 1),
+            "precision": _precision(c), "preset": c.get("preset"), "created": c.get("created")})
+    details = pd.DataFrame(rows).set_index("run")
+    return details.drop(columns=[k for k in ("evaluates", "distilled from") if not details[k].any()])

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as fdata
-from .evaluate import _same_data, predict_arrays, predictions_frame, saved_split, summary_line, write_evaluation
+from .evaluate import same_data, predict_arrays, predictions_frame, saved_split, summary_line, write_evaluation
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc
@@ -492,7 +492,7 @@ def _load_teacher(path, index, by_split, cfg, device):
     if run is None:
         log.warning("--teacher %s: no split.csv beside it, so it cannot be checked for having trained on this run's "
                     "validation or test images", path)
-    elif _same_data(index, Path(cfg["data"]["root"]), Path(tcfg["data"]["root"]), run):
+    elif same_data(index, Path(cfg["data"]["root"]), Path(tcfg["data"]["root"]), run):
         theirs = saved_split(run)
         ours = {s.id: k for k in ("val", "test") for s in by_split[k]}
         # it must not have trained on our validation or test images, nor chosen its epoch by our test images

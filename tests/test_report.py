@@ -300,3 +300,20 @@ def test_seed_summary_gives_mean_and_sample_sd():
     assert out.loc["a (3 seeds)", "Accuracy"] == "0.420 ± 0.020"
     assert out.loc["a (3 seeds)", "Valence CCC"] == "0.600 ± 0.000"
     assert list(report.seed_summary(values, [["a", "a1", "a2"]], fold_groups={"a"}).index) == ["a (3 folds)"]
+
+
+def test_run_details_show_optional_columns_only_where_a_run_has_one():
+    from types import SimpleNamespace
+
+    from fer_core.report import run_details
+
+    old = SimpleNamespace(name="old", has_va=True, config={"device": "cpu", "args": {"epochs": 3}, "train_minutes": 2})
+    taught = SimpleNamespace(name="taught", has_va=True, config={
+        "device": "cpu", "args": {"epochs": 12}, "precision": "bfloat16 autocast",
+        "teacher": {"path": "artifacts/runs/hse-best/checkpoints/best.pt"}})
+    plain = run_details([old])
+    assert "distilled from" not in plain.columns and "evaluates" not in plain.columns
+    assert plain.loc["old", "precision"] == "float32" and plain.loc["old", "epochs"] == 3
+    both = run_details([old, taught])
+    assert list(both["distilled from"]) == ["", "hse-best"]
+    assert both.loc["taught", "precision"] == "bfloat16 autocast"

@@ -1,6 +1,4 @@
 """Overview: the chosen runs' results side by side, with 95% intervals, and the best run named."""
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -69,40 +67,4 @@ with right:
         st.info("No chosen run has valence/arousal annotations on this split (e.g. FER+ data).")
 
 st.subheader("Run details")
-
-
-def _teacher(config: dict) -> str:
-    """The run (or checkpoint file) a run was distilled from, by name."""
-    path = Path((config.get("teacher") or {}).get("path", ""))
-    return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
-
-
-def _precision(config: dict) -> str:
-    """How the training steps computed; runs from before it was recorded trained in float32 on a CPU."""
-    cpu = str(config.get("device", "")).startswith("cpu")
-    return config.get("precision") or ("float32" if cpu and config.get("args") else "")
-
-
-details = []
-for r in ctx.runs:
-    c = r.config
-    best_cfg = c.get("best") or {}
-    data = c.get("data") or {}
-    extra = data.get("extra")
-    counts = (c.get("split") or {}).get("counts") or {}
-    em = c.get("evaluated_model")  # a folder fer_core.evaluate wrote for a model file: which model it scored
-    details.append({"run": r.name,
-                    "evaluates": f"{em.get('name')} ({em.get('file')}, trained on {em.get('trained_on')})" if em else "",
-                    "backbone": c.get("backbone"), "img size": c.get("img_size"),
-                    "epochs": (c.get("args") or {}).get("epochs"),
-                    "train / val / test": " / ".join(f"{counts.get(k, 0):,}" for k in ("train", "val", "test"))
-                    if counts else "", "data": data.get("layout"),
-                    "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
-                    "distilled from": _teacher(c),
-                    "weights": (c.get("weights") or {}).get("loaded"),
-                    "valence/arousal": r.has_va, "samples": data.get("n_samples"),
-                    "status": c.get("status"), "best epoch": best_cfg.get("epoch"),
-                    "train min": round(c.get("train_minutes") or 0, 1), "precision": _precision(c), "preset": c.get("preset"), "created": c.get("created")})
-details = pd.DataFrame(details).set_index("run")
-optional = [k for k in ("evaluates", "distilled from") if not details[k].any()]  # shown only where some run has one
-st.dataframe(details.drop(columns=optional), width="stretch")
+st.dataframe(report.run_details(ctx.runs), width="stretch")
