@@ -5,14 +5,21 @@ difference in accuracy from it (95% bootstrap interval, McNemar's exact p), then
 
     python scripts/ensemble.py artifacts/runs/A artifacts/runs/B [...] [--split val] [--soup]
     python scripts/ensemble.py A-fold1,A-fold2,A-fold3 B-fold1,B-fold2,B-fold3 --split test   # folds pooled
+    python scripts/ensemble.py artifacts/runs/A artifacts/runs/B --out artifacts/runs/A+B     # a folder the dashboard shows
 
 A comma-separated member stands for several runs' predictions taken together (the folds of one cross-validation);
 two cross-validations with the same folds then ensemble on every image.
+
+--out DIR writes the ensemble's predictions and metrics on every split all members predicted, and a config.json
+(status "ensemble") whose train_minutes add up every stage of every member: each run, and the runs whose checkpoints
+it started from (a FER+ stage), as far as their folders are at hand.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +27,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.evaluate import summary_line  # noqa: E402
+from fer_core.evaluate import summary_line, write_evaluation  # noqa: E402
+from fer_core.io import atomic_write_json  # noqa: E402
 from fer_core.metrics import PROB_COLS, align_predictions, compute_metrics, paired_comparison  # noqa: E402
-from fer_core.runs import run_predictions, runs_label  # noqa: E402
+from fer_core.runs import load_predictions, run_predictions, runs_label  # noqa: E402
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 
@@ -64,6 +72,48 @@ def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
     return df
 
 
+def stages(run: Path) -> list[dict]:
+    """The run and, before it, the runs whose best checkpoint it started from: [{"run", "train_minutes"}], first
+    stage first. The chain stops at weights that are not a run folder's checkpoint."""
+    chain, seen = [], set()
+    while run.resolve() not in seen:
+        seen.add(run.resolve())
+        cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        chain.insert(0, {"run": cfg.get("name", run.name), "train_minutes": cfg.get("train_minutes")})
+        start = Path(str((cfg.get("weights") or {}).get("requested")))
+        run = start.parent.parent if start.parent.name == "checkpoints" else start
+        if not run.is_absolute():
+            run = ROOT / run
+        if not (run / "config.json").is_file():
+            break
+    return chain
+
+
+def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
+    """The ensemble of single runs as a folder the dashboard reads; returns the splits written."""
+    configs = [json.loads((d / "config.json").read_text(encoding="utf-8")) for d in run_dirs]
+    splits = sorted(set.intersection(*({p.stem[len("predictions_"):] for p in d.glob("predictions_*.csv")}
+                                       for d in run_dirs)))
+    if not splits:
+        raise ValueError("the runs have no split that all of them predicted")
+    frames = {s: averaged_predictions([load_predictions(d / f"predictions_{s}.csv") for d in run_dirs]) for s in splits}
+    members = [{"run": str(d), "stages": stages(d)} for d in run_dirs]
+    minutes = [st["train_minutes"] for m in members for st in m["stages"]]
+    first = configs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    for s, df in frames.items():
+        write_evaluation(out, s, df, members=[d.name for d in run_dirs])
+    atomic_write_json(out / "config.json", {
+        "schema_version": first["schema_version"], "name": out.resolve().name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "ensemble",
+        "backbone": " + ".join(str(c.get("backbone")) for c in configs), "classes": first["classes"],
+        "weights": {"requested": "ensemble", "loaded": "mean of the predictions of " + ", ".join(d.name for d in run_dirs)},
+        "data": first.get("data"), "split": first.get("split"), "hardware": first.get("hardware"),
+        "precision": " + ".join(dict.fromkeys(str(c.get("precision", "float32")) for c in configs)),
+        "train_minutes": round(sum(minutes), 3) if None not in minutes else None, "members": members})
+    return splits
+
+
 def line(label: str, df: pd.DataFrame) -> str:
     m = compute_metrics(df)
     lo, hi = m["ci95"]["accuracy"]
@@ -75,11 +125,15 @@ def main() -> int:
     p.add_argument("runs", nargs="+", help="run folders (comma-separated: taken together)")
     p.add_argument("--split", default="val")
     p.add_argument("--soup", action="store_true", help="also average the runs' weights (needs their checkpoints)")
+    p.add_argument("--out", type=Path, help="write the ensemble as a run folder here (status \"ensemble\")")
     a = p.parse_args()
     if len(a.runs) < 2:
         p.error("give at least two runs")
-    if a.soup and any("," in r for r in a.runs):
-        p.error("--soup averages single runs' weights: give run folders, not comma-separated runs")
+    for flag in ("soup", "out"):
+        if getattr(a, flag) and any("," in r for r in a.runs):
+            p.error(f"--{flag} takes single runs: give run folders, not comma-separated runs")
+    if a.out is not None and a.out.exists() and any(a.out.iterdir()):
+        p.error(f"--out {a.out} exists and is not empty: choose a new folder")
     try:
         tables = [run_predictions(r, a.split) for r in a.runs]
         ensemble = averaged_predictions(tables)
@@ -91,6 +145,8 @@ def main() -> int:
         print(line(f"{'ensemble':>24}", ensemble))
         if a.soup:
             print(line(f"{'soup':>24}", soup_predictions([Path(r) for r in a.runs], a.split)))
+        if a.out is not None:
+            print(f"wrote {a.out}: the ensemble on {', '.join(write_ensemble(a.out, [Path(r) for r in a.runs]))}")
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -120,3 +120,28 @@ def test_ensemble_refuses_runs_on_other_samples(runs, tmp_path):
     other_split = write_run(tmp_path, "other-split", split_seed=9, n=300, n_boot=5)  # some ids shared, other labels
     out = _run("ensemble.py", runs["base"], other_split, "--split", "test")
     assert out.returncode == 1 and "different true labels" in out.stderr
+
+
+def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_path):
+    from fer_core.runs import validate_run
+
+    stage2 = tmp_path / "stage2"  # "better" again, started from base's checkpoint (as a stage after FER+ would be)
+    stage2.mkdir()
+    cfg = json.loads((runs["better"] / "config.json").read_text())
+    cfg["weights"] = {"requested": str(runs["base"] / "checkpoints" / "best.pt"), "loaded": "run base (best.pt)"}
+    (stage2 / "config.json").write_text(json.dumps({**cfg, "name": "stage2"}))
+    for f in ("predictions_val.csv", "predictions_test.csv"):
+        (stage2 / f).write_text((runs["better"] / f).read_text())
+    out = _run("ensemble.py", runs["base-s1"], stage2, "--split", "test", "--out", tmp_path / "ens")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == f"wrote {tmp_path / 'ens'}: the ensemble on test, val"
+    run, problems = validate_run(tmp_path / "ens")
+    assert run is not None and not problems and sorted(run.splits) == ["test", "val"]
+    ens = run.config
+    minutes = [json.loads((d / "config.json").read_text())["train_minutes"] for d in (runs["base-s1"], runs["base"])]
+    assert ens["status"] == "ensemble" and [st["run"] for st in ens["members"][1]["stages"]] == ["base", "stage2"]
+    assert ens["train_minutes"] == pytest.approx(minutes[0] + minutes[1] + cfg["train_minutes"], abs=1e-3)
+    acc = json.loads((tmp_path / "ens" / "metrics_test.json").read_text())["accuracy"]
+    assert f"ensemble (n=300, accuracy 95% CI" in out.stdout and f"acc {acc:.4f}" in out.stdout.splitlines()[-2]
+    again = _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens")
+    assert again.returncode == 2 and "not empty" in again.stderr
