@@ -154,3 +154,21 @@ def test_run_details_name_the_teacher_and_the_precision(monkeypatch, tmp_path):
     # a CPU run from before precision was recorded trained in float32
     assert details.loc["resnet18-ferplus", "precision"] == "bfloat16 autocast"
     assert details.loc["resnet50-affectnet", "precision"] == "float32"
+
+
+def test_an_ensemble_folder_shows_beside_its_members(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
+    runs = tmp_path / "runs"
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "ensemble.py"), runs / "resnet50-affectnet",
+                          runs / "effb0-affectnet", "--out", runs / "pair"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    at = _app(monkeypatch, runs)
+    assert at.dataframe[-1].value.loc["pair", "backbone"] == "resnet50 + efficientnet_b0"
+    at.switch_page("views/curves.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("No training curves for pair: an ensemble") for c in captions), captions
+    assert not any("history.csv yet" in c for c in captions)

@@ -7,7 +7,10 @@ from views import _shared as S
 st.title("Training curves")
 ctx = S.require_runs(need_split=False)
 histories = {r.name: S.history(r) for r in ctx.runs if r.has_history}
-lacking = [r.name for r in ctx.runs if not r.has_history]
+untrained = [r.name for r in ctx.runs if not r.has_history and r.config.get("status") in ("ensemble", "evaluation")]
+if untrained:
+    st.caption(f"No training curves for {', '.join(untrained)}: an ensemble or evaluation folder trains nothing.")
+lacking = [r.name for r in ctx.runs if not r.has_history and r.name not in untrained]
 if lacking:
     st.caption(f"No history.csv yet for: {', '.join(lacking)}.")
 if not histories:
