@@ -190,7 +190,7 @@ def _teacher(config: dict) -> str:
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
 
 
-def _precision(config: dict) -> str:
+def training_precision(config: dict) -> str:
     """How the training steps computed; runs from before it was recorded trained in float32 on a CPU."""
     cpu = str(config.get("device", "")).startswith("cpu")
     return config.get("precision") or ("float32" if cpu and config.get("args") else "")
@@ -216,6 +216,6 @@ def run_details(runs) -> pd.DataFrame:
             "distilled from": _teacher(c), "weights": (c.get("weights") or {}).get("loaded"),
             "valence/arousal": r.has_va, "samples": data.get("n_samples"), "status": c.get("status"),
             "best epoch": (c.get("best") or {}).get("epoch"), "train min": round(c.get("train_minutes") or 0, 1),
-            "precision": _precision(c), "preset": c.get("preset"), "created": c.get("created")})
+            "precision": training_precision(c), "preset": c.get("preset"), "created": c.get("created")})
     details = pd.DataFrame(rows).set_index("run")
     return details.drop(columns=[k for k in ("evaluates", "distilled from") if not details[k].any()])

@@ -28,6 +28,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.evaluate import summary_line, write_evaluation  # noqa: E402
+from fer_core.report import training_precision  # noqa: E402
 from fer_core.io import atomic_write_json  # noqa: E402
 from fer_core.metrics import PROB_COLS, align_predictions, compute_metrics, paired_comparison  # noqa: E402
 from fer_core.runs import load_predictions, run_predictions, runs_label  # noqa: E402
@@ -109,7 +110,7 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
         "backbone": " + ".join(str(c.get("backbone")) for c in configs), "classes": first["classes"],
         "weights": {"requested": "ensemble", "loaded": "mean of the predictions of " + ", ".join(d.name for d in run_dirs)},
         "data": first.get("data"), "split": first.get("split"), "hardware": first.get("hardware"),
-        "precision": " + ".join(dict.fromkeys(str(c.get("precision", "float32")) for c in configs)),
+        "precision": " + ".join(dict.fromkeys(training_precision(c) for c in configs)),
         "train_minutes": round(sum(minutes), 3) if None not in minutes else None, "members": members})
     return splits
 
