@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from .images import ImageError, decode_images, load_image  # noqa: F401  (part of this module's API)
 from .labels import CLASSES, class_index
@@ -34,6 +35,7 @@ class Sample:
     arousal: float = math.nan
     split: str | None = None
     votes: tuple[float, ...] | None = None  # annotators' distribution over the 8 classes (FER+), AffectNet order
+    landmarks: np.ndarray | None = None  # [68, 2] (x, y) in [-1, 1] across the image (AffectNet), see read_landmarks
 
 
 @dataclass
@@ -196,6 +198,32 @@ def _read_affectnet(root: Path) -> DataIndex:
     if orphans - images.keys():
         _count(skipped, "missing image", len(orphans - images.keys()))
     return DataIndex(root, "affectnet", samples, False, skipped, [])
+
+
+def read_landmarks(index: DataIndex) -> int:
+    """Fill ``landmarks`` of an AffectNet index's samples from ``annotations/<id>_lnd.npy`` (68 points, pixel
+    coordinates of the image) as [68, 2] (x, y) scaled to [-1, 1] across the image's width and height, the
+    coordinates ``torch.nn.functional.affine_grid`` uses. Read on demand (only training with landmarks needs them).
+    Returns how many samples got landmarks; a missing or malformed file leaves a sample without."""
+    if index.layout != "affectnet":
+        return 0
+    ann_dir = index.root / "annotations"
+
+    def one(s: Sample) -> None:
+        path = ann_dir / f"{s.id}_lnd.npy"
+        try:
+            pts = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
+            with Image.open(index.root / s.path) as im:  # the header only: the size the points are measured in
+                w, h = im.size
+        except (OSError, ValueError):
+            return
+        if pts.size != 136 or not np.isfinite(pts).all():
+            return
+        s.landmarks = pts.reshape(68, 2) / np.array([w, h], np.float32) * 2 - 1
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(one, index.samples))
+    return sum(s.landmarks is not None for s in index.samples)
 
 
 def _read_ferplus(root: Path) -> DataIndex:

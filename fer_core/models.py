@@ -84,8 +84,24 @@ class FERModel(nn.Module):
         self.va = nn.Linear(feature_dim, 2)
 
     def forward(self, x):
-        f = self.dropout(self.features(x))
+        return self.heads(self.dropout(self.features(x)))
+
+    def heads(self, f):
         return self.expression(f), torch.tanh(self.va(f))
+
+
+class WithLandmarks(nn.Module):
+    """A FERModel plus a training-only head that regresses the 68 facial landmarks ([B, 68, 2] in [-1, 1]) from the
+    same features: extra supervision the saved model does not keep (``.model`` is what gets saved)."""
+
+    def __init__(self, model: FERModel):
+        super().__init__()
+        self.model = model
+        self.landmarks = nn.Linear(model.expression.in_features, 136)
+
+    def forward(self, x):
+        f = self.model.dropout(self.model.features(x))
+        return (*self.model.heads(f), self.landmarks(f).view(-1, 68, 2))
 
 
 # --------------------------------------------------------------------------- EfficientNet-Lite

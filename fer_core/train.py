@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
@@ -30,7 +31,7 @@ from .evaluate import same_data, predict_arrays, predictions_frame, saved_split,
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc
-from .models import BACKBONES, WeightsUnavailable, build_model, model_from_checkpoint
+from .models import BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint
 from .presets import DESCRIPTIONS, PRESETS, resolve
 from .runs import selection_score
 from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
@@ -100,6 +101,9 @@ def get_args_parser():
     a("--kd-weight", type=float, help="with --teacher: weight of the teacher's probabilities against the labels "
       "(default 0.5)")
     a("--kd-temperature", type=float, help="with --teacher: softmax temperature of the distillation (default 2)")
+    a("--landmark-weight", type=float, help="also regress the 68 facial landmarks of AffectNet's annotations "
+      "(<id>_lnd.npy) from the same features, with this weight against cross-entropy: extra supervision at training "
+      "time only; the saved model and its predictions are the usual two heads (default 0 = off)")
     a("--limit", type=int, help="train on a seeded random N of the training images, classes in "
       "their proportions (quick trials, learning curves)")
     a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
@@ -119,7 +123,7 @@ def _fold_arg(text: str) -> tuple[int, int]:
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
                "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels",
                "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed", "val_frac", "test_frac", "extra_data",
-               "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16"]
+               "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16", "landmark_weight"]
 
 
 def pick_device(name: str = "auto") -> str:
@@ -158,6 +162,14 @@ def _main(args) -> int:
     _setup_logging(run_dir if rank == 0 else None)
 
     index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
+    if r.get("landmark_weight"):
+        if r.get("mixup"):
+            raise Fail("--landmark-weight and --mixup do not go together: a blend of two faces has no landmarks")
+        n = fdata.read_landmarks(index)
+        if not n:
+            raise Fail(f"--landmark-weight needs facial landmarks (AffectNet's annotations/<id>_lnd.npy, 68 points); "
+                       f"{index.root} ({index.layout} layout) has none")
+        log.info("landmarks for %d of %d images (weight %g)", n, len(index.samples), r["landmark_weight"])
     assignment = _split(args, cfg, index, run_dir, rank)
     by_split = {k: [s for s in index.samples if assignment.get(s.id) == k] for k in ("train", "val", "test")}
     if r.get("limit"):
@@ -188,8 +200,9 @@ def _main(args) -> int:
     teacher = _load_teacher(r["teacher"], index, by_split, cfg, device) if r.get("teacher") else None
     model.to(device)
     ema = _ema_model(model, r["ema"])
-    opt = torch.optim.AdamW(_param_groups(model, r), lr=r["lr"], weight_decay=r["weight_decay"])
-    train_set = _dataset(cache["train"], r.get("soft_labels", False))
+    train_set = _dataset(cache["train"], r.get("soft_labels", False), landmarks=bool(r.get("landmark_weight")))
+    trained = WithLandmarks(model).to(device) if train_set.landmarks is not None else model
+    opt = torch.optim.AdamW(_param_groups(trained, r), lr=r["lr"], weight_decay=r["weight_decay"])
     augment = BatchAugment(r["aug"], info.mean, info.std)
     sampler = torch.utils.data.DistributedSampler(train_set, seed=r["seed"]) if world > 1 else None
     loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
@@ -208,7 +221,9 @@ def _main(args) -> int:
         sched.load_state_dict(ckpt["scheduler"])
         if ema is not None and "ema" in ckpt:
             ema.load_state_dict(ckpt["ema"])
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        if trained is not model and "landmark_head" in ckpt:
+            trained.landmarks.load_state_dict(ckpt["landmark_head"])
+    net = torch.nn.parallel.DistributedDataParallel(trained) if world > 1 else trained
     cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -222,8 +237,8 @@ def _main(args) -> int:
         t_ep = time.time()
         if sampler is not None:
             sampler.set_epoch(epoch)
-        tr = train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0, teacher,
-                             amp)
+        tr = train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0,
+                             teacher, amp)
         row = {"epoch": epoch, **tr}
         if rank == 0:
             row.update(validate(_eval_model(model, ema), cache["val"], cfg, device, r))
@@ -237,7 +252,7 @@ def _main(args) -> int:
                 cfg["best"] = {"epoch": epoch, "metric": "val_score", "value": best}
             else:
                 stale += 1
-            _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved)
+            _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained)
             log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f score %.4f | %.0f s%s",
                      epoch, r["epochs"], row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
                      row["val_score"], row["seconds"], "  *best*" if improved else "")
@@ -258,14 +273,19 @@ def _main(args) -> int:
     return 0
 
 
-def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, show, teacher=None,
+def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, show, teacher=None,
                     amp=None):
-    """One pass over the training set; ``amp`` = (device type, dtype) trains under autocast."""
+    """One pass over the training set; ``net`` is what trains (``model``, wrapped for DDP or with a landmark head),
+    ``model`` what the EMA follows; ``amp`` = (device type, dtype) trains under autocast."""
     net.train()
     tot_loss = tot_correct = n = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
-    for x, y, va in bar:
-        x, y, va = augment(x.to(device, non_blocking=True)), y.to(device), va.to(device)
+    for x, y, va, *lnd in bar:
+        if lnd:
+            x, lnd = augment(x.to(device, non_blocking=True), points=lnd[0].to(device))
+        else:
+            x, lnd = augment(x.to(device, non_blocking=True)), None
+        y, va = y.to(device), va.to(device)
         lam, perm = 1.0, None
         if r.get("mixup", 0) > 0:
             lam = float(torch.distributions.Beta(r["mixup"], r["mixup"]).sample())
@@ -276,8 +296,10 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
             taught = teacher(x) if teacher is not None else None
             if taught is not None:
                 va = torch.where(torch.isfinite(va), va, taught[1])  # the teacher's valence/arousal where none is known
-            logits, va_pred = net(x)
+            logits, va_pred, *lnd_pred = net(x)
             loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw, taught)
+            if lnd_pred:
+                loss = loss + r["landmark_weight"] * landmark_loss(lnd_pred[0].float(), lnd)
             if perm is not None:
                 loss = lam * loss + (1 - lam) * multitask_loss(logits.float(), va_pred.float(), y[perm], va, r, cw,
                                                                taught)
@@ -287,7 +309,7 @@ def train_one_epoch(net, loader, augment, opt, sched, scaler, device, r, cw, ema
         scaler.update()
         sched.step()
         if ema is not None:
-            ema.update_parameters(net.module if hasattr(net, "module") else net)
+            ema.update_parameters(model)
         tot_loss += loss.item() * len(y)
         tot_correct += (logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum().item()
         n += len(y)
@@ -307,6 +329,15 @@ def multitask_loss(logits, va_pred, y, va_true, r, cw=None, taught=None):
     if r["va_weight"] > 0 and torch.isfinite(va_true).any():
         loss = loss + r["va_weight"] * va_loss(va_pred, va_true, r.get("va_loss", "mse"))
     return loss
+
+
+def landmark_loss(pred, true):
+    """Smooth L1 over the known landmark coordinates (NaN rows masked): in [-1, 1] units, about 1 px at 112 px is
+    0.018, so the loss is near-linear beyond a couple of pixels."""
+    mask = torch.isfinite(true)
+    if not mask.any():
+        return pred.new_zeros(())
+    return F.smooth_l1_loss(pred[mask], true[mask], beta=0.05)
 
 
 def va_loss(pred, true, kind="mse"):
@@ -515,8 +546,9 @@ def _decode(root, samples, size, rank):
     return (images, [samples[i] for i in ok]), len(failures)
 
 
-def _dataset(split_cache, soft=False):
-    """Targets are class indices, or with ``soft`` each image's vote distribution (when every image has one)."""
+def _dataset(split_cache, soft=False, landmarks=False):
+    """Targets are class indices, or with ``soft`` each image's vote distribution (when every image has one); with
+    ``landmarks`` also each image's [68, 2] landmarks (NaN for images without, e.g. --extra-data's)."""
     images, samples = split_cache
     if soft and all(s.votes is not None for s in samples):
         labels = torch.tensor([s.votes for s in samples], dtype=torch.float32)
@@ -525,12 +557,17 @@ def _dataset(split_cache, soft=False):
             log.warning("--soft-labels: this data has no vote distributions; training on the single labels")
         labels = torch.tensor([s.label for s in samples], dtype=torch.long)
     va = torch.tensor([[s.valence, s.arousal] for s in samples], dtype=torch.float32)
-    return CachedDataset(images, labels, va)
+    lnd = None
+    if landmarks:
+        none = np.full((68, 2), np.nan, np.float32)
+        lnd = torch.from_numpy(np.stack([none if s.landmarks is None else s.landmarks for s in samples]))
+    return CachedDataset(images, labels, va, lnd)
 
 
 def _param_groups(model, r):
-    head = [p for n, p in model.named_parameters() if n.startswith(("expression.", "va."))]
-    body = [p for n, p in model.named_parameters() if not n.startswith(("expression.", "va."))]
+    heads = ("expression.", "va.", "landmarks.", "model.expression.", "model.va.")
+    head = [p for n, p in model.named_parameters() if n.startswith(heads)]
+    body = [p for n, p in model.named_parameters() if not n.startswith(heads)]
     return [{"params": body}, {"params": head, "lr": r["lr"] * r["head_lr_mult"]}]
 
 
@@ -558,7 +595,7 @@ def _eval_model(model, ema):
     return ema.module if ema is not None else model
 
 
-def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved):
+def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained=None):
     atomic_write_csv(run_dir / "history.csv", pd.DataFrame(history))
     atomic_write_json(run_dir / "config.json", cfg)
     state = {"model": _eval_model(model, ema).state_dict(), "config": copy.deepcopy(cfg), "epoch": epoch, "best": best}
@@ -567,6 +604,8 @@ def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved):
     state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict())
     if ema is not None:
         state.update(model=model.state_dict(), ema=ema.state_dict())
+    if isinstance(trained, WithLandmarks):  # to resume with it; best.pt keeps only the model
+        state["landmark_head"] = trained.landmarks.state_dict()
     atomic_torch_save(run_dir / "checkpoints" / "last.pt", state)
 
 

@@ -15,6 +15,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 AUGMENTATIONS = ["none", "v1", "v2"]
+# The 68-point (iBUG / Multi-PIE) landmark each landmark becomes in a mirrored face: jaw, brows, nose, eyes, mouth.
+MIRROR_68 = ([*range(16, -1, -1)] + [*range(26, 16, -1)] + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+             + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+             + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65])
 
 
 class BatchAugment:
@@ -23,6 +27,9 @@ class BatchAugment:
     v1 (the study's): random resized crop (area 0.8-1), horizontal flip, rotation +-10 deg, colour jitter 0.3.
     v2 adds a perspective-like warp (each corner moved up to 10% of the side, interpolated bilinearly across the
     image) and random erasing (p 0.25, 2-15% of the area).
+
+    Given ``points`` [B, 68, 2] (landmarks in affine_grid's [-1, 1] coordinates, NaN where unknown), returns them
+    moved with each image as well, renumbered in mirrored images so that each index names the same facial point.
     """
 
     def __init__(self, aug: str, mean, std):
@@ -32,20 +39,20 @@ class BatchAugment:
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None, points=None):
         x = images.float().div_(255)
         if self.aug != "none":
-            x = self._geometry(x, generator)
+            x, points = self._geometry(x, generator, points)
             x = self._colour(x, generator)
         x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         if self.aug == "v2":
             x = self._erase(x, generator)
-        return x
+        return x if points is None else (x, points)
 
     def _rand(self, n, lo, hi, g, device):
         return torch.rand(n, generator=g).to(device) * (hi - lo) + lo
 
-    def _geometry(self, x, g):
+    def _geometry(self, x, g, points=None):
         b, dev = x.shape[0], x.device
         side = self._rand(b, 0.8, 1.0, g, dev).sqrt()           # crop side for area 0.8-1
         ang = self._rand(b, -10, 10, g, dev) * math.pi / 180
@@ -60,7 +67,11 @@ class BatchAugment:
             corners = (torch.rand(b, 2, 2, 2, generator=g).to(dev) - 0.5) * 0.2
             warp = F.interpolate(corners.permute(0, 3, 1, 2), size=x.shape[-2:], mode="bilinear", align_corners=True)
             grid = grid + warp.permute(0, 2, 3, 1)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        else:
+            corners = None
+        if points is not None:
+            points = _move_points(points, theta, corners, flip < 0)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False), points
 
     def _colour(self, x, g):
         b, dev = x.shape[0], x.device
@@ -90,22 +101,40 @@ class BatchAugment:
         return x.masked_fill(box.unsqueeze(1), 0.0)  # 0 after normalisation = the data mean
 
 
+def _move_points(points, theta, corners, mirrored):
+    """Where the points land in the warped image. The grid maps an output position p to the input position
+    A p + t (+ the bilinear corner offsets w(p) under v2); solve p = A^-1 (q - t - w(p)) with one fixed-point step."""
+    a, t = theta[:, :, :2], theta[:, :, 2].unsqueeze(1)
+    inv = torch.linalg.inv(a).transpose(1, 2)
+    p = (points - t) @ inv
+    if corners is not None:
+        s = ((p + 1) / 2).clamp(0, 1)  # bilinear weights across the image (x, y), as F.interpolate spread the corners
+        sx, sy = s[..., :1], s[..., 1:]
+        c = corners.unsqueeze(1)  # [B, 1, y, x, 2]
+        w = ((1 - sx) * (1 - sy) * c[:, :, 0, 0] + sx * (1 - sy) * c[:, :, 0, 1]
+             + (1 - sx) * sy * c[:, :, 1, 0] + sx * sy * c[:, :, 1, 1])
+        p = (points - t - w) @ inv
+    return torch.where(mirrored.view(-1, 1, 1), p[:, MIRROR_68], p)
+
+
 def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 [B, 3, S, S] -> float, normalised as in training."""
     return BatchAugment("none", mean, std)(images)
 
 
 class CachedDataset(Dataset):
-    """(uint8 image, label, valence/arousal with NaN where absent) from tensors already in memory."""
+    """(uint8 image, label, valence/arousal with NaN where absent[, landmarks [68, 2], NaN where absent]) from
+    tensors already in memory."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, va: torch.Tensor):
-        self.images, self.labels, self.va = images, labels, va
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, va: torch.Tensor, landmarks=None):
+        self.images, self.labels, self.va, self.landmarks = images, labels, va, landmarks
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return self.images[i], self.labels[i], self.va[i]
+        item = self.images[i], self.labels[i], self.va[i]
+        return item if self.landmarks is None else (*item, self.landmarks[i])
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

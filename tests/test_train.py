@@ -13,6 +13,7 @@ import torch
 
 from fer_core import evaluate, train
 from fer_core.data import read_dataset
+from fer_core.transforms import MIRROR_68, BatchAugment, _move_points
 from tests.conftest import make_affectnet_dir, pattern_image, write_ferplus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -378,3 +379,52 @@ def test_bf16_trains_under_autocast_only_where_the_cpu_has_it(tmp_path, monkeypa
                      "--device", "cpu") == 0
     assert json.loads((tmp_path / "f" / "config.json").read_text())["precision"] == "float32"
     assert "no native bfloat16" in (tmp_path / "f" / "train.log").read_text() and not any(seen)
+
+
+@pytest.mark.parametrize("aug", ["v1", "v2"])
+def test_landmarks_move_with_the_augmented_image(aug):
+    # A bright 3x3 spot on each black image, and the spot's centre as every one of its 68 landmarks: after the
+    # batch's crops, flips, rotations (and warps), the moved point must sit on the spot's brightest pixel.
+    size, b = 64, 48
+    g = torch.Generator().manual_seed(1)
+    centres = torch.randint(20, 44, (b, 2), generator=g)
+    images = torch.zeros(b, 3, size, size, dtype=torch.uint8)
+    for i, (cx, cy) in enumerate(centres.tolist()):
+        images[i, :, cy - 1:cy + 2, cx - 1:cx + 2] = 255
+    points = ((centres.float() + 0.5) / size * 2 - 1).unsqueeze(1).repeat(1, 68, 1)
+    x, moved = BatchAugment(aug, [0.5] * 3, [0.5] * 3)(images, g, points)
+    bright = x.sum(1).flatten(1)
+    peak = bright.argmax(1)
+    seen = torch.stack([peak % size, peak // size], 1).float()
+    want = (moved[:, 0] + 1) / 2 * size - 0.5
+    visible = bright.max(1).values > 0  # random erasing may blank the spot
+    assert visible.sum() > b // 2
+    assert ((seen - want).abs()[visible] <= 1.5).all(), (seen - want).abs()[visible].max()
+
+
+def test_mirrored_landmarks_are_renumbered_left_for_right():
+    assert sorted(MIRROR_68) == list(range(68)) and all(MIRROR_68[MIRROR_68[i]] == i for i in range(68))
+    assert MIRROR_68[36] == 45 and MIRROR_68[48] == 54 and MIRROR_68[30] == 30 and MIRROR_68[0] == 16
+    # a horizontal flip alone (theta = diag(-1, 1)) moves point 36 to the mirrored x and gives it index 45's place
+    points = torch.rand(1, 68, 2) * 2 - 1
+    theta = torch.tensor([[[-1.0, 0, 0], [0, 1.0, 0]]])
+    moved = _move_points(points, theta, None, torch.tensor([True]))
+    assert torch.allclose(moved[0, 45], points[0, 36] * torch.tensor([-1.0, 1.0]))
+
+
+def test_landmark_weight_trains_a_landmark_head_it_does_not_save(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=48)
+    rc = run_train("--data", data, "--out", tmp_path / "runs", "--name", "lnd", "--epochs", "1", "--landmark-weight",
+                   "0.5", *TINY[:-4], "--aug", "v2")
+    assert rc == 0
+    run = tmp_path / "runs" / "lnd"
+    assert json.loads((run / "config.json").read_text())["args"]["landmark_weight"] == 0.5
+    assert "landmarks for 32 of 32 images" in (run / "train.log").read_text()
+    state = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["model"]
+    assert not any("landmarks" in k for k in state)
+    assert "landmark_head" in torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # --resume keeps it
+    ferplus = write_ferplus(tmp_path / "ferplus", {"Train": [(f"a{i}.png", [5, 0, 0, 0, 0, 0, 0, 0, 0, 0]) for i in range(4)],
+                                                   "Valid": [("b.png", [5, 0, 0, 0, 0, 0, 0, 0, 0, 0])]})
+    assert run_train("--data", ferplus, "--out", tmp_path / "runs", "--landmark-weight", "1", *TINY) == 2
+    err = capsys.readouterr().err
+    assert "--landmark-weight needs facial landmarks" in err and "Traceback" not in err
