@@ -204,7 +204,8 @@ def read_landmarks(index: DataIndex) -> int:
     """Fill ``landmarks`` of an AffectNet index's samples from ``annotations/<id>_lnd.npy`` (68 points, pixel
     coordinates of the image) as [68, 2] (x, y) scaled to [-1, 1] across the image's width and height, the
     coordinates ``torch.nn.functional.affine_grid`` uses. Read on demand (only training with landmarks needs them).
-    Returns how many samples got landmarks; a missing or malformed file leaves a sample without."""
+    Returns how many samples got landmarks; a missing or malformed file, or points far outside the image, leave a
+    sample without."""
     if index.layout != "affectnet":
         return 0
     ann_dir = index.root / "annotations"
@@ -219,7 +220,9 @@ def read_landmarks(index: DataIndex) -> int:
             return
         if pts.size != 136 or not np.isfinite(pts).all():
             return
-        s.landmarks = pts.reshape(68, 2) / np.array([w, h], np.float32) * 2 - 1
+        pts = pts.reshape(68, 2) / np.array([w, h], np.float32) * 2 - 1
+        if np.abs(pts).max() <= 1.5:  # points far outside the image belong to another frame (an uncropped original)
+            s.landmarks = pts
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(one, index.samples))

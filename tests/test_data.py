@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fer_core.data import (DataError, ImageError, decode_images, detect_layout, has_predefined_split, load_image,
-                           make_split, read_dataset, stratified_subset)
+                           make_split, read_dataset, read_landmarks, stratified_subset)
 from fer_core.labels import CLASSES
 from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image, write_ferplus
 
@@ -377,3 +377,19 @@ def test_real_data_counts_and_speed():
     print(f"read affectnet {aff_s:.2f}s, ferplus {fp_s:.2f}s")
     # Generous bounds: they catch a reader that opens every image, not ordinary machine noise.
     assert aff_s < 15 and fp_s < 15
+
+
+def test_read_landmarks_scales_affectnet_points_to_the_image_and_skips_bad_ones(tmp_path):
+    root = make_affectnet_dir(tmp_path / "an", n_per_class=2, size=40)
+    ids = sorted(int(p.stem) for p in (root / "images").iterdir())
+    np.save(root / "annotations" / f"{ids[0]}_lnd.npy", np.full(136, 20.0))  # the image centre
+    np.save(root / "annotations" / f"{ids[1]}_lnd.npy", np.full(136, 400.0))  # another frame: far outside
+    np.save(root / "annotations" / f"{ids[2]}_lnd.npy", np.zeros(10))  # malformed
+    (root / "annotations" / f"{ids[3]}_lnd.npy").unlink()
+    index = read_dataset(root)
+    assert all(s.landmarks is None for s in index.samples)  # read on demand only
+    assert read_landmarks(index) == 16 - 3
+    by_id = {int(s.id): s for s in index.samples}
+    assert by_id[ids[0]].landmarks.shape == (68, 2) and np.allclose(by_id[ids[0]].landmarks, 0.0)
+    assert all(by_id[i].landmarks is None for i in ids[1:4])
+    assert all(np.abs(s.landmarks).max() <= 1 for s in index.samples if s.landmarks is not None)
