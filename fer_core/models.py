@@ -84,7 +84,10 @@ class FERModel(nn.Module):
         self.va = nn.Linear(feature_dim, 2)
 
     def forward(self, x):
-        return self.heads(self.dropout(self.features(x)))
+        return self.heads(self.embed(x))
+
+    def embed(self, x):
+        return self.dropout(self.features(x))
 
     def heads(self, f):
         return self.expression(f), torch.tanh(self.va(f))
@@ -100,7 +103,7 @@ class WithLandmarks(nn.Module):
         self.landmarks = nn.Linear(model.expression.in_features, 136)
 
     def forward(self, x):
-        f = self.model.dropout(self.model.features(x))
+        f = self.model.embed(x)
         return (*self.model.heads(f), self.landmarks(f).view(-1, 68, 2))
 
 

@@ -281,10 +281,8 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
     tot_loss = tot_correct = n = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
     for x, y, va, *lnd in bar:
-        if lnd:
-            x, lnd = augment(x.to(device, non_blocking=True), points=lnd[0].to(device))
-        else:
-            x, lnd = augment(x.to(device, non_blocking=True)), None
+        x = x.to(device, non_blocking=True)
+        x, lnd = augment(x, points=lnd[0].to(device)) if lnd else (augment(x), None)
         y, va = y.to(device), va.to(device)
         lam, perm = 1.0, None
         if r.get("mixup", 0) > 0:

@@ -62,13 +62,12 @@ class BatchAugment:
         cos, sin = torch.cos(ang) * side, torch.sin(ang) * side
         theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        corners = None
         if self.aug == "v2":
             # corner offsets (B, 2, 2, 2) interpolated over the grid: a cheap stand-in for a perspective transform
             corners = (torch.rand(b, 2, 2, 2, generator=g).to(dev) - 0.5) * 0.2
             warp = F.interpolate(corners.permute(0, 3, 1, 2), size=x.shape[-2:], mode="bilinear", align_corners=True)
             grid = grid + warp.permute(0, 2, 3, 1)
-        else:
-            corners = None
         if points is not None:
             points = _move_points(points, theta, corners, flip < 0)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False), points
