@@ -2,9 +2,12 @@
 
     python -m fer_core.export --run artifacts/runs/<name> [--out FILE.onnx]
     python -m fer_core.export --run artifacts/runs/<name> --model-dir models/default   # ship as the default model
+    python -m fer_core.export --run artifacts/runs/<ensemble> --out FILE.onnx    # an ensemble folder: one model
 
 The ONNX file carries the model's config.json (normalisation, input size, class names, provenance) in its
 metadata, so a predictor needs nothing else. The batch axis is dynamic; the image side is the trained one.
+An ensemble folder (written by scripts/ensemble.py --out) becomes one ONNX model that runs its members side by side
+and averages their probabilities and valence/arousal, as the ensemble's own predictions were scored.
 """
 from __future__ import annotations
 
@@ -87,47 +90,163 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def export_onnx(checkpoint_path_or_run, out_path, fp16_weights: bool = False) -> dict:
-    """Export a checkpoint (a .pt file, a run folder or a run name) to ``out_path``; verified before it is written.
-
-    Returns a report: source, out, bytes and the max abs differences against PyTorch. Raises ModelNotFound for
-    a bad source and RuntimeError when ONNX Runtime disagrees with PyTorch beyond TOLERANCE (TOLERANCE_FP16 with
-    float16 weights).
-    """
-    from .inference import ModelNotFound, load_checkpoint, resolve_model
+def _verified_onnx(src: Path, fp16_weights: bool) -> tuple[bytes, dict]:
+    """(ONNX bytes, report) of a .pt checkpoint, checked against PyTorch on random input."""
+    from .inference import load_checkpoint
     from .models import model_from_checkpoint
 
-    src = resolve_model(checkpoint_path_or_run, backend="torch")
-    if src.suffix == ".onnx":
-        raise ModelNotFound(f"{src} is already an ONNX file; give a run folder or a .pt checkpoint")
     model, cfg = model_from_checkpoint(load_checkpoint(src))
     data = onnx_bytes(model, cfg, fp16_weights)
-    report = {"source": str(src), "out": str(out_path), "bytes": len(data), "opset": OPSET,
-              "fp16_weights": fp16_weights, **compare(model, data, int(cfg["img_size"]))}
+    report = {"source": str(src), "bytes": len(data), "opset": OPSET, "fp16_weights": fp16_weights,
+              **compare(model, data, int(cfg["img_size"]))}
     worst = max(report["max_abs_diff_probs" if fp16_weights else "max_abs_diff_logits"], report["max_abs_diff_va"])
     if worst > (TOLERANCE_FP16 if fp16_weights else TOLERANCE) or not report["same_argmax"]:
         raise RuntimeError(f"ONNX Runtime disagrees with PyTorch: {report}; nothing written")
+    return data, report
+
+
+def ensemble_config(path) -> dict | None:
+    """The config.json of an ensemble folder (scripts/ensemble.py --out), or None for anything else."""
+    cfg_file = Path(path) / "config.json"
+    if not cfg_file.is_file():
+        return None
+    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    return cfg if cfg.get("status") == "ensemble" else None
+
+
+def ensemble_onnx(members: list[bytes], config: dict) -> bytes:
+    """One ONNX model of the members side by side. Its input is the image in [0, 1] (config's mean 0, std 1); each
+    member normalises it with its own mean/std inside the graph. Outputs: "logits", the log of the members' mean
+    probabilities (a softmax gives that mean back), and "va", their mean valence/arousal."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, infos, probs, vas = [], [], [], [], []
+    for i, data in enumerate(members):
+        m = onnx.load_from_string(data)
+        cfg = json.loads({e.key: e.value for e in m.metadata_props}[CONFIG_KEY])
+        g = onnx.compose.add_prefix(m, f"m{i}/").graph
+        for stat in ("mean", "std"):
+            inits.append(numpy_helper.from_array(np.asarray(cfg[stat], np.float32).reshape(1, 3, 1, 1), f"m{i}/{stat}"))
+        nodes += [helper.make_node("Sub", ["input", f"m{i}/mean"], [f"m{i}/centred"]),
+                  helper.make_node("Div", [f"m{i}/centred", f"m{i}/std"], [g.input[0].name]), *g.node,
+                  helper.make_node("Softmax", [f"m{i}/logits"], [f"m{i}/probs"], axis=1)]
+        inits += g.initializer
+        infos += g.value_info
+        probs.append(f"m{i}/probs")
+        vas.append(f"m{i}/va")
+    inits.append(numpy_helper.from_array(np.asarray(1 / len(members), np.float32), "one_over_n"))
+    nodes += [helper.make_node("Sum", probs, ["probs_sum"]), helper.make_node("Mul", ["probs_sum", "one_over_n"],
+                                                                              ["probs"]),
+              helper.make_node("Log", ["probs"], ["logits"]),
+              helper.make_node("Sum", vas, ["va_sum"]), helper.make_node("Mul", ["va_sum", "one_over_n"], ["va"])]
+    size = int(config["img_size"])
+    graph = helper.make_graph(
+        nodes, "ensemble", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(config["classes"])]),
+         helper.make_tensor_value_info("va", TensorProto.FLOAT, ["batch", 2])], inits, value_info=infos)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CONFIG_KEY, json.dumps(config)
+    return model.SerializeToString()
+
+
+def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[bytes, dict]:
+    """(ONNX bytes, report) of an ensemble folder, whose members are run folders beside it. A member's exported
+    checkpoints/best.onnx is used as it is where it is at least as new as its best.pt."""
+    import onnx
+    import onnxruntime as ort
+
+    from .inference import ModelNotFound, resolve_model
+
+    members, cfgs, sources = [], [], []
+    for m in config.get("members") or []:
+        src = resolve_model(folder.parent / Path(m["run"]).name, backend="onnx")
+        data = src.read_bytes() if src.suffix == ".onnx" else _verified_onnx(src, fp16_weights)[0]
+        meta = {e.key: e.value for e in onnx.load_from_string(data).metadata_props}
+        if CONFIG_KEY not in meta:
+            raise ModelNotFound(f"{src}: ONNX file without FER Lab config (export it with fer_core.export)")
+        members.append(data)
+        cfgs.append(json.loads(meta[CONFIG_KEY]))
+        sources.append(str(src))
+    if len(members) < 2:
+        raise ModelNotFound(f"{folder}: an ensemble folder needs two or more members in its config.json")
+    for key, what in (("img_size", "input sizes"), ("classes", "classes")):
+        if len({json.dumps(c[key]) for c in cfgs}) > 1:
+            raise ValueError(f"{folder}: the members' {what} differ ({', '.join(str(c[key]) for c in cfgs)}); "
+                             f"one ONNX model needs them equal")
+    tta = {bool((c.get("args") or {}).get("tta")) for c in cfgs}
+    if len(tta) > 1:
+        raise ValueError(f"{folder}: some members were evaluated with flip TTA and some without")
+    ens_cfg = {**config, "img_size": cfgs[0]["img_size"], "mean": [0.0] * 3, "std": [1.0] * 3, "args": {"tta": tta.pop()},
+               "member_models": [{k: c.get(k) for k in ("name", "backbone", "created", "mean", "std")} for c in cfgs]}
+    data = ensemble_onnx(members, ens_cfg)
+    # check: the ensemble's answer is the mean of the members' answers, each run on its own normalised input
+    size = int(ens_cfg["img_size"])
+    x = np.random.default_rng(0).random((4, 3, size, size), dtype=np.float32)
+    want_p, want_va = [], []
+    for d, c in zip(members, cfgs):
+        xm = (x - np.asarray(c["mean"], np.float32).reshape(1, 3, 1, 1)) / np.asarray(c["std"], np.float32).reshape(1, 3, 1, 1)
+        logits, va = ort.InferenceSession(d, providers=["CPUExecutionProvider"]).run(None, {"input": xm})
+        want_p.append(_softmax(logits))
+        want_va.append(va)
+    logits, va = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    p, want = _softmax(logits), np.mean(want_p, axis=0)
+    report = {"source": ", ".join(sources), "bytes": len(data), "opset": OPSET, "fp16_weights": fp16_weights,
+              "max_abs_diff_probs": float(np.abs(p - want).max()),
+              "max_abs_diff_va": float(np.abs(va - np.mean(want_va, axis=0)).max()),
+              "same_argmax": bool((p.argmax(1) == want.argmax(1)).all()), "batch": len(x), "against": "members"}
+    if max(report["max_abs_diff_probs"], report["max_abs_diff_va"]) > 1e-4 or not report["same_argmax"]:
+        raise RuntimeError(f"the ensemble model disagrees with its members' mean: {report}; nothing written")
+    return data, report
+
+
+def export_onnx(checkpoint_path_or_run, out_path, fp16_weights: bool = False) -> dict:
+    """Export a checkpoint (a .pt file, a run folder or a run name), or an ensemble folder, to ``out_path``;
+    verified before it is written.
+
+    Returns a report: source, out, bytes and the max abs differences against PyTorch (an ensemble: against its
+    members' mean). Raises ModelNotFound for a bad source and RuntimeError when ONNX Runtime disagrees with PyTorch
+    beyond TOLERANCE (TOLERANCE_FP16 with float16 weights).
+    """
+    from .inference import ModelNotFound, resolve_model
+
+    ens = ensemble_config(checkpoint_path_or_run)
+    if ens is not None:
+        data, report = _ensemble_bytes(Path(checkpoint_path_or_run), ens, fp16_weights)
+    else:
+        src = resolve_model(checkpoint_path_or_run, backend="torch")
+        if src.suffix == ".onnx":
+            raise ModelNotFound(f"{src} is already an ONNX file; give a run folder or a .pt checkpoint")
+        data, report = _verified_onnx(src, fp16_weights)
     atomic_write_bytes(out_path, data)
-    return report
+    return {**report, "out": str(out_path)}
 
 
 def ship_model(checkpoint_path_or_run, model_dir, fp16_weights: bool = False) -> dict:
-    """Write ``model_dir``/model.pt (only "model" and "config": no optimizer state) and a verified model.onnx."""
+    """Write ``model_dir``/model.pt (only "model" and "config": no optimizer state) and a verified model.onnx. An
+    ensemble has no PyTorch form: only model.onnx is written, and an older model.pt there is removed."""
     from .inference import ModelNotFound, load_checkpoint, resolve_model
 
+    if ensemble_config(checkpoint_path_or_run) is not None:
+        report = export_onnx(checkpoint_path_or_run, Path(model_dir) / "model.onnx", fp16_weights)
+        (Path(model_dir) / "model.pt").unlink(missing_ok=True)
+        return report
     src = resolve_model(checkpoint_path_or_run, backend="torch")
     if src.suffix == ".onnx":
         raise ModelNotFound(f"{src} is an ONNX file; give a run folder or a .pt checkpoint")
     ckpt = load_checkpoint(src)
     report = export_onnx(src, Path(model_dir) / "model.onnx", fp16_weights)
     atomic_torch_save(Path(model_dir) / "model.pt", {"model": ckpt["model"], "config": ckpt["config"]})
-    return report
+    return {**report, "model_pt": str(Path(model_dir) / "model.pt")}
 
 
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run folder (uses checkpoints/best.pt), run name, or a .pt checkpoint")
+    p.add_argument("--run", required=True, help="run folder (uses checkpoints/best.pt), run name, a .pt checkpoint, "
+                                            "or an ensemble folder (scripts/ensemble.py --out)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--out", help="ONNX file to write (default: next to the checkpoint, e.g. "
                                  "<run folder>/checkpoints/best.onnx)")
@@ -142,21 +261,28 @@ def main(args) -> int:
     from .inference import ModelNotFound, resolve_model
 
     try:
-        src = resolve_model(args.run, backend="torch")
+        ensemble = ensemble_config(args.run) is not None
+        src = Path(args.run) if ensemble else resolve_model(args.run, backend="torch")
         if args.model_dir:
             r = ship_model(src, args.model_dir, args.fp16_weights)
         else:
-            r = export_onnx(src, Path(args.out) if args.out else src.with_suffix(".onnx"), args.fp16_weights)
+            default = src / "checkpoints" / "best.onnx" if ensemble else src.with_suffix(".onnx")
+            r = export_onnx(src, Path(args.out) if args.out else default, args.fp16_weights)
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {r['out']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}"
           f"{', float16 weights' if r['fp16_weights'] else ''}) from {r['source']}")
-    if args.model_dir:
-        print(f"wrote {Path(args.model_dir) / 'model.pt'} (weights and config only)")
-    print(f"ONNX Runtime vs PyTorch on {r['batch']} random inputs: max abs diff logits {r['max_abs_diff_logits']:.2e}, "
-          f"valence/arousal {r['max_abs_diff_va']:.2e}, probabilities {r['max_abs_diff_probs']:.2e}, "
-          f"same argmax: {r['same_argmax']}")
+    if "model_pt" in r:
+        print(f"wrote {r['model_pt']} (weights and config only)")
+    if ensemble:
+        print(f"the ensemble vs its members' mean on {r['batch']} random inputs: max abs diff probabilities "
+              f"{r['max_abs_diff_probs']:.2e}, valence/arousal {r['max_abs_diff_va']:.2e}, "
+              f"same argmax: {r['same_argmax']}")
+    else:
+        print(f"ONNX Runtime vs PyTorch on {r['batch']} random inputs: max abs diff logits "
+              f"{r['max_abs_diff_logits']:.2e}, valence/arousal {r['max_abs_diff_va']:.2e}, probabilities "
+              f"{r['max_abs_diff_probs']:.2e}, same argmax: {r['same_argmax']}")
     return 0
 
 

@@ -72,6 +72,9 @@ def resolve_model(run=None, root=".", backend: str = "auto") -> Path:
     for f in ([d / "model.onnx", d / "model.pt"] if want_onnx else [d / "model.pt"]):
         if f.is_file():
             return f
+    if (d / "model.onnx").is_file():
+        raise ModelNotFound(f"{d} holds model.onnx only, which runs with onnxruntime, not PyTorch"
+                            f"{'' if _have_ort() else ': pip install onnxruntime'}")
     raise ModelNotFound(f"No model found: {d} holds no model.pt or model.onnx. {HOW_TO_GET_A_MODEL}")
 
 
@@ -204,8 +207,10 @@ class Predictor:
             best.get("metric"), best.get("metric"))
         best = (f"epoch {best.get('epoch')}, {metric} {best['value']:.3f}"
                 if isinstance(best.get("value"), (int, float)) else None)
+        members = [m.get("name") for m in c.get("member_models") or []]  # an ensemble (fer_core.export)
         return {"name": c.get("name", self.path.stem), "backbone": c.get("backbone"), "img_size": self.img_size,
-                "trained": trained, "init": w.get("loaded"), "weights_file": str(self.path), "runtime": self.runtime,
+                "trained": trained, "init": None if members else w.get("loaded"), "members": members,
+                "weights_file": str(self.path), "runtime": self.runtime,
                 "best": best, "tta": self.tta,
                 "detector": self.detector.name if self.detector else "none (whole image)"}
 

@@ -12,7 +12,8 @@ two cross-validations with the same folds then ensemble on every image.
 
 --out DIR writes the ensemble's predictions and metrics on every split all members predicted, and a config.json
 (status "ensemble") whose train_minutes add up every stage of every member: each run, and the runs whose checkpoints
-it started from (a FER+ stage), as far as their folders are at hand.
+it started from (a FER+ stage), as far as their folders are at hand; and, where all members share one split.csv, that
+split. `python -m fer_core.export --run DIR` then makes the ensemble one ONNX model.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.evaluate import summary_line, write_evaluation  # noqa: E402
 from fer_core.report import training_precision  # noqa: E402
-from fer_core.io import atomic_write_json  # noqa: E402
+from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fer_core.metrics import PROB_COLS, align_predictions, compute_metrics, paired_comparison  # noqa: E402
 from fer_core.runs import load_predictions, run_predictions, runs_label  # noqa: E402
 
@@ -104,6 +105,9 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     for s, df in frames.items():
         write_evaluation(out, s, df, members=[d.name for d in run_dirs])
+    splits_csv = {(d / "split.csv").read_bytes() if (d / "split.csv").is_file() else None for d in run_dirs}
+    if len(splits_csv) == 1 and None not in splits_csv:  # one split for all: the ensemble's model knows its test images
+        atomic_write_bytes(out / "split.csv", splits_csv.pop())
     atomic_write_json(out / "config.json", {
         "schema_version": first["schema_version"], "name": out.resolve().name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "ensemble",

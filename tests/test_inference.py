@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import json
 from pathlib import Path
 
@@ -283,6 +284,51 @@ def test_export_fp16_weights_halves_the_file_and_agrees(ckpt, tmp_path):
     x = np.random.default_rng(1).integers(0, 255, (3, a.img_size, a.img_size, 3), dtype=np.uint8)
     (pa, va_a), (pb, va_b) = a.predict_batch(x), b.predict_batch(x)
     assert np.abs(pa - pb).max() < 2e-2 and np.abs(va_a - va_b).max() < 2e-2
+
+
+def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for name, seed in (("a", 0), ("b", 1)):
+        (runs / name / "checkpoints").mkdir(parents=True)
+        make_checkpoint(runs / name / "checkpoints" / "best.pt", seed=seed)
+    other = torch.load(runs / "b" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    other["config"].update(name="b", mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3], args={"tta": True})  # its own normalisation
+    torch.save(other, runs / "b" / "checkpoints" / "best.pt")
+    a = torch.load(runs / "a" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    a["config"].update(name="a", args={"tta": True})
+    torch.save(a, runs / "a" / "checkpoints" / "best.pt")
+    (runs / "ens").mkdir()
+    (runs / "ens" / "config.json").write_text(json.dumps(
+        {"schema_version": 1, "name": "ens", "status": "ensemble", "classes": CLASSES, "backbone": "x + y",
+         "members": [{"run": "/elsewhere/a"}, {"run": "b"}]}))  # members are found beside the folder, by name
+    assert E.main(E.get_args_parser().parse_args(["--run", str(runs / "ens"), "--fp16-weights"])) == 0
+    assert "the ensemble vs its members' mean" in capsys.readouterr().out
+    ens = Predictor(runs / "ens" / "checkpoints" / "best.onnx", detector=None)
+    members = [Predictor(runs / n / "checkpoints" / "best.pt", backend="torch", detector=None) for n in "ab"]
+    assert ens.tta and ens.config["mean"] == [0.0] * 3 and ens.config["name"] == "ens"
+    x = np.random.default_rng(2).integers(0, 255, (5, ens.img_size, ens.img_size, 3), dtype=np.uint8)
+    (p, va), answers = ens.predict_batch(x), [m.predict_batch(x) for m in members]
+    assert np.abs(p - np.mean([q for q, _ in answers], axis=0)).max() < 1e-2  # float16 weights: within their rounding
+    assert np.abs(va - np.mean([v for _, v in answers], axis=0)).max() < 1e-2
+    assert np.abs(answers[0][0] - answers[1][0]).max() > 0.05  # the members differ, so the mean is a real test
+    # as the default model: model.onnx only (an ensemble has no PyTorch form), and no stale model.pt beside it
+    ship = tmp_path / "models" / "default"
+    ship.mkdir(parents=True)
+    (ship / "model.pt").write_bytes(ckpt.read_bytes())
+    assert E.main(E.get_args_parser().parse_args(["--run", str(runs / "ens"), "--model-dir", str(ship)])) == 0
+    assert (ship / "model.onnx").is_file() and not (ship / "model.pt").exists()
+    assert resolve_model(None, root=tmp_path) == ship / "model.onnx"
+    with pytest.raises(ModelNotFound, match="model.onnx only, which runs with onnxruntime"):
+        resolve_model(None, root=tmp_path, backend="torch")
+    assert ens.info()["members"] == ["a", "b"] and ens.info()["init"] is None
+    # members that cannot share one input are refused with the reason, and nothing is written
+    other["config"]["img_size"] = 96
+    torch.save(other, runs / "b" / "checkpoints" / "best.pt")
+    assert E.main(E.get_args_parser().parse_args(["--run", str(runs / "ens"), "--out", str(tmp_path / "x.onnx")])) == 2
+    assert "input sizes differ" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+    shutil.rmtree(runs / "b")
+    assert E.main(E.get_args_parser().parse_args(["--run", str(runs / "ens"), "--out", str(tmp_path / "x.onnx")])) == 2
+    assert "no such run folder" in capsys.readouterr().err
 
 
 def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):

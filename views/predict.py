@@ -143,6 +143,8 @@ def main() -> None:
     st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px{tta}, on {i['runtime']}  \n"
             f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
             + (f"  \nBackbone initialised from: {i['init']}" if i["init"] else "")
+            + (f"  \nAn ensemble of {', '.join(i['members'])}: their probabilities and valence/arousal averaged"
+               if i["members"] else "")
             + (f"  \nCheckpoint: {i['best']}" if i["best"] else "") + f"  \nFace detector: {i['detector']}")
 
     photos, snap, live = st.tabs(["Photos", "Snapshot", "Live webcam"])
