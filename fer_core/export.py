@@ -114,7 +114,11 @@ def ensemble_config(path) -> dict | None:
     return cfg if cfg.get("status") == "ensemble" else None
 
 
-def ensemble_onnx(members: list[bytes], config: dict) -> bytes:
+def _stat(cfg: dict, key: str) -> np.ndarray:
+    return np.asarray(cfg[key], np.float32).reshape(1, 3, 1, 1)
+
+
+def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -> bytes:
     """One ONNX model of the members side by side. Its input is the image in [0, 1] (config's mean 0, std 1); each
     member normalises it with its own mean/std inside the graph. Outputs: "logits", the log of the members' mean
     probabilities (a softmax gives that mean back), and "va", their mean valence/arousal."""
@@ -122,12 +126,9 @@ def ensemble_onnx(members: list[bytes], config: dict) -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, inits, infos, probs, vas = [], [], [], [], []
-    for i, data in enumerate(members):
-        m = onnx.load_from_string(data)
-        cfg = json.loads({e.key: e.value for e in m.metadata_props}[CONFIG_KEY])
-        g = onnx.compose.add_prefix(m, f"m{i}/").graph
-        for stat in ("mean", "std"):
-            inits.append(numpy_helper.from_array(np.asarray(cfg[stat], np.float32).reshape(1, 3, 1, 1), f"m{i}/{stat}"))
+    for i, (data, cfg) in enumerate(zip(members, member_cfgs)):
+        g = onnx.compose.add_prefix(onnx.load_from_string(data), f"m{i}/").graph
+        inits += [numpy_helper.from_array(_stat(cfg, stat), f"m{i}/{stat}") for stat in ("mean", "std")]
         nodes += [helper.make_node("Sub", ["input", f"m{i}/mean"], [f"m{i}/centred"]),
                   helper.make_node("Div", [f"m{i}/centred", f"m{i}/std"], [g.input[0].name]), *g.node,
                   helper.make_node("Softmax", [f"m{i}/logits"], [f"m{i}/probs"], axis=1)]
@@ -179,15 +180,16 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     tta = {bool((c.get("args") or {}).get("tta")) for c in cfgs}
     if len(tta) > 1:
         raise ValueError(f"{folder}: some members were evaluated with flip TTA and some without")
-    ens_cfg = {**config, "img_size": cfgs[0]["img_size"], "mean": [0.0] * 3, "std": [1.0] * 3, "args": {"tta": tta.pop()},
+    ens_cfg = {**config, "img_size": cfgs[0]["img_size"], "mean": [0.0] * 3, "std": [1.0] * 3,
+               "args": {"tta": tta.pop()},
                "member_models": [{k: c.get(k) for k in ("name", "backbone", "created", "mean", "std")} for c in cfgs]}
-    data = ensemble_onnx(members, ens_cfg)
+    data = ensemble_onnx(members, cfgs, ens_cfg)
     # check: the ensemble's answer is the mean of the members' answers, each run on its own normalised input
     size = int(ens_cfg["img_size"])
     x = np.random.default_rng(0).random((4, 3, size, size), dtype=np.float32)
     want_p, want_va = [], []
     for d, c in zip(members, cfgs):
-        xm = (x - np.asarray(c["mean"], np.float32).reshape(1, 3, 1, 1)) / np.asarray(c["std"], np.float32).reshape(1, 3, 1, 1)
+        xm = (x - _stat(c, "mean")) / _stat(c, "std")
         logits, va = ort.InferenceSession(d, providers=["CPUExecutionProvider"]).run(None, {"input": xm})
         want_p.append(_softmax(logits))
         want_va.append(va)
@@ -196,7 +198,7 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     report = {"source": ", ".join(sources), "bytes": len(data), "opset": OPSET, "fp16_weights": fp16_weights,
               "max_abs_diff_probs": float(np.abs(p - want).max()),
               "max_abs_diff_va": float(np.abs(va - np.mean(want_va, axis=0)).max()),
-              "same_argmax": bool((p.argmax(1) == want.argmax(1)).all()), "batch": len(x), "against": "members"}
+              "same_argmax": bool((p.argmax(1) == want.argmax(1)).all()), "batch": len(x)}
     if max(report["max_abs_diff_probs"], report["max_abs_diff_va"]) > 1e-4 or not report["same_argmax"]:
         raise RuntimeError(f"the ensemble model disagrees with its members' mean: {report}; nothing written")
     return data, report

@@ -181,6 +181,19 @@ def test_live_session_counts_frames_and_draws(predictor):
     assert not np.array_equal(out[0], out[2])  # frame counter drawn on the frame advances
 
 
+def test_live_session_classifies_each_face_once(ckpt, tmp_path):
+    c = torch.load(ckpt, map_location="cpu", weights_only=True)
+    c["config"]["args"] = {"tta": True}
+    torch.save(c, tmp_path / "tta.pt")
+    pred = Predictor(tmp_path / "tta.pt", backend="torch")
+    frame = astronaut()[:480]
+    live = LiveSession(pred)
+    live.process(frame)
+    got = live.snapshot()["results"][0]["probs"]
+    once, both = (pred.predict_faces(frame, tracker=Tracker(2, 320), tta=t)[0]["probs"] for t in (False, None))
+    assert pred.tta and np.allclose(got, once, atol=1e-6) and not np.allclose(got, both, atol=1e-4)
+
+
 def test_annotate_draws_boxes_and_the_no_face_banner(predictor):
     img = chelsea()
     out = annotate(img, predictor.predict_faces(img))
@@ -292,7 +305,8 @@ def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tm
         (runs / name / "checkpoints").mkdir(parents=True)
         make_checkpoint(runs / name / "checkpoints" / "best.pt", seed=seed)
     other = torch.load(runs / "b" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
-    other["config"].update(name="b", mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3], args={"tta": True})  # its own normalisation
+    # b normalises its input otherwise than a: the ensemble must give each member its own normalisation
+    other["config"].update(name="b", mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3], args={"tta": True})
     torch.save(other, runs / "b" / "checkpoints" / "best.pt")
     a = torch.load(runs / "a" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     a["config"].update(name="a", args={"tta": True})

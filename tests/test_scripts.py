@@ -145,3 +145,7 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     assert f"ensemble (n=300, accuracy 95% CI" in out.stdout and f"acc {acc:.4f}" in out.stdout.splitlines()[-2]
     again = _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens")
     assert again.returncode == 2 and "not empty" in again.stderr
+    assert not (tmp_path / "ens" / "split.csv").exists()  # stage2 has no split.csv: the ensemble claims none
+    (stage2 / "split.csv").write_bytes((runs["base-s1"] / "split.csv").read_bytes())
+    assert _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens2").returncode == 0
+    assert (tmp_path / "ens2" / "split.csv").read_bytes() == (stage2 / "split.csv").read_bytes()

@@ -100,7 +100,8 @@ def live_tab(predictor: Predictor) -> None:
         st.warning(f"The live webcam needs the page served by `streamlit run app.py` ({e}).")
         return
     playing = bool(ctx.state.playing)
-    st.caption("Faces are detected at 320 px and the boxes reused for 2 frames between detections.")
+    st.caption("Faces are detected at 320 px and the boxes reused for 2 frames between detections; each face is "
+               "classified once, without its mirror image, so the stream keeps up with the camera.")
 
     @st.fragment(run_every=1.0 if playing else None)
     def panel():
