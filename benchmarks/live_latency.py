@@ -4,8 +4,9 @@
 
 Frame: skimage's astronaut photo scaled to 640x640 and cut to 640x480 (one face). The live pipeline is what the
 predict page's live webcam runs: ONNX Runtime, detection on a 320 px copy, the last boxes reused for 2 frames between
-detections, each face classified once (photos and snapshots also average it with its mirror). The naive pipeline: eager PyTorch ResNet-50 (torchvision, random weights, 224 px, same two heads)
-with OpenCV's Haar cascade on the full frame, every frame. Both run on the same number of threads.
+detections, each face classified once (photos and snapshots also average it with its mirror). The naive pipeline:
+eager PyTorch ResNet-50 (torchvision, random weights, 224 px, same two heads) with OpenCV's Haar cascade on the full
+frame, every frame. Both run on the same number of threads.
 """
 from __future__ import annotations
 

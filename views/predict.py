@@ -140,7 +140,8 @@ def main() -> None:
         st.error(f"Cannot load {label}: {e}")
         return
     i = predictor.info()
-    tta = ", each face averaged with its mirror image (flip TTA, as evaluated)" if i["tta"] else ""
+    tta = (", each face in photos and snapshots averaged with its mirror image (flip TTA, as evaluated)"
+           if i["tta"] else "")
     st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px{tta}, on {i['runtime']}  \n"
             f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
             + (f"  \nBackbone initialised from: {i['init']}" if i["init"] else "")
