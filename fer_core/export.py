@@ -47,6 +47,11 @@ def onnx_bytes(model: torch.nn.Module, config: dict, fp16_weights: bool = False)
     proto = onnx.load_from_string(buf.getvalue())
     if fp16_weights:
         _store_weights_fp16(proto.graph)
+    return _with_config(proto, config)
+
+
+def _with_config(proto, config: dict) -> bytes:
+    """The serialized model with ``config`` in its metadata, where predictors read it."""
     entry = proto.metadata_props.add()
     entry.key, entry.value = CONFIG_KEY, json.dumps(config)
     return proto.SerializeToString()
@@ -137,10 +142,11 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
         probs.append(f"m{i}/probs")
         vas.append(f"m{i}/va")
     inits.append(numpy_helper.from_array(np.asarray(1 / len(members), np.float32), "one_over_n"))
-    nodes += [helper.make_node("Sum", probs, ["probs_sum"]), helper.make_node("Mul", ["probs_sum", "one_over_n"],
-                                                                              ["probs"]),
+    nodes += [helper.make_node("Sum", probs, ["probs_sum"]),
+              helper.make_node("Mul", ["probs_sum", "one_over_n"], ["probs"]),
               helper.make_node("Log", ["probs"], ["logits"]),
-              helper.make_node("Sum", vas, ["va_sum"]), helper.make_node("Mul", ["va_sum", "one_over_n"], ["va"])]
+              helper.make_node("Sum", vas, ["va_sum"]),
+              helper.make_node("Mul", ["va_sum", "one_over_n"], ["va"])]
     size = int(config["img_size"])
     graph = helper.make_graph(
         nodes, "ensemble", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
@@ -148,9 +154,7 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
          helper.make_tensor_value_info("va", TensorProto.FLOAT, ["batch", 2])], inits, value_info=infos)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     onnx.checker.check_model(model)
-    entry = model.metadata_props.add()
-    entry.key, entry.value = CONFIG_KEY, json.dumps(config)
-    return model.SerializeToString()
+    return _with_config(model, config)
 
 
 def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[bytes, dict]:
