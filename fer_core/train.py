@@ -63,6 +63,9 @@ def get_args_parser():
     a("--lr", type=float, help="AdamW learning rate (default 1e-4)")
     a("--weight-decay", type=float, help="AdamW weight decay (default 1e-5)")
     a("--head-lr-mult", type=float, help="learning-rate multiplier for the two heads (default 1)")
+    a("--first-layer-lr-mult", type=float, metavar="M",
+      help="layer-wise learning-rate decay: the backbone's first layer learns at M times --lr, its last at 1x, "
+           "geometric in between (default 1: one rate for the whole backbone)")
     a("--warmup-epochs", type=float, help="linear warm-up before cosine annealing, in epochs (default 0)")
     a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0.1)")
     a("--va-weight", type=float, help="weight of the valence/arousal loss against cross-entropy (default 1)")
@@ -121,9 +124,9 @@ def _fold_arg(text: str) -> tuple[int, int]:
 
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
-               "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug", "class_balance", "soft_labels",
-               "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed", "val_frac", "test_frac", "extra_data",
-               "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16", "landmark_weight"]
+               "first_layer_lr_mult", "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug",
+               "class_balance", "soft_labels", "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed",
+               "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16", "landmark_weight"]
 
 
 def pick_device(name: str = "auto") -> str:
@@ -413,6 +416,8 @@ def _prepare_run(args, rank):
         raise Fail(f"preset {args.preset} starts from {r['weights']}, which is not there: train the {first} "
                    f"preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first} --name "
                    f"{first}), or give --weights")
+    if not 0 < r["first_layer_lr_mult"] <= 1:
+        raise Fail(f"--first-layer-lr-mult must lie in (0, 1] (got {r['first_layer_lr_mult']})")
     if r.get("teacher") and not (0 <= r["kd_weight"] <= 1 and r["kd_temperature"] > 0):
         raise Fail(f"--kd-weight must lie in [0, 1] and --kd-temperature be above 0 (got {r['kd_weight']}, "
                    f"{r['kd_temperature']})")
@@ -563,10 +568,21 @@ def _dataset(split_cache, soft=False, landmarks=False):
 
 
 def _param_groups(model, r):
+    """The heads at --lr x --head-lr-mult; the backbone at --lr, or with --first-layer-lr-mult M one group per layer
+    (per module that holds parameters, in order), from M x --lr at the first to --lr at the last."""
     heads = ("expression.", "va.", "landmarks.", "model.expression.", "model.va.")
     head = [p for n, p in model.named_parameters() if n.startswith(heads)]
-    body = [p for n, p in model.named_parameters() if not n.startswith(heads)]
-    return [{"params": body}, {"params": head, "lr": r["lr"] * r["head_lr_mult"]}]
+    head_group = {"params": head, "lr": r["lr"] * r["head_lr_mult"]}
+    m = r.get("first_layer_lr_mult", 1.0)
+    if m == 1:
+        return [{"params": [p for n, p in model.named_parameters() if not n.startswith(heads)]}, head_group]
+    layers = {}  # module name -> its parameters, in the order the network holds them
+    for n, p in model.named_parameters():
+        if not n.startswith(heads):
+            layers.setdefault(n.rpartition(".")[0], []).append(p)
+    depth = max(len(layers) - 1, 1)
+    return [*({"params": ps, "lr": r["lr"] * m ** (1 - i / depth)} for i, ps in enumerate(layers.values())),
+            head_group]
 
 
 def _cpu_bf16(r, device) -> bool:

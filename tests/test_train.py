@@ -173,6 +173,7 @@ def test_resume_continues_history(tmp_path):
     (["--data", ".", "--extra-data", "/no/such/folder"], "--extra-data folder not found"),
     (["--data", ".", "--extra-data", "./"], "would leak into training"),
     (["--data", ".", "--fold", "1/5", "--split-from", "."], "--fold and --split-from both choose the split"),
+    (["--data", ".", "--first-layer-lr-mult", "0"], "--first-layer-lr-mult must lie in (0, 1]"),
 ])
 def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert run_train(*argv) == 2
@@ -186,6 +187,23 @@ def test_preset_without_its_first_stage_says_what_to_run(preset, first, tmp_path
     assert run_train("--data", ".", "--preset", preset) == 2
     assert f"train the {first} preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first}" in \
         capsys.readouterr().err
+
+
+def test_first_layer_lr_mult_decays_the_backbone_rate_layer_by_layer():
+    from fer_core.models import build_model
+    model, _ = build_model("mobilenet_v2", weights="none")
+    r = dict(lr=1e-3, head_lr_mult=4.0, first_layer_lr_mult=0.1)
+    groups = train._param_groups(model, r)
+    lrs = [g["lr"] for g in groups]
+    assert len(groups) > 40 and lrs[0] == pytest.approx(1e-4) and lrs[-2] == pytest.approx(1e-3)
+    assert lrs[-1] == pytest.approx(4e-3) and lrs == sorted(lrs)
+    # every parameter once; the heads alone in the last group; the first group is the first convolution
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert {id(p) for p in groups[-1]["params"]} == {id(p) for p in [*model.expression.parameters(),
+                                                                     *model.va.parameters()]}
+    assert groups[0]["params"][0] is next(model.features.parameters())
+    assert [g.get("lr", r["lr"]) for g in train._param_groups(model, {**r, "first_layer_lr_mult": 1})] == [1e-3, 4e-3]
 
 
 def test_dlib_backbone_below_its_smallest_input_is_one_clear_line(tmp_path, capsys):
