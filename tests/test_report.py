@@ -58,6 +58,20 @@ def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
     assert R.selection_score(0.5, []) == 0.5  # no valence/arousal: accuracy alone
 
 
+def test_default_selection_puts_a_first_stage_after_the_run_that_started_from_it(tmp_path):
+    write_run(tmp_path, "affectnet", n=200, seed=0, n_boot=10)
+    write_run(tmp_path, "ferplus-stage", n=200, has_va=False, layout="ferplus", seed=1, n_boot=10)  # newest
+    runs, _ = R.discover_runs([tmp_path])
+    assert R.default_selection(runs, 2) == ["ferplus-stage", "affectnet"]  # nothing started from it yet
+    cfg_path = tmp_path / "affectnet" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["args"] = {**(cfg.get("args") or {}), "weights": "artifacts/runs/ferplus-stage/checkpoints/best.pt"}
+    cfg_path.write_text(json.dumps(cfg))
+    runs, _ = R.discover_runs([tmp_path])
+    assert R.default_selection(runs, 2) == ["affectnet", "ferplus-stage"]
+    assert R.default_selection([r for r in runs if r.name == "ferplus-stage"], 2) == ["ferplus-stage"]
+
+
 def test_default_selection_does_not_pick_the_luckiest_seed(tmp_path):
     # "lucky" repeats "base" with another seed and scores higher: it is the same recipe, so "base" represents it
     for name, skill, seed, backbone in [("base", 1.0, 0, "resnet18"), ("lucky", 3.0, 1, "resnet18"),
