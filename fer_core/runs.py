@@ -221,9 +221,11 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
 
     A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
     Cross-validation folds (``--fold K/N``) come last, unless there is nothing else: each is tested on other images
-    than the runs beside it. So do first stages (a FER+ run another run started from): the later stage is the model. ``runs`` is newest first, as ``discover_runs`` returns it.
+    than the runs beside it. So do first stages (a FER+ run that another run started from): the later stage is the
+    model. ``runs`` is newest first, as ``discover_runs`` returns it.
     """
-    later = [r for r in runs if folds_of(r.config) or r.path.name in _first_stages(runs)]
+    stages = _first_stages(runs)
+    later = [r for r in runs if folds_of(r.config) or r.path.name in stages]
     runs = [r for r in runs if r not in later] or later
     if not runs:
         return []
@@ -258,7 +260,8 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
 def _first_stages(runs: list[Run]) -> set[str]:
     """Folder names of the runs whose checkpoint another run started from (``--weights RUN/checkpoints/best.pt``)."""
     weights = ((r.config.get("args") or {}).get("weights") for r in runs)
-    return {Path(w).parent.parent.name for w in weights if isinstance(w, str) and Path(w).parent.name == "checkpoints"}
+    return {Path(w).parent.parent.name for w in weights
+            if isinstance(w, str) and Path(w).parent.name == "checkpoints"}
 
 
 def _make_names_unique(runs: list[Run]) -> None:

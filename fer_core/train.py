@@ -126,7 +126,8 @@ def _fold_arg(text: str) -> tuple[int, int]:
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
                "first_layer_lr_mult", "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug",
                "class_balance", "soft_labels", "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed",
-               "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16", "landmark_weight"]
+               "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16",
+               "landmark_weight"]
 
 
 def pick_device(name: str = "auto") -> str:
