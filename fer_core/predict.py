@@ -128,5 +128,9 @@ def main(args) -> int:
     return 0 if n_ok else 2
 
 
-if __name__ == "__main__":
+def cli():
     sys.exit(main(get_args_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -664,5 +664,9 @@ def _setup_logging(run_dir):
         log.addHandler(fh)
 
 
-if __name__ == "__main__":
+def cli():
     sys.exit(main(get_args_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -345,6 +345,20 @@ def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tm
     assert "no such run folder" in capsys.readouterr().err
 
 
+def test_default_model_is_the_working_folders_else_the_shipped_one(ckpt, tmp_path, monkeypatch):
+    import fer_core.inference as I
+    ship, work = tmp_path / "checkout" / "models" / "default", tmp_path / "elsewhere"
+    ship.mkdir(parents=True)
+    work.mkdir()
+    (ship / "model.pt").write_bytes(ckpt.read_bytes())
+    monkeypatch.setattr(I, "SHIPPED_DIR", ship)
+    monkeypatch.chdir(work)
+    assert resolve_model(None, backend="torch") == ship / "model.pt"  # run from another folder
+    (work / "models" / "default").mkdir(parents=True)
+    (work / "models" / "default" / "model.pt").write_bytes(ckpt.read_bytes())
+    assert resolve_model(None, backend="torch").resolve() == work / "models" / "default" / "model.pt"
+
+
 def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
     with pytest.raises(ModelNotFound, match="fer_core.train"):
         resolve_model(None, root=tmp_path)
@@ -394,6 +408,7 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     assert run_cli([tmp_path / "o", "--run", ckpt]) == 2  # a folder without images
     assert "no image files" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("fer_core.inference.SHIPPED_DIR", tmp_path / "no-checkout" / "models" / "default")
     assert run_cli([d / "astro.jpg"]) == 2
     assert "No model found" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:

@@ -149,3 +149,16 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     (stage2 / "split.csv").write_bytes((runs["base-s1"] / "split.csv").read_bytes())
     assert _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens2").returncode == 0
     assert (tmp_path / "ens2" / "split.csv").read_bytes() == (stage2 / "split.csv").read_bytes()
+
+
+def test_every_fer_command_in_pyproject_answers_help(monkeypatch, capsys):
+    import importlib
+    import tomllib
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"fer-train", "fer-evaluate", "fer-predict", "fer-export"}
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        monkeypatch.setattr(sys, "argv", [name, "--help"])
+        with pytest.raises(SystemExit) as e:
+            getattr(importlib.import_module(module), func)()
+        assert e.value.code == 0 and "usage:" in capsys.readouterr().out, name

@@ -38,7 +38,8 @@ if lines:
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
 
 st.subheader(f"Results on {ctx.split}")
-st.dataframe(report.display_table(values, cis), width="stretch")
+st.dataframe(report.display_table(values, cis), width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in values.columns})
 st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
            "RMSE: lower is better; every other column: higher is better.")
 
