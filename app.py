@@ -25,7 +25,7 @@ pages = [
     st.Page("views/overview.py", title="Overview", icon=":material/leaderboard:", default=True),
     st.Page("views/curves.py", title="Training curves", icon=":material/show_chart:"),
     st.Page("views/confusion.py", title="Confusion matrices", icon=":material/grid_on:"),
-    st.Page("views/roc_pr.py", title="ROC and PR curves", icon=":material/ssid_chart:"),
+    st.Page("views/roc_pr.py", title="ROC, PR and calibration", icon=":material/ssid_chart:"),
     st.Page("views/valence_arousal.py", title="Valence / arousal", icon=":material/scatter_plot:"),
     st.Page("views/gallery.py", title="Misclassified gallery", icon=":material/photo_library:"),
     st.Page("views/disagreement.py", title="Model disagreement", icon=":material/compare_arrows:"),

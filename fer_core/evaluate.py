@@ -82,6 +82,8 @@ def summary_line(m: dict) -> str:
     for k in ("valence", "arousal"):
         if m.get(k):
             s += f"  {k} RMSE {m[k]['rmse']:.3f} CCC {m[k]['ccc']:.3f}"
+    if m.get("calibration"):
+        s += f"  ECE {m['calibration']['ece']:.3f}"
     return s
 
 

@@ -151,6 +151,32 @@ def classification_metrics(y_true, y_pred, probs) -> dict:
     }
 
 
+def calibration(y_true, y_pred, probs, n_bins: int = 15) -> dict:
+    """Whether the confidence a model shows (the probability of its predicted class) is how often it is right.
+
+    ECE is the count-weighted mean gap |accuracy - mean confidence| over ``n_bins`` equal-width confidence bins
+    (Guo et al., 2017); NLL (log loss) and the multiclass Brier score (sum over classes, 0-2) come from
+    scikit-learn. ``bins`` lists the non-empty bins: the reliability diagram.
+    """
+    y, yhat = _check_labels(y_true, "true"), _check_labels(y_pred, "pred")
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = probs / probs.sum(axis=1, keepdims=True)  # predictions files round to 6 decimals
+    conf = probs[np.arange(y.size), yhat]
+    correct = (y == yhat).astype(np.float64)
+    idx = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)  # (lo, hi], 0 in the first bin
+    count = np.bincount(idx, minlength=n_bins)
+    mean_conf = np.bincount(idx, weights=conf, minlength=n_bins) / np.maximum(count, 1)
+    acc = np.bincount(idx, weights=correct, minlength=n_bins) / np.maximum(count, 1)
+    return {
+        "ece": float((count * np.abs(acc - mean_conf)).sum() / y.size),
+        "nll": float(skm.log_loss(y, probs, labels=LABELS)),
+        "brier": float(skm.brier_score_loss(y, probs, labels=LABELS)),
+        "mean_confidence": float(conf.mean()),
+        "bins": [{"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": int(count[b]), "confidence": float(mean_conf[b]),
+                  "accuracy": float(acc[b])} for b in map(int, np.flatnonzero(count))],
+    }
+
+
 def _krippendorff_nominal(y: np.ndarray, yhat: np.ndarray) -> float | None:
     """Alpha with truth and prediction as the two raters, nominal level; None when only one value occurs."""
     if np.unique(np.r_[y, yhat]).size < 2:
@@ -182,6 +208,7 @@ def compute_metrics(pred_df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
     """The metrics_<split>.json content (docs/run_folder.md) except split, data_root, checkpoint and tta."""
     y, yhat, probs = _frame_arrays(pred_df)
     out = {"n": int(y.size), **classification_metrics(y, yhat, probs)}
+    out["calibration"] = calibration(y, yhat, probs)
     for dim in VA_DIMS:
         va = _va_arrays(pred_df, dim)
         out[dim] = regression_metrics(*va) if va is not None else None

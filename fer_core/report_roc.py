@@ -118,3 +118,26 @@ def exact_aucs(metrics: dict | None, kind: str) -> dict[str, float]:
     if macro is not None:
         out["macro"] = macro
     return out
+
+
+def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str]) -> go.Figure:
+    """Reliability diagram: per run, each confidence bin's accuracy against its mean confidence (marker area grows
+    with the bin's rows); on the diagonal a model is right exactly as often as it says."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(color="grey", dash="dot"),
+                    hoverinfo="skip")
+    for run, c in calibrations.items():
+        b = c["bins"]
+        n = np.array([x["n"] for x in b], dtype=float)
+        fig.add_scatter(x=[x["confidence"] for x in b], y=[x["accuracy"] for x in b], mode="lines+markers",
+                        name=f"{run} (ECE {c['ece']:.3f})", line=dict(color=colors.get(run), width=1.6),
+                        marker=dict(size=5 + 20 * np.sqrt(n / n.max()), color=colors.get(run)),
+                        customdata=[[x["lo"], x["hi"], x["n"]] for x in b],
+                        hovertemplate="confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} "
+                                      "images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}"
+                                      f"<extra>{run}</extra>")
+    fig.update_layout(title="Reliability: is the shown confidence how often it is right?", height=460,
+                      xaxis=dict(title="confidence (probability of the predicted class)", range=[0, 1]),
+                      yaxis=dict(title="accuracy", range=[0, 1.02]), legend=dict(font_size=11),
+                      margin=dict(t=50, b=40))
+    return fig

@@ -15,7 +15,7 @@ PAGES = {
     "views/overview.py": ("Overview", 2, 2),
     "views/curves.py": ("Training curves", 4, 0),
     "views/confusion.py": ("Confusion matrices", 8, 4),
-    "views/roc_pr.py": ("ROC and PR curves", 8, 0),
+    "views/roc_pr.py": ("ROC, PR and calibration", 9, 1),
     "views/valence_arousal.py": ("Valence / arousal", 3, 1),
     "views/gallery.py": ("Misclassified gallery", 0, 1),
     "views/disagreement.py": ("Model disagreement", 2, 4),

@@ -18,7 +18,7 @@ from tests.streamlit_server import streamlit_server
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("FER_LAB_CHROMIUM", "/usr/bin/chromium")
 PAGES = {"overview": "Overview", "curves": "Training curves", "confusion": "Confusion matrices",
-         "roc_pr": "ROC and PR curves", "valence_arousal": "Valence / arousal", "gallery": "Misclassified gallery",
+         "roc_pr": "ROC, PR and calibration", "valence_arousal": "Valence / arousal", "gallery": "Misclassified gallery",
          "disagreement": "Model disagreement"}
 
 pytestmark = [

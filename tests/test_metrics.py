@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as skm
 
 from fer_core.labels import CLASSES, NUM_CLASSES
-from fer_core.metrics import (PROB_COLS, bootstrap_ci, ccc, classification_metrics, compute_metrics,
+from fer_core.metrics import (PROB_COLS, bootstrap_ci, calibration, ccc, classification_metrics, compute_metrics,
                               confusion_stats, paired_comparison, per_sample_frame, regression_metrics, sagr,
                               va_stats)
 
@@ -236,6 +236,40 @@ def test_large_table_runs():
                               "arousal_rmse", "arousal_ccc"}
     assert m["ci95"]["accuracy"][0] < m["accuracy"] < m["ci95"]["accuracy"][1]
     assert_plain_json(m)
+
+
+# ------------------------------------------------------------------ calibration
+def _confident(n: int, conf: float, n_right: int):
+    """n rows whose predicted class (0) has probability conf, n_right of them right."""
+    probs = np.full((n, NUM_CLASSES), (1 - conf) / (NUM_CLASSES - 1))
+    probs[:, 0] = conf
+    true = np.where(np.arange(n) < n_right, 0, 1)
+    return true, np.zeros(n, int), probs
+
+
+def test_calibration_gaps_by_hand():
+    c = calibration(*_confident(100, 0.75, 75))  # right as often as it says
+    assert c["ece"] == pytest.approx(0) and c["mean_confidence"] == 0.75
+    assert c["bins"] == [{"lo": 0.7333333333333333, "hi": 0.8, "n": 100, "confidence": 0.75, "accuracy": 0.75}]
+    over = calibration(*_confident(100, 0.9, 50))  # says 90%, right half the time
+    assert over["ece"] == pytest.approx(0.4)
+    # two bins, 100 rows at 0.9 (50 right) and 300 at 0.3 (90 right): ECE (100 * 0.4 + 300 * 0) / 400
+    t1, p1, q1 = _confident(100, 0.9, 50)
+    t2, p2, q2 = _confident(300, 0.3, 90)
+    both = calibration(np.r_[t1, t2], np.r_[p1, p2], np.vstack([q1, q2]))
+    assert both["ece"] == pytest.approx(0.1) and len(both["bins"]) == 2
+
+
+def test_calibration_scores_match_scikit_learn_and_uniform_guessing():
+    df = pred_frame(500, seed=3)
+    probs = df[PROB_COLS].to_numpy()
+    c = compute_metrics(df, n_boot=10)["calibration"]
+    assert c["nll"] == pytest.approx(skm.log_loss(df["true"], probs, labels=range(NUM_CLASSES)))
+    assert c["brier"] == pytest.approx(skm.brier_score_loss(df["true"], probs, labels=range(NUM_CLASSES)))
+    assert sum(b["n"] for b in c["bins"]) == 500
+    uniform = calibration(np.arange(8), np.zeros(8, int), np.full((8, NUM_CLASSES), 1 / 8))
+    assert uniform["nll"] == pytest.approx(np.log(8)) and uniform["brier"] == pytest.approx(7 / 8)
+    assert uniform["ece"] == pytest.approx(0)  # says 1/8 and is right 1 time in 8
 
 
 # ------------------------------------------------------------------ paired comparison

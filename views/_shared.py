@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import runs as R
-from fer_core.metrics import paired_comparison
+from fer_core.metrics import PROB_COLS, calibration, paired_comparison
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
 
@@ -51,6 +51,17 @@ def _history(path: str, mtime_ns: int) -> pd.DataFrame:
 @st.cache_data(show_spinner="Computing curves…", max_entries=64)
 def _curves(path: str, mtime_ns: int) -> dict:
     return roc_and_pr(_predictions(path, mtime_ns))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _calibration(path: str, mtime_ns: int) -> dict:
+    df = _predictions(path, mtime_ns)
+    return calibration(df["true"], df["pred"], df[PROB_COLS])
+
+
+def calibration_of(run: R.Run, split: str) -> dict | None:
+    """fer_core.metrics.calibration of a run's predictions on a split, cached on the file."""
+    return _calibration(*R.file_key(run.predictions_path(split))) if split in run.splits else None
 
 
 @st.cache_data(show_spinner="Comparing runs…", max_entries=16)

@@ -1,10 +1,13 @@
-"""ROC and precision-recall curves, one-vs-rest per class and macro-averaged, per run."""
+"""ROC and precision-recall curves, one-vs-rest per class and macro-averaged, per run; then calibration: how
+well each run's confidence matches how often it is right."""
+import pandas as pd
 import streamlit as st
 
-from fer_core.report_roc import curve_figure, exact_aucs
+from fer_core.report import run_colors
+from fer_core.report_roc import curve_figure, exact_aucs, reliability_figure
 from views import _shared as S
 
-st.title("ROC and PR curves")
+st.title("ROC, PR and calibration")
 ctx = S.require_runs()
 have = S.note_missing(ctx, "predictions")
 st.caption(f"Split **{ctx.split}**. One-vs-rest per class; the dashed black line is the macro average. "
@@ -20,3 +23,20 @@ for tab, run in zip(st.tabs([r.name for r in have]), have):
         with right:
             st.plotly_chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{run.name}: precision-recall",
                                          exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
+
+st.subheader("Calibration")
+cals = {r.name: S.calibration_of(r, ctx.split) for r in have}
+st.plotly_chart(reliability_figure(cals, run_colors([r.name for r in ctx.runs])), width="stretch")
+rows = {}
+for run, c in cals.items():
+    n = sum(b["n"] for b in c["bins"])
+    rows[run] = {"ECE": c["ece"], "NLL": c["nll"], "Brier": c["brier"],
+                 "mean confidence": c["mean_confidence"],
+                 "accuracy": sum(b["n"] * b["accuracy"] for b in c["bins"]) / n}
+st.dataframe(pd.DataFrame.from_dict(rows, orient="index"), width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in next(iter(rows.values()))})
+st.caption("Confidence is the probability of the predicted class, in 15 equal-width bins; a point below the "
+           "diagonal is a bin where the model is right less often than it says (over-confident), above it "
+           "more often (under-confident). ECE is the gap averaged over the images; NLL and Brier score "
+           "all eight probabilities. Lower is better for all three. On a few hundred images a "
+           "bin holds few of them, so ECE differences of a few hundredths are noise.")
