@@ -14,7 +14,7 @@ from .labels import CLASSES
 from .report import PALETTE, run_colors
 
 DIMS = ("valence", "arousal")
-VA_SUMMARY = ("rmse", "mae", "pearson", "ccc", "sagr", "r2")
+VA_SUMMARY = {"rmse": "RMSE", "mae": "MAE", "pearson": "Pearson r", "ccc": "CCC", "sagr": "SAGR", "r2": "R²"}
 
 
 def has_va(pred: pd.DataFrame) -> bool:
@@ -106,8 +106,8 @@ def va_summary_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
         row = {}
         for dim in DIMS:
             block = m.get(dim) or {}
-            for key in VA_SUMMARY:
-                row[f"{dim} {key}"] = block.get(key)
+            for key, label in VA_SUMMARY.items():
+                row[f"{dim.capitalize()} {label}"] = block.get(key)
         rows[run] = row
     table = pd.DataFrame.from_dict(rows, orient="index", dtype=float)
     table.index.name = "run"
