@@ -75,6 +75,16 @@ def test_evaluate_on_other_folder(tiny_run, tmp_path):
     assert m["data_root"] == str(other.resolve()) and m["n"] == 24
 
 
+def test_evaluate_takes_a_run_name_as_its_folder(tiny_run, monkeypatch):
+    base, _, run = tiny_run
+    monkeypatch.chdir(base)  # runs live in artifacts/runs under the working folder
+    (base / "artifacts").mkdir(exist_ok=True)
+    (base / "artifacts" / "runs").symlink_to(run.parent, target_is_directory=True)
+    before = (run / "metrics_val.json").stat().st_mtime_ns
+    assert evaluate.main(evaluate.get_args_parser().parse_args(["--run", "tiny", "--split", "val"])) == 0
+    assert (run / "metrics_val.json").stat().st_mtime_ns > before  # written into the run folder, no --out needed
+
+
 def test_evaluate_at_another_size(tiny_run, tmp_path, capsys):
     _, _, run = tiny_run
     cfg = json.loads((run / "config.json").read_text())
