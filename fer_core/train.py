@@ -77,6 +77,9 @@ def get_args_parser():
     a("--soft-labels", action=argparse.BooleanOptionalAction, default=None,
       help="train on each image's annotator vote distribution where the data has one (FER+) (default off)")
     a("--mixup", type=float, help="mixup Beta(a, a) parameter for images, labels and valence/arousal, 0 = off")
+    a("--resize-from", metavar="PX", type=int, help="progressive resizing: training images start at PX pixels and "
+      "grow evenly to --img-size over the first two thirds of the epochs, which end at full size; validation and "
+      "evaluation always run at --img-size (default 0 = off)")
     a("--ema", type=float, help="keep an exponential moving average of the weights with this decay, 0 = off")
     a("--tta", action=argparse.BooleanOptionalAction, default=None,
       help="final predictions average the image and its mirror (default off)")
@@ -125,9 +128,9 @@ def _fold_arg(text: str) -> tuple[int, int]:
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
                "first_layer_lr_mult", "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug",
-               "class_balance", "soft_labels", "mixup", "ema", "tta", "dropout", "early_stop", "workers", "seed",
-               "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight", "kd_temperature", "bf16",
-               "landmark_weight"]
+               "class_balance", "soft_labels", "mixup", "resize_from", "ema", "tta", "dropout", "early_stop",
+               "workers", "seed", "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight",
+               "kd_temperature", "bf16", "landmark_weight"]
 
 
 def pick_device(name: str = "auto") -> str:
@@ -200,6 +203,9 @@ def _main(args) -> int:
     if r.get("extra_data"):
         cache["train"] = _add_extra(cache["train"], cfg, r, rank)
     log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
+    if epoch_size(r, 1) < r["img_size"]:
+        log.info("progressive resizing: training images %s px by epoch", [epoch_size(r, e) for e in
+                                                                          range(1, r["epochs"] + 1)])
 
     teacher = _load_teacher(r["teacher"], index, by_split, cfg, device) if r.get("teacher") else None
     model.to(device)
@@ -282,11 +288,14 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
     """One pass over the training set; ``net`` is what trains (``model``, wrapped for DDP or with a landmark head),
     ``model`` what the EMA follows; ``amp`` = (device type, dtype) trains under autocast."""
     net.train()
+    size = epoch_size(r, epoch)
     tot_loss = tot_correct = n = 0
     bar = tqdm(loader, desc=f"epoch {epoch}/{r['epochs']}", leave=False, disable=not show, unit="batch")
     for x, y, va, *lnd in bar:
         x = x.to(device, non_blocking=True)
         x, lnd = augment(x, points=lnd[0].to(device)) if lnd else (augment(x), None)
+        if size < x.shape[-1]:  # landmarks are in [-1, 1] image coordinates: a resize leaves them as they are
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         y, va = y.to(device), va.to(device)
         lam, perm = 1.0, None
         if r.get("mixup", 0) > 0:
@@ -317,6 +326,19 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
         n += len(y)
         bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_correct / n:.3f}")
     return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
+
+
+def epoch_size(r: dict, epoch: int) -> int:
+    """Training image side for a (1-based) epoch: --img-size, or with --resize-from PX a ramp from PX at the first
+    epoch to --img-size at two thirds of the epochs and after, rounded to a multiple of 8."""
+    start, full = r.get("resize_from") or 0, r["img_size"]
+    if not start or start >= full:
+        return full
+    full_from = round(r["epochs"] * 2 / 3)  # the first epoch at full size
+    if full_from <= 1:
+        return full
+    t = min(1.0, (epoch - 1) / (full_from - 1))
+    return min(full, int(round((start + t * (full - start)) / 8) * 8))
 
 
 def multitask_loss(logits, va_pred, y, va_true, r, cw=None, taught=None):
@@ -417,6 +439,9 @@ def _prepare_run(args, rank):
         raise Fail(f"preset {args.preset} starts from {r['weights']}, which is not there: train the {first} "
                    f"preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first} --name "
                    f"{first}), or give --weights")
+    if r.get("resize_from") and not 16 <= r["resize_from"] < r["img_size"]:
+        raise Fail(f"--resize-from must lie between 16 and --img-size ({r['img_size']}) pixels, or be 0 "
+                   f"(got {r['resize_from']})")
     if not 0 < r["first_layer_lr_mult"] <= 1:
         raise Fail(f"--first-layer-lr-mult must lie in (0, 1] (got {r['first_layer_lr_mult']})")
     if r.get("teacher") and not (0 <= r["kd_weight"] <= 1 and r["kd_temperature"] > 0):

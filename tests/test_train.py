@@ -216,6 +216,21 @@ def test_first_layer_lr_mult_decays_the_backbone_rate_layer_by_layer():
     assert [g.get("lr", r["lr"]) for g in train._param_groups(model, {**r, "first_layer_lr_mult": 1})] == [1e-3, 4e-3]
 
 
+def test_progressive_resizing_grows_to_full_size_and_refuses_a_bad_start(tmp_path, capsys):
+    sizes = [train.epoch_size({"resize_from": 96, "img_size": 150, "epochs": 14}, e) for e in range(1, 15)]
+    assert sizes == [96, 104, 112, 120, 120, 128, 136, 144] + [150] * 6
+    assert train.epoch_size({"resize_from": 96, "img_size": 150, "epochs": 1}, 1) == 150  # one epoch: full size
+    assert train.epoch_size({"resize_from": 0, "img_size": 150, "epochs": 14}, 1) == 150
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=48)
+    argv = ["--data", data, "--out", tmp_path / "runs", "--epochs", "3", *TINY]
+    assert run_train(*argv, "--name", "grow", "--resize-from", "24") == 0
+    assert "training images [24, 48, 48] px by epoch" in (tmp_path / "runs" / "grow" / "train.log").read_text()
+    assert json.loads((tmp_path / "runs" / "grow" / "config.json").read_text())["args"]["resize_from"] == 24
+    capsys.readouterr()
+    assert run_train(*argv, "--name", "bad", "--resize-from", "64") == 2
+    assert "--resize-from must lie between 16 and --img-size (48)" in capsys.readouterr().err
+
+
 def test_dlib_backbone_below_its_smallest_input_is_one_clear_line(tmp_path, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     argv = ["--data", data, "--out", tmp_path, "--backbone", "dlib_face_resnet", "--weights", "none", "--img-size", "96"]
