@@ -77,6 +77,8 @@ def get_args_parser():
     a("--soft-labels", action=argparse.BooleanOptionalAction, default=None,
       help="train on each image's annotator vote distribution where the data has one (FER+) (default off)")
     a("--mixup", type=float, help="mixup Beta(a, a) parameter for images, labels and valence/arousal, 0 = off")
+    a("--cutmix", type=float, help="CutMix Beta(a, a) parameter: each batch pastes a box of another image of the "
+      "batch into every image, labels and valence/arousal mixed by area, 0 = off")
     a("--resize-from", metavar="PX", type=int, help="progressive resizing: training images start at PX pixels and "
       "grow evenly to --img-size over the first two thirds of the epochs, which end at full size; validation and "
       "evaluation always run at --img-size (default 0 = off)")
@@ -128,7 +130,7 @@ def _fold_arg(text: str) -> tuple[int, int]:
 
 RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", "weight_decay", "head_lr_mult",
                "first_layer_lr_mult", "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug",
-               "class_balance", "soft_labels", "mixup", "resize_from", "ema", "tta", "dropout", "early_stop",
+               "class_balance", "soft_labels", "mixup", "cutmix", "resize_from", "ema", "tta", "dropout", "early_stop",
                "workers", "seed", "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight",
                "kd_temperature", "bf16", "landmark_weight"]
 
@@ -170,8 +172,8 @@ def _main(args) -> int:
 
     index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
     if r.get("landmark_weight"):
-        if r.get("mixup"):
-            raise Fail("--landmark-weight and --mixup do not go together: a blend of two faces has no landmarks")
+        if r.get("mixup") or r.get("cutmix"):
+            raise Fail("--landmark-weight does not go with --mixup or --cutmix: a blend of two faces has no landmarks")
         n = fdata.read_landmarks(index)
         if not n:
             raise Fail(f"--landmark-weight needs facial landmarks (AffectNet's annotations/<id>_lnd.npy, 68 points); "
@@ -303,6 +305,10 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
             perm = torch.randperm(len(y), device=x.device)
             x = lam * x + (1 - lam) * x[perm]
             va = lam * va + (1 - lam) * va[perm]  # NaN (not annotated) stays NaN and is masked
+        elif r.get("cutmix", 0) > 0:
+            perm = torch.randperm(len(y), device=x.device)
+            x, lam = cutmix(x, perm, float(torch.distributions.Beta(r["cutmix"], r["cutmix"]).sample()))
+            va = lam * va + (1 - lam) * va[perm]
         with torch.autocast(*(amp or ("cpu",)), enabled=amp is not None):
             taught = teacher(x) if teacher is not None else None
             if taught is not None:
@@ -326,6 +332,19 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
         n += len(y)
         bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_correct / n:.3f}")
     return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
+
+
+def cutmix(x: torch.Tensor, perm: torch.Tensor, lam: float) -> tuple[torch.Tensor, float]:
+    """CutMix (Yun et al., 2019): a box of about (1 - lam) of the area, at a random centre and clipped to the image,
+    taken from the images ``x[perm]``. Returns the images and lam recomputed as the area each image keeps."""
+    h, w = x.shape[-2:]
+    cut_h, cut_w = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
+    cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+    y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+    x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+    x = x.clone()
+    x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    return x, 1 - (y1 - y0) * (x1 - x0) / (h * w)
 
 
 def epoch_size(r: dict, epoch: int) -> int:
@@ -439,6 +458,8 @@ def _prepare_run(args, rank):
         raise Fail(f"preset {args.preset} starts from {r['weights']}, which is not there: train the {first} "
                    f"preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first} --name "
                    f"{first}), or give --weights")
+    if r.get("mixup") and r.get("cutmix"):
+        raise Fail("--mixup and --cutmix do not go together: choose one")
     if r.get("resize_from") and not 16 <= r["resize_from"] < r["img_size"]:
         raise Fail(f"--resize-from must lie between 16 and --img-size ({r['img_size']}) pixels, or be 0 "
                    f"(got {r['resize_from']})")

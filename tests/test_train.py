@@ -231,6 +231,23 @@ def test_progressive_resizing_grows_to_full_size_and_refuses_a_bad_start(tmp_pat
     assert "--resize-from must lie between 16 and --img-size (48)" in capsys.readouterr().err
 
 
+def test_cutmix_pastes_one_box_and_mixes_by_its_area(tmp_path, capsys):
+    torch.manual_seed(0)
+    x = torch.stack([torch.full((3, 20, 10), float(i)) for i in range(4)])
+    perm = torch.tensor([1, 2, 3, 0])
+    mixed, lam = train.cutmix(x, perm, 0.75)
+    pasted = mixed != x  # every image differs from itself exactly inside the box
+    assert torch.equal(pasted[0], pasted[3]) and pasted[0].any() and (x == torch.arange(4.).view(4, 1, 1, 1)).all()
+    assert lam == pytest.approx(1 - pasted[0].float().mean().item())
+    assert torch.equal(mixed[pasted], x[perm][pasted])
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=48)
+    argv = ["--data", data, "--out", tmp_path / "runs", "--epochs", "1", *TINY]
+    assert run_train(*argv, "--name", "cut", "--cutmix", "1") == 0
+    capsys.readouterr()
+    assert run_train(*argv, "--name", "both", "--cutmix", "1", "--mixup", "0.2") == 2
+    assert "--mixup and --cutmix do not go together" in capsys.readouterr().err
+
+
 def test_dlib_backbone_below_its_smallest_input_is_one_clear_line(tmp_path, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     argv = ["--data", data, "--out", tmp_path, "--backbone", "dlib_face_resnet", "--weights", "none", "--img-size", "96"]
