@@ -172,6 +172,7 @@ def calibration(y_true, y_pred, probs, n_bins: int = 15) -> dict:
         "nll": float(skm.log_loss(y, probs, labels=LABELS)),
         "brier": float(skm.brier_score_loss(y, probs, labels=LABELS)),
         "mean_confidence": float(conf.mean()),
+        "accuracy": float(correct.mean()),
         "bins": [{"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": int(count[b]), "confidence": float(mean_conf[b]),
                   "accuracy": float(acc[b])} for b in map(int, np.flatnonzero(count))],
     }

@@ -27,12 +27,8 @@ for tab, run in zip(st.tabs([r.name for r in have]), have):
 st.subheader("Calibration")
 cals = {r.name: S.calibration_of(r, ctx.split) for r in have}
 st.plotly_chart(reliability_figure(cals, run_colors([r.name for r in ctx.runs])), width="stretch")
-rows = {}
-for run, c in cals.items():
-    n = sum(b["n"] for b in c["bins"])
-    rows[run] = {"ECE": c["ece"], "NLL": c["nll"], "Brier": c["brier"],
-                 "mean confidence": c["mean_confidence"],
-                 "accuracy": sum(b["n"] * b["accuracy"] for b in c["bins"]) / n}
+rows = {run: {"ECE": c["ece"], "NLL": c["nll"], "Brier": c["brier"], "mean confidence": c["mean_confidence"],
+              "accuracy": c["accuracy"]} for run, c in cals.items()}
 st.dataframe(pd.DataFrame.from_dict(rows, orient="index"), width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in next(iter(rows.values()))})
 st.caption("Confidence is the probability of the predicted class, in 15 equal-width bins; a point below the "
