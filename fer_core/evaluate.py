@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from . import data as fdata
+from .calibrate import apply_temperature, temperature_of
 from .io import atomic_write_csv, atomic_write_json
 from .labels import NUM_CLASSES
 from .models import model_from_checkpoint
@@ -101,6 +102,9 @@ def get_args_parser():
                    help="which checkpoint of a run folder (default best)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average predictions over the image and its mirror (default: as the run was trained to)")
+    p.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True,
+                   help="rescale the probabilities by the temperature fitted with fer_core.calibrate, where the model "
+                        "has one (default on; --no-temperature writes the raw probabilities)")
     p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
     p.add_argument("--out", help="folder for predictions/metrics (default: the run folder; needed for a model file)")
     p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>)")
@@ -135,7 +139,8 @@ def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
 
 
 def _load(args, device):
-    """(path, config, run folder or None, predict(images, cfg, tta) -> (probs, va)) for --run."""
+    """(path, config, run folder or None, predict(images, cfg, tta) -> (probs, va)) for --run. The probabilities are
+    rescaled by the model's temperature (fer_core.calibrate) unless --no-temperature."""
     from .inference import ModelNotFound, Predictor, load_checkpoint, resolve_model
 
     run = Path(args.run) if args.run else None
@@ -147,6 +152,8 @@ def _load(args, device):
         path = resolve_model(args.run)
     if path.suffix.lower() == ".onnx":
         predictor = Predictor(path, detector=None, tta=False)
+        if not args.temperature:
+            predictor.temperature = 1.0
 
         def predict(images, cfg, tta):
             if cfg["img_size"] != predictor.img_size:
@@ -163,7 +170,9 @@ def _load(args, device):
         model.to(device)
 
         def predict(images, cfg, tta):
-            return predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
+            probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
+            t = temperature_of(cfg) if args.temperature else 1.0
+            return (apply_temperature(probs, t).astype(np.float32) if t != 1 else probs), va
 
     if path.parent.name == "checkpoints" and (path.parent.parent / "split.csv").is_file():
         run = path.parent.parent
@@ -231,10 +240,12 @@ def main(args) -> int:
     except ModelNotFound as e:
         return _fail(str(e))
     df = predictions_frame([samples[i] for i in ok], probs, va)
+    t = temperature_of(cfg) if args.temperature else 1.0
     m = write_evaluation(out, tag, df, data_root=str(root), checkpoint=str(path), tta=tta,
-                         img_size=cfg["img_size"], skipped_images=len(failures))
-    print(f"{cfg.get('name', path.stem)} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}]: "
-          f"{summary_line(m)}")
+                         img_size=cfg["img_size"], skipped_images=len(failures), temperature=t)
+    how = f", temperature {t:.3f}" if t != 1 else ""
+    print(f"{cfg.get('name', path.stem)} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}"
+          f"{how}]: {summary_line(m)}")
     if failures:
         print(f"{len(failures)} unreadable images skipped, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)
     msg = f"wrote {out / f'predictions_{tag}.csv'} and metrics_{tag}.json"

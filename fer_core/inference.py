@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibrate import apply_temperature, temperature_of
 from .data import load_image
 from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, crop_face, resize_square
 from .labels import CLASSES
@@ -183,6 +184,8 @@ class Predictor:
         self.classes = list(self.config.get("classes") or CLASSES)
         # flip TTA (the crop and its mirror averaged) as the run was evaluated, unless told otherwise
         self.tta = bool((self.config.get("args") or {}).get("tta")) if tta is None else tta
+        # temperature scaling fitted on the run's validation predictions (fer_core.calibrate); 1 = raw probabilities
+        self.temperature = temperature_of(self.config)
         if detector == "auto" or isinstance(detector, str):
             detector = FaceDetector(detector, max_side=detect_side)
         self.detector: FaceDetector | None = detector
@@ -216,12 +219,13 @@ class Predictor:
         return {"name": c.get("name", self.path.stem), "backbone": c.get("backbone"), "img_size": self.img_size,
                 "trained": trained, "init": None if members else w.get("loaded"), "members": members,
                 "weights_file": str(self.path), "runtime": self.runtime,
-                "best": best, "tta": self.tta,
+                "best": best, "tta": self.tta, "temperature": self.temperature,
                 "detector": self.detector.name if self.detector else "none (whole image)"}
 
     def describe(self) -> str:
         i = self.info()
         tta = ", flip TTA" if i["tta"] else ""
+        tta += f", temperature {i['temperature']:.2f}" if i["temperature"] != 1 else ""
         return (f"model {i['name']} ({i['backbone']}, {i['img_size']} px{tta}) from {i['weights_file']} on "
                 f"{i['runtime']}; "
                 f"trained on {i['trained']}; faces: {i['detector']}")
@@ -229,7 +233,8 @@ class Predictor:
     # ------------------------------------------------------------------ prediction
     def predict_batch(self, crops: np.ndarray, tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 RGB crops [N, S, S, 3] at img_size -> (probabilities [N, 8], valence/arousal [N, 2]). ``tta``: average
-        each crop with its mirror (default: self.tta, as the run was evaluated)."""
+        each crop with its mirror (default: self.tta, as the run was evaluated); then the run's temperature, if it
+        has one, rescales the probabilities."""
         tta = self.tta if tta is None else tta
         x = np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2) / 255.0
         x = (x - self.mean) / self.std
@@ -247,6 +252,8 @@ class Predictor:
         p, va = e / e.sum(axis=1, keepdims=True), np.asarray(va, np.float64)
         if tta:  # the mirrors' answers averaged in, as evaluation does
             p, va = (p[:n] + p[n:]) / 2, (va[:n] + va[n:]) / 2
+        if self.temperature != 1:
+            p = apply_temperature(p, self.temperature)
         return p.astype(np.float32), va.astype(np.float32)
 
     def _results(self, crops, boxes, scores, whole: bool, tta: bool | None = None) -> list[dict]:

@@ -120,9 +120,10 @@ def exact_aucs(metrics: dict | None, kind: str) -> dict[str, float]:
     return out
 
 
-def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str]) -> go.Figure:
+def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], dashed=()) -> go.Figure:
     """Reliability diagram: per run, each confidence bin's accuracy against its mean confidence (marker area grows
-    with the bin's rows); on the diagonal a model is right exactly as often as it says."""
+    with the bin's rows); on the diagonal a model is right exactly as often as it says. Names in ``dashed`` get a
+    dashed line."""
     fig = go.Figure()
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(color="grey", dash="dot"),
                     hoverinfo="skip")
@@ -130,7 +131,7 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str]) ->
         b = c["bins"]
         n = np.array([x["n"] for x in b], dtype=float)
         fig.add_scatter(x=[x["confidence"] for x in b], y=[x["accuracy"] for x in b], mode="lines+markers",
-                        name=f"{run} (ECE {c['ece']:.3f})", line=dict(color=colors.get(run), width=1.6),
+                        name=f"{run} (ECE {c['ece']:.3f})", line=dict(color=colors.get(run), width=1.6, dash="dash" if run in dashed else None),
                         marker=dict(size=5 + 20 * np.sqrt(n / n.max()), color=colors.get(run)),
                         customdata=[[x["lo"], x["hi"], x["n"]] for x in b],
                         hovertemplate="confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} "

@@ -172,3 +172,23 @@ def test_an_ensemble_folder_shows_beside_its_members(monkeypatch, tmp_path):
     captions = [c.value for c in at.caption]
     assert any(c.startswith("No training curves for pair: an ensemble") for c in captions), captions
     assert not any("history.csv yet" in c for c in captions)
+
+
+def test_calibration_shows_a_calibrated_run_with_and_without_its_temperature(monkeypatch, tmp_path):
+    import json
+
+    from fer_core import calibrate
+
+    make_fixture_runs(tmp_path / "runs", n=200, images=0, n_boot=5)
+    run = tmp_path / "runs" / "effb0-affectnet"
+    assert calibrate.main(calibrate.get_args_parser().parse_args(["--run", str(run)])) == 0
+    t = json.loads((run / "config.json").read_text())["temperature"]["value"]
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/roc_pr.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[-1].value
+    scaled = f"effb0-affectnet, temperature {t:.2f}"
+    assert scaled in table.index and "resnet50-affectnet, temperature" not in " ".join(table.index)
+    assert table.loc[scaled, "accuracy"] == table.loc["effb0-affectnet", "accuracy"]
+    assert table.loc[scaled, "NLL"] < table.loc["effb0-affectnet", "NLL"]  # fitted on this split (val): in-sample
+    assert any("fitted on the val split" in c.value for c in at.caption)

@@ -272,6 +272,32 @@ def test_calibration_scores_match_scikit_learn_and_uniform_guessing():
     assert uniform["ece"] == pytest.approx(0)  # says 1/8 and is right 1 time in 8
 
 
+@pytest.mark.parametrize("t0", [0.5, 2.0])
+def test_temperature_fit_recovers_the_temperature_the_labels_were_drawn_at(t0):
+    from fer_core.calibrate import apply_temperature, fit_temperature
+
+    rng = np.random.default_rng(int(t0 * 10))
+    z = rng.normal(0, 2, (20000, NUM_CLASSES))
+    probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    truth = apply_temperature(probs, t0)  # the labels follow softmax(z / t0); the model says softmax(z)
+    y = (rng.random((len(z), 1)) > truth.cumsum(1)).sum(1)
+    t = fit_temperature(y, probs)
+    assert t == pytest.approx(t0, rel=0.05)
+    scaled = apply_temperature(probs, t)
+    assert (scaled.argmax(1) == probs.argmax(1)).all() and np.allclose(scaled.sum(1), 1)
+    assert calibration(y, probs.argmax(1), scaled)["ece"] < calibration(y, probs.argmax(1), probs)["ece"] / 3
+    assert np.allclose(apply_temperature(probs, 1.0), probs)
+
+
+def test_temperature_fit_refuses_what_it_cannot_fit():
+    from fer_core.calibrate import fit_temperature
+
+    with pytest.raises(ValueError, match="two or more rows of 8 probabilities"):
+        fit_temperature([0], np.full((1, NUM_CLASSES), 1 / 8))
+    with pytest.raises(ValueError, match="two or more rows"):
+        fit_temperature([0, 1], np.full((2, 3), 1 / 3))
+
+
 # ------------------------------------------------------------------ paired comparison
 def _flipped(df: pd.DataFrame, make_wrong: int, make_right: int) -> pd.DataFrame:
     """A copy where the first make_wrong correct rows become wrong and the first make_right wrong rows right."""

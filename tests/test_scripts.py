@@ -155,7 +155,7 @@ def test_every_fer_command_in_pyproject_answers_help(monkeypatch, capsys):
     import importlib
     import tomllib
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert set(scripts) == {"fer-train", "fer-evaluate", "fer-predict", "fer-export"}
+    assert set(scripts) == {"fer-train", "fer-evaluate", "fer-predict", "fer-export", "fer-calibrate"}
     for name, target in scripts.items():
         module, func = target.split(":")
         monkeypatch.setattr(sys, "argv", [name, "--help"])

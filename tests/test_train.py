@@ -85,6 +85,98 @@ def test_evaluate_takes_a_run_name_as_its_folder(tiny_run, monkeypatch):
     assert (run / "metrics_val.json").stat().st_mtime_ns > before  # written into the run folder, no --out needed
 
 
+def _run_to_calibrate(tiny_run, tmp_path):
+    """A copy of the tiny run (the shared folder stays as it was) whose val predictions are wrong on three images."""
+    run = shutil.copytree(tiny_run[2], tmp_path / "tiny")
+    val = pd.read_csv(run / "predictions_val.csv")
+    assert (val["pred"] == val["true"]).all()  # the patterns are easy: every val image right, nothing to fit T on
+    val.loc[:2, "true"] = (val.loc[:2, "pred"] + 1) % 8
+    val.to_csv(run / "predictions_val.csv", index=False)
+    return run, val
+
+
+def test_calibrate_writes_a_temperature_that_evaluate_export_and_predictor_apply(tiny_run, tmp_path, capsys):
+    from fer_core import calibrate, export
+    from fer_core.inference import Predictor
+
+    run, val = _run_to_calibrate(tiny_run, tmp_path)
+    def cal(*argv):
+        return calibrate.main(calibrate.get_args_parser().parse_args([str(a) for a in argv]))
+
+    assert export.main(export.get_args_parser().parse_args(["--run", str(run)])) == 0  # best.onnx, before T
+    onnx_file, pt_mtime = run / "checkpoints" / "best.onnx", (run / "checkpoints" / "best.onnx").stat().st_mtime_ns
+    raw_onnx = onnx_file.read_bytes()
+    capsys.readouterr()
+    assert cal("--run", run) == 0
+    out = capsys.readouterr().out
+    assert "fitted on 8 val predictions" in out and "test (8 images, held out): ECE" in out
+    t = json.loads((run / "config.json").read_text())["temperature"]["value"]
+    assert calibrate.T_RANGE[0] < t < calibrate.T_RANGE[1] and t != 1
+    assert onnx_file.stat().st_mtime_ns == pt_mtime  # stamped, its age kept
+    onnx_pred = Predictor(onnx_file, detector=None)
+    assert onnx_pred.temperature == t and f"temperature {t:.2f}" in onnx_pred.describe()
+    crops = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
+    p_cal, va_cal = onnx_pred.predict_batch(crops)
+    onnx_pred.temperature = 1.0
+    p_raw, va_raw = onnx_pred.predict_batch(crops)
+    assert np.allclose(p_cal, calibrate.apply_temperature(p_raw, t), atol=1e-5) and np.array_equal(va_cal, va_raw)
+    assert (p_cal.argmax(1) == p_raw.argmax(1)).all() and not np.allclose(p_cal, p_raw, atol=1e-3)
+
+    def ev(tag, *more):
+        argv = ["--run", str(run), "--split", "test", "--out", str(tmp_path / "ev"), "--tag", tag, *more]
+        assert evaluate.main(evaluate.get_args_parser().parse_args(argv)) == 0
+        return (pd.read_csv(tmp_path / "ev" / f"predictions_{tag}.csv"),
+                json.loads((tmp_path / "ev" / f"metrics_{tag}.json").read_text()))
+
+    (raw, m_raw), (scaled, m_cal) = ev("raw", "--no-temperature"), ev("cal")
+    assert m_raw["temperature"] == 1 and m_cal["temperature"] == t
+    assert (raw["pred"] == scaled["pred"]).all() and m_raw["accuracy"] == m_cal["accuracy"]
+    cols = [f"prob_{k}" for k in range(8)]
+    probs, want = raw[cols].to_numpy(), scaled[cols].to_numpy()
+    # the files round to 6 decimals, which a power 1/T > 1 magnifies in probabilities near 1e-6: rows without them
+    exact = probs.min(1) >= 1e-5
+    assert exact.sum() >= 3 and np.allclose(want[exact], calibrate.apply_temperature(probs[exact], t), atol=1e-3)
+    assert ((want.max(1) < probs.max(1)) == (t > 1)).all()
+    # predictions written with T are refitted from their raw probabilities: the same T, not T on top of T
+    val[cols] = calibrate.apply_temperature(val[cols].to_numpy(), t)
+    val.to_csv(run / "predictions_val.csv", index=False)
+    (run / "metrics_val.json").write_text(json.dumps({"temperature": t}))
+    assert cal("--run", run, "--dry-run") == 0
+    assert f"temperature {t:.3f} fitted" in capsys.readouterr().out
+    # a single-run export carries the run's temperature
+    assert export.main(export.get_args_parser().parse_args(["--run", str(run), "--out", str(tmp_path / "m.onnx")])) == 0
+    assert Predictor(tmp_path / "m.onnx", detector=None).temperature == t
+    assert raw_onnx != onnx_file.read_bytes()
+
+
+def test_calibrate_bad_input_says_what_is_wrong_and_writes_nothing(tiny_run, tmp_path, capsys):
+    from fer_core import calibrate
+
+    run, val = _run_to_calibrate(tiny_run, tmp_path)
+    before = (run / "config.json").read_bytes()
+
+    def cal(*argv):
+        rc = calibrate.main(calibrate.get_args_parser().parse_args([str(a) for a in argv]))
+        return rc, capsys.readouterr().err
+
+    assert cal("--run", tmp_path / "nope") == (2, f"error: {tmp_path / 'nope'}: not a run folder (no config.json)\n")
+    assert "fit on val" in cal("--run", run, "--split", "test")[1]
+    assert "no such model file" in cal("--run", run, "--model", tmp_path / "x.onnx")[1]
+    other = tmp_path / "other.pt"
+    ckpt = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    torch.save({**ckpt, "config": {**ckpt["config"], "name": "someone-else"}}, other)
+    rc, err = cal("--run", run, "--model", other)
+    assert rc == 2 and "holds 'someone-else'" in err and "nothing written" in err
+    (tmp_path / "notes.txt").write_text("hi")
+    assert "not a model file" in cal("--run", run, "--model", tmp_path / "notes.txt")[1]
+    val["true"] = val["pred"]
+    val.to_csv(run / "predictions_val.csv", index=False)
+    assert "cannot say how confident" in cal("--run", run)[1]  # every val prediction right
+    (run / "predictions_val.csv").unlink()
+    assert "evaluate the run on its val split first" in cal("--run", run)[1]
+    assert (run / "config.json").read_bytes() == before and not list(run.rglob("*.tmp"))
+
+
 def test_evaluate_at_another_size(tiny_run, tmp_path, capsys):
     _, _, run = tiny_run
     cfg = json.loads((run / "config.json").read_text())

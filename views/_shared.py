@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import runs as R
+from fer_core.calibrate import apply_temperature, temperature_of
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
@@ -54,14 +55,24 @@ def _curves(path: str, mtime_ns: int) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _calibration(path: str, mtime_ns: int) -> dict:
+def _calibration(path: str, mtime_ns: int, temperature: float = 1.0) -> dict:
     df = _predictions(path, mtime_ns)
-    return calibration(df["true"], df["pred"], df[PROB_COLS])
+    probs = df[PROB_COLS].to_numpy(float)
+    return calibration(df["true"], df["pred"], apply_temperature(probs, temperature) if temperature != 1 else probs)
 
 
 def calibration_of(run: R.Run, split: str) -> dict | None:
     """fer_core.metrics.calibration of a run's predictions on a split, cached on the file."""
     return _calibration(*R.file_key(run.predictions_path(split))) if split in run.splits else None
+
+
+def scaled_calibration_of(run: R.Run, split: str) -> tuple[float, dict] | None:
+    """(T, calibration after it) where the run has a temperature (fer_core.calibrate) and its predictions on the split
+    were written without it; else None."""
+    t = temperature_of(run.config)
+    if t == 1 or split not in run.splits or (metrics(run, split) or {}).get("temperature", 1) != 1:
+        return None
+    return t, _calibration(*R.file_key(run.predictions_path(split)), t)
 
 
 @st.cache_data(show_spinner="Comparing runs…", max_entries=16)

@@ -147,7 +147,10 @@ def main() -> None:
             + (f"  \nBackbone initialised from: {i['init']}" if i["init"] else "")
             + (f"  \nAn ensemble of {', '.join(i['members'])}: their probabilities and valence/arousal averaged"
                if i["members"] else "")
-            + (f"  \nCheckpoint: {i['best']}" if i["best"] else "") + f"  \nFace detector: {i['detector']}")
+            + (f"  \nCheckpoint: {i['best']}" if i["best"] else "")
+            + (f"  \nConfidence calibrated: temperature {i['temperature']:.2f} (fer_core.calibrate; the predicted "
+               f"classes are the same without it)" if i["temperature"] != 1 else "")
+            + f"  \nFace detector: {i['detector']}")
 
     photos, snap, live = st.tabs(["Photos", "Snapshot", "Live webcam"])
     with photos:

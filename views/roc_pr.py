@@ -25,8 +25,15 @@ for tab, run in zip(st.tabs([r.name for r in have]), have):
                                          exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
 
 st.subheader("Calibration")
-cals = {r.name: S.calibration_of(r, ctx.split) for r in have}
-st.plotly_chart(reliability_figure(cals, run_colors([r.name for r in ctx.runs])), width="stretch")
+cals, colors, scaled = {}, run_colors([r.name for r in ctx.runs]), {}
+for r in have:
+    cals[r.name] = S.calibration_of(r, ctx.split)
+    # a run calibrated with fer_core.calibrate whose predictions here are raw: both, one under the other
+    if (tc := S.scaled_calibration_of(r, ctx.split)) is not None:
+        name = f"{r.name}, temperature {tc[0]:.2f}"
+        cals[name], colors[name] = tc[1], colors[r.name]
+        scaled[name] = (r.config["temperature"] or {}).get("fitted_on", "val")
+st.plotly_chart(reliability_figure(cals, colors, dashed=set(scaled)), width="stretch")
 rows = {run: {"ECE": c["ece"], "NLL": c["nll"], "Brier": c["brier"], "mean confidence": c["mean_confidence"],
               "accuracy": c["accuracy"]} for run, c in cals.items()}
 st.dataframe(pd.DataFrame.from_dict(rows, orient="index"), width="stretch",
@@ -36,3 +43,8 @@ st.caption("Confidence is the probability of the predicted class, in 15 equal-wi
            "more often (under-confident). ECE is the gap averaged over the images; NLL and Brier score "
            "all eight probabilities. Lower is better for all three. On a few hundred images a "
            "bin holds few of them, so ECE differences of a few hundredths are noise.")
+if scaled:
+    st.caption("Dashed, \"temperature T\": the same predictions with the temperature fitted by `fer_core.calibrate` "
+               "(every probability vector p becomes p^(1/T), renormalised; the predicted classes do not change). "
+               "It was fitted on the " + " / ".join(sorted(set(scaled.values()))) + " split: on that split the "
+               "figures are in-sample, on the others held out.")

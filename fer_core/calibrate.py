@@ -1,0 +1,214 @@
+"""Temperature scaling: make a run's confidence match how often it is right, without changing a single prediction.
+
+    python -m fer_core.calibrate --run artifacts/runs/NAME [--model models/default/model.onnx]
+
+One number T is fitted on the run's validation predictions (predictions_val.csv) by minimising their negative
+log-likelihood (Guo et al., 2017); every probability vector p becomes p^(1/T), renormalised. That is logits / T for
+one network, and the same rescaling of the final (flip-averaged, member-averaged) probabilities otherwise. T < 1
+sharpens an under-confident model, T > 1 softens an over-confident one; the class with the highest probability,
+and so every accuracy figure, stays the same.
+
+The run's config.json gets {"temperature": {"value": T, ...}}; its checkpoints (best.pt, best.onnx) read their
+config from there, and fer_core.export copies it into exported files. ``--model FILE`` also writes T into a model
+file exported from this run before (a .onnx or .pt of the same run, such as models/default/model.onnx).
+Predictions files keep the raw probabilities until the run is evaluated again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from .labels import NUM_CLASSES
+
+T_RANGE = (0.05, 20.0)
+
+
+def apply_temperature(probs, t: float) -> np.ndarray:
+    """p^(1/t), renormalised per row: softmax(log p / t)."""
+    z = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None)) / float(t)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def temperature_of(config: dict) -> float:
+    """The temperature a model's config carries (fer_core.calibrate wrote it), 1 where it has none."""
+    return float((config.get("temperature") or {}).get("value") or 1.0)
+
+
+def fit_temperature(y_true, probs) -> float:
+    """The T in T_RANGE that minimises the mean negative log-likelihood of the true classes under
+    apply_temperature(probs, T)."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y_true, dtype=int)
+    probs = np.asarray(probs, np.float64)
+    if y.size < 2 or probs.shape != (y.size, NUM_CLASSES):
+        raise ValueError(f"need two or more rows of {NUM_CLASSES} probabilities and their true classes")
+    rows = np.arange(y.size)
+
+    def nll(log_t):
+        return -np.log(np.clip(apply_temperature(probs, np.exp(log_t))[rows, y], 1e-12, None)).mean()
+
+    res = minimize_scalar(nll, bounds=tuple(np.log(T_RANGE)), method="bounded", options={"xatol": 1e-5})
+    t = float(np.exp(res.x))
+    if not T_RANGE[0] * 1.01 < t < T_RANGE[1] / 1.01:
+        right = int((probs.argmax(1) == y).sum())
+        raise ValueError(f"the likelihood keeps rising as T runs to {t:.3g} ({right} of {y.size} predictions right): "
+                         f"these predictions cannot say how confident the model should be; fit on a split where it "
+                         f"makes mistakes")
+    return t
+
+
+def applied_temperature(run: Path, split: str) -> float:
+    """The temperature the run's predictions_<split>.csv was written with (1 for raw probabilities)."""
+    try:
+        return float((json.loads((run / f"metrics_{split}.json").read_text()).get("temperature") or 1.0))
+    except (OSError, ValueError):
+        return 1.0
+
+
+def read_predictions(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(true classes, raw probabilities) of a run's predictions_<split>.csv, the temperature it was written with
+    undone."""
+    from .metrics import PROB_COLS
+
+    f = run / f"predictions_{split}.csv"
+    if not f.is_file():
+        raise ValueError(f"{f} not found: evaluate the run on its {split} split first (python -m fer_core.evaluate "
+                         f"--run {run} --split {split})")
+    df = pd.read_csv(f)
+    missing = [c for c in ["true", *PROB_COLS] if c not in df.columns]
+    if missing:
+        raise ValueError(f"{f}: not a predictions file (no column {', '.join(missing)})")
+    df = df[df["true"].between(0, NUM_CLASSES - 1)]  # rows without a label say nothing about calibration
+    probs = df[PROB_COLS].to_numpy(np.float64)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    return df["true"].to_numpy(int), apply_temperature(probs, 1 / applied_temperature(run, split))
+
+
+def _model_config(path: Path) -> dict:
+    """The FER Lab config inside a model file (.onnx metadata, or a .pt checkpoint's "config")."""
+    if path.suffix.lower() == ".onnx":
+        import onnx
+
+        from .export import CONFIG_KEY
+
+        meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
+        if CONFIG_KEY not in meta:
+            raise ValueError(f"{path}: ONNX file without FER Lab config")
+        return json.loads(meta[CONFIG_KEY])
+    if path.suffix.lower() in (".pt", ".pth"):
+        from .inference import ModelNotFound, load_checkpoint
+
+        try:
+            return load_checkpoint(path)["config"]
+        except ModelNotFound as e:
+            raise ValueError(str(e)) from None
+    raise ValueError(f"{path}: not a model file (.onnx, .pt or .pth)")
+
+
+def _write_temperature(path: Path, entry: dict) -> None:
+    """Put the temperature into a model file's config. Its modification time is kept: the weights are the same, and
+    resolve_model picks between a run's best.pt and best.onnx by age."""
+    st = path.stat()
+    if path.suffix.lower() == ".onnx":
+        import onnx
+
+        from .export import CONFIG_KEY
+
+        proto = onnx.load(str(path))
+        entry_meta = next(e for e in proto.metadata_props if e.key == CONFIG_KEY)
+        entry_meta.value = json.dumps({**json.loads(entry_meta.value), "temperature": entry})
+        atomic_write_bytes(path, proto.SerializeToString())
+    else:
+        import torch
+
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        atomic_torch_save(path, {**ckpt, "config": {**ckpt["config"], "temperature": entry}})
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(prog="python -m fer_core.calibrate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="run folder, or a run name under artifacts/runs")
+    p.add_argument("--split", default="val", help="predictions to fit T on (default val; never test, which is "
+                                                  "what the fit is checked on)")
+    p.add_argument("--model", type=Path, action="append", default=[],
+                   help="also write T into this model file exported from the run (.onnx or .pt); repeatable")
+    p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
+    return p
+
+
+def main(args) -> int:
+    from .inference import RUNS_DIR
+    from .metrics import calibration
+
+    run = Path(args.run)
+    if not run.is_dir() and (RUNS_DIR / args.run).is_dir():
+        run = RUNS_DIR / args.run
+    if not (run / "config.json").is_file():
+        return _fail(f"{args.run}: not a run folder (no config.json)")
+    if args.split == "test":
+        return _fail("--split test would fit T on the images it is judged on; fit on val (or train)")
+    missing = [str(m) for m in args.model if not m.is_file()]
+    if missing:
+        return _fail(f"no such model file: {', '.join(missing)}")
+    try:
+        config = json.loads((run / "config.json").read_text())
+        y, probs = read_predictions(run, args.split)
+        t = fit_temperature(y, probs)
+    except ValueError as e:
+        return _fail(str(e))
+    print(f"{run.name}: temperature {t:.3f} fitted on {len(y)} {args.split} predictions "
+          f"({'sharper' if t < 1 else 'softer'} probabilities; the predicted classes do not change)")
+    for split in dict.fromkeys([args.split, "test"]):
+        try:
+            ys, ps = (y, probs) if split == args.split else read_predictions(run, split)
+        except ValueError:
+            continue
+        before, after = (calibration(ys, ps.argmax(1), q) for q in (ps, apply_temperature(ps, t)))
+        held = "held out" if split != args.split else "fitted on"
+        print(f"  {split} ({len(ys)} images, {held}): ECE {before['ece']:.3f} -> {after['ece']:.3f}, "
+              f"NLL {before['nll']:.3f} -> {after['nll']:.3f}, mean confidence {before['mean_confidence']:.3f} -> "
+              f"{after['mean_confidence']:.3f} (accuracy {before['accuracy']:.3f})")
+    if args.dry_run:
+        return 0
+    entry = {"value": round(t, 4), "fitted_on": args.split, "n": int(len(y)),
+             "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    own_onnx = run / "checkpoints" / "best.onnx"  # best.pt reads the run's config.json; an ONNX file only itself
+    written = [*([own_onnx] if own_onnx.is_file() else []), *args.model]
+    try:
+        for m in written:  # every file checked before any is written
+            cfg = _model_config(m)
+            if (cfg.get("name"), cfg.get("created")) != (config.get("name"), config.get("created")):
+                raise ValueError(f"{m} holds {cfg.get('name')!r} (created {cfg.get('created')}), not the run "
+                                 f"{config.get('name')!r} (created {config.get('created')}); nothing written")
+        for m in written:
+            _write_temperature(m, entry)
+    except (ValueError, OSError) as e:
+        return _fail(str(e))
+    atomic_write_json(run / "config.json", {**config, "temperature": entry})
+    print(f"wrote the temperature into {', '.join(map(str, [run / 'config.json', *written]))}")
+    return 0
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cli():
+    sys.exit(main(get_args_parser().parse_args()))
+
+
+if __name__ == "__main__":
+    cli()
