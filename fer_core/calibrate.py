@@ -149,12 +149,10 @@ def get_args_parser():
 
 
 def main(args) -> int:
-    from .inference import RUNS_DIR
+    from .inference import run_path
     from .metrics import calibration
 
-    run = Path(args.run)
-    if not run.is_dir() and (RUNS_DIR / args.run).is_dir():
-        run = RUNS_DIR / args.run
+    run = run_path(args.run)
     if not (run / "config.json").is_file():
         return _fail(f"{args.run}: not a run folder (no config.json)")
     if args.split == "test":

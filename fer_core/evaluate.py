@@ -182,11 +182,11 @@ def _load(args, device):
 
 
 def main(args) -> int:
-    from .inference import RUNS_DIR, ModelNotFound
+    from .inference import ModelNotFound, run_path
     from .train import pick_device  # one device policy for train and evaluate
 
-    if args.run and not Path(args.run).exists() and (RUNS_DIR / args.run).is_dir():
-        args.run = str(RUNS_DIR / args.run)  # a run name means that run's folder, as for a path to it
+    if args.run:
+        args.run = str(run_path(args.run))  # a run name means that run's folder, as for a path to it
     device = pick_device(args.device)
     try:
         path, cfg, run, predict = _load(args, device)

@@ -49,15 +49,18 @@ def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
     return sorted(found, key=lambda p: (p / "checkpoints" / "best.pt").stat().st_mtime, reverse=True)
 
 
+def run_path(run, root=None) -> Path:
+    """``run`` as a path; a run name that is no path here means that run's folder under artifacts/runs."""
+    p, named = Path(run), Path(root or ".") / RUNS_DIR / str(run)
+    return named if not p.exists() and named.exists() else p
+
+
 def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
     """The weights file that answers: ``run`` (folder, run name, .pt/.pth/.onnx file), else models/default/ under
     ``root``; without a root, the working folder's models/default/, else the one shipped beside the package."""
     want_onnx = backend == "onnx" or (backend == "auto" and _have_ort())
     if run:
-        p = Path(run)
-        runs = Path(root or ".") / RUNS_DIR
-        if not p.exists() and (runs / str(run)).exists():
-            p = runs / str(run)
+        p = run_path(run, root)
         if p.is_file():
             if p.suffix.lower() not in (".pt", ".pth", ".onnx"):
                 raise ModelNotFound(f"{run}: not a model file (.pt, .pth or .onnx)")
@@ -71,7 +74,7 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
                 if pt.is_file():
                     return pt
             raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder (is the run still in its first epoch?)")
-        raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {runs})")
+        raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {Path(root or '.') / RUNS_DIR})")
     d = Path(root or ".") / DEFAULT_DIR
     if root is None and not d.is_dir():
         d = SHIPPED_DIR
