@@ -146,6 +146,13 @@ def _load(args, device):
     run = Path(args.run) if args.run else None
     if run is not None and run.is_dir():
         path = run / "checkpoints" / f"{args.checkpoint}.pt"
+        from .export import ensemble_config
+
+        if ensemble_config(run) is not None:  # an ensemble has no checkpoint: its exported ONNX file answers
+            path = run / "checkpoints" / "best.onnx"
+            if not path.is_file():
+                raise ModelNotFound(f"{run} is an ensemble folder, without a checkpoint of its own: export it first "
+                                    f"(python -m fer_core.export --run {run} writes {path})")
         if not path.is_file():
             raise ModelNotFound(f"no checkpoint at {path} (is {run} a run folder written by fer_core.train?)")
     else:

@@ -75,6 +75,13 @@ def test_evaluate_on_other_folder(tiny_run, tmp_path):
     assert m["data_root"] == str(other.resolve()) and m["n"] == 24
 
 
+def test_evaluate_says_how_to_evaluate_an_ensemble_folder(tmp_path, capsys):
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "config.json").write_text(json.dumps({"name": "ens", "status": "ensemble"}))
+    assert evaluate.main(evaluate.get_args_parser().parse_args(["--run", str(tmp_path / "ens")])) == 2
+    assert "an ensemble folder, without a checkpoint of its own: export it first" in capsys.readouterr().err
+
+
 def test_evaluate_takes_a_run_name_as_its_folder(tiny_run, monkeypatch):
     base, _, run = tiny_run
     monkeypatch.chdir(base)  # runs live in artifacts/runs under the working folder
