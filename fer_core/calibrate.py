@@ -94,27 +94,6 @@ def read_predictions(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return df["true"].to_numpy(int), apply_temperature(probs, 1 / applied_temperature(run, split))
 
 
-def _model_config(path: Path) -> dict:
-    """The FER Lab config inside a model file (.onnx metadata, or a .pt checkpoint's "config")."""
-    if path.suffix.lower() == ".onnx":
-        import onnx
-
-        from .export import CONFIG_KEY
-
-        meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
-        if CONFIG_KEY not in meta:
-            raise ValueError(f"{path}: ONNX file without FER Lab config")
-        return json.loads(meta[CONFIG_KEY])
-    if path.suffix.lower() in (".pt", ".pth"):
-        from .inference import ModelNotFound, load_checkpoint
-
-        try:
-            return load_checkpoint(path)["config"]
-        except ModelNotFound as e:
-            raise ValueError(str(e)) from None
-    raise ValueError(f"{path}: not a model file (.onnx, .pt or .pth)")
-
-
 def _write_temperature(path: Path, entry: dict) -> None:
     """Put the temperature into a model file's config. Its modification time is kept: the weights are the same, and
     resolve_model picks between a run's best.pt and best.onnx by age."""
@@ -149,7 +128,7 @@ def get_args_parser():
 
 
 def main(args) -> int:
-    from .inference import run_path
+    from .inference import ModelNotFound, model_config, run_path
     from .metrics import calibration
 
     run = run_path(args.run)
@@ -186,13 +165,15 @@ def main(args) -> int:
     written = [*([own_onnx] if own_onnx.is_file() else []), *args.model]
     try:
         for m in written:  # every file checked before any is written
-            cfg = _model_config(m)
+            if m.suffix.lower() not in (".onnx", ".pt", ".pth"):
+                raise ValueError(f"{m}: not a model file (.onnx, .pt or .pth)")
+            cfg = model_config(m)
             if (cfg.get("name"), cfg.get("created")) != (config.get("name"), config.get("created")):
                 raise ValueError(f"{m} holds {cfg.get('name')!r} (created {cfg.get('created')}), not the run "
                                  f"{config.get('name')!r} (created {config.get('created')}); nothing written")
         for m in written:
             _write_temperature(m, entry)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, ModelNotFound) as e:
         return _fail(str(e))
     atomic_write_json(run / "config.json", {**config, "temperature": entry})
     print(f"wrote the temperature into {', '.join(map(str, [run / 'config.json', *written]))}")

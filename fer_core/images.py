@@ -63,6 +63,15 @@ def load_image(path, max_pixels: int = 50_000_000) -> Image.Image:
         raise ImageError(f"{path}: {e}") from None
 
 
+def load_square(path, size: int, max_pixels: int = 50_000_000) -> np.ndarray:
+    """uint8 RGB [size, size, 3]: the image squashed to a square as training and evaluation see it. Raises
+    ImageError."""
+    im = _open_rgb(path, max_pixels, draft=size)
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.BILINEAR)  # PIL's bilinear filters over the source: antialiased
+    return np.asarray(im)
+
+
 def decode_images(root, samples, size: int, progress: bool = True):
     """Decode every sample once to a uint8 tensor [N_ok, 3, size, size].
 
@@ -75,10 +84,7 @@ def decode_images(root, samples, size: int, progress: bool = True):
 
     def work(i: int) -> None:
         try:
-            im = _open_rgb(root / samples[i].path, 50_000_000, draft=size)
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)  # PIL's bilinear filters over the source: antialiased
-            buf[i] = np.asarray(im).transpose(2, 0, 1)  # each thread writes its own row: no lock needed
+            buf[i] = load_square(root / samples[i].path, size).transpose(2, 0, 1)  # own row per thread: no lock
         except ImageError as e:
             errors[i] = str(e)
 

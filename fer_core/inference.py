@@ -87,6 +87,37 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
     raise ModelNotFound(f"No model found: {d} holds no model.pt or model.onnx. {HOW_TO_GET_A_MODEL}")
 
 
+def model_config(path) -> dict:
+    """The FER Lab config inside a model file (.onnx metadata, or a .pt checkpoint's "config"), without building the
+    model. Raises ModelNotFound."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        return load_checkpoint(path)["config"]
+    import onnx
+
+    try:
+        meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
+        return json.loads(meta["fer_lab_config"])
+    except Exception as e:  # onnx raises DecodeError and friends; KeyError: exported elsewhere
+        raise ModelNotFound(f"{path}: not an ONNX file exported by FER Lab ({type(e).__name__})") from None
+
+
+def model_for_run(folder) -> Path | None:
+    """The weights behind a run folder's predictions, where they are at hand: its own checkpoint or export, else the
+    default model when that was exported from this very run (same name and creation time)."""
+    try:
+        return resolve_model(folder)
+    except ModelNotFound:
+        pass
+    try:
+        cfg = json.loads((Path(folder) / "config.json").read_text())
+        default = resolve_model(None)
+        other = model_config(default)
+    except (ModelNotFound, OSError, ValueError):
+        return None
+    return default if (other.get("name"), other.get("created")) == (cfg.get("name"), cfg.get("created")) else None
+
+
 def load_checkpoint(path) -> dict:
     import torch
 
@@ -268,6 +299,12 @@ class Predictor:
                         "label_name": self.classes[k], "confidence": float(p[k]), "valence": float(v),
                         "arousal": float(a), "whole_image": whole, "note": NO_FACE if whole else None})
         return out
+
+    def face_crop(self, image: np.ndarray, result: dict) -> np.ndarray:
+        """The img_size crop of ``image`` that a result of predict_faces was classified from."""
+        if result["whole_image"]:
+            return resize_square(np.asarray(image), self.img_size)
+        return crop_face(np.asarray(image), result["box"], self.margin, self.img_size)
 
     def predict_crop(self, crop: np.ndarray) -> dict:
         """One face picture (any size, RGB) taken as it is: resized to img_size and classified."""

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fer_core.labels import CLASSES
 from tests.fixture_runs import make_fixture_runs, write_broken_runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,3 +193,45 @@ def test_calibration_shows_a_calibrated_run_with_and_without_its_temperature(mon
     assert table.loc[scaled, "accuracy"] == table.loc["effb0-affectnet", "accuracy"]
     assert table.loc[scaled, "NLL"] < table.loc["effb0-affectnet", "NLL"]  # fitted on this split (val): in-sample
     assert any("fitted on the val split" in c.value for c in at.caption)
+
+
+def test_gallery_shows_where_the_model_looked_where_the_run_has_one(monkeypatch, tmp_path):
+    import json
+    import os
+
+    import pandas as pd
+    import torch
+
+    from tests.test_inference import make_checkpoint
+
+    make_fixture_runs(tmp_path / "runs", n=60, data_root=tmp_path / "data", images=60, n_boot=5)
+    run = tmp_path / "runs" / "resnet50-affectnet"
+    (run / "checkpoints").mkdir()
+    ckpt = torch.load(make_checkpoint(run / "checkpoints" / "best.pt"), weights_only=True)
+    cfg = json.loads((run / "config.json").read_text())  # the run's config.json describes its checkpoint
+    (run / "config.json").write_text(json.dumps({**cfg, **{k: ckpt["config"][k] for k in
+                                                           ("backbone", "img_size", "mean", "std")}}))
+    sample = pd.read_csv(run / "predictions_val.csv", dtype={"id": str}).iloc[3]
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/gallery.py").run()
+    at.text_input(key="gallery_query").input(sample["id"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith("No model of effb0-affectnet here") for c in at.caption)
+    assert "the 112 px crop the model saw" not in [c for i in at.get("image") for c in i.captions]  # on request
+    at.toggle(key=f"gallery-x-resnet50-affectnet-{sample['id']}").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = [m.value for m in at.markdown]
+    pred, true = CLASSES[sample["pred"]], CLASSES[sample["true"]]
+    assert f"**predicted: {pred}**" in text and f"**true: {true}**" in text
+    assert any(t.startswith(f"P({pred}) = ") for t in text) and any(t.startswith(f"P({true}) = ") for t in text)
+    assert [c for i in at.get("image") for c in i.captions].count("the 112 px crop the model saw") == 2
+    # a checkpoint that does not fit its run's config: a message, not a traceback
+    (run / "config.json").write_text(json.dumps({**cfg, "backbone": "resnet50"}))
+    best = run / "checkpoints" / "best.pt"
+    os.utime(best, ns=(best.stat().st_atime_ns, best.stat().st_mtime_ns + 10**9))  # as a newly copied file
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/gallery.py").run()
+    at.text_input(key="gallery_query").input(sample["id"]).run()
+    at.toggle(key=f"gallery-x-resnet50-affectnet-{sample['id']}").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(e.value.startswith("Cannot load the model of resnet50-affectnet") for e in at.error)

@@ -414,3 +414,70 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         P.get_args_parser().parse_args(["x.jpg", "--backend", "tensorflow"])
     assert e.value.code == 2
+
+
+def test_occlusion_map_lights_up_the_part_the_answer_rests_on():
+    from fer_core.explain import heat_overlay, occlusion_map
+
+    def predict(crops):  # class 0's probability is the brightness of the top-left quadrant; class 1 the rest
+        p0 = crops[:, :32, :32].mean(axis=(1, 2, 3)) / 255
+        return np.stack([p0, 1 - p0], axis=1)
+
+    crop = np.zeros((64, 64, 3), np.uint8)
+    crop[:32, :32] = 255
+    heat, base = occlusion_map(predict, crop, 0)
+    assert base == 1.0 and heat.shape == (64, 64)
+    # hiding what no window over the top-left quadrant reaches costs class 0 nothing
+    assert heat[:32, :32].min() > 0 and np.all(heat[48:, 48:] == 0)
+    y, x = np.unravel_index(heat.argmax(), heat.shape)
+    assert y < 32 and x < 32
+    # a window of 16 moved by 8: 7 places each way, every pixel covered at least once
+    calls = []
+    occlusion_map(lambda c: calls.append(len(c)) or predict(c), crop, 0, window=16, stride=8, batch=10)
+    assert sum(calls) == 1 + 49 and max(calls) == 10
+    hidden = occlusion_map(predict, crop, 1)[0]  # covering the white quadrant raises class 1: negative drop
+    assert hidden[:32, :32].max() < 0
+    over = heat_overlay(crop, heat)
+    assert over.shape == crop.shape and over.dtype == np.uint8
+    assert np.array_equal(over[48:, 48:], crop[48:, 48:])  # no drop: the face shows as it is
+    assert np.array_equal(heat_overlay(crop, np.zeros((64, 64))), crop)
+    with pytest.raises(ValueError, match="must be positive and fit"):
+        occlusion_map(predict, crop, 0, window=65)
+
+
+def test_face_crop_is_the_crop_a_result_was_classified_from(onnx_file):
+    pred = Predictor(onnx_file)
+    image = astronaut()
+    for r in pred.predict_faces(image) + pred.predict_faces(image, whole_image=True):
+        probs = pred.predict_batch(pred.face_crop(image, r)[None])[0][0]
+        assert np.allclose(probs, r["probs"], atol=1e-6)
+
+
+def test_model_for_run_finds_its_checkpoint_or_the_default_model_exported_from_it(ckpt, tmp_path, monkeypatch):
+    from fer_core.inference import model_config, model_for_run
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "artifacts" / "runs" / "tiny"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt, run / "checkpoints" / "best.pt")
+    (run / "config.json").write_text(json.dumps({"name": "tiny", "created": "2026-01-01T00:00:00+00:00"}))
+    assert model_for_run(run) == run / "checkpoints" / "best.pt"
+    E.ship_model(run, tmp_path / "models" / "default")
+    assert model_config("models/default/model.onnx")["created"] == "2026-01-01T00:00:00+00:00"
+    (run / "checkpoints" / "best.pt").unlink()  # a reference run: predictions without checkpoints
+    assert model_for_run(run) == Path("models/default/model.onnx")
+    (run / "config.json").write_text(json.dumps({"name": "tiny", "created": "2026-02-02T00:00:00+00:00"}))
+    assert model_for_run(run) is None  # another run of the same name
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ModelNotFound, match="not an ONNX file exported by FER Lab"):
+        model_config(tmp_path / "junk.onnx")
+
+
+def test_load_square_is_the_image_as_evaluation_decodes_it(tmp_path):
+    from types import SimpleNamespace
+
+    from fer_core.images import decode_images, load_square
+
+    Image.fromarray(astronaut()[:400, :300]).save(tmp_path / "a.jpg")
+    batch, ok, _ = decode_images(tmp_path, [SimpleNamespace(path="a.jpg")], 96, progress=False)
+    assert ok == [0] and np.array_equal(load_square(tmp_path / "a.jpg", 96), batch[0].permute(1, 2, 0).numpy())

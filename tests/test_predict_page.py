@@ -83,3 +83,23 @@ def test_snapshot_tab(monkeypatch, runs_dir):
     assert not at.exception, at.exception
     assert [c for i in at.get("image") for c in i.captions] == ["snapshot: 1 face(s)"]
     assert len(at.get("plotly_chart")) == 2
+
+
+def test_where_it_looked_shows_the_occlusion_map_of_the_chosen_class(monkeypatch, runs_dir):
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    jpg = _bytes(astronaut(), "JPEG")
+    at.file_uploader[0].set_value([("astro.jpg", jpg, "image/jpeg")]).run()
+    assert len(at.get("image")) == 1  # the map only on request
+    at.toggle(key="up0-x0").set_value(True).run()
+    assert not at.exception, at.exception
+    assert [c for i in at.get("image") for c in i.captions][1] == "the 112 px crop the model saw"
+    face = Predictor(runs_dir / "tiny-run" / "checkpoints" / "best.pt").predict_faces(read_image(jpg))[0]
+    label = face["label_name"]
+    assert at.selectbox(key="up0-x0-class").value == label
+    assert any(m.value.startswith(f"P({label}) = {face['confidence']:.0%}.") for m in at.markdown)
+    other = next(c for c in at.selectbox(key="up0-x0-class").options if c != label)
+    at.selectbox(key="up0-x0-class").set_value(other).run()
+    assert not at.exception, at.exception
+    p_other = face["probs"][at.selectbox(key="up0-x0-class").options.index(other)]
+    assert any(m.value.startswith(f"P({other}) = {p_other:.0%}.") for m in at.markdown)

@@ -6,13 +6,16 @@ st.session_state["lab"]; pages read them through ``context()``.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from fer_core import runs as R
 from fer_core.calibrate import apply_temperature, temperature_of
+from fer_core.explain import describe_map, heat_overlay, occlusion_map
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
@@ -95,6 +98,50 @@ def _paired(a: tuple[str, int], b: tuple[str, int]) -> dict:
 def paired(a: R.Run, b: R.Run, split: str) -> dict:
     """fer_core.metrics.paired_comparison of two runs' predictions on a split, cached on the files."""
     return _paired(R.file_key(a.predictions_path(split)), R.file_key(b.predictions_path(split)))
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def predictor(path: str, mtime: float, detector: str | None = "auto"):
+    """One Predictor per model file (``mtime``: a replaced file loads again), shared by every session."""
+    from fer_core.inference import Predictor
+
+    return Predictor(path, detector=detector)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _model_for_run(config: str, mtime_ns: int) -> str | None:
+    from fer_core.inference import model_for_run as find
+
+    found = find(Path(config).parent)
+    return None if found is None else str(found)
+
+
+def model_for_run(run: R.Run):
+    """fer_core.inference.model_for_run, cached on the run's config.json."""
+    found = _model_for_run(*R.file_key(run.path / "config.json"))
+    return None if found is None else Path(found)
+
+
+@st.cache_data(show_spinner="Covering the face square by square…", max_entries=64)
+def _occlusion(_predictor, model_key: str, crop, target: int) -> tuple:
+    t = time.perf_counter()
+    heat, base = occlusion_map(lambda x: _predictor.predict_batch(x)[0], crop, target)
+    return heat, base, time.perf_counter() - t
+
+
+def occlusion_panel(pred, crop, target: int, width: int = 220) -> None:
+    """The occlusion map of class ``target`` on a crop the model sees, with the words that read it, in the current
+    container (cached per model, crop and class)."""
+    heat, base, seconds = _occlusion(pred, f"{pred.path}:{pred.path.stat().st_mtime}:{pred.runtime}", crop, target)
+    st.image(heat_overlay(crop, heat), width=width, caption=f"the {crop.shape[0]} px crop the model saw")
+    st.markdown(describe_map(pred.classes[target], base, heat))
+    st.caption(f"{seconds:.1f} s")
+
+
+OCCLUSION_HELP = ("Occlusion map (Zeiler & Fergus, 2014): a square a quarter of the crop's side, in the face's mean "
+                  "colour, covers it at each place of a grid (moved by an eighth) and the model answers again. Each "
+                  "pixel shows the mean drop of the class's probability over the squares that hid it: bright where "
+                  "the answer rests.")
 
 
 def predictions(run: R.Run, split: str | None) -> pd.DataFrame | None:

@@ -2,6 +2,8 @@
 import streamlit as st
 
 from fer_core import report_errors as E
+from fer_core.images import ImageError, load_square
+from fer_core.inference import ModelNotFound
 from fer_core.labels import CLASSES
 from fer_core.runs import safe_image_path
 from views import _shared as S
@@ -24,6 +26,35 @@ def show_image(run, path, root, width=None):
     return True
 
 
+def explain_sample(run, image_path, row):
+    """On request, occlusion maps of the predicted and the true class, from the model behind the run's predictions
+    where it is at hand."""
+    model = S.model_for_run(run)
+    key = f"gallery-x-{run.name}-{row['id']}"
+    if model is None:
+        st.caption(f"No model of {run.name} here (no checkpoint in its folder, and the default model is another run's):"
+                   f" occlusion maps need one.")
+        return
+    if not st.toggle("Where it looked", key=key, help=S.OCCLUSION_HELP):
+        return
+    try:
+        pred = S.predictor(str(model), model.stat().st_mtime, detector=None)
+    except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
+        st.error(f"Cannot load the model of {run.name} ({model}): {str(e)[:300]}")
+        return
+    try:
+        crop = load_square(image_path, pred.img_size)
+    except ImageError as e:
+        st.error(f"Cannot read {image_path}: {e}")
+        return
+    st.caption(f"Model: `{model}`, as it answers now (its probabilities may differ a little from the predictions "
+               f"file's, e.g. after fer_core.calibrate).")
+    for col, (what, k) in zip(st.columns(2), (("predicted", int(row["pred"])), ("true", int(row["true"])))):
+        with col:
+            st.markdown(f"**{what}: {CLASSES[k]}**")
+            S.occlusion_panel(pred, crop, k)
+
+
 # --- search: jump to one sample -------------------------------------------------------------
 query = st.text_input("Find a sample by id", key="gallery_query", placeholder="e.g. 635",
                       help="Exact id, or the number at its end (635 finds Test/fer0000635).")
@@ -42,11 +73,14 @@ if query.strip():
                     f"**{CLASSES[row['pred']]}** ({confidence:.2f}, {verdict})")
         pic, probs = st.columns([1, 3])
         with pic:
-            if not show_image(run, row["path"], root, width=160):
+            shown = show_image(run, row["path"], root, width=160)
+            if not shown:
                 st.caption(f"No image at `{row['path']}` under `{root}`.")
         with probs:
             st.dataframe(E.probability_table(row).style.format({"probability": "{:.3f}"}), hide_index=True,
                          width="stretch", height=320)
+        if shown:
+            explain_sample(run, safe_image_path(root, row["path"]), row)
     if not found_any:
         st.warning(f"No sample with id '{query.strip()}' in the {ctx.split} predictions of the chosen runs.")
     st.divider()

@@ -18,6 +18,7 @@ from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predict
                                 list_runs, read_image, resolve_model)
 from fer_core.report_live import live_circumplex_figure, prob_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
+from views import _shared as S  # noqa: E402
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
 # ONNX Runtime first when installed: PyTorch's OpenMP threads spin between calls and, sharing 2 cores with the
@@ -49,7 +50,19 @@ def model_choices() -> dict[str, str]:
     return out
 
 
-def show_results(results: list[dict], classes: list[str], key: str) -> None:
+def explain_face(predictor: Predictor, image, result: dict, key: str) -> None:
+    """On request, the occlusion map of one face: which parts of it the answer rests on."""
+    if not st.toggle("Where it looked", key=key, help=S.OCCLUSION_HELP):
+        return
+    left, right = st.columns([1, 2])
+    target = right.selectbox("Class", predictor.classes, index=result["label"], key=f"{key}-class")
+    with left:
+        S.occlusion_panel(predictor, predictor.face_crop(image, result), predictor.classes.index(target))
+
+
+def show_results(results: list[dict], classes: list[str], key: str, predictor: Predictor | None = None,
+                 image=None) -> None:
+    """Per face: probabilities, the circumplex point and, given the image, its occlusion map on request."""
     if results and results[0]["whole_image"]:
         st.warning("No face found — showing the prediction for the whole image.")
     for i, r in enumerate(results):
@@ -58,6 +71,8 @@ def show_results(results: list[dict], classes: list[str], key: str) -> None:
         left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
         left.plotly_chart(prob_figure(r, classes), key=f"{key}-p{i}")
         right.plotly_chart(live_circumplex_figure([r]), key=f"{key}-c{i}")
+        if image is not None:
+            explain_face(predictor, image, r, key=f"{key}-x{i}")
 
 
 def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> None:
@@ -69,7 +84,7 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> No
     results = predictor.predict_faces(image)
     faces = sum(not r["whole_image"] for r in results)
     st.image(annotate(image, results), caption=f"{name}: {faces} face(s)")
-    show_results(results, predictor.classes, key)
+    show_results(results, predictor.classes, key, predictor, image)
 
 
 def live_tab(predictor: Predictor) -> None:
