@@ -66,3 +66,16 @@ def describe_map(class_name: str, base: float, heat: np.ndarray) -> str:
     if rise >= 0.05:
         text += f" Covering some part raises it by up to {rise * 100:.0f} points."
     return text
+
+
+def save_map(path, crop: np.ndarray, heat: np.ndarray) -> None:
+    """A PNG of the crop and its overlay side by side, written atomically."""
+    import io
+
+    from PIL import Image
+
+    from .io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(np.concatenate([np.asarray(crop, np.uint8), heat_overlay(crop, heat)], axis=1)).save(buf, "PNG")
+    atomic_write_bytes(path, buf.getvalue())

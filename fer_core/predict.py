@@ -1,6 +1,6 @@
 """Predict expression and valence/arousal for the faces in images.
 
-    python -m fer_core.predict photo.jpg folder/ [--run RUN] [--csv out.csv] [--json out.json]
+    python -m fer_core.predict photo.jpg folder/ [--run RUN] [--csv out.csv] [--json out.json] [--explain DIR]
 
 Folders are searched recursively for image files. A file that cannot be read is reported and skipped; the exit
 code is 2 when no file at all could be processed (or the arguments/model are wrong), 0 otherwise.
@@ -34,7 +34,33 @@ def get_args_parser():
                    help="average each face's answer with its mirror image's (default: as the run was evaluated)")
     p.add_argument("--csv", metavar="OUT", help="write one row per face (or per failed file) to this CSV")
     p.add_argument("--json", metavar="OUT", help="write all results and the model description to this JSON file")
+    p.add_argument("--explain", metavar="DIR",
+                   help="also write each face's occlusion map for its predicted class into DIR, as a PNG of the crop "
+                        "and the map side by side (about 50 more model answers per face)")
     return p
+
+
+def write_maps(predictor, records, out_dir) -> list[str]:
+    """Occlusion maps (fer_core.explain) of every face's predicted class, one PNG per face; returns the files.
+    Each record gets "maps", the PNG of each of its faces."""
+    from tqdm import tqdm
+
+    from .explain import occlusion_map, save_map
+    from .inference import read_image
+
+    out, written = Path(out_dir), []
+    todo = [(k, r) for k, r in enumerate(records) if r.get("faces")]
+    for k, r in tqdm(todo, desc="occlusion maps", unit="image", disable=len(todo) < 2):
+        image = read_image(r["path"])
+        r["maps"] = []
+        for i, f in enumerate(r["faces"]):
+            crop = predictor.face_crop(image, f)
+            heat, _ = occlusion_map(lambda x: predictor.predict_batch(x)[0], crop, f["label"])
+            name = out / f"{k:04d}_{Path(r['path']).stem}_face{i}_{f['label_name']}.png"
+            save_map(name, crop, heat)
+            r["maps"].append(str(name))
+            written.append(str(name))
+    return written
 
 
 def collect_images(args_images) -> list[Path]:
@@ -118,11 +144,14 @@ def main(args) -> int:
     n_ok = sum("faces" in r for r in records)
     print(f"{n_ok} of {len(records)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
     try:
+        if args.explain:
+            maps = write_maps(predictor, records, args.explain)
+            print(f"wrote {len(maps)} occlusion maps into {args.explain}")
         if args.csv:
             atomic_write_csv(args.csv, df)
         if args.json:
             atomic_write_json(args.json, {"model": predictor.info(), "images": records})
-    except OSError as e:
+    except (OSError, ImageError) as e:
         print(f"error: cannot write output: {e}", file=sys.stderr)
         return 2
     return 0 if n_ok else 2

@@ -416,6 +416,28 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     assert e.value.code == 2
 
 
+def test_predict_cli_writes_an_occlusion_map_per_face(ckpt, tmp_path, capsys):
+    from fer_core.explain import heat_overlay, occlusion_map
+
+    Image.fromarray(astronaut()).save(tmp_path / "astro.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    maps, out_json = tmp_path / "maps", tmp_path / "p.json"
+    assert run_cli([tmp_path / "astro.jpg", tmp_path / "broken.jpg", "--run", ckpt, "--explain", maps,
+                    "--json", out_json]) == 0
+    assert "wrote 1 occlusion maps into" in capsys.readouterr().out
+    face = json.loads(out_json.read_text())["images"][0]["faces"][0]
+    png = maps / f"0000_astro_face0_{face['label_name']}.png"
+    assert json.loads(out_json.read_text())["images"][0]["maps"] == [str(png)]
+    assert [p.name for p in maps.iterdir()] == [png.name]  # no temp files, nothing for the broken file
+    both = np.asarray(Image.open(png))
+    pred = Predictor(ckpt)
+    crop = pred.face_crop(astronaut(), face)  # the JPEG's pixels differ a little from the array's
+    assert both.shape == (112, 224, 3)
+    assert np.abs(both[:, :112].astype(int) - crop).mean() < 8  # the face crop, then its map over it
+    heat, _ = occlusion_map(lambda x: pred.predict_batch(x)[0], both[:, :112], face["label"])
+    assert np.array_equal(both[:, 112:], heat_overlay(both[:, :112], heat))
+
+
 def test_occlusion_map_lights_up_the_part_the_answer_rests_on():
     from fer_core.explain import heat_overlay, occlusion_map
 
