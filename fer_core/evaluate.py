@@ -141,13 +141,12 @@ def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
 def _load(args, device):
     """(path, config, run folder or None, predict(images, cfg, tta) -> (probs, va)) for --run. The probabilities are
     rescaled by the model's temperature (fer_core.calibrate) unless --no-temperature."""
+    from .export import ensemble_config
     from .inference import ModelNotFound, Predictor, load_checkpoint, resolve_model
 
     run = Path(args.run) if args.run else None
     if run is not None and run.is_dir():
         path = run / "checkpoints" / f"{args.checkpoint}.pt"
-        from .export import ensemble_config
-
         if ensemble_config(run) is not None:  # an ensemble has no checkpoint: its exported ONNX file answers
             path = run / "checkpoints" / "best.onnx"
             if not path.is_file():

@@ -131,7 +131,8 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
         b = c["bins"]
         n = np.array([x["n"] for x in b], dtype=float)
         fig.add_scatter(x=[x["confidence"] for x in b], y=[x["accuracy"] for x in b], mode="lines+markers",
-                        name=f"{run} (ECE {c['ece']:.3f})", line=dict(color=colors.get(run), width=1.6, dash="dash" if run in dashed else None),
+                        name=f"{run} (ECE {c['ece']:.3f})",
+                        line=dict(color=colors.get(run), width=1.6, dash="dash" if run in dashed else None),
                         marker=dict(size=5 + 20 * np.sqrt(n / n.max()), color=colors.get(run)),
                         customdata=[[x["lo"], x["hi"], x["n"]] for x in b],
                         hovertemplate="confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} "

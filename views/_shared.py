@@ -101,11 +101,12 @@ def paired(a: R.Run, b: R.Run, split: str) -> dict:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def predictor(path: str, mtime: float, detector: str | None = "auto"):
-    """One Predictor per model file (``mtime``: a replaced file loads again), shared by every session."""
+def crop_predictor(path: str, mtime: float):
+    """One Predictor without a face detector (for crops) per model file, shared by every session; ``mtime``: a
+    replaced file loads again."""
     from fer_core.inference import Predictor
 
-    return Predictor(path, detector=detector)
+    return Predictor(path, detector=None)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -38,7 +38,7 @@ def explain_sample(run, image_path, row):
     if not st.toggle("Where it looked", key=key, help=S.OCCLUSION_HELP):
         return
     try:
-        pred = S.predictor(str(model), model.stat().st_mtime, detector=None)
+        pred = S.crop_predictor(str(model), model.stat().st_mtime)
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
         st.error(f"Cannot load the model of {run.name} ({model}): {str(e)[:300]}")
         return
