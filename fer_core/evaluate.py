@@ -139,8 +139,7 @@ def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
 
 
 def _load(args, device):
-    """(path, config, run folder or None, predict(images, cfg, tta) -> (probs, va)) for --run. The probabilities are
-    rescaled by the model's temperature (fer_core.calibrate) unless --no-temperature."""
+    """(path, config, run folder or None, predict(images, cfg, tta) -> (raw probs, va)) for --run."""
     from .export import ensemble_config
     from .inference import ModelNotFound, Predictor, load_checkpoint, resolve_model
 
@@ -158,8 +157,7 @@ def _load(args, device):
         path = resolve_model(args.run)
     if path.suffix.lower() == ".onnx":
         predictor = Predictor(path, detector=None, tta=False)
-        if not args.temperature:
-            predictor.temperature = 1.0
+        predictor.temperature = 1.0  # main applies the model's temperature, whichever file answers
 
         def predict(images, cfg, tta):
             if cfg["img_size"] != predictor.img_size:
@@ -176,9 +174,7 @@ def _load(args, device):
         model.to(device)
 
         def predict(images, cfg, tta):
-            probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
-            t = temperature_of(cfg) if args.temperature else 1.0
-            return (apply_temperature(probs, t).astype(np.float32) if t != 1 else probs), va
+            return predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
 
     if path.parent.name == "checkpoints" and (path.parent.parent / "split.csv").is_file():
         run = path.parent.parent
@@ -245,8 +241,10 @@ def main(args) -> int:
         probs, va = predict(images, cfg, tta)
     except ModelNotFound as e:
         return _fail(str(e))
+    t = temperature_of(cfg) if args.temperature else 1.0  # fer_core.calibrate's, where the model has one
+    if t != 1:
+        probs = apply_temperature(probs, t).astype(np.float32)
     df = predictions_frame([samples[i] for i in ok], probs, va)
-    t = temperature_of(cfg) if args.temperature else 1.0
     m = write_evaluation(out, tag, df, data_root=str(root), checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures), temperature=t)
     how = f", temperature {t:.3f}" if t != 1 else ""
