@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+import warnings
 from pathlib import Path
 
 import cv2
@@ -58,6 +59,27 @@ def _frames(page) -> int:
     return int(vals[0]) if vals and vals[0].strip().isdigit() else 0
 
 
+def _start(page, frame, seconds: float = 60) -> int:
+    """Press START; the frame count once 3 frames came back, or when ``seconds`` ran out."""
+    frame.get_by_role("button", name="START").click()
+    deadline = time.time() + seconds
+    while _frames(page) < 3 and time.time() < deadline:
+        page.wait_for_timeout(500)
+    return _frames(page)
+
+
+def _stream_report(page, frame, base: Path) -> str:
+    """What a failed stream looked like: the component's buttons, its video element, the server log's tail."""
+    try:
+        buttons = frame.locator("button").all_inner_texts()
+        video = frame.locator("video").evaluate(
+            "v => ({time: v.currentTime, width: v.videoWidth, ready: v.readyState, paused: v.paused})")
+    except Exception as e:  # the report must not hide the failure it describes
+        buttons, video = "?", f"unreadable ({e})"
+    log = (base / "streamlit.log").read_text(errors="replace").splitlines()[-25:]
+    return f"buttons {buttons}, video {video}; server log tail:\n" + "\n".join(log)
+
+
 @pytest.mark.parametrize("camera", ["test-pattern", "astronaut"])
 def test_live_stream_comes_back_annotated(server, camera, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -85,12 +107,13 @@ def test_live_stream_comes_back_annotated(server, camera, tmp_path):
             assert "Answering: " in page.locator("[data-testid='stAlert']").first.inner_text()
             page.get_by_role("tab", name="Live webcam").click()
             frame = page.frame_locator("iframe[title='streamlit_webrtc.component.webrtc_streamer']")
-            frame.get_by_role("button", name="START").click()
-            deadline = time.time() + 60
-            while _frames(page) < 3 and time.time() < deadline:
-                page.wait_for_timeout(500)
-            first = _frames(page)
-            assert first >= 3, f"only {first} frames came back in 60 s"
+            first = _start(page, frame)
+            if first < 3:  # WebRTC on a closed network: a user would press START again, and so does the test
+                warnings.warn(f"no frames in 60 s after START, pressing it again; {_stream_report(page, frame, base)}")
+                if frame.get_by_role("button", name="STOP").count():
+                    frame.get_by_role("button", name="STOP").click()
+                first = _start(page, frame)
+            assert first >= 3, f"only {first} frames came back in 60 s, twice; {_stream_report(page, frame, base)}"
             deadline = time.time() + 30  # generous: on 2 busy cores a frame can take seconds
             while _frames(page) <= first + 2 and time.time() < deadline:
                 page.wait_for_timeout(500)

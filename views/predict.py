@@ -115,10 +115,12 @@ def live_tab(predictor: Predictor) -> None:
         st.warning(f"The live webcam needs the page served by `streamlit run app.py` ({e}).")
         return
     playing = bool(ctx.state.playing)
+    # Refresh from the offer on, so the counter does not wait for the rerun that reports "playing".
+    active = playing or bool(ctx.state.signalling)
     st.caption("Faces are detected at 320 px and the boxes reused for 2 frames between detections; each face is "
                "classified once, without its mirror image, so the stream keeps up with the camera.")
 
-    @st.fragment(run_every=1.0 if playing else None)
+    @st.fragment(run_every=1.0 if active else None)
     def panel():
         snap = live.snapshot()
         a, b = st.columns(2)
