@@ -1,6 +1,6 @@
 """Where a model looks: occlusion sensitivity (Zeiler & Fergus, 2014).
 
-A square of the face is covered with the face's mean colour, for every position of the square on a grid, and the
+A square of the face is covered (with the face's mean colour, or a blurred copy of what is there), for every position of the square on a grid, and the
 model asked again; where covering costs the probability of a class most, the model relied on what was there. It
 needs only the model's answers, not its gradients, so it explains ONNX files and ensembles as well as checkpoints.
 (captum's Occlusion does the same for PyTorch models only, and pins numpy below 2.)
@@ -15,14 +15,29 @@ def _starts(size: int, window: int, stride: int) -> list[int]:
     return sorted({*range(0, size - window + 1, stride), size - window})
 
 
+FILLS = ("mean", "blur")
+
+
+def covering(crop: np.ndarray, window: int, fill: str = "mean") -> np.ndarray:
+    """What a covered square shows, as a full-size image to copy squares from: the crop's mean colour everywhere, or
+    the crop under a Gaussian blur of sigma window/3 (shapes gone, colours and light kept)."""
+    import cv2
+
+    if fill == "mean":
+        return np.broadcast_to(crop.reshape(-1, 3).mean(axis=0).round().astype(np.uint8), crop.shape)
+    if fill == "blur":
+        return cv2.GaussianBlur(crop, (0, 0), sigmaX=window / 3, borderType=cv2.BORDER_REFLECT)
+    raise ValueError(f"fill must be one of {', '.join(FILLS)}, not {fill!r}")
+
+
 def occlusion_map(predict, crop: np.ndarray, target: int, window: int | None = None, stride: int | None = None,
-                  batch: int = 32) -> tuple[np.ndarray, float]:
+                  batch: int = 32, fill: str = "mean") -> tuple[np.ndarray, float]:
     """(map [H, W], probability of ``target`` on the whole crop) for a uint8 RGB crop [H, W, 3].
 
     ``predict``: uint8 crops [N, H, W, 3] -> probabilities [N, classes] (e.g. Predictor.predict_batch's first
     output). Each pixel of the map is the mean drop of the target's probability over the covered crops that hid it
     (negative where hiding it raised the probability). ``window`` defaults to a quarter of the crop's side, ``stride``
-    to half the window (7-8 positions each way: 49-64 covered crops).
+    to half the window (7-8 positions each way: 49-64 covered crops). ``fill``: see :func:`covering`.
     """
     crop = np.ascontiguousarray(crop, dtype=np.uint8)
     h, w = crop.shape[:2]
@@ -30,7 +45,7 @@ def occlusion_map(predict, crop: np.ndarray, target: int, window: int | None = N
     stride = stride or max(1, window // 2)
     if not (0 < window <= min(h, w) and stride > 0):
         raise ValueError(f"window {window} and stride {stride} must be positive and fit the {w}x{h} crop")
-    fill = crop.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
+    cover = covering(crop, window, fill)
     boxes = [(y, x) for y in _starts(h, window, stride) for x in _starts(w, window, stride)]
     base = float(np.asarray(predict(crop[None]))[0, target])
     drop, count = np.zeros((h, w)), np.zeros((h, w))
@@ -38,7 +53,7 @@ def occlusion_map(predict, crop: np.ndarray, target: int, window: int | None = N
         part = boxes[i:i + batch]
         covered = np.repeat(crop[None], len(part), axis=0)
         for k, (y, x) in enumerate(part):
-            covered[k, y:y + window, x:x + window] = fill
+            covered[k, y:y + window, x:x + window] = cover[y:y + window, x:x + window]
         probs = np.asarray(predict(covered))[:, target]
         for (y, x), p in zip(part, probs):
             drop[y:y + window, x:x + window] += base - float(p)

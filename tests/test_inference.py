@@ -467,6 +467,27 @@ def test_occlusion_map_lights_up_the_part_the_answer_rests_on():
         occlusion_map(predict, crop, 0, window=65)
 
 
+def test_blur_covering_hides_shapes_and_keeps_colour():
+    from fer_core.explain import covering, occlusion_map
+
+    checker = np.kron((np.indices((8, 8)).sum(axis=0) % 2) * 255, np.ones((8, 8)))[..., None].repeat(3, axis=2)
+    crop = checker.astype(np.uint8)
+    blur, mean = covering(crop, 16, "blur"), covering(crop, 16, "mean")
+    assert blur.shape == mean.shape == crop.shape and blur.dtype == mean.dtype == np.uint8
+    assert np.all(mean == mean[0, 0]) and abs(int(mean[0, 0, 0]) - 128) <= 1
+    assert blur.std() < crop.std() / 5 and abs(blur.mean() - crop.mean()) < 3  # the pattern gone, the light kept
+
+    def predict(crops):  # class 0's probability is the contrast of the top-left quadrant
+        p0 = crops[:, :32, :32].std(axis=(1, 2, 3)) / 128
+        return np.stack([p0, 1 - p0], axis=1)
+
+    heat, _ = occlusion_map(predict, crop, 0, fill="blur")
+    y, x = np.unravel_index(heat.argmax(), heat.shape)
+    assert y < 32 and x < 32 and np.all(heat[48:, 48:] == 0)
+    with pytest.raises(ValueError, match="fill must be one of mean, blur"):
+        covering(crop, 16, "noise")
+
+
 def test_face_crop_is_the_crop_a_result_was_classified_from(onnx_file):
     pred = Predictor(onnx_file)
     image = astronaut()
