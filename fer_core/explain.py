@@ -1,21 +1,20 @@
 """Where a model looks: occlusion sensitivity (Zeiler & Fergus, 2014).
 
-A square of the face is covered (with the face's mean colour, or a blurred copy of what is there), for every position of the square on a grid, and the
-model asked again; where covering costs the probability of a class most, the model relied on what was there. It
-needs only the model's answers, not its gradients, so it explains ONNX files and ensembles as well as checkpoints.
-(captum's Occlusion does the same for PyTorch models only, and pins numpy below 2.)
+A square of the face is covered (with the face's mean colour, or a blurred copy of what is there), for every position
+of the square on a grid, and the model asked again; where covering costs the probability of a class most, the model
+relied on what was there. It needs only the model's answers, not its gradients, so it explains ONNX files and
+ensembles as well as checkpoints. (captum's Occlusion does the same for PyTorch models only, and pins numpy below 2.)
 """
 from __future__ import annotations
 
 import numpy as np
 
+FILLS = ("mean", "blur")  # what a covered square shows: see covering()
+
 
 def _starts(size: int, window: int, stride: int) -> list[int]:
     """Window positions from one edge to the other; the last one flush with the far edge, so every pixel is covered."""
     return sorted({*range(0, size - window + 1, stride), size - window})
-
-
-FILLS = ("mean", "blur")
 
 
 def covering(crop: np.ndarray, window: int, fill: str = "mean") -> np.ndarray:
