@@ -1,9 +1,12 @@
-"""Predict expression and valence/arousal for the faces in images.
+"""Predict expression and valence/arousal for the faces in images and videos.
 
-    python -m fer_core.predict photo.jpg folder/ [--run RUN] [--csv out.csv] [--json out.json] [--explain DIR]
+    python -m fer_core.predict photo.jpg clip.mp4 folder/ [--run RUN] [--csv out.csv] [--json out.json]
+                               [--explain DIR] [--every SECONDS]
 
-Folders are searched recursively for image files. A file that cannot be read is reported and skipped; the exit
-code is 2 when no file at all could be processed (or the arguments/model are wrong), 0 otherwise.
+Folders are searched recursively for image and video files. A video is sampled every ``--every`` seconds (default
+0.2); its CSV rows carry the frame number and time, and a summary line is printed for it. A file that cannot be read
+is reported and skipped; the exit code is 2 when no file at all could be processed (or the arguments/model are
+wrong), 0 otherwise.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from .data import ImageError
 from .faces import DETECTORS
 from .io import atomic_write_csv, atomic_write_json
 from .labels import CLASSES
+from .video import EVERY, VIDEO_EXTS, VideoError, describe, predict_video, summary, timeline
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -24,7 +28,7 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("images", nargs="+", help="image and video files and/or folders (searched recursively)")
     p.add_argument("--run", help="run folder, run name, or .pt/.onnx file (default: models/default/)")
     p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                    help="auto: ONNX Runtime for .onnx files, PyTorch for checkpoints; onnx converts a checkpoint")
@@ -36,7 +40,9 @@ def get_args_parser():
     p.add_argument("--json", metavar="OUT", help="write all results and the model description to this JSON file")
     p.add_argument("--explain", metavar="DIR",
                    help="also write each face's occlusion map for its predicted class into DIR, as a PNG of the crop "
-                        "and the map side by side (about 50 more model answers per face)")
+                        "and the map side by side (about 50 more model answers per face; photos only)")
+    p.add_argument("--every", type=float, default=EVERY, metavar="SECONDS",
+                   help=f"in videos, classify one frame every SECONDS (default {EVERY:g})")
     return p
 
 
@@ -49,7 +55,7 @@ def write_maps(predictor, records, out_dir) -> list[str]:
     from .inference import read_image
 
     out, written = Path(out_dir), []
-    todo = [(k, r) for k, r in enumerate(records) if r.get("faces")]
+    todo = [(k, r) for k, r in enumerate(records) if r.get("faces") and "frame" not in r]
     for k, r in tqdm(todo, desc="occlusion maps", unit="image", disable=len(todo) < 2):
         image = read_image(r["path"])
         r["maps"] = []
@@ -64,27 +70,40 @@ def write_maps(predictor, records, out_dir) -> list[str]:
 
 
 def collect_images(args_images) -> list[Path]:
-    """Files as given, plus every image file under each folder, in a stable order; missing paths kept
+    """Files as given, plus every image and video file under each folder, in a stable order; missing paths kept
     so that they are reported like unreadable files."""
     out = []
     for a in args_images:
         p = Path(a)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
         else:
             out.append(p)
     return out
 
 
-def predict_files(predictor, files, whole_image: bool = False) -> list[dict]:
-    """One record per file: {"path", "faces": [...]} or {"path", "error"}. Never raises for a bad image."""
+def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY) -> list[dict]:
+    """One record per image: {"path", "faces": [...]}, one per sampled video frame: {"path", "frame", "time_s",
+    "faces"}, or {"path", "error"} for a file that cannot be read. Never raises for a bad file."""
+    from tqdm import tqdm
+
     from .inference import read_image
 
     records = []
     for f in files:
         try:
-            records.append({"path": str(f), "faces": predictor.predict_faces(read_image(f), whole_image=whole_image)})
-        except ImageError as e:
+            if Path(f).suffix.lower() in VIDEO_EXTS:
+                if whole_image:
+                    raise VideoError(f"{f}: --whole-image is for photos; videos are searched for faces")
+                with tqdm(desc=Path(f).name, unit="frame") as bar:
+                    def progress(done, total):
+                        bar.total = total or None
+                        bar.update(done - bar.n)
+                    records += predict_video(predictor, f, every=every, progress=progress)
+            else:
+                records.append({"path": str(f), "faces": predictor.predict_faces(read_image(f),
+                                                                                 whole_image=whole_image)})
+        except (ImageError, VideoError) as e:
             records.append({"path": str(f), "error": str(e)})
     return records
 
@@ -97,19 +116,25 @@ def to_rows(records) -> pd.DataFrame:
             continue
         for i, f in enumerate(r["faces"]):
             x0, y0, x1, y1 = f["box"]
-            rows.append({"path": r["path"], "face": i, "x0": x0, "y0": y0, "x1": x1, "y1": y1,
-                         "det_score": f["score"], "label": f["label"], "label_name": f["label_name"],
-                         "confidence": f["confidence"], "valence": f["valence"], "arousal": f["arousal"],
+            rows.append({"path": r["path"], "frame": r.get("frame"), "time_s": r.get("time_s"), "face": i,
+                         "x0": x0, "y0": y0, "x1": x1, "y1": y1, "det_score": f["score"], "label": f["label"],
+                         "label_name": f["label_name"], "confidence": f["confidence"], "valence": f["valence"],
+                         "arousal": f["arousal"],
                          **{f"prob_{c}": p for c, p in zip(CLASSES, f["probs"])}, "note": f["note"] or "", "error": ""})
-    cols = ["path", "face", "x0", "y0", "x1", "y1", "det_score", "label", "label_name", "confidence", "valence",
-            "arousal", *[f"prob_{c}" for c in CLASSES], "note", "error"]
+    cols = ["path", "frame", "time_s", "face", "x0", "y0", "x1", "y1", "det_score", "label", "label_name",
+            "confidence", "valence", "arousal", *[f"prob_{c}" for c in CLASSES], "note", "error"]
+    if not any("frame" in r for r in records):  # photos only: no video columns
+        cols = [c for c in cols if c not in ("frame", "time_s")]
     df = pd.DataFrame(rows, columns=cols)
     # nullable integers: a failed file's empty cells must not turn every box coordinate into a float
-    return df.astype({c: "Int64" for c in ["face", "x0", "y0", "x1", "y1", "label"]})
+    return df.astype({c: "Int64" for c in ["frame", "face", "x0", "y0", "x1", "y1", "label"] if c in cols})
 
 
 def _table(df: pd.DataFrame) -> str:
+    """The photos' faces, one line each (videos get a summary line of their own)."""
     ok = df[df["error"].fillna("") == ""]
+    if "frame" in ok:
+        ok = ok[ok["frame"].isna()]
     if ok.empty:
         return "(no predictions)"
     t = pd.DataFrame({"file": ok["path"], "face": ok["face"].astype(int),
@@ -123,6 +148,9 @@ def _table(df: pd.DataFrame) -> str:
 def main(args) -> int:
     from .inference import ModelNotFound, Predictor, resolve_model
 
+    if not args.every > 0:
+        print(f"error: --every must be a positive number of seconds, not {args.every}", file=sys.stderr)
+        return 2
     try:
         path = resolve_model(args.run, backend=args.backend)
         predictor = Predictor(path, backend=args.backend, detector=None if args.whole_image else args.detector,
@@ -135,14 +163,18 @@ def main(args) -> int:
         print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
         return 2
     print(predictor.describe())
-    records = predict_files(predictor, files, whole_image=args.whole_image)
+    records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every)
     for r in records:
         if "error" in r:
             print(f"skipped: {r['error']}", file=sys.stderr)
     df = to_rows(records)
-    print(_table(df))
-    n_ok = sum("faces" in r for r in records)
-    print(f"{n_ok} of {len(records)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
+    if any("frame" not in r and "faces" in r for r in records):
+        print(_table(df))
+    for video in dict.fromkeys(r["path"] for r in records if "frame" in r):
+        tl = timeline([r for r in records if r.get("path") == video and "frame" in r], predictor.classes)
+        print(describe(video, summary(tl, predictor.classes), args.every))
+    n_ok = len({r["path"] for r in records if "faces" in r})
+    print(f"{n_ok} of {len(files)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
     try:
         if args.explain:
             maps = write_maps(predictor, records, args.explain)

@@ -1,8 +1,9 @@
 """Screenshot every dashboard page on the real run folders (artifacts/runs or $FER_LAB_RUNS_DIR) in headless Chromium.
 
-    python scripts/screenshots.py OUT_DIR [--photo face.jpg]
+    python scripts/screenshots.py OUT_DIR [--photo face.jpg] [--video clip.mp4]
 
-The live-prediction page gets a photo uploaded (default: scikit-image's astronaut).
+The live-prediction page gets a photo uploaded (default: scikit-image's astronaut), and its Video tab a clip
+(default: 3 s of the astronaut, then black).
 """
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.streamlit_server import streamlit_server  # noqa: E402
 from tests.test_browser import CHROMIUM, PAGES, _idle, _screenshot  # noqa: E402
+from tests.test_video import write_clip  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out")
     p.add_argument("--photo", help="image to upload on the live-prediction page")
+    p.add_argument("--video", help="video to upload on its Video tab")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,9 +50,18 @@ def main():
                     page.locator("input[type='file']").first.set_input_files(photo)
                     page.wait_for_timeout(1000)
                     _idle(page)
+                shots = [name]
                 _screenshot(page, out / f"{name}.png")
+                if name == "predict":
+                    page.get_by_role("tab", name="Video").click()
+                    page.locator("input[type='file']").nth(1).set_input_files(a.video or str(write_clip(out / "clip.mp4")))
+                    page.wait_for_selector("[data-testid='stAlert']:has-text('frames sampled')", timeout=120_000)
+                    _idle(page)
+                    _screenshot(page, out / "predict_video.png")
+                    shots.append("predict_video")
                 errors = page.locator("[data-testid='stException']").count()
-                print(f"{name:16s} {'EXCEPTION' if errors else 'ok'}  {out / f'{name}.png'}")
+                for shot in shots:
+                    print(f"{shot:16s} {'EXCEPTION' if errors else 'ok'}  {out / f'{shot}.png'}")
             browser.close()
 
 

@@ -1,6 +1,7 @@
 """The predict page in Streamlit's AppTest: model choice, uploads (good, no face, broken), snapshot."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -52,7 +53,7 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     at.selectbox[0].set_value("Run tiny-run").run()
     info = at.info[0].value
     assert "tiny" in info and "mobilenet_v2" in info and "best.pt" in info and "ONNX Runtime" in info
-    assert [t.label for t in at.tabs] == ["Photos", "Snapshot", "Live webcam"]
+    assert [t.label for t in at.tabs] == ["Photos", "Video", "Snapshot", "Live webcam"]
     jpg = _bytes(astronaut(), "JPEG")
     png = _bytes(chelsea(), "PNG")
     at.file_uploader[0].set_value([("astro.jpg", jpg, "image/jpeg"), ("cat.png", png, "image/png"),
@@ -103,3 +104,30 @@ def test_where_it_looked_shows_the_occlusion_map_of_the_chosen_class(monkeypatch
     assert not at.exception, at.exception
     p_other = face["probs"][at.selectbox(key="up0-x0-class").options.index(other)]
     assert any(m.value.startswith(f"P({other}) = {p_other:.0%}.") for m in at.markdown)
+
+
+def test_video_tab_draws_the_timeline_and_shows_each_classified_frame(monkeypatch, runs_dir, tmp_path):
+    from .test_video import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4").read_bytes()
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    uploader = [u for u in at.get("file_uploader") if u.label == "Upload a video"][0]
+    uploader.set_value(("notes.mp4", b"just text", "video/mp4")).run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == ["Cannot read notes.mp4: cannot open as a video (not a video OpenCV's "
+                                           "FFmpeg can decode)"]
+    uploader = [u for u in at.get("file_uploader") if u.label == "Upload a video"][0]
+    uploader.set_value(("clip.mp4", clip, "video/mp4")).run()
+    assert not at.exception, at.exception
+    # 3 s at 10 frames/s, one classified every 0.2 s: 15 frames, the astronaut in the first 10, then black
+    assert at.success[0].value.startswith("clip.mp4: 15 frames sampled every 0.2 s over 2.8 s, a face in 10;")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    y = spec["data"][0]["y"]  # plotly sends numeric arrays base64-encoded
+    valence = np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else np.array(y, float)
+    assert spec["data"][0]["name"] == "valence" and len(valence) == 15
+    assert np.isnan(valence[10:]).all() and not np.isnan(valence[:10]).any()
+    assert [c for i in at.get("image") for c in i.captions] == ["0.0 s (frame 0)"]
+    at.select_slider(key="video-at").set_value(12).run()
+    assert [c for i in at.get("image") for c in i.captions] == ["2.4 s (frame 24)"]
+    assert any("No face found" in w.value for w in at.warning)

@@ -16,7 +16,9 @@ from fer_core.data import ImageError  # noqa: E402
 from fer_core.faces import annotate  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, read_image, resolve_model)
-from fer_core.report_live import live_circumplex_figure, prob_figure  # noqa: E402
+from fer_core.predict import to_rows  # noqa: E402
+from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
+from fer_core.video import EVERY, VIDEO_EXTS, VideoError, describe, predict_video, summary, timeline  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
 from views import _shared as S  # noqa: E402
 
@@ -85,6 +87,71 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> No
     faces = sum(not r["whole_image"] for r in results)
     st.image(annotate(image, results), caption=f"{name}: {faces} face(s)")
     show_results(results, predictor.classes, key, predictor, image)
+
+
+def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) -> dict:
+    """Classify the video's frames every ``every`` seconds under a progress bar; records and a small annotated
+    thumbnail (JPEG) per classified frame."""
+    import tempfile
+
+    import cv2
+
+    bar = st.progress(0.0, text=f"Reading {name}…")
+    thumbs = []
+
+    def progress(done, total):
+        if total:
+            bar.progress(min(done / total, 1.0), text=f"{name}: frame {done:,} of {total:,}")
+
+    def keep(rgb, record):
+        small = annotate(rgb, record["faces"])
+        scale = 480 / max(small.shape[:2])
+        small = cv2.resize(small, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else small
+        thumbs.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes())
+
+    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as f:  # OpenCV reads videos from files only
+        f.write(data)
+        f.flush()
+        try:
+            records = predict_video(predictor, f.name, every=every, progress=progress, on_frame=keep)
+        except VideoError as e:
+            raise VideoError(str(e).replace(f.name, name)) from None
+        finally:
+            bar.empty()
+    for r in records:
+        r["path"] = name
+    return {"records": records, "thumbs": thumbs}
+
+
+def video_tab(predictor: Predictor) -> None:
+    c1, c2 = st.columns([3, 1])
+    clip = c1.file_uploader("Upload a video", type=sorted(e.lstrip(".") for e in VIDEO_EXTS))
+    every = c2.select_slider("Classify a frame every", options=[0.1, 0.2, 0.5, 1.0, 2.0], value=EVERY,
+                             format_func=lambda v: f"{v:g} s",
+                             help="Faces are detected afresh in each classified frame; the timeline follows the "
+                                  "largest face (faces are not tracked, so with several people it can switch)")
+    if clip is None:
+        return
+    key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}"
+    if key not in st.session_state:
+        try:
+            st.session_state[key] = analyse_video(predictor, clip.name, clip.getvalue(), every)
+        except VideoError as e:
+            st.error(f"Cannot read {e}")
+            return
+    done = st.session_state[key]
+    records, classes = done["records"], predictor.classes
+    tl = timeline(records, classes)
+    st.success(describe(clip.name, summary(tl, classes), every))
+    st.plotly_chart(timeline_figure(tl, classes), key="video-timeline")
+    i = st.select_slider("Look at the frame at", options=range(len(records)), key="video-at",
+                         format_func=lambda k: f"{records[k]['time_s']:.1f} s")
+    r = records[i]
+    st.image(done["thumbs"][i], caption=f"{r['time_s']:.1f} s (frame {r['frame']})")
+    show_results(r["faces"], classes, key="video-face")
+    st.download_button("Download the predictions (CSV, one row per face per classified frame)",
+                       to_rows(records).to_csv(index=False).encode(), file_name=f"{Path(clip.name).stem}.csv",
+                       mime="text/csv")
 
 
 def live_tab(predictor: Predictor) -> None:
@@ -169,12 +236,14 @@ def main() -> None:
                f"classes are the same without it)" if i["temperature"] != 1 else "")
             + f"  \nFace detector: {i['detector']}")
 
-    photos, snap, live = st.tabs(["Photos", "Snapshot", "Live webcam"])
+    photos, video, snap, live = st.tabs(["Photos", "Video", "Snapshot", "Live webcam"])
     with photos:
         files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
         for n, f in enumerate(files or []):
             st.subheader(f.name)
             predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}")
+    with video:
+        video_tab(predictor)
     with snap:
         shot = st.camera_input("Take a snapshot")
         if shot is not None:

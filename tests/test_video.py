@@ -1,0 +1,104 @@
+"""Videos: sampled frames, the timeline of the largest face, the predict CLI on a clip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.data import astronaut
+
+from fer_core import predict as predict_cli
+from fer_core.inference import Predictor
+from fer_core.report_live import timeline_figure
+from fer_core.video import VideoError, predict_video, summary, timeline
+
+from .test_inference import make_checkpoint
+
+
+def write_clip(path: Path, fps: int = 10, face_frames: int = 20, blank_frames: int = 10) -> Path:
+    """An MPEG-4 clip: the astronaut for ``face_frames`` frames, then black."""
+    rgb = np.ascontiguousarray(cv2.resize(astronaut(), (640, 640), interpolation=cv2.INTER_AREA)[:480])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    for i in range(face_frames + blank_frames):
+        writer.write(cv2.cvtColor(rgb if i < face_frames else np.zeros_like(rgb), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    ckpt = tmp_path_factory.mktemp("video") / "best.pt"
+    make_checkpoint(ckpt)
+    return Predictor(ckpt, backend="torch")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4")
+
+
+def test_frames_are_sampled_at_the_interval_and_classified_like_photos(predictor, clip):
+    seen, calls = [], []
+    records = predict_video(predictor, clip, every=0.2, progress=lambda d, t: calls.append((d, t)),
+                            on_frame=lambda rgb, r: seen.append((rgb.shape, r["frame"])))
+    assert [r["frame"] for r in records] == list(range(0, 30, 2))
+    assert [r["time_s"] for r in records][:3] == [0.0, 0.2, 0.4]
+    assert seen == [((480, 640, 3), f) for f in range(0, 30, 2)]
+    assert calls[-1] == (30, 30) and all(t == 30 for _, t in calls)
+    # the first frame's face is the one a photo of that frame gives (the codec changes the pixels a little)
+    first = records[0]["faces"]
+    assert len(first) == 1 and not first[0]["whole_image"]
+    photo = predictor.predict_faces(np.ascontiguousarray(cv2.resize(astronaut(), (640, 640))[:480]))[0]
+    assert np.abs(np.array(first[0]["box"]) - photo["box"]).max() <= 8
+    assert all(r["faces"][0]["whole_image"] for r in records[10:])  # black frames: no face
+    assert len(predict_video(predictor, clip, every=1.0)) == 3  # one a second at 10 frames/s: frames 0, 10, 20
+
+
+def test_timeline_follows_the_largest_face_and_leaves_gaps(predictor, clip):
+    records = predict_video(predictor, clip, every=0.2)
+    tl = timeline(records, predictor.classes)
+    assert len(tl) == 15 and list(tl["faces"]) == [1] * 10 + [0] * 5
+    assert tl["valence"][:10].notna().all() and tl["valence"][10:].isna().all()
+    assert np.allclose(tl.loc[0, predictor.classes].to_numpy(float), records[0]["faces"][0]["probs"])
+    s = summary(tl, predictor.classes)
+    assert s["frames"] == 15 and s["with_face"] == 10 and s["seconds"] == 2.8
+    assert abs(sum(s["shares"].values()) - 1) < 1e-9
+    assert s["valence"] == pytest.approx(tl["valence"].mean())
+    fig = timeline_figure(tl, predictor.classes)
+    assert [t.name for t in fig.data] == ["valence", "arousal", *predictor.classes]
+    # the black second: one grey band per panel, from the first faceless frame to one step past the last
+    assert {(s.x0, round(s.x1, 3)) for s in fig.layout.shapes} == {(2.0, 3.0)} and len(fig.layout.shapes) == 2
+
+
+def test_bad_videos_are_named_and_explained(predictor, tmp_path):
+    with pytest.raises(VideoError, match="no such file"):
+        predict_video(predictor, tmp_path / "missing.mp4")
+    (tmp_path / "notes.mp4").write_text("just text")
+    with pytest.raises(VideoError, match=r"notes\.mp4: cannot open as a video \(not a video"):
+        predict_video(predictor, tmp_path / "notes.mp4")
+    with pytest.raises(ValueError, match="must be positive"):
+        predict_video(predictor, tmp_path / "notes.mp4", every=0)
+
+
+def test_predict_cli_on_a_video_writes_a_row_per_face_per_frame(predictor, clip, tmp_path, capsys):
+    (tmp_path / "notes.mp4").write_text("just text")
+    out = tmp_path / "out.csv"
+    rc = predict_cli.main(predict_cli.get_args_parser().parse_args(
+        [str(clip), str(tmp_path / "notes.mp4"), "--run", str(predictor.path), "--every", "0.5", "--csv", str(out)]))
+    text = capsys.readouterr()
+    assert rc == 0
+    assert "clip.mp4: 6 frames sampled every 0.5 s over 2.5 s, a face in 4;" in text.out
+    assert "1 of 2 files processed" in text.out and "notes.mp4: cannot open as a video" in text.err
+    df = pd.read_csv(out)
+    rows = df[df["error"].isna()]
+    assert list(rows["frame"]) == [0, 5, 10, 15, 20, 25] and list(rows["time_s"]) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert rows["note"].fillna("").str.contains("no face").sum() == 2
+    assert df["error"].notna().sum() == 1
+    # bad arguments: a clear message and exit code 2
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args([str(clip), "--every", "0"])) == 2
+    assert "--every must be a positive number" in capsys.readouterr().err
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args(
+        [str(clip), "--run", str(predictor.path), "--whole-image"])) == 2
+    assert "--whole-image is for photos" in capsys.readouterr().err
