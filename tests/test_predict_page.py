@@ -128,6 +128,11 @@ def test_video_tab_draws_the_timeline_and_shows_each_classified_frame(monkeypatc
     assert spec["data"][0]["name"] == "valence" and len(valence) == 15
     assert np.isnan(valence[10:]).all() and not np.isnan(valence[:10]).any()
     assert [c for i in at.get("image") for c in i.captions] == ["0.0 s (frame 0)"]
-    at.select_slider(key="video-at").set_value(12).run()
+    at.get("select_slider")[-1].set_value(12).run()
     assert [c for i in at.get("image") for c in i.captions] == ["2.4 s (frame 24)"]
     assert any("No face found" in w.value for w in at.warning)
+    # another interval is another analysis, with its own frames to look at
+    at.get("select_slider")[0].set_value(1.0).run()
+    assert not at.exception, at.exception
+    assert at.success[0].value.startswith("clip.mp4: 3 frames sampled every 1 s")
+    assert [c for i in at.get("image") for c in i.captions] == ["0.0 s (frame 0)"]

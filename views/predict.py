@@ -1,4 +1,4 @@
-"""Predict: expression and valence/arousal for faces in photos, a snapshot, or the live webcam."""
+"""Predict: expression and valence/arousal for faces in photos, a video file, a snapshot, or the live webcam."""
 from __future__ import annotations
 
 import importlib.util
@@ -109,13 +109,13 @@ def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) ->
         small = cv2.resize(small, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else small
         thumbs.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes())
 
-    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as f:  # OpenCV reads videos from files only
-        f.write(data)
-        f.flush()
+    with tempfile.TemporaryDirectory() as tmp:  # OpenCV reads videos from files only
+        path = Path(tmp) / f"upload{Path(name).suffix}"
+        path.write_bytes(data)
         try:
-            records = predict_video(predictor, f.name, every=every, progress=progress, on_frame=keep)
+            records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep)
         except VideoError as e:
-            raise VideoError(str(e).replace(f.name, name)) from None
+            raise VideoError(str(e).replace(str(path), name)) from None
         finally:
             bar.empty()
     for r in records:
@@ -134,6 +134,8 @@ def video_tab(predictor: Predictor) -> None:
         return
     key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}"
     if key not in st.session_state:
+        for old in [k for k in st.session_state if str(k).startswith("video::")]:  # one video's frames kept at a time
+            del st.session_state[old]
         try:
             st.session_state[key] = analyse_video(predictor, clip.name, clip.getvalue(), every)
         except VideoError as e:
@@ -144,7 +146,7 @@ def video_tab(predictor: Predictor) -> None:
     tl = timeline(records, classes)
     st.success(describe(clip.name, summary(tl, classes), every))
     st.plotly_chart(timeline_figure(tl, classes), key="video-timeline")
-    i = st.select_slider("Look at the frame at", options=range(len(records)), key="video-at",
+    i = st.select_slider("Look at the frame at", options=range(len(records)), key=f"at::{key}",
                          format_func=lambda k: f"{records[k]['time_s']:.1f} s")
     r = records[i]
     st.image(done["thumbs"][i], caption=f"{r['time_s']:.1f} s (frame {r['frame']})")
