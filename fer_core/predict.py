@@ -160,7 +160,7 @@ def main(args) -> int:
         return 2
     files = collect_images(args.images)
     if not files:
-        print(f"error: no image files in {' '.join(args.images)}", file=sys.stderr)
+        print(f"error: no image or video files in {' '.join(args.images)}", file=sys.stderr)
         return 2
     print(predictor.describe())
     records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every)

@@ -406,7 +406,7 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     # nothing readable, no model, bad arguments: exit code 2
     assert run_cli([d / "broken.jpg", "--run", ckpt]) == 2
     assert run_cli([tmp_path / "o", "--run", ckpt]) == 2  # a folder without images
-    assert "no image files" in capsys.readouterr().err
+    assert "no image or video files" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("fer_core.inference.SHIPPED_DIR", tmp_path / "no-checkout" / "models" / "default")
     assert run_cli([d / "astro.jpg"]) == 2

@@ -18,8 +18,8 @@ from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predict
                                 list_runs, read_image, resolve_model)
 from fer_core.predict import to_rows  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
-from fer_core.video import EVERY, VIDEO_EXTS, VideoError, describe, predict_video, summary, timeline  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
+from fer_core.video import EVERY, VIDEO_EXTS, VideoError, describe, predict_video, summary, timeline  # noqa: E402
 from views import _shared as S  # noqa: E402
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
