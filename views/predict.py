@@ -226,7 +226,7 @@ def main() -> None:
         st.error(f"Cannot load {label}: {e}")
         return
     i = predictor.info()
-    tta = (", each face in photos and snapshots averaged with its mirror image (flip TTA, as evaluated)"
+    tta = (", each face in photos, video frames and snapshots averaged with its mirror image (flip TTA, as evaluated)"
            if i["tta"] else "")
     st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px{tta}, on {i['runtime']}  \n"
             f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
