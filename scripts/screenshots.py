@@ -54,7 +54,8 @@ def main():
                 _screenshot(page, out / f"{name}.png")
                 if name == "predict":
                     page.get_by_role("tab", name="Video").click()
-                    page.locator("input[type='file']").nth(1).set_input_files(a.video or str(write_clip(out / "clip.mp4")))
+                    clip = a.video or str(write_clip(out / "clip.mp4"))
+                    page.locator("input[type='file']").nth(1).set_input_files(clip)
                     page.wait_for_selector("[data-testid='stAlert']:has-text('frames sampled')", timeout=120_000)
                     _idle(page)
                     _screenshot(page, out / "predict_video.png")

@@ -90,8 +90,8 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> No
 
 
 def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) -> dict:
-    """Classify the video's frames every ``every`` seconds under a progress bar; records and a small annotated
-    thumbnail (JPEG) per classified frame."""
+    """Classify the video's frames every ``every`` seconds under a progress bar: the records, a small annotated
+    thumbnail (JPEG) per classified frame, the timeline and its summary line, and the CSV, all made once."""
     import tempfile
 
     import cv2
@@ -120,7 +120,10 @@ def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) ->
             bar.empty()
     for r in records:
         r["path"] = name
-    return {"records": records, "thumbs": thumbs}
+    tl = timeline(records, predictor.classes)
+    return {"records": records, "thumbs": thumbs, "timeline": tl,
+            "summary": describe(name, summary(tl, predictor.classes), every),
+            "csv": to_rows(records).to_csv(index=False).encode()}
 
 
 def video_tab(predictor: Predictor) -> None:
@@ -143,16 +146,15 @@ def video_tab(predictor: Predictor) -> None:
             return
     done = st.session_state[key]
     records, classes = done["records"], predictor.classes
-    tl = timeline(records, classes)
-    st.success(describe(clip.name, summary(tl, classes), every))
-    st.plotly_chart(timeline_figure(tl, classes), key="video-timeline")
+    st.success(done["summary"])
+    st.plotly_chart(timeline_figure(done["timeline"], classes), key="video-timeline")
     i = st.select_slider("Look at the frame at", options=range(len(records)), key=f"at::{key}",
                          format_func=lambda k: f"{records[k]['time_s']:.1f} s")
     r = records[i]
     st.image(done["thumbs"][i], caption=f"{r['time_s']:.1f} s (frame {r['frame']})")
     show_results(r["faces"], classes, key="video-face")
     st.download_button("Download the predictions (CSV, one row per face per classified frame)",
-                       to_rows(records).to_csv(index=False).encode(), file_name=f"{Path(clip.name).stem}.csv",
+                       done["csv"], file_name=f"{Path(clip.name).stem}.csv",
                        mime="text/csv")
 
 
@@ -226,7 +228,8 @@ def main() -> None:
         st.error(f"Cannot load {label}: {e}")
         return
     i = predictor.info()
-    tta = (", each face in photos, video frames and snapshots averaged with its mirror image (flip TTA, as evaluated)"
+    tta = (", each face in photos, video frames and snapshots averaged with its mirror image (flip TTA, as "
+           "evaluated)"
            if i["tta"] else "")
     st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px{tta}, on {i['runtime']}  \n"
             f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
