@@ -191,13 +191,15 @@ COLOURS = [(200, 200, 200), (60, 200, 60), (70, 110, 230), (240, 200, 40),
 
 def annotate(image: np.ndarray, results: list[dict], footer: str | None = None) -> np.ndarray:
     """Copy of the image with each result's box and "Label 87% v+0.3 a-0.1" drawn (whole-image results: a
-    banner), and ``footer`` in the bottom-left corner."""
+    banner; a video's faces start with their person number, "P2"), and ``footer`` in the bottom-left corner."""
     out = _as_rgb_uint8(image).copy()
     h, w = out.shape[:2]
     thick = max(1, round(max(h, w) / 320))
     font = max(0.4, max(h, w) / 1000)
     for r in results:
         text = f"{r['label_name']} {r['confidence']:.0%} v{r['valence']:+.2f} a{r['arousal']:+.2f}"
+        if "person" in r:
+            text = f"P{r['person']} {text}"
         if r.get("whole_image"):
             text = f"{r.get('note') or 'whole image'}: {text}"
             x0, y0, colour = 0, 0, (128, 128, 128)

@@ -4,7 +4,8 @@
                                [--explain DIR] [--every SECONDS]
 
 Folders are searched recursively for image and video files. A video is sampled every ``--every`` seconds (default
-0.2); its CSV rows carry the frame number and time, and a summary line is printed for it. A file that cannot be read
+0.2); its CSV rows carry the frame number, time and person (faces linked across frames by their boxes' overlap),
+and a summary line is printed for each person in it. A file that cannot be read
 is reported and skipped; the exit code is 2 when no file at all could be processed (or the arguments/model are
 wrong), 0 otherwise.
 """
@@ -20,7 +21,7 @@ from .data import ImageError
 from .faces import DETECTORS
 from .io import atomic_write_csv, atomic_write_json
 from .labels import CLASSES
-from .video import EVERY, VIDEO_EXTS, VideoError, describe, predict_video, summary, timeline
+from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -117,17 +118,19 @@ def to_rows(records) -> pd.DataFrame:
         for i, f in enumerate(r["faces"]):
             x0, y0, x1, y1 = f["box"]
             rows.append({"path": r["path"], "frame": r.get("frame"), "time_s": r.get("time_s"), "face": i,
+                         "person": f.get("person"),
                          "x0": x0, "y0": y0, "x1": x1, "y1": y1, "det_score": f["score"], "label": f["label"],
                          "label_name": f["label_name"], "confidence": f["confidence"], "valence": f["valence"],
                          "arousal": f["arousal"],
                          **{f"prob_{c}": p for c, p in zip(CLASSES, f["probs"])}, "note": f["note"] or "", "error": ""})
-    cols = ["path", "frame", "time_s", "face", "x0", "y0", "x1", "y1", "det_score", "label", "label_name",
+    cols = ["path", "frame", "time_s", "face", "person", "x0", "y0", "x1", "y1", "det_score", "label", "label_name",
             "confidence", "valence", "arousal", *[f"prob_{c}" for c in CLASSES], "note", "error"]
     if not any("frame" in r for r in records):  # photos only: no video columns
-        cols = [c for c in cols if c not in ("frame", "time_s")]
+        cols = [c for c in cols if c not in ("frame", "time_s", "person")]
     df = pd.DataFrame(rows, columns=cols)
     # nullable integers: a failed file's empty cells must not turn every box coordinate into a float
-    return df.astype({c: "Int64" for c in ["frame", "face", "x0", "y0", "x1", "y1", "label"] if c in cols})
+    return df.astype({c: "Int64" for c in ["frame", "face", "person", "x0", "y0", "x1", "y1", "label"]
+                      if c in cols})
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -171,8 +174,11 @@ def main(args) -> int:
     if any("frame" not in r and "faces" in r for r in records):
         print(_table(df))
     for video in dict.fromkeys(r["path"] for r in records if "frame" in r):
-        tl = timeline([r for r in records if r.get("path") == video and "frame" in r], predictor.classes)
-        print(describe(video, summary(tl, predictor.classes), args.every))
+        frames = [r for r in records if r.get("path") == video and "frame" in r]
+        seen = people(frames)
+        for person in list(seen) or [None]:  # one line per person, the most seen first
+            tl = timeline(frames, predictor.classes, person)
+            print(describe(video, summary(tl, predictor.classes), args.every, person, len(seen)))
     n_ok = len({r["path"] for r in records if "faces" in r})
     print(f"{n_ok} of {len(files)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
     try:

@@ -36,27 +36,28 @@ def live_circumplex_figure(results: list[dict]) -> go.Figure:
     return fig
 
 
-def timeline_figure(tl, classes: list[str]) -> go.Figure:
+def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
     """A video's timeline (fer_core.video.timeline): valence and arousal above, the class probabilities stacked
-    below, against time; grey bands where no face was found."""
+    below, against time; grey bands where its person is not in view. ``who`` names the person in the titles."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.45, 0.55],
-                        subplot_titles=("Valence and arousal (largest face)", "Expression probabilities"))
+                        subplot_titles=(f"Valence and arousal{who and f' ({who})'}",
+                                        f"Expression probabilities{who and f' ({who})'}"))
     for name, colour in (("valence", "crimson"), ("arousal", "royalblue")):
         fig.add_trace(go.Scatter(x=tl["time_s"], y=tl[name], name=name, mode="lines", line=dict(color=colour),
                                  connectgaps=False, legendgroup="va"), row=1, col=1)
-    t, none = tl["time_s"].to_numpy(), (tl["faces"] == 0).to_numpy()
+    t, none = tl["time_s"].to_numpy(), tl["label_name"].isna().to_numpy()
     step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
     for i, c in enumerate(classes):  # stacked bars, one per classified frame: a frame without a face stays empty
         fig.add_trace(go.Bar(x=t + step / 2, y=tl[c], width=step or None, name=c, legendgroup="p",
                              marker=dict(color=f"rgb{COLOURS[i % len(COLOURS)]}", line_width=0)), row=2, col=1)
-    # grey bands where no face was found, from the first such frame to the next frame with one
+    # grey bands where the person is not in view, from the first such frame to the next frame with them
     starts = [i for i in range(len(t)) if none[i] and (i == 0 or not none[i - 1])]
     for i in starts:
         j = next((k for k in range(i, len(t)) if not none[k]), None)
         fig.add_vrect(x0=t[i], x1=t[j] if j is not None else t[-1] + step, fillcolor="lightgrey", opacity=0.35,
-                      line_width=0, layer="below", annotation_text="no face" if i == starts[0] else None,
+                      line_width=0, layer="below", annotation_text=("not in view" if who else "no face") if i == starts[0] else None,
                       annotation_position="top left")
     fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=2, col=1)

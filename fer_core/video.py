@@ -2,11 +2,12 @@
 
 OpenCV (its FFmpeg build) decodes the file; every frame is grabbed, one every ``every`` seconds decoded and
 classified as a photo is (faces detected afresh, each averaged with its mirror where the model was evaluated so).
-The timeline follows the largest face of each sampled frame: faces are not tracked across frames, so a video with
-several people mixes them where their sizes change places.
+Faces are linked across the sampled frames into people by how much their boxes overlap (``People``), so a timeline
+follows one person: by default the one seen in the most frames.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -33,27 +34,69 @@ def _open(path):
     return cap, fps, max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0, w) * max(0, h)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class People:
+    """Numbers the faces of successive frames by person (1, 2, ... in order of first appearance): a face continues
+    the person whose last box it overlaps most (IoU at least ``min_iou``), if that person was seen at most
+    ``max_gap`` seconds before; each person takes at most one face per frame, the largest overlaps first. Any other
+    face starts a new person. A face that moves more than about half its width between two sampled frames, or
+    stays out of view longer than ``max_gap``, comes back as a new person."""
+
+    def __init__(self, min_iou: float = 0.3, max_gap: float = 1.0):
+        self.min_iou, self.max_gap = min_iou, max_gap
+        self._last: dict[int, tuple] = {}  # person -> (box, time seen)
+
+    def assign(self, faces: list[dict], t: float) -> None:
+        """Set ``face["person"]`` on each detected face (not on a whole-image result) seen at ``t`` seconds."""
+        recent = {p: box for p, (box, seen) in self._last.items() if t - seen <= self.max_gap}
+        pairs = sorted(((iou(f["box"], box), i, p) for i, f in enumerate(faces) if not f["whole_image"]
+                        for p, box in recent.items()), reverse=True)
+        taken: set[int] = set()
+        for overlap, i, p in pairs:
+            if overlap < self.min_iou:
+                break
+            if "person" not in faces[i] and p not in taken:
+                faces[i]["person"] = p
+                taken.add(p)
+        for f in faces:
+            if not f["whole_image"]:
+                if "person" not in f:
+                    f["person"] = len(self._last) + 1
+                self._last[f["person"]] = (f["box"], t)
+
+
 def predict_video(predictor, path, every: float = EVERY, tta: bool | None = None, progress=None,
                   on_frame=None) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
-    (largest face first; the whole frame, flagged, where no face was found). ``progress(done, total)`` is called
-    after each sampled frame and at the end (total: the file's frame count, 0 where it does not say). Raises
-    VideoError. ``on_frame(rgb, record)``, if given, sees each classified frame (to keep a thumbnail, say)."""
+    (largest face first; the whole frame, flagged, where no face was found), each detected face with its "person"
+    number (``People``: a person may be out of view for two intervals, and at least a second). ``progress(done,
+    total)`` is called after each sampled frame and at the end (total: the file's frame count, 0 where it does not
+    say). Raises VideoError. ``on_frame(rgb, record)``, if given, sees each classified frame (to keep a thumbnail,
+    say)."""
     import cv2
 
     if not every > 0:
         raise ValueError(f"the sampling interval must be positive, not {every}")
     cap, fps, total = _open(path)
     step = max(1, round(fps * every))
-    records, i = [], 0
+    records, i, people = [], 0, People(max_gap=max(1.0, 2 * every))
     try:
         while cap.grab():
             if i % step == 0:
                 ok, bgr = cap.retrieve()
                 if ok:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    records.append({"path": str(path), "frame": i, "time_s": round(i / fps, 3),
-                                    "faces": predictor.predict_faces(rgb, tta=tta)})
+                    faces = predictor.predict_faces(rgb, tta=tta)
+                    people.assign(faces, i / fps)
+                    records.append({"path": str(path), "frame": i, "time_s": round(i / fps, 3), "faces": faces})
                     if on_frame:
                         on_frame(rgb, records[-1])
                 if progress:
@@ -68,12 +111,20 @@ def predict_video(predictor, path, every: float = EVERY, tta: bool | None = None
     return records
 
 
-def timeline(records: list[dict], classes: list[str]) -> pd.DataFrame:
-    """One row per sampled frame of one video: time_s, frame, faces (how many were found), and the largest face's
-    label_name, confidence, valence, arousal and one column per class probability; NaN where no face was found."""
+def people(records: list[dict]) -> dict[int, int]:
+    """Person number -> how many of one video's sampled frames show them, the most seen first."""
+    return dict(Counter(f["person"] for r in records for f in r["faces"] if "person" in f).most_common())
+
+
+def timeline(records: list[dict], classes: list[str], person: int | None = None) -> pd.DataFrame:
+    """One row per sampled frame of one video: time_s, frame, faces (how many were found in it), and one person's
+    label_name, confidence, valence, arousal and one column per class probability; NaN where that person is not
+    in view. ``person``: a number from ``people``; by default the person seen in the most frames."""
+    if person is None:
+        person = next(iter(people(records)), None)
     rows = []
     for r in records:
-        f = r["faces"][0] if r["faces"] and not r["faces"][0]["whole_image"] else None
+        f = next((f for f in r["faces"] if f.get("person") == person), None)
         row = {"time_s": r["time_s"], "frame": r["frame"], "faces": 0 if f is None else len(r["faces"]),
                "label_name": None if f is None else f["label_name"],
                "confidence": np.nan if f is None else f["confidence"],
@@ -84,8 +135,8 @@ def timeline(records: list[dict], classes: list[str]) -> pd.DataFrame:
 
 
 def summary(tl: pd.DataFrame, classes: list[str]) -> dict:
-    """What a video's timeline adds up to: frames sampled, frames with a face, each class's share of those
-    frames (by the largest face's predicted class), mean valence and arousal."""
+    """What a video's timeline adds up to: frames sampled, frames with its person in view, each class's share of
+    those frames (by that person's predicted class), mean valence and arousal."""
     found = tl[tl["faces"] > 0]
     shares = found["label_name"].value_counts(normalize=True).reindex(classes, fill_value=0.0)
     return {"frames": len(tl), "with_face": len(found), "seconds": float(tl["time_s"].max()) if len(tl) else 0.0,
@@ -94,11 +145,12 @@ def summary(tl: pd.DataFrame, classes: list[str]) -> dict:
             "arousal": float(found["arousal"].mean()) if len(found) else None}
 
 
-def describe(name: str, s: dict, every: float) -> str:
-    """One line for a video's summary."""
+def describe(name: str, s: dict, every: float, person: int | None = None, n_people: int = 1) -> str:
+    """One line for a video's summary; with several people, for ``person`` of ``n_people``."""
     if not s["with_face"]:
         return f"{name}: {s['frames']} frames sampled every {every:g} s over {s['seconds']:.1f} s; no face in any"
     top = max(s["shares"], key=s["shares"].get)
-    return (f"{name}: {s['frames']} frames sampled every {every:g} s over {s['seconds']:.1f} s, a face in "
+    who = f"person {person} of {n_people} in" if n_people > 1 else "a face in"
+    return (f"{name}: {s['frames']} frames sampled every {every:g} s over {s['seconds']:.1f} s, {who} "
             f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them), mean valence {s['valence']:+.2f}, "
             f"arousal {s['arousal']:+.2f}")

@@ -3,7 +3,7 @@
     python scripts/screenshots.py OUT_DIR [--photo face.jpg] [--video clip.mp4]
 
 The live-prediction page gets a photo uploaded (default: scikit-image's astronaut), and its Video tab a clip
-(default: 3 s of the astronaut, then black).
+(default: 2 s of two astronauts, the second from 1 s on).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from tests.streamlit_server import streamlit_server  # noqa: E402
 from tests.test_browser import CHROMIUM, PAGES, _idle, _screenshot  # noqa: E402
-from tests.test_video import write_clip  # noqa: E402
+from tests.test_video import write_two_people  # noqa: E402
 
 
 def main():
@@ -54,7 +54,7 @@ def main():
                 _screenshot(page, out / f"{name}.png")
                 if name == "predict":
                     page.get_by_role("tab", name="Video").click()
-                    clip = a.video or str(write_clip(out / "clip.mp4"))
+                    clip = a.video or str(write_two_people(out / "clip.mp4"))
                     page.locator("input[type='file']").nth(1).set_input_files(clip)
                     page.wait_for_selector("[data-testid='stAlert']:has-text('frames sampled')", timeout=120_000)
                     _idle(page)

@@ -136,3 +136,25 @@ def test_video_tab_draws_the_timeline_and_shows_each_classified_frame(monkeypatc
     assert not at.exception, at.exception
     assert at.success[0].value.startswith("clip.mp4: 3 frames sampled every 1 s")
     assert [c for i in at.get("image") for c in i.captions] == ["0.0 s (frame 0)"]
+    assert not [b for b in at.selectbox if b.label.startswith("Follow")]  # one person: nothing to choose
+
+
+def test_video_tab_follows_the_chosen_person(monkeypatch, runs_dir, tmp_path):
+    from .test_video import write_two_people
+
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    uploader = [u for u in at.get("file_uploader") if u.label == "Upload a video"][0]
+    uploader.set_value(("two.mp4", write_two_people(tmp_path / "two.mp4").read_bytes(), "video/mp4")).run()
+    assert not at.exception, at.exception
+    follow = [b for b in at.selectbox if b.label.startswith("Follow (2 people seen")][0]
+    assert follow.options == ["Person 1 (in 10 of 10 frames)", "Person 2 (in 5 of 10 frames)"]
+    assert "person 1 of 2 in 10;" in at.success[0].value
+    follow.set_value(2).run()
+    assert not at.exception, at.exception
+    assert "person 2 of 2 in 5;" in at.success[0].value
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["annotations"][0]["text"] == "Valence and arousal (person 2)"
+    at.get("select_slider")[-1].set_value(7).run()
+    faces = [m.value.split(" detector")[0] for m in at.markdown if m.value.startswith("**Face")]
+    assert faces == ["**Face 1 (person 2,", "**Face 2 (person 1,"]  # largest first, each named by person

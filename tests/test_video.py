@@ -1,4 +1,4 @@
-"""Videos: sampled frames, the timeline of the largest face, the predict CLI on a clip."""
+"""Videos: sampled frames, faces linked into people, a person's timeline, the predict CLI on a clip."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +12,7 @@ from skimage.data import astronaut
 from fer_core import predict as predict_cli
 from fer_core.inference import Predictor
 from fer_core.report_live import timeline_figure
-from fer_core.video import VideoError, predict_video, summary, timeline
+from fer_core.video import People, VideoError, describe, people, predict_video, summary, timeline
 
 from .test_inference import make_checkpoint
 
@@ -23,6 +23,22 @@ def write_clip(path: Path, fps: int = 10, face_frames: int = 20, blank_frames: i
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
     for i in range(face_frames + blank_frames):
         writer.write(cv2.cvtColor(rgb if i < face_frames else np.zeros_like(rgb), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_two_people(path: Path, fps: int = 10) -> Path:
+    """A clip of two astronauts: a smaller one on the left throughout, a larger one on the right from frame 10 on."""
+    face = astronaut()
+    left = np.ascontiguousarray(cv2.resize(face, (240, 240), interpolation=cv2.INTER_AREA))
+    right = np.ascontiguousarray(cv2.resize(face, (320, 320), interpolation=cv2.INTER_AREA))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    for i in range(20):
+        frame = np.full((480, 640, 3), 90, np.uint8)
+        frame[120:360, 0:240] = left
+        if i >= 10:
+            frame[80:400, 310:630] = right
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
 
@@ -70,6 +86,55 @@ def test_timeline_follows_the_largest_face_and_leaves_gaps(predictor, clip):
     assert [t.name for t in fig.data] == ["valence", "arousal", *predictor.classes]
     # the black second: one grey band per panel, from the first faceless frame to one step past the last
     assert {(s.x0, round(s.x1, 3)) for s in fig.layout.shapes} == {(2.0, 3.0)} and len(fig.layout.shapes) == 2
+
+
+def face(box):
+    return {"box": box, "whole_image": False}
+
+
+def test_people_follow_overlapping_boxes_and_start_afresh_otherwise():
+    linker = People(min_iou=0.3, max_gap=1.0)
+    frames = [[face((100, 100, 200, 200))],
+              [face((400, 100, 520, 220)), face((110, 105, 210, 205))],  # a second face; the first moved a little
+              [face((120, 100, 220, 200)), face((405, 100, 525, 220))],  # the two swap places in the list
+              [face((0, 0, 640, 480)) | {"whole_image": True}],  # no face: the whole frame, no person
+              [face((125, 100, 225, 200))],  # back 0.4 s later: still person 1
+              [face((300, 300, 400, 400))]]  # elsewhere, no overlap: someone new
+    for k, faces in enumerate(frames):
+        linker.assign(faces, 0.2 * k)
+    assert [[f.get("person") for f in faces] for faces in frames] == [[1], [2, 1], [1, 2], [None], [1], [3]]
+    # out of view longer than max_gap: a new person, even at the same place
+    late = [face((125, 100, 225, 200))]
+    linker.assign(late, 0.8 + 1.5)
+    assert late[0]["person"] == 4
+    records = [{"faces": faces} for faces in frames + [late]]
+    assert people(records) == {1: 4, 2: 2, 3: 1, 4: 1}  # the most seen first, ties in order of first appearance
+
+
+def test_the_timeline_follows_one_person_not_the_largest_face(predictor, tmp_path, capsys):
+    clip = write_two_people(tmp_path / "two.mp4")
+    records = predict_video(predictor, clip, every=0.2)
+    assert [len([f for f in r["faces"] if not f["whole_image"]]) for r in records] == [1] * 5 + [2] * 5
+    assert people(records) == {1: 10, 2: 5}
+    assert [r["faces"][0]["person"] for r in records[5:]] == [2] * 5  # the larger face comes first in the list
+    tl = timeline(records, predictor.classes)  # person 1, the one seen most, on the left throughout
+    lefts = [next(f for f in r["faces"] if f["person"] == 1) for r in records]
+    assert np.allclose(tl["valence"], [f["valence"] for f in lefts]) and all(f["box"][0] < 100 for f in lefts)
+    tl2 = timeline(records, predictor.classes, person=2)
+    assert tl2["valence"][:5].isna().all() and tl2["valence"][5:].notna().all() and list(tl2["faces"][5:]) == [2] * 5
+    line = describe("two.mp4", summary(tl2, predictor.classes), 0.2, 2, 2)
+    assert line.startswith("two.mp4: 10 frames sampled every 0.2 s over 1.8 s, person 2 of 2 in 5;")
+    fig = timeline_figure(tl2, predictor.classes, who="person 2")
+    assert {(s.x0, round(s.x1, 3)) for s in fig.layout.shapes} == {(0.0, 1.0)}
+    assert fig.layout.annotations[-1].text == "not in view"
+    # the CLI prints a line per person and writes the person into the CSV
+    out = tmp_path / "two.csv"
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args(
+        [str(clip), "--run", str(predictor.path), "--csv", str(out)])) == 0
+    text = capsys.readouterr().out
+    assert "person 1 of 2 in 10;" in text and "person 2 of 2 in 5;" in text
+    df = pd.read_csv(out)
+    assert df.groupby("person")["frame"].count().to_dict() == {1: 10, 2: 5}
 
 
 def test_bad_videos_are_named_and_explained(predictor, tmp_path):

@@ -19,7 +19,8 @@ from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predict
 from fer_core.predict import to_rows  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
-from fer_core.video import EVERY, VIDEO_EXTS, VideoError, describe, predict_video, summary, timeline  # noqa: E402
+from fer_core.video import (EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary,  # noqa: E402
+                            timeline)
 from views import _shared as S  # noqa: E402
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
@@ -69,7 +70,8 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
         st.warning("No face found — showing the prediction for the whole image.")
     for i, r in enumerate(results):
         left, right = st.columns(2)
-        label = "Whole image" if r["whole_image"] else f"Face {i + 1} (detector score {r['score']:.2f})"
+        who = f"person {r['person']}, " if "person" in r else ""
+        label = "Whole image" if r["whole_image"] else f"Face {i + 1} ({who}detector score {r['score']:.2f})"
         left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
         left.plotly_chart(prob_figure(r, classes), key=f"{key}-p{i}")
         right.plotly_chart(live_circumplex_figure([r]), key=f"{key}-c{i}")
@@ -91,7 +93,8 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> No
 
 def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) -> dict:
     """Classify the video's frames every ``every`` seconds under a progress bar: the records, a small annotated
-    thumbnail (JPEG) per classified frame, the timeline and its summary line, and the CSV, all made once."""
+    thumbnail (JPEG) per classified frame, the people seen, and the CSV, all made once (each person's timeline and
+    summary line once they are asked for)."""
     import tempfile
 
     import cv2
@@ -120,10 +123,16 @@ def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) ->
             bar.empty()
     for r in records:
         r["path"] = name
-    tl = timeline(records, predictor.classes)
-    return {"records": records, "thumbs": thumbs, "timeline": tl,
-            "summary": describe(name, summary(tl, predictor.classes), every),
+    return {"records": records, "thumbs": thumbs, "people": people(records), "timelines": {},
             "csv": to_rows(records).to_csv(index=False).encode()}
+
+
+def person_timeline(done: dict, person, classes: list[str], name: str, every: float):
+    """One person's timeline and summary line, made the first time they are shown."""
+    if person not in done["timelines"]:
+        tl = timeline(done["records"], classes, person)
+        done["timelines"][person] = tl, describe(name, summary(tl, classes), every, person, len(done["people"]))
+    return done["timelines"][person]
 
 
 def video_tab(predictor: Predictor) -> None:
@@ -131,8 +140,8 @@ def video_tab(predictor: Predictor) -> None:
     clip = c1.file_uploader("Upload a video", type=sorted(e.lstrip(".") for e in VIDEO_EXTS))
     every = c2.select_slider("Classify a frame every", options=[0.1, 0.2, 0.5, 1.0, 2.0], value=EVERY,
                              format_func=lambda v: f"{v:g} s",
-                             help="Faces are detected afresh in each classified frame; the timeline follows the "
-                                  "largest face (faces are not tracked, so with several people it can switch)")
+                             help="Faces are detected afresh in each classified frame and linked into people by "
+                                  "how much their boxes overlap from one classified frame to the next")
     if clip is None:
         return
     key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}"
@@ -145,9 +154,19 @@ def video_tab(predictor: Predictor) -> None:
             st.error(f"Cannot read {e}")
             return
     done = st.session_state[key]
-    records, classes = done["records"], predictor.classes
-    st.success(done["summary"])
-    st.plotly_chart(timeline_figure(done["timeline"], classes), key="video-timeline")
+    records, classes, seen = done["records"], predictor.classes, done["people"]
+    person = next(iter(seen), None)
+    if len(seen) > 1:
+        person = st.selectbox(f"Follow ({len(seen)} people seen; P1, P2, … on the frames)", list(seen),
+                              format_func=lambda p: f"Person {p} (in {seen[p]} of {len(records)} frames)",
+                              key=f"who::{key}",
+                              help="A face that moves far between two classified frames, or is out of view "
+                                   "for longer than two intervals (and at least a second), comes back as a new "
+                                   "person")
+    tl, line = person_timeline(done, person, classes, clip.name, every)
+    st.success(line)
+    st.plotly_chart(timeline_figure(tl, classes, who=f"person {person}" if len(seen) > 1 else ""),
+                    key="video-timeline")
     i = st.select_slider("Look at the frame at", options=range(len(records)), key=f"at::{key}",
                          format_func=lambda k: f"{records[k]['time_s']:.1f} s")
     r = records[i]
