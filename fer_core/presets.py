@@ -6,6 +6,7 @@ BASE = dict(
     soft_labels=False, mixup=0.0, ema=0.0, tta=False, dropout=0.2, early_stop=0, workers=2, seed=0, val_frac=0.1,
     test_frac=0.1, cutmix=0.0, resize_from=0, head_lr_mult=1.0, first_layer_lr_mult=1.0, extra_data=None,
     extra_count=0, teacher=None, kd_weight=0.5, kd_temperature=2.0, bf16=False, landmark_weight=0.0,
+    sam=0.0,
 )
 
 PRESETS = {

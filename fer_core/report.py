@@ -206,16 +206,18 @@ def run_details(runs) -> pd.DataFrame:
         extra = data.get("extra")
         counts = (c.get("split") or {}).get("counts") or {}
         em = c.get("evaluated_model")  # a folder fer_core.evaluate wrote for a model file: which model it scored
+        args = c.get("args") or {}
+        na = "–" if c.get("members") else None  # an ensemble has no input size or epochs of its own
         rows.append({
             "run": r.name,
             "evaluates": f"{em.get('name')} ({em.get('file')}, trained on {em.get('trained_on')})" if em else "",
-            "backbone": c.get("backbone"), "img size": c.get("img_size"), "epochs": (c.get("args") or {}).get("epochs"),
+            "backbone": c.get("backbone"), "img size": c.get("img_size", na), "epochs": args.get("epochs", na),
             "train / val / test": " / ".join(f"{counts.get(k, 0):,}" for k in ("train", "val", "test")) if counts else "",
             "data": data.get("layout"),
             "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
             "distilled from": _teacher(c), "weights": (c.get("weights") or {}).get("loaded"),
             "valence/arousal": r.has_va, "samples": data.get("n_samples"), "status": c.get("status"),
-            "best epoch": (c.get("best") or {}).get("epoch"), "train min": round(c.get("train_minutes") or 0, 1),
+            "best epoch": (c.get("best") or {}).get("epoch", na), "train min": round(c.get("train_minutes") or 0, 1),
             "precision": training_precision(c), "preset": c.get("preset"), "created": c.get("created")})
     details = pd.DataFrame(rows).set_index("run")
     return details.drop(columns=[k for k in ("evaluates", "distilled from") if not details[k].any()])

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -82,6 +83,10 @@ def get_args_parser():
     a("--resize-from", metavar="PX", type=int, help="progressive resizing: training images start at PX pixels and "
       "grow evenly to --img-size over the first two thirds of the epochs, which end at full size; validation and "
       "evaluation always run at --img-size (default 0 = off)")
+    a("--sam", metavar="RHO", type=float, help="adaptive sharpness-aware minimisation (ASAM; Kwon et al., 2021): each "
+      "step takes its gradient at the weights moved uphill by RHO, measured relative to each weight's size (0.5-1 in "
+      "the paper), which favours flat minima; two forward and backward passes per step, so epochs take about twice "
+      "as long (default 0 = off)")
     a("--ema", type=float, help="keep an exponential moving average of the weights with this decay, 0 = off")
     a("--tta", action=argparse.BooleanOptionalAction, default=None,
       help="final predictions average the image and its mirror (default off)")
@@ -132,7 +137,7 @@ RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", 
                "first_layer_lr_mult", "warmup_epochs", "label_smoothing", "va_weight", "va_loss", "aug",
                "class_balance", "soft_labels", "mixup", "cutmix", "resize_from", "ema", "tta", "dropout", "early_stop",
                "workers", "seed", "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight",
-               "kd_temperature", "bf16", "landmark_weight"]
+               "kd_temperature", "bf16", "landmark_weight", "sam"]
 
 
 def pick_device(name: str = "auto") -> str:
@@ -309,19 +314,27 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
             perm = torch.randperm(len(y), device=x.device)
             x, lam = cutmix(x, perm, float(torch.distributions.Beta(r["cutmix"], r["cutmix"]).sample()))
             va = lam * va + (1 - lam) * va[perm]
-        with torch.autocast(*(amp or ("cpu",)), enabled=amp is not None):
+        with torch.no_grad(), torch.autocast(*(amp or ("cpu",)), enabled=amp is not None):
             taught = teacher(x) if teacher is not None else None
-            if taught is not None:
-                va = torch.where(torch.isfinite(va), va, taught[1])  # the teacher's valence/arousal where none is known
-            logits, va_pred, *lnd_pred = net(x)
-            loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw, taught)
-            if lnd_pred:
-                loss = loss + r["landmark_weight"] * landmark_loss(lnd_pred[0].float(), lnd)
-            if perm is not None:
-                loss = lam * loss + (1 - lam) * multitask_loss(logits.float(), va_pred.float(), y[perm], va, r, cw,
-                                                               taught)
+        if taught is not None:
+            va = torch.where(torch.isfinite(va), va, taught[1])  # the teacher's valence/arousal where none is known
+
+        def forward_loss():
+            with torch.autocast(*(amp or ("cpu",)), enabled=amp is not None):
+                logits, va_pred, *lnd_pred = net(x)
+                loss = multitask_loss(logits.float(), va_pred.float(), y, va, r, cw, taught)
+                if lnd_pred:
+                    loss = loss + r["landmark_weight"] * landmark_loss(lnd_pred[0].float(), lnd)
+                if perm is not None:
+                    loss = lam * loss + (1 - lam) * multitask_loss(logits.float(), va_pred.float(), y[perm], va, r,
+                                                                   cw, taught)
+            return loss, logits
+
+        loss, logits = forward_loss()
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if r.get("sam", 0) > 0:
+            sam_second_pass(net, opt, scaler, forward_loss, r["sam"])  # adaptive (ASAM)
         scaler.step(opt)
         scaler.update()
         sched.step()
@@ -332,6 +345,36 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
         n += len(y)
         bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_correct / n:.3f}")
     return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
+
+
+def sam_second_pass(net, opt, scaler, forward_loss, rho: float, adaptive: bool = True) -> None:
+    """Sharpness-aware minimisation's second pass: move the weights a step of size ``rho`` uphill along the gradient
+    that the first backward pass left (a scaled gradient gives the same direction), take the gradient there, and
+    move back; the optimizer then steps from the original weights with that gradient. ``adaptive`` (ASAM, Kwon et
+    al., 2021) measures the step relative to each weight's size (|w| + 0.01, the paper's), so that layers of small
+    weights are not pushed as far as the rest: plain SAM's step at rho 0.05 kept HSE's network at chance. Batch-norm
+    statistics are not updated by this pass, which sees the moved weights."""
+    params = [q for g in opt.param_groups for q in g["params"] if q.grad is not None]
+    sizes = [q.detach().abs() + 0.01 if adaptive else 1.0 for q in params]
+    scaled = [q.grad * t for q, t in zip(params, sizes)]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(a) for a in scaled]))
+    if not torch.isfinite(norm) or norm == 0:  # an overflowing float16 step: leave it to the scaler to skip
+        return
+    with torch.no_grad():
+        moves = [a * t * (rho / norm) for a, t in zip(scaled, sizes)]
+        for q, e in zip(params, moves):
+            q.add_(e)
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(forward_loss()[0]).backward()
+    for m, mom in zip(bns, momenta):
+        m.momentum = mom
+    with torch.no_grad():
+        for q, e in zip(params, moves):
+            q.sub_(e)
 
 
 def cutmix(x: torch.Tensor, perm: torch.Tensor, lam: float) -> tuple[torch.Tensor, float]:

@@ -331,3 +331,6 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
     both = run_details([old, taught])
     assert list(both["distilled from"]) == ["", "hse-best"]
     assert both.loc["taught", "precision"] == "bfloat16 autocast"
+    pair = SimpleNamespace(name="pair", has_va=True, config={"status": "ensemble", "members": [{"run": "a"}]})
+    row = run_details([old, pair]).loc["pair"]
+    assert (row["img size"], row["epochs"], row["best epoch"]) == ("–", "–", "–")  # not "None": it has none

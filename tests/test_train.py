@@ -347,6 +347,46 @@ def test_cutmix_pastes_one_box_and_mixes_by_its_area(tmp_path, capsys):
     assert "--mixup and --cutmix do not go together" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_sam_takes_the_gradient_uphill_and_steps_from_where_it_was(adaptive):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    x = torch.randn(8, 3)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+
+    def forward_loss():
+        out = net(x)
+        return (out ** 2).mean(), out
+
+    before = [q.detach().clone() for q in net.parameters()]
+    forward_loss()[0].backward()
+    g = [q.grad.clone() for q in net.parameters()]
+    stats = net[1].running_mean.clone()
+    train.sam_second_pass(net, opt, scaler, forward_loss, rho=0.5, adaptive=adaptive)
+    assert all(torch.allclose(q, b) for q, b in zip(net.parameters(), before))  # moved back
+    assert torch.equal(net[1].running_mean, stats)  # the second pass leaves batch-norm statistics alone
+    # the gradient left is the one at the weights moved by 0.5 uphill: along the normalised gradient (SAM), or
+    # along it scaled by each weight's size (ASAM)
+    t = [b.abs() + 0.01 if adaptive else torch.ones_like(b) for b in before]
+    norm = torch.sqrt(sum(((a * w) ** 2).sum() for a, w in zip(g, t)))
+    ref = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    ref.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        for q, a, w in zip(ref.parameters(), g, t):
+            q.add_(w * w * a * 0.5 / norm)
+    (ref(x) ** 2).mean().backward()
+    assert all(torch.allclose(q.grad, r.grad, atol=1e-6) for q, r in zip(net.parameters(), ref.parameters()))
+    assert not all(torch.allclose(q.grad, a) for q, a in zip(net.parameters(), g))
+
+
+def test_sam_trains_and_is_recorded(tmp_path):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=48)
+    assert run_train("--data", data, "--out", tmp_path / "runs", "--epochs", "1", *TINY, "--name", "sam",
+                     "--sam", "0.5") == 0
+    assert json.loads((tmp_path / "runs" / "sam" / "config.json").read_text())["args"]["sam"] == 0.5
+
+
 def test_dlib_backbone_below_its_smallest_input_is_one_clear_line(tmp_path, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     argv = ["--data", data, "--out", tmp_path, "--backbone", "dlib_face_resnet", "--weights", "none", "--img-size", "96"]
