@@ -124,8 +124,8 @@ def timeline(records: list[dict], classes: list[str], person: int | None = None)
         person = next(iter(people(records)), None)
     rows = []
     for r in records:
-        f = next((f for f in r["faces"] if f.get("person") == person), None)
-        row = {"time_s": r["time_s"], "frame": r["frame"], "faces": 0 if f is None else len(r["faces"]),
+        f = next((f for f in r["faces"] if person is not None and f.get("person") == person), None)
+        row = {"time_s": r["time_s"], "frame": r["frame"], "faces": sum(not g["whole_image"] for g in r["faces"]),
                "label_name": None if f is None else f["label_name"],
                "confidence": np.nan if f is None else f["confidence"],
                "valence": np.nan if f is None else f["valence"], "arousal": np.nan if f is None else f["arousal"]}
@@ -137,7 +137,7 @@ def timeline(records: list[dict], classes: list[str], person: int | None = None)
 def summary(tl: pd.DataFrame, classes: list[str]) -> dict:
     """What a video's timeline adds up to: frames sampled, frames with its person in view, each class's share of
     those frames (by that person's predicted class), mean valence and arousal."""
-    found = tl[tl["faces"] > 0]
+    found = tl[tl["label_name"].notna()]
     shares = found["label_name"].value_counts(normalize=True).reindex(classes, fill_value=0.0)
     return {"frames": len(tl), "with_face": len(found), "seconds": float(tl["time_s"].max()) if len(tl) else 0.0,
             "shares": {c: float(v) for c, v in shares.items()},
