@@ -372,6 +372,14 @@ def align_predictions(tables: list[pd.DataFrame], names=None) -> list[pd.DataFra
     return rows
 
 
+def proportion_ci(k: int, n: int) -> tuple[float, float, float]:
+    """k of n as a share with its Wilson 95% interval; NaNs when n is 0."""
+    if n == 0:
+        return (float("nan"),) * 3
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return k / n, float(ci.low), float(ci.high)
+
+
 def mcnemar_p(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar test: p of a split at least this uneven of the samples only one run gets right."""
     return float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from .labels import CLASSES
+from .metrics import proportion_ci
 
 # (path into metrics JSON, column label, key in ci95 or None, higher is better)
 METRICS = [
@@ -182,6 +183,44 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
         rows.append({"class": name, **{k: c.get(k) for k in ("precision", "recall", "f1", "support",
                                                              "roc_auc", "pr_auc")}})
     return pd.DataFrame(rows).set_index("class")
+
+
+PER_CLASS_METRICS = {"recall": "Recall", "precision": "Precision", "f1": "F1"}
+
+
+def per_class_comparison(preds: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per run and class, from the predictions: recall (hits / true samples of the class) and precision
+    (hits / samples called the class) with Wilson 95% intervals, F1, and the counts they come from."""
+    rows = []
+    for run, pred in preds.items():
+        y, yhat = pred["true"].to_numpy(int), pred["pred"].to_numpy(int)
+        for k, name in enumerate(CLASSES):
+            hits, support, called = int(((y == k) & (yhat == k)).sum()), int((y == k).sum()), int((yhat == k).sum())
+            row = {"run": run, "class": name, "support": support, "called": called,
+                   "f1": 2 * hits / (support + called) if support + called else float("nan")}
+            for metric, n in (("recall", support), ("precision", called)):
+                row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = proportion_ci(hits, n)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_class_figure(table: pd.DataFrame, metric: str = "recall") -> go.Figure:
+    """Grouped bars: classes on the x axis, one bar per run; Wilson 95% intervals for recall and precision."""
+    fig = go.Figure()
+    runs = list(dict.fromkeys(table["run"]))
+    colors = run_colors(runs)
+    for run in runs:
+        t = table[table["run"] == run]
+        err = None
+        if f"{metric}_lo" in t:
+            err = dict(type="data", array=t[f"{metric}_hi"] - t[metric], arrayminus=t[metric] - t[f"{metric}_lo"])
+        fig.add_bar(name=run, x=t["class"], y=t[metric], marker_color=colors[run], error_y=err,
+                    customdata=t[["support", "called"]],
+                    hovertemplate="%{x}: %{y:.3f}<br>%{customdata[0]} true, %{customdata[1]} called<extra>"
+                    + run + "</extra>")
+    fig.update_layout(barmode="group", yaxis_title=PER_CLASS_METRICS[metric], yaxis_range=[0, 1], height=400,
+                      legend=dict(orientation="h", yanchor="top", y=-0.15, x=0), margin=dict(t=30, b=40))
+    return fig
 
 
 def _teacher(config: dict) -> str:

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .labels import CLASSES
+from .metrics import proportion_ci
 from .report import PALETTE, run_colors
 
 DIMS = ("valence", "arousal")
@@ -96,6 +97,52 @@ def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60) -> go.Figure:
         fig.update_xaxes(title_text="error", row=1, col=col)
         fig.update_yaxes(title_text="share of samples", tickformat=".0%", row=1, col=col)
     fig.update_layout(height=360, margin=dict(t=50, b=40))
+    return fig
+
+
+NEUTRAL = CLASSES.index("Neutral")
+
+
+def intensity_table(preds: dict[str, pd.DataFrame], n_bins: int = 5) -> pd.DataFrame:
+    """How classification fares on mild and on strong expressions. Every sample not annotated Neutral is binned by its
+    annotated intensity, the distance of (valence, arousal) from the circumplex's centre, into equal-count bins over
+    all runs' samples. One row per run and bin: accuracy and the share called Neutral, with Wilson 95% intervals."""
+    parts = []
+    for run, pred in preds.items():
+        p = pred[(pred["true"] != NEUTRAL) & pred["valence_true"].notna() & pred["arousal_true"].notna()]
+        parts.append(pd.DataFrame({"run": run, "intensity": np.hypot(p["valence_true"], p["arousal_true"]),
+                                   "right": p["pred"] == p["true"], "neutral": p["pred"] == NEUTRAL}))
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if rows.empty:
+        return pd.DataFrame()
+    edges = np.unique(np.quantile(rows["intensity"], np.linspace(0, 1, n_bins + 1)))
+    rows["bin"] = pd.cut(rows["intensity"], edges, include_lowest=True)
+    out = []
+    for (run, interval), g in rows.groupby(["run", "bin"], observed=True, sort=False):
+        row = {"run": run, "bin": f"{interval.left:.2f}–{interval.right:.2f}", "left": interval.left, "n": len(g)}
+        for what in ("right", "neutral"):
+            row[what], row[f"{what}_lo"], row[f"{what}_hi"] = proportion_ci(int(g[what].sum()), len(g))
+        out.append(row)
+    order = {run: i for i, run in enumerate(preds)}
+    return pd.DataFrame(out).sort_values(["run", "left"], key=lambda c: c.map(order) if c.name == "run" else c,
+                                         ignore_index=True)
+
+
+def intensity_figure(table: pd.DataFrame) -> go.Figure:
+    """Accuracy and the share called Neutral per intensity bin (intensity_table), one line per run."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["accuracy", "called Neutral"], horizontal_spacing=0.1)
+    colors = run_colors(list(dict.fromkeys(table["run"])))
+    for col, what in enumerate(("right", "neutral"), start=1):
+        for run, t in table.groupby("run", sort=False):
+            fig.add_trace(go.Scatter(
+                x=t["bin"], y=t[what], mode="lines+markers", line=dict(color=colors[run]), name=run,
+                legendgroup=run, showlegend=col == 1, customdata=t["n"],
+                error_y=dict(type="data", array=t[f"{what}_hi"] - t[what], arrayminus=t[what] - t[f"{what}_lo"]),
+                hovertemplate="intensity %{x}: %{y:.1%} of %{customdata}<extra>" + run + "</extra>"),
+                row=1, col=col)
+        fig.update_xaxes(title_text="annotated intensity (distance from the centre)", type="category", row=1, col=col)
+        fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=col)
+    fig.update_layout(height=380, margin=dict(t=50, b=40), scattermode="group", scattergap=0.6)  # runs side by side
     return fig
 
 

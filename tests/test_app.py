@@ -15,9 +15,9 @@ APP = str(ROOT / "app.py")
 PAGES = {
     "views/overview.py": ("Overview", 2, 2),
     "views/curves.py": ("Training curves", 4, 0),
-    "views/confusion.py": ("Confusion matrices", 8, 4),
+    "views/confusion.py": ("Confusion matrices", 9, 4),
     "views/roc_pr.py": ("ROC, PR and calibration", 9, 1),
-    "views/valence_arousal.py": ("Valence / arousal", 3, 1),
+    "views/valence_arousal.py": ("Valence / arousal", 4, 1),
     "views/gallery.py": ("Misclassified gallery", 0, 1),
     "views/disagreement.py": ("Model disagreement", 2, 4),
 }

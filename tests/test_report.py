@@ -334,3 +334,45 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
     pair = SimpleNamespace(name="pair", has_va=True, config={"status": "ensemble", "members": [{"run": "a"}]})
     row = run_details([old, pair]).loc["pair"]
     assert (row["img size"], row["epochs"], row["best epoch"]) == ("–", "–", "–")  # not "None": it has none
+
+
+def test_per_class_comparison_matches_sklearn_and_its_intervals_hold_the_value():
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    true = np.random.default_rng(4).integers(0, 8, 400)
+    true[true == 7] = 6  # no Contempt at all: its recall has no denominator
+    preds = {name: make_predictions(np.arange(400), true, skill=skill, has_va=False, seed=seed, path_fmt="{id}.jpg")
+             for name, skill, seed in (("a", 2.0, 4), ("b", 0.5, 5))}
+    table = report.per_class_comparison(preds)
+    assert list(table["run"].unique()) == ["a", "b"] and list(table["class"][:8]) == CLASSES
+    for run, pred in preds.items():
+        t = table[table["run"] == run].set_index("class")
+        y, yhat = pred["true"], pred["pred"]
+        labels = list(range(7))  # the classes that occur
+        for metric, fn in (("recall", recall_score), ("precision", precision_score), ("f1", f1_score)):
+            expected = fn(y, yhat, labels=labels, average=None, zero_division=np.nan)
+            assert np.allclose(t[metric].to_numpy()[:7], expected, equal_nan=True)
+        assert np.isnan(t.at["Contempt", "recall"]) and t.at["Contempt", "support"] == 0
+        ok = t["recall"].notna()
+        assert (t.loc[ok, "recall_lo"] <= t.loc[ok, "recall"]).all()
+        assert (t.loc[ok, "recall"] <= t.loc[ok, "recall_hi"]).all()
+    fig = report.per_class_figure(table, "recall")
+    assert [bar.name for bar in fig.data] == ["a", "b"] and fig.data[0].error_y.array is not None
+    assert report.per_class_figure(table, "f1").data[0].error_y.array is None
+
+
+def test_intensity_table_bins_non_neutral_samples_by_distance_from_the_centre():
+    pred = pd.DataFrame({"true": [0, 1, 1, 2, 2, 3, 3, 4], "pred": [0, 1, 0, 2, 0, 3, 3, 1],
+                         "valence_true": [0.0, 0.1, 0.2, 0.3, 0.6, 0.6, 0.8, 0.9],
+                         "arousal_true": [0.0, 0.0, 0.0, 0.4, 0.8, 0.8, 0.0, 0.0]})
+    # non-neutral intensities 0.1 0.2 0.5 1.0 1.0 0.8 0.9 (the Neutral row is left out); median 0.8:
+    # low bin 0.1 right, 0.2 called Neutral, 0.5 right, 0.8 right; high bin 0.9 wrong, 1.0 called Neutral, 1.0 right
+    t = V.intensity_table({"r": pred, "fer": pred.assign(valence_true=np.nan)}, n_bins=2)
+    assert list(t["run"]) == ["r", "r"] and t["n"].sum() == 7
+    low, high = t.iloc[0], t.iloc[1]
+    assert low["n"] == 4 and low["right"] == pytest.approx(3 / 4) and low["neutral"] == pytest.approx(1 / 4)
+    assert high["n"] == 3 and high["right"] == pytest.approx(1 / 3) and high["neutral"] == pytest.approx(1 / 3)
+    assert low["right_lo"] < low["right"] < low["right_hi"]
+    fig = V.intensity_figure(t)
+    assert len(fig.data) == 2 and list(fig.data[0].x) == list(t["bin"])
+    assert V.intensity_table({"fer": pred.assign(valence_true=np.nan)}).empty

@@ -26,6 +26,12 @@ st.caption("From the metrics files. CCC: concordance correlation; SAGR: share of
 st.subheader("Error distributions")
 st.plotly_chart(V.error_figure({r.name: preds[r.name] for r in va_runs}), width="stretch")
 
+st.subheader("Mild and strong expressions")
+st.plotly_chart(V.intensity_figure(V.intensity_table({r.name: preds[r.name] for r in va_runs})), width="stretch")
+st.caption("Samples not annotated Neutral, in equal-count bins of annotated intensity: how far their (valence, "
+           "arousal) lies from the circumplex's centre. Does a model fail more on mild expressions, and does it take "
+           "them for Neutral? Error bars: Wilson 95% intervals.")
+
 st.subheader("Per run")
 c1, c2 = st.columns([2, 3])
 name = c1.selectbox("Run", [r.name for r in va_runs], key="va_run")
