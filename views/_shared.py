@@ -19,6 +19,7 @@ from fer_core.explain import describe_map, heat_overlay, occlusion_map
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
+from fer_core.report_va import intensity_table
 
 FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset hse-fast --name my-first-run"
 
@@ -88,6 +89,16 @@ def _disagreement(files: tuple[tuple[str, str, int], ...]):
 def disagreement(runs: list[R.Run], split: str):
     """(runs compared, runs left out for sharing no ids, correctness table) — cached on the files."""
     return _disagreement(tuple((r.name, *R.file_key(r.predictions_path(split))) for r in runs))
+
+
+@st.cache_data(max_entries=16)
+def _intensity(files: tuple[tuple[str, str, int], ...]) -> pd.DataFrame:
+    return intensity_table({name: _predictions(path, mtime) for name, path, mtime in files})
+
+
+def intensity(runs: list[R.Run], split: str) -> pd.DataFrame:
+    """fer_core.report_va.intensity_table of the runs' predictions on a split, cached on the files."""
+    return _intensity(tuple((r.name, *R.file_key(r.predictions_path(split))) for r in runs))
 
 
 @st.cache_data(show_spinner="Bootstrapping the difference…", max_entries=32)
