@@ -124,8 +124,7 @@ def intensity_table(preds: dict[str, pd.DataFrame], n_bins: int = 5) -> pd.DataF
             row[what], row[f"{what}_lo"], row[f"{what}_hi"] = proportion_ci(int(g[what].sum()), len(g))
         out.append(row)
     order = {run: i for i, run in enumerate(preds)}
-    return pd.DataFrame(out).sort_values(["run", "left"], key=lambda c: c.map(order) if c.name == "run" else c,
-                                         ignore_index=True)
+    return pd.DataFrame(sorted(out, key=lambda r: (order[r["run"]], r["left"])))
 
 
 def intensity_figure(table: pd.DataFrame) -> go.Figure:

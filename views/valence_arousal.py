@@ -27,7 +27,8 @@ st.subheader("Error distributions")
 st.plotly_chart(V.error_figure({r.name: preds[r.name] for r in va_runs}), width="stretch")
 
 st.subheader("Mild and strong expressions")
-st.plotly_chart(V.intensity_figure(S.intensity(va_runs, ctx.split)), width="stretch")
+if not (intensity := S.intensity(va_runs, ctx.split)).empty:
+    st.plotly_chart(V.intensity_figure(intensity), width="stretch")
 st.caption("Samples not annotated Neutral, in equal-count bins of annotated intensity: how far their (valence, "
            "arousal) lies from the circumplex's centre. Does a model fail more on mild expressions, and does it take "
            "them for Neutral? Error bars: Wilson 95% intervals.")
