@@ -188,14 +188,15 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
 PER_CLASS_METRICS = {"recall": "Recall", "precision": "Precision", "f1": "F1"}
 
 
-def per_class_comparison(preds: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per run and class, from the predictions: recall (hits / true samples of the class) and precision
-    (hits / samples called the class) with Wilson 95% intervals, F1, and the counts they come from."""
+def per_class_comparison(confusions: dict[str, list]) -> pd.DataFrame:
+    """One row per run and class, from each run's confusion matrix (rows true, columns predicted, as the metrics files
+    hold it): recall (hits / true samples of the class) and precision (hits / samples called the class) with Wilson
+    95% intervals, F1, and the counts they come from."""
     rows = []
-    for run, pred in preds.items():
-        y, yhat = pred["true"].to_numpy(int), pred["pred"].to_numpy(int)
+    for run, conf in confusions.items():
+        conf = np.asarray(conf, dtype=int)
         for k, name in enumerate(CLASSES):
-            hits, support, called = int(((y == k) & (yhat == k)).sum()), int((y == k).sum()), int((yhat == k).sum())
+            hits, support, called = int(conf[k, k]), int(conf[k].sum()), int(conf[:, k].sum())
             row = {"run": run, "class": name, "support": support, "called": called,
                    "f1": 2 * hits / (support + called) if support + called else float("nan")}
             for metric, n in (("recall", support), ("precision", called)):

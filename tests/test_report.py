@@ -337,13 +337,14 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
 
 
 def test_per_class_comparison_matches_sklearn_and_its_intervals_hold_the_value():
-    from sklearn.metrics import f1_score, precision_score, recall_score
+    from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score
 
     true = np.random.default_rng(4).integers(0, 8, 400)
     true[true == 7] = 6  # no Contempt at all: its recall has no denominator
     preds = {name: make_predictions(np.arange(400), true, skill=skill, has_va=False, seed=seed, path_fmt="{id}.jpg")
              for name, skill, seed in (("a", 2.0, 4), ("b", 0.5, 5))}
-    table = report.per_class_comparison(preds)
+    table = report.per_class_comparison({name: confusion_matrix(p["true"], p["pred"], labels=range(8))
+                                         for name, p in preds.items()})
     assert list(table["run"].unique()) == ["a", "b"] and list(table["class"][:8]) == CLASSES
     for run, pred in preds.items():
         t = table[table["run"] == run].set_index("class")

@@ -16,11 +16,10 @@ metric = st.radio("Metric", list(report.PER_CLASS_METRICS), format_func=report.P
                   horizontal=True, key="per_class_metric",
                   help="Recall: the share of a class's samples called that class. Precision: the share of the samples "
                   "called a class that are that class.")
-preds = {r.name: p for r in have if (p := S.predictions(r, ctx.split)) is not None}
-if preds:
-    st.plotly_chart(report.per_class_figure(report.per_class_comparison(preds), metric), width="stretch")
-    st.caption(f"Split **{ctx.split}**, from each run's predictions. Error bars: Wilson 95% intervals "
-               "(recall and precision); F1 has none.")
+confusions = {r.name: S.metrics(r, ctx.split)["confusion"] for r in have}
+st.plotly_chart(report.per_class_figure(report.per_class_comparison(confusions), metric), width="stretch")
+st.caption(f"Split **{ctx.split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
+           "(recall and precision); F1 has none.")
 
 st.subheader("Per run")
 st.caption(f"Split **{ctx.split}**. Rows: true class; columns: predicted class. "
