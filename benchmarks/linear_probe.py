@@ -1,0 +1,109 @@
+"""How much do a backbone's pretrained features know about expressions, before any fine-tuning? Freezes each
+backbone at its released weights, takes its features of every image (averaged with the mirror's), and fits a
+logistic regression (expression) and a ridge regression (valence, arousal) on them in five-fold cross-validation:
+the same stratified folds `--fold K/5` trains on. Prints accuracy and valence/arousal Pearson r per backbone, then
+for the features of several backbones side by side (do they know different things?). Minutes, not hours: a quick
+screen before spending an hour fine-tuning a new backbone.
+
+    python benchmarks/linear_probe.py --data ../shared/data/affectnet8-4k \\
+        --backbones hse_face_mobilenet:150 dlib_face_resnet:112 mobileface:112 [--combine hse_face_mobilenet,mobileface]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core import data as fdata  # noqa: E402
+from fer_core.models import build_model  # noqa: E402
+from fer_core.transforms import normalise  # noqa: E402
+
+
+def features(backbone: str, size: int, images: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """[N, D] pretrained features, each the mean of the image's and its mirror's."""
+    model, info = build_model(backbone, weights="imagenet")
+    print(f"{backbone} at {size} px: {info.weights_loaded}", flush=True)
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in tqdm(range(0, len(images), batch), desc=f"{backbone} features", unit="batch"):
+            x = normalise(images[i:i + batch], info.mean, info.std)
+            out.append(((model.features(x) + model.features(x.flip(3))) / 2).float().numpy())
+    return np.concatenate(out)
+
+
+def probe(X: np.ndarray, y: np.ndarray, va: np.ndarray, folds: list[np.ndarray], C: float) -> tuple[float, ...]:
+    """(accuracy, valence r, arousal r) of the folds' test predictions pooled."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pred, va_pred = np.empty_like(y), np.empty_like(va)
+    for test in folds:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000)).fit(X[train], y[train])
+        pred[test] = clf.predict(X[test])
+        reg = make_pipeline(StandardScaler(), Ridge(alpha=X.shape[1])).fit(X[train], va[train])
+        va_pred[test] = reg.predict(X[test])
+    r = [np.corrcoef(va_pred[:, k], va[:, k])[0, 1] for k in (0, 1)]
+    return float((pred == y).mean()), *r
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data/affectnet8-4k")
+    p.add_argument("--backbones", nargs="+", default=["hse_face_mobilenet:150", "dlib_face_resnet:112",
+                                                       "mobileface:112"], metavar="NAME:SIZE")
+    p.add_argument("--combine", nargs="*", default=None, metavar="A,B",
+                   help="backbone sets to probe side by side (default: all of them, and all but the last)")
+    p.add_argument("--C", type=float, default=0.01, help="logistic regression's inverse regularisation")
+    a = p.parse_args()
+    try:
+        index = fdata.read_dataset(a.data)
+    except fdata.DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not index.has_va:
+        print("error: the probe needs valence/arousal labels (AffectNet layout or a CSV with them)", file=sys.stderr)
+        return 2
+    samples = sorted(index.samples, key=lambda s: s.id)
+    splits = [fdata.make_split(index, fold=(k, 5)) for k in range(1, 6)]
+    pos = {s.id: i for i, s in enumerate(samples)}
+    folds = [np.array(sorted(pos[i] for i, part in sp.items() if part == "test")) for sp in splits]
+    y = np.array([s.label for s in samples])
+    va = np.array([[s.valence, s.arousal] for s in samples])
+
+    feats, by_size = {}, {}
+    for spec in a.backbones:
+        name, _, size = spec.partition(":")
+        size = int(size or 112)
+        if size not in by_size:
+            images, ok, failures = fdata.decode_images(index.root, samples, size)
+            if failures:
+                print(f"error: {len(failures)} unreadable images, e.g. {failures[0][0]}", file=sys.stderr)
+                return 2
+            by_size[size] = images
+        t = time.perf_counter()
+        feats[name] = features(name, size, by_size[size])
+        print(f"  {feats[name].shape[1]}-d features in {time.perf_counter() - t:.0f} s", flush=True)
+
+    names = list(feats)
+    combos = [c.split(",") for c in a.combine] if a.combine is not None else \
+        ([names, names[:-1]] if len(names) > 2 else [names] if len(names) == 2 else [])
+    print(f"\nfive-fold linear probe on {len(y)} images (logistic regression C {a.C}, ridge alpha = feature count)")
+    print(f"{'features':50s} {'dim':>5s} {'accuracy':>9s} {'valence r':>10s} {'arousal r':>10s}")
+    for group in [[n] for n in names] + combos:
+        X = np.hstack([feats[n] for n in group])
+        acc, rv, ra = probe(X, y, va, folds, a.C)
+        print(f"{' + '.join(group):50s} {X.shape[1]:5d} {acc:9.3f} {rv:10.3f} {ra:10.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
