@@ -102,6 +102,30 @@ def _fmt_ci(ci, digits: int) -> str:
     return f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}" if isinstance(ci, tuple) and len(ci) == 2 else ""
 
 
+def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3) -> str:
+    """A booktabs LaTeX table for a paper: one row per metric, one column per run, each value with its 95% interval
+    where known, the best run's value in bold (lowest for error metrics). Needs \\usepackage{booktabs}."""
+    def esc(text) -> str:
+        return "".join("\\" + c if c in "&%$#_{}" else c for c in str(text))
+
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
+             r"\begin{tabular}{l" + "c" * len(values) + "}", r"\toprule",
+             " & ".join(["Metric", *map(esc, values.index)]) + r" \\", r"\midrule"]
+    for col in values.columns:
+        best = best_run(values, col) if values[col].notna().sum() > 1 else None
+        cells = []
+        for run, v in values[col].items():
+            if pd.isna(v):
+                cells.append("--")
+                continue
+            ci = cis.at[run, col] if col in cis else None
+            text = f"{v:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if isinstance(ci, tuple) else "")
+            cells.append(rf"\textbf{{{text}}}" if run == best else text)
+        lines.append(" & ".join([esc(col), *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
 def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
     """Name of the best run by one metric (lowest for error metrics), None when nobody has it."""
     if metric not in values or values[metric].isna().all():

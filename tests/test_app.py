@@ -51,6 +51,8 @@ def test_page_renders(monkeypatch, runs_dir, page):
     assert [t.value for t in at.title] == [title]
     assert _plotly(at) >= charts
     assert len(at.dataframe) >= frames
+    if page == "views/overview.py":
+        assert [b.proto.label for b in at.get("download_button")] == ["Download as a LaTeX table"]
 
 
 # Streamlit 1.67's AppTest drops the entry script's elements from its tree after the first run of an

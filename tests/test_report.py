@@ -164,6 +164,25 @@ def test_results_table_best_run_and_bars(runs_dir):
     assert {t.name for t in fig.data} == {"a", "b"}  # the FER+ run has nothing to draw here
 
 
+def test_latex_table_bolds_the_best_run_per_metric(runs_dir):
+    metrics = {n: R.load_metrics(runs_dir / n / "metrics_val.json") for n in ("a", "b", "fer")}
+    values, cis = report.results_table(metrics)
+    values = values.rename(index={"fer": "fer_plus & co"})
+    cis = cis.rename(index={"fer": "fer_plus & co"})
+    tex = report.latex_table(values, cis, "Results on val_split")
+    lines = tex.splitlines()
+    assert lines[0] == r"\begin{table}[t]" and r"\caption{Results on val\_split}" in lines
+    assert r"\begin{tabular}{lccc}" in lines and lines[-1] == r"\end{table}"
+    assert "Metric & a & b & fer\\_plus \\& co \\\\" in lines  # names escaped
+    acc = next(line for line in lines if line.startswith("Accuracy &")).rstrip(" \\").split(" & ")[1:]
+    lo, hi = cis.at["a", "Accuracy"]
+    assert acc[0] == rf"\textbf{{{values.at['a', 'Accuracy']:.3f} [{lo:.3f}, {hi:.3f}]}}"  # a has the most skill
+    assert not any(c.startswith(r"\textbf") for c in acc[1:])
+    rmse = next(line for line in lines if line.startswith("Valence RMSE &")).rstrip(" \\").split(" & ")[1:]
+    best = values.loc[["a", "b"], "Valence RMSE"].idxmin()  # lower is better
+    assert rmse[["a", "b"].index(best)].startswith(r"\textbf") and rmse[2] == "--"  # FER+ has no valence
+
+
 def test_history_and_confusion_figures(runs_dir):
     hist = {n: R.load_history(runs_dir / n / "history.csv") for n in ("a", "fer")}
     assert hist["a"]["train_loss"].iloc[-1] < hist["a"]["train_loss"].iloc[0]
