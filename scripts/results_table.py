@@ -6,6 +6,8 @@ mean ± sd over runs that repeat one recipe with different seeds (or on differen
 
 --pool NAME adds one row for the runs' predictions taken together, e.g. the N folds of a cross-validation
 (python -m fer_core.train ... --fold K/N), whose test parts cover every image once.
+--latex prints a LaTeX booktabs table instead (one row per metric, one column per run, best run in bold), the one
+the dashboard's overview downloads.
 """
 from __future__ import annotations
 
@@ -54,15 +56,23 @@ def main():
     p.add_argument("runs", nargs="+")
     p.add_argument("--split", default="test")
     p.add_argument("--pool", metavar="NAME", help="add a row NAME for all the runs' predictions taken together")
+    p.add_argument("--latex", action="store_true", help="print a LaTeX booktabs table instead of markdown")
     a = p.parse_args()
-    print("| run | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
-          "| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min |")
-    print("|" + "---|" * 17)
     found = list(rows(a.runs, a.split))
     if a.pool and found:
         dirs = [d for d in a.runs if (Path(d) / f"predictions_{a.split}.csv").is_file()]
         minutes = sum(c.get("train_minutes", 0) for _, c, _ in found)
         found.append((f"{a.pool} ({len(dirs)} runs pooled)", {"train_minutes": minutes}, pooled(dirs, a.split)))
+    if a.latex:
+        if not found:
+            sys.exit(f"error: none of the given folders has config.json and metrics_{a.split}.json")
+        sizes = {m["n"] for _, _, m in found}
+        caption = f"Results on the {a.split} split" + (f" (n = {sizes.pop()})" if len(sizes) == 1 else "")
+        print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption), end="")
+        return
+    print("| run | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
+          "| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min |")
+    print("|" + "---|" * 17)
     for name, c, m in found:
         print(f"| {name} | {m['n']} | {fmt(m, 'accuracy', ci_key='accuracy')} | {fmt(m, 'macro_f1', ci_key='macro_f1')} "
               f"| {fmt(m, 'cohen_kappa')} | {fmt(m, 'krippendorff_alpha')} "

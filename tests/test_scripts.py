@@ -41,6 +41,17 @@ def test_results_table_lists_runs_and_their_seed_group(runs):
     assert len(group) == 1 and f"| {mean:.3f} ± " in group[0]
 
 
+def test_results_table_prints_latex(runs, tmp_path):
+    out = _run("results_table.py", *runs.values(), "--latex")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[2] == r"\caption{Results on the test split (n = 300)}" and lines[5] == r"Metric & base & base-s1 & better \\"
+    acc = next(ln for ln in lines if ln.startswith("Accuracy & ")).split(" & ")
+    assert acc[3].startswith(rf"\textbf{{{_accuracy(runs['better']):.3f} [")  # the most skilled run in bold
+    out = _run("results_table.py", tmp_path / "nothing", "--latex")
+    assert out.returncode == 1 and "none of the given folders" in out.stderr
+
+
 def _halves(run, tmp_path):
     """Two "folds" of one run's test images, as run folders fold0 and fold1."""
     whole = pd.read_csv(run / "predictions_test.csv", dtype={"id": str})
