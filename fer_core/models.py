@@ -337,7 +337,7 @@ class _MobileFaceUnit(nn.Module):
 
 
 class MobileFace(nn.Module):
-    """becauseofAI's MobileFace face-identification network, as human-models ships it: 21k convolution weights in
+    """becauseofAI's MobileFace face-identification network, as human-models ships it: 20k convolution weights in
     four units, then its 256-d face embedding, a linear layer over the last feature map flattened (4 x 4 at its
     native 112 px; other sizes are pooled to 4 x 4 first) with its batch norm folded in."""
 

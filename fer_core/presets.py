@@ -43,13 +43,14 @@ PRESETS = {
     "hse-best": dict(backbone="hse_face_mobilenet", img_size=150, epochs=12, batch_size=64, lr=2.5e-4, head_lr_mult=4.0,
                      va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2", workers=0, ema=0.99, tta=True,
                      weights="artifacts/runs/ferplus-hse/checkpoints/best.pt"),
-    # The same two stages on becauseofAI's MobileFace (21k convolution weights), at its native 112 px throughout;
+    # The same two stages on becauseofAI's MobileFace (20k convolution weights), at its native 112 px throughout;
     # the small network takes a higher learning rate and more epochs on AffectNet (chosen on validation).
     "ferplus-mobileface": dict(backbone="mobileface", img_size=112, epochs=10, batch_size=128, lr=1e-3,
                                weight_decay=0.05, warmup_epochs=0.15, aug="v1", workers=0, ema=0.99, tta=True),
     "mobileface-best": dict(backbone="mobileface", img_size=112, epochs=30, batch_size=64, lr=1e-3,
                             head_lr_mult=4.0, va_loss="mse+ccc", weight_decay=0.05, warmup_epochs=0.5, aug="v2",
-                            workers=0, ema=0.99, tta=True, weights="artifacts/runs/ferplus-mobileface/checkpoints/best.pt"),
+                            workers=0, ema=0.99, tta=True,
+                            weights="artifacts/runs/ferplus-mobileface/checkpoints/best.pt"),
 }
 # hse-best's AffectNet stage straight from HSE's face weights: one command, no FER+ data needed; two epochs more than
 # hse-best's stage, which starts from FER+.

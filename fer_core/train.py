@@ -57,7 +57,8 @@ def get_args_parser():
     # None defaults: the preset or the study's recipe fills them (see presets.BASE)
     a("--backbone", choices=BACKBONES, help="network (default resnet50)")
     a("--weights", help="imagenet (default) or pretrained: the backbone's released weights (ImageNet; faces for "
-                         "dlib_face_resnet, hse_face_mobilenet and mobileface), none, or PATH to a state dict / FER Lab checkpoint")
+                         "dlib_face_resnet, hse_face_mobilenet and mobileface), none, or PATH to a state dict / "
+                         "FER Lab checkpoint")
     a("--img-size", type=int, help="input side in pixels (default 224)")
     a("--epochs", type=int, help="epochs (default 34)")
     a("--batch-size", type=int, help="batch size per process (default 32)")

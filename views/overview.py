@@ -42,7 +42,7 @@ st.dataframe(report.display_table(values, cis), width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in values.columns})
 st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
            "RMSE: lower is better; every other column: higher is better.")
-sizes = {(S.metrics(r, ctx.split) or {}).get("n") for r in have} - {None}
+sizes = {m.get("n") for m in metrics.values() if m} - {None}
 st.download_button("Download as a LaTeX table", report.latex_table(
     values, cis, f"Results on the {ctx.split} split" + (f" (n = {sizes.pop()})" if len(sizes) == 1 else "")),
     file_name=f"fer-lab-results-{ctx.split}.tex", mime="text/x-tex",
