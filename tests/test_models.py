@@ -71,35 +71,23 @@ def test_dlib_port_matches_face_api():
         model(torch.rand(1, 3, 96, 96))
 
 
-def test_hse_port_matches_human_models():
-    """The PyTorch port of human-models' faceres-deep gives its TF.js pooled features to float precision."""
+@pytest.mark.parametrize("backbone, says, dim, side, reference, key, atol", [
+    ("hse_face_mobilenet", "HSE VGGFace2 MobileNet", 1024, 224, "hse_human_reference.json", "pooled", 1e-4),
+    ("mobileface", "becauseofAI MobileFace", 256, 112, "mobileface_human_reference.json", "embedding", 1e-3),
+])
+def test_human_models_ports_match_tfjs(backbone, says, dim, side, reference, key, atol):
+    """The PyTorch ports of human-models' faceres-deep (pooled features) and mobileface (its 256-d face embedding)
+    give what TF.js computes from the same graphs to float precision; other input sizes still give features."""
     import json
     from pathlib import Path
 
-    model, info = build_model("hse_face_mobilenet", weights="imagenet")
-    assert "HSE VGGFace2 MobileNet" in info.weights_loaded and info.feature_dim == 1024
+    model, info = build_model(backbone, weights="imagenet")
+    assert says in info.weights_loaded and info.feature_dim == dim
     mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
     with torch.no_grad():
-        pooled = model.features.eval()((_reference_inputs(224) / 255 - mean) / std)
-    ref = torch.tensor(json.loads((Path(__file__).parent / "hse_human_reference.json").read_text())["pooled"])
-    assert ref.abs().max() > 1 and torch.allclose(pooled, ref, atol=1e-4)
-    expr, va = model.eval()(torch.rand(2, 3, 150, 150))
-    assert expr.shape == (2, 8) and va.shape == (2, 2)
-
-
-def test_mobileface_port_matches_human_models():
-    """The PyTorch port of human-models' mobileface gives its TF.js 256-d face embeddings to float precision, at
-    its native 112 px; other sizes still give features."""
-    import json
-    from pathlib import Path
-
-    model, info = build_model("mobileface", weights="imagenet")
-    assert "becauseofAI MobileFace" in info.weights_loaded and info.feature_dim == 256
-    mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
-    with torch.no_grad():
-        emb = model.features.eval()((_reference_inputs(112) / 255 - mean) / std)
-    ref = torch.tensor(json.loads((Path(__file__).parent / "mobileface_human_reference.json").read_text())["embedding"])
-    assert ref.abs().max() > 1 and torch.allclose(emb, ref, atol=1e-3)
+        features = model.features.eval()((_reference_inputs(side) / 255 - mean) / std)
+    ref = torch.tensor(json.loads((Path(__file__).parent / reference).read_text())[key])
+    assert ref.abs().max() > 1 and torch.allclose(features, ref, atol=atol)
     expr, va = model.eval()(torch.rand(2, 3, 150, 150))
     assert expr.shape == (2, 8) and va.shape == (2, 2)
 
