@@ -351,8 +351,17 @@ class MobileFace(nn.Module):
         self.embedding = nn.Linear(128 * 4 * 4, 256)
 
     def forward(self, x):
-        x = F.adaptive_avg_pool2d(self.units(self.act1(self.conv1(x))), 4)
+        x = self.units(self.act1(self.conv1(x)))
+        if x.shape[-2:] != (4, 4):  # adaptive average pooling as two matrix products, which ONNX exports at any size
+            x = _pool_matrix(x.shape[-2], x) @ x @ _pool_matrix(x.shape[-1], x).T
         return self.embedding(x.permute(0, 2, 3, 1).flatten(1))  # TF flattens channels last
+
+
+def _pool_matrix(n: int, like: torch.Tensor, out: int = 4) -> torch.Tensor:
+    """[out, n] rows that average the windows F.adaptive_avg_pool1d would: floor(i n / out) to ceil((i + 1) n / out)."""
+    windows = [(i * n // out, -(-(i + 1) * n // out)) for i in range(out)]
+    rows = [[1 / (hi - lo) if lo <= j < hi else 0.0 for j in range(n)] for lo, hi in windows]
+    return torch.tensor(rows, dtype=like.dtype, device=like.device)  # a constant when traced for export
 
 
 def mobileface_state_dict_from_human(manifest: dict, data: bytes) -> dict:

@@ -92,6 +92,23 @@ def test_human_models_ports_match_tfjs(backbone, says, dim, side, reference, key
     assert expr.shape == (2, 8) and va.shape == (2, 2)
 
 
+@pytest.mark.parametrize("side", [64, 150])
+def test_mobileface_pools_other_sizes_like_adaptive_pooling_and_exports(side):
+    """Away from its native 112 px MobileFace pools its last map to 4 x 4 as F.adaptive_avg_pool2d does, in a form
+    that ONNX exports (adaptive pooling to a size that does not divide the input's does not export)."""
+    import torch.nn.functional as F
+
+    from fer_core.export import compare, onnx_bytes
+
+    model, _ = build_model("mobileface", weights="none")
+    f, x = model.features.eval(), torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        pooled = F.adaptive_avg_pool2d(f.units(f.act1(f.conv1(x))), 4)
+        assert torch.allclose(f(x), f.embedding(pooled.permute(0, 2, 3, 1).flatten(1)), atol=1e-5)
+    diff = compare(model, onnx_bytes(model, {"img_size": side}), side)
+    assert diff["max_abs_diff_logits"] < 1e-4 and diff["same_argmax"]
+
+
 def test_dlib_weights_missing_say_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
 
