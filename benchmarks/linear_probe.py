@@ -1,9 +1,9 @@
 """How much do a backbone's pretrained features know about expressions, before any fine-tuning? Freezes each
 backbone at its released weights, takes its features of every image (averaged with the mirror's), and fits a
-logistic regression (expression) and a ridge regression (valence, arousal) on them in five-fold cross-validation:
-the same stratified folds `--fold K/5` trains on. Prints accuracy and valence/arousal Pearson r per backbone, then
-for the features of several backbones side by side (do they know different things?). Minutes, not hours: a quick
-screen before spending an hour fine-tuning a new backbone.
+logistic regression (expression) and a ridge regression (valence, arousal, where the data has them) on them in
+five-fold cross-validation: the same stratified folds `--fold K/5` trains on. Prints accuracy and valence/arousal
+Pearson r per backbone, then for the features of several backbones side by side (do they know different things?).
+Minutes, not hours: a quick screen before spending an hour fine-tuning a new backbone.
 
     python benchmarks/linear_probe.py --data ../shared/data/affectnet8-4k \\
         --backbones hse_face_mobilenet:150 dlib_face_resnet:112 mobileface:112 [--combine hse_face_mobilenet,mobileface]
@@ -38,20 +38,22 @@ def features(backbone: str, size: int, images: torch.Tensor, batch: int = 64) ->
     return np.concatenate(out)
 
 
-def probe(X: np.ndarray, y: np.ndarray, va: np.ndarray, folds: list[np.ndarray], C: float) -> tuple[float, ...]:
-    """(accuracy, valence r, arousal r) of the folds' test predictions pooled."""
+def probe(X: np.ndarray, y: np.ndarray, va: np.ndarray | None, folds: list[np.ndarray], C: float) -> tuple[float, ...]:
+    """(accuracy, valence r, arousal r) of the folds' test predictions pooled; r is nan without valence/arousal."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    pred, va_pred = np.empty_like(y), np.empty_like(va)
+    pred = np.empty_like(y)
+    va_pred = None if va is None else np.empty_like(va)
     for test in folds:
         train = np.setdiff1d(np.arange(len(y)), test)
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000)).fit(X[train], y[train])
         pred[test] = clf.predict(X[test])
-        reg = make_pipeline(StandardScaler(), Ridge(alpha=X.shape[1])).fit(X[train], va[train])
-        va_pred[test] = reg.predict(X[test])
-    r = [np.corrcoef(va_pred[:, k], va[:, k])[0, 1] for k in (0, 1)]
+        if va is not None:
+            reg = make_pipeline(StandardScaler(), Ridge(alpha=X.shape[1])).fit(X[train], va[train])
+            va_pred[test] = reg.predict(X[test])
+    r = [np.nan] * 2 if va is None else [np.corrcoef(va_pred[:, k], va[:, k])[0, 1] for k in (0, 1)]
     return float((pred == y).mean()), *r
 
 
@@ -66,18 +68,15 @@ def main() -> int:
     a = p.parse_args()
     try:
         index = fdata.read_dataset(a.data)
-    except fdata.DataError as e:
+        splits = [fdata.make_split(index, fold=(k, 5)) for k in range(1, 6)]
+    except fdata.DataError as e:  # also data with a split of its own (FER+): the probe needs its five folds
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if not index.has_va:
-        print("error: the probe needs valence/arousal labels (AffectNet layout or a CSV with them)", file=sys.stderr)
-        return 2
     samples = sorted(index.samples, key=lambda s: s.id)
-    splits = [fdata.make_split(index, fold=(k, 5)) for k in range(1, 6)]
     pos = {s.id: i for i, s in enumerate(samples)}
     folds = [np.array(sorted(pos[i] for i, part in sp.items() if part == "test")) for sp in splits]
     y = np.array([s.label for s in samples])
-    va = np.array([[s.valence, s.arousal] for s in samples])
+    va = np.array([[s.valence, s.arousal] for s in samples]) if index.has_va else None
 
     feats, by_size = {}, {}
     for spec in a.backbones:
@@ -101,7 +100,8 @@ def main() -> int:
     for group in [[n] for n in names] + combos:
         X = np.hstack([feats[n] for n in group])
         acc, rv, ra = probe(X, y, va, folds, a.C)
-        print(f"{' + '.join(group):50s} {X.shape[1]:5d} {acc:9.3f} {rv:10.3f} {ra:10.3f}", flush=True)
+        r = "".join(f"{'–' if np.isnan(v) else f'{v:.3f}':>11s}" for v in (rv, ra))
+        print(f"{' + '.join(group):50s} {X.shape[1]:5d} {acc:9.3f}{r}", flush=True)
     return 0
 
 
