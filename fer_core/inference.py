@@ -73,7 +73,7 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
                     return ox
                 if pt.is_file():
                     return pt
-            raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder (is the run still in its first epoch?)")
+            raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder. " + _why_no_checkpoint(p))
         raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {Path(root or '.') / RUNS_DIR})")
     d = Path(root or ".") / DEFAULT_DIR
     if root is None and not d.is_dir():
@@ -85,6 +85,21 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
         raise ModelNotFound(f"{d} holds model.onnx only, which runs with onnxruntime, not PyTorch"
                             f"{'' if _have_ort() else ': pip install onnxruntime'}")
     raise ModelNotFound(f"No model found: {d} holds no model.pt or model.onnx. {HOW_TO_GET_A_MODEL}")
+
+
+def _why_no_checkpoint(run_dir: Path) -> str:
+    """What a run folder without weights most likely is, and what to do about it."""
+    try:
+        status = json.loads((run_dir / "config.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None
+    if status == "running":
+        return "The run is still in its first epoch: its checkpoint is written when the epoch ends."
+    if status in ("finished", "stopped_early", "ensemble"):
+        return ("The folder holds the run's results but not its weights (the reference runs in artifacts/runs ship "
+                "without them; docs/results.md has the command that trains each again). Leave out --run to use "
+                "the default model.")
+    return "Is this a FER Lab run folder?"
 
 
 def model_config(path) -> dict:

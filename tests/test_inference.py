@@ -371,6 +371,11 @@ def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
     (tmp_path / "empty-run").mkdir()
     with pytest.raises(ModelNotFound, match="best.pt"):
         resolve_model(tmp_path / "empty-run")
+    # a reference run ships its results without weights; a run in its first epoch has none yet
+    for status, says in (("finished", "results but not its weights"), ("running", "still in its first epoch")):
+        (tmp_path / "empty-run" / "config.json").write_text(json.dumps({"status": status}))
+        with pytest.raises(ModelNotFound, match=says):
+            resolve_model(tmp_path / "empty-run")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ModelNotFound, match="not a readable"):
         Predictor(tmp_path / "junk.pt")
