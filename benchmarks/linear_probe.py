@@ -83,7 +83,7 @@ def main() -> int:
         name, _, size = spec.partition(":")
         size = int(size or 112)
         if size not in by_size:
-            images, ok, failures = fdata.decode_images(index.root, samples, size)
+            images, _, failures = fdata.decode_images(index.root, samples, size)
             if failures:
                 print(f"error: {len(failures)} unreadable images, e.g. {failures[0][0]}", file=sys.stderr)
                 return 2

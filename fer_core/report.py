@@ -102,6 +102,12 @@ def _fmt_ci(ci, digits: int) -> str:
     return f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}" if isinstance(ci, tuple) and len(ci) == 2 else ""
 
 
+def latex_caption(split: str, metrics: list[dict]) -> str:
+    """"Results on the <split> split", with the sample count where every run was scored on as many samples."""
+    sizes = {m.get("n") for m in metrics if m} - {None}
+    return f"Results on the {split} split" + (f" (n = {sizes.pop()})" if len(sizes) == 1 else "")
+
+
 def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3) -> str:
     """A booktabs LaTeX table for a paper: one row per metric, one column per run, each value with its 95% interval
     where known, the best run's value in bold (lowest for error metrics). Needs \\usepackage{booktabs}."""

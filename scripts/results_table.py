@@ -66,8 +66,7 @@ def main():
     if a.latex:
         if not found:
             sys.exit(f"error: none of the given folders has config.json and metrics_{a.split}.json")
-        sizes = {m["n"] for _, _, m in found}
-        caption = f"Results on the {a.split} split" + (f" (n = {sizes.pop()})" if len(sizes) == 1 else "")
+        caption = report.latex_caption(a.split, [m for _, _, m in found])
         print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption), end="")
         return
     print("| run | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "

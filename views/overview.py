@@ -42,11 +42,10 @@ st.dataframe(report.display_table(values, cis), width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in values.columns})
 st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
            "RMSE: lower is better; every other column: higher is better.")
-sizes = {m.get("n") for m in metrics.values() if m} - {None}
-st.download_button("Download as a LaTeX table", report.latex_table(
-    values, cis, f"Results on the {ctx.split} split" + (f" (n = {sizes.pop()})" if len(sizes) == 1 else "")),
-    file_name=f"fer-lab-results-{ctx.split}.tex", mime="text/x-tex",
-    help="booktabs table: one row per metric, one column per run, 95% intervals, the best run in bold")
+st.download_button("Download as a LaTeX table",
+                   report.latex_table(values, cis, report.latex_caption(ctx.split, list(metrics.values()))),
+                   file_name=f"fer-lab-results-{ctx.split}.tex", mime="text/x-tex",
+                   help="booktabs table: one row per metric, one column per run, 95% intervals, the best run in bold")
 
 configs = {r.name: r.config for r in have}
 seeds = R.seed_groups(configs)
