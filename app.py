@@ -63,12 +63,13 @@ with st.sidebar:
     _remembered("selected_runs", names, R.default_selection(all_runs, MAX_DEFAULT_RUNS))
     chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
                             help="Newest first. Every page shows the runs chosen here. At first: the newest run, then "
-                            "the best run of each other recipe on the same data (by validation accuracy averaged "
-                            "with valence/arousal CCC; a preset's plain run before its ablations).")
-    runs = [r for r in all_runs if r.name in chosen]
+                            "the best run of each other recipe on the same data, the best first (by validation "
+                            "accuracy averaged with valence/arousal CCC; a preset's plain run before its ablations).")
+    by_name = {r.name: r for r in all_runs}
+    runs = [by_name[name] for name in chosen]  # in the order chosen
 
     splits = sorted({s for r in runs for s in r.splits}, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
-    if splits:  # at first, the newest chosen run's first split (an evaluation folder may hold only its own)
+    if splits:  # at first, the first chosen run's first split (an evaluation folder may hold only its own)
         _remembered("split", splits, next((s for s in splits if s in runs[0].splits), splits[0]))
     split = st.selectbox("Split", splits, key="split", on_change=_save, args=("split",),
                          help="Splits with a predictions_<split>.csv in a chosen run.") if splits else None

@@ -213,8 +213,8 @@ def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
 
 def default_selection(runs: list[Run], n: int) -> list[str]:
     """Runs to show before the user chooses: the newest run, then the best run (by validation selection_score) of
-    each recipe (preset, else backbone) trained on the same data as it, newest recipe first, then the newest others
-    (same data first); at most n. A seed repeat (a run that seed_groups puts after another) does not compete for
+    each recipe (preset, else backbone) trained on the same data as it, the best of them first, then the newest
+    others (same data first); at most n. A seed repeat (a run that seed_groups puts after another) does not compete for
     best of its recipe: the luckiest of several seeds is noise, not a better recipe. Nor does a run that changed
     more of its preset's settings than another run of that preset: an ablation stands for its own question, the
     plain preset for the recipe.
@@ -245,13 +245,14 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
             return 0
         return sum(k in args and k not in NOT_RECIPE and args[k] != v for k, v in resolve(preset, {}).items())
 
+    def score(r: Run) -> float:
+        return float("inf") if r.val_score is None else -r.val_score
+
     same = [r for r in runs if data(r) == data(runs[0])]
+    bests = (min((r for r in same if recipe(r) == key and r.name not in repeats),
+                 key=lambda r: (changed(r), score(r)), default=None) for key in dict.fromkeys(map(recipe, same)))
     chosen = [runs[0]]
-    for key in dict.fromkeys(recipe(r) for r in same):
-        best = min((r for r in same if recipe(r) == key and r.name not in repeats),
-                   key=lambda r: (changed(r), float("inf") if r.val_score is None else -r.val_score), default=None)
-        if best is not None and best not in chosen:
-            chosen.append(best)
+    chosen += [r for r in sorted((b for b in bests if b is not None), key=score) if r not in chosen]
     chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]
     chosen += [r for r in later if r not in chosen]
     return [r.name for r in chosen[:n]]

@@ -83,6 +83,18 @@ def test_split_starts_on_the_newest_runs_own(monkeypatch, tmp_path):
     assert at.selectbox(key="split").value == "mine-all"
 
 
+def test_pages_show_runs_in_the_order_chosen(monkeypatch, tmp_path):
+    """The first view puts the best of the other recipes before a newer, weaker one; the pages follow that order."""
+    from tests.fixture_runs import write_run
+
+    for name, skill, seed, backbone in [("strong", 3.0, 0, "resnet18"), ("weak", 0.5, 1, "mobilenet_v2"),
+                                        ("newest", 1.0, 2, "efficientnet_b0")]:
+        write_run(tmp_path, name, n=100, skill=skill, seed=seed, backbone=backbone, n_boot=5)
+    at = _app(monkeypatch, tmp_path)
+    assert at.multiselect(key="selected_runs").value == ["newest", "strong", "weak"]
+    assert at.dataframe[0].value.index.tolist() == ["newest", "strong", "weak"]
+
+
 def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
     at.switch_page("views/valence_arousal.py").run()

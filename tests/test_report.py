@@ -58,6 +58,16 @@ def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
     assert R.selection_score(0.5, []) == 0.5  # no valence/arousal: accuracy alone
 
 
+def test_default_selection_orders_the_other_recipes_best_first(tmp_path):
+    # a newer but weaker recipe comes after an older, stronger one
+    for name, skill, seed, backbone in [("strong", 3.0, 0, "resnet18"), ("weak", 0.5, 1, "mobilenet_v2"),
+                                        ("newest", 1.0, 2, "efficientnet_b0")]:
+        write_run(tmp_path, name, n=200, skill=skill, seed=seed, backbone=backbone, n_boot=10)
+    runs, _ = R.discover_runs([tmp_path])
+    assert [r.name for r in runs] == ["newest", "weak", "strong"]
+    assert R.default_selection(runs, 3) == ["newest", "strong", "weak"]
+
+
 def test_default_selection_puts_a_first_stage_after_the_run_that_started_from_it(tmp_path):
     write_run(tmp_path, "affectnet", n=200, seed=0, n_boot=10)
     write_run(tmp_path, "ferplus-stage", n=200, has_va=False, layout="ferplus", seed=1, n_boot=10)  # newest
