@@ -5,6 +5,7 @@ ROC/PR curves live in report_roc.py, valence/arousal in report_va.py, error anal
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,8 @@ def results_table(metrics_by_run: dict[str, dict]) -> tuple[pd.DataFrame, pd.Dat
 def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3, fold_groups=()) -> pd.DataFrame:
     """One row per seed group, named after its first run: the runs, and each metric as "mean ± sd" (sample
     standard deviation across the group's runs). Groups whose first run is in ``fold_groups`` are the folds of
-    one cross-validation and are named so."""
+    one cross-validation and are named so, after the folds' common name without its -foldK suffix
+    ("dlib-best-cv5 (5 folds)" for dlib-best-cv5-fold1..5) where they share one."""
     rows = {}
     for g in groups:
         sub = values.loc[[n for n in g if n in values.index]]
@@ -82,7 +84,11 @@ def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3,
         for col in values.columns:
             v = sub[col].dropna()
             row[col] = f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(v) > 1 else ""
-        rows[f"{g[0]} ({len(sub)} {'folds' if g[0] in fold_groups else 'seeds'})"] = row
+        if g[0] in fold_groups:
+            stems = {re.sub(r"-fold\d+$", "", n) for n in g}
+            rows[f"{stems.pop() if len(stems) == 1 else g[0]} ({len(sub)} folds)"] = row
+        else:
+            rows[f"{g[0]} ({len(sub)} seeds)"] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "recipe"
     return out

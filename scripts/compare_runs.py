@@ -7,6 +7,9 @@ and McNemar's exact test on accuracy. Prints a markdown table.
 
 A comma-separated list of runs stands for their predictions taken together (e.g. the folds of one
 cross-validation, whose test parts cover every image once); an image may appear in only one of them.
+
+Only the images both runs predicted are compared. Where that is fewer than either run has, the n column says so
+("66 of 640 / 320": shared, then the run's and the other's count) and a warning names how many were left out.
 """
 from __future__ import annotations
 
@@ -43,11 +46,18 @@ def main() -> int:
     lines = []
     for old, new in pairs:
         try:
-            r = paired_comparison(run_predictions(new, a.split), run_predictions(old, a.split), n_boot=a.n_boot)
+            pred_new, pred_old = run_predictions(new, a.split), run_predictions(old, a.split)
+            r = paired_comparison(pred_new, pred_old, n_boot=a.n_boot)
         except (OSError, ValueError) as e:
             print(f"error: {runs_label(new)} vs {runs_label(old)}: {e}", file=sys.stderr)
             return 1
-        lines.append(f"| {runs_label(new)} | {runs_label(old)} | {r['n']} | "
+        n = str(r["n"])
+        if r["n"] < max(len(pred_new), len(pred_old)):
+            n += f" of {len(pred_new)} / {len(pred_old)}"
+            print(f"warning: {runs_label(new)} vs {runs_label(old)}: only the {r['n']} {a.split} images both runs "
+                  f"predicted are compared: {runs_label(new)} has {len(pred_new)} ({len(pred_new) - r['n']} left out), "
+                  f"{runs_label(old)} {len(pred_old)} ({len(pred_old) - r['n']} left out)", file=sys.stderr)
+        lines.append(f"| {runs_label(new)} | {runs_label(old)} | {n} | "
                      + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {r['mcnemar_p']:.3f} |")
     print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |")
     print("|" + "---|" * (len(COLUMNS) + 4))

@@ -1,9 +1,10 @@
-"""Score an ensemble of runs on a split: their predictions averaged (class probabilities and valence/arousal), and
-with --soup also one model whose weights are the runs' weights averaged (a uniform "model soup": the runs must share a
-backbone, and should start from the same checkpoint). Prints each member's scores with the ensemble's paired
-difference in accuracy from it (95% bootstrap interval, McNemar's exact p), then the ensemble's.
+"""Score an ensemble of runs on a split (test unless --split says otherwise): their predictions averaged (class
+probabilities and valence/arousal), and with --soup also one model whose weights are the runs' weights averaged (a
+uniform "model soup": the runs must share a backbone, and should start from the same checkpoint). Prints each member's
+scores with the ensemble's paired difference in accuracy from it (95% bootstrap interval, McNemar's exact p), then the
+ensemble's; each line names the split it scores.
 
-    python scripts/ensemble.py artifacts/runs/A artifacts/runs/B [...] [--split val] [--soup]
+    python scripts/ensemble.py artifacts/runs/A artifacts/runs/B [...] [--split test] [--soup]
     python scripts/ensemble.py A-fold1,A-fold2,A-fold3 B-fold1,B-fold2,B-fold3 --split test   # folds pooled
     python scripts/ensemble.py artifacts/runs/A artifacts/runs/B --out artifacts/runs/A+B     # a folder the dashboard shows
 
@@ -119,16 +120,16 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     return splits
 
 
-def line(label: str, df: pd.DataFrame) -> str:
+def line(label: str, split: str, df: pd.DataFrame) -> str:
     m = compute_metrics(df)
     lo, hi = m["ci95"]["accuracy"]
-    return f"{label} (n={m['n']}, accuracy 95% CI [{lo:.3f}, {hi:.3f}]): {summary_line(m)}"
+    return f"{label} ({split} split, n={m['n']}, accuracy 95% CI [{lo:.3f}, {hi:.3f}]): {summary_line(m)}"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders (comma-separated: taken together)")
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default="test", help="the split to score (default: test); --out writes every split")
     p.add_argument("--soup", action="store_true", help="also average the runs' weights (needs their checkpoints)")
     p.add_argument("--out", type=Path, help="write the ensemble as a run folder here (status \"ensemble\")")
     a = p.parse_args()
@@ -145,11 +146,11 @@ def main() -> int:
         for r, t in zip(a.runs, tables):
             c = paired_comparison(ensemble, t)
             d = c["metrics"]["accuracy"]
-            print(line(f"{runs_label(r):>24}", t) + f"; ensemble − it: accuracy {d['diff']:+.3f} "
+            print(line(f"{runs_label(r):>24}", a.split, t) + f"; ensemble − it: accuracy {d['diff']:+.3f} "
                   f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], McNemar p {c['mcnemar_p']:.3f}")
-        print(line(f"{'ensemble':>24}", ensemble))
+        print(line(f"{'ensemble':>24}", a.split, ensemble))
         if a.soup:
-            print(line(f"{'soup':>24}", soup_predictions([Path(r) for r in a.runs], a.split)))
+            print(line(f"{'soup':>24}", a.split, soup_predictions([Path(r) for r in a.runs], a.split)))
         if a.out is not None:
             print(f"wrote {a.out}: the ensemble on {', '.join(write_ensemble(a.out, [Path(r) for r in a.runs]))}")
     except (OSError, ValueError, KeyError) as e:

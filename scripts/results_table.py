@@ -5,7 +5,8 @@ mean ± sd over runs that repeat one recipe with different seeds (or on differen
     python scripts/results_table.py artifacts/runs/dlib-best-cv5-fold* --pool dlib-best-cv5
 
 --pool NAME adds one row for the runs' predictions taken together, e.g. the N folds of a cross-validation
-(python -m fer_core.train ... --fold K/N), whose test parts cover every image once.
+(python -m fer_core.train ... --fold K/N), whose test parts cover every image once. In the mean ± sd table below, a
+cross-validation's folds are one row named after them without their -foldK suffix ("dlib-best-cv5 (5 folds)").
 --latex prints a LaTeX booktabs table instead (one row per metric, one column per run, best run in bold), the one
 the dashboard's overview downloads.
 """

@@ -343,6 +343,8 @@ def test_seed_summary_gives_mean_and_sample_sd():
     assert out.loc["a (3 seeds)", "Accuracy"] == "0.420 ± 0.020"
     assert out.loc["a (3 seeds)", "Valence CCC"] == "0.600 ± 0.000"
     assert list(report.seed_summary(values, [["a", "a1", "a2"]], fold_groups={"a"}).index) == ["a (3 folds)"]
+    cv = pd.DataFrame({"accuracy": [0.5, 0.6]}, index=["r-cv5-fold1", "r-cv5-fold2"])
+    assert list(report.seed_summary(cv, [list(cv.index)], fold_groups={"r-cv5-fold1"}).index) == ["r-cv5 (2 folds)"]
 
 
 def test_run_details_show_optional_columns_only_where_a_run_has_one():

@@ -80,11 +80,26 @@ def test_results_table_pools_runs_whose_test_parts_do_not_overlap(runs, tmp_path
     assert out.returncode == 1 and "more than one of the pooled runs" in out.stderr
 
 
+def test_results_table_names_a_cross_validation_after_its_folds(runs, tmp_path):
+    _halves(runs["base"], tmp_path)
+    for k in (1, 2):
+        folder = tmp_path / f"cv-fold{k}"
+        (tmp_path / f"fold{k - 1}").rename(folder)
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg["split"].update(fold=k, folds=2)
+        (folder / "config.json").write_text(json.dumps({**cfg, "name": folder.name}))
+    out = _run("results_table.py", tmp_path / "cv-fold1", tmp_path / "cv-fold2", "--pool", "cv")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(ln.startswith("| cv (2 runs pooled) | 300 |") for ln in lines)
+    assert any(ln.startswith("| cv (2 folds) | cv-fold1, cv-fold2 |") for ln in lines)  # not "cv-fold1 (2 folds)"
+
+
 def test_compare_runs_prints_paired_differences(runs):
     out = _run("compare_runs.py", runs["base"], runs["better"])
     assert out.returncode == 0, out.stderr
     row = out.stdout.splitlines()[-1].split(" | ")
-    assert row[0] == "| better" and row[1] == "base" and row[2] == "300"
+    assert row[0] == "| better" and row[1] == "base" and row[2] == "300" and "warning" not in out.stderr
     diff = _accuracy(runs["better"]) - _accuracy(runs["base"])
     assert row[3].startswith(f"{diff:+.3f} [")
     lo, hi = (float(x) for x in row[3].split("[")[1].rstrip("]").split(","))
@@ -93,6 +108,12 @@ def test_compare_runs_prints_paired_differences(runs):
 
 
 def test_compare_runs_says_what_is_wrong(runs, tmp_path):
+    _halves(runs["base"], tmp_path)  # fold0: 120 of base's 300 test images
+    out = _run("compare_runs.py", runs["base"], tmp_path / "fold0")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("| fold0 | base | 120 of 120 / 300 | ")
+    assert ("warning: fold0 vs base: only the 120 test images both runs predicted are compared: fold0 has 120 "
+            "(0 left out), base 300 (180 left out)") in out.stderr
     out = _run("compare_runs.py", runs["base"], tmp_path / "nope")
     assert out.returncode == 1 and "error: nope vs base" in out.stderr and "Traceback" not in out.stderr
     out = _run("compare_runs.py", runs["base"])
@@ -106,7 +127,12 @@ def test_ensemble_averages_the_members_predictions(runs):
     cols = [f"prob_{k}" for k in range(8)]
     acc = ((a[cols].to_numpy() + b[cols].to_numpy()).argmax(1) == a["true"].to_numpy()).mean()
     last = out.stdout.splitlines()[-1]
-    assert last.strip().startswith("ensemble (n=300") and f"acc {acc:.4f}" in last
+    assert last.strip().startswith("ensemble (test split, n=300") and f"acc {acc:.4f}" in last
+    assert all("(test split, n=300, " in ln for ln in out.stdout.splitlines())  # every line names its split
+    assert _run("ensemble.py", runs["base"], runs["better"]).stdout == out.stdout  # test unless --split says not
+    val = _run("ensemble.py", runs["base"], runs["better"], "--split", "val").stdout.splitlines()
+    assert len(val) == 3 and all("(val split, n=300, " in ln for ln in val)
+    assert "(default: test)" in _run("ensemble.py", "--help").stdout
     assert f"acc {_accuracy(runs['better']):.4f}" in out.stdout
     better = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("better (")][0]
     diff = acc - _accuracy(runs["better"])
@@ -119,7 +145,7 @@ def test_ensemble_takes_comma_separated_runs_together(runs, tmp_path):
     pooled = _run("ensemble.py", f"{tmp_path / 'fold0'},{tmp_path / 'fold1'}", runs["better"], "--split", "test")
     assert pooled.returncode == 0, pooled.stderr
     assert pooled.stdout.splitlines()[-1] == whole.stdout.splitlines()[-1]  # the same ensemble on the same 300 images
-    assert "fold0 +1 pooled (n=300" in pooled.stdout
+    assert "fold0 +1 pooled (test split, n=300" in pooled.stdout
     out = _run("ensemble.py", f"{tmp_path / 'fold0'},{tmp_path / 'fold1'}", runs["better"], "--soup")
     assert out.returncode == 2 and "single runs" in out.stderr
 
@@ -153,7 +179,7 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     assert ens["status"] == "ensemble" and [st["run"] for st in ens["members"][1]["stages"]] == ["base", "stage2"]
     assert ens["train_minutes"] == pytest.approx(minutes[0] + minutes[1] + cfg["train_minutes"], abs=1e-3)
     acc = json.loads((tmp_path / "ens" / "metrics_test.json").read_text())["accuracy"]
-    assert f"ensemble (n=300, accuracy 95% CI" in out.stdout and f"acc {acc:.4f}" in out.stdout.splitlines()[-2]
+    assert f"ensemble (test split, n=300, accuracy 95% CI" in out.stdout and f"acc {acc:.4f}" in out.stdout.splitlines()[-2]
     again = _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens")
     assert again.returncode == 2 and "not empty" in again.stderr
     assert not (tmp_path / "ens" / "split.csv").exists()  # stage2 has no split.csv: the ensemble claims none
