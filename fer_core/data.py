@@ -113,6 +113,13 @@ def detect_layout(root) -> str:
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}")
 
 
+def images_root(root) -> Path:
+    """The folder a data set's image paths are relative to: a CSV manifest's own folder when ``root`` is the manifest
+    file itself (as a run trained on ``--data manifest.csv`` records it), else ``root``."""
+    root = Path(root).expanduser()
+    return root.parent if root.is_file() else root
+
+
 def read_dataset(root, layout: str = "auto") -> DataIndex:
     """Index a data set. Raises DataError for a wrong path, an unknown layout or a folder with no usable sample."""
     root = Path(root).expanduser().resolve()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,8 @@ from .io import atomic_write_csv, atomic_write_json
 from .labels import NUM_CLASSES
 from .models import model_from_checkpoint
 from .transforms import normalise
+
+TAG = re.compile(r"\w[\w.+-]*")  # a file-name part: no folders, no leading dot
 
 
 @torch.no_grad()
@@ -106,8 +110,10 @@ def get_args_parser():
                    help="rescale the probabilities by the temperature fitted with fer_core.calibrate, where the model "
                         "has one (default on; --no-temperature writes the raw probabilities)")
     p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
-    p.add_argument("--out", help="folder for predictions/metrics (default: the run folder; needed for a model file)")
-    p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>)")
+    p.add_argument("--out", help="folder for predictions/metrics (default: the run folder, also for a checkpoint in its "
+                                 "checkpoints/; needed for a model file elsewhere). Never another run's folder")
+    p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>); "
+                                 "letters, digits, '.', '_', '+', '-'")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     return p
 
@@ -119,15 +125,19 @@ def saved_split(run: Path) -> dict[str, str]:
 
 
 def _model_run(cfg: dict) -> Path | None:
-    """The run folder a model file was exported from, where it is at hand (the same run: same creation time)."""
-    from .inference import RUNS_DIR
+    """The run folder a model file was exported from, where it is at hand (the same run: same creation time): in
+    artifacts/runs under the working folder, else in this checkout's, beside the default model shipped here."""
+    from .inference import RUNS_DIR, SHIPPED_DIR
 
-    run = RUNS_DIR / str(cfg.get("name"))
-    try:
-        same = json.loads((run / "config.json").read_text()).get("created") == cfg.get("created")
-    except (OSError, ValueError):
-        return None
-    return run if same and (run / "split.csv").is_file() else None
+    for runs in (RUNS_DIR, SHIPPED_DIR.parent.parent / RUNS_DIR):
+        run = runs / str(cfg.get("name"))
+        try:
+            same = json.loads((run / "config.json").read_text()).get("created") == cfg.get("created")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if same and (run / "split.csv").is_file():
+            return run
+    return None
 
 
 def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
@@ -136,6 +146,75 @@ def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
     if run is not None:
         return set(saved_split(run)) <= {s.id for s in index.samples}
     return root.name == own_root.name
+
+
+def own_folder(args, path: Path) -> Path | None:
+    """Where results go without --out: the --run folder, or the run folder whose checkpoints/ holds the model file."""
+    if args.run and Path(args.run).is_dir():
+        return Path(args.run)
+    if args.run and path.parent.name == "checkpoints" and (path.parent.parent / "config.json").is_file():
+        return path.parent.parent
+    return None
+
+
+def unwritable(out: Path) -> str | None:
+    """Why results cannot be written into ``out`` (checked before any work), or None."""
+    try:
+        if out.exists() and not out.is_dir():
+            return f"--out {out} is a file, not a folder"
+        probe = out  # the nearest existing folder: the missing ones are made in it
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            return f"--out {out} cannot be made: {probe} is a file, not a folder"
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        return f"--out {out} cannot be written to ({e.strerror or e})"
+    return None
+
+
+def other_owner(out: Path, own: Path | None, path: Path, cfg: dict) -> str | None:
+    """Whose results ``out`` holds, when they are not this model's: a run folder of another run, or the evaluation
+    folder of another model file. None for a folder without config.json, this model's run or its evaluation folder."""
+    if own is not None and out.resolve() == own.resolve():
+        return None
+    try:
+        theirs = json.loads((out / "config.json").read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "holds a config.json that cannot be read"
+    if not isinstance(theirs, dict):
+        return "holds a config.json that is not a run's"
+    if theirs.get("status") == "evaluation":
+        file = (theirs.get("evaluated_model") or {}).get("file")
+        return None if file and Path(file).resolve() == path.resolve() else f"is the evaluation folder of {file}"
+    if theirs.get("created") is not None and (theirs.get("name"), theirs.get("created")) == (cfg.get("name"),
+                                                                                            cfg.get("created")):
+        return None  # the run this model is (a copy of the run folder, an export of its checkpoint)
+    return f"is the run folder of {theirs.get('name')}"
+
+
+def other_results(out: Path, tag: str, ids: set, root: Path, foreign: bool) -> str | None:
+    """What predictions_<tag>.csv / metrics_<tag>.json in ``out`` hold, when they are not a former evaluation of the
+    same images (which may be replaced: a re-evaluation), or None."""
+    pred, met = out / f"predictions_{tag}.csv", out / f"metrics_{tag}.json"
+    if not pred.exists() and not met.exists():
+        return None
+    try:
+        theirs = set(pd.read_csv(pred, dtype={"id": str}, usecols=["id"])["id"])
+    except (OSError, ValueError):
+        return f"{met.name} without a readable {pred.name}"
+    try:
+        data_root = json.loads(met.read_text()).get("data_root")
+    except (OSError, ValueError, AttributeError):
+        data_root = None
+    if theirs != ids:
+        return f"results on {len(theirs)} other images" + (f" of {data_root}" if data_root else "")
+    if foreign and not (data_root and fdata.images_root(data_root).resolve() == fdata.images_root(root).resolve()):
+        return f"results on images of {data_root or 'other data'} with the same ids"
+    return None
 
 
 def _load(args, device):
@@ -187,6 +266,9 @@ def main(args) -> int:
     from .inference import ModelNotFound, run_path
     from .train import pick_device  # one device policy for train and evaluate
 
+    if args.tag is not None and not TAG.fullmatch(args.tag):
+        return _fail(f"--tag {args.tag!r} is not a simple name: it becomes part of a file name "
+                     f"(predictions_<tag>.csv), so use letters, digits, '.', '_', '+' and '-', not starting with '.'")
     if args.run:
         args.run = str(run_path(args.run))  # a run name means that run's folder, as for a path to it
     device = pick_device(args.device)
@@ -200,11 +282,19 @@ def main(args) -> int:
         cfg = dict(cfg, img_size=args.img_size)
     own_root = Path((cfg.get("data") or {}).get("root", ""))
     root = Path(args.data).resolve() if args.data else own_root
-    if not args.data and not own_root.is_dir():
+    if not args.data and not own_root.exists():  # a folder, or a CSV manifest file
         return _fail(f"{path} was trained on {own_root}, which is not here: give --data DIR")
-    out = Path(args.out) if args.out else (Path(args.run) if args.run and Path(args.run).is_dir() else None)
+    own = own_folder(args, path)
+    out = Path(args.out) if args.out else own
     if out is None:
         return _fail(f"give --out FOLDER: where to write the predictions and metrics of {path}")
+    problem = unwritable(out)
+    if problem:
+        return _fail(problem)
+    owner = other_owner(out, own, path, cfg)
+    if owner:
+        return _fail(f"{out} {owner}, not of {cfg.get('name', path.stem)} ({path}): its config.json would describe another model than these "
+                     f"results. Give a new --out folder")
     try:
         index = fdata.read_dataset(root, args.layout if args.data else cfg["data"]["layout"])
     except fdata.DataError as e:
@@ -233,10 +323,15 @@ def main(args) -> int:
     if not samples:
         return _fail(f"no samples in split {split!r} of {root}")
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
-    tag = args.tag or (split if not foreign else f"{root.name}-{split}")
-    images, ok, failures = fdata.decode_images(root, samples, cfg["img_size"])
+    tag = args.tag or (split if not foreign else f"{root.stem if root.is_file() else root.name}-{split}")
+    images, ok, failures = fdata.decode_images(index.root, samples, cfg["img_size"])
     if not ok:
         return _fail(f"none of the {len(samples)} images of {root} could be read")
+    taken = other_results(out, tag, {samples[i].id for i in ok}, index.root, foreign)
+    if taken:
+        return _fail(f"{out / f'predictions_{tag}.csv'} holds {taken}, not a former evaluation of these "
+                     f"{len(ok)}: it is not replaced. Give another --tag (predictions_<tag>.csv), or a new --out "
+                     f"folder")
     try:
         probs, va = predict(images, cfg, tta)
     except ModelNotFound as e:
@@ -245,7 +340,7 @@ def main(args) -> int:
     if t != 1:
         probs = apply_temperature(probs, t).astype(np.float32)
     df = predictions_frame([samples[i] for i in ok], probs, va)
-    m = write_evaluation(out, tag, df, data_root=str(root), checkpoint=str(path), tta=tta,
+    m = write_evaluation(out, tag, df, data_root=str(index.root), checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures), temperature=t)
     how = f", temperature {t:.3f}" if t != 1 else ""
     print(f"{cfg.get('name', path.stem)} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}"

@@ -250,7 +250,11 @@ class Predictor:
         so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
         # no busy-waiting between runs: the detector and other sessions' threads need the same few cores
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+        try:
+            return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own InvalidProtobuf, Fail, ... (not OSError or ValueError)
+            what = model if isinstance(model, str) else "the model converted from the checkpoint"
+            raise ModelNotFound(f"{what}: not a readable ONNX model ({type(e).__name__}: {str(e)[:160]})") from None
 
     # ------------------------------------------------------------------ description
     def info(self) -> dict:

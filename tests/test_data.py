@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.data import (DataError, ImageError, decode_images, detect_layout, has_predefined_split, load_image,
-                           make_split, read_dataset, read_landmarks, stratified_subset)
+from fer_core.data import (DataError, ImageError, decode_images, detect_layout, has_predefined_split, images_root,
+                           load_image, make_split, read_dataset, read_landmarks, stratified_subset)
 from fer_core.labels import CLASSES
 from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image, write_ferplus
 
@@ -163,6 +163,8 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         s2 = next(s for s in index.samples if s.id == "imgs/2.jpg")
         assert math.isnan(s2.valence) and math.isnan(s2.arousal)
         assert not has_predefined_split(index)  # one row has no split
+        # the folder the image paths are relative to, whether the data is given as the manifest or its folder
+        assert images_root(root) == tmp_path and (images_root(root) / s2.path).is_file()
 
 
 def test_csv_errors(tmp_path):

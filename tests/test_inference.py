@@ -386,6 +386,30 @@ def run_cli(argv) -> int:
     return P.main(P.get_args_parser().parse_args([str(a) for a in argv]))
 
 
+def test_a_corrupt_onnx_file_is_a_clear_error_for_the_cli_and_the_live_page(ckpt, tmp_path, capsys, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    fake = tmp_path / "fake.onnx"
+    fake.write_text("not a model\n")
+    with pytest.raises(ModelNotFound, match="not a readable ONNX model"):
+        Predictor(fake, detector=None)
+    Image.fromarray(astronaut()).save(tmp_path / "astro.jpg")
+    assert run_cli([tmp_path / "astro.jpg", "--run", fake]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {fake}: not a readable ONNX model") and "Traceback" not in err
+    run = tmp_path / "runs" / "broken"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt, run / "checkpoints" / "best.pt")
+    shutil.copy(fake, run / "checkpoints" / "best.onnx")  # newer than best.pt: the page's ONNX Runtime loads it
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "views" / "predict.py"), default_timeout=120)
+    at.run()
+    at.selectbox[0].set_value("Run broken").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(e.value.startswith("Cannot load Run broken") and "not a readable ONNX model" in e.value
+               for e in at.error), [e.value for e in at.error]
+
+
 def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     d = tmp_path / "imgs"
     (d / "sub").mkdir(parents=True)

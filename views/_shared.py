@@ -179,14 +179,18 @@ def curves(run: R.Run, split: str, kind: str) -> dict | None:
 
 
 def image_root(run: R.Run, split: str | None) -> tuple[str | None, str]:
-    """(data root for this run's images, where that root came from)."""
+    """(data root for this run's images, where that root came from); for data given as a CSV manifest file, the
+    manifest's folder, which its image paths are relative to."""
+    from fer_core.data import images_root
+
     ctx = context()
     if ctx.data_root_override.strip():
-        return ctx.data_root_override.strip(), "the sidebar's data root"
-    m = metrics(run, split)
-    if m and m.get("data_root"):
-        return m["data_root"], f"metrics_{split}.json data_root"
-    return run.data_root, "config.json data.root"
+        root, source = ctx.data_root_override.strip(), "the sidebar's data root"
+    elif (m := metrics(run, split)) and m.get("data_root"):
+        root, source = m["data_root"], f"metrics_{split}.json data_root"
+    else:
+        root, source = run.data_root, "config.json data.root"
+    return (str(images_root(root)) if root else root), source
 
 
 def empty_state() -> None:

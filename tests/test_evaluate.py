@@ -1,0 +1,185 @@
+"""fer_core.evaluate's command line: where results go (and where they must not), manifest-file data, bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fer_core import evaluate, train
+from fer_core.labels import CLASSES
+from tests.conftest import CLASS_VA, pattern_image
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--backbone", "mobileface", "--weights", "none", "--img-size", "32", "--batch-size", "16", "--workers", "0",
+        "--aug", "none", "--epochs", "1"]
+
+
+def write_manifest(folder: Path, n_per_class: int = 5, seed: int = 0) -> Path:
+    """A CSV manifest (path, expression, valence, arousal) beside an img/ folder of its images; returns the file."""
+    rng = np.random.default_rng(seed)
+    (folder / "img").mkdir(parents=True)
+    rows = []
+    for k in range(n_per_class * 8):
+        label = k % 8
+        Image.fromarray(pattern_image(label, 32, rng)).save(folder / "img" / f"{k}.jpg", quality=92)
+        rows.append({"path": f"img/{k}.jpg", "expression": CLASSES[label].lower(),
+                     "valence": CLASS_VA[label][0], "arousal": CLASS_VA[label][1]})
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    return folder / "manifest.csv"
+
+
+def write_folders(folder: Path, n_per_class: int = 2, seed: int = 1) -> Path:
+    """Class folders (<class>/<n>.jpg) of other images."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(CLASSES):
+        (folder / name.lower()).mkdir(parents=True)
+        for k in range(n_per_class):
+            Image.fromarray(pattern_image(label, 32, rng)).save(folder / name.lower() / f"{k}.jpg")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A run trained on a CSV manifest given as the file itself: (base folder, manifest file, run folder)."""
+    base = tmp_path_factory.mktemp("ev")
+    manifest = write_manifest(base / "data")
+    rc = train.main(train.get_args_parser().parse_args(
+        ["--data", str(manifest), "--out", str(base / "runs"), "--name", "csv", *TINY]))
+    assert rc == 0
+    return base, manifest, base / "runs" / "csv"
+
+
+@pytest.fixture
+def run(csv_run, tmp_path):
+    """A copy of the run for one test to write into (the module's run stays as trained)."""
+    return Path(shutil.copytree(csv_run[2], tmp_path / "runs" / "csv"))
+
+
+def ev(capsys, *argv) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = evaluate.main(evaluate.get_args_parser().parse_args([str(a) for a in argv]))
+    return rc, capsys.readouterr().err
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_trained_on_a_manifest_file_evaluates_and_its_images_are_found(csv_run, run, capsys):
+    from fer_core.data import images_root
+    from fer_core.runs import safe_image_path
+
+    _, manifest, _ = csv_run
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["root"] == str(manifest.resolve())  # the file, as it was given
+    test_ids = sorted(pd.read_csv(run / "predictions_test.csv", dtype={"id": str})["id"])
+    for argv in ([], ["--data", manifest], ["--data", manifest.parent]):
+        rc, err = ev(capsys, "--run", run, *argv)
+        assert rc == 0, err
+        pred = pd.read_csv(run / "predictions_test.csv", dtype={"id": str})
+        assert sorted(pred["id"]) == test_ids  # its own test split, re-evaluated in place
+    root = json.loads((run / "metrics_test.json").read_text())["data_root"]
+    assert root == str(manifest.parent.resolve())  # the folder its image paths are relative to
+    # the training-time files name the manifest file: image paths resolve against its folder
+    assert images_root(cfg["data"]["root"]) == manifest.parent.resolve()
+    assert all(safe_image_path(images_root(cfg["data"]["root"]), p) for p in pred["path"])
+
+
+def test_the_gallery_shows_the_images_of_a_run_trained_on_a_manifest_file(csv_run, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    base, _, _ = csv_run
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(base / "runs"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("views/gallery.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("image")) > 0
+    assert not any("not found" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_evaluate_never_replaces_another_runs_results(run, tmp_path, capsys):
+    other = Path(shutil.copytree(run, tmp_path / "runs" / "other"))
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "name": "other", "created": "2027-01-01T00:00:00+00:00"}))
+    before = files_of(other)
+    rc, err = ev(capsys, "--run", run, "--out", other)
+    assert rc == 2 and err.startswith("error: ") and "run folder of other" in err and "new --out" in err
+    assert files_of(other) == before
+    # nor another model's evaluation folder
+    folders = write_folders(tmp_path / "faces")
+    assert ev(capsys, "--run", other, "--data", folders, "--out", tmp_path / "ev-other")[0] == 0
+    before = files_of(tmp_path / "ev-other")
+    rc, err = ev(capsys, "--run", run, "--data", folders, "--out", tmp_path / "ev-other")
+    assert rc == 2 and "evaluation folder of" in err and files_of(tmp_path / "ev-other") == before
+    # in its own folder: not over the results of another split, nor over those of its own data with other data
+    mine = files_of(run)
+    for argv in (["--data", folders, "--tag", "val"], ["--split", "val", "--tag", "test"]):
+        rc, err = ev(capsys, "--run", run, *argv)
+        assert rc == 2 and "not replaced" in err and "--tag" in err, err
+    assert files_of(run) == mine
+    # a fresh tag, a fresh folder, or the same images again (a re-evaluation) are fine
+    assert ev(capsys, "--run", run, "--data", folders, "--tag", "faces2")[0] == 0
+    assert ev(capsys, "--run", run, "--data", folders, "--tag", "faces2")[0] == 0
+    assert ev(capsys, "--run", run, "--out", tmp_path / "fresh")[0] == 0
+    assert ev(capsys, "--run", run, "--out", tmp_path / "fresh")[0] == 0
+    assert (run / "predictions_faces2.csv").is_file() and (tmp_path / "fresh" / "predictions_test.csv").is_file()
+
+
+def test_a_checkpoint_path_writes_into_its_own_run_folder(run, capsys):
+    before = (run / "metrics_val.json").stat().st_mtime_ns
+    rc, err = ev(capsys, "--run", run / "checkpoints" / "best.pt", "--split", "val")
+    assert rc == 0, err
+    assert (run / "metrics_val.json").stat().st_mtime_ns > before
+
+
+@pytest.mark.parametrize("where", ["/proc/fer-lab-out", "file/sub", "file"])
+def test_an_unusable_out_is_refused_before_any_work(run, tmp_path, capsys, monkeypatch, where):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.chdir(tmp_path)
+
+    def no_work(*a, **k):
+        raise AssertionError("decoded images for an --out that cannot take the results")
+
+    monkeypatch.setattr(evaluate.fdata, "decode_images", no_work)
+    rc, err = ev(capsys, "--run", run, "--out", where)
+    assert rc == 2 and err.startswith(f"error: --out {where} ") and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("tag", ["../../escape", "a/b", ".hidden", "..", ""])
+def test_a_tag_that_is_not_a_simple_name_is_refused(run, tmp_path, capsys, tag):
+    before = sorted(p.name for p in run.parent.parent.iterdir())
+    mine = files_of(run)
+    rc, err = ev(capsys, "--run", run, "--tag", tag)
+    assert rc == 2 and "not a simple name" in err
+    assert files_of(run) == mine and sorted(p.name for p in run.parent.parent.iterdir()) == before
+
+
+def test_the_default_model_finds_its_run_from_any_working_folder(csv_run, tmp_path, monkeypatch, capsys):
+    import fer_core.inference as I
+
+    _, manifest, trained = csv_run
+    checkout = tmp_path / "checkout"  # the default model shipped beside its run's folder
+    (checkout / "models" / "default").mkdir(parents=True)
+    shutil.copy(trained / "checkpoints" / "best.pt", checkout / "models" / "default" / "model.pt")
+    shutil.copytree(trained, checkout / "artifacts" / "runs" / "csv", ignore=shutil.ignore_patterns("checkpoints"))
+    monkeypatch.setattr(I, "SHIPPED_DIR", checkout / "models" / "default")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    rc, err = ev(capsys, "--data", manifest, "--out", "mine")
+    assert rc == 0, err
+    pred = pd.read_csv(tmp_path / "elsewhere" / "mine" / "predictions_test.csv", dtype={"id": str})
+    assert sorted(pred["id"]) == sorted(pd.read_csv(trained / "predictions_test.csv", dtype={"id": str})["id"])
+
+
+def test_a_corrupt_onnx_file_is_one_clear_line(tmp_path, capsys):
+    fake = tmp_path / "fake.onnx"
+    fake.write_text("not a model\n")
+    rc, err = ev(capsys, "--run", fake, "--data", write_folders(tmp_path / "faces"), "--out", tmp_path / "ev")
+    assert rc == 2 and err.startswith(f"error: {fake}: not a readable ONNX model") and "Traceback" not in err
+    assert not (tmp_path / "ev").exists()
