@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import os
 import platform
 import random
+import shutil
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -39,6 +42,8 @@ from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weight
 
 SCHEMA_VERSION = 1
 VA_LOSSES = ("mse", "ccc", "mse+ccc")
+LAYOUTS = ("auto", "affectnet", "ferplus", "folders", "csv")
+IMG_SIZES = (16, 1024)
 log = logging.getLogger("fer_core.train")
 
 
@@ -48,21 +53,23 @@ def get_args_parser():
                                 epilog="presets:\n" + presets, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--data", help="data folder (AffectNet, FER+, class folders) or CSV manifest; required unless --resume")
-    a("--layout", default="auto", help="auto (default), affectnet, ferplus, folders, csv")
+    a("--layout", default="auto", choices=LAYOUTS, help="auto (default), affectnet, ferplus, folders, csv")
     a("--preset", choices=list(PRESETS), help="a named recipe (listed below); flags given override it")
-    a("--name", help="run name (default: <preset or backbone>-<date-time>)")
+    a("--name", type=_run_name, help="run name, the run folder's name under --out (default: <preset or "
+                                       "backbone>-<date-time>)")
     a("--out", default="artifacts/runs", help="parent folder of run folders (default artifacts/runs)")
-    a("--resume", metavar="RUN", help="continue the run folder RUN from checkpoints/last.pt")
+    a("--resume", metavar="RUN", help="continue the run folder RUN from checkpoints/last.pt, with its own settings: "
+      "other flags must match them, except --epochs (to train longer), --workers and --device")
     a("--split-from", metavar="RUN", help="reuse RUN's split.csv so runs are compared on the same images")
     # None defaults: the preset or the study's recipe fills them (see presets.BASE)
     a("--backbone", choices=BACKBONES, help="network (default resnet50)")
     a("--weights", help="imagenet (default) or pretrained: the backbone's released weights (ImageNet; faces for "
                          "dlib_face_resnet, hse_face_mobilenet and mobileface), none, or PATH to a state dict / "
                          "FER Lab checkpoint")
-    a("--img-size", type=int, help="input side in pixels (default 224)")
-    a("--epochs", type=int, help="epochs (default 34)")
-    a("--batch-size", type=int, help="batch size per process (default 32)")
-    a("--lr", type=float, help="AdamW learning rate (default 1e-4)")
+    a("--img-size", type=_img_size, help=f"input side in pixels, {IMG_SIZES[0]} to {IMG_SIZES[1]} (default 224)")
+    a("--epochs", type=_at_least(1), help="epochs (default 34)")
+    a("--batch-size", type=_at_least(1), help="batch size per process (default 32)")
+    a("--lr", type=_above_zero, help="AdamW learning rate (default 1e-4)")
     a("--weight-decay", type=float, help="AdamW weight decay (default 1e-5)")
     a("--head-lr-mult", type=float, help="learning-rate multiplier for the two heads (default 1)")
     a("--first-layer-lr-mult", type=float, metavar="M",
@@ -98,7 +105,7 @@ def get_args_parser():
       "float16 AMP is always on (default off)")
     a("--dropout", type=float, help="dropout before the heads (default 0.2)")
     a("--early-stop", type=int, help="stop after N epochs without a better validation score, 0 = off")
-    a("--workers", type=int, help="DataLoader worker processes (default 2)")
+    a("--workers", type=_at_least(0), help="DataLoader worker processes (default 2)")
     a("--seed", type=int, help="random seed for split, initialisation and augmentation (default 0)")
     a("--val-frac", type=float, help="validation fraction when the data has no split (default 0.1)")
     a("--test-frac", type=float, help="test fraction when the data has no split (default 0.1)")
@@ -122,6 +129,44 @@ def get_args_parser():
       "their proportions (quick trials, learning curves)")
     a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
+
+
+def _number(kind, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a{' whole' if kind is int else ''} number, got {text!r}") from None
+
+
+def _at_least(low: int):
+    """An argparse type: a whole number of at least ``low``."""
+    def parse(text: str) -> int:
+        n = _number(int, text)
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {n}")
+        return n
+    return parse
+
+
+def _above_zero(text: str) -> float:
+    x = _number(float, text)
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return x
+
+
+def _img_size(text: str) -> int:
+    n = _number(int, text)
+    if not IMG_SIZES[0] <= n <= IMG_SIZES[1]:  # the sizes fer_core.evaluate takes
+        raise argparse.ArgumentTypeError(f"must be between {IMG_SIZES[0]} and {IMG_SIZES[1]} pixels, got {n}")
+    return n
+
+
+def _run_name(text: str) -> str:
+    """A folder name under --out, not a path that leads out of it."""
+    if text in ("", ".", "..") or "/" in text or (os.altsep and os.altsep in text) or os.sep in text:
+        raise argparse.ArgumentTypeError(f"a run name is a folder name under --out, without / or .. (got {text!r})")
+    return text
 
 
 def _fold_arg(text: str) -> tuple[int, int]:
@@ -155,15 +200,68 @@ class Fail(Exception):
     """A problem the user must fix: one line, exit code 2."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM: stops a training the way Ctrl-C (SIGINT) does."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def main(args) -> int:
+    run = {}  # what a failure leaves behind: filled in by _main as the run folder is made and trained
     try:
-        return _main(args)
+        return _main(args, run)
     except (Fail, fdata.DataError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        _report(run, f"error: {e}", _wind_up(run, "failed"))
         return 2
+    except KeyboardInterrupt as e:
+        kept = _wind_up(run, "stopped")
+        if not run.get("rank"):  # torchrun's other processes stop with it, silently
+            _report(run, f"interrupted {run.get('at') or 'before training started'}; {kept or 'nothing was kept'}")
+        return 128 + getattr(e, "signum", signal.SIGINT)
+    except Exception as e:
+        _report(run, f"failed {run.get('at') or 'before training started'}: {type(e).__name__}: {e}",
+                _wind_up(run, "failed"))
+        raise
 
 
-def _main(args) -> int:
+def _wind_up(run: dict, status: str) -> str | None:
+    """After an error or an interruption: a run folder that this invocation created and that holds no finished epoch
+    is removed; a run folder with one gets ``status`` in its config.json (where that still says running) and is kept
+    for --resume. Returns what is kept, or None: nothing (no folder was made, or no epoch finished)."""
+    run_dir = run.get("dir")
+    if run_dir is None or "created" not in run or run.get("rank"):
+        return None
+    cfg_file = run_dir / "config.json"
+    try:
+        if not cfg_file.is_file():
+            if run["created"] is not None:  # a folder that was there already is left as it is
+                _close_log()
+                shutil.rmtree(run["created"], ignore_errors=True)
+            return None
+        cfg = json.loads(cfg_file.read_text())
+        if cfg.get("status") == "running":
+            cfg["status"] = status
+            atomic_write_json(cfg_file, cfg)
+    except (OSError, ValueError) as e:
+        return f"could not mark {cfg_file} {status}: {e}"
+    best = cfg.get("best", {}).get("epoch")
+    kept = f"the best checkpoint so far (epoch {best}) is kept in {run_dir / 'checkpoints' / 'best.pt'}; " \
+        if best else ""
+    return f"{kept}resume with --resume {run_dir}"
+
+
+def _report(run: dict, *lines) -> None:
+    """The closing lines of a failed or interrupted run: on stderr, and in train.log when the folder is kept."""
+    for line in filter(None, lines):
+        if run.get("logging"):
+            log.error(line)
+        else:
+            print(line, file=sys.stderr)
+
+
+def _main(args, run: dict) -> int:
     if args.fold and args.split_from:
         raise Fail("--fold and --split-from both choose the split: give one of them")
     rank, world = _init_distributed()
@@ -174,24 +272,34 @@ def _main(args) -> int:
     if world > 1 and device == "cuda":
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(device)
-    _setup_logging(run_dir if rank == 0 else None)
 
     index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
     if r.get("landmark_weight"):
         if r.get("mixup") or r.get("cutmix"):
             raise Fail("--landmark-weight does not go with --mixup or --cutmix: a blend of two faces has no landmarks")
-        n = fdata.read_landmarks(index)
-        if not n:
+        n_landmarks = fdata.read_landmarks(index)
+        if not n_landmarks:
             raise Fail(f"--landmark-weight needs facial landmarks (AffectNet's annotations/<id>_lnd.npy, 68 points); "
                        f"{index.root} ({index.layout} layout) has none")
-        log.info("landmarks for %d of %d images (weight %g)", n, len(index.samples), r["landmark_weight"])
-    assignment = _split(args, cfg, index, run_dir, rank)
+    assignment = _split(args, cfg, index, run_dir)
     by_split = {k: [s for s in index.samples if assignment.get(s.id) == k] for k in ("train", "val", "test")}
     if r.get("limit"):
         by_split["train"] = fdata.stratified_subset(by_split["train"], r["limit"], r["seed"])
     if not by_split["train"] or not by_split["val"]:
         raise Fail(f"need training and validation images; split counts {[len(v) for v in by_split.values()]}")
     cfg["split"]["counts"] = {k: len(v) for k, v in by_split.items()}
+
+    # Everything above only reads: the run folder is made once the run is known to start.
+    run.update(dir=run_dir, rank=rank)
+    if rank == 0:
+        run["created"] = _make_run_dir(run_dir)
+    _setup_logging(run_dir if rank == 0 else None)
+    run["logging"] = rank == 0
+    if rank == 0 and not args.resume:
+        rows = [{"id": s.id, "path": s.path, "split": assignment[s.id]} for s in index.samples if s.id in assignment]
+        atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))
+    if r.get("landmark_weight"):
+        log.info("landmarks for %d of %d images (weight %g)", n_landmarks, len(index.samples), r["landmark_weight"])
     for k, n in index.skipped.items():
         log.info("skipped %d samples: %s", n, k)
 
@@ -252,6 +360,7 @@ def _main(args) -> int:
     best = cfg.get("best", {}).get("value", float("-inf"))
     stale = 0
     for epoch in range(start_epoch, r["epochs"] + 1):
+        run["at"] = f"at epoch {epoch} of {r['epochs']}"
         t_ep = time.time()
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -283,6 +392,7 @@ def _main(args) -> int:
                 cfg["status"] = "stopped_early"
             break
 
+    run["at"] = "during the final evaluation"
     if rank == 0:
         _final_evaluation(run_dir, cfg, cache, device)
     if world > 1:
@@ -483,10 +593,17 @@ def _prepare_run(args, rank):
         last = run_dir / "checkpoints" / "last.pt"
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
-        ckpt = torch.load(last, map_location="cpu", weights_only=True)
+        ckpt = _read_checkpoint(last, "cannot resume")
         cfg = ckpt["config"]
+        differ = _differ_from_run(args, cfg)
+        if differ:
+            raise Fail(f"--resume continues {run_dir} with the settings it was started with, and these flags differ "
+                       f"from them: {'; '.join(differ)}. Leave them out (only --epochs, --workers and --device may "
+                       f"change), or train a new run")
         if args.epochs:
             cfg["args"]["epochs"] = args.epochs
+        if args.workers is not None:
+            cfg["args"]["workers"] = args.workers
         cfg["status"] = "running"
         return run_dir, cfg, ckpt["epoch"] + 1, ckpt
     if not args.data:
@@ -509,6 +626,12 @@ def _prepare_run(args, rank):
                    f"(got {r['resize_from']})")
     if not 0 < r["first_layer_lr_mult"] <= 1:
         raise Fail(f"--first-layer-lr-mult must lie in (0, 1] (got {r['first_layer_lr_mult']})")
+    if not r.get("teacher") and (args.kd_weight is not None or args.kd_temperature is not None):
+        raise Fail(f"--{'kd-weight' if args.kd_weight is not None else 'kd-temperature'} sets how a student learns "
+                   f"from its teacher: give --teacher RUN (the model to distil from), or leave it out")
+    if r.get("teacher") and not _teacher_file(r["teacher"]).is_file():
+        raise Fail(f"--teacher: no checkpoint at {_teacher_file(r['teacher'])} (give a run folder holding "
+                   f"checkpoints/best.pt, or a .pt file)")
     if r.get("teacher") and not (0 <= r["kd_weight"] <= 1 and r["kd_temperature"] > 0):
         raise Fail(f"--kd-weight must lie in [0, 1] and --kd-temperature be above 0 (got {r['kd_weight']}, "
                    f"{r['kd_temperature']})")
@@ -521,6 +644,13 @@ def _prepare_run(args, rank):
         raise Fail(f"--extra-data folder not found: {r['extra_data']}")
     if r.get("extra_data") and Path(r["extra_data"]).resolve() == Path(args.data).resolve():
         raise Fail("--extra-data is the --data folder itself: its validation and test images would leak into training")
+    if args.fold and args.test_frac is not None:
+        raise Fail("--fold K/N tests on the K-th of N folds, so --test-frac does not apply: give one of them")
+    if args.split_from and (args.val_frac is not None or args.test_frac is not None):
+        raise Fail(f"--split-from reuses the split of {args.split_from}, so --val-frac and --test-frac do not apply: "
+                   f"give one or the other")
+    if r["weights"] not in ("imagenet", "pretrained", "none"):
+        _check_weights_file(r["weights"], r["backbone"])
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
     if dist.is_initialized():  # every process must write to (and read from) the same folder
@@ -530,6 +660,9 @@ def _prepare_run(args, rank):
     run_dir = Path(args.out) / name
     if rank == 0 and (run_dir / "config.json").exists():
         raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it")
+    there = next(d for d in [run_dir, *run_dir.parents] if d.exists())
+    if not there.is_dir():
+        raise Fail(f"cannot make the run folder {run_dir} (--out {args.out}): {there} is a file, not a folder")
     cfg = {
         "schema_version": SCHEMA_VERSION, "name": name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "backbone": r["backbone"], "img_size": r["img_size"], "classes": CLASSES, "preset": args.preset,
@@ -543,7 +676,76 @@ def _prepare_run(args, rank):
     return run_dir, cfg, 1, None
 
 
-def _split(args, cfg, index, run_dir, rank):
+def _read_checkpoint(path, what: str) -> dict:
+    """A checkpoint or state dict (a dict, loaded with weights_only=True), or Fail."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # on other files the unpickler raises anything from KeyError to EOFError
+        ckpt = None
+    if not isinstance(ckpt, dict):
+        raise Fail(f"{what}: {path} is not a readable checkpoint (a FER Lab checkpoint or a state dict saved with "
+                   f"torch.save)")
+    return ckpt
+
+
+def _check_weights_file(path: str, backbone: str) -> None:
+    """Refuse --weights PATH unless it initialises ``backbone``: a FER Lab checkpoint of the same backbone, or a state
+    dict that fills at least half of the backbone's tensors. The heads need not fit (they are trained anew)."""
+    if not Path(path).is_file():
+        raise Fail(f"weights file not found: {path}")
+    obj = _read_checkpoint(path, "--weights")
+    theirs = obj.get("config", {}).get("backbone") if isinstance(obj.get("config"), dict) else None
+    if theirs is not None and theirs != backbone:
+        raise Fail(f"--weights {path} is a {theirs} checkpoint, and this run's backbone is {backbone}: give "
+                   f"--backbone {theirs}, or weights of a {backbone}")
+    if theirs == backbone:  # e.g. the FER+ stage of a two-stage preset
+        return
+    sd = obj.get("model", obj)
+    sd = {k: v.shape for k, v in sd.items() if isinstance(v, torch.Tensor)} if isinstance(sd, dict) else {}
+    if not sd:
+        raise Fail(f"--weights {path} holds no state dict")
+    model, _ = build_model(backbone, "none")
+    own = {k: v.shape for k, v in model.state_dict().items()}
+    backbone_keys = [k for k in own if k.startswith("features.")]
+    if any(own.get(k) == v for k, v in sd.items()):  # named as in a FER Lab model: loaded as such
+        names = [lambda k: k]
+    else:  # a bare backbone's state dict (e.g. torchvision's): "features." is its root, or its torchvision .features
+        names = [lambda k: k.removeprefix("features."), lambda k: "features." + k.removeprefix("features.0.")]
+    fit = max(sum(sd.get(name(k)) == own[k] for k in backbone_keys) for name in names)
+    if fit < len(backbone_keys) / 2:
+        raise Fail(f"--weights {path} fits only {fit} of the {len(backbone_keys)} tensors of the {backbone} backbone: "
+                   f"weights of another network?")
+
+
+def _differ_from_run(args, cfg: dict) -> list[str]:
+    """The flags given with --resume that differ from the run's own settings, each as 'flag value (the run's: x)'."""
+    ran = cfg["args"]
+    split = cfg.get("split", {})
+    given = {k: (getattr(args, k), ran.get(k)) for k in [*RECIPE_KEYS, "limit"]
+             if k not in ("epochs", "workers") and getattr(args, k) is not None}
+    if given.get("extra_data", ("",))[0] == "none":
+        given["extra_data"] = (None, ran.get("extra_data"))
+    if args.data:
+        given["data"] = (str(Path(args.data).resolve()), cfg["data"]["root"])
+    if args.layout != "auto":
+        given["layout"] = (args.layout, cfg["data"]["layout"])
+    for k in ("preset", "name"):
+        if getattr(args, k):
+            given[k] = (getattr(args, k), cfg.get(k))
+    if args.split_from:
+        given["split_from"] = (f"run:{Path(args.split_from).name}", split.get("source"))
+    if args.fold:
+        given["fold"] = ("%d/%d" % args.fold, f"{split['fold']}/{split['folds']}" if "fold" in split else None)
+    return [f"--{k.replace('_', '-')} {mine} (the run's: {theirs})" for k, (mine, theirs) in given.items()
+            if mine != theirs]
+
+
+def _teacher_file(path) -> Path:
+    p = Path(path)
+    return p / "checkpoints" / "best.pt" if p.is_dir() else p
+
+
+def _split(args, cfg, index, run_dir):
     cfg["data"].update(has_va=index.has_va, n_samples=len(index.samples), layout=index.layout)
     cfg["data"]["skipped"].update(index.skipped)
     src = args.split_from if not args.resume else None
@@ -556,6 +758,9 @@ def _split(args, cfg, index, run_dir, rank):
             raise Fail(f"--split-from: no split.csv in {src}")
         df = pd.read_csv(f, dtype={"id": str})
         assignment = dict(zip(df["id"], df["split"]))
+        if not any(s.id in assignment for s in index.samples):
+            raise Fail(f"--split-from: the split.csv of {src} shares no image ids with this data ({index.root}, "
+                       f"{index.layout} layout): it was made on other data")
         cfg["split"]["source"] = f"run:{Path(src).name}"
     else:
         assignment = fdata.make_split(index, cfg["split"]["val_frac"], cfg["split"]["test_frac"], cfg["split"]["seed"],
@@ -563,9 +768,6 @@ def _split(args, cfg, index, run_dir, rank):
         cfg["split"]["source"] = "predefined" if all(s.split for s in index.samples) else "stratified"
         if args.fold:
             cfg["split"].update(source="fold", fold=args.fold[0], folds=args.fold[1])
-    if rank == 0:
-        rows = [{"id": s.id, "path": s.path, "split": assignment[s.id]} for s in index.samples if s.id in assignment]
-        atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))
     return assignment
 
 
@@ -605,8 +807,7 @@ def _load_teacher(path, index, by_split, cfg, device):
     its test images: its predictions would carry them into training."""
     from .inference import ModelNotFound, load_checkpoint
 
-    p = Path(path)
-    f = p / "checkpoints" / "best.pt" if p.is_dir() else p
+    f = _teacher_file(path)
     if not f.is_file():
         raise Fail(f"--teacher: no checkpoint at {f} (give a run folder holding checkpoints/best.pt, or a .pt file)")
     try:
@@ -740,6 +941,27 @@ def _final_evaluation(run_dir, cfg, cache, device):
     log.info("run folder: %s  (%.1f min of training)", run_dir, cfg["train_minutes"])
 
 
+def _make_run_dir(run_dir: Path) -> Path | None:
+    """Make the run folder; returns the uppermost folder this made (removed again if the run fails before its first
+    epoch ends), None when the run folder was there already."""
+    top = next((d for d in [*reversed(run_dir.parents), run_dir] if not d.exists()), None)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "train.log").open("a").close()
+    except OSError as e:
+        if top is not None and top.is_dir():
+            shutil.rmtree(top, ignore_errors=True)
+        raise Fail(f"cannot make the run folder {run_dir} (--out {run_dir.parent}): {e.strerror or e}") from None
+    return top
+
+
+def _close_log():
+    for h in list(log.handlers):
+        if isinstance(h, logging.FileHandler):
+            h.close()
+            log.removeHandler(h)
+
+
 def _setup_logging(run_dir):
     log.setLevel(logging.INFO)
     log.handlers.clear()
@@ -754,7 +976,12 @@ def _setup_logging(run_dir):
         log.addHandler(fh)
 
 
+def _on_sigterm(signum, frame):
+    raise Interrupted(signum)
+
+
 def cli():
+    signal.signal(signal.SIGTERM, _on_sigterm)
     sys.exit(main(get_args_parser().parse_args()))
 
 

@@ -2,8 +2,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +276,82 @@ def test_resume_continues_history(tmp_path):
     assert ckpt["epoch"] == 2 and "optimizer" in ckpt and "scheduler" in ckpt
 
 
+def test_resume_refuses_flags_that_differ_from_the_run(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    argv = ["--data", data, "--out", tmp_path, "--name", "r", *TINY, "--weights", "none"]
+    assert run_train(*argv, "--epochs", "1") == 0
+    before = (tmp_path / "r" / "config.json").read_bytes()
+    capsys.readouterr()
+    assert run_train("--resume", tmp_path / "r", "--epochs", "2", "--backbone", "resnet18", "--lr", "0.5", "--data",
+                     tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "these flags differ from them: --backbone resnet18 (the run's: mobilenet_v2); --lr 0.5 (the run's: " \
+           "0.001); --data" in err and "Traceback" not in err
+    assert (tmp_path / "r" / "config.json").read_bytes() == before
+    # the run's own command line, with more epochs, continues it
+    assert run_train(*argv, "--resume", tmp_path / "r", "--epochs", "2") == 0
+    assert list(pd.read_csv(tmp_path / "r" / "history.csv")["epoch"]) == [1, 2]
+
+
+def _fail_at_epoch(monkeypatch, at, error):
+    real = train.train_one_epoch
+
+    def one_epoch(*a, **k):
+        if a[11] == at:  # the epoch number
+            raise error
+        return real(*a, **k)
+    monkeypatch.setattr(train, "train_one_epoch", one_epoch)
+
+
+def test_interrupted_or_failed_training_is_marked_and_kept_for_resume(tmp_path, monkeypatch, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    argv = ["--data", data, "--out", tmp_path / "runs", "--epochs", "3", *TINY, "--weights", "none"]
+    _fail_at_epoch(monkeypatch, 2, KeyboardInterrupt())
+    assert run_train(*argv, "--name", "int") == 130
+    run = tmp_path / "runs" / "int"
+    err = capsys.readouterr().err
+    assert f"interrupted at epoch 2 of 3; the best checkpoint so far (epoch 1) is kept in {run}/checkpoints/best.pt; " \
+           f"resume with --resume {run}" in err and "Traceback" not in err
+    assert json.loads((run / "config.json").read_text())["status"] == "stopped"
+    assert "ERROR interrupted at epoch 2 of 3" in (run / "train.log").read_text()
+    _fail_at_epoch(monkeypatch, 2, RuntimeError("out of memory"))
+    with pytest.raises(RuntimeError):  # an unforeseen error keeps its traceback, after the run is marked
+        run_train(*argv, "--name", "err")
+    assert json.loads((tmp_path / "runs" / "err" / "config.json").read_text())["status"] == "failed"
+    log_text = (tmp_path / "runs" / "err" / "train.log").read_text()
+    assert "failed at epoch 2 of 3: RuntimeError: out of memory" in log_text
+    # before any epoch finished there is nothing to keep: the folder this run made goes
+    _fail_at_epoch(monkeypatch, 1, KeyboardInterrupt())
+    assert run_train(*argv, "--name", "early") == 130
+    assert "interrupted at epoch 1 of 3; nothing was kept" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "early").exists()
+    monkeypatch.undo()
+    assert run_train("--resume", run) == 0
+    assert json.loads((run / "config.json").read_text())["status"] == "finished"
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_training_with_a_message(sig, tmp_path):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    run = tmp_path / "runs" / "sig"
+    p = subprocess.Popen([sys.executable, "-m", "fer_core.train", "--data", str(data), "--out", str(run.parent),
+                          "--name", "sig", "--epochs", "500", *TINY, "--weights", "none"], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+    try:
+        deadline = time.time() + 240
+        while not (run / "config.json").is_file() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        p.send_signal(sig)
+        err = p.communicate(timeout=120)[1]
+    finally:
+        p.kill()
+    assert p.returncode == 128 + sig, err[-2000:]
+    assert "Traceback" not in err and f"resume with --resume {run}" in err
+    assert json.loads((run / "config.json").read_text())["status"] == "stopped"
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--data", "/no/such/folder"], "not found"),
     (["--epochs", "1"], "--data is required"),
@@ -283,11 +361,103 @@ def test_resume_continues_history(tmp_path):
     (["--data", ".", "--extra-data", "./"], "would leak into training"),
     (["--data", ".", "--fold", "1/5", "--split-from", "."], "--fold and --split-from both choose the split"),
     (["--data", ".", "--first-layer-lr-mult", "0"], "--first-layer-lr-mult must lie in (0, 1]"),
+    (["--data", ".", "--kd-weight", "0.3"], "--kd-weight sets how a student learns from its teacher: give --teacher"),
+    (["--data", ".", "--kd-temperature", "4"], "--kd-temperature sets how a student learns"),
+    (["--data", ".", "--fold", "1/5", "--test-frac", "0.3"], "--test-frac does not apply"),
+    (["--data", ".", "--split-from", ".", "--val-frac", "0.2"], "--val-frac and --test-frac do not apply"),
+    (["--data", ".", "--teacher", "/no/such/run"], "--teacher: no checkpoint at /no/such/run"),
+    (["--data", ".", "--weights", "/no/such/file.pt"], "weights file not found"),
 ])
 def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert run_train(*argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "argument --epochs: must be 1 or more, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: must be 1 or more, got 0"),
+    (["--workers", "-1"], "argument --workers: must be 0 or more, got -1"),
+    (["--lr", "-1"], "argument --lr: must be above 0, got -1"),
+    (["--lr", "nan"], "argument --lr: must be above 0, got nan"),
+    (["--epochs", "two"], "argument --epochs: expected a whole number, got 'two'"),
+    (["--img-size", "8"], "argument --img-size: must be between 16 and 1024 pixels, got 8"),
+    (["--img-size", "2048"], "argument --img-size: must be between 16 and 1024 pixels, got 2048"),
+    (["--name", "../escaped_run"], "argument --name: a run name is a folder name under --out"),
+    (["--name", "a/b"], "argument --name: a run name is a folder name under --out"),
+    (["--name", ".."], "argument --name: a run name is a folder name under --out"),
+    (["--layout", "bogus"], "argument --layout: invalid choice: 'bogus'"),
+])
+def test_bad_values_are_refused_when_the_flags_are_read(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.get_args_parser().parse_args(["--data", ".", *argv])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_failed_starts_leave_no_run_folder_behind(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    (tmp_path / "text.jpg").write_text("not a checkpoint")
+    other = tmp_path / "other-run"
+    other.mkdir()
+    (other / "split.csv").write_text("id,path,split\nTrain/fer0000001,x.png,train\n")
+    out = tmp_path / "runs" / "new"  # two levels this run would make
+
+    def refused(*argv):
+        capsys.readouterr()
+        assert run_train("--data", data, "--out", out, "--name", "x", *TINY, *argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and not (tmp_path / "runs").exists(), argv
+        return err
+
+    refused("--layout", "ferplus")
+    assert "val_frac and test_frac must be" in refused("--val-frac", "0.6", "--test-frac", "0.5")
+    assert "text.jpg is not a readable checkpoint" in refused("--weights", tmp_path / "text.jpg")
+    assert f"the split.csv of {other} shares no image ids with this data" in refused("--split-from", other)
+    # refused once the folder is made (the backbone's smallest input is known from the model): made, then removed
+    assert "dlib_face_resnet needs --img-size 103 or more" in refused("--backbone", "dlib_face_resnet",
+                                                                     "--weights", "none", "--img-size", "96")
+    # a folder that was there before is the user's: it stays
+    out.mkdir(parents=True)
+    (out / "x").mkdir()
+    (out / "x" / "notes.txt").write_text("mine")
+    assert run_train("--data", data, "--out", out, "--name", "x", *TINY, "--backbone", "dlib_face_resnet",
+                     "--weights", "none", "--img-size", "96") == 2
+    assert (out / "x" / "notes.txt").read_text() == "mine"
+    # an --out that cannot hold folders
+    (tmp_path / "file.jpg").write_text("x")
+    capsys.readouterr()
+    assert run_train("--data", data, "--out", tmp_path / "file.jpg", "--name", "y", *TINY) == 2
+    err = capsys.readouterr().err
+    assert f"cannot make the run folder {tmp_path / 'file.jpg' / 'y'}" in err and "is a file, not a folder" in err
+    assert (tmp_path / "file.jpg").read_text() == "x"
+
+
+def test_weights_must_be_a_checkpoint_of_this_backbone(tiny_run, tmp_path, capsys):
+    base, data, run = tiny_run
+    best = run / "checkpoints" / "best.pt"  # a mobilenet_v2 run
+    argv = ["--data", data, "--out", tmp_path / "runs", "--name", "w", "--epochs", "1", *TINY]
+
+    def refused(*more):
+        capsys.readouterr()
+        assert run_train(*argv, *more) == 2
+        assert not (tmp_path / "runs").exists()
+        return capsys.readouterr().err
+
+    assert f"--weights {best} is a mobilenet_v2 checkpoint, and this run's backbone is resnet18: give --backbone " \
+           f"mobilenet_v2" in refused("--weights", best, "--backbone", "resnet18")
+    model = torch.load(best, map_location="cpu", weights_only=True)["model"]
+    torch.save(model, tmp_path / "plain.pt")  # a state dict without a config: judged by the tensors that fit
+    assert "fits only 0 of the " in refused("--weights", tmp_path / "plain.pt", "--backbone", "resnet18")
+    few = {k: v for i, (k, v) in enumerate(model.items()) if i < 20 or not k.startswith("features.")}
+    torch.save(few, tmp_path / "few.pt")
+    n = sum(k.startswith("features.") for k in model)
+    assert f"fits only 20 of the {n} tensors of the mobilenet_v2 backbone" in refused("--weights", tmp_path / "few.pt")
+    # heads of another shape are normal (they are trained anew); the backbone fits
+    other_heads = {**model, "expression.weight": torch.zeros(7, 1280), "expression.bias": torch.zeros(7)}
+    torch.save(other_heads, tmp_path / "heads.pt")
+    assert run_train(*argv, "--weights", tmp_path / "heads.pt") == 0
+    loaded = json.loads((tmp_path / "runs" / "w" / "config.json").read_text())["weights"]["loaded"]
+    assert loaded == f"file {tmp_path / 'heads.pt'} ({len(model) - 2} of {len(model)} tensors)"
 
 
 @pytest.mark.parametrize("preset, first", [("cpu-best", "ferplus-pretrain"), ("dlib-best", "ferplus-dlib")])
