@@ -3,7 +3,9 @@ backbone at its released weights, takes its features of every image (averaged wi
 logistic regression (expression) and a ridge regression (valence, arousal, where the data has them) on them in
 five-fold cross-validation: the same stratified folds `--fold K/5` trains on. Prints accuracy and valence/arousal
 Pearson r per backbone, then for the features of several backbones side by side (do they know different things?).
-Minutes, not hours: a quick screen before spending an hour fine-tuning a new backbone.
+Minutes, not hours: a quick screen before spending an hour fine-tuning a new backbone. `landmarks` in place of a
+backbone probes the face's shape instead: AffectNet's 68 annotated points, centred, scaled, turned so the eyes are
+level, with all their pairwise distances.
 
     python benchmarks/linear_probe.py --data ../shared/data/affectnet8-4k \\
         --backbones hse_face_mobilenet:150 dlib_face_resnet:112 mobileface:112 [--combine hse_face_mobilenet,mobileface]
@@ -36,6 +38,19 @@ def features(backbone: str, size: int, images: torch.Tensor, batch: int = 64) ->
             x = normalise(images[i:i + batch], info.mean, info.std)
             out.append(((model.features(x) + model.features(x.flip(3))) / 2).float().numpy())
     return np.concatenate(out)
+
+
+def landmark_features(points: list[np.ndarray]) -> np.ndarray:
+    """[N, 68 * 2 + 68 * 67 / 2] shape features of each face's [68, 2] points (see the module's doc)."""
+    out = []
+    for p in points:
+        p = p - p.mean(0)
+        p = p / np.sqrt((p ** 2).sum(1).mean())
+        dx, dy = p[42:48].mean(0) - p[36:42].mean(0)  # left eye to right eye
+        c, s_ = np.cos(np.arctan2(dy, dx)), np.sin(np.arctan2(dy, dx))
+        p = p @ np.array([[c, -s_], [s_, c]])  # rotate by minus the eyes' angle
+        out.append(np.concatenate([p.ravel(), np.linalg.norm(p[:, None] - p[None], axis=-1)[np.triu_indices(68, 1)]]))
+    return np.stack(out)
 
 
 def probe(X: np.ndarray, y: np.ndarray, va: np.ndarray | None, folds: list[np.ndarray], C: float) -> tuple[float, ...]:
@@ -81,6 +96,15 @@ def main() -> int:
     feats, by_size = {}, {}
     for spec in a.backbones:
         name, _, size = spec.partition(":")
+        if name == "landmarks":
+            n = fdata.read_landmarks(index)
+            if n == 0:
+                print("error: landmarks needs AffectNet's annotations/<id>_lnd.npy files", file=sys.stderr)
+                return 2
+            mean = np.mean([s.landmarks for s in samples if s.landmarks is not None], axis=0)
+            feats[name] = landmark_features([s.landmarks if s.landmarks is not None else mean for s in samples])
+            print(f"landmarks: {n} of {len(samples)} images' points (the others get the mean face)", flush=True)
+            continue
         size = int(size or 112)
         if size not in by_size:
             images, _, failures = fdata.decode_images(index.root, samples, size)
