@@ -421,7 +421,8 @@ def make_split(index: DataIndex, val_frac=0.1, test_frac=0.1, seed=0, fold: tupl
             raise DataError(f"fold must be k/n with n >= 2 and 1 <= k <= n (got {k}/{n})")
         test_frac = 1 / n
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
-        raise DataError(f"val_frac and test_frac must be in [0, 1) and sum below 1 (got {val_frac}, {test_frac})")
+        raise DataError(f"--val-frac and --test-frac must each be in [0, 1) and sum below 1 "
+                        f"(got {val_frac}, {test_frac})")
     samples = sorted(index.samples, key=lambda s: s.id)  # order-independent: same ids -> same split
     out = {}
     if has_predefined_split(index):

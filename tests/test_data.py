@@ -266,7 +266,7 @@ def test_split_tiny_classes_do_not_crash(tmp_path):
     assert set(split) == {s.id for s in index.samples}
     assert split["happy/0.jpg"] == "train"
     assert Counter(split.values())["test"] >= 3
-    with pytest.raises(DataError, match="val_frac"):
+    with pytest.raises(DataError, match="--val-frac"):
         make_split(index, 0.6, 0.5)
 
 

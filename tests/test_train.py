@@ -410,7 +410,7 @@ def test_failed_starts_leave_no_run_folder_behind(tmp_path, capsys):
         return err
 
     refused("--layout", "ferplus")
-    assert "val_frac and test_frac must be" in refused("--val-frac", "0.6", "--test-frac", "0.5")
+    assert "--val-frac and --test-frac must each be" in refused("--val-frac", "0.6", "--test-frac", "0.5")
     assert "text.jpg is not a readable checkpoint" in refused("--weights", tmp_path / "text.jpg")
     assert f"the split.csv of {other} shares no image ids with this data" in refused("--split-from", other)
     # refused once the folder is made (the backbone's smallest input is known from the model): made, then removed
