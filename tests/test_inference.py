@@ -372,7 +372,8 @@ def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
     with pytest.raises(ModelNotFound, match="best.pt"):
         resolve_model(tmp_path / "empty-run")
     # a reference run ships its results without weights; a run in its first epoch has none yet
-    for status, says in (("finished", "results but not its weights"), ("running", "still in its first epoch")):
+    for status, says in (("finished", "results but not its weights"), ("stopped", "results but not its weights"),
+                         ("running", "still in its first epoch")):
         (tmp_path / "empty-run" / "config.json").write_text(json.dumps({"status": status}))
         with pytest.raises(ModelNotFound, match=says):
             resolve_model(tmp_path / "empty-run")
