@@ -550,7 +550,7 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
             raise WeightsUnavailable(f"pretrained weights for {backbone} do not fit: missing {bad[:3]}, "
                                      f"unexpected {unexpected[:3]}")
     else:
-        loaded = _load_weights_file(model, full, weights)
+        loaded = _load_weights_file(model, full, weights, backbone)
     # Channels-last weights make convolutions run in NHWC, which oneDNN does 1.2-2.5x faster on CPU than NCHW for
     # these backbones (benchmarks/train_throughput.py); PyTorch recommends it for GPUs with AMP too. Inputs need no
     # change.
@@ -558,22 +558,41 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
     return model, ModelInfo(backbone, loaded, mean, std, dim)
 
 
-def _load_weights_file(model: FERModel, backbone_module: nn.Module, path: str) -> str:
-    """Initialise from a FER Lab checkpoint (tensors of matching shape) or a plain backbone state dict."""
+def _load_weights_file(model: FERModel, backbone_module: nn.Module, path: str, backbone: str) -> str:
+    """Initialise from a FER Lab checkpoint of this backbone (tensors of matching shape) or a plain state dict that
+    fills at least half of the backbone's tensors (the heads need not fit: they are trained anew). Raises ValueError
+    for anything else."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    obj = torch.load(p, map_location="cpu", weights_only=True)
-    sd = obj.get("model", obj) if isinstance(obj, dict) else None
-    if not isinstance(sd, dict) or not sd:
-        raise ValueError(f"{path} holds no state dict")
-    for target in (model, backbone_module):  # FER Lab checkpoint first, then e.g. torchvision's ImageNet file
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:  # on other files the unpickler raises anything from KeyError to EOFError
+        obj = None
+    if not isinstance(obj, dict):
+        raise ValueError(f"--weights: {path} is not a readable checkpoint (a FER Lab checkpoint or a state dict saved "
+                         f"with torch.save)")
+    theirs = obj["config"].get("backbone") if isinstance(obj.get("config"), dict) else None
+    if theirs is not None and theirs != backbone:
+        raise ValueError(f"--weights {path} is a {theirs} checkpoint, and this run's backbone is {backbone}: give "
+                         f"--backbone {theirs}, or weights of a {backbone}")
+    sd = obj.get("model", obj)
+    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)} if isinstance(sd, dict) else {}
+    if not sd:
+        raise ValueError(f"--weights {path} holds no state dict")
+    # FER Lab naming first (the backbone's tensors are features.*), then e.g. torchvision's ImageNet file
+    for target, prefix in ((model, "features."), (backbone_module, "")):
         own = target.state_dict()
         fit = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
         if fit:
-            target.load_state_dict(fit, strict=False)
-            return f"file {p} ({len(fit)} of {len(own)} tensors)"
-    raise ValueError(f"{path}: no tensor fits the {type(backbone_module).__name__} backbone")
+            break
+    n_backbone = sum(k.startswith(prefix) for k in own)
+    n_fit = sum(k.startswith(prefix) for k in fit)
+    if n_fit < n_backbone / 2:
+        raise ValueError(f"--weights {path} fits only {n_fit} of the {n_backbone} tensors of the {backbone} backbone: "
+                         f"weights of another network?")
+    target.load_state_dict(fit, strict=False)
+    return f"file {p} ({len(fit)} of {len(own)} tensors)"
 
 
 def model_from_checkpoint(ckpt: dict):

@@ -649,8 +649,8 @@ def _prepare_run(args, rank):
     if args.split_from and (args.val_frac is not None or args.test_frac is not None):
         raise Fail(f"--split-from reuses the split of {args.split_from}, so --val-frac and --test-frac do not apply: "
                    f"give one or the other")
-    if r["weights"] not in ("imagenet", "pretrained", "none"):
-        _check_weights_file(r["weights"], r["backbone"])
+    if r["weights"] not in ("imagenet", "pretrained", "none") and not Path(r["weights"]).is_file():
+        raise Fail(f"weights file not found: {r['weights']}")  # what it holds is checked when the model is built
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
     if dist.is_initialized():  # every process must write to (and read from) the same folder
@@ -686,35 +686,6 @@ def _read_checkpoint(path, what: str) -> dict:
         raise Fail(f"{what}: {path} is not a readable checkpoint (a FER Lab checkpoint or a state dict saved with "
                    f"torch.save)")
     return ckpt
-
-
-def _check_weights_file(path: str, backbone: str) -> None:
-    """Refuse --weights PATH unless it initialises ``backbone``: a FER Lab checkpoint of the same backbone, or a state
-    dict that fills at least half of the backbone's tensors. The heads need not fit (they are trained anew)."""
-    if not Path(path).is_file():
-        raise Fail(f"weights file not found: {path}")
-    obj = _read_checkpoint(path, "--weights")
-    theirs = obj.get("config", {}).get("backbone") if isinstance(obj.get("config"), dict) else None
-    if theirs is not None and theirs != backbone:
-        raise Fail(f"--weights {path} is a {theirs} checkpoint, and this run's backbone is {backbone}: give "
-                   f"--backbone {theirs}, or weights of a {backbone}")
-    if theirs == backbone:  # e.g. the FER+ stage of a two-stage preset
-        return
-    sd = obj.get("model", obj)
-    sd = {k: v.shape for k, v in sd.items() if isinstance(v, torch.Tensor)} if isinstance(sd, dict) else {}
-    if not sd:
-        raise Fail(f"--weights {path} holds no state dict")
-    model, _ = build_model(backbone, "none")
-    own = {k: v.shape for k, v in model.state_dict().items()}
-    backbone_keys = [k for k in own if k.startswith("features.")]
-    if any(own.get(k) == v for k, v in sd.items()):  # named as in a FER Lab model: loaded as such
-        names = [lambda k: k]
-    else:  # a bare backbone's state dict (e.g. torchvision's): "features." is its root, or its torchvision .features
-        names = [lambda k: k.removeprefix("features."), lambda k: "features." + k.removeprefix("features.0.")]
-    fit = max(sum(sd.get(name(k)) == own[k] for k in backbone_keys) for name in names)
-    if fit < len(backbone_keys) / 2:
-        raise Fail(f"--weights {path} fits only {fit} of the {len(backbone_keys)} tensors of the {backbone} backbone: "
-                   f"weights of another network?")
 
 
 def _differ_from_run(args, cfg: dict) -> list[str]:
