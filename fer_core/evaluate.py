@@ -10,7 +10,6 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 
 from . import data as fdata
 from .calibrate import apply_temperature, temperature_of
-from .io import atomic_write_csv, atomic_write_json
+from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import NUM_CLASSES
 from .models import model_from_checkpoint
 from .transforms import normalise
@@ -110,8 +109,8 @@ def get_args_parser():
                    help="rescale the probabilities by the temperature fitted with fer_core.calibrate, where the model "
                         "has one (default on; --no-temperature writes the raw probabilities)")
     p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
-    p.add_argument("--out", help="folder for predictions/metrics (default: the run folder, also for a checkpoint in its "
-                                 "checkpoints/; needed for a model file elsewhere). Never another run's folder")
+    p.add_argument("--out", help="folder for predictions/metrics (default: the run folder, also for a checkpoint in "
+                                 "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
     p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>); "
                                  "letters, digits, '.', '_', '+', '-'")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
@@ -154,23 +153,6 @@ def own_folder(args, path: Path) -> Path | None:
         return Path(args.run)
     if args.run and path.parent.name == "checkpoints" and (path.parent.parent / "config.json").is_file():
         return path.parent.parent
-    return None
-
-
-def unwritable(out: Path) -> str | None:
-    """Why results cannot be written into ``out`` (checked before any work), or None."""
-    try:
-        if out.exists() and not out.is_dir():
-            return f"--out {out} is a file, not a folder"
-        probe = out  # the nearest existing folder: the missing ones are made in it
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            return f"--out {out} cannot be made: {probe} is a file, not a folder"
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as e:
-        return f"--out {out} cannot be written to ({e.strerror or e})"
     return None
 
 
@@ -264,7 +246,7 @@ def _load(args, device):
 
 def main(args) -> int:
     from .inference import ModelNotFound, run_path
-    from .train import pick_device  # one device policy for train and evaluate
+    from .train import IMG_SIZES, pick_device  # one device policy and one size range for train and evaluate
 
     if args.tag is not None and not TAG.fullmatch(args.tag):
         return _fail(f"--tag {args.tag!r} is not a simple name: it becomes part of a file name "
@@ -277,8 +259,8 @@ def main(args) -> int:
     except ModelNotFound as e:
         return _fail(str(e))
     if args.img_size is not None:
-        if not 16 <= args.img_size <= 1024:
-            return _fail(f"--img-size must be between 16 and 1024 pixels, got {args.img_size}")
+        if not IMG_SIZES[0] <= args.img_size <= IMG_SIZES[1]:
+            return _fail(f"--img-size must be between {IMG_SIZES[0]} and {IMG_SIZES[1]} pixels, got {args.img_size}")
         cfg = dict(cfg, img_size=args.img_size)
     own_root = Path((cfg.get("data") or {}).get("root", ""))
     root = Path(args.data).resolve() if args.data else own_root
@@ -288,13 +270,13 @@ def main(args) -> int:
     out = Path(args.out) if args.out else own
     if out is None:
         return _fail(f"give --out FOLDER: where to write the predictions and metrics of {path}")
-    problem = unwritable(out)
+    problem = unwritable_folder(out)
     if problem:
-        return _fail(problem)
+        return _fail(f"--out {out} {problem}")
     owner = other_owner(out, own, path, cfg)
     if owner:
-        return _fail(f"{out} {owner}, not of {cfg.get('name', path.stem)} ({path}): its config.json would describe another model than these "
-                     f"results. Give a new --out folder")
+        return _fail(f"{out} {owner}, not of {cfg.get('name', path.stem)} ({path}): its config.json would describe "
+                     f"another model than these results. Give a new --out folder")
     try:
         index = fdata.read_dataset(root, args.layout if args.data else cfg["data"]["layout"])
     except fdata.DataError as e:

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees half a file (temp file in the same folder, then os.replace)."""
+"""Atomic file writes: a reader never sees half a file (temp file in the same folder, then os.replace); and a check that
+an output folder can be written at all."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,25 @@ from pathlib import Path
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def unwritable_folder(folder) -> str | None:
+    """Why ``folder`` cannot be made or written into, to follow its name in a message ("is a file, not a folder"),
+    or None. Cheap: a command checks its output folder with it before any work."""
+    folder = Path(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            return "is a file, not a folder"
+        probe = folder  # the nearest existing folder: the missing ones would be made in it
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            return f"is under {probe}, which is a file, not a folder"
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        return f"cannot be written to ({e.strerror or e})"
+    return None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from . import data as fdata
 from .evaluate import same_data, predict_arrays, predictions_frame, saved_split, summary_line, write_evaluation
-from .io import atomic_torch_save, atomic_write_csv, atomic_write_json
+from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc
 from .models import BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint
@@ -157,7 +157,7 @@ def _above_zero(text: str) -> float:
 
 def _img_size(text: str) -> int:
     n = _number(int, text)
-    if not IMG_SIZES[0] <= n <= IMG_SIZES[1]:  # the sizes fer_core.evaluate takes
+    if not IMG_SIZES[0] <= n <= IMG_SIZES[1]:  # fer_core.evaluate takes the same
         raise argparse.ArgumentTypeError(f"must be between {IMG_SIZES[0]} and {IMG_SIZES[1]} pixels, got {n}")
     return n
 
@@ -660,9 +660,9 @@ def _prepare_run(args, rank):
     run_dir = Path(args.out) / name
     if rank == 0 and (run_dir / "config.json").exists():
         raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it")
-    there = next(d for d in [run_dir, *run_dir.parents] if d.exists())
-    if not there.is_dir():
-        raise Fail(f"cannot make the run folder {run_dir} (--out {args.out}): {there} is a file, not a folder")
+    problem = unwritable_folder(run_dir)
+    if problem:
+        raise Fail(f"cannot make the run folder {run_dir} (--out {args.out}): it {problem}")
     cfg = {
         "schema_version": SCHEMA_VERSION, "name": name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "backbone": r["backbone"], "img_size": r["img_size"], "classes": CLASSES, "preset": args.preset,

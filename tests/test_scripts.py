@@ -179,7 +179,8 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     assert ens["status"] == "ensemble" and [st["run"] for st in ens["members"][1]["stages"]] == ["base", "stage2"]
     assert ens["train_minutes"] == pytest.approx(minutes[0] + minutes[1] + cfg["train_minutes"], abs=1e-3)
     acc = json.loads((tmp_path / "ens" / "metrics_test.json").read_text())["accuracy"]
-    assert f"ensemble (test split, n=300, accuracy 95% CI" in out.stdout and f"acc {acc:.4f}" in out.stdout.splitlines()[-2]
+    assert "ensemble (test split, n=300, accuracy 95% CI" in out.stdout
+    assert f"acc {acc:.4f}" in out.stdout.splitlines()[-2]
     again = _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens")
     assert again.returncode == 2 and "not empty" in again.stderr
     assert not (tmp_path / "ens" / "split.csv").exists()  # stage2 has no split.csv: the ensemble claims none

@@ -1,5 +1,4 @@
 """Overview: the chosen runs' results side by side, with 95% intervals, and the best run named."""
-import pandas as pd
 import streamlit as st
 
 from fer_core import report
