@@ -558,6 +558,19 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
     return model, ModelInfo(backbone, loaded, mean, std, dim)
 
 
+def read_weights_file(path, what: str) -> dict:
+    """A checkpoint or state dict (a dict, loaded with weights_only=True). Raises ValueError, starting with ``what``,
+    for any other file."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # on other files the unpickler raises anything from KeyError to EOFError
+        obj = None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what}: {path} is not a readable checkpoint (a FER Lab checkpoint or a state dict saved "
+                         f"with torch.save)")
+    return obj
+
+
 def _load_weights_file(model: FERModel, backbone_module: nn.Module, path: str, backbone: str) -> str:
     """Initialise from a FER Lab checkpoint of this backbone (tensors of matching shape) or a plain state dict that
     fills at least half of the backbone's tensors (the heads need not fit: they are trained anew). Raises ValueError
@@ -565,13 +578,7 @@ def _load_weights_file(model: FERModel, backbone_module: nn.Module, path: str, b
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:  # on other files the unpickler raises anything from KeyError to EOFError
-        obj = None
-    if not isinstance(obj, dict):
-        raise ValueError(f"--weights: {path} is not a readable checkpoint (a FER Lab checkpoint or a state dict saved "
-                         f"with torch.save)")
+    obj = read_weights_file(p, "--weights")
     theirs = obj["config"].get("backbone") if isinstance(obj.get("config"), dict) else None
     if theirs is not None and theirs != backbone:
         raise ValueError(f"--weights {path} is a {theirs} checkpoint, and this run's backbone is {backbone}: give "

@@ -35,7 +35,8 @@ from .evaluate import same_data, predict_arrays, predictions_frame, saved_split,
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc
-from .models import BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint
+from .models import (BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
+                     read_weights_file)
 from .presets import DESCRIPTIONS, PRESETS, resolve
 from .runs import selection_score
 from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
@@ -593,7 +594,7 @@ def _prepare_run(args, rank):
         last = run_dir / "checkpoints" / "last.pt"
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
-        ckpt = _read_checkpoint(last, "cannot resume")
+        ckpt = read_weights_file(last, "cannot resume")
         cfg = ckpt["config"]
         differ = _differ_from_run(args, cfg)
         if differ:
@@ -674,18 +675,6 @@ def _prepare_run(args, rank):
         "status": "running", "train_minutes": 0.0,
     }
     return run_dir, cfg, 1, None
-
-
-def _read_checkpoint(path, what: str) -> dict:
-    """A checkpoint or state dict (a dict, loaded with weights_only=True), or Fail."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # on other files the unpickler raises anything from KeyError to EOFError
-        ckpt = None
-    if not isinstance(ckpt, dict):
-        raise Fail(f"{what}: {path} is not a readable checkpoint (a FER Lab checkpoint or a state dict saved with "
-                   f"torch.save)")
-    return ckpt
 
 
 def _differ_from_run(args, cfg: dict) -> list[str]:
