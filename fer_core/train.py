@@ -65,7 +65,7 @@ def get_args_parser():
     # None defaults: the preset or the study's recipe fills them (see presets.BASE)
     a("--backbone", choices=BACKBONES, help="network (default resnet50)")
     a("--weights", help="imagenet (default) or pretrained: the backbone's released weights (ImageNet; faces for "
-                         "dlib_face_resnet, hse_face_mobilenet and mobileface), none, or PATH to a state dict / "
+                         "dlib_face_resnet, hse_face_mobilenet, mobileface and facenet), none, or PATH to a state dict / "
                          "FER Lab checkpoint")
     a("--img-size", type=_img_size, help=f"input side in pixels, {IMG_SIZES[0]} to {IMG_SIZES[1]} (default 224)")
     a("--epochs", type=_at_least(1), help="epochs (default 34)")
