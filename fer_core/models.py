@@ -524,9 +524,10 @@ def tf_graph_constants(graph: bytes) -> dict:
     out = {}
     for field, node in _protobuf_fields(memoryview(graph)):
         fields = list(_protobuf_fields(node)) if field == 1 else []
-        if (2, b"Const") not in [(f, bytes(v)) for f, v in fields if f == 2]:
+        text = {f: bytes(v) for f, v in fields if f in (1, 2)}  # name, op
+        if text.get(2) != b"Const":
             continue
-        name = next(bytes(v).decode() for f, v in fields if f == 1)
+        name = text[1].decode()
         for entry in (dict(_protobuf_fields(v)) for f, v in fields if f == 5):
             if bytes(entry[1]) != b"value":
                 continue
