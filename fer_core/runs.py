@@ -213,7 +213,7 @@ def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
 
 def default_selection(runs: list[Run], n: int) -> list[str]:
     """Runs to show before the user chooses: the newest run, then the best run (by validation selection_score) of
-    each recipe (preset, else backbone) trained on the same data as it, the best of them first, then the newest
+    each recipe (preset and backbone) trained on the same data as it, the best of them first, then the newest
     others (same data first); at most n. A seed repeat (a run that seed_groups puts after another) does not compete for
     best of its recipe: the luckiest of several seeds is noise, not a better recipe. Nor does a run that changed
     more of its preset's settings than another run of that preset: an ablation stands for its own question, the
@@ -236,7 +236,8 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
         return d.get("layout"), d.get("n_samples")
 
     def recipe(r: Run):
-        return r.config.get("preset") or r.config.get("backbone")
+        """A preset on another backbone is a recipe of its own, not an ablation of the preset."""
+        return r.config.get("preset"), r.config.get("backbone")
 
     def changed(r: Run) -> int:
         """How many of its preset's settings the run changed (0 without a known preset)."""

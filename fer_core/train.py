@@ -288,7 +288,6 @@ def _main(args, run: dict) -> int:
         by_split["train"] = fdata.stratified_subset(by_split["train"], r["limit"], r["seed"])
     if not by_split["train"] or not by_split["val"]:
         raise Fail(f"need training and validation images; split counts {[len(v) for v in by_split.values()]}")
-    cfg["split"]["counts"] = {k: len(v) for k, v in by_split.items()}
 
     # Everything above only reads: the run folder is made once the run is known to start.
     run.update(dir=run_dir, rank=rank)
@@ -297,7 +296,10 @@ def _main(args, run: dict) -> int:
     _setup_logging(run_dir if rank == 0 else None)
     run["logging"] = rank == 0
     if rank == 0 and not args.resume:
-        rows = [{"id": s.id, "path": s.path, "split": assignment[s.id]} for s in index.samples if s.id in assignment]
+        trained = {s.id for s in by_split["train"]}  # --limit leaves some training images out: they are "unused"
+        rows = [{"id": s.id, "path": s.path,
+                 "split": "unused" if assignment[s.id] == "train" and s.id not in trained else assignment[s.id]}
+                for s in index.samples if s.id in assignment]
         atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))
     if r.get("landmark_weight"):
         log.info("landmarks for %d of %d images (weight %g)", n_landmarks, len(index.samples), r["landmark_weight"])
@@ -317,6 +319,10 @@ def _main(args, run: dict) -> int:
     for k, samples in by_split.items():
         cache[k], failed = _decode(index.root, samples, r["img_size"], rank)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
+    cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds
+    if not cfg["split"]["counts"]["train"] or not cfg["split"]["counts"]["val"]:
+        raise Fail(f"no readable training or validation images in {index.root}: split counts "
+                   f"{cfg['split']['counts']} (the log lists the unreadable ones)")
     if r.get("extra_data"):
         cache["train"] = _add_extra(cache["train"], cfg, r, rank)
     log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
@@ -361,7 +367,7 @@ def _main(args, run: dict) -> int:
     best = cfg.get("best", {}).get("value", float("-inf"))
     stale = 0
     for epoch in range(start_epoch, r["epochs"] + 1):
-        run["at"] = f"at epoch {epoch} of {r['epochs']}"
+        run["at"] = f"during epoch {epoch} of {r['epochs']}"
         t_ep = time.time()
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -723,6 +729,11 @@ def _split(args, cfg, index, run_dir):
                        f"{index.layout} layout): it was made on other data")
         cfg["split"]["source"] = f"run:{Path(src).name}"
     else:
+        predefined = {s.split for s in index.samples} if fdata.has_predefined_split(index) else set()
+        for flag, split in (("test_frac", "test"), ("val_frac", "val")):
+            if split in predefined and getattr(args, flag) is not None:
+                raise Fail(f"{index.root} has its own {split} split ({index.layout} layout), so --{flag.replace('_', '-')} "
+                           f"does not apply: leave it out")
         assignment = fdata.make_split(index, cfg["split"]["val_frac"], cfg["split"]["test_frac"], cfg["split"]["seed"],
                                       fold=args.fold)
         cfg["split"]["source"] = "predefined" if all(s.split for s in index.samples) else "stratified"

@@ -97,19 +97,22 @@ def test_default_selection_does_not_pick_the_luckiest_seed(tmp_path):
 def test_default_selection_shows_the_plain_preset_before_its_ablations(tmp_path):
     # "ablation" ran the same preset with one setting changed and scored higher: the preset run still stands for it
     from fer_core.presets import resolve
-    for name, skill, seed, preset, change in [("plain", 1.0, 0, "hse-best", {}),
-                                              ("ablation", 3.0, 1, "hse-best", {"epochs": 18}),
-                                              ("newest", 1.0, 2, None, {})]:
+    # "facenet" ran the preset on another backbone: a recipe of its own, shown beside the plain preset
+    for name, skill, seed, preset, change in [("plain", 1.5, 0, "hse-best", {}),
+                                              ("facenet", 0.5, 1, "hse-best", {"backbone": "facenet"}),
+                                              ("ablation", 3.0, 2, "hse-best", {"epochs": 18}),
+                                              ("newest", 1.0, 3, None, {})]:
         folder = write_run(tmp_path, name, n=200, skill=skill, seed=seed, n_boot=10)
         if preset:
             cfg = json.loads((folder / "config.json").read_text())
-            cfg.update(preset=preset, args={**resolve(preset, {}), "seed": seed, **change})
+            args = {**resolve(preset, {}), "seed": seed, **change}
+            cfg.update(preset=preset, backbone=args["backbone"], args=args)
             (folder / "config.json").write_text(json.dumps(cfg))
     runs, _ = R.discover_runs([tmp_path])
     by_name = {r.name: r for r in runs}
-    assert by_name["ablation"].val_score > by_name["plain"].val_score
+    assert by_name["ablation"].val_score > by_name["plain"].val_score > by_name["facenet"].val_score
     assert R.default_selection(runs, 2) == ["newest", "plain"]
-    assert R.default_selection(runs, 3) == ["newest", "plain", "ablation"]
+    assert R.default_selection(runs, 4) == ["newest", "plain", "facenet", "ablation"]
 
 
 def test_default_selection_puts_cross_validation_folds_last(tmp_path):

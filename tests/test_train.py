@@ -310,20 +310,20 @@ def test_interrupted_or_failed_training_is_marked_and_kept_for_resume(tmp_path, 
     assert run_train(*argv, "--name", "int") == 130
     run = tmp_path / "runs" / "int"
     err = capsys.readouterr().err
-    assert f"interrupted at epoch 2 of 3; the best checkpoint so far (epoch 1) is kept in {run}/checkpoints/best.pt; " \
+    assert f"interrupted during epoch 2 of 3; the best checkpoint so far (epoch 1) is kept in {run}/checkpoints/best.pt; " \
            f"resume with --resume {run}" in err and "Traceback" not in err
     assert json.loads((run / "config.json").read_text())["status"] == "stopped"
-    assert "ERROR interrupted at epoch 2 of 3" in (run / "train.log").read_text()
+    assert "ERROR interrupted during epoch 2 of 3" in (run / "train.log").read_text()
     _fail_at_epoch(monkeypatch, 2, RuntimeError("out of memory"))
     with pytest.raises(RuntimeError):  # an unforeseen error keeps its traceback, after the run is marked
         run_train(*argv, "--name", "err")
     assert json.loads((tmp_path / "runs" / "err" / "config.json").read_text())["status"] == "failed"
     log_text = (tmp_path / "runs" / "err" / "train.log").read_text()
-    assert "failed at epoch 2 of 3: RuntimeError: out of memory" in log_text
+    assert "failed during epoch 2 of 3: RuntimeError: out of memory" in log_text
     # before any epoch finished there is nothing to keep: the folder this run made goes
     _fail_at_epoch(monkeypatch, 1, KeyboardInterrupt())
     assert run_train(*argv, "--name", "early") == 130
-    assert "interrupted at epoch 1 of 3; nothing was kept" in capsys.readouterr().err
+    assert "interrupted during epoch 1 of 3; nothing was kept" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "early").exists()
     monkeypatch.undo()
     assert run_train("--resume", run) == 0
@@ -460,7 +460,8 @@ def test_weights_must_be_a_checkpoint_of_this_backbone(tiny_run, tmp_path, capsy
     assert loaded == f"file {tmp_path / 'heads.pt'} ({len(model) - 2} of {len(model)} tensors)"
 
 
-@pytest.mark.parametrize("preset, first", [("cpu-best", "ferplus-pretrain"), ("dlib-best", "ferplus-dlib")])
+@pytest.mark.parametrize("preset, first", [("cpu-best", "ferplus-pretrain"), ("dlib-best", "ferplus-dlib"),
+                                           ("facenet-best", "ferplus-facenet")])
 def test_preset_without_its_first_stage_says_what_to_run(preset, first, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no artifacts/runs/<first> here
     assert run_train("--data", ".", "--preset", preset) == 2
@@ -667,6 +668,34 @@ def test_extra_data_joins_training_only(tmp_path):
     split = pd.read_csv(tmp_path / "mix" / "split.csv", dtype={"id": str})
     preds = pd.read_csv(tmp_path / "mix" / "predictions_test.csv", dtype={"id": str})
     assert set(preds["id"]) == set(split.loc[split["split"] == "test", "id"])
+
+
+def test_limit_and_unreadable_images_show_in_the_split(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "aff", n_per_class=5, size=48)
+    broken = sorted((data / "images").glob("*.jpg"))[0]
+    broken.write_bytes(b"not a jpeg")
+    rc = run_train("--data", data, "--out", tmp_path, "--name", "lim", "--epochs", "1", "--limit", "16", *TINY)
+    assert rc == 0
+    cfg = json.loads((tmp_path / "lim" / "config.json").read_text())
+    split = pd.read_csv(tmp_path / "lim" / "split.csv", dtype={"id": str})
+    n = split["split"].value_counts().to_dict()
+    assert n["train"] == 16 and n["train"] + n["unused"] == 40 - n["val"] - n["test"]
+    # the counts are the images each split really held: the unreadable one is left out of its split's count
+    expected = {"train": 16, "val": n["val"], "test": n["test"]}
+    where = split.set_index("id")["split"][broken.stem]
+    expected[where] = expected.get(where, 0) - 1
+    assert cfg["data"]["skipped"] == {**{f"unreadable image ({k})": 0 for k in ("train", "val", "test")},
+                                      **({f"unreadable image ({where})": 1} if where != "unused" else {})}
+    assert cfg["split"]["counts"] == {k: expected[k] for k in ("train", "val", "test")}
+    # a data set with its own test split refuses --test-frac instead of ignoring it
+    rows = {sp: [(f"fer{sp}{k:04d}.png", [10 if j == k % 8 else 0 for j in range(10)]) for k in range(8)]
+            for sp in ("Train", "Valid", "Test")}
+    ferplus = write_ferplus(tmp_path / "fp", rows)
+    capsys.readouterr()
+    assert run_train("--data", ferplus, "--out", tmp_path, "--name", "fp-run", "--test-frac", "0.3", *TINY) == 2
+    err = capsys.readouterr().err
+    assert "has its own test split (ferplus layout), so --test-frac does not apply" in err and "Traceback" not in err
+    assert not (tmp_path / "fp-run").exists()
 
 
 def test_renamed_run_answers_by_its_folder_config(tiny_run, tmp_path):
