@@ -48,6 +48,7 @@ class DataIndex:
     notes: list[str] = field(default_factory=list)
 
 
+LAYOUTS = ("affectnet", "ferplus", "folders", "csv")  # what read_dataset reads (and detect_layout tells apart)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
@@ -124,9 +125,9 @@ def read_dataset(root, layout: str = "auto") -> DataIndex:
     """Index a data set. Raises DataError for a wrong path, an unknown layout or a folder with no usable sample."""
     root = Path(root).expanduser().resolve()
     found = detect_layout(root) if layout == "auto" else layout
-    readers = {"affectnet": _read_affectnet, "ferplus": _read_ferplus, "folders": _read_folders, "csv": _read_csv}
-    if found not in readers:
-        raise DataError(f"unknown layout {layout!r}: choose auto, {', '.join(readers)}")
+    if found not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}: choose auto, {', '.join(LAYOUTS)}")
+    readers = dict(zip(LAYOUTS, (_read_affectnet, _read_ferplus, _read_folders, _read_csv)))
     if not root.exists():
         raise DataError(f"data folder not found: {root}")
     index = readers[found](root)

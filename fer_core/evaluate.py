@@ -97,7 +97,8 @@ def get_args_parser():
     p.add_argument("--run", help="run folder written by fer_core.train, or a model file (.pt checkpoint, .onnx "
                                  "export); default: the shipped default model, models/default")
     p.add_argument("--data", help="data folder to evaluate on (default: the model's own training data)")
-    p.add_argument("--layout", default="auto", help="layout of --data: auto, affectnet, ferplus, folders, csv")
+    p.add_argument("--layout", default="auto", choices=("auto", *fdata.LAYOUTS),
+                   help=f"layout of --data: auto, {', '.join(fdata.LAYOUTS)}")
     p.add_argument("--split", default=None,
                    help="train, val, test or all (default: test of the run's own split; all samples of other data "
                         "unless it has a predefined test split)")

@@ -43,7 +43,6 @@ from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weight
 
 SCHEMA_VERSION = 1
 VA_LOSSES = ("mse", "ccc", "mse+ccc")
-LAYOUTS = ("auto", "affectnet", "ferplus", "folders", "csv")
 IMG_SIZES = (16, 1024)
 log = logging.getLogger("fer_core.train")
 
@@ -54,7 +53,8 @@ def get_args_parser():
                                 epilog="presets:\n" + presets, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--data", help="data folder (AffectNet, FER+, class folders) or CSV manifest; required unless --resume")
-    a("--layout", default="auto", choices=LAYOUTS, help="auto (default), affectnet, ferplus, folders, csv")
+    a("--layout", default="auto", choices=("auto", *fdata.LAYOUTS),
+      help=f"auto (default), {', '.join(fdata.LAYOUTS)}")
     a("--preset", choices=list(PRESETS), help="a named recipe (listed below); flags given override it")
     a("--name", type=_run_name, help="run name, the run folder's name under --out (default: <preset or "
                                        "backbone>-<date-time>)")
