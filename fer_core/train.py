@@ -732,11 +732,11 @@ def _split(args, cfg, index, run_dir):
         predefined = {s.split for s in index.samples} if fdata.has_predefined_split(index) else set()
         for flag, split in (("test_frac", "test"), ("val_frac", "val")):
             if split in predefined and getattr(args, flag) is not None:
-                raise Fail(f"{index.root} has its own {split} split ({index.layout} layout), so --{flag.replace('_', '-')} "
-                           f"does not apply: leave it out")
+                raise Fail(f"{index.root} has its own {split} split ({index.layout} layout), so "
+                           f"--{flag.replace('_', '-')} does not apply: leave it out")
         assignment = fdata.make_split(index, cfg["split"]["val_frac"], cfg["split"]["test_frac"], cfg["split"]["seed"],
                                       fold=args.fold)
-        cfg["split"]["source"] = "predefined" if all(s.split for s in index.samples) else "stratified"
+        cfg["split"]["source"] = "predefined" if predefined else "stratified"
         if args.fold:
             cfg["split"].update(source="fold", fold=args.fold[0], folds=args.fold[1])
     return assignment
