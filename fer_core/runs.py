@@ -102,6 +102,9 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
     folder = Path(folder)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
+        if (folder / "train.log").is_file():  # training writes config.json when each epoch ends
+            return None, [Problem(folder, "no config.json yet: training in its first epoch (it shows once that epoch "
+                                  "ends), or stopped before the end of it")]
         return None, [Problem(folder, "no config.json (half-written run, or not a run folder)")]
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))

@@ -223,8 +223,12 @@ def write_broken_runs(runs_dir) -> dict[str, str]:
     cols.mkdir(parents=True, exist_ok=True)
     (cols / "config.json").write_text(json.dumps({"schema_version": 1, "name": "missing-columns", "classes": CLASSES}))
     (cols / "history.csv").write_text("epoch,train_loss\n1,2.0\n")
+    first_epoch = runs_dir / "first-epoch"  # what training has written before its first epoch ends
+    first_epoch.mkdir(parents=True, exist_ok=True)
+    (first_epoch / "train.log").write_text("decoded 100 images\n")
+    (first_epoch / "split.csv").write_text("id,path,split\n")
     return {"bad-json": "not valid JSON", "future-schema": "unsupported schema_version",
-            "missing-columns": "lacks columns"}
+            "missing-columns": "lacks columns", "first-epoch": "training in its first epoch"}
 
 
 if __name__ == "__main__":  # python -m tests.fixture_runs /tmp/demo-runs  (for looking at the app by hand)
