@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from . import data as fdata
 from .calibrate import apply_temperature, temperature_of
@@ -26,12 +27,17 @@ from .transforms import normalise
 TAG = re.compile(r"\w[\w.+-]*")  # a file-name part: no folders, no leading dot
 
 
+def batches(n: int, size: int, progress: bool):
+    """Start indices of the batches of n images, with a progress bar when asked and there are several."""
+    return tqdm(range(0, n, size), desc="predict", unit="batch", disable=not progress or n <= size, leave=False)
+
+
 @torch.no_grad()
-def predict_arrays(model, images: torch.Tensor, mean, std, batch_size=128, device="cpu", tta=False):
+def predict_arrays(model, images: torch.Tensor, mean, std, batch_size=128, device="cpu", tta=False, progress=False):
     """Softmax probabilities [N, 8] and valence/arousal [N, 2] for a uint8 image tensor; flip-TTA averages both views."""
     model.eval()
     probs, vas = [], []
-    for i in range(0, len(images), batch_size):
+    for i in batches(len(images), batch_size, progress):
         x = normalise(images[i:i + batch_size].to(device), mean, std)
         logits, va = model(x)
         p = logits.float().softmax(1)
@@ -77,7 +83,7 @@ def evaluate_samples(model, cfg, root, samples, device="cpu", tta=False, progres
     """Decode, predict and build the predictions table; unreadable images are left out and returned."""
     images, ok, failures = fdata.decode_images(root, samples, cfg["img_size"], progress=progress)
     kept = [samples[i] for i in ok]
-    probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
+    probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta, progress=progress)
     return predictions_frame(kept, probs, va), failures
 
 
@@ -227,7 +233,7 @@ def _load(args, device):
                                     f"checkpoint")
             predictor.tta = tta
             parts = [predictor.predict_batch(images[i:i + 128].permute(0, 2, 3, 1).numpy())
-                     for i in range(0, len(images), 128)]
+                     for i in batches(len(images), 128, progress=True)]
             return tuple(np.concatenate(x) for x in zip(*parts))
 
         cfg = predictor.config
@@ -236,7 +242,7 @@ def _load(args, device):
         model.to(device)
 
         def predict(images, cfg, tta):
-            return predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
+            return predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta, progress=True)
 
     if path.parent.name == "checkpoints" and (path.parent.parent / "split.csv").is_file():
         run = path.parent.parent

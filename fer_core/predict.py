@@ -91,12 +91,12 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
     from .inference import read_image
 
     records = []
-    for f in files:
+    for f in tqdm(files, desc="files", unit="file", disable=len(files) < 2):
         try:
             if Path(f).suffix.lower() in VIDEO_EXTS:
                 if whole_image:
                     raise VideoError(f"{f}: --whole-image is for photos; videos are searched for faces")
-                with tqdm(desc=Path(f).name, unit="frame") as bar:
+                with tqdm(desc=Path(f).name, unit="frame", leave=None) as bar:
                     def progress(done, total):
                         bar.total = total or None
                         bar.update(done - bar.n)

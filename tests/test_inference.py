@@ -422,7 +422,7 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     assert run_cli([d, tmp_path / "missing.png", "--run", ckpt, "--csv", out_csv, "--json", out_json]) == 0
     out, err = capsys.readouterr()
     assert "tiny" in out and "mobilenet_v2" in out and "2 of 4 files processed" in out
-    assert "broken.jpg" in err and "missing.png: file not found" in err
+    assert "broken.jpg" in err and "missing.png: file not found" in err and "files: 100%" in err and "4/4" in err
     df = pd.read_csv(out_csv)
     assert len(df) == 4 and df["error"].notna().sum() == 2
     ok = df[df["error"].isna()].set_index(df[df["error"].isna()]["path"].map(lambda p: p.rsplit("/", 1)[-1]))
