@@ -48,7 +48,6 @@ class DataIndex:
     notes: list[str] = field(default_factory=list)
 
 
-LAYOUTS = ("affectnet", "ferplus", "folders", "csv")  # what read_dataset reads (and detect_layout tells apart)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
@@ -127,10 +126,9 @@ def read_dataset(root, layout: str = "auto") -> DataIndex:
     found = detect_layout(root) if layout == "auto" else layout
     if found not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}: choose auto, {', '.join(LAYOUTS)}")
-    readers = dict(zip(LAYOUTS, (_read_affectnet, _read_ferplus, _read_folders, _read_csv)))
     if not root.exists():
         raise DataError(f"data folder not found: {root}")
-    index = readers[found](root)
+    index = READERS[found](root)
     if not index.samples:
         left = ", ".join(f"{k}: {v}" for k, v in index.skipped.items()) or "nothing found"
         raise DataError(f"no usable samples in {index.root} ({found} layout; skipped {left})")
@@ -359,6 +357,11 @@ def _read_csv(root: Path) -> DataIndex:
     if odd_splits:
         notes.append(f"unrecognised split values treated as unassigned: {', '.join(sorted(odd_splits))}")
     return DataIndex(base, "csv", samples, False, skipped, notes)
+
+
+# layout -> reader: what read_dataset reads (and detect_layout tells apart)
+READERS = {"affectnet": _read_affectnet, "ferplus": _read_ferplus, "folders": _read_folders, "csv": _read_csv}
+LAYOUTS = tuple(READERS)
 
 
 def has_predefined_split(index: DataIndex) -> bool:
