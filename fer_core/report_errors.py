@@ -172,6 +172,16 @@ PAIRED_LABELS = {"accuracy": ("accuracy", False), "macro_f1": ("macro-F1", False
                  "arousal_rmse": ("arousal RMSE", True)}
 
 
+def _signed(x: float) -> str:
+    """x with a sign and three decimals, or more where three would show a non-zero end of an interval as 0.000
+    (the verdict beside it rests on the sign)."""
+    for decimals in (3, 4, 5):
+        text = f"{x:+.{decimals}f}"
+        if x == 0 or not math.isfinite(x) or float(text) != 0:
+            return text
+    return f"{x:+.1e}"
+
+
 def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
     """fer_core.metrics.paired_comparison as rows: metric, A, B, A − B, its paired 95% interval (as text, and
     its ends for the figure), and which run the interval favours ("within noise" when it contains 0)."""
@@ -184,7 +194,7 @@ def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
         else:
             verdict = "within noise"
         rows.append({"metric": label + (" (lower is better)" if lower_better else ""), a: m["a"], b: m["b"],
-                     "A − B": m["diff"], "95% CI": f"[{ci[0]:+.3f}, {ci[1]:+.3f}]", "verdict": verdict,
+                     "A − B": m["diff"], "95% CI": f"[{_signed(ci[0])}, {_signed(ci[1])}]", "verdict": verdict,
                      "95% CI low": ci[0], "95% CI high": ci[1]})
     return pd.DataFrame(rows)
 

@@ -308,8 +308,13 @@ def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
         "accuracy": {"a": 0.5, "b": 0.4, "diff": 0.1, "ci95": [0.05, 0.15]},
         "macro_f1": {"a": 0.5, "b": 0.49, "diff": 0.01, "ci95": [-0.02, 0.04]},
         "valence_rmse": {"a": 0.3, "b": 0.4, "diff": -0.1, "ci95": [-0.15, -0.05]},
-        "arousal_rmse": {"a": 0.4, "b": 0.3, "diff": 0.1, "ci95": [0.05, 0.15]}}}
+        "arousal_rmse": {"a": 0.4, "b": 0.3, "diff": 0.1, "ci95": [0.05, 0.15]},
+        "cohen_kappa": {"a": 0.45, "b": 0.43, "diff": 0.02, "ci95": [0.0004, 0.05]},
+        "valence_ccc": {"a": 0.6, "b": 0.59, "diff": 0.01, "ci95": [0.0, 0.02]}}}
     table = E.paired_table(result, "new", "old").set_index("metric")
+    # an end that three decimals would round to 0.000 keeps its sign visible, as the verdict rests on it
+    assert table.loc["Cohen's kappa", ["95% CI", "verdict"]].tolist() == ["[+0.0004, +0.050]", "new better"]
+    assert table.loc["valence CCC", ["95% CI", "verdict"]].tolist() == ["[+0.000, +0.020]", "within noise"]
     assert table.loc["accuracy", "verdict"] == "new better"
     assert table.loc["macro-F1", "verdict"] == "within noise"
     assert table.loc["valence RMSE (lower is better)", "verdict"] == "new better"
