@@ -283,12 +283,13 @@ def run_details(runs) -> pd.DataFrame:
         counts = (c.get("split") or {}).get("counts") or {}
         em = c.get("evaluated_model")  # a folder fer_core.evaluate wrote for a model file: which model it scored
         args = c.get("args") or {}
-        na = "–" if c.get("members") else None  # an ensemble has no input size or epochs of its own
+        na = "–" if c.get("members") or c.get("fold_runs") else None  # ensemble, pooled folds: no epochs of their own
         rows.append({
             "run": r.name,
             "evaluates": f"{em.get('name')} ({em.get('file')}, trained on {em.get('trained_on')})" if em else "",
             "backbone": c.get("backbone"), "img size": c.get("img_size", na), "epochs": args.get("epochs", na),
-            "train / val / test": " / ".join(f"{counts.get(k, 0):,}" for k in ("train", "val", "test")) if counts else "",
+            "train / val / test": " / ".join(f"{counts[k]:,}" if k in counts else "–"
+                                             for k in ("train", "val", "test")) if counts else "",
             "data": data.get("layout"),
             "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
             "distilled from": _teacher(c), "weights": (c.get("weights") or {}).get("loaded"),

@@ -304,6 +304,24 @@ def run_predictions(arg: str, split: str) -> pd.DataFrame:
     return pool_predictions([Path(d) / f"predictions_{split}.csv" for d in arg.split(",")])
 
 
+def training_stages(run: str | os.PathLike) -> list[dict]:
+    """The run and, before it, the runs whose best checkpoint it started from: [{"run", "train_minutes"}], first
+    stage first. The chain stops at weights that are not a run folder's checkpoint (relative paths are read from
+    the project root, where training runs)."""
+    run, chain, seen = Path(run), [], set()
+    while run.resolve() not in seen:
+        seen.add(run.resolve())
+        cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        chain.insert(0, {"run": cfg.get("name", run.name), "train_minutes": cfg.get("train_minutes")})
+        start = Path(str((cfg.get("weights") or {}).get("requested")))
+        run = start.parent.parent if start.parent.name == "checkpoints" else start
+        if not run.is_absolute():
+            run = REPO_ROOT / run
+        if not (run / "config.json").is_file():
+            break
+    return chain
+
+
 def runs_label(arg: str) -> str:
     """A short name for a run, or for comma-separated runs taken together."""
     names = [Path(d).name for d in arg.split(",")]

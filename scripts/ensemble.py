@@ -33,7 +33,7 @@ from fer_core.evaluate import summary_line, write_evaluation  # noqa: E402
 from fer_core.report import training_precision  # noqa: E402
 from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fer_core.metrics import PROB_COLS, align_predictions, compute_metrics, paired_comparison  # noqa: E402
-from fer_core.runs import load_predictions, run_predictions, runs_label  # noqa: E402
+from fer_core.runs import load_predictions, run_predictions, runs_label, training_stages  # noqa: E402
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 
@@ -75,23 +75,6 @@ def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
     return df
 
 
-def stages(run: Path) -> list[dict]:
-    """The run and, before it, the runs whose best checkpoint it started from: [{"run", "train_minutes"}], first
-    stage first. The chain stops at weights that are not a run folder's checkpoint."""
-    chain, seen = [], set()
-    while run.resolve() not in seen:
-        seen.add(run.resolve())
-        cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
-        chain.insert(0, {"run": cfg.get("name", run.name), "train_minutes": cfg.get("train_minutes")})
-        start = Path(str((cfg.get("weights") or {}).get("requested")))
-        run = start.parent.parent if start.parent.name == "checkpoints" else start
-        if not run.is_absolute():
-            run = ROOT / run
-        if not (run / "config.json").is_file():
-            break
-    return chain
-
-
 def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     """The ensemble of single runs as a folder the dashboard reads; returns the splits written."""
     configs = [json.loads((d / "config.json").read_text(encoding="utf-8")) for d in run_dirs]
@@ -100,7 +83,7 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     if not splits:
         raise ValueError("the runs have no split that all of them predicted")
     frames = {s: averaged_predictions([load_predictions(d / f"predictions_{s}.csv") for d in run_dirs]) for s in splits}
-    members = [{"run": str(d), "stages": stages(d)} for d in run_dirs]
+    members = [{"run": str(d), "stages": training_stages(d)} for d in run_dirs]
     minutes = [st["train_minutes"] for m in members for st in m["stages"]]
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)

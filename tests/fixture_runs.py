@@ -195,6 +195,25 @@ def write_run(runs_dir, name: str, *, n: int = 400, skill: float = 1.5, has_va: 
     return folder
 
 
+def write_cv_folds(run: Path, out_dir: Path, prefix: str, first_stage: Path) -> list[Path]:
+    """run's test predictions cut into the two folds of a 2-fold cross-validation, each started from first_stage's
+    checkpoint (as the folds after one FER+ stage are)."""
+    whole = pd.read_csv(Path(run) / "predictions_test.csv", dtype={"id": str})
+    cfg = json.loads((Path(run) / "config.json").read_text())
+    folders = []
+    half = len(whole) // 2
+    for k, part in enumerate((whole.iloc[:half], whole.iloc[half:]), start=1):
+        folder = Path(out_dir) / f"{prefix}-fold{k}"
+        folder.mkdir(parents=True)
+        split = {**cfg["split"], "source": "fold", "fold": k, "folds": 2}
+        weights = {"requested": str(first_stage / "checkpoints" / "best.pt"), "loaded": "run (best.pt)"}
+        atomic_write_json(folder / "config.json", {**cfg, "name": folder.name, "split": split, "weights": weights,
+                                                   "train_minutes": 2.0 + k})
+        atomic_write_csv(folder / "predictions_test.csv", part)
+        folders.append(folder)
+    return folders
+
+
 def make_fixture_runs(runs_dir, *, n: int = 300, data_root=None, images: int | None = None,
                       n_boot: int = 100, splits=("val", "test")) -> list[Path]:
     """Four runs: three on AffectNet-like data (same split, different skill) and one FER+-like run without

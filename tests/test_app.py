@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core.labels import CLASSES
-from tests.fixture_runs import make_fixture_runs, write_broken_runs
+from tests.fixture_runs import make_fixture_runs, write_broken_runs, write_cv_folds
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -187,6 +187,27 @@ def test_an_ensemble_folder_shows_beside_its_members(monkeypatch, tmp_path):
     captions = [c.value for c in at.caption]
     assert any(c.startswith("No training curves for pair: an ensemble") for c in captions), captions
     assert not any("history.csv yet" in c for c in captions)
+
+
+def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    make_fixture_runs(tmp_path / "trained", n=60, images=0, n_boot=5)
+    run = tmp_path / "trained" / "effb0-affectnet"
+    folds = write_cv_folds(run, tmp_path / "folds", "cv", first_stage=run)
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds,
+                          "--out", tmp_path / "runs" / "cv"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    at = _app(monkeypatch, tmp_path / "runs")
+    assert at.dataframe[-1].value.loc["cv", "train / val / test"] == "– / – / 60"
+    at.switch_page("views/curves.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "No training curves for cv: it pools the test predictions of its folds' runs, which have them: " \
+           "cv-fold1, cv-fold2." in [c.value for c in at.caption]
+    assert [i.value for i in at.info] == ["Choose a run that trained (not an ensemble, evaluation or pooled "
+                                          "cross-validation) to see its curves."]
+    assert not at.warning
 
 
 def test_calibration_shows_a_calibrated_run_with_and_without_its_temperature(monkeypatch, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.fixture_runs import write_run
+from tests.fixture_runs import write_cv_folds, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -187,6 +187,64 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     (stage2 / "split.csv").write_bytes((runs["base-s1"] / "split.csv").read_bytes())
     assert _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens2").returncode == 0
     assert (tmp_path / "ens2" / "split.csv").read_bytes() == (stage2 / "split.csv").read_bytes()
+
+
+def test_pool_folds_writes_one_run_folder_scored_on_every_image(runs, tmp_path):
+    from fer_core.report import run_details
+    from fer_core.runs import validate_run
+
+    folds = write_cv_folds(runs["base"], tmp_path, "cv", first_stage=runs["base-s1"])
+    out = _run("pool_folds.py", *reversed(folds), "--out", tmp_path / "cv")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("cv (2 of 2 folds pooled, n=300, accuracy 95% CI [")
+    run, problems = validate_run(tmp_path / "cv")
+    assert run is not None and not problems and run.splits == ["test"]
+    pooled = pd.read_csv(tmp_path / "cv" / "predictions_test.csv", dtype={"id": str})
+    base = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})
+    assert pooled["id"].tolist() == base["id"].tolist()  # fold 1's images first, whatever the order given
+    assert json.loads((tmp_path / "cv" / "metrics_test.json").read_text())["accuracy"] == pytest.approx(
+        _accuracy(runs["base"]))
+    cfg = run.config
+    first_minutes = json.loads((runs["base-s1"] / "config.json").read_text())["train_minutes"]
+    assert cfg["status"] == "cross-validation" and cfg["split"]["folds"] == 2
+    assert [f["fold"] for f in cfg["fold_runs"]] == [1, 2]
+    assert cfg["train_minutes"] == pytest.approx(first_minutes + 3.0 + 4.0, abs=1e-3)  # the shared stage once
+    details = run_details([run]).loc["cv"]
+    assert details["train / val / test"] == "– / – / 300" and details["epochs"] == "–"
+
+    # two cross-validations on the same folds ensemble like single runs, on every image
+    write_cv_folds(runs["better"], tmp_path, "cv-better", first_stage=runs["base-s1"])
+    assert _run("pool_folds.py", tmp_path / "cv-better-fold1", tmp_path / "cv-better-fold2",
+                "--out", tmp_path / "cv-better").returncode == 0
+    ens = _run("ensemble.py", tmp_path / "cv", tmp_path / "cv-better", "--out", tmp_path / "ens")
+    assert ens.returncode == 0 and "ensemble (test split, n=300" in ens.stdout, ens.stderr
+
+
+def test_pool_folds_refuses_runs_that_are_not_the_folds_of_one_cross_validation(runs, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pool_folds", ROOT / "scripts" / "pool_folds.py")
+    pool_folds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pool_folds)
+    one, two = write_cv_folds(runs["base"], tmp_path, "cv", first_stage=runs["base-s1"])
+    cfg = json.loads((two / "config.json").read_text())
+
+    def refusal(second: Path, config: dict) -> str:
+        with pytest.raises(ValueError) as e:
+            pool_folds.check_folds([one, second], [json.loads((one / "config.json").read_text()), config])
+        return str(e.value)
+
+    better = json.loads((runs["better"] / "config.json").read_text())
+    assert "not a cross-validation fold" in refusal(runs["better"], better)
+    assert "are both fold 1" in refusal(two, {**cfg, "split": {**cfg["split"], "fold": 1}})
+    assert "another number of folds" in refusal(two, {**cfg, "split": {**cfg["split"], "folds": 3}})
+    (two / "config.json").write_text(json.dumps({**cfg, "args": {**cfg["args"], "epochs": 99}}))
+    out = _run("pool_folds.py", one, two, "--out", tmp_path / "c")
+    assert out.returncode == 1 and "trained with other arguments than cv-fold1 (epochs)" in out.stderr
+    assert not (tmp_path / "c").exists()
+    half = _run("pool_folds.py", one, "--out", tmp_path / "d")
+    assert half.returncode == 0 and "warning: 1 of 2 folds" in half.stderr
+    assert _run("pool_folds.py", one, "--out", tmp_path / "d").returncode == 2  # not empty: kept
 
 
 def test_every_fer_command_in_pyproject_answers_help(monkeypatch, capsys):

@@ -1,4 +1,6 @@
 """Training curves: loss, accuracy and valence/arousal RMSE per epoch, runs overlaid."""
+from pathlib import Path
+
 import streamlit as st
 
 from fer_core import report
@@ -10,11 +12,18 @@ histories = {r.name: S.history(r) for r in ctx.runs if r.has_history}
 untrained = [r.name for r in ctx.runs if not r.has_history and r.config.get("status") in ("ensemble", "evaluation")]
 if untrained:
     st.caption(f"No training curves for {', '.join(untrained)}: an ensemble or evaluation folder trains nothing.")
-lacking = [r.name for r in ctx.runs if not r.has_history and r.name not in untrained]
+pooled = [r for r in ctx.runs if not r.has_history and r.config.get("fold_runs")]
+for r in pooled:
+    st.caption(f"No training curves for {r.name}: it pools the test predictions of its folds' runs, which have "
+               f"them: {', '.join(Path(f['run']).name for f in r.config['fold_runs'])}.")
+lacking = [r.name for r in ctx.runs if not r.has_history and r.name not in untrained and r not in pooled]
 if lacking:
     st.caption(f"No history.csv yet for: {', '.join(lacking)}.")
 if not histories:
-    st.warning("None of the chosen runs has a history.csv (no finished epoch yet).")
+    if lacking:
+        st.warning("None of the chosen runs has a history.csv (no finished epoch yet).")
+    else:
+        st.info("Choose a run that trained (not an ensemble, evaluation or pooled cross-validation) to see its curves.")
     st.stop()
 
 st.caption("Solid lines: validation; dotted: training. Click a legend entry to hide a run.")

@@ -1,0 +1,121 @@
+"""Pool the folds of one cross-validation into one run folder the dashboard shows: the folds' test predictions
+taken together, so that every image is predicted once, by the fold model that did not train on it, and scored as
+one set (every image counts, so the intervals are narrower than one fold's or one fixed split's).
+
+    python scripts/pool_folds.py artifacts/runs/hse-best-cv5-fold{1..5} --out artifacts/runs/hse-best-cv5
+
+The runs must be the folds of one cross-validation (trained with --fold K/N): the same N, data, split seed and
+training arguments, each K once. Fewer than N folds are pooled with a warning: the figures then cover their
+images only. --out gets predictions_test.csv, metrics_test.json and a config.json with status
+"cross-validation" (docs/run_folder.md). scripts/ensemble.py takes such folders as members like any run, which
+ensembles two cross-validations on every image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fer_core.evaluate import summary_line, write_evaluation  # noqa: E402
+from fer_core.io import atomic_write_json  # noqa: E402
+from fer_core.report import training_precision  # noqa: E402
+from fer_core.runs import folds_of, pool_predictions, training_stages  # noqa: E402
+
+IGNORED_ARGS = ("workers",)  # data-loader processes: they change nothing a fold learns
+
+
+def check_folds(run_dirs: list[Path], configs: list[dict]) -> int:
+    """N of the cross-validation all the runs belong to; ValueError naming the first run that does not fit."""
+    first = configs[0]
+
+    def recipe(c: dict) -> dict:
+        return {k: v for k, v in (c.get("args") or {}).items() if k not in IGNORED_ARGS}
+
+    seen: dict[int, str] = {}
+    for d, c in zip(run_dirs, configs):
+        if not folds_of(c):
+            raise ValueError(f"{d.name} is not a cross-validation fold (it trained without --fold K/N)")
+        split, data = c.get("split") or {}, c.get("data") or {}
+        for what, mine, theirs in [("number of folds", split.get("folds"), first["split"].get("folds")),
+                                   ("split seed", split.get("seed"), first["split"].get("seed")),
+                                   ("data", (data.get("root"), data.get("layout"), data.get("n_samples")),
+                                    (first["data"].get("root"), first["data"].get("layout"),
+                                     first["data"].get("n_samples")))]:
+            if mine != theirs:
+                raise ValueError(f"{d.name} has another {what} than {run_dirs[0].name} ({mine} against {theirs}): "
+                                 "not a fold of the same cross-validation")
+        if recipe(c) != recipe(first):
+            diff = sorted(k for k in set(recipe(c)) | set(recipe(first)) if recipe(c).get(k) != recipe(first).get(k))
+            raise ValueError(f"{d.name} trained with other arguments than {run_dirs[0].name} ({', '.join(diff)}): "
+                             "the folds of one cross-validation share one recipe")
+        k = split.get("fold")
+        if k in seen:
+            raise ValueError(f"{d.name} and {seen[k]} are both fold {k}")
+        seen[k] = d.name
+    return first["split"]["folds"]
+
+
+def write_pooled(out: Path, run_dirs: list[Path]) -> dict:
+    """The folds' test predictions as one run folder; returns its metrics."""
+    configs = [json.loads((d / "config.json").read_text(encoding="utf-8")) for d in run_dirs]
+    n_folds = check_folds(run_dirs, configs)
+    order = sorted(range(len(run_dirs)), key=lambda i: configs[i]["split"]["fold"])
+    run_dirs, configs = [run_dirs[i] for i in order], [configs[i] for i in order]
+    df = pool_predictions([d / "predictions_test.csv" for d in run_dirs])
+    stages = {}  # a first stage shared by the folds (a FER+ run) counts once
+    for d in run_dirs:
+        stages.update({s["run"]: s["train_minutes"] for s in training_stages(d)})
+    first = configs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = write_evaluation(out, "test", df, folds=[d.name for d in run_dirs])
+    atomic_write_json(out / "config.json", {
+        "schema_version": first["schema_version"], "name": out.resolve().name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "cross-validation",
+        "backbone": first.get("backbone"), "img_size": first.get("img_size"), "classes": first["classes"],
+        "preset": first.get("preset"),
+        "weights": {"requested": "cross-validation",
+                    "loaded": f"{len(run_dirs)} of {n_folds} fold runs' models, each on the images it did not "
+                              "train on"},
+        "data": first.get("data"),
+        "split": {"seed": first["split"].get("seed"), "source": "cross-validation", "folds": n_folds,
+                  "counts": {"test": len(df)}},
+        "hardware": first.get("hardware"), "precision": training_precision(first),
+        "train_minutes": round(sum(stages.values()), 3) if None not in stages.values() else None,
+        "fold_runs": [{"run": str(d), "fold": c["split"]["fold"], "stages": training_stages(d)}
+                      for d, c in zip(run_dirs, configs)]})
+    return metrics
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path, help="the fold run folders")
+    p.add_argument("--out", type=Path, required=True, help="the pooled run folder to write (new or empty)")
+    a = p.parse_args()
+    if a.out.exists() and any(a.out.iterdir()):
+        p.error(f"--out {a.out} exists and is not empty: choose a new folder")
+    missing = [str(d) for d in a.runs if not (d / "config.json").is_file() or
+               not (d / "predictions_test.csv").is_file()]
+    if missing:
+        p.error(f"not finished run folders (no config.json or predictions_test.csv): {', '.join(missing)}")
+    try:
+        m = write_pooled(a.out, a.runs)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    cfg = json.loads((a.out / "config.json").read_text(encoding="utf-8"))
+    n_folds, pooled = cfg["split"]["folds"], len(cfg["fold_runs"])
+    if pooled < n_folds:
+        print(f"warning: {pooled} of {n_folds} folds: the figures cover their images only", file=sys.stderr)
+    lo, hi = m["ci95"]["accuracy"]
+    print(f"{a.out.name} ({pooled} of {n_folds} folds pooled, n={m['n']}, accuracy 95% CI [{lo:.3f}, {hi:.3f}]): "
+          f"{summary_line(m)}")
+    print(f"wrote {a.out}: predictions_test.csv, metrics_test.json, config.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
