@@ -168,6 +168,12 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
     return fig
 
 
+def mean_history(histories: list[pd.DataFrame]) -> pd.DataFrame:
+    """Several runs' history.csv averaged epoch by epoch (the folds of one cross-validation); an epoch that only some
+    runs reached (an early stop) is the mean of those."""
+    return pd.concat(histories).groupby("epoch", as_index=False).mean(numeric_only=True)
+
+
 HISTORY_PANELS = {
     "Loss": [("train_loss", "train"), ("val_loss", "val")],
     "Accuracy": [("train_acc", "train"), ("val_acc", "val")],
@@ -297,4 +303,6 @@ def run_details(runs) -> pd.DataFrame:
             "best epoch": (c.get("best") or {}).get("epoch", na), "train min": round(c.get("train_minutes") or 0, 1),
             "precision": training_precision(c), "preset": c.get("preset"), "created": c.get("created")})
     details = pd.DataFrame(rows).set_index("run")
+    for col in ("img size", "epochs", "best epoch"):  # numbers beside "–": text, so that the column has one type
+        details[col] = details[col].map(lambda v: None if v is None else str(v))
     return details.drop(columns=[k for k in ("evaluates", "distilled from") if not details[k].any()])

@@ -190,6 +190,8 @@ def test_an_ensemble_folder_shows_beside_its_members(monkeypatch, tmp_path):
 
 
 def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatch, tmp_path):
+    import json
+    import shutil
     import subprocess
     import sys
 
@@ -203,11 +205,23 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
     assert at.dataframe[-1].value.loc["cv", "train / val / test"] == "– / – / 60"
     at.switch_page("views/curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "No training curves for cv: it pools the test predictions of its folds' runs, which have them: " \
-           "cv-fold1, cv-fold2." in [c.value for c in at.caption]
+    assert "No training curves for cv: its fold runs (cv-fold1, cv-fold2) are not among the run folders read." \
+        in [c.value for c in at.caption]
     assert [i.value for i in at.info] == ["Choose a run that trained (not an ensemble, evaluation or pooled "
                                           "cross-validation) to see its curves."]
     assert not at.warning
+
+    for fold in folds:  # with its folds' runs at hand, it shows their mean curve
+        shutil.copytree(fold, tmp_path / "runs" / fold.name)
+    at = _app(monkeypatch, tmp_path / "runs")
+    assert set(at.multiselect(key="selected_runs").value) == {"cv", "cv-fold1", "cv-fold2"}
+    at.switch_page("views/curves.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    accuracy = next(c for c in at.get("plotly_chart") if '"Accuracy"' in c.proto.spec)
+    names = [t["name"] for t in json.loads(accuracy.proto.spec)["data"]]
+    assert {"cv (mean of 2 folds) (val)", "cv-fold1 (val)", "cv-fold2 (val)"} <= set(names)
+    assert any(c.value.startswith("cv pools the test predictions of 2 fold runs: its curves are their mean")
+               for c in at.caption)
 
 
 def test_calibration_shows_a_calibrated_run_with_and_without_its_temperature(monkeypatch, tmp_path):

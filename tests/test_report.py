@@ -126,6 +126,11 @@ def test_default_selection_puts_cross_validation_folds_last(tmp_path):
     assert [r.name for r in runs][0] == "cv-fold2"  # the newest
     assert R.default_selection(runs, 3) == ["fixed", "cv-fold2", "cv-fold1"]
     assert R.default_selection([r for r in runs if r.name != "fixed"], 2) == ["cv-fold2", "cv-fold1"]
+    # the folds pooled into one folder (scripts/pool_folds.py) come before the folds, after the fixed-split run
+    pooled = next(r for r in runs if r.name == "cv-fold1")
+    pooled = R.Run(name="cv", path=tmp_path / "cv", config={**pooled.config, "fold_runs": [{"run": "cv-fold1"}]})
+    assert R.default_selection([*runs, pooled], 3) == ["fixed", "cv", "cv-fold2"]
+    assert R.default_selection([r for r in [*runs, pooled] if r.name != "fixed"], 1) == ["cv"]
 
 
 def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):
@@ -303,6 +308,14 @@ def test_live_figures_show_the_prediction():
     assert list(circ.data[0].x) == [0.4] and list(circ.data[0].y) == [-0.2]
 
 
+def test_mean_history_averages_folds_epoch_by_epoch():
+    one = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.3, 0.4, 0.5], "lr": [1e-3, 5e-4, 1e-4]})
+    two = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6], "lr": [1e-3, 5e-4]})  # stopped early
+    mean = report.mean_history([one, two])
+    assert mean["epoch"].tolist() == [1, 2, 3]
+    assert mean["val_acc"].tolist() == pytest.approx([0.4, 0.5, 0.5])
+
+
 def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
     result = {"metrics": {
         "accuracy": {"a": 0.5, "b": 0.4, "diff": 0.1, "ci95": [0.05, 0.15]},
@@ -366,7 +379,7 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
         "teacher": {"path": "artifacts/runs/hse-best/checkpoints/best.pt"}})
     plain = run_details([old])
     assert "distilled from" not in plain.columns and "evaluates" not in plain.columns
-    assert plain.loc["old", "precision"] == "float32" and plain.loc["old", "epochs"] == 3
+    assert plain.loc["old", "precision"] == "float32" and plain.loc["old", "epochs"] == "3"
     both = run_details([old, taught])
     assert list(both["distilled from"]) == ["", "hse-best"]
     assert both.loc["taught", "precision"] == "bfloat16 autocast"

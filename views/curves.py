@@ -13,9 +13,17 @@ untrained = [r.name for r in ctx.runs if not r.has_history and r.config.get("sta
 if untrained:
     st.caption(f"No training curves for {', '.join(untrained)}: an ensemble or evaluation folder trains nothing.")
 pooled = [r for r in ctx.runs if not r.has_history and r.config.get("fold_runs")]
-for r in pooled:
-    st.caption(f"No training curves for {r.name}: it pools the test predictions of its folds' runs, which have "
-               f"them: {', '.join(Path(f['run']).name for f in r.config['fold_runs'])}.")
+found = {r.name: r for r in ctx.all_runs}
+for r in pooled:  # a cross-validation's curves: its folds' curves averaged epoch by epoch
+    names = [Path(f["run"]).name for f in r.config["fold_runs"]]
+    folds = [found[n] for n in names if n in found and found[n].has_history]
+    if folds:
+        histories[f"{r.name} (mean of {len(folds)} folds)"] = report.mean_history([S.history(f) for f in folds])
+        st.caption(f"{r.name} pools the test predictions of {len(names)} fold runs: its curves are their mean, "
+                   f"epoch by epoch ({', '.join(f.name for f in folds)}; choose them for each fold's own).")
+    else:
+        st.caption(f"No training curves for {r.name}: its fold runs ({', '.join(names)}) are not among the run "
+                   "folders read.")
 lacking = [r.name for r in ctx.runs if not r.has_history and r.name not in untrained and r not in pooled]
 if lacking:
     st.caption(f"No history.csv yet for: {', '.join(lacking)}.")
