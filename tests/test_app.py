@@ -1,6 +1,7 @@
 """AppTest for every dashboard page on synthetic run folders (FER_LAB_RUNS_DIR points the app at them)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,22 @@ def test_pages_show_runs_in_the_order_chosen(monkeypatch, tmp_path):
     at = _app(monkeypatch, tmp_path)
     assert at.multiselect(key="selected_runs").value == ["newest", "strong", "weak"]
     assert at.dataframe[0].value.index.tolist() == ["newest", "strong", "weak"]
+
+
+def test_overview_says_when_runs_are_scored_on_different_numbers_of_images(monkeypatch, tmp_path):
+    from tests.fixture_runs import write_run
+
+    write_run(tmp_path, "fixed-split", n=100, seed=0, n_boot=5)
+    write_run(tmp_path, "every-image", n=300, seed=1, n_boot=5)
+    at = _app(monkeypatch, tmp_path)
+    n = {name: json.loads((tmp_path / name / "metrics_val.json").read_text())["n"]
+         for name in ("fixed-split", "every-image")}
+    assert n["fixed-split"] < n["every-image"]
+    assert [i.value for i in at.info] == [
+        f"Scored on different numbers of images: fixed-split: {n['fixed-split']:,}; every-image: {n['every-image']:,}. "
+        "Their figures come from different image sets (a pooled cross-validation scores every image, a fixed split "
+        "only its own part), so a difference between them is not a paired comparison: the Model disagreement page "
+        "compares runs on the images they share."]
 
 
 def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
@@ -190,7 +207,6 @@ def test_an_ensemble_folder_shows_beside_its_members(monkeypatch, tmp_path):
 
 
 def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatch, tmp_path):
-    import json
     import shutil
     import subprocess
     import sys
