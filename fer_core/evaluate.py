@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from . import data as fdata
 from .calibrate import apply_temperature, temperature_of
-from .io import atomic_write_csv, atomic_write_json, unwritable_folder
+from .io import atomic_write_json, unwritable_folder
 from .labels import NUM_CLASSES
+from .metrics import summary_line, write_evaluation
 from .models import model_from_checkpoint
 from .transforms import normalise
 
@@ -69,32 +70,12 @@ def predictions_frame(samples, probs, va) -> pd.DataFrame:
     return df
 
 
-def write_evaluation(out_dir, tag: str, df: pd.DataFrame, **extra) -> dict:
-    """Write predictions_<tag>.csv and metrics_<tag>.json (atomically); return the metrics."""
-    from .metrics import compute_metrics
-
-    metrics = {"split": tag, **extra, **compute_metrics(df)}
-    atomic_write_csv(Path(out_dir) / f"predictions_{tag}.csv", df)
-    atomic_write_json(Path(out_dir) / f"metrics_{tag}.json", metrics)
-    return metrics
-
-
 def evaluate_samples(model, cfg, root, samples, device="cpu", tta=False, progress=True):
     """Decode, predict and build the predictions table; unreadable images are left out and returned."""
     images, ok, failures = fdata.decode_images(root, samples, cfg["img_size"], progress=progress)
     kept = [samples[i] for i in ok]
     probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta, progress=progress)
     return predictions_frame(kept, probs, va), failures
-
-
-def summary_line(m: dict) -> str:
-    s = f"acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  kappa {m['cohen_kappa']:.4f}"
-    for k in ("valence", "arousal"):
-        if m.get(k):
-            s += f"  {k} RMSE {m[k]['rmse']:.3f} CCC {m[k]['ccc']:.3f}"
-    if m.get("calibration"):
-        s += f"  ECE {m['calibration']['ece']:.3f}"
-    return s
 
 
 def get_args_parser():

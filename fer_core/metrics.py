@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import krippendorff
 import numpy as np
@@ -19,6 +20,7 @@ import pandas as pd
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
+from .io import atomic_write_csv, atomic_write_json
 from .labels import CLASSES, NUM_CLASSES
 
 PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]
@@ -419,3 +421,22 @@ def paired_comparison(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 
         out[k] = {"a": va, "b": vb, "diff": None if va is None or vb is None else va - vb,
                   "ci95": _percentile_ci(np.concatenate(diffs[k]))}
     return {"n": n, "a_only_right": only_a, "b_only_right": only_b, "mcnemar_p": p, "metrics": out}
+
+
+def summary_line(m: dict) -> str:
+    """The headline metrics on one line, as the command-line tools print them."""
+    s = f"acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  kappa {m['cohen_kappa']:.4f}"
+    for k in ("valence", "arousal"):
+        if m.get(k):
+            s += f"  {k} RMSE {m[k]['rmse']:.3f} CCC {m[k]['ccc']:.3f}"
+    if m.get("calibration"):
+        s += f"  ECE {m['calibration']['ece']:.3f}"
+    return s
+
+
+def write_evaluation(out_dir, tag: str, df: pd.DataFrame, **extra) -> dict:
+    """Write predictions_<tag>.csv and metrics_<tag>.json (atomically) into a run folder; return the metrics."""
+    metrics = {"split": tag, **extra, **compute_metrics(df)}
+    atomic_write_csv(Path(out_dir) / f"predictions_{tag}.csv", df)
+    atomic_write_json(Path(out_dir) / f"metrics_{tag}.json", metrics)
+    return metrics

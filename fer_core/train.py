@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as fdata
-from .evaluate import same_data, predict_arrays, predictions_frame, saved_split, summary_line, write_evaluation
+from .evaluate import same_data, predict_arrays, predictions_frame, saved_split
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
-from .metrics import ccc
+from .metrics import ccc, summary_line, write_evaluation
 from .models import (BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
                      read_weights_file)
 from .presets import DESCRIPTIONS, PRESETS, resolve

@@ -20,8 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.evaluate import summary_line, write_evaluation  # noqa: E402
 from fer_core.io import atomic_write_json  # noqa: E402
+from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
 from fer_core.report import training_precision  # noqa: E402
 from fer_core.runs import folds_of, pool_predictions, training_stages  # noqa: E402
 
