@@ -224,8 +224,9 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
 
     A user who just trained a run sees it beside the best of every other recipe, instead of only its siblings.
     Cross-validation folds (``--fold K/N``) come last, unless there is nothing else: each is tested on other images
-    than the runs beside it; their pooled folders (scripts/pool_folds.py) come first among them. So do first stages (a FER+ run that another run started from): the later stage is the
-    model. ``runs`` is newest first, as ``discover_runs`` returns it.
+    than the runs beside it; their pooled folders (scripts/pool_folds.py) come first among them. So do first stages
+    (a FER+ run that another run started from): the later stage is the model. ``runs`` is newest first, as
+    ``discover_runs`` returns it.
     """
     stages = _first_stages(runs)
     later = [r for r in runs if folds_of(r.config) or r.path.name in stages]

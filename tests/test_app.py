@@ -171,8 +171,6 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
 
 
 def test_run_details_name_the_teacher_and_the_precision(monkeypatch, tmp_path):
-    import json
-
     make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
     details = _app(monkeypatch, tmp_path / "runs").dataframe[-1].value
     assert "distilled from" not in details.columns and "weights" in details.columns
@@ -241,8 +239,6 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
 
 
 def test_calibration_shows_a_calibrated_run_with_and_without_its_temperature(monkeypatch, tmp_path):
-    import json
-
     from fer_core import calibrate
 
     make_fixture_runs(tmp_path / "runs", n=200, images=0, n_boot=5)
@@ -261,7 +257,6 @@ def test_calibration_shows_a_calibrated_run_with_and_without_its_temperature(mon
 
 
 def test_gallery_shows_where_the_model_looked_where_the_run_has_one(monkeypatch, tmp_path):
-    import json
     import os
 
     import pandas as pd
