@@ -238,6 +238,42 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
                for c in at.caption)
 
 
+def test_gallery_of_a_pooled_cross_validation_asks_the_fold_that_tested_the_sample(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import torch
+
+    from tests.test_inference import make_checkpoint
+
+    make_fixture_runs(tmp_path / "trained", n=60, data_root=tmp_path / "data", images=None, n_boot=5)
+    folds = write_cv_folds(tmp_path / "trained" / "resnet50-affectnet", tmp_path / "runs", "cv",
+                           first_stage=tmp_path / "trained" / "resnet50-affectnet")
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds,
+                          "--out", tmp_path / "runs" / "cv"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    (folds[1] / "checkpoints").mkdir()  # only fold 2's model is at hand
+    ckpt = torch.load(make_checkpoint(folds[1] / "checkpoints" / "best.pt"), weights_only=True)
+    cfg = json.loads((folds[1] / "config.json").read_text())
+    (folds[1] / "config.json").write_text(json.dumps({**cfg, **{k: ckpt["config"][k] for k in
+                                                               ("backbone", "img_size", "mean", "std")}}))
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/gallery.py").run()
+    at.selectbox(key="gallery_run").set_value("cv").run()
+    for fold, shown in ((folds[0], False), (folds[1], True)):
+        sample = pd.read_csv(fold / "predictions_test.csv", dtype={"id": str}).iloc[0]
+        at.text_input(key="gallery_query").input(sample["id"]).run()
+        assert not at.exception, [e.value for e in at.exception]
+        no_model = any(c.value.startswith(f"No model of {fold.name} here") for c in at.caption)
+        assert no_model != shown
+        if shown:
+            at.toggle(key=f"gallery-x-cv-{sample['id']}").set_value(True).run()
+            assert not at.exception, [e.value for e in at.exception]
+            assert [c for i in at.get("image") for c in i.captions].count("the 112 px crop the model saw") == 2
+            assert any("cv-fold2/checkpoints/best.pt" in c.value for c in at.caption)
+
+
 def test_calibration_shows_a_calibrated_run_with_and_without_its_temperature(monkeypatch, tmp_path):
     from fer_core import calibrate
 

@@ -134,6 +134,17 @@ def model_for_run(run: R.Run):
     return None if found is None else Path(found)
 
 
+def model_for_sample(run: R.Run, sample_id: str, all_runs: list[R.Run]) -> tuple[Path | None, str]:
+    """The weights behind one sample's prediction and the run they belong to: the run's own or, for a pooled
+    cross-validation, those of the fold run (among ``all_runs``) whose test part holds the sample."""
+    names = [Path(f["run"]).name for f in run.config.get("fold_runs") or []]
+    for fold in (r for r in all_runs if r.name in names):
+        pred = predictions(fold, "test")
+        if pred is not None and sample_id in set(pred["id"]):
+            return model_for_run(fold), fold.name
+    return (None, run.name) if names else (model_for_run(run), run.name)
+
+
 @st.cache_data(show_spinner="Covering the face square by square…", max_entries=64)
 def _occlusion(_predictor, model_key: str, crop, target: int) -> tuple:
     t = time.perf_counter()

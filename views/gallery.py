@@ -29,10 +29,10 @@ def show_image(run, path, root, width=None):
 def explain_sample(run, image_path, row):
     """On request, occlusion maps of the predicted and the true class, from the model behind the run's predictions
     where it is at hand."""
-    model = S.model_for_run(run)
+    model, owner = S.model_for_sample(run, str(row["id"]), ctx.all_runs)
     key = f"gallery-x-{run.name}-{row['id']}"
     if model is None:
-        st.caption(f"No model of {run.name} here (no checkpoint in its folder, and the default model is another run's):"
+        st.caption(f"No model of {owner} here (no checkpoint in its folder, and the default model is another run's):"
                    f" occlusion maps need one.")
         return
     if not st.toggle("Where it looked", key=key, help=S.OCCLUSION_HELP):
@@ -40,7 +40,7 @@ def explain_sample(run, image_path, row):
     try:
         pred = S.crop_predictor(str(model), model.stat().st_mtime)
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
-        st.error(f"Cannot load the model of {run.name} ({model}): {str(e)[:300]}")
+        st.error(f"Cannot load the model of {owner} ({model}): {str(e)[:300]}")
         return
     try:
         crop = load_square(image_path, pred.img_size)
