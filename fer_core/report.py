@@ -204,8 +204,7 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
     """Heat map with true classes on rows and predicted classes on columns; normalised rows sum to 1."""
     cm = np.asarray(confusion, dtype=float)
     if normalise:
-        totals = cm.sum(axis=1, keepdims=True)
-        cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+        cm = _row_shares(cm)
         text = [[f"{v:.2f}" for v in row] for row in cm]
     else:
         text = [[f"{int(v)}" for v in row] for row in cm]
@@ -214,6 +213,28 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", height=460,
                       yaxis_autorange="reversed", margin=dict(t=50, b=40))
+    return fig
+
+
+def _row_shares(confusion) -> np.ndarray:
+    cm = np.asarray(confusion, dtype=float)
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
+    """Row-normalised confusion of run A minus run B, coloured by which run it favours: blue where A is better (right
+    more often on the diagonal, that mistake less often off it), red where A is worse; the cells show A − B."""
+    diff = _row_shares(conf_a) - _row_shares(conf_b)
+    better = np.where(np.eye(len(diff), dtype=bool), diff, -diff)
+    lim = max(float(np.abs(diff).max()), 0.05)
+    fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=[[f"{v:+.2f}" for v in row] for row in diff],
+                               texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,
+                               colorbar=dict(title=f"better for<br>{a}", tickvals=[-lim, 0, lim],
+                                             ticktext=["worse", "same", "better"]),
+                               hovertemplate="true %{y}<br>predicted %{x}<br>A − B: %{text}<extra></extra>"))
+    fig.update_layout(title=f"{a} − {b}: share of each true class", xaxis_title="predicted", yaxis_title="true",
+                      height=460, yaxis_autorange="reversed", margin=dict(t=50, b=40))
     return fig
 
 

@@ -112,6 +112,16 @@ def test_overview_says_when_runs_are_scored_on_different_numbers_of_images(monke
         "compares runs on the images they share."]
 
 
+def test_confusion_page_shows_where_two_runs_differ(monkeypatch, runs_dir):
+    at = _app(monkeypatch, runs_dir)
+    at.switch_page("views/confusion.py").run()
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    first, second = at.selectbox(key="cm_diff_a").value, at.selectbox(key="cm_diff_b").value
+    assert f"{first} − {second}: share of each true class" in titles
+    at.selectbox(key="cm_diff_b").set_value(first).run()
+    assert "Pick two different runs." in [i.value for i in at.info] and not at.exception
+
+
 def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
     at.switch_page("views/valence_arousal.py").run()

@@ -308,6 +308,18 @@ def test_live_figures_show_the_prediction():
     assert list(circ.data[0].x) == [0.4] and list(circ.data[0].y) == [-0.2]
 
 
+def test_confusion_difference_is_a_minus_b_in_row_shares():
+    a = [[8, 2] + [0] * 6, [0, 5] + [0] * 6] + [[0] * 8] * 6  # class 0: 8 of 10 right; class 1: 5 of 5
+    b = [[5, 5] + [0] * 6, [1, 4] + [0] * 6] + [[0] * 8] * 6  # class 0: 5 of 10 right; class 1: 4 of 5
+    fig = report.confusion_difference_figure(a, b, "new", "old")
+    z = np.asarray(fig.data[0].z)  # coloured by what favours "new": more right, fewer of a mistake
+    assert z[0, 0] == pytest.approx(0.3) and z[0, 1] == pytest.approx(0.3) and z[1, 0] == pytest.approx(0.2)
+    assert not z[2:].any()  # classes with no samples: no difference, not a division by zero
+    assert fig.data[0].zmin == -fig.data[0].zmax == pytest.approx(-0.3)
+    assert [fig.data[0].text[0][0], fig.data[0].text[0][1]] == ["+0.30", "-0.30"]  # the cells show new − old
+    assert fig.layout.title.text == "new − old: share of each true class"
+
+
 def test_mean_history_averages_folds_epoch_by_epoch():
     one = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.3, 0.4, 0.5], "lr": [1e-3, 5e-4, 1e-4]})
     two = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6], "lr": [1e-3, 5e-4]})  # stopped early

@@ -21,6 +21,21 @@ st.plotly_chart(report.per_class_figure(report.per_class_comparison(confusions),
 st.caption(f"Split **{ctx.split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
            "(recall and precision); F1 has none.")
 
+if len(have) >= 2:
+    st.subheader("Where two runs differ")
+    names = [r.name for r in have]
+    a_col, b_col = st.columns(2)
+    a = a_col.selectbox("Run A", names, index=0, key="cm_diff_a")
+    b = b_col.selectbox("Run B", names, index=1, key="cm_diff_b")
+    if a == b:
+        st.info("Pick two different runs.")
+    else:
+        st.plotly_chart(report.confusion_difference_figure(confusions[a], confusions[b], a, b), width="stretch")
+        st.caption(f"Each cell: {a}'s share of the true class minus {b}'s, on **{ctx.split}**. Blue where {a} does "
+                   f"better (on the diagonal, gets the class right more often; off it, makes that mistake less often), "
+                   "red where it does worse. On a few hundred images, differences of a few hundredths are noise (the "
+                   "Model disagreement page tests them).")
+
 st.subheader("Per run")
 st.caption(f"Split **{ctx.split}**. Rows: true class; columns: predicted class. "
            "Row-normalised cells are the share of each true class (the diagonal is per-class recall).")
