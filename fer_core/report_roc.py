@@ -108,6 +108,30 @@ def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dic
     return fig
 
 
+def macro_figure(curves_by_run: dict[str, dict], kind: str, colors: dict[str, str],
+                 exact_auc: dict[str, float] | None = None) -> go.Figure:
+    """Each run's macro-average curve (class_curves' "macro") in its colour, to compare runs on one chart."""
+    exact_auc = exact_auc or {}
+    fig = go.Figure()
+    for run, curves in curves_by_run.items():
+        if "macro" not in curves:
+            continue
+        x, y, area = curves["macro"]
+        value = exact_auc.get(run)
+        fig.add_scatter(x=x, y=y, mode="lines", name=f"{run} (AUC {area if value is None else value:.3f})",
+                        line=dict(width=2.5, color=colors.get(run)),
+                        hovertemplate=("FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else
+                                       "recall %{x:.3f}<br>precision %{y:.3f}") + f"<extra>{run}</extra>")
+    if kind == "roc":
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
+                        hoverinfo="skip")
+    fig.update_layout(title=f"Macro-average {'ROC' if kind == 'roc' else 'precision-recall'}, every run",
+                      xaxis_title="false-positive rate" if kind == "roc" else "recall",
+                      yaxis_title="true-positive rate" if kind == "roc" else "precision", height=440,
+                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend=dict(font_size=11), margin=dict(t=50, b=40))
+    return fig
+
+
 def exact_aucs(metrics: dict | None, kind: str) -> dict[str, float]:
     """AUCs from a metrics file (per class and macro), as the engine computed them on every row."""
     if not metrics:

@@ -231,6 +231,9 @@ def test_roc_curves_match_sklearn_auc(n):
     assert "Happy (AUC 0.500)" in [t.name for t in fig.data]
     with pytest.raises(ValueError):
         report_roc.class_curves(pred, "det")
+    both = report_roc.macro_figure({"a": roc, "b": {}}, "roc", {"a": "#123456"}, {"a": 0.75})
+    assert [t.name for t in both.data] == ["a (AUC 0.750)", "chance"]  # b has no macro curve: left out
+    assert list(both.data[0].y) == pytest.approx(list(roc["macro"][1])) and both.data[0].line.color == "#123456"
 
 
 def test_va_figures_sample_large_frames():

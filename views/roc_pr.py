@@ -4,15 +4,22 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.report import run_colors
-from fer_core.report_roc import curve_figure, exact_aucs, reliability_figure
+from fer_core.report_roc import curve_figure, exact_aucs, macro_figure, reliability_figure
 from views import _shared as S
 
 st.title("ROC, PR and calibration")
 ctx = S.require_runs()
 have = S.note_missing(ctx, "predictions")
-st.caption(f"Split **{ctx.split}**. One-vs-rest per class; the dashed black line is the macro average. "
+st.caption(f"Split **{ctx.split}**. One-vs-rest per class, macro-averaged over the classes: every run's macro "
+           "curve on one chart, then each run's classes in its tab (the dashed black line is its macro average). "
            "Legend AUCs come from the metrics file (computed on every sample) where it exists. "
            "Click legend entries to hide classes.")
+if len(have) >= 2:
+    colors = run_colors([r.name for r in ctx.runs])
+    for col, kind in zip(st.columns(2), ("roc", "pr")):
+        exact = {r.name: exact_aucs(S.metrics(r, ctx.split), kind).get("macro") for r in have}
+        col.plotly_chart(macro_figure({r.name: S.curves(r, ctx.split, kind) for r in have}, kind, colors, exact),
+                         width="stretch", key=f"macro-{kind}")
 for tab, run in zip(st.tabs([r.name for r in have]), have):
     with tab:
         m = S.metrics(run, ctx.split)
