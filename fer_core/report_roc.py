@@ -114,7 +114,7 @@ def macro_figure(curves_by_run: dict[str, dict], kind: str, colors: dict[str, st
     exact_auc = exact_auc or {}
     fig = go.Figure()
     for run, curves in curves_by_run.items():
-        if "macro" not in curves:
+        if not curves or "macro" not in curves:
             continue
         x, y, area = curves["macro"]
         value = exact_auc.get(run)
