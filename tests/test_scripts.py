@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -245,6 +246,43 @@ def test_pool_folds_refuses_runs_that_are_not_the_folds_of_one_cross_validation(
     half = _run("pool_folds.py", one, "--out", tmp_path / "d")
     assert half.returncode == 0 and "warning: 1 of 2 folds" in half.stderr
     assert _run("pool_folds.py", one, "--out", tmp_path / "d").returncode == 2  # not empty: kept
+
+
+def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_stop(tmp_path):
+    from tests.conftest import make_affectnet_dir
+
+    make_affectnet_dir(tmp_path / "data", n_per_class=6, size=48)
+    tiny = ["--data", "data", "--epochs", "1", "--backbone", "mobilenet_v2", "--img-size", "48", "--batch-size", "16",
+            "--workers", "0", "--aug", "none"]
+
+    def cross_validate(*args):  # from the data's folder: relative paths are the caller's
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "cross_validate.py"), *args],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    out = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
+    assert out.returncode == 0, out.stderr
+    assert "fold 1/2: training runs/cv-fold1" in out.stdout and "fold 2/2: training runs/cv-fold2" in out.stdout
+    pooled = json.loads((tmp_path / "runs" / "cv" / "config.json").read_text())
+    assert [Path(f["run"]).name for f in pooled["fold_runs"]] == ["cv-fold1", "cv-fold2"]
+    assert pooled["split"]["counts"]["test"] == 48  # every image tested once
+    again = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
+    assert again.returncode == 2 and "exists already" in again.stderr
+
+    # an interrupted cross-validation: fold 2 stopped, nothing pooled yet
+    shutil.rmtree(tmp_path / "runs" / "cv")
+    config = tmp_path / "runs" / "cv-fold2" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "status": "stopped"}))
+    out = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
+    assert out.returncode == 0, out.stderr
+    assert "fold 1/2: runs/cv-fold1 finished before, kept" in out.stdout
+    assert "fold 2/2: resuming (stopped) runs/cv-fold2" in out.stdout
+    assert json.loads(config.read_text())["status"] == "finished" and (tmp_path / "runs" / "cv").is_dir()
+
+    (tmp_path / "runs" / "cv2-fold1").mkdir()  # cut off before its first epoch ended
+    out = cross_validate("--folds", "2", "--name", "cv2", "--out", "runs", "--", *tiny)
+    assert out.returncode == 1 and "holds no finished epoch" in out.stderr
+    out = cross_validate("--folds", "2", "--name", "cv3", "--", *tiny, "--fold", "1/2")
+    assert out.returncode == 2 and "--fold: this script chooses" in out.stderr
 
 
 def test_every_fer_command_in_pyproject_answers_help(monkeypatch, capsys):

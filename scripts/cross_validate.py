@@ -1,0 +1,78 @@
+"""Train every fold of an N-fold cross-validation, then pool them into one run folder the dashboard shows.
+
+    python scripts/cross_validate.py --folds 5 --name my-cv5 -- --data ../shared/data/affectnet8-4k --preset hse-fast
+
+Runs `python -m fer_core.train TRAIN_ARGS --fold K/N --name NAME-foldK --out OUT` for K = 1..N, one after the
+other, then `scripts/pool_folds.py` into OUT/NAME. After an interruption, the same command continues: a finished
+fold is kept, a fold that stopped or failed goes on with `--resume`, the others start. The arguments after `--` go
+to every fold unchanged; the folds' split, name and folder are this script's to choose.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# the folds run in the caller's folder, where relative paths in the arguments point, with this checkout importable
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+CHOSEN_HERE = ("--fold", "--name", "--out", "--resume", "--split-from")
+DONE = ("finished", "stopped_early")
+
+
+def fold_command(train_args: list[str], folder: Path, k: int, n: int) -> tuple[list[str], str]:
+    """The command for fold k and what it does: start the fold, or resume it where it stopped."""
+    train = [sys.executable, "-m", "fer_core.train"]
+    config = folder / "config.json"
+    if config.is_file():
+        status = json.loads(config.read_text(encoding="utf-8")).get("status")
+        return [*train, "--resume", str(folder)], f"resuming ({status})"
+    return [*train, *train_args, "--fold", f"{k}/{n}", "--name", folder.name, "--out", str(folder.parent)], "training"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--folds", type=int, required=True, help="N, the number of folds (2 or more)")
+    p.add_argument("--name", required=True, help="the pooled run's name; fold K trains as NAME-foldK")
+    p.add_argument("--out", type=Path, default=Path("artifacts/runs"), help="parent folder of the run folders")
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then fer_core.train's arguments")
+    a = p.parse_args(argv)
+    train_args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
+    if a.folds < 2:
+        p.error(f"--folds must be 2 or more, got {a.folds}")
+    if not train_args:
+        p.error("give fer_core.train's arguments after --, e.g. -- --data DATA --preset hse-fast")
+    taken = [t for t in train_args if t.split("=")[0] in CHOSEN_HERE]
+    if taken:
+        p.error(f"{', '.join(taken)}: this script chooses each fold's split, name and folder; leave it out")
+    pooled = a.out / a.name
+    if pooled.exists():
+        p.error(f"{pooled} exists already: choose another --name")
+
+    folds = [a.out / f"{a.name}-fold{k}" for k in range(1, a.folds + 1)]
+    for k, folder in enumerate(folds, start=1):
+        config = folder / "config.json"
+        if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("status") in DONE:
+            print(f"fold {k}/{a.folds}: {folder} finished before, kept", flush=True)
+            continue
+        if folder.exists() and not config.is_file():
+            print(f"error: {folder} holds no finished epoch (no config.json): a training there was cut off in its "
+                  "first epoch, or is still running. Remove the folder and run the same command again.",
+                  file=sys.stderr)
+            return 1
+        command, what = fold_command(train_args, folder, k, a.folds)
+        print(f"fold {k}/{a.folds}: {what} {folder}", flush=True)
+        rc = subprocess.run(command, env=ENV).returncode
+        if rc != 0:
+            print(f"error: fold {k} ended with exit code {rc}; run the same command again to continue from it",
+                  file=sys.stderr)
+            return rc
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *map(str, folds),
+                           "--out", str(pooled)], env=ENV).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
