@@ -23,16 +23,6 @@ CHOSEN_HERE = ("--fold", "--name", "--out", "--resume", "--split-from")
 DONE = ("finished", "stopped_early")
 
 
-def fold_command(train_args: list[str], folder: Path, k: int, n: int) -> tuple[list[str], str]:
-    """The command for fold k and what it does: start the fold, or resume it where it stopped."""
-    train = [sys.executable, "-m", "fer_core.train"]
-    config = folder / "config.json"
-    if config.is_file():
-        status = json.loads(config.read_text(encoding="utf-8")).get("status")
-        return [*train, "--resume", str(folder)], f"resuming ({status})"
-    return [*train, *train_args, "--fold", f"{k}/{n}", "--name", folder.name, "--out", str(folder.parent)], "training"
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--folds", type=int, required=True, help="N, the number of folds (2 or more)")
@@ -53,17 +43,27 @@ def main(argv=None) -> int:
         p.error(f"{pooled} exists already: choose another --name")
 
     folds = [a.out / f"{a.name}-fold{k}" for k in range(1, a.folds + 1)]
+    train = [sys.executable, "-m", "fer_core.train"]
     for k, folder in enumerate(folds, start=1):
         config = folder / "config.json"
-        if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("status") in DONE:
-            print(f"fold {k}/{a.folds}: {folder} finished before, kept", flush=True)
-            continue
         if folder.exists() and not config.is_file():
             print(f"error: {folder} holds no finished epoch (no config.json): a training there was cut off in its "
                   "first epoch, or is still running. Remove the folder and run the same command again.",
                   file=sys.stderr)
             return 1
-        command, what = fold_command(train_args, folder, k, a.folds)
+        try:
+            status = json.loads(config.read_text(encoding="utf-8")).get("status") if config.is_file() else None
+        except (OSError, ValueError) as e:
+            print(f"error: {config} is not readable ({e})", file=sys.stderr)
+            return 1
+        if status in DONE:
+            print(f"fold {k}/{a.folds}: {folder} finished before, kept", flush=True)
+            continue
+        if status:  # stopped, failed, or cut off while running: go on from its last finished epoch
+            command, what = [*train, "--resume", str(folder)], f"resuming ({status})"
+        else:
+            command = [*train, *train_args, "--fold", f"{k}/{a.folds}", "--name", folder.name, "--out", str(a.out)]
+            what = "training"
         print(f"fold {k}/{a.folds}: {what} {folder}", flush=True)
         rc = subprocess.run(command, env=ENV).returncode
         if rc != 0:
