@@ -64,9 +64,9 @@ with st.sidebar:
     chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
                             help="Newest first. Every page shows the runs chosen here. At first: the newest run, then "
                             "the best run of each other recipe on the same data, the best first (by validation "
-                            "accuracy averaged with valence/arousal CCC; a preset's plain run before its ablations). A pooled "
-                            "cross-validation (scripts/pool_folds.py, e.g. hse-best-cv5) is scored on every image, "
-                            "on its test split.")
+                            "accuracy averaged with valence/arousal CCC; a preset's plain run before its "
+                            "ablations). A pooled cross-validation (scripts/pool_folds.py, e.g. hse-best-cv5) is "
+                            "scored on every image, on its test split.")
     by_name = {r.name: r for r in all_runs}
     runs = [by_name[name] for name in chosen]  # in the order chosen
 

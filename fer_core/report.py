@@ -168,6 +168,15 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
     return fig
 
 
+def runs_by_sample_count(metrics: dict[str, dict], names: list[str]) -> dict[int, list[str]]:
+    """The runs among ``names`` grouped by how many samples their metrics were computed on, fewest first."""
+    groups: dict[int, list[str]] = {}
+    for name in names:
+        if n := metrics[name].get("n"):
+            groups.setdefault(n, []).append(name)
+    return dict(sorted(groups.items()))
+
+
 def mean_history(histories: list[pd.DataFrame]) -> pd.DataFrame:
     """Several runs' history.csv averaged epoch by epoch (the folds of one cross-validation); an epoch that only some
     runs reached (an early stop) is the mean of those."""

@@ -84,52 +84,39 @@ def class_curves(pred: pd.DataFrame, kind="roc", max_points: int = 400):
     return out[kind] if isinstance(kind, str) else out
 
 
-def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dict | None = None) -> go.Figure:
-    """Per-class curves plus a bold macro curve; legend entries carry the AUC (exact when given)."""
-    exact_auc = exact_auc or {}
+def _curves_figure(lines: list[tuple], kind: str, title: str) -> go.Figure:
+    """ROC or PR axes with one trace per (name, x, y, auc, line style); a ROC chart also gets the chance line."""
+    hover = "FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else "recall %{x:.3f}<br>precision %{y:.3f}"
     fig = go.Figure()
-    for name, (x, y, area) in curves.items():
-        value = exact_auc.get(name)
-        value = area if value is None else value
-        is_macro = name == "macro"
-        fig.add_scatter(x=x, y=y, mode="lines", name=f"{name} (AUC {value:.3f})",
-                        line=dict(width=4 if is_macro else 1.6, color="black" if is_macro else None,
-                                  dash="dash" if is_macro else "solid"),
-                        hovertemplate=("FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else
-                                       "recall %{x:.3f}<br>precision %{y:.3f}") + f"<extra>{name}</extra>")
+    for name, x, y, area, line in lines:
+        fig.add_scatter(x=x, y=y, mode="lines", name=f"{name} (AUC {area:.3f})", line=line,
+                        hovertemplate=hover + f"<extra>{name}</extra>")
     if kind == "roc":
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
                         hoverinfo="skip")
-        fig.update_layout(xaxis_title="false-positive rate", yaxis_title="true-positive rate")
-    else:
-        fig.update_layout(xaxis_title="recall", yaxis_title="precision")
-    fig.update_layout(title=title, height=440, xaxis_range=[0, 1], yaxis_range=[0, 1.02],
-                      legend=dict(font_size=11), margin=dict(t=50, b=40))
+    fig.update_layout(title=title, xaxis_title="false-positive rate" if kind == "roc" else "recall",
+                      yaxis_title="true-positive rate" if kind == "roc" else "precision", height=440,
+                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend=dict(font_size=11), margin=dict(t=50, b=40))
     return fig
+
+
+def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dict | None = None) -> go.Figure:
+    """Per-class curves plus a bold macro curve; legend entries carry the AUC (exact when given)."""
+    exact_auc = exact_auc or {}
+    macro = dict(width=4, color="black", dash="dash")
+    return _curves_figure([(name, x, y, area if exact_auc.get(name) is None else exact_auc[name],
+                            macro if name == "macro" else dict(width=1.6))
+                           for name, (x, y, area) in curves.items()], kind, title)
 
 
 def macro_figure(curves_by_run: dict[str, dict], kind: str, colors: dict[str, str],
                  exact_auc: dict[str, float] | None = None) -> go.Figure:
     """Each run's macro-average curve (class_curves' "macro") in its colour, to compare runs on one chart."""
     exact_auc = exact_auc or {}
-    fig = go.Figure()
-    for run, curves in curves_by_run.items():
-        if not curves or "macro" not in curves:
-            continue
-        x, y, area = curves["macro"]
-        value = exact_auc.get(run)
-        fig.add_scatter(x=x, y=y, mode="lines", name=f"{run} (AUC {area if value is None else value:.3f})",
-                        line=dict(width=2.5, color=colors.get(run)),
-                        hovertemplate=("FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else
-                                       "recall %{x:.3f}<br>precision %{y:.3f}") + f"<extra>{run}</extra>")
-    if kind == "roc":
-        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
-                        hoverinfo="skip")
-    fig.update_layout(title=f"Macro-average {'ROC' if kind == 'roc' else 'precision-recall'}, every run",
-                      xaxis_title="false-positive rate" if kind == "roc" else "recall",
-                      yaxis_title="true-positive rate" if kind == "roc" else "precision", height=440,
-                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend=dict(font_size=11), margin=dict(t=50, b=40))
-    return fig
+    lines = [(run, *curves["macro"][:2], curves["macro"][2] if exact_auc.get(run) is None else exact_auc[run],
+              dict(width=2.5, color=colors.get(run)))
+             for run, curves in curves_by_run.items() if curves and "macro" in curves]
+    return _curves_figure(lines, kind, f"Macro-average {'ROC' if kind == 'roc' else 'precision-recall'}, every run")
 
 
 def exact_aucs(metrics: dict | None, kind: str) -> dict[str, float]:

@@ -197,6 +197,11 @@ def folds_of(config: dict) -> int | None:
     return (config.get("split") or {}).get("folds")
 
 
+def fold_run_names(config: dict) -> list[str]:
+    """The folder names of the fold runs a pooled cross-validation (scripts/pool_folds.py) holds, in fold order."""
+    return [Path(f["run"]).name for f in config.get("fold_runs") or []]
+
+
 def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     """Runs on the same data whose training args are equal except for the seed, in groups of two or more,
     each ordered by seed (then name). The folds of one cross-validation (``--fold K/N``) group apart from runs

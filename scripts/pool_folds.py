@@ -59,8 +59,8 @@ def check_folds(run_dirs: list[Path], configs: list[dict]) -> int:
     return first["split"]["folds"]
 
 
-def write_pooled(out: Path, run_dirs: list[Path]) -> dict:
-    """The folds' test predictions as one run folder; returns its metrics."""
+def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
+    """The folds' test predictions as one run folder; returns its metrics and config."""
     configs = [json.loads((d / "config.json").read_text(encoding="utf-8")) for d in run_dirs]
     n_folds = check_folds(run_dirs, configs)
     order = sorted(range(len(run_dirs)), key=lambda i: configs[i]["split"]["fold"])
@@ -72,7 +72,7 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> dict:
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
     metrics = write_evaluation(out, "test", df, folds=[d.name for d in run_dirs])
-    atomic_write_json(out / "config.json", {
+    config = {
         "schema_version": first["schema_version"], "name": out.resolve().name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "cross-validation",
         "backbone": first.get("backbone"), "img_size": first.get("img_size"), "classes": first["classes"],
@@ -86,8 +86,9 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> dict:
         "hardware": first.get("hardware"), "precision": training_precision(first),
         "train_minutes": round(sum(stages.values()), 3) if None not in stages.values() else None,
         "fold_runs": [{"run": str(d), "fold": c["split"]["fold"], "stages": training_stages(d)}
-                      for d, c in zip(run_dirs, configs)]})
-    return metrics
+                      for d, c in zip(run_dirs, configs)]}
+    atomic_write_json(out / "config.json", config)
+    return metrics, config
 
 
 def main() -> int:
@@ -102,11 +103,10 @@ def main() -> int:
     if missing:
         p.error(f"not finished run folders (no config.json or predictions_test.csv): {', '.join(missing)}")
     try:
-        m = write_pooled(a.out, a.runs)
+        m, cfg = write_pooled(a.out, a.runs)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    cfg = json.loads((a.out / "config.json").read_text(encoding="utf-8"))
     n_folds, pooled = cfg["split"]["folds"], len(cfg["fold_runs"])
     if pooled < n_folds:
         print(f"warning: {pooled} of {n_folds} folds: the figures cover their images only", file=sys.stderr)

@@ -323,6 +323,15 @@ def test_confusion_difference_is_a_minus_b_in_row_shares():
     assert fig.layout.title.text == "new − old: share of each true class"
 
 
+def test_runs_by_sample_count_groups_runs_fewest_first():
+    metrics = {"fixed": {"n": 320}, "cv": {"n": 3199}, "ens": {"n": 320}, "old": {}}
+    assert report.runs_by_sample_count(metrics, ["cv", "fixed", "ens", "old"]) == {320: ["fixed", "ens"],
+                                                                                    3199: ["cv"]}
+    assert R.fold_run_names({"fold_runs": [{"run": "artifacts/runs/a-fold1"}, {"run": "/x/a-fold2"}]}) == \
+        ["a-fold1", "a-fold2"]
+    assert R.fold_run_names({}) == []
+
+
 def test_mean_history_averages_folds_epoch_by_epoch():
     one = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.3, 0.4, 0.5], "lr": [1e-3, 5e-4, 1e-4]})
     two = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6], "lr": [1e-3, 5e-4]})  # stopped early

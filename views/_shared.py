@@ -137,7 +137,7 @@ def model_for_run(run: R.Run):
 def model_for_sample(run: R.Run, sample_id: str, all_runs: list[R.Run]) -> tuple[Path | None, str]:
     """The weights behind one sample's prediction and the run they belong to: the run's own or, for a pooled
     cross-validation, those of the fold run (among ``all_runs``) whose test part holds the sample."""
-    names = [Path(f["run"]).name for f in run.config.get("fold_runs") or []]
+    names = R.fold_run_names(run.config)
     for fold in (r for r in all_runs if r.name in names):
         pred = predictions(fold, "test")
         if pred is not None and sample_id in set(pred["id"]):

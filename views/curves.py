@@ -1,9 +1,8 @@
 """Training curves: loss, accuracy and valence/arousal RMSE per epoch, runs overlaid."""
-from pathlib import Path
-
 import streamlit as st
 
 from fer_core import report
+from fer_core import runs as R
 from views import _shared as S
 
 st.title("Training curves")
@@ -12,10 +11,10 @@ histories = {r.name: S.history(r) for r in ctx.runs if r.has_history}
 untrained = [r.name for r in ctx.runs if not r.has_history and r.config.get("status") in ("ensemble", "evaluation")]
 if untrained:
     st.caption(f"No training curves for {', '.join(untrained)}: an ensemble or evaluation folder trains nothing.")
-pooled = [r for r in ctx.runs if not r.has_history and r.config.get("fold_runs")]
+pooled = [r for r in ctx.runs if not r.has_history and R.fold_run_names(r.config)]
 found = {r.name: r for r in ctx.all_runs}
 for r in pooled:  # a cross-validation's curves: its folds' curves averaged epoch by epoch
-    names = [Path(f["run"]).name for f in r.config["fold_runs"]]
+    names = R.fold_run_names(r.config)
     folds = [found[n] for n in names if n in found and found[n].has_history]
     if folds:
         histories[f"{r.name} (mean of {len(folds)} folds)"] = report.mean_history([S.history(f) for f in folds])

@@ -41,12 +41,11 @@ st.dataframe(report.display_table(values, cis), width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in values.columns})
 st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
            "RMSE: lower is better; every other column: higher is better.")
-sizes = {name: metrics[name].get("n") for names in groups.values() for name in names}
 for names in groups.values():
-    counts = sorted({sizes[n] for n in names if sizes[n]})
-    if len(counts) > 1:
+    by_count = report.runs_by_sample_count(metrics, names)
+    if len(by_count) > 1:
         st.info("Scored on different numbers of images: " + "; ".join(
-            f"{', '.join(n for n in names if sizes[n] == c)}: {c:,}" for c in counts) + ". Their figures come from "
+            f"{', '.join(runs)}: {n:,}" for n, runs in by_count.items()) + ". Their figures come from "
             "different image sets (a pooled cross-validation scores every image, a fixed split only its own part), "
             "so a difference between them is not a paired comparison: the Model disagreement page compares runs on "
             "the images they share.")
