@@ -183,6 +183,37 @@ def mean_history(histories: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(histories).groupby("epoch", as_index=False).mean(numeric_only=True)
 
 
+def _minutes(seconds: float) -> str:
+    return "under a minute" if seconds < 60 else f"about {seconds / 60:.0f} min"
+
+
+def training_progress(config: dict, history: pd.DataFrame | None, quiet_s: float) -> dict | None:
+    """Where a run whose config.json says "running" stands: {"done", "total", "fraction", "text", "stale"}; None for
+    any other run. ``quiet_s``: seconds since the run folder last changed (history.csv or train.log).
+
+    A training process that was killed, or whose machine went off, leaves "running" behind: the run is called stale
+    once nothing has been written for three epochs' time (at least ten minutes)."""
+    if config.get("status") != "running":
+        return None
+    total = int((config.get("args") or {}).get("epochs") or 0)
+    done = int(history["epoch"].max()) if history is not None and len(history) else 0
+    per_epoch = float(history["seconds"].tail(3).median()) if done and "seconds" in history else None
+    stale = per_epoch is not None and quiet_s > max(3 * per_epoch, 600)
+    if stale:
+        text = (f"epoch {done} of {total or '?'} done. Nothing written for {_minutes(quiet_s)}: the training process "
+                f"may have stopped without saying so (killed, or its machine off); `python -m fer_core.train "
+                f"--resume RUN_FOLDER` continues it")
+    elif done and done >= total:
+        text = f"all {total} epochs done: scoring the best epoch on val and test"
+    elif per_epoch:
+        left = max((total - done) * per_epoch - quiet_s, 0)
+        text = f"epoch {done} of {total} done, {per_epoch:.0f} s per epoch: {_minutes(left)} left"
+    else:
+        text = f"epoch {done} of {total or '?'} done" if done else "first epoch under way"
+    return {"done": done, "total": total, "fraction": min(done / total, 1.0) if total else 0.0, "text": text,
+            "stale": stale}
+
+
 HISTORY_PANELS = {
     "Loss": [("train_loss", "train"), ("val_loss", "val")],
     "Accuracy": [("train_acc", "train"), ("val_acc", "val")],
@@ -204,8 +235,10 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str) -> go.Figure 
                             line=dict(color=colors[run], dash="solid" if part == "val" else "dot"))
     if not fig.data:
         return None
+    last = max(int(h["epoch"].max()) for h in histories.values())
     fig.update_layout(title=panel, xaxis_title="epoch", yaxis_title=panel.lower(), height=360,
                       hovermode="x unified", margin=dict(t=50, b=40))
+    fig.update_xaxes(tick0=1, dtick=max(1, round(last / 10)))  # whole epochs, not 1.5
     return fig
 
 

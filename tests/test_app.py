@@ -341,3 +341,50 @@ def test_gallery_shows_where_the_model_looked_where_the_run_has_one(monkeypatch,
     at.toggle(key=f"gallery-x-resnet50-affectnet-{sample['id']}").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(e.value.startswith("Cannot load the model of resnet50-affectnet") for e in at.error)
+
+
+def _as_training(run: Path, epochs_done: int) -> None:
+    """Turn a finished fixture run into one still training: the first epochs' history, no predictions yet."""
+    import pandas as pd
+
+    history = pd.read_csv(run / "history.csv")
+    history.head(epochs_done).to_csv(run / "history.csv", index=False)
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "status": "running"}))
+    for f in [*run.glob("predictions_*.csv"), *run.glob("metrics_*.json")]:
+        f.unlink()
+
+
+def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
+    import os
+    import time
+
+    from tests.fixture_runs import write_run
+
+    live = write_run(tmp_path / "runs", "live", epochs=10)
+    quiet = write_run(tmp_path / "runs", "quiet", epochs=10, seed=1)
+    _as_training(live, 3)
+    _as_training(quiet, 2)
+    hour_ago = time.time() - 3600
+    for f in quiet.iterdir():
+        os.utime(f, (hour_ago, hour_ago))
+    at = _app(monkeypatch, tmp_path / "runs")
+    assert set(at.multiselect(key="selected_runs").value) == {"live", "quiet"}
+    at.switch_page("views/curves.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    bars = at.get("progress")
+    assert len(bars) == 1 and bars[0].proto.value == 30
+    assert bars[0].proto.text.startswith("**live**: epoch 3 of 10 done, ")
+    assert [w.value.split(":")[0] for w in at.warning] == ["**quiet**"]
+    assert "Nothing written for about 60 min" in at.warning[0].value
+    assert len(at.get("plotly_chart")) == 4  # both runs' curves so far
+
+    # the run finishes: the page shows it as any other run
+    cfg = json.loads((live / "config.json").read_text())
+    (live / "config.json").write_text(json.dumps({**cfg, "status": "finished"}))
+    for f in quiet.iterdir():
+        f.unlink()
+    quiet.rmdir()
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/curves.py").run()
+    assert not at.exception and not at.get("progress") and not at.warning

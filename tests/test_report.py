@@ -340,6 +340,23 @@ def test_mean_history_averages_folds_epoch_by_epoch():
     assert mean["val_acc"].tolist() == pytest.approx([0.4, 0.5, 0.5])
 
 
+def test_training_progress_says_how_far_a_run_is_and_when_it_went_quiet():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "seconds": [90.0, 30.0, 32.0, 28.0]})
+    config = {"status": "running", "args": {"epochs": 12}}
+    p = report.training_progress(config, history, quiet_s=10)
+    assert (p["done"], p["total"], p["fraction"], p["stale"]) == (4, 12, 4 / 12, False)
+    assert p["text"] == "epoch 4 of 12 done, 30 s per epoch: about 4 min left"  # 8 x 30 s, 10 s of them gone
+    assert report.training_progress(config, history, quiet_s=239)["text"].endswith("per epoch: under a minute left")
+    quiet = report.training_progress(config, history, quiet_s=601)  # three epochs' time is 90 s: ten minutes rule
+    assert quiet["stale"] and quiet["text"].startswith("epoch 4 of 12 done. Nothing written for about 10 min: ")
+    assert "--resume" in quiet["text"] and "left" not in quiet["text"]
+    assert not report.training_progress(config, history, quiet_s=599)["stale"]
+    done = report.training_progress({"status": "running", "args": {"epochs": 4}}, history, quiet_s=5)
+    assert done["fraction"] == 1.0 and done["text"] == "all 4 epochs done: scoring the best epoch on val and test"
+    assert report.training_progress({**config, "status": "finished"}, history, quiet_s=5) is None
+    assert report.training_progress(config, None, quiet_s=5)["text"] == "first epoch under way"
+
+
 def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
     result = {"metrics": {
         "accuracy": {"a": 0.5, "b": 0.4, "diff": 0.1, "ci95": [0.05, 0.15]},
