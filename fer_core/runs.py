@@ -6,6 +6,7 @@ reason instead of raising, so one bad run never hides the others.
 """
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -97,6 +98,28 @@ def _missing(have: list[str], need: list[str]) -> list[str]:
     return [c for c in need if c not in have]
 
 
+def _table_problem(path: Path, need: list[str]) -> str | None:
+    """Why a CSV file the engine writes cannot be read as one, judged from its header and its last line (a file cut
+    short by a copy or a full disk ends in a partial row), without reading it all; None when it looks whole."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(size - 4096, 0))
+        lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    if not lines:
+        return "empty file"
+    header = _read_header(path)
+    if missing := _missing(header, need):
+        return f"lacks columns {', '.join(missing)}"
+    if size <= 4096 and len(lines) == 1:
+        return "no rows, only the header"
+    fields = len(next(csv.reader([lines[-1]])))
+    if fields != len(header):
+        return (f"its last line has {fields} of the header's {len(header)} fields: the file is cut short (copied or "
+                f"written incompletely)")
+    return None
+
+
 def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
     """Check one folder against the contract. Returns (run or None, problems found)."""
     folder = Path(folder)
@@ -125,16 +148,16 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
     run = Run(name=folder.name, path=folder, config=config)
     problems: list[Problem] = []
     if run.history_path.is_file():
-        missing = _missing(_read_header(run.history_path), HISTORY_REQUIRED)
-        if missing:
-            return None, [Problem(folder, f"history.csv lacks columns {', '.join(missing)}")]
-        run.has_history = True
+        problem = _table_problem(run.history_path, HISTORY_REQUIRED)
+        if problem and problem not in ("empty file", "no rows, only the header"):  # those: no epoch recorded yet
+            return None, [Problem(folder, f"history.csv: {problem}")]
+        run.has_history = not problem
 
     for pred_path in sorted(folder.glob("predictions_*.csv")):
         split = pred_path.stem[len("predictions_"):]
-        missing = _missing(_read_header(pred_path), PRED_REQUIRED)
-        if missing:
-            problems.append(Problem(pred_path, f"lacks columns {', '.join(missing)}", skipped=split))
+        problem = _table_problem(pred_path, PRED_REQUIRED)
+        if problem:
+            problems.append(Problem(pred_path, problem, skipped=split))
         else:
             run.splits.append(split)
     for metrics_path in sorted(folder.glob("metrics_*.json")):
@@ -200,6 +223,21 @@ def folds_of(config: dict) -> int | None:
 def fold_run_names(config: dict) -> list[str]:
     """The folder names of the fold runs a pooled cross-validation (scripts/pool_folds.py) holds, in fold order."""
     return [Path(f["run"]).name for f in config.get("fold_runs") or []]
+
+
+def fold_runs(pooled: Run, runs: list[Run]) -> tuple[list[Run], list[str]]:
+    """The fold runs of a pooled cross-validation found among ``runs`` by folder name (where several folders have
+    that name, the one beside the pooled folder), in fold order; and the names of those not found."""
+    found, missing = [], []
+    for name in fold_run_names(pooled.config):
+        same = [r for r in runs if r.path.name == name]
+        beside = [r for r in same if r.path.parent == pooled.path.parent]
+        pick = beside or (same if len(same) == 1 else [])
+        if pick:
+            found.append(pick[0])
+        else:
+            missing.append(name)
+    return found, missing
 
 
 def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
@@ -278,12 +316,17 @@ def _first_stages(runs: list[Run]) -> set[str]:
 
 
 def _make_names_unique(runs: list[Run]) -> None:
-    counts: dict[str, int] = {}
+    """Runs whose folders share a name are each named by the fewest last parts of its path that no other of them
+    ends with."""
+    by_name: dict[str, list[Run]] = {}
     for r in runs:
-        counts[r.name] = counts.get(r.name, 0) + 1
-    for r in runs:
-        if counts[r.name] > 1:
-            r.name = f"{r.path.parent.name}/{r.name}"
+        by_name.setdefault(r.name, []).append(r)
+    for same in (g for g in by_name.values() if len(g) > 1):
+        for r in same:
+            others = [o.path.parts for o in same if o is not r]
+            k = next((k for k in range(2, len(r.path.parts) + 1)
+                      if all(o[-k:] != r.path.parts[-k:] for o in others)), len(r.path.parts))
+            r.name = Path(*r.path.parts[-k:]).as_posix()
 
 
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:

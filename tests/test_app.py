@@ -244,8 +244,19 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
     accuracy = next(c for c in at.get("plotly_chart") if '"Accuracy"' in c.proto.spec)
     names = [t["name"] for t in json.loads(accuracy.proto.spec)["data"]]
     assert {"cv (mean of 2 folds) (val)", "cv-fold1 (val)", "cv-fold2 (val)"} <= set(names)
-    assert any(c.value.startswith("cv pools the test predictions of 2 fold runs: its curves are their mean")
-               for c in at.caption)
+    assert any(c.value.startswith("cv pools the test predictions of 2 fold runs: its curves are the mean of 2 of "
+                                  "them") for c in at.caption)
+
+    # another folder holding a run named like fold 1: the fold beside the pooled folder is still the one used
+    import os
+
+    shutil.copytree(folds[0], tmp_path / "elsewhere" / "runs" / folds[0].name)
+    at = _app(monkeypatch, f"{tmp_path / 'runs'}{os.pathsep}{tmp_path / 'elsewhere' / 'runs'}")
+    at.multiselect(key="selected_runs").set_value(["cv"]).run()
+    at.switch_page("views/curves.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    caption = next(c.value for c in at.caption if c.value.startswith("cv pools"))
+    assert "the mean of 2 of them" in caption and f"{tmp_path.name}/runs/cv-fold1" in caption
 
 
 def test_gallery_of_a_pooled_cross_validation_asks_the_fold_that_tested_the_sample(monkeypatch, tmp_path):

@@ -154,6 +154,26 @@ def test_bad_split_files_drop_only_that_split(tmp_path):
     assert any("prob_3" in p.reason for p in problems)
 
 
+def test_empty_or_cut_short_tables_are_reported_not_read(tmp_path):
+    folder = write_run(tmp_path, "r", n=2000, n_boot=2, splits=("val", "test", "train"))
+    text = (folder / "predictions_test.csv").read_bytes()
+    (folder / "predictions_test.csv").write_bytes(text[:len(text) // 2])  # a copy cut off in the middle of a row
+    (folder / "predictions_val.csv").write_text((folder / "predictions_val.csv").read_text().splitlines()[0] + "\n")
+    (folder / "predictions_train.csv").write_bytes(b"")
+    run, problems = R.validate_run(folder)
+    assert run.splits == [] and run.has_history
+    reasons = {p.skipped: p.reason for p in problems}
+    assert reasons["val"] == "no rows, only the header" and reasons["train"] == "empty file"
+    assert reasons["test"].endswith("fields: the file is cut short (copied or written incompletely)")
+
+    history = (folder / "history.csv").read_text()
+    (folder / "history.csv").write_text(history.splitlines()[0] + "\n")  # no epoch recorded yet: no curves
+    assert not R.validate_run(folder)[0].has_history
+    (folder / "history.csv").write_text(history[:-30])
+    run, problems = R.validate_run(folder)
+    assert run is None and "history.csv: its last line has" in problems[0].reason
+
+
 def test_safe_image_path(tmp_path):
     (tmp_path / "root" / "images").mkdir(parents=True)
     (tmp_path / "root" / "images" / "1.jpg").write_bytes(b"x")
@@ -330,6 +350,27 @@ def test_runs_by_sample_count_groups_runs_fewest_first():
     assert R.fold_run_names({"fold_runs": [{"run": "artifacts/runs/a-fold1"}, {"run": "/x/a-fold2"}]}) == \
         ["a-fold1", "a-fold2"]
     assert R.fold_run_names({}) == []
+
+
+def test_runs_sharing_a_folder_name_get_names_that_tell_them_apart(tmp_path):
+    for home in ("x", "y"):
+        write_run(tmp_path / home / "runs", "hse-best", n=20, n_boot=2)
+    write_run(tmp_path / "z", "hse-best", n=20, n_boot=2)
+    runs, _ = R.discover_runs([tmp_path / "x" / "runs", tmp_path / "y" / "runs", tmp_path / "z"])
+    assert sorted(r.name for r in runs) == ["x/runs/hse-best", "y/runs/hse-best", "z/hse-best"]
+
+
+def test_fold_runs_prefers_the_folds_beside_the_pooled_folder(tmp_path):
+    for home in ("a", "b"):
+        write_run(tmp_path / home, "cv-fold1", n=20, n_boot=2)
+    write_run(tmp_path / "a", "cv-fold2", n=20, n_boot=2)
+    runs, _ = R.discover_runs([tmp_path / "b", tmp_path / "a"])
+    pooled = R.Run("cv", tmp_path / "a" / "cv", {"fold_runs": [{"run": f"somewhere/cv-fold{k}"} for k in (1, 2, 3)]})
+    found, missing = R.fold_runs(pooled, runs)
+    assert [r.path for r in found] == [tmp_path / "a" / "cv-fold1", tmp_path / "a" / "cv-fold2"]
+    assert missing == ["cv-fold3"]
+    elsewhere = R.Run("cv", tmp_path / "c" / "cv", pooled.config)  # two candidates, neither beside it: not guessed
+    assert R.fold_runs(elsewhere, runs) == ([next(r for r in runs if r.path.name == "cv-fold2")], ["cv-fold1", "cv-fold3"])
 
 
 def test_mean_history_averages_folds_epoch_by_epoch():

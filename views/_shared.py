@@ -137,12 +137,13 @@ def model_for_run(run: R.Run):
 def model_for_sample(run: R.Run, sample_id: str, all_runs: list[R.Run]) -> tuple[Path | None, str]:
     """The weights behind one sample's prediction and the run they belong to: the run's own or, for a pooled
     cross-validation, those of the fold run (among ``all_runs``) whose test part holds the sample."""
-    names = R.fold_run_names(run.config)
-    for fold in (r for r in all_runs if r.name in names):
+    if not R.fold_run_names(run.config):
+        return model_for_run(run), run.name
+    for fold in R.fold_runs(run, all_runs)[0]:
         pred = predictions(fold, "test")
         if pred is not None and sample_id in set(pred["id"]):
             return model_for_run(fold), fold.name
-    return (None, run.name) if names else (model_for_run(run), run.name)
+    return None, run.name
 
 
 @st.cache_data(show_spinner="Covering the face square by square…", max_entries=64)

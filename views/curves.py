@@ -19,14 +19,16 @@ def draw(runs: list[R.Run]) -> None:
     if untrained:
         st.caption(f"No training curves for {', '.join(untrained)}: an ensemble or evaluation folder trains nothing.")
     pooled = [r for r in runs if not r.has_history and R.fold_run_names(r.config)]
-    found = {r.name: r for r in ctx.all_runs}
     for r in pooled:  # a cross-validation's curves: its folds' curves averaged epoch by epoch
         names = R.fold_run_names(r.config)
-        folds = [found[n] for n in names if n in found and found[n].has_history]
+        folds = [f for f in R.fold_runs(r, ctx.all_runs)[0] if f.has_history]
+        missing = [n for n in names if n not in {f.path.name for f in folds}]
         if folds:
             histories[f"{r.name} (mean of {len(folds)} folds)"] = report.mean_history([S.history(f) for f in folds])
-            st.caption(f"{r.name} pools the test predictions of {len(names)} fold runs: its curves are their mean, "
-                       f"epoch by epoch ({', '.join(f.name for f in folds)}; choose them for each fold's own).")
+            st.caption(f"{r.name} pools the test predictions of {len(names)} fold runs: its curves are the mean of "
+                       f"{len(folds)} of them, epoch by epoch ({', '.join(f.name for f in folds)}; choose them for "
+                       f"each fold's own)" + (f". Not among the run folders read, or without a history.csv: "
+                                              f"{', '.join(missing)}." if missing else "."))
         else:
             st.caption(f"No training curves for {r.name}: its fold runs ({', '.join(names)}) are not among the run "
                        "folders read.")
@@ -53,9 +55,10 @@ def draw(runs: list[R.Run]) -> None:
                 else:
                     st.plotly_chart(fig, width="stretch", key=f"history-{panel}")
 
-    best = {r.name: r.config.get("best") for r in runs if r.name in histories}
-    st.caption("Best epoch by val_score: " + ", ".join(f"{n} → {b['epoch']} ({b['value']:.3f})"
-                                                        for n, b in best.items() if b))
+    best = [f"{r.name} → {b['epoch']} ({b['value']:.3f})" for r in runs
+            if r.name in histories and (b := r.config.get("best"))]
+    if best:
+        st.caption("Best epoch by val_score: " + ", ".join(best))
 
 
 def quiet_seconds(run: R.Run) -> float:
