@@ -35,12 +35,21 @@ METRICS = [
     ("arousal.sagr", "Arousal SAGR", "arousal_sagr", True),
 ]
 HIGHER_IS_BETTER = {label: hib for _, label, _, hib in METRICS}
-PALETTE = qualitative.Plotly
+PALETTE = qualitative.Plotly + qualitative.Dark24  # 34 colours before two runs share one
 
 
 def run_colors(names) -> dict[str, str]:
     """One stable colour per run, so a run looks the same on every chart."""
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+
+
+def legend_label(name: str, limit: int = 36) -> str:
+    """A run's name cut in the middle to at most ``limit`` characters, so a long name does not squeeze the chart
+    beside its legend (the hover text keeps the whole name)."""
+    if len(name) <= limit:
+        return name
+    half = (limit - 1) // 2
+    return f"{name[:half]}…{name[-(limit - 1 - half):]}"
 
 
 def _get(d: dict | None, dotted: str):
@@ -160,12 +169,22 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
             ci = cis.at[run, m] if m in cis else None
             lo.append(v - ci[0] if isinstance(ci, tuple) else 0)
             hi.append(ci[1] - v if isinstance(ci, tuple) else 0)
-        fig.add_bar(name=run, x=metrics, y=y, marker_color=colors[run],
+        fig.add_bar(name=legend_label(run), x=metrics, y=y, marker_color=colors[run],
                     error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi)),
                     hovertemplate="%{x}: %{y:.3f}<extra>" + run + "</extra>")
-    fig.update_layout(title=title, barmode="group", yaxis_title="value", height=400,
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(t=50, b=40))
+    fig.update_layout(title=title, barmode="group", yaxis_title="value", margin_t=50)
+    _legend_below(fig, 300, axis_px=110)  # the metric names below the bars may be slanted
     return fig
+
+
+def _legend_below(fig: go.Figure, plot_px: int, axis_px: int) -> None:
+    """A horizontal legend at the foot of the figure, under ``axis_px`` of x-axis labels, the figure grown by its rows,
+    so more or longer run names take room below instead of from the plot. A legend that does not fit on one row
+    (about 70 characters) wraps into columns as wide as its longest name."""
+    widths = [len(t.name) + 6 for t in fig.data if t.showlegend is not False]
+    rows = 1 if sum(widths) <= 70 else -(-len(widths) // max(1, 70 // max(widths)))
+    fig.update_layout(height=plot_px + axis_px + 22 * rows + (fig.layout.margin.t or 50), margin_b=axis_px + 22 * rows,
+                      legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0))
 
 
 def runs_by_sample_count(metrics: dict[str, dict], names: list[str]) -> dict[int, list[str]]:
@@ -223,22 +242,25 @@ HISTORY_PANELS = {
 
 
 def history_figure(histories: dict[str, pd.DataFrame], panel: str) -> go.Figure | None:
-    """Runs overlaid per epoch: solid = validation, dotted = training. None if no run has the columns."""
+    """Runs overlaid per epoch: solid = validation, dotted = training; one legend entry per run, below the chart.
+    None if no run has the columns."""
     fig = go.Figure()
     colors = run_colors(histories)
     for run, h in histories.items():
-        for col, part in HISTORY_PANELS[panel]:
+        shown = False
+        for col, part in reversed(HISTORY_PANELS[panel]):  # validation first: its line carries the legend entry
             if col not in h or h[col].isna().all():
                 continue
-            fig.add_scatter(x=h["epoch"], y=h[col], name=f"{run} ({part})", legendgroup=run,
-                            mode="lines+markers", marker_size=5,
+            fig.add_scatter(x=h["epoch"], y=h[col], name=legend_label(run) + ("" if part == "val" else " (train)"),
+                            legendgroup=run, showlegend=not shown, mode="lines+markers", marker_size=5,
                             line=dict(color=colors[run], dash="solid" if part == "val" else "dot"))
+            shown = True
     if not fig.data:
         return None
     last = max(int(h["epoch"].max()) for h in histories.values())
-    fig.update_layout(title=panel, xaxis_title="epoch", yaxis_title=panel.lower(), height=360,
-                      hovermode="x unified", margin=dict(t=50, b=40))
-    fig.update_xaxes(tick0=1, dtick=max(1, round(last / 10)))  # whole epochs, not 1.5
+    fig.update_layout(title=panel, xaxis_title="epoch", yaxis_title=panel.lower(), hovermode="x unified", margin_t=50)
+    _legend_below(fig, 250, axis_px=60)
+    fig.update_xaxes(tick0=1, dtick=max(1, round(last / 8)))  # whole epochs, not 1.5
     return fig
 
 
@@ -320,7 +342,7 @@ def per_class_figure(table: pd.DataFrame, metric: str = "recall") -> go.Figure:
         err = None
         if f"{metric}_lo" in t:
             err = dict(type="data", array=t[f"{metric}_hi"] - t[metric], arrayminus=t[metric] - t[f"{metric}_lo"])
-        fig.add_bar(name=run, x=t["class"], y=t[metric], marker_color=colors[run], error_y=err,
+        fig.add_bar(name=legend_label(run), x=t["class"], y=t[metric], marker_color=colors[run], error_y=err,
                     customdata=t[["support", "called"]],
                     hovertemplate="%{x}: %{y:.3f}<br>%{customdata[0]} true, %{customdata[1]} called<extra>"
                     + run + "</extra>")

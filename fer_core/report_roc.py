@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from .labels import CLASSES, NUM_CLASSES
+from .report import legend_label
 
 EXACT_MAX_ROWS = 20_000
 _LOGIT_EDGES = np.linspace(-14, 14, 1121)  # 0.025-wide logit bins
@@ -89,7 +90,7 @@ def _curves_figure(lines: list[tuple], kind: str, title: str) -> go.Figure:
     hover = "FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else "recall %{x:.3f}<br>precision %{y:.3f}"
     fig = go.Figure()
     for name, x, y, area, line in lines:
-        fig.add_scatter(x=x, y=y, mode="lines", name=f"{name} (AUC {area:.3f})", line=line,
+        fig.add_scatter(x=x, y=y, mode="lines", name=f"{legend_label(name)} (AUC {area:.3f})", line=line,
                         hovertemplate=hover + f"<extra>{name}</extra>")
     if kind == "roc":
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
@@ -142,7 +143,7 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
         b = c["bins"]
         n = np.array([x["n"] for x in b], dtype=float)
         fig.add_scatter(x=[x["confidence"] for x in b], y=[x["accuracy"] for x in b], mode="lines+markers",
-                        name=f"{run} (ECE {c['ece']:.3f})",
+                        name=f"{legend_label(run)} (ECE {c['ece']:.3f})",
                         line=dict(color=colors.get(run), width=1.6, dash="dash" if run in dashed else None),
                         marker=dict(size=5 + 20 * np.sqrt(n / n.max()), color=colors.get(run)),
                         customdata=[[x["lo"], x["hi"], x["n"]] for x in b],

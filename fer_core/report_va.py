@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from .labels import CLASSES
 from .metrics import proportion_ci
-from .report import PALETTE, run_colors
+from .report import PALETTE, legend_label, run_colors
 
 DIMS = ("valence", "arousal")
 VA_SUMMARY = {"rmse": "RMSE", "mae": "MAE", "pearson": "Pearson r", "ccc": "CCC", "sagr": "SAGR", "r2": "R²"}
@@ -91,7 +91,7 @@ def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60) -> go.Figure:
                 continue
             counts, _ = np.histogram(err, bins=edges)
             fig.add_trace(go.Scatter(x=centres, y=counts / err.size, mode="lines", line_shape="hvh",
-                                     line=dict(color=colors[run]), name=run, legendgroup=run,
+                                     line=dict(color=colors[run]), name=legend_label(run), legendgroup=run,
                                      showlegend=col == 1, hovertemplate="error %{x:.2f}: %{y:.1%}<extra>" + run
                                      + "</extra>"), row=1, col=col)
         fig.update_xaxes(title_text="error", row=1, col=col)
@@ -134,7 +134,7 @@ def intensity_figure(table: pd.DataFrame) -> go.Figure:
     for col, what in enumerate(("right", "neutral"), start=1):
         for run, t in table.groupby("run", sort=False):
             fig.add_trace(go.Scatter(
-                x=t["bin"], y=t[what], mode="lines+markers", line=dict(color=colors[run]), name=run,
+                x=t["bin"], y=t[what], mode="lines+markers", line=dict(color=colors[run]), name=legend_label(run),
                 legendgroup=run, showlegend=col == 1, customdata=t["n"],
                 error_y=dict(type="data", array=t[f"{what}_hi"] - t[what], arrayminus=t[what] - t[f"{what}_lo"]),
                 hovertemplate="intensity %{x}: %{y:.1%} of %{customdata}<extra>" + run + "</extra>"),

@@ -243,7 +243,7 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
     assert not at.exception, [e.value for e in at.exception]
     accuracy = next(c for c in at.get("plotly_chart") if '"Accuracy"' in c.proto.spec)
     names = [t["name"] for t in json.loads(accuracy.proto.spec)["data"]]
-    assert {"cv (mean of 2 folds) (val)", "cv-fold1 (val)", "cv-fold2 (val)"} <= set(names)
+    assert {"cv (mean of 2 folds)", "cv-fold1", "cv-fold1 (train)", "cv-fold2"} <= set(names)
     assert any(c.value.startswith("cv pools the test predictions of 2 fold runs: its curves are the mean of 2 of "
                                   "them") for c in at.caption)
 

@@ -225,7 +225,7 @@ def test_history_and_confusion_figures(runs_dir):
     hist = {n: R.load_history(runs_dir / n / "history.csv") for n in ("a", "fer")}
     assert hist["a"]["train_loss"].iloc[-1] < hist["a"]["train_loss"].iloc[0]
     assert len(report.history_figure(hist, "Loss").data) == 4
-    assert [t.name for t in report.history_figure(hist, "Valence RMSE").data] == ["a (val)"]
+    assert [t.name for t in report.history_figure(hist, "Valence RMSE").data] == ["a"]
     assert report.history_figure({"fer": hist["fer"]}, "Arousal RMSE") is None
     cm = R.load_metrics(runs_dir / "a" / "metrics_val.json")["confusion"]
     z = np.array(report.confusion_figure(cm, normalise=True).data[0].z)
@@ -371,6 +371,16 @@ def test_fold_runs_prefers_the_folds_beside_the_pooled_folder(tmp_path):
     assert missing == ["cv-fold3"]
     elsewhere = R.Run("cv", tmp_path / "c" / "cv", pooled.config)  # two candidates, neither beside it: not guessed
     assert R.fold_runs(elsewhere, runs) == ([next(r for r in runs if r.path.name == "cv-fold2")], ["cv-fold1", "cv-fold3"])
+
+
+def test_long_run_names_are_cut_in_the_middle_in_legends_and_many_runs_keep_their_own_colours():
+    long = "ablation-" + "x" * 80 + "-seed2"
+    label = report.legend_label(long)
+    assert len(label) == 36 and label.startswith("ablation-") and label.endswith("-seed2") and "…" in label
+    assert report.legend_label("hse-best") == "hse-best"
+    fig = report.history_figure({long: pd.DataFrame({"epoch": [1, 2], "val_acc": [0.3, 0.4]})}, "Accuracy")
+    assert fig.data[0].name == label
+    assert len(set(report.run_colors([f"run{i}" for i in range(30)]).values())) == 30
 
 
 def test_mean_history_averages_folds_epoch_by_epoch():

@@ -12,8 +12,8 @@ va_runs = [r for r in have if V.has_va(preds[r.name])]
 for r in have:
     if r not in va_runs:
         layout = (r.config.get("data") or {}).get("layout", "?")
-        st.warning(f"**{r.name}**: its {ctx.split} data has no valence/arousal annotations (layout '{layout}', "
-                   "e.g. FER+), so there is nothing to compare its valence/arousal outputs against.")
+        st.warning(f"**{r.name}**: its {ctx.split} predictions hold no annotated valence/arousal (data layout "
+                   f"'{layout}'), so there is nothing to compare its valence/arousal outputs against.")
 if not va_runs:
     st.stop()
 
