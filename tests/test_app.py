@@ -126,7 +126,7 @@ def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
     at.switch_page("views/valence_arousal.py").run()
     warnings = " ".join(w.value for w in at.warning)
-    assert "resnet18-ferplus" in warnings and "no valence/arousal" in warnings
+    assert "resnet18-ferplus" in warnings and "hold no annotated valence/arousal" in warnings
     assert "resnet50-affectnet" not in warnings
 
 
