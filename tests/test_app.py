@@ -166,6 +166,15 @@ def test_empty_state(monkeypatch, tmp_path):
         assert not at.exception and at.code, page
 
 
+def test_empty_state_names_a_run_in_its_first_epoch(monkeypatch, tmp_path):
+    (tmp_path / "my-first-run").mkdir()
+    (tmp_path / "my-first-run" / "train.log").write_text("decoding images\n")
+    at = _app(monkeypatch, tmp_path)
+    assert [i.value for i in at.info] == ["**my-first-run** is in its first epoch: this page shows it when that epoch "
+                                          "ends (read again every 10 s)."]
+    assert not at.code
+
+
 def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
     broken_dir = tmp_path / "runs"
     reasons = write_broken_runs(broken_dir)
@@ -381,6 +390,9 @@ def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
         os.utime(f, (hour_ago, hour_ago))
     at = _app(monkeypatch, tmp_path / "runs")
     assert set(at.multiselect(key="selected_runs").value) == {"live", "quiet"}
+    assert [i.value for i in at.info] == ["**quiet**, **live** are still training: this page shows their results when "
+                                          "they end (read again every 10 s); Training curves follows them epoch by "
+                                          "epoch."]
     at.switch_page("views/curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
     bars = at.get("progress")

@@ -6,6 +6,7 @@ st.session_state["lab"]; pages read them through ``context()``.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,9 +206,40 @@ def image_root(run: R.Run, split: str | None) -> tuple[str | None, str]:
     return (str(images_root(root)) if root else root), source
 
 
+REFRESH_S = 10  # how often a page waiting on a training run reads its folder again
+
+
+def rerun_when(changed) -> None:
+    """Ask ``changed()`` every REFRESH_S seconds, and run the whole app again (sidebar included) once it says yes."""
+    @st.fragment(run_every=REFRESH_S)
+    def watch() -> None:
+        if changed():
+            st.rerun()
+
+    watch()
+
+
+def still_training(run: R.Run) -> bool:
+    """Whether the run's config.json, read now, still says it is training."""
+    try:
+        return json.loads((run.path / "config.json").read_text(encoding="utf-8")).get("status") == "running"
+    except (OSError, ValueError):
+        return False
+
+
 def empty_state() -> None:
-    """What to do when there is nothing to show yet."""
+    """What to do when there is nothing to show yet; a run in its first epoch is named and shown once that ends."""
     ctx = context()
+    starting = [p.path for p in ctx.problems if (p.path / "train.log").is_file()
+                and not (p.path / "config.json").is_file()]
+    if starting:
+        one = len(starting) == 1
+        st.info(f"{', '.join(f'**{p.name}**' for p in starting)} {'is in its' if one else 'are in their'} first "
+                f"epoch: this page shows {'it' if one else 'them'} when that epoch ends (read again every "
+                f"{REFRESH_S} s).")
+
+        rerun_when(lambda: any((p / "config.json").is_file() for p in starting))
+        return
     st.info("No runs found yet. Train one from the project folder:")
     st.code(FIRST_RUN_COMMAND, language="bash")
     st.markdown("Preset names are listed by `python -m fer_core.train --help`. "
@@ -225,7 +257,15 @@ def require_runs(need_split: bool = True) -> LabContext:
         st.info("Choose one or more runs in the sidebar.")
         st.stop()
     if need_split and ctx.split is None:
-        st.warning("None of the chosen runs has a predictions_<split>.csv yet (runs still training?).")
+        training = [r for r in ctx.runs if r.config.get("status") == "running"]
+        if training:
+            one = len(training) == 1
+            st.info(f"{', '.join(f'**{r.name}**' for r in training)} {'is' if one else 'are'} still training: this "
+                    f"page shows {'its' if one else 'their'} results when {'it ends' if one else 'they end'} (read "
+                    f"again every {REFRESH_S} s); Training curves follows {'it' if one else 'them'} epoch by epoch.")
+            rerun_when(lambda: not any(still_training(r) for r in training))
+        else:
+            st.warning("None of the chosen runs has a predictions_<split>.csv: choose a run that has finished.")
         st.stop()
     return ctx
 

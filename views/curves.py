@@ -7,8 +7,6 @@ from fer_core import report
 from fer_core import runs as R
 from views import _shared as S
 
-REFRESH_S = 10  # how often the page reads a training run's folder again
-
 st.title("Training curves")
 ctx = S.require_runs(need_split=False)
 
@@ -71,7 +69,7 @@ training = {r.name for r in ctx.runs if r.config.get("status") == "running"}
 if not training:
     draw(ctx.runs)
 else:
-    @st.fragment(run_every=REFRESH_S)
+    @st.fragment(run_every=S.REFRESH_S)
     def live() -> None:
         runs = []
         for r in ctx.runs:
@@ -86,7 +84,7 @@ else:
                 else:
                     st.progress(p["fraction"], text=f"**{r.name}**: {p['text']}")
             runs.append(r)
-        st.caption(f"Training runs are read again every {REFRESH_S} s.")
+        st.caption(f"Training runs are read again every {S.REFRESH_S} s.")
         draw(runs)
 
     live()
