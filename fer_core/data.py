@@ -322,11 +322,13 @@ def _read_csv(root: Path) -> DataIndex:
     samples, skipped, seen, notes, odd_splits = [], {}, set(), [f"manifest {csv_path.name}"], set()
 
     def number(row, name):
-        v = row.get(lower[name], "") if name in lower else ""
+        """The value in [-1, 1], NaN where empty, -2 (AffectNet's "not annotated") as is, else None."""
+        v = str(row.get(lower[name], "") if name in lower else "").strip()
         try:
-            return float(v) if str(v).strip() else math.nan
+            x = float(v) if v else math.nan
         except ValueError:
-            return math.nan
+            return None
+        return x if math.isnan(x) or -1 <= x <= 1 or x == -2 else None
 
     for row in df.to_dict("records"):
         rel = str(row[cols[0]]).strip()
@@ -338,6 +340,9 @@ def _read_csv(root: Path) -> DataIndex:
             _count(skipped, f"unknown label '{raw}'")
             continue
         valence, arousal = number(row, "valence"), number(row, "arousal")
+        if valence is None or arousal is None:
+            _count(skipped, "valence/arousal not a number in [-1, 1]")
+            continue
         if valence == -2 or arousal == -2:
             _count(skipped, "valence/arousal -2")
             continue
@@ -355,7 +360,12 @@ def _read_csv(root: Path) -> DataIndex:
         path = Path(rel).as_posix() if not os.path.isabs(rel) else rel
         samples.append(Sample(path, path, label, valence, arousal, split))
     if odd_splits:
-        notes.append(f"unrecognised split values treated as unassigned: {', '.join(sorted(odd_splits))}")
+        raise DataError(f"{csv_path}: split column values {', '.join(repr(v) for v in sorted(odd_splits))} are not "
+                        f"train, val or test")
+    assigned = sum(s.split is not None for s in samples)
+    if 0 < assigned < len(samples):  # a split that covers only some images cannot be kept: say so, do not guess
+        raise DataError(f"{csv_path}: the split column names a split for {assigned} of {len(samples)} images; give "
+                        f"one for every image, or leave the column out for a stratified split")
     return DataIndex(base, "csv", samples, False, skipped, notes)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -133,6 +134,29 @@ def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
     if run is not None:
         return set(saved_split(run)) <= {s.id for s in index.samples}
     return root.name == own_root.name
+
+
+def trained_on(samples, root: Path, run: Path | None, own_root: Path) -> set[str]:
+    """The ids of ``samples`` (images under ``root``) that are images the run trained on, whatever layout and ids
+    either uses: the same file (a manifest or a symlink pointing at it) or a byte-identical copy of the same name."""
+    import filecmp
+
+    if run is None:
+        return set()
+    split = pd.read_csv(run / "split.csv", dtype=str)
+    base = fdata.images_root(own_root)
+    by_name = {Path(p).name: base / p for p in split.loc[split["split"] == "train", "path"]}
+    real = {os.path.realpath(p) for p in by_name.values()}
+    found = set()
+    for s in samples:
+        path = root / s.path
+        twin = by_name.get(path.name)
+        try:
+            if os.path.realpath(path) in real or (twin is not None and filecmp.cmp(path, twin, shallow=False)):
+                found.add(s.id)
+        except OSError:  # an image not there: the reader or the decoder says so
+            continue
+    return found
 
 
 def own_folder(args, path: Path) -> Path | None:
@@ -270,15 +294,25 @@ def main(args) -> int:
     except fdata.DataError as e:
         return _fail(str(e))
     foreign = root != own_root and not same_data(index, root, own_root, run)
+    left_out: set[str] = set()
     if foreign:
         has_test = any(s.split == "test" for s in index.samples)
         split = args.split or ("test" if has_test else "all")
         assignment = {s.id: s.split for s in index.samples}
+        same_files = trained_on(index.samples, index.root, run, own_root)
         trained = {i for i, v in (saved_split(run).items() if run is not None else ()) if v == "train"}
-        if any(s.id in trained for s in index.samples):
-            n = sum(s.id in trained for s in index.samples)
-            print(f"note: {n} of these {len(index.samples)} images have the ids of images {cfg.get('name')} trained "
-                  f"on; if they are the same images, the figures will be flattering", file=sys.stderr)
+        same_ids = sum(s.id in trained and s.id not in same_files for s in index.samples)
+        if same_files and args.split is None:
+            left_out = same_files
+            print(f"note: left out {len(same_files)} of these {len(index.samples)} images: {cfg.get('name')} trained "
+                  f"on them (the same files, or copies); --split all scores them too",
+                  file=sys.stderr)
+        elif same_files:
+            print(f"note: {len(same_files)} of these images are images {cfg.get('name')} trained on (the same files, "
+                  f"or copies): the figures will be flattering", file=sys.stderr)
+        if same_ids:
+            print(f"note: {same_ids} of these {len(index.samples)} images have the ids of images {cfg.get('name')} "
+                  f"trained on; if they are the same images, the figures will be flattering", file=sys.stderr)
     else:
         split = args.split or "test"
         if run is None and split != "all":
@@ -289,9 +323,12 @@ def main(args) -> int:
         if split == "all":
             print(f"note: --split all scores every image of {root}, including those {cfg.get('name', path.stem)} "
                   f"trained on", file=sys.stderr)
-    samples = [s for s in index.samples if split == "all" or assignment.get(s.id) == split]
+    samples = [s for s in index.samples if (split == "all" or assignment.get(s.id) == split) and s.id not in left_out]
     if not samples:
-        return _fail(f"no samples in split {split!r} of {root}")
+        return _fail(f"no samples in split {split!r} of {root}" + (" besides the images the model trained on"
+                                                                   if left_out else ""))
+    for note in index.notes[1:]:  # what the reader skipped or ignored, as training says it
+        print(f"note: {note}", file=sys.stderr)
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
     tag = args.tag or (split if not foreign else f"{root.stem if root.is_file() else root.name}-{split}")
     images, ok, failures = fdata.decode_images(index.root, samples, cfg["img_size"])
@@ -311,7 +348,8 @@ def main(args) -> int:
         probs = apply_temperature(probs, t).astype(np.float32)
     df = predictions_frame([samples[i] for i in ok], probs, va)
     m = write_evaluation(out, tag, df, data_root=str(index.root), checkpoint=str(path), tta=tta,
-                         img_size=cfg["img_size"], skipped_images=len(failures), temperature=t)
+                         img_size=cfg["img_size"], skipped_images=len(failures), temperature=t,
+                         skipped_samples=index.skipped, left_out_trained=len(left_out))
     how = f", temperature {t:.3f}" if t != 1 else ""
     print(f"{cfg.get('name', path.stem)} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}"
           f"{how}]: {summary_line(m)}")

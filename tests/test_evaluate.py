@@ -183,3 +183,71 @@ def test_a_corrupt_onnx_file_is_one_clear_line(tmp_path, capsys):
     rc, err = ev(capsys, "--run", fake, "--data", write_folders(tmp_path / "faces"), "--out", tmp_path / "ev")
     assert rc == 2 and err.startswith(f"error: {fake}: not a readable ONNX model") and "Traceback" not in err
     assert not (tmp_path / "ev").exists()
+
+
+def test_images_the_model_trained_on_are_found_under_any_layout_and_left_out(csv_run, run, tmp_path, capsys):
+    import os
+
+    base, manifest, _ = csv_run
+    split = pd.read_csv(run / "split.csv", dtype=str)
+    train_paths = list(split.loc[split["split"] == "train", "path"])
+    # the same images in class folders, as symlinks: beside new images of the same names (0.jpg, 1.jpg)
+    folders = write_folders(tmp_path / "folders")
+    labels = dict(zip(*pd.read_csv(manifest, dtype=str)[["path", "expression"]].T.values))
+    for rel, label in labels.items():
+        os.symlink(manifest.parent / rel, folders / label / f"from-{Path(rel).name}")
+    n_all = 16 + len(labels)
+    rc, err = ev(capsys, "--run", run, "--data", folders, "--out", tmp_path / "a")
+    assert rc == 0, err
+    assert f"note: left out {len(train_paths)} of these {n_all} images: csv trained on them" in err
+    pred = pd.read_csv(tmp_path / "a" / "predictions_folders-all.csv")
+    assert len(pred) == n_all - len(train_paths)
+    assert not {Path(p).name for p in pred["path"]} & {f"from-{Path(t).name}" for t in train_paths}
+    assert json.loads((tmp_path / "a" / "metrics_folders-all.json").read_text())["left_out_trained"] == len(train_paths)
+
+    # byte-identical copies of the same name count too; --split all scores them, with a warning
+    copies = write_folders(tmp_path / "copies")
+    for rel, label in labels.items():
+        shutil.copy(manifest.parent / rel, copies / label / f"copy-{Path(rel).name}")
+        if rel in train_paths:
+            shutil.copy(manifest.parent / rel, copies / label / Path(rel).name)
+    rc, err = ev(capsys, "--run", run, "--data", copies, "--out", tmp_path / "b", "--split", "all")
+    assert rc == 0, err
+    assert f"note: {len(train_paths)} of these images are images csv trained on" in err
+    assert len(pd.read_csv(tmp_path / "b" / "predictions_copies-all.csv")) == len(list(copies.rglob("*.jpg")))
+
+
+def test_rows_the_reader_skips_are_said_and_recorded(run, tmp_path, capsys):
+    data = tmp_path / "m"
+    manifest = write_manifest(data, n_per_class=2, seed=3)
+    df = pd.read_csv(manifest, dtype=str)
+    df.loc[0, "expression"] = "Bored"
+    df.loc[1, "path"] = "img/missing.jpg"
+    df.loc[2, "valence"] = "abc"
+    df.loc[3, "arousal"] = "5"
+    df.to_csv(manifest, index=False)
+    rc, err = ev(capsys, "--run", run, "--data", manifest, "--out", tmp_path / "out")
+    assert rc == 0, err
+    assert ("note: skipped: unknown label 'Bored' 1, missing image 1, valence/arousal not a number in [-1, 1] 2"
+            in err)
+    m = json.loads((tmp_path / "out" / "metrics_manifest-all.json").read_text())
+    assert m["n"] == 12 and m["skipped_samples"] == {"unknown label 'Bored'": 1, "missing image": 1,
+                                                     "valence/arousal not a number in [-1, 1]": 2}
+
+
+def test_a_manifest_split_column_is_used_whole_or_refused(tmp_path, capsys):
+    from fer_core import data as fdata
+
+    manifest = write_manifest(tmp_path / "m", n_per_class=2)
+    df = pd.read_csv(manifest)
+    df["split"] = ["train", "val", "test", "bogus"] * 4
+    df.to_csv(manifest, index=False)
+    with pytest.raises(fdata.DataError, match="split column values 'bogus' are not train, val or test"):
+        fdata.read_dataset(manifest)
+    df["split"] = ["train", "val", "test", ""] * 4
+    df.to_csv(manifest, index=False)
+    with pytest.raises(fdata.DataError, match="names a split for 12 of 16 images"):
+        fdata.read_dataset(manifest)
+    df["split"] = ["train", "valid", "test", "train"] * 4
+    df.to_csv(manifest, index=False)
+    assert {s.split for s in fdata.read_dataset(manifest).samples} == {"train", "val", "test"}
