@@ -102,7 +102,7 @@ def get_args_parser():
                                  "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
     p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>); "
                                  "letters, digits, '.', '_', '+', '-'")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
 
 
@@ -258,14 +258,17 @@ def _load(args, device):
 
 def main(args) -> int:
     from .inference import ModelNotFound, run_path
-    from .train import IMG_SIZES, pick_device  # one device policy and one size range for train and evaluate
+    from .train import IMG_SIZES, Fail, pick_device  # one device policy and one size range for train and evaluate
 
     if args.tag is not None and not TAG.fullmatch(args.tag):
         return _fail(f"--tag {args.tag!r} is not a simple name: it becomes part of a file name "
                      f"(predictions_<tag>.csv), so use letters, digits, '.', '_', '+' and '-', not starting with '.'")
     if args.run:
         args.run = str(run_path(args.run))  # a run name means that run's folder, as for a path to it
-    device = pick_device(args.device)
+    try:
+        device = pick_device(args.device)
+    except Fail as e:
+        return _fail(str(e))
     try:
         path, cfg, run, predict = _load(args, device)
     except ModelNotFound as e:

@@ -43,6 +43,7 @@ from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weight
 
 SCHEMA_VERSION = 1
 VA_LOSSES = ("mse", "ccc", "mse+ccc")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 IMG_SIZES = (16, 1024)
 log = logging.getLogger("fer_core.train")
 
@@ -59,8 +60,9 @@ def get_args_parser():
     a("--name", type=_run_name, help="run name, the run folder's name under --out (default: <preset or "
                                        "backbone>-<date-time>)")
     a("--out", default="artifacts/runs", help="parent folder of run folders (default artifacts/runs)")
-    a("--resume", metavar="RUN", help="continue the run folder RUN from checkpoints/last.pt, with its own settings: "
-      "other flags must match them, except --epochs (to train longer), --workers and --device")
+    a("--resume", metavar="RUN", help="continue the run folder RUN (a path, or a run name under --out) from "
+      "checkpoints/last.pt, with its own settings: other flags must match them, except --epochs (to train longer), "
+      "--workers and --device")
     a("--split-from", metavar="RUN", help="reuse RUN's split.csv so runs are compared on the same images")
     # None defaults: the preset or the study's recipe fills them (see presets.BASE)
     a("--backbone", choices=BACKBONES, help="network (default resnet50)")
@@ -128,7 +130,7 @@ def get_args_parser():
       "time only; the saved model and its predictions are the usual two heads (default 0 = off)")
     a("--limit", type=int, help="train on a seeded random N of the training images, classes in "
       "their proportions (quick trials, learning curves)")
-    a("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    a("--device", default="auto", choices=DEVICES, help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
 
 
@@ -187,18 +189,35 @@ RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", 
                "kd_temperature", "bf16", "landmark_weight", "sam"]
 
 
-def pick_device(name: str = "auto") -> str:
-    if name != "auto":
-        return name
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 class Fail(Exception):
     """A problem the user must fix: one line, exit code 2."""
+
+
+_UNDER_1 = ("lie in [0, 1)", lambda x: 0 <= x < 1)
+_NOT_NEGATIVE = ("be 0 or more", lambda x: 0 <= x < float("inf"))  # NaN fails every comparison: refused too
+LIMITS = {  # recipe value: (its range in words, the test); 0 turns ema, mixup, cutmix, sam and early_stop off
+    "label_smoothing": _UNDER_1, "dropout": _UNDER_1, "ema": _UNDER_1, "weight_decay": _NOT_NEGATIVE,
+    "mixup": _NOT_NEGATIVE, "cutmix": _NOT_NEGATIVE, "sam": _NOT_NEGATIVE, "early_stop": _NOT_NEGATIVE,
+    "warmup_epochs": _NOT_NEGATIVE, "va_weight": _NOT_NEGATIVE,  # a negative weight would reward the error
+    "head_lr_mult": ("be above 0", lambda x: 0 < x < float("inf")),
+}
+
+
+def pick_device(name: str = "auto") -> str:
+    """``name``, or for auto the first of cuda, mps and cpu that is there. A device that is not there raises Fail
+    now: PyTorch would fail later, mid-run, with a traceback."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    if name not in DEVICES:
+        raise Fail(f"--device {name}: choose one of {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Fail("--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                   "use --device auto or cpu")
+    if name == "mps" and not mps:
+        raise Fail("--device mps: no Apple GPU is available here (torch.backends.mps.is_available() is False); "
+                   "use --device auto or cpu")
+    return name
 
 
 class Interrupted(KeyboardInterrupt):
@@ -305,6 +324,9 @@ def _main(args, run: dict) -> int:
         log.info("landmarks for %d of %d images (weight %g)", n_landmarks, len(index.samples), r["landmark_weight"])
     for k, n in index.skipped.items():
         log.info("skipped %d samples: %s", n, k)
+    for note in index.notes[1:]:  # what the reader ignored (other folders, a missing FER+ part), besides the skipped
+        if not note.startswith("skipped: "):
+            log.info("%s", note)
 
     model, info = build_model(r["backbone"], "none" if ckpt else r["weights"], dropout=r["dropout"])
     cfg.update(mean=info.mean, std=info.std)
@@ -312,6 +334,9 @@ def _main(args, run: dict) -> int:
         raise Fail(f"{r['backbone']} needs --img-size {model.features.MIN_SIDE} or more (got {r['img_size']})")
     if not ckpt:
         cfg["weights"] = {"requested": r["weights"], "loaded": info.weights_loaded}
+        default = PRESETS.get(args.preset, {}).get("weights", r["weights"])
+        if args.weights is None and r["weights"] != default:  # _prepare_run found the first stage under --out
+            log.info("preset %s: %s is not there; starting from %s", args.preset, default, r["weights"])
     log.info("backbone %s, weights: %s", r["backbone"], cfg["weights"]["loaded"])
 
     t0 = time.time()
@@ -347,15 +372,18 @@ def _main(args, run: dict) -> int:
                     "behind training (lower --ema, or --ema 0 for short runs)", r["ema"], round(1 / (1 - r["ema"])),
                     total_steps)
     steps = max(len(loader), 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s / steps, r["epochs"], r["warmup_epochs"]))
     if ckpt:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
         if ema is not None and "ema" in ckpt:
             ema.load_state_dict(ckpt["ema"])
         if trained is not model and "landmark_head" in ckpt:
             trained.landmarks.load_state_dict(ckpt["landmark_head"])
+    # A resumed run's schedule is rebuilt at the step it reached, not loaded from last.pt: --epochs may have grown,
+    # and the saved state holds the old schedule's rate for the next step (0 at its end). With the same --epochs the
+    # rebuilt schedule gives that same rate.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s / steps, r["epochs"], r["warmup_epochs"]),
+                                              last_epoch=ckpt["scheduler"]["last_epoch"] - 1 if ckpt else -1)
     net = torch.nn.parallel.DistributedDataParallel(trained) if world > 1 else trained
     cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
     use_amp = device.startswith("cuda")
@@ -597,6 +625,8 @@ def _prepare_run(args, rank):
     """Resolve the recipe and the run folder; for --resume, read both back from the folder."""
     if args.resume:
         run_dir = Path(args.resume)
+        if Path(args.resume).name == args.resume and not run_dir.is_dir():  # a bare run name: that run under --out
+            run_dir = Path(args.out) / args.resume
         last = run_dir / "checkpoints" / "last.pt"
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
@@ -607,6 +637,9 @@ def _prepare_run(args, rank):
             raise Fail(f"--resume continues {run_dir} with the settings it was started with, and these flags differ "
                        f"from them: {'; '.join(differ)}. Leave them out (only --epochs, --workers and --device may "
                        f"change), or train a new run")
+        if args.epochs and args.epochs < ckpt["epoch"]:
+            raise Fail(f"--epochs {args.epochs}: {run_dir} has trained {ckpt['epoch']} epochs already, and --resume "
+                       f"only trains a run longer: give --epochs {ckpt['epoch']} or more, or leave it out")
         if args.epochs:
             cfg["args"]["epochs"] = args.epochs
         if args.workers is not None:
@@ -621,11 +654,16 @@ def _prepare_run(args, rank):
         raise Fail(f"--limit must be a number of training images, 1 or more (got {args.limit})")
     if not Path(args.data).exists():
         raise Fail(f"data folder not found: {args.data}")
-    if r["weights"] == PRESETS.get(args.preset, {}).get("weights") and not Path(r["weights"]).is_file():
-        first = Path(r["weights"]).parts[-3]  # artifacts/runs/<stage-1 preset>/checkpoints/best.pt
-        raise Fail(f"preset {args.preset} starts from {r['weights']}, which is not there: train the {first} "
-                   f"preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first} --name "
-                   f"{first}), or give --weights")
+    default = PRESETS.get(args.preset, {}).get("weights")
+    if r["weights"] == default and not Path(default).is_file():
+        first = Path(default).parts[-3]  # artifacts/runs/<stage-1 preset>/checkpoints/best.pt
+        mine = Path(args.out) / first / "checkpoints" / "best.pt"  # the first stage trained with this --out
+        if not mine.is_file():
+            looked = " or ".join(dict.fromkeys([default, str(mine)]))
+            raise Fail(f"preset {args.preset} starts from the best checkpoint of a {first} run, and there is none at "
+                       f"{looked}: train the {first} preset first (python -m fer_core.train --data PATH/TO/FERPLUS "
+                       f"--preset {first} --name {first} --out {args.out}), or give --weights PATH")
+        r["weights"] = str(mine)
     if r.get("mixup") and r.get("cutmix"):
         raise Fail("--mixup and --cutmix do not go together: choose one")
     if r.get("resize_from") and not 16 <= r["resize_from"] < r["img_size"]:
@@ -633,6 +671,9 @@ def _prepare_run(args, rank):
                    f"(got {r['resize_from']})")
     if not 0 < r["first_layer_lr_mult"] <= 1:
         raise Fail(f"--first-layer-lr-mult must lie in (0, 1] (got {r['first_layer_lr_mult']})")
+    for k, (allowed, ok) in LIMITS.items():  # flags or the preset: refused before they fail or mistrain mid-run
+        if not ok(r[k]):
+            raise Fail(f"--{k.replace('_', '-')} must {allowed} (got {r[k]})")
     if not r.get("teacher") and (args.kd_weight is not None or args.kd_temperature is not None):
         raise Fail(f"--{'kd-weight' if args.kd_weight is not None else 'kd-temperature'} sets how a student learns "
                    f"from its teacher: give --teacher RUN (the model to distil from), or leave it out")

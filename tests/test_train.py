@@ -237,10 +237,13 @@ def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, 
     shutil.copytree(data, tmp_path / "moved")
     assert ev("--run", run, "--data", tmp_path / "moved", "--out", tmp_path / "m") == 0
     assert (tmp_path / "m" / "predictions_test.csv").is_file()
-    for f in (tmp_path / "moved" / "images").glob("1*.jpg"):  # part of it: scored, with a warning
+    for f in (tmp_path / "moved" / "images").glob("1*.jpg"):  # part of it: the images it trained on left out
         f.unlink()
     assert ev("--run", run, "--data", tmp_path / "moved", "--out", tmp_path / "m") == 0
-    assert "have the ids of images tiny trained on" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    left = int(err.split("note: left out ")[1].split()[0])
+    assert f"of these 44 images: tiny trained on them (the same files, or copies)" in err
+    assert len(pd.read_csv(tmp_path / "m" / "predictions_moved-all.csv")) == 44 - left > 0
 
 
 def test_split_from_reuses_assignment(tiny_run):
@@ -291,6 +294,55 @@ def test_resume_refuses_flags_that_differ_from_the_run(tmp_path, capsys):
     # the run's own command line, with more epochs, continues it
     assert run_train(*argv, "--resume", tmp_path / "r", "--epochs", "2") == 0
     assert list(pd.read_csv(tmp_path / "r" / "history.csv")["epoch"]) == [1, 2]
+
+
+def test_resume_with_more_epochs_trains_at_the_longer_schedules_rate(tmp_path, monkeypatch):
+    from fer_core.transforms import cosine_lr
+
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "2", *TINY, "--weights", "none") == 0
+    seen = {}  # epoch: (the rate its first step trains at, whether it changed the weights)
+    real = train.train_one_epoch
+
+    def one_epoch(*a, **k):
+        model, opt, epoch = a[1], a[4], a[11]
+        before = [q.detach().clone() for q in model.parameters()]
+        lr = opt.param_groups[0]["lr"]
+        out = real(*a, **k)
+        seen[epoch] = lr, any(not torch.equal(b, q) for b, q in zip(before, model.parameters()))
+        return out
+    monkeypatch.setattr(train, "train_one_epoch", one_epoch)
+    assert run_train("--resume", tmp_path / "r", "--epochs", "4") == 0
+    # 24 training images in batches of 16: one step an epoch, so epoch 3 trains at step 2 of the 4-epoch schedule
+    # (the 2-epoch schedule's rate there is 0), and history records the rate after its step, step 3's
+    lr, changed = seen[3]
+    assert lr == pytest.approx(1e-3 * cosine_lr(2, 4, 0)) and changed
+    recorded = pd.read_csv(tmp_path / "r" / "history.csv")["lr"][2]
+    assert recorded > 0 and recorded == pytest.approx(1e-3 * cosine_lr(3, 4, 0))
+
+
+def test_resume_refuses_fewer_epochs_than_the_run_has_trained(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "2", *TINY, "--weights", "none") == 0
+    before = (tmp_path / "r" / "config.json").read_bytes()
+    capsys.readouterr()
+    assert run_train("--resume", tmp_path / "r", "--epochs", "1") == 2
+    err = capsys.readouterr().err
+    assert f"--epochs 1: {tmp_path / 'r'} has trained 2 epochs already, and --resume only trains a run longer: give " \
+           f"--epochs 2 or more" in err and "Traceback" not in err
+    assert (tmp_path / "r" / "config.json").read_bytes() == before
+
+
+def test_resume_takes_a_run_name_under_out(tmp_path, monkeypatch):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    runs = tmp_path / "artifacts" / "runs"
+    assert run_train("--data", data, "--out", runs, "--name", "tinyr", "--epochs", "1", *TINY, "--weights", "none") == 0
+    monkeypatch.chdir(tmp_path)  # no folder tinyr here: the run of that name under --out (default artifacts/runs)
+    assert run_train("--resume", "tinyr", "--epochs", "2") == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert run_train("--resume", "tinyr", "--out", runs, "--epochs", "3") == 0
+    assert list(pd.read_csv(runs / "tinyr" / "history.csv")["epoch"]) == [1, 2, 3]
 
 
 def _fail_at_epoch(monkeypatch, at, error):
@@ -372,6 +424,51 @@ def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert run_train(*argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, value, allowed", [
+    ("--label-smoothing", "2", "lie in [0, 1)"),
+    ("--ema", "1.5", "lie in [0, 1)"),
+    ("--dropout", "1.5", "lie in [0, 1)"),
+    ("--weight-decay", "-1", "be 0 or more"),
+    ("--mixup", "-1", "be 0 or more"),
+    ("--cutmix", "-1", "be 0 or more"),
+    ("--sam", "-1", "be 0 or more"),
+    ("--early-stop", "-1", "be 0 or more"),
+    ("--warmup-epochs", "-1", "be 0 or more"),
+    ("--va-weight", "-1", "be 0 or more"),
+    ("--va-weight", "nan", "be 0 or more"),
+    ("--head-lr-mult", "0", "be above 0"),
+])
+def test_recipe_values_out_of_range_are_refused_before_training(flag, value, allowed, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run_train("--data", ".", "--out", "runs", flag, value) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must {allowed} (got {value}" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+    # a preset's value is checked as a flag's is
+    monkeypatch.setitem(train.PRESETS, "cpu-fast", {**train.PRESETS["cpu-fast"], flag[2:].replace("-", "_"): -1})
+    assert run_train("--data", ".", "--out", "runs", "--preset", "cpu-fast") == 2
+    assert f"{flag} must {allowed} (got -1)" in capsys.readouterr().err
+
+
+def test_device_that_is_not_here_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        train.get_args_parser().parse_args(["--device", "bogus"])
+    assert "argument --device: invalid choice: 'bogus'" in capsys.readouterr().err
+    with pytest.raises(train.Fail, match="--device bogus: choose one of auto, cpu, cuda, mps"):
+        train.pick_device("bogus")  # evaluate passes its own --device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert train.pick_device("auto") == "cpu"
+    with pytest.raises(train.Fail, match=r"--device mps: no Apple GPU is available here"):
+        train.pick_device("mps")
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    assert run_train("--data", data, "--out", tmp_path / "runs", *TINY, "--device", "cuda") == 2
+    err = capsys.readouterr().err
+    assert "--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); use --device auto " \
+           "or cpu" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -467,6 +564,27 @@ def test_preset_without_its_first_stage_says_what_to_run(preset, first, tmp_path
     assert run_train("--data", ".", "--preset", preset) == 2
     assert f"train the {first} preset first (python -m fer_core.train --data PATH/TO/FERPLUS --preset {first}" in \
         capsys.readouterr().err
+
+
+def test_two_stage_preset_finds_its_first_stage_under_out(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no artifacts/runs/ferplus-hse here
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=48)
+    out = tmp_path / "x"
+    capsys.readouterr()
+    assert run_train("--data", data, "--preset", "hse-best", "--out", out, *TINY) == 2
+    err = capsys.readouterr().err
+    assert "there is none at artifacts/runs/ferplus-hse/checkpoints/best.pt or " \
+           f"{out}/ferplus-hse/checkpoints/best.pt: train the ferplus-hse preset first" in err and "--weights" in err
+    # the two stages, the tiny way, both under --out
+    assert run_train("--data", data, "--preset", "ferplus-hse", "--out", out, "--name", "ferplus-hse", "--epochs", "1",
+                     *TINY) == 0
+    assert run_train("--data", data, "--preset", "hse-best", "--out", out, "--name", "s2", "--epochs", "1", *TINY) == 0
+    first = f"{out}/ferplus-hse/checkpoints/best.pt"
+    cfg = json.loads((out / "s2" / "config.json").read_text())
+    assert cfg["args"]["weights"] == cfg["weights"]["requested"] == first
+    assert cfg["weights"]["loaded"].startswith(f"file {first} (")
+    assert f"artifacts/runs/ferplus-hse/checkpoints/best.pt is not there; starting from {first}" in \
+        (out / "s2" / "train.log").read_text()
 
 
 def test_first_layer_lr_mult_decays_the_backbone_rate_layer_by_layer():
