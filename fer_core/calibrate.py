@@ -134,13 +134,25 @@ def main(args) -> int:
     run = run_path(args.run)
     if not (run / "config.json").is_file():
         return _fail(f"{args.run}: not a run folder (no config.json)")
+    try:
+        config = json.loads((run / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        return _fail(f"{run / 'config.json'}: unreadable ({e})")
+    if config.get("fold_runs"):
+        folds = ", ".join(str(f["run"]) for f in config["fold_runs"])
+        return _fail(f"{run} is a pooled cross-validation: its folds' test predictions taken together, with no "
+                     f"validation predictions of one model and no weights of its own to calibrate. Calibrate each "
+                     f"fold's run instead (python -m fer_core.calibrate --run FOLD_RUN, for each of {folds})")
     if args.split == "test":
         return _fail("--split test would fit T on the images it is judged on; fit on val (or train)")
+    if not (run / f"predictions_{args.split}.csv").is_file():
+        problem = _no_predictions(run, args.split, config.get("status"))
+        if problem:
+            return _fail(problem)
     missing = [str(m) for m in args.model if not m.is_file()]
     if missing:
         return _fail(f"no such model file: {', '.join(missing)}")
     try:
-        config = json.loads((run / "config.json").read_text())
         y, probs = read_predictions(run, args.split)
         t = fit_temperature(y, probs)
     except ValueError as e:
@@ -178,6 +190,26 @@ def main(args) -> int:
     atomic_write_json(run / "config.json", {**config, "temperature": entry})
     print(f"wrote the temperature into {', '.join(map(str, [run / 'config.json', *written]))}")
     return 0
+
+
+def _no_predictions(run: Path, split: str, status: str | None) -> str | None:
+    """Why the run has no predictions_<split>.csv to fit on where evaluating it cannot help, or None where
+    ``python -m fer_core.evaluate --run RUN --split SPLIT`` would write them."""
+    from .inference import ModelNotFound, resolve_model
+
+    have = sorted(f.stem[len("predictions_"):] for f in run.glob("predictions_*.csv"))
+    if split not in ("train", "val"):
+        return (f"{run} has no predictions_{split}.csv: --split names the predictions to fit on, those of the run's "
+                f"val or train split (it has predictions for {', '.join(have) or 'no split'}; never fit on test)")
+    try:
+        resolve_model(run)
+    except ModelNotFound:
+        if status == "ensemble":
+            return (f"{run} has no predictions_{split}.csv; to write them, export the ensemble first (python -m "
+                    f"fer_core.export --run {run}), then python -m fer_core.evaluate --run {run} --split {split}")
+        return (f"{run} has no predictions_{split}.csv, and no checkpoints/best.pt to write them with (the reference "
+                f"runs in artifacts/runs ship without weights)")
+    return None
 
 
 def _fail(msg: str) -> int:

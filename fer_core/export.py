@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_torch_save, atomic_write_bytes
+from .io import atomic_torch_save, atomic_write_bytes, unwritable_folder
 
 OPSET = 17
 CONFIG_KEY = "fer_lab_config"
+ROOT = Path(__file__).resolve().parent.parent  # the project root, where scripts/ensemble.py records members from
 TOLERANCE = 1e-3  # max abs difference of logits / valence-arousal accepted between ONNX Runtime and PyTorch
 TOLERANCE_FP16 = 2e-2  # with float16 weights: max abs difference of probabilities / valence-arousal, same argmax
 
@@ -119,6 +120,21 @@ def ensemble_config(path) -> dict | None:
     return cfg if cfg.get("status") == "ensemble" else None
 
 
+def member_folder(folder: Path, recorded: str) -> Path:
+    """A member's run folder as an ensemble folder's config.json records it (scripts/ensemble.py writes it relative to
+    the project root, or absolute): an absolute path as it is, a relative one from the project root or from the
+    ensemble folder; else the run of that name beside the ensemble folder. Raises ModelNotFound."""
+    from .inference import ModelNotFound
+
+    p = Path(recorded)
+    tried = [*([p] if p.is_absolute() else [ROOT / p, folder / p]), folder.parent / p.name]
+    for candidate in tried:
+        if candidate.is_dir():
+            return candidate
+    raise ModelNotFound(f"{folder}: no such run folder for its member {recorded} (looked for "
+                        f"{', '.join(map(str, dict.fromkeys(tried)))})")
+
+
 def _stat(cfg: dict, key: str) -> np.ndarray:
     return np.asarray(cfg[key], np.float32).reshape(1, 3, 1, 1)
 
@@ -158,8 +174,9 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
 
 
 def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[bytes, dict]:
-    """(ONNX bytes, report) of an ensemble folder, whose members are run folders beside it. A member's exported
-    checkpoints/best.onnx is used as it is where it is at least as new as its best.pt."""
+    """(ONNX bytes, report) of an ensemble folder, whose members are the run folders its config.json names
+    (member_folder). A member's exported checkpoints/best.onnx is used as it is where it is at least as new as its
+    best.pt."""
     import onnx
     import onnxruntime as ort
 
@@ -167,7 +184,7 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
 
     members, cfgs, sources = [], [], []
     for m in config.get("members") or []:
-        src = resolve_model(folder.parent / Path(m["run"]).name, backend="onnx")
+        src = resolve_model(member_folder(folder, m["run"]), backend="onnx")
         data = src.read_bytes() if src.suffix == ".onnx" else _verified_onnx(src, fp16_weights)[0]
         meta = {e.key: e.value for e in onnx.load_from_string(data).metadata_props}
         if CONFIG_KEY not in meta:
@@ -263,9 +280,29 @@ def get_args_parser():
     return p
 
 
+def output_problem(args) -> str | None:
+    """What is wrong with --out or --model-dir, checked before any work, or None."""
+    if args.model_dir:
+        why = unwritable_folder(args.model_dir)
+        return f"--model-dir {args.model_dir} {why}" if why else None
+    if not args.out:
+        return None
+    out = Path(args.out)
+    if out.is_dir():
+        return f"--out {out} is a folder: give the file to write, e.g. {out / 'model.onnx'}"
+    if out.suffix.lower() != ".onnx":
+        return f"--out {out}: the file name must end in .onnx (fer_core.predict and the dashboard read .onnx files)"
+    why = unwritable_folder(out.parent)
+    return f"--out {out}: its folder {out.parent} {why}" if why else None
+
+
 def main(args) -> int:
     from .inference import ModelNotFound, resolve_model
 
+    problem = output_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         ensemble = ensemble_config(args.run) is not None
         src = Path(args.run) if ensemble else resolve_model(args.run, backend="torch")

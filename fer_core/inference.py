@@ -95,7 +95,10 @@ def _why_no_checkpoint(run_dir: Path) -> str:
         status = None
     if status == "running":
         return "The run is still in its first epoch: its checkpoint is written when the epoch ends."
-    if status in ("finished", "stopped_early", "stopped", "failed", "ensemble"):
+    if status == "ensemble":
+        return (f"It is an ensemble folder, without a checkpoint of its own: export it first (python -m "
+                f"fer_core.export --run {run_dir} writes {run_dir / 'checkpoints' / 'best.onnx'}).")
+    if status in ("finished", "stopped_early", "stopped", "failed"):
         return ("The folder holds the run's results but not its weights (the reference runs in artifacts/runs ship "
                 "without them; docs/results.md has the command that trains each again). Leave out --run to use "
                 "the default model.")

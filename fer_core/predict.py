@@ -19,7 +19,7 @@ import pandas as pd
 
 from .data import ImageError
 from .faces import DETECTORS
-from .io import atomic_write_csv, atomic_write_json
+from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
 from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
 
@@ -148,11 +148,30 @@ def _table(df: pd.DataFrame) -> str:
     return t.to_string(index=False)
 
 
+def output_problem(args) -> str | None:
+    """What is wrong with --csv, --json or --explain, checked before any prediction, or None."""
+    for flag in ("csv", "json"):
+        out = getattr(args, flag)
+        if not out:
+            continue
+        if Path(out).is_dir():
+            return f"--{flag} {out} is a folder: give the file to write, e.g. {Path(out) / f'predictions.{flag}'}"
+        why = unwritable_folder(Path(out).parent)
+        if why:
+            return f"--{flag} {out}: its folder {Path(out).parent} {why}"
+    why = args.explain and unwritable_folder(args.explain)
+    return f"--explain {args.explain} {why}" if why else None
+
+
 def main(args) -> int:
     from .inference import ModelNotFound, Predictor, resolve_model
 
     if not args.every > 0:
         print(f"error: --every must be a positive number of seconds, not {args.every}", file=sys.stderr)
+        return 2
+    problem = output_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         path = resolve_model(args.run, backend=args.backend)
@@ -183,8 +202,13 @@ def main(args) -> int:
     print(f"{n_ok} of {len(files)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
     try:
         if args.explain:
-            maps = write_maps(predictor, records, args.explain)
-            print(f"wrote {len(maps)} occlusion maps into {args.explain}")
+            videos = list(dict.fromkeys(r["path"] for r in records if "frame" in r))
+            if videos:
+                print(f"note: occlusion maps are made for photos only: the frames of {', '.join(videos)} were not "
+                      f"explained", file=sys.stderr)
+            if len(videos) < n_ok:  # photos among the files processed
+                maps = write_maps(predictor, records, args.explain)
+                print(f"wrote {len(maps)} occlusion maps into {args.explain}")
         if args.csv:
             atomic_write_csv(args.csv, df)
         if args.json:

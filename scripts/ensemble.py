@@ -2,7 +2,8 @@
 probabilities and valence/arousal), and with --soup also one model whose weights are the runs' weights averaged (a
 uniform "model soup": the runs must share a backbone, and should start from the same checkpoint). Prints each member's
 scores with the ensemble's paired difference in accuracy from it (95% bootstrap interval, McNemar's exact p), then the
-ensemble's; each line names the split it scores.
+ensemble's; each line names the split it scores. Only the images all members predicted are scored, each member's line
+on them too ("n=320 of 3199": shared, then the member's own count), and a warning says how many were left out.
 
     python scripts/ensemble.py artifacts/runs/A artifacts/runs/B [...] [--split test] [--soup]
     python scripts/ensemble.py A-fold1,A-fold2,A-fold3 B-fold1,B-fold2,B-fold3 --split test   # folds pooled
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,6 +77,13 @@ def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
     return df
 
 
+def recorded_path(run: Path) -> str:
+    """How config.json names a member run: relative to the project root when inside it, else absolute (so that
+    fer_core.export finds it from wherever it runs)."""
+    run = Path(os.path.abspath(run))
+    return str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run)
+
+
 def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     """The ensemble of single runs as a folder the dashboard reads; returns the splits written."""
     configs = [json.loads((d / "config.json").read_text(encoding="utf-8")) for d in run_dirs]
@@ -83,7 +92,7 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     if not splits:
         raise ValueError("the runs have no split that all of them predicted")
     frames = {s: averaged_predictions([load_predictions(d / f"predictions_{s}.csv") for d in run_dirs]) for s in splits}
-    members = [{"run": str(d), "stages": training_stages(d)} for d in run_dirs]
+    members = [{"run": recorded_path(d), "stages": training_stages(d)} for d in run_dirs]
     minutes = [st["train_minutes"] for m in members for st in m["stages"]]
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
@@ -103,10 +112,12 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     return splits
 
 
-def line(label: str, split: str, df: pd.DataFrame) -> str:
+def line(label: str, split: str, df: pd.DataFrame, of: int | None = None) -> str:
+    """One summary line; ``of``: how many images the member has, where it is scored on fewer (the shared ones)."""
     m = compute_metrics(df)
     lo, hi = m["ci95"]["accuracy"]
-    return f"{label} ({split} split, n={m['n']}, accuracy 95% CI [{lo:.3f}, {hi:.3f}]): {summary_line(m)}"
+    n = f"{m['n']} of {of}" if of and of > m["n"] else m["n"]
+    return f"{label} ({split} split, n={n}, accuracy 95% CI [{lo:.3f}, {hi:.3f}]): {summary_line(m)}"
 
 
 def main() -> int:
@@ -125,11 +136,16 @@ def main() -> int:
         p.error(f"--out {a.out} exists and is not empty: choose a new folder")
     try:
         tables = [run_predictions(r, a.split) for r in a.runs]
-        ensemble = averaged_predictions(tables)
-        for r, t in zip(a.runs, tables):
-            c = paired_comparison(ensemble, t)
+        shared = align_predictions(tables, names=[runs_label(r) for r in a.runs])  # the images the ensemble scores
+        ensemble = averaged_predictions(shared)
+        if any(len(t) > len(ensemble) for t in tables):
+            print(f"warning: only the {len(ensemble)} {a.split} images all members predicted are scored, the members "
+                  f"on them too: " + ", ".join(f"{runs_label(r)} has {len(t)} ({len(t) - len(ensemble)} left out)"
+                                               for r, t in zip(a.runs, tables)), file=sys.stderr)
+        for r, t, s in zip(a.runs, tables, shared):
+            c = paired_comparison(ensemble, s)
             d = c["metrics"]["accuracy"]
-            print(line(f"{runs_label(r):>24}", a.split, t) + f"; ensemble − it: accuracy {d['diff']:+.3f} "
+            print(line(f"{runs_label(r):>24}", a.split, s, of=len(t)) + f"; ensemble − it: accuracy {d['diff']:+.3f} "
                   f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], McNemar p {c['mcnemar_p']:.3f}")
         print(line(f"{'ensemble':>24}", a.split, ensemble))
         if a.soup:

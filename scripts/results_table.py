@@ -32,14 +32,32 @@ def fmt(m: dict, key: str, sub: str | None = None, ci_key: str | None = None) ->
     return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
+def skip_reason(d: Path, split: str) -> str | None:
+    """Why run folder ``d`` has no row for ``split``, or None when it has one."""
+    if not d.is_dir():
+        return "a file, not a run folder" if d.exists() else "no such folder"
+    if not (d / "config.json").is_file():
+        return "no config.json: not a run folder"
+    if not (d / f"metrics_{split}.json").is_file():
+        have = sorted(f.stem[len("metrics_"):] for f in d.glob("metrics_*.json"))
+        return f"no metrics_{split}.json" + (f" (it has {', '.join(have)})" if have else " (it holds no results)")
+    return None
+
+
 def rows(run_dirs, split):
-    for d in run_dirs:
-        d = Path(d)
-        mf, cf = d / f"metrics_{split}.json", d / "config.json"
-        if not (mf.is_file() and cf.is_file()):
-            continue
-        m, c = json.loads(mf.read_text()), json.loads(cf.read_text())
-        yield d.name, c, m
+    """(name, config, metrics) of each folder that has results on ``split``; a warning on stderr for each that has
+    not."""
+    for d in map(Path, run_dirs):
+        why = skip_reason(d, split)
+        if why is None:
+            try:
+                c, m = (json.loads((d / f).read_text()) for f in ("config.json", f"metrics_{split}.json"))
+            except (OSError, ValueError) as e:
+                why = f"unreadable config.json or metrics_{split}.json ({e})"
+            else:
+                yield d.name, c, m
+                continue
+        print(f"warning: skipped {d}: {why}", file=sys.stderr)
 
 
 def pooled(run_dirs, split) -> dict:
@@ -60,13 +78,19 @@ def main():
     p.add_argument("--latex", action="store_true", help="print a LaTeX booktabs table instead of markdown")
     a = p.parse_args()
     found = list(rows(a.runs, a.split))
-    if a.pool and found:
+    if not found:
+        print(f"error: none of the given folders has config.json and metrics_{a.split}.json: nothing to show",
+              file=sys.stderr)
+        sys.exit(2)
+    if a.pool:
         dirs = [d for d in a.runs if (Path(d) / f"predictions_{a.split}.csv").is_file()]
-        minutes = sum(c.get("train_minutes", 0) for _, c, _ in found)
-        found.append((f"{a.pool} ({len(dirs)} runs pooled)", {"train_minutes": minutes}, pooled(dirs, a.split)))
+        for d in a.runs:
+            if d not in dirs and skip_reason(Path(d), a.split) is None:  # the others were named above
+                print(f"warning: left {d} out of --pool {a.pool}: no predictions_{a.split}.csv", file=sys.stderr)
+        if dirs:
+            minutes = sum(c.get("train_minutes", 0) for _, c, _ in found)
+            found.append((f"{a.pool} ({len(dirs)} runs pooled)", {"train_minutes": minutes}, pooled(dirs, a.split)))
     if a.latex:
-        if not found:
-            sys.exit(f"error: none of the given folders has config.json and metrics_{a.split}.json")
         caption = report.latex_caption(a.split, [m for _, _, m in found])
         print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption), end="")
         return

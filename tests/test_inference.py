@@ -345,6 +345,33 @@ def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tm
     assert "no such run folder" in capsys.readouterr().err
 
 
+def test_an_ensemble_folder_exports_from_the_members_it_records_wherever_they_lie(ckpt, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from tests.fixture_runs import write_run
+
+    members = [write_run(tmp_path / "a", name, backbone="mobilenet_v2", n=40, n_boot=5) for name in ("mx", "r2")]
+    for run in members:
+        (run / "checkpoints").mkdir()
+        shutil.copy(ckpt, run / "checkpoints" / "best.pt")
+    ens = tmp_path / "elsewhere" / "ens"  # not beside its members
+    made = subprocess.run([sys.executable, str(Path(E.__file__).parents[1] / "scripts" / "ensemble.py"), *members,
+                           "--out", ens], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert E.main(E.get_args_parser().parse_args(["--run", str(ens), "--out", str(tmp_path / "ens.onnx")])) == 0
+    assert str(members[0] / "checkpoints" / "best.pt") in capsys.readouterr().out
+    # a member recorded relative to the ensemble folder is found too; one that is nowhere is named
+    cfg = json.loads((ens / "config.json").read_text())
+    cfg["members"][0]["run"] = "../../a/mx"
+    (ens / "config.json").write_text(json.dumps(cfg))
+    assert E.main(E.get_args_parser().parse_args(["--run", str(ens), "--out", str(tmp_path / "ens2.onnx")])) == 0
+    shutil.rmtree(members[1])
+    assert E.main(E.get_args_parser().parse_args(["--run", str(ens), "--out", str(tmp_path / "ens3.onnx")])) == 2
+    err = capsys.readouterr().err
+    assert f"no such run folder for its member {members[1]}" in err and not (tmp_path / "ens3.onnx").exists()
+
+
 def test_default_model_is_the_working_folders_else_the_shipped_one(ckpt, tmp_path, monkeypatch):
     import fer_core.inference as I
     ship, work = tmp_path / "checkout" / "models" / "default", tmp_path / "elsewhere"
@@ -444,6 +471,45 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         P.get_args_parser().parse_args(["x.jpg", "--backend", "tensorflow"])
     assert e.value.code == 2
+
+
+def test_predict_on_an_ensemble_folder_not_yet_exported_says_to_export_it(tmp_path, capsys):
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    (ens / "config.json").write_text(json.dumps({"schema_version": 1, "name": "ens", "status": "ensemble",
+                                                 "members": [{"run": "a"}, {"run": "b"}]}))
+    Image.fromarray(astronaut()).save(tmp_path / "astro.jpg")
+    assert run_cli([tmp_path / "astro.jpg", "--run", ens]) == 2
+    err = capsys.readouterr().err
+    assert f"export it first (python -m fer_core.export --run {ens} writes {ens / 'checkpoints' / 'best.onnx'})" in err
+    assert "trains each again" not in err
+
+
+def test_export_and_predict_refuse_an_output_they_cannot_write_before_any_work(ckpt, tmp_path, capsys, monkeypatch):
+    for out, says in ((tmp_path / "x.txt", "--out {}: the file name must end in .onnx"),
+                      (tmp_path, "--out {} is a folder: give the file to write")):
+        assert E.main(E.get_args_parser().parse_args(["--run", str(ckpt), "--out", str(out)])) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: " + says.format(out)) and "Errno" not in err
+    assert not any(tmp_path.iterdir())  # nothing written
+    Image.fromarray(astronaut()).save(tmp_path / "astro.jpg")
+    monkeypatch.setattr(P, "predict_files", lambda *a, **k: pytest.fail("predicted before checking its outputs"))
+    for flag in ("--csv", "--json"):
+        assert run_cli([tmp_path / "astro.jpg", "--run", ckpt, flag, tmp_path]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {flag} {tmp_path} is a folder: give the file to write") and "Errno" not in err
+    assert run_cli([tmp_path / "astro.jpg", "--run", ckpt, "--explain", tmp_path / "astro.jpg"]) == 2
+    assert f"--explain {tmp_path / 'astro.jpg'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_predict_explain_on_a_video_says_its_frames_are_not_explained(ckpt, tmp_path, capsys):
+    from tests.test_video import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4")
+    assert run_cli([clip, "--run", ckpt, "--every", "1", "--explain", tmp_path / "maps"]) == 0
+    out, err = capsys.readouterr()
+    assert f"occlusion maps are made for photos only: the frames of {clip} were not explained" in err
+    assert "occlusion maps into" not in out and not (tmp_path / "maps").exists()
 
 
 def test_predict_cli_writes_an_occlusion_map_per_face(ckpt, tmp_path, capsys):

@@ -50,7 +50,26 @@ def test_results_table_prints_latex(runs, tmp_path):
     acc = next(ln for ln in lines if ln.startswith("Accuracy & ")).split(" & ")
     assert acc[3].startswith(rf"\textbf{{{_accuracy(runs['better']):.3f} [")  # the most skilled run in bold
     out = _run("results_table.py", tmp_path / "nothing", "--latex")
-    assert out.returncode == 1 and "none of the given folders" in out.stderr
+    assert out.returncode == 2 and "none of the given folders" in out.stderr
+
+
+def test_results_table_names_each_folder_it_skips_and_fails_when_none_is_left(runs, tmp_path):
+    typo = tmp_path / "bsae"
+    out = _run("results_table.py", runs["base"], typo)
+    assert out.returncode == 0 and "| base | 300 |" in out.stdout and "bsae" not in out.stdout
+    assert f"warning: skipped {typo}: no such folder" in out.stderr
+    for args in ([typo], [runs["base"], "--split", "bogus"]):
+        out = _run("results_table.py", *args)
+        assert out.returncode == 2 and "nothing to show" in out.stderr and "| run |" not in out.stdout, args
+        assert "Traceback" not in out.stderr
+    assert "no metrics_bogus.json (it has test, val)" in out.stderr
+    (tmp_path / "no-preds").mkdir()  # results, but no predictions to pool
+    for f in ("config.json", "metrics_test.json"):
+        (tmp_path / "no-preds" / f).write_text((runs["base"] / f).read_text())
+    out = _run("results_table.py", runs["base"], tmp_path / "no-preds", typo, "--pool", "cv")
+    assert out.returncode == 0 and "| cv (1 runs pooled) | 300 |" in out.stdout
+    assert f"skipped {typo}: no such folder" in out.stderr
+    assert f"left {tmp_path / 'no-preds'} out of --pool cv: no predictions_test.csv" in out.stderr
 
 
 def _halves(run, tmp_path):
@@ -151,6 +170,23 @@ def test_ensemble_takes_comma_separated_runs_together(runs, tmp_path):
     assert out.returncode == 2 and "single runs" in out.stderr
 
 
+def test_ensemble_scores_members_on_the_images_it_scores_and_warns_when_some_are_left_out(runs, tmp_path):
+    import re
+
+    _halves(runs["base"], tmp_path)  # fold0: 120 of base's 300 test images
+    out = _run("ensemble.py", runs["better"], tmp_path / "fold0")
+    assert out.returncode == 0, out.stderr
+    assert ("warning: only the 120 test images all members predicted are scored, the members on them too: better has "
+            "300 (180 left out), fold0 has 120 (0 left out)") in out.stderr
+    better, fold0, ens = out.stdout.splitlines()
+    assert "better (test split, n=120 of 300, " in better and "fold0 (test split, n=120, " in fold0
+    assert "ensemble (test split, n=120, " in ens
+    acc = {name: float(re.search(r" acc (\S+) ", ln).group(1)) for name, ln in (("better", better), ("ens", ens))}
+    diff = float(re.search(r"ensemble − it: accuracy (\S+) ", better).group(1))
+    assert diff == pytest.approx(acc["ens"] - acc["better"], abs=1e-3)  # the figures side by side add up
+    assert "warning" not in _run("ensemble.py", runs["base"], runs["better"]).stderr
+
+
 def test_ensemble_refuses_runs_on_other_samples(runs, tmp_path):
     ferplus = write_run(tmp_path, "ferplus", layout="ferplus", has_va=False, n=50, n_boot=5)
     out = _run("ensemble.py", runs["base"], ferplus, "--split", "test")
@@ -188,6 +224,17 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     (stage2 / "split.csv").write_bytes((runs["base-s1"] / "split.csv").read_bytes())
     assert _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens2").returncode == 0
     assert (tmp_path / "ens2" / "split.csv").read_bytes() == (stage2 / "split.csv").read_bytes()
+
+
+def test_ensemble_records_its_members_where_export_finds_them_from_anywhere(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ensemble", ROOT / "scripts" / "ensemble.py")
+    ensemble = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ensemble)
+    assert ensemble.recorded_path(ROOT / "artifacts" / "runs" / "x") == "artifacts/runs/x"  # from the project root
+    monkeypatch.chdir(tmp_path)
+    assert ensemble.recorded_path(Path("a") / ".." / "b") == str(tmp_path / "b")  # given relative to elsewhere
 
 
 def test_pool_folds_writes_one_run_folder_scored_on_every_image(runs, tmp_path):
@@ -246,6 +293,27 @@ def test_pool_folds_refuses_runs_that_are_not_the_folds_of_one_cross_validation(
     half = _run("pool_folds.py", one, "--out", tmp_path / "d")
     assert half.returncode == 0 and "warning: 1 of 2 folds" in half.stderr
     assert _run("pool_folds.py", one, "--out", tmp_path / "d").returncode == 2  # not empty: kept
+
+
+def test_calibrate_refuses_pooled_folds_and_splits_it_cannot_fit_on_without_suggesting_what_fails(runs, tmp_path):
+    def calibrate(*args):
+        return subprocess.run([sys.executable, "-m", "fer_core.calibrate", *map(str, args), "--dry-run"],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+    folds = write_cv_folds(runs["base"], tmp_path, "cv", first_stage=runs["base-s1"])
+    assert _run("pool_folds.py", *folds, "--out", tmp_path / "cv").returncode == 0
+    out = calibrate("--run", tmp_path / "cv")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "fer_core.evaluate" not in out.stderr
+    assert f"{tmp_path / 'cv'} is a pooled cross-validation" in out.stderr
+    assert f"Calibrate each fold's run instead (python -m fer_core.calibrate --run FOLD_RUN, for each of {folds[0]}, " \
+           f"{folds[1]})" in out.stderr
+    out = calibrate("--run", runs["base"], "--split", "bogus")
+    assert out.returncode == 2 and "fer_core.evaluate" not in out.stderr
+    assert "has no predictions_bogus.csv: --split names the predictions to fit on" in out.stderr
+    assert "(it has predictions for test, val; never fit on test)" in out.stderr
+    out = calibrate("--run", runs["base"], "--split", "train")  # a run without weights cannot be evaluated on it
+    assert out.returncode == 2 and "fer_core.evaluate" not in out.stderr and "no checkpoints/best.pt" in out.stderr
+    assert calibrate("--run", runs["base"]).returncode == 0
 
 
 def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_stop(tmp_path):
