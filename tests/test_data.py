@@ -145,7 +145,7 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         "imgs/0.jpg,Happy,0.5,0.2,train\n"
         "imgs/1.jpg,3,-0.1,0.6,validation\n"
         "imgs/2.jpg,anger,,,test\n"
-        "imgs/3.jpg,7.0,0.0,0.0,\n"
+        "imgs/3.jpg,7.0,0.0,0.0,TRAIN\n"
         "imgs/4.jpg,bored,0.1,0.1,train\n"
         "imgs/4.jpg,sad,-2,-2,train\n"
         "imgs/missing.jpg,sad,0,0,train\n"
@@ -157,12 +157,12 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         assert index.layout == "csv" and index.root == tmp_path.resolve() and index.has_va
         got = {s.id: (s.label, s.split) for s in index.samples}
         assert got == {"imgs/0.jpg": (1, "train"), "imgs/1.jpg": (3, "val"), "imgs/2.jpg": (6, "test"),
-                       "imgs/3.jpg": (7, None), str(outside): (4, "train")}
+                       "imgs/3.jpg": (7, "train"), str(outside): (4, "train")}
         assert index.skipped == {"unknown label 'bored'": 1, "valence/arousal -2": 1, "missing image": 1,
                                  "duplicate path": 1}
         s2 = next(s for s in index.samples if s.id == "imgs/2.jpg")
         assert math.isnan(s2.valence) and math.isnan(s2.arousal)
-        assert not has_predefined_split(index)  # one row has no split
+        assert has_predefined_split(index)  # every row names its split (a partial column is refused)
         # the folder the image paths are relative to, whether the data is given as the manifest or its folder
         assert images_root(root) == tmp_path and (images_root(root) / s2.path).is_file()
 
