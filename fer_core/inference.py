@@ -98,6 +98,13 @@ def _why_no_checkpoint(run_dir: Path) -> str:
     if status == "ensemble":
         return (f"It is an ensemble folder, without a checkpoint of its own: export it first (python -m "
                 f"fer_core.export --run {run_dir} writes {run_dir / 'checkpoints' / 'best.onnx'}).")
+    if status == "cross-validation":
+        return ("It is a pooled cross-validation: its folds' test predictions taken together, each image scored by "
+                "another fold's model, with no weights of its own. Give one fold's run folder (listed under fold_runs "
+                "in its config.json).")
+    if status == "evaluation":
+        return ("It holds one evaluation of a model, not the model: its config.json names the model file it scored "
+                "(evaluated_model).")
     if status in ("finished", "stopped_early", "stopped", "failed"):
         return ("The folder holds the run's results but not its weights (the reference runs in artifacts/runs ship "
                 "without them; docs/results.md has the command that trains each again). Leave out --run to use "

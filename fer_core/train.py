@@ -200,6 +200,8 @@ LIMITS = {  # recipe value: (its range in words, the test); 0 turns ema, mixup, 
     "mixup": _NOT_NEGATIVE, "cutmix": _NOT_NEGATIVE, "sam": _NOT_NEGATIVE, "early_stop": _NOT_NEGATIVE,
     "warmup_epochs": _NOT_NEGATIVE, "va_weight": _NOT_NEGATIVE,  # a negative weight would reward the error
     "head_lr_mult": ("be above 0", lambda x: 0 < x < float("inf")),
+    "landmark_weight": _NOT_NEGATIVE, "extra_count": _NOT_NEGATIVE,
+    "kd_temperature": ("be above 0", lambda x: 0 < x < float("inf")),
 }
 
 

@@ -483,6 +483,11 @@ def test_predict_on_an_ensemble_folder_not_yet_exported_says_to_export_it(tmp_pa
     err = capsys.readouterr().err
     assert f"export it first (python -m fer_core.export --run {ens} writes {ens / 'checkpoints' / 'best.onnx'})" in err
     assert "trains each again" not in err
+    for status, says in (("cross-validation", "It is a pooled cross-validation"),
+                         ("evaluation", "It holds one evaluation of a model, not the model")):
+        (ens / "config.json").write_text(json.dumps({"schema_version": 1, "name": "ens", "status": status}))
+        assert run_cli([tmp_path / "astro.jpg", "--run", ens]) == 2
+        assert says in capsys.readouterr().err
 
 
 def test_export_and_predict_refuse_an_output_they_cannot_write_before_any_work(ckpt, tmp_path, capsys, monkeypatch):

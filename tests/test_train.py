@@ -439,6 +439,9 @@ def test_cli_errors_are_one_clear_line(argv, message, capsys):
     ("--va-weight", "-1", "be 0 or more"),
     ("--va-weight", "nan", "be 0 or more"),
     ("--head-lr-mult", "0", "be above 0"),
+    ("--landmark-weight", "-1", "be 0 or more"),
+    ("--extra-count", "-1", "be 0 or more"),
+    ("--kd-temperature", "inf", "be above 0"),
 ])
 def test_recipe_values_out_of_range_are_refused_before_training(flag, value, allowed, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
