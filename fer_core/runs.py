@@ -220,6 +220,12 @@ def folds_of(config: dict) -> int | None:
     return (config.get("split") or {}).get("folds")
 
 
+def cross_validated(config: dict) -> bool:
+    """Whether a folder holds a whole cross-validation's test predictions (every image once): folds pooled by
+    scripts/pool_folds.py, or an ensemble of such folders."""
+    return (config.get("split") or {}).get("source") == "cross-validation"
+
+
 def fold_run_names(config: dict) -> list[str]:
     """The folder names of the fold runs a pooled cross-validation (scripts/pool_folds.py) holds, in fold order."""
     return [Path(f["run"]).name for f in config.get("fold_runs") or []]
@@ -273,7 +279,7 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     """
     stages = _first_stages(runs)
     later = [r for r in runs if folds_of(r.config) or r.path.name in stages]
-    pooled = [r for r in later if r.config.get("fold_runs")]  # a cross-validation's folds as one folder
+    pooled = [r for r in later if cross_validated(r.config)]  # a cross-validation's folds as one folder
     later = pooled + [r for r in later if r not in pooled]
     runs = [r for r in runs if r not in later] or pooled or later
     if not runs:

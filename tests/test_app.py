@@ -411,3 +411,24 @@ def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
     at = _app(monkeypatch, tmp_path / "runs")
     at.switch_page("views/curves.py").run()
     assert not at.exception and not at.get("progress") and not at.warning
+
+
+def test_overview_offers_the_cross_validations_when_none_is_chosen(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
+    run = tmp_path / "runs" / "effb0-affectnet"
+    folds = write_cv_folds(run, tmp_path / "runs", "cv", first_stage=run)
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds,
+                          "--out", tmp_path / "runs" / "cv"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    at = _app(monkeypatch, tmp_path / "runs")
+    assert "cv" not in at.multiselect(key="selected_runs").value and at.selectbox(key="split").value == "val"
+    assert any(i.value.startswith("Cross-validations pooled from their fold runs") and i.value.endswith(": cv.")
+               for i in at.info)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="selected_runs").value == ["cv"] and at.selectbox(key="split").value == "test"
+    assert not any(i.value.startswith("Cross-validations pooled") for i in at.info)
+    assert at.dataframe[0].value.index.tolist() == ["cv"]

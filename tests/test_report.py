@@ -128,7 +128,8 @@ def test_default_selection_puts_cross_validation_folds_last(tmp_path):
     assert R.default_selection([r for r in runs if r.name != "fixed"], 2) == ["cv-fold2", "cv-fold1"]
     # the folds pooled into one folder (scripts/pool_folds.py) come before the folds, after the fixed-split run
     pooled = next(r for r in runs if r.name == "cv-fold1")
-    pooled = R.Run(name="cv", path=tmp_path / "cv", config={**pooled.config, "fold_runs": [{"run": "cv-fold1"}]})
+    pooled = R.Run(name="cv", path=tmp_path / "cv", config={**pooled.config, "fold_runs": [{"run": "cv-fold1"}],
+                                                             "split": {"source": "cross-validation", "folds": 2}})
     assert R.default_selection([*runs, pooled], 3) == ["fixed", "cv", "cv-fold2"]
     assert R.default_selection([r for r in [*runs, pooled] if r.name != "fixed"], 1) == ["cv"]
 

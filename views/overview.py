@@ -36,6 +36,15 @@ if lines:
     st.success(f"Best on **{ctx.split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
 
+pooled = [r.name for r in ctx.all_runs if R.cross_validated(r.config)]
+if pooled and not any(r.name in pooled for r in ctx.runs):
+    def show_pooled() -> None:  # the sidebar (app.py) takes it as the user's own choice
+        st.session_state.update(_selected_runs_saved=pooled, _split_saved="test")
+
+    st.info("Cross-validations pooled from their fold runs score every image once, on the test split, with narrower "
+            f"intervals than a fixed split's few hundred images: {', '.join(pooled)}.")
+    st.button("Show the cross-validations", on_click=show_pooled)
+
 st.subheader(f"Results on {ctx.split}")
 st.dataframe(report.display_table(values, cis), width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in values.columns})
