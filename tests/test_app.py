@@ -223,17 +223,24 @@ def test_an_ensemble_folder_shows_beside_its_members(monkeypatch, tmp_path):
     assert not any("history.csv yet" in c for c in captions)
 
 
-def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatch, tmp_path):
-    import shutil
+def _pooled_cv(run: Path, folds_dir: Path, out: Path) -> list[Path]:
+    """run's test predictions cut into two fold runs in folds_dir, pooled by scripts/pool_folds.py into out; returns
+    the fold folders."""
     import subprocess
     import sys
 
+    folds = write_cv_folds(run, folds_dir, "cv", first_stage=run)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds, "--out", out],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return folds
+
+
+def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatch, tmp_path):
+    import shutil
+
     make_fixture_runs(tmp_path / "trained", n=60, images=0, n_boot=5)
-    run = tmp_path / "trained" / "effb0-affectnet"
-    folds = write_cv_folds(run, tmp_path / "folds", "cv", first_stage=run)
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds,
-                          "--out", tmp_path / "runs" / "cv"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    folds = _pooled_cv(tmp_path / "trained" / "effb0-affectnet", tmp_path / "folds", tmp_path / "runs" / "cv")
     at = _app(monkeypatch, tmp_path / "runs")
     assert at.dataframe[-1].value.loc["cv", "train / val / test"] == "– / – / 60"
     at.switch_page("views/curves.py").run()
@@ -269,20 +276,13 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
 
 
 def test_gallery_of_a_pooled_cross_validation_asks_the_fold_that_tested_the_sample(monkeypatch, tmp_path):
-    import subprocess
-    import sys
-
     import pandas as pd
     import torch
 
     from tests.test_inference import make_checkpoint
 
     make_fixture_runs(tmp_path / "trained", n=60, data_root=tmp_path / "data", images=None, n_boot=5)
-    folds = write_cv_folds(tmp_path / "trained" / "resnet50-affectnet", tmp_path / "runs", "cv",
-                           first_stage=tmp_path / "trained" / "resnet50-affectnet")
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds,
-                          "--out", tmp_path / "runs" / "cv"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    folds = _pooled_cv(tmp_path / "trained" / "resnet50-affectnet", tmp_path / "runs", tmp_path / "runs" / "cv")
     (folds[1] / "checkpoints").mkdir()  # only fold 2's model is at hand
     ckpt = torch.load(make_checkpoint(folds[1] / "checkpoints" / "best.pt"), weights_only=True)
     cfg = json.loads((folds[1] / "config.json").read_text())
@@ -414,15 +414,8 @@ def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
 
 
 def test_overview_offers_the_cross_validations_when_none_is_chosen(monkeypatch, tmp_path):
-    import subprocess
-    import sys
-
     make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
-    run = tmp_path / "runs" / "effb0-affectnet"
-    folds = write_cv_folds(run, tmp_path / "runs", "cv", first_stage=run)
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds,
-                          "--out", tmp_path / "runs" / "cv"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    _pooled_cv(tmp_path / "runs" / "effb0-affectnet", tmp_path / "runs", tmp_path / "runs" / "cv")
     at = _app(monkeypatch, tmp_path / "runs")
     assert "cv" not in at.multiselect(key="selected_runs").value and at.selectbox(key="split").value == "val"
     assert any(i.value.startswith("Cross-validations pooled from their fold runs") and i.value.endswith(": cv.")
