@@ -237,7 +237,6 @@ def empty_state() -> None:
         st.info(f"{', '.join(f'**{p.name}**' for p in starting)} {'is in its' if one else 'are in their'} first "
                 f"epoch: this page shows {'it' if one else 'them'} when that epoch ends (read again every "
                 f"{REFRESH_S} s).")
-
         rerun_when(lambda: any((p / "config.json").is_file() for p in starting))
         return
     st.info("No runs found yet. Train one from the project folder:")
