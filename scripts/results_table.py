@@ -88,7 +88,8 @@ def main():
             if d not in dirs and skip_reason(Path(d), a.split) is None:  # the others were named above
                 print(f"warning: left {d} out of --pool {a.pool}: no predictions_{a.split}.csv", file=sys.stderr)
         if dirs:
-            minutes = sum(c.get("train_minutes", 0) for _, c, _ in found)
+            pooled_names = {Path(d).name for d in dirs}  # only the runs pooled, not others shown beside them
+            minutes = sum(c.get("train_minutes", 0) for name, c, _ in found if name in pooled_names)
             found.append((f"{a.pool} ({len(dirs)} runs pooled)", {"train_minutes": minutes}, pooled(dirs, a.split)))
     if a.latex:
         caption = report.latex_caption(a.split, [m for _, _, m in found])

@@ -68,6 +68,9 @@ def test_results_table_names_each_folder_it_skips_and_fails_when_none_is_left(ru
         (tmp_path / "no-preds" / f).write_text((runs["base"] / f).read_text())
     out = _run("results_table.py", runs["base"], tmp_path / "no-preds", typo, "--pool", "cv")
     assert out.returncode == 0 and "| cv (1 runs pooled) | 300 |" in out.stdout
+    rows = {ln.split(" | ")[0]: ln.rstrip(" |").rsplit(" | ", 1)[1] for ln in out.stdout.splitlines()
+            if ln.startswith("| ")}
+    assert rows["| cv (1 runs pooled)"] == rows["| base"]  # the training minutes of the run pooled, not of both
     assert f"skipped {typo}: no such folder" in out.stderr
     assert f"left {tmp_path / 'no-preds'} out of --pool cv: no predictions_test.csv" in out.stderr
 
