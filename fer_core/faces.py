@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,10 +197,12 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None) 
     h, w = out.shape[:2]
     thick = max(1, round(max(h, w) / 320))
     font = max(0.4, max(h, w) / 1000)
-    for r in results:
-        text = f"{r['label_name']} {r['confidence']:.0%} v{r['valence']:+.2f} a{r['arousal']:+.2f}"
-        if "person" in r:
-            text = f"P{r['person']} {text}"
+    for i, r in enumerate(results):
+        # a video's person number, or the face's number in the list below the photo where there are several
+        tag = f"P{r['person']} " if "person" in r else (f"F{i + 1} " if len(results) > 1 else "")
+        short = f"{tag}{r['label_name']} {r['confidence']:.0%}"
+        text = short + (f" v{r['valence']:+.2f} a{r['arousal']:+.2f}" if math.isfinite(r["valence"]) else "")
+        size = font
         if r.get("whole_image"):
             text = f"{r.get('note') or 'whole image'}: {text}"
             x0, y0, colour = 0, 0, (128, 128, 128)
@@ -207,13 +210,18 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None) 
             x0, y0, x1, y1 = r["box"]
             colour = COLOURS[r["label"] % len(COLOURS)]
             cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, thick)
+            if len(results) > 1:  # labels sized to their faces, so that neighbours' labels do not run together
+                size = min(font, max(0.35, (x1 - x0) / 300))
+                if cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thick)[0][0] > 1.5 * (x1 - x0):
+                    text = short  # a small face: the expression alone (its numbers are listed below the photo)
         # OpenCV's Hershey fonts are ASCII-only: an em dash would be drawn as "???"
         text = text.replace("\u2014", "-").encode("ascii", "replace").decode()
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        stroke = max(1, round(thick * size / font))  # smaller letters, thinner strokes: still legible
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, stroke)
         ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(h - 1, y0 + th + base + 4)  # above the box, else inside
         tx = min(max(0, x0), max(0, w - tw - 2))
         cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 2, ty + base), colour, -1)
-        cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA)
+        cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), stroke, cv2.LINE_AA)
     if footer:
         (tw, th), base = cv2.getTextSize(footer, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
         cv2.rectangle(out, (0, h - th - 2 * base - 4), (tw + 4, h), (0, 0, 0), -1)

@@ -51,8 +51,21 @@ def _open_rgb(path, max_pixels: int, draft: int | None = None) -> Image.Image:
         raise
     except FileNotFoundError:
         raise ImageError("file not found") from None
+    except Image.UnidentifiedImageError:  # PIL's words name the file again and not the problem
+        what = "empty: 0 bytes" if _size(path) == 0 else "no known image format"
+        raise ImageError(f"not an image file PIL can read ({what})") from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
         raise ImageError(f"{type(e).__name__}: {e}") from None
+
+
+def _size(source) -> int | None:
+    """Bytes in a file path or file-like object, None where that cannot be told."""
+    try:
+        if hasattr(source, "getbuffer"):
+            return source.getbuffer().nbytes
+        return Path(source).stat().st_size
+    except (OSError, TypeError, ValueError):
+        return None
 
 
 def load_image(path, max_pixels: int = 50_000_000) -> Image.Image:

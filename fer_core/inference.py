@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -245,6 +246,9 @@ class Predictor:
         self.tta = bool((self.config.get("args") or {}).get("tta")) if tta is None else tta
         # temperature scaling fitted on the run's validation predictions (fer_core.calibrate); 1 = raw probabilities
         self.temperature = temperature_of(self.config)
+        # a model trained on data without valence/arousal (FER+, class folders) has an untrained head for them:
+        # its numbers would be noise, so none are given
+        self.has_va = bool((self.config.get("data") or {}).get("has_va", True))
         if detector == "auto" or isinstance(detector, str):
             detector = FaceDetector(detector, max_side=detect_side)
         self.detector: FaceDetector | None = detector
@@ -325,8 +329,10 @@ class Predictor:
         for p, (v, a), box, s in zip(probs, va, boxes, scores):
             k = int(p.argmax())
             out.append({"box": tuple(int(b) for b in box), "score": s, "probs": [float(q) for q in p], "label": k,
-                        "label_name": self.classes[k], "confidence": float(p[k]), "valence": float(v),
-                        "arousal": float(a), "whole_image": whole, "note": NO_FACE if whole else None})
+                        "label_name": self.classes[k], "confidence": float(p[k]),
+                        "valence": float(v) if self.has_va else math.nan,
+                        "arousal": float(a) if self.has_va else math.nan,
+                        "whole_image": whole, "note": NO_FACE if whole else None})
         return out
 
     def face_crop(self, image: np.ndarray, result: dict) -> np.ndarray:

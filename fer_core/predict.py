@@ -143,7 +143,7 @@ def _table(df: pd.DataFrame) -> str:
     t = pd.DataFrame({"file": ok["path"], "face": ok["face"].astype(int),
                       "box": [f"{a},{b},{c},{d}" for a, b, c, d in ok[["x0", "y0", "x1", "y1"]].astype(int).values],
                       "expression": ok["label_name"], "conf": ok["confidence"].map("{:.2f}".format),
-                      "valence": ok["valence"].map("{:+.2f}".format), "arousal": ok["arousal"].map("{:+.2f}".format),
+                      **{d: ok[d].map(lambda v: "–" if pd.isna(v) else f"{v:+.2f}") for d in ("valence", "arousal")},
                       "note": ok["note"]})
     return t.to_string(index=False)
 

@@ -21,17 +21,19 @@ def prob_figure(result: dict, classes: list[str]) -> go.Figure:
     return fig
 
 
-def live_circumplex_figure(results: list[dict]) -> go.Figure:
-    """Valence (x) / arousal (y) points on the circumplex, both axes -1..1, with the quadrants named."""
+def live_circumplex_figure(results: list[dict], labels: list[str] | None = None) -> go.Figure:
+    """Valence (x) / arousal (y) points on the circumplex, both axes -1..1, with the quadrants named; ``labels``
+    name the points (default: face 1, face 2, ...)."""
     fig = go.Figure()
     fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="lightgrey"))
     for x, y, text in QUADRANTS:
         fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(color="grey", size=11))
     fig.add_trace(go.Scatter(x=[r["valence"] for r in results], y=[r["arousal"] for r in results],
-                             mode="markers+text", text=[f"face {i + 1}" for i in range(len(results))],
+                             mode="markers+text", text=labels or [f"face {i + 1}" for i in range(len(results))],
                              textposition="top center", marker=dict(size=14, color="crimson")))
-    axis = dict(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", dtick=0.5)
-    fig.update_layout(xaxis=dict(title="valence", **axis), yaxis=dict(title="arousal", scaleanchor="x", **axis),
+    axis = dict(zeroline=True, zerolinecolor="grey", dtick=0.5)
+    fig.update_layout(xaxis=dict(title="valence", range=[-1.05, 1.05], **axis),
+                      yaxis=dict(title="arousal", scaleanchor="x", range=[-1.05, 1.2], **axis),  # room for a label
                       height=330, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
     return fig
 
@@ -45,7 +47,8 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
                         subplot_titles=(f"Valence and arousal{who and f' ({who})'}",
                                         f"Expression probabilities{who and f' ({who})'}"))
     for name, colour in (("valence", "crimson"), ("arousal", "royalblue")):
-        fig.add_trace(go.Scatter(x=tl["time_s"], y=tl[name], name=name, mode="lines", line=dict(color=colour),
+        fig.add_trace(go.Scatter(x=tl["time_s"], y=tl[name], name=name, mode="lines+markers", marker_size=4,
+                                 line=dict(color=colour),  # markers: a lone classified frame still shows
                                  connectgaps=False, legendgroup="va"), row=1, col=1)
     t, none = tl["time_s"].to_numpy(), tl["label_name"].isna().to_numpy()
     step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0

@@ -145,12 +145,17 @@ def summary(tl: pd.DataFrame, classes: list[str]) -> dict:
             "arousal": float(found["arousal"].mean()) if len(found) else None}
 
 
+def _frames(n: int) -> str:
+    return f"{n} frame" if n == 1 else f"{n} frames"
+
+
 def describe(name: str, s: dict, every: float, person: int | None = None, n_people: int = 1) -> str:
     """One line for a video's summary; with several people, for ``person`` of ``n_people``."""
     if not s["with_face"]:
-        return f"{name}: {s['frames']} frames sampled every {every:g} s over {s['seconds']:.1f} s; no face in any"
+        return f"{name}: {_frames(s['frames'])} sampled every {every:g} s over {s['seconds']:.1f} s; no face in any"
     top = max(s["shares"], key=s["shares"].get)
     who = f"person {person} of {n_people} in" if n_people > 1 else "a face in"
-    return (f"{name}: {s['frames']} frames sampled every {every:g} s over {s['seconds']:.1f} s, {who} "
-            f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them), mean valence {s['valence']:+.2f}, "
-            f"arousal {s['arousal']:+.2f}")
+    va = (f", mean valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}" if np.isfinite(s["valence"])
+          else "")  # a model trained without valence/arousal gives none
+    return (f"{name}: {_frames(s['frames'])} sampled every {every:g} s over {s['seconds']:.1f} s, {who} "
+            f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them){va}")

@@ -158,3 +158,49 @@ def test_video_tab_follows_the_chosen_person(monkeypatch, runs_dir, tmp_path):
     at.get("select_slider")[-1].set_value(7).run()
     faces = [m.value.split(" detector")[0] for m in at.markdown if m.value.startswith("**Face")]
     assert faces == ["**Face 1 (person 2,", "**Face 2 (person 1,"]  # largest first, each named by person
+
+
+def test_a_model_trained_without_valence_arousal_gives_none(monkeypatch, tmp_path):
+    import torch
+
+    from fer_core.faces import annotate
+    from fer_core.predict import _table, to_rows
+
+    (tmp_path / "no-va" / "checkpoints").mkdir(parents=True)
+    path = make_checkpoint(tmp_path / "no-va" / "checkpoints" / "best.pt")
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["config"]["data"].update(layout="ferplus", has_va=False)  # e.g. a FER+ stage
+    torch.save(ckpt, path)
+    faces = Predictor(path, backend="torch").predict_faces(astronaut())
+    assert faces and all(np.isnan(f["valence"]) and np.isnan(f["arousal"]) for f in faces)
+    assert annotate(astronaut(), faces).shape == astronaut().shape
+    table = _table(to_rows([{"path": "astro.jpg", "faces": faces}]))
+    assert "nan" not in table and "–" in table
+
+    at = page(monkeypatch, tmp_path)
+    at.selectbox[0].set_value("Run no-va").run()
+    at.file_uploader[0].set_value([("astro.jpg", _bytes(astronaut(), "JPEG"), "image/jpeg")]).run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1  # the probabilities, no circumplex
+    assert not any("valence" in m.value for m in at.markdown if m.value.startswith("**Face 1"))
+    assert any(c.value.startswith("No valence/arousal: this model was trained on data without them")
+               for c in at.caption)
+
+
+def test_a_photo_is_analysed_once_and_runtimes_fit_the_model(monkeypatch, runs_dir):
+    calls = []
+    real = Predictor.predict_faces
+    monkeypatch.setattr(Predictor, "predict_faces", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    at = page(monkeypatch, runs_dir)
+    default = ROOT / "models" / "default"
+    if (default / "model.onnx").is_file() and not (default / "model.pt").is_file():
+        assert at.selectbox[1].options == ["ONNX Runtime"]  # PyTorch cannot run the ONNX-only default model
+    at.selectbox[0].set_value("Run tiny-run").run()
+    assert at.selectbox[1].options == ["ONNX Runtime", "PyTorch"]
+    at.file_uploader[0].set_value([("astro.jpg", _bytes(astronaut(), "JPEG"), "image/jpeg")]).run()
+    assert len(calls) == 1
+    at.toggle[0].set_value(True).run()  # "Where it looked": the photo is not analysed again
+    at.toggle[0].set_value(False).run()
+    assert not at.exception and len(calls) == 1
+    at.selectbox[1].set_value("PyTorch").run()  # another model answering: analysed again
+    assert len(calls) == 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
 from pathlib import Path
@@ -72,23 +73,60 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
         left, right = st.columns(2)
         who = f"person {r['person']}, " if "person" in r else ""
         label = "Whole image" if r["whole_image"] else f"Face {i + 1} ({who}detector score {r['score']:.2f})"
-        left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
+        if math.isfinite(r["valence"]):
+            left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
+            point = "whole image" if r["whole_image"] else f"P{r['person']}" if "person" in r else f"face {i + 1}"
+            right.plotly_chart(live_circumplex_figure([r], [point]), key=f"{key}-c{i}")
+        else:
+            left.markdown(f"**{label}**")
+            right.caption("No valence/arousal: this model was trained on data without them, so its valence/arousal "
+                          "outputs never learned anything.")
         left.plotly_chart(prob_figure(r, classes), key=f"{key}-p{i}")
-        right.plotly_chart(live_circumplex_figure([r]), key=f"{key}-c{i}")
         if image is not None:
             explain_face(predictor, image, r, key=f"{key}-x{i}")
 
 
-def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> None:
-    try:
-        image = read_image(data, name=name)
-    except ImageError as e:
-        st.error(f"Cannot read {name}: {str(e).removeprefix(name + ': ')}")
-        return
-    results = predictor.predict_faces(image)
+SHOWN_SIDE = 1600  # the annotated photo is shown at most this many pixels wide or high
+
+
+def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
+    """(session key, {"image", "results", "shown"} or {"error"}) of an upload: decoded, its faces found and classified
+    and the annotated picture made once per photo and model, not again at each click on the page."""
+    import cv2
+
+    key = f"photo::{name}::{len(data)}::{hash(data)}::{predictor.path}::{predictor.runtime}"
+    if key not in st.session_state:
+        try:
+            image = read_image(data, name=name)
+        except ImageError as e:
+            st.session_state[key] = {"error": f"Cannot read {name}: {str(e).removeprefix(name + ': ')}"}
+            return key, st.session_state[key]
+        results = predictor.predict_faces(image)
+        shown = annotate(image, results)
+        scale = SHOWN_SIDE / max(shown.shape[:2])
+        if scale < 1:
+            shown = cv2.resize(shown, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        st.session_state[key] = {"image": image, "results": results, "shown": shown}
+    return key, st.session_state[key]
+
+
+def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> str:
+    """Show one uploaded photo's faces and their predictions; returns the session key its analysis is kept under."""
+    kept, done = analysed(predictor, name, data)
+    if "error" in done:
+        st.error(done["error"])
+        return kept
+    results = done["results"]
     faces = sum(not r["whole_image"] for r in results)
-    st.image(annotate(image, results), caption=f"{name}: {faces} face(s)")
-    show_results(results, predictor.classes, key, predictor, image)
+    st.image(done["shown"], caption=f"{name}: {faces} face(s)")
+    show_results(results, predictor.classes, key, predictor, done["image"])
+    return kept
+
+
+def forget_photos_but(kept: set[str]) -> None:
+    """Drop the analyses of photos no longer uploaded (a large photo's pixels are kept in memory)."""
+    for old in [k for k in st.session_state if str(k).startswith("photo::") and k not in kept]:
+        del st.session_state[old]
 
 
 def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) -> dict:
@@ -236,7 +274,12 @@ def main() -> None:
         return
     c1, c2 = st.columns([3, 1])
     label = c1.selectbox("Model", list(choices))
-    runtime = c2.selectbox("Runtime", list(RUNTIMES),
+    runtimes = list(RUNTIMES)
+    try:
+        resolve_model(choices[label], root=ROOT, backend="torch")
+    except ModelNotFound:  # an ONNX file only (the shipped default model): PyTorch cannot run it
+        runtimes = [r for r in runtimes if RUNTIMES[r] == "onnx"] or runtimes
+    runtime = c2.selectbox("Runtime", runtimes,
                            help="ONNX Runtime: a checkpoint is converted once when it is first chosen; faster per "
                                 "frame and it does not busy-wait, which keeps the live stream smooth on few cores")
     backend = RUNTIMES[runtime]
@@ -261,17 +304,19 @@ def main() -> None:
             + f"  \nFace detector: {i['detector']}")
 
     photos, video, snap, live = st.tabs(["Photos", "Video", "Snapshot", "Live webcam"])
+    kept = set()
     with photos:
         files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
         for n, f in enumerate(files or []):
             st.subheader(f.name)
-            predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}")
+            kept.add(predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
     with video:
         video_tab(predictor)
     with snap:
         shot = st.camera_input("Take a snapshot")
         if shot is not None:
-            predict_upload(predictor, "snapshot", shot.getvalue(), key="snap")
+            kept.add(predict_upload(predictor, "snapshot", shot.getvalue(), key="snap"))
+    forget_photos_but(kept)
     with live:
         live_tab(predictor)
 
