@@ -116,6 +116,13 @@ def _verified_onnx(src: Path, fp16_weights: bool) -> tuple[bytes, dict]:
     return data, report
 
 
+def _fp16_weights(data: bytes) -> bool:
+    """Whether an ONNX model stores weights as float16 (fer_core.export --fp16-weights)."""
+    from onnx import TensorProto, load_from_string
+
+    return any(i.data_type == TensorProto.FLOAT16 for i in load_from_string(data).graph.initializer)
+
+
 def ensemble_config(path) -> dict | None:
     """The config.json of an ensemble folder (scripts/ensemble.py --out), or None for anything else."""
     cfg_file = Path(path) / "config.json"
@@ -181,7 +188,7 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
 def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[bytes, dict]:
     """(ONNX bytes, report) of an ensemble folder, whose members are the run folders its config.json names
     (member_folder). A member's exported checkpoints/best.onnx is used as it is where it is at least as new as its
-    best.pt."""
+    best.pt and stores its weights as asked (float16 or float32); else it is exported again from best.pt."""
     import onnx
     import onnxruntime as ort
 
@@ -189,8 +196,13 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
 
     members, cfgs, sources = [], [], []
     for m in config.get("members") or []:
-        src = resolve_model(member_folder(folder, m["run"]), backend="onnx")
-        data = src.read_bytes() if src.suffix == ".onnx" else _verified_onnx(src, fp16_weights)[0]
+        run = member_folder(folder, m["run"])
+        src = resolve_model(run, backend="onnx")
+        data = src.read_bytes() if src.suffix == ".onnx" else None
+        pt = run / "checkpoints" / "best.pt"
+        if data is not None and _fp16_weights(data) != fp16_weights and pt.is_file():
+            src, data = pt, None  # an export at the other precision: not mixed into this one
+        data = data if data is not None else _verified_onnx(src, fp16_weights)[0]
         meta = {e.key: e.value for e in onnx.load_from_string(data).metadata_props}
         if CONFIG_KEY not in meta:
             raise ModelNotFound(f"{src}: ONNX file without FER Lab config (export it with fer_core.export)")

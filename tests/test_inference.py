@@ -361,6 +361,16 @@ def test_an_ensemble_folder_exports_from_the_members_it_records_wherever_they_li
     assert made.returncode == 0, made.stderr
     assert E.main(E.get_args_parser().parse_args(["--run", str(ens), "--out", str(tmp_path / "ens.onnx")])) == 0
     assert str(members[0] / "checkpoints" / "best.pt") in capsys.readouterr().out
+    # a member's own export is reused only at the precision asked for: no float16 member in a float32 ensemble
+    assert E.main(E.get_args_parser().parse_args(["--run", str(members[0]), "--fp16-weights"])) == 0
+    assert (members[0] / "checkpoints" / "best.onnx").is_file()
+    capsys.readouterr()
+    assert E.main(E.get_args_parser().parse_args(["--run", str(ens), "--out", str(tmp_path / "ens1.onnx")])) == 0
+    assert f"from {members[0] / 'checkpoints' / 'best.pt'}" in capsys.readouterr().out
+    assert not E._fp16_weights((tmp_path / "ens1.onnx").read_bytes())
+    assert E.main(E.get_args_parser().parse_args(["--run", str(ens), "--out", str(tmp_path / "ens1h.onnx"),
+                                                  "--fp16-weights"])) == 0
+    assert f"from {members[0] / 'checkpoints' / 'best.onnx'}" in capsys.readouterr().out  # reused as it is
     # a member recorded relative to the ensemble folder is found too; one that is nowhere is named
     cfg = json.loads((ens / "config.json").read_text())
     cfg["members"][0]["run"] = "../../a/mx"
