@@ -61,9 +61,11 @@ def fit_temperature(y_true, probs) -> float:
     t = float(np.exp(res.x))
     if not T_RANGE[0] * 1.01 < t < T_RANGE[1] / 1.01:
         right = int((probs.argmax(1) == y).sum())
+        why = ("the model is right too often here to say how confident it should be: fit on a split where it makes "
+               "mistakes" if t < 1 else "flattening them towards equal chances only helps, as for a model that has "
+               "not learned the task yet: train it further before calibrating")
         raise ValueError(f"the likelihood keeps rising as T runs to {t:.3g} ({right} of {y.size} predictions right): "
-                         f"these predictions cannot say how confident the model should be; fit on a split where it "
-                         f"makes mistakes")
+                         f"{why}")
     return t
 
 

@@ -40,7 +40,9 @@ def main(argv=None) -> int:
         p.error(f"{', '.join(taken)}: this script chooses each fold's split, name and folder; leave it out")
     pooled = a.out / a.name
     if pooled.exists():
-        p.error(f"{pooled} exists already: choose another --name")
+        done = (pooled / "config.json").is_file() and "fold_runs" in (pooled / "config.json").read_text()
+        p.error(f"{pooled} exists already" + (": this cross-validation is done, its folds pooled there" if done else "")
+                + "; choose another --name for a new one")
 
     folds = [a.out / f"{a.name}-fold{k}" for k in range(1, a.folds + 1)]
     train = [sys.executable, "-m", "fer_core.train"]

@@ -337,7 +337,7 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
     assert [Path(f["run"]).name for f in pooled["fold_runs"]] == ["cv-fold1", "cv-fold2"]
     assert pooled["split"]["counts"]["test"] == 48  # every image tested once
     again = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
-    assert again.returncode == 2 and "exists already" in again.stderr
+    assert again.returncode == 2 and "exists already: this cross-validation is done" in again.stderr
 
     # an interrupted cross-validation: fold 2 stopped, nothing pooled yet
     shutil.rmtree(tmp_path / "runs" / "cv")

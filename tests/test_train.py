@@ -180,7 +180,10 @@ def test_calibrate_bad_input_says_what_is_wrong_and_writes_nothing(tiny_run, tmp
     assert "not a model file" in cal("--run", run, "--model", tmp_path / "notes.txt")[1]
     val["true"] = val["pred"]
     val.to_csv(run / "predictions_val.csv", index=False)
-    assert "cannot say how confident" in cal("--run", run)[1]  # every val prediction right
+    assert "right too often here to say how confident it should be" in cal("--run", run)[1]  # every one right
+    val["true"] = (val["pred"] + 1) % 8
+    val.to_csv(run / "predictions_val.csv", index=False)
+    assert "has not learned the task yet" in cal("--run", run)[1]  # every one wrong: flatter is always better
     (run / "predictions_val.csv").unlink()
     assert "evaluate the run on its val split first" in cal("--run", run)[1]
     assert (run / "config.json").read_bytes() == before and not list(run.rglob("*.tmp"))
