@@ -40,7 +40,7 @@ def main() -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--n-boot", type=int, default=1000)
     a = p.parse_args()
-    pairs = [(a.base, r) for r in a.runs] if a.base else list(zip(a.runs, a.runs[1:]))
+    pairs = [(a.base, r) for r in a.runs if r != a.base] if a.base else list(zip(a.runs, a.runs[1:]))
     if not pairs:
         p.error("give at least two runs, or --base and one run")
     lines = []
