@@ -1,6 +1,5 @@
 """Backbones build, load the released ImageNet files they claim to, and say clearly when they cannot."""
 import importlib.util
-import io
 
 import pytest
 import torch
@@ -176,7 +175,7 @@ def test_dlib_weights_missing_say_what_to_do(tmp_path, monkeypatch):
 def test_export_check_feeds_images_normalised_as_the_model_expects():
     """Random input in the normalised space would be a flat grey image to a model with a small std (HSE's 1/255),
     and every output alike: the check must compare answers on images that differ."""
-    from fer_core.export import compare
+    from fer_core.export import compare, onnx_bytes
 
     seen = []
 
@@ -187,12 +186,10 @@ def test_export_check_feeds_images_normalised_as_the_model_expects():
             return m * torch.arange(1.0, 9.0), m.repeat(1, 2)
 
     spy = Spy()
-    buf = io.BytesIO()
-    torch.onnx.export(spy, torch.zeros(1, 3, 16, 16), buf, input_names=["input"], dynamic_axes={"input": {0: "n"}},
-                      dynamo=False)
+    data = onnx_bytes(spy, {"img_size": 16})
     seen.clear()
     mean, std = [0.485, 0.458, 0.408], [1 / 255] * 3
-    report = compare(spy, buf.getvalue(), 16, mean=mean, std=std)
+    report = compare(spy, data, 16, mean=mean, std=std)
     pixels = seen[0] * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
     assert pixels.min() >= 0 and pixels.max() <= 1 and pixels.max() - pixels.min() > 0.9  # a whole image's range
     assert report["inputs_told_apart"] and report["max_abs_diff_logits"] < 1e-3
