@@ -204,6 +204,8 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None) 
         text = short + (f" v{r['valence']:+.2f} a{r['arousal']:+.2f}" if math.isfinite(r["valence"]) else "")
         size = font
         if r.get("whole_image"):
+            if w < 160:  # a banner would cover a thumbnail-sized image; the page and the CLI say it in words
+                continue
             text = f"{r.get('note') or 'whole image'}: {text}"
             x0, y0, colour = 0, 0, (128, 128, 128)
         else:

@@ -198,6 +198,8 @@ def test_annotate_draws_boxes_and_the_no_face_banner(predictor):
     img = chelsea()
     out = annotate(img, predictor.predict_faces(img))
     assert out.shape == img.shape and (out[:15] != img[:15]).any() and (out[-40:] == img[-40:]).all()
+    tiny = img[:60, :60]  # a thumbnail: no banner over all of it (the page and the CLI say "no face" in words)
+    assert (annotate(tiny, predictor.predict_faces(tiny)) == tiny).all()
 
 
 # ----------------------------------------------------------------------------------- image loading
