@@ -128,6 +128,8 @@ def test_compare_runs_prints_paired_differences(runs):
     lo, hi = (float(x) for x in row[3].split("[")[1].rstrip("]").split(","))
     assert 0 < lo < diff < hi  # the much better run is better beyond the noise
     assert float(row[-1].rstrip(" |")) < 0.001  # McNemar p
+    out = _run("compare_runs.py", "--base", runs["base"], runs["base"], runs["better"])  # the base among the runs
+    assert out.returncode == 0 and [ln.split(" | ")[0] for ln in out.stdout.splitlines()[2:]] == ["| better"]
 
 
 def test_compare_runs_says_what_is_wrong(runs, tmp_path):

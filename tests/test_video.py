@@ -171,3 +171,19 @@ def test_predict_cli_on_a_video_writes_a_row_per_face_per_frame(predictor, clip,
     assert predict_cli.main(predict_cli.get_args_parser().parse_args(
         [str(clip), "--run", str(predictor.path), "--whole-image"])) == 2
     assert "--whole-image is for photos" in capsys.readouterr().err
+
+
+def test_a_one_frame_video_reads_as_one_and_its_point_is_drawn():
+    import pandas as pd
+
+    from fer_core.report_live import live_circumplex_figure, timeline_figure
+    from fer_core.video import describe
+
+    s = {"frames": 1, "with_face": 1, "seconds": 0.0, "shares": {"Sad": 1.0}, "valence": -0.5, "arousal": -0.2}
+    assert describe("one.mp4", s, 0.2).startswith("one.mp4: 1 frame sampled every 0.2 s")
+    assert "valence" not in describe("one.mp4", {**s, "valence": float("nan"), "arousal": float("nan")}, 0.2)
+    tl = pd.DataFrame({"time_s": [0.0], "label_name": ["Sad"], "valence": [-0.5], "arousal": [-0.2],
+                       **{c: [1.0 if c == "Sad" else 0.0] for c in ("Neutral", "Sad")}})
+    assert all("markers" in t.mode for t in timeline_figure(tl, ["Neutral", "Sad"]).data[:2])  # a lone point shows
+    face = {"valence": 0.3, "arousal": 0.1}
+    assert list(live_circumplex_figure([face], ["P2"]).data[0].text) == ["P2"]
