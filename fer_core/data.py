@@ -375,9 +375,10 @@ LAYOUTS = tuple(READERS)
 
 
 def has_predefined_split(index: DataIndex) -> bool:
-    """True when every sample carries a split and both train and test occur (make_split then keeps it)."""
+    """True when every sample carries a split, train and at least one of val and test among them (make_split then
+    keeps it, and carves the missing one out of train)."""
     splits = {s.split for s in index.samples}
-    return bool(splits) and None not in splits and {"train", "test"} <= splits
+    return bool(splits) and None not in splits and "train" in splits and bool(splits & {"val", "test"})
 
 
 def _carve(ids: list[str], labels: list[int], frac: float, seed: int) -> tuple[list[str], list[str]]:
@@ -443,10 +444,11 @@ def make_split(index: DataIndex, val_frac=0.1, test_frac=0.1, seed=0, fold: tupl
         if fold is not None:
             raise DataError("cross-validation folds need data without a predefined split; this data has one")
         out = {s.id: s.split for s in samples}
-        if "val" not in out.values():
-            train = [s for s in samples if s.split == "train"]
-            _, val = _carve([s.id for s in train], [s.label for s in train], val_frac, seed)
-            out.update({i: "val" for i in val})
+        for part, frac in (("test", test_frac), ("val", val_frac)):  # a part the data does not name: from train
+            if part not in out.values():
+                train = [s for s in samples if out[s.id] == "train"]
+                _, carved = _carve([s.id for s in train], [s.label for s in train], frac, seed)
+                out.update({i: part for i in carved})
         return out
     ids, labels = [s.id for s in samples], [s.label for s in samples]
     if fold is None:

@@ -257,6 +257,19 @@ def test_split_predefined_and_carved_val(tmp_path):
         make_split(index, fold=(1, 5))
 
 
+def test_split_predefined_train_and_val_gets_its_test_part_from_train(tmp_path):
+    for k in range(16):
+        save(tmp_path / "train" / ("happy" if k % 2 else "sad") / f"{k}.jpg", size=8)
+    for k in range(4):
+        save(tmp_path / "val" / "happy" / f"{k}.jpg", size=8)
+    index = read_dataset(tmp_path)
+    assert has_predefined_split(index)  # kept, not split afresh
+    split = make_split(index, val_frac=0.1, test_frac=0.25)
+    assert all(split[s.id] == "val" for s in index.samples if s.split == "val")
+    test = [s for s in index.samples if split[s.id] == "test"]
+    assert len(test) == 4 and all(s.split == "train" for s in test) and Counter(s.label for s in test) == {1: 2, 2: 2}
+
+
 def test_split_tiny_classes_do_not_crash(tmp_path):
     for cls, n in (("happy", 1), ("sad", 2), ("fear", 3), ("anger", 30)):
         for k in range(n):
