@@ -241,12 +241,17 @@ def test_stratified_subset_keeps_class_proportions_in_class_sorted_data(tmp_path
     assert stratified_subset(samples, 500) == samples
 
 
-def test_split_predefined_and_carved_val(tmp_path):
+def _train_and(part: str, root):
+    """Split folders: 16 training images of two classes, 4 of one class in ``part`` (val or test)."""
     for k in range(16):
-        save(tmp_path / "train" / ("happy" if k % 2 else "sad") / f"{k}.jpg", size=8)
+        save(root / "train" / ("happy" if k % 2 else "sad") / f"{k}.jpg", size=8)
     for k in range(4):
-        save(tmp_path / "test" / "happy" / f"{k}.jpg", size=8)
-    index = read_dataset(tmp_path)
+        save(root / part / "happy" / f"{k}.jpg", size=8)
+    return read_dataset(root)
+
+
+def test_split_predefined_and_carved_val(tmp_path):
+    index = _train_and("test", tmp_path)
     assert has_predefined_split(index)
     split = make_split(index, val_frac=0.25)
     assert all(split[s.id] == "test" for s in index.samples if s.split == "test")
@@ -258,11 +263,7 @@ def test_split_predefined_and_carved_val(tmp_path):
 
 
 def test_split_predefined_train_and_val_gets_its_test_part_from_train(tmp_path):
-    for k in range(16):
-        save(tmp_path / "train" / ("happy" if k % 2 else "sad") / f"{k}.jpg", size=8)
-    for k in range(4):
-        save(tmp_path / "val" / "happy" / f"{k}.jpg", size=8)
-    index = read_dataset(tmp_path)
+    index = _train_and("val", tmp_path)
     assert has_predefined_split(index)  # kept, not split afresh
     split = make_split(index, val_frac=0.1, test_frac=0.25)
     assert all(split[s.id] == "val" for s in index.samples if s.split == "val")
