@@ -302,6 +302,14 @@ def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
     return fig
 
 
+def share_noise(confusion) -> tuple[int, float]:
+    """(the fewest images of one true class in a confusion matrix, the half-width of the Wilson 95% interval of a
+    share of a half over that many): how far one run's share of a class moves by chance alone."""
+    n = int(min(sum(row) for row in confusion if sum(row)))
+    _, lo, hi = proportion_ci(n // 2, n)
+    return n, (hi - lo) / 2
+
+
 def per_class_table(metrics: dict) -> pd.DataFrame:
     """Precision, recall, F1, support and AUCs per class, in AffectNet order."""
     rows = []

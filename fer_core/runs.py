@@ -385,6 +385,14 @@ def runs_label(arg: str) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1} pooled"
 
 
+def quiet_seconds(run: Run, now: float | None = None) -> float:
+    """Seconds since training last wrote to the run folder (history.csv, train.log or config.json)."""
+    import time
+
+    files = [run.path / f for f in ("history.csv", "train.log", "config.json")]
+    return (time.time() if now is None else now) - max(f.stat().st_mtime for f in files if f.is_file())
+
+
 def load_history(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path).sort_values("epoch").reset_index(drop=True)
 

@@ -40,7 +40,10 @@ def main(argv=None) -> int:
         p.error(f"{', '.join(taken)}: this script chooses each fold's split, name and folder; leave it out")
     pooled = a.out / a.name
     if pooled.exists():
-        done = (pooled / "config.json").is_file() and "fold_runs" in (pooled / "config.json").read_text()
+        try:
+            done = bool(json.loads((pooled / "config.json").read_text(encoding="utf-8")).get("fold_runs"))
+        except (OSError, ValueError, AttributeError):
+            done = False
         p.error(f"{pooled} exists already" + (": this cross-validation is done, its folds pooled there" if done else "")
                 + "; choose another --name for a new one")
 

@@ -384,6 +384,21 @@ def test_long_run_names_are_cut_in_the_middle_in_legends_and_many_runs_keep_thei
     assert len(set(report.run_colors([f"run{i}" for i in range(30)]).values())) == 30
 
 
+def test_share_noise_is_the_wilson_half_width_on_the_smallest_class():
+    n, noise = report.share_noise([[30, 10], [20, 20], [0, 0]])  # an absent class does not count
+    assert n == 40 and noise == pytest.approx(0.148, abs=0.001)
+    assert report.share_noise([[300, 100], [200, 200]])[1] == pytest.approx(0.0488, abs=0.001)
+
+
+def test_quiet_seconds_counts_from_the_newest_training_file(tmp_path):
+    import os
+
+    for name, t in (("history.csv", 1000.0), ("train.log", 1600.0), ("config.json", 1200.0)):
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, (t, t))
+    assert R.quiet_seconds(R.Run("r", tmp_path, {}), now=2000.0) == 400.0
+
+
 def test_mean_history_averages_folds_epoch_by_epoch():
     one = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.3, 0.4, 0.5], "lr": [1e-3, 5e-4, 1e-4]})
     two = pd.DataFrame({"epoch": [1, 2], "val_acc": [0.5, 0.6], "lr": [1e-3, 5e-4]})  # stopped early

@@ -31,11 +31,11 @@ if len(have) >= 2:
         st.info("Pick two different runs.")
     else:
         st.plotly_chart(report.confusion_difference_figure(confusions[a], confusions[b], a, b), width="stretch")
-        n = int(min(sum(row) for row in confusions[a] if sum(row)))  # the fewest images of one true class
+        n, noise = report.share_noise(confusions[a])
         st.caption(f"Each cell: {a}'s share of the true class minus {b}'s, on **{ctx.split}**. Blue where {a} does "
                    f"better (on the diagonal, gets the class right more often; off it, makes that mistake less often), "
                    f"red where it does worse. With {n:,} images of a class, one run's share of a half is itself "
-                   f"uncertain by about ±{1.96 * (0.25 / n) ** 0.5:.2f} (95%): read small differences as noise (the "
+                   f"uncertain by about ±{noise:.2f} (95%): read small differences as noise (the "
                    "Model disagreement page tests two runs on the same images).")
 
 st.subheader("Per run")

@@ -1,6 +1,4 @@
 """Training curves: loss, accuracy and valence/arousal RMSE per epoch, runs overlaid; live while a run trains."""
-import time
-
 import streamlit as st
 
 from fer_core import report
@@ -59,12 +57,6 @@ def draw(runs: list[R.Run]) -> None:
         st.caption("Best epoch by val_score: " + ", ".join(best))
 
 
-def quiet_seconds(run: R.Run) -> float:
-    """Seconds since training last wrote to the run folder."""
-    files = [run.path / f for f in ("history.csv", "train.log", "config.json")]
-    return time.time() - max(f.stat().st_mtime for f in files if f.is_file())
-
-
 training = {r.name for r in ctx.runs if r.config.get("status") == "running"}
 if not training:
     draw(ctx.runs)
@@ -78,7 +70,7 @@ else:
                 if fresh is None or fresh.config.get("status") != "running":
                     st.rerun()  # it finished or stopped: the sidebar's splits and every page change with it
                 fresh.name, r = r.name, fresh
-                p = report.training_progress(r.config, S.history(r), quiet_seconds(r))
+                p = report.training_progress(r.config, S.history(r), R.quiet_seconds(r))
                 if p["stale"]:
                     st.warning(f"**{r.name}**: {p['text']}")
                 else:
