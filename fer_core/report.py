@@ -38,9 +38,17 @@ HIGHER_IS_BETTER = {label: hib for _, label, _, hib in METRICS}
 PALETTE = qualitative.Plotly + qualitative.Dark24  # 34 colours before two runs share one
 
 
-def run_colors(names) -> dict[str, str]:
-    """One stable colour per run, so a run looks the same on every chart."""
-    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
+def run_colors(names, given: dict[str, str] | None = None) -> dict[str, str]:
+    """One colour per run: ``given``'s where it has one (the dashboard passes the colours of the runs chosen in its
+    sidebar, so that a run looks the same on every page), otherwise the palette's next colour not in ``given``."""
+    given = given or {}
+    free = [c for c in PALETTE if c not in set(given.values())] or PALETTE
+    out, k = {}, 0
+    for n in names:
+        if n not in out:
+            out[n] = given.get(n) or free[k % len(free)]
+            k += n not in given
+    return out
 
 
 def legend_label(name: str, limit: int = 36) -> str:
@@ -155,10 +163,11 @@ def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
     return str(col.idxmax() if HIGHER_IS_BETTER.get(metric, True) else col.idxmin())
 
 
-def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str) -> go.Figure:
+def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str,
+               colors: dict[str, str] | None = None) -> go.Figure:
     """Grouped bars: metrics on the x axis, one bar per run, 95% CI as error bars where known."""
     fig = go.Figure()
-    colors = run_colors(values.index)
+    colors = run_colors(values.index, colors)
     metrics = [m for m in metrics if m in values]
     for run in values.index:
         if values.loc[run, metrics].isna().all():  # e.g. a FER+ run on a valence/arousal chart
@@ -241,11 +250,12 @@ HISTORY_PANELS = {
 }
 
 
-def history_figure(histories: dict[str, pd.DataFrame], panel: str) -> go.Figure | None:
+def history_figure(histories: dict[str, pd.DataFrame], panel: str,
+                   colors: dict[str, str] | None = None) -> go.Figure | None:
     """Runs overlaid per epoch: solid = validation, dotted = training; one legend entry per run, below the chart.
     None if no run has the columns."""
     fig = go.Figure()
-    colors = run_colors(histories)
+    colors = run_colors(histories, colors)
     for run, h in histories.items():
         shown = False
         for col, part in reversed(HISTORY_PANELS[panel]):  # validation first: its line carries the legend entry
@@ -288,10 +298,11 @@ def _row_shares(confusion) -> np.ndarray:
 
 def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
     """Row-normalised confusion of run A minus run B, coloured by which run it favours: blue where A is better (right
-    more often on the diagonal, that mistake less often off it), red where A is worse; the cells show A − B."""
+    more often on the diagonal, that mistake less often off it), red where A is worse; the cells show A − B.
+    Full colour only at twice share_noise or more, so that differences chance alone would make stay pale."""
     diff = _row_shares(conf_a) - _row_shares(conf_b)
     better = np.where(np.eye(len(diff), dtype=bool), diff, -diff)
-    lim = max(float(np.abs(diff).max()), 0.05)
+    lim = max(float(np.abs(diff).max()), 2 * share_noise(conf_a)[1], 0.05)
     fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=[[f"{v:+.2f}" for v in row] for row in diff],
                                texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,
                                colorbar=dict(title=f"better for<br>{a}", tickvals=[-lim, 0, lim],
@@ -340,11 +351,11 @@ def per_class_comparison(confusions: dict[str, list]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def per_class_figure(table: pd.DataFrame, metric: str = "recall") -> go.Figure:
+def per_class_figure(table: pd.DataFrame, metric: str = "recall", colors: dict[str, str] | None = None) -> go.Figure:
     """Grouped bars: classes on the x axis, one bar per run; Wilson 95% intervals for recall and precision."""
     fig = go.Figure()
     runs = list(dict.fromkeys(table["run"]))
-    colors = run_colors(runs)
+    colors = run_colors(runs, colors)
     for run in runs:
         t = table[table["run"] == run]
         err = None

@@ -78,10 +78,10 @@ def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> g
     return fig
 
 
-def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60) -> go.Figure:
+def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60, colors: dict[str, str] | None = None) -> go.Figure:
     """Distribution of (predicted - annotated) per run, binned here; one panel per dimension."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{d.capitalize()} error (pred - true)" for d in DIMS])
-    colors = run_colors(preds)
+    colors = run_colors(preds, colors)
     edges = np.linspace(-2, 2, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     for col, dim in enumerate(DIMS, start=1):
@@ -127,10 +127,10 @@ def intensity_table(preds: dict[str, pd.DataFrame], n_bins: int = 5) -> pd.DataF
     return pd.DataFrame(sorted(out, key=lambda r: (order[r["run"]], r["left"])))
 
 
-def intensity_figure(table: pd.DataFrame) -> go.Figure:
+def intensity_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
     """Accuracy and the share called Neutral per intensity bin (intensity_table), one line per run."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["accuracy", "called Neutral"], horizontal_spacing=0.1)
-    colors = run_colors(list(dict.fromkeys(table["run"])))
+    colors = run_colors(list(dict.fromkeys(table["run"])), colors)
     for col, what in enumerate(("right", "neutral"), start=1):
         for run, t in table.groupby("run", sort=False):
             fig.add_trace(go.Scatter(

@@ -156,6 +156,21 @@ def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):
     assert len([m for m in at.markdown if m.value.startswith("`")]) <= 12
 
 
+def test_choices_made_on_a_page_are_there_on_return(monkeypatch, runs_dir):
+    at = _app(monkeypatch, runs_dir)
+    at.switch_page("views/gallery.py").run()
+    at.selectbox(key="gallery_true").select("Fear").run()
+    at.switch_page("views/disagreement.py").run()
+    names = at.selectbox(key="dis_b").options
+    at.selectbox(key="dis_b").select(names[-1]).run()
+    at.switch_page("views/overview.py").run()
+    at.switch_page("views/gallery.py").run()
+    assert at.selectbox(key="gallery_true").value == "Fear" and not at.exception
+    assert not at.warning or all("Session State" not in w.value for w in at.warning)
+    at.switch_page("views/disagreement.py").run()
+    assert at.selectbox(key="dis_b").value == names[-1]
+
+
 def test_empty_state(monkeypatch, tmp_path):
     at = _app(monkeypatch, tmp_path)
     text = " ".join(c.value for c in at.code)

@@ -339,7 +339,11 @@ def test_confusion_difference_is_a_minus_b_in_row_shares():
     z = np.asarray(fig.data[0].z)  # coloured by what favours "new": more right, fewer of a mistake
     assert z[0, 0] == pytest.approx(0.3) and z[0, 1] == pytest.approx(0.3) and z[1, 0] == pytest.approx(0.2)
     assert not z[2:].any()  # classes with no samples: no difference, not a division by zero
-    assert fig.data[0].zmin == -fig.data[0].zmax == pytest.approx(-0.3)
+    # 5 images of a class: a share moves by about ±0.35 by chance, so the colours saturate only at twice that
+    assert fig.data[0].zmin == -fig.data[0].zmax == pytest.approx(-2 * report.share_noise(a)[1])
+    big = report.confusion_difference_figure([[r * 100 for r in row] for row in a],
+                                             [[r * 100 for r in row] for row in b], "new", "old")
+    assert big.data[0].zmax == pytest.approx(0.3)  # 500 images a class: the largest difference sets the scale
     assert [fig.data[0].text[0][0], fig.data[0].text[0][1]] == ["+0.30", "-0.30"]  # the cells show new − old
     assert fig.layout.title.text == "new − old: share of each true class"
 
@@ -382,6 +386,15 @@ def test_long_run_names_are_cut_in_the_middle_in_legends_and_many_runs_keep_thei
     fig = report.history_figure({long: pd.DataFrame({"epoch": [1, 2], "val_acc": [0.3, 0.4]})}, "Accuracy")
     assert fig.data[0].name == label
     assert len(set(report.run_colors([f"run{i}" for i in range(30)]).values())) == 30
+
+
+def test_a_run_keeps_its_colour_on_charts_that_show_only_some_of_the_runs():
+    chosen = report.run_colors(["a", "b", "c"])
+    assert report.run_colors(["c", "a"], chosen) == {"c": chosen["c"], "a": chosen["a"]}
+    extra = report.run_colors(["b", "b (mean of 5 folds)"], chosen)  # a name not chosen: a colour no run has
+    assert extra["b"] == chosen["b"] and extra["b (mean of 5 folds)"] not in chosen.values()
+    fig = report.bar_figure(pd.DataFrame({"Accuracy": [0.5]}, index=["c"]), pd.DataFrame(), ["Accuracy"], "t", chosen)
+    assert fig.data[0].marker.color == chosen["c"]
 
 
 def test_share_noise_is_the_wilson_half_width_on_the_smallest_class():

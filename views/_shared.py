@@ -18,6 +18,7 @@ from fer_core import runs as R
 from fer_core.calibrate import apply_temperature, temperature_of
 from fer_core.explain import describe_map, heat_overlay, occlusion_map
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
+from fer_core.report import run_colors
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
 from fer_core.report_va import intensity_table
@@ -33,6 +34,11 @@ class LabContext:
     data_root_override: str = ""
     problems: list[R.Problem] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
+
+    @property
+    def colors(self) -> dict[str, str]:
+        """Each chosen run's colour, the same on every page."""
+        return run_colors([r.name for r in self.runs])
 
 
 def context() -> LabContext:
@@ -244,6 +250,14 @@ def empty_state() -> None:
     st.markdown("Preset names are listed by `python -m fer_core.train --help`. "
                 "Runs are read from: " + ", ".join(f"`{r}`" for r in ctx.roots or [str(R.DEFAULT_RUNS_DIR)])
                 + f" (set `{R.RUNS_DIR_ENV}` or add a folder in the sidebar to look elsewhere).")
+
+
+def choice(where, label: str, options: list, key: str, default: int = 0, **kwargs):
+    """A selectbox that keeps the user's choice across pages (app.py keeps its key alive) while that choice is
+    still an option, and otherwise starts at ``options[default]``."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[min(default, len(options) - 1)]
+    return where.selectbox(label, options, key=key, **kwargs)
 
 
 def require_runs(need_split: bool = True) -> LabContext:

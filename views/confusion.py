@@ -17,7 +17,7 @@ metric = st.radio("Metric", list(report.PER_CLASS_METRICS), format_func=report.P
                   help="Recall: the share of a class's samples called that class. Precision: the share of the samples "
                   "called a class that are that class.")
 confusions = {r.name: S.metrics(r, ctx.split)["confusion"] for r in have}
-st.plotly_chart(report.per_class_figure(report.per_class_comparison(confusions), metric), width="stretch")
+st.plotly_chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch")
 st.caption(f"Split **{ctx.split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
            "(recall and precision); F1 has none.")
 
@@ -25,8 +25,8 @@ if len(have) >= 2:
     st.subheader("Where two runs differ")
     names = [r.name for r in have]
     a_col, b_col = st.columns(2)
-    a = a_col.selectbox("Run A", names, index=0, key="cm_diff_a")
-    b = b_col.selectbox("Run B", names, index=1, key="cm_diff_b")
+    a = S.choice(a_col, "Run A", names, "cm_diff_a")
+    b = S.choice(b_col, "Run B", names, "cm_diff_b", default=1)
     if a == b:
         st.info("Pick two different runs.")
     else:
@@ -35,8 +35,8 @@ if len(have) >= 2:
         st.caption(f"Each cell: {a}'s share of the true class minus {b}'s, on **{ctx.split}**. Blue where {a} does "
                    f"better (on the diagonal, gets the class right more often; off it, makes that mistake less often), "
                    f"red where it does worse. With {n:,} images of a class, one run's share of a half is itself "
-                   f"uncertain by about ±{noise:.2f} (95%): read small differences as noise (the "
-                   "Model disagreement page tests two runs on the same images).")
+                   f"uncertain by about ±{noise:.2f} (95%), so the colours reach full strength only at twice that: "
+                   "read pale cells as noise (the Model disagreement page tests two runs on the same images).")
 
 st.subheader("Per run")
 st.caption(f"Split **{ctx.split}**. Rows: true class; columns: predicted class. "

@@ -11,6 +11,7 @@ ctx = S.require_runs(need_split=False)
 
 def draw(runs: list[R.Run]) -> None:
     histories = {r.name: S.history(r) for r in runs if r.has_history}
+    colors = ctx.colors
     untrained = [r.name for r in runs if not r.has_history and r.config.get("status") in ("ensemble", "evaluation")]
     if untrained:
         st.caption(f"No training curves for {', '.join(untrained)}: an ensemble or evaluation folder trains nothing.")
@@ -20,7 +21,8 @@ def draw(runs: list[R.Run]) -> None:
         folds = [f for f in R.fold_runs(r, ctx.all_runs)[0] if f.has_history]
         missing = [n for n in names if n not in {f.path.name for f in folds}]
         if folds:
-            histories[f"{r.name} (mean of {len(folds)} folds)"] = report.mean_history([S.history(f) for f in folds])
+            mean = f"{r.name} (mean of {len(folds)} folds)"
+            histories[mean], colors[mean] = report.mean_history([S.history(f) for f in folds]), colors[r.name]
             st.caption(f"{r.name} pools the test predictions of {len(names)} fold runs: its curves are the mean of "
                        f"{len(folds)} of them, epoch by epoch ({', '.join(f.name for f in folds)}; choose them for "
                        f"each fold's own)" + (f". Not among the run folders read, or without a history.csv: "
@@ -45,7 +47,7 @@ def draw(runs: list[R.Run]) -> None:
         cols = st.columns(2)
         for col, panel in zip(cols, panels[row:row + 2]):
             with col:
-                fig = report.history_figure(histories, panel)
+                fig = report.history_figure(histories, panel, colors)
                 if fig is None:
                     st.info(f"{panel}: not recorded for the chosen runs (no valence/arousal in their data).")
                 else:

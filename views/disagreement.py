@@ -34,9 +34,11 @@ with right:
     st.subheader(f"Only one run wrong ({len(only):,})")
     st.dataframe(only, width="stretch", hide_index=True, height=300)
     if len(only):
-        counts = only["wrong run"].value_counts()
+        counts = only["wrong run"].value_counts().reindex(kept, fill_value=0)  # a run never alone in error: 0
         fig = px.bar(x=counts.values, y=counts.index, orientation="h", labels={"x": "samples", "y": ""},
-                     title="Who is the odd one out", height=220)
+                     color=counts.index, color_discrete_map=ctx.colors, title="Who is the odd one out",
+                     height=max(220, 80 + 28 * len(counts)))
+        fig.update_layout(showlegend=False)
         st.plotly_chart(fig.update_layout(margin=dict(t=40, b=30)), width="stretch")
 
 st.subheader("Run vs run")
@@ -47,8 +49,8 @@ st.dataframe(pairs, width="stretch", hide_index=True, column_config={
                                                "unevenly. Below 0.05: unlikely to be chance on these samples.")})
 names = kept
 a_col, b_col = st.columns(2)
-a = a_col.selectbox("Run A", names, index=0, key="dis_a")
-b = b_col.selectbox("Run B", names, index=1, key="dis_b")
+a = S.choice(a_col, "Run A", names, "dis_a")
+b = S.choice(b_col, "Run B", names, "dis_b", default=1)
 if a == b:
     st.info("Pick two different runs.")
     st.stop()

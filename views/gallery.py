@@ -87,10 +87,10 @@ if query.strip():
 
 # --- filters ----------------------------------------------------------------------------------
 c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
-run_name = c1.selectbox("Run", list(by_name), key="gallery_run")
-true_name = c2.selectbox("True class", ["any", *CLASSES], key="gallery_true")
-pred_name = c3.selectbox("Predicted class", ["any", *CLASSES], key="gallery_pred")
-sort = c4.selectbox("Sort", list(E.SORTS), key="gallery_sort")
+run_name = S.choice(c1, "Run", list(by_name), "gallery_run")
+true_name = S.choice(c2, "True class", ["any", *CLASSES], "gallery_true")
+pred_name = S.choice(c3, "Predicted class", ["any", *CLASSES], "gallery_pred")
+sort = S.choice(c4, "Sort", list(E.SORTS), "gallery_sort")
 run = by_name[run_name]
 pred = S.predictions(run, ctx.split)
 wrong = E.misclassified(pred, None if true_name == "any" else CLASSES.index(true_name),
@@ -101,7 +101,7 @@ if wrong.empty:
     st.stop()
 
 p1, p2 = st.columns([1, 4])
-per_page = p1.selectbox("Per page", [12, 24, 48], index=1, key="gallery_per_page")
+per_page = S.choice(p1, "Per page", [12, 24, 48], "gallery_per_page", default=1)
 n_pages = -(-len(wrong) // per_page)
 page = p2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, value=1, step=1,
                        key=f"gallery_page-{run_name}-{true_name}-{pred_name}-{sort}-{per_page}")

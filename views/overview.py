@@ -79,11 +79,11 @@ if seeds:
 left, right = st.columns(2)
 with left:
     st.plotly_chart(report.bar_figure(values, cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
-                                                    "Krippendorff alpha"], "Classification"), width="stretch")
+                                                    "Krippendorff alpha"], "Classification", ctx.colors), width="stretch")
 with right:
     va_cols = [c for c in ("Valence RMSE", "Arousal RMSE", "Valence CCC", "Arousal CCC") if c in values]
     if va_cols:
-        st.plotly_chart(report.bar_figure(values, cis, va_cols, "Valence / arousal"), width="stretch")
+        st.plotly_chart(report.bar_figure(values, cis, va_cols, "Valence / arousal", ctx.colors), width="stretch")
     else:
         st.info("No chosen run has valence/arousal annotations on this split (e.g. FER+ data).")
 

@@ -3,7 +3,6 @@ well each run's confidence matches how often it is right."""
 import pandas as pd
 import streamlit as st
 
-from fer_core.report import run_colors
 from fer_core.report_roc import curve_figure, exact_aucs, macro_figure, reliability_figure
 from views import _shared as S
 
@@ -15,7 +14,7 @@ st.caption(f"Split **{ctx.split}**. One-vs-rest per class, macro-averaged over t
            "Legend AUCs come from the metrics file (computed on every sample) where it exists. "
            "Click legend entries to hide classes.")
 if len(have) >= 2:
-    colors = run_colors([r.name for r in ctx.runs])
+    colors = ctx.colors
     for col, kind in zip(st.columns(2), ("roc", "pr")):
         exact = {r.name: exact_aucs(S.metrics(r, ctx.split), kind).get("macro") for r in have}
         col.plotly_chart(macro_figure({r.name: S.curves(r, ctx.split, kind) for r in have}, kind, colors, exact),
@@ -32,7 +31,7 @@ for tab, run in zip(st.tabs([r.name for r in have]), have):
                                          exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
 
 st.subheader("Calibration")
-cals, colors, scaled = {}, run_colors([r.name for r in ctx.runs]), {}
+cals, colors, scaled = {}, ctx.colors, {}
 for r in have:
     cals[r.name] = S.calibration_of(r, ctx.split)
     # a run calibrated with fer_core.calibrate whose predictions here are raw: both, one under the other

@@ -24,19 +24,25 @@ st.caption("From the metrics files. CCC: concordance correlation; SAGR: share of
            "matches the annotated sign; RMSE/MAE: lower is better.")
 
 st.subheader("Error distributions")
-st.plotly_chart(V.error_figure({r.name: preds[r.name] for r in va_runs}), width="stretch")
+st.plotly_chart(V.error_figure({r.name: preds[r.name] for r in va_runs}, colors=ctx.colors), width="stretch")
 
 st.subheader("Mild and strong expressions")
 if not (intensity := S.intensity(va_runs, ctx.split)).empty:
-    st.plotly_chart(V.intensity_figure(intensity), width="stretch")
+    st.plotly_chart(V.intensity_figure(intensity, ctx.colors), width="stretch")
 st.caption("Samples not annotated Neutral, in equal-count bins of annotated intensity: how far their (valence, "
            "arousal) lies from the circumplex's centre. Does a model fail more on mild expressions, and does it take "
            "them for Neutral? Error bars: Wilson 95% intervals.")
 
 st.subheader("Per run")
 c1, c2 = st.columns([2, 3])
-name = c1.selectbox("Run", [r.name for r in va_runs], key="va_run")
-max_points = c2.select_slider("Points drawn", [1000, 2000, 5000, 10000, 20000], value=5000, key="va_points",
-                              help="Large splits are drawn from a fixed random sample of this size.")
+name = S.choice(c1, "Run", [r.name for r in va_runs], "va_run")
+max_points = len(preds[name])
+if max_points > 1000:  # large splits are drawn from a sample, of a size the user picks
+    steps = [n for n in (1000, 2000, 5000, 10000, 20000) if n < max_points] + [max_points]
+    if st.session_state.get("va_points") not in steps:
+        st.session_state["va_points"] = min(5000, max_points)
+    max_points = c2.select_slider("Points drawn", steps, key="va_points", format_func="{:,}".format,
+                                  help="Large splits are drawn from a fixed random sample of this size; the last "
+                                  "step draws every sample.")
 st.plotly_chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
 st.plotly_chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")
