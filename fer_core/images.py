@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
@@ -107,6 +106,8 @@ def decode_images(root, samples, size: int, progress: bool = True):
                                                                disable=not progress) as bar:
         for _ in pool.map(work, range(n)):
             bar.update()
+    import torch  # here, not at the top: the dashboard's gallery decodes images without needing torch
+
     ok = [i for i in range(n) if i not in errors]
     data = torch.from_numpy(buf) if len(ok) == n else torch.from_numpy(buf[ok])
     failures = [(samples[i].path, errors[i]) for i in sorted(errors)]

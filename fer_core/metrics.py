@@ -17,11 +17,24 @@ from pathlib import Path
 import krippendorff
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
-from sklearn import metrics as skm
 
 from .io import atomic_write_csv, atomic_write_json
 from .labels import CLASSES, NUM_CLASSES
+
+
+# scikit-learn and SciPy take 2-3 s to import: imported when first needed, so that the dashboard's first page,
+# which reads metrics files, opens without them.
+def _skm():
+    from sklearn import metrics
+
+    return metrics
+
+
+def _binomtest(*args):
+    from scipy.stats import binomtest
+
+    return binomtest(*args)
+
 
 PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]
 LABELS = list(range(NUM_CLASSES))
@@ -86,11 +99,11 @@ def regression_metrics(y_true, y_pred) -> dict | None:
     pearson = r2 = None
     if t.size >= 2:
         # force_finite=False: R² of a constant truth is undefined, not the 0/1 scikit-learn substitutes.
-        r2 = _num(skm.r2_score(t, p, force_finite=False))
+        r2 = _num(_skm().r2_score(t, p, force_finite=False))
         if t.std() > 0 and p.std() > 0:
             pearson = _num(np.corrcoef(t, p)[0, 1])
-    return {"n": int(t.size), "rmse": _num(skm.root_mean_squared_error(t, p)),
-            "mae": _num(skm.mean_absolute_error(t, p)), "r2": r2, "pearson": pearson,
+    return {"n": int(t.size), "rmse": _num(_skm().root_mean_squared_error(t, p)),
+            "mae": _num(_skm().mean_absolute_error(t, p)), "r2": r2, "pearson": pearson,
             "sagr": _num(sagr(t, p)), "ccc": _num(ccc(t, p))}
 
 
@@ -122,13 +135,13 @@ def classification_metrics(y_true, y_pred, probs) -> dict:
         probs = np.asarray(probs, dtype=np.float64)
         if probs.shape != (y.size, NUM_CLASSES):
             raise ValueError(f"probs must have shape ({y.size}, {NUM_CLASSES}), got {probs.shape}")
-    prec, rec, f1, support = skm.precision_recall_fscore_support(y, yhat, labels=LABELS, zero_division=np.nan)
+    prec, rec, f1, support = _skm().precision_recall_fscore_support(y, yhat, labels=LABELS, zero_division=np.nan)
     per_class = {}
     for k, name in enumerate(CLASSES):
         roc = pr = None
         if probs is not None and 0 < support[k] < y.size:  # one-vs-rest needs positives and negatives
-            roc = _num(skm.roc_auc_score(y == k, probs[:, k]))
-            pr = _num(skm.average_precision_score(y == k, probs[:, k]))
+            roc = _num(_skm().roc_auc_score(y == k, probs[:, k]))
+            pr = _num(_skm().average_precision_score(y == k, probs[:, k]))
         per_class[name] = {"precision": _num(prec[k]), "recall": _num(rec[k]), "f1": _num(f1[k]),
                            "support": int(support[k]), "roc_auc": roc, "pr_auc": pr}
     rocs = [c["roc_auc"] for c in per_class.values() if c["roc_auc"] is not None]
@@ -137,19 +150,19 @@ def classification_metrics(y_true, y_pred, probs) -> dict:
         # Both are expected here and documented above: predicted classes the truth lacks, one class only.
         warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
         warnings.filterwarnings("ignore", message="A single label was found")
-        balanced = _num(skm.balanced_accuracy_score(y, yhat))
+        balanced = _num(_skm().balanced_accuracy_score(y, yhat))
     return {
-        "accuracy": _num(skm.accuracy_score(y, yhat)),
+        "accuracy": _num(_skm().accuracy_score(y, yhat)),
         "balanced_accuracy": balanced,
-        "macro_f1": _num(skm.f1_score(y, yhat, average="macro", zero_division=0)),
-        "weighted_f1": _num(skm.f1_score(y, yhat, average="weighted", zero_division=0)),
+        "macro_f1": _num(_skm().f1_score(y, yhat, average="macro", zero_division=0)),
+        "weighted_f1": _num(_skm().f1_score(y, yhat, average="weighted", zero_division=0)),
         # kappa and alpha are 0/0 when truth and prediction use one single class: None then.
-        "cohen_kappa": _num(skm.cohen_kappa_score(y, yhat)) if np.unique(np.r_[y, yhat]).size > 1 else None,
+        "cohen_kappa": _num(_skm().cohen_kappa_score(y, yhat)) if np.unique(np.r_[y, yhat]).size > 1 else None,
         "krippendorff_alpha": _krippendorff_nominal(y, yhat),
         "roc_auc_macro": _num(np.mean(rocs)) if rocs else None,
         "pr_auc_macro": _num(np.mean(prs)) if prs else None,
         "per_class": per_class,
-        "confusion": skm.confusion_matrix(y, yhat, labels=LABELS).tolist(),
+        "confusion": _skm().confusion_matrix(y, yhat, labels=LABELS).tolist(),
     }
 
 
@@ -171,8 +184,8 @@ def calibration(y_true, y_pred, probs, n_bins: int = 15) -> dict:
     acc = np.bincount(idx, weights=correct, minlength=n_bins) / np.maximum(count, 1)
     return {
         "ece": float((count * np.abs(acc - mean_conf)).sum() / y.size),
-        "nll": float(skm.log_loss(y, probs, labels=LABELS)),
-        "brier": float(skm.brier_score_loss(y, probs, labels=LABELS)),
+        "nll": float(_skm().log_loss(y, probs, labels=LABELS)),
+        "brier": float(_skm().brier_score_loss(y, probs, labels=LABELS)),
         "mean_confidence": float(conf.mean()),
         "accuracy": float(correct.mean()),
         "bins": [{"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": int(count[b]), "confidence": float(mean_conf[b]),
@@ -378,13 +391,13 @@ def proportion_ci(k: int, n: int) -> tuple[float, float, float]:
     """k of n as a share with its Wilson 95% interval; NaNs when n is 0."""
     if n == 0:
         return (float("nan"),) * 3
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    ci = _binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
     return k / n, float(ci.low), float(ci.high)
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar test: p of a split at least this uneven of the samples only one run gets right."""
-    return float(binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+    return float(_binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
 
 
 def paired_comparison(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:

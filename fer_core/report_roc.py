@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
 from .labels import CLASSES, NUM_CLASSES
 from .report import legend_label
@@ -56,6 +55,8 @@ def class_curves(pred: pd.DataFrame, kind="roc", max_points: int = 400):
     ROC: x = false-positive rate, y = true-positive rate. PR: x = recall, y = precision. The macro curve
     averages the per-class curves on a common x grid (the sklearn documentation's macro-average recipe).
     """
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve  # 2-3 s to import: only where needed
+
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     for k in kinds:
         if k not in ("roc", "pr"):

@@ -175,6 +175,17 @@ def test_empty_or_cut_short_tables_are_reported_not_read(tmp_path):
     assert run is None and "history.csv: its last line has" in problems[0].reason
 
 
+def test_discovery_reads_a_folder_again_when_one_of_its_files_changes(tmp_path):
+    folder = write_run(tmp_path, "r", n=50, n_boot=2)
+    first = R.discover_runs([tmp_path])[0][0]
+    first.name = "renamed"  # a caller's change to a found run does not reach the next discovery
+    again = R.discover_runs([tmp_path])[0][0]
+    assert again.name == "r" and again.splits == first.splits == ["test", "val"]
+    (folder / "metrics_test.json").write_text("{oops")  # a file rewritten: read again
+    runs, problems = R.discover_runs([tmp_path])
+    assert runs[0].metrics_splits == ["val"] and [p.skipped for p in problems] == ["test"]
+
+
 def test_safe_image_path(tmp_path):
     (tmp_path / "root" / "images").mkdir(parents=True)
     (tmp_path / "root" / "images" / "1.jpg").write_bytes(b"x")
