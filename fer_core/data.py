@@ -10,6 +10,7 @@ import io
 import math
 import os
 import re
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +71,20 @@ def _split_name(name) -> str | None:
     return SPLIT_NAMES.get(str(name).strip().lower())
 
 
+def _separator(csv_path: Path) -> str:
+    """The manifest's field separator: a comma, or the semicolon or tab of a spreadsheet saved in some locales."""
+    try:
+        with open(csv_path, "rb") as f:
+            first = f.readline()
+    except OSError:
+        return ","
+    return max((",", ";", "\t"), key=lambda c: (first.count(c.encode()), c == ","))
+
+
 def _manifest_columns(csv_path: Path) -> tuple[str, str] | None:
     """(path column, label column) when the CSV's header makes it a manifest, else None."""
     try:
-        header = pd.read_csv(csv_path, nrows=0).columns
+        header = pd.read_csv(csv_path, nrows=0, sep=_separator(csv_path), encoding="latin-1").columns
     except Exception:  # empty or not CSV at all: simply not a manifest
         return None
     cols = {str(c).strip().lower(): c for c in header}
@@ -277,7 +288,10 @@ def _read_ferplus(root: Path) -> DataIndex:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    """Image files in the folder and its subfolders, leaving out hidden ones: macOS's "._x.jpg" resource forks,
+    and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image twice."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def _read_folders(root: Path) -> DataIndex:
@@ -317,24 +331,39 @@ def _read_csv(root: Path) -> DataIndex:
         raise DataError(f"{csv_path}: header needs a path column ({'/'.join(CSV_PATH_COLS)}) "
                         f"and an expression column ({'/'.join(CSV_LABEL_COLS)})")
     base = csv_path.parent
-    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    notes = [f"manifest {csv_path.name}"]
+    try:
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=_separator(csv_path), encoding="utf-8-sig")
+    except UnicodeDecodeError:  # a spreadsheet saved on Windows: its paths' accents are Windows-1252
+        try:
+            df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=_separator(csv_path), encoding="cp1252")
+        except UnicodeDecodeError:
+            raise DataError(f"{csv_path}: not UTF-8 text (nor Windows-1252): save it as CSV UTF-8") from None
+        notes.append(f"read {csv_path.name} as Windows-1252 text, not UTF-8")
     lower = {str(c).strip().lower(): c for c in df.columns}
-    samples, skipped, seen, notes, odd_splits = [], {}, set(), [f"manifest {csv_path.name}"], set()
+    samples, skipped, seen, odd_splits = [], {}, set(), set()
 
     def number(row, name):
         """The value in [-1, 1], NaN where empty, -2 (AffectNet's "not annotated") as is, else None."""
-        v = str(row.get(lower[name], "") if name in lower else "").strip()
+        v = str(row.get(lower[name], "") if name in lower else "").strip().replace(",", ".")  # "0,5": a decimal comma
         try:
             x = float(v) if v else math.nan
         except ValueError:
             return None
         return x if math.isnan(x) or -1 <= x <= 1 or x == -2 else None
 
+    numbered = str(cols[1]).strip().lower() == "expression"  # AffectNet's own CSVs: its numbers, its order
     for row in df.to_dict("records"):
         rel = str(row[cols[0]]).strip()
         raw = str(row[cols[1]]).strip()
+        is_number = raw.replace(".", "", 1).isdigit()
+        if is_number and not numbered:
+            raise DataError(f"{csv_path}: column '{cols[1]}' holds class numbers ('{raw}'), whose meaning differs "
+                            "between data sets (AffectNet: 0 = Neutral, 1 = Happy; FER2013: 0 = Angry; RAF-DB: "
+                            "1 = Surprise). Write class names (Happy, Sad, ...), or call the column 'expression' if "
+                            "they are AffectNet's numbers: " + ", ".join(f"{i} = {c}" for i, c in enumerate(CLASSES)))
         label = class_index(raw)
-        if label is None and raw.replace(".", "", 1).isdigit() and float(raw).is_integer():
+        if label is None and is_number and float(raw).is_integer():
             label = class_index(int(float(raw)))  # "3.0" from a spreadsheet export
         if label is None:
             _count(skipped, f"unknown label '{raw}'")
@@ -346,13 +375,14 @@ def _read_csv(root: Path) -> DataIndex:
         if valence == -2 or arousal == -2:
             _count(skipped, "valence/arousal -2")
             continue
-        if rel in seen:
-            _count(skipped, "duplicate path")
-            continue
         if not rel or not (base / rel).is_file():
             _count(skipped, "missing image")
             continue
-        seen.add(rel)
+        real = os.path.realpath(base / rel)  # "./a.jpg", "a.jpg", its absolute path and a link to it: one image
+        if real in seen:
+            _count(skipped, "duplicate path")
+            continue
+        seen.add(real)
         raw_split = str(row.get(lower["split"], "")).strip() if "split" in lower else ""
         split = _split_name(raw_split)
         if raw_split and split is None:
@@ -402,6 +432,23 @@ def _carve(ids: list[str], labels: list[int], frac: float, seed: int) -> tuple[l
     return list(ids), []
 
 
+def class_count_notes(by_split: dict[str, list[Sample]]) -> tuple[str, list[str]]:
+    """(images per class in each split, for the run log; warnings about classes a split has none of)."""
+    parts = [k for k in ("train", "val", "test") if by_split.get(k)]
+    counts = {k: np.bincount([s.label for s in by_split[k]], minlength=len(CLASSES)) for k in parts}
+    absent = [c for i, c in enumerate(CLASSES) if not any(counts[k][i] for k in parts)]
+    table = f"images per class ({'/'.join(parts)}): " + ", ".join(
+        f"{c} {'/'.join(str(counts[k][i]) for k in parts)}" for i, c in enumerate(CLASSES) if c not in absent)
+    warn = [f"no {', '.join(absent)} images: the model's output for {'them' if len(absent) > 1 else 'it'} learns "
+            "nothing, and evaluation counts every image it is given as wrong"] if absent else []
+    for k in parts[1:]:
+        thin = [c for i, c in enumerate(CLASSES) if counts["train"][i] and not counts[k][i]]
+        if thin:
+            warn.append(f"the {k} split has no {', '.join(thin)} images (too few to stratify): "
+                        f"{'their' if len(thin) > 1 else 'its'} recall is not measured on {k}")
+    return table, warn
+
+
 def stratified_subset(samples: list[Sample], n: int, seed: int = 0) -> list[Sample]:
     """A seeded choice of ``n`` of ``samples`` with the classes in their proportions (all of them if n >= len)."""
     if n >= len(samples):
@@ -412,15 +459,19 @@ def stratified_subset(samples: list[Sample], n: int, seed: int = 0) -> list[Samp
 
 
 def _fold(ids: list[str], labels: list[int], k: int, n: int, seed: int) -> tuple[list[str], list[str]]:
-    """(rest, test) with test the k-th (1-based) of n folds, stratified by label where every class has n images."""
+    """(rest, test) with test the k-th (1-based) of n folds, stratified by label: a class with fewer than n images
+    is spread over as many folds as it has images, the others keep their shares in every fold."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if len(ids) < n:
         raise DataError(f"{n} folds need at least {n} images (have {len(ids)})")
-    counts = np.bincount(labels)
-    stratified = counts[counts > 0].min() >= n
-    splitter = (StratifiedKFold if stratified else KFold)(n_splits=n, shuffle=True, random_state=seed)
-    rest_idx, test_idx = list(splitter.split(np.zeros(len(ids)), labels))[k - 1]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")  # what the docstring says
+        try:
+            folds = list(StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(np.zeros(len(ids)), labels))
+        except ValueError:  # every class has fewer than n images: no strata to keep
+            folds = list(KFold(n_splits=n, shuffle=True, random_state=seed).split(np.zeros(len(ids))))
+    rest_idx, test_idx = folds[k - 1]
     return sorted(ids[i] for i in rest_idx), sorted(ids[i] for i in test_idx)
 
 

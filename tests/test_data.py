@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_core.data import (DataError, ImageError, decode_images, detect_layout, has_predefined_split, images_root,
+from fer_core.data import (DataError, ImageError, class_count_notes, decode_images, detect_layout, has_predefined_split, images_root,
                            load_image, make_split, read_dataset, read_landmarks, stratified_subset)
 from fer_core.labels import CLASSES
 from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image, write_ferplus
@@ -126,6 +126,12 @@ def test_folders_with_splits_and_spellings(tmp_path):
     assert all(s.path == s.id for s in index.samples)
 
 
+def test_folders_leave_out_hidden_files_and_folders(tmp_path):
+    for rel in ("happy/a.jpg", "happy/._a.jpg", "happy/.ipynb_checkpoints/a.jpg", "sad/b.jpg"):
+        save(tmp_path / rel)
+    assert sorted(s.id for s in read_dataset(tmp_path).samples) == ["happy/a.jpg", "sad/b.jpg"]
+
+
 def test_folders_without_splits(tmp_path):
     for rel in ("happy/1.jpg", "happy/2.jpg", "fearful/3.png", "contempt/4.jpg"):
         save(tmp_path / rel)
@@ -141,7 +147,7 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         save(tmp_path / "imgs" / f"{i}.jpg")
     outside = save(tmp_path.parent / f"{tmp_path.name}_outside.jpg")
     (tmp_path / "manifest.csv").write_text(
-        "Image,Label,valence,arousal,split\n"
+        "Image,Expression,valence,arousal,split\n"
         "imgs/0.jpg,Happy,0.5,0.2,train\n"
         "imgs/1.jpg,3,-0.1,0.6,validation\n"
         "imgs/2.jpg,anger,,,test\n"
@@ -165,6 +171,37 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         assert has_predefined_split(index)  # every row names its split (a partial column is refused)
         # the folder the image paths are relative to, whether the data is given as the manifest or its folder
         assert images_root(root) == tmp_path and (images_root(root) / s2.path).is_file()
+
+
+def test_csv_manifest_class_numbers_only_in_an_expression_column(tmp_path):
+    save(tmp_path / "a.jpg")
+    (tmp_path / "m.csv").write_text("image,emotion\na.jpg,0\n")  # FER2013's 0 is Angry, AffectNet's Neutral
+    with pytest.raises(DataError, match="column 'emotion' holds class numbers .* 0 = Neutral, 1 = Happy"):
+        read_dataset(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text("image,emotion\na.jpg,Angry\n")
+    assert read_dataset(tmp_path / "m.csv").samples[0].label == 6
+
+
+def test_csv_manifest_one_image_spelled_several_ways_is_read_once(tmp_path):
+    image = save(tmp_path / "my images" / "a.jpg")
+    (tmp_path / "link.jpg").symlink_to(image)
+    save(tmp_path / "b.jpg")
+    (tmp_path / "m.csv").write_text(f"path,expression\n./my images/a.jpg,happy\nmy images/a.jpg,happy\n"
+                                    f"{image},happy\nlink.jpg,happy\nb.jpg,sad\n")
+    index = read_dataset(tmp_path / "m.csv")
+    assert [s.id for s in index.samples] == ["my images/a.jpg", "b.jpg"]
+    assert index.skipped == {"duplicate path": 3}
+
+
+def test_csv_manifest_from_a_spreadsheet_windows_text_and_semicolons(tmp_path):
+    save(tmp_path / "Müller.jpg")
+    save(tmp_path / "b.jpg")
+    (tmp_path / "m.csv").write_bytes("path;expression;valence;arousal\r\nMüller.jpg;Happy;0,5;0.2\r\n"
+                                     "b.jpg;Sad;-0.1;0.3\r\n".encode("cp1252"))
+    index = read_dataset(tmp_path / "m.csv")
+    assert [(s.id, s.label) for s in index.samples] == [("Müller.jpg", 1), ("b.jpg", 2)]
+    assert index.skipped == {} and index.samples[0].valence == 0.5  # a decimal comma, as such spreadsheets write
+    assert "read m.csv as Windows-1252 text, not UTF-8" in index.notes
 
 
 def test_csv_errors(tmp_path):
@@ -227,6 +264,26 @@ def test_split_folds_cover_every_image_once(tmp_path):
     assert make_split(index, 0.1, seed=2, fold=(1, 5)) != make_split(index, 0.1, seed=1, fold=(1, 5))
     with pytest.raises(DataError, match="1 <= k <= n"):
         make_split(index, fold=(6, 5))
+
+
+def test_folds_keep_their_strata_beside_a_class_of_three(tmp_path):
+    for i in range(60):
+        save(tmp_path / "neutral" / f"{i}.jpg")
+        save(tmp_path / "sad" / f"{i}.jpg")
+    for i in range(3):
+        save(tmp_path / "happy" / f"{i}.jpg")
+    index = read_dataset(tmp_path)
+    tests = [Counter(s.label for s in index.samples if make_split(index, 0.1, seed=0, fold=(k, 5))[s.id] == "test")
+             for k in range(1, 6)]
+    assert all(t[0] == t[2] == 12 for t in tests)  # before, one class of three dropped the strata for every class
+    assert sorted(t[1] for t in tests) == [0, 0, 1, 1, 1]
+    split = make_split(index, 0.1, 0.1, seed=0)
+    by_split = {k: [s for s in index.samples if split[s.id] == k] for k in ("train", "val", "test")}
+    table, warn = class_count_notes(by_split)
+    assert table == "images per class (train/val/test): Neutral 47/6/7, Happy 3/0/0, Sad 47/7/6"
+    assert warn[0].startswith("no Surprise, Fear, Disgust, Anger, Contempt images")
+    assert warn[1:] == ["the val split has no Happy images (too few to stratify): its recall is not measured on val",
+                        "the test split has no Happy images (too few to stratify): its recall is not measured on test"]
 
 
 def test_stratified_subset_keeps_class_proportions_in_class_sorted_data(tmp_path):
