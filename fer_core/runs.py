@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .data import IMAGE_EXTS
 from .labels import CLASSES, NUM_CLASSES
 from .presets import PRESETS, resolve
 
@@ -420,14 +421,12 @@ def load_metrics(path: str | os.PathLike) -> dict:
 
 
 def safe_image_path(data_root: str | os.PathLike | None, rel_path: str | None) -> Path | None:
-    """The image file for a CSV path, only if it resolves inside data_root (no ``../`` or absolute escapes)."""
+    """The image file a predictions CSV's path names: relative to data_root, or absolute (a manifest may name its
+    images by absolute or ``../`` paths, or link to them). Only an existing file with an image file's extension:
+    the gallery shows images, and a run folder from elsewhere cannot make it open other files."""
     if not data_root or not rel_path or not isinstance(rel_path, str):
         return None
-    root = Path(data_root).expanduser().resolve()
-    rel = Path(rel_path)
-    if rel.is_absolute() or rel.drive:
+    candidate = Path(data_root).expanduser() / rel_path  # an absolute rel_path replaces the root
+    if candidate.suffix.lower() not in IMAGE_EXTS:
         return None
-    candidate = (root / rel).resolve()
-    if not candidate.is_relative_to(root):
-        return None
-    return candidate if candidate.is_file() else None
+    return candidate.resolve() if candidate.is_file() else None

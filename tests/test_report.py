@@ -186,15 +186,18 @@ def test_discovery_reads_a_folder_again_when_one_of_its_files_changes(tmp_path):
     assert runs[0].metrics_splits == ["val"] and [p.skipped for p in problems] == ["test"]
 
 
-def test_safe_image_path(tmp_path):
+def test_safe_image_path_finds_images_inside_or_outside_the_root_and_nothing_else(tmp_path):
     (tmp_path / "root" / "images").mkdir(parents=True)
     (tmp_path / "root" / "images" / "1.jpg").write_bytes(b"x")
     (tmp_path / "secret.jpg").write_bytes(b"x")
     root = tmp_path / "root"
+    (tmp_path / "notes.txt").write_text("x")
+    (root / "link.jpg").symlink_to(tmp_path / "secret.jpg")
     assert R.safe_image_path(root, "images/1.jpg") == (root / "images" / "1.jpg").resolve()
-    assert R.safe_image_path(root, "../secret.jpg") is None
-    assert R.safe_image_path(root, "images/../../secret.jpg") is None
-    assert R.safe_image_path(root, str(tmp_path / "secret.jpg")) is None
+    # a manifest may name images outside its folder, by ../, an absolute path or a link
+    for path in ("../secret.jpg", "images/../../secret.jpg", str(tmp_path / "secret.jpg"), "link.jpg"):
+        assert R.safe_image_path(root, path) == (tmp_path / "secret.jpg").resolve()
+    assert R.safe_image_path(root, "../notes.txt") is None  # not an image: the gallery never opens it
     assert R.safe_image_path(root, "images/missing.jpg") is None
     assert R.safe_image_path(None, "images/1.jpg") is None
 

@@ -121,7 +121,7 @@ for start in range(0, len(rows), COLUMNS):
             st.markdown(f"`{r['id']}`  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}** "
                         f"({r['confidence']:.2f})")
 if missing:
-    st.info(f"{missing} of {len(rows)} images on this page were not found (or lie outside the data root). "
+    st.info(f"{missing} of {len(rows)} images on this page were not found. "
             f"Looked under `{root}` ({source}); set **Data root for images** in the sidebar if the data "
             "lives elsewhere on this machine.")
 
