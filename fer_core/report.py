@@ -163,6 +163,14 @@ def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
     return str(col.idxmax() if HIGHER_IS_BETTER.get(metric, True) else col.idxmin())
 
 
+def runs_within_noise(values: pd.DataFrame, cis: pd.DataFrame, best: str, metric: str) -> list[str]:
+    """The other runs whose figure lies inside the best run's 95% interval: on these images, not told apart from it."""
+    ci = cis.at[best, metric] if metric in cis and best in cis.index else None
+    if not isinstance(ci, tuple):
+        return []
+    return [r for r, v in values[metric].items() if r != best and v == v and ci[0] <= v <= ci[1]]
+
+
 def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str,
                colors: dict[str, str] | None = None) -> go.Figure:
     """Grouped bars: metrics on the x axis, one bar per run, 95% CI as error bars where known."""

@@ -324,6 +324,20 @@ def test_disagreement_tables():
     assert pairs.loc[("x", "y"), "A right, B wrong"] == 1 and pairs.loc[("x", "y"), "B right, A wrong"] == 1
     assert pairs.loc[("x", "y"), "McNemar p"] == 1.0  # one each way: no evidence either is better
     assert E.pair_ids(corr, "x", "z") == ["2"]
+    assert (pairs["Holm p"] >= pairs["McNemar p"]).all()
+
+
+def test_runs_within_noise_of_the_best_are_those_inside_its_interval():
+    values = pd.DataFrame({"Accuracy": [0.525, 0.509, 0.44, float("nan")]}, index=["best", "close", "far", "none"])
+    cis = pd.DataFrame({"Accuracy": [(0.472, 0.575), (0.46, 0.56), (0.39, 0.49), None]}, index=values.index)
+    assert report.runs_within_noise(values, cis, "best", "Accuracy") == ["close"]
+    assert report.runs_within_noise(values, cis, "none", "Accuracy") == []  # no interval: nothing to say
+
+
+def test_holm_adjusts_p_values_for_the_number_tested_together():
+    # by hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04, then kept non-decreasing
+    assert E.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert E.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0]) and E.holm([0.2]) == pytest.approx([0.2])
 
 
 def test_metrics_fixture_is_consistent(runs_dir):

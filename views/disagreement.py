@@ -43,10 +43,17 @@ with right:
 
 st.subheader("Run vs run")
 pairs = E.pairwise_table(corr)
-st.dataframe(pairs, width="stretch", hide_index=True, column_config={
-    "McNemar p": st.column_config.NumberColumn(format="%.3f", help="Exact McNemar test: how likely runs that are "
-                                               "equally good would split the samples only one gets right this "
-                                               "unevenly. Below 0.05: unlikely to be chance on these samples.")})
+p_value = lambda p: "<0.001" if p < 0.001 else f"{p:.3f}"  # noqa: E731
+st.dataframe(pairs.style.format({"McNemar p": p_value, "Holm p": p_value}), width="stretch", hide_index=True,
+             column_config={
+                 "McNemar p": st.column_config.Column(help="Exact McNemar test: how likely runs that are equally good "
+                                                      "would split the samples only one gets right this unevenly."),
+                 "Holm p": st.column_config.Column(help=f"McNemar p adjusted (Holm) for the {len(pairs)} pairs tested "
+                                                   "together: read this one. Below 0.05: unlikely to be chance on "
+                                                   "these samples.")})
+if len(pairs) > 1:
+    st.caption(f"{len(pairs)} pairs are tested at once, so a raw p below 0.05 turns up by chance alone about once in "
+               "20 pairs; Holm's adjustment keeps the chance of any false call below 5%.")
 names = kept
 a_col, b_col = st.columns(2)
 a = S.choice(a_col, "Run A", names, "dis_a")
@@ -70,7 +77,8 @@ st.dataframe(table[["metric", a, b, "A − B", "95% CI", "verdict"]], width="str
                             b: st.column_config.NumberColumn(format="%.3f"),
                             "A − B": st.column_config.NumberColumn(format="%+.3f")})
 st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {a} gets right and the "
-           f"{result['b_only_right']} only {b} gets right: p = {result['mcnemar_p']:.3f}.")
+           f"{result['b_only_right']} only {b} gets right: p = {p_value(result['mcnemar_p'])} (this pair alone, "
+           "unadjusted).")
 st.plotly_chart(E.paired_figure(table, a, b), width="stretch")
 
 ids = E.pair_ids(corr, a, b)

@@ -28,6 +28,9 @@ for (layout, root), names in groups.items():
     best = report.best_run(sub, "Accuracy")
     if best:
         line = f"**{best}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
+        if tied := report.runs_within_noise(sub, cis.loc[names], best, "Accuracy"):
+            line += (f", with {', '.join(tied)} inside its 95% interval: on these images a tie (Model disagreement "
+                     "tests runs on the same images)")
         best_va = report.best_run(sub, "Valence CCC")
         if best_va and "Arousal CCC" in sub:
             line += f", **{best_va}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
@@ -35,6 +38,9 @@ for (layout, root), names in groups.items():
 if lines:
     st.success(f"Best on **{ctx.split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
+    if ctx.split == "test" and all("val" in r.metrics_splits for r in have):
+        st.caption("To choose a run, compare them on val: the test figure of a run chosen by its test figure is "
+                   "optimistic.")
 
 pooled = [r.name for r in ctx.all_runs if R.cross_validated(r.config)]
 if pooled and not any(r.name in pooled for r in ctx.runs):
@@ -76,16 +82,23 @@ if seeds:
                   "on other images, so their spread also holds how much a figure depends on which images it is "
                   "measured on." if folds else ""))
 
-left, right = st.columns(2)
-with left:
-    st.plotly_chart(report.bar_figure(values, cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
-                                                    "Krippendorff alpha"], "Classification", ctx.colors), width="stretch")
-with right:
-    va_cols = [c for c in ("Valence RMSE", "Arousal RMSE", "Valence CCC", "Arousal CCC") if c in values]
-    if va_cols:
-        st.plotly_chart(report.bar_figure(values, cis, va_cols, "Valence / arousal", ctx.colors), width="stretch")
-    else:
-        st.info("No chosen run has valence/arousal annotations on this split (e.g. FER+ data).")
+for (layout, root), names in groups.items():  # one pair of charts per data set: their scores do not compare
+    if len(groups) > 1:
+        st.markdown(f"**On {layout} data** (`{root}`)")
+    sub, sub_cis = values.loc[names], cis.loc[names]
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(report.bar_figure(sub, sub_cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
+                                                         "Krippendorff alpha"], "Classification", ctx.colors),
+                        width="stretch", key=f"bars-cls-{layout}-{root}")
+    with right:
+        va_cols = [c for c in ("Valence RMSE", "Arousal RMSE", "Valence CCC", "Arousal CCC")
+                   if c in sub and sub[c].notna().any()]
+        if va_cols:
+            st.plotly_chart(report.bar_figure(sub, sub_cis, va_cols, "Valence / arousal", ctx.colors),
+                            width="stretch", key=f"bars-va-{layout}-{root}")
+        else:
+            st.info("No run on this data has valence/arousal annotations on this split (e.g. FER+ data).")
 
 st.subheader("Run details")
 st.dataframe(report.run_details(ctx.runs), width="stretch")
