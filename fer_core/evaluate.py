@@ -3,6 +3,7 @@ and metrics.
 
     python -m fer_core.evaluate --run artifacts/runs/NAME [--data DIR] [--split test] [--checkpoint best] [--no-tta]
     python -m fer_core.evaluate --data DIR --out FOLDER      # the shipped default model (models/default) on DIR
+    python -m fer_core.evaluate --run RUN --data 7-CLASS-DIR --out FOLDER --only-data-classes   # a 7-class figure
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from . import data as fdata
 from .calibrate import apply_temperature, temperature_of
 from .io import atomic_write_json, unwritable_folder
-from .labels import NUM_CLASSES
+from .labels import CLASSES, NUM_CLASSES
 from .metrics import summary_line, write_evaluation
 from .models import model_from_checkpoint
 from .transforms import normalise
@@ -97,6 +98,10 @@ def get_args_parser():
     p.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True,
                    help="rescale the probabilities by the temperature fitted with fer_core.calibrate, where the model "
                         "has one (default on; --no-temperature writes the raw probabilities)")
+    p.add_argument("--only-data-classes", action="store_true",
+                   help="answer only among the classes the data has: the probabilities of the others are dropped "
+                        "and the rest renormalised before the argmax, e.g. to report a 7-class figure for an 8-class "
+                        "model on RAF-DB or FER2013 (default: the model answers among all 8)")
     p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
     p.add_argument("--out", help="folder for predictions/metrics (default: the run folder, also for a checkpoint in "
                                  "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
@@ -104,6 +109,13 @@ def get_args_parser():
                                  "letters, digits, '.', '_', '+', '-'")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
+
+
+def trained_with_va(cfg: dict) -> bool:
+    """Whether the model's valence/arousal outputs were trained: its data had them (assumed where not recorded, as
+    fer_core.inference.Predictor does), or its --extra-data had."""
+    data = cfg.get("data") or {}
+    return bool(data.get("has_va", True)) or bool((data.get("extra") or {}).get("has_va"))
 
 
 def saved_split(run: Path) -> dict[str, str]:
@@ -349,35 +361,58 @@ def main(args) -> int:
     t = temperature_of(cfg) if args.temperature else 1.0  # fer_core.calibrate's, where the model has one
     if t != 1:
         probs = apply_temperature(probs, t).astype(np.float32)
+    name = cfg.get("name", path.stem)
+    in_data = np.bincount([samples[i].label for i in ok], minlength=NUM_CLASSES) > 0
+    if args.only_data_classes:
+        probs = np.where(in_data, probs, 0)
+        probs = (probs / probs.sum(1, keepdims=True)).astype(np.float32)
+    else:
+        called = np.bincount(probs.argmax(1), minlength=NUM_CLASSES)
+        for k in np.flatnonzero(~in_data & (called > 0)):
+            print(f"note: the data has no {CLASSES[k]} images; the model called {called[k]} of {len(ok)} images "
+                  f"{CLASSES[k]} (counted wrong); --only-data-classes answers among the data's classes only",
+                  file=sys.stderr)
+    learned_va = trained_with_va(cfg)
+    if not learned_va:  # an untrained head: its numbers are noise, so none are given (as Predictor does)
+        va = np.full_like(va, np.nan)
+        if index.has_va:
+            print(f"note: {name} was trained without valence/arousal: its valence/arousal outputs are not scored",
+                  file=sys.stderr)
     df = predictions_frame([samples[i] for i in ok], probs, va)
     m = write_evaluation(out, tag, df, data_root=str(index.root), checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures), temperature=t,
-                         skipped_samples=index.skipped, left_out_trained=len(left_out))
+                         skipped_samples=index.skipped, left_out_trained=len(left_out),
+                         only_data_classes=args.only_data_classes)
     how = f", temperature {t:.3f}" if t != 1 else ""
-    print(f"{cfg.get('name', path.stem)} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}"
+    how += f", only the {in_data.sum()} classes in the data" if args.only_data_classes else ""
+    print(f"{name} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}"
           f"{how}]: {summary_line(m)}")
     if failures:
         print(f"{len(failures)} unreadable images skipped, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)
     msg = f"wrote {out / f'predictions_{tag}.csv'} and metrics_{tag}.json"
     if not (out / "config.json").exists():  # a folder of its own: make it a run folder the dashboard reads
-        atomic_write_json(out / "config.json", evaluation_config(cfg, path, index, tta, out.resolve().name))
+        atomic_write_json(out / "config.json", evaluation_config(cfg, path, index, tta, out.resolve().name,
+                                                                 index.has_va and learned_va, args.only_data_classes))
         msg += f" and config.json: the dashboard shows it when {out.resolve().parent} is among its run folders"
     print(msg)
     return 0
 
 
-def evaluation_config(cfg: dict, path: Path, index, tta: bool, name: str) -> dict:
+def evaluation_config(cfg: dict, path: Path, index, tta: bool, name: str, has_va: bool,
+                      only_data_classes: bool = False) -> dict:
     """config.json of a folder that holds only an evaluation: the model's description and the data it was run on,
-    without the model's training args (it trained nothing)."""
+    without the model's training args (it trained nothing). has_va: whether its valence/arousal were scored (the
+    data has them and the model learned them), which the dashboard reads."""
     from datetime import datetime, timezone
 
     keep = ("schema_version", "backbone", "img_size", "classes", "mean", "std", "weights", "hardware")
     return {**{k: cfg[k] for k in keep if k in cfg}, "name": name,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "evaluation",
-            "data": {"root": str(index.root), "layout": index.layout, "has_va": index.has_va,
+            "data": {"root": str(index.root), "layout": index.layout, "has_va": has_va,
                      "n_samples": len(index.samples)},
             "evaluated_model": {"file": str(path), "name": cfg.get("name"), "preset": cfg.get("preset"),
-                                "trained_on": (cfg.get("data") or {}).get("root"), "tta": tta}}
+                                "trained_on": (cfg.get("data") or {}).get("root"), "tta": tta,
+                                "only_data_classes": only_data_classes}}
 
 
 def _fail(msg: str) -> int:

@@ -2,6 +2,16 @@
 
 CLASSES = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt"]
 NUM_CLASSES = len(CLASSES)
+# One colour per class, the same on every chart and on the boxes drawn around faces (RGB).
+CLASS_COLOURS = [(150, 150, 150), (60, 200, 60), (70, 110, 230), (240, 200, 40),
+                 (170, 80, 220), (120, 160, 40), (230, 50, 50), (240, 130, 40)]
+# Valence and arousal, likewise.
+VA_COLOURS = {"valence": "crimson", "arousal": "royalblue"}
+
+
+def class_colour(k: int) -> str:
+    """A class's colour as plotly takes it."""
+    return "rgb({}, {}, {})".format(*CLASS_COLOURS[k % len(CLASS_COLOURS)])
 
 # Lower-case spelling -> AffectNet index. Readers of FER+, class folders and CSV manifests map by name.
 ALIASES = {

@@ -119,11 +119,14 @@ def _check_labels(y, what: str) -> np.ndarray:
 def classification_metrics(y_true, y_pred, probs) -> dict:
     """Expression metrics over all 8 classes (AffectNet order), whichever of them occur.
 
-    Macro/weighted F1 average over the classes that occur in truth or prediction (scikit-learn's
-    default), balanced accuracy over the classes in the truth. Per class, precision/recall/F1 that are
-    0/0 (no predictions / no samples of the class) are None. ROC/PR AUC are one-vs-rest per class and
-    None for a class absent from the truth (or when every sample is that class); the macro AUCs are the
-    mean over classes with a value. probs: (n, 8) class probabilities, or None for no AUCs.
+    Every macro average is over the classes in the truth (``classes_in_data``): macro F1 (not
+    scikit-learn's default of truth or prediction), balanced accuracy and the AUCs. So a 7-class data set
+    gives the 7-class macro F1 papers report, whatever else the model predicts: a prediction of a class
+    the data lacks is counted wrong, as a miss of its true class, and not once more as an F1 of 0.
+    Weighted F1 weighs each class by its support. Per class, precision that is 0/0 (no predictions) is
+    None; recall, F1 and ROC/PR AUC (one-vs-rest) are None for a class absent from the truth (the AUCs
+    also when every sample is that class); the macro AUCs are the mean over classes with a value.
+    probs: (n, 8) class probabilities, or None for no AUCs.
     """
     y = _check_labels(y_true, "true")
     yhat = _check_labels(y_pred, "pred")
@@ -136,13 +139,15 @@ def classification_metrics(y_true, y_pred, probs) -> dict:
         if probs.shape != (y.size, NUM_CLASSES):
             raise ValueError(f"probs must have shape ({y.size}, {NUM_CLASSES}), got {probs.shape}")
     prec, rec, f1, support = _skm().precision_recall_fscore_support(y, yhat, labels=LABELS, zero_division=np.nan)
+    in_data = [k for k in LABELS if support[k]]
     per_class = {}
     for k, name in enumerate(CLASSES):
         roc = pr = None
         if probs is not None and 0 < support[k] < y.size:  # one-vs-rest needs positives and negatives
             roc = _num(_skm().roc_auc_score(y == k, probs[:, k]))
             pr = _num(_skm().average_precision_score(y == k, probs[:, k]))
-        per_class[name] = {"precision": _num(prec[k]), "recall": _num(rec[k]), "f1": _num(f1[k]),
+        per_class[name] = {"precision": _num(prec[k]), "recall": _num(rec[k]),
+                           "f1": _num(f1[k]) if support[k] else None,
                            "support": int(support[k]), "roc_auc": roc, "pr_auc": pr}
     rocs = [c["roc_auc"] for c in per_class.values() if c["roc_auc"] is not None]
     prs = [c["pr_auc"] for c in per_class.values() if c["pr_auc"] is not None]
@@ -154,13 +159,14 @@ def classification_metrics(y_true, y_pred, probs) -> dict:
     return {
         "accuracy": _num(_skm().accuracy_score(y, yhat)),
         "balanced_accuracy": balanced,
-        "macro_f1": _num(_skm().f1_score(y, yhat, average="macro", zero_division=0)),
-        "weighted_f1": _num(_skm().f1_score(y, yhat, average="weighted", zero_division=0)),
+        "macro_f1": _num(_skm().f1_score(y, yhat, labels=in_data, average="macro", zero_division=0)),
+        "weighted_f1": _num(_skm().f1_score(y, yhat, labels=in_data, average="weighted", zero_division=0)),
         # kappa and alpha are 0/0 when truth and prediction use one single class: None then.
         "cohen_kappa": _num(_skm().cohen_kappa_score(y, yhat)) if np.unique(np.r_[y, yhat]).size > 1 else None,
         "krippendorff_alpha": _krippendorff_nominal(y, yhat),
         "roc_auc_macro": _num(np.mean(rocs)) if rocs else None,
         "pr_auc_macro": _num(np.mean(prs)) if prs else None,
+        "classes_in_data": [CLASSES[k] for k in in_data],
         "per_class": per_class,
         "confusion": _skm().confusion_matrix(y, yhat, labels=LABELS).tolist(),
     }
@@ -248,8 +254,8 @@ def per_sample_frame(pred_df: pd.DataFrame) -> pd.DataFrame:
 def confusion_stats(conf: np.ndarray) -> dict[str, np.ndarray]:
     """Classification metrics of a stack of confusion matrices (..., 8, 8), rows true, vectorised.
 
-    Same definitions as classification_metrics: macro F1 over classes in truth or prediction,
-    balanced accuracy over classes in the truth. Undefined values are NaN.
+    Same definitions as classification_metrics: macro F1 and balanced accuracy over the classes in
+    each matrix's truth. Undefined values are NaN.
     """
     conf = np.asarray(conf, dtype=np.float64)
     n = conf.sum(axis=(-2, -1))
@@ -258,7 +264,7 @@ def confusion_stats(conf: np.ndarray) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         acc = tp.sum(-1) / n
         recall = np.where(rows > 0, tp / rows, np.nan)
-        f1 = np.where(rows + cols > 0, 2 * tp / (rows + cols), np.nan)
+        f1 = np.where(rows > 0, 2 * tp / (rows + cols), np.nan)
         pe = (rows * cols).sum(-1) / n**2
         kappa = (acc - pe) / (1 - pe)
         # Nominal alpha for two raters and no missing values, from the coincidence matrix C + Cᵀ
@@ -436,14 +442,20 @@ def paired_comparison(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 
     return {"n": n, "a_only_right": only_a, "b_only_right": only_b, "mcnemar_p": p, "metrics": out}
 
 
+def _fmt(x, spec: str) -> str:
+    """A figure for a line of text; an undefined one (None, NaN: e.g. kappa with one class) as "–"."""
+    return "–" if x is None or not math.isfinite(x) else format(x, spec)
+
+
 def summary_line(m: dict) -> str:
     """The headline metrics on one line, as the command-line tools print them."""
-    s = f"acc {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  kappa {m['cohen_kappa']:.4f}"
+    s = (f"acc {_fmt(m['accuracy'], '.4f')}  macro-F1 {_fmt(m['macro_f1'], '.4f')}  "
+         f"kappa {_fmt(m['cohen_kappa'], '.4f')}")
     for k in ("valence", "arousal"):
         if m.get(k):
-            s += f"  {k} RMSE {m[k]['rmse']:.3f} CCC {m[k]['ccc']:.3f}"
+            s += f"  {k} RMSE {_fmt(m[k]['rmse'], '.3f')} CCC {_fmt(m[k]['ccc'], '.3f')}"
     if m.get("calibration"):
-        s += f"  ECE {m['calibration']['ece']:.3f}"
+        s += f"  ECE {_fmt(m['calibration']['ece'], '.3f')}"
     return s
 
 

@@ -352,7 +352,7 @@ def per_class_comparison(confusions: dict[str, list]) -> pd.DataFrame:
         for k, name in enumerate(CLASSES):
             hits, support, called = int(conf[k, k]), int(conf[k].sum()), int(conf[:, k].sum())
             row = {"run": run, "class": name, "support": support, "called": called,
-                   "f1": 2 * hits / (support + called) if support + called else float("nan")}
+                   "f1": 2 * hits / (support + called) if support else float("nan")}  # as metrics.py
             for metric, n in (("recall", support), ("precision", called)):
                 row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = proportion_ci(hits, n)
             rows.append(row)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .faces import COLOURS
+from .labels import VA_COLOURS, class_colour
 
 QUADRANTS = [(0.55, 0.9, "excited, happy"), (-0.55, 0.9, "angry, afraid"),
              (-0.55, -0.9, "sad, bored"), (0.55, -0.9, "calm, content")]
 
 
 def prob_figure(result: dict, classes: list[str]) -> go.Figure:
-    colours = [f"rgb{COLOURS[i % len(COLOURS)]}" for i in range(len(classes))]
+    colours = [class_colour(i) for i in range(len(classes))]
     fig = go.Figure(go.Bar(x=result["probs"], y=classes, orientation="h", marker_color=colours,
                            text=[f"{p:.0%}" for p in result["probs"]], textposition="outside"))
     fig.update_layout(xaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"),
@@ -46,7 +46,7 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.45, 0.55],
                         subplot_titles=(f"Valence and arousal{who and f' ({who})'}",
                                         f"Expression probabilities{who and f' ({who})'}"))
-    for name, colour in (("valence", "crimson"), ("arousal", "royalblue")):
+    for name, colour in VA_COLOURS.items():
         fig.add_trace(go.Scatter(x=tl["time_s"], y=tl[name], name=name, mode="lines+markers", marker_size=4,
                                  line=dict(color=colour),  # markers: a lone classified frame still shows
                                  connectgaps=False, legendgroup="va"), row=1, col=1)
@@ -54,7 +54,7 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
     step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
     for i, c in enumerate(classes):  # stacked bars, one per classified frame: a frame without a face stays empty
         fig.add_trace(go.Bar(x=t + step / 2, y=tl[c], width=step or None, name=c, legendgroup="p",
-                             marker=dict(color=f"rgb{COLOURS[i % len(COLOURS)]}", line_width=0)), row=2, col=1)
+                             marker=dict(color=class_colour(i), line_width=0)), row=2, col=1)
     # grey bands where the person is not in view, from the first such frame to the next frame with them
     starts = [i for i in range(len(t)) if none[i] and (i == 0 or not none[i - 1])]
     for i in starts:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .labels import CLASSES, NUM_CLASSES
+from .labels import CLASSES, NUM_CLASSES, class_colour
 from .report import legend_label
 
 EXACT_MAX_ROWS = 20_000
@@ -107,7 +107,7 @@ def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dic
     exact_auc = exact_auc or {}
     macro = dict(width=4, color="black", dash="dash")
     return _curves_figure([(name, x, y, area if exact_auc.get(name) is None else exact_auc[name],
-                            macro if name == "macro" else dict(width=1.6))
+                            macro if name == "macro" else dict(width=1.6, color=class_colour(CLASSES.index(name))))
                            for name, (x, y, area) in curves.items()], kind, title)
 
 

@@ -10,17 +10,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .labels import CLASSES
+from .labels import CLASSES, VA_COLOURS, class_colour
 from .metrics import proportion_ci
-from .report import PALETTE, legend_label, run_colors
+from .report import legend_label, run_colors
 
 DIMS = ("valence", "arousal")
 VA_SUMMARY = {"rmse": "RMSE", "mae": "MAE", "pearson": "Pearson r", "ccc": "CCC", "sagr": "SAGR", "r2": "R²"}
 
 
 def has_va(pred: pd.DataFrame) -> bool:
-    """True when the frame holds valence/arousal annotations (predictions alone do not count)."""
-    return all(f"{d}_true" in pred and pred[f"{d}_true"].notna().any() for d in DIMS)
+    """True when the frame holds valence/arousal annotations and predictions of them (either alone is nothing to
+    compare: data without annotations, or a model trained without them)."""
+    return all(f"{d}_{p}" in pred and pred[f"{d}_{p}"].notna().any() for d in DIMS for p in ("true", "pred"))
 
 
 def sample_rows(pred: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> tuple[pd.DataFrame, str]:
@@ -39,7 +40,7 @@ def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.F
     fig = make_subplots(rows=1, cols=2, subplot_titles=[d.capitalize() for d in DIMS], horizontal_spacing=0.1)
     for col, dim in enumerate(DIMS, start=1):
         fig.add_trace(go.Scattergl(x=rows[f"{dim}_true"], y=rows[f"{dim}_pred"], mode="markers",
-                                   marker=dict(size=4, opacity=0.35, color=PALETTE[col - 1]), name=dim,
+                                   marker=dict(size=4, opacity=0.35, color=VA_COLOURS[dim]), name=dim,
                                    showlegend=False, customdata=rows["id"],
                                    hovertemplate="id %{customdata}<br>true %{x:.2f}<br>pred %{y:.2f}<extra></extra>"),
                       row=1, col=col)
@@ -62,7 +63,7 @@ def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> g
             if sel.empty:
                 continue
             fig.add_trace(go.Scattergl(x=sel[f"valence_{part}"], y=sel[f"arousal_{part}"], mode="markers",
-                                       marker=dict(size=4, opacity=0.5, color=PALETTE[k % len(PALETTE)]),
+                                       marker=dict(size=4, opacity=0.5, color=class_colour(k)),
                                        name=name, legendgroup=name, showlegend=col == 1, customdata=sel["id"],
                                        hovertemplate="id %{customdata}<br>valence %{x:.2f}<br>"
                                                      "arousal %{y:.2f}<extra>" + name + "</extra>"),

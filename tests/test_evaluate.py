@@ -251,3 +251,67 @@ def test_a_manifest_split_column_is_used_whole_or_refused(tmp_path, capsys):
     df["split"] = ["train", "valid", "test", "train"] * 4
     df.to_csv(manifest, index=False)
     assert {s.split for s in fdata.read_dataset(manifest).samples} == {"train", "val", "test"}
+
+
+def test_a_model_trained_without_va_has_its_va_outputs_left_unscored(run, tmp_path, capsys):
+    from fer_core.runs import discover_runs
+
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"]["has_va"] = False  # as trained on FER+ or class folders: its valence/arousal head learned nothing
+    (run / "config.json").write_text(json.dumps(cfg))
+    data = write_manifest(tmp_path / "m", n_per_class=2, seed=3)  # annotated with valence/arousal
+    rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "a")
+    assert rc == 0, err
+    assert err.count("note: csv was trained without valence/arousal: its valence/arousal outputs are not scored") == 1
+    pred = pd.read_csv(tmp_path / "a" / "predictions_manifest-all.csv")
+    assert pred[["valence_pred", "arousal_pred"]].isna().all().all()
+    assert pred[["valence_true", "arousal_true"]].notna().all().all()
+    m = json.loads((tmp_path / "a" / "metrics_manifest-all.json").read_text())
+    assert m["valence"] is None and m["arousal"] is None
+    assert not any(k.startswith(("valence", "arousal")) for k in m["ci95"])  # as for data without them
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["data"]["has_va"] is False
+    assert [r.has_va for r in discover_runs([tmp_path / "a"])[0]] == [False]
+
+    # --extra-data with valence/arousal taught them: they are scored
+    cfg["data"]["extra"] = {"root": "/elsewhere/affectnet", "layout": "affectnet", "n_train": 100, "has_va": True}
+    (run / "config.json").write_text(json.dumps(cfg))
+    rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "b")
+    assert rc == 0 and "trained without valence/arousal" not in err, err
+    assert json.loads((tmp_path / "b" / "metrics_manifest-all.json").read_text())["valence"]["n"] == 16
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["has_va"] is True
+
+
+def test_classes_the_data_lacks_are_said_and_can_be_left_out_of_the_answer(run, tmp_path, capsys, monkeypatch):
+    from fer_core.metrics import PROB_COLS
+
+    data = write_manifest(tmp_path / "m", n_per_class=3, seed=4)
+    rows = pd.read_csv(data)
+    rows[rows["expression"] != "contempt"].to_csv(data, index=False)  # 7 classes, as RAF-DB or FER2013
+    real = evaluate.predict_arrays
+
+    def drawn_to_contempt(*a, **k):  # every third image called Contempt
+        probs, va = real(*a, **k)
+        probs[::3, 7] += 2
+        return probs / probs.sum(1, keepdims=True), va
+
+    monkeypatch.setattr(evaluate, "predict_arrays", drawn_to_contempt)
+    rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "a")
+    assert rc == 0, err
+    pred = pd.read_csv(tmp_path / "a" / "predictions_manifest-all.csv")
+    called = int((pred["pred"] == 7).sum())
+    assert called >= 7 and (f"note: the data has no Contempt images; the model called {called} of 21 images "
+                            f"Contempt (counted wrong)") in err
+    m = json.loads((tmp_path / "a" / "metrics_manifest-all.json").read_text())
+    assert m["classes_in_data"] == CLASSES[:7] and m["only_data_classes"] is False
+
+    capsys.readouterr()
+    rc = evaluate.main(evaluate.get_args_parser().parse_args(
+        ["--run", str(run), "--data", str(data), "--out", str(tmp_path / "b"), "--only-data-classes"]))
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "the data has no Contempt" not in err and "only the 7 classes in the data" in out
+    pred = pd.read_csv(tmp_path / "b" / "predictions_manifest-all.csv")
+    assert (pred["pred"] != 7).all() and (pred["prob_7"] == 0).all()
+    assert np.allclose(pred[PROB_COLS].sum(axis=1), 1, atol=1e-4)
+    assert json.loads((tmp_path / "b" / "metrics_manifest-all.json").read_text())["only_data_classes"] is True
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["evaluated_model"]["only_data_classes"] is True

@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 from fer_core.labels import CLASSES, NUM_CLASSES
 from fer_core.metrics import (PROB_COLS, bootstrap_ci, calibration, ccc, classification_metrics, compute_metrics,
                               confusion_stats, paired_comparison, per_sample_frame, regression_metrics, sagr,
-                              va_stats)
+                              summary_line, va_stats)
 
 
 def pred_frame(n: int, seed: int = 0, classes=range(NUM_CLASSES), skill: float = 2.0, va: bool = True) -> pd.DataFrame:
@@ -172,6 +172,37 @@ def test_single_class_truth_and_prediction():
     assert_plain_json(m)
 
 
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_macro_f1_averages_over_the_classes_in_the_data():
+    df = pred_frame(400, seed=19, classes=range(7))  # 7-class data (RAF-DB, FER2013): no Contempt
+    df.loc[::10, "pred"] = 7  # an 8-class model calls some images Contempt: each one wrong
+    m = compute_metrics(df, n_boot=300)
+    y, yhat = df["true"].to_numpy(), df["pred"].to_numpy()
+    assert m["classes_in_data"] == CLASSES[:7]
+    assert m["macro_f1"] == pytest.approx(skm.f1_score(y, yhat, labels=range(7), average="macro"))
+    assert m["macro_f1"] == pytest.approx(np.mean([m["per_class"][c]["f1"] for c in CLASSES[:7]]))
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, yhat))  # over the same classes
+    contempt = m["per_class"]["Contempt"]
+    assert contempt["support"] == 0 and contempt["precision"] == 0  # called 40 times, never right
+    assert contempt["recall"] is None and contempt["f1"] is None and contempt["roc_auc"] is None
+    # the bootstrap follows the same definition
+    assert confusion_stats(np.array(m["confusion"]))["macro_f1"] == pytest.approx(m["macro_f1"])
+    lo, hi = m["ci95"]["macro_f1"]
+    assert lo < m["macro_f1"] < hi
+    assert_plain_json(m)
+
+
+def test_summary_line_prints_undefined_figures_as_a_dash():
+    df = pred_frame(40, seed=4, classes=[1])
+    df["pred"] = 1
+    m = compute_metrics(df, n_boot=10)  # one class in truth and prediction: kappa undefined
+    assert m["cohen_kappa"] is None
+    assert summary_line(m).startswith("acc 1.0000  macro-F1 1.0000  kappa –  valence RMSE ")
+    m["macro_f1"], m["valence"]["ccc"], m["arousal"]["rmse"] = float("nan"), None, None
+    line = summary_line(m)
+    assert "macro-F1 –" in line and "CCC –" in line and "arousal RMSE – CCC" in line
+
+
 def test_without_va_truth():
     m = compute_metrics(pred_frame(100, seed=5, va=False), n_boot=20)
     assert m["valence"] is None and m["arousal"] is None
@@ -188,7 +219,9 @@ def test_confusion_stats_match_scikit_learn():
     s = confusion_stats(conf[None])
     assert s["accuracy"][0] == pytest.approx(skm.accuracy_score(y, yhat))
     assert s["balanced_accuracy"][0] == pytest.approx(skm.balanced_accuracy_score(y, yhat))
-    assert s["macro_f1"][0] == pytest.approx(skm.f1_score(y, yhat, average="macro"))
+    # macro F1 over the classes in the truth, as classification_metrics defines it (not scikit-learn's default)
+    assert s["macro_f1"][0] == pytest.approx(skm.f1_score(y, yhat, labels=np.unique(y), average="macro"))
+    assert s["macro_f1"][0] == pytest.approx(classification_metrics(y, yhat, None)["macro_f1"])
     assert s["weighted_f1"][0] == pytest.approx(skm.f1_score(y, yhat, average="weighted"))
     assert s["cohen_kappa"][0] == pytest.approx(skm.cohen_kappa_score(y, yhat))
     assert s["krippendorff_alpha"][0] == pytest.approx(

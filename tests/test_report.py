@@ -334,6 +334,29 @@ def test_runs_within_noise_of_the_best_are_those_inside_its_interval():
     assert report.runs_within_noise(values, cis, "none", "Accuracy") == []  # no interval: nothing to say
 
 
+def test_a_class_has_one_colour_on_every_chart():
+    from fer_core.labels import class_colour
+    from fer_core.report_live import prob_figure
+    from fer_core.report_roc import curve_figure
+    from fer_core.report_va import circumplex_figure
+
+    roc = curve_figure({"Happy": ([0, 1], [0, 1], 0.5), "macro": ([0, 1], [0, 1], 0.5)}, "roc", "t")
+    pred = pd.DataFrame({"id": ["a"], "true": [1], **{f"{d}_{p}": [0.1] for d in ("valence", "arousal")
+                                                      for p in ("true", "pred")}})
+    live = prob_figure({"probs": [0.1] * 8, "label_name": "Happy", "confidence": 0.1}, CLASSES)
+    assert roc.data[0].line.color == circumplex_figure(pred, "r").data[0].marker.color == live.data[0].marker.color[1]
+    assert roc.data[0].line.color == class_colour(1)
+
+
+def test_valence_arousal_count_only_where_both_annotations_and_predictions_exist():
+    from fer_core.report_va import has_va
+
+    frame = pd.DataFrame({"valence_true": [0.1], "arousal_true": [0.2], "valence_pred": [0.3], "arousal_pred": [0.1]})
+    assert has_va(frame)
+    assert not has_va(frame.assign(valence_pred=float("nan"), arousal_pred=float("nan")))  # an untrained head
+    assert not has_va(frame.assign(valence_true=float("nan"), arousal_true=float("nan")))  # data without them
+
+
 def test_holm_adjusts_p_values_for_the_number_tested_together():
     # by hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04, then kept non-decreasing
     assert E.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])

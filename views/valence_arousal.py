@@ -1,4 +1,5 @@
 """Valence/arousal: predicted vs annotated, the circumplex, error distributions and agreement per run."""
+import pandas as pd
 import streamlit as st
 
 from fer_core import report_va as V
@@ -12,8 +13,12 @@ va_runs = [r for r in have if V.has_va(preds[r.name])]
 for r in have:
     if r not in va_runs:
         layout = (r.config.get("data") or {}).get("layout", "?")
-        st.warning(f"**{r.name}**: its {ctx.split} predictions hold no annotated valence/arousal (data layout "
-                   f"'{layout}'), so there is nothing to compare its valence/arousal outputs against.")
+        if preds[r.name].get("valence_true", pd.Series(dtype=float)).notna().any():
+            st.warning(f"**{r.name}**: the model was trained without valence/arousal, so its valence/arousal outputs "
+                       "are not scored.")
+        else:
+            st.warning(f"**{r.name}**: its {ctx.split} predictions hold no annotated valence/arousal (data layout "
+                       f"'{layout}'), so there is nothing to compare its valence/arousal outputs against.")
 if not va_runs:
     st.stop()
 
