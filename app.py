@@ -13,11 +13,10 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core import runs as R
-from views._shared import LabContext
+from views._shared import MAX_DEFAULT_RUNS, LabContext
 
 HERE = Path(__file__).resolve().parent
 SPLIT_ORDER = {"val": 0, "test": 1, "train": 2}
-MAX_DEFAULT_RUNS = 4
 
 st.set_page_config(page_title="FER Lab", page_icon=":material/sentiment_satisfied:", layout="wide")
 

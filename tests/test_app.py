@@ -440,3 +440,25 @@ def test_overview_offers_the_cross_validations_when_none_is_chosen(monkeypatch, 
     assert at.multiselect(key="selected_runs").value == ["cv"] and at.selectbox(key="split").value == "test"
     assert not any(i.value.startswith("Cross-validations pooled") for i in at.info)
     assert at.dataframe[0].value.index.tolist() == ["cv"]
+
+
+def test_a_run_without_the_chosen_split_is_named_with_the_split_it_has(monkeypatch, tmp_path):
+    make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
+    _pooled_cv(tmp_path / "runs" / "effb0-affectnet", tmp_path / "runs", tmp_path / "runs" / "cv")
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["_selected_runs_saved"] = ["effb0-affectnet", "cv"]
+    at.run()
+    assert at.selectbox(key="split").value == "val"
+    assert any(i.value.startswith("Not shown: cv, which has no metrics_val file, only test (choose it as the "
+                                  "sidebar's Split). A pooled cross-validation") for i in at.info)
+
+
+def test_with_no_run_chosen_a_button_brings_the_default_choice_back(monkeypatch, runs_dir):
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(runs_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["_selected_runs_saved"] = []
+    at.run()
+    assert any(i.value.startswith("Choose one or more runs") for i in at.info)
+    at.button[0].click().run()
+    assert len(at.multiselect(key="selected_runs").value) > 0 and at.title[0].value == "Overview"

@@ -26,6 +26,9 @@ from fer_core.report_va import intensity_table
 FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4k --preset hse-fast --name my-first-run"
 
 
+MAX_DEFAULT_RUNS = 4  # runs chosen at first
+
+
 @dataclass
 class LabContext:
     runs: list[R.Run] = field(default_factory=list)       # runs chosen in the sidebar
@@ -267,7 +270,9 @@ def require_runs(need_split: bool = True) -> LabContext:
         empty_state()
         st.stop()
     if not ctx.runs:
-        st.info("Choose one or more runs in the sidebar.")
+        st.info("Choose one or more runs in the sidebar, or start from the newest run and the best of each recipe.")
+        st.button("Show the default choice", on_click=lambda: st.session_state.update(
+            _selected_runs_saved=R.default_selection(ctx.all_runs, MAX_DEFAULT_RUNS)))
         st.stop()
     if need_split and ctx.split is None:
         training = [r for r in ctx.runs if r.config.get("status") == "running"]
@@ -287,7 +292,12 @@ def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
     """Chosen runs that have the split's file; a caption names those that do not."""
     attr = "splits" if kind == "predictions" else "metrics_splits"
     have = [r for r in ctx.runs if ctx.split in getattr(r, attr)]
-    lacking = [r.name for r in ctx.runs if r not in have]
+    lacking = [r for r in ctx.runs if r not in have]
     if lacking:
-        st.caption(f"No {kind}_{ctx.split} file for: {', '.join(lacking)} (left out below).")
+        elsewhere = sorted({s for r in lacking for s in getattr(r, attr)})
+        st.info(f"Not shown: {', '.join(r.name for r in lacking)}, which {'has' if len(lacking) == 1 else 'have'} no "
+                f"{kind}_{ctx.split} file" + (f", only {' and '.join(elsewhere)} (choose it as the sidebar's Split)"
+                                              if elsewhere else "") + "."
+                + (" A pooled cross-validation scores every image on test only." if any(
+                    R.cross_validated(r.config) for r in lacking) else ""))
     return have
