@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import hex_to_rgb, qualitative
 
 from .labels import CLASSES
 from .metrics import proportion_ci
@@ -215,8 +215,12 @@ def runs_by_sample_count(metrics: dict[str, dict], names: list[str]) -> dict[int
 
 def mean_history(histories: list[pd.DataFrame]) -> pd.DataFrame:
     """Several runs' history.csv averaged epoch by epoch (the folds of one cross-validation); an epoch that only some
-    runs reached (an early stop) is the mean of those."""
-    return pd.concat(histories).groupby("epoch", as_index=False).mean(numeric_only=True)
+    runs reached (an early stop) is the mean of those. Each column ``c`` also gets ``c_min`` and ``c_max``, the
+    runs' range, which the curves draw as a band."""
+    by_epoch = pd.concat(histories).groupby("epoch")
+    mean = by_epoch.mean(numeric_only=True)
+    spread = [by_epoch[list(mean.columns)].agg(how).add_suffix(f"_{how}") for how in ("min", "max")]
+    return pd.concat([mean, *spread], axis=1).reset_index()
 
 
 def _minutes(seconds: float) -> str:
@@ -269,6 +273,12 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
         for col, part in reversed(HISTORY_PANELS[panel]):  # validation first: its line carries the legend entry
             if col not in h or h[col].isna().all():
                 continue
+            if part == "val" and f"{col}_min" in h:  # folds averaged: their range as a band behind the mean
+                fig.add_scatter(x=h["epoch"], y=h[f"{col}_max"], mode="lines", line_width=0, legendgroup=run,
+                                showlegend=False, hoverinfo="skip")
+                fig.add_scatter(x=h["epoch"], y=h[f"{col}_min"], mode="lines", line_width=0, legendgroup=run,
+                                showlegend=False, fill="tonexty", hoverinfo="skip",
+                                fillcolor="rgba({}, {}, {}, 0.15)".format(*hex_to_rgb(colors[run])))
             fig.add_scatter(x=h["epoch"], y=h[col], name=legend_label(run) + ("" if part == "val" else " (train)"),
                             legendgroup=run, showlegend=not shown, mode="lines+markers", marker_size=5,
                             line=dict(color=colors[run], dash="solid" if part == "val" else "dot"))

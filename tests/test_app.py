@@ -273,8 +273,9 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
     at.switch_page("views/curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
     accuracy = next(c for c in at.get("plotly_chart") if '"Accuracy"' in c.proto.spec)
-    names = [t["name"] for t in json.loads(accuracy.proto.spec)["data"]]
-    assert {"cv (mean of 2 folds)", "cv-fold1", "cv-fold1 (train)", "cv-fold2"} <= set(names)
+    traces = json.loads(accuracy.proto.spec)["data"]
+    assert {"cv (mean of 2 folds)", "cv-fold1", "cv-fold1 (train)", "cv-fold2"} <= {t.get("name") for t in traces}
+    assert [t.get("fill") for t in traces].count("tonexty") == 1  # the folds' range around their mean
     assert any(c.value.startswith("cv pools the test predictions of 2 fold runs: its curves are the mean of 2 of "
                                   "them") for c in at.caption)
 

@@ -469,6 +469,11 @@ def test_mean_history_averages_folds_epoch_by_epoch():
     mean = report.mean_history([one, two])
     assert mean["epoch"].tolist() == [1, 2, 3]
     assert mean["val_acc"].tolist() == pytest.approx([0.4, 0.5, 0.5])
+    assert mean["val_acc_min"].tolist() == pytest.approx([0.3, 0.4, 0.5])
+    assert mean["val_acc_max"].tolist() == pytest.approx([0.5, 0.6, 0.5])
+    fig = report.history_figure({"cv (mean of 2 folds)": mean}, "Accuracy")
+    band = [t for t in fig.data if t.fill == "tonexty"]  # the folds' range behind the mean line
+    assert len(band) == 1 and list(band[0].y) == pytest.approx([0.3, 0.4, 0.5])
 
 
 def test_training_progress_says_how_far_a_run_is_and_when_it_went_quiet():

@@ -24,9 +24,10 @@ def draw(runs: list[R.Run]) -> None:
             mean = f"{r.name} (mean of {len(folds)} folds)"
             histories[mean], colors[mean] = report.mean_history([S.history(f) for f in folds]), colors[r.name]
             st.caption(f"{r.name} pools the test predictions of {len(names)} fold runs: its curves are the mean of "
-                       f"{len(folds)} of them, epoch by epoch ({', '.join(f.name for f in folds)}; choose them for "
-                       f"each fold's own)" + (f". Not among the run folders read, or without a history.csv: "
-                                              f"{', '.join(missing)}." if missing else "."))
+                       f"{len(folds)} of them, epoch by epoch, the shaded band their range "
+                       f"({', '.join(f.name for f in folds)}; choose them for each fold's own)"
+                       + (f". Not among the run folders read, or without a history.csv: {', '.join(missing)}."
+                          if missing else "."))
         else:
             st.caption(f"No training curves for {r.name}: its fold runs ({', '.join(names)}) are not among the run "
                        "folders read.")
