@@ -147,15 +147,15 @@ def intensity_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) 
 
 
 def va_summary_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
-    """RMSE, MAE, Pearson r, CCC, SAGR and R² per run and dimension, from the metrics files."""
-    rows = {}
-    for run, m in metrics_by_run.items():
-        row = {}
-        for dim in DIMS:
-            block = m.get(dim) or {}
-            for key, label in VA_SUMMARY.items():
-                row[f"{dim.capitalize()} {label}"] = block.get(key)
-        rows[run] = row
-    table = pd.DataFrame.from_dict(rows, orient="index", dtype=float)
-    table.index.name = "run"
+    """RMSE, MAE, Pearson r, CCC, SAGR and R² per dimension (rows) and run (columns), from the metrics files, as text:
+    each figure with its bootstrap 95% interval where the metrics file has one ("0.382 [0.344, 0.421]"), "–" where
+    it has no figure."""
+    def cell(v, ci) -> str:
+        return "–" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    table = pd.DataFrame({run: {f"{dim.capitalize()} {label}": cell((m.get(dim) or {}).get(key),
+                                                                     (m.get("ci95") or {}).get(f"{dim}_{key}"))
+                                for dim in DIMS for key, label in VA_SUMMARY.items()}
+                          for run, m in metrics_by_run.items()})
+    table.columns.name = "run"
     return table

@@ -357,6 +357,15 @@ def test_valence_arousal_count_only_where_both_annotations_and_predictions_exist
     assert not has_va(frame.assign(valence_true=float("nan"), arousal_true=float("nan")))  # data without them
 
 
+def test_valence_arousal_table_gives_each_figure_with_its_interval():
+    from fer_core.report_va import va_summary_table
+
+    m = {"valence": {"ccc": 0.6525, "r2": 0.38}, "arousal": None, "ci95": {"valence_ccc": [0.571, 0.722]}}
+    table = va_summary_table({"run": m})
+    assert table.at["Valence CCC", "run"] == "0.653 [0.571, 0.722]" and table.at["Valence R²", "run"] == "0.380"
+    assert table.at["Arousal CCC", "run"] == "–"
+
+
 def test_holm_adjusts_p_values_for_the_number_tested_together():
     # by hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04, then kept non-decreasing
     assert E.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
