@@ -360,7 +360,7 @@ def test_valence_arousal_count_only_where_both_annotations_and_predictions_exist
 def test_valence_arousal_table_gives_each_figure_with_its_interval():
     from fer_core.report_va import va_summary_table
 
-    m = {"valence": {"ccc": 0.6525, "r2": 0.38}, "arousal": None, "ci95": {"valence_ccc": [0.571, 0.722]}}
+    m = {"valence": {"ccc": 0.6526, "r2": 0.38}, "arousal": None, "ci95": {"valence_ccc": [0.571, 0.722]}}
     table = va_summary_table({"run": m})
     assert table.at["Valence CCC", "run"] == "0.653 [0.571, 0.722]" and table.at["Valence R²", "run"] == "0.380"
     assert table.at["Arousal CCC", "run"] == "–"
