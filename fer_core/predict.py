@@ -12,18 +12,23 @@ wrong), 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
+from PIL import features
 
 from .data import ImageError
 from .faces import DETECTORS
+from .images import NOT_SUPPORTED
 from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
 from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+# the photo formats PIL decodes here (.jfif and .jpe are JPEGs; AVIF where Pillow was built with libavif)
+IMAGE_EXTS = ({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+               ".pbm", ".pnm"} | ({".avif"} if features.check("avif") else set()))
 
 
 def get_args_parser():
@@ -72,12 +77,14 @@ def write_maps(predictor, records, out_dir) -> list[str]:
 
 def collect_images(args_images) -> list[Path]:
     """Files as given, plus every image and video file under each folder, in a stable order; missing paths kept
-    so that they are reported like unreadable files."""
+    so that they are reported like unreadable files, and so are HEIC photos (no decoder: they are named, not left
+    out without a word)."""
     out = []
     for a in args_images:
         p = Path(a)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+            out += sorted(f for f in p.rglob("*")
+                          if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys())
         else:
             out.append(p)
     return out
@@ -100,7 +107,8 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                     def progress(done, total):
                         bar.total = total or None
                         bar.update(done - bar.n)
-                    records += predict_video(predictor, f, every=every, progress=progress)
+                    records += predict_video(predictor, f, every=every, progress=progress,
+                                             warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
             else:
                 records.append({"path": str(f), "faces": predictor.predict_faces(read_image(f),
                                                                                  whole_image=whole_image)})
@@ -166,7 +174,7 @@ def output_problem(args) -> str | None:
 def main(args) -> int:
     from .inference import ModelNotFound, Predictor, resolve_model
 
-    if not args.every > 0:
+    if not 0 < args.every < math.inf:  # nan and inf are no interval
         print(f"error: --every must be a positive number of seconds, not {args.every}", file=sys.stderr)
         return 2
     problem = output_problem(args)

@@ -1,12 +1,15 @@
 """Expression and valence/arousal over a video file: the faces in frames sampled at a fixed rate.
 
-OpenCV (its FFmpeg build) decodes the file; every frame is grabbed, one every ``every`` seconds decoded and
-classified as a photo is (faces detected afresh, each averaged with its mirror where the model was evaluated so).
+OpenCV (its FFmpeg build) decodes the file; every frame is grabbed, one every ``every`` seconds of the frames' own
+timestamps decoded and classified as a photo is (faces detected afresh, each averaged with its mirror where the
+model was evaluated so).
 Faces are linked across the sampled frames into people by how much their boxes overlap (``People``), so a timeline
 follows one person: by default the one seen in the most frames.
 """
 from __future__ import annotations
 
+import math
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -27,11 +30,24 @@ def _open(path):
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        reason = "no such file" if not Path(path).exists() else "not a video OpenCV's FFmpeg can decode"
+        reason = ("no such file" if not Path(path).exists() else "it has no frames" if _no_frames(path)
+                  else "not a video OpenCV's FFmpeg can decode")
         raise VideoError(f"{path}: cannot open as a video ({reason})")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 0 < fps < 1000 else DEFAULT_FPS
     return cap, fps, max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+
+
+def _no_frames(path) -> bool:
+    """Whether PyAV (streamlit-webrtc's decoder, where installed) reads the file as a container without a single
+    video frame: OpenCV refuses to open an MP4 written with no frames as if it were no video at all."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            return all(s.frames == 0 for s in c.streams.video)
+    except Exception:  # not installed, or not a container PyAV reads either
+        return False
 
 
 def iou(a, b) -> float:
@@ -74,29 +90,40 @@ class People:
 
 
 def predict_video(predictor, path, every: float = EVERY, tta: bool | None = None, progress=None,
-                  on_frame=None) -> list[dict]:
+                  on_frame=None, warn=None) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
     (largest face first; the whole frame, flagged, where no face was found), each detected face with its "person"
-    number (``People``: a person may be out of view for two intervals, and at least a second). ``progress(done,
+    number (``People``: a person may be out of view for two intervals, and at least a second). A frame is sampled
+    once ``every`` seconds of the stream's own time have passed since the last one, so variable and low frame rates
+    are timed right (the interval is then longer than ``every`` where the frames are further apart). ``progress(done,
     total)`` is called after each sampled frame and at the end (total: the file's frame count, 0 where it does not
     say). Raises VideoError. ``on_frame(rgb, record)``, if given, sees each classified frame (to keep a thumbnail,
-    say)."""
+    say). ``warn(message)`` hears of a file that stops decoding before the frames it announces (default: a
+    warning)."""
     import cv2
 
-    if not every > 0:
-        raise ValueError(f"the sampling interval must be positive, not {every}")
+    if not 0 < every < math.inf:
+        raise ValueError(f"the sampling interval must be positive and finite, not {every}")
     cap, fps, total = _open(path)
-    step = max(1, round(fps * every))
-    records, i, people = [], 0, People(max_gap=max(1.0, 2 * every))
+    # timestamps are rounded to the container's time base: a frame up to a quarter frame early is on time
+    early = 0.25 / fps
+    records, i, people, times = [], 0, People(), []
     try:
         while cap.grab():
-            if i % step == 0:
+            ms = cap.get(cv2.CAP_PROP_POS_MSEC)  # the grabbed frame's time; 0 or less where the stream gives none
+            t = ms / 1000 if ms > 0 else i / fps
+            # a timestamp going back (a spliced file) restarts the count rather than stopping it
+            if not times or t - times[-1] >= every - early or t < times[-1]:
                 ok, bgr = cap.retrieve()
                 if ok:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    faces = predictor.predict_faces(rgb, tta=tta)
-                    people.assign(faces, i / fps)
-                    records.append({"path": str(path), "frame": i, "time_s": round(i / fps, 3), "faces": faces})
+                    faces = predictor.predict_faces(rgb, tta=tta, small_faces=False)
+                    # out of view for up to two of the real intervals between sampled frames (longer than
+                    # ``every`` where the frames are further apart), and at least a second
+                    people.max_gap = max(1.0, t - times[-2]) if len(times) > 1 else math.inf
+                    people.assign(faces, t)
+                    times.append(t)
+                    records.append({"path": str(path), "frame": i, "time_s": round(t, 3), "faces": faces})
                     if on_frame:
                         on_frame(rgb, records[-1])
                 if progress:
@@ -106,8 +133,17 @@ def predict_video(predictor, path, every: float = EVERY, tta: bool | None = None
             progress(i, total)
     finally:
         cap.release()
+    if not i:
+        raise VideoError(f"{path}: the video has no frames")
     if not records:
         raise VideoError(f"{path}: no frame could be decoded")
+    if total and i < total - max(1, total // 100):  # frame counts may be estimates: a frame or 1% is no news
+        message = (f"{path}: decoding stopped after {i:,} of the {total:,} frames the file announces (truncated or "
+                   f"damaged?); the predictions cover the first {t:.1f} s")
+        if warn:
+            warn(message)
+        else:
+            warnings.warn(message, stacklevel=2)
     return records
 
 
@@ -139,7 +175,10 @@ def summary(tl: pd.DataFrame, classes: list[str]) -> dict:
     those frames (by that person's predicted class), mean valence and arousal."""
     found = tl[tl["label_name"].notna()]
     shares = found["label_name"].value_counts(normalize=True).reindex(classes, fill_value=0.0)
+    gaps = np.diff(tl["time_s"].to_numpy(float))
     return {"frames": len(tl), "with_face": len(found), "seconds": float(tl["time_s"].max()) if len(tl) else 0.0,
+            # the real intervals between sampled frames: the frame rate may not allow the interval asked for
+            "interval": (float(gaps.min()), float(gaps.max())) if len(gaps) else None,
             "shares": {c: float(v) for c, v in shares.items()},
             "valence": float(found["valence"].mean()) if len(found) else None,
             "arousal": float(found["arousal"].mean()) if len(found) else None}
@@ -149,13 +188,19 @@ def _frames(n: int) -> str:
     return f"{n} frame" if n == 1 else f"{n} frames"
 
 
+def _every(s: dict, every: float) -> str:
+    """The interval the frames were really sampled at (``every``, asked for, where there was one frame only)."""
+    lo, hi = (f"{float(f'{v:.2g}'):g}" for v in s.get("interval") or (every, every))  # two significant digits
+    return f"every {lo} s" if lo == hi else f"every {lo} to {hi} s"
+
+
 def describe(name: str, s: dict, every: float, person: int | None = None, n_people: int = 1) -> str:
     """One line for a video's summary; with several people, for ``person`` of ``n_people``."""
     if not s["with_face"]:
-        return f"{name}: {_frames(s['frames'])} sampled every {every:g} s over {s['seconds']:.1f} s; no face in any"
+        return f"{name}: {_frames(s['frames'])} sampled {_every(s, every)} over {s['seconds']:.1f} s; no face in any"
     top = max(s["shares"], key=s["shares"].get)
     who = f"person {person} of {n_people} in" if n_people > 1 else "a face in"
     va = (f", mean valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}" if np.isfinite(s["valence"])
           else "")  # a model trained without valence/arousal gives none
-    return (f"{name}: {_frames(s['frames'])} sampled every {every:g} s over {s['seconds']:.1f} s, {who} "
+    return (f"{name}: {_frames(s['frames'])} sampled {_every(s, every)} over {s['seconds']:.1f} s, {who} "
             f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them){va}")

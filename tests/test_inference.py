@@ -4,8 +4,11 @@ from __future__ import annotations
 import io
 import shutil
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,6 +155,39 @@ def test_several_faces_are_all_returned(predictor):
     assert sorted(r["box"][0] < 512 for r in results) == [False, True]
 
 
+def test_small_faces_in_a_large_photo_are_found_and_large_ones_once(predictor):
+    """A 12 MP group photo of 100 px faces: 16 px at the detection side of 640, too small for yuface."""
+    face = cv2.resize(astronaut()[40:200, 150:295], (100, 110), interpolation=cv2.INTER_AREA)
+    photo = np.full((3024, 4032, 3), 120, np.uint8)
+    spots = [(400 + 1100 * c, 500 + 1100 * r) for r in range(2) for c in range(3)]
+    for x, y in spots:
+        photo[y:y + 110, x:x + 100] = face
+    results = predictor.predict_faces(photo)
+    assert not results[0]["whole_image"] and len(results) == 6
+    assert sorted((r["box"][0] // 100, r["box"][1] // 100) for r in results) == sorted(
+        (x // 100, y // 100) for x, y in spots)
+    # video frames skip the second look, for speed
+    assert predictor.predict_faces(photo, small_faces=False)[0]["whole_image"]
+    # a face that fills a large photo is found at 640 px and not again, in parts, at the larger size
+    big = np.ascontiguousarray(np.kron(astronaut(), np.ones((8, 8, 1), np.uint8)))
+    [r] = predictor.predict_faces(big)
+    assert iou(r["box"], tuple(8 * v for v in ASTRONAUT_FACE)) > 0.7
+
+
+def test_thumbnail_faces_are_found_on_an_enlarged_copy():
+    """48 px FER crops: the face fills the picture; found in 78 of 100 at 48 px, 99 enlarged to 192 px."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "ferplus" / "FER2013Test"
+    files = sorted(root.glob("*.png"))[:100]
+    if len(files) < 100:
+        pytest.skip(f"FER+ images not found at {root}")
+    det = FaceDetector()
+    found = [det.detect(read_image(f)) for f in files]
+    assert sum(bool(f) for f in found) >= 95
+    boxes = [f[0].box for f in found if f]  # mapped back to the 48 px picture
+    assert all(0 <= x0 < x1 <= 48 and 0 <= y0 < y1 <= 48 for x0, y0, x1, y1 in boxes)
+    assert np.median([x1 - x0 for x0, _, x1, _ in boxes]) > 30
+
+
 def test_predict_crop_matches_predict_faces_on_the_same_crop(predictor):
     [r] = predictor.predict_faces(astronaut())
     crop = crop_face(astronaut(), r["box"], predictor.margin, predictor.img_size)
@@ -244,6 +280,27 @@ def test_read_image_rejects_bad_files_clearly(make, tmp_path):
     (tmp_path / "bad.png").write_bytes(data)
     with pytest.raises(ImageError, match="bad.png"):
         read_image(tmp_path / "bad.png")
+
+
+def test_large_jpegs_are_read_at_reduced_size(ckpt, tmp_path):
+    photo = Image.fromarray(astronaut()).resize((2000, 1000))
+    # over the limit: a JPEG is decoded at half size in the DCT domain, other formats are refused
+    assert read_image(_jpeg(photo), max_pixels=1_000_000).shape == (500, 1000, 3)
+    with pytest.raises(ImageError, match=r"over the limit of 1,000,000 \(a JPEG is read at reduced size up to "):
+        read_image(_png(photo), max_pixels=1_000_000)
+    with pytest.raises(ImageError, match="over the limit"):  # more than half the size would not do
+        read_image(_jpeg(photo), max_pixels=400_000)
+    bomb = _jpeg(photo)  # its header says 20000 x 10000 pixels: PIL's own limit refuses it before decoding
+    sof = bomb.index(b"\xff\xc0") + 5
+    bomb = bomb[:sof] + (10000).to_bytes(2, "big") + (20000).to_bytes(2, "big") + bomb[sof + 4:]
+    with pytest.raises(ImageError, match=r"bomb.jpg: over 178,956,970 pixels: refused as a possible decompression"):
+        read_image(bomb, name="bomb.jpg")
+    # a 108 MP photo from the command line: read, without PIL's decompression-bomb warning on the terminal
+    Image.new("L", (12000, 9000), 150).save(tmp_path / "huge.jpg")
+    r = subprocess.run([sys.executable, "-m", "fer_core.predict", str(tmp_path / "huge.jpg"), "--run", str(ckpt)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0 and "1 of 1 files processed" in r.stdout, r.stderr
+    assert "Warning" not in r.stderr, r.stderr
 
 
 # ----------------------------------------------------------------------------------- ONNX
@@ -450,6 +507,17 @@ def test_a_corrupt_onnx_file_is_a_clear_error_for_the_cli_and_the_live_page(ckpt
     assert not at.exception, [e.value for e in at.exception]
     assert any(e.value.startswith("Cannot load Run broken") and "not a readable ONNX model" in e.value
                for e in at.error), [e.value for e in at.error]
+
+
+def test_predict_cli_reads_jfif_and_avif_and_names_heic(ckpt, tmp_path, capsys):
+    photo = Image.fromarray(astronaut())
+    photo.save(tmp_path / "a.jfif", "JPEG")
+    photo.save(tmp_path / "b.avif", "AVIF")
+    (tmp_path / "c.heic").write_bytes(b"\0\0\0\x18ftypheic" + bytes(100))  # no decoder here: said so, not skipped
+    assert run_cli([tmp_path, "--run", ckpt]) == 0
+    out, err = capsys.readouterr()
+    assert "2 of 3 files processed" in out and "a.jfif" in out and "b.avif" in out
+    assert f"{tmp_path / 'c.heic'}: HEIC photos are not supported here (no decoder installed): convert it" in err
 
 
 def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):

@@ -204,3 +204,57 @@ def test_a_photo_is_analysed_once_and_runtimes_fit_the_model(monkeypatch, runs_d
     assert not at.exception and len(calls) == 1
     at.selectbox[1].set_value("PyTorch").run()  # another model answering: analysed again
     assert len(calls) == 2
+
+
+def test_a_large_group_photo_is_drawn_at_the_size_it_is_shown(monkeypatch, runs_dir):
+    """Labels drawn on a 4032 px photo and then shrunk to fit the page were 3-4 px tall."""
+    import cv2
+
+    from fer_core.labels import CLASS_COLOURS as COLOURS
+
+    face = cv2.resize(astronaut()[40:200, 150:295], (200, 220), interpolation=cv2.INTER_AREA)
+    photo = np.full((3024, 4032, 3), 120, np.uint8)
+    for x, y in [(400 + 1300 * c, 500 + 1300 * r) for r in range(2) for c in range(3)]:
+        photo[y:y + 220, x:x + 200] = face
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    at.file_uploader[0].set_value([("group.jpg", _bytes(photo, "JPEG"), "image/jpeg")]).run()
+    assert not at.exception, at.exception
+    assert [c for i in at.get("image") for c in i.captions] == ["group.jpg: 6 face(s)"]
+    [done] = [at.session_state[k] for k in at.session_state.keys() if str(k).startswith("photo::")]
+    shown = done["shown"]
+    assert max(shown.shape[:2]) == 1000  # about the width the page shows it at
+    scale = 1000 / 4032
+    for r in done["results"]:  # each label: a band of its face's colour above the box, at least 12 px tall
+        x0, y0 = round(r["box"][0] * scale), round(r["box"][1] * scale)
+        band = shown[y0 - 40:y0, x0:x0 + 60]
+        assert ((band == COLOURS[r["label"]]).all(axis=-1).sum(axis=1) >= 10).sum() >= 12
+
+
+def test_photo_formats_pil_reads_are_taken_and_heic_is_explained(monkeypatch, runs_dir):
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    assert {".jfif", ".avif", ".heic"} <= set(at.file_uploader[0].proto.type)
+    b = io.BytesIO()
+    Image.fromarray(astronaut()).save(b, "AVIF")
+    at.file_uploader[0].set_value([("astro.avif", b.getvalue(), "image/avif"),
+                                   ("IMG_0001.HEIC", b"\0\0\0\x18ftypheic" + bytes(100), "image/heic")]).run()
+    assert not at.exception, at.exception
+    assert [c for i in at.get("image") for c in i.captions] == ["astro.avif: 1 face(s)"]
+    assert [e.value for e in at.error] == ["Cannot read IMG_0001.HEIC: HEIC photos are not supported here (no decoder "
+                                           "installed): convert it to JPEG or PNG first"]
+
+
+def test_the_video_uploader_names_its_limit_and_the_way_round_it(monkeypatch, runs_dir):
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] >= 500  # a minute of phone video
+    at = page(monkeypatch, runs_dir)
+    assert any("python -m fer_core.predict VIDEO" in c.value for c in at.caption)
+
+
+def test_the_live_tab_says_what_works_without_a_camera(monkeypatch, runs_dir):
+    at = page(monkeypatch, runs_dir)
+    [note] = [c.value for c in at.caption if "photos and videos work without one" in c.value]
+    assert "Requested device not found" in note and "camera icon in the address bar" in note

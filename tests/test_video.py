@@ -17,7 +17,7 @@ from fer_core.video import People, VideoError, describe, people, predict_video, 
 from .test_inference import make_checkpoint
 
 
-def write_clip(path: Path, fps: int = 10, face_frames: int = 20, blank_frames: int = 10) -> Path:
+def write_clip(path: Path, fps: float = 10, face_frames: int = 20, blank_frames: int = 10) -> Path:
     """An MPEG-4 clip: the astronaut for ``face_frames`` frames, then black."""
     rgb = np.ascontiguousarray(cv2.resize(astronaut(), (640, 640), interpolation=cv2.INTER_AREA)[:480])
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
@@ -40,6 +40,26 @@ def write_two_people(path: Path, fps: int = 10) -> Path:
             frame[80:400, 310:630] = right
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    return path
+
+
+def write_vfr(path: Path) -> Path:
+    """A variable-frame-rate MPEG-4 clip (PyAV sets each frame's time): 20 frames 20 ms apart, then 10 frames 200 ms
+    apart; OpenCV reports an average of 13.5 frames/s."""
+    av = pytest.importorskip("av")
+    from fractions import Fraction
+
+    times = [20 * k for k in range(20)] + [400 + 200 * k for k in range(10)]
+    rgb = np.ascontiguousarray(cv2.resize(astronaut(), (320, 320), interpolation=cv2.INTER_AREA)[:240])
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=50)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for ms in times:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = ms, Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
     return path
 
 
@@ -73,6 +93,24 @@ def test_frames_are_sampled_at_the_interval_and_classified_like_photos(predictor
     black = timeline(records[10:], predictor.classes)
     assert list(black["faces"]) == [0] * 5 and black["valence"].isna().all() and black["label_name"].isna().all()
     assert len(predict_video(predictor, clip, every=1.0)) == 3  # one a second at 10 frames/s: frames 0, 10, 20
+
+
+def test_a_variable_frame_rate_is_sampled_and_timed_by_the_streams_clock(predictor, tmp_path):
+    records = predict_video(predictor, write_vfr(tmp_path / "vfr.mp4"), every=0.2)
+    # every 10th frame while they are 20 ms apart, then each one (200 ms apart), at the times the file gives them
+    assert [r["frame"] for r in records] == [0, 10, *range(20, 30)]
+    assert [r["time_s"] for r in records] == [round(0.2 * k, 3) for k in range(12)]
+    line = describe("vfr.mp4", summary(timeline(records, predictor.classes), predictor.classes), 0.2)
+    assert line.startswith("vfr.mp4: 12 frames sampled every 0.2 s over 2.2 s, a face in 12;")
+
+
+def test_a_low_frame_rate_keeps_one_person_and_says_the_real_interval(predictor, tmp_path):
+    """One frame every 2 s, asked for one every 0.2 s: each frame is sampled, the face is one person throughout."""
+    records = predict_video(predictor, write_clip(tmp_path / "slow.mp4", fps=0.5, face_frames=5, blank_frames=0))
+    assert [r["time_s"] for r in records] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert people(records) == {1: 5}
+    line = describe("slow.mp4", summary(timeline(records, predictor.classes), predictor.classes), 0.2)
+    assert line.startswith("slow.mp4: 5 frames sampled every 2 s over 8.0 s, a face in 5;")
 
 
 def test_timeline_follows_the_largest_face_and_leaves_gaps(predictor, clip):
@@ -151,6 +189,26 @@ def test_bad_videos_are_named_and_explained(predictor, tmp_path):
         predict_video(predictor, tmp_path / "notes.mp4", every=0)
 
 
+def test_empty_and_truncated_videos_say_so(predictor, tmp_path):
+    for name, fourcc in (("empty.mp4", "mp4v"), ("empty.avi", "MJPG")):  # OpenCV opens one of them, not the other
+        cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*fourcc), 10, (64, 48)).release()
+        with pytest.raises(VideoError, match=rf"{name}: .*has no frames"):
+            predict_video(predictor, tmp_path / name)
+    # the second half of an MJPEG AVI cut off: its header still announces 20 frames
+    full = write_clip(tmp_path / "full.avi", face_frames=20, blank_frames=0)
+    (tmp_path / "cut.avi").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    heard, calls = [], []
+    records = predict_video(predictor, tmp_path / "cut.avi", every=0.1, warn=heard.append,
+                            progress=lambda d, t: calls.append((d, t)))
+    n = len(records)
+    assert 5 < n < 15 and calls[-1] == (n, 20)
+    assert heard == [f"{tmp_path / 'cut.avi'}: decoding stopped after {n} of the 20 frames the file announces "
+                     f"(truncated or damaged?); the predictions cover the first {(n - 1) / 10:.1f} s"]
+    heard.clear()
+    predict_video(predictor, full, warn=heard.append)  # a whole file: nothing to say
+    assert heard == []
+
+
 def test_predict_cli_on_a_video_writes_a_row_per_face_per_frame(predictor, clip, tmp_path, capsys):
     (tmp_path / "notes.mp4").write_text("just text")
     out = tmp_path / "out.csv"
@@ -168,6 +226,12 @@ def test_predict_cli_on_a_video_writes_a_row_per_face_per_frame(predictor, clip,
     # bad arguments: a clear message and exit code 2
     assert predict_cli.main(predict_cli.get_args_parser().parse_args([str(clip), "--every", "0"])) == 2
     assert "--every must be a positive number" in capsys.readouterr().err
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args([str(clip), "--every", "inf"])) == 2
+    assert capsys.readouterr().err == "error: --every must be a positive number of seconds, not inf\n"
+    # finite but longer than the clip: its first frame only
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args(
+        [str(clip), "--run", str(predictor.path), "--every", "1e308"])) == 0
+    assert "clip.mp4: 1 frame sampled every 1e+308 s over 0.0 s" in capsys.readouterr().out
     assert predict_cli.main(predict_cli.get_args_parser().parse_args(
         [str(clip), "--run", str(predictor.path), "--whole-image"])) == 2
     assert "--whole-image is for photos" in capsys.readouterr().err

@@ -15,16 +15,18 @@ if str(ROOT) not in sys.path:  # standalone runs (streamlit run views/predict.py
 
 from fer_core.data import ImageError  # noqa: E402
 from fer_core.faces import annotate  # noqa: E402
+from fer_core.images import NOT_SUPPORTED  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, read_image, resolve_model)
-from fer_core.predict import to_rows  # noqa: E402
+from fer_core.predict import IMAGE_EXTS, to_rows  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
 from fer_core.video import (EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary,  # noqa: E402
                             timeline)
 from views import _shared as S  # noqa: E402
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp"]
+# what the CLI reads, and HEIC/HEIF, let through to say that they are not supported and to convert them
+IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTS | NOT_SUPPORTED.keys())
 # ONNX Runtime first when installed: PyTorch's OpenMP threads spin between calls and, sharing 2 cores with the
 # WebRTC video codec, made live frames take seconds instead of tens of milliseconds.
 RUNTIMES = ({"ONNX Runtime": "onnx"} if importlib.util.find_spec("onnxruntime") else {}) | {"PyTorch": "torch"}
@@ -86,14 +88,12 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
             explain_face(predictor, image, r, key=f"{key}-x{i}")
 
 
-SHOWN_SIDE = 1600  # the annotated photo is shown at most this many pixels wide or high
+SHOWN_SIDE = 1000  # the annotated photo is drawn at most this many pixels wide or high: about the page's width
 
 
 def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
     """(session key, {"image", "results", "shown"} or {"error"}) of an upload: decoded, its faces found and classified
     and the annotated picture made once per photo and model, not again at each click on the page."""
-    import cv2
-
     key = f"photo::{name}::{len(data)}::{hash(data)}::{predictor.path}::{predictor.runtime}"
     if key not in st.session_state:
         try:
@@ -102,10 +102,8 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
             st.session_state[key] = {"error": f"Cannot read {name}: {str(e).removeprefix(name + ': ')}"}
             return key, st.session_state[key]
         results = predictor.predict_faces(image)
-        shown = annotate(image, results)
-        scale = SHOWN_SIDE / max(shown.shape[:2])
-        if scale < 1:
-            shown = cv2.resize(shown, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
+        shown = annotate(image, results, max_side=SHOWN_SIDE)
         st.session_state[key] = {"image": image, "results": results, "shown": shown}
     return key, st.session_state[key]
 
@@ -138,30 +136,29 @@ def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) ->
     import cv2
 
     bar = st.progress(0.0, text=f"Reading {name}…")
-    thumbs = []
+    thumbs, notes = [], []
 
     def progress(done, total):
         if total:
             bar.progress(min(done / total, 1.0), text=f"{name}: frame {done:,} of {total:,}")
 
     def keep(rgb, record):
-        small = annotate(rgb, record["faces"])
-        scale = 480 / max(small.shape[:2])
-        small = cv2.resize(small, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else small
+        small = annotate(rgb, record["faces"], max_side=480)
         thumbs.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes())
 
     with tempfile.TemporaryDirectory() as tmp:  # OpenCV reads videos from files only
         path = Path(tmp) / f"upload{Path(name).suffix}"
         path.write_bytes(data)
         try:
-            records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep)
+            records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
+                                    warn=lambda m: notes.append(m.replace(str(path), name)))
         except VideoError as e:
             raise VideoError(str(e).replace(str(path), name)) from None
         finally:
             bar.empty()
     for r in records:
         r["path"] = name
-    return {"records": records, "thumbs": thumbs, "people": people(records), "timelines": {},
+    return {"records": records, "thumbs": thumbs, "notes": notes, "people": people(records), "timelines": {},
             "csv": to_rows(records).to_csv(index=False).encode()}
 
 
@@ -176,6 +173,9 @@ def person_timeline(done: dict, person, classes: list[str], name: str, every: fl
 def video_tab(predictor: Predictor) -> None:
     c1, c2 = st.columns([3, 1])
     clip = c1.file_uploader("Upload a video", type=sorted(e.lstrip(".") for e in VIDEO_EXTS))
+    c1.caption(f"Up to {st.get_option('server.maxUploadSize')} MB here (about a minute of 4K phone video). Longer "
+               f"videos: `python -m fer_core.predict VIDEO --csv out.csv` reads the file where it lies, at any "
+               f"length.")
     every = c2.select_slider("Classify a frame every", options=[0.1, 0.2, 0.5, 1.0, 2.0], value=EVERY,
                              format_func=lambda v: f"{v:g} s",
                              help="Faces are detected afresh in each classified frame and linked into people by "
@@ -192,6 +192,8 @@ def video_tab(predictor: Predictor) -> None:
             st.error(f"Cannot read {e}")
             return
     done = st.session_state[key]
+    for note in done["notes"]:
+        st.warning(note)
     records, classes, seen = done["records"], predictor.classes, done["people"]
     person = next(iter(seen), None)
     if len(seen) > 1:
@@ -231,6 +233,12 @@ def live_tab(predictor: Predictor) -> None:
         out = live.process(frame.to_ndarray(format="rgb24"))
         return av.VideoFrame.from_ndarray(out, format="rgb24")
 
+    # The browser reports a missing or blocked camera in streamlit-webrtc's own words ("NotFoundError: Requested
+    # device not found"), under a START button that looks as if it would work.
+    st.caption("The live webcam and snapshots need a camera; photos and videos work without one. If START reports "
+               "an error such as \"Requested device not found\" or the picture stays black, check that a camera is "
+               "connected, that the browser may use it for this site (the camera icon in the address bar), and "
+               "that no other program (a video call) is using it.")
     # Offline or on one machine, STUN servers cannot be reached: FER_LAB_STUN=off uses host candidates only.
     rtc = {"iceServers": []} if os.environ.get("FER_LAB_STUN", "").lower() in ("off", "0", "no") else None
     try:
