@@ -111,13 +111,6 @@ def get_args_parser():
     return p
 
 
-def trained_with_va(cfg: dict) -> bool:
-    """Whether the model's valence/arousal outputs were trained: its data had them (assumed where not recorded, as
-    fer_core.inference.Predictor does), or its --extra-data had."""
-    data = cfg.get("data") or {}
-    return bool(data.get("has_va", True)) or bool((data.get("extra") or {}).get("has_va"))
-
-
 def saved_split(run: Path) -> dict[str, str]:
     """The run's own split: sample id -> "train" / "val" / "test", from its split.csv."""
     split_csv = pd.read_csv(Path(run) / "split.csv", dtype={"id": str})
@@ -269,7 +262,7 @@ def _load(args, device):
 
 
 def main(args) -> int:
-    from .inference import ModelNotFound, run_path
+    from .inference import ModelNotFound, run_path, trained_with_va
     from .train import IMG_SIZES, Fail, pick_device  # one device policy and one size range for train and evaluate
 
     if args.tag is not None and not TAG.fullmatch(args.tag):

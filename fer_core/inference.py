@@ -203,6 +203,13 @@ class Tracker:
             return list(self._faces)
 
 
+def trained_with_va(cfg: dict) -> bool:
+    """Whether the model's valence/arousal outputs were trained: its data had them (assumed where the config does not
+    say), or its --extra-data had."""
+    data = cfg.get("data") or {}
+    return bool(data.get("has_va", True)) or bool((data.get("extra") or {}).get("has_va"))
+
+
 class Predictor:
     """Loads one model and answers for faces, crops or whole images. One object can serve many threads."""
 
@@ -248,7 +255,7 @@ class Predictor:
         self.temperature = temperature_of(self.config)
         # a model trained on data without valence/arousal (FER+, class folders) has an untrained head for them:
         # its numbers would be noise, so none are given
-        self.has_va = bool((self.config.get("data") or {}).get("has_va", True))
+        self.has_va = trained_with_va(self.config)
         if detector == "auto" or isinstance(detector, str):
             detector = FaceDetector(detector, max_side=detect_side)
         self.detector: FaceDetector | None = detector
