@@ -176,7 +176,8 @@ def main(args) -> int:
     entry = {"value": round(t, 4), "fitted_on": args.split, "n": int(len(y)),
              "fitted": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     own_onnx = run / "checkpoints" / "best.onnx"  # best.pt reads the run's config.json; an ONNX file only itself
-    written = [*([own_onnx] if own_onnx.is_file() else []), *args.model]
+    written = list({Path(m).resolve(): Path(m) for m in [*([own_onnx] if own_onnx.is_file() else []),
+                                                          *args.model]}.values())  # the run's ONNX named again: once
     try:
         for m in written:  # every file checked before any is written
             if m.suffix.lower() not in (".onnx", ".pt", ".pth"):

@@ -66,9 +66,9 @@ def get_args_parser():
     a("--split-from", metavar="RUN", help="reuse RUN's split.csv so runs are compared on the same images")
     # None defaults: the preset or the study's recipe fills them (see presets.BASE)
     a("--backbone", choices=BACKBONES, help="network (default resnet50)")
-    a("--weights", help="imagenet (default) or pretrained: the backbone's released weights (ImageNet; faces for "
-                         "dlib_face_resnet, hse_face_mobilenet, mobileface and facenet), none, or PATH to a state dict / "
-                         "FER Lab checkpoint")
+    a("--weights", help="imagenet (default; a two-stage preset's default is its first stage's run) or pretrained: "
+                         "the backbone's released weights (ImageNet; faces for dlib_face_resnet, hse_face_mobilenet, "
+                         "mobileface and facenet), none, or PATH to a state dict / FER Lab checkpoint")
     a("--img-size", type=_img_size, help=f"input side in pixels, {IMG_SIZES[0]} to {IMG_SIZES[1]} (default 224)")
     a("--epochs", type=_at_least(1), help="epochs (default 34)")
     a("--batch-size", type=_at_least(1), help="batch size per process (default 32)")
@@ -370,7 +370,9 @@ def _main(args, run: dict) -> int:
     augment = BatchAugment(r["aug"], info.mean, info.std)
     sampler = torch.utils.data.DistributedSampler(train_set, seed=r["seed"]) if world > 1 else None
     loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
-                                         sampler=sampler, num_workers=r["workers"], drop_last=len(train_set) > r["batch_size"],
+                                         sampler=sampler, num_workers=r["workers"],
+                                         # each process's share: one smaller than a batch keeps its one short batch
+                                         drop_last=-(-len(train_set) // world) > r["batch_size"],
                                          persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"))
     total_steps = len(loader) * r["epochs"]
     if ema is not None and total_steps < 3 / (1 - r["ema"]):
@@ -775,6 +777,11 @@ def _split(args, cfg, index, run_dir):
             raise Fail(f"--split-from: the split.csv of {src} shares no image ids with this data ({index.root}, "
                        f"{index.layout} layout): it was made on other data")
         cfg["split"]["source"] = f"run:{Path(src).name}"
+        try:  # the seed and fractions that made that split, not this run's own
+            made = json.loads((Path(src) / "config.json").read_text()).get("split") or {}
+            cfg["split"].update({k: made[k] for k in ("seed", "val_frac", "test_frac") if k in made})
+        except (OSError, ValueError):
+            pass
     else:
         predefined = {s.split for s in index.samples} if fdata.has_predefined_split(index) else set()
         for flag, split in (("test_frac", "test"), ("val_frac", "val")):

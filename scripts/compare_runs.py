@@ -37,8 +37,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--base", help="compare every run with this one (default: each with the one before it)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--split", default="test", help="split to compare on (default: test)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     a = p.parse_args()
     pairs = [(a.base, r) for r in a.runs if r != a.base] if a.base else list(zip(a.runs, a.runs[1:]))
     if not pairs:

@@ -73,7 +73,7 @@ def pooled(run_dirs, split) -> dict:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="split to tabulate (default: test)")
     p.add_argument("--pool", metavar="NAME", help="add a row NAME for all the runs' predictions taken together")
     p.add_argument("--latex", action="store_true", help="print a LaTeX booktabs table instead of markdown")
     a = p.parse_args()

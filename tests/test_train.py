@@ -156,6 +156,9 @@ def test_calibrate_writes_a_temperature_that_evaluate_export_and_predictor_apply
     assert export.main(export.get_args_parser().parse_args(["--run", str(run), "--out", str(tmp_path / "m.onnx")])) == 0
     assert Predictor(tmp_path / "m.onnx", detector=None).temperature == t
     assert raw_onnx != onnx_file.read_bytes()
+    capsys.readouterr()  # the run's own ONNX named again with --model is written once, and named once
+    assert cal("--run", run, "--model", onnx_file) == 0
+    assert capsys.readouterr().out.count("best.onnx") == 1
 
 
 def test_calibrate_bad_input_says_what_is_wrong_and_writes_nothing(tiny_run, tmp_path, capsys):
@@ -257,6 +260,8 @@ def test_split_from_reuses_assignment(tiny_run):
     a = pd.read_csv(run / "split.csv").sort_values("id").reset_index(drop=True)
     b = pd.read_csv(base / "runs" / "same-split" / "split.csv").sort_values("id").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+    made = json.loads((base / "runs" / "same-split" / "config.json").read_text())["split"]
+    assert made["source"] == "run:tiny" and made["seed"] == 0  # the seed that made the split, not --seed 5
 
 
 def test_fold_trains_on_one_cross_validation_fold(tiny_run):
