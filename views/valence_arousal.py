@@ -25,8 +25,9 @@ if not va_runs:
 st.subheader(f"Agreement on {ctx.split}")
 table = V.va_summary_table({r.name: S.metrics(r, ctx.split) or {} for r in va_runs})
 st.dataframe(table, width="stretch", height=35 * (len(table) + 1) + 3)  # every row shown: no scrolling
-st.caption("From the metrics files, with their bootstrap 95% intervals. CCC: concordance correlation; SAGR: share of "
-           "samples whose predicted sign matches the annotated sign; RMSE/MAE: lower is better.")
+st.caption("From the metrics files, with their bootstrap 95% intervals (an interval's ends move by a few thousandths "
+           "with the bootstrap's draw). CCC: concordance correlation; SAGR: share of samples whose predicted sign "
+           "matches the annotated sign (an annotated 0 matches only a predicted 0); RMSE/MAE: lower is better.")
 
 st.subheader("Error distributions")
 st.plotly_chart(V.error_figure({r.name: preds[r.name] for r in va_runs}, colors=ctx.colors), width="stretch")
