@@ -118,3 +118,44 @@ def test_every_page_renders_in_chromium(server, tmp_path):
 def _idle(page) -> None:
     page.wait_for_timeout(400)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
+
+
+def test_a_video_analysis_goes_on_while_the_page_is_used(server, tmp_path):
+    """Any click reruns the page; the analysis of an uploaded video runs on its own thread and is picked up again."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_video import write_clip
+
+    clip = write_clip(tmp_path / "long.mp4", face_frames=400, blank_frames=0)  # 40 s: 200 frames to classify
+    photo = tmp_path / "blank.png"
+    from PIL import Image
+    Image.new("RGB", (64, 64), "grey").save(photo)
+    executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+
+    def frames_done(page) -> int:
+        text = page.get_by_test_id("stMain").inner_text()
+        return int(found.group(1).replace(",", "")) if (found := re.search(r"frame ([\d,]+) of", text)) else -1
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(server, wait_until="domcontentloaded")
+        page.get_by_test_id("stSidebar").get_by_role("link", name="Live prediction").click()
+        page.wait_for_selector("h1:has-text('Live prediction')", timeout=60_000)
+        _idle(page)
+        page.get_by_role("tab", name="Video").click()
+        page.locator("input[type='file']").nth(1).set_input_files(str(clip))
+        page.wait_for_function("() => /frame [1-9]\\d\\d of/.test(document.body.innerText)", timeout=120_000)
+        before = frames_done(page)  # 100 or more of the 400 frames read
+        page.get_by_role("tab", name="Photos").click()
+        page.locator("input[type='file']").first.set_input_files(str(photo))  # reruns the page
+        page.wait_for_function("() => document.body.textContent.includes('blank.png')", timeout=60_000)
+        page.get_by_role("tab", name="Video").click()
+        page.wait_for_timeout(1000)
+        after = frames_done(page)
+        assert after >= before >= 100, (before, after)  # it went on from where it was, it did not start again
+        page.wait_for_selector("[data-testid='stAlert']:has-text('frames sampled')", timeout=300_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+        browser.close()

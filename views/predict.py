@@ -127,39 +127,66 @@ def forget_photos_but(kept: set[str]) -> None:
         del st.session_state[old]
 
 
-def analyse_video(predictor: Predictor, name: str, data: bytes, every: float) -> dict:
-    """Classify the video's frames every ``every`` seconds under a progress bar: the records, a small annotated
-    thumbnail (JPEG) per classified frame, the people seen, and the CSV, all made once (each person's timeline and
-    summary line once they are asked for)."""
+class _Cancelled(Exception):
+    """A video analysis no longer wanted (another video, model or interval chosen)."""
+
+
+def start_video_job(predictor: Predictor, name: str, data: bytes, every: float) -> dict:
+    """Classify the video's frames every ``every`` seconds on a thread of its own, so that using the page meanwhile
+    (each click reruns it) does not throw the work away. The job: {"done", "total" (frames read, announced),
+    "result" (analysis_result), "error", "cancel"}."""
     import tempfile
+    import threading
 
     import cv2
 
-    bar = st.progress(0.0, text=f"Reading {name}…")
+    job = {"done": 0, "total": 0, "result": None, "error": None, "cancel": False}
     thumbs, notes = [], []
 
     def progress(done, total):
-        if total:
-            bar.progress(min(done / total, 1.0), text=f"{name}: frame {done:,} of {total:,}")
+        if job["cancel"]:
+            raise _Cancelled
+        job["done"], job["total"] = done, total
 
     def keep(rgb, record):
         small = annotate(rgb, record["faces"], max_side=480)
         thumbs.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes())
 
-    with tempfile.TemporaryDirectory() as tmp:  # OpenCV reads videos from files only
-        path = Path(tmp) / f"upload{Path(name).suffix}"
-        path.write_bytes(data)
-        try:
-            records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
-                                    warn=lambda m: notes.append(m.replace(str(path), name)))
-        except VideoError as e:
-            raise VideoError(str(e).replace(str(path), name)) from None
-        finally:
-            bar.empty()
-    for r in records:
-        r["path"] = name
-    return {"records": records, "thumbs": thumbs, "notes": notes, "people": people(records), "timelines": {},
-            "csv": to_rows(records).to_csv(index=False).encode()}
+    def run() -> None:  # no Streamlit calls here: the page reads the job
+        with tempfile.TemporaryDirectory() as tmp:  # OpenCV reads videos from files only
+            path = Path(tmp) / f"upload{Path(name).suffix}"
+            path.write_bytes(data)
+            try:
+                records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
+                                        warn=lambda m: notes.append(m.replace(str(path), name)))
+            except _Cancelled:
+                return
+            except VideoError as e:
+                job["error"] = str(e).replace(str(path), name)
+                return
+            except Exception as e:  # noqa: BLE001  a failure must reach the page, not leave it waiting
+                job["error"] = f"{name}: {type(e).__name__}: {e}"
+                return
+        for r in records:
+            r["path"] = name
+        job["result"] = {"records": records, "thumbs": thumbs, "notes": notes, "people": people(records),
+                         "timelines": {}, "csv": to_rows(records).to_csv(index=False).encode()}
+
+    threading.Thread(target=run, daemon=True, name=f"video {name}").start()
+    return job
+
+
+def wait_for(job: dict, name: str) -> None:
+    """A progress bar until the job ends; a click elsewhere reruns the page, which comes back here to the same job."""
+    import time
+
+    bar = st.progress(0.0, text=f"Reading {name}…")
+    while job["result"] is None and job["error"] is None:
+        if job["total"]:
+            bar.progress(min(job["done"] / job["total"], 1.0), text=f"{name}: frame {job['done']:,} of "
+                         f"{job['total']:,} (the analysis goes on while you use the rest of the page)")
+        time.sleep(0.25)
+    bar.empty()
 
 
 def person_timeline(done: dict, person, classes: list[str], name: str, every: float):
@@ -185,13 +212,15 @@ def video_tab(predictor: Predictor) -> None:
     key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}"
     if key not in st.session_state:
         for old in [k for k in st.session_state if str(k).startswith("video::")]:  # one video's frames kept at a time
+            st.session_state[old]["cancel"] = True
             del st.session_state[old]
-        try:
-            st.session_state[key] = analyse_video(predictor, clip.name, clip.getvalue(), every)
-        except VideoError as e:
-            st.error(f"Cannot read {e}")
-            return
-    done = st.session_state[key]
+        st.session_state[key] = start_video_job(predictor, clip.name, clip.getvalue(), every)
+    job = st.session_state[key]
+    wait_for(job, clip.name)
+    if job["error"]:
+        st.error(f"Cannot read {job['error']}")
+        return
+    done = job["result"]
     for note in done["notes"]:
         st.warning(note)
     records, classes, seen = done["records"], predictor.classes, done["people"]
