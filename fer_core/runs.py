@@ -329,7 +329,18 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
     chosen = [runs[0]]
     chosen += [r for r in sorted((b for b in bests if b is not None), key=score) if r not in chosen]
     chosen += [r for r in same if r not in chosen] + [r for r in runs if r not in same]
-    chosen += [r for r in later if r not in chosen]
+    # the fill: no fold whose cross-validation is pooled among the runs, and the folds of one cross-validation all or
+    # none (the overview's mean ± sd over some of its folds would say nothing)
+    in_pooled = {name for p in pooled for name in fold_run_names(p.config)}
+    fill = [r for r in later if r not in chosen and r.path.name not in in_pooled]
+    groups = {name: g for g in seed_groups({r.name: r.config for r in fill if folds_of(r.config)}) for name in g}
+    allowed, count = set(), len(chosen)
+    for r in fill:
+        group = groups.get(r.name, [r.name]) if folds_of(r.config) else [r.name]
+        if r.name not in allowed and count + len(group) <= n:
+            allowed.update(group)
+            count += len(group)
+    chosen += [r for r in fill if r.name in allowed]
     return [r.name for r in chosen[:n]]
 
 

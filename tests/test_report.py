@@ -132,6 +132,10 @@ def test_default_selection_puts_cross_validation_folds_last(tmp_path):
                                                              "split": {"source": "cross-validation", "folds": 2}})
     assert R.default_selection([*runs, pooled], 3) == ["fixed", "cv", "cv-fold2"]
     assert R.default_selection([r for r in [*runs, pooled] if r.name != "fixed"], 1) == ["cv"]
+    assert R.default_selection(runs, 2) == ["fixed"]  # not one fold of two: a cross-validation's folds all or none
+    whole = R.Run(name="cv", path=tmp_path / "cv", config={**pooled.config, "fold_runs": [
+        {"run": "cv-fold1"}, {"run": "cv-fold2"}]})
+    assert R.default_selection([*runs, whole], 4) == ["fixed", "cv"]  # its folds stand behind the pooled folder
 
 
 def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):
