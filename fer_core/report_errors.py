@@ -108,25 +108,29 @@ def comparable_runs(preds: dict[str, pd.DataFrame]) -> tuple[list[str], list[str
 
 
 def correctness(preds: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Ids evaluated by every run (index) x run (bool column: predicted correctly), plus "true".
-
-    Only ids common to all runs are compared; runs on different data share none.
-    """
-    frames = []
-    for run, p in preds.items():
-        frames.append(pd.Series((p["pred"] == p["true"]).to_numpy(), index=p["id"].astype(str), name=run))
-    table = pd.concat(frames, axis=1, join="inner") if frames else pd.DataFrame()
+    """Ids evaluated by any run (index) x run (nullable bool column: predicted correctly; missing where the run did
+    not evaluate the id), plus "true". disagreement_summary compares the ids every run evaluated; pairwise_table and
+    pair_ids each pair's shared ids."""
+    frames = [pd.Series((p["pred"] == p["true"]).to_numpy(), index=p["id"].astype(str), name=run, dtype="boolean")
+              for run, p in preds.items()]
+    table = pd.concat(frames, axis=1, join="outer") if frames else pd.DataFrame()
     if len(frames):
-        first = next(iter(preds.values()))
-        truth = pd.Series(first["true"].to_numpy(), index=first["id"].astype(str))
+        truth = pd.concat([pd.Series(p["true"].to_numpy(), index=p["id"].astype(str)) for p in preds.values()])
+        truth = truth[~truth.index.duplicated()]
         table["true"] = [CLASSES[i] for i in truth.reindex(table.index)]
     table.index.name = "id"
     return table
 
 
+def _runs(corr: pd.DataFrame) -> list[str]:
+    return [c for c in corr.columns if c != "true"]
+
+
 def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """ids every run gets wrong, and ids exactly one run gets wrong (with that run's name)."""
-    runs = [c for c in corr.columns if c != "true"]
+    """Among the ids every run evaluated: ids every run gets wrong, and ids exactly one run gets wrong (with that
+    run's name)."""
+    runs = _runs(corr)
+    corr = corr.dropna(subset=runs)
     wrong = ~corr[runs].astype(bool)
     n_wrong = wrong.sum(axis=1)
     all_wrong = corr.loc[n_wrong == len(runs), ["true"]].reset_index()
@@ -137,18 +141,18 @@ def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
-    """Per pair of runs: samples A gets right and B wrong, the reverse, both wrong, both right, the exact McNemar p
-    of the first two (how often runs equally good would split that unevenly), and that p adjusted for the number of
-    pairs (holm)."""
-    runs = [c for c in corr.columns if c != "true"]
+    """Per pair of runs, on the ids both evaluated ("images"): samples A gets right and B wrong, the reverse, both
+    wrong, both right, the exact McNemar p of the first two (how often runs equally good would split that unevenly),
+    and that p adjusted for the number of pairs (holm)."""
     rows = []
-    for a, b in combinations(runs, 2):
-        ra, rb = corr[a].astype(bool), corr[b].astype(bool)
+    for a, b in combinations(_runs(corr), 2):
+        both = corr[[a, b]].dropna()
+        ra, rb = both[a].astype(bool), both[b].astype(bool)
         only_a, only_b = int((ra & ~rb).sum()), int((rb & ~ra).sum())
-        rows.append({"run A": a, "run B": b, "A right, B wrong": only_a, "B right, A wrong": only_b,
-                     "both wrong": int((~ra & ~rb).sum()), "both right": int((ra & rb).sum()),
+        rows.append({"run A": a, "run B": b, "images": len(both), "A right, B wrong": only_a,
+                     "B right, A wrong": only_b, "both wrong": int((~ra & ~rb).sum()), "both right": int((ra & rb).sum()),
                      "McNemar p": mcnemar_p(only_a, only_b)})
-    table = pd.DataFrame(rows, columns=["run A", "run B", "A right, B wrong", "B right, A wrong",
+    table = pd.DataFrame(rows, columns=["run A", "run B", "images", "A right, B wrong", "B right, A wrong",
                                         "both wrong", "both right", "McNemar p"])
     table["Holm p"] = holm(table["McNemar p"].to_numpy())
     return table
@@ -167,8 +171,9 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 def pair_ids(corr: pd.DataFrame, right: str, wrong: str) -> list[str]:
     """Ids the first run classifies correctly and the second does not."""
-    sel = corr[right].astype(bool) & ~corr[wrong].astype(bool)
-    return natural_sorted(corr.index[sel])
+    both = corr[[right, wrong]].dropna()
+    sel = both[right].astype(bool) & ~both[wrong].astype(bool)
+    return natural_sorted(both.index[sel])
 
 
 def natural_sorted(ids) -> list[str]:

@@ -370,6 +370,20 @@ def test_valence_arousal_table_gives_each_figure_with_its_interval():
     assert table.at["Arousal CCC", "run"] == "–"
 
 
+def test_run_pairs_are_compared_on_the_images_both_evaluated():
+    frame = lambda ids, pred: pd.DataFrame({"id": ids, "true": [0] * len(ids), "pred": pred})  # noqa: E731
+    six = [str(i) for i in range(6)]
+    corr = E.correctness({"pooled-a": frame(six, [0, 0, 1, 1, 0, 0]), "pooled-b": frame(six, [0, 1, 0, 1, 1, 1]),
+                          "fold": frame(six[:3], [1, 1, 1])})  # one fold's test images: half of them
+    pairs = E.pairwise_table(corr).set_index(["run A", "run B"])
+    assert pairs.loc[("pooled-a", "pooled-b"), "images"] == 6  # not only the 3 the fold shares
+    assert pairs.loc[("pooled-a", "pooled-b"), ["A right, B wrong", "B right, A wrong"]].tolist() == [3, 1]
+    assert pairs.loc[("pooled-a", "fold"), "images"] == 3
+    summary = E.disagreement_summary(corr)  # every run wrong / one run wrong: on the images all three evaluated
+    assert list(summary["all_wrong"]["id"]) == [] and list(summary["only_one_wrong"]["id"]) == ["0"]
+    assert E.pair_ids(corr, "pooled-a", "pooled-b") == ["1", "4", "5"]
+
+
 def test_holm_adjusts_p_values_for_the_number_tested_together():
     # by hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04, then kept non-decreasing
     assert E.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])

@@ -16,13 +16,15 @@ if len(have) < 2:
 
 kept, left_out, corr = S.disagreement(have, ctx.split)
 if left_out and len(kept) >= 2:
-    st.info(f"Left out {', '.join(left_out)}: no sample ids in common with {', '.join(kept)} "
-            "(evaluated on other data).")
+    st.info(f"Left out {', '.join(left_out)}: no sample ids in common with the images {', '.join(kept)} all "
+            "evaluated (other data, or another fold's test images).")
 if len(kept) < 2 or corr.empty:
     st.warning("The chosen runs share no sample ids on this split (different data sets or splits), "
                "so they cannot be compared sample by sample.")
     st.stop()
-st.caption(f"Comparing the {len(corr):,} sample ids present in every compared run on **{ctx.split}**.")
+every = corr.dropna().shape[0]
+st.caption(f"On **{ctx.split}**. Every run wrong and only one run wrong: the {every:,} sample ids every compared run "
+           "evaluated" + (f"; run vs run: each pair's shared ids ({len(corr):,} in all)." if every < len(corr) else "."))
 
 summary = E.disagreement_summary(corr)
 left, right = st.columns(2)
