@@ -27,6 +27,13 @@ FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4
 
 
 MAX_DEFAULT_RUNS = 4  # runs chosen at first
+# The camera button on every chart downloads an SVG: vector graphics a paper can take as they are.
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
+
+
+def chart(fig, where=None, **kwargs) -> None:
+    """st.plotly_chart (in ``where``, a column or container, when given) with the download as SVG."""
+    (where or st).plotly_chart(fig, config=PLOTLY_CONFIG, **kwargs)
 
 
 @dataclass

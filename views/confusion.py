@@ -17,7 +17,7 @@ metric = st.radio("Metric", list(report.PER_CLASS_METRICS), format_func=report.P
                   help="Recall: the share of a class's samples called that class. Precision: the share of the samples "
                   "called a class that are that class.")
 confusions = {r.name: S.metrics(r, ctx.split)["confusion"] for r in have}
-st.plotly_chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch")
+S.chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch")
 st.caption(f"Split **{ctx.split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
            "(recall and precision); F1 has none.")
 
@@ -30,7 +30,7 @@ if len(have) >= 2:
     if a == b:
         st.info("Pick two different runs.")
     else:
-        st.plotly_chart(report.confusion_difference_figure(confusions[a], confusions[b], a, b), width="stretch")
+        S.chart(report.confusion_difference_figure(confusions[a], confusions[b], a, b), width="stretch")
         n, noise = report.share_noise(confusions[a])
         st.caption(f"Each cell: {a}'s share of the true class minus {b}'s, on **{ctx.split}**. Blue where {a} does "
                    f"better (on the diagonal, gets the class right more often; off it, makes that mistake less often), "
@@ -46,10 +46,10 @@ for tab, run in zip(st.tabs([r.name for r in have]), have):
         m = S.metrics(run, ctx.split)
         left, right = st.columns(2)
         with left:
-            st.plotly_chart(report.confusion_figure(m["confusion"], False, f"{run.name}: counts"),
-                            width="stretch", key=f"cm-{run.name}")
+            S.chart(report.confusion_figure(m["confusion"], False, f"{run.name}: counts"),
+                    width="stretch", key=f"cm-{run.name}")
         with right:
-            st.plotly_chart(report.confusion_figure(m["confusion"], True, f"{run.name}: row-normalised"),
-                            width="stretch", key=f"cmn-{run.name}")
+            S.chart(report.confusion_figure(m["confusion"], True, f"{run.name}: row-normalised"),
+                    width="stretch", key=f"cmn-{run.name}")
         st.markdown("**Per class**")
         st.dataframe(report.per_class_table(m).style.format(precision=3, na_rep="–"), width="stretch")

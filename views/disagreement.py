@@ -22,9 +22,10 @@ if len(kept) < 2 or corr.empty:
     st.warning("The chosen runs share no sample ids on this split (different data sets or splits), "
                "so they cannot be compared sample by sample.")
     st.stop()
-every = corr.dropna().shape[0]
+every = len(corr.dropna())
 st.caption(f"On **{ctx.split}**. Every run wrong and only one run wrong: the {every:,} sample ids every compared run "
-           "evaluated" + (f"; run vs run: each pair's shared ids ({len(corr):,} in all)." if every < len(corr) else "."))
+           "evaluated" + (f"; run vs run: each pair's shared ids ({len(corr):,} in all)." if every < len(corr)
+                          else "."))
 
 summary = E.disagreement_summary(corr)
 left, right = st.columns(2)
@@ -41,7 +42,7 @@ with right:
                      color=counts.index, color_discrete_map=ctx.colors, title="Who is the odd one out",
                      height=max(220, 80 + 28 * len(counts)))
         fig.update_layout(showlegend=False)
-        st.plotly_chart(fig.update_layout(margin=dict(t=40, b=30)), width="stretch")
+        S.chart(fig.update_layout(margin=dict(t=40, b=30)), width="stretch")
 
 st.subheader("Run vs run")
 pairs = E.pairwise_table(corr)
@@ -81,7 +82,7 @@ st.dataframe(table[["metric", a, b, "A − B", "95% CI", "verdict"]], width="str
 st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {a} gets right and the "
            f"{result['b_only_right']} only {b} gets right: p = {p_value(result['mcnemar_p'])} (this pair alone, "
            "unadjusted).")
-st.plotly_chart(E.paired_figure(table, a, b), width="stretch")
+S.chart(E.paired_figure(table, a, b), width="stretch")
 
 ids = E.pair_ids(corr, a, b)
 st.markdown(f"**{len(ids):,}** samples that **{a}** classifies correctly and **{b}** does not "

@@ -88,15 +88,15 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
     sub, sub_cis = values.loc[names], cis.loc[names]
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(report.bar_figure(sub, sub_cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
-                                                         "Krippendorff alpha"], "Classification", ctx.colors),
-                        width="stretch", key=f"bars-cls-{layout}-{root}")
+        S.chart(report.bar_figure(sub, sub_cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
+                                                 "Krippendorff alpha"], "Classification", ctx.colors),
+                width="stretch", key=f"bars-cls-{layout}-{root}")
     with right:
         va_cols = [c for c in ("Valence RMSE", "Arousal RMSE", "Valence CCC", "Arousal CCC")
                    if c in sub and sub[c].notna().any()]
         if va_cols:
-            st.plotly_chart(report.bar_figure(sub, sub_cis, va_cols, "Valence / arousal", ctx.colors),
-                            width="stretch", key=f"bars-va-{layout}-{root}")
+            S.chart(report.bar_figure(sub, sub_cis, va_cols, "Valence / arousal", ctx.colors),
+                    width="stretch", key=f"bars-va-{layout}-{root}")
         else:
             st.info("No run on this data has valence/arousal annotations on this split (e.g. FER+ data).")
 

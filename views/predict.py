@@ -78,12 +78,12 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
         if math.isfinite(r["valence"]):
             left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
             point = "whole image" if r["whole_image"] else f"P{r['person']}" if "person" in r else f"face {i + 1}"
-            right.plotly_chart(live_circumplex_figure([r], [point]), key=f"{key}-c{i}")
+            S.chart(live_circumplex_figure([r], [point]), right, key=f"{key}-c{i}")
         else:
             left.markdown(f"**{label}**")
             right.caption("No valence/arousal: this model was trained on data without them, so its valence/arousal "
                           "outputs never learned anything.")
-        left.plotly_chart(prob_figure(r, classes), key=f"{key}-p{i}")
+        S.chart(prob_figure(r, classes), left, key=f"{key}-p{i}")
         if image is not None:
             explain_face(predictor, image, r, key=f"{key}-x{i}")
 
@@ -234,8 +234,8 @@ def video_tab(predictor: Predictor) -> None:
                                    "person")
     tl, line = person_timeline(done, person, classes, clip.name, every)
     st.success(line)
-    st.plotly_chart(timeline_figure(tl, classes, who=f"person {person}" if len(seen) > 1 else ""),
-                    key="video-timeline")
+    S.chart(timeline_figure(tl, classes, who=f"person {person}" if len(seen) > 1 else ""),
+            key="video-timeline")
     i = st.select_slider("Look at the frame at", options=range(len(records)), key=f"at::{key}",
                          format_func=lambda k: f"{records[k]['time_s']:.1f} s")
     r = records[i]

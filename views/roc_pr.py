@@ -17,18 +17,18 @@ if len(have) >= 2:
     colors = ctx.colors
     for col, kind in zip(st.columns(2), ("roc", "pr")):
         exact = {r.name: exact_aucs(S.metrics(r, ctx.split), kind).get("macro") for r in have}
-        col.plotly_chart(macro_figure({r.name: S.curves(r, ctx.split, kind) for r in have}, kind, colors, exact),
-                         width="stretch", key=f"macro-{kind}")
+        S.chart(macro_figure({r.name: S.curves(r, ctx.split, kind) for r in have}, kind, colors, exact), col,
+                width="stretch", key=f"macro-{kind}")
 for tab, run in zip(st.tabs([r.name for r in have]), have):
     with tab:
         m = S.metrics(run, ctx.split)
         left, right = st.columns(2)
         with left:
-            st.plotly_chart(curve_figure(S.curves(run, ctx.split, "roc"), "roc", f"{run.name}: ROC",
-                                         exact_aucs(m, "roc")), width="stretch", key=f"roc-{run.name}")
+            S.chart(curve_figure(S.curves(run, ctx.split, "roc"), "roc", f"{run.name}: ROC",
+                                 exact_aucs(m, "roc")), width="stretch", key=f"roc-{run.name}")
         with right:
-            st.plotly_chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{run.name}: precision-recall",
-                                         exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
+            S.chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{run.name}: precision-recall",
+                                 exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
 
 st.subheader("Calibration")
 cals, colors, scaled = {}, ctx.colors, {}
@@ -39,7 +39,7 @@ for r in have:
         name = f"{r.name}, temperature {tc[0]:.2f}"
         cals[name], colors[name] = tc[1], colors[r.name]
         scaled[name] = (r.config["temperature"] or {}).get("fitted_on", "val")
-st.plotly_chart(reliability_figure(cals, colors, dashed=set(scaled)), width="stretch")
+S.chart(reliability_figure(cals, colors, dashed=set(scaled)), width="stretch")
 rows = {run: {"ECE": c["ece"], "NLL": c["nll"], "Brier": c["brier"], "mean confidence": c["mean_confidence"],
               "accuracy": c["accuracy"]} for run, c in cals.items()}
 st.dataframe(pd.DataFrame.from_dict(rows, orient="index"), width="stretch",

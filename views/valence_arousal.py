@@ -30,11 +30,11 @@ st.caption("From the metrics files, with their bootstrap 95% intervals (an inter
            "matches the annotated sign (an annotated 0 matches only a predicted 0); RMSE/MAE: lower is better.")
 
 st.subheader("Error distributions")
-st.plotly_chart(V.error_figure({r.name: preds[r.name] for r in va_runs}, colors=ctx.colors), width="stretch")
+S.chart(V.error_figure({r.name: preds[r.name] for r in va_runs}, colors=ctx.colors), width="stretch")
 
 st.subheader("Mild and strong expressions")
 if not (intensity := S.intensity(va_runs, ctx.split)).empty:
-    st.plotly_chart(V.intensity_figure(intensity, ctx.colors), width="stretch")
+    S.chart(V.intensity_figure(intensity, ctx.colors), width="stretch")
 st.caption("Samples not annotated Neutral, in equal-count bins of annotated intensity: how far their (valence, "
            "arousal) lies from the circumplex's centre. Does a model fail more on mild expressions, and does it take "
            "them for Neutral? Error bars: Wilson 95% intervals.")
@@ -50,5 +50,5 @@ if max_points > 1000:  # large splits are drawn from a sample, of a size the use
     max_points = c2.select_slider("Points drawn", steps, key="va_points", format_func="{:,}".format,
                                   help="Large splits are drawn from a fixed random sample of this size; the last "
                                   "step draws every sample.")
-st.plotly_chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
-st.plotly_chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")
+S.chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
+S.chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")
