@@ -126,18 +126,29 @@ def _fmt_ci(ci, digits: int) -> str:
 
 
 def latex_caption(split: str, metrics: list[dict]) -> str:
-    """"Results on the <split> split", with the sample count where every run was scored on as many samples."""
+    """"Results on the <split> split" (or, for pooled cross-validations, on their out-of-fold predictions), with the
+    sample count where every run was scored on as many samples, and how to read the table."""
     sizes = {m.get("n") for m in metrics if m} - {None}
-    return f"Results on the {split} split" + (f" (n = {sizes.pop()})" if len(sizes) == 1 else "")
+    n = f" (n = {sizes.pop()})" if len(sizes) == 1 else ""
+    folds = {len(m["folds"]) for m in metrics if m and m.get("folds")}
+    if folds and all(m and m.get("folds") for m in metrics):
+        where = (f"{folds.pop()}-fold" if len(folds) == 1 else "K-fold") + " cross-validation, every image predicted " \
+            f"by the fold that did not train on it{n}"
+    else:
+        where = f"the {split} split{n}"
+    return (f"Results on {where}. In brackets: percentile-bootstrap 95% intervals; bold: the best value, which is not "
+            "a test of a difference")
 
 
 def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3) -> str:
     """A booktabs LaTeX table for a paper: one row per metric, one column per run, each value with its 95% interval
-    where known, the best run's value in bold (lowest for error metrics). Needs \\usepackage{booktabs}."""
+    where known, the best run's value in bold (lowest for error metrics). Needs \\usepackage{booktabs}, and graphicx
+    for more than two runs, whose table is scaled to the line's width."""
     def esc(text) -> str:
         return "".join("\\" + c if c in "&%$#_{}" else c for c in str(text))
 
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
+             *([r"\resizebox{\linewidth}{!}{%"] if len(values) > 2 else []),
              r"\begin{tabular}{l" + "c" * len(values) + "}", r"\toprule",
              " & ".join(["Metric", *map(esc, values.index)]) + r" \\", r"\midrule"]
     for col in values.columns:
@@ -151,7 +162,7 @@ def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: i
             text = f"{v:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if isinstance(ci, tuple) else "")
             cells.append(rf"\textbf{{{text}}}" if run == best else text)
         lines.append(" & ".join([esc(col), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}", *(["}"] if len(values) > 2 else []), r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 

@@ -238,6 +238,12 @@ def test_latex_table_bolds_the_best_run_per_metric(runs_dir):
     rmse = next(line for line in lines if line.startswith("Valence RMSE &")).rstrip(" \\").split(" & ")[1:]
     best = values.loc[["a", "b"], "Valence RMSE"].idxmin()  # lower is better
     assert rmse[["a", "b"].index(best)].startswith(r"\textbf") and rmse[2] == "--"  # FER+ has no valence
+    assert r"\resizebox{\linewidth}{!}{%" in lines  # three runs' intervals: scaled to fit the column
+    assert r"\resizebox" not in report.latex_table(values.iloc[:2], cis.iloc[:2], "t")
+    pooled = [{"n": 3199, "folds": ["f1", "f2", "f3", "f4", "f5"]}] * 2
+    assert report.latex_caption("test", pooled).startswith("Results on 5-fold cross-validation, every image predicted "
+                                                           "by the fold that did not train on it (n = 3199).")
+    assert report.latex_caption("test", [{"n": 320}]).startswith("Results on the test split (n = 320). In brackets")
 
 
 def test_history_and_confusion_figures(runs_dir):
