@@ -219,7 +219,7 @@ def other_results(out: Path, tag: str, ids: set, root: Path, foreign: bool) -> s
 def _load(args, device):
     """(path, config, run folder or None, predict(images, cfg, tta) -> (raw probs, va)) for --run."""
     from .export import ensemble_config
-    from .inference import ModelNotFound, Predictor, load_checkpoint, resolve_model
+    from .inference import ModelNotFound, Predictor, load_checkpoint, resolve_model, why_no_checkpoint
 
     run = Path(args.run) if args.run else None
     if run is not None and run.is_dir():
@@ -230,7 +230,7 @@ def _load(args, device):
                 raise ModelNotFound(f"{run} is an ensemble folder, without a checkpoint of its own: export it first "
                                     f"(python -m fer_core.export --run {run} writes {path})")
         if not path.is_file():
-            raise ModelNotFound(f"no checkpoint at {path} (is {run} a run folder written by fer_core.train?)")
+            raise ModelNotFound(f"no checkpoint at {path}. {why_no_checkpoint(run)}")
     else:
         path = resolve_model(args.run)
     if path.suffix.lower() == ".onnx":

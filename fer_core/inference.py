@@ -74,7 +74,7 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
                     return ox
                 if pt.is_file():
                     return pt
-            raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder. " + _why_no_checkpoint(p))
+            raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder. " + why_no_checkpoint(p))
         raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {Path(root or '.') / RUNS_DIR})")
     d = Path(root or ".") / DEFAULT_DIR
     if root is None and not d.is_dir():
@@ -88,7 +88,7 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
     raise ModelNotFound(f"No model found: {d} holds no model.pt or model.onnx. {HOW_TO_GET_A_MODEL}")
 
 
-def _why_no_checkpoint(run_dir: Path) -> str:
+def why_no_checkpoint(run_dir: Path) -> str:
     """What a run folder without weights most likely is, and what to do about it."""
     try:
         status = json.loads((run_dir / "config.json").read_text()).get("status")

@@ -959,7 +959,9 @@ def _final_evaluation(run_dir, cfg, cache, device):
         probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
         m = write_evaluation(run_dir, split, predictions_frame(samples, probs, va), data_root=cfg["data"]["root"],
                              checkpoint="best.pt", tta=tta)
-        log.info("%s (best epoch %d, n=%d): %s", split, best["epoch"], m["n"], summary_line(m))
+        log.info("%s (best epoch %d, n=%d%s): %s", split, best["epoch"], m["n"],
+                 ", flip TTA: each image averaged with its mirror, unlike the epochs' lines" if tta else "",
+                 summary_line(m))
     if cfg["status"] == "running":
         cfg["status"] = "finished"
     atomic_write_json(run_dir / "config.json", cfg)

@@ -185,6 +185,14 @@ def test_a_corrupt_onnx_file_is_one_clear_line(tmp_path, capsys):
     assert not (tmp_path / "ev").exists()
 
 
+def test_a_pooled_cross_validation_is_named_as_such_when_given_as_the_model(tmp_path, capsys):
+    pooled = tmp_path / "my-cv5"
+    pooled.mkdir()
+    (pooled / "config.json").write_text(json.dumps({"status": "cross-validation", "fold_runs": []}))
+    rc, err = ev(capsys, "--run", pooled, "--data", write_folders(tmp_path / "faces"), "--out", tmp_path / "ev")
+    assert rc == 2 and "It is a pooled cross-validation" in err and "Give one fold's run folder" in err
+
+
 def test_images_the_model_trained_on_are_found_under_any_layout_and_left_out(csv_run, run, tmp_path, capsys):
     import os
 

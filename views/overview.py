@@ -25,7 +25,7 @@ lines = []
 for (layout, root), names in groups.items():
     label = f"{layout} data" + (f" at {root}" if layouts.count(layout) > 1 else "")
     sub = values.loc[names]
-    best = report.best_run(sub, "Accuracy")
+    best = report.best_run(sub, "Accuracy") if len(names) > 1 else None  # one run on this data: nothing to rank
     if best:
         line = f"**{best}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
         if tied := report.runs_within_noise(sub, cis.loc[names], best, "Accuracy"):

@@ -12,13 +12,12 @@ preds = {r.name: S.predictions(r, ctx.split) for r in have}
 va_runs = [r for r in have if V.has_va(preds[r.name])]
 for r in have:
     if r not in va_runs:
-        layout = (r.config.get("data") or {}).get("layout", "?")
         if preds[r.name].get("valence_true", pd.Series(dtype=float)).notna().any():
             st.warning(f"**{r.name}**: the model was trained without valence/arousal, so its valence/arousal outputs "
                        "are not scored.")
         else:
-            st.warning(f"**{r.name}**: its {ctx.split} predictions hold no annotated valence/arousal (data layout "
-                       f"'{layout}'), so there is nothing to compare its valence/arousal outputs against.")
+            st.warning(f"**{r.name}**: its {ctx.split} predictions hold no annotated valence/arousal (data such as "
+                       "FER+ or class folders), so there is nothing to compare its valence/arousal outputs against.")
 if not va_runs:
     st.stop()
 
