@@ -406,6 +406,24 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return float(_binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
 
 
+def corrected_resampled_t(diffs, test_train_ratio: float) -> tuple[float, float]:
+    """(t, two-sided p) of the corrected resampled t-test (Nadeau & Bengio, 2003; Bouckaert & Frank, 2004) on the
+    per-fold differences of two recipes cross-validated on the same folds. The folds' training sets overlap, so
+    the plain t-test's variance is too small; the correction multiplies it by 1 + K * n_test / n_train. NaN for
+    fewer than two folds."""
+    from scipy.stats import t as student_t
+
+    d = np.asarray(diffs, dtype=float)
+    k = d.size
+    if k < 2:
+        return math.nan, math.nan
+    var = (1 / k + test_train_ratio) * d.var(ddof=1)
+    if var == 0:
+        return (0.0, 1.0) if d.mean() == 0 else (math.copysign(math.inf, d.mean()), 0.0)
+    t = float(d.mean() / math.sqrt(var))
+    return t, float(2 * student_t.sf(abs(t), k - 1))
+
+
 def paired_comparison(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
     """Run A against run B on the sample ids both evaluated: is the difference larger than the noise?
 

@@ -8,19 +8,25 @@ and McNemar's exact test on accuracy. Prints a markdown table.
 A comma-separated list of runs stands for their predictions taken together (e.g. the folds of one
 cross-validation, whose test parts cover every image once); an image may appear in only one of them.
 
+Two cross-validations on the same folds (pooled folders whose fold runs lie beside them, or comma-separated fold
+runs) also get a fold-by-fold line: each fold's accuracy difference and the corrected resampled t-test (Nadeau &
+Bengio, 2003), which counts how much a recipe's figure moves from one training set to another; the bootstrap and
+McNemar's test count only which images were drawn.
+
 Only the images both runs predicted are compared. Where that is fewer than either run has, the n column says so
 ("66 of 640 / 320": shared, then the run's and the other's count) and a warning names how many were left out.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.metrics import paired_comparison  # noqa: E402
-from fer_core.runs import run_predictions, runs_label  # noqa: E402
+from fer_core.metrics import corrected_resampled_t, paired_comparison  # noqa: E402
+from fer_core.runs import cross_validated, fold_run_names, pool_predictions, run_predictions, runs_label  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
            ("arousal_ccc", "Δ A CCC"), ("valence_rmse", "Δ V RMSE"), ("arousal_rmse", "Δ A RMSE")]
@@ -31,6 +37,42 @@ def cell(m: dict | None) -> str:
         return "–"
     ci = m["ci95"]
     return f"{m['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
+
+
+def folds_of(arg: str, split: str) -> list | None:
+    """Each fold's predictions of a cross-validation: comma-separated runs, or a pooled folder whose fold runs lie
+    beside it; None for anything else."""
+    parts = arg.split(",")
+    if len(parts) == 1:
+        try:
+            config = json.loads((Path(arg) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        parts = [str(Path(arg).parent / name) for name in fold_run_names(config)] if cross_validated(config) else []
+    try:
+        return [pool_predictions([Path(d) / f"predictions_{split}.csv"]) for d in parts] if len(parts) > 1 else None
+    except (OSError, ValueError):
+        return None
+
+
+def fold_by_fold(new: str, old: str, split: str) -> str | None:
+    """A line on the per-fold accuracy differences and their corrected resampled t-test, where both are
+    cross-validations whose folds test the same images."""
+    a, b = folds_of(new, split), folds_of(old, split)
+    if not a or not b or len(a) != len(b):
+        return None
+    by_ids = {frozenset(f["id"].astype(str)): f for f in b}
+    pairs = [(f, by_ids.get(frozenset(f["id"].astype(str)))) for f in a]
+    if any(g is None for _, g in pairs):
+        return None  # other folds (another seed): no fold-by-fold pairing
+    acc = lambda f: float((f["pred"] == f["true"]).mean())  # noqa: E731
+    diffs = [acc(f) - acc(g) for f, g in pairs]
+    total = sum(len(f) for f in a)
+    ratio = sum(len(f) / (total - len(f)) for f in a) / len(a)  # test images per training image
+    t, p = corrected_resampled_t(diffs, ratio)
+    return (f"{runs_label(new)} − {runs_label(old)}, fold by fold ({len(diffs)} folds, the same test images): "
+            f"accuracy {', '.join(f'{d:+.3f}' for d in diffs)}; mean {sum(diffs) / len(diffs):+.3f}, corrected "
+            f"resampled t-test t = {t:.2f}, p = {p:.3f}")
 
 
 def main() -> int:
@@ -62,6 +104,9 @@ def main() -> int:
     print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |")
     print("|" + "---|" * (len(COLUMNS) + 4))
     print("\n".join(lines))
+    folds = [line for old, new in pairs if (line := fold_by_fold(new, old, a.split))]
+    if folds:
+        print("\n" + "\n".join(folds))
     return 0
 
 

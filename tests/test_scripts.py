@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -272,6 +273,28 @@ def test_pool_folds_writes_one_run_folder_scored_on_every_image(runs, tmp_path):
                 "--out", tmp_path / "cv-better").returncode == 0
     ens = _run("ensemble.py", tmp_path / "cv", tmp_path / "cv-better", "--out", tmp_path / "ens")
     assert ens.returncode == 0 and "ensemble (test split, n=300" in ens.stdout, ens.stderr
+
+
+def test_compare_runs_tests_two_cross_validations_fold_by_fold(runs, tmp_path):
+    from scipy import stats
+
+    for name, run in (("cv", runs["base"]), ("cv-better", runs["better"])):
+        write_cv_folds(run, tmp_path, name, first_stage=runs["base-s1"])
+        assert _run("pool_folds.py", tmp_path / f"{name}-fold1", tmp_path / f"{name}-fold2",
+                    "--out", tmp_path / name).returncode == 0
+    out = _run("compare_runs.py", tmp_path / "cv", tmp_path / "cv-better")
+    assert out.returncode == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if "fold by fold" in ln)
+    acc = lambda f: (f["pred"] == f["true"]).mean()  # noqa: E731
+    read = lambda run: pd.read_csv(tmp_path / run / "predictions_test.csv")  # noqa: E731
+    d = np.array([acc(read(f"cv-better-fold{k}")) - acc(read(f"cv-fold{k}")) for k in (1, 2)])
+    t = d.mean() / np.sqrt((1 / 2 + 1) * d.var(ddof=1))  # two folds: each tests as many images as it trains on
+    assert f"accuracy {d[0]:+.3f}, {d[1]:+.3f}; mean {d.mean():+.3f}" in line
+    assert line.endswith(f"t = {t:.2f}, p = {2 * stats.t.sf(abs(t), 1):.3f}")
+    # the same comma-separated; a fixed-split run beside a cross-validation gets no such line
+    folds = [",".join(str(tmp_path / f"{n}-fold{k}") for k in (1, 2)) for n in ("cv", "cv-better")]
+    assert line.split(" fold by fold ")[1] in _run("compare_runs.py", *folds).stdout
+    assert "fold by fold" not in _run("compare_runs.py", runs["base"], tmp_path / "cv-better").stdout
 
 
 def test_pool_folds_refuses_runs_that_are_not_the_folds_of_one_cross_validation(runs, tmp_path):
