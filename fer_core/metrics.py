@@ -386,7 +386,9 @@ def align_predictions(tables: list[pd.DataFrame], names=None) -> list[pd.DataFra
     for t in indexed[1:]:
         common = common.intersection(t.index, sort=False)
     if common.empty:
-        raise ValueError("the runs share no sample ids (evaluated on different data or splits)")
+        raise ValueError("the runs share no sample ids (evaluated on different data or splits, or folds of one "
+                         "cross-validation, each tested on other images: to average two cross-validations, give "
+                         "their pooled folders, or their folds as comma lists)")
     rows = [t.loc[common].reset_index(drop=True) for t in indexed]
     if any((r["true"].to_numpy() != rows[0]["true"].to_numpy()).any() for r in rows[1:]):
         raise ValueError("the runs give different true labels for the same sample ids: not the same data")
