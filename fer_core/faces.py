@@ -86,7 +86,8 @@ class FaceDetector:
     def name(self) -> str:
         label = {"yuface": "yuface (libfacedetection CNN)", "mtcnn": "facenet-pytorch MTCNN",
                  "haar": "OpenCV Haar cascade (frontal face)"}[self.backend]
-        return f"{label}, detecting at longest side {self.max_side} px" if self.max_side else label
+        return (f"{label}, detecting at longest side {self.max_side} px (photos over twice that also at up to "
+                f"{SMALL_FACE_SIDE} px, for small faces)" if self.max_side else label)
 
     # ---------------------------------------------------------------- backends: small image in, (boxes, scores) out
     def _init_yuface(self):
