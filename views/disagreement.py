@@ -74,7 +74,9 @@ except ValueError as e:
 table = E.paired_table(result, a, b)
 st.markdown(f"**Is the difference real?** Each metric of A − B on the **{result['n']:,}** samples both runs "
             "evaluated, with a paired bootstrap 95% interval (1,000 resamples, the same samples drawn for both "
-            "runs). An interval that contains 0 means these samples cannot tell the two runs apart.")
+            f"runs). An interval that contains 0 means these samples cannot tell the two runs apart. With "
+            f"{len(table)} metrics tested at once, one interval that only just leaves 0 is what chance alone often "
+            "gives: read such a verdict as weak evidence.")
 st.dataframe(table[["metric", a, b, "A − B", "95% CI", "verdict"]], width="stretch", hide_index=True,
              column_config={a: st.column_config.NumberColumn(format="%.3f"),
                             b: st.column_config.NumberColumn(format="%.3f"),
