@@ -197,7 +197,8 @@ def write_run(runs_dir, name: str, *, n: int = 400, skill: float = 1.5, has_va: 
 
 def write_cv_folds(run: Path, out_dir: Path, prefix: str, first_stage: Path) -> list[Path]:
     """run's test predictions cut into the two folds of a 2-fold cross-validation, each started from first_stage's
-    checkpoint (as the folds after one FER+ stage are), with run's history (fold 2's val_acc 0.1 higher)."""
+    checkpoint (as the folds after one FER+ stage are), with their metrics and run's history (fold 2's val_acc 0.1
+    higher)."""
     whole = pd.read_csv(Path(run) / "predictions_test.csv", dtype={"id": str})
     cfg = json.loads((Path(run) / "config.json").read_text())
     folders = []
@@ -210,6 +211,8 @@ def write_cv_folds(run: Path, out_dir: Path, prefix: str, first_stage: Path) -> 
         atomic_write_json(folder / "config.json", {**cfg, "name": folder.name, "split": split, "weights": weights,
                                                    "train_minutes": 2.0 + k})
         atomic_write_csv(folder / "predictions_test.csv", part)
+        atomic_write_json(folder / "metrics_test.json", compute_metrics(part.reset_index(drop=True), split="test",
+                                                                        data_root=str(folder), n_boot=5))
         history = pd.read_csv(Path(run) / "history.csv")
         atomic_write_csv(folder / "history.csv", history.assign(val_acc=history["val_acc"] + 0.1 * (k - 1)))
         folders.append(folder)

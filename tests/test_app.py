@@ -467,3 +467,16 @@ def test_with_no_run_chosen_a_button_brings_the_default_choice_back(monkeypatch,
     assert any(i.value.startswith("Choose one or more runs") for i in at.info)
     at.button[0].click().run()
     assert len(at.multiselect(key="selected_runs").value) > 0 and at.title[0].value == "Overview"
+
+
+def test_a_chosen_cross_validation_shows_its_folds_spread(monkeypatch, tmp_path):
+    make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
+    _pooled_cv(tmp_path / "runs" / "effb0-affectnet", tmp_path / "runs", tmp_path / "runs" / "cv")
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["_selected_runs_saved"] = ["cv"]  # the folds themselves not chosen
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    spread = next(d.value for d in at.dataframe if d.value.index.name == "recipe")
+    assert spread.index.tolist() == ["cv (2 folds)"] and spread.at["cv (2 folds)", "runs"] == "cv-fold1, cv-fold2"
+    assert " ± " in spread.at["cv (2 folds)", "Accuracy"]

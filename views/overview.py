@@ -1,4 +1,5 @@
 """Overview: the chosen runs' results side by side, with 95% intervals, and the best run named."""
+import pandas as pd
 import streamlit as st
 
 from fer_core import report
@@ -71,10 +72,20 @@ st.download_button("Download as a LaTeX table",
 
 configs = {r.name: r.config for r in have}
 seeds = R.seed_groups(configs)
+# a chosen cross-validation's folds, whose spread papers report as mean ± sd, even where the folds are not chosen
+fold_values = values
+for r in have:
+    fold_runs = [f for f in R.fold_runs(r, ctx.all_runs)[0] if "test" in f.metrics_splits] \
+        if R.cross_validated(r.config) else []
+    if len(fold_runs) > 1 and not any(set(g) == {f.name for f in fold_runs} for g in seeds):
+        seeds.append([f.name for f in fold_runs])
+        configs.update({f.name: f.config for f in fold_runs})
+        extra = report.results_table({f.name: S.metrics(f, "test") for f in fold_runs})[0]
+        fold_values = pd.concat([fold_values, extra.loc[extra.index.difference(fold_values.index)]])
 if seeds:
     folds = {g[0] for g in seeds if R.folds_of(configs[g[0]])}
     st.subheader("Same recipe, different seeds" + (" or folds" if folds else ""))
-    st.dataframe(report.seed_summary(values, seeds, fold_groups=folds), width="stretch")
+    st.dataframe(report.seed_summary(fold_values, seeds, fold_groups=folds), width="stretch")
     st.caption("Runs whose training settings differ only in the seed, as mean ± standard deviation across seeds. "
                "The spread is how far retraining alone moves a figure: compare recipes by their means, and read "
                "differences between single runs smaller than it as ties."
