@@ -53,9 +53,10 @@ def _open_rgb(path, max_pixels: int, draft: int | None = None) -> Image.Image:
         with Image.open(path) as im:
             w, h = im.size
             jpeg = im.format == "JPEG"
-            if w * h > max_pixels * (JPEG_REDUCE if jpeg else 1):
-                hint = "" if jpeg else f" (a JPEG is read at reduced size up to {JPEG_REDUCE * max_pixels:,})"
-                raise ImageError(f"{w}x{h} pixels is over the limit of {max_pixels:,}{hint}")
+            jpeg_limit = min(JPEG_REDUCE * max_pixels, 2 * Image.MAX_IMAGE_PIXELS)  # PIL refuses more itself
+            if w * h > (jpeg_limit if jpeg else max_pixels):
+                hint = "" if jpeg else f" (a JPEG is read at reduced size up to {jpeg_limit:,})"
+                raise ImageError(f"{w}x{h} pixels is over the limit of {jpeg_limit if jpeg else max_pixels:,}{hint}")
             if draft and jpeg:
                 im.draft("RGB", (draft, draft))  # DCT-domain downscale: decodes far fewer pixels
             elif jpeg and w * h > max_pixels:
