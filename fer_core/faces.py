@@ -254,6 +254,8 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
             x0, y0, x1, y1 = r["box"]
             colour = CLASS_COLOURS[r["label"] % len(CLASS_COLOURS)]
             cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, thick)
+            if max(h, w) < 160:  # a thumbnail: a label would cover the face; the page and the CLI list it in words
+                continue
             if len(results) > 1:  # labels sized to their faces, so that neighbours' labels do not run together
                 size = min(font, max(0.35, (x1 - x0) / 300))
                 if cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thick)[0][0] > 1.5 * (x1 - x0):

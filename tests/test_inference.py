@@ -236,6 +236,11 @@ def test_annotate_draws_boxes_and_the_no_face_banner(predictor):
     assert out.shape == img.shape and (out[:15] != img[:15]).any() and (out[-40:] == img[-40:]).all()
     tiny = img[:60, :60]  # a thumbnail: no banner over all of it (the page and the CLI say "no face" in words)
     assert (annotate(tiny, predictor.predict_faces(tiny)) == tiny).all()
+    face = {"box": (4, 4, 44, 44), "label": 1, "label_name": "Happy", "confidence": 0.9, "valence": 0.5,
+            "arousal": 0.1}
+    small = np.full((48, 48, 3), 128, np.uint8)  # a 48 px FER crop whose face fills it: its box, and no label over it
+    drawn = annotate(small, [face])
+    assert (drawn[4, 4:44] != 128).any() and (drawn[8:40, 8:40] == 128).all()
 
 
 # ----------------------------------------------------------------------------------- image loading
