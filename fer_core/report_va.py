@@ -18,10 +18,20 @@ DIMS = ("valence", "arousal")
 VA_SUMMARY = {"rmse": "RMSE", "mae": "MAE", "pearson": "Pearson r", "ccc": "CCC", "sagr": "SAGR", "r2": "R²"}
 
 
+def _has(pred: pd.DataFrame, part: str) -> bool:
+    return all(f"{d}_{part}" in pred and pred[f"{d}_{part}"].notna().any() for d in DIMS)
+
+
 def has_va(pred: pd.DataFrame) -> bool:
     """True when the frame holds valence/arousal annotations and predictions of them (either alone is nothing to
-    compare: data without annotations, or a model trained without them)."""
-    return all(f"{d}_{p}" in pred and pred[f"{d}_{p}"].notna().any() for d in DIMS for p in ("true", "pred"))
+    compare: data without annotations, or a model trained without them; no_va_reason says which)."""
+    return _has(pred, "true") and _has(pred, "pred")
+
+
+def no_va_reason(pred: pd.DataFrame) -> str | None:
+    """Why a predictions frame has no valence/arousal to score: "untrained" (annotations, but a model trained without
+    them), "unannotated" (data without them), or None when it has."""
+    return None if has_va(pred) else "untrained" if _has(pred, "true") else "unannotated"
 
 
 def sample_rows(pred: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> tuple[pd.DataFrame, str]:

@@ -329,9 +329,9 @@ def _main(args, run: dict) -> int:
     for note in index.notes[1:]:  # what the reader ignored (other folders, a missing FER+ part), besides the skipped
         if not note.startswith("skipped: "):
             log.info("%s", note)
-    table, warnings = fdata.class_count_notes(by_split)
+    table, cautions = fdata.class_count_notes(by_split)
     log.info("%s", table)
-    for w in warnings:
+    for w in cautions:
         log.warning("warning: %s", w)
 
     model, info = build_model(r["backbone"], "none" if ckpt else r["weights"], dropout=r["dropout"])

@@ -39,7 +39,7 @@ def cell(m: dict | None) -> str:
     return f"{m['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
 
 
-def folds_of(arg: str, split: str) -> list | None:
+def fold_predictions(arg: str, split: str) -> list | None:
     """Each fold's predictions of a cross-validation: comma-separated runs, or a pooled folder whose fold runs lie
     beside it; None for anything else."""
     parts = arg.split(",")
@@ -58,7 +58,7 @@ def folds_of(arg: str, split: str) -> list | None:
 def fold_by_fold(new: str, old: str, split: str) -> str | None:
     """A line on the per-fold accuracy differences and their corrected resampled t-test, where both are
     cross-validations whose folds test the same images."""
-    a, b = folds_of(new, split), folds_of(old, split)
+    a, b = fold_predictions(new, split), fold_predictions(old, split)
     if not a or not b or len(a) != len(b):
         return None
     by_ids = {frozenset(f["id"].astype(str)): f for f in b}

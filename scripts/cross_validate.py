@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--folds", type=int, required=True, help="N, the number of folds (2 or more)")
     p.add_argument("--name", required=True, help="the pooled run's name; fold K trains as NAME-foldK")
-    p.add_argument("--out", type=Path, default=Path("artifacts/runs"), help="parent folder of the run folders (default: artifacts/runs)")
+    p.add_argument("--out", type=Path, default=Path("artifacts/runs"),
+                   help="parent folder of the run folders (default: artifacts/runs)")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then fer_core.train's arguments")
     a = p.parse_args(argv)
     train_args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args

@@ -365,6 +365,11 @@ def test_valence_arousal_count_only_where_both_annotations_and_predictions_exist
     assert has_va(frame)
     assert not has_va(frame.assign(valence_pred=float("nan"), arousal_pred=float("nan")))  # an untrained head
     assert not has_va(frame.assign(valence_true=float("nan"), arousal_true=float("nan")))  # data without them
+    from fer_core.report_va import no_va_reason
+
+    assert no_va_reason(frame) is None
+    assert no_va_reason(frame.assign(valence_pred=float("nan"), arousal_pred=float("nan"))) == "untrained"
+    assert no_va_reason(frame.assign(valence_true=float("nan"), arousal_true=float("nan"))) == "unannotated"
 
 
 def test_valence_arousal_table_gives_each_figure_with_its_interval():

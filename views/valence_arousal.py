@@ -1,5 +1,4 @@
 """Valence/arousal: predicted vs annotated, the circumplex, error distributions and agreement per run."""
-import pandas as pd
 import streamlit as st
 
 from fer_core import report_va as V
@@ -12,7 +11,7 @@ preds = {r.name: S.predictions(r, ctx.split) for r in have}
 va_runs = [r for r in have if V.has_va(preds[r.name])]
 for r in have:
     if r not in va_runs:
-        if preds[r.name].get("valence_true", pd.Series(dtype=float)).notna().any():
+        if V.no_va_reason(preds[r.name]) == "untrained":
             st.warning(f"**{r.name}**: the model was trained without valence/arousal, so its valence/arousal outputs "
                        "are not scored.")
         else:
