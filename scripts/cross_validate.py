@@ -6,6 +6,10 @@ Runs `python -m fer_core.train TRAIN_ARGS --fold K/N --name NAME-foldK --out OUT
 other, then `scripts/pool_folds.py` into OUT/NAME. After an interruption, the same command continues: a finished
 fold is kept, a fold that stopped or failed goes on with `--resume`, the others start. The arguments after `--` go
 to every fold unchanged; the folds' split, name and folder are this script's to choose.
+
+`--final` then trains the recipe once more with no test part (`--test-frac 0`; the validation part
+stays, for the epoch the recipe keeps), as OUT/NAME-final: the model to use, whose expected accuracy is the
+cross-validation's. Adding `--final` to a finished cross-validation's command trains just that model.
 """
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ def main(argv=None) -> int:
     p.add_argument("--name", required=True, help="the pooled run's name; fold K trains as NAME-foldK")
     p.add_argument("--out", type=Path, default=Path("artifacts/runs"),
                    help="parent folder of the run folders (default: artifacts/runs)")
+    p.add_argument("--final", action="store_true",
+                   help="then train NAME-final with no test part, every image in its train or validation part: the model "
+                        "the cross-validation scores")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then fer_core.train's arguments")
     a = p.parse_args(argv)
     train_args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args
@@ -40,45 +47,60 @@ def main(argv=None) -> int:
     if taken:
         p.error(f"{', '.join(taken)}: this script chooses each fold's split, name and folder; leave it out")
     pooled = a.out / a.name
+    pooled_done = False
     if pooled.exists():
         try:
-            done = bool(json.loads((pooled / "config.json").read_text(encoding="utf-8")).get("fold_runs"))
+            pooled_done = bool(json.loads((pooled / "config.json").read_text(encoding="utf-8")).get("fold_runs"))
         except (OSError, ValueError, AttributeError):
-            done = False
-        p.error(f"{pooled} exists already" + (": this cross-validation is done, its folds pooled there" if done else "")
-                + "; choose another --name for a new one")
+            pass
+        if not (pooled_done and a.final):
+            p.error(f"{pooled} exists already"
+                    + (": this cross-validation is done, its folds pooled there" if pooled_done else "")
+                    + "; choose another --name for a new one" + (" (or add --final)" if pooled_done else ""))
 
     folds = [a.out / f"{a.name}-fold{k}" for k in range(1, a.folds + 1)]
-    train = [sys.executable, "-m", "fer_core.train"]
-    for k, folder in enumerate(folds, start=1):
-        config = folder / "config.json"
-        if folder.exists() and not config.is_file():
-            print(f"error: {folder} holds no finished epoch (no config.json): a training there was cut off in its "
-                  "first epoch, or is still running. Remove the folder and run the same command again.",
-                  file=sys.stderr)
-            return 1
-        try:
-            status = json.loads(config.read_text(encoding="utf-8")).get("status") if config.is_file() else None
-        except (OSError, ValueError) as e:
-            print(f"error: {config} is not readable ({e})", file=sys.stderr)
-            return 1
-        if status in DONE:
-            print(f"fold {k}/{a.folds}: {folder} finished before, kept", flush=True)
-            continue
-        if status:  # stopped, failed, or cut off while running: go on from its last finished epoch
-            command, what = [*train, "--resume", str(folder)], f"resuming ({status})"
-        else:
-            command = [*train, *train_args, "--fold", f"{k}/{a.folds}", "--name", folder.name, "--out", str(a.out)]
-            what = "training"
-        print(f"fold {k}/{a.folds}: {what} {folder}", flush=True)
-        rc = subprocess.run(command, env=ENV).returncode
-        if rc != 0:
-            print(f"error: fold {k} ended with exit code {rc}; run the same command again to continue from it",
-                  file=sys.stderr)
+    if not pooled_done:
+        for k, folder in enumerate(folds, start=1):
+            rc = _train(folder, [*train_args, "--fold", f"{k}/{a.folds}"], a.out, f"fold {k}/{a.folds}")
+            if rc:
+                return rc
+        rc = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *map(str, folds),
+                             "--out", str(pooled)], env=ENV).returncode
+        if rc or not a.final:
             return rc
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *map(str, folds),
-                           "--out", str(pooled)], env=ENV).returncode
+    final = a.out / f"{a.name}-final"
+    rc = _train(final, [*train_args, "--test-frac", "0"], a.out, "final model (no test part)")
+    if not rc:
+        print(f"final model: {final}; its expected figures are the cross-validation's, in {pooled}", flush=True)
+    return rc
 
+
+def _train(folder: Path, args: list[str], out: Path, what: str) -> int:
+    """Train ``args`` into ``folder``; keep it if it finished before, resume it if it was cut off. Exit code."""
+    config = folder / "config.json"
+    if folder.exists() and not config.is_file():
+        print(f"error: {folder} holds no finished epoch (no config.json): a training there was cut off in its "
+              "first epoch, or is still running. Remove the folder and run the same command again.", file=sys.stderr)
+        return 1
+    try:
+        status = json.loads(config.read_text(encoding="utf-8")).get("status") if config.is_file() else None
+    except (OSError, ValueError) as e:
+        print(f"error: {config} is not readable ({e})", file=sys.stderr)
+        return 1
+    if status in DONE:
+        print(f"{what}: {folder} finished before, kept", flush=True)
+        return 0
+    train = [sys.executable, "-m", "fer_core.train"]
+    if status:  # stopped, failed, or cut off while running: go on from its last finished epoch
+        command, doing = [*train, "--resume", str(folder)], f"resuming ({status})"
+    else:
+        command, doing = [*train, *args, "--name", folder.name, "--out", str(out)], "training"
+    print(f"{what}: {doing} {folder}", flush=True)
+    rc = subprocess.run(command, env=ENV).returncode
+    if rc:
+        print(f"error: {what} ended with exit code {rc}; run the same command again to continue from it",
+              file=sys.stderr)
+    return rc
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -364,6 +364,14 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
     assert pooled["split"]["counts"]["test"] == 48  # every image tested once
     again = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
     assert again.returncode == 2 and "exists already: this cross-validation is done" in again.stderr
+    assert "(or add --final)" in again.stderr
+    final = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--final", "--", *tiny)
+    assert final.returncode == 0, final.stderr
+    assert "fold 1/2" not in final.stdout and "final model (no test part): training runs/cv-final" in final.stdout
+    counts = json.loads((tmp_path / "runs" / "cv-final" / "config.json").read_text())["split"]["counts"]
+    assert counts["test"] == 0 and counts["train"] + counts["val"] == 48
+    again = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--final", "--", *tiny)
+    assert again.returncode == 0 and "runs/cv-final finished before, kept" in again.stdout
 
     # an interrupted cross-validation: fold 2 stopped, nothing pooled yet
     shutil.rmtree(tmp_path / "runs" / "cv")
