@@ -251,3 +251,25 @@ def test_a_one_frame_video_reads_as_one_and_its_point_is_drawn():
     assert all("markers" in t.mode for t in timeline_figure(tl, ["Neutral", "Sad"]).data[:2])  # a lone point shows
     face = {"valence": 0.3, "arousal": 0.1}
     assert list(live_circumplex_figure([face], ["P2"]).data[0].text) == ["P2"]
+
+
+def test_a_video_analysis_stops_once_its_browser_tab_has_gone(predictor, clip, monkeypatch):
+    import time
+
+    from views import predict as page
+
+    def run(alive):
+        job = page.start_video_job(predictor, "clip.mp4", clip.read_bytes(), 0.1, alive=alive)
+        deadline = time.monotonic() + 60
+        while not job["cancel"] and job["result"] is None and job["error"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the thread returns at the next frame
+        return job
+
+    monkeypatch.setattr(page, "ORPHAN_S", 0)
+    gone = run(lambda: False)
+    assert gone["cancel"] and gone["result"] is None and gone["done"] < 30
+    monkeypatch.setattr(page, "ORPHAN_S", 3600)  # a short drop is forgiven
+    kept = run(lambda: False)
+    assert not kept["cancel"] and len(kept["result"]["records"]) == 30
+    assert page.session_alive()()  # outside a Streamlit server there is no tab to watch

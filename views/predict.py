@@ -131,19 +131,43 @@ class _Cancelled(Exception):
     """A video analysis no longer wanted (another video, model or interval chosen)."""
 
 
-def start_video_job(predictor: Predictor, name: str, data: bytes, every: float) -> dict:
+def session_alive():
+    """A test of whether this browser tab is still connected, callable from any thread."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():  # a bare script run: nothing to watch
+        return lambda: True
+    runtime, session = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session)
+
+
+ORPHAN_S = 60  # a video analysis whose tab has been gone this long stops (a brief network drop reconnects)
+
+
+def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, alive=None) -> dict:
     """Classify the video's frames every ``every`` seconds on a thread of its own, so that using the page meanwhile
-    (each click reruns it) does not throw the work away. The job: {"done", "total" (frames read, announced),
-    "result" (analysis_result), "error", "cancel"}."""
+    (each click reruns it) does not throw the work away; it stops when cancelled, or once ``alive()`` (default: the
+    tab is connected) has said no for ORPHAN_S seconds. The job: {"done", "total" (frames read, announced), "result"
+    (analysis_result), "error", "cancel"}."""
     import tempfile
     import threading
+    import time
 
     import cv2
 
     job = {"done": 0, "total": 0, "result": None, "error": None, "cancel": False}
     thumbs, notes = [], []
+    alive, gone_since = alive or session_alive(), [None]
 
     def progress(done, total):
+        if alive():
+            gone_since[0] = None
+        elif gone_since[0] is None:
+            gone_since[0] = time.monotonic()
+        elif time.monotonic() - gone_since[0] >= ORPHAN_S:
+            job["cancel"] = True
         if job["cancel"]:
             raise _Cancelled
         job["done"], job["total"] = done, total
