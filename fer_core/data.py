@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .images import ImageError, decode_images, load_image  # noqa: F401  (part of this module's API)
+from .images import IMAGE_EXTS, ImageError, decode_images, load_image  # noqa: F401  (part of this module's API)
 from .labels import CLASSES, class_index
 
 
@@ -49,7 +49,6 @@ class DataIndex:
     notes: list[str] = field(default_factory=list)
 
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
 AFFECTNET_SENTINELS = {8: "None", 9: "Uncertain", 10: "No-Face"}

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, features
 from tqdm import tqdm
 
 
@@ -20,6 +20,9 @@ warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 JPEG_REDUCE = 4
 # Photo formats PIL has no decoder for here; a clear word beats "no known image format".
 NOT_SUPPORTED = {".heic": "HEIC", ".heif": "HEIF"}
+# What data sets, the gallery and prediction read as images (.jfif and .jpe are JPEGs; AVIF where Pillow has libavif)
+IMAGE_EXTS = ({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+               ".pbm", ".pnm"} | ({".avif"} if features.check("avif") else set()))
 
 
 class ImageError(Exception):

@@ -17,18 +17,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from PIL import features
 
-from .data import ImageError
 from .faces import DETECTORS
-from .images import NOT_SUPPORTED
+from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError
 from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
 from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
-
-# the photo formats PIL decodes here (.jfif and .jpe are JPEGs; AVIF where Pillow was built with libavif)
-IMAGE_EXTS = ({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-               ".pbm", ".pnm"} | ({".avif"} if features.check("avif") else set()))
 
 
 def get_args_parser():

@@ -40,23 +40,10 @@ def misclassified(pred: pd.DataFrame, true_class: int | None = None, pred_class:
     rows["pred_name"] = [CLASSES[i] for i in rows["pred"]]
     column, ascending = SORTS[sort]
     if column == "id":
-        rows = rows.sort_values("id", key=_natural_key, kind="stable")
+        rows = rows.iloc[natural_order(rows["id"])]
     else:
         rows = rows.sort_values(column, ascending=ascending, kind="stable")
     return rows.reset_index(drop=True)
-
-
-def _natural_key(ids: pd.Series) -> pd.Series:
-    # Numeric ids sort as numbers ("9" before "10"); others keep string order after them.
-    nums = pd.to_numeric(ids, errors="coerce")
-    return nums.fillna(np.inf) if nums.notna().any() else ids
-
-
-def page_of(rows: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame, int]:
-    """(rows on 1-based page, number of pages); the page is clamped into range."""
-    n_pages = max(1, math.ceil(len(rows) / per_page))
-    page = min(max(1, page), n_pages)
-    return rows.iloc[(page - 1) * per_page: page * per_page], n_pages
 
 
 def find_sample(pred: pd.DataFrame, query: str) -> pd.DataFrame:
@@ -176,12 +163,18 @@ def pair_ids(corr: pd.DataFrame, right: str, wrong: str) -> list[str]:
     return natural_sorted(both.index[sel])
 
 
-def natural_sorted(ids) -> list[str]:
-    """Ids ordered by their trailing number ("9" before "10", "Test/fer0000635" as 635), then as text."""
+def natural_order(ids) -> np.ndarray:
+    """Positions that order ids by their trailing number ("9" before "10", "Test/fer0000635" as 635), then as
+    text; ids without a number come last."""
     ids = pd.Series(list(ids), dtype=object).astype(str)
     nums = pd.to_numeric(ids.str.extract(r"(\d+)\D*$")[0], errors="coerce").fillna(np.inf).to_numpy()
-    order = np.lexsort((ids.to_numpy(), nums))
-    return ids.to_numpy()[order].tolist()
+    return np.lexsort((ids.to_numpy(), nums))
+
+
+def natural_sorted(ids) -> list[str]:
+    """Ids in ``natural_order``."""
+    ids = np.asarray(list(ids), dtype=object).astype(str)
+    return ids[natural_order(ids)].tolist()
 
 
 # Paired-comparison metrics as the page names them, and whether a smaller value is the better one.

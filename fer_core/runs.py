@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import IMAGE_EXTS
+from .images import IMAGE_EXTS
 from .labels import CLASSES, NUM_CLASSES
 from .presets import PRESETS, resolve
 

@@ -133,11 +133,11 @@ def test_folders_leave_out_hidden_files_and_folders(tmp_path):
 
 
 def test_folders_without_splits(tmp_path):
-    for rel in ("happy/1.jpg", "happy/2.jpg", "fearful/3.png", "contempt/4.jpg"):
-        save(tmp_path / rel)
+    for rel in ("happy/1.jpg", "happy/2.jfif", "fearful/3.png", "contempt/4.ppm"):  # what predict reads, too
+        save(tmp_path / rel, fmt="JPEG" if rel.endswith(".jfif") else None)
     index = read_dataset(tmp_path, layout="folders")
     assert sorted((s.id, s.label, s.split) for s in index.samples) == [
-        ("contempt/4.jpg", 7, None), ("fearful/3.png", 4, None), ("happy/1.jpg", 1, None), ("happy/2.jpg", 1, None)]
+        ("contempt/4.ppm", 7, None), ("fearful/3.png", 4, None), ("happy/1.jpg", 1, None), ("happy/2.jfif", 1, None)]
 
 
 # ---------------------------------------------------------------- CSV manifest

@@ -306,8 +306,10 @@ def test_misclassified_filters_sort_and_paging():
     assert fear["confidence"].is_monotonic_increasing
     by_id = E.misclassified(pred, sort="ID")
     assert by_id["id"].astype(int).is_monotonic_increasing
-    rows, n_pages = E.page_of(wrong, 99, 24)
-    assert n_pages == -(-len(wrong) // 24) and len(rows) == len(wrong) - 24 * (n_pages - 1)
+    pred["id"] = [f"Test/fer{int(i):07d}" if k % 2 else str(i) for k, i in enumerate(pred["id"])]  # FER+ beside
+    by_id = E.misclassified(pred, sort="ID")  # the gallery orders ids as the disagreement page does
+    assert list(by_id["id"]) == E.natural_sorted(by_id["id"])
+    assert by_id["id"].str.extract(r"(\d+)$")[0].astype(int).is_monotonic_increasing
 
 
 def test_find_sample_by_id():

@@ -105,7 +105,7 @@ per_page = S.choice(p1, "Per page", [12, 24, 48], "gallery_per_page", default=1)
 n_pages = -(-len(wrong) // per_page)
 page = p2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, value=1, step=1,
                        key=f"gallery_page-{run_name}-{true_name}-{pred_name}-{sort}-{per_page}")
-rows, _ = E.page_of(wrong, int(page), per_page)
+rows = wrong.iloc[(int(page) - 1) * per_page: int(page) * per_page]
 
 # --- grid: only this page's images are opened -------------------------------------------------
 root, source = S.image_root(run, ctx.split)

@@ -13,12 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # standalone runs (streamlit run views/predict.py, AppTest) start in views/
     sys.path.insert(0, str(ROOT))
 
-from fer_core.data import ImageError  # noqa: E402
 from fer_core.faces import annotate  # noqa: E402
-from fer_core.images import NOT_SUPPORTED  # noqa: E402
+from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, read_image, resolve_model)
-from fer_core.predict import IMAGE_EXTS, to_rows  # noqa: E402
+from fer_core.predict import to_rows  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
 from fer_core.video import (EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary,  # noqa: E402
