@@ -33,9 +33,9 @@ T_RANGE = (0.05, 20.0)
 
 def apply_temperature(probs, t: float) -> np.ndarray:
     """p^(1/t), renormalised per row: softmax(log p / t)."""
-    z = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None)) / float(t)
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    from scipy.special import softmax
+
+    return softmax(np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None)) / float(t), axis=1)
 
 
 def temperature_of(config: dict) -> float:
@@ -103,7 +103,7 @@ def _write_temperature(path: Path, entry: dict) -> None:
     if path.suffix.lower() == ".onnx":
         import onnx
 
-        from .export import CONFIG_KEY
+        from .inference import CONFIG_KEY
 
         proto = onnx.load(str(path))
         entry_meta = next(e for e in proto.metadata_props if e.key == CONFIG_KEY)

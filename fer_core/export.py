@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import softmax
 
 from .io import atomic_torch_save, atomic_write_bytes, unwritable_folder
 
 OPSET = 17
-CONFIG_KEY = "fer_lab_config"
 ROOT = Path(__file__).resolve().parent.parent  # the project root, where scripts/ensemble.py records members from
 TOLERANCE = 1e-3  # max abs difference of logits / valence-arousal accepted between ONNX Runtime and PyTorch
 TOLERANCE_FP16 = 2e-2  # with float16 weights: max abs difference of probabilities / valence-arousal, same argmax
@@ -53,6 +53,8 @@ def onnx_bytes(model: torch.nn.Module, config: dict, fp16_weights: bool = False)
 
 def _with_config(proto, config: dict) -> bytes:
     """The serialized model with ``config`` in its metadata, where predictors read it."""
+    from .inference import CONFIG_KEY
+
     entry = proto.metadata_props.add()
     entry.key, entry.value = CONFIG_KEY, json.dumps(config)
     return proto.SerializeToString()
@@ -88,17 +90,12 @@ def compare(model: torch.nn.Module, data: bytes, size: int, batch: int = 4, seed
     logits_o, va_o = sess.run(None, {"input": x})
     with torch.inference_mode():
         logits_t, va_t = (t.numpy() for t in model.eval()(torch.from_numpy(x)))
-    p_o, p_t = _softmax(logits_o), _softmax(logits_t)
+    p_o, p_t = softmax(logits_o, axis=1), softmax(logits_t, axis=1)
     return {"inputs_told_apart": bool(np.ptp(logits_t, axis=0).max() > 1e-3),  # else the check compared nothing
             "max_abs_diff_logits": float(np.abs(logits_o - logits_t).max()),
             "max_abs_diff_va": float(np.abs(va_o - va_t).max()),
             "max_abs_diff_probs": float(np.abs(p_o - p_t).max()),
             "same_argmax": bool((p_o.argmax(1) == p_t.argmax(1)).all()), "batch": batch}
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _verified_onnx(src: Path, fp16_weights: bool) -> tuple[bytes, dict]:
@@ -192,7 +189,7 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     import onnx
     import onnxruntime as ort
 
-    from .inference import ModelNotFound, resolve_model
+    from .inference import ModelNotFound, onnx_config, resolve_model
 
     members, cfgs, sources = [], [], []
     for m in config.get("members") or []:
@@ -203,11 +200,8 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
         if data is not None and _fp16_weights(data) != fp16_weights and pt.is_file():
             src, data = pt, None  # an export at the other precision: not mixed into this one
         data = data if data is not None else _verified_onnx(src, fp16_weights)[0]
-        meta = {e.key: e.value for e in onnx.load_from_string(data).metadata_props}
-        if CONFIG_KEY not in meta:
-            raise ModelNotFound(f"{src}: ONNX file without FER Lab config (export it with fer_core.export)")
         members.append(data)
-        cfgs.append(json.loads(meta[CONFIG_KEY]))
+        cfgs.append(onnx_config({e.key: e.value for e in onnx.load_from_string(data).metadata_props}, src))
         sources.append(str(src))
     if len(members) < 2:
         raise ModelNotFound(f"{folder}: an ensemble folder needs two or more members in its config.json")
@@ -229,10 +223,10 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     for d, c in zip(members, cfgs):
         xm = (x - _stat(c, "mean")) / _stat(c, "std")
         logits, va = ort.InferenceSession(d, providers=["CPUExecutionProvider"]).run(None, {"input": xm})
-        want_p.append(_softmax(logits))
+        want_p.append(softmax(logits, axis=1))
         want_va.append(va)
     logits, va = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})
-    p, want = _softmax(logits), np.mean(want_p, axis=0)
+    p, want = softmax(logits, axis=1), np.mean(want_p, axis=0)
     report = {"source": ", ".join(sources), "bytes": len(data), "opset": OPSET, "fp16_weights": fp16_weights,
               "max_abs_diff_probs": float(np.abs(p - want).max()),
               "max_abs_diff_va": float(np.abs(va - np.mean(want_va, axis=0)).max()),

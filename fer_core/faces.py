@@ -221,9 +221,6 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-# Colour per class (AffectNet order), RGB; the whole-image fallback is drawn grey.
-
-
 def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
              max_side: int | None = None) -> np.ndarray:
     """Copy of the image with each result's box and "Label 87% v+0.3 a-0.1" drawn (whole-image results: a

@@ -36,6 +36,16 @@ class ModelNotFound(Exception):
     """No usable model at the given place; the message says what to do."""
 
 
+CONFIG_KEY = "fer_lab_config"  # the ONNX metadata entry that holds a FER Lab config
+
+
+def onnx_config(meta: dict, source) -> dict:
+    """The FER Lab config in an ONNX file's metadata (key -> value). Raises ModelNotFound."""
+    if CONFIG_KEY not in meta:
+        raise ModelNotFound(f"{source}: ONNX file without FER Lab config (export it with fer_core.export)")
+    return json.loads(meta[CONFIG_KEY])
+
+
 def _have_ort() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
@@ -43,8 +53,7 @@ def _have_ort() -> bool:
 def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
     """Run folders holding checkpoints/best.pt in the given folders (a folder may be a run itself), newest first."""
     found = set()
-    for d in ([runs_dirs] if isinstance(runs_dirs, (str, Path)) else runs_dirs):
-        d = Path(d)
+    for d in map(Path, runs_dirs):
         best = [*d.glob("checkpoints/best.pt"), *d.glob("*/checkpoints/best.pt")]
         found.update(p.parent.parent.resolve() for p in best)
     return sorted(found, key=lambda p: (p / "checkpoints" / "best.pt").stat().st_mtime, reverse=True)
@@ -123,9 +132,9 @@ def model_config(path) -> dict:
 
     try:
         meta = {e.key: e.value for e in onnx.load(str(path), load_external_data=False).metadata_props}
-        return json.loads(meta["fer_lab_config"])
-    except Exception as e:  # onnx raises DecodeError and friends; KeyError: exported elsewhere
+    except Exception as e:  # onnx raises DecodeError and friends
         raise ModelNotFound(f"{path}: not an ONNX file exported by FER Lab ({type(e).__name__})") from None
+    return onnx_config(meta, path)
 
 
 def model_for_run(folder) -> Path | None:
@@ -225,10 +234,7 @@ class Predictor:
             if backend == "torch":
                 raise ValueError(f"{self.path} is an ONNX file: it runs with onnxruntime, not PyTorch")
             self._session = self._ort_session(str(self.path), threads)
-            meta = self._session.get_modelmeta().custom_metadata_map
-            if "fer_lab_config" not in meta:
-                raise ModelNotFound(f"{self.path}: ONNX file without FER Lab config (export it with fer_core.export)")
-            self.config = json.loads(meta["fer_lab_config"])
+            self.config = onnx_config(self._session.get_modelmeta().custom_metadata_map, self.path)
         else:
             from .models import model_from_checkpoint
 
@@ -321,9 +327,9 @@ class Predictor:
 
             with self._lock, torch.inference_mode():
                 logits, va = (t.numpy() for t in self._model(torch.from_numpy(x)))
-        z = logits.astype(np.float64)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        p, va = e / e.sum(axis=1, keepdims=True), np.asarray(va, np.float64)
+        from scipy.special import softmax
+
+        p, va = softmax(logits.astype(np.float64), axis=1), np.asarray(va, np.float64)
         if tta:  # the mirrors' answers averaged in, as evaluation does
             p, va = (p[:n] + p[n:]) / 2, (va[:n] + va[n:]) / 2
         if self.temperature != 1:

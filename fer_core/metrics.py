@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_csv, atomic_write_json
-from .labels import CLASSES, NUM_CLASSES
+from .labels import CLASSES, NUM_CLASSES, PROB_COLS
 
 
 # scikit-learn and SciPy take 2-3 s to import: imported when first needed, so that the dashboard's first page,
@@ -36,7 +36,6 @@ def _binomtest(*args):
     return binomtest(*args)
 
 
-PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]
 LABELS = list(range(NUM_CLASSES))
 VA_DIMS = ("valence", "arousal")
 # Bootstrap resamples are drawn in blocks of about this many indices, to bound memory (4M int64 = 32 MB).
@@ -235,18 +234,6 @@ def compute_metrics(pred_df: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
         va = _va_arrays(pred_df, dim)
         out[dim] = regression_metrics(*va) if va is not None else None
     out["ci95"] = bootstrap_ci(pred_df, n_boot=n_boot, seed=seed)
-    return out
-
-
-def per_sample_frame(pred_df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of the table with "correct", "confidence" (probability of the predicted class),
-    "true_name" and "pred_name" added."""
-    y, yhat, probs = _frame_arrays(pred_df)
-    out = pred_df.copy()
-    out["correct"] = y == yhat
-    out["confidence"] = probs[np.arange(y.size), yhat]
-    out["true_name"] = [CLASSES[i] for i in y]
-    out["pred_name"] = [CLASSES[i] for i in yhat]
     return out
 
 

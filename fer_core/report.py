@@ -15,6 +15,7 @@ from plotly.colors import hex_to_rgb, qualitative
 
 from .labels import CLASSES
 from .metrics import proportion_ci
+from .runs import training_precision
 
 # (path into metrics JSON, column label, key in ci95 or None, higher is better)
 METRICS = [
@@ -403,12 +404,6 @@ def _teacher(config: dict) -> str:
     """The run (or checkpoint file) a run was distilled from, by name."""
     path = Path((config.get("teacher") or {}).get("path", ""))
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
-
-
-def training_precision(config: dict) -> str:
-    """How the training steps computed; runs from before it was recorded trained in float32 on a CPU."""
-    cpu = str(config.get("device", "")).startswith("cpu")
-    return config.get("precision") or ("float32" if cpu and config.get("args") else "")
 
 
 def run_details(runs) -> pd.DataFrame:

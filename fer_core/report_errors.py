@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .labels import CLASSES, NUM_CLASSES
+from .labels import CLASSES, NUM_CLASSES, PROB_COLS
 from .metrics import mcnemar_p
 
-PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]
 SORTS = {
     "Most confident mistakes first": ("confidence", False),
     "Least confident mistakes first": ("confidence", True),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .images import IMAGE_EXTS
-from .labels import CLASSES, NUM_CLASSES
+from .labels import CLASSES, PROB_COLS
 from .presets import PRESETS, resolve
 
 SUPPORTED_SCHEMA_VERSIONS = {1}
@@ -24,7 +24,6 @@ RUNS_DIR_ENV = "FER_LAB_RUNS_DIR"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS_DIR = REPO_ROOT / "artifacts" / "runs"
 
-PROB_COLS = [f"prob_{i}" for i in range(NUM_CLASSES)]
 VA_COLS = ["valence_true", "arousal_true", "valence_pred", "arousal_pred"]
 PRED_REQUIRED = ["id", "path", "true", "pred", *PROB_COLS]
 HISTORY_REQUIRED = ["epoch", "train_loss", "val_loss", "val_acc"]
@@ -74,6 +73,12 @@ class Problem:
     path: Path
     reason: str
     skipped: str = "run"  # "run" when the whole folder is skipped, else the split name
+
+
+def training_precision(config: dict) -> str:
+    """How the training steps computed; runs from before it was recorded trained in float32 on a CPU."""
+    cpu = str(config.get("device", "")).startswith("cpu")
+    return config.get("precision") or ("float32" if cpu and config.get("args") else "")
 
 
 def runs_dirs_from_env() -> list[Path]:

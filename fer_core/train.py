@@ -765,14 +765,12 @@ def _split(args, cfg, index, run_dir):
     cfg["data"]["skipped"].update(index.skipped)
     src = args.split_from if not args.resume else None
     if args.resume:
-        df = pd.read_csv(run_dir / "split.csv", dtype={"id": str})
-        return dict(zip(df["id"], df["split"]))
+        return saved_split(run_dir)
     if src:
         f = Path(src) / "split.csv"
         if not f.is_file():
             raise Fail(f"--split-from: no split.csv in {src}")
-        df = pd.read_csv(f, dtype={"id": str})
-        assignment = dict(zip(df["id"], df["split"]))
+        assignment = saved_split(src)
         if not any(s.id in assignment for s in index.samples):
             raise Fail(f"--split-from: the split.csv of {src} shares no image ids with this data ({index.root}, "
                        f"{index.layout} layout): it was made on other data")

@@ -89,8 +89,7 @@ class People:
                 self._last[f["person"]] = (f["box"], t)
 
 
-def predict_video(predictor, path, every: float = EVERY, tta: bool | None = None, progress=None,
-                  on_frame=None, warn=None) -> list[dict]:
+def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
     (largest face first; the whole frame, flagged, where no face was found), each detected face with its "person"
     number (``People``: a person may be out of view for two intervals, and at least a second). A frame is sampled
@@ -117,7 +116,7 @@ def predict_video(predictor, path, every: float = EVERY, tta: bool | None = None
                 ok, bgr = cap.retrieve()
                 if ok:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    faces = predictor.predict_faces(rgb, tta=tta, small_faces=False)
+                    faces = predictor.predict_faces(rgb, small_faces=False)
                     # out of view for up to two of the real intervals between sampled frames (longer than
                     # ``every`` where the frames are further apart), and at least a second
                     people.max_gap = max(1.0, t - times[-2]) if len(times) > 1 else math.inf

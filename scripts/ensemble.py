@@ -31,11 +31,11 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.report import training_precision  # noqa: E402
 from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, paired_comparison,  # noqa: E402
                               summary_line, write_evaluation)
-from fer_core.runs import load_predictions, run_predictions, runs_label, training_stages  # noqa: E402
+from fer_core.runs import (load_predictions, run_predictions, runs_label, training_precision,  # noqa: E402
+                           training_stages)
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 

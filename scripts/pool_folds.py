@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.io import atomic_write_json  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
-from fer_core.report import training_precision  # noqa: E402
-from fer_core.runs import folds_of, pool_predictions, training_stages  # noqa: E402
+from fer_core.runs import folds_of, pool_predictions, training_precision, training_stages  # noqa: E402
 
 IGNORED_ARGS = ("workers",)  # data-loader processes: they change nothing a fold learns
 

@@ -11,7 +11,7 @@ from sklearn import metrics as skm
 
 from fer_core.labels import CLASSES, NUM_CLASSES
 from fer_core.metrics import (PROB_COLS, bootstrap_ci, calibration, ccc, classification_metrics, compute_metrics,
-                              confusion_stats, paired_comparison, per_sample_frame, regression_metrics, sagr,
+                              confusion_stats, paired_comparison, regression_metrics, sagr,
                               summary_line, va_stats)
 
 
@@ -396,17 +396,7 @@ def test_paired_comparison_rejects_tables_that_cannot_be_paired():
         paired_comparison(a, pd.concat([a, a.iloc[:1]]))
 
 
-# ------------------------------------------------------------------ per-sample table and bad input
-def test_per_sample_frame():
-    df = pred_frame(50, seed=11)
-    out = per_sample_frame(df)
-    assert list(out.columns[-4:]) == ["correct", "confidence", "true_name", "pred_name"]
-    assert (out["correct"] == (df["true"] == df["pred"])).all()
-    assert np.allclose(out["confidence"], df[PROB_COLS].max(axis=1))  # pred is the argmax here
-    assert out.loc[0, "true_name"] == CLASSES[df.loc[0, "true"]]
-    assert "correct" not in df  # the input is left alone
-
-
+# ------------------------------------------------------------------ bad input
 def test_bad_input_is_rejected_clearly():
     df = pred_frame(20, seed=12)
     with pytest.raises(ValueError, match="prob_3"):

@@ -17,7 +17,7 @@ if not have:
 by_name = {r.name: r for r in have}
 
 
-def show_image(run, path, root, width=None):
+def show_image(path, root, width=None):
     """Draw the image if it resolves inside the data root; return whether it did."""
     img = safe_image_path(root, path)
     if img is None:
@@ -73,7 +73,7 @@ if query.strip():
                     f"**{CLASSES[row['pred']]}** ({confidence:.2f}, {verdict})")
         pic, probs = st.columns([1, 3])
         with pic:
-            shown = show_image(run, row["path"], root, width=160)
+            shown = show_image(row["path"], root, width=160)
             if not shown:
                 st.caption(f"No image at `{row['path']}` under `{root}`.")
         with probs:
@@ -113,7 +113,7 @@ missing = 0
 for start in range(0, len(rows), COLUMNS):
     for col, (_, r) in zip(st.columns(COLUMNS), rows.iloc[start:start + COLUMNS].iterrows()):
         with col:
-            if not show_image(run, r["path"], root):
+            if not show_image(r["path"], root):
                 missing += 1
                 st.markdown("<div style='aspect-ratio:1/1;border:1px dashed #bbb;border-radius:6px;display:flex;"
                             "align-items:center;justify-content:center;color:#888'>no image</div>",
