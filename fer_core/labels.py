@@ -3,9 +3,10 @@
 CLASSES = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt"]
 NUM_CLASSES = len(CLASSES)
 PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]  # a predictions CSV's class probabilities
-# One colour per class, the same on every chart and on the boxes drawn around faces (RGB).
-CLASS_COLOURS = [(150, 150, 150), (60, 200, 60), (70, 110, 230), (240, 200, 40),
-                 (170, 80, 220), (120, 160, 40), (230, 50, 50), (240, 130, 40)]
+# One colour per class, the same on every chart and on the boxes drawn around faces (RGB): Okabe and Ito's
+# palette for colour-blind readers, with grey for Neutral.
+CLASS_COLOURS = [(110, 110, 110), (0, 158, 115), (0, 114, 178), (230, 159, 0),
+                 (204, 121, 167), (240, 228, 66), (213, 94, 0), (86, 180, 233)]
 # Valence and arousal, likewise.
 VA_COLOURS = {"valence": "crimson", "arousal": "royalblue"}
 

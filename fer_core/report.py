@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import hex_to_rgb, qualitative
+from plotly.colors import hex_to_rgb, qualitative, unlabel_rgb
 
 from .labels import CLASSES
 from .metrics import proportion_ci
@@ -36,7 +36,9 @@ METRICS = [
     ("arousal.sagr", "Arousal SAGR", "arousal_sagr", True),
 ]
 HIGHER_IS_BETTER = {label: hib for _, label, _, hib in METRICS}
-PALETTE = qualitative.Plotly + qualitative.Dark24  # 34 colours before two runs share one
+# Plotly's colour-blind-safe qualitative.Safe first (its grey left out: grey means noise here), then 34 more
+PALETTE = ["#{:02x}{:02x}{:02x}".format(*map(int, unlabel_rgb(c))) for c in qualitative.Safe[:10]] \
+    + qualitative.Plotly + qualitative.Dark24
 
 
 def run_colors(names, given: dict[str, str] | None = None) -> dict[str, str]:
