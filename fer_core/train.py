@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import logging
 import os
@@ -286,14 +287,15 @@ def _report(run: dict, *lines) -> None:
 def _main(args, run: dict) -> int:
     if args.fold and args.split_from:
         raise Fail("--fold and --split-from both choose the split: give one of them")
-    rank, world = _init_distributed()
-    run_dir, cfg, start_epoch, ckpt = _prepare_run(args, rank)
+    device = pick_device(args.device)
+    rank, world = _init_distributed(device)
+    if world > 1 and device == "cuda":  # before any collective: NCCL's use the current GPU
+        local = os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_LOCALID") or rank % torch.cuda.device_count()
+        device = f"cuda:{int(local)}"
+        torch.cuda.set_device(device)
+    run_dir, cfg, start_epoch, ckpt = _prepare_run(args, rank, world)
     r = cfg["args"]
     torch.manual_seed(r["seed"] + rank)
-    device = pick_device(args.device)
-    if world > 1 and device == "cuda":
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
 
     index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
     if r.get("landmark_weight"):
@@ -347,11 +349,11 @@ def _main(args, run: dict) -> int:
 
     t0 = time.time()
     cache = {}
-    for k, samples in by_split.items():
-        cache[k], failed = _decode(index.root, samples, r["img_size"], rank)
+    for k, samples in by_split.items():  # only the first process validates and evaluates
+        cache[k], failed = _decode(index.root, samples if k == "train" or rank == 0 else [], r["img_size"], rank)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds
-    if not cfg["split"]["counts"]["train"] or not cfg["split"]["counts"]["val"]:
+    if not cfg["split"]["counts"]["train"] or (rank == 0 and not cfg["split"]["counts"]["val"]):
         raise Fail(f"no readable training or validation images in {index.root}: split counts "
                    f"{cfg['split']['counts']} (the log lists the unreadable ones)")
     if r.get("extra_data"):
@@ -387,11 +389,11 @@ def _main(args, run: dict) -> int:
             ema.load_state_dict(ckpt["ema"])
         if trained is not model and "landmark_head" in ckpt:
             trained.landmarks.load_state_dict(ckpt["landmark_head"])
-    # A resumed run's schedule is rebuilt at the step it reached, not loaded from last.pt: --epochs may have grown,
-    # and the saved state holds the old schedule's rate for the next step (0 at its end). With the same --epochs the
-    # rebuilt schedule gives that same rate.
+    # A resumed run's schedule is rebuilt at the epoch it reached, not loaded from last.pt: --epochs may have grown,
+    # and the saved state holds the old schedule's rate for the next step (0 at its end); the steps per epoch change
+    # with the number of processes. With the same --epochs and processes the rebuilt schedule gives that same rate.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s / steps, r["epochs"], r["warmup_epochs"]),
-                                              last_epoch=ckpt["scheduler"]["last_epoch"] - 1 if ckpt else -1)
+                                              last_epoch=ckpt["epoch"] * steps - 1 if ckpt else -1)
     net = torch.nn.parallel.DistributedDataParallel(trained) if world > 1 else trained
     cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
     use_amp = device.startswith("cuda")
@@ -399,9 +401,9 @@ def _main(args, run: dict) -> int:
     amp = ("cuda", torch.float16) if use_amp else ("cpu", torch.bfloat16) if _cpu_bf16(r, device) else None
     cfg["precision"] = {"cuda": "float16 AMP", "cpu": "bfloat16 autocast"}[amp[0]] if amp else "float32"
 
-    history = _read_history(run_dir) if ckpt else []
+    history = _resumed_history(run_dir, ckpt) if ckpt else []
     best = cfg.get("best", {}).get("value", float("-inf"))
-    stale = 0
+    stale = start_epoch - 1 - cfg.get("best", {}).get("epoch", start_epoch - 1)  # epochs since the best, resumed
     for epoch in range(start_epoch, r["epochs"] + 1):
         run["at"] = f"during epoch {epoch} of {r['epochs']}"
         t_ep = time.time()
@@ -426,7 +428,7 @@ def _main(args, run: dict) -> int:
             log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f score %.4f | %.0f s%s",
                      epoch, r["epochs"], row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
                      row["val_score"], row["seconds"], "  *best*" if improved else "")
-        stop = torch.tensor([int(r["early_stop"] > 0 and stale >= r["early_stop"])])
+        stop = torch.tensor([int(r["early_stop"] > 0 and stale >= r["early_stop"])], device=device)
         if world > 1:
             dist.broadcast(stop, 0)
         if stop.item():
@@ -498,6 +500,10 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
         tot_correct += (logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum().item()
         n += len(y)
         bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_correct / n:.3f}")
+    if dist.is_initialized():  # every process's share of the epoch
+        totals = torch.tensor([tot_loss, tot_correct, n], dtype=torch.float64, device=device)
+        dist.all_reduce(totals)
+        tot_loss, tot_correct, n = totals.tolist()
     return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
 
 
@@ -622,14 +628,18 @@ def validate(model, split_cache, cfg, device, r):
 
 
 # --------------------------------------------------------------------------- helpers
-def _init_distributed():
+def _init_distributed(device: str):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return (dist.get_rank() if world > 1 else 0), world
 
 
-def _prepare_run(args, rank):
+def _device_label(args, world: int) -> str:
+    return pick_device(args.device) + (f" x{world}" if world > 1 else "")
+
+
+def _prepare_run(args, rank, world=1):
     """Resolve the recipe and the run folder; for --resume, read both back from the folder."""
     if args.resume:
         run_dir = Path(args.resume)
@@ -652,6 +662,9 @@ def _prepare_run(args, rank):
             cfg["args"]["epochs"] = args.epochs
         if args.workers is not None:
             cfg["args"]["workers"] = args.workers
+        here, before = _device_label(args, world), str(cfg.get("device"))
+        if before.split(", then ")[-1].split(" from epoch")[0] != here:  # resumed elsewhere: each is said
+            cfg["device"] = f"{before}, then {here} from epoch {ckpt['epoch'] + 1}"
         cfg["status"] = "running"
         return run_dir, cfg, ckpt["epoch"] + 1, ckpt
     if not args.data:
@@ -724,7 +737,7 @@ def _prepare_run(args, rank):
         "backbone": r["backbone"], "img_size": r["img_size"], "classes": CLASSES, "preset": args.preset,
         "data": {"root": str(Path(args.data).resolve()), "layout": layout, "skipped": {}},
         "split": {"seed": r["seed"], "val_frac": r["val_frac"], "test_frac": r["test_frac"]},
-        "args": r, "device": pick_device(args.device) + (f" x{os.environ['WORLD_SIZE']}" if "WORLD_SIZE" in os.environ else ""),
+        "args": r, "device": _device_label(args, world),
         "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
                     + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "status": "running", "train_minutes": 0.0,
@@ -925,22 +938,29 @@ def _eval_model(model, ema):
 
 
 def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained=None):
-    atomic_write_csv(run_dir / "history.csv", pd.DataFrame(history))
-    atomic_write_json(run_dir / "config.json", cfg)
+    """The epoch's checkpoints, then history.csv and config.json, which tell readers an epoch is done: a run stopped
+    between the two can still be resumed, from last.pt and the history it holds."""
     state = {"model": _eval_model(model, ema).state_dict(), "config": copy.deepcopy(cfg), "epoch": epoch, "best": best}
     if improved:
         atomic_torch_save(run_dir / "checkpoints" / "best.pt", state)
-    state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict())
+    table = pd.DataFrame(history)
+    state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), history_csv=table.to_csv(index=False))
     if ema is not None:
         state.update(model=model.state_dict(), ema=ema.state_dict())
     if isinstance(trained, WithLandmarks):  # to resume with it; best.pt keeps only the model
         state["landmark_head"] = trained.landmarks.state_dict()
     atomic_torch_save(run_dir / "checkpoints" / "last.pt", state)
+    atomic_write_csv(run_dir / "history.csv", table)
+    atomic_write_json(run_dir / "config.json", cfg)
 
 
-def _read_history(run_dir):
-    f = run_dir / "history.csv"
-    return pd.read_csv(f).to_dict("records") if f.is_file() else []
+def _resumed_history(run_dir, ckpt) -> list[dict]:
+    """The epochs last.pt holds: its own copy of the history, or (a checkpoint from before it kept one) history.csv
+    up to its epoch."""
+    f = io.StringIO(ckpt["history_csv"]) if "history_csv" in ckpt else run_dir / "history.csv"
+    if not isinstance(f, io.StringIO) and not f.is_file():
+        return []
+    return [row for row in pd.read_csv(f).to_dict("records") if row["epoch"] <= ckpt["epoch"]]
 
 
 def _final_evaluation(run_dir, cfg, cache, device):
@@ -988,7 +1008,9 @@ def _close_log():
 
 
 def _setup_logging(run_dir):
-    log.setLevel(logging.INFO)
+    """Messages to stderr and, given the run folder, train.log; the other processes of a distributed run (no run
+    folder) say only their errors, not the first process's lines again."""
+    log.setLevel(logging.INFO if run_dir is not None else logging.ERROR)
     log.handlers.clear()
     log.propagate = False
     h = logging.StreamHandler(sys.stderr)

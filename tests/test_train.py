@@ -391,6 +391,25 @@ def test_interrupted_or_failed_training_is_marked_and_kept_for_resume(tmp_path, 
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
 
 
+def test_a_run_stopped_while_saving_an_epoch_resumes_from_the_last_whole_one(tmp_path, monkeypatch):
+    """SIGTERM while an epoch is saved: the files that say the epoch is done are written after its checkpoints."""
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    argv = ["--data", data, "--out", tmp_path / "runs", "--epochs", "3", *TINY, "--weights", "none"]
+    real = train.atomic_torch_save
+
+    def save(path, state):
+        if path.name == "last.pt" and state["epoch"] == 2:
+            raise KeyboardInterrupt  # as the SIGTERM handler does, mid-write
+        return real(path, state)
+    monkeypatch.setattr(train, "atomic_torch_save", save)
+    assert run_train(*argv, "--name", "cut") == 130
+    run = tmp_path / "runs" / "cut"
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1]  # epoch 2 was not whole: not listed
+    monkeypatch.undo()
+    assert run_train("--resume", run) == 0
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_or_sigterm_stops_training_with_a_message(sig, tmp_path):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
@@ -710,9 +729,16 @@ def test_torchrun_two_cpu_processes(tmp_path):
                         "--epochs", "2", "--device", "cpu", *TINY], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    cfg = json.loads((tmp_path / "runs" / "ddp" / "config.json").read_text())
+    run = tmp_path / "runs" / "ddp"
+    cfg = json.loads((run / "config.json").read_text())
     assert cfg["device"] == "cpu x2" and cfg["status"] == "finished"
-    assert len(pd.read_csv(tmp_path / "runs" / "ddp" / "history.csv")) == 2
+    assert len(pd.read_csv(run / "history.csv")) == 2
+    assert r.stderr.count("backbone mobilenet_v2") == 1  # the second process does not repeat the log
+    # resumed in one process, with twice the steps per epoch: the schedule goes on from epoch 2 of 4, not 1
+    assert run_train("--resume", run, "--epochs", "4", "--device", "cpu") == 0
+    hist = pd.read_csv(run / "history.csv")
+    assert hist["lr"].iloc[2] == pytest.approx(1e-3 * train.cosine_lr(3, 4, 0), rel=1e-3)
+    assert json.loads((run / "config.json").read_text())["device"] == "cpu x2, then cpu from epoch 3"
 
 
 @pytest.mark.skipif(not (SHARED / "affectnet8-4k").is_dir(), reason="real data ../shared/data/affectnet8-4k absent")
