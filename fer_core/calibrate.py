@@ -69,12 +69,57 @@ def fit_temperature(y_true, probs) -> float:
     return t
 
 
+def _metrics(run: Path, split: str) -> dict:
+    """The run's metrics_<split>.json, {} where it has none (or an unreadable one)."""
+    try:
+        return json.loads((run / f"metrics_{split}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def applied_temperature(run: Path, split: str) -> float:
     """The temperature the run's predictions_<split>.csv was written with (1 for raw probabilities)."""
+    return float(_metrics(run, split).get("temperature") or 1.0)
+
+
+def stale_temperature(run: Path, split: str) -> str | None:
+    """Where the run's model now answers with another temperature than its predictions_<split>.csv were written
+    with (calibrated after they were written), what to do about it; else None."""
     try:
-        return float((json.loads((run / f"metrics_{split}.json").read_text()).get("temperature") or 1.0))
+        now = temperature_of(json.loads((Path(run) / "config.json").read_text()))
     except (OSError, ValueError):
-        return 1.0
+        return None
+    then = applied_temperature(Path(run), split)
+    if abs(now - then) < 1e-6:
+        return None
+    return (f"{Path(run).name}'s predictions_{split}.csv were written with temperature {then:.2f}, but its model "
+            f"now answers with {now:.2f}: write them again (python -m fer_core.evaluate --run {run} --split {split})")
+
+
+def written_by_last(run: Path, split: str) -> bool:
+    """Whether predictions_<split>.csv came from checkpoints/last.pt (fer_core.evaluate --checkpoint last), not the
+    best checkpoint that answers for the run."""
+    return Path(str(_metrics(run, split).get("checkpoint", ""))).stem == "last"
+
+
+def fit_problem(run: Path, split: str) -> str | None:
+    """Why the run's predictions_<split>.csv must not be fitted on, or None: they are test images, some test images
+    are among them, or another checkpoint than the run's own wrote them."""
+    f = run / f"predictions_{split}.csv"
+    if _metrics(run, split).get("split") == "test":
+        return (f"{f} holds predictions on the test split (its metrics_{split}.json says so): T fitted on the images "
+                f"it is judged on; fit on val (or train)")
+    test = run / "predictions_test.csv"
+    if test.is_file():
+        ids = set(pd.read_csv(f, usecols=["id"], dtype=str)["id"])
+        shared = ids & set(pd.read_csv(test, usecols=["id"], dtype=str)["id"])
+        if shared:
+            return (f"{len(shared)} of the {len(ids)} images in {f} are in the run's test predictions too: T fitted "
+                    f"on them would be judged on them; fit on val (or train)")
+    if written_by_last(run, split):
+        return (f"{f} was written by checkpoints/last.pt, but the run answers with its best checkpoint, which the "
+                f"temperature is for: write them again with python -m fer_core.evaluate --run {run} --split {split}")
+    return None
 
 
 def read_predictions(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -155,6 +200,9 @@ def main(args) -> int:
     if missing:
         return _fail(f"no such model file: {', '.join(missing)}")
     try:
+        problem = fit_problem(run, args.split)
+        if problem:
+            return _fail(problem)
         y, probs = read_predictions(run, args.split)
         t = fit_temperature(y, probs)
     except ValueError as e:
@@ -162,6 +210,9 @@ def main(args) -> int:
     print(f"{run.name}: temperature {t:.3f} fitted on {len(y)} {args.split} predictions "
           f"({'sharper' if t < 1 else 'softer'} probabilities; the predicted classes do not change)")
     for split in dict.fromkeys([args.split, "test"]):
+        if split != args.split and written_by_last(run, split):
+            print(f"  {split}: its predictions are last.pt's, not the best checkpoint's: not compared")
+            continue
         try:
             ys, ps = (y, probs) if split == args.split else read_predictions(run, split)
         except ValueError:

@@ -150,18 +150,25 @@ def _stat(cfg: dict, key: str) -> np.ndarray:
 
 def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -> bytes:
     """One ONNX model of the members side by side. Its input is the image in [0, 1] (config's mean 0, std 1); each
-    member normalises it with its own mean/std inside the graph. Outputs: "logits", the log of the members' mean
-    probabilities (a softmax gives that mean back), and "va", their mean valence/arousal."""
+    member normalises it with its own mean/std inside the graph, and divides its logits by its temperature where
+    fer_core.calibrate gave it one, as the member answers on its own (with flip TTA, which averages two calls, each
+    view is scaled before the two are averaged, where a member scales their mean: close, not the same). Outputs:
+    "logits", the log of the members' mean probabilities (a softmax gives that mean back), and "va", their mean
+    valence/arousal."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    from .calibrate import temperature_of
 
     nodes, inits, infos, probs, vas = [], [], [], [], []
     for i, (data, cfg) in enumerate(zip(members, member_cfgs)):
         g = onnx.compose.add_prefix(onnx.load_from_string(data), f"m{i}/").graph
         inits += [numpy_helper.from_array(_stat(cfg, stat), f"m{i}/{stat}") for stat in ("mean", "std")]
+        inits.append(numpy_helper.from_array(np.asarray(temperature_of(cfg), np.float32), f"m{i}/temperature"))
         nodes += [helper.make_node("Sub", ["input", f"m{i}/mean"], [f"m{i}/centred"]),
                   helper.make_node("Div", [f"m{i}/centred", f"m{i}/std"], [g.input[0].name]), *g.node,
-                  helper.make_node("Softmax", [f"m{i}/logits"], [f"m{i}/probs"], axis=1)]
+                  helper.make_node("Div", [f"m{i}/logits", f"m{i}/temperature"], [f"m{i}/scaled"]),
+                  helper.make_node("Softmax", [f"m{i}/scaled"], [f"m{i}/probs"], axis=1)]
         inits += g.initializer
         infos += g.value_info
         probs.append(f"m{i}/probs")
@@ -189,6 +196,7 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     import onnx
     import onnxruntime as ort
 
+    from .calibrate import temperature_of
     from .inference import ModelNotFound, onnx_config, resolve_model
 
     members, cfgs, sources = [], [], []
@@ -214,16 +222,18 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
         raise ValueError(f"{folder}: some members were evaluated with flip TTA and some without")
     ens_cfg = {**config, "img_size": cfgs[0]["img_size"], "mean": [0.0] * 3, "std": [1.0] * 3,
                "args": {"tta": tta.pop()},
-               "member_models": [{k: c.get(k) for k in ("name", "backbone", "created", "mean", "std")} for c in cfgs]}
+               "member_models": [{k: c.get(k) for k in ("name", "backbone", "created", "mean", "std", "temperature")}
+                                 for c in cfgs]}
     data = ensemble_onnx(members, cfgs, ens_cfg)
-    # check: the ensemble's answer is the mean of the members' answers, each run on its own normalised input
+    # check: the ensemble's answer is the mean of the members' answers, each run on its own normalised input and
+    # scaled by its own temperature
     size = int(ens_cfg["img_size"])
     x = np.random.default_rng(0).random((4, 3, size, size), dtype=np.float32)
     want_p, want_va = [], []
     for d, c in zip(members, cfgs):
         xm = (x - _stat(c, "mean")) / _stat(c, "std")
         logits, va = ort.InferenceSession(d, providers=["CPUExecutionProvider"]).run(None, {"input": xm})
-        want_p.append(softmax(logits, axis=1))
+        want_p.append(softmax(logits / temperature_of(c), axis=1))
         want_va.append(va)
     logits, va = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})
     p, want = softmax(logits, axis=1), np.mean(want_p, axis=0)

@@ -31,6 +31,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fer_core.calibrate import stale_temperature  # noqa: E402
 from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, paired_comparison,  # noqa: E402
                               summary_line, write_evaluation)
@@ -134,6 +135,10 @@ def main() -> int:
             p.error(f"--{flag} takes single runs: give run folders, not comma-separated runs")
     if a.out is not None and a.out.exists() and any(a.out.iterdir()):
         p.error(f"--out {a.out} exists and is not empty: choose a new folder")
+    for r in a.runs:  # the members' answers as they give them now: an exported ensemble applies their temperatures
+        stale = "," not in r and stale_temperature(Path(r), a.split)
+        if stale:
+            print(f"warning: {stale}", file=sys.stderr)
     try:
         tables = [run_predictions(r, a.split) for r in a.runs]
         shared = align_predictions(tables, names=[runs_label(r) for r in a.runs])  # the images the ensemble scores

@@ -372,7 +372,9 @@ def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tm
         make_checkpoint(runs / name / "checkpoints" / "best.pt", seed=seed)
     other = torch.load(runs / "b" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     # b normalises its input otherwise than a: the ensemble must give each member its own normalisation
-    other["config"].update(name="b", mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3], args={"tta": True})
+    # and was calibrated (fer_core.calibrate): its answers, and the ensemble's, are softened by its temperature
+    other["config"].update(name="b", mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3], args={"tta": True},
+                           temperature={"value": 2.5})
     torch.save(other, runs / "b" / "checkpoints" / "best.pt")
     a = torch.load(runs / "a" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     a["config"].update(name="a", args={"tta": True})
@@ -387,10 +389,12 @@ def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tm
     members = [Predictor(runs / n / "checkpoints" / "best.pt", backend="torch", detector=None) for n in "ab"]
     assert ens.tta and ens.config["mean"] == [0.0] * 3 and ens.config["name"] == "ens"
     x = np.random.default_rng(2).integers(0, 255, (5, ens.img_size, ens.img_size, 3), dtype=np.uint8)
-    (p, va), answers = ens.predict_batch(x), [m.predict_batch(x) for m in members]
+    # without the mirror: with it, the members scale the views' mean and the ensemble each view (ensemble_onnx)
+    (p, va), answers = ens.predict_batch(x, tta=False), [m.predict_batch(x, tta=False) for m in members]
     assert np.abs(p - np.mean([q for q, _ in answers], axis=0)).max() < 1e-2  # float16 weights: within their rounding
     assert np.abs(va - np.mean([v for _, v in answers], axis=0)).max() < 1e-2
     assert np.abs(answers[0][0] - answers[1][0]).max() > 0.05  # the members differ, so the mean is a real test
+    assert members[1].temperature == 2.5 and ens.config["member_models"][1]["temperature"] == {"value": 2.5}
     # as the default model: model.onnx only (an ensemble has no PyTorch form), and no stale model.pt beside it
     ship = tmp_path / "models" / "default"
     ship.mkdir(parents=True)

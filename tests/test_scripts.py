@@ -164,6 +164,16 @@ def test_ensemble_averages_the_members_predictions(runs):
     better = [ln for ln in out.stdout.splitlines() if ln.strip().startswith("better (")][0]
     diff = acc - _accuracy(runs["better"])
     assert f"ensemble − it: accuracy {diff:+.3f} [" in better and "McNemar p" in better
+    assert "warning" not in out.stderr
+
+
+def test_ensemble_warns_of_a_member_calibrated_after_its_predictions_were_written(runs, tmp_path):
+    shutil.copytree(runs["base"], tmp_path / "base")
+    config = json.loads((tmp_path / "base" / "config.json").read_text())
+    (tmp_path / "base" / "config.json").write_text(json.dumps({**config, "temperature": {"value": 1.5}}))
+    out = _run("ensemble.py", tmp_path / "base", runs["better"])
+    assert out.returncode == 0 and "warning: base's predictions_test.csv were written with temperature 1.00, but " \
+                                   "its model now answers with 1.50: write them again" in out.stderr
 
 
 def test_ensemble_takes_comma_separated_runs_together(runs, tmp_path):
@@ -343,6 +353,20 @@ def test_calibrate_refuses_pooled_folds_and_splits_it_cannot_fit_on_without_sugg
     out = calibrate("--run", runs["base"], "--split", "train")  # a run without weights cannot be evaluated on it
     assert out.returncode == 2 and "fer_core.evaluate" not in out.stderr and "no checkpoints/best.pt" in out.stderr
     assert calibrate("--run", runs["base"]).returncode == 0
+
+    # predictions that are test images under another name, or another checkpoint's, are not fitted on
+    run = tmp_path / "base"
+    shutil.copytree(runs["base"], run)
+    shutil.copy(run / "predictions_test.csv", run / "predictions_heldout.csv")
+    out = calibrate("--run", run, "--split", "heldout")
+    assert out.returncode == 2 and "images in" in out.stderr and "are in the run's test predictions too" in out.stderr
+    (run / "metrics_heldout.json").write_text(json.dumps({"split": "test"}))
+    out = calibrate("--run", run, "--split", "heldout")
+    assert out.returncode == 2 and "holds predictions on the test split" in out.stderr
+    metrics = json.loads((run / "metrics_val.json").read_text())
+    (run / "metrics_val.json").write_text(json.dumps({**metrics, "checkpoint": str(run / "checkpoints" / "last.pt")}))
+    out = calibrate("--run", run)
+    assert out.returncode == 2 and "was written by checkpoints/last.pt" in out.stderr
 
 
 def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_stop(tmp_path):
