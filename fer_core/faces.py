@@ -213,12 +213,14 @@ def crop_face(image: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: int 
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize to size x size like training did (the whole picture, stretched; area filter when shrinking)."""
+    """Resize to size x size as training and evaluation do (the whole picture, stretched, with images.load_square's
+    filter): a face answers the same here as in fer_core.evaluate."""
+    from PIL import Image
+
     img = _as_rgb_uint8(image)
     if img.shape[:2] == (size, size):
         return img
-    shrink = max(img.shape[:2]) > size
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
 
 
 def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,

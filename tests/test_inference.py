@@ -134,6 +134,17 @@ def test_crop_face_is_square_and_pads_at_the_border():
         crop_face(img, (500, 500, 600, 600))
 
 
+def test_a_picture_is_resized_for_the_model_as_evaluation_resizes_it(tmp_path):
+    from PIL import Image
+
+    from fer_core.images import load_square
+
+    for shape in ((512, 512), (300, 200), (40, 60)):  # shrunk, stretched, enlarged
+        picture = np.ascontiguousarray(cv2.resize(astronaut(), shape[::-1], interpolation=cv2.INTER_AREA))
+        Image.fromarray(picture).save(tmp_path / "face.png")
+        assert np.array_equal(resize_square(picture, 112), load_square(tmp_path / "face.png", 112))
+
+
 # ----------------------------------------------------------------------------------- prediction
 def test_predict_faces_one_face_and_the_no_face_fallback(predictor):
     [r] = predictor.predict_faces(astronaut())
