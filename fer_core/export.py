@@ -281,8 +281,9 @@ def ship_model(checkpoint_path_or_run, model_dir, fp16_weights: bool = False) ->
     if src.suffix == ".onnx":
         raise ModelNotFound(f"{src} is an ONNX file; give a run folder or a .pt checkpoint")
     ckpt = load_checkpoint(src)
-    report = export_onnx(src, Path(model_dir) / "model.onnx", fp16_weights)
+    # model.onnx last: a folder's ONNX file answers where it is at least as new as its model.pt (resolve_model)
     atomic_torch_save(Path(model_dir) / "model.pt", {"model": ckpt["model"], "config": ckpt["config"]})
+    report = export_onnx(src, Path(model_dir) / "model.onnx", fp16_weights)
     return {**report, "model_pt": str(Path(model_dir) / "model.pt")}
 
 
@@ -335,6 +336,9 @@ def main(args) -> int:
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # files are written whole or not at all (atomic_write_bytes)
+        print("interrupted: the file being written was left as it was", file=sys.stderr)
+        return 130
     print(f"wrote {r['out']} ({r['bytes'] / 1e6:.1f} MB, opset {r['opset']}"
           f"{', float16 weights' if r['fp16_weights'] else ''}) from {r['source']}")
     if "model_pt" in r:

@@ -364,6 +364,7 @@ def test_export_cli(ckpt, tmp_path, capsys):
     slim = torch.load(ship / "model.pt", map_location="cpu", weights_only=True)
     assert set(slim) == {"model", "config"} and (ship / "model.onnx").is_file()
     assert resolve_model(None, root=tmp_path) == ship / "model.onnx"
+    assert resolve_model(ship) == ship / "model.onnx"  # the folder named as --run answers the same way
 
 
 def test_export_fp16_weights_halves_the_file_and_agrees(ckpt, tmp_path):
