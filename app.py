@@ -35,7 +35,7 @@ if (HERE / "views" / "predict.py").is_file():
 pg = st.navigation(pages)
 # Streamlit forgets a widget's value when its page is left; writing these back keeps the user's choices
 # (runs compared, gallery filters) for when they return. The pages check that a kept value is still an option.
-for key in ("per_class_metric", "cm_diff_a", "cm_diff_b", "dis_a", "dis_b", "gallery_query", "gallery_run",
+for key in ("per_class_metric", "cm_diff_a", "cm_diff_b", "cm_cells", "dis_a", "dis_b", "gallery_query", "gallery_run",
             "gallery_true", "gallery_pred", "gallery_sort", "gallery_per_page", "va_run", "va_points"):
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]
@@ -58,6 +58,12 @@ def _save(key: str) -> None:
 
 with st.sidebar:
     st.markdown("### FER Lab")
+    # Runs are told apart by the ends of their names (-seed2, -cv5-fold1), which Streamlit's chips cut off; and the
+    # box grows with the runs chosen instead of scrolling the first ones out of sight
+    st.html('<style>[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag],'
+            '[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag] > span'
+            '{max-width: none; height: auto; white-space: normal; overflow-wrap: anywhere}'
+            '[data-testid="stSidebar"] [data-testid="stMultiSelect"] div {max-height: none}</style>')
     extra = st.text_area("Extra run folders", key="extra_run_dirs", height=68,
                          placeholder="/path/to/runs (one per line)",
                          help="Folders holding run folders (or a run folder itself), one per line.")

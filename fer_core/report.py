@@ -318,7 +318,8 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
                                colorscale="Blues", zmin=0, zmax=1 if normalise else None,
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", height=460,
-                      yaxis_autorange="reversed", margin=dict(t=50, b=40))
+                      yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
+                      xaxis=dict(constrain="domain"), margin=dict(t=50, b=40))
     return fig
 
 
@@ -329,19 +330,23 @@ def _row_shares(confusion) -> np.ndarray:
 
 
 def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
-    """Row-normalised confusion of run A minus run B, coloured by which run it favours: blue where A is better (right
-    more often on the diagonal, that mistake less often off it), red where A is worse; the cells show A − B.
-    Full colour only at twice share_noise or more, so that differences chance alone would make stay pale."""
+    """How much better run A does than run B in each cell of the row-normalised confusion matrix: A's share minus
+    B's on the diagonal (right more often), B's minus A's off it (that mistake less often). Positive and blue where A
+    is better, negative and red where it is worse; full colour only at twice share_noise or more, so that
+    differences chance alone would make stay pale."""
     diff = _row_shares(conf_a) - _row_shares(conf_b)
     better = np.where(np.eye(len(diff), dtype=bool), diff, -diff)
     lim = max(float(np.abs(diff).max()), 2 * share_noise(conf_a)[1], 0.05)
-    fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=[[f"{v:+.2f}" for v in row] for row in diff],
-                               texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,
-                               colorbar=dict(title=f"better for<br>{a}", tickvals=[-lim, 0, lim],
+    fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=[[f"{v:+.2f}" for v in row] for row in better],
+                               customdata=diff, texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,
+                               colorbar=dict(title="A better", tickvals=[-lim, 0, lim],
                                              ticktext=["worse", "same", "better"]),
-                               hovertemplate="true %{y}<br>predicted %{x}<br>A − B: %{text}<extra></extra>"))
-    fig.update_layout(title=f"{a} − {b}: share of each true class", xaxis_title="predicted", yaxis_title="true",
-                      height=460, yaxis_autorange="reversed", margin=dict(t=50, b=40))
+                               hovertemplate="true %{y}<br>predicted %{x}<br>A better by %{text}<br>"
+                                             "share A − B: %{customdata:+.2f}<extra></extra>"))
+    fig.update_layout(title=f"A = {legend_label(a, 28)} vs B = {legend_label(b, 28)}", xaxis_title="predicted",
+                      yaxis_title="true", height=460, margin=dict(t=50, b=40),
+                      yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
+                      xaxis=dict(constrain="domain"))
     return fig
 
 

@@ -16,7 +16,7 @@ APP = str(ROOT / "app.py")
 PAGES = {
     "views/overview.py": ("Overview", 2, 2),
     "views/curves.py": ("Training curves", 4, 0),
-    "views/confusion.py": ("Confusion matrices", 9, 4),
+    "views/confusion.py": ("Confusion matrices", 6, 4),
     "views/roc_pr.py": ("ROC, PR and calibration", 9, 1),
     "views/valence_arousal.py": ("Valence / arousal", 4, 1),
     "views/gallery.py": ("Misclassified gallery", 0, 1),
@@ -119,7 +119,7 @@ def test_confusion_page_shows_where_two_runs_differ(monkeypatch, runs_dir):
     at.switch_page("views/confusion.py").run()
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
     first, second = at.selectbox(key="cm_diff_a").value, at.selectbox(key="cm_diff_b").value
-    assert f"{first} − {second}: share of each true class" in titles
+    assert f"A = {first} vs B = {second}" in titles
     at.selectbox(key="cm_diff_b").set_value(first).run()
     assert "Pick two different runs." in [i.value for i in at.info] and not at.exception
 

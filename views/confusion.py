@@ -32,24 +32,22 @@ if len(have) >= 2:
     else:
         S.chart(report.confusion_difference_figure(confusions[a], confusions[b], a, b), width="stretch")
         n, noise = report.share_noise(confusions[a])
-        st.caption(f"Each cell: {a}'s share of the true class minus {b}'s, on **{ctx.split}**. Blue where {a} does "
-                   f"better (on the diagonal, gets the class right more often; off it, makes that mistake less often), "
-                   f"red where it does worse. With {n:,} images of a class, one run's share of a half is itself "
-                   f"uncertain by about ±{noise:.2f} (95%), so the colours reach full strength only at twice that: "
-                   "read pale cells as noise (the Model disagreement page tests two runs on the same images).")
+        st.caption(f"Each cell: how much better A ({a}) does than B ({b}) on **{ctx.split}**, in shares of the "
+                   "true class: on the diagonal, how much more often A gets the class right; off it, how much less "
+                   "often A makes that mistake. Positive and blue where A does better, negative and red where it does "
+                   f"worse. With {n:,} images of a class, one run's share of a half is itself uncertain by about "
+                   f"±{noise:.2f} (95%), so the colours reach full strength only at twice that: read pale cells as "
+                   "noise (the Model disagreement page tests two runs on the same images).")
 
 st.subheader("Per run")
+cells = st.radio("Cells", ["shares", "counts"], horizontal=True, key="cm_cells",
+                 format_func={"shares": "share of the true class", "counts": "image counts"}.get)
 st.caption(f"Split **{ctx.split}**. Rows: true class; columns: predicted class. "
-           "Row-normalised cells are the share of each true class (the diagonal is per-class recall).")
+           "Shares are of each true class (the diagonal is per-class recall).")
 for tab, run in zip(st.tabs([r.name for r in have]), have):
     with tab:
         m = S.metrics(run, ctx.split)
-        left, right = st.columns(2)
-        with left:
-            S.chart(report.confusion_figure(m["confusion"], False, f"{run.name}: counts"),
-                    width="stretch", key=f"cm-{run.name}")
-        with right:
-            S.chart(report.confusion_figure(m["confusion"], True, f"{run.name}: row-normalised"),
-                    width="stretch", key=f"cmn-{run.name}")
+        S.chart(report.confusion_figure(m["confusion"], cells == "shares", report.legend_label(run.name, 48)),
+                width="stretch", key=f"cm-{run.name}")
         st.markdown("**Per class**")
         st.dataframe(report.per_class_table(m).style.format(precision=3, na_rep="–"), width="stretch")
