@@ -5,6 +5,7 @@ ROC/PR curves live in report_roc.py, valence/arousal in report_va.py, error anal
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -114,18 +115,35 @@ def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3,
     return out
 
 
+def value_ci(v, ci, digits: int = 3) -> str:
+    """ "0.525 [0.472, 0.575]": a value with its 95% interval where there is one; "–" for no value."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    ci = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if isinstance(ci, (tuple, list)) and len(ci) == 2 else ""
+    return f"{v:.{digits}f}{ci}"
+
+
 def display_table(values: pd.DataFrame, cis: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Values with their 95% interval in a neighbouring "<metric> 95% CI" column where one exists."""
-    out = pd.DataFrame(index=values.index)
-    for col in values.columns:
-        out[col] = values[col].round(digits)
-        if col in cis and cis[col].notna().any():
-            out[f"{col} 95% CI"] = [_fmt_ci(c, digits) for c in cis[col]]
-    return out
+    """Each value with its 95% interval in one cell (value_ci), so that a table of many metrics stays readable."""
+    return pd.DataFrame({col: [value_ci(v, cis.at[run, col] if col in cis else None, digits)
+                               for run, v in values[col].items()] for col in values.columns}, index=values.index)
 
 
-def _fmt_ci(ci, digits: int) -> str:
-    return f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}" if isinstance(ci, tuple) and len(ci) == 2 else ""
+# What the overview's less familiar columns mean, as the table's tooltips
+COLUMN_HELP = {
+    "Balanced acc.": "Mean of the per-class recalls: accuracy as if every class had as many images",
+    "Cohen kappa": "Agreement with the labels beyond what chance agreement at these class frequencies gives (0: "
+                   "chance, 1: perfect)",
+    "Krippendorff alpha": "Agreement between model and labels as two nominal raters, corrected for chance (0: "
+                          "chance, 1: perfect)",
+    "ROC AUC (macro)": "Per class, the chance that an image of the class gets a higher probability for it than one "
+                       "of another class; averaged over the classes (0.5: chance)",
+    **{f"{d} {k}": v for d in ("Valence", "Arousal") for k, v in (
+        ("RMSE", "Root-mean-square error against the annotation, on the [-1, 1] scale: lower is better"),
+        ("r", "Pearson correlation with the annotation: follows the ups and downs, ignores offset and scale"),
+        ("CCC", "Lin's concordance correlation: like r, but also penalises offset and scale (1: identical)"),
+        ("SAGR", "Share of images whose predicted sign (positive or negative) is the annotated one"))},
+}
 
 
 def latex_caption(split: str, metrics: list[dict]) -> str:
@@ -200,15 +218,18 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
             ci = cis.at[run, m] if m in cis else None
             lo.append(v - ci[0] if isinstance(ci, tuple) else 0)
             hi.append(ci[1] - v if isinstance(ci, tuple) else 0)
-        fig.add_bar(name=legend_label(run), x=metrics, y=y, marker_color=colors[run],
+        fig.add_bar(name=legend_label(run), x=[f"{m} ↓" if not HIGHER_IS_BETTER.get(m, True) else m for m in metrics],
+                    y=y, marker_color=colors[run],
                     error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi)),
                     hovertemplate="%{x}: %{y:.3f}<extra>" + run + "</extra>")
-    fig.update_layout(title=title, barmode="group", yaxis_title="value", margin_t=50)
-    _legend_below(fig, 300, axis_px=110)  # the metric names below the bars may be slanted
+    fig.update_layout(title=title, barmode="group", margin_t=50,
+                      yaxis_title="value (↓: lower is better)" if any(not HIGHER_IS_BETTER.get(m, True)
+                                                                        for m in metrics) else "value")
+    legend_below(fig, 300, axis_px=110)  # the metric names below the bars may be slanted
     return fig
 
 
-def _legend_below(fig: go.Figure, plot_px: int, axis_px: int) -> None:
+def legend_below(fig: go.Figure, plot_px: int, axis_px: int) -> None:
     """A horizontal legend at the foot of the figure, under ``axis_px`` of x-axis labels, the figure grown by its rows,
     so more or longer run names take room below instead of from the plot. A legend that does not fit on one row
     (about 70 characters) wraps into columns as wide as its longest name."""
@@ -301,7 +322,7 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
         return None
     last = max(int(h["epoch"].max()) for h in histories.values())
     fig.update_layout(title=panel, xaxis_title="epoch", yaxis_title=panel.lower(), hovermode="x unified", margin_t=50)
-    _legend_below(fig, 250, axis_px=60)
+    legend_below(fig, 250, axis_px=60)
     fig.update_xaxes(tick0=1, dtick=max(1, round(last / 8)))  # whole epochs, not 1.5
     return fig
 

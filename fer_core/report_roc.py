@@ -13,11 +13,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .labels import CLASSES, NUM_CLASSES, class_colour
-from .report import legend_label
+from .report import legend_below, legend_label
 
 EXACT_MAX_ROWS = 20_000
 _LOGIT_EDGES = np.linspace(-14, 14, 1121)  # 0.025-wide logit bins
 GRID = np.linspace(0, 1, 201)
+MACRO_COLOUR = "#999999"  # a mid grey: reads on a light and on a dark background, and is not Neutral's dark grey
 
 
 def _binned(y: np.ndarray, s: np.ndarray):
@@ -97,15 +98,16 @@ def _curves_figure(lines: list[tuple], kind: str, title: str) -> go.Figure:
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
                         hoverinfo="skip")
     fig.update_layout(title=title, xaxis_title="false-positive rate" if kind == "roc" else "recall",
-                      yaxis_title="true-positive rate" if kind == "roc" else "precision", height=440,
-                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend=dict(font_size=11), margin=dict(t=50, b=40))
+                      yaxis_title="true-positive rate" if kind == "roc" else "precision",
+                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend_font_size=11, margin_t=50)
+    legend_below(fig, 320, axis_px=60)  # below, not beside: long run names took the plot's width
     return fig
 
 
 def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dict | None = None) -> go.Figure:
-    """Per-class curves plus a bold macro curve; legend entries carry the AUC (exact when given)."""
+    """Per-class curves plus a bold dashed grey macro curve; legend entries carry the AUC (exact when given)."""
     exact_auc = exact_auc or {}
-    macro = dict(width=4, color="black", dash="dash")
+    macro = dict(width=4, color=MACRO_COLOUR, dash="dash")
     return _curves_figure([(name, x, y, area if exact_auc.get(name) is None else exact_auc[name],
                             macro if name == "macro" else dict(width=1.6, color=class_colour(CLASSES.index(name))))
                            for name, (x, y, area) in curves.items()], kind, title)
@@ -151,8 +153,8 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
                         hovertemplate="confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} "
                                       "images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}"
                                       f"<extra>{run}</extra>")
-    fig.update_layout(title="Reliability: is the shown confidence how often it is right?", height=460,
+    fig.update_layout(title="Reliability: is the shown confidence how often it is right?",
                       xaxis=dict(title="confidence (probability of the predicted class)", range=[0, 1]),
-                      yaxis=dict(title="accuracy", range=[0, 1.02]), legend=dict(font_size=11),
-                      margin=dict(t=50, b=40))
+                      yaxis=dict(title="accuracy", range=[0, 1.02]), legend_font_size=11, margin_t=50)
+    legend_below(fig, 340, axis_px=60)
     return fig

@@ -12,9 +12,10 @@ from plotly.subplots import make_subplots
 
 from .labels import CLASSES, VA_COLOURS, class_colour
 from .metrics import proportion_ci
-from .report import legend_label, run_colors
+from .report import legend_below, legend_label, run_colors, value_ci
 
 DIMS = ("valence", "arousal")
+SUBTITLE_FONT = dict(size=13)  # make_subplots' default 16 px titles run together on a narrow screen
 VA_SUMMARY = {"rmse": "RMSE", "mae": "MAE", "pearson": "Pearson r", "ccc": "CCC", "sagr": "SAGR", "r2": "R²"}
 
 
@@ -44,28 +45,48 @@ def sample_rows(pred: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> tu
     return pred.iloc[pos], f"random {max_points:,} of {len(valid):,} samples"
 
 
+def _opacity(n: int) -> float:
+    """Marker opacity for ``n`` points: 0.6 up to 2,000 (each point reads), then fainter, so that a dense cloud of a
+    large split still shows where it is densest instead of one solid blot (0.3 at 8,000, at least 0.2)."""
+    return float(np.clip(0.6 * np.sqrt(2000 / max(n, 1)), 0.2, 0.6))
+
+
+def _square_panels(fig: go.Figure, cols: int, lim: float) -> None:
+    """Fixed [-lim, lim] ranges on every panel, one unit as long across as up: a panel narrower than it is tall
+    shrinks in height instead of stretching its y axis (plotly's default widens the range to fill the space)."""
+    fig.update_xaxes(range=[-lim, lim], constrain="domain")
+    fig.update_yaxes(range=[-lim, lim], constrain="domain", constraintoward="top")  # under its subplot title
+    for col in range(1, cols + 1):
+        fig.update_xaxes(scaleanchor="y", scaleratio=1, row=1, col=col)
+
+
 def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.Figure:
-    """Predicted vs annotated valence and arousal side by side, with the identity line."""
+    """Predicted vs annotated valence and arousal side by side (one shared y axis), with the identity line."""
     rows, note = sample_rows(pred, max_points)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[d.capitalize() for d in DIMS], horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[d.capitalize() for d in DIMS], horizontal_spacing=0.06,
+                        shared_yaxes=True)
     for col, dim in enumerate(DIMS, start=1):
         fig.add_trace(go.Scattergl(x=rows[f"{dim}_true"], y=rows[f"{dim}_pred"], mode="markers",
-                                   marker=dict(size=4, opacity=0.35, color=VA_COLOURS[dim]), name=dim,
-                                   showlegend=False, customdata=rows["id"],
+                                   marker=dict(size=5, opacity=_opacity(len(rows)), color=VA_COLOURS[dim]),
+                                   name=dim, showlegend=False, customdata=rows["id"],
                                    hovertemplate="id %{customdata}<br>true %{x:.2f}<br>pred %{y:.2f}<extra></extra>"),
                       row=1, col=col)
         fig.add_trace(go.Scatter(x=[-1, 1], y=[-1, 1], mode="lines", line=dict(color="grey", dash="dash"),
                                  name="identity", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
-        fig.update_xaxes(title_text="annotated", range=[-1.05, 1.05], row=1, col=col)
-        fig.update_yaxes(title_text="predicted", range=[-1.05, 1.05], row=1, col=col)
-    fig.update_layout(title=f"{run}: predicted vs annotated ({note})", height=420, margin=dict(t=70, b=40))
+        fig.update_xaxes(title_text="annotated", row=1, col=col)
+    fig.update_yaxes(title_text="predicted", row=1, col=1)
+    _square_panels(fig, 2, 1.05)
+    fig.update_annotations(font=SUBTITLE_FONT)
+    fig.update_layout(title=f"{run}: predicted vs annotated ({note})", margin_t=70)
+    legend_below(fig, 340, axis_px=50)
     return fig
 
 
 def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> go.Figure:
     """Annotated and predicted points on the valence (x) / arousal (y) plane, coloured by true class."""
     rows, note = sample_rows(pred, max_points)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["annotated", "predicted"], horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["annotated", "predicted"], horizontal_spacing=0.06,
+                        shared_yaxes=True)
     theta = np.linspace(0, 2 * np.pi, 181)
     for col, part in enumerate(("true", "pred"), start=1):
         for k, name in enumerate(CLASSES):
@@ -73,25 +94,28 @@ def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> g
             if sel.empty:
                 continue
             fig.add_trace(go.Scattergl(x=sel[f"valence_{part}"], y=sel[f"arousal_{part}"], mode="markers",
-                                       marker=dict(size=4, opacity=0.5, color=class_colour(k)),
+                                       marker=dict(size=5, opacity=_opacity(len(rows)), color=class_colour(k)),
                                        name=name, legendgroup=name, showlegend=col == 1, customdata=sel["id"],
                                        hovertemplate="id %{customdata}<br>valence %{x:.2f}<br>"
                                                      "arousal %{y:.2f}<extra>" + name + "</extra>"),
                           row=1, col=col)
         fig.add_trace(go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", hoverinfo="skip",
                                  line=dict(color="lightgrey"), showlegend=False), row=1, col=col)
-        fig.update_xaxes(title_text="valence", range=[-1.1, 1.1], zeroline=True, zerolinecolor="grey",
-                         row=1, col=col)
-        fig.update_yaxes(title_text="arousal", range=[-1.1, 1.1], zeroline=True, zerolinecolor="grey",
-                         scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
-    fig.update_layout(title=f"{run}: circumplex, coloured by true class ({note})", height=480,
-                      legend=dict(itemsizing="constant"), margin=dict(t=70, b=40))
+        fig.update_xaxes(title_text="valence", zeroline=True, zerolinecolor="grey", row=1, col=col)
+        fig.update_yaxes(zeroline=True, zerolinecolor="grey", row=1, col=col)
+    fig.update_yaxes(title_text="arousal", row=1, col=1)
+    _square_panels(fig, 2, 1.1)
+    fig.update_annotations(font=SUBTITLE_FONT)
+    fig.update_layout(title=f"{run}: circumplex, coloured by true class ({note})", legend_itemsizing="constant",
+                      margin_t=70)
+    legend_below(fig, 340, axis_px=50)
     return fig
 
 
 def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60, colors: dict[str, str] | None = None) -> go.Figure:
-    """Distribution of (predicted - annotated) per run, binned here; one panel per dimension."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{d.capitalize()} error (pred - true)" for d in DIMS])
+    """Distribution of (predicted - annotated) per run, binned here; one panel per dimension, one shared y axis."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[d.capitalize() for d in DIMS], shared_yaxes=True,
+                        horizontal_spacing=0.05, x_title="error (predicted − annotated)")
     colors = run_colors(preds, colors)
     edges = np.linspace(-2, 2, bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -105,9 +129,10 @@ def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60, colors: dict[st
                                      line=dict(color=colors[run]), name=legend_label(run), legendgroup=run,
                                      showlegend=col == 1, hovertemplate="error %{x:.2f}: %{y:.1%}<extra>" + run
                                      + "</extra>"), row=1, col=col)
-        fig.update_xaxes(title_text="error", row=1, col=col)
-        fig.update_yaxes(title_text="share of samples", tickformat=".0%", row=1, col=col)
-    fig.update_layout(height=360, margin=dict(t=50, b=40))
+    fig.update_yaxes(title_text="share of samples", tickformat=".0%", row=1, col=1)
+    fig.update_annotations(font=SUBTITLE_FONT)
+    fig.update_layout(margin_t=40)
+    legend_below(fig, 260, axis_px=60)  # the x title (x_title) sits 30 px under the tick labels
     return fig
 
 
@@ -140,7 +165,8 @@ def intensity_table(preds: dict[str, pd.DataFrame], n_bins: int = 5) -> pd.DataF
 
 def intensity_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) -> go.Figure:
     """Accuracy and the share called Neutral per intensity bin (intensity_table), one line per run."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["accuracy", "called Neutral"], horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["accuracy", "called Neutral"], horizontal_spacing=0.1,
+                        x_title="annotated intensity (distance from the centre)")
     colors = run_colors(list(dict.fromkeys(table["run"])), colors)
     for col, what in enumerate(("right", "neutral"), start=1):
         for run, t in table.groupby("run", sort=False):
@@ -150,9 +176,14 @@ def intensity_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) 
                 error_y=dict(type="data", array=t[f"{what}_hi"] - t[what], arrayminus=t[what] - t[f"{what}_lo"]),
                 hovertemplate="intensity %{x}: %{y:.1%} of %{customdata}<extra>" + run + "</extra>"),
                 row=1, col=col)
-        fig.update_xaxes(title_text="annotated intensity (distance from the centre)", type="category", row=1, col=col)
         fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=col)
-    fig.update_layout(height=380, margin=dict(t=50, b=40), scattermode="group", scattergap=0.6)  # runs side by side
+    bins = list(dict.fromkeys(table["bin"]))
+    # "0.24–0.60" over two lines, level: slanted labels of five bins took the x title's place on a narrow chart
+    fig.update_xaxes(type="category", tickvals=bins, ticktext=[b.replace("–", "–<br>") for b in bins], tickangle=0)
+    fig.update_annotations(font=SUBTITLE_FONT)
+    fig.update_annotations(yshift=-44, selector=dict(text="annotated intensity (distance from the centre)"))
+    fig.update_layout(margin_t=40, scattermode="group", scattergap=0.6)  # runs side by side
+    legend_below(fig, 260, axis_px=80)
     return fig
 
 
@@ -160,11 +191,8 @@ def va_summary_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
     """RMSE, MAE, Pearson r, CCC, SAGR and R² per dimension (rows) and run (columns), from the metrics files, as text:
     each figure with its bootstrap 95% interval where the metrics file has one ("0.382 [0.344, 0.421]"), "–" where
     it has no figure."""
-    def cell(v, ci) -> str:
-        return "–" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-    table = pd.DataFrame({run: {f"{dim.capitalize()} {label}": cell((m.get(dim) or {}).get(key),
-                                                                     (m.get("ci95") or {}).get(f"{dim}_{key}"))
+    table = pd.DataFrame({run: {f"{dim.capitalize()} {label}": value_ci((m.get(dim) or {}).get(key),
+                                                                        (m.get("ci95") or {}).get(f"{dim}_{key}"))
                                 for dim in DIMS for key, label in VA_SUMMARY.items()}
                           for run, m in metrics_by_run.items()})
     table.columns.name = "run"

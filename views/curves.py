@@ -57,7 +57,8 @@ def draw(runs: list[R.Run]) -> None:
     best = [f"{r.name} → {b['epoch']} ({b['value']:.3f})" for r in runs
             if r.name in histories and (b := r.config.get("best"))]
     if best:
-        st.caption("Best epoch by val_score: " + ", ".join(best))
+        st.caption("Best epoch, the one each run kept (by its validation score: accuracy averaged with the mean of "
+                   "valence and arousal CCC, or accuracy alone without them): " + ", ".join(best))
 
 
 training = {r.name for r in ctx.runs if r.config.get("status") == "running"}

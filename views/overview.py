@@ -53,10 +53,12 @@ if pooled and not any(r.name in pooled for r in ctx.runs):
     st.button("Show the cross-validations", on_click=show_pooled)
 
 st.subheader(f"Results on {ctx.split}")
+first = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]  # the headline
 st.dataframe(report.display_table(values, cis), width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in values.columns})
-st.caption("Intervals are the percentile-bootstrap 95% CIs stored in each metrics file, where it has them. "
-           "RMSE: lower is better; every other column: higher is better.")
+             column_order=[c for c in first if c in values] + [c for c in values if c not in first],
+             column_config={c: st.column_config.TextColumn(help=report.COLUMN_HELP.get(c)) for c in values.columns})
+st.caption("Each value with its percentile-bootstrap 95% interval in brackets, where the metrics file has one. "
+           "RMSE: lower is better; every other column: higher is better. Hover a column's name for what it means.")
 for names in groups.values():
     by_count = report.runs_by_sample_count(metrics, names)
     if len(by_count) > 1:

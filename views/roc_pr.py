@@ -10,25 +10,24 @@ st.title("ROC, PR and calibration")
 ctx = S.require_runs()
 have = S.note_missing(ctx, "predictions")
 st.caption(f"Split **{ctx.split}**. One-vs-rest per class, macro-averaged over the classes: every run's macro "
-           "curve on one chart, then each run's classes in its tab (the dashed black line is its macro average). "
+           "curve on one chart, then each run's classes in its tab (the thick dashed grey line is its macro "
+           "average). "
            "Legend AUCs come from the metrics file (computed on every sample) where it exists. "
            "Click legend entries to hide classes.")
+# ROC above PR, each the page's width: side by side, a chart with its legend below was too narrow to read.
 if len(have) >= 2:
     colors = ctx.colors
-    for col, kind in zip(st.columns(2), ("roc", "pr")):
+    for kind in ("roc", "pr"):
         exact = {r.name: exact_aucs(S.metrics(r, ctx.split), kind).get("macro") for r in have}
-        S.chart(macro_figure({r.name: S.curves(r, ctx.split, kind) for r in have}, kind, colors, exact), col,
+        S.chart(macro_figure({r.name: S.curves(r, ctx.split, kind) for r in have}, kind, colors, exact),
                 width="stretch", key=f"macro-{kind}")
 for tab, run in zip(st.tabs([r.name for r in have]), have):
     with tab:
         m = S.metrics(run, ctx.split)
-        left, right = st.columns(2)
-        with left:
-            S.chart(curve_figure(S.curves(run, ctx.split, "roc"), "roc", f"{run.name}: ROC",
-                                 exact_aucs(m, "roc")), width="stretch", key=f"roc-{run.name}")
-        with right:
-            S.chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{run.name}: precision-recall",
-                                 exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
+        S.chart(curve_figure(S.curves(run, ctx.split, "roc"), "roc", f"{run.name}: ROC",
+                             exact_aucs(m, "roc")), width="stretch", key=f"roc-{run.name}")
+        S.chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{run.name}: precision-recall",
+                             exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
 
 st.subheader("Calibration")
 cals, colors, scaled = {}, ctx.colors, {}
