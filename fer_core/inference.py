@@ -105,6 +105,9 @@ def why_no_checkpoint(run_dir: Path) -> str:
         status = None
     if status == "running":
         return "The run is still in its first epoch: its checkpoint is written when the epoch ends."
+    if status == "ensemble" and (run_dir / "checkpoints" / "best.onnx").is_file():
+        return (f"It is an ensemble folder: its model is {run_dir / 'checkpoints' / 'best.onnx'}, which runs with "
+                "ONNX Runtime only (--backend onnx or auto).")
     if status == "ensemble":
         return (f"It is an ensemble folder, without a checkpoint of its own: export it first (python -m "
                 f"fer_core.export --run {run_dir} writes {run_dir / 'checkpoints' / 'best.onnx'}).")
@@ -120,6 +123,16 @@ def why_no_checkpoint(run_dir: Path) -> str:
                 "without them; docs/results.md has the command that trains each again). Leave out --run to use "
                 "the default model.")
     return "Is this a FER Lab run folder?"
+
+
+def model_stamp(path) -> tuple:
+    """What changes when the answers of a model file change: the file (modification and change times: fer_core.calibrate
+    rewrites a temperature into it and keeps its modification time), and for a run's checkpoint the run's config.json,
+    where the temperature of a best.pt lives. A cache key for loaded models."""
+    path = Path(path)
+    run_config = path.parent.parent / "config.json"
+    files = [path, *([run_config] if path.parent.name == "checkpoints" and run_config.is_file() else [])]
+    return tuple((f.stat().st_mtime_ns, f.stat().st_ctime_ns) for f in files)
 
 
 def model_config(path) -> dict:

@@ -126,10 +126,14 @@ def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"all_wrong": all_wrong, "only_one_wrong": only_one}
 
 
+PAIR_VERDICT_P = 0.05  # a pair's verdict names the better run where its Holm-adjusted p is below this
+
+
 def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
     """Per pair of runs, on the ids both evaluated ("images"): samples A gets right and B wrong, the reverse, both
     wrong, both right, the exact McNemar p of the first two (how often runs equally good would split that unevenly),
-    and that p adjusted for the number of pairs (holm)."""
+    that p adjusted for the number of pairs (holm), and the verdict it gives: "A better" or "B better" (the one
+    right more often where only one is) when the adjusted p is below 0.05, else "within noise"."""
     rows = []
     for a, b in combinations(_runs(corr), 2):
         both = corr[[a, b]].dropna()
@@ -141,6 +145,8 @@ def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["run A", "run B", "images", "A right, B wrong", "B right, A wrong",
                                         "both wrong", "both right", "McNemar p"])
     table["Holm p"] = holm(table["McNemar p"].to_numpy())
+    better = np.where(table["A right, B wrong"] > table["B right, A wrong"], "A better", "B better")
+    table["verdict"] = np.where(table["Holm p"] < PAIR_VERDICT_P, better, "within noise")
     return table
 
 
@@ -193,9 +199,13 @@ def _signed(x: float) -> str:
     return f"{x:+.1e}"
 
 
+PAIRED_DIFF = "A − B [95% CI]"  # paired_table's column of the difference with its interval, as one text cell
+
+
 def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
     """fer_core.metrics.paired_comparison as rows: metric, A, B, A − B, its paired 95% interval (as text, and
-    its ends for the figure), and which run the interval favours ("within noise" when it contains 0)."""
+    its ends for the figure), the two as one text cell (PAIRED_DIFF: "+0.022 [+0.003, +0.041]"), and which run the
+    interval favours ("within noise" when it contains 0)."""
     rows = []
     for key, m in result["metrics"].items():
         label, lower_better = PAIRED_LABELS[key]
@@ -206,12 +216,14 @@ def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
             verdict = "within noise"
         rows.append({"metric": label + (" (lower is better)" if lower_better else ""), a: m["a"], b: m["b"],
                      "A − B": m["diff"], "95% CI": f"[{_signed(ci[0])}, {_signed(ci[1])}]", "verdict": verdict,
-                     "95% CI low": ci[0], "95% CI high": ci[1]})
+                     "95% CI low": ci[0], "95% CI high": ci[1],
+                     PAIRED_DIFF: f"{_signed(m['diff'])} [{_signed(ci[0])}, {_signed(ci[1])}]"})
     return pd.DataFrame(rows)
 
 
 def paired_figure(table: pd.DataFrame, a: str, b: str) -> go.Figure:
-    """Forest plot: each metric's A − B with its paired 95% interval; the line at 0 is "no difference"."""
+    """Forest plot: each metric's A − B with its paired 95% interval; the line at 0 is "no difference". The metrics
+    run down in the table's order (one trace per verdict would otherwise group them by verdict)."""
     colors = {"within noise": "#888888", f"{a} better": "#1f77b4", f"{b} better": "#d62728"}
     fig = go.Figure()
     for verdict, rows in table.groupby("verdict", sort=False):
@@ -222,6 +234,7 @@ def paired_figure(table: pd.DataFrame, a: str, b: str) -> go.Figure:
                          arrayminus=rows["A − B"] - rows["95% CI low"])))
     fig.add_vline(x=0, line_dash="dot", line_color="#444444")
     fig.update_layout(title="A − B, paired 95% intervals", xaxis_title=f"{a} − {b}",
-                      yaxis=dict(autorange="reversed"), height=80 + 40 * len(table),
+                      yaxis=dict(categoryorder="array", categoryarray=list(table["metric"]), autorange="reversed"),
+                      height=80 + 40 * len(table),
                       margin=dict(t=50, b=40, l=10, r=10), legend=dict(orientation="h", y=-0.25))
     return fig

@@ -7,8 +7,12 @@ import plotly.graph_objects as go
 
 from .labels import VA_COLOURS, class_colour
 
-QUADRANTS = [(0.55, 0.9, "excited, happy"), (-0.55, 0.9, "angry, afraid"),
-             (-0.55, -0.9, "sad, bored"), (0.55, -0.9, "calm, content")]
+# the quadrants' names in the corners, outside the unit circle, on two lines so that the two at the top (and the two
+# at the bottom) do not meet on a narrow chart: (x, y, text, the end of the text at x, the edge of the text at y)
+QUADRANTS = [(1.22, 1.22, "excited,<br>happy", "right", "top"), (-1.22, 1.22, "angry,<br>afraid", "left", "top"),
+             (-1.22, -1.22, "sad,<br>bored", "left", "bottom"), (1.22, -1.22, "calm,<br>content", "right", "bottom")]
+CIRCUMPLEX_RANGE = 1.25  # both axes: room outside the circle for the quadrants' names and a point's label
+VA_STYLES = [("dash", "diamond"), ("dot", "square")]  # valence's and arousal's line dash and marker
 
 
 def prob_figure(result: dict, classes: list[str]) -> go.Figure:
@@ -21,19 +25,28 @@ def prob_figure(result: dict, classes: list[str]) -> go.Figure:
     return fig
 
 
+def point_label_position(x: float) -> str:
+    """Where a point's label goes: above it, or above and to its inside near the left or right edge, where a
+    centred label would run off the chart."""
+    return "top left" if x > 0.7 else "top right" if x < -0.7 else "top center"
+
+
 def live_circumplex_figure(results: list[dict], labels: list[str] | None = None) -> go.Figure:
-    """Valence (x) / arousal (y) points on the circumplex, both axes -1..1, with the quadrants named; ``labels``
-    name the points (default: face 1, face 2, ...)."""
+    """Valence (x) / arousal (y) points on the circumplex (values -1..1, the unit circle drawn), with the quadrants
+    named in the corners outside it; ``labels`` name the points (default: face 1, face 2, ...)."""
     fig = go.Figure()
-    fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="lightgrey"))
-    for x, y, text in QUADRANTS:
-        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(color="grey", size=11))
-    fig.add_trace(go.Scatter(x=[r["valence"] for r in results], y=[r["arousal"] for r in results],
-                             mode="markers+text", text=labels or [f"face {i + 1}" for i in range(len(results))],
-                             textposition="top center", marker=dict(size=14, color="crimson")))
-    axis = dict(zeroline=True, zerolinecolor="grey", dtick=0.5)
-    fig.update_layout(xaxis=dict(title="valence", range=[-1.05, 1.05], **axis),
-                      yaxis=dict(title="arousal", scaleanchor="x", range=[-1.05, 1.2], **axis),  # room for a label
+    fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="lightgrey"), layer="below")
+    for x, y, text, xanchor, yanchor in QUADRANTS:
+        fig.add_annotation(x=x, y=y, text=text, showarrow=False, xanchor=xanchor, yanchor=yanchor, align=xanchor,
+                           font=dict(color="#333333", size=11))
+    xs = [r["valence"] for r in results]
+    fig.add_trace(go.Scatter(x=xs, y=[r["arousal"] for r in results], mode="markers+text",
+                             text=labels or [f"face {i + 1}" for i in range(len(results))],
+                             textposition=[point_label_position(x) for x in xs], cliponaxis=False,
+                             marker=dict(size=14, color="crimson")))
+    lim = CIRCUMPLEX_RANGE
+    axis = dict(zeroline=True, zerolinecolor="grey", tickvals=[-1, -0.5, 0, 0.5, 1], range=[-lim, lim])
+    fig.update_layout(xaxis=dict(title="valence", **axis), yaxis=dict(title="arousal", scaleanchor="x", **axis),
                       height=330, margin=dict(l=10, r=10, t=10, b=10), showlegend=False)
     return fig
 
@@ -46,15 +59,18 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.45, 0.55],
                         subplot_titles=(f"Valence and arousal{who and f' ({who})'}",
                                         f"Expression probabilities{who and f' ({who})'}"))
-    for name, colour in VA_COLOURS.items():
-        fig.add_trace(go.Scatter(x=tl["time_s"], y=tl[name], name=name, mode="lines+markers", marker_size=4,
-                                 line=dict(color=colour),  # markers: a lone classified frame still shows
-                                 connectgaps=False, legendgroup="va"), row=1, col=1)
+    # valence and arousal: dashed and dotted lines with their own marker shapes, in a legend of their own beside
+    # their panel, so that they are not read as the Anger and Sad bars (similar colours) below
+    for (name, colour), (dash, symbol) in zip(VA_COLOURS.items(), VA_STYLES):
+        fig.add_trace(go.Scatter(x=tl["time_s"], y=tl[name], name=name, mode="lines+markers",
+                                 marker=dict(size=6, symbol=symbol),  # markers: a lone classified frame still shows
+                                 line=dict(color=colour, dash=dash, width=2.5), connectgaps=False, legendgroup="va",
+                                 legend="legend"), row=1, col=1)
     t, none = tl["time_s"].to_numpy(), tl["label_name"].isna().to_numpy()
     step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
     for i, c in enumerate(classes):  # stacked bars, one per classified frame: a frame without a face stays empty
         fig.add_trace(go.Bar(x=t + step / 2, y=tl[c], width=step or None, name=c, legendgroup="p",
-                             marker=dict(color=class_colour(i), line_width=0)), row=2, col=1)
+                             marker=dict(color=class_colour(i), line_width=0), legend="legend2"), row=2, col=1)
     # grey bands where the person is not in view, from the first such frame to the next frame with them
     starts = [i for i in range(len(t)) if none[i] and (i == 0 or not none[i - 1])]
     for i in starts:
@@ -65,6 +81,8 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
     fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=2, col=1)
     fig.update_xaxes(title="time (s)", row=2, col=1)
+    top, bottom = fig.layout.yaxis.domain, fig.layout.yaxis2.domain  # each legend beside its own panel
     fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified", barmode="stack",
-                      bargap=0)
+                      bargap=0,
+                      legend=dict(y=top[1], yanchor="top"), legend2=dict(y=bottom[1], yanchor="top"))
     return fig

@@ -728,3 +728,25 @@ def test_load_square_is_the_image_as_evaluation_decodes_it(tmp_path):
     Image.fromarray(astronaut()[:400, :300]).save(tmp_path / "a.jpg")
     batch, ok, _ = decode_images(tmp_path, [SimpleNamespace(path="a.jpg")], 96, progress=False)
     assert ok == [0] and np.array_equal(load_square(tmp_path / "a.jpg", 96), batch[0].permute(1, 2, 0).numpy())
+
+
+def test_a_model_files_stamp_changes_when_calibrate_rewrites_it_or_its_run(tmp_path):
+    """The dashboard caches loaded models on model_stamp: a temperature written in must load the model again."""
+    import os
+    import time
+
+    from fer_core.inference import model_stamp
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    onnx, pt, config = run / "checkpoints" / "best.onnx", run / "checkpoints" / "best.pt", run / "config.json"
+    for f in (onnx, pt, config):
+        f.write_text("{}")
+    before = {f: model_stamp(f) for f in (onnx, pt)}
+    time.sleep(0.05)
+    kept = onnx.stat()
+    onnx.write_text('{"temperature": 1.5}')  # as calibrate does: new contents, the old modification time
+    os.utime(onnx, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    config.write_text('{"temperature": 1.5}')  # best.pt's temperature lives in the run's config.json
+    assert model_stamp(onnx) != before[onnx] and model_stamp(pt) != before[pt]
+    assert model_stamp(tmp_path / "run" / "config.json")  # any file: its own times

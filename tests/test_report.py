@@ -214,7 +214,8 @@ def test_results_table_best_run_and_bars(runs_dir):
     lo, hi = cis.at["a", "Accuracy"]
     assert lo <= values.at["a", "Accuracy"] <= hi
     shown = report.display_table(values, cis)
-    assert "Accuracy 95% CI" in shown and "–" in shown.at["a", "Accuracy 95% CI"]
+    assert shown.at["a", "Accuracy"] == f"{values.at['a', 'Accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"
+    assert shown.at["fer", "Valence RMSE"] == "–"
     assert report.best_run(values.loc[["a", "b"]], "Accuracy") == "a"  # higher skill wins
     assert report.best_run(values.loc[["a", "b"]], "Valence RMSE") == values.loc[["a", "b"], "Valence RMSE"].idxmin()
     fig = report.bar_figure(values, cis, ["Valence RMSE", "Valence CCC"], "va")
@@ -337,6 +338,12 @@ def test_disagreement_tables():
     assert pairs.loc[("x", "y"), "McNemar p"] == 1.0  # one each way: no evidence either is better
     assert E.pair_ids(corr, "x", "z") == ["2"]
     assert (pairs["Holm p"] >= pairs["McNemar p"]).all()
+    assert set(pairs["verdict"]) == {"within noise"}  # six samples: nothing stands out from chance
+    # 40 samples, 20 of which only the second run gets right: Holm p well below 0.05, and it is named
+    n = 40
+    right = pd.DataFrame({"id": [str(i) for i in range(n)], "true": [0] * n, "pred": [0] * n})
+    corr = E.correctness({"old": right.assign(pred=[1] * 20 + [0] * 20), "new": right})
+    assert E.pairwise_table(corr)["verdict"].tolist() == ["B better"]
 
 
 def test_runs_within_noise_of_the_best_are_those_inside_its_interval():
@@ -421,6 +428,12 @@ def test_live_figures_show_the_prediction():
     assert "Happy (60%)" in bars.layout.title.text
     circ = live_circumplex_figure([r])
     assert list(circ.data[0].x) == [0.4] and list(circ.data[0].y) == [-0.2]
+    import math
+
+    # a label near the right edge goes to the point's left; the quadrants are named outside the unit circle
+    edge = live_circumplex_figure([r, {**r, "valence": 0.95}, {**r, "valence": -0.9}])
+    assert list(edge.data[0].textposition) == ["top center", "top left", "top right"]
+    assert all(math.hypot(a.x, a.y) > 1.4 for a in edge.layout.annotations)
 
 
 def test_confusion_difference_is_a_minus_b_in_row_shares():
@@ -435,8 +448,10 @@ def test_confusion_difference_is_a_minus_b_in_row_shares():
     big = report.confusion_difference_figure([[r * 100 for r in row] for row in a],
                                              [[r * 100 for r in row] for row in b], "new", "old")
     assert big.data[0].zmax == pytest.approx(0.3)  # 500 images a class: the largest difference sets the scale
-    assert [fig.data[0].text[0][0], fig.data[0].text[0][1]] == ["+0.30", "-0.30"]  # the cells show new − old
-    assert fig.layout.title.text == "new − old: share of each true class"
+    # the cells show how much better "new" does, with the colour's sign; the hover adds the plain new − old
+    assert [fig.data[0].text[0][0], fig.data[0].text[0][1]] == ["+0.30", "+0.30"]
+    assert np.asarray(fig.data[0].customdata)[0, :2] == pytest.approx([0.3, -0.3])
+    assert fig.layout.title.text == "A = new vs B = old"
 
 
 def test_runs_by_sample_count_groups_runs_fewest_first():
@@ -550,8 +565,10 @@ def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
     assert table.loc["valence RMSE (lower is better)", "verdict"] == "new better"
     assert table.loc["arousal RMSE (lower is better)", "verdict"] == "old better"
     assert list(table.columns[:2]) == ["new", "old"]
+    assert table.loc["accuracy", E.PAIRED_DIFF] == "+0.100 [+0.050, +0.150]"  # the value and its interval, one cell
     fig = E.paired_figure(table.reset_index(), "new", "old")
     assert {t.name for t in fig.data} == {"new better", "within noise", "old better"}
+    assert list(fig.layout.yaxis.categoryarray) == list(table.index)  # the table's order, not grouped by verdict
 
 
 def test_seed_groups_join_runs_that_differ_only_in_seed():

@@ -129,9 +129,9 @@ def paired(a: R.Run, b: R.Run, split: str) -> dict:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def crop_predictor(path: str, mtime: float):
-    """One Predictor without a face detector (for crops) per model file, shared by every session; ``mtime``: a
-    replaced file loads again."""
+def crop_predictor(path: str, stamp: tuple):
+    """One Predictor without a face detector (for crops) per model file, shared by every session; ``stamp``
+    (inference.model_stamp): a replaced or calibrated model loads again."""
     from fer_core.inference import Predictor
 
     return Predictor(path, detector=None)

@@ -47,13 +47,20 @@ with right:
 st.subheader("Run vs run")
 pairs = E.pairwise_table(corr)
 p_value = lambda p: "<0.001" if p < 0.001 else f"{p:.3f}"  # noqa: E731
+PAIR_ORDER = ["run A", "run B", "verdict", "Holm p", "McNemar p", "images", "A right, B wrong", "B right, A wrong",
+              "both wrong", "both right"]
 st.dataframe(pairs.style.format({"McNemar p": p_value, "Holm p": p_value}), width="stretch", hide_index=True,
+             column_order=PAIR_ORDER,
              column_config={
-                 "McNemar p": st.column_config.Column(help="Exact McNemar test: how likely runs that are equally good "
-                                                      "would split the samples only one gets right this unevenly."),
+                 "verdict": st.column_config.Column(help="A or B better: that run is right more often on the samples "
+                                                    "only one of the two gets right, and Holm p is below 0.05. Within "
+                                                    "noise: these samples cannot tell them apart."),
                  "Holm p": st.column_config.Column(help=f"McNemar p adjusted (Holm) for the {len(pairs)} pairs tested "
                                                    "together: read this one. Below 0.05: unlikely to be chance on "
-                                                   "these samples.")})
+                                                   "these samples."),
+                 "McNemar p": st.column_config.Column(help="Exact McNemar test: how likely runs that are equally good "
+                                                      "would split the samples only one gets right this unevenly "
+                                                      "(this pair alone, unadjusted).")})
 if len(pairs) > 1:
     st.caption(f"{len(pairs)} pairs are tested at once, so a raw p below 0.05 turns up by chance alone about once in "
                "20 pairs; Holm's adjustment keeps the chance of any false call below 5%.")
@@ -77,10 +84,15 @@ st.markdown(f"**Is the difference real?** Each metric of A − B on the **{resul
             f"runs). An interval that contains 0 means these samples cannot tell the two runs apart. With "
             f"{len(table)} metrics tested at once, one interval that only just leaves 0 is what chance alone often "
             "gives: read such a verdict as weak evidence.")
-st.dataframe(table[["metric", a, b, "A − B", "95% CI", "verdict"]], width="stretch", hide_index=True,
-             column_config={a: st.column_config.NumberColumn(format="%.3f"),
-                            b: st.column_config.NumberColumn(format="%.3f"),
-                            "A − B": st.column_config.NumberColumn(format="%+.3f")})
+# "A better" rather than the run's name, as in the table above: the interval beside it stays in view in a narrow window
+shown = table.assign(verdict=table["verdict"].replace({f"{a} better": "A better", f"{b} better": "B better"}))
+st.dataframe(shown, width="stretch", hide_index=True, column_order=["metric", "verdict", E.PAIRED_DIFF, a, b],
+             column_config={
+                 "verdict": st.column_config.Column(help=f"The run the 95% interval favours (A: {a}, B: {b}); within "
+                                                    "noise where it contains 0."),
+                 E.PAIRED_DIFF: st.column_config.Column(help=f"{a} − {b}, and its paired bootstrap 95% interval."),
+                 a: st.column_config.NumberColumn(format="%.3f"),
+                 b: st.column_config.NumberColumn(format="%.3f")})
 st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {a} gets right and the "
            f"{result['b_only_right']} only {b} gets right: p = {p_value(result['mcnemar_p'])} (this pair alone, "
            "unadjusted).")

@@ -3,12 +3,12 @@ import streamlit as st
 
 from fer_core import report_errors as E
 from fer_core.images import ImageError, load_square
-from fer_core.inference import ModelNotFound
+from fer_core.inference import ModelNotFound, model_stamp
 from fer_core.labels import CLASSES
 from fer_core.runs import safe_image_path
 from views import _shared as S
 
-COLUMNS = 6
+THUMB_PX = 140  # each thumbnail's width: the grid wraps as many as fit (six at 1280 px, two on a phone)
 st.title("Misclassified gallery")
 ctx = S.require_runs()
 have = S.note_missing(ctx, "predictions")
@@ -38,7 +38,7 @@ def explain_sample(run, image_path, row):
     if not st.toggle("Where it looked", key=key, help=S.OCCLUSION_HELP):
         return
     try:
-        pred = S.crop_predictor(str(model), model.stat().st_mtime)
+        pred = S.crop_predictor(str(model), model_stamp(model))
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
         st.error(f"Cannot load the model of {owner} ({model}): {str(e)[:300]}")
         return
@@ -70,7 +70,7 @@ if query.strip():
         verdict = "correct" if row["true"] == row["pred"] else "wrong"
         confidence = row[f"prob_{row['pred']}"]
         st.markdown(f"**{run.name}** · id `{row['id']}` · true **{CLASSES[row['true']]}** → predicted "
-                    f"**{CLASSES[row['pred']]}** ({confidence:.2f}, {verdict})")
+                    f"**{CLASSES[row['pred']]}** (conf. {confidence:.2f}, {verdict})")
         pic, probs = st.columns([1, 3])
         with pic:
             shown = show_image(row["path"], root, width=160)
@@ -86,11 +86,13 @@ if query.strip():
     st.divider()
 
 # --- filters ----------------------------------------------------------------------------------
-c1, c2, c3, c4 = st.columns([2, 2, 2, 3])
+# two rows, so that a run's name and the sort fit their boxes on a narrow window
+c1, c4 = st.columns([2, 3])
+c2, c3 = st.columns(2)
 run_name = S.choice(c1, "Run", list(by_name), "gallery_run")
+sort = S.choice(c4, "Sort", list(E.SORTS), "gallery_sort")
 true_name = S.choice(c2, "True class", ["any", *CLASSES], "gallery_true")
 pred_name = S.choice(c3, "Predicted class", ["any", *CLASSES], "gallery_pred")
-sort = S.choice(c4, "Sort", list(E.SORTS), "gallery_sort")
 run = by_name[run_name]
 pred = S.predictions(run, ctx.split)
 wrong = E.misclassified(pred, None if true_name == "any" else CLASSES.index(true_name),
@@ -110,16 +112,18 @@ rows = wrong.iloc[(int(page) - 1) * per_page: int(page) * per_page]
 # --- grid: only this page's images are opened -------------------------------------------------
 root, source = S.image_root(run, ctx.split)
 missing = 0
-for start in range(0, len(rows), COLUMNS):
-    for col, (_, r) in zip(st.columns(COLUMNS), rows.iloc[start:start + COLUMNS].iterrows()):
-        with col:
-            if not show_image(r["path"], root):
-                missing += 1
-                st.markdown("<div style='aspect-ratio:1/1;border:1px dashed #bbb;border-radius:6px;display:flex;"
-                            "align-items:center;justify-content:center;color:#888'>no image</div>",
-                            unsafe_allow_html=True)
-            st.markdown(f"`{r['id']}`  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}** "
-                        f"({r['confidence']:.2f})")
+st.caption("Under each image: its id, the true class, the predicted class and conf., the probability the model gave "
+           "its prediction.")
+grid = st.container(horizontal=True, wrap=True, gap="small")
+for _, r in rows.iterrows():
+    with grid.container(width=THUMB_PX, gap=None):
+        if not show_image(r["path"], root):
+            missing += 1
+            st.markdown("<div style='aspect-ratio:1/1;border:1px dashed #bbb;border-radius:6px;display:flex;"
+                        "align-items:center;justify-content:center;color:#888'>no image</div>",
+                        unsafe_allow_html=True)
+        st.markdown(f"`{r['id']}`  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}**  \n"
+                    f"conf. {r['confidence']:.2f}")
 if missing:
     st.info(f"{missing} of {len(rows)} images on this page were not found. "
             f"Looked under `{root}` ({source}); set **Data root for images** in the sidebar if the data "

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # standalone runs (streamlit run views/predict.py
 from fer_core.faces import annotate  # noqa: E402
 from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
-                                list_runs, read_image, resolve_model)
+                                list_runs, model_stamp, read_image, resolve_model)
 from fer_core.predict import to_rows  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
@@ -32,9 +32,9 @@ RUNTIMES = ({"ONNX Runtime": "onnx"} if importlib.util.find_spec("onnxruntime") 
 
 
 @st.cache_resource(show_spinner="Loading the model (a checkpoint is converted to ONNX once)…")
-def get_predictor(path: str, backend: str, mtime: float) -> Predictor:
+def get_predictor(path: str, backend: str, stamp: tuple) -> Predictor:
     """One Predictor per model file and backend, shared by every session (ONNX Runtime/PyTorch calls are
-    thread-safe in it). ``mtime`` makes a replaced file load again."""
+    thread-safe in it). ``stamp`` (inference.model_stamp) makes a replaced or calibrated model load again."""
     return Predictor(path, backend=backend)
 
 
@@ -65,6 +65,11 @@ def explain_face(predictor: Predictor, image, result: dict, key: str) -> None:
         S.occlusion_panel(predictor, predictor.face_crop(image, result), predictor.classes.index(target))
 
 
+DETECTOR_HELP = ("Detector score: how sure the face detector is that this box holds a face (0 to 1), not how sure the "
+                 "model is of the expression.")
+VA_HELP = "Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to excited (+1)."
+
+
 def show_results(results: list[dict], classes: list[str], key: str, predictor: Predictor | None = None,
                  image=None) -> None:
     """Per face: probabilities, the circumplex point and, given the image, its occlusion map on request."""
@@ -74,12 +79,14 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
         left, right = st.columns(2)
         who = f"person {r['person']}, " if "person" in r else ""
         label = "Whole image" if r["whole_image"] else f"Face {i + 1} ({who}detector score {r['score']:.2f})"
+        help_ = None if r["whole_image"] else DETECTOR_HELP
         if math.isfinite(r["valence"]):
-            left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}")
+            left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}",
+                          help=f"{help_ or ''} {VA_HELP}".strip())
             point = "whole image" if r["whole_image"] else f"P{r['person']}" if "person" in r else f"face {i + 1}"
             S.chart(live_circumplex_figure([r], [point]), right, key=f"{key}-c{i}")
         else:
-            left.markdown(f"**{label}**")
+            left.markdown(f"**{label}**", help=help_)
             right.caption("No valence/arousal: this model was trained on data without them, so its valence/arousal "
                           "outputs never learned anything.")
         S.chart(prob_figure(r, classes), left, key=f"{key}-p{i}")
@@ -332,7 +339,7 @@ def main() -> None:
                  f"appears here once its first epoch is saved. Or ship a run as the default model: "
                  f"`python -m fer_core.export --run RUN --model-dir {DEFAULT_DIR}`.")
         return
-    c1, c2 = st.columns([3, 1])
+    c1, c2 = st.columns([2, 1])  # room for "ONNX Runtime" in a narrow window
     label = c1.selectbox("Model", list(choices))
     runtimes = list(RUNTIMES)
     try:
@@ -345,13 +352,13 @@ def main() -> None:
     backend = RUNTIMES[runtime]
     try:
         path = resolve_model(choices[label], root=ROOT, backend=backend)
-        predictor = get_predictor(str(path), backend, path.stat().st_mtime)
+        predictor = get_predictor(str(path), backend, model_stamp(path))
     except (ModelNotFound, ValueError, RuntimeError, KeyError, OSError) as e:
         st.error(f"Cannot load {label}: {e}")
         return
     i = predictor.info()
-    tta = (", each face in photos, video frames and snapshots averaged with its mirror image (flip TTA, as "
-           "evaluated)"
+    tta = (", each face in photos, video frames and snapshots classified twice, as it is and mirrored, and the two "
+           "answers averaged (flip test-time augmentation, as the run was evaluated)"
            if i["tta"] else "")
     st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px{tta}, on {i['runtime']}  \n"
             f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
