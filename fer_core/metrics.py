@@ -390,6 +390,11 @@ def proportion_ci(k: int, n: int) -> tuple[float, float, float]:
     return k / n, float(ci.low), float(ci.high)
 
 
+def format_p(p: float) -> str:
+    """A p-value as the tables print it: three decimals, "<0.001" below that."""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def mcnemar_p(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar test: p of a split at least this uneven of the samples only one run gets right."""
     return float(_binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0

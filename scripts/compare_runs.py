@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.metrics import corrected_resampled_t, paired_comparison  # noqa: E402
+from fer_core.metrics import corrected_resampled_t, format_p, paired_comparison  # noqa: E402
 from fer_core.runs import cross_validated, fold_run_names, pool_predictions, run_predictions, runs_label  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
@@ -72,7 +72,7 @@ def fold_by_fold(new: str, old: str, split: str) -> str | None:
     t, p = corrected_resampled_t(diffs, ratio)
     return (f"{runs_label(new)} − {runs_label(old)}, fold by fold ({len(diffs)} folds, the same test images): "
             f"accuracy {', '.join(f'{d:+.3f}' for d in diffs)}; mean {sum(diffs) / len(diffs):+.3f}, corrected "
-            f"resampled t-test t = {t:.2f}, p = {p:.3f}")
+            f"resampled t-test t = {t:.2f}, p = {format_p(p)}")
 
 
 def main() -> int:
@@ -100,7 +100,7 @@ def main() -> int:
                   f"predicted are compared: {runs_label(new)} has {len(pred_new)} ({len(pred_new) - r['n']} left out), "
                   f"{runs_label(old)} {len(pred_old)} ({len(pred_old) - r['n']} left out)", file=sys.stderr)
         lines.append(f"| {runs_label(new)} | {runs_label(old)} | {n} | "
-                     + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {r['mcnemar_p']:.3f} |")
+                     + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {format_p(r['mcnemar_p'])} |")
     print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |")
     print("|" + "---|" * (len(COLUMNS) + 4))
     print("\n".join(lines))

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.calibrate import stale_temperature  # noqa: E402
 from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
-from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, paired_comparison,  # noqa: E402
+from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, format_p, paired_comparison,  # noqa: E402
                               summary_line, write_evaluation)
 from fer_core.runs import (load_predictions, run_predictions, runs_label, training_precision,  # noqa: E402
                            training_stages)
@@ -151,7 +151,7 @@ def main() -> int:
             c = paired_comparison(ensemble, s)
             d = c["metrics"]["accuracy"]
             print(line(f"{runs_label(r):>24}", a.split, s, of=len(t)) + f"; ensemble − it: accuracy {d['diff']:+.3f} "
-                  f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], McNemar p {c['mcnemar_p']:.3f}")
+                  f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], McNemar p {format_p(c['mcnemar_p'])}")
         print(line(f"{'ensemble':>24}", a.split, ensemble))
         if a.soup:
             print(line(f"{'soup':>24}", a.split, soup_predictions([Path(r) for r in a.runs], a.split)))

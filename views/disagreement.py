@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core import report_errors as E
+from fer_core.metrics import format_p
 from views import _shared as S
 
 MAX_IDS_SHOWN = 2000
@@ -46,10 +47,9 @@ with right:
 
 st.subheader("Run vs run")
 pairs = E.pairwise_table(corr)
-p_value = lambda p: "<0.001" if p < 0.001 else f"{p:.3f}"  # noqa: E731
 PAIR_ORDER = ["run A", "run B", "verdict", "Holm p", "McNemar p", "images", "A right, B wrong", "B right, A wrong",
               "both wrong", "both right"]
-st.dataframe(pairs.style.format({"McNemar p": p_value, "Holm p": p_value}), width="stretch", hide_index=True,
+st.dataframe(pairs.style.format({"McNemar p": format_p, "Holm p": format_p}), width="stretch", hide_index=True,
              column_order=PAIR_ORDER,
              column_config={
                  "verdict": st.column_config.Column(help="A or B better: that run is right more often on the samples "
@@ -94,7 +94,7 @@ st.dataframe(shown, width="stretch", hide_index=True, column_order=["metric", "v
                  a: st.column_config.NumberColumn(format="%.3f"),
                  b: st.column_config.NumberColumn(format="%.3f")})
 st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {a} gets right and the "
-           f"{result['b_only_right']} only {b} gets right: p = {p_value(result['mcnemar_p'])} (this pair alone, "
+           f"{result['b_only_right']} only {b} gets right: p = {format_p(result['mcnemar_p'])} (this pair alone, "
            "unadjusted).")
 S.chart(E.paired_figure(table, a, b), width="stretch")
 
