@@ -103,19 +103,20 @@ def written_by_last(run: Path, split: str) -> bool:
 
 
 def fit_problem(run: Path, split: str) -> str | None:
-    """Why the run's predictions_<split>.csv must not be fitted on, or None: they are test images, some test images
-    are among them, or another checkpoint than the run's own wrote them."""
+    """Why the run's predictions_<split>.csv must not be fitted on, or None: test images are among them (by the
+    run's split.csv, or its test predictions), or another checkpoint than the run's own wrote them."""
+    from .evaluate import saved_split
+
     f = run / f"predictions_{split}.csv"
-    if _metrics(run, split).get("split") == "test":
-        return (f"{f} holds predictions on the test split (its metrics_{split}.json says so): T fitted on the images "
-                f"it is judged on; fit on val (or train)")
-    test = run / "predictions_test.csv"
-    if test.is_file():
-        ids = set(pd.read_csv(f, usecols=["id"], dtype=str)["id"])
-        shared = ids & set(pd.read_csv(test, usecols=["id"], dtype=str)["id"])
-        if shared:
-            return (f"{len(shared)} of the {len(ids)} images in {f} are in the run's test predictions too: T fitted "
-                    f"on them would be judged on them; fit on val (or train)")
+    if not f.is_file():
+        return None  # read_predictions says how to write it
+    test = {i for i, part in saved_split(run).items() if part == "test"} if (run / "split.csv").is_file() else set()
+    if (run / "predictions_test.csv").is_file():
+        test |= set(pd.read_csv(run / "predictions_test.csv", usecols=["id"], dtype=str)["id"])
+    ids = set(pd.read_csv(f, usecols=["id"], dtype=str)["id"])
+    if ids & test:
+        return (f"{len(ids & test)} of the {len(ids)} images in {f} are test images of the run: T fitted on them "
+                f"would be judged on them; fit on val (or train)")
     if written_by_last(run, split):
         return (f"{f} was written by checkpoints/last.pt, but the run answers with its best checkpoint, which the "
                 f"temperature is for: write them again with python -m fer_core.evaluate --run {run} --split {split}")

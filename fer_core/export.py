@@ -281,10 +281,11 @@ def ship_model(checkpoint_path_or_run, model_dir, fp16_weights: bool = False) ->
     if src.suffix == ".onnx":
         raise ModelNotFound(f"{src} is an ONNX file; give a run folder or a .pt checkpoint")
     ckpt = load_checkpoint(src)
+    data, report = _verified_onnx(src, fp16_weights)  # nothing is written unless ONNX Runtime agrees
     # model.onnx last: a folder's ONNX file answers where it is at least as new as its model.pt (resolve_model)
     atomic_torch_save(Path(model_dir) / "model.pt", {"model": ckpt["model"], "config": ckpt["config"]})
-    report = export_onnx(src, Path(model_dir) / "model.onnx", fp16_weights)
-    return {**report, "model_pt": str(Path(model_dir) / "model.pt")}
+    atomic_write_bytes(Path(model_dir) / "model.onnx", data)
+    return {**report, "out": str(Path(model_dir) / "model.onnx"), "model_pt": str(Path(model_dir) / "model.pt")}
 
 
 def get_args_parser():

@@ -223,6 +223,13 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
 
 
+def _ink(fill) -> tuple[int, int, int]:
+    """Black or white, whichever reads better on ``fill`` (RGB): white on a dark fill (relative luminance under
+    0.18, where white's WCAG contrast is the higher), black on the rest."""
+    lin = [(c / 255) / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in fill]
+    return (255, 255, 255) if 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] < 0.18 else (0, 0, 0)
+
+
 def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
              max_side: int | None = None) -> np.ndarray:
     """Copy of the image with each result's box and "Label 87% v+0.3 a-0.1" drawn (whole-image results: a
@@ -266,7 +273,7 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
         ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(h - 1, y0 + th + base + 4)  # above the box, else inside
         tx = min(max(0, x0), max(0, w - tw - 2))
         cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 2, ty + base), colour, -1)
-        cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), stroke, cv2.LINE_AA)
+        cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, size, _ink(colour), stroke, cv2.LINE_AA)
     if footer:
         (tw, th), base = cv2.getTextSize(footer, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
         cv2.rectangle(out, (0, h - th - 2 * base - 4), (tw + 4, h), (0, 0, 0), -1)

@@ -428,7 +428,7 @@ def _main(args, run: dict) -> int:
             log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f score %.4f | %.0f s%s",
                      epoch, r["epochs"], row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
                      row["val_score"], row["seconds"], "  *best*" if improved else "")
-        stop = torch.tensor([int(r["early_stop"] > 0 and stale >= r["early_stop"])], device=device)
+        stop = torch.tensor([int(r["early_stop"] > 0 and stale >= r["early_stop"])], device=_comm(device))
         if world > 1:
             dist.broadcast(stop, 0)
         if stop.item():
@@ -501,7 +501,7 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
         n += len(y)
         bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_correct / n:.3f}")
     if dist.is_initialized():  # every process's share of the epoch
-        totals = torch.tensor([tot_loss, tot_correct, n], dtype=torch.float64, device=device)
+        totals = torch.tensor([tot_loss, tot_correct, n], dtype=torch.float64, device=_comm(device))
         dist.all_reduce(totals)
         tot_loss, tot_correct, n = totals.tolist()
     return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_correct / max(n, 1)}
@@ -628,6 +628,11 @@ def validate(model, split_cache, cfg, device, r):
 
 
 # --------------------------------------------------------------------------- helpers
+def _comm(device: str) -> str:
+    """Where tensors for the processes' collectives live: on the GPU for NCCL, on the CPU for gloo (MPS too)."""
+    return device if device.startswith("cuda") else "cpu"
+
+
 def _init_distributed(device: str):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
@@ -649,6 +654,7 @@ def _prepare_run(args, rank, world=1):
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
         ckpt = read_weights_file(last, "cannot resume")
+        _settle_best(run_dir / "checkpoints", ckpt["epoch"])
         cfg = ckpt["config"]
         differ = _differ_from_run(args, cfg)
         if differ:
@@ -939,19 +945,35 @@ def _eval_model(model, ema):
 
 def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained=None):
     """The epoch's checkpoints, then history.csv and config.json, which tell readers an epoch is done: a run stopped
-    between the two can still be resumed, from last.pt and the history it holds."""
+    between the two can still be resumed, from last.pt and the history it holds. A new best.pt is written as
+    best.next.pt and takes best.pt's place once last.pt is written, so that best.pt never holds an epoch last.pt
+    does not (_settle_best finishes or drops that step for a run stopped in between)."""
     state = {"model": _eval_model(model, ema).state_dict(), "config": copy.deepcopy(cfg), "epoch": epoch, "best": best}
+    ckpts = run_dir / "checkpoints"
     if improved:
-        atomic_torch_save(run_dir / "checkpoints" / "best.pt", state)
+        atomic_torch_save(ckpts / "best.next.pt", state)
     table = pd.DataFrame(history)
     state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), history_csv=table.to_csv(index=False))
     if ema is not None:
         state.update(model=model.state_dict(), ema=ema.state_dict())
     if isinstance(trained, WithLandmarks):  # to resume with it; best.pt keeps only the model
         state["landmark_head"] = trained.landmarks.state_dict()
-    atomic_torch_save(run_dir / "checkpoints" / "last.pt", state)
+    atomic_torch_save(ckpts / "last.pt", state)
+    if improved:
+        os.replace(ckpts / "best.next.pt", ckpts / "best.pt")
     atomic_write_csv(run_dir / "history.csv", table)
     atomic_write_json(run_dir / "config.json", cfg)
+
+
+def _settle_best(ckpts: Path, epoch: int) -> None:
+    """For a run stopped while an epoch was saved: a best.next.pt of the epoch last.pt holds becomes best.pt; one of
+    a later epoch (stopped while last.pt was written) is dropped with that epoch."""
+    nxt = ckpts / "best.next.pt"
+    if nxt.is_file():
+        if read_weights_file(nxt, "cannot resume")["epoch"] == epoch:
+            os.replace(nxt, ckpts / "best.pt")
+        else:
+            nxt.unlink()
 
 
 def _resumed_history(run_dir, ckpt) -> list[dict]:

@@ -34,8 +34,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("artifacts/runs"),
                    help="parent folder of the run folders (default: artifacts/runs)")
     p.add_argument("--final", action="store_true",
-                   help="then train NAME-final with no test part, every image in its train or validation part: the model "
-                        "the cross-validation scores")
+                   help="then train NAME-final with the same arguments and no test part (every image in its train or "
+                        "validation part): the model to use, whose recipe the cross-validation scored")
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then fer_core.train's arguments")
     a = p.parse_args(argv)
     train_args = a.train_args[1:] if a.train_args[:1] == ["--"] else a.train_args

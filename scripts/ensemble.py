@@ -136,9 +136,11 @@ def main() -> int:
     if a.out is not None and a.out.exists() and any(a.out.iterdir()):
         p.error(f"--out {a.out} exists and is not empty: choose a new folder")
     for r in a.runs:  # the members' answers as they give them now: an exported ensemble applies their temperatures
-        stale = "," not in r and stale_temperature(Path(r), a.split)
-        if stale:
-            print(f"warning: {stale}", file=sys.stderr)
+        for split in sorted({p.stem[len("predictions_"):] for p in Path(r).glob("predictions_*.csv")}
+                            if a.out else [a.split]):
+            stale = "," not in r and stale_temperature(Path(r), split)
+            if stale:
+                print(f"warning: {stale}", file=sys.stderr)
     try:
         tables = [run_predictions(r, a.split) for r in a.runs]
         shared = align_predictions(tables, names=[runs_label(r) for r in a.runs])  # the images the ensemble scores

@@ -407,6 +407,9 @@ def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tm
     assert np.abs(va - np.mean([v for _, v in answers], axis=0)).max() < 1e-2
     assert np.abs(answers[0][0] - answers[1][0]).max() > 0.05  # the members differ, so the mean is a real test
     assert members[1].temperature == 2.5 and ens.config["member_models"][1]["temperature"] == {"value": 2.5}
+    # with the mirror the two orders of scaling and averaging differ: close, at this strong a temperature too
+    mirrored = ens.predict_batch(x)[0], np.mean([m.predict_batch(x)[0] for m in members], axis=0)
+    assert np.abs(mirrored[0] - mirrored[1]).max() < 0.05
     # as the default model: model.onnx only (an ensemble has no PyTorch form), and no stale model.pt beside it
     ship = tmp_path / "models" / "default"
     ship.mkdir(parents=True)
@@ -749,4 +752,20 @@ def test_a_model_files_stamp_changes_when_calibrate_rewrites_it_or_its_run(tmp_p
     os.utime(onnx, ns=(kept.st_atime_ns, kept.st_mtime_ns))
     config.write_text('{"temperature": 1.5}')  # best.pt's temperature lives in the run's config.json
     assert model_stamp(onnx) != before[onnx] and model_stamp(pt) != before[pt]
-    assert model_stamp(tmp_path / "run" / "config.json")  # any file: its own times
+
+
+def test_face_labels_are_written_in_the_ink_that_reads_best_on_their_class_colour():
+    from fer_core.faces import _ink
+    from fer_core.labels import CLASS_COLOURS, CLASSES
+
+    def contrast(a, b):
+        def lum(c):
+            lin = [(v / 255) / 12.92 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in c]
+            return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+        hi, lo = sorted((lum(a), lum(b)), reverse=True)
+        return (hi + 0.05) / (lo + 0.05)
+
+    for name, fill in zip(CLASSES, CLASS_COLOURS):
+        other = (0, 0, 0) if _ink(fill) == (255, 255, 255) else (255, 255, 255)
+        assert contrast(_ink(fill), fill) >= max(contrast(other, fill), 4.5), name
+    assert _ink(CLASS_COLOURS[CLASSES.index("Sad")]) == (255, 255, 255)  # black on its blue was 4:1

@@ -357,12 +357,10 @@ def test_calibrate_refuses_pooled_folds_and_splits_it_cannot_fit_on_without_sugg
     # predictions that are test images under another name, or another checkpoint's, are not fitted on
     run = tmp_path / "base"
     shutil.copytree(runs["base"], run)
-    shutil.copy(run / "predictions_test.csv", run / "predictions_heldout.csv")
+    shutil.copy(run / "predictions_test.csv", run / "predictions_heldout.csv")  # evaluate --split test --tag heldout
     out = calibrate("--run", run, "--split", "heldout")
-    assert out.returncode == 2 and "images in" in out.stderr and "are in the run's test predictions too" in out.stderr
-    (run / "metrics_heldout.json").write_text(json.dumps({"split": "test"}))
-    out = calibrate("--run", run, "--split", "heldout")
-    assert out.returncode == 2 and "holds predictions on the test split" in out.stderr
+    assert out.returncode == 2 and "300 of the 300 images in" in out.stderr and "are test images of the run" in out.stderr
+    assert calibrate("--run", run, "--split", "train").returncode == 2  # nothing to fit on yet: said, no traceback
     metrics = json.loads((run / "metrics_val.json").read_text())
     (run / "metrics_val.json").write_text(json.dumps({**metrics, "checkpoint": str(run / "checkpoints" / "last.pt")}))
     out = calibrate("--run", run)

@@ -395,19 +395,26 @@ def test_a_run_stopped_while_saving_an_epoch_resumes_from_the_last_whole_one(tmp
     """SIGTERM while an epoch is saved: the files that say the epoch is done are written after its checkpoints."""
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     argv = ["--data", data, "--out", tmp_path / "runs", "--epochs", "3", *TINY, "--weights", "none"]
-    real = train.atomic_torch_save
+    real_save, real_validate, scores = train.atomic_torch_save, train.validate, iter([0.3, 0.5, 0.2, 0.1])
 
     def save(path, state):
         if path.name == "last.pt" and state["epoch"] == 2:
             raise KeyboardInterrupt  # as the SIGTERM handler does, mid-write
-        return real(path, state)
+        return real_save(path, state)
     monkeypatch.setattr(train, "atomic_torch_save", save)
+    monkeypatch.setattr(train, "validate", lambda *a: {**real_validate(*a), "val_score": next(scores)})
     assert run_train(*argv, "--name", "cut") == 130
     run = tmp_path / "runs" / "cut"
+
+    def best_epochs():  # what config.json says is best, and what best.pt holds
+        best = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+        return json.loads((run / "config.json").read_text())["best"]["epoch"], best["epoch"]
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1]  # epoch 2 was not whole: not listed
-    monkeypatch.undo()
-    assert run_train("--resume", run) == 0
-    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
+    assert best_epochs() == (1, 1)  # epoch 2 scored better, but it was cut off: best.pt is still epoch 1
+    monkeypatch.setattr(train, "atomic_torch_save", real_save)
+    assert run_train("--resume", run) == 0  # epoch 2 again scores 0.2, epoch 3 0.1: epoch 1 stays the best
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3] and best_epochs() == (1, 1)
+    assert not (run / "checkpoints" / "best.next.pt").exists()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -268,7 +268,8 @@ def test_a_video_analysis_stops_once_its_browser_tab_has_gone(predictor, clip, m
 
     monkeypatch.setattr(page, "ORPHAN_S", 0)
     gone = run(lambda: False)
-    assert gone["cancel"] and gone["result"] is None and gone["done"] < 30
+    assert gone["orphaned"] and gone["result"] is None and gone["done"] < 30
+    assert gone["error"] == "clip.mp4: the analysis was stopped"  # a page still waiting on it stops waiting
     monkeypatch.setattr(page, "ORPHAN_S", 3600)  # a short drop is forgiven
     kept = run(lambda: False)
     assert not kept["cancel"] and len(kept["result"]["records"]) == 30

@@ -31,7 +31,7 @@ IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTS | NOT_SUPPORTED.keys())
 RUNTIMES = ({"ONNX Runtime": "onnx"} if importlib.util.find_spec("onnxruntime") else {}) | {"PyTorch": "torch"}
 
 
-@st.cache_resource(show_spinner="Loading the model (a checkpoint is converted to ONNX once)…")
+@st.cache_resource(show_spinner="Loading the model (a checkpoint is converted to ONNX once)…", max_entries=4)
 def get_predictor(path: str, backend: str, stamp: tuple) -> Predictor:
     """One Predictor per model file and backend, shared by every session (ONNX Runtime/PyTorch calls are
     thread-safe in it). ``stamp`` (inference.model_stamp) makes a replaced or calibrated model load again."""
@@ -173,7 +173,7 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
         elif gone_since[0] is None:
             gone_since[0] = time.monotonic()
         elif time.monotonic() - gone_since[0] >= ORPHAN_S:
-            job["cancel"] = True
+            job["cancel"] = job["orphaned"] = True  # a tab that comes back starts it again (video_tab)
         if job["cancel"]:
             raise _Cancelled
         job["done"], job["total"] = done, total
@@ -190,6 +190,7 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
                 records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
                                         warn=lambda m: notes.append(m.replace(str(path), name)))
             except _Cancelled:
+                job["error"] = f"{name}: the analysis was stopped"  # ends any wait_for still looking
                 return
             except VideoError as e:
                 job["error"] = str(e).replace(str(path), name)
@@ -240,7 +241,7 @@ def video_tab(predictor: Predictor) -> None:
     if clip is None:
         return
     key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}"
-    if key not in st.session_state:
+    if key not in st.session_state or st.session_state[key].get("orphaned"):  # new, or stopped while the tab was away
         for old in [k for k in st.session_state if str(k).startswith("video::")]:  # one video's frames kept at a time
             st.session_state[old]["cancel"] = True
             del st.session_state[old]
