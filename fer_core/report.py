@@ -356,7 +356,7 @@ def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
     is better, negative and red where it is worse; full colour only at twice share_noise or more, so that
     differences chance alone would make stay pale."""
     diff = _row_shares(conf_a) - _row_shares(conf_b)
-    better = np.where(np.eye(len(diff), dtype=bool), diff, -diff)
+    better = np.where(np.eye(len(diff), dtype=bool), diff, -diff) + 0.0  # + 0.0: no "-0.00" where they agree
     lim = max(float(np.abs(diff).max()), 2 * share_noise(conf_a)[1], 0.05)
     fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=[[f"{v:+.2f}" for v in row] for row in better],
                                customdata=diff, texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,

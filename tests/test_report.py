@@ -450,6 +450,7 @@ def test_confusion_difference_is_a_minus_b_in_row_shares():
     assert big.data[0].zmax == pytest.approx(0.3)  # 500 images a class: the largest difference sets the scale
     # the cells show how much better "new" does, with the colour's sign; the hover adds the plain new − old
     assert [fig.data[0].text[0][0], fig.data[0].text[0][1]] == ["+0.30", "+0.30"]
+    assert fig.data[0].text[0][2] == "+0.00"  # a cell where they agree, not "-0.00"
     assert np.asarray(fig.data[0].customdata)[0, :2] == pytest.approx([0.3, -0.3])
     assert fig.layout.title.text == "A = new vs B = old"
 
