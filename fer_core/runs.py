@@ -81,6 +81,39 @@ def training_precision(config: dict) -> str:
     return config.get("precision") or ("float32" if cpu and config.get("args") else "")
 
 
+def train_command(config: dict, run_dir: Path | None = None) -> str | None:
+    """The fer_core.train command that trains a run's recipe again, from its config.json: its data, preset, split and
+    every recorded argument that differs from the preset's value (not --workers, a choice of machine), under the name
+    NAME-again beside it (the run's own folder exists). None for folders no single training wrote (pooled
+    cross-validations, ensembles, evaluations)."""
+    import shlex
+
+    args, root = config.get("args"), (config.get("data") or {}).get("root")
+    if not isinstance(args, dict) or "backbone" not in args or not root:
+        return None
+    preset = config.get("preset") if config.get("preset") in PRESETS else None
+    base, split = resolve(preset, {}), config.get("split") or {}
+    words, skip = ["--data", root, *(["--preset", preset] if preset else [])], {"workers"}
+    source = str(split.get("source") or "")
+    if source == "fold":
+        words += ["--fold", f"{split.get('fold')}/{split.get('folds')}"]
+        skip.add("test_frac")
+    elif source.startswith("run:"):  # --split-from: the run of that name beside this one
+        words += ["--split-from", str(Path(run_dir).parent / source[4:] if run_dir else source[4:])]
+        skip |= {"val_frac", "test_frac"}
+    elif source == "predefined":  # the data's own parts; the fractions apply to none of them
+        skip |= {"val_frac", "test_frac"}
+    for k, v in args.items():
+        if k in skip or (k not in base and k != "limit") or v == base.get(k):
+            continue
+        flag = "--" + k.replace("_", "-")
+        words += [flag if v else f"--no-{flag[2:]}"] if isinstance(v, bool) else [flag, str(v)]
+    out = Path(run_dir).parent if run_dir else None
+    words += [*(["--out", str(out)] if out and out.resolve() != DEFAULT_RUNS_DIR.resolve() else []),
+              "--name", f"{config.get('name') or 'run'}-again"]
+    return "python -m fer_core.train " + " ".join(shlex.quote(w) for w in words)
+
+
 def runs_dirs_from_env() -> list[Path]:
     """Folders to scan: $FER_LAB_RUNS_DIR (os.pathsep-separated) if set, else artifacts/runs."""
     env = os.environ.get(RUNS_DIR_ENV, "").strip()

@@ -199,7 +199,8 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert len(at.multiselect(key="selected_runs").options) == 4
-    listed = " ".join(m.value for m in at.expander[0].markdown)
+    [skipped] = [e for e in at.sidebar.expander if "Skipped" in e.label]
+    listed = " ".join(m.value for m in skipped.markdown)
     for name, reason in reasons.items():
         assert name in listed and reason in listed
     at.switch_page("views/overview.py").run()

@@ -987,3 +987,26 @@ def test_landmark_weight_trains_a_landmark_head_it_does_not_save(tmp_path, capsy
     assert run_train("--data", ferplus, "--out", tmp_path / "runs", "--landmark-weight", "1", *TINY) == 2
     err = capsys.readouterr().err
     assert "--landmark-weight needs facial landmarks" in err and "Traceback" not in err
+
+
+def test_the_command_a_run_shows_trains_its_recipe_again(tiny_run):
+    import shlex
+
+    from fer_core.presets import resolve
+    from fer_core.runs import train_command
+
+    _, data, run = tiny_run
+    cfg = json.loads((run / "config.json").read_text())
+    command = train_command(cfg, run)
+    assert command.startswith(f"python -m fer_core.train --data {data}") and "--workers" not in command
+    args = train.get_args_parser().parse_args(shlex.split(command)[3:])
+    again = resolve(args.preset, {k: getattr(args, k) for k in train.RECIPE_KEYS})
+    assert {k: v for k, v in again.items() if k != "workers"} == \
+        {k: v for k, v in cfg["args"].items() if k not in ("workers", "limit")}
+    assert args.name == "tiny-again" and args.out == str(run.parent)
+    # a shipped run: its preset and the split it reused, nothing else; a pooled cross-validation has no command
+    shipped = ROOT / "artifacts" / "runs"
+    hse = json.loads((shipped / "hse-best" / "config.json").read_text())
+    assert train_command(hse, shipped / "hse-best").endswith(
+        f"--preset hse-best --split-from {shipped / 'cpu-best'} --name hse-best-again")  # --out: the default
+    assert train_command(json.loads((shipped / "hse-best-cv5" / "config.json").read_text())) is None

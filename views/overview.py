@@ -115,3 +115,13 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
 
 st.subheader("Run details")
 st.dataframe(report.run_details(ctx.runs), width="stretch")
+commands = {r.name: R.train_command(r.config, r.path) for r in ctx.runs}
+if any(commands.values()):
+    with st.expander("Train these runs again: the commands"):
+        st.caption("From each run's config.json: its data, preset, split and every setting that differs from the "
+                   "preset. A two-stage preset finds its first stage as the run did (under --out). Pooled "
+                   "cross-validations, ensembles and evaluations were not trained by one command: none is given.")
+        for name, command in commands.items():
+            if command:
+                st.markdown(f"**{name}**")
+                st.code(command, language="bash", wrap_lines=True)
