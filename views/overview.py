@@ -124,4 +124,4 @@ if any(commands.values()):
         for name, command in commands.items():
             if command:
                 st.markdown(f"**{name}**")
-                st.code(command, language="bash", wrap_lines=True)
+                st.code(command.replace(" --", " \\\n    --"), language="bash")  # a flag a line
