@@ -31,11 +31,38 @@ def _open(path):
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         reason = ("no such file" if not Path(path).exists() else "it has no frames" if _no_frames(path)
-                  else "not a video OpenCV's FFmpeg can decode")
+                  else _cut_mp4(path) or "not a video OpenCV's FFmpeg can decode")
         raise VideoError(f"{path}: cannot open as a video ({reason})")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 0 < fps < 1000 else DEFAULT_FPS
     return cap, fps, max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+
+
+def _cut_mp4(path) -> str | None:
+    """Why an MP4/MOV file (an "ftyp" box first) cannot be read, where its top-level boxes say: one runs past the
+    end of the file, or the index ("moov", which phones and cameras write last) is missing; None otherwise."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            if f.read(8)[4:8] != b"ftyp":
+                return None
+            pos, seen = 0, set()
+            while pos + 8 <= size:
+                f.seek(pos)
+                head = f.read(8)
+                n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                n = int.from_bytes(f.read(8), "big") if n == 1 else size - pos if n == 0 else n
+                if n < 8:
+                    return None
+                if pos + n > size:
+                    return "an MP4/MOV file cut short (an interrupted recording, download or copy?)"
+                seen.add(kind)
+                pos += n
+    except OSError:
+        return None
+    return None if b"moov" in seen else ("an MP4/MOV file without its index (the moov box, written last): cut short "
+                                         "by an interrupted recording, download or copy?")
 
 
 def _no_frames(path) -> bool:

@@ -207,6 +207,11 @@ def test_empty_and_truncated_videos_say_so(predictor, tmp_path):
     heard.clear()
     predict_video(predictor, full, warn=heard.append)  # a whole file: nothing to say
     assert heard == []
+    # an MP4 cut short loses its index, written last: OpenCV cannot open it at all
+    mp4 = write_clip(tmp_path / "full.mp4")
+    (tmp_path / "cut.mp4").write_bytes(mp4.read_bytes()[: mp4.stat().st_size // 2])
+    with pytest.raises(VideoError, match=r"cut\.mp4: cannot open as a video \(an MP4/MOV file cut short"):
+        predict_video(predictor, tmp_path / "cut.mp4")
 
 
 def test_predict_cli_on_a_video_writes_a_row_per_face_per_frame(predictor, clip, tmp_path, capsys):
