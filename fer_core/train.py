@@ -654,7 +654,8 @@ def _prepare_run(args, rank, world=1):
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
         ckpt = read_weights_file(last, "cannot resume")
-        _settle_best(run_dir / "checkpoints", ckpt["epoch"])
+        if rank == 0:  # the one process that writes the run folder
+            _settle_best(run_dir / "checkpoints", ckpt["epoch"])
         cfg = ckpt["config"]
         differ = _differ_from_run(args, cfg)
         if differ:
