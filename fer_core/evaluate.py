@@ -111,6 +111,25 @@ def get_args_parser():
     return p
 
 
+def ferplus_paper_rule(df: pd.DataFrame, root) -> dict | None:
+    """Accuracy on the predictions' images that the FER+ paper's majority protocol keeps (data.ferplus_paper_ids),
+    with its Wilson 95% interval: the figure to set beside the paper's. None where none of them is such an image."""
+    from .metrics import proportion_ci
+
+    sub = df[df["id"].astype(str).isin(fdata.ferplus_paper_ids(root))]
+    if sub.empty:
+        return None
+    k = int((sub["pred"] == sub["true"]).sum())
+    acc, lo, hi = proportion_ci(k, len(sub))
+    return {"n": len(sub), "accuracy": k / len(sub), "ci95": [lo, hi]}
+
+
+def paper_rule_line(paper: dict) -> str:
+    lo, hi = paper["ci95"]
+    return (f"on the {paper['n']} of these images the FER+ paper's majority protocol keeps (one-vote labels dropped, "
+            f"the top class over half the rest): accuracy {paper['accuracy']:.4f} [{lo:.3f}, {hi:.3f}]")
+
+
 def saved_split(run: Path) -> dict[str, str]:
     """The run's own split: sample id -> "train" / "val" / "test", from its split.csv."""
     split_csv = pd.read_csv(Path(run) / "split.csv", dtype={"id": str})
@@ -323,11 +342,14 @@ def main(args) -> int:
                   f"trained on; if they are the same images, the figures will be flattering", file=sys.stderr)
     else:
         split = args.split or "test"
-        if run is None and split != "all":
+        # the data's own parts, where the run used them all as they are (FER+): no split.csv needed to know them
+        predefined = (cfg.get("split") or {}).get("source") == "predefined" and \
+            {"train", "val", "test"} <= {s.split for s in index.samples}
+        if run is None and split != "all" and not predefined:
             return _fail(f"{path} was trained on {root}, and its run folder (split.csv) is not here to say which "
                          f"images are its {split} images: evaluate on other data (--data), or --split all to score "
                          f"every image, its training images included")
-        assignment = saved_split(run) if run is not None else {}
+        assignment = saved_split(run) if run is not None else {s.id: s.split for s in index.samples}
         if split == "all":
             print(f"note: --split all scores every image of {root}, including those {cfg.get('name', path.stem)} "
                   f"trained on", file=sys.stderr)
@@ -372,14 +394,18 @@ def main(args) -> int:
             print(f"note: {name} was trained without valence/arousal: its valence/arousal outputs are not scored",
                   file=sys.stderr)
     df = predictions_frame([samples[i] for i in ok], probs, va)
+    paper = ferplus_paper_rule(df, index.root) if index.layout == "ferplus" else None
     m = write_evaluation(out, tag, df, data_root=str(index.root), checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures), temperature=t,
                          skipped_samples=index.skipped, left_out_trained=len(left_out),
-                         only_data_classes=args.only_data_classes)
+                         only_data_classes=args.only_data_classes,
+                         **({"ferplus_paper_rule": paper} if paper else {}))
     how = f", temperature {t:.3f}" if t != 1 else ""
     how += f", only the {in_data.sum()} classes in the data" if args.only_data_classes else ""
     print(f"{name} ({path}) on {root} [{split}, n={m['n']}, flip TTA {'on' if tta else 'off'}"
           f"{how}]: {summary_line(m)}")
+    if paper:
+        print(paper_rule_line(paper))
     if failures:
         print(f"{len(failures)} unreadable images skipped, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)
     msg = f"wrote {out / f'predictions_{tag}.csv'} and metrics_{tag}.json"

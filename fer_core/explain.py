@@ -75,10 +75,11 @@ def heat_overlay(crop: np.ndarray, heat: np.ndarray, alpha: float = 0.75) -> np.
 def describe_map(class_name: str, base: float, heat: np.ndarray) -> str:
     """One or two sentences on a map: the class's probability, the largest drop, and a rise worth naming."""
     top, rise = float(heat.max()), -float(heat.min())
-    text = (f"P({class_name}) = {base:.0%}. Covering the brightest parts lowers it by up to **{top * 100:.0f} "
-            f"points**" + (": no single part matters much" if top < 0.05 else "") + ".")
+    points = lambda x: f"{x * 100:.1f} points" if x < 0.015 else f"{x * 100:.0f} points"  # noqa: E731  not "0 points"
+    text = (f"P({class_name}) = {base:.0%}. Covering the brightest parts lowers it by up to **{points(top)}**"
+            + (": no single part matters much" if top < 0.05 else "") + ".")
     if rise >= 0.05:
-        text += f" Covering some part raises it by up to {rise * 100:.0f} points."
+        text += f" Covering some part raises it by up to {points(rise)}."
     return text
 
 

@@ -300,12 +300,15 @@ class Predictor:
     def info(self) -> dict:
         c = self.config
         data, w = c.get("data") or {}, c.get("weights") or {}
+        n_train = ((c.get("split") or {}).get("counts") or {}).get("train")
+        trained_on = f", {n_train:,} of them its training images" if n_train else ""
         trained = ", ".join(x for x in [
-            f"{data.get('layout')} data at {data.get('root')} ({data.get('n_samples')} images)" if data else "",
+            f"{data.get('layout')} data at {data.get('root')} ({data.get('n_samples')} images{trained_on})" if data
+            else "",
             c.get("hardware") or "", c.get("created", "")[:10]] if x) or "unknown (no provenance in the config)"
         best = c.get("best") or {}
-        metric = {"val_score": "validation score (mean of accuracy and valence/arousal CCC)"}.get(
-            best.get("metric"), best.get("metric"))
+        metric = {"val_score": "validation score (mean of accuracy and valence/arousal CCC)" if trained_with_va(c)
+                  else "validation accuracy"}.get(best.get("metric"), best.get("metric"))
         best = (f"epoch {best.get('epoch')}, {metric} {best['value']:.3f}"
                 if isinstance(best.get("value"), (int, float)) else None)
         members = [m.get("name") for m in c.get("member_models") or []]  # an ensemble (fer_core.export)

@@ -163,7 +163,7 @@ def latex_caption(split: str, metrics: list[dict]) -> str:
 
 def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3) -> str:
     """A booktabs LaTeX table for a paper: one row per metric, one column per run, each value with its 95% interval
-    where known, the best run's value in bold (lowest for error metrics). Needs \\usepackage{booktabs}, and graphicx
+    where known, the best value in bold (lowest for error metrics; every run that ties it as printed). Needs \\usepackage{booktabs}, and graphicx
     for more than two runs, whose table is scaled to the line's width."""
     def esc(text) -> str:
         return "".join("\\" + c if c in "&%$#_{}" else c for c in str(text))
@@ -174,6 +174,7 @@ def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: i
              " & ".join(["Metric", *map(esc, values.index)]) + r" \\", r"\midrule"]
     for col in values.columns:
         best = best_run(values, col) if values[col].notna().sum() > 1 else None
+        top = round(values.at[best, col], digits) if best is not None else None  # ties as printed: all bold
         cells = []
         for run, v in values[col].items():
             if pd.isna(v):
@@ -181,7 +182,7 @@ def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: i
                 continue
             ci = cis.at[run, col] if col in cis else None
             text = f"{v:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if isinstance(ci, tuple) else "")
-            cells.append(rf"\textbf{{{text}}}" if run == best else text)
+            cells.append(rf"\textbf{{{text}}}" if top is not None and round(v, digits) == top else text)
         lines.append(" & ".join([esc(col), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", *(["}"] if len(values) > 2 else []), r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -386,7 +387,7 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
         c = (metrics.get("per_class") or {}).get(name) or {}
         rows.append({"class": name, **{k: c.get(k) for k in ("precision", "recall", "f1", "support",
                                                              "roc_auc", "pr_auc")}})
-    return pd.DataFrame(rows).set_index("class")
+    return pd.DataFrame(rows).set_index("class").apply(pd.to_numeric)  # None (never predicted) shows as "–"
 
 
 PER_CLASS_METRICS = {"recall": "Recall", "precision": "Precision", "f1": "F1"}

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as fdata
-from .evaluate import same_data, predict_arrays, predictions_frame, saved_split
+from .evaluate import (ferplus_paper_rule, paper_rule_line, predict_arrays, predictions_frame, same_data,
+                       saved_split)
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc, summary_line, write_evaluation
@@ -988,6 +989,8 @@ def _resumed_history(run_dir, ckpt) -> list[dict]:
 
 def _final_evaluation(run_dir, cfg, cache, device):
     """Predictions and metrics of the best checkpoint on val and test."""
+    from .inference import trained_with_va
+
     best = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     model, _ = build_model(cfg["backbone"], "none")
     model.load_state_dict(best["model"])
@@ -998,11 +1001,17 @@ def _final_evaluation(run_dir, cfg, cache, device):
         if not samples:
             continue
         probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta)
-        m = write_evaluation(run_dir, split, predictions_frame(samples, probs, va), data_root=cfg["data"]["root"],
-                             checkpoint="best.pt", tta=tta)
+        if not trained_with_va(cfg):  # an untrained head's numbers are noise: left empty, as evaluate leaves them
+            va = np.full_like(va, np.nan)
+        df = predictions_frame(samples, probs, va)
+        ferplus = cfg["data"]["layout"] == "ferplus" and ferplus_paper_rule(df, cfg["data"]["root"])
+        m = write_evaluation(run_dir, split, df, data_root=cfg["data"]["root"], checkpoint="best.pt", tta=tta,
+                             **({"ferplus_paper_rule": ferplus} if ferplus else {}))
         log.info("%s (best epoch %d, n=%d%s): %s", split, best["epoch"], m["n"],
                  ", flip TTA: each image averaged with its mirror, unlike the epochs' lines" if tta else "",
                  summary_line(m))
+        if ferplus:
+            log.info("%s %s", split, paper_rule_line(ferplus))
     if cfg["status"] == "running":
         cfg["status"] = "finished"
     atomic_write_json(run_dir / "config.json", cfg)

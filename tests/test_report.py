@@ -241,6 +241,9 @@ def test_latex_table_bolds_the_best_run_per_metric(runs_dir):
     assert rmse[["a", "b"].index(best)].startswith(r"\textbf") and rmse[2] == "--"  # FER+ has no valence
     assert r"\resizebox{\linewidth}{!}{%" in lines  # three runs' intervals: scaled to fit the column
     assert r"\resizebox" not in report.latex_table(values.iloc[:2], cis.iloc[:2], "t")
+    tied = values.assign(Accuracy=0.41323)  # three runs right on as many images: all three bold
+    acc = next(ln for ln in report.latex_table(tied, cis, "t").splitlines() if ln.startswith("Accuracy &"))
+    assert acc.count(r"\textbf") == 3
     pooled = [{"n": 3199, "folds": ["f1", "f2", "f3", "f4", "f5"]}] * 2
     assert report.latex_caption("test", pooled).startswith("Results on 5-fold cross-validation, every image predicted "
                                                            "by the fold that did not train on it (n = 3199).")

@@ -1010,3 +1010,31 @@ def test_the_command_a_run_shows_trains_its_recipe_again(tiny_run):
     assert train_command(hse, shipped / "hse-best").endswith(
         f"--preset hse-best --split-from {shipped / 'cpu-best'} --name hse-best-again")  # --out: the default
     assert train_command(json.loads((shipped / "hse-best-cv5" / "config.json").read_text())) is None
+
+
+def test_a_ferplus_run_scores_the_papers_protocol_too_and_leaves_valence_arousal_empty(tmp_path):
+    from fer_core.data import ferplus_paper_ids
+
+    # votes in FER+'s order (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF)
+    kept = [[7, 1, 1, 1, 0, 0, 0, 0, 0, 0], [0, 5, 4, 1, 0, 0, 0, 0, 0, 0],  # clear; 5 of 9 after the one vote goes
+            [0, 0, 3, 2, 1, 1, 1, 1, 1, 0]]  # 3 of 5 once the single votes are dropped
+    left = [[0, 4, 0, 3, 2, 1, 0, 0, 0, 0],  # plurality 4, but not over half of 9
+            [1, 0, 0, 0, 0, 0, 0, 0, 2, 7]]  # not a face
+    rows = {split: [(f"fer{split}{i:04d}.png", votes) for i, votes in enumerate((kept + left) * 3)]
+            for split in ("Train", "Valid", "Test")}
+    data = write_ferplus(tmp_path / "ferplus", rows)
+    assert sorted(i for i in ferplus_paper_ids(data) if i.startswith("Test/")) == \
+        sorted(f"Test/ferTest{i:04d}" for i in range(15) if i % 5 < 3)
+    assert run_train("--data", data, "--out", tmp_path / "runs", "--name", "fp", "--epochs", "1", *TINY) == 0
+    run = tmp_path / "runs" / "fp"
+    m = json.loads((run / "metrics_test.json").read_text())
+    assert m["n"] == 12 and m["ferplus_paper_rule"]["n"] == 9  # the not-a-face images are out of both
+    pred = pd.read_csv(run / "predictions_test.csv")
+    assert pred["valence_pred"].isna().all() and pred["arousal_pred"].isna().all()  # an untrained head: no numbers
+    assert "FER+ paper's majority protocol" in (run / "train.log").read_text()
+    # the model file alone, on its own data: FER+'s test part is the data's own, no split.csv needed
+    shutil.copy(run / "checkpoints" / "best.pt", tmp_path / "fp.pt")
+    assert evaluate.main(evaluate.get_args_parser().parse_args(
+        ["--run", str(tmp_path / "fp.pt"), "--out", str(tmp_path / "ev")])) == 0
+    again = json.loads((tmp_path / "ev" / "metrics_test.json").read_text())
+    assert again["n"] == 12 and again["ferplus_paper_rule"] == m["ferplus_paper_rule"]

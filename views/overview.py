@@ -111,7 +111,8 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
             S.chart(report.bar_figure(sub, sub_cis, va_cols, "Valence / arousal", ctx.colors),
                     width="stretch", key=f"bars-va-{layout}-{root}")
         else:
-            st.info("No run on this data has valence/arousal annotations on this split (e.g. FER+ data).")
+            st.info("No run on this data has valence/arousal predictions on this split: the data has no "
+                    "annotations for them (e.g. FER+), or the runs were trained without them.")
 
 st.subheader("Run details")
 st.dataframe(report.run_details(ctx.runs), width="stretch")
