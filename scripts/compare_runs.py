@@ -40,8 +40,9 @@ def cell(m: dict | None) -> str:
 
 
 def fold_predictions(arg: str, split: str) -> list | None:
-    """Each fold's predictions of a cross-validation: comma-separated runs, or a pooled folder whose fold runs lie
-    beside it; None for anything else."""
+    """Each fold's (predictions, training images) of a cross-validation: comma-separated runs, or a pooled folder
+    whose fold runs lie beside it; None for anything else. The training images are those the fold's config.json
+    counts (its validation part and what --limit left out are not trained on)."""
     parts = arg.split(",")
     if len(parts) == 1:
         try:
@@ -49,9 +50,13 @@ def fold_predictions(arg: str, split: str) -> list | None:
         except (OSError, ValueError):
             return None
         parts = [str(Path(arg).parent / name) for name in fold_run_names(config)] if cross_validated(config) else []
+    if len(parts) < 2:
+        return None
     try:
-        return [pool_predictions([Path(d) / f"predictions_{split}.csv"]) for d in parts] if len(parts) > 1 else None
-    except (OSError, ValueError):
+        return [(pool_predictions([Path(d) / f"predictions_{split}.csv"]),
+                 json.loads((Path(d) / "config.json").read_text(encoding="utf-8"))["split"]["counts"]["train"])
+                for d in parts]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -61,14 +66,13 @@ def fold_by_fold(new: str, old: str, split: str) -> str | None:
     a, b = fold_predictions(new, split), fold_predictions(old, split)
     if not a or not b or len(a) != len(b):
         return None
-    by_ids = {frozenset(f["id"].astype(str)): f for f in b}
-    pairs = [(f, by_ids.get(frozenset(f["id"].astype(str)))) for f in a]
+    by_ids = {frozenset(f["id"].astype(str)): f for f, _ in b}
+    pairs = [(f, by_ids.get(frozenset(f["id"].astype(str)))) for f, _ in a]
     if any(g is None for _, g in pairs):
         return None  # other folds (another seed): no fold-by-fold pairing
     acc = lambda f: float((f["pred"] == f["true"]).mean())  # noqa: E731
     diffs = [acc(f) - acc(g) for f, g in pairs]
-    total = sum(len(f) for f in a)
-    ratio = sum(len(f) / (total - len(f)) for f in a) / len(a)  # test images per training image
+    ratio = sum(len(f) / n_train for f, n_train in a) / len(a)  # test images per image trained on
     t, p = corrected_resampled_t(diffs, ratio)
     return (f"{runs_label(new)} − {runs_label(old)}, fold by fold ({len(diffs)} folds, the same test images): "
             f"accuracy {', '.join(f'{d:+.3f}' for d in diffs)}; mean {sum(diffs) / len(diffs):+.3f}, corrected "

@@ -206,7 +206,9 @@ def write_cv_folds(run: Path, out_dir: Path, prefix: str, first_stage: Path) -> 
     for k, part in enumerate((whole.iloc[:half], whole.iloc[half:]), start=1):
         folder = Path(out_dir) / f"{prefix}-fold{k}"
         folder.mkdir(parents=True)
-        split = {**cfg["split"], "source": "fold", "fold": k, "folds": 2}
+        # each fold trained on twice as many images as it tests (its own share of a larger training set)
+        split = {**cfg["split"], "source": "fold", "fold": k, "folds": 2,
+                 "counts": {"train": 2 * len(part), "val": 0, "test": len(part)}}
         weights = {"requested": str(first_stage / "checkpoints" / "best.pt"), "loaded": "run (best.pt)"}
         atomic_write_json(folder / "config.json", {**cfg, "name": folder.name, "split": split, "weights": weights,
                                                    "train_minutes": 2.0 + k})

@@ -298,7 +298,7 @@ def test_compare_runs_tests_two_cross_validations_fold_by_fold(runs, tmp_path):
     acc = lambda f: (f["pred"] == f["true"]).mean()  # noqa: E731
     read = lambda run: pd.read_csv(tmp_path / run / "predictions_test.csv")  # noqa: E731
     d = np.array([acc(read(f"cv-better-fold{k}")) - acc(read(f"cv-fold{k}")) for k in (1, 2)])
-    t = d.mean() / np.sqrt((1 / 2 + 1) * d.var(ddof=1))  # two folds: each tests as many images as it trains on
+    t = d.mean() / np.sqrt((1 / 2 + 1 / 2) * d.var(ddof=1))  # two folds, each testing half as many as it trained on
     assert f"accuracy {d[0]:+.3f}, {d[1]:+.3f}; mean {d.mean():+.3f}" in line
     assert line.endswith(f"t = {t:.2f}, p = {2 * stats.t.sf(abs(t), 1):.3f}")
     # the same comma-separated; a fixed-split run beside a cross-validation gets no such line
