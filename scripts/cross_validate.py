@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 CHOSEN_HERE = ("--fold", "--name", "--out", "--resume", "--split-from")
 DONE = ("finished", "stopped_early")
+POOL_FILES = {"predictions_test.csv", "metrics_test.json"}  # what pool_folds.py writes before its config.json
 
 
 def main(argv=None) -> int:
@@ -53,26 +56,71 @@ def main(argv=None) -> int:
             pooled_done = bool(json.loads((pooled / "config.json").read_text(encoding="utf-8")).get("fold_runs"))
         except (OSError, ValueError, AttributeError):
             pass
-        if not (pooled_done and a.final):
+        if not pooled_done and pooled.is_dir() and all(f.name in POOL_FILES or f.name.endswith(".tmp")
+                                                       for f in pooled.iterdir()):
+            shutil.rmtree(pooled)  # pooling was cut off: it is done again below
+        elif not (pooled_done and a.final):
             p.error(f"{pooled} exists already"
                     + (": this cross-validation is done, its folds pooled there" if pooled_done else "")
                     + "; choose another --name for a new one" + (" (or add --final)" if pooled_done else ""))
 
     folds = [a.out / f"{a.name}-fold{k}" for k in range(1, a.folds + 1)]
-    if not pooled_done:
-        for k, folder in enumerate(folds, start=1):
-            rc = _train(folder, [*train_args, "--fold", f"{k}/{a.folds}"], a.out, f"fold {k}/{a.folds}")
+    final = a.out / f"{a.name}-final"
+    stages = [*([] if pooled_done else [(f, [*train_args, "--fold", f"{k}/{a.folds}"], f"fold {k}/{a.folds}")
+                                       for k, f in enumerate(folds, start=1)]),
+              *([(final, [*train_args, "--test-frac", "0"], "final model (no test part)")] if a.final else [])]
+    if pooled_done:  # the folds are pooled: the final model must be trained as they were
+        stages.insert(0, (folds[0], [*train_args, "--fold", f"1/{a.folds}"], "fold 1"))
+    mismatch = [f"{what} ({folder}): {why}" for folder, args, what in stages if (why := _other_recipe(folder, args))]
+    if mismatch:
+        print("error: these runs exist already, trained otherwise than these arguments ask:\n  " + "\n  ".join(mismatch)
+              + "\ngive the arguments they were trained with, or another --name for a new cross-validation",
+              file=sys.stderr)
+        return 2
+    try:
+        for folder, args, what in stages:
+            if folder in folds and pooled_done:
+                continue
+            rc = _train(folder, args, a.out, what)
             if rc:
                 return rc
-        rc = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *map(str, folds),
-                             "--out", str(pooled)], env=ENV).returncode
-        if rc or not a.final:
-            return rc
-    final = a.out / f"{a.name}-final"
-    rc = _train(final, [*train_args, "--test-frac", "0"], a.out, "final model (no test part)")
-    if not rc:
+            if folder == folds[-1]:
+                rc = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *map(str, folds),
+                                     "--out", str(pooled)], env=ENV).returncode
+                if rc:
+                    return rc
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to continue where it stopped", file=sys.stderr)
+        return 130
+    if a.final:
         print(f"final model: {final}; its expected figures are the cross-validation's, in {pooled}", flush=True)
-    return rc
+    return 0
+
+
+def _other_recipe(folder: Path, args: list[str]) -> str | None:
+    """How the run already in ``folder`` was trained otherwise than fer_core.train ``args`` would train it (data,
+    fold, recipe values; not --workers, nor a two-stage preset's first stage found under another --out), or None:
+    no run there, the same recipe, or arguments training will refuse with its own message."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    from fer_core.presets import resolve
+    from fer_core.train import RECIPE_KEYS, get_args_parser
+
+    try:
+        given = get_args_parser().parse_args(args)
+    except SystemExit:  # bad arguments: training says what is wrong
+        return None
+    want = {**resolve(given.preset, {k: getattr(given, k) for k in RECIPE_KEYS}), "limit": given.limit}
+    want["data"] = str(Path(given.data).resolve()) if given.data else None
+    had = {**(config.get("args") or {}), "data": (config.get("data") or {}).get("root")}
+    skip = {"workers"} | (set() if given.weights else {"weights"})
+    differ = [f"{k} {had[k]!r}, not {want[k]!r}" for k in want if k not in skip and k in had and had[k] != want[k]]
+    split = config.get("split") or {}
+    if given.fold and (split.get("fold"), split.get("folds")) != given.fold:
+        differ.append(f"fold {split.get('fold')}/{split.get('folds')}, not {given.fold[0]}/{given.fold[1]}")
+    return "; ".join(differ) or None
 
 
 def _train(folder: Path, args: list[str], out: Path, what: str) -> int:
@@ -96,11 +144,19 @@ def _train(folder: Path, args: list[str], out: Path, what: str) -> int:
     else:
         command, doing = [*train, *args, "--name", folder.name, "--out", str(out)], "training"
     print(f"{what}: {doing} {folder}", flush=True)
-    rc = subprocess.run(command, env=ENV).returncode
+    # Ctrl-C reaches the training, which stops cleanly and keeps its folder for --resume; this script waits for it
+    # (Python's subprocess would kill it 0.25 s later) and then says how to go on
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        rc = subprocess.run(command, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if rc:
         print(f"error: {what} ended with exit code {rc}; run the same command again to continue from it",
               file=sys.stderr)
     return rc
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -394,9 +394,13 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
     assert counts["test"] == 0 and counts["train"] + counts["val"] == 48
     again = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--final", "--", *tiny)
     assert again.returncode == 0 and "runs/cv-final finished before, kept" in again.stdout
+    other = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--final", "--", *tiny, "--epochs", "2")
+    assert other.returncode == 2 and "trained otherwise than these arguments ask" in other.stderr
+    assert "fold 1 (runs/cv-fold1): epochs 1, not 2" in other.stderr and "runs/cv-final): epochs 1, not 2" in other.stderr
 
-    # an interrupted cross-validation: fold 2 stopped, nothing pooled yet
+    # an interrupted cross-validation: fold 2 stopped, and the pooling cut off (an empty folder left)
     shutil.rmtree(tmp_path / "runs" / "cv")
+    (tmp_path / "runs" / "cv").mkdir()
     config = tmp_path / "runs" / "cv-fold2" / "config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "status": "stopped"}))
     out = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
