@@ -196,6 +196,15 @@ def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
     return str(col.idxmax() if HIGHER_IS_BETTER.get(metric, True) else col.idxmin())
 
 
+def same_image_groups(ids: dict) -> list[list[str]]:
+    """Runs grouped by the set of sample ids they were scored on ({run: ids}, None for a run whose ids are not at
+    hand: a group of its own), in the given order: only runs within a group can be ranked on the same images."""
+    groups: dict = {}
+    for run, i in ids.items():
+        groups.setdefault(run if i is None else frozenset(map(str, i)), []).append(run)
+    return list(groups.values())
+
+
 def runs_within_noise(values: pd.DataFrame, cis: pd.DataFrame, best: str, metric: str) -> list[str]:
     """The other runs whose figure lies inside the best run's 95% interval: on these images, not told apart from it."""
     ci = cis.at[best, metric] if metric in cis and best in cis.index else None

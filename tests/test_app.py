@@ -481,3 +481,8 @@ def test_a_chosen_cross_validation_shows_its_folds_spread(monkeypatch, tmp_path)
     spread = next(d.value for d in at.dataframe if d.value.index.name == "recipe")
     assert spread.index.tolist() == ["cv (2 folds)"] and spread.at["cv (2 folds)", "runs"] == "cv-fold1, cv-fold2"
     assert " ± " in spread.at["cv (2 folds)", "Accuracy"]
+    # the folds side by side: scored on different images, so none is called the best
+    at.session_state["_selected_runs_saved"] = ["cv-fold1", "cv-fold2"]
+    at.session_state["_split_saved"] = "test"
+    at.run()
+    assert not at.success and any("Not ranked: cv-fold1, cv-fold2" in c.value for c in at.caption)

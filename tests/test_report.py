@@ -667,3 +667,8 @@ def test_intensity_table_bins_non_neutral_samples_by_distance_from_the_centre():
     fig = V.intensity_figure(t)
     assert len(fig.data) == 2 and list(fig.data[0].x) == list(t["bin"])
     assert V.intensity_table({"fer": pred.assign(valence_true=np.nan)}).empty
+
+
+def test_runs_are_ranked_only_beside_runs_scored_on_the_same_images():
+    groups = report.same_image_groups({"a": ["1", "2"], "fold1": [3, 4], "b": ["2", "1"], "fold2": ["5"], "x": None})
+    assert groups == [["a", "b"], ["fold1"], ["fold2"], ["x"]]

@@ -22,12 +22,19 @@ for r in have:
     data = r.config.get("data") or {}
     groups.setdefault((data.get("layout", "?"), data.get("root", "?")), []).append(r.name)
 layouts = [layout for layout, _ in groups]
-lines = []
-for (layout, root), names in groups.items():
+lines, unranked = [], []
+by_name = {r.name: r for r in have}
+for (layout, root), on_data in groups.items():
     label = f"{layout} data" + (f" at {root}" if layouts.count(layout) > 1 else "")
-    sub = values.loc[names]
-    best = report.best_run(sub, "Accuracy") if len(names) > 1 else None  # one run on this data: nothing to rank
-    if best:
+    # only runs scored on the same images are ranked together (not the folds of a cross-validation, say)
+    same = report.same_image_groups({n: (None if (df := S.predictions(by_name[n], ctx.split)) is None else df["id"])
+                                     for n in on_data})
+    unranked += [n for names in same if len(names) == 1 and len(on_data) > 1 for n in names]
+    for names in (g for g in same if len(g) > 1):
+        sub = values.loc[names]
+        best = report.best_run(sub, "Accuracy")
+        if not best:
+            continue
         line = f"**{best}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
         if tied := report.runs_within_noise(sub, cis.loc[names], best, "Accuracy"):
             line += (f", with {', '.join(tied)} inside its 95% interval: on these images a tie (Model disagreement "
@@ -35,13 +42,18 @@ for (layout, root), names in groups.items():
         best_va = report.best_run(sub, "Valence CCC")
         if best_va and "Arousal CCC" in sub:
             line += f", **{best_va}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
-        lines.append(line + (f" — among runs on {label}" if len(groups) > 1 else ""))
+        among = [f"on {label}"] if len(groups) > 1 else []
+        among += [f"scored on the same {int(metrics[best]['n']):,} images"] if len(same) > 1 else []
+        lines.append(line + (f" — among runs {', '.join(among)}" if among else ""))
 if lines:
     st.success(f"Best on **{ctx.split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
     if ctx.split == "test" and all("val" in r.metrics_splits for r in have):
         st.caption("To choose a run, compare them on val: the test figure of a run chosen by its test figure is "
                    "optimistic.")
+if unranked:
+    st.caption(f"Not ranked: {', '.join(unranked)}, each scored on {ctx.split} images no other chosen run on its data "
+               "was scored on (a cross-validation's folds, or another split): their figures are not paired.")
 
 pooled = [r.name for r in ctx.all_runs if R.cross_validated(r.config)]
 if pooled and not any(r.name in pooled for r in ctx.runs):
