@@ -10,6 +10,7 @@ import csv
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -306,19 +307,24 @@ def fold_runs(pooled: Run, runs: list[Run]) -> tuple[list[Run], list[str]]:
 
 def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     """Runs on the same data whose training args are equal except for the seed, in groups of two or more,
-    each ordered by seed (then name). The folds of one cross-validation (``--fold K/N``) group apart from runs
-    on a fixed split. An arg that is off (None, 0, False) counts as absent, because configs written before a flag
-    existed lack it."""
-    groups: dict[str, list[tuple]] = {}
-    for name, c in configs.items():
+    each ordered by seed (then fold, then name). The folds of one cross-validation (``--fold K/N``, named
+    NAME-foldK as scripts/cross_validate.py names them) group together, apart from runs on a fixed split and from
+    another cross-validation's folds. A group holds one run per seed (and fold): a second run of the same seed is a
+    repeat of the same training, not another seed, and is left out. An arg that is off (None, 0, False) counts as
+    absent, because configs written before a flag existed lack it."""
+    groups: dict[str, dict[tuple, str]] = {}
+    for name, c in sorted(configs.items()):
         args = c.get("args")
         if not isinstance(args, dict) or "seed" not in args:
             continue
+        fold = (c.get("split") or {}).get("fold") if folds_of(c) else None
         key = json.dumps({"data": (c.get("data") or {}).get("root"), "folds": folds_of(c),
+                          "cv": re.sub(r"-fold\d+$", "", name) if fold else None,
                           "args": {k: v for k, v in args.items() if k not in NOT_RECIPE and v not in (None, 0, False)}},
                          sort_keys=True, default=str)
-        groups.setdefault(key, []).append((args["seed"] if isinstance(args["seed"], int) else 0, name))
-    return [[name for _, name in sorted(g)] for g in groups.values() if len(g) > 1]
+        seed = args["seed"] if isinstance(args["seed"], int) else 0
+        groups.setdefault(key, {}).setdefault((seed, fold or 0), name)
+    return [[name for _, name in sorted(g.items())] for g in groups.values() if len(g) > 1]
 
 
 def default_selection(runs: list[Run], n: int) -> list[str]:

@@ -591,6 +591,10 @@ def test_seed_groups_join_runs_that_differ_only_in_seed():
     configs.update({f"cv-fold{k}": cfg(0) | {"split": {"fold": k, "folds": 3}} for k in (2, 1, 3)})
     assert R.seed_groups(configs)[-1] == ["cv-fold1", "cv-fold2", "cv-fold3"]
     assert R.seed_groups(configs)[0] == ["base", "base-s1", "base-s2"]
+    # a fold trained again, another cross-validation's fold, a same-seed copy: none is another seed or fold
+    configs.update({"cv-fold1-again": configs["cv-fold1"], "cv3-fold1": configs["cv-fold1"], "base-copy": cfg(0)})
+    assert R.seed_groups(configs)[-1] == ["cv-fold1", "cv-fold2", "cv-fold3"]
+    assert R.seed_groups(configs)[0] == ["base", "base-s1", "base-s2"]
 
 
 def test_seed_summary_gives_mean_and_sample_sd():
