@@ -282,7 +282,7 @@ def _read_ferplus(root: Path) -> DataIndex:
             samples.append(Sample(f"{prefix}/{os.path.splitext(name)[0]}", f"{folder}/{name}",
                                   int(to_affectnet[w]), math.nan, math.nan, split, tuple(d.tolist())))
     notes.append("FER+ majority vote: top vote wins; ties and unknown/not-a-face winners dropped "
-                 "(--soft-labels trains on each image's vote distribution over the 8 classes instead)")
+                 "(--soft-labels trains on these images' vote distributions over the 8 classes instead)")
     return DataIndex(root, "ferplus", samples, False, skipped, notes)
 
 

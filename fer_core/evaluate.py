@@ -355,8 +355,12 @@ def main(args) -> int:
                   f"trained on", file=sys.stderr)
     samples = [s for s in index.samples if (split == "all" or assignment.get(s.id) == split) and s.id not in left_out]
     if not samples:
+        parts = sorted(set(assignment.values()) - {"unused"})
         return _fail(f"no samples in split {split!r} of {root}" + (" besides the images the model trained on"
-                                                                   if left_out else ""))
+                                                                   if left_out else "")
+                     + (f": {cfg.get('name')} has {', '.join(parts)} parts only (e.g. a final model trained with "
+                        f"--test-frac 0); give --split {parts[-1]}, or evaluate on other data" if parts and not foreign
+                        else ""))
     for note in index.notes[1:]:  # what the reader skipped or ignored, as training says it
         print(f"note: {note}", file=sys.stderr)
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta

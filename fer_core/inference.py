@@ -111,10 +111,14 @@ def why_no_checkpoint(run_dir: Path) -> str:
     if status == "ensemble":
         return (f"It is an ensemble folder, without a checkpoint of its own: export it first (python -m "
                 f"fer_core.export --run {run_dir} writes {run_dir / 'checkpoints' / 'best.onnx'}).")
+    final = run_dir.parent / f"{run_dir.name}-final"  # scripts/cross_validate.py --final trains it there
+    if status == "cross-validation" and (final / "checkpoints" / "best.pt").is_file():
+        return (f"It is a pooled cross-validation, with no weights of its own; its final model, trained on every "
+                f"image, is {final}.")
     if status == "cross-validation":
         return ("It is a pooled cross-validation: its folds' test predictions taken together, each image scored by "
                 "another fold's model, with no weights of its own. Give one fold's run folder (listed under fold_runs "
-                "in its config.json).")
+                "in its config.json), or train its final model (scripts/cross_validate.py ... --final).")
     if status == "evaluation":
         return ("It holds one evaluation of a model, not the model: its config.json names the model file it scored "
                 "(evaluated_model).")

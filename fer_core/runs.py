@@ -432,8 +432,15 @@ def pool_predictions(paths: list[str | os.PathLike]) -> pd.DataFrame:
 
 
 def run_predictions(arg: str, split: str) -> pd.DataFrame:
-    """One run's predictions on a split, or several comma-separated runs' taken together (pool_predictions)."""
-    return pool_predictions([Path(d) / f"predictions_{split}.csv" for d in arg.split(",")])
+    """One run's predictions on a split, or several comma-separated runs' taken together (pool_predictions). Raises
+    ValueError naming the splits a run does have where it has none on this one."""
+    paths = [Path(d) / f"predictions_{split}.csv" for d in arg.split(",")]
+    for f in paths:
+        if not f.is_file() and f.parent.is_dir():
+            have = sorted(p.stem[len("predictions_"):] for p in f.parent.glob("predictions_*.csv"))
+            raise ValueError(f"{f.parent} has no predictions on {split}" + (f" (it has {', '.join(have)}: "
+                             "--split chooses)" if have else ""))
+    return pool_predictions(paths)
 
 
 def training_stages(run: str | os.PathLike) -> list[dict]:

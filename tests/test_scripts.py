@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -392,6 +393,11 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
     assert "fold 1/2" not in final.stdout and "final model (no test part): training runs/cv-final" in final.stdout
     counts = json.loads((tmp_path / "runs" / "cv-final" / "config.json").read_text())["split"]["counts"]
     assert counts["test"] == 0 and counts["train"] + counts["val"] == 48
+    ev = subprocess.run([sys.executable, "-m", "fer_core.evaluate", "--run", "runs/cv-final"], capture_output=True,
+                        text=True, timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert ev.returncode == 2 and "has train, val parts only" in ev.stderr and "give --split val" in ev.stderr
+    cmp = _run("compare_runs.py", tmp_path / "runs" / "cv-fold1", tmp_path / "runs" / "cv-final")
+    assert cmp.returncode != 0 and "cv-final has no predictions on test (it has val: --split chooses)" in cmp.stderr
     again = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--final", "--", *tiny)
     assert again.returncode == 0 and "runs/cv-final finished before, kept" in again.stdout
     other = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--final", "--", *tiny, "--epochs", "2")
