@@ -196,6 +196,36 @@ def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
     return str(col.idxmax() if HIGHER_IS_BETTER.get(metric, True) else col.idxmin())
 
 
+def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, groups: dict, ids: dict
+                   ) -> tuple[list[str], list[str]]:
+    """The overview's "best" lines (markdown), one per set of runs ranked together, and the runs left unranked.
+    ``groups``: {(layout, data root): run names}, since scores on different data do not compare; within one, only
+    runs scored on the same images (``ids``: {run: sample ids or None}, same_image_groups) are ranked, with the runs
+    inside the best one's accuracy interval named as a tie and the best by valence CCC."""
+    layouts = [layout for layout, _ in groups]
+    lines, unranked = [], []
+    for (layout, root), on_data in groups.items():
+        label = f"{layout} data" + (f" at {root}" if layouts.count(layout) > 1 else "")
+        same = same_image_groups({n: ids.get(n) for n in on_data})
+        unranked += [n for names in same if len(names) == 1 and len(on_data) > 1 for n in names]
+        for names in (g for g in same if len(g) > 1):
+            sub = values.loc[names]
+            best = best_run(sub, "Accuracy")
+            if not best:
+                continue
+            line = f"**{best}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
+            if tied := runs_within_noise(sub, cis.loc[names], best, "Accuracy"):
+                line += (f", with {', '.join(tied)} inside its 95% interval: on these images a tie (Model "
+                         "disagreement tests runs on the same images)")
+            best_va = best_run(sub, "Valence CCC")
+            if best_va and "Arousal CCC" in sub:
+                line += f", **{best_va}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
+            among = [f"on {label}"] if len(groups) > 1 else []
+            among += [f"scored on the same {int(metrics[best]['n']):,} images"] if len(same) > 1 else []
+            lines.append(line + (f" — among runs {', '.join(among)}" if among else ""))
+    return lines, unranked
+
+
 def same_image_groups(ids: dict) -> list[list[str]]:
     """Runs grouped by the set of sample ids they were scored on ({run: ids}, None for a run whose ids are not at
     hand: a group of its own), in the given order: only runs within a group can be ranked on the same images."""

@@ -26,10 +26,7 @@ SEED_COLUMNS = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence R
 
 def fmt(m: dict, key: str, sub: str | None = None, ci_key: str | None = None) -> str:
     v = m.get(key) if sub is None else (m.get(key) or {}).get(sub)
-    if v is None:
-        return "–"
-    ci = (m.get("ci95") or {}).get(ci_key) if ci_key else None
-    return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    return report.value_ci(v, (m.get("ci95") or {}).get(ci_key) if ci_key else None)
 
 
 def skip_reason(d: Path, split: str) -> str | None:

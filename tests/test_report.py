@@ -676,3 +676,15 @@ def test_intensity_table_bins_non_neutral_samples_by_distance_from_the_centre():
 def test_runs_are_ranked_only_beside_runs_scored_on_the_same_images():
     groups = report.same_image_groups({"a": ["1", "2"], "fold1": [3, 4], "b": ["2", "1"], "fold2": ["5"], "x": None})
     assert groups == [["a", "b"], ["fold1"], ["fold2"], ["x"]]
+
+
+def test_best_run_lines_rank_runs_per_data_set_and_image_set():
+    values = pd.DataFrame({"Accuracy": [0.50, 0.40, 0.90], "Valence CCC": [0.6, 0.5, 0.9]},
+                          index=["a", "b", "fold1"])
+    cis = pd.DataFrame({"Accuracy": [(0.45, 0.55), (0.35, 0.45), (0.85, 0.95)]}, index=values.index)
+    metrics = {"a": {"n": 2}, "b": {"n": 2}, "fold1": {"n": 1}}
+    groups = {("affectnet", "/d"): ["a", "b", "fold1"]}
+    lines, unranked = report.best_run_lines(values, cis, metrics, groups, {"a": ["1", "2"], "b": ["2", "1"],
+                                                                            "fold1": ["3"]})
+    assert unranked == ["fold1"]  # its images are no other run's: its 0.90 is not the best
+    assert lines == ["**a** by accuracy (0.500) — among runs scored on the same 2 images"]

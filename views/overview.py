@@ -21,30 +21,8 @@ groups: dict[tuple, list[str]] = {}
 for r in have:
     data = r.config.get("data") or {}
     groups.setdefault((data.get("layout", "?"), data.get("root", "?")), []).append(r.name)
-layouts = [layout for layout, _ in groups]
-lines, unranked = [], []
-by_name = {r.name: r for r in have}
-for (layout, root), on_data in groups.items():
-    label = f"{layout} data" + (f" at {root}" if layouts.count(layout) > 1 else "")
-    # only runs scored on the same images are ranked together (not the folds of a cross-validation, say)
-    same = report.same_image_groups({n: (None if (df := S.predictions(by_name[n], ctx.split)) is None else df["id"])
-                                     for n in on_data})
-    unranked += [n for names in same if len(names) == 1 and len(on_data) > 1 for n in names]
-    for names in (g for g in same if len(g) > 1):
-        sub = values.loc[names]
-        best = report.best_run(sub, "Accuracy")
-        if not best:
-            continue
-        line = f"**{best}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
-        if tied := report.runs_within_noise(sub, cis.loc[names], best, "Accuracy"):
-            line += (f", with {', '.join(tied)} inside its 95% interval: on these images a tie (Model disagreement "
-                     "tests runs on the same images)")
-        best_va = report.best_run(sub, "Valence CCC")
-        if best_va and "Arousal CCC" in sub:
-            line += f", **{best_va}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
-        among = [f"on {label}"] if len(groups) > 1 else []
-        among += [f"scored on the same {int(metrics[best]['n']):,} images"] if len(same) > 1 else []
-        lines.append(line + (f" — among runs {', '.join(among)}" if among else ""))
+ids = {r.name: None if (df := S.predictions(r, ctx.split)) is None else df["id"] for r in have}
+lines, unranked = report.best_run_lines(values, cis, metrics, groups, ids)
 if lines:
     st.success(f"Best on **{ctx.split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
