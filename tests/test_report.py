@@ -213,9 +213,12 @@ def test_results_table_best_run_and_bars(runs_dir):
     assert np.isnan(values.at["fer", "Valence RMSE"])
     lo, hi = cis.at["a", "Accuracy"]
     assert lo <= values.at["a", "Accuracy"] <= hi
-    shown = report.display_table(values, cis)
-    assert shown.at["a", "Accuracy"] == f"{values.at['a', 'Accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"
-    assert shown.at["fer", "Valence RMSE"] == "–"
+    shown = report.display_table(values, cis)  # numbers underneath, so that sorting by a column sorts by value
+    assert shown.data.equals(values)
+    header, *rows = shown.to_string(delimiter="|").splitlines()
+    cells = {row.split("|")[0]: dict(zip(header.split("|")[1:], row.split("|")[1:])) for row in rows}
+    assert cells["a"]["Accuracy"] == f"{values.at['a', 'Accuracy']:.3f} [{lo:.3f}, {hi:.3f}]"
+    assert cells["fer"]["Valence RMSE"] == "–"
     assert report.best_run(values.loc[["a", "b"]], "Accuracy") == "a"  # higher skill wins
     assert report.best_run(values.loc[["a", "b"]], "Valence RMSE") == values.loc[["a", "b"], "Valence RMSE"].idxmin()
     fig = report.bar_figure(values, cis, ["Valence RMSE", "Valence CCC"], "va")

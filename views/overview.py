@@ -46,7 +46,7 @@ st.subheader(f"Results on {ctx.split}")
 first = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]  # the headline
 st.dataframe(report.display_table(values, cis), width="stretch",
              column_order=[c for c in first if c in values] + [c for c in values if c not in first],
-             column_config={c: st.column_config.TextColumn(help=report.COLUMN_HELP.get(c)) for c in values.columns})
+             column_config={c: st.column_config.Column(help=report.COLUMN_HELP.get(c)) for c in values.columns})
 st.caption("Each value with its percentile-bootstrap 95% interval in brackets, where the metrics file has one. "
            "RMSE: lower is better; every other column: higher is better. Hover a column's name for what it means.")
 for names in groups.values():
