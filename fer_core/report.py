@@ -479,8 +479,8 @@ def _teacher(config: dict) -> str:
 
 
 def run_details(runs) -> pd.DataFrame:
-    """One row per run (fer_core.runs.Run): what it trained, on what, how long. The "evaluates" and "distilled from"
-    columns appear only when some run has one."""
+    """One row per run (fer_core.runs.Run): what it trained, on what, how long. The "evaluates", "distilled from" and
+    "trained on" (FER+ vote shares, --soft-labels) columns appear only when some run has one."""
     rows = []
     for r in runs:
         c = r.config
@@ -498,6 +498,7 @@ def run_details(runs) -> pd.DataFrame:
                                              for k in ("train", "val", "test")) if counts else "",
             "data": data.get("layout"),
             "extra training data": f"{extra['n_train']:,} {extra['layout']} images" if extra else "",
+            "trained on": "vote shares" if args.get("soft_labels") else "",
             "distilled from": _teacher(c), "weights": (c.get("weights") or {}).get("loaded"),
             "valence/arousal": r.has_va, "samples": data.get("n_samples"), "status": c.get("status"),
             "best epoch": (c.get("best") or {}).get("epoch", na), "train min": round(c.get("train_minutes") or 0, 1),
@@ -505,4 +506,4 @@ def run_details(runs) -> pd.DataFrame:
     details = pd.DataFrame(rows).set_index("run")
     for col in ("img size", "epochs", "best epoch"):  # numbers beside "–": text, so that the column has one type
         details[col] = details[col].map(lambda v: None if v is None else str(v))
-    return details.drop(columns=[k for k in ("evaluates", "distilled from") if not details[k].any()])
+    return details.drop(columns=[k for k in ("evaluates", "trained on", "distilled from") if not details[k].any()])

@@ -623,7 +623,7 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
         "device": "cpu", "args": {"epochs": 12}, "precision": "bfloat16 autocast",
         "teacher": {"path": "artifacts/runs/hse-best/checkpoints/best.pt"}})
     plain = run_details([old])
-    assert "distilled from" not in plain.columns and "evaluates" not in plain.columns
+    assert not {"distilled from", "evaluates", "trained on"} & set(plain.columns)
     assert plain.loc["old", "precision"] == "float32" and plain.loc["old", "epochs"] == "3"
     both = run_details([old, taught])
     assert list(both["distilled from"]) == ["", "hse-best"]
@@ -631,6 +631,8 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
     pair = SimpleNamespace(name="pair", has_va=True, config={"status": "ensemble", "members": [{"run": "a"}]})
     row = run_details([old, pair]).loc["pair"]
     assert (row["img size"], row["epochs"], row["best epoch"]) == ("–", "–", "–")  # not "None": it has none
+    soft = SimpleNamespace(name="soft", has_va=False, config={"args": {"epochs": 3, "soft_labels": True}})
+    assert list(run_details([old, soft])["trained on"]) == ["", "vote shares"]
 
 
 def test_per_class_comparison_matches_sklearn_and_its_intervals_hold_the_value():
