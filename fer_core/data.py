@@ -286,23 +286,34 @@ def _read_ferplus(root: Path) -> DataIndex:
     return DataIndex(root, "ferplus", samples, False, skipped, notes)
 
 
-def ferplus_paper_ids(root) -> set[str]:
-    """Ids of the FER+ images the FER+ paper's majority protocol keeps (Barsoum et al., 2016, and its code's
-    _process_data): votes of one annotator dropped as outliers, then the top class must hold more than half of the
-    remaining votes and be an expression (not unknown or not-a-face). A subset of what _read_ferplus keeps, with the
-    same labels; accuracies on it are the ones the paper's figures compare with."""
-    ids = set()
+def ferplus_votes(root) -> pd.DataFrame:
+    """Every FER+ image's annotator votes (counts; ten annotators per image): one column per expression class in
+    AffectNet order (labels.CLASSES), then "unknown" and "not a face"; indexed by id as the FER+ reader names them
+    ("Test/fer0032220"). Empty where the folder has no FER+ label.csv."""
+    columns = [*CLASSES, "unknown", "not a face"]
+    named = [CLASSES[class_index(n)] for n in FERPLUS_VOTES[:8]] + columns[8:]  # label.csv's order, our names
+    parts = []
     for folder in FERPLUS_SPLITS:
         csv_path = Path(root) / folder / "label.csv"
         if not csv_path.is_file():
             continue
         df = pd.read_csv(csv_path, header=None, dtype={0: str, 1: str}, skipinitialspace=True)
-        votes = df.iloc[:, 2:].to_numpy(dtype=float)
-        votes[votes <= 1] = 0
-        keep = (votes.max(axis=1) > 0.5 * votes.sum(axis=1)) & (votes.argmax(axis=1) < 8)
         prefix = folder.removeprefix("FER2013")
-        ids.update(f"{prefix}/{os.path.splitext(n.strip())[0]}" for n in df.iloc[:, 0][keep])
-    return ids
+        ids = [f"{prefix}/{os.path.splitext(n.strip())[0]}" for n in df.iloc[:, 0]]
+        parts.append(pd.DataFrame(df.iloc[:, 2:].to_numpy(dtype=float), index=ids, columns=named)[columns])
+    return pd.concat(parts) if parts else pd.DataFrame(columns=columns, dtype=float)
+
+
+def ferplus_paper_ids(root) -> set[str]:
+    """Ids of the FER+ images the FER+ paper's majority protocol keeps (Barsoum et al., 2016, and its code's
+    _process_data): votes of one annotator dropped as outliers, then the top class must hold more than half of the
+    remaining votes and be an expression (not unknown or not-a-face). A subset of what _read_ferplus keeps, with the
+    same labels; accuracies on it are the ones the paper's figures compare with."""
+    table = ferplus_votes(root)
+    votes = table.to_numpy(copy=True)
+    votes[votes <= 1] = 0
+    keep = (votes.max(axis=1) > 0.5 * votes.sum(axis=1)) & (votes.argmax(axis=1) < len(CLASSES))
+    return set(table.index[keep])
 
 
 def _images_under(folder: Path) -> list[Path]:

@@ -16,15 +16,21 @@ SORTS = {
     "Least confident mistakes first": ("confidence", True),
     "Lowest probability on the true class first": ("true_prob", True),
     "ID": ("id", True),
+    # with FER+'s annotator votes only
+    "Most annotators agreeing with the prediction first": ("pred_votes", False),
 }
+VOTE_SORTS = ["Most annotators agreeing with the prediction first"]
 
 
 def misclassified(pred: pd.DataFrame, true_class: int | None = None, pred_class: int | None = None,
-                  sort: str = "Most confident mistakes first") -> pd.DataFrame:
+                  sort: str = "Most confident mistakes first", votes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows where pred != true, with class names, the predicted class's probability (confidence) and the
-    probability given to the true class; optionally filtered by true and/or predicted class."""
+    probability given to the true class; optionally filtered by true and/or predicted class. With FER+'s ``votes``
+    (data.ferplus_votes), also each image's votes (with_votes)."""
     if sort not in SORTS:
         raise ValueError(f"unknown sort {sort!r}; choose one of {list(SORTS)}")
+    if votes is None and sort in VOTE_SORTS:
+        raise ValueError(f"sort {sort!r} needs FER+ votes")
     wrong = pred["pred"] != pred["true"]
     if true_class is not None:
         wrong &= pred["true"] == true_class
@@ -37,11 +43,14 @@ def misclassified(pred: pd.DataFrame, true_class: int | None = None, pred_class:
     rows["true_prob"] = probs[pos, rows["true"].to_numpy()]
     rows["true_name"] = [CLASSES[i] for i in rows["true"]]
     rows["pred_name"] = [CLASSES[i] for i in rows["pred"]]
+    if votes is not None:
+        rows = with_votes(rows, votes)
     column, ascending = SORTS[sort]
     if column == "id":
         rows = rows.iloc[natural_order(rows["id"])]
     else:
-        rows = rows.sort_values(column, ascending=ascending, kind="stable")
+        ties = [] if column == "confidence" else ["confidence"]  # then the most confident first
+        rows = rows.sort_values([column, *ties], ascending=[ascending, *[False] * len(ties)], kind="stable")
     return rows.reset_index(drop=True)
 
 
@@ -64,6 +73,35 @@ def probability_table(row: pd.Series) -> pd.DataFrame:
     table["true"] = [i == int(row["true"]) for i in range(NUM_CLASSES)]
     table["predicted"] = [i == int(row["pred"]) for i in range(NUM_CLASSES)]
     return table.sort_values("probability", ascending=False).reset_index(drop=True)
+
+
+def with_votes(rows: pd.DataFrame, votes: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (from misclassified) with the FER+ annotators' votes for each image (data.ferplus_votes): "votes",
+    as text ("Contempt 7, Anger 2, Disgust 1"), and "pred_votes", how many annotators chose the predicted class."""
+    counts = votes.reindex(rows["id"].astype(str))
+    rows = rows.copy()
+    rows["votes"] = [vote_text(c) for c in counts.to_numpy()]
+    table = counts[CLASSES].to_numpy()
+    rows["pred_votes"] = table[np.arange(len(rows)), rows["pred"].to_numpy()]
+    return rows
+
+
+def vote_text(counts) -> str:
+    """One image's votes, most first, classes without a vote left out: "Contempt 7, Anger 2, Disgust 1"; "" for
+    an image without votes."""
+    names = [*CLASSES, "unknown", "not a face"]
+    if counts is None or not np.nansum(counts):
+        return ""
+    order = sorted(range(len(names)), key=lambda i: -counts[i])
+    return ", ".join(f"{names[i]} {counts[i]:.0f}" for i in order if counts[i] > 0)
+
+
+def plausible_mistakes(rows: pd.DataFrame, min_votes: int = 2) -> tuple[int, int]:
+    """(mistakes whose predicted class at least ``min_votes`` annotators chose as well, mistakes with votes): a
+    mistake a second annotator made too is a disagreement among people as much as an error. Two, because the FER+
+    paper's protocol drops a class that only one annotator chose as an outlier."""
+    known = rows["pred_votes"].notna()
+    return int((rows.loc[known, "pred_votes"] >= min_votes).sum()), int(known.sum())
 
 
 def comparable_runs(preds: dict[str, pd.DataFrame]) -> tuple[list[str], list[str]]:

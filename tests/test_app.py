@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fer_core.labels import CLASSES
-from tests.fixture_runs import make_fixture_runs, write_broken_runs, write_cv_folds
+from tests.fixture_runs import make_fixture_runs, write_broken_runs, write_cv_folds, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -75,8 +75,6 @@ def test_split_starts_on_the_newest_runs_own(monkeypatch, tmp_path):
     newest run, and the dashboard opens on that split, not on a val split it lacks."""
     from datetime import datetime, timezone
 
-    from tests.fixture_runs import write_run
-
     make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
     write_run(tmp_path / "runs", "default-on-mine", n=60, splits=("mine-all",), n_boot=5,
               created=datetime(2027, 1, 1, tzinfo=timezone.utc))
@@ -88,8 +86,6 @@ def test_split_starts_on_the_newest_runs_own(monkeypatch, tmp_path):
 
 def test_pages_show_runs_in_the_order_chosen(monkeypatch, tmp_path):
     """The first view puts the best of the other recipes before a newer, weaker one; the pages follow that order."""
-    from tests.fixture_runs import write_run
-
     for name, skill, seed, backbone in [("strong", 3.0, 0, "resnet18"), ("weak", 0.5, 1, "mobilenet_v2"),
                                         ("newest", 1.0, 2, "efficientnet_b0")]:
         write_run(tmp_path, name, n=100, skill=skill, seed=seed, backbone=backbone, n_boot=5)
@@ -99,8 +95,6 @@ def test_pages_show_runs_in_the_order_chosen(monkeypatch, tmp_path):
 
 
 def test_overview_says_when_runs_are_scored_on_different_numbers_of_images(monkeypatch, tmp_path):
-    from tests.fixture_runs import write_run
-
     write_run(tmp_path, "fixed-split", n=100, seed=0, n_boot=5)
     write_run(tmp_path, "every-image", n=300, seed=1, n_boot=5)
     at = _app(monkeypatch, tmp_path)
@@ -400,8 +394,6 @@ def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
     import os
     import time
 
-    from tests.fixture_runs import write_run
-
     live = write_run(tmp_path / "runs", "live", epochs=10)
     quiet = write_run(tmp_path / "runs", "quiet", epochs=10, seed=1)
     _as_training(live, 3)
@@ -486,3 +478,34 @@ def test_a_chosen_cross_validation_shows_its_folds_spread(monkeypatch, tmp_path)
     at.session_state["_split_saved"] = "test"
     at.run()
     assert not at.success and any("Not ranked: cv-fold1, cv-fold2" in c.value for c in at.caption)
+
+
+def test_gallery_of_a_fer_plus_run_shows_the_annotators_votes(monkeypatch, tmp_path):
+    import pandas as pd
+
+    from fer_core.data import FERPLUS_VOTES
+    from fer_core.labels import class_index
+
+    run = write_run(tmp_path / "runs", "fp", n=60, layout="ferplus", has_va=False, data_root=tmp_path / "data",
+                    images=10, n_boot=5)
+    column = {class_index(n): j for j, n in enumerate(FERPLUS_VOTES[:8])}  # label.csv has FER+'s class order
+    rows = []
+    for split in ("val", "test"):
+        for _, r in pd.read_csv(run / f"predictions_{split}.csv", dtype={"id": str}).iterrows():
+            votes = [0] * 10
+            votes[column[r["true"]]] += 6
+            votes[column[r["pred"]]] += 3  # a second opinion for every prediction
+            votes[8] += 1
+            rows.append(f'{r["id"].split("/")[1]}.png,"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+    (tmp_path / "data" / "FER2013Test" / "label.csv").write_text("\n".join(rows) + "\n")
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/gallery.py").run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    n = len([m for m in at.markdown if m.value.startswith("`")])
+    assert n and len([c for c in captions if c.startswith("votes: ")]) == n
+    assert any(c.startswith("FER+ votes: on ") and "(100%)" in c for c in captions)
+    at.selectbox(key="gallery_sort").select("Most annotators agreeing with the prediction first").run()
+    assert not at.exception
+    at.text_input(key="gallery_query").input(rows[0].split(".")[0].removeprefix("fer")).run()
+    assert any(c.value.startswith("FER+ annotators' votes: ") for c in at.caption)

@@ -96,6 +96,15 @@ def test_ferplus_majority_vote_maps_by_name(tmp_path):
     votes = {s.id: s.votes for s in index.samples}
     assert votes["Train/fer0000000"] == pytest.approx([0, 0, 0.1, 0.7, 0.2, 0, 0, 0])
     assert votes["Test/fer0000020"] == pytest.approx([2 / 9, 0, 0, 0, 7 / 9, 0, 0, 0])
+    # The raw counts, for the gallery: every image (ties and unknown winners too), our class names and order.
+    from fer_core.data import ferplus_votes
+
+    counts = ferplus_votes(root)
+    assert list(counts.columns) == [*CLASSES, "unknown", "not a face"] and len(counts) == 9
+    assert counts.loc["Train/fer0000000", ["Surprise", "Sad", "Fear"]].tolist() == [7, 1, 2]
+    assert counts.loc["Train/fer0000003", ["Neutral", "unknown", "not a face"]].tolist() == [1, 6, 3]
+    assert counts.loc["Valid/fer0000010", ["Disgust", "Contempt"]].tolist() == [1, 9]
+    assert ferplus_votes(tmp_path).empty  # no FER+ here
 
 
 def test_ferplus_bad_label_csv(tmp_path):

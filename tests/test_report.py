@@ -319,6 +319,26 @@ def test_misclassified_filters_sort_and_paging():
     assert by_id["id"].str.extract(r"(\d+)$")[0].astype(int).is_monotonic_increasing
 
 
+def test_misclassified_with_fer_plus_votes():
+    pred = pd.DataFrame({"id": ["Test/a", "Test/b", "Test/c", "Test/d"], "path": ["a", "b", "c", "d"],
+                         "true": [0, 1, 2, 3], "pred": [1, 1, 0, 0]})
+    for k in range(8):
+        pred[f"prob_{k}"] = [0.9 if k == p else 0.1 / 7 for p in pred["pred"]]
+    pred.loc[3, "prob_0"], pred.loc[3, "prob_3"] = 0.5, 0.4 + 0.1 / 7
+    votes = pd.DataFrame(0.0, index=["Test/a", "Test/b", "Test/c", "Test/d"], columns=[*CLASSES, "unknown", "not a face"])
+    votes.loc["Test/a", ["Neutral", "Happy", "unknown"]] = [6, 3, 1]
+    votes.loc["Test/c", ["Sad", "Neutral"]] = [9, 1]
+    votes.loc["Test/d", ["Surprise", "Neutral"]] = [5, 5]
+    wrong = E.misclassified(pred, votes=votes, sort="Most annotators agreeing with the prediction first")
+    assert list(wrong["id"]) == ["Test/d", "Test/a", "Test/c"]  # 5, 3 and 1 votes for the predicted class
+    assert list(wrong["votes"]) == ["Neutral 5, Surprise 5", "Neutral 6, Happy 3, unknown 1", "Sad 9, Neutral 1"]
+    assert E.plausible_mistakes(wrong) == (2, 3)  # one annotator alone is an outlier in FER+'s protocol
+    unknown = E.misclassified(pred, votes=votes.drop(index="Test/a"))  # an image without votes: none shown
+    assert unknown.set_index("id").at["Test/a", "votes"] == "" and E.plausible_mistakes(unknown) == (1, 2)
+    with pytest.raises(ValueError, match="needs FER\\+ votes"):
+        E.misclassified(pred, sort="Most annotators agreeing with the prediction first")
+
+
 def test_find_sample_by_id():
     pred = pd.DataFrame({"id": ["635", "6350", "Test/fer0000635"], "true": [0, 1, 2]})
     assert list(E.find_sample(pred, " 635 ")["id"]) == ["635"]

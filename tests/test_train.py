@@ -248,7 +248,7 @@ def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, 
     assert ev("--run", run, "--data", tmp_path / "moved", "--out", tmp_path / "m") == 0
     err = capsys.readouterr().err
     left = int(err.split("note: left out ")[1].split()[0])
-    assert f"of these 44 images: tiny trained on them (the same files, or copies)" in err
+    assert "of these 44 images: tiny trained on them (the same files, or copies)" in err
     assert len(pd.read_csv(tmp_path / "m" / "predictions_moved-all.csv")) == 44 - left > 0
 
 

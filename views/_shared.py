@@ -16,6 +16,7 @@ import streamlit as st
 
 from fer_core import runs as R
 from fer_core.calibrate import apply_temperature, temperature_of
+from fer_core.data import FERPLUS_SPLITS, ferplus_votes
 from fer_core.explain import describe_map, heat_overlay, occlusion_map
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
 from fer_core.report import run_colors
@@ -189,6 +190,26 @@ def predictions(run: R.Run, split: str | None) -> pd.DataFrame | None:
     if split not in run.splits:
         return None
     return _predictions(*R.file_key(run.predictions_path(split)))
+
+
+@st.cache_data(show_spinner="Reading the FER+ votes…", max_entries=4)
+def _ferplus_votes(root: str, stamp: tuple) -> pd.DataFrame:
+    return ferplus_votes(root)
+
+
+def votes(run: R.Run, split: str | None) -> pd.DataFrame | None:
+    """FER+'s annotator votes (data.ferplus_votes) for a run on FER+ data whose label.csv files are at hand under
+    its image root; None otherwise."""
+    if (run.config.get("data") or {}).get("layout") != "ferplus" or not (root := image_root(run, split)[0]):
+        return None
+    files = [Path(root) / folder / "label.csv" for folder in FERPLUS_SPLITS]
+    stamp = tuple(R.file_key(f) for f in files if f.is_file())
+    if not stamp:
+        return None
+    try:
+        return _ferplus_votes(root, stamp)
+    except (OSError, ValueError):  # a label.csv that is not FER+'s: the gallery goes on without votes
+        return None
 
 
 def metrics(run: R.Run, split: str | None) -> dict | None:

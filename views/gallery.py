@@ -71,6 +71,8 @@ if query.strip():
         confidence = row[f"prob_{row['pred']}"]
         st.markdown(f"**{run.name}** · id `{row['id']}` · true **{CLASSES[row['true']]}** → predicted "
                     f"**{CLASSES[row['pred']]}** (conf. {confidence:.2f}, {verdict})")
+        if (run_votes := S.votes(run, ctx.split)) is not None and str(row["id"]) in run_votes.index:
+            st.caption(f"FER+ annotators' votes: {E.vote_text(run_votes.loc[str(row['id'])].to_numpy())}")
         pic, probs = st.columns([1, 3])
         with pic:
             shown = show_image(row["path"], root, width=160)
@@ -90,17 +92,21 @@ if query.strip():
 c1, c4 = st.columns([2, 3])
 c2, c3 = st.columns(2)
 run_name = S.choice(c1, "Run", list(by_name), "gallery_run")
-sort = S.choice(c4, "Sort", list(E.SORTS), "gallery_sort")
+run = by_name[run_name]
+votes = S.votes(run, ctx.split)  # FER+ only: how the ten annotators voted on each image
+sort = S.choice(c4, "Sort", [s for s in E.SORTS if votes is not None or s not in E.VOTE_SORTS], "gallery_sort")
 true_name = S.choice(c2, "True class", ["any", *CLASSES], "gallery_true")
 pred_name = S.choice(c3, "Predicted class", ["any", *CLASSES], "gallery_pred")
-run = by_name[run_name]
 pred = S.predictions(run, ctx.split)
 wrong = E.misclassified(pred, None if true_name == "any" else CLASSES.index(true_name),
-                        None if pred_name == "any" else CLASSES.index(pred_name), sort)
+                        None if pred_name == "any" else CLASSES.index(pred_name), sort, votes)
 st.caption(f"{len(wrong):,} misclassified of {len(pred):,} samples in {run.name} / {ctx.split}.")
 if wrong.empty:
     st.info("No misclassified samples match these filters.")
     st.stop()
+if votes is not None and (plausible := E.plausible_mistakes(wrong))[1]:
+    st.caption(f"FER+ votes: on {plausible[0]:,} of these {plausible[1]:,} mistakes ({plausible[0] / plausible[1]:.0%})"
+               " at least two of the annotators chose the predicted class too, so people disagreed on them as well.")
 
 p1, p2 = st.columns([1, 4])
 per_page = S.choice(p1, "Per page", [12, 24, 48], "gallery_per_page", default=1)
@@ -113,7 +119,7 @@ rows = wrong.iloc[(int(page) - 1) * per_page: int(page) * per_page]
 root, source = S.image_root(run, ctx.split)
 missing = 0
 st.caption("Under each image: its id, the true class, the predicted class and conf., the probability the model gave "
-           "its prediction.")
+           "its prediction" + ("; then the annotators' votes." if votes is not None else "."))
 grid = st.container(horizontal=True, wrap=True, gap="small")
 for _, r in rows.iterrows():
     with grid.container(width=THUMB_PX, gap=None):
@@ -124,11 +130,14 @@ for _, r in rows.iterrows():
                         unsafe_allow_html=True)
         st.markdown(f"`{r['id']}`  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}**  \n"
                     f"conf. {r['confidence']:.2f}")
+        if votes is not None and r["votes"]:
+            st.caption(f"votes: {r['votes']}")
 if missing:
     st.info(f"{missing} of {len(rows)} images on this page were not found. "
             f"Looked under `{root}` ({source}); set **Data root for images** in the sidebar if the data "
             "lives elsewhere on this machine.")
 
 with st.expander("This page as a table"):
-    st.dataframe(rows[["id", "true_name", "pred_name", "confidence", "true_prob", "path"]], hide_index=True,
+    st.dataframe(rows[["id", "true_name", "pred_name", "confidence", "true_prob",
+                       *(["votes", "pred_votes"] if votes is not None else []), "path"]], hide_index=True,
                  width="stretch")
