@@ -58,6 +58,7 @@ FERPLUS_VOTES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgus
                  "unknown", "not-a-face"]
 CSV_PATH_COLS = ("path", "image", "file", "filename", "image_path")
 CSV_LABEL_COLS = ("expression", "label", "class", "emotion")
+MISSING_WORDS = {"na", "n/a", "#n/a", "none", "null", "nan"}  # how R, Excel and pandas write an empty number
 LOOKED_FOR = ("AffectNet (images/ + annotations/), FER+ (FER2013Train|Valid|Test/label.csv), "
               "class folders ([train|val|test/]<class>/*.jpg) or a CSV manifest (path, expression[, valence, arousal, split])")
 
@@ -77,13 +78,25 @@ def _separator(csv_path: Path) -> str:
             first = f.readline()
     except OSError:
         return ","
-    return max((",", ";", "\t"), key=lambda c: (first.count(c.encode()), c == ","))
+    return max((",", ";", "\t"), key=lambda c: (first.count(c.encode()), c == ","))  # UTF-16's ASCII bytes count too
+
+
+def _bom_encoding(csv_path: Path) -> str | None:
+    """The encoding a byte-order mark names ("CSV UTF-8" from Excel starts with one; "Unicode text" is UTF-16),
+    or None where the file has none."""
+    try:
+        with open(csv_path, "rb") as f:
+            start = f.read(3)
+    except OSError:
+        return None
+    return "utf-8-sig" if start == b"\xef\xbb\xbf" else "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else None
 
 
 def _manifest_columns(csv_path: Path) -> tuple[str, str] | None:
     """(path column, label column) when the CSV's header makes it a manifest, else None."""
     try:
-        header = pd.read_csv(csv_path, nrows=0, sep=_separator(csv_path), encoding="latin-1").columns
+        header = pd.read_csv(csv_path, nrows=0, sep=_separator(csv_path),
+                             encoding=_bom_encoding(csv_path) or "latin-1").columns
     except Exception:  # empty or not CSV at all: simply not a manifest
         return None
     cols = {str(c).strip().lower(): c for c in header}
@@ -182,9 +195,10 @@ def _affectnet_record(ann_dir: Path, i: int, annotations: set):
         return f"class {label} ({AFFECTNET_SENTINELS[label]})"
     if not 0 <= label < len(CLASSES):
         return f"class {label} (out of range)"
-    if -2 in va:
-        return "valence/arousal -2"
-    return label, va[0], va[1]
+    if any(not -1 <= x <= 1 for x in va if x != -2 and not math.isnan(x)):
+        return "valence/arousal not a number in [-1, 1]"
+    # -2 is "not annotated": the expression stands, that value is unknown (NaN)
+    return label, *(math.nan if x == -2 else x for x in va), -2 in va
 
 
 def _read_affectnet(root: Path) -> DataIndex:
@@ -203,17 +217,20 @@ def _read_affectnet(root: Path) -> DataIndex:
     with ThreadPoolExecutor(max_workers=4) as pool:
         parts = list(pool.map(lambda c: [_affectnet_record(ann_dir, i, annotations) for i in c], chunks))
     records = dict(zip([i for c in chunks for i in c], [r for p in parts for r in p]))
-    samples, skipped = [], {}
+    samples, skipped, not_annotated = [], {}, 0
     for i in ids:
         rec = records[i]
         if isinstance(rec, str):
             _count(skipped, rec)
         else:
             samples.append(Sample(str(i), f"images/{images[i]}", rec[0], rec[1], rec[2], None))
+            not_annotated += rec[3]
     orphans = {int(n.split("_")[0]) for n in annotations if n.endswith("_exp.npy") and n.split("_")[0].isdigit()}
     if orphans - images.keys():
         _count(skipped, "missing image", len(orphans - images.keys()))
-    return DataIndex(root, "affectnet", samples, False, skipped, [])
+    notes = [f"valence/arousal -2 (not annotated) for {not_annotated} images: their expression is used, that value "
+             "is not"] if not_annotated else []
+    return DataIndex(root, "affectnet", samples, False, skipped, notes)
 
 
 def read_landmarks(index: DataIndex) -> int:
@@ -362,7 +379,8 @@ def _read_csv(root: Path) -> DataIndex:
     base = csv_path.parent
     notes = [f"manifest {csv_path.name}"]
     try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=_separator(csv_path), encoding="utf-8-sig")
+        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=_separator(csv_path),
+                         encoding=_bom_encoding(csv_path) or "utf-8-sig")
     except UnicodeDecodeError:  # a spreadsheet saved on Windows: its paths' accents are Windows-1252
         try:
             df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=_separator(csv_path), encoding="cp1252")
@@ -371,12 +389,14 @@ def _read_csv(root: Path) -> DataIndex:
         notes.append(f"read {csv_path.name} as Windows-1252 text, not UTF-8")
     lower = {str(c).strip().lower(): c for c in df.columns}
     samples, skipped, seen, odd_splits = [], {}, set(), set()
+    not_annotated, missing = 0, None
 
     def number(row, name):
-        """The value in [-1, 1], NaN where empty, -2 (AffectNet's "not annotated") as is, else None."""
+        """The value in [-1, 1], NaN where empty (or NA, null, ...), -2 (AffectNet's "not annotated") as is, else
+        None."""
         v = str(row.get(lower[name], "") if name in lower else "").strip().replace(",", ".")  # "0,5": a decimal comma
         try:
-            x = float(v) if v else math.nan
+            x = float(v) if v and v.lower() not in MISSING_WORDS else math.nan
         except ValueError:
             return None
         return x if math.isnan(x) or -1 <= x <= 1 or x == -2 else None
@@ -401,11 +421,14 @@ def _read_csv(root: Path) -> DataIndex:
         if valence is None or arousal is None:
             _count(skipped, "valence/arousal not a number in [-1, 1]")
             continue
-        if valence == -2 or arousal == -2:
-            _count(skipped, "valence/arousal -2")
-            continue
+        if valence == -2 or arousal == -2:  # not annotated: the expression stands, the value is unknown
+            not_annotated += 1
+            valence, arousal = (math.nan if x == -2 else x for x in (valence, arousal))
+        if rel and "\\" in rel and not (base / rel).is_file():  # a path written on Windows
+            rel = rel.replace("\\", "/")
         if not rel or not (base / rel).is_file():
             _count(skipped, "missing image")
+            missing = missing or rel
             continue
         real = os.path.realpath(base / rel)  # "./a.jpg", "a.jpg", its absolute path and a link to it: one image
         if real in seen:
@@ -425,6 +448,17 @@ def _read_csv(root: Path) -> DataIndex:
     if 0 < assigned < len(samples):  # a split that covers only some images cannot be kept: say so, do not guess
         raise DataError(f"{csv_path}: the split column names a split for {assigned} of {len(samples)} images; give "
                         f"one for every image, or leave the column out for a stratified split")
+    named = {s.split for s in samples} - {None}
+    if named and "train" not in named:  # training would otherwise take images the user set aside for testing
+        raise DataError(f"{csv_path}: the split column names no train image (only {', '.join(sorted(named))}); mark "
+                        f"the training images train, or leave the column out for a stratified split")
+    if named == {"train"}:
+        notes.append("the split column names every image train: val and test parts are carved from them")
+    if not_annotated:
+        notes.append(f"valence/arousal -2 (not annotated) for {not_annotated} images: their expression is used, "
+                     "that value is not")
+    if missing:
+        notes.append(f"missing image, e.g. {missing} (looked under {base})")
     return DataIndex(base, "csv", samples, False, skipped, notes)
 
 
@@ -461,8 +495,9 @@ def _carve(ids: list[str], labels: list[int], frac: float, seed: int) -> tuple[l
     return list(ids), []
 
 
-def class_count_notes(by_split: dict[str, list[Sample]]) -> tuple[str, list[str]]:
-    """(images per class in each split, for the run log; warnings about classes a split has none of)."""
+def class_count_notes(by_split: dict[str, list[Sample]], given=()) -> tuple[str, list[str]]:
+    """(images per class in each split, for the run log; warnings about classes a split has none of). ``given``: the
+    parts the data or another run's split.csv gave as they are (the others were drawn here, stratified)."""
     parts = [k for k in ("train", "val", "test") if by_split.get(k)]
     counts = {k: np.bincount([s.label for s in by_split[k]], minlength=len(CLASSES)) for k in parts}
     absent = [c for i, c in enumerate(CLASSES) if not any(counts[k][i] for k in parts)]
@@ -470,10 +505,16 @@ def class_count_notes(by_split: dict[str, list[Sample]]) -> tuple[str, list[str]
         f"{c} {'/'.join(str(counts[k][i]) for k in parts)}" for i, c in enumerate(CLASSES) if c not in absent)
     warn = [f"no {', '.join(absent)} images: the model's output for {'them' if len(absent) > 1 else 'it'} learns "
             "nothing, and evaluation counts every image it is given as wrong"] if absent else []
+    untrained = [c for i, c in enumerate(CLASSES) if c not in absent and not counts["train"][i]]
+    if untrained:
+        warn.append(f"the train split has no {', '.join(untrained)} images, though "
+                    f"{'/'.join(k for k in parts[1:])} {'have' if len(parts) > 2 else 'has'} some: the model cannot "
+                    f"learn {'them' if len(untrained) > 1 else 'it'}, and every such image is counted wrong")
     for k in parts[1:]:
         thin = [c for i, c in enumerate(CLASSES) if counts["train"][i] and not counts[k][i]]
         if thin:
-            warn.append(f"the {k} split has no {', '.join(thin)} images (too few to stratify): "
+            why = "as given" if k in given else "too few to stratify"
+            warn.append(f"the {k} split has no {', '.join(thin)} images ({why}): "
                         f"{'their' if len(thin) > 1 else 'its'} recall is not measured on {k}")
     return table, warn
 

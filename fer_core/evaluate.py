@@ -355,12 +355,13 @@ def main(args) -> int:
                   f"trained on", file=sys.stderr)
     samples = [s for s in index.samples if (split == "all" or assignment.get(s.id) == split) and s.id not in left_out]
     if not samples:
-        parts = sorted(set(assignment.values()) - {"unused"})
+        parts = sorted(set(assignment.values()) - {"unused", None})
         return _fail(f"no samples in split {split!r} of {root}" + (" besides the images the model trained on"
                                                                    if left_out else "")
                      + (f": {cfg.get('name')} has {', '.join(parts)} parts only (e.g. a final model trained with "
                         f"--test-frac 0); give --split {parts[-1]}, or evaluate on other data" if parts and not foreign
-                        else ""))
+                        else ": this data has no split of its own; --split all scores every image"
+                        if foreign and not parts else ""))
     for note in index.notes[1:]:  # what the reader skipped or ignored, as training says it
         print(f"note: {note}", file=sys.stderr)
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
@@ -388,8 +389,8 @@ def main(args) -> int:
     else:
         called = np.bincount(probs.argmax(1), minlength=NUM_CLASSES)
         for k in np.flatnonzero(~in_data & (called > 0)):
-            print(f"note: the data has no {CLASSES[k]} images; the model called {called[k]} of {len(ok)} images "
-                  f"{CLASSES[k]} (counted wrong); --only-data-classes answers among the data's classes only",
+            print(f"note: none of these images is labelled {CLASSES[k]}; the model called {called[k]} of the "
+                  f"{len(ok)} images {CLASSES[k]} (counted wrong); --only-data-classes answers among the data's classes only",
                   file=sys.stderr)
     learned_va = trained_with_va(cfg)
     if not learned_va:  # an untrained head: its numbers are noise, so none are given (as Predictor does)

@@ -65,7 +65,8 @@ def get_args_parser():
     a("--resume", metavar="RUN", help="continue the run folder RUN (a path, or a run name under --out) from "
       "checkpoints/last.pt, with its own settings: other flags must match them, except --epochs (to train longer), "
       "--workers and --device")
-    a("--split-from", metavar="RUN", help="reuse RUN's split.csv so runs are compared on the same images")
+    a("--split-from", metavar="RUN", help="reuse RUN's split.csv (a run folder, or a run name under --out) so runs "
+                                          "are compared on the same images")
     # None defaults: the preset or the study's recipe fills them (see presets.BASE)
     a("--backbone", choices=BACKBONES, help="network (default resnet50)")
     a("--weights", help="imagenet (default; a two-stage preset's default is its first stage's run) or pretrained: "
@@ -332,7 +333,10 @@ def _main(args, run: dict) -> int:
     for note in index.notes[1:]:  # what the reader ignored (other folders, a missing FER+ part), besides the skipped
         if not note.startswith("skipped: "):
             log.info("%s", note)
-    table, cautions = fdata.class_count_notes(by_split)
+    source = cfg["split"].get("source") or ""
+    given = {"val", "test"} & ({s.split for s in index.samples} if source == "predefined" else
+                               {"val", "test"} if source.startswith("run:") else set())
+    table, cautions = fdata.class_count_notes(by_split, given)
     log.info("%s", table)
     for w in cautions:
         log.warning("warning: %s", w)
@@ -788,6 +792,8 @@ def _split(args, cfg, index, run_dir):
     if args.resume:
         return saved_split(run_dir)
     if src:
+        if Path(src).name == src and not Path(src).is_dir():  # a bare run name: that run under --out, as --resume
+            src = str(Path(args.out) / src)
         f = Path(src) / "split.csv"
         if not f.is_file():
             raise Fail(f"--split-from: no split.csv in {src}")

@@ -54,11 +54,22 @@ def test_affectnet_skips_sentinels_and_counts_them(tmp_path):
     npy(ann, 504, "aro", "-2")
     save(root / "images" / "505.jpg", size=16)  # no annotation at all
     npy(ann, 506, "exp", "1")  # annotation without an image
+    for sid, val, aro in ((507, "-2", "0.3"), (508, "1.5", "0.3")):  # one value not annotated; one out of range
+        save(root / "images" / f"{sid}.jpg", size=16)
+        npy(ann, sid, "exp", "2")
+        npy(ann, sid, "val", val)
+        npy(ann, sid, "aro", aro)
     index = read_dataset(root)
-    assert len(index.samples) == 16
     assert index.skipped == {"class 8 (None)": 1, "class 9 (Uncertain)": 1, "class 10 (No-Face)": 2,
-                             "valence/arousal -2": 1, "no expression annotation": 1, "missing image": 1}
+                             "valence/arousal not a number in [-1, 1]": 1, "no expression annotation": 1,
+                             "missing image": 1}
     assert any("skipped" in n for n in index.notes)
+    # -2 is "not annotated": the expression is kept, the value unknown
+    assert len(index.samples) == 18
+    kept = {s.id: s for s in index.samples}
+    assert kept["504"].label == 3 and math.isnan(kept["504"].valence) and math.isnan(kept["504"].arousal)
+    assert math.isnan(kept["507"].valence) and kept["507"].arousal == pytest.approx(0.3)
+    assert any(n.startswith("valence/arousal -2 (not annotated) for 2 images") for n in index.notes)
 
 
 def test_affectnet_without_va(tmp_path):
@@ -172,14 +183,40 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         assert index.layout == "csv" and index.root == tmp_path.resolve() and index.has_va
         got = {s.id: (s.label, s.split) for s in index.samples}
         assert got == {"imgs/0.jpg": (1, "train"), "imgs/1.jpg": (3, "val"), "imgs/2.jpg": (6, "test"),
-                       "imgs/3.jpg": (7, "train"), str(outside): (4, "train")}
-        assert index.skipped == {"unknown label 'bored'": 1, "valence/arousal -2": 1, "missing image": 1,
-                                 "duplicate path": 1}
+                       "imgs/3.jpg": (7, "train"), "imgs/4.jpg": (2, "train"), str(outside): (4, "train")}
+        assert index.skipped == {"unknown label 'bored'": 1, "missing image": 1, "duplicate path": 1}
+        assert "missing image, e.g. imgs/missing.jpg (looked under " in " ".join(index.notes)
         s2 = next(s for s in index.samples if s.id == "imgs/2.jpg")
         assert math.isnan(s2.valence) and math.isnan(s2.arousal)
         assert has_predefined_split(index)  # every row names its split (a partial column is refused)
         # the folder the image paths are relative to, whether the data is given as the manifest or its folder
         assert images_root(root) == tmp_path and (images_root(root) / s2.path).is_file()
+
+
+def test_csv_manifest_as_spreadsheets_and_other_tools_write_it(tmp_path):
+    for i in range(4):
+        save(tmp_path / "v1" / f"face {i}.jpg")
+    rows = ["path,expression,valence,arousal,split", r"v1\face 0.jpg,happy,NA,NA,train",
+            "v1/face 1.jpg,sad,n/a,0.2,train", "v1/face 2.jpg,fear,null,None,val", "v1/face 3.jpg,anger,0.1,#N/A,test"]
+    text = "\r\n".join(rows) + "\r\n"
+    for name, data in (("bom.csv", "\ufeff" + text), ("utf16.csv", text)):  # Excel's CSV UTF-8; "Unicode text"
+        (tmp_path / name).write_bytes(data.encode("utf-16") if name == "utf16.csv" else data.encode("utf-8"))
+        assert detect_layout(tmp_path / name) == "csv"
+        index = read_dataset(tmp_path / name)
+        assert index.skipped == {} and [s.id for s in index.samples] == [f"v1/face {i}.jpg" for i in range(4)]
+        s1 = index.samples[1]
+        assert math.isnan(s1.valence) and s1.arousal == pytest.approx(0.2) and math.isnan(index.samples[3].arousal)
+        (tmp_path / name).unlink()
+
+
+def test_csv_split_column_without_train_images_is_refused(tmp_path):
+    for i in range(4):
+        save(tmp_path / f"{i}.jpg")
+    (tmp_path / "m.csv").write_text("path,expression,split\n0.jpg,happy,val\n1.jpg,sad,test\n2.jpg,sad,val\n")
+    with pytest.raises(DataError, match="names no train image \\(only test, val\\); mark the training images train"):
+        read_dataset(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text("path,expression,split\n0.jpg,happy,train\n1.jpg,sad,train\n")
+    assert "val and test parts are carved from them" in " ".join(read_dataset(tmp_path / "m.csv").notes)
 
 
 def test_csv_manifest_class_numbers_only_in_an_expression_column(tmp_path):
@@ -293,6 +330,12 @@ def test_folds_keep_their_strata_beside_a_class_of_three(tmp_path):
     assert warn[0].startswith("no Surprise, Fear, Disgust, Anger, Contempt images")
     assert warn[1:] == ["the val split has no Happy images (too few to stratify): its recall is not measured on val",
                         "the test split has no Happy images (too few to stratify): its recall is not measured on test"]
+    # a split the data came with: a class can miss from train, and then no stratification is to blame
+    by_split["val"] += [s for s in by_split.pop("train") if s.label == 1]
+    by_split["train"] = [s for s in index.samples if s.label != 1 and split[s.id] == "train"]
+    table, warn = class_count_notes(by_split, given={"val", "test"})
+    assert "the train split has no Happy images, though val/test have some: the model cannot learn it" in warn[1]
+    assert warn[2:] == []
 
 
 def test_stratified_subset_keeps_class_proportions_in_class_sorted_data(tmp_path):

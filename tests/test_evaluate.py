@@ -113,6 +113,8 @@ def test_evaluate_never_replaces_another_runs_results(run, tmp_path, capsys):
     assert files_of(other) == before
     # nor another model's evaluation folder
     folders = write_folders(tmp_path / "faces")
+    rc, err = ev(capsys, "--run", other, "--data", folders, "--split", "test", "--out", tmp_path / "ev-other")
+    assert rc == 2 and "this data has no split of its own; --split all scores every image" in err, err
     assert ev(capsys, "--run", other, "--data", folders, "--out", tmp_path / "ev-other")[0] == 0
     before = files_of(tmp_path / "ev-other")
     rc, err = ev(capsys, "--run", run, "--data", folders, "--out", tmp_path / "ev-other")
@@ -307,8 +309,8 @@ def test_classes_the_data_lacks_are_said_and_can_be_left_out_of_the_answer(run, 
     assert rc == 0, err
     pred = pd.read_csv(tmp_path / "a" / "predictions_manifest-all.csv")
     called = int((pred["pred"] == 7).sum())
-    assert called >= 7 and (f"note: the data has no Contempt images; the model called {called} of 21 images "
-                            f"Contempt (counted wrong)") in err
+    assert called >= 7 and (f"note: none of these images is labelled Contempt; the model called {called} of the 21 "
+                            f"images Contempt (counted wrong)") in err
     m = json.loads((tmp_path / "a" / "metrics_manifest-all.json").read_text())
     assert m["classes_in_data"] == CLASSES[:7] and m["only_data_classes"] is False
 
@@ -317,7 +319,7 @@ def test_classes_the_data_lacks_are_said_and_can_be_left_out_of_the_answer(run, 
         ["--run", str(run), "--data", str(data), "--out", str(tmp_path / "b"), "--only-data-classes"]))
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert "the data has no Contempt" not in err and "only the 7 classes in the data" in out
+    assert "labelled Contempt" not in err and "only the 7 classes in the data" in out
     pred = pd.read_csv(tmp_path / "b" / "predictions_manifest-all.csv")
     assert (pred["pred"] != 7).all() and (pred["prob_7"] == 0).all()
     assert np.allclose(pred[PROB_COLS].sum(axis=1), 1, atol=1e-4)

@@ -255,7 +255,7 @@ def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, 
 def test_split_from_reuses_assignment(tiny_run):
     base, data, run = tiny_run
     rc = run_train("--data", data, "--out", base / "runs", "--name", "same-split", "--epochs", "1",
-                   "--split-from", run, "--seed", "5", *TINY)
+                   "--split-from", run.name, "--seed", "5", *TINY)  # a run's name: that run under --out
     assert rc == 0
     a = pd.read_csv(run / "split.csv").sort_values("id").reset_index(drop=True)
     b = pd.read_csv(base / "runs" / "same-split" / "split.csv").sort_values("id").reset_index(drop=True)
