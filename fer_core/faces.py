@@ -23,6 +23,9 @@ DETECTORS = ["yuface", "mtcnn", "haar"]
 # Photos whose longest side is over twice the detection side get a second look at up to this side: yuface misses
 # most faces under 30-40 px, and a 100 px face of a 4032 px photo is 16 px at 640 (8 of 24 found), 51 px here (24).
 SMALL_FACE_SIDE = 2048
+# ...and keeps from that look only faces narrower than this at the first look's size: wider ones it would have found
+# there, so a wide one found only at 2048 px is a false find (a shuttle, a badge: 100-140 px at 640 in tests).
+SMALL_FACE_MAX = 48
 # Images smaller than this are enlarged to it before detection: a 48 px FER crop's face fills the picture and
 # touches its borders, and yuface found 78 of 100 at 48 px, 99 at 192 px.
 MIN_DETECT_SIDE = 192
@@ -136,7 +139,8 @@ class FaceDetector:
         longest = max(img.shape[:2])
         if small_faces and side and longest > 2 * side:
             faces += [f for f in self._detect_at(img, min(longest, SMALL_FACE_SIDE))
-                      if not any(_overlap(f.box, g.box) > 0.3 for g in faces)]
+                      if (f.box[2] - f.box[0]) * side / longest < SMALL_FACE_MAX
+                      and not any(_overlap(f.box, g.box) > 0.3 for g in faces)]
         return sorted(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)
 
     def _detect_at(self, img: np.ndarray, side: int | None) -> list[Face]:

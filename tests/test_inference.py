@@ -183,6 +183,9 @@ def test_small_faces_in_a_large_photo_are_found_and_large_ones_once(predictor):
     big = np.ascontiguousarray(np.kron(astronaut(), np.ones((8, 8, 1), np.uint8)))
     [r] = predictor.predict_faces(big)
     assert iou(r["box"], tuple(8 * v for v in ASTRONAUT_FACE)) > 0.7
+    # nor are things in it that only the larger size takes for faces (at 2048 px: the shuttle, the badge)
+    wide = cv2.resize(astronaut(), (8000, 6000), interpolation=cv2.INTER_LINEAR)
+    assert len(predictor.predict_faces(wide)) == 1
 
 
 def test_thumbnail_faces_are_found_on_an_enlarged_copy():
