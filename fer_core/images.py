@@ -102,6 +102,14 @@ def load_image(path, max_pixels: int = 50_000_000) -> Image.Image:
         raise ImageError(f"{path}: {e}") from None
 
 
+def upright_size(path) -> tuple[int, int]:
+    """(width, height) of an image file upright, as load_image turns it, read from its header: a JPEG over the pixel
+    limit is decoded at reduced size, and what is found on it is scaled back to the file's pixels with this."""
+    with Image.open(path) as im:
+        w, h = im.size
+        return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)  # EXIF orientation: turned
+
+
 def load_square(path, size: int, max_pixels: int = 50_000_000) -> np.ndarray:
     """uint8 RGB [size, size, 3]: the image squashed to a square as training and evaluation see it. Raises
     ImageError."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from .faces import DETECTORS
-from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError
+from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, upright_size
 from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
 from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
@@ -60,6 +61,9 @@ def write_maps(predictor, records, out_dir) -> list[str]:
         image = read_image(r["path"])
         r["maps"] = []
         for i, f in enumerate(r["faces"]):
+            if "decoded_at" in r:  # the box is in the file's pixels, the image decoded smaller
+                w, h = upright_size(r["path"])
+                f = {**f, "box": [v * s for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
             crop = predictor.face_crop(image, f)
             heat, _ = occlusion_map(lambda x: predictor.predict_batch(x)[0], crop, f["label"])
             name = out / f"{k:04d}_{Path(r['path']).stem}_face{i}_{f['label_name']}.png"
@@ -81,7 +85,7 @@ def collect_images(args_images) -> list[Path]:
                           if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys())
         else:
             out.append(p)
-    return out
+    return list({os.path.realpath(p): p for p in reversed(out)}.values())[::-1]  # a file named twice: once
 
 
 def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY) -> list[dict]:
@@ -104,11 +108,23 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                     records += predict_video(predictor, f, every=every, progress=progress,
                                              warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
             else:
-                records.append({"path": str(f), "faces": predictor.predict_faces(read_image(f),
-                                                                                 whole_image=whole_image)})
+                image = read_image(f)
+                records.append(_in_file_pixels({"path": str(f), "faces": predictor.predict_faces(
+                    image, whole_image=whole_image)}, image.shape[1::-1], upright_size(f)))
         except (ImageError, VideoError) as e:
             records.append({"path": str(f), "error": str(e)})
     return records
+
+
+def _in_file_pixels(record: dict, decoded: tuple[int, int], size: tuple[int, int]) -> dict:
+    """The record with its faces' boxes in the file's own pixels (``size``) where the image was decoded smaller (a
+    JPEG over the pixel limit), noting the decoded size as "decoded_at"."""
+    if tuple(decoded) == tuple(size):
+        return record
+    scale = [size[0] / decoded[0], size[1] / decoded[1]] * 2
+    for face in record["faces"]:
+        face["box"] = [round(v * s) for v, s in zip(face["box"], scale)]
+    return {**record, "decoded_at": list(decoded)}
 
 
 def to_rows(records) -> pd.DataFrame:
@@ -152,12 +168,19 @@ def _table(df: pd.DataFrame) -> str:
 
 def output_problem(args) -> str | None:
     """What is wrong with --csv, --json or --explain, checked before any prediction, or None."""
+    inputs = {os.path.realpath(a) for a in args.images}
+    if args.csv and args.json and os.path.realpath(args.csv) == os.path.realpath(args.json):
+        return f"--csv and --json both name {args.csv}: the second would replace the first"
     for flag in ("csv", "json"):
         out = getattr(args, flag)
         if not out:
             continue
         if Path(out).is_dir():
             return f"--{flag} {out} is a folder: give the file to write, e.g. {Path(out) / f'predictions.{flag}'}"
+        if os.path.realpath(out) in inputs or Path(out).suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+            what = "is one of the inputs" if os.path.realpath(out) in inputs else "names an image or video file"
+            return f"--{flag} {out} {what}: writing there would replace it (the file to write comes right after " \
+                   f"--{flag})"
         why = unwritable_folder(Path(out).parent)
         if why:
             return f"--{flag} {out}: its folder {Path(out).parent} {why}"

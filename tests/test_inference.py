@@ -19,6 +19,7 @@ from skimage.data import astronaut, chelsea
 from fer_core import export as E
 from fer_core import predict as P
 from fer_core.data import ImageError
+from fer_core.images import upright_size
 from fer_core.faces import FaceDetector, annotate, available_detectors, crop_face, resize_square
 from fer_core.inference import NO_FACE, LiveSession, ModelNotFound, Predictor, Tracker, read_image, resolve_model
 from fer_core.labels import CLASSES
@@ -541,7 +542,7 @@ def test_predict_cli_reads_jfif_and_avif_and_names_heic(ckpt, tmp_path, capsys):
     photo.save(tmp_path / "a.jfif", "JPEG")
     photo.save(tmp_path / "b.avif", "AVIF")
     (tmp_path / "c.heic").write_bytes(b"\0\0\0\x18ftypheic" + bytes(100))  # no decoder here: said so, not skipped
-    assert run_cli([tmp_path, "--run", ckpt]) == 0
+    assert run_cli([tmp_path, tmp_path / "a.jfif", "--run", ckpt]) == 0  # a file named twice counts once
     out, err = capsys.readouterr()
     assert "2 of 3 files processed" in out and "a.jfif" in out and "b.avif" in out
     assert f"{tmp_path / 'c.heic'}: HEIC photos are not supported here (no decoder installed): convert it" in err
@@ -614,6 +615,16 @@ def test_export_and_predict_refuse_an_output_they_cannot_write_before_any_work(c
         assert err.startswith(f"error: {flag} {tmp_path} is a folder: give the file to write") and "Errno" not in err
     assert run_cli([tmp_path / "astro.jpg", "--run", ckpt, "--explain", tmp_path / "astro.jpg"]) == 2
     assert f"--explain {tmp_path / 'astro.jpg'} is a file, not a folder" in capsys.readouterr().err
+    # an input, or another photo, given as the file to write (--csv photo1.jpg photo2.jpg): refused, not replaced
+    Image.fromarray(astronaut()).save(tmp_path / "photo1.jpg")
+    before = (tmp_path / "photo1.jpg").read_bytes()
+    for argv, says in (([tmp_path / "astro.jpg", "--csv", tmp_path / "photo1.jpg"], "names an image or video file"),
+                       ([tmp_path / "astro.jpg", "--json", tmp_path / "astro.jpg"], "is one of the inputs"),
+                       ([tmp_path / "astro.jpg", "--csv", tmp_path / "p", "--json", tmp_path / "p"],
+                        "--csv and --json both name")):
+        assert run_cli([*argv, "--run", ckpt]) == 2
+        assert says in capsys.readouterr().err
+    assert (tmp_path / "photo1.jpg").read_bytes() == before
 
 
 def test_predict_explain_on_a_video_says_its_frames_are_not_explained(ckpt, tmp_path, capsys):
@@ -772,3 +783,21 @@ def test_face_labels_are_written_in_the_ink_that_reads_best_on_their_class_colou
         other = (0, 0, 0) if _ink(fill) == (255, 255, 255) else (255, 255, 255)
         assert contrast(_ink(fill), fill) >= max(contrast(other, fill), 4.5), name
     assert _ink(CLASS_COLOURS[CLASSES.index("Sad")]) == (255, 255, 255)  # black on its blue was 4:1
+
+
+def test_boxes_on_a_jpeg_decoded_smaller_are_in_the_files_pixels(ckpt, tmp_path, capsys):
+    """A JPEG over the 50 MP limit is decoded at half size; its boxes are still the file's own pixels."""
+    big = Image.fromarray(astronaut()).resize((10240, 5120))  # 52 MP
+    big.save(tmp_path / "big.jpg", quality=80)
+    assert run_cli([tmp_path / "big.jpg", "--run", ckpt, "--json", tmp_path / "p.json",
+                    "--explain", tmp_path / "maps"]) == 0
+    [record] = json.loads((tmp_path / "p.json").read_text())["images"]
+    assert record["decoded_at"] == [5120, 2560]
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    assert iou(record["faces"][0]["box"], (20 * x0, 10 * y0, 20 * x1, 10 * y1)) > 0.6  # a face stretched 2:1
+    assert record["faces"][0]["box"][2] > 5120  # beyond the decoded image's width
+    assert len(list((tmp_path / "maps").glob("*.png"))) == 1  # and the map is cut from the decoded image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned: the size is the upright one
+    Image.fromarray(astronaut()).resize((64, 48)).save(tmp_path / "turned.jpg", exif=exif)
+    assert upright_size(tmp_path / "turned.jpg") == (48, 64)
