@@ -119,9 +119,9 @@ class People:
 def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
     (largest face first; the whole frame, flagged, where no face was found), each detected face with its "person"
-    number (``People``: a person may be out of view for two intervals, and at least a second). A frame is sampled
-    once ``every`` seconds of the stream's own time have passed since the last one, so variable and low frame rates
-    are timed right (the interval is then longer than ``every`` where the frames are further apart). ``progress(done,
+    number (``People``: a person may be out of view for two intervals, and at least a second). The first frame at or
+    after each of the times 0, ``every``, 2 ``every``, ... of the stream's own clock is sampled, so variable and low
+    frame rates are timed right (and the interval is the frames' own where they are further apart than ``every``). ``progress(done,
     total)`` is called after each sampled frame and at the end (total: the file's frame count, 0 where it does not
     say). Raises VideoError. ``on_frame(rgb, record)``, if given, sees each classified frame (to keep a thumbnail,
     say). ``warn(message)`` hears of a file that stops decoding before the frames it announces (default: a
@@ -133,15 +133,18 @@ def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame
     cap, fps, total = _open(path)
     # timestamps are rounded to the container's time base: a frame up to a quarter frame early is on time
     early = 0.25 / fps
-    records, i, people, times = [], 0, People(), []
+    records, i, people, times, due = [], 0, People(), [], 0.0
     try:
         while cap.grab():
             ms = cap.get(cv2.CAP_PROP_POS_MSEC)  # the grabbed frame's time; 0 or less where the stream gives none
             t = ms / 1000 if ms > 0 else i / fps
-            # a timestamp going back (a spliced file) restarts the count rather than stopping it
-            if not times or t - times[-1] >= every - early or t < times[-1]:
+            if not times or t < times[-1]:  # a timestamp going back (a spliced file) restarts the count
+                due = t
+            if t >= due - early:
                 ok, bgr = cap.retrieve()
                 if ok:
+                    while due <= t + early:  # the next time on the grid of every, every 2 every, ...
+                        due += every
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                     faces = predictor.predict_faces(rgb, small_faces=False)
                     # out of view for up to two of the real intervals between sampled frames (longer than

@@ -93,6 +93,10 @@ def test_frames_are_sampled_at_the_interval_and_classified_like_photos(predictor
     black = timeline(records[10:], predictor.classes)
     assert list(black["faces"]) == [0] * 5 and black["valence"].isna().all() and black["label_name"].isna().all()
     assert len(predict_video(predictor, clip, every=1.0)) == 3  # one a second at 10 frames/s: frames 0, 10, 20
+    # an interval that is no whole number of frames: the frames nearest after 0, 0.25, 0.5, ... s, so that the
+    # intervals average 0.25 s and do not stretch to 0.3 s each
+    frames = [r["frame"] for r in predict_video(predictor, clip, every=0.25)]
+    assert frames == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
 
 
 def test_a_variable_frame_rate_is_sampled_and_timed_by_the_streams_clock(predictor, tmp_path):
