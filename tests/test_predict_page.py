@@ -92,6 +92,8 @@ def test_where_it_looked_shows_the_occlusion_map_of_the_chosen_class(monkeypatch
     jpg = _bytes(astronaut(), "JPEG")
     at.file_uploader[0].set_value([("astro.jpg", jpg, "image/jpeg")]).run()
     assert len(at.get("image")) == 1  # the map only on request
+    [kept] = [at.session_state[k] for k in at.session_state if str(k).startswith("photo::")]
+    assert "image" not in kept and [c.shape for c in kept["crops"]] == [(112, 112, 3)]  # not the photo's pixels
     at.toggle(key="up0-x0").set_value(True).run()
     assert not at.exception, at.exception
     assert [c for i in at.get("image") for c in i.captions][1] == "the 112 px crop the model saw"

@@ -55,14 +55,15 @@ def model_choices() -> dict[str, str]:
     return out
 
 
-def explain_face(predictor: Predictor, image, result: dict, key: str) -> None:
-    """On request, the occlusion map of one face: which parts of it the answer rests on."""
+def explain_face(predictor: Predictor, crop, result: dict, key: str) -> None:
+    """On request, the occlusion map of one face (``crop``, as the model saw it): which parts of it the answer rests
+    on."""
     if not st.toggle("Where it looked", key=key, help=S.OCCLUSION_HELP):
         return
     left, right = st.columns([1, 2])
     target = right.selectbox("Class", predictor.classes, index=result["label"], key=f"{key}-class")
     with left:
-        S.occlusion_panel(predictor, predictor.face_crop(image, result), predictor.classes.index(target))
+        S.occlusion_panel(predictor, crop, predictor.classes.index(target))
 
 
 DETECTOR_HELP = ("Detector score: how sure the face detector is that this box holds a face (0 to 1), not how sure the "
@@ -71,8 +72,8 @@ VA_HELP = "Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to 
 
 
 def show_results(results: list[dict], classes: list[str], key: str, predictor: Predictor | None = None,
-                 image=None) -> None:
-    """Per face: probabilities, the circumplex point and, given the image, its occlusion map on request."""
+                 crops=None) -> None:
+    """Per face: probabilities, the circumplex point and, given the faces' crops, its occlusion map on request."""
     if results and results[0]["whole_image"]:
         st.warning("No face found — showing the prediction for the whole image.")
     for i, r in enumerate(results):
@@ -90,16 +91,17 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
             right.caption("No valence/arousal: this model was trained on data without them, so its valence/arousal "
                           "outputs never learned anything.")
         S.chart(prob_figure(r, classes), left, key=f"{key}-p{i}")
-        if image is not None:
-            explain_face(predictor, image, r, key=f"{key}-x{i}")
+        if crops is not None:
+            explain_face(predictor, crops[i], r, key=f"{key}-x{i}")
 
 
 SHOWN_SIDE = 1000  # the annotated photo is drawn at most this many pixels wide or high: about the page's width
 
 
 def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
-    """(session key, {"image", "results", "shown"} or {"error"}) of an upload: decoded, its faces found and classified
-    and the annotated picture made once per photo and model, not again at each click on the page."""
+    """(session key, {"results", "shown", "crops"} or {"error"}) of an upload: decoded, its faces found and classified
+    and the annotated picture made once per photo and model, not again at each click on the page. Only the
+    picture as shown and the faces' crops are kept, not the photo's own pixels (a 48 MP photo is 144 MB)."""
     key = f"photo::{name}::{len(data)}::{hash(data)}::{predictor.path}::{predictor.runtime}"
     if key not in st.session_state:
         try:
@@ -110,7 +112,8 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
         results = predictor.predict_faces(image)
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
         shown = annotate(image, results, max_side=SHOWN_SIDE)
-        st.session_state[key] = {"image": image, "results": results, "shown": shown}
+        st.session_state[key] = {"results": results, "shown": shown,
+                                 "crops": [predictor.face_crop(image, r) for r in results]}
     return key, st.session_state[key]
 
 
@@ -123,12 +126,12 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> st
     results = done["results"]
     faces = sum(not r["whole_image"] for r in results)
     st.image(done["shown"], caption=f"{name}: {faces} face(s)")
-    show_results(results, predictor.classes, key, predictor, done["image"])
+    show_results(results, predictor.classes, key, predictor, done["crops"])
     return kept
 
 
 def forget_photos_but(kept: set[str]) -> None:
-    """Drop the analyses of photos no longer uploaded (a large photo's pixels are kept in memory)."""
+    """Drop the analyses of photos no longer uploaded."""
     for old in [k for k in st.session_state if str(k).startswith("photo::") and k not in kept]:
         del st.session_state[old]
 
