@@ -81,6 +81,8 @@ def _open_rgb(path, max_pixels: int, draft: int | None = None) -> Image.Image:
         raise ImageError(f"over {2 * Image.MAX_IMAGE_PIXELS:,} pixels: refused as a possible decompression "
                          f"bomb") from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+        if "truncated" in str(e):
+            raise ImageError("the file is cut short (a download or copy that did not finish?)") from None
         raise ImageError(f"{type(e).__name__}: {e}") from None
 
 

@@ -8,6 +8,13 @@ Folders are searched recursively for image and video files. A video is sampled e
 and a summary line is printed for each person in it. A file that cannot be read
 is reported and skipped; the exit code is 2 when no file at all could be processed (or the arguments/model are
 wrong), 0 otherwise.
+
+--csv writes one row per face: path, [frame, time_s, person: videos only], face (0 = the largest), x0, y0, x1, y1
+(the box in the file's pixels, x1/y1 exclusive; the whole image where no face was found), det_score (the
+detector's confidence that it is a face), label (AffectNet's class number), label_name, confidence (the
+probability of label_name), valence, arousal (-1 to 1; empty for a model trained without them), prob_<class>
+for the eight classes, note ("no face found — whole image" where there is none) and error (why a file was skipped).
+--json holds the same per image, with the model's description.
 """
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ def _open(path):
 
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        reason = ("no such file" if not Path(path).exists() else "it has no frames" if _no_frames(path)
+        reason = ("no such file" if not Path(path).exists() else "empty: 0 bytes" if Path(path).stat().st_size == 0
+                  else "it has no frames" if _no_frames(path)
                   else _cut_mp4(path) or "not a video OpenCV's FFmpeg can decode")
         raise VideoError(f"{path}: cannot open as a video ({reason})")
     fps = cap.get(cv2.CAP_PROP_FPS)

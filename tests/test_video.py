@@ -198,6 +198,9 @@ def test_empty_and_truncated_videos_say_so(predictor, tmp_path):
         cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*fourcc), 10, (64, 48)).release()
         with pytest.raises(VideoError, match=rf"{name}: .*has no frames"):
             predict_video(predictor, tmp_path / name)
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    with pytest.raises(VideoError, match=r"zero.mp4: cannot open as a video \(empty: 0 bytes\)"):
+        predict_video(predictor, tmp_path / "zero.mp4")
     # the second half of an MJPEG AVI cut off: its header still announces 20 frames
     full = write_clip(tmp_path / "full.avi", face_frames=20, blank_frames=0)
     (tmp_path / "cut.avi").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
