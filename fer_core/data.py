@@ -20,7 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from .images import IMAGE_EXTS, ImageError, decode_images, load_image  # noqa: F401  (part of this module's API)
-from .labels import CLASSES, class_index
+from .labels import CLASSES, class_index, close_class
 
 
 class DataError(Exception):
@@ -349,7 +349,8 @@ def _read_folders(root: Path) -> DataIndex:
             label = None if d.name.isdigit() else class_index(d.name)
             if label is None:
                 n = len(_images_under(d))
-                why = "numbered folders are ambiguous across data sets, name it" if d.name.isdigit() else "unknown class"
+                why = "numbered folders are ambiguous across data sets, name it" if d.name.isdigit() else \
+                    "unknown class" + (f": {close}?" if (close := close_class(d.name)) else "")
                 notes.append(f"ignored folder {d.relative_to(root).as_posix()}/ ({why}; {n} images)")
                 if n:
                     _count(skipped, f"unknown class folder '{d.name}'", n)
@@ -415,7 +416,7 @@ def _read_csv(root: Path) -> DataIndex:
         if label is None and is_number and float(raw).is_integer():
             label = class_index(int(float(raw)))  # "3.0" from a spreadsheet export
         if label is None:
-            _count(skipped, f"unknown label '{raw}'")
+            _count(skipped, f"unknown label '{raw}'" + (f" ({close}?)" if (close := close_class(raw)) else ""))
             continue
         valence, arousal = number(row, "valence"), number(row, "arousal")
         if valence is None or arousal is None:

@@ -28,6 +28,14 @@ ALIASES = {
 }
 
 
+def close_class(name) -> str | None:
+    """The class a misspelt name most likely means ("happpy" -> "Happy"), or None where none is close."""
+    import difflib
+
+    match = difflib.get_close_matches(str(name).strip().lower(), list(ALIASES), n=1, cutoff=0.75)
+    return CLASSES[ALIASES[match[0]]] if match else None
+
+
 def class_index(name) -> int | None:
     """Index for a class name or number (``"Happy"``, ``"happiness"``, ``"1"``); None when unknown."""
     s = str(name).strip().lower()

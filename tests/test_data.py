@@ -130,7 +130,7 @@ def test_ferplus_bad_label_csv(tmp_path):
 def test_folders_with_splits_and_spellings(tmp_path):
     for rel in ("train/Angry/a.jpg", "train/happiness/b.png", "train/happiness/sub/c.jpeg", "train/SAD/d.jpg",
                 "valid/surprised/e.jpg", "test/anger/f.jpg", "test/neutral/g.bmp", "train/misc/h.jpg",
-                "train/3/i.jpg"):
+                "train/3/i.jpg", "train/happpy/j.jpg"):
         save(tmp_path / rel)
     (tmp_path / "train" / "SAD" / "notes.txt").write_text("not an image")
     (tmp_path / "extra").mkdir()
@@ -141,8 +141,10 @@ def test_folders_with_splits_and_spellings(tmp_path):
                    "train/happiness/sub/c.jpeg": (1, "train"), "train/SAD/d.jpg": (2, "train"),
                    "valid/surprised/e.jpg": (3, "val"), "test/anger/f.jpg": (6, "test"),
                    "test/neutral/g.bmp": (0, "test")}
-    assert index.skipped == {"unknown class folder 'misc'": 1, "unknown class folder '3'": 1}
+    assert index.skipped == {"unknown class folder 'misc'": 1, "unknown class folder '3'": 1,
+                             "unknown class folder 'happpy'": 1}
     assert any("train/misc/" in n for n in index.notes) and any("numbered" in n for n in index.notes)
+    assert "ignored folder train/happpy/ (unknown class: Happy?; 1 images)" in index.notes  # a typo, most likely
     assert all(s.path == s.id for s in index.samples)
 
 
@@ -173,6 +175,7 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         "imgs/2.jpg,anger,,,test\n"
         "imgs/3.jpg,7.0,0.0,0.0,TRAIN\n"
         "imgs/4.jpg,bored,0.1,0.1,train\n"
+        "imgs/4.jpg,Suprise,0.1,0.1,train\n"
         "imgs/4.jpg,sad,-2,-2,train\n"
         "imgs/missing.jpg,sad,0,0,train\n"
         "imgs/0.jpg,sad,0,0,train\n"
@@ -184,7 +187,8 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         got = {s.id: (s.label, s.split) for s in index.samples}
         assert got == {"imgs/0.jpg": (1, "train"), "imgs/1.jpg": (3, "val"), "imgs/2.jpg": (6, "test"),
                        "imgs/3.jpg": (7, "train"), "imgs/4.jpg": (2, "train"), str(outside): (4, "train")}
-        assert index.skipped == {"unknown label 'bored'": 1, "missing image": 1, "duplicate path": 1}
+        assert index.skipped == {"unknown label 'bored'": 1, "unknown label 'Suprise' (Surprise?)": 1,
+                                 "missing image": 1, "duplicate path": 1}
         assert "missing image, e.g. imgs/missing.jpg (looked under " in " ".join(index.notes)
         s2 = next(s for s in index.samples if s.id == "imgs/2.jpg")
         assert math.isnan(s2.valence) and math.isnan(s2.arousal)
@@ -451,7 +455,7 @@ def test_decode_images_skips_bad_files(tmp_path):
     assert x.shape == (14, 3, 32, 32) and str(x.dtype) == "torch.uint8"
     assert ok == [i for i in range(16) if i not in (3, 5)]
     assert [p for p, _ in failures] == [index.samples[3].path, index.samples[5].path]
-    assert "truncated" in failures[0][1]
+    assert "cut short" in failures[0][1]
     # pixels keep the class colour: the mean of each decoded image is near its class's colour
     for row, i in zip(x, ok):
         mean = row.float().mean(dim=(1, 2)).numpy()

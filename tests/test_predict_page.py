@@ -62,7 +62,7 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     assert not at.exception, at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 2 and errors[0].startswith("Cannot read notes.jpg") and "cut.png" in errors[1]
-    assert "truncated" in errors[1]
+    assert "cut short" in errors[1]
     assert any("No face found" in w.value for w in at.warning)
     assert [c for i in at.get("image") for c in i.captions] == ["astro.jpg: 1 face(s)", "cat.png: 0 face(s)"]
     charts = at.get("plotly_chart")
