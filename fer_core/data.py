@@ -133,7 +133,10 @@ def detect_layout(root) -> str:
         return "csv"
     if _split_dirs(root) or _class_dirs(root):
         return "folders"
-    raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}")
+    unlabelled = next((True for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS), False)
+    raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
+                    + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
+                       if unlabelled else ""))
 
 
 def images_root(root) -> Path:

@@ -276,7 +276,11 @@ def test_data_errors(tmp_path):
         read_dataset(tmp_path)
     msg = str(e.value)
     assert "no recognised data layout" in msg and all(w in msg for w in ("AffectNet", "FER+", "class folders", "CSV"))
-    assert "\n" not in msg
+    assert "\n" not in msg and "fer_core.predict" not in msg
+    save(tmp_path / "photo.jpg")  # images without labels: predict is the tool for them
+    with pytest.raises(DataError, match="`python -m fer_core.predict` classifies unlabelled images"):
+        read_dataset(tmp_path)
+    (tmp_path / "photo.jpg").unlink()
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()
     with pytest.raises(DataError, match="no usable samples"):
