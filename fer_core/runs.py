@@ -327,6 +327,22 @@ def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     return [[name for _, name in sorted(g.items())] for g in groups.values() if len(g) > 1]
 
 
+def spread_groups(chosen: list[Run], all_runs: list[Run]) -> tuple[list[list[str]], dict[str, Run]]:
+    """Groups whose spread across runs the overview shows: the chosen runs that differ only in their seed
+    (seed_groups), and each chosen pooled cross-validation's folds with test metrics, found among ``all_runs``
+    whether chosen or not (papers report a cross-validation as the folds' mean ± sd). Returns the groups (run names)
+    and the fold runs they add to the chosen ones."""
+    groups = seed_groups({r.name: r.config for r in chosen})
+    names, added = {r.name for r in chosen}, {}
+    for r in chosen:
+        folds = [f for f in fold_runs(r, all_runs)[0] if "test" in f.metrics_splits] \
+            if cross_validated(r.config) else []
+        if len(folds) > 1 and not any(set(g) == {f.name for f in folds} for g in groups):
+            groups.append([f.name for f in folds])
+            added.update({f.name: f for f in folds if f.name not in names})
+    return groups, added
+
+
 def default_selection(runs: list[Run], n: int) -> list[str]:
     """Runs to show before the user chooses: the newest run, then the best run (by validation selection_score) of
     each recipe (preset and backbone) trained on the same data as it, the best of them first, then the newest

@@ -473,6 +473,11 @@ def test_a_chosen_cross_validation_shows_its_folds_spread(monkeypatch, tmp_path)
     spread = next(d.value for d in at.dataframe if d.value.index.name == "recipe")
     assert spread.index.tolist() == ["cv (2 folds)"] and spread.at["cv (2 folds)", "runs"] == "cv-fold1, cv-fold2"
     assert " ± " in spread.at["cv (2 folds)", "Accuracy"]
+    from fer_core import runs as R
+
+    runs = {r.name: r for r in R.discover_runs([tmp_path / "runs"])[0]}
+    groups, added = R.spread_groups([runs["cv"], runs["cv-fold1"]], list(runs.values()))
+    assert groups == [["cv-fold1", "cv-fold2"]] and list(added) == ["cv-fold2"]  # a chosen fold is not added again
     # the folds side by side: scored on different images, so none is called the best
     at.session_state["_selected_runs_saved"] = ["cv-fold1", "cv-fold2"]
     at.session_state["_split_saved"] = "test"

@@ -62,18 +62,10 @@ st.download_button("Download as a LaTeX table",
                    file_name=f"fer-lab-results-{ctx.split}.tex", mime="text/x-tex",
                    help="booktabs table: one row per metric, one column per run, 95% intervals, the best run in bold")
 
-configs = {r.name: r.config for r in have}
-seeds = R.seed_groups(configs)
-# a chosen cross-validation's folds, whose spread papers report as mean ± sd, even where the folds are not chosen
-fold_values = values
-for r in have:
-    fold_runs = [f for f in R.fold_runs(r, ctx.all_runs)[0] if "test" in f.metrics_splits] \
-        if R.cross_validated(r.config) else []
-    if len(fold_runs) > 1 and not any(set(g) == {f.name for f in fold_runs} for g in seeds):
-        seeds.append([f.name for f in fold_runs])
-        configs.update({f.name: f.config for f in fold_runs})
-        extra = report.results_table({f.name: S.metrics(f, "test") for f in fold_runs})[0]
-        fold_values = pd.concat([fold_values, extra.loc[extra.index.difference(fold_values.index)]])
+seeds, added = R.spread_groups(have, ctx.all_runs)  # a chosen cross-validation brings its folds
+configs = {r.name: r.config for r in [*have, *added.values()]}
+fold_values = pd.concat([values, report.results_table({n: S.metrics(f, "test") for n, f in added.items()})[0]]) \
+    if added else values
 if seeds:
     folds = {g[0] for g in seeds if R.folds_of(configs[g[0]])}
     st.subheader("Same recipe, different seeds" + (" or folds" if folds else ""))
