@@ -133,10 +133,9 @@ def detect_layout(root) -> str:
         return "csv"
     if _split_dirs(root) or _class_dirs(root):
         return "folders"
-    unlabelled = next((True for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTS), False)
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
-                       if unlabelled else ""))
+                       if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else ""))
 
 
 def images_root(root) -> Path:
