@@ -268,8 +268,11 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
                 continue
             if len(results) > 1:  # labels sized to their faces, so that neighbours' labels do not run together
                 size = min(font, max(0.35, (x1 - x0) / 300))
-                if cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thick)[0][0] > 1.5 * (x1 - x0):
-                    text = short  # a small face: the expression alone (its numbers are listed below the photo)
+                for fewer in (short, tag.strip()):  # a small face: the expression alone, then its number alone (the
+                    # page and the CLI list each face's answer under the photo)
+                    if cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thick)[0][0] <= 1.5 * (x1 - x0):
+                        break
+                    text = fewer
         # OpenCV's Hershey fonts are ASCII-only: an em dash would be drawn as "???"
         text = text.replace("\u2014", "-").encode("ascii", "replace").decode()
         stroke = max(1, round(thick * size / font))  # smaller letters, thinner strokes: still legible

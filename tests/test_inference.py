@@ -258,6 +258,21 @@ def test_annotate_draws_boxes_and_the_no_face_banner(predictor):
     assert (drawn[4, 4:44] != 128).any() and (drawn[8:40, 8:40] == 128).all()
 
 
+def test_many_small_faces_are_labelled_by_their_numbers(monkeypatch):
+    import fer_core.faces as F
+
+    texts = []
+    monkeypatch.setattr(F.cv2, "putText", lambda img, text, *a, **k: texts.append(text))
+    face = {"label": 1, "label_name": "Happy", "confidence": 0.9, "valence": 0.5, "arousal": 0.1}
+    boxes = [(60 + 190 * c, 60 + 160 * r, 85 + 190 * c, 90 + 160 * r) for r in range(4) for c in range(5)]  # 25 px
+    annotate(np.full((700, 1000, 3), 200, np.uint8), [{**face, "box": b} for b in boxes])
+    assert texts == [f"F{i}" for i in range(1, 21)]  # the answers are listed under the photo
+    texts.clear()
+    big = {**face, "box": (100, 100, 500, 500)}
+    annotate(np.full((700, 1000, 3), 200, np.uint8), [big, {**face, "box": boxes[-1]}])
+    assert texts == ["F1 Happy 90% v+0.50 a+0.10", "F2"]
+
+
 # ----------------------------------------------------------------------------------- image loading
 def _png(im: Image.Image, **kw) -> bytes:
     b = io.BytesIO()
