@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .images import IMAGE_EXTS
@@ -427,10 +428,29 @@ def _make_names_unique(runs: list[Run]) -> None:
 
 
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
-    """predictions_<split>.csv with explicit dtypes; valence/arousal columns always present (NaN if empty)."""
-    header = _read_header(Path(path))
-    dtypes = {c: t for c, t in PRED_DTYPES.items() if c in header}
-    df = pd.read_csv(path, dtype=dtypes, engine=_CSV_ENGINE)
+    """predictions_<split>.csv with explicit dtypes; valence/arousal columns always present (NaN if empty). Raises
+    ValueError naming the file where it is not one the engine writes: a missing column, no rows, a class outside
+    0-7, probabilities that are not finite or do not sum to 1, an image twice."""
+    try:
+        header = _read_header(Path(path))
+        if missing := _missing(header, PRED_REQUIRED):
+            raise ValueError(f"lacks columns {', '.join(missing)}")
+        df = pd.read_csv(path, dtype={c: t for c, t in PRED_DTYPES.items() if c in header}, engine=_CSV_ENGINE)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{path}: not a predictions file the engine writes ({' '.join(str(e).split())[:200]})") \
+            from None
+    probs = df[PROB_COLS].to_numpy(np.float64)
+    checks = [(df.empty, "no rows, only the header"),
+              (not df[["true", "pred"]].isin(range(len(CLASSES))).all(None), "a true or predicted class outside 0-7"),
+              (not (np.isfinite(probs) & (probs >= 0) & (probs <= 1)).all(),
+               "probabilities that are not finite numbers in [0, 1]"),
+              (not df.empty and np.abs(probs.sum(axis=1) - 1).max() > 1e-3,
+               "a row whose probabilities do not sum to 1"),
+              (df["id"].duplicated().any(), "an image id twice")]
+    if problem := next((why for failed, why in checks if failed), None):
+        raise ValueError(f"{path}: {problem}")
     for c in VA_COLS:
         if c not in df:
             df[c] = pd.Series(float("nan"), index=df.index, dtype="float32")
@@ -457,6 +477,41 @@ def run_predictions(arg: str, split: str) -> pd.DataFrame:
             raise ValueError(f"{f.parent} has no predictions on {split}" + (f" (it has {', '.join(have)}: "
                              "--split chooses)" if have else ""))
     return pool_predictions(paths)
+
+
+FOLD_IGNORED_ARGS = ("workers",)  # data-loader processes: they change nothing a fold learns
+
+
+def check_folds(run_dirs: list[Path], configs: list[dict]) -> int:
+    """N of the cross-validation all the runs (folders, and their configs) belong to; ValueError naming the first run
+    that does not fit."""
+    first = configs[0]
+
+    def recipe(c: dict) -> dict:
+        return {k: v for k, v in (c.get("args") or {}).items() if k not in FOLD_IGNORED_ARGS}
+
+    seen: dict[int, str] = {}
+    for d, c in zip(run_dirs, configs):
+        if not folds_of(c):
+            raise ValueError(f"{d.name} is not a cross-validation fold (it trained without --fold K/N)")
+        split, data = c.get("split") or {}, c.get("data") or {}
+        for what, mine, theirs in [("number of folds", split.get("folds"), first["split"].get("folds")),
+                                   ("split seed", split.get("seed"), first["split"].get("seed")),
+                                   ("data", (data.get("root"), data.get("layout"), data.get("n_samples")),
+                                    (first["data"].get("root"), first["data"].get("layout"),
+                                     first["data"].get("n_samples")))]:
+            if mine != theirs:
+                raise ValueError(f"{d.name} has another {what} than {run_dirs[0].name} ({mine} against {theirs}): "
+                                 "not a fold of the same cross-validation")
+        if recipe(c) != recipe(first):
+            diff = sorted(k for k in set(recipe(c)) | set(recipe(first)) if recipe(c).get(k) != recipe(first).get(k))
+            raise ValueError(f"{d.name} trained with other arguments than {run_dirs[0].name} ({', '.join(diff)}): "
+                             "the folds of one cross-validation share one recipe")
+        k = split.get("fold")
+        if k in seen:
+            raise ValueError(f"{d.name} and {seen[k]} are both fold {k}")
+        seen[k] = d.name
+    return first["split"]["folds"]
 
 
 def training_stages(run: str | os.PathLike) -> list[dict]:
@@ -509,3 +564,12 @@ def safe_image_path(data_root: str | os.PathLike | None, rel_path: str | None) -
     if candidate.suffix.lower() not in IMAGE_EXTS:
         return None
     return candidate.resolve() if candidate.is_file() else None
+
+
+def stages_minutes(run_dirs) -> float | None:
+    """Training minutes of the runs and the runs they started from (training_stages), a first stage they share (a
+    FER+ run) counted once; None where some stage does not say."""
+    stages = {}
+    for d in run_dirs:
+        stages.update({s["run"]: s["train_minutes"] for s in training_stages(d)})
+    return round(sum(stages.values()), 3) if None not in stages.values() else None

@@ -22,41 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.io import atomic_write_json  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
-from fer_core.runs import folds_of, pool_predictions, training_precision, training_stages  # noqa: E402
-
-IGNORED_ARGS = ("workers",)  # data-loader processes: they change nothing a fold learns
-
-
-def check_folds(run_dirs: list[Path], configs: list[dict]) -> int:
-    """N of the cross-validation all the runs belong to; ValueError naming the first run that does not fit."""
-    first = configs[0]
-
-    def recipe(c: dict) -> dict:
-        return {k: v for k, v in (c.get("args") or {}).items() if k not in IGNORED_ARGS}
-
-    seen: dict[int, str] = {}
-    for d, c in zip(run_dirs, configs):
-        if not folds_of(c):
-            raise ValueError(f"{d.name} is not a cross-validation fold (it trained without --fold K/N)")
-        split, data = c.get("split") or {}, c.get("data") or {}
-        for what, mine, theirs in [("number of folds", split.get("folds"), first["split"].get("folds")),
-                                   ("split seed", split.get("seed"), first["split"].get("seed")),
-                                   ("data", (data.get("root"), data.get("layout"), data.get("n_samples")),
-                                    (first["data"].get("root"), first["data"].get("layout"),
-                                     first["data"].get("n_samples")))]:
-            if mine != theirs:
-                raise ValueError(f"{d.name} has another {what} than {run_dirs[0].name} ({mine} against {theirs}): "
-                                 "not a fold of the same cross-validation")
-        if recipe(c) != recipe(first):
-            diff = sorted(k for k in set(recipe(c)) | set(recipe(first)) if recipe(c).get(k) != recipe(first).get(k))
-            raise ValueError(f"{d.name} trained with other arguments than {run_dirs[0].name} ({', '.join(diff)}): "
-                             "the folds of one cross-validation share one recipe")
-        k = split.get("fold")
-        if k in seen:
-            raise ValueError(f"{d.name} and {seen[k]} are both fold {k}")
-        seen[k] = d.name
-    return first["split"]["folds"]
-
+from fer_core.runs import (check_folds, pool_predictions, stages_minutes, training_precision,  # noqa: E402
+                           training_stages)
 
 def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
     """The folds' test predictions as one run folder; returns its metrics and config."""
@@ -65,9 +32,6 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
     order = sorted(range(len(run_dirs)), key=lambda i: configs[i]["split"]["fold"])
     run_dirs, configs = [run_dirs[i] for i in order], [configs[i] for i in order]
     df = pool_predictions([d / "predictions_test.csv" for d in run_dirs])
-    stages = {}  # a first stage shared by the folds (a FER+ run) counts once
-    for d in run_dirs:
-        stages.update({s["run"]: s["train_minutes"] for s in training_stages(d)})
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
     metrics = write_evaluation(out, "test", df, folds=[d.name for d in run_dirs])
@@ -83,7 +47,7 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
         "split": {"seed": first["split"].get("seed"), "source": "cross-validation", "folds": n_folds,
                   "counts": {"test": len(df)}},
         "hardware": first.get("hardware"), "precision": training_precision(first),
-        "train_minutes": round(sum(stages.values()), 3) if None not in stages.values() else None,
+        "train_minutes": stages_minutes(run_dirs),
         "fold_runs": [{"run": str(d), "fold": c["split"]["fold"], "stages": training_stages(d)}
                       for d, c in zip(run_dirs, configs)]}
     atomic_write_json(out / "config.json", config)

@@ -4,9 +4,10 @@ mean ± sd over runs that repeat one recipe with different seeds (or on differen
     python scripts/results_table.py artifacts/runs/* [--split test]
     python scripts/results_table.py artifacts/runs/dlib-best-cv5-fold* --pool dlib-best-cv5
 
---pool NAME adds one row for the runs' predictions taken together, e.g. the N folds of a cross-validation
-(python -m fer_core.train ... --fold K/N), whose test parts cover every image once. In the mean ± sd table below, a
-cross-validation's folds are one row named after them without their -foldK suffix ("dlib-best-cv5 (5 folds)").
+--pool NAME adds one row for the runs' predictions taken together: the N folds of one cross-validation (python -m
+fer_core.train ... --fold K/N; refused otherwise, as by pool_folds.py), whose test parts cover every image once. In
+the mean ± sd table below, a cross-validation's folds are one row named after them without their -foldK suffix
+("dlib-best-cv5 (5 folds)").
 --latex prints a LaTeX booktabs table instead (one row per metric, one column per run, best run in bold), the one
 the dashboard's overview downloads.
 """
@@ -57,21 +58,28 @@ def rows(run_dirs, split):
         print(f"warning: skipped {d}: {why}", file=sys.stderr)
 
 
-def pooled(run_dirs, split) -> dict:
-    """Metrics (with bootstrap intervals) of the runs' predictions on ``split`` taken together; each image once."""
+def pooled(run_dirs, split) -> tuple[dict, dict]:
+    """(config, metrics with bootstrap intervals) of the folds of one cross-validation taken together, each image
+    once: the config holds the training minutes of every fold and the first stage they share, as pool_folds.py
+    counts them. Exits with a message where the runs are not the folds of one cross-validation."""
+    dirs = [Path(d) for d in run_dirs]
     try:
-        df = runs.pool_predictions([Path(d) / f"predictions_{split}.csv" for d in run_dirs])
-    except ValueError as e:
-        sys.exit(f"error: --pool: {e} (more than one run's {split} predictions hold it); pool runs whose {split} "
-                 "parts do not overlap, such as the folds of one cross-validation")
-    return compute_metrics(df)
+        n_folds = runs.check_folds(dirs, [json.loads((d / "config.json").read_text(encoding="utf-8")) for d in dirs])
+        df = runs.pool_predictions([d / f"predictions_{split}.csv" for d in dirs])
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: --pool: {e}")
+    if len(dirs) < n_folds:
+        print(f"warning: --pool: {len(dirs)} of {n_folds} folds: the figures cover their images only",
+              file=sys.stderr)
+    return {"train_minutes": runs.stages_minutes(dirs)}, compute_metrics(df)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+")
     p.add_argument("--split", default="test", help="split to tabulate (default: test)")
-    p.add_argument("--pool", metavar="NAME", help="add a row NAME for all the runs' predictions taken together")
+    p.add_argument("--pool", metavar="NAME", help="add a row NAME for the runs' predictions taken together: the folds "
+                                                  "of one cross-validation")
     p.add_argument("--latex", action="store_true", help="print a LaTeX booktabs table instead of markdown")
     a = p.parse_args()
     found = list(rows(a.runs, a.split))
@@ -85,9 +93,7 @@ def main():
             if d not in dirs and skip_reason(Path(d), a.split) is None:  # the others were named above
                 print(f"warning: left {d} out of --pool {a.pool}: no predictions_{a.split}.csv", file=sys.stderr)
         if dirs:
-            pooled_names = {Path(d).name for d in dirs}  # only the runs pooled, not others shown beside them
-            minutes = sum(c.get("train_minutes", 0) for name, c, _ in found if name in pooled_names)
-            found.append((f"{a.pool} ({len(dirs)} runs pooled)", {"train_minutes": minutes}, pooled(dirs, a.split)))
+            found.append((f"{a.pool} ({len(dirs)} runs pooled)", *pooled(dirs, a.split)))
     if a.latex:
         caption = report.latex_caption(a.split, [m for _, _, m in found])
         print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption), end="")

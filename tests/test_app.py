@@ -514,3 +514,22 @@ def test_gallery_of_a_fer_plus_run_shows_the_annotators_votes(monkeypatch, tmp_p
     assert not at.exception
     at.text_input(key="gallery_query").input(rows[0].split(".")[0].removeprefix("fer")).run()
     assert any(c.value.startswith("FER+ annotators' votes: ") for c in at.caption)
+
+
+def test_a_damaged_predictions_file_is_named_not_a_traceback(monkeypatch, tmp_path):
+    import pandas as pd
+
+    for name, seed in (("good", 0), ("damaged", 1)):
+        write_run(tmp_path / "runs", name, n=60, seed=seed, images=0, n_boot=5)
+    path = tmp_path / "runs" / "damaged" / "predictions_val.csv"
+    df = pd.read_csv(path, dtype={"id": str})
+    df.loc[3, "prob_0"] = float("nan")  # e.g. edited by hand
+    df.to_csv(path, index=False)
+    at = _app(monkeypatch, tmp_path / "runs")
+    for page in ("views/gallery.py", "views/roc_pr.py", "views/valence_arousal.py", "views/disagreement.py",
+                 "views/overview.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    at.switch_page("views/gallery.py").run()
+    assert any(e.value.startswith("Not shown: damaged, whose predictions file cannot be used: ") and
+               "probabilities that are not finite" in e.value for e in at.error)

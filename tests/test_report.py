@@ -339,6 +339,25 @@ def test_misclassified_with_fer_plus_votes():
         E.misclassified(pred, sort="Most annotators agreeing with the prediction first")
 
 
+def test_load_predictions_names_what_is_wrong_with_a_file(tmp_path):
+    good = make_predictions(np.arange(20), np.arange(20) % 8, skill=1.0, has_va=True, seed=0, path_fmt="{id}.jpg")
+    cases = {"nan": good.assign(prob_0=np.where(good.index == 3, np.nan, good["prob_0"])),
+             "sum": good.assign(prob_0=good["prob_0"] + 0.5),
+             "class": good.assign(pred=np.where(good.index == 2, 9, good["pred"])),
+             "twice": pd.concat([good, good.iloc[:1]]), "empty": good.iloc[:0], "columns": good.drop(columns="prob_7")}
+    says = {"nan": "probabilities that are not finite", "sum": "do not sum to 1", "class": "outside 0-7",
+            "twice": "an image id twice", "empty": "no rows", "columns": "lacks columns prob_7"}
+    for case, df in cases.items():
+        df.to_csv(tmp_path / f"{case}.csv", index=False)
+        with pytest.raises(ValueError, match=f"{case}.csv: .*{says[case]}"):
+            R.load_predictions(tmp_path / f"{case}.csv")
+    (tmp_path / "text.csv").write_text("id,path,true\n1,a.jpg,happy\n")
+    with pytest.raises(ValueError, match="text.csv: not a predictions file the engine writes"):
+        R.load_predictions(tmp_path / "text.csv")
+    good.to_csv(tmp_path / "good.csv", index=False)
+    assert len(R.load_predictions(tmp_path / "good.csv")) == 20
+
+
 def test_find_sample_by_id():
     pred = pd.DataFrame({"id": ["635", "6350", "Test/fer0000635"], "true": [0, 1, 2]})
     assert list(E.find_sample(pred, " 635 ")["id"]) == ["635"]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fer_core import runs as R
 from tests.fixture_runs import write_cv_folds, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,25 +67,28 @@ def test_results_table_names_each_folder_it_skips_and_fails_when_none_is_left(ru
         assert out.returncode == 2 and "nothing to show" in out.stderr and "| run |" not in out.stdout, args
         assert "Traceback" not in out.stderr
     assert "no metrics_bogus.json (it has test, val)" in out.stderr
+    _halves(runs["base"], tmp_path)
     (tmp_path / "no-preds").mkdir()  # results, but no predictions to pool
     for f in ("config.json", "metrics_test.json"):
-        (tmp_path / "no-preds" / f).write_text((runs["base"] / f).read_text())
-    out = _run("results_table.py", runs["base"], tmp_path / "no-preds", typo, "--pool", "cv")
-    assert out.returncode == 0 and "| cv (1 runs pooled) | 300 |" in out.stdout
+        (tmp_path / "no-preds" / f).write_text((tmp_path / "fold1" / f).read_text())
+    out = _run("results_table.py", tmp_path / "fold0", tmp_path / "no-preds", typo, "--pool", "cv")
+    assert out.returncode == 0 and "| cv (1 runs pooled) | 120 |" in out.stdout
     rows = {ln.split(" | ")[0]: ln.rstrip(" |").rsplit(" | ", 1)[1] for ln in out.stdout.splitlines()
             if ln.startswith("| ")}
-    assert rows["| cv (1 runs pooled)"] == rows["| base"]  # the training minutes of the run pooled, not of both
+    assert rows["| cv (1 runs pooled)"] == rows["| fold0"]  # the training minutes of the run pooled, not of both
     assert f"skipped {typo}: no such folder" in out.stderr
     assert f"left {tmp_path / 'no-preds'} out of --pool cv: no predictions_test.csv" in out.stderr
+    assert "warning: --pool: 1 of 2 folds: the figures cover their images only" in out.stderr
 
 
 def _halves(run, tmp_path):
-    """Two "folds" of one run's test images, as run folders fold0 and fold1."""
+    """Two "folds" of one run's test images, as run folders fold0 and fold1 (folds 1 and 2 of 2)."""
     whole = pd.read_csv(run / "predictions_test.csv", dtype={"id": str})
+    cfg = json.loads((run / "config.json").read_text())
     for k, part in enumerate((whole.iloc[:120], whole.iloc[120:])):
         folder = tmp_path / f"fold{k}"
         folder.mkdir()
-        (folder / "config.json").write_text((run / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**cfg, "split": {**cfg["split"], "fold": k + 1, "folds": 2}}))
         (folder / "metrics_test.json").write_text((run / "metrics_test.json").read_text())
         part.to_csv(folder / "predictions_test.csv", index=False)
 
@@ -96,7 +100,9 @@ def test_results_table_pools_runs_whose_test_parts_do_not_overlap(runs, tmp_path
     row = [ln for ln in out.stdout.splitlines() if ln.startswith("| cv (2 runs pooled) |")]
     assert len(row) == 1 and row[0].startswith(f"| cv (2 runs pooled) | 300 | {_accuracy(runs['base']):.3f} [")
     out = _run("results_table.py", runs["base"], runs["base-s1"], "--pool", "cv")
-    assert out.returncode == 1 and "more than one run's test predictions" in out.stderr
+    assert out.returncode == 1 and "base is not a cross-validation fold" in out.stderr  # as pool_folds.py says
+    out = _run("results_table.py", tmp_path / "fold0", tmp_path / "fold0", "--pool", "cv")
+    assert out.returncode == 1 and "fold0 and fold0 are both fold 1" in out.stderr
     # compare_runs pools comma-separated runs the same way: the two halves together are the whole run
     folds = f"{tmp_path / 'fold0'},{tmp_path / 'fold1'}"
     out = _run("compare_runs.py", runs["base"], folds)
@@ -309,17 +315,12 @@ def test_compare_runs_tests_two_cross_validations_fold_by_fold(runs, tmp_path):
 
 
 def test_pool_folds_refuses_runs_that_are_not_the_folds_of_one_cross_validation(runs, tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("pool_folds", ROOT / "scripts" / "pool_folds.py")
-    pool_folds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pool_folds)
     one, two = write_cv_folds(runs["base"], tmp_path, "cv", first_stage=runs["base-s1"])
     cfg = json.loads((two / "config.json").read_text())
 
     def refusal(second: Path, config: dict) -> str:
         with pytest.raises(ValueError) as e:
-            pool_folds.check_folds([one, second], [json.loads((one / "config.json").read_text()), config])
+            R.check_folds([one, second], [json.loads((one / "config.json").read_text()), config])
         return str(e.value)
 
     better = json.loads((runs["better"] / "config.json").read_text())

@@ -187,9 +187,13 @@ OCCLUSION_HELP = ("Occlusion map (Zeiler & Fergus, 2014): a square a quarter of 
 
 
 def predictions(run: R.Run, split: str | None) -> pd.DataFrame | None:
+    """The run's predictions on the split; None where it has none, or none that reads (note_missing says why)."""
     if split not in run.splits:
         return None
-    return _predictions(*R.file_key(run.predictions_path(split)))
+    try:
+        return _predictions(*R.file_key(run.predictions_path(split)))
+    except ValueError:
+        return None
 
 
 @st.cache_data(show_spinner="Reading the FER+ votes…", max_entries=4)
@@ -317,9 +321,17 @@ def require_runs(need_split: bool = True) -> LabContext:
 
 
 def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
-    """Chosen runs that have the split's file; a caption names those that do not."""
+    """Chosen runs that have the split's file (for predictions: one that reads as the engine writes it); a caption
+    names those that do not."""
     attr = "splits" if kind == "predictions" else "metrics_splits"
     have = [r for r in ctx.runs if ctx.split in getattr(r, attr)]
+    if kind == "predictions":
+        for r in list(have):
+            try:
+                _predictions(*R.file_key(r.predictions_path(ctx.split)))
+            except ValueError as e:  # a file damaged or edited by hand: named, not a traceback
+                st.error(f"Not shown: {r.name}, whose predictions file cannot be used: {e}")
+                have.remove(r)
     lacking = [r for r in ctx.runs if r not in have]
     if lacking:
         elsewhere = sorted({s for r in lacking for s in getattr(r, attr)})
