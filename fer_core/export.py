@@ -153,12 +153,13 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
     member normalises it with its own mean/std inside the graph, and divides its logits by its temperature where
     fer_core.calibrate gave it one, as the member answers on its own (with flip TTA, which averages two calls, each
     view is scaled before the two are averaged, where a member scales their mean: close, not the same). Outputs:
-    "logits", the log of the members' mean probabilities (a softmax gives that mean back), and "va", their mean
-    valence/arousal."""
+    "logits", the log of the members' mean probabilities (a softmax gives that mean back), and "va", the mean
+    valence/arousal of the members trained with them (trained_with_va; all members where none was)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from .calibrate import temperature_of
+    from .inference import trained_with_va
 
     nodes, inits, infos, probs, vas = [], [], [], [], []
     for i, (data, cfg) in enumerate(zip(members, member_cfgs)):
@@ -172,13 +173,16 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
         inits += g.initializer
         infos += g.value_info
         probs.append(f"m{i}/probs")
-        vas.append(f"m{i}/va")
-    inits.append(numpy_helper.from_array(np.asarray(1 / len(members), np.float32), "one_over_n"))
+        if trained_with_va(cfg):
+            vas.append(f"m{i}/va")
+    vas = vas or [f"m{i}/va" for i in range(len(members))]  # an untrained head's numbers: noise, left out
+    inits += [numpy_helper.from_array(np.asarray(1 / len(members), np.float32), "one_over_n"),
+              numpy_helper.from_array(np.asarray(1 / len(vas), np.float32), "one_over_va")]
     nodes += [helper.make_node("Sum", probs, ["probs_sum"]),
               helper.make_node("Mul", ["probs_sum", "one_over_n"], ["probs"]),
               helper.make_node("Log", ["probs"], ["logits"]),
               helper.make_node("Sum", vas, ["va_sum"]),
-              helper.make_node("Mul", ["va_sum", "one_over_n"], ["va"])]
+              helper.make_node("Mul", ["va_sum", "one_over_va"], ["va"])]
     size = int(config["img_size"])
     graph = helper.make_graph(
         nodes, "ensemble", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
@@ -197,7 +201,7 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     import onnxruntime as ort
 
     from .calibrate import temperature_of
-    from .inference import ModelNotFound, onnx_config, resolve_model
+    from .inference import ModelNotFound, onnx_config, resolve_model, trained_with_va
 
     members, cfgs, sources = [], [], []
     for m in config.get("members") or []:
@@ -220,8 +224,9 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     tta = {bool((c.get("args") or {}).get("tta")) for c in cfgs}
     if len(tta) > 1:
         raise ValueError(f"{folder}: some members were evaluated with flip TTA and some without")
+    with_va = [trained_with_va(c) for c in cfgs]
     ens_cfg = {**config, "img_size": cfgs[0]["img_size"], "mean": [0.0] * 3, "std": [1.0] * 3,
-               "args": {"tta": tta.pop()},
+               "args": {"tta": tta.pop()}, "data": {**(config.get("data") or {}), "has_va": any(with_va)},
                "member_models": [{k: c.get(k) for k in ("name", "backbone", "created", "mean", "std", "temperature")}
                                  for c in cfgs]}
     data = ensemble_onnx(members, cfgs, ens_cfg)
@@ -230,11 +235,12 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     size = int(ens_cfg["img_size"])
     x = np.random.default_rng(0).random((4, 3, size, size), dtype=np.float32)
     want_p, want_va = [], []
-    for d, c in zip(members, cfgs):
+    for d, c, learned in zip(members, cfgs, with_va):
         xm = (x - _stat(c, "mean")) / _stat(c, "std")
         logits, va = ort.InferenceSession(d, providers=["CPUExecutionProvider"]).run(None, {"input": xm})
         want_p.append(softmax(logits / temperature_of(c), axis=1))
-        want_va.append(va)
+        if learned or not any(with_va):  # as ensemble_onnx averages them
+            want_va.append(va)
     logits, va = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"input": x})
     p, want = softmax(logits, axis=1), np.mean(want_p, axis=0)
     report = {"source": ", ".join(sources), "bytes": len(data), "opset": OPSET, "fp16_weights": fp16_weights,

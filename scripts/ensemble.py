@@ -42,11 +42,14 @@ AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 
 
 def averaged_predictions(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """The members' rows for the ids all of them predicted, with probabilities and valence/arousal averaged."""
+    """The members' rows for the ids all of them predicted, with probabilities averaged, and valence/arousal over
+    the members that give them (a member trained without them leaves them empty)."""
     rows = align_predictions(tables)
     out = rows[0].copy()
     for col in AVERAGED:
-        out[col] = np.mean([r[col].to_numpy(dtype=float) for r in rows], axis=0)
+        values = np.array([r[col].to_numpy(dtype=float) for r in rows])
+        given = np.isfinite(values).sum(axis=0)
+        out[col] = np.where(given > 0, np.nansum(values, axis=0) / np.maximum(given, 1), np.nan)
     out["pred"] = out[PROB_COLS].to_numpy().argmax(1)
     return out
 
@@ -145,6 +148,10 @@ def main() -> int:
         tables = [run_predictions(r, a.split) for r in a.runs]
         shared = align_predictions(tables, names=[runs_label(r) for r in a.runs])  # the images the ensemble scores
         ensemble = averaged_predictions(shared)
+        without = [runs_label(r) for r, t in zip(a.runs, shared) if t["valence_pred"].isna().all()]
+        if without and len(without) < len(a.runs):
+            print(f"warning: {', '.join(without)} give{'s' if len(without) == 1 else ''} no valence/arousal: the "
+                  "ensemble's are the other members' average", file=sys.stderr)
         if any(len(t) > len(ensemble) for t in tables):
             print(f"warning: only the {len(ensemble)} {a.split} images all members predicted are scored, the members "
                   f"on them too: " + ", ".join(f"{runs_label(r)} has {len(t)} ({len(t) - len(ensemble)} left out)"
@@ -155,8 +162,9 @@ def main() -> int:
             print(line(f"{runs_label(r):>24}", a.split, s, of=len(t)) + f"; ensemble − it: accuracy {d['diff']:+.3f} "
                   f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}], McNemar p {format_p(c['mcnemar_p'])}")
         print(line(f"{'ensemble':>24}", a.split, ensemble))
-        if a.soup:
-            print(line(f"{'soup':>24}", a.split, soup_predictions([Path(r) for r in a.runs], a.split)))
+        if a.soup:  # scored on the ensemble's images: a member may have trained on others of the first's test part
+            soup = soup_predictions([Path(r) for r in a.runs], a.split)
+            print(line(f"{'soup':>24}", a.split, soup[soup["id"].isin(ensemble["id"])]))
         if a.out is not None:
             print(f"wrote {a.out}: the ensemble on {', '.join(write_ensemble(a.out, [Path(r) for r in a.runs]))}")
     except (OSError, ValueError, KeyError) as e:

@@ -431,6 +431,13 @@ def test_ensemble_folder_exports_as_one_model_that_averages_its_members(ckpt, tm
     # with the mirror the two orders of scaling and averaging differ: close, at this strong a temperature too
     mirrored = ens.predict_batch(x)[0], np.mean([m.predict_batch(x)[0] for m in members], axis=0)
     assert np.abs(mirrored[0] - mirrored[1]).max() < 0.05
+    # a member trained without valence/arousal (FER+ data): its untrained head's numbers are left out of the mean
+    other["config"]["data"] = {"has_va": False}
+    torch.save(other, runs / "b" / "checkpoints" / "best.pt")
+    nova = tmp_path / "nova.onnx"
+    assert E.main(E.get_args_parser().parse_args(["--run", str(runs / "ens"), "--out", str(nova)])) == 0
+    va = Predictor(nova, detector=None).predict_batch(x, tta=False)[1]
+    assert np.abs(va - answers[0][1]).max() < 1e-2
     # as the default model: model.onnx only (an ensemble has no PyTorch form), and no stale model.pt beside it
     ship = tmp_path / "models" / "default"
     ship.mkdir(parents=True)

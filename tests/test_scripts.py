@@ -174,6 +174,20 @@ def test_ensemble_averages_the_members_predictions(runs):
     assert "warning" not in out.stderr
 
 
+def test_ensemble_takes_valence_arousal_from_the_members_that_give_them(runs, tmp_path):
+    nova = tmp_path / "nova"
+    shutil.copytree(runs["better"], nova)
+    df = pd.read_csv(nova / "predictions_test.csv", dtype={"id": str})
+    df[["valence_pred", "arousal_pred"]] = np.nan  # trained without them
+    df.to_csv(nova / "predictions_test.csv", index=False)
+    out = _run("ensemble.py", runs["base"], nova, "--out", tmp_path / "ens")
+    assert out.returncode == 0, out.stderr
+    assert "warning: nova gives no valence/arousal: the ensemble's are the other members' average" in out.stderr
+    ens = pd.read_csv(tmp_path / "ens" / "predictions_test.csv", dtype={"id": str}).set_index("id")
+    base = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str}).set_index("id")
+    assert np.allclose(ens["valence_pred"], base.loc[ens.index, "valence_pred"], atol=1e-5)
+
+
 def test_ensemble_warns_of_a_member_calibrated_after_its_predictions_were_written(runs, tmp_path):
     shutil.copytree(runs["base"], tmp_path / "base")
     config = json.loads((tmp_path / "base" / "config.json").read_text())
