@@ -103,14 +103,17 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     for s, df in frames.items():
         write_evaluation(out, s, df, members=[d.name for d in run_dirs])
     splits_csv = {(d / "split.csv").read_bytes() if (d / "split.csv").is_file() else None for d in run_dirs}
-    if len(splits_csv) == 1 and None not in splits_csv:  # one split for all: the ensemble's model knows its test images
+    one_split = len(splits_csv) == 1 and None not in splits_csv
+    if one_split:  # one split for all: the ensemble's model knows its test images
         atomic_write_bytes(out / "split.csv", splits_csv.pop())
     atomic_write_json(out / "config.json", {
         "schema_version": first["schema_version"], "name": out.resolve().name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "ensemble",
         "backbone": " + ".join(str(c.get("backbone")) for c in configs), "classes": first["classes"],
         "weights": {"requested": "ensemble", "loaded": "mean of the predictions of " + ", ".join(d.name for d in run_dirs)},
-        "data": first.get("data"), "split": first.get("split"), "hardware": first.get("hardware"),
+        "data": first.get("data"), "hardware": first.get("hardware"),
+        "split": first.get("split") if one_split else {"source": "the images all members predicted",
+                                                       "counts": {s: len(df) for s, df in frames.items()}},
         "precision": " + ".join(dict.fromkeys(training_precision(c) for c in configs)),
         "train_minutes": round(sum(minutes), 3) if None not in minutes else None, "members": members})
     return splits
