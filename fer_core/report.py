@@ -150,9 +150,10 @@ COLUMN_HELP = {
 }
 
 
-def latex_caption(split: str, metrics: list[dict]) -> str:
+def latex_caption(split: str, metrics: list[dict], grouped: bool = False) -> str:
     """"Results on the <split> split" (or, for pooled cross-validations, on their out-of-fold predictions), with the
-    sample count where every run was scored on as many samples, and how to read the table."""
+    sample count where every run was scored on as many samples, and how to read the table; ``grouped``: the best
+    value is marked among the runs scored on the same images only (latex_table's ``groups``)."""
     sizes = {m.get("n") for m in metrics if m} - {None}
     n = f" (n = {sizes.pop()})" if len(sizes) == 1 else ""
     folds = {len(m["folds"]) for m in metrics if m and m.get("folds")}
@@ -161,14 +162,17 @@ def latex_caption(split: str, metrics: list[dict]) -> str:
             f"by the fold that did not train on it{n}"
     else:
         where = f"the {split} split{n}"
-    return (f"Results on {where}. In brackets: percentile-bootstrap 95% intervals; bold: the best value, which is not "
-            "a test of a difference")
+    among = " among the runs scored on the same images (other data, or other images, do not compare)" if grouped else ""
+    return (f"Results on {where}. In brackets: percentile-bootstrap 95% intervals; bold: the best value{among}, which "
+            "is not a test of a difference")
 
 
-def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3) -> str:
+def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3,
+                groups: list[list[str]] | None = None) -> str:
     """A booktabs LaTeX table for a paper: one row per metric, one column per run, each value with its 95% interval
-    where known, the best value in bold (lowest for error metrics; every run that ties it as printed). Needs \\usepackage{booktabs}, and graphicx
-    for more than two runs, whose table is scaled to the line's width."""
+    where known, the best value in bold (lowest for error metrics; every run that ties it as printed) within each of
+    ``groups`` (runs scored on the same images, ranked_groups; default: all runs). Needs \\usepackage{booktabs}, and
+    graphicx for more than two runs, whose table is scaled to the line's width."""
     def esc(text) -> str:
         return "".join("\\" + c if c in "&%$#_{}" else c for c in str(text))
 
@@ -177,8 +181,11 @@ def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: i
              r"\begin{tabular}{l" + "c" * len(values) + "}", r"\toprule",
              " & ".join(["Metric", *map(esc, values.index)]) + r" \\", r"\midrule"]
     for col in values.columns:
-        best = best_run(values, col) if values[col].notna().sum() > 1 else None
-        top = round(values.at[best, col], digits) if best is not None else None  # ties as printed: all bold
+        top = {}  # each run's group's best value, as printed: ties all bold
+        for group in groups or [list(values.index)]:
+            sub = values.loc[group]
+            if sub[col].notna().sum() > 1 and (best := best_run(sub, col)) is not None:
+                top.update({run: round(sub.at[best, col], digits) for run in group})
         cells = []
         for run, v in values[col].items():
             if pd.isna(v):
@@ -186,7 +193,7 @@ def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: i
                 continue
             ci = cis.at[run, col] if col in cis else None
             text = f"{v:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if isinstance(ci, tuple) else "")
-            cells.append(rf"\textbf{{{text}}}" if top is not None and round(v, digits) == top else text)
+            cells.append(rf"\textbf{{{text}}}" if round(v, digits) == top.get(run) else text)
         lines.append(" & ".join([esc(col), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", *(["}"] if len(values) > 2 else []), r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -228,6 +235,12 @@ def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, group
             among += [f"scored on the same {int(metrics[best]['n']):,} images"] if len(same) > 1 else []
             lines.append(line + (f" — among runs {', '.join(among)}" if among else ""))
     return lines, unranked
+
+
+def ranked_groups(groups: dict, ids: dict) -> list[list[str]]:
+    """The runs that can be ranked together: per data set (``groups``: {(layout, data root): run names}), those
+    scored on the same images (``ids``: {run: sample ids or None}, same_image_groups)."""
+    return [g for on_data in groups.values() for g in same_image_groups({n: ids.get(n) for n in on_data})]
 
 
 def same_image_groups(ids: dict) -> list[list[str]]:

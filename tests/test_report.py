@@ -247,6 +247,17 @@ def test_latex_table_bolds_the_best_run_per_metric(runs_dir):
     tied = values.assign(Accuracy=0.41323)  # three runs right on as many images: all three bold
     acc = next(ln for ln in report.latex_table(tied, cis, "t").splitlines() if ln.startswith("Accuracy &"))
     assert acc.count(r"\textbf") == 3
+    # runs on other data (FER+ beside AffectNet) are not ranked against each other: each group its own best
+    fer = values.index[2]
+    groups = report.ranked_groups({("affectnet", "/a"): ["a", "b"], ("ferplus", "/f"): [fer]},
+                                  {"a": ["1", "2"], "b": ["2", "1"], fer: ["x"]})
+    assert groups == [["a", "b"], [fer]]
+    high = values.assign(Accuracy=[0.5, 0.4, 0.9])  # fer's 0.9 would be bold over all three
+    acc = next(ln for ln in report.latex_table(high, cis, "t", groups=groups).splitlines()
+               if ln.startswith("Accuracy &")).rstrip(" \\").split(" & ")[1:]
+    assert [c.startswith(r"\textbf") for c in acc] == [True, False, False]
+    assert "bold: the best value among the runs scored on the same images" in report.latex_caption(
+        "test", [{"n": 320}], grouped=True)
     pooled = [{"n": 3199, "folds": ["f1", "f2", "f3", "f4", "f5"]}] * 2
     assert report.latex_caption("test", pooled).startswith("Results on 5-fold cross-validation, every image predicted "
                                                            "by the fold that did not train on it (n = 3199).")

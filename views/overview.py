@@ -44,9 +44,14 @@ if pooled and not any(r.name in pooled for r in ctx.runs):
 
 st.subheader(f"Results on {ctx.split}")
 first = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]  # the headline
-st.dataframe(report.display_table(values, cis), width="stretch",
-             column_order=[c for c in first if c in values] + [c for c in values if c not in first],
-             column_config={c: st.column_config.Column(help=report.COLUMN_HELP.get(c)) for c in values.columns})
+for (layout, root), names in groups.items():  # one table per data set: their scores do not compare
+    if len(groups) > 1:
+        st.markdown(f"**On {layout} data** (`{root}`)")
+    sub = values.loc[names].dropna(axis=1, how="all")  # e.g. no valence/arousal columns for FER+
+    st.dataframe(report.display_table(sub, cis.loc[names]), width="stretch",
+                 column_order=[c for c in first if c in sub] + [c for c in sub if c not in first],
+                 column_config={c: st.column_config.Column(help=report.COLUMN_HELP.get(c), alignment="left")
+                                for c in sub.columns})
 st.caption("Each value with its percentile-bootstrap 95% interval in brackets, where the metrics file has one. "
            "RMSE: lower is better; every other column: higher is better. Hover a column's name for what it means.")
 for names in groups.values():
@@ -57,10 +62,13 @@ for names in groups.values():
             "different image sets (a pooled cross-validation scores every image, a fixed split only its own part), "
             "so a difference between them is not a paired comparison: the Model disagreement page compares runs on "
             "the images they share.")
+ranked = report.ranked_groups(groups, ids)
 st.download_button("Download as a LaTeX table",
-                   report.latex_table(values, cis, report.latex_caption(ctx.split, list(metrics.values()))),
+                   report.latex_table(values, cis, report.latex_caption(ctx.split, list(metrics.values()),
+                                                                        grouped=len(ranked) > 1), groups=ranked),
                    file_name=f"fer-lab-results-{ctx.split}.tex", mime="text/x-tex",
-                   help="booktabs table: one row per metric, one column per run, 95% intervals, the best run in bold")
+                   help="booktabs table: one row per metric, one column per run, 95% intervals, the best run in bold "
+                        "(among runs scored on the same images)")
 
 seeds, added = R.spread_groups(have, ctx.all_runs)  # a chosen cross-validation brings its folds
 configs = {r.name: r.config for r in [*have, *added.values()]}
