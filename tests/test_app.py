@@ -114,8 +114,12 @@ def test_confusion_page_shows_where_two_runs_differ(monkeypatch, runs_dir):
     titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text") for c in at.get("plotly_chart")]
     first, second = at.selectbox(key="cm_diff_a").value, at.selectbox(key="cm_diff_b").value
     assert f"A = {first} vs B = {second}" in titles
+    assert "resnet18-ferplus" not in at.selectbox(key="cm_diff_b").options  # FER+ beside AffectNet: no comparison
     at.selectbox(key="cm_diff_b").set_value(first).run()
     assert "Pick two different runs." in [i.value for i in at.info] and not at.exception
+    at.selectbox(key="cm_diff_a").set_value("resnet18-ferplus").run()
+    assert any(i.value.startswith("No other chosen run is on resnet18-ferplus's data") for i in at.info)
+    assert any("compare bars of runs on the same data only" in c.value for c in at.caption)
 
 
 def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
