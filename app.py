@@ -35,10 +35,11 @@ if (HERE / "views" / "predict.py").is_file():
 pg = st.navigation(pages)
 # Streamlit forgets a widget's value when its page is left; writing these back keeps the user's choices
 # (runs compared, gallery filters) for when they return. The pages check that a kept value is still an option.
-for key in ("per_class_metric", "cm_diff_a", "cm_diff_b", "cm_cells", "dis_a", "dis_b", "gallery_query", "gallery_run",
-            "gallery_true", "gallery_pred", "gallery_sort", "gallery_per_page", "va_run", "va_points"):
-    if key in st.session_state:
-        st.session_state[key] = st.session_state[key]
+KEPT = ("per_class_metric", "cm_diff_a", "cm_diff_b", "cm_cells", "dis_a", "dis_b", "gallery_query", "gallery_run",
+        "gallery_true", "gallery_pred", "gallery_sort", "gallery_per_page", "gallery_page-", "va_run", "va_points",
+        "predict_model", "predict_runtime")
+for key in [k for k in st.session_state if str(k).startswith(KEPT)]:  # "gallery_page-...": one per filter choice
+    st.session_state[key] = st.session_state[key]
 
 
 def _remembered(key: str, options: list[str], fallback: list[str]) -> None:

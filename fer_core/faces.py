@@ -268,9 +268,10 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
                 continue
             if len(results) > 1:  # labels sized to their faces, so that neighbours' labels do not run together
                 size = min(font, max(0.35, (x1 - x0) / 300))
-                for fewer in (short, tag.strip()):  # a small face: the expression alone, then its number alone (the
-                    # page and the CLI list each face's answer under the photo)
-                    if cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thick)[0][0] <= 1.5 * (x1 - x0):
+                # a small face: the expression alone; a tiny one, its number alone (the page and the CLI list each
+                # face's answer under the photo)
+                for fewer, room in ((short, 1.5), (tag.strip(), 3)):
+                    if cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, thick)[0][0] <= room * (x1 - x0):
                         break
                     text = fewer
         # OpenCV's Hershey fonts are ASCII-only: an em dash would be drawn as "???"

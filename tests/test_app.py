@@ -159,6 +159,11 @@ def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):
 def test_choices_made_on_a_page_are_there_on_return(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
     at.switch_page("views/gallery.py").run()
+    at.selectbox(key="gallery_per_page").select(12).run()
+    at.number_input[0].set_value(2).run()
+    at.switch_page("views/overview.py").run()
+    at.switch_page("views/gallery.py").run()
+    assert at.number_input[0].value == 2  # the gallery's page too
     at.selectbox(key="gallery_true").select("Fear").run()
     at.switch_page("views/disagreement.py").run()
     names = at.selectbox(key="dis_b").options

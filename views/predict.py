@@ -344,15 +344,15 @@ def main() -> None:
                  f"`python -m fer_core.export --run RUN --model-dir {DEFAULT_DIR}`.")
         return
     c1, c2 = st.columns([2, 1])  # room for "ONNX Runtime" in a narrow window
-    label = c1.selectbox("Model", list(choices))
+    label = S.choice(c1, "Model", list(choices), "predict_model")
     runtimes = list(RUNTIMES)
     try:
         resolve_model(choices[label], root=ROOT, backend="torch")
     except ModelNotFound:  # an ONNX file only (the shipped default model): PyTorch cannot run it
         runtimes = [r for r in runtimes if RUNTIMES[r] == "onnx"] or runtimes
-    runtime = c2.selectbox("Runtime", runtimes,
-                           help="ONNX Runtime: a checkpoint is converted once when it is first chosen; faster per "
-                                "frame and it does not busy-wait, which keeps the live stream smooth on few cores")
+    runtime = S.choice(c2, "Runtime", runtimes, "predict_runtime",
+                       help="ONNX Runtime: a checkpoint is converted once when it is first chosen; faster per frame and "
+                            "it does not busy-wait, which keeps the live stream smooth on few cores")
     backend = RUNTIMES[runtime]
     try:
         path = resolve_model(choices[label], root=ROOT, backend=backend)
