@@ -42,14 +42,18 @@ for key in [k for k in st.session_state if str(k).startswith(KEPT)]:  # "gallery
     st.session_state[key] = st.session_state[key]
 
 
-def _remembered(key: str, options: list[str], fallback: list[str]) -> None:
+def _remembered(key: str, options: list[str], fallback: list[str], first: list[str] | None = None) -> None:
     """Seed a widget's state from the last choice the user made, keeping only options that still exist.
 
     A widget's own state is reset when its options change (a run finishing an epoch, a folder added), so the
-    choice is also kept under a second key that only the widget's on_change callback writes.
+    choice is also kept under a second key that only the widget's on_change callback writes. A chosen run that
+    another folder's run of its name has renamed "folder/name" stays chosen: the first of them in ``first``.
     """
+    def still(v):
+        return v if v in options else next((o for o in first or options if str(o).endswith(f"/{v}")), None)
+
     saved = st.session_state.get(f"_{key}_saved", fallback)
-    st.session_state[key] = [v for v in saved if v in options] if isinstance(saved, list) else \
+    st.session_state[key] = list(dict.fromkeys(m for v in saved if (m := still(v)))) if isinstance(saved, list) else \
         (saved if saved in options else (options[0] if options else None))
 
 
@@ -72,7 +76,8 @@ with st.sidebar:
     all_runs, problems = R.discover_runs(roots)
     names = [r.name for r in all_runs]
 
-    _remembered("selected_runs", names, R.default_selection(all_runs, MAX_DEFAULT_RUNS))
+    in_order = [r.name for root in roots for r in all_runs if r.path.resolve().is_relative_to(Path(root).resolve())]
+    _remembered("selected_runs", names, R.default_selection(all_runs, MAX_DEFAULT_RUNS), first=in_order)
     chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
                             help="Newest first. Every page shows the runs chosen here. At first: the newest run, then "
                             "the best run of each other recipe on the same data, the best first (by validation "

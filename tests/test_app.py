@@ -542,3 +542,14 @@ def test_a_damaged_predictions_file_is_named_not_a_traceback(monkeypatch, tmp_pa
     at.switch_page("views/gallery.py").run()
     assert any(e.value.startswith("Not shown: damaged, whose predictions file cannot be used: ") and
                "probabilities that are not finite" in e.value for e in at.error)
+
+
+def test_a_chosen_run_stays_chosen_when_an_extra_folder_brings_one_of_its_name(monkeypatch, tmp_path):
+    write_run(tmp_path / "runs", "dlib-best", n=60, images=0, n_boot=5)
+    write_run(tmp_path / "extra", "dlib-best", n=60, seed=1, images=0, n_boot=5)
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.session_state["_selected_runs_saved"] = ["dlib-best"]  # the user's own choice
+    at.text_area(key="extra_run_dirs").input(str(tmp_path / "extra")).run()
+    assert not at.exception
+    assert sorted(at.multiselect(key="selected_runs").options) == ["extra/dlib-best", "runs/dlib-best"]
+    assert at.multiselect(key="selected_runs").value == ["runs/dlib-best"]  # the one chosen, under its longer name
