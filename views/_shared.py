@@ -131,11 +131,15 @@ def paired(a: R.Run, b: R.Run, split: str) -> dict:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def crop_predictor(path: str, stamp: tuple):
-    """One Predictor without a face detector (for crops) per model file, shared by every session; ``stamp``
-    (inference.model_stamp): a replaced or calibrated model loads again."""
+    """One Predictor without a face detector (for crops) per model file, shared by every session, on ONNX Runtime
+    where it can (a checkpoint converted in memory: its occlusion maps take about two thirds of PyTorch's time);
+    ``stamp`` (inference.model_stamp): a replaced or calibrated model loads again."""
     from fer_core.inference import Predictor
 
-    return Predictor(path, detector=None)
+    try:
+        return Predictor(path, backend="onnx", detector=None)
+    except (ImportError, RuntimeError, ValueError):  # no onnxruntime, or a model it cannot run: PyTorch answers
+        return Predictor(path, detector=None)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
