@@ -279,7 +279,7 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
                     y=y, marker_color=colors[run],
                     error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi)),
                     hovertemplate="%{x}: %{y:.3f}<extra>" + run + "</extra>")
-    fig.update_layout(title=title, barmode="group", margin_t=50,
+    fig.update_layout(title=title, barmode="group", margin_t=50, showlegend=True,  # one run too: named
                       yaxis_title="value (↓: lower is better)" if any(not HIGHER_IS_BETTER.get(m, True)
                                                                         for m in metrics) else "value")
     legend_below(fig, 300, axis_px=110)  # the metric names below the bars may be slanted

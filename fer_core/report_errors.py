@@ -55,14 +55,16 @@ def misclassified(pred: pd.DataFrame, true_class: int | None = None, pred_class:
 
 
 def find_sample(pred: pd.DataFrame, query: str) -> pd.DataFrame:
-    """Rows whose id equals the query; failing that, whose trailing number equals it ("635" finds
-    "Test/fer0000635"). Empty when nothing matches."""
+    """Rows whose id equals the query; failing that, whose last part equals it ("fer0000635" finds "Test/fer0000635"),
+    or whose trailing number does ("635" finds it too). Empty when nothing matches."""
     q = str(query).strip()
     if not q:
         return pred.iloc[0:0]
     exact = pred[pred["id"] == q]
-    if len(exact) or not q.isdigit():
+    if len(exact):
         return exact
+    if not q.isdigit():
+        return pred[pred["id"].astype(str).str.endswith("/" + q)]
     trailing = pred["id"].astype(str).str.extract(r"(\d+)\D*$")[0]
     return pred[pd.to_numeric(trailing, errors="coerce") == int(q)]
 

@@ -374,6 +374,7 @@ def test_find_sample_by_id():
     assert list(E.find_sample(pred, " 635 ")["id"]) == ["635"]
     assert list(E.find_sample(pred.iloc[1:], "635")["id"]) == ["Test/fer0000635"]
     assert E.find_sample(pred, "nope").empty and E.find_sample(pred, "").empty
+    assert list(E.find_sample(pred, "fer0000635")["id"]) == ["Test/fer0000635"]  # without its split's prefix
 
 
 def test_disagreement_tables():

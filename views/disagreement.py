@@ -43,6 +43,7 @@ with right:
                      color=counts.index, color_discrete_map=ctx.colors, title="Who is the odd one out",
                      height=max(220, 80 + 28 * len(counts)))
         fig.update_layout(showlegend=False)
+        fig.update_xaxes(tickformat=",d", dtick=1 if counts.max() <= 5 else None)  # counts: no 0.5 ticks
         S.chart(fig.update_layout(margin=dict(t=40, b=30)), width="stretch")
 
 st.subheader("Run vs run")

@@ -1,4 +1,6 @@
 """Misclassified gallery: filter, sort and page through mistakes; search an id to inspect one sample."""
+from pathlib import Path
+
 import streamlit as st
 
 from fer_core import report_errors as E
@@ -57,7 +59,8 @@ def explain_sample(run, image_path, row):
 
 # --- search: jump to one sample -------------------------------------------------------------
 query = st.text_input("Find a sample by id", key="gallery_query", placeholder="e.g. 635",
-                      help="Exact id, or the number at its end (635 finds Test/fer0000635).")
+                      help="Exact id, its last part (fer0032220 finds Test/fer0032220), or the number at its end "
+                           "(32220 finds it too).")
 if query.strip():
     found_any = False
     for run in have:
@@ -84,7 +87,8 @@ if query.strip():
         if shown:
             explain_sample(run, safe_image_path(root, row["path"]), row)
     if not found_any:
-        st.warning(f"No sample with id '{query.strip()}' in the {ctx.split} predictions of the chosen runs.")
+        st.warning(f"No sample with id '{query.strip()}' in the {ctx.split} predictions of the chosen runs: it may be "
+                   "in another split (the sidebar's Split), or not in this copy of the data.")
     st.divider()
 
 # --- filters ----------------------------------------------------------------------------------
@@ -135,7 +139,8 @@ for _, r in rows.iterrows():
 if missing:
     st.info(f"{missing} of {len(rows)} images on this page were not found. "
             f"Looked under `{root}` ({source}); set **Data root for images** in the sidebar if the data "
-            "lives elsewhere on this machine.")
+            "lives elsewhere on this machine" + (": the data set's own folder, the one above `images/`" if root and
+                                                 Path(root).name == "images" else "") + ".")
 
 with st.expander("This page as a table"):
     st.dataframe(rows[["id", "true_name", "pred_name", "confidence", "true_prob",
