@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.metrics import corrected_resampled_t, format_p, paired_comparison  # noqa: E402
-from fer_core.runs import cross_validated, fold_run_names, pool_predictions, run_predictions, runs_label  # noqa: E402
+from fer_core.runs import cross_validated, pool_predictions, run_predictions, runs_label  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
            ("arousal_ccc", "Δ A CCC"), ("valence_rmse", "Δ V RMSE"), ("arousal_rmse", "Δ A RMSE")]
@@ -39,9 +39,17 @@ def cell(m: dict | None) -> str:
     return f"{m['diff']:+.3f}" + (f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
 
 
+def _fold_dir(pooled: Path, recorded: str) -> Path:
+    """A fold run of a pooled folder: the run of its name beside the folder, else where its config.json records it
+    (absolute, or relative to the project root or to here)."""
+    p = Path(recorded)
+    return next((c for c in (pooled.parent / p.name, p if p.is_absolute() else ROOT / p, p) if c.is_dir()),
+                pooled.parent / p.name)
+
+
 def fold_predictions(arg: str, split: str) -> list | None:
     """Each fold's (predictions, training images) of a cross-validation: comma-separated runs, or a pooled folder
-    whose fold runs lie beside it; None for anything else. The training images are those the fold's config.json
+    whose fold runs lie beside it or where it records them; None for anything else. The training images are those the fold's config.json
     counts (its validation part and what --limit left out are not trained on)."""
     parts = arg.split(",")
     if len(parts) == 1:
@@ -49,7 +57,8 @@ def fold_predictions(arg: str, split: str) -> list | None:
             config = json.loads((Path(arg) / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        parts = [str(Path(arg).parent / name) for name in fold_run_names(config)] if cross_validated(config) else []
+        parts = [str(_fold_dir(Path(arg), f["run"])) for f in config.get("fold_runs") or []] \
+            if cross_validated(config) else []
     if len(parts) < 2:
         return None
     try:

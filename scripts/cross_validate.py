@@ -153,7 +153,8 @@ def _train(folder: Path, args: list[str], out: Path, what: str) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     if rc:
-        print(f"error: {what} ended with exit code {rc}; run the same command again to continue from it",
+        print(f"error: {what} ended with exit code {rc}" + ("; mend what the error above names, then run the same "
+              "command again to continue" if rc == 2 else "; run the same command again to continue from it"),
               file=sys.stderr)
     return rc
 

@@ -139,8 +139,9 @@ def main() -> int:
     for flag in ("soup", "out"):
         if getattr(a, flag) and any("," in r for r in a.runs):
             p.error(f"--{flag} takes single runs: give run folders, not comma-separated runs")
-    if a.out is not None and a.out.exists() and any(a.out.iterdir()):
-        p.error(f"--out {a.out} exists and is not empty: choose a new folder")
+    if a.out is not None and a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
+        p.error(f"--out {a.out} " + ("exists and is not empty" if a.out.is_dir() else "is a file")
+                + ": choose a new folder")
     for r in a.runs:  # the members' answers as they give them now: an exported ensemble applies their temperatures
         for split in sorted({p.stem[len("predictions_"):] for p in Path(r).glob("predictions_*.csv")}
                             if a.out else [a.split]):

@@ -59,8 +59,9 @@ def main() -> int:
     p.add_argument("runs", nargs="+", type=Path, help="the fold run folders")
     p.add_argument("--out", type=Path, required=True, help="the pooled run folder to write (new or empty)")
     a = p.parse_args()
-    if a.out.exists() and any(a.out.iterdir()):
-        p.error(f"--out {a.out} exists and is not empty: choose a new folder")
+    if a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
+        p.error(f"--out {a.out} " + ("exists and is not empty" if a.out.is_dir() else "is a file")
+                + ": choose a new folder")
     missing = [str(d) for d in a.runs if not (d / "config.json").is_file() or
                not (d / "predictions_test.csv").is_file()]
     if missing:

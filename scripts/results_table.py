@@ -45,7 +45,9 @@ def skip_reason(d: Path, split: str) -> str | None:
 def rows(run_dirs, split):
     """(name, config, metrics) of each folder that has results on ``split``; a warning on stderr for each that has
     not."""
-    for d in map(Path, run_dirs):
+    dirs = list(dict.fromkeys(Path(d).resolve() for d in run_dirs))  # a folder given twice: one row
+    names = [d.name for d in dirs]
+    for d in dirs:
         why = skip_reason(d, split)
         if why is None:
             try:
@@ -53,8 +55,11 @@ def rows(run_dirs, split):
             except (OSError, ValueError) as e:
                 why = f"unreadable config.json or metrics_{split}.json ({e})"
             else:
-                yield d.name, c, m
-                continue
+                if isinstance(c, dict) and isinstance(m, dict):
+                    # folders of one name in other places (a copy beside the original): told apart by their parent
+                    yield (d.name if names.count(d.name) == 1 else f"{d.parent.name}/{d.name}"), c, m
+                    continue
+                why = f"config.json or metrics_{split}.json does not hold a JSON object"
         print(f"warning: skipped {d}: {why}", file=sys.stderr)
 
 

@@ -45,6 +45,18 @@ def test_results_table_lists_runs_and_their_seed_group(runs):
     assert len(group) == 1 and f"| {mean:.3f} ± " in group[0]
 
 
+def test_results_table_tells_apart_folders_of_one_name(runs, tmp_path):
+    shutil.copytree(runs["base"], tmp_path / "copy" / "base")
+    out = _run("results_table.py", runs["base"], tmp_path / "copy" / "base", runs["base"])
+    rows = [ln.split(" | ")[0] for ln in out.stdout.splitlines() if ln.startswith("| ") and " | 300 | " in ln]
+    assert rows == [f"| {runs['base'].parent.name}/base", "| copy/base"]  # a folder given twice: once
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "config.json").write_text((runs["base"] / "config.json").read_text())
+    (tmp_path / "listed" / "metrics_test.json").write_text("[1, 2]")
+    out = _run("results_table.py", runs["base"], tmp_path / "listed")
+    assert "metrics_test.json does not hold a JSON object" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_results_table_prints_latex(runs, tmp_path):
     out = _run("results_table.py", *runs.values(), "--latex")
     assert out.returncode == 0, out.stderr
@@ -326,6 +338,10 @@ def test_compare_runs_tests_two_cross_validations_fold_by_fold(runs, tmp_path):
     folds = [",".join(str(tmp_path / f"{n}-fold{k}") for k in (1, 2)) for n in ("cv", "cv-better")]
     assert line.split(" fold by fold ")[1] in _run("compare_runs.py", *folds).stdout
     assert "fold by fold" not in _run("compare_runs.py", runs["base"], tmp_path / "cv-better").stdout
+    # a pooled folder moved away from its folds finds them where its config.json records them
+    shutil.copytree(tmp_path / "cv", tmp_path / "elsewhere" / "cv")
+    moved = _run("compare_runs.py", tmp_path / "elsewhere" / "cv", tmp_path / "cv-better").stdout
+    assert line.split(" fold by fold ")[1] in moved
 
 
 def test_pool_folds_refuses_runs_that_are_not_the_folds_of_one_cross_validation(runs, tmp_path):
@@ -448,3 +464,12 @@ def test_every_fer_command_in_pyproject_answers_help(monkeypatch, capsys):
         with pytest.raises(SystemExit) as e:
             getattr(importlib.import_module(module), func)()
         assert e.value.code == 0 and "usage:" in capsys.readouterr().out, name
+
+
+def test_scripts_refuse_an_out_that_is_a_file(runs, tmp_path):
+    (tmp_path / "afile").write_text("notes")
+    for script, args in (("ensemble.py", [runs["base"], runs["better"]]), ("pool_folds.py", [runs["base"]])):
+        out = _run(script, *args, "--out", tmp_path / "afile")
+        assert out.returncode == 2 and f"--out {tmp_path / 'afile'} is a file" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert (tmp_path / "afile").read_text() == "notes"
