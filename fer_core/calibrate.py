@@ -127,16 +127,13 @@ def read_predictions(run: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(true classes, raw probabilities) of a run's predictions_<split>.csv, the temperature it was written with
     undone."""
     from .metrics import PROB_COLS
+    from .runs import load_predictions
 
     f = run / f"predictions_{split}.csv"
     if not f.is_file():
         raise ValueError(f"{f} not found: evaluate the run on its {split} split first (python -m fer_core.evaluate "
                          f"--run {run} --split {split})")
-    df = pd.read_csv(f)
-    missing = [c for c in ["true", *PROB_COLS] if c not in df.columns]
-    if missing:
-        raise ValueError(f"{f}: not a predictions file (no column {', '.join(missing)})")
-    df = df[df["true"].between(0, NUM_CLASSES - 1)]  # rows without a label say nothing about calibration
+    df = load_predictions(f)  # checked: classes 0-7, finite probabilities summing to 1
     probs = df[PROB_COLS].to_numpy(np.float64)
     probs = probs / probs.sum(axis=1, keepdims=True)
     return df["true"].to_numpy(int), apply_temperature(probs, 1 / applied_temperature(run, split))
