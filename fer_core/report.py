@@ -106,8 +106,14 @@ def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3,
             v = sub[col].dropna()
             row[col] = f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" if len(v) > 1 else ""
         if g[0] in fold_groups:
-            stems = {re.sub(r"-fold\d+$", "", n) for n in g}
-            rows[f"{stems.pop() if len(stems) == 1 else g[0]} ({len(sub)} folds)"] = row
+            stems = {re.sub(r"-fold\d+$", "", n) for n in sub.index}
+            if len(stems) == 1:  # "hse-best-cv5-fold1–5", not five names
+                stem, ks = stems.pop(), sorted(int(re.search(r"(\d+)$", n).group(1)) for n in sub.index)
+                row["runs"] = f"{stem}-fold" + (f"{ks[0]}–{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1))
+                                                else ", ".join(map(str, ks)))
+                rows[f"{stem} ({len(sub)} folds)"] = row
+            else:
+                rows[f"{g[0]} ({len(sub)} folds)"] = row
         else:
             rows[f"{g[0]} ({len(sub)} seeds)"] = row
     out = pd.DataFrame.from_dict(rows, orient="index")

@@ -480,7 +480,7 @@ def test_a_chosen_cross_validation_shows_its_folds_spread(monkeypatch, tmp_path)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     spread = next(d.value for d in at.dataframe if d.value.index.name == "recipe")
-    assert spread.index.tolist() == ["cv (2 folds)"] and spread.at["cv (2 folds)", "runs"] == "cv-fold1, cv-fold2"
+    assert spread.index.tolist() == ["cv (2 folds)"] and spread.at["cv (2 folds)", "runs"] == "cv-fold1–2"
     assert " ± " in spread.at["cv (2 folds)", "Accuracy"]
     from fer_core import runs as R
 

@@ -662,6 +662,11 @@ def test_seed_summary_gives_mean_and_sample_sd():
     assert list(report.seed_summary(values, [["a", "a1", "a2"]], fold_groups={"a"}).index) == ["a (3 folds)"]
     cv = pd.DataFrame({"accuracy": [0.5, 0.6]}, index=["r-cv5-fold1", "r-cv5-fold2"])
     assert list(report.seed_summary(cv, [list(cv.index)], fold_groups={"r-cv5-fold1"}).index) == ["r-cv5 (2 folds)"]
+    five = pd.DataFrame({"accuracy": [0.5] * 4}, index=[f"r-cv5-fold{k}" for k in (1, 2, 4, 5)])  # fold 3 missing
+    assert report.seed_summary(five, [list(five.index)], fold_groups={"r-cv5-fold1"})["runs"].tolist() == \
+        ["r-cv5-fold1, 2, 4, 5"]
+    assert report.seed_summary(five.iloc[:2], [list(five.index[:2])], fold_groups={"r-cv5-fold1"})["runs"].tolist() \
+        == ["r-cv5-fold1–2"]
 
 
 def test_run_details_show_optional_columns_only_where_a_run_has_one():

@@ -136,7 +136,7 @@ def test_results_table_names_a_cross_validation_after_its_folds(runs, tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert any(ln.startswith("| cv (2 runs pooled) | 300 |") for ln in lines)
-    assert any(ln.startswith("| cv (2 folds) | cv-fold1, cv-fold2 |") for ln in lines)  # not "cv-fold1 (2 folds)"
+    assert any(ln.startswith("| cv (2 folds) | cv-fold1–2 |") for ln in lines)  # not "cv-fold1 (2 folds)"
 
 
 def test_compare_runs_prints_paired_differences(runs):
