@@ -542,6 +542,7 @@ def test_a_damaged_predictions_file_is_named_not_a_traceback(monkeypatch, tmp_pa
     at.switch_page("views/gallery.py").run()
     assert any(e.value.startswith("Not shown: damaged, whose predictions file cannot be used: ") and
                "probabilities that are not finite" in e.value for e in at.error)
+    assert not any("Not shown: damaged" in i.value for i in at.info)  # named once, for what is wrong
 
 
 def test_a_chosen_run_stays_chosen_when_an_extra_folder_brings_one_of_its_name(monkeypatch, tmp_path):

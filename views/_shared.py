@@ -329,6 +329,7 @@ def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
     names those that do not."""
     attr = "splits" if kind == "predictions" else "metrics_splits"
     have = [r for r in ctx.runs if ctx.split in getattr(r, attr)]
+    lacking = [r for r in ctx.runs if r not in have]
     if kind == "predictions":
         for r in list(have):
             try:
@@ -336,7 +337,6 @@ def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
             except ValueError as e:  # a file damaged or edited by hand: named, not a traceback
                 st.error(f"Not shown: {r.name}, whose predictions file cannot be used: {e}")
                 have.remove(r)
-    lacking = [r for r in ctx.runs if r not in have]
     if lacking:
         elsewhere = sorted({s for r in lacking for s in getattr(r, attr)})
         st.info(f"Not shown: {', '.join(r.name for r in lacking)}, which {'has' if len(lacking) == 1 else 'have'} no "
