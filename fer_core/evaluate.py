@@ -390,8 +390,8 @@ def main(args) -> int:
         called = np.bincount(probs.argmax(1), minlength=NUM_CLASSES)
         for k in np.flatnonzero(~in_data & (called > 0)):
             print(f"note: none of these images is labelled {CLASSES[k]}; the model called {called[k]} of the "
-                  f"{len(ok)} images {CLASSES[k]} (counted wrong); --only-data-classes answers among the data's classes only",
-                  file=sys.stderr)
+                  f"{len(ok)} images {CLASSES[k]} (counted wrong); --only-data-classes answers among the data's "
+                  "classes only", file=sys.stderr)
     learned_va = trained_with_va(cfg)
     if not learned_va:  # an untrained head: its numbers are noise, so none are given (as Predictor does)
         va = np.full_like(va, np.nan)

@@ -92,7 +92,10 @@ def collect_images(args_images) -> list[Path]:
                           if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys())
         else:
             out.append(p)
-    return list({os.path.realpath(p): p for p in reversed(out)}.values())[::-1]  # a file named twice: once
+    once: dict[str, Path] = {}  # a file named twice (or a folder and a file in it) is processed once
+    for p in out:
+        once.setdefault(os.path.realpath(p), p)
+    return list(once.values())
 
 
 def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY) -> list[dict]:
