@@ -163,7 +163,8 @@ def _write_temperature(path: Path, entry: dict) -> None:
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.calibrate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run folder, or a run name under artifacts/runs")
+    p.add_argument("--run", type=os.path.expanduser,
+                   required=True, help="run folder, or a run name under artifacts/runs")
     p.add_argument("--split", default="val", help="predictions to fit T on (default val; never test, which is "
                                                   "what the fit is checked on)")
     p.add_argument("--model", type=Path, action="append", default=[],

@@ -83,9 +83,11 @@ def evaluate_samples(model, cfg, root, samples, device="cpu", tta=False, progres
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", help="run folder written by fer_core.train, or a model file (.pt checkpoint, .onnx "
-                                 "export); default: the shipped default model, models/default")
-    p.add_argument("--data", help="data folder to evaluate on (default: the model's own training data)")
+    p.add_argument("--run", type=os.path.expanduser,
+                   help="run folder written by fer_core.train, or a model file (.pt checkpoint, .onnx "
+                        "export); default: the shipped default model, models/default")
+    p.add_argument("--data", type=os.path.expanduser,
+                   help="data folder to evaluate on (default: the model's own training data)")
     p.add_argument("--layout", default="auto", choices=("auto", *fdata.LAYOUTS),
                    help=f"layout of --data: auto, {', '.join(fdata.LAYOUTS)}")
     p.add_argument("--split", default=None,
@@ -103,8 +105,9 @@ def get_args_parser():
                         "and the rest renormalised before the argmax, e.g. to report a 7-class figure for an 8-class "
                         "model on RAF-DB or FER2013 (default: the model answers among all 8)")
     p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
-    p.add_argument("--out", help="folder for predictions/metrics (default: the run folder, also for a checkpoint in "
-                                 "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
+    p.add_argument("--out", type=os.path.expanduser,
+                   help="folder for predictions/metrics (default: the run folder, also for a checkpoint in "
+                        "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
     p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>); "
                                  "letters, digits, '.', '_', '+', '-'")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -297,13 +298,16 @@ def ship_model(checkpoint_path_or_run, model_dir, fp16_weights: bool = False) ->
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="run folder (uses checkpoints/best.pt), run name, a .pt checkpoint, "
-                                            "or an ensemble folder (scripts/ensemble.py --out)")
+    p.add_argument("--run", type=os.path.expanduser,
+                   required=True, help="run folder (uses checkpoints/best.pt), run name, a .pt checkpoint, "
+                                       "or an ensemble folder (scripts/ensemble.py --out)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--out", help="ONNX file to write (default: next to the checkpoint, e.g. "
-                                 "<run folder>/checkpoints/best.onnx)")
-    g.add_argument("--model-dir", help="write model.pt (weights + config only) and model.onnx into this folder, "
-                                       "e.g. models/default")
+    g.add_argument("--out", type=os.path.expanduser,
+                   help="ONNX file to write (default: next to the checkpoint, e.g. "
+                        "<run folder>/checkpoints/best.onnx)")
+    g.add_argument("--model-dir", type=os.path.expanduser,
+                   help="write model.pt (weights + config only) and model.onnx into this folder, "
+                        "e.g. models/default")
     p.add_argument("--fp16-weights", action="store_true",
                    help="store the weights as float16 (half the file; computation stays float32)")
     return p

@@ -37,16 +37,20 @@ def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="image and video files and/or folders (searched recursively)")
-    p.add_argument("--run", help="run folder, run name, or .pt/.onnx file (default: models/default/)")
+    p.add_argument("--run", type=os.path.expanduser,
+                   help="run folder, run name, or .pt/.onnx file (default: models/default/)")
     p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                    help="auto: ONNX Runtime for .onnx files, PyTorch for checkpoints; onnx converts a checkpoint")
     p.add_argument("--detector", choices=["auto", *DETECTORS], default="auto", help="face detector (default auto)")
     p.add_argument("--whole-image", action="store_true", help="skip face detection: classify each whole image")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average each face's answer with its mirror image's (default: as the run was evaluated)")
-    p.add_argument("--csv", metavar="OUT", help="write one row per face (or per failed file) to this CSV")
-    p.add_argument("--json", metavar="OUT", help="write all results and the model description to this JSON file")
-    p.add_argument("--explain", metavar="DIR",
+    p.add_argument("--csv", type=os.path.expanduser,
+                   metavar="OUT", help="write one row per face (or per failed file) to this CSV")
+    p.add_argument("--json", type=os.path.expanduser,
+                   metavar="OUT", help="write all results and the model description to this JSON file")
+    p.add_argument("--explain", type=os.path.expanduser,
+                   metavar="DIR",
                    help="also write each face's occlusion map for its predicted class into DIR, as a PNG of the crop "
                         "and the map side by side (about 50 more model answers per face; photos only)")
     p.add_argument("--every", type=float, default=EVERY, metavar="SECONDS",

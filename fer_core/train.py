@@ -55,23 +55,28 @@ def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.train", description=__doc__,
                                 epilog="presets:\n" + presets, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--data", help="data folder (AffectNet, FER+, class folders) or CSV manifest; required unless --resume")
+    a("--data", type=os.path.expanduser,
+      help="data folder (AffectNet, FER+, class folders) or CSV manifest; required unless --resume")
     a("--layout", default="auto", choices=("auto", *fdata.LAYOUTS),
       help=f"auto (default), {', '.join(fdata.LAYOUTS)}")
     a("--preset", choices=list(PRESETS), help="a named recipe (listed below); flags given override it")
     a("--name", type=_run_name, help="run name, the run folder's name under --out (default: <preset or "
                                        "backbone>-<date-time>)")
-    a("--out", default="artifacts/runs", help="parent folder of run folders (default artifacts/runs)")
-    a("--resume", metavar="RUN", help="continue the run folder RUN (a path, or a run name under --out) from "
+    a("--out", type=os.path.expanduser,
+      default="artifacts/runs", help="parent folder of run folders (default artifacts/runs)")
+    a("--resume", type=os.path.expanduser,
+      metavar="RUN", help="continue the run folder RUN (a path, or a run name under --out) from "
       "checkpoints/last.pt, with its own settings: other flags must match them, except --epochs (to train longer), "
       "--workers and --device")
-    a("--split-from", metavar="RUN", help="reuse RUN's split.csv (a run folder, or a run name under --out) so runs "
-                                          "are compared on the same images")
+    a("--split-from", type=os.path.expanduser,
+      metavar="RUN", help="reuse RUN's split.csv (a run folder, or a run name under --out) so runs "
+                          "are compared on the same images")
     # None defaults: the preset or the study's recipe fills them (see presets.BASE)
     a("--backbone", choices=BACKBONES, help="network (default resnet50)")
-    a("--weights", help="imagenet (default; a two-stage preset's default is its first stage's run) or pretrained: "
-                         "the backbone's released weights (ImageNet; faces for dlib_face_resnet, hse_face_mobilenet, "
-                         "mobileface and facenet), none, or PATH to a state dict / FER Lab checkpoint")
+    a("--weights", type=os.path.expanduser,
+      help="imagenet (default; a two-stage preset's default is its first stage's run) or pretrained: "
+           "the backbone's released weights (ImageNet; faces for dlib_face_resnet, hse_face_mobilenet, "
+           "mobileface and facenet), none, or PATH to a state dict / FER Lab checkpoint")
     a("--img-size", type=_img_size, help=f"input side in pixels, {IMG_SIZES[0]} to {IMG_SIZES[1]} (default 224)")
     a("--epochs", type=_at_least(1), help="epochs (default 34)")
     a("--batch-size", type=_at_least(1), help="batch size per process (default 32)")
@@ -118,11 +123,13 @@ def get_args_parser():
     a("--fold", metavar="K/N", type=_fold_arg, help="cross-validation: test on the K-th of N stratified folds "
       "(seeded by --seed) instead of --test-frac; train K = 1..N and pool their test predictions with "
       "scripts/results_table.py --pool")
-    a("--extra-data", metavar="PATH", help="a second data set (any layout) whose training images join the training "
+    a("--extra-data", type=os.path.expanduser,
+      metavar="PATH", help="a second data set (any layout) whose training images join the training "
       "set, e.g. FER+ beside AffectNet; its validation/test images are not used; none = no second set")
     a("--extra-count", type=int, help="use this many of --extra-data's training images, a seeded random choice "
       "(default 0 = all)")
-    a("--teacher", metavar="RUN", help="distil from a trained model (a run folder or a checkpoint): each training "
+    a("--teacher", type=os.path.expanduser,
+      metavar="RUN", help="distil from a trained model (a run folder or a checkpoint): each training "
       "batch also learns the teacher's softened class probabilities, and its valence/arousal where the data has none "
       "(e.g. --extra-data images)")
     a("--kd-weight", type=float, help="with --teacher: weight of the teacher's probabilities against the labels "
@@ -418,7 +425,11 @@ def _main(args, run: dict) -> int:
                              teacher, amp)
         row = {"epoch": epoch, **tr}
         if rank == 0:
-            row.update(validate(_eval_model(model, ema), cache["val"], cfg, device, r))
+            judged = _eval_model(model, ema)
+            if not all(torch.isfinite(q).all() for q in judged.parameters()):  # gone NaN in the epoch's last step
+                raise Fail(f"the weights became NaN or infinite in epoch {epoch}: they diverged; train again with a "
+                           f"lower --lr (this run's: {r['lr']:g})")
+            row.update(validate(judged, cache["val"], cfg, device, r))
             row["lr"] = opt.param_groups[0]["lr"]
             row["seconds"] = round(time.time() - t_ep, 2)
             history.append(row)
@@ -492,6 +503,9 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
             return loss, logits
 
         loss, logits = forward_loss()
+        if not torch.isfinite(loss):  # diverged: every later step would only spread the NaN
+            raise Fail(f"the training loss became {loss.item()} in epoch {epoch}, batch {bar.n + 1}: the weights "
+                       f"diverged; train again with a lower --lr (this run's: {r['lr']:g})")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if r.get("sam", 0) > 0:

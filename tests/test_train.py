@@ -1038,3 +1038,27 @@ def test_a_ferplus_run_scores_the_papers_protocol_too_and_leaves_valence_arousal
         ["--run", str(tmp_path / "fp.pt"), "--out", str(tmp_path / "ev")])) == 0
     again = json.loads((tmp_path / "ev" / "metrics_test.json").read_text())
     assert again["n"] == 12 and again["ferplus_paper_rule"] == m["ferplus_paper_rule"]
+
+
+def test_a_diverging_training_stops_with_a_clear_message_and_keeps_no_nan_weights(tiny_run, capsys):
+    base, data, _ = tiny_run
+    rc = run_train("--data", data, "--out", base / "runs", "--name", "diverged", "--epochs", "3", *TINY,
+                   "--lr", "1e12")
+    err = capsys.readouterr().err
+    assert rc == 2 and "diverged; train again with a lower --lr (this run's: 1e+12)" in err, err
+    assert "Input contains NaN" not in err
+    best = base / "runs" / "diverged" / "checkpoints" / "best.pt"
+    if best.is_file():  # an epoch before the weights broke: finite
+        state = torch.load(best, map_location="cpu", weights_only=True)["model"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_paths_with_a_tilde_are_the_users_home(monkeypatch):
+    from fer_core import evaluate, predict
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    a = train.get_args_parser().parse_args(["--data", "~/data", "--out", "~/runs", "--resume", "~/runs/r"])
+    assert (a.data, a.out, a.resume) == ("/home/someone/data", "/home/someone/runs", "/home/someone/runs/r")
+    assert evaluate.get_args_parser().parse_args(["--run", "~/r"]).run == "/home/someone/r"
+    assert predict.get_args_parser().parse_args(["x.jpg", "--csv", "~/p.csv"]).csv == "/home/someone/p.csv"
+    assert train.get_args_parser().parse_args([]).out == "artifacts/runs"
