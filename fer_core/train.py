@@ -40,7 +40,7 @@ from .metrics import ccc, summary_line, write_evaluation
 from .models import (BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
                      read_weights_file)
 from .presets import DESCRIPTIONS, PRESETS, resolve
-from .runs import selection_score
+from .runs import runs_dirs_from_env, selection_score
 from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
@@ -250,7 +250,8 @@ def main(args) -> int:
     except KeyboardInterrupt as e:
         kept = _wind_up(run, "stopped")
         if not run.get("rank"):  # torchrun's other processes stop with it, silently
-            _report(run, f"interrupted {run.get('at') or 'before training started'}; {kept or 'nothing was kept'}")
+            _report(run, f"interrupted {run.get('at') or 'before training started'}; "
+                    f"{kept or 'nothing was kept: run the same command again to start over'}")
         return 128 + getattr(e, "signum", signal.SIGINT)
     except Exception as e:
         _report(run, f"failed {run.get('at') or 'before training started'}: {type(e).__name__}: {e}",
@@ -357,7 +358,11 @@ def _main(args, run: dict) -> int:
         default = PRESETS.get(args.preset, {}).get("weights", r["weights"])
         if args.weights is None and r["weights"] != default:  # _prepare_run found the first stage under --out
             log.info("preset %s: %s is not there; starting from %s", args.preset, default, r["weights"])
-    log.info("backbone %s, weights: %s", r["backbone"], cfg["weights"]["loaded"])
+    if ckpt:  # the run's own weights go on from where they stopped, whatever the run started from
+        log.info("resuming %s from its last checkpoint: epoch %d of %d next (backbone %s, started from %s)", run_dir,
+                 start_epoch, r["epochs"], r["backbone"], cfg["weights"]["loaded"])
+    else:
+        log.info("backbone %s, weights: %s", r["backbone"], cfg["weights"]["loaded"])
 
     t0 = time.time()
     cache = {}
@@ -663,6 +668,14 @@ def _device_label(args, world: int) -> str:
     return pick_device(args.device) + (f" x{world}" if world > 1 else "")
 
 
+def _saved_status(run_dir: Path) -> str | None:
+    """The status config.json gives the run (finished, stopped_early, stopped, failed, running), None if unreadable."""
+    try:
+        return json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _prepare_run(args, rank, world=1):
     """Resolve the recipe and the run folder; for --resume, read both back from the folder."""
     if args.resume:
@@ -684,6 +697,11 @@ def _prepare_run(args, rank, world=1):
         if args.epochs and args.epochs < ckpt["epoch"]:
             raise Fail(f"--epochs {args.epochs}: {run_dir} has trained {ckpt['epoch']} epochs already, and --resume "
                        f"only trains a run longer: give --epochs {ckpt['epoch']} or more, or leave it out")
+        status = _saved_status(run_dir)
+        if status in ("finished", "stopped_early") and not (args.epochs and args.epochs > ckpt["epoch"]):
+            raise Fail(f"{run_dir} has nothing left to train: it " + (f"finished its {ckpt['epoch']} epochs"
+                       if status == "finished" else f"stopped early after epoch {ckpt['epoch']}")
+                       + f"; --epochs N (more than {ckpt['epoch']}) with --resume trains it longer")
         if args.epochs:
             cfg["args"]["epochs"] = args.epochs
         if args.workers is not None:
@@ -1036,6 +1054,9 @@ def _final_evaluation(run_dir, cfg, cache, device):
         cfg["status"] = "finished"
     atomic_write_json(run_dir / "config.json", cfg)
     log.info("run folder: %s  (%.1f min of training)", run_dir, cfg["train_minutes"])
+    shown = any(run_dir.resolve().parent == Path(d).resolve() for d in runs_dirs_from_env())
+    log.info("next: the dashboard shows it (%sstreamlit run app.py); python -m fer_core.evaluate --run %s --data "
+             "OTHER_DATA scores it on other data", "" if shown else f"FER_LAB_RUNS_DIR={run_dir.parent} ", run_dir)
 
 
 def _make_run_dir(run_dir: Path) -> Path | None:

@@ -339,6 +339,22 @@ def test_resume_refuses_fewer_epochs_than_the_run_has_trained(tmp_path, capsys):
     assert f"--epochs 1: {tmp_path / 'r'} has trained 2 epochs already, and --resume only trains a run longer: give " \
            f"--epochs 2 or more" in err and "Traceback" not in err
     assert (tmp_path / "r" / "config.json").read_bytes() == before
+    # a finished run has nothing left to train: said, not trained and evaluated again
+    for argv in ([], ["--epochs", "2"]):
+        assert run_train("--resume", tmp_path / "r", *argv) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'r'} has nothing left to train: it finished its 2 epochs; --epochs N (more than 2)" in err
+    assert (tmp_path / "r" / "config.json").read_bytes() == before
+
+
+def test_resume_says_where_it_goes_on_from(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
+    capsys.readouterr()
+    assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 0
+    out = capsys.readouterr()
+    assert f"resuming {tmp_path / 'r'} from its last checkpoint: epoch 2 of 2 next" in out.out + out.err
+    assert f"next: the dashboard shows it (FER_LAB_RUNS_DIR={tmp_path} streamlit run app.py)" in out.out + out.err
 
 
 def test_resume_takes_a_run_name_under_out(tmp_path, monkeypatch):
@@ -383,7 +399,8 @@ def test_interrupted_or_failed_training_is_marked_and_kept_for_resume(tmp_path, 
     # before any epoch finished there is nothing to keep: the folder this run made goes
     _fail_at_epoch(monkeypatch, 1, KeyboardInterrupt())
     assert run_train(*argv, "--name", "early") == 130
-    assert "interrupted during epoch 1 of 3; nothing was kept" in capsys.readouterr().err
+    assert "interrupted during epoch 1 of 3; nothing was kept: run the same command again to start over" in \
+        capsys.readouterr().err
     assert not (tmp_path / "runs" / "early").exists()
     monkeypatch.undo()
     assert run_train("--resume", run) == 0
