@@ -243,6 +243,13 @@ class Interrupted(KeyboardInterrupt):
 def main(args) -> int:
     run = {}  # what a failure leaves behind: filled in by _main as the run folder is made and trained
     try:
+        return _run_main(args, run)
+    finally:
+        _release(run.get("dir"))
+
+
+def _run_main(args, run: dict) -> int:
+    try:
         return _main(args, run)
     except (Fail, fdata.DataError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
         _report(run, f"error: {e}", _wind_up(run, "failed"))
@@ -1060,17 +1067,64 @@ def _final_evaluation(run_dir, cfg, cache, device):
 
 
 def _make_run_dir(run_dir: Path) -> Path | None:
-    """Make the run folder; returns the uppermost folder this made (removed again if the run fails before its first
-    epoch ends), None when the run folder was there already."""
+    """Make the run folder and claim it for this process (_claim); returns the uppermost folder this made (removed
+    again if the run fails before its first epoch ends), None when the run folder was there already."""
     top = next((d for d in [*reversed(run_dir.parents), run_dir] if not d.exists()), None)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        _claim(run_dir)
         (run_dir / "train.log").open("a").close()
     except OSError as e:
         if top is not None and top.is_dir():
             shutil.rmtree(top, ignore_errors=True)
         raise Fail(f"cannot make the run folder {run_dir} (--out {run_dir.parent}): {e.strerror or e}") from None
     return top
+
+
+CLAIM = ".training"  # in a run folder while a process trains it: that process's id
+
+
+def _claim(run_dir: Path) -> None:
+    """Mark the run folder as trained by this process; Fail where another live process trains it (two trainings
+    started into one --out and --name would write over each other's checkpoints and log). A claim left by a
+    process that is gone is taken over."""
+    claim = run_dir / CLAIM
+    while True:
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(claim.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise Fail(f"{run_dir} is being trained by process {pid} (a training into the same --out and --name): "
+                           f"wait for it to end, or stop it first") from None
+            claim.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
+
+
+def _release(run_dir: Path | None) -> None:
+    """Remove this process's claim on the run folder."""
+    claim = run_dir / CLAIM if run_dir else None
+    try:
+        if claim and claim.read_text().strip() == str(os.getpid()):
+            claim.unlink()
+    except OSError:
+        pass
 
 
 def _close_log():

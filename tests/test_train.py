@@ -1079,3 +1079,21 @@ def test_paths_with_a_tilde_are_the_users_home(monkeypatch):
     assert evaluate.get_args_parser().parse_args(["--run", "~/r"]).run == "/home/someone/r"
     assert predict.get_args_parser().parse_args(["x.jpg", "--csv", "~/p.csv"]).csv == "/home/someone/p.csv"
     assert train.get_args_parser().parse_args([]).out == "artifacts/runs"
+
+
+def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys):
+    import subprocess
+
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
+    assert not (tmp_path / "r" / train.CLAIM).exists()  # released at the end
+    (tmp_path / "r" / train.CLAIM).write_text(str(os.getppid()))  # a live process training it
+    before = (tmp_path / "r" / "config.json").read_bytes()
+    capsys.readouterr()
+    assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 2
+    assert f"{tmp_path / 'r'} is being trained by process {os.getppid()}" in capsys.readouterr().err
+    assert (tmp_path / "r" / "config.json").read_bytes() == before and (tmp_path / "r" / train.CLAIM).exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "r" / train.CLAIM).write_text(gone.stdout.strip())  # left by a process that has ended
+    assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 0
+    assert not (tmp_path / "r" / train.CLAIM).exists()
