@@ -60,9 +60,13 @@ def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
 
 
 def run_path(run, root=None) -> Path:
-    """``run`` as a path; a run name that is no path here means that run's folder under artifacts/runs."""
-    p, named = Path(run), Path(root or ".") / RUNS_DIR / str(run)
-    return named if not p.exists() and named.exists() else p
+    """``run`` as a path; a run name that is no path here means that run's folder under ``root``'s artifacts/runs,
+    or (without a root) under $FER_LAB_RUNS_DIR's folders or ./artifacts/runs, as the dashboard finds runs."""
+    from .runs import runs_dirs_from_env
+
+    p = Path(run)
+    homes = [Path(root) / RUNS_DIR] if root else [*runs_dirs_from_env(), Path(RUNS_DIR)]
+    return p if p.exists() else next((h / str(run) for h in homes if (h / str(run)).exists()), p)
 
 
 def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
@@ -84,7 +88,11 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
                 if pt.is_file():
                     return pt
             raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder. " + why_no_checkpoint(p))
-        raise ModelNotFound(f"{run}: no such run folder or model file (runs live in {Path(root or '.') / RUNS_DIR})")
+        from .runs import runs_dirs_from_env
+
+        homes = [Path(root) / RUNS_DIR] if root else list(dict.fromkeys([*runs_dirs_from_env(), Path(RUNS_DIR)]))
+        raise ModelNotFound(f"{run}: no such run folder or model file (run names are looked up in "
+                            f"{', '.join(map(str, homes))})")
     d = Path(root or ".") / DEFAULT_DIR
     if root is None and not d.is_dir():
         d = SHIPPED_DIR

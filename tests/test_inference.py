@@ -825,3 +825,13 @@ def test_boxes_on_a_jpeg_decoded_smaller_are_in_the_files_pixels(ckpt, tmp_path,
     exif[0x0112] = 6  # shown turned: the size is the upright one
     Image.fromarray(astronaut()).resize((64, 48)).save(tmp_path / "turned.jpg", exif=exif)
     assert upright_size(tmp_path / "turned.jpg") == (48, 64)
+
+
+def test_a_run_name_is_found_where_the_dashboard_finds_runs(ckpt, tmp_path, monkeypatch):
+    (tmp_path / "mine" / "r" / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt, tmp_path / "mine" / "r" / "checkpoints" / "best.pt")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelNotFound, match="run names are looked up in"):
+        resolve_model("r", backend="torch")
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "mine"))
+    assert resolve_model("r", backend="torch") == tmp_path / "mine" / "r" / "checkpoints" / "best.pt"
