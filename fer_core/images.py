@@ -121,8 +121,9 @@ def load_square(path, size: int, max_pixels: int = 50_000_000) -> np.ndarray:
     return np.asarray(im)
 
 
-def decode_images(root, samples, size: int, progress: bool = True):
-    """Decode every sample once to a uint8 tensor [N_ok, 3, size, size].
+def decode_images(root, samples, size: int, progress: bool = True, what: str = ""):
+    """Decode every sample once to a uint8 tensor [N_ok, 3, size, size]; ``what`` names them on the progress bar
+    ("train": "decode train 150px").
 
     Returns (tensor, indices into samples that decoded, failures as (path, reason)); never raises for a bad image.
     """
@@ -139,7 +140,8 @@ def decode_images(root, samples, size: int, progress: bool = True):
 
     threads = min(16, 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
     # PIL releases the GIL while decoding and resizing, so threads scale without copying pixels between processes.
-    with ThreadPoolExecutor(max_workers=threads) as pool, tqdm(total=n, desc=f"decode {size}px", unit="img",
+    desc = f"decode {what} {size}px" if what else f"decode {size}px"
+    with ThreadPoolExecutor(max_workers=threads) as pool, tqdm(total=n, desc=desc, unit="img",
                                                                disable=not progress) as bar:
         for _ in pool.map(work, range(n)):
             bar.update()

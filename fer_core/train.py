@@ -374,7 +374,7 @@ def _main(args, run: dict) -> int:
     t0 = time.time()
     cache = {}
     for k, samples in by_split.items():  # only the first process validates and evaluates
-        cache[k], failed = _decode(index.root, samples if k == "train" or rank == 0 else [], r["img_size"], rank)
+        cache[k], failed = _decode(index.root, samples if k == "train" or rank == 0 else [], r["img_size"], rank, k)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds
     if not cfg["split"]["counts"]["train"] or (rank == 0 and not cfg["split"]["counts"]["val"]):
@@ -866,7 +866,7 @@ def _add_extra(train_cache, cfg, r, rank):
     pool = [s for s in index.samples if s.split in (None, "train")]
     random.Random(r["seed"]).shuffle(pool)
     pool = pool[: r["extra_count"]] if r["extra_count"] else pool
-    (images, samples), _ = _decode(index.root, pool, r["img_size"], rank)
+    (images, samples), _ = _decode(index.root, pool, r["img_size"], rank, "extra")
     cfg["data"]["extra"] = {"root": str(index.root.resolve()), "layout": index.layout, "n_train": len(samples),
                             "has_va": index.has_va}
     log.info("added %d training images from %s (%s layout)", len(samples), r["extra_data"], index.layout)
@@ -922,9 +922,9 @@ def _load_teacher(path, index, by_split, cfg, device):
     return Teacher(model.to(device), tcfg, cfg)
 
 
-def _decode(root, samples, size, rank):
+def _decode(root, samples, size, rank, what=""):
     """((uint8 images, the samples that decoded), number that did not); each unreadable image is logged."""
-    images, ok, failures = fdata.decode_images(root, samples, size, progress=rank == 0)
+    images, ok, failures = fdata.decode_images(root, samples, size, progress=rank == 0, what=what)
     for path, why in failures:
         log.warning("unreadable image skipped: %s (%s)", path, why)
     return (images, [samples[i] for i in ok]), len(failures)

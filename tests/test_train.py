@@ -350,7 +350,8 @@ def test_resume_refuses_fewer_epochs_than_the_run_has_trained(tmp_path, capsys):
 def test_resume_says_where_it_goes_on_from(tmp_path, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    assert all(f"decode {k} 48px" in err for k in ("train", "val", "test")), err[-500:]  # the bars say which
     assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 0
     out = capsys.readouterr()
     assert f"resuming {tmp_path / 'r'} from its last checkpoint: epoch 2 of 2 next" in out.out + out.err
