@@ -690,6 +690,12 @@ def _prepare_run(args, rank, world=1):
         if Path(args.resume).name == args.resume and not run_dir.is_dir():  # a bare run name: that run under --out
             run_dir = Path(args.out) / args.resume
         last = run_dir / "checkpoints" / "last.pt"
+        if not run_dir.is_dir():
+            import difflib
+
+            near = difflib.get_close_matches(run_dir.name, [d.name for d in run_dir.parent.glob("*") if d.is_dir()]
+                                             if run_dir.parent.is_dir() else [], n=1)
+            raise Fail(f"cannot resume: no run folder {run_dir}" + (f" (did you mean {near[0]}?)" if near else ""))
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
         ckpt = read_weights_file(last, "cannot resume")

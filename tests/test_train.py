@@ -358,7 +358,7 @@ def test_resume_says_where_it_goes_on_from(tmp_path, capsys):
     assert f"next: the dashboard shows it (FER_LAB_RUNS_DIR={tmp_path} streamlit run app.py)" in out.out + out.err
 
 
-def test_resume_takes_a_run_name_under_out(tmp_path, monkeypatch):
+def test_resume_takes_a_run_name_under_out(tmp_path, monkeypatch, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     runs = tmp_path / "artifacts" / "runs"
     assert run_train("--data", data, "--out", runs, "--name", "tinyr", "--epochs", "1", *TINY, "--weights", "none") == 0
@@ -368,6 +368,8 @@ def test_resume_takes_a_run_name_under_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert run_train("--resume", "tinyr", "--out", runs, "--epochs", "3") == 0
     assert list(pd.read_csv(runs / "tinyr" / "history.csv")["epoch"]) == [1, 2, 3]
+    assert run_train("--resume", "tinry", "--out", runs, "--epochs", "4") == 2  # a typo
+    assert f"cannot resume: no run folder {runs / 'tinry'} (did you mean tinyr?)" in capsys.readouterr().err
 
 
 def _fail_at_epoch(monkeypatch, at, error):
