@@ -554,3 +554,18 @@ def test_a_chosen_run_stays_chosen_when_an_extra_folder_brings_one_of_its_name(m
     assert not at.exception
     assert sorted(at.multiselect(key="selected_runs").options) == ["extra/dlib-best", "runs/dlib-best"]
     assert at.multiselect(key="selected_runs").value == ["runs/dlib-best"]  # the one chosen, under its longer name
+
+
+def test_a_failed_run_is_said_to_have_failed_not_only_to_lack_results(monkeypatch, tmp_path):
+    write_run(tmp_path / "runs", "good", n=60, images=0, n_boot=5)
+    broke = write_run(tmp_path / "runs", "broke", n=60, seed=1, images=0, n_boot=5)
+    for f in ("metrics_val.json", "metrics_test.json", "predictions_val.csv", "predictions_test.csv"):
+        (broke / f).unlink()
+    cfg = json.loads((broke / "config.json").read_text())
+    (broke / "config.json").write_text(json.dumps({**cfg, "status": "failed"}))
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["_selected_runs_saved"] = ["good", "broke"]
+    at.run()
+    assert not at.exception
+    assert any("broke's training failed before its final evaluation" in i.value for i in at.info)

@@ -343,5 +343,8 @@ def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
                 f"{kind}_{ctx.split} file" + (f", only {' and '.join(elsewhere)} (choose it as the sidebar's Split)"
                                               if elsewhere else "") + "."
                 + (" A pooled cross-validation scores every image on test only." if any(
-                    R.cross_validated(r.config) for r in lacking) else ""))
+                    R.cross_validated(r.config) for r in lacking) else "")
+                + "".join(f" {r.name}'s training {'failed' if st_ == 'failed' else 'was stopped'} before its final "
+                          f"evaluation (its train.log says why; --resume continues it)." for r in lacking
+                          if (st_ := r.config.get("status")) in ("failed", "stopped")))
     return have
