@@ -33,6 +33,9 @@ from .labels import CLASSES
 from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
 
 
+CROP_SIDE = 64  # photos this small are most likely face crops already
+
+
 def get_args_parser():
     p = argparse.ArgumentParser(prog="python -m fer_core.predict", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,6 +242,11 @@ def main(args) -> int:
             print(describe(video, summary(tl, predictor.classes), args.every, person, len(seen)))
     n_ok = len({r["path"] for r in records if "faces" in r})
     print(f"{n_ok} of {len(files)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
+    photos = [r["path"] for r in records if "faces" in r and "frame" not in r]
+    if photos and not args.whole_image and max(max(upright_size(p)) for p in photos) <= CROP_SIDE:
+        print(f"note: these photos are {CROP_SIDE} px or smaller, like FER2013's 48 px face crops: if they are faces "
+              "already, --whole-image classifies each whole picture, as evaluation does, instead of a face found in "
+              "it", file=sys.stderr)
     try:
         if args.explain:
             videos = list(dict.fromkeys(r["path"] for r in records if "frame" in r))

@@ -835,3 +835,14 @@ def test_a_run_name_is_found_where_the_dashboard_finds_runs(ckpt, tmp_path, monk
         resolve_model("r", backend="torch")
     monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "mine"))
     assert resolve_model("r", backend="torch") == tmp_path / "mine" / "r" / "checkpoints" / "best.pt"
+
+
+def test_predict_on_small_face_crops_suggests_whole_image(ckpt, tmp_path, capsys):
+    Image.fromarray(cv2.resize(astronaut()[40:200, 150:295], (48, 48))).save(tmp_path / "crop.png")
+    assert run_cli([tmp_path / "crop.png", "--run", ckpt]) == 0
+    assert "--whole-image classifies each whole picture" in capsys.readouterr().err
+    assert run_cli([tmp_path / "crop.png", "--run", ckpt, "--whole-image"]) == 0
+    assert "--whole-image classifies" not in capsys.readouterr().err
+    Image.fromarray(astronaut()).save(tmp_path / "photo.jpg")  # a photo among them: no such hint
+    assert run_cli([tmp_path / "crop.png", tmp_path / "photo.jpg", "--run", ckpt]) == 0
+    assert "--whole-image classifies" not in capsys.readouterr().err
