@@ -76,7 +76,9 @@ with st.sidebar:
     all_runs, problems = R.discover_runs(roots)
     names = [r.name for r in all_runs]
 
-    in_order = [r.name for root in roots for r in all_runs if r.path.resolve().is_relative_to(Path(root).resolve())]
+    # runs renamed "folder/name" (another folder has one of their name): the first folder's first, for _remembered
+    in_order = [r.name for root in roots for r in all_runs if r.path.resolve().is_relative_to(Path(root).resolve())] \
+        if any("/" in n for n in names) else None
     _remembered("selected_runs", names, R.default_selection(all_runs, MAX_DEFAULT_RUNS), first=in_order)
     chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
                             help="Newest first. Every page shows the runs chosen here. At first: the newest run, then "

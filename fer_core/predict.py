@@ -14,7 +14,7 @@ wrong), 0 otherwise.
 detector's confidence that it is a face), label (AffectNet's class number), label_name, confidence (the
 probability of label_name), valence, arousal (-1 to 1; empty for a model trained without them), prob_<class>
 for the eight classes, note ("no face found — whole image" where there is none) and error (why a file was skipped).
---json holds the same per image, with the model's description.
+--json holds the same per image, with each photo's size and the model's description.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def write_maps(predictor, records, out_dir) -> list[str]:
         r["maps"] = []
         for i, f in enumerate(r["faces"]):
             if "decoded_at" in r:  # the box is in the file's pixels, the image decoded smaller
-                w, h = upright_size(r["path"])
+                w, h = r["size"]
                 f = {**f, "box": [v * s for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
             crop = predictor.face_crop(image, f)
             heat, _ = occlusion_map(lambda x: predictor.predict_batch(x)[0], crop, f["label"])
@@ -106,8 +106,9 @@ def collect_images(args_images) -> list[Path]:
 
 
 def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY) -> list[dict]:
-    """One record per image: {"path", "faces": [...]}, one per sampled video frame: {"path", "frame", "time_s",
-    "faces"}, or {"path", "error"} for a file that cannot be read. Never raises for a bad file."""
+    """One record per image: {"path", "size" (its width and height, upright), "faces": [...]}, one per sampled video
+    frame: {"path", "frame", "time_s", "faces"}, or {"path", "error"} for a file that cannot be read. Never raises for
+    a bad file."""
     from tqdm import tqdm
 
     from .inference import read_image
@@ -126,16 +127,18 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                                              warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
             else:
                 image = read_image(f)
-                records.append(_in_file_pixels({"path": str(f), "faces": predictor.predict_faces(
-                    image, whole_image=whole_image)}, image.shape[1::-1], upright_size(f)))
+                records.append(_in_file_pixels({"path": str(f), "size": list(upright_size(f)), "faces":
+                                                predictor.predict_faces(image, whole_image=whole_image)},
+                                               image.shape[1::-1]))
         except (ImageError, VideoError) as e:
             records.append({"path": str(f), "error": str(e)})
     return records
 
 
-def _in_file_pixels(record: dict, decoded: tuple[int, int], size: tuple[int, int]) -> dict:
-    """The record with its faces' boxes in the file's own pixels (``size``) where the image was decoded smaller (a
+def _in_file_pixels(record: dict, decoded: tuple[int, int]) -> dict:
+    """The record with its faces' boxes in the file's own pixels (its "size") where the image was decoded smaller (a
     JPEG over the pixel limit), noting the decoded size as "decoded_at"."""
+    size = record["size"]
     if tuple(decoded) == tuple(size):
         return record
     scale = [size[0] / decoded[0], size[1] / decoded[1]] * 2
@@ -242,8 +245,8 @@ def main(args) -> int:
             print(describe(video, summary(tl, predictor.classes), args.every, person, len(seen)))
     n_ok = len({r["path"] for r in records if "faces" in r})
     print(f"{n_ok} of {len(files)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
-    photos = [r["path"] for r in records if "faces" in r and "frame" not in r]
-    if photos and not args.whole_image and max(max(upright_size(p)) for p in photos) <= CROP_SIDE:
+    photos = [r for r in records if "size" in r]
+    if photos and not args.whole_image and max(max(r["size"]) for r in photos) <= CROP_SIDE:
         print(f"note: these photos are {CROP_SIDE} px or smaller, like FER2013's 48 px face crops: if they are faces "
               "already, --whole-image classifies each whole picture, as evaluation does, instead of a face found in "
               "it", file=sys.stderr)

@@ -328,6 +328,16 @@ def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     return [[name for _, name in sorted(g.items())] for g in groups.values() if len(g) > 1]
 
 
+def data_groups(runs: list[Run]) -> dict[tuple[str, str], list[str]]:
+    """Run names by the data they were trained and scored on, keyed (layout, data root): scores on different data
+    do not compare."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in runs:
+        data = r.config.get("data") or {}
+        groups.setdefault((data.get("layout", "?"), data.get("root", "?")), []).append(r.name)
+    return groups
+
+
 def spread_groups(chosen: list[Run], all_runs: list[Run]) -> tuple[list[list[str]], dict[str, Run]]:
     """Groups whose spread across runs the overview shows: the chosen runs that differ only in their seed
     (seed_groups), and each chosen pooled cross-validation's folds with test metrics, found among ``all_runs``

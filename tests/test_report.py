@@ -749,3 +749,12 @@ def test_best_run_lines_rank_runs_per_data_set_and_image_set():
                                                                             "fold1": ["3"]})
     assert unranked == ["fold1"]  # its images are no other run's: its 0.90 is not the best
     assert lines == ["**a** by accuracy (0.500) — among runs scored on the same 2 images"]
+
+
+def test_data_groups_put_runs_by_the_data_they_were_scored_on():
+    from types import SimpleNamespace
+
+    runs = [SimpleNamespace(name=n, config={"data": {"layout": lay, "root": root}} if lay else {})
+            for n, lay, root in (("a", "affectnet", "/d/a"), ("f", "ferplus", "/d/f"), ("b", "affectnet", "/d/a"),
+                                 ("old", None, None))]
+    assert R.data_groups(runs) == {("affectnet", "/d/a"): ["a", "b"], ("ferplus", "/d/f"): ["f"], ("?", "?"): ["old"]}

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from fer_core import report
+from fer_core import runs as R
 from views import _shared as S
 
 st.title("Confusion matrices")
@@ -18,20 +19,21 @@ metric = st.radio("Metric", list(report.PER_CLASS_METRICS), format_func=report.P
                   "called a class that are that class.")
 confusions = {r.name: S.metrics(r, ctx.split)["confusion"] for r in have}
 S.chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch")
-data_of = {r.name: ((r.config.get("data") or {}).get("layout"), (r.config.get("data") or {}).get("root")) for r in have}
+groups = R.data_groups(have)
+data_of = {n: key for key, names in groups.items() for n in names}
 st.caption(f"Split **{ctx.split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
            "(recall and precision); F1 has none."
-           + (" The runs are on different data sets (" + ", ".join(sorted({str(d[0]) for d in data_of.values()}))
-              + "): compare bars of runs on the same data only." if len(set(data_of.values())) > 1 else ""))
+           + (" The runs are on different data sets (" + ", ".join(sorted({str(k[0]) for k in groups}))
+              + "): compare bars of runs on the same data only." if len(groups) > 1 else ""))
 
 if len(have) >= 2:
     st.subheader("Where two runs differ")
-    by_name = {r.name: r for r in have}
+    n_of = {r.name: S.metrics(r, ctx.split).get("n") or 0 for r in have}  # images each run was scored on
     names = [r.name for r in have]
     a_col, b_col = st.columns(2)
-    paired = [n for n in names if list(data_of.values()).count(data_of[n]) > 1]  # start on a run with a partner
+    paired = [n for n in names if len(groups[data_of[n]]) > 1]  # start on a run with a partner
     a = S.choice(a_col, "Run A", names, "cm_diff_a", default=names.index(paired[0]) if paired else 0)
-    same = [n for n in names if data_of[n] == data_of[a]]  # runs on other data do not compare
+    same = groups[data_of[a]]  # runs on other data do not compare
     b = S.choice(b_col, "Run B", same, "cm_diff_b", default=1 if same[0] == a else 0, help="Runs on the same data as A")
     if a == b:
         st.info("Pick two different runs." if len(same) > 1 else f"No other chosen run is on {a}'s data "
@@ -45,10 +47,9 @@ if len(have) >= 2:
                    f"worse. With {n:,} images of a class, one run's share of a half is itself uncertain by about "
                    f"±{noise:.2f} (95%), so the colours reach full strength only at twice that: read pale cells as "
                    "noise (the Model disagreement page tests two runs on the same images)."
-                   + (f" A and B were scored on different numbers of images ({S.metrics(by_name[a], ctx.split)['n']:,}"
-                      f" and {S.metrics(by_name[b], ctx.split)['n']:,}: e.g. a pooled cross-validation beside a fixed "
-                      "split), so their differences mix two image sets." if S.metrics(by_name[a], ctx.split).get('n')
-                      != S.metrics(by_name[b], ctx.split).get('n') else ""))
+                   + (f" A and B were scored on different numbers of images ({n_of[a]:,} and {n_of[b]:,}: e.g. a "
+                      "pooled cross-validation beside a fixed split), so their differences mix two image sets."
+                      if n_of[a] != n_of[b] else ""))
 
 st.subheader("Per run")
 cells = st.radio("Cells", ["shares", "counts"], horizontal=True, key="cm_cells",

@@ -17,10 +17,7 @@ metrics = {r.name: S.metrics(r, ctx.split) for r in have}
 values, cis = report.results_table(metrics)
 
 # Scores on different data sets are not comparable, so the best run is named per data set.
-groups: dict[tuple, list[str]] = {}
-for r in have:
-    data = r.config.get("data") or {}
-    groups.setdefault((data.get("layout", "?"), data.get("root", "?")), []).append(r.name)
+groups = R.data_groups(have)
 ids = {r.name: None if (df := S.predictions(r, ctx.split)) is None else df["id"] for r in have}
 lines, unranked = report.best_run_lines(values, cis, metrics, groups, ids)
 if lines:

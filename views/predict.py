@@ -351,8 +351,8 @@ def main() -> None:
     except ModelNotFound:  # an ONNX file only (the shipped default model): PyTorch cannot run it
         runtimes = [r for r in runtimes if RUNTIMES[r] == "onnx"] or runtimes
     runtime = S.choice(c2, "Runtime", runtimes, "predict_runtime",
-                       help="ONNX Runtime: a checkpoint is converted once when it is first chosen; faster per frame and "
-                            "it does not busy-wait, which keeps the live stream smooth on few cores")
+                       help="ONNX Runtime: a checkpoint is converted once when it is first chosen; faster per frame "
+                            "and it does not busy-wait, which keeps the live stream smooth on few cores")
     backend = RUNTIMES[runtime]
     try:
         path = resolve_model(choices[label], root=ROOT, backend=backend)
