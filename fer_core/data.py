@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .images import IMAGE_EXTS, ImageError, decode_images, load_image  # noqa: F401  (part of this module's API)
+from .images import IMAGE_EXTS, ImageError, decode_images, files_under, load_image  # noqa: F401  (part of this module's API)
 from .labels import CLASSES, class_index, close_class
 
 
@@ -338,8 +338,8 @@ def ferplus_paper_ids(root) -> set[str]:
 def _images_under(folder: Path) -> list[Path]:
     """Image files in the folder and its subfolders, leaving out hidden ones: macOS's "._x.jpg" resource forks,
     and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image twice."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return [p for p in files_under(folder) if p.suffix.lower() in IMAGE_EXTS
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
 
 
 def _read_folders(root: Path) -> DataIndex:

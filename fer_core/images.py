@@ -112,6 +112,33 @@ def upright_size(path) -> tuple[int, int]:
         return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)  # EXIF orientation: turned
 
 
+def files_under(folder) -> list[Path]:
+    """Every file in the folder and its subfolders, sorted; subfolders behind symbolic links are searched too (a data
+    set linked in from another disk), each real folder once, so a link back up the tree does not loop."""
+    seen, out = set(), []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out += [Path(top) / f for f in files]
+    return sorted(out)
+
+
+def frame_count(source) -> int:
+    """How many frames an image file holds (an animated GIF or WebP, a multi-page TIFF): load_image reads the first
+    only. 1 where the header cannot be read."""
+    try:
+        with Image.open(source) as im:
+            return int(getattr(im, "n_frames", 1))
+    except Exception:  # noqa: BLE001 -- a file load_image cannot read says so itself
+        return 1
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+
+
 def load_square(path, size: int, max_pixels: int = 50_000_000) -> np.ndarray:
     """uint8 RGB [size, size, 3]: the image squashed to a square as training and evaluation see it. Raises
     ImageError."""

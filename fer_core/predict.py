@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .faces import DETECTORS
-from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, upright_size
+from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, files_under, frame_count, upright_size
 from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
 from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
@@ -95,8 +95,7 @@ def collect_images(args_images) -> list[Path]:
     for a in args_images:
         p = Path(a)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*")
-                          if f.is_file() and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys())
+            out += [f for f in files_under(p) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()]
         else:
             out.append(p)
     once: dict[str, Path] = {}  # a file named twice (or a folder and a file in it) is processed once
@@ -106,7 +105,8 @@ def collect_images(args_images) -> list[Path]:
 
 
 def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY) -> list[dict]:
-    """One record per image: {"path", "size" (its width and height, upright), "faces": [...]}, one per sampled video
+    """One record per image: {"path", "size" (its width and height, upright), "faces": [...], and "frames" where the
+    file holds several, of which the first was read}, one per sampled video
     frame: {"path", "frame", "time_s", "faces"}, or {"path", "error"} for a file that cannot be read. Never raises for
     a bad file."""
     from tqdm import tqdm
@@ -127,9 +127,11 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                                              warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
             else:
                 image = read_image(f)
-                records.append(_in_file_pixels({"path": str(f), "size": list(upright_size(f)), "faces":
-                                                predictor.predict_faces(image, whole_image=whole_image)},
-                                               image.shape[1::-1]))
+                record = {"path": str(f), "size": list(upright_size(f)), "faces":
+                          predictor.predict_faces(image, whole_image=whole_image)}
+                if (frames := frame_count(f)) > 1:
+                    record["frames"] = frames  # only the first was read
+                records.append(_in_file_pixels(record, image.shape[1::-1]))
         except (ImageError, VideoError) as e:
             records.append({"path": str(f), "error": str(e)})
     return records
@@ -234,6 +236,9 @@ def main(args) -> int:
     for r in records:
         if "error" in r:
             print(f"skipped: {r['error']}", file=sys.stderr)
+        elif "frames" in r:
+            print(f"note: {r['path']} holds {r['frames']} frames (an animation or a multi-page file): only the first "
+                  f"was read; as a video (MP4, AVI...) its frames would be sampled", file=sys.stderr)
     df = to_rows(records)
     if any("frame" not in r and "faces" in r for r in records):
         print(_table(df))

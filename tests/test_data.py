@@ -154,6 +154,16 @@ def test_folders_leave_out_hidden_files_and_folders(tmp_path):
     assert sorted(s.id for s in read_dataset(tmp_path).samples) == ["happy/a.jpg", "sad/b.jpg"]
 
 
+def test_folders_follow_linked_subfolders(tmp_path):
+    save(tmp_path / "elsewhere" / "a.jpg")
+    save(tmp_path / "data" / "sad" / "b.jpg")
+    (tmp_path / "data" / "happy").mkdir()
+    (tmp_path / "data" / "happy" / "from-disk-2").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / "again").symlink_to(tmp_path / "elsewhere")  # a loop: searched once
+    got = sorted((s.id, s.label) for s in read_dataset(tmp_path / "data").samples)
+    assert got == [("happy/from-disk-2/a.jpg", 1), ("sad/b.jpg", 2)]
+
+
 def test_folders_without_splits(tmp_path):
     for rel in ("happy/1.jpg", "happy/2.jfif", "fearful/3.png", "contempt/4.ppm"):  # what predict reads, too
         save(tmp_path / rel, fmt="JPEG" if rel.endswith(".jfif") else None)

@@ -572,6 +572,24 @@ def test_predict_cli_reads_jfif_and_avif_and_names_heic(ckpt, tmp_path, capsys):
     assert f"{tmp_path / 'c.heic'}: HEIC photos are not supported here (no decoder installed): convert it" in err
 
 
+def test_predict_cli_follows_linked_folders_and_names_extra_frames(ckpt, tmp_path, capsys):
+    real, shown = tmp_path / "elsewhere", tmp_path / "photos"
+    (real / "sub").mkdir(parents=True)
+    shown.mkdir()
+    frames = [Image.fromarray(astronaut()), Image.fromarray(chelsea())]
+    frames[0].save(real / "sub" / "anim.gif", save_all=True, append_images=frames[1:])
+    frames[1].save(shown / "cat.png")
+    (shown / "linked").symlink_to(real)
+    (real / "sub" / "up").symlink_to(real)  # a loop: searched once
+    out_json = tmp_path / "p.json"
+    assert run_cli([shown, "--run", ckpt, "--json", out_json]) == 0
+    out, err = capsys.readouterr()
+    assert "2 of 2 files processed" in out
+    assert f"note: {shown / 'linked' / 'sub' / 'anim.gif'} holds 2 frames" in err and "only the first was read" in err
+    frames_seen = {Path(r["path"]).name: r.get("frames") for r in json.loads(out_json.read_text())["images"]}
+    assert frames_seen == {"anim.gif": 2, "cat.png": None}
+
+
 def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     d = tmp_path / "imgs"
     (d / "sub").mkdir(parents=True)

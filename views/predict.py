@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
 import os
 import sys
@@ -14,7 +15,7 @@ if str(ROOT) not in sys.path:  # standalone runs (streamlit run views/predict.py
     sys.path.insert(0, str(ROOT))
 
 from fer_core.faces import annotate  # noqa: E402
-from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError  # noqa: E402
+from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, frame_count  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, model_stamp, read_image, resolve_model)
 from fer_core.predict import to_rows  # noqa: E402
@@ -112,7 +113,7 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
         results = predictor.predict_faces(image)
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
         shown = annotate(image, results, max_side=SHOWN_SIDE)
-        st.session_state[key] = {"results": results, "shown": shown,
+        st.session_state[key] = {"results": results, "shown": shown, "frames": frame_count(io.BytesIO(data)),
                                  "crops": [predictor.face_crop(image, r) for r in results]}
     return key, st.session_state[key]
 
@@ -126,6 +127,9 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> st
     results = done["results"]
     faces = sum(not r["whole_image"] for r in results)
     st.image(done["shown"], caption=f"{name}: {faces} face(s)")
+    if done["frames"] > 1:
+        st.info(f"{name} holds {done['frames']} frames (an animation or a multi-page file); these are the first "
+                "frame's faces. Upload it as a video (MP4, AVI...) to follow its frames.")
     show_results(results, predictor.classes, key, predictor, done["crops"])
     return kept
 
