@@ -569,3 +569,22 @@ def test_a_failed_run_is_said_to_have_failed_not_only_to_lack_results(monkeypatc
     at.run()
     assert not at.exception
     assert any("broke's training failed before its final evaluation" in i.value for i in at.info)
+
+
+def test_pages_say_why_their_figures_differ_from_the_overview(monkeypatch, tmp_path):
+    a = write_run(tmp_path / "runs", "flipped", n=120, seed=1)
+    b = write_run(tmp_path / "runs", "partial", n=120, seed=2)
+    cfg = json.loads((a / "config.json").read_text())
+    (a / "config.json").write_text(json.dumps({**cfg, "args": {**cfg["args"], "tta": True}}))
+    pred = b / "predictions_val.csv"
+    lines = pred.read_text().splitlines(keepends=True)
+    pred.write_text("".join(lines[:-40]))  # scored on 80 of the 120 validation images
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/curves.py").run()
+    assert any(c.value.startswith("The epochs are scored on each image as it is; flipped was then evaluated with flip")
+               for c in at.caption)
+    at.switch_page("views/disagreement.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith(f"{at.selectbox(key='dis_a').value} evaluated ") and "the figures here are on the 80 "
+               "both did, so they differ from the Overview's" in c.value for c in at.caption), \
+        [c.value for c in at.caption]

@@ -59,6 +59,12 @@ def draw(runs: list[R.Run]) -> None:
     if best:
         st.caption("Best epoch, the one each run kept (by its validation score: accuracy averaged with the mean of "
                    "valence and arousal CCC, or accuracy alone without them): " + ", ".join(best))
+    flipped = [r.name for r in runs if r.name in histories and (r.config.get("args") or {}).get("tta")]
+    if flipped:
+        st.caption(f"The epochs are scored on each image as it is; {', '.join(flipped)} "
+                   f"{'was' if len(flipped) == 1 else 'were'} then evaluated with flip test-time augmentation (each "
+                   "image averaged with its mirror), so the Overview's validation figures differ a little from the "
+                   "best epoch's here.")
 
 
 training = {r.name for r in ctx.runs if r.config.get("status") == "running"}

@@ -85,6 +85,10 @@ st.markdown(f"**Is the difference real?** Each metric of A − B on the **{resul
             f"runs). An interval that contains 0 means these samples cannot tell the two runs apart. With "
             f"{len(table)} metrics tested at once, one interval that only just leaves 0 is what chance alone often "
             "gives: read such a verdict as weak evidence.")
+own = {name: int(corr[name].notna().sum()) for name in (a, b)}
+if max(own.values()) > result["n"]:
+    st.caption(f"{a} evaluated {own[a]:,} and {b} {own[b]:,} images on {ctx.split}: the figures here are on the "
+               f"{result['n']:,} both did, so they differ from the Overview's.")
 # "A better" rather than the run's name, as in the table above: the interval beside it stays in view in a narrow window
 shown = table.assign(verdict=table["verdict"].replace({f"{a} better": "A better", f"{b} better": "B better"}))
 st.dataframe(shown, width="stretch", hide_index=True, column_order=["metric", "verdict", E.PAIRED_DIFF, a, b],
