@@ -429,6 +429,11 @@ class LiveSession:
             self._ms = (self._ms + [ms])[-30:]
         return annotate(frame_rgb, results, footer=f"frame {n}  {ms:.0f} ms")
 
+    def reset(self) -> None:
+        """Forget the frames counted so far: a new stream starts."""
+        with self._lock:
+            self._frames, self._results, self._ms = 0, [], []
+
     def snapshot(self) -> dict:
         with self._lock:
             ms = sorted(self._ms)

@@ -230,6 +230,8 @@ def test_live_session_counts_frames_and_draws(predictor):
     assert snap["frames"] == 3 and len(snap["results"]) == 1 and snap["median_ms"] > 0
     assert out[0].shape == frame.shape and not np.array_equal(out[0], frame)
     assert not np.array_equal(out[0], out[2])  # frame counter drawn on the frame advances
+    live.reset()  # a new stream
+    assert live.snapshot() == {"frames": 0, "results": [], "median_ms": None}
 
 
 def test_live_session_classifies_each_face_once(ckpt, tmp_path):

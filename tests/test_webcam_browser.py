@@ -129,7 +129,12 @@ def test_live_stream_comes_back_annotated(server, camera, tmp_path):
                 assert "Face 1" in text and "No face found" not in text
             else:
                 assert "No face found" in text and "Whole image" in text
+            # side by side: the picture and the predictions both in the window's width
+            box_video, box_panel = frame.locator("video").bounding_box(), page.locator(".st-key-live-panel").bounding_box()
+            assert box_panel["x"] > box_video["x"] + box_video["width"] - 1
             frame.get_by_role("button", name="STOP").click()
+            # its last predictions stay, said to be from a stopped stream
+            page.get_by_text("The stream is stopped: these are the faces of its last frame").wait_for(timeout=60_000)
         finally:
             browser.close()
     # The callback draws "frame N  M ms" in white on black in the bottom-left corner: the video shows the

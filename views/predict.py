@@ -306,12 +306,18 @@ def live_tab(predictor: Predictor) -> None:
                "an error such as \"Requested device not found\" or the picture stays black, check that a camera is "
                "connected, that the browser may use it for this site (the camera icon in the address bar), and "
                "that no other program (a video call) is using it.")
+    if predictor.runtime.startswith("PyTorch"):
+        st.warning("The live stream runs on PyTorch here: its threads busy-wait between frames and "
+                   "compete with the video codec, so on a few cores a frame can take seconds instead of tens of "
+                   "milliseconds. Choose ONNX Runtime above for a smooth stream.")
     # Offline or on one machine, STUN servers cannot be reached: FER_LAB_STUN=off uses host candidates only.
     rtc = {"iceServers": []} if os.environ.get("FER_LAB_STUN", "").lower() in ("off", "0", "no") else None
+    video, results = st.columns(2)  # side by side on a wide screen: the picture and its predictions both in view
     try:
-        ctx = webrtc_streamer(key="fer-live", mode=WebRtcMode.SENDRECV, video_frame_callback=callback,
-                              media_stream_constraints={"video": True, "audio": False}, async_processing=True,
-                              rtc_configuration=rtc, server_rtc_configuration=rtc)
+        with video:
+            ctx = webrtc_streamer(key="fer-live", mode=WebRtcMode.SENDRECV, video_frame_callback=callback,
+                                  media_stream_constraints={"video": True, "audio": False}, async_processing=True,
+                                  rtc_configuration=rtc, server_rtc_configuration=rtc)
     except AttributeError as e:
         # streamlit-webrtc reaches into the server's session manager, which exists only under `streamlit run`
         # (not in AppTest / bare mode).
@@ -320,8 +326,14 @@ def live_tab(predictor: Predictor) -> None:
     playing = bool(ctx.state.playing)
     # Refresh from the offer on, so the counter does not wait for the rerun that reports "playing".
     active = playing or bool(ctx.state.signalling)
-    st.caption("Faces are detected at 320 px and the boxes reused for 2 frames between detections; each face is "
-               "classified once, without its mirror image, so the stream keeps up with the camera.")
+    if active and not st.session_state.get("live_was_active"):
+        live.reset()  # a new stream counts from its first frame
+    st.session_state["live_was_active"] = active
+    video.caption("Faces are detected at 320 px and the boxes reused for 2 frames between detections; each face is "
+                  "classified once, without its mirror image, so the stream keeps up with the camera.")
+    # The panel is drawn again every second; Streamlit fades what it is about to replace, which made it flicker.
+    st.html("<style>.st-key-live-panel [data-stale='true'] {opacity: 1 !important; transition: none !important}"
+            "</style>")
 
     @st.fragment(run_every=1.0 if active else None)
     def panel():
@@ -329,12 +341,16 @@ def live_tab(predictor: Predictor) -> None:
         a, b = st.columns(2)
         a.metric("Frames processed", snap["frames"])
         b.metric("Median ms per frame", f"{snap['median_ms']:.0f}" if snap["median_ms"] is not None else "–")
+        if snap["results"] and not active:
+            st.caption(f"The stream is stopped: these are the faces of its last frame (frame {snap['frames']}). "
+                       "Press START to stream again.")
         if snap["results"]:
             show_results(snap["results"], predictor.classes, key="live")
-        elif not playing:
+        elif not active:
             st.info("Press START to stream your webcam; predictions appear here.")
 
-    panel()
+    with results, st.container(key="live-panel"):
+        panel()
 
 
 def main() -> None:
