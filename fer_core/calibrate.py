@@ -96,10 +96,25 @@ def stale_temperature(run: Path, split: str) -> str | None:
             f"now answers with {now:.2f}: write them again (python -m fer_core.evaluate --run {run} --split {split})")
 
 
-def written_by_last(run: Path, split: str) -> bool:
-    """Whether predictions_<split>.csv came from checkpoints/last.pt (fer_core.evaluate --checkpoint last), not the
-    best checkpoint that answers for the run."""
-    return Path(str(_metrics(run, split).get("checkpoint", ""))).stem == "last"
+def answered_otherwise(run: Path, split: str) -> str | None:
+    """How predictions_<split>.csv were made otherwise than the run's model answers (fer_core.evaluate with
+    --checkpoint last, --img-size, --no-tta / --tta or --only-data-classes), or None."""
+    m = _metrics(run, split)
+    try:
+        config = json.loads((Path(run) / "config.json").read_text())
+        args, size = config.get("args") or {}, config.get("img_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if Path(str(m.get("checkpoint", ""))).stem == "last":
+        return "checkpoints/last.pt wrote them, but the run answers with its best checkpoint"
+    if m.get("img_size") and size and m["img_size"] != size:
+        return f"they were made at {m['img_size']} px, but the run answers at {size} px"
+    if "tta" in m and "tta" in args and bool(m["tta"]) != bool(args["tta"]):
+        return (f"they were made {'with' if m['tta'] else 'without'} flip TTA, but the run answers "
+                f"{'with' if args.get('tta') else 'without'} it")
+    if m.get("only_data_classes"):
+        return "they answer among the data's classes only (--only-data-classes), the run among all 8"
+    return None
 
 
 def fit_problem(run: Path, split: str) -> str | None:
@@ -117,9 +132,10 @@ def fit_problem(run: Path, split: str) -> str | None:
     if ids & test:
         return (f"{len(ids & test)} of the {len(ids)} images in {f} are test images of the run: T fitted on them "
                 f"would be judged on them; fit on val (or train)")
-    if written_by_last(run, split):
-        return (f"{f} was written by checkpoints/last.pt, but the run answers with its best checkpoint, which the "
-                f"temperature is for: write them again with python -m fer_core.evaluate --run {run} --split {split}")
+    otherwise = answered_otherwise(run, split)
+    if otherwise:
+        return (f"{f}: {otherwise}, which the temperature is for: write them again with python -m fer_core.evaluate "
+                f"--run {run} --split {split if split in ('train', 'val') else 'val'}")
     return None
 
 
@@ -167,7 +183,7 @@ def get_args_parser():
                    required=True, help="run folder, or a run name under artifacts/runs")
     p.add_argument("--split", default="val", help="predictions to fit T on (default val; never test, which is "
                                                   "what the fit is checked on)")
-    p.add_argument("--model", type=Path, action="append", default=[],
+    p.add_argument("--model", type=lambda s: Path(os.path.expanduser(s)), action="append", default=[],
                    help="also write T into this model file exported from the run (.onnx or .pt); repeatable")
     p.add_argument("--dry-run", action="store_true", help="fit and report, write nothing")
     return p
@@ -208,9 +224,10 @@ def main(args) -> int:
         return _fail(str(e))
     print(f"{run.name}: temperature {t:.3f} fitted on {len(y)} {args.split} predictions "
           f"({'sharper' if t < 1 else 'softer'} probabilities; the predicted classes do not change)")
+    worse = None
     for split in dict.fromkeys([args.split, "test"]):
-        if split != args.split and written_by_last(run, split):
-            print(f"  {split}: its predictions are last.pt's, not the best checkpoint's: not compared")
+        if split != args.split and (otherwise := answered_otherwise(run, split)):
+            print(f"  {split}: not compared: {otherwise}")
             continue
         try:
             ys, ps = (y, probs) if split == args.split else read_predictions(run, split)
@@ -218,9 +235,16 @@ def main(args) -> int:
             continue
         before, after = (calibration(ys, ps.argmax(1), q) for q in (ps, apply_temperature(ps, t)))
         held = "held out" if split != args.split else "fitted on"
+        if split != args.split and after["ece"] > before["ece"]:
+            worse = (split, before, after)
         print(f"  {split} ({len(ys)} images, {held}): ECE {before['ece']:.3f} -> {after['ece']:.3f}, "
               f"NLL {before['nll']:.3f} -> {after['nll']:.3f}, mean confidence {before['mean_confidence']:.3f} -> "
               f"{after['mean_confidence']:.3f} (accuracy {before['accuracy']:.3f})")
+    if worse:
+        split, before, after = worse
+        print(f"warning: on the held-out {split} images ECE rises ({before['ece']:.3f} -> {after['ece']:.3f}) while NLL "
+              f"moves {before['nll']:.3f} -> {after['nll']:.3f}: T = {t:.2f} may not help this model (on {len(y)} "
+              f"images the fit is noisy); the predicted classes stay the same either way", file=sys.stderr)
     if args.dry_run:
         return 0
     entry = {"value": round(t, 4), "fitted_on": args.split, "n": int(len(y)),

@@ -90,7 +90,7 @@ def get_args_parser():
                    help="data folder to evaluate on (default: the model's own training data)")
     p.add_argument("--layout", default="auto", choices=("auto", *fdata.LAYOUTS),
                    help=f"layout of --data: auto, {', '.join(fdata.LAYOUTS)}")
-    p.add_argument("--split", default=None,
+    p.add_argument("--split", default=None, choices=("train", "val", "test", "all"),
                    help="train, val, test or all (default: test of the run's own split; all samples of other data "
                         "unless it has a predefined test split)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"],
@@ -251,18 +251,21 @@ def _load(args, device):
             if not path.is_file():
                 raise ModelNotFound(f"{run} is an ensemble folder, without a checkpoint of its own: export it first "
                                     f"(python -m fer_core.export --run {run} writes {path})")
+        if not path.is_file() and (run / "checkpoints" / "best.pt").is_file():
+            raise ModelNotFound(f"no checkpoint at {path}; {run / 'checkpoints'} holds best.pt: leave out "
+                                f"--checkpoint {args.checkpoint}")
         if not path.is_file():
             raise ModelNotFound(f"no checkpoint at {path}. {why_no_checkpoint(run)}")
     else:
+        if args.checkpoint != "best":
+            raise ModelNotFound(f"--checkpoint {args.checkpoint} picks a checkpoint of a run folder, and "
+                                f"{args.run or 'the default model'} is a model file: give its run folder")
         path = resolve_model(args.run)
     if path.suffix.lower() == ".onnx":
         predictor = Predictor(path, detector=None, tta=False)
         predictor.temperature = 1.0  # main applies the model's temperature, whichever file answers
 
-        def predict(images, cfg, tta):
-            if cfg["img_size"] != predictor.img_size:
-                raise ModelNotFound(f"{path} is an ONNX export at {predictor.img_size} px: --img-size needs the "
-                                    f"checkpoint")
+        def predict(images, cfg, tta):  # at its own size: main refuses another --img-size for it
             predictor.tta = tta
             parts = [predictor.predict_batch(images[i:i + 128].permute(0, 2, 3, 1).numpy())
                      for i in batches(len(images), 128, progress=True)]
@@ -300,9 +303,19 @@ def main(args) -> int:
         path, cfg, run, predict = _load(args, device)
     except ModelNotFound as e:
         return _fail(str(e))
+    except (RuntimeError, ValueError, KeyError) as e:  # a checkpoint that does not fit its own config, bad metadata
+        why = ("its weights do not fit the network its config describes (missing, extra or differently shaped "
+               "tensors)" if "state_dict" in str(e) else f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return _fail(f"{args.run or 'the default model'} cannot be loaded as a model: {why}")
+    missing = [k for k in ("img_size", "mean", "std") if k not in cfg]
+    if missing:
+        return _fail(f"{path}: its config lacks {', '.join(missing)}: not a model FER Lab wrote")
+    trained_size = cfg["img_size"]
     if args.img_size is not None:
         if not IMG_SIZES[0] <= args.img_size <= IMG_SIZES[1]:
             return _fail(f"--img-size must be between {IMG_SIZES[0]} and {IMG_SIZES[1]} pixels, got {args.img_size}")
+        if path.suffix.lower() == ".onnx" and args.img_size != trained_size:
+            return _fail(f"{path} is an ONNX export at {trained_size} px: --img-size needs the checkpoint")
         cfg = dict(cfg, img_size=args.img_size)
     own_root = Path((cfg.get("data") or {}).get("root", ""))
     root = Path(args.data).resolve() if args.data else own_root
@@ -369,6 +382,11 @@ def main(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
     tag = args.tag or (split if not foreign else f"{root.stem if root.is_file() else root.name}-{split}")
+    differ = own_settings_differ(cfg, trained_size, tta, args)
+    if differ and not args.tag and own is not None and out.resolve() == own.resolve():
+        tag = f"{tag}-{'-'.join(differ)}"  # the run's own results, made as it answers, stay as they are
+        print(f"note: written as predictions_{tag}.csv, beside the run's own {split} results: these settings differ "
+              f"from the ones the run answers with", file=sys.stderr)
     images, ok, failures = fdata.decode_images(index.root, samples, cfg["img_size"])
     if not ok:
         return _fail(f"none of the {len(samples)} images of {root} could be read")
@@ -377,10 +395,7 @@ def main(args) -> int:
         return _fail(f"{out / f'predictions_{tag}.csv'} holds {taken}, not a former evaluation of these "
                      f"{len(ok)}: it is not replaced. Give another --tag (predictions_<tag>.csv), or a new --out "
                      f"folder")
-    try:
-        probs, va = predict(images, cfg, tta)
-    except ModelNotFound as e:
-        return _fail(str(e))
+    probs, va = predict(images, cfg, tta)
     t = temperature_of(cfg) if args.temperature else 1.0  # fer_core.calibrate's, where the model has one
     if t != 1:
         probs = apply_temperature(probs, t).astype(np.float32)
@@ -425,6 +440,17 @@ def main(args) -> int:
     return 0
 
 
+def own_settings_differ(cfg: dict, trained_size: int, tta: bool, args) -> list[str]:
+    """Short names of the ways this evaluation differs from how the model answers (its size, flip TTA, all 8
+    classes, its best checkpoint, its temperature): ["64px", "notta"]; [] where it does not."""
+    return [name for name, differs in (
+        (f"{cfg['img_size']}px", cfg["img_size"] != trained_size),
+        ("tta" if tta else "notta", tta != bool((cfg.get("args") or {}).get("tta"))),
+        ("dataclasses", args.only_data_classes),
+        (args.checkpoint, args.checkpoint != "best"),
+        ("raw", not args.temperature and temperature_of(cfg) != 1)) if differs]
+
+
 def evaluation_config(cfg: dict, path: Path, index, tta: bool, name: str, has_va: bool,
                       only_data_classes: bool = False) -> dict:
     """config.json of a folder that holds only an evaluation: the model's description and the data it was run on,
@@ -448,7 +474,12 @@ def _fail(msg: str) -> int:
 
 
 def cli():
-    sys.exit(main(get_args_parser().parse_args()))
+    args = get_args_parser().parse_args()
+    try:
+        sys.exit(main(args))
+    except KeyboardInterrupt:  # every file is written whole or not at all (fer_core.io)
+        print("\ninterrupted: no file was left half-written", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

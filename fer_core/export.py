@@ -329,6 +329,20 @@ def output_problem(args) -> str | None:
     return f"--out {out}: its folder {out.parent} {why}" if why else None
 
 
+def other_run(out: Path, src: Path) -> str | None:
+    """Whose checkpoints/ folder ``out`` is in, where that is another run's than the model's, or None."""
+    from .evaluate import other_owner
+    from .inference import model_config
+
+    folder = out.parent.parent
+    if out.parent.name != "checkpoints" or not (folder / "config.json").is_file():
+        return None
+    if src.is_dir():  # an ensemble folder: its own checkpoints/ only
+        return None if folder.resolve() == src.resolve() else f"is in the checkpoints/ of {folder}"
+    owner = other_owner(folder, None, src, model_config(src))
+    return f"is in the checkpoints/ of {folder}, which {owner}" if owner else None
+
+
 def main(args) -> int:
     from .inference import ModelNotFound, resolve_model
 
@@ -339,6 +353,11 @@ def main(args) -> int:
     try:
         ensemble = ensemble_config(args.run) is not None
         src = Path(args.run) if ensemble else resolve_model(args.run, backend="torch")
+        owner = args.out and other_run(Path(args.out), src)
+        if owner:
+            print(f"error: --out {args.out} {owner}: a model file there answers for that run (in predict and the "
+                  f"dashboard). Give another --out", file=sys.stderr)
+            return 2
         if args.model_dir:
             r = ship_model(src, args.model_dir, args.fp16_weights)
         else:

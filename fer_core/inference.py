@@ -13,6 +13,7 @@ import json
 import math
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -182,9 +183,17 @@ def load_checkpoint(path) -> dict:
     import torch
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of odd pickle protocols in random bytes before it fails
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelNotFound(f"{path}: no such file") from None
     except Exception as e:
-        raise ModelNotFound(f"{path}: not a readable FER Lab checkpoint ({type(e).__name__}: {str(e)[:160]})") from None
+        if "Unsupported global" in str(e):  # a pickle of Python objects: not loaded from a file of unknown origin
+            raise ModelNotFound(f"{path}: holds Python objects besides tensors and plain values, which are not loaded "
+                                f"from files (torch.load weights_only): not a FER Lab checkpoint") from None
+        raise ModelNotFound(f"{path}: not a readable PyTorch checkpoint (damaged, cut short, or not a .pt file; "
+                            f"{type(e).__name__})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise ModelNotFound(f"{path}: not a FER Lab checkpoint (needs 'model' and 'config' entries)")
     # Inside a run folder, its config.json has the last word: the checkpoint's copy was taken during training, before

@@ -205,6 +205,54 @@ def test_evaluate_at_another_size(tiny_run, tmp_path, capsys):
     assert "--img-size must be between 16 and 1024" in capsys.readouterr().err
 
 
+def test_evaluate_in_the_run_folder_keeps_its_own_results_and_calibrate_refuses_others(tiny_run, tmp_path, capsys):
+    from fer_core import calibrate
+
+    run = shutil.copytree(tiny_run[2], tmp_path / "tiny")
+    own = {f: (run / f).read_bytes() for f in ("predictions_val.csv", "metrics_val.json")}
+    args = evaluate.get_args_parser().parse_args(["--run", str(run), "--split", "val", "--img-size", "40", "--tta"])
+    assert evaluate.main(args) == 0
+    assert "written as predictions_val-40px-tta.csv, beside the run's own val results" in capsys.readouterr().err
+    assert {f: (run / f).read_bytes() for f in own} == own
+    assert json.loads((run / "metrics_val-40px-tta.json").read_text())["img_size"] == 40
+    rc = calibrate.main(calibrate.get_args_parser().parse_args(["--run", str(run), "--split", "val-40px-tta"]))
+    assert rc == 2 and "they were made at 40 px, but the run answers at 48 px" in capsys.readouterr().err
+    # a model file has no last checkpoint; a run folder without last.pt is said to have best.pt
+    assert evaluate.main(evaluate.get_args_parser().parse_args(
+        ["--run", str(run / "checkpoints" / "best.pt"), "--checkpoint", "last", "--out", str(tmp_path / "o")])) == 2
+    assert "picks a checkpoint of a run folder" in capsys.readouterr().err
+    (run / "checkpoints" / "last.pt").unlink()
+    assert evaluate.main(evaluate.get_args_parser().parse_args(["--run", str(run), "--checkpoint", "last"])) == 2
+    assert "holds best.pt: leave out --checkpoint last" in capsys.readouterr().err
+
+
+def test_evaluate_and_export_say_what_is_wrong_with_a_damaged_model(tiny_run, tmp_path, capsys):
+    from fer_core import export
+
+    ckpt = torch.load(tiny_run[2] / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
+    files = {"random.pt": bytes(range(256)) * 40, "text.pt": b"not a checkpoint"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({**ckpt, "model": {}}, tmp_path / "empty.pt")
+    torch.save({**ckpt, "config": {k: v for k, v in ckpt["config"].items() if k != "img_size"}}, tmp_path / "nosize.pt")
+    for name, why in [("random.pt", "not a readable PyTorch checkpoint (damaged, cut short, or not a .pt file"),
+                      ("text.pt", "not a readable PyTorch checkpoint"),
+                      ("empty.pt", "cannot be loaded as a model: its weights do not fit the network its config"),
+                      ("nosize.pt", "its config lacks img_size")]:
+        args = ["--run", str(tmp_path / name), "--data", str(tiny_run[1]), "--out", str(tmp_path / "ev")]
+        assert evaluate.main(evaluate.get_args_parser().parse_args(args)) == 2, name
+        err = capsys.readouterr().err
+        assert why in err and "Traceback" not in err and "weights_only` set to `False" not in err, (name, err)
+    # an export into another run's checkpoints/ would answer for that run
+    other = shutil.copytree(tiny_run[2], tmp_path / "other")
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "name": "other", "created": "2026-01-01T00:00:00+00:00"}))
+    out = other / "checkpoints" / "best.onnx"
+    assert export.main(export.get_args_parser().parse_args(["--run", str(tiny_run[2]), "--out", str(out)])) == 2
+    assert "is the run folder of other: a model file there answers for that run" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, capsys):
     from fer_core import export
 
