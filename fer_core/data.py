@@ -335,6 +335,25 @@ def ferplus_paper_ids(root) -> set[str]:
     return set(table.index[keep])
 
 
+def copies_of(samples, root, files) -> set[str]:
+    """The ids of ``samples`` (images under ``root``) that are one of ``files``, whatever layout and ids either data
+    set uses: the same file (a manifest or a symlink pointing at it) or a byte-identical copy of the same name."""
+    import filecmp
+
+    by_name = {Path(f).name: Path(f) for f in files}
+    real = {os.path.realpath(f) for f in by_name.values()}
+    found = set()
+    for s in samples:
+        path = Path(root) / s.path
+        twin = by_name.get(path.name)
+        try:
+            if os.path.realpath(path) in real or (twin is not None and filecmp.cmp(path, twin, shallow=False)):
+                found.add(s.id)
+        except OSError:  # an image not there: the reader or the decoder says so
+            continue
+    return found
+
+
 def _images_under(folder: Path) -> list[Path]:
     """Image files in the folder and its subfolders, leaving out hidden ones: macOS's "._x.jpg" resource forks,
     and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image twice."""

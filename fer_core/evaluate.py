@@ -164,26 +164,12 @@ def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
 
 
 def trained_on(samples, root: Path, run: Path | None, own_root: Path) -> set[str]:
-    """The ids of ``samples`` (images under ``root``) that are images the run trained on, whatever layout and ids
-    either uses: the same file (a manifest or a symlink pointing at it) or a byte-identical copy of the same name."""
-    import filecmp
-
+    """The ids of ``samples`` (images under ``root``) that are images the run trained on (data.copies_of)."""
     if run is None:
         return set()
     split = pd.read_csv(run / "split.csv", dtype=str)
     base = fdata.images_root(own_root)
-    by_name = {Path(p).name: base / p for p in split.loc[split["split"] == "train", "path"]}
-    real = {os.path.realpath(p) for p in by_name.values()}
-    found = set()
-    for s in samples:
-        path = root / s.path
-        twin = by_name.get(path.name)
-        try:
-            if os.path.realpath(path) in real or (twin is not None and filecmp.cmp(path, twin, shallow=False)):
-                found.add(s.id)
-        except OSError:  # an image not there: the reader or the decoder says so
-            continue
-    return found
+    return fdata.copies_of(samples, root, [base / p for p in split.loc[split["split"] == "train", "path"]])
 
 
 def own_folder(args, path: Path) -> Path | None:

@@ -248,8 +248,10 @@ class Tracker:
 
 def trained_with_va(cfg: dict) -> bool:
     """Whether the model's valence/arousal outputs were trained: its data had them (assumed where the config does not
-    say), or its --extra-data had."""
+    say), or its --extra-data had, and --va-weight was not 0."""
     data = cfg.get("data") or {}
+    if (cfg.get("args") or {}).get("va_weight") == 0:  # --va-weight 0: its loss never reached them
+        return False
     return bool(data.get("has_va", True)) or bool((data.get("extra") or {}).get("has_va"))
 
 

@@ -52,7 +52,9 @@ class Run:
 
     @property
     def has_va(self) -> bool:
-        return bool(self.config.get("data", {}).get("has_va", False))
+        """Whether the run's valence/arousal were scored: its data has them, and it trained them (--va-weight not 0)."""
+        return bool(self.config.get("data", {}).get("has_va", False)) and \
+            (self.config.get("args") or {}).get("va_weight") != 0
 
     @property
     def data_root(self) -> str | None:

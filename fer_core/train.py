@@ -76,7 +76,8 @@ def get_args_parser():
     a("--weights", type=os.path.expanduser,
       help="imagenet (default; a two-stage preset's default is its first stage's run) or pretrained: "
            "the backbone's released weights (ImageNet; faces for dlib_face_resnet, hse_face_mobilenet, "
-           "mobileface and facenet), none, or PATH to a state dict / FER Lab checkpoint")
+           "mobileface and facenet), none, or PATH to a state dict / FER Lab checkpoint, or a run folder (its "
+           "checkpoints/best.pt)")
     a("--img-size", type=_img_size, help=f"input side in pixels, {IMG_SIZES[0]} to {IMG_SIZES[1]} (default 224)")
     a("--epochs", type=_at_least(1), help="epochs (default 34)")
     a("--batch-size", type=_at_least(1), help="batch size per process (default 32)")
@@ -212,6 +213,7 @@ LIMITS = {  # recipe value: (its range in words, the test); 0 turns ema, mixup, 
     "head_lr_mult": ("be above 0", lambda x: 0 < x < float("inf")),
     "landmark_weight": _NOT_NEGATIVE, "extra_count": _NOT_NEGATIVE,
     "kd_temperature": ("be above 0", lambda x: 0 < x < float("inf")),
+    "seed": ("lie between 0 and 2**32 - 1", lambda x: 0 <= x < 2 ** 32),  # what NumPy and scikit-learn take
 }
 
 
@@ -289,7 +291,10 @@ def _wind_up(run: dict, status: str) -> str | None:
     best = cfg.get("best", {}).get("epoch")
     kept = f"the best checkpoint so far (epoch {best}) is kept in {run_dir / 'checkpoints' / 'best.pt'}; " \
         if best else ""
-    return f"{kept}resume with --resume {run_dir}"
+    # a finished run trained longer and cut off before its first new epoch was saved: the file still says finished
+    longer = f" --epochs {run['epochs']}" if cfg.get("status") in ("finished", "stopped_early") and \
+        run.get("epochs") else ""
+    return f"{kept}resume with --resume {run_dir}{longer}"
 
 
 def _report(run: dict, *lines) -> None:
@@ -312,6 +317,7 @@ def _main(args, run: dict) -> int:
         torch.cuda.set_device(device)
     run_dir, cfg, start_epoch, ckpt = _prepare_run(args, rank, world)
     r = cfg["args"]
+    run["epochs"] = r["epochs"]
     torch.manual_seed(r["seed"] + rank)
 
     index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
@@ -355,6 +361,10 @@ def _main(args, run: dict) -> int:
     log.info("%s", table)
     for w in cautions:
         log.warning("warning: %s", w)
+    if cfg["split"].get("outside_source") and not args.resume:
+        log.warning("warning: %d of these %d images are in none of %s's train, val or test parts (left out by its "
+                    "--limit, or not in its data): they are not used here either", cfg["split"]["outside_source"],
+                    len(index.samples), source.removeprefix("run:"))
 
     model, info = build_model(r["backbone"], "none" if ckpt else r["weights"], dropout=r["dropout"])
     cfg.update(mean=info.mean, std=info.std)
@@ -381,7 +391,7 @@ def _main(args, run: dict) -> int:
         raise Fail(f"no readable training or validation images in {index.root}: split counts "
                    f"{cfg['split']['counts']} (the log lists the unreadable ones)")
     if r.get("extra_data"):
-        cache["train"] = _add_extra(cache["train"], cfg, r, rank)
+        cache["train"] = _add_extra(cache["train"], cfg, r, rank, index.root, by_split["val"] + by_split["test"])
     log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
     if epoch_size(r, 1) < r["img_size"]:
         log.info("progressive resizing: training images %s px by epoch", [epoch_size(r, e) for e in
@@ -402,9 +412,9 @@ def _main(args, run: dict) -> int:
                                          persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"))
     total_steps = len(loader) * r["epochs"]
     if ema is not None and total_steps < 3 / (1 - r["ema"]):
-        log.warning("EMA decay %g averages over ~%d steps but this run has only %d: the saved EMA weights will lag "
-                    "behind training (lower --ema, or --ema 0 for short runs)", r["ema"], round(1 / (1 - r["ema"])),
-                    total_steps)
+        log.warning("EMA decay %g takes about %d steps to leave its starting weights behind, and this run has %d: "
+                    "the saved EMA weights will lag behind training (lower --ema, or --ema 0 for short runs)", r["ema"],
+                    round(3 / (1 - r["ema"])), total_steps)
     steps = max(len(loader), 1)
     if ckpt:
         model.load_state_dict(ckpt["model"])
@@ -427,7 +437,8 @@ def _main(args, run: dict) -> int:
 
     history = _resumed_history(run_dir, ckpt) if ckpt else []
     best = cfg.get("best", {}).get("value", float("-inf"))
-    stale = start_epoch - 1 - cfg.get("best", {}).get("epoch", start_epoch - 1)  # epochs since the best, resumed
+    since = max(cfg.get("best", {}).get("epoch", start_epoch - 1), cfg.get("best", {}).pop("patience_from", 0))
+    stale = start_epoch - 1 - since  # epochs since the best (or since going on after an early stop), resumed
     for epoch in range(start_epoch, r["epochs"] + 1):
         run["at"] = f"during epoch {epoch} of {r['epochs']}"
         t_ep = time.time()
@@ -442,7 +453,7 @@ def _main(args, run: dict) -> int:
                 raise Fail(f"the weights became NaN or infinite in epoch {epoch}: they diverged; train again with a "
                            f"lower --lr (this run's: {r['lr']:g})")
             row.update(validate(judged, cache["val"], cfg, device, r))
-            row["lr"] = opt.param_groups[0]["lr"]
+            row["lr"] = opt.param_groups[-2]["lr"]  # the backbone's last group, at --lr (the heads' is last)
             row["seconds"] = round(time.time() - t_ep, 2)
             history.append(row)
             cfg["train_minutes"] = round(cfg.get("train_minutes", 0) + row["seconds"] / 60, 3)
@@ -645,7 +656,7 @@ def validate(model, split_cache, cfg, device, r):
     p = torch.from_numpy(probs)
     out = {"val_loss": F.nll_loss(p.clamp_min(1e-8).log(), y).item(), "val_acc": (p.argmax(1) == y).float().mean().item()}
     vt = torch.tensor([[s.valence, s.arousal] for s in samples], dtype=torch.float32)
-    mask = torch.isfinite(vt)
+    mask = torch.isfinite(vt) & (r["va_weight"] > 0)  # --va-weight 0: an untrained head, neither scored nor selected by
     cccs = []
     for j, k in enumerate(("valence", "arousal")):
         if mask[:, j].any():
@@ -715,6 +726,8 @@ def _prepare_run(args, rank, world=1):
             raise Fail(f"{run_dir} has nothing left to train: it " + (f"finished its {ckpt['epoch']} epochs"
                        if status == "finished" else f"stopped early after epoch {ckpt['epoch']}")
                        + f"; --epochs N (more than {ckpt['epoch']}) with --resume trains it longer")
+        if status == "stopped_early":  # asked to go on: its patience counts from here, not from its best epoch
+            cfg["best"] = {**cfg.get("best", {}), "patience_from": ckpt["epoch"]}
         if args.epochs:
             cfg["args"]["epochs"] = args.epochs
         if args.workers is not None:
@@ -752,6 +765,9 @@ def _prepare_run(args, rank, world=1):
     for k, (allowed, ok) in LIMITS.items():  # flags or the preset: refused before they fail or mistrain mid-run
         if not ok(r[k]):
             raise Fail(f"--{k.replace('_', '-')} must {allowed} (got {r[k]})")
+    if r["warmup_epochs"] >= r["epochs"]:
+        raise Fail(f"--warmup-epochs {r['warmup_epochs']:g} must be fewer than the run's {r['epochs']} epochs: the "
+                   f"learning rate would still be rising when training ends")
     if not r.get("teacher") and (args.kd_weight is not None or args.kd_temperature is not None):
         raise Fail(f"--{'kd-weight' if args.kd_weight is not None else 'kd-temperature'} sets how a student learns "
                    f"from its teacher: give --teacher RUN (the model to distil from), or leave it out")
@@ -775,8 +791,12 @@ def _prepare_run(args, rank, world=1):
     if args.split_from and (args.val_frac is not None or args.test_frac is not None):
         raise Fail(f"--split-from reuses the split of {args.split_from}, so --val-frac and --test-frac do not apply: "
                    f"give one or the other")
+    own = Path(r["weights"]) / "checkpoints" / "best.pt"
+    if r["weights"] not in ("imagenet", "pretrained", "none") and own.is_file():
+        r["weights"] = str(own)  # a run folder: its best checkpoint, as for --teacher
     if r["weights"] not in ("imagenet", "pretrained", "none") and not Path(r["weights"]).is_file():
-        raise Fail(f"weights file not found: {r['weights']}")  # what it holds is checked when the model is built
+        raise Fail(f"weights file not found: {r['weights']}" + (" (a folder without checkpoints/best.pt)"
+                                                                if Path(r["weights"]).is_dir() else ""))
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
     if dist.is_initialized():  # every process must write to (and read from) the same folder
@@ -846,6 +866,9 @@ def _split(args, cfg, index, run_dir):
         if not any(s.id in assignment for s in index.samples):
             raise Fail(f"--split-from: the split.csv of {src} shares no image ids with this data ({index.root}, "
                        f"{index.layout} layout): it was made on other data")
+        outside = sum(assignment.get(s.id) not in ("train", "val", "test") for s in index.samples)
+        if outside:
+            cfg["split"]["outside_source"] = outside
         cfg["split"]["source"] = f"run:{Path(src).name}"
         try:  # the seed and fractions that made that split, not this run's own
             made = json.loads((Path(src) / "config.json").read_text()).get("split") or {}
@@ -866,10 +889,16 @@ def _split(args, cfg, index, run_dir):
     return assignment
 
 
-def _add_extra(train_cache, cfg, r, rank):
-    """Append --extra-data's training images (all, or a seeded random ``extra_count`` of them) to the training set."""
+def _add_extra(train_cache, cfg, r, rank, root, held_out):
+    """Append --extra-data's training images (all, or a seeded random ``extra_count`` of them) to the training set,
+    leaving out any that are this run's validation or test images (``held_out``, under ``root``) or copies of them."""
     index = fdata.read_dataset(r["extra_data"])
     pool = [s for s in index.samples if s.split in (None, "train")]
+    same = fdata.copies_of(pool, index.root, [Path(root) / s.path for s in held_out])
+    if same:
+        pool = [s for s in pool if s.id not in same]
+        log.warning("left out %d --extra-data images that are this run's validation or test images (the same files, "
+                    "or copies): training on them would leak them", len(same))
     random.Random(r["seed"]).shuffle(pool)
     pool = pool[: r["extra_count"]] if r["extra_count"] else pool
     (images, samples), _ = _decode(index.root, pool, r["img_size"], rank, "extra")
@@ -884,7 +913,10 @@ class Teacher:
     learn from; its own normalisation and input size are applied first."""
 
     def __init__(self, model, cfg, student_cfg):
+        from .inference import trained_with_va
+
         self.model, self.size = model.eval(), cfg["img_size"]
+        self.has_va = trained_with_va(cfg)  # an untrained valence/arousal head teaches nothing: NaN, as unannotated
         stats = [torch.tensor(c[k]).view(1, 3, 1, 1) for c in (student_cfg, cfg) for k in ("mean", "std")]
         self.scale, self.shift = stats[1] / stats[3], (stats[0] - stats[2]) / stats[3]
 
@@ -894,7 +926,7 @@ class Teacher:
         if x.shape[-1] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         logits, va = self.model(x)
-        return logits.float(), va.float()
+        return logits.float(), va.float() if self.has_va else torch.full_like(va, float("nan"), dtype=torch.float32)
 
 
 def _load_teacher(path, index, by_split, cfg, device):
@@ -940,11 +972,18 @@ def _dataset(split_cache, soft=False, landmarks=False):
     """Targets are class indices, or with ``soft`` each image's vote distribution (when every image has one); with
     ``landmarks`` also each image's [68, 2] landmarks (NaN for images without, e.g. --extra-data's)."""
     images, samples = split_cache
-    if soft and all(s.votes is not None for s in samples):
-        labels = torch.tensor([s.votes for s in samples], dtype=torch.float32)
+    voted = sum(s.votes is not None for s in samples)
+    if soft and voted:
+        one_hot = np.eye(NUM_CLASSES, dtype=np.float32)
+        labels = torch.tensor(np.array([s.votes if s.votes is not None else one_hot[s.label] for s in samples],
+                                       dtype=np.float32))
+        if voted < len(samples):
+            log.info("--soft-labels: %d of %d training images have a vote distribution (FER+'s); the other %d train "
+                     "on their single label", voted, len(samples), len(samples) - voted)
     else:
         if soft:
-            log.warning("--soft-labels: this data has no vote distributions; training on the single labels")
+            log.warning("--soft-labels: none of the training images has a vote distribution (FER+'s images have); "
+                        "training on the single labels")
         labels = torch.tensor([s.label for s in samples], dtype=torch.long)
     va = torch.tensor([[s.valence, s.arousal] for s in samples], dtype=torch.float32)
     lnd = None

@@ -395,6 +395,29 @@ def test_resume_refuses_fewer_epochs_than_the_run_has_trained(tmp_path, capsys):
     assert (tmp_path / "r" / "config.json").read_bytes() == before
 
 
+def test_resume_goes_on_after_an_early_stop_and_an_interrupted_extension_says_how_to_resume(tmp_path, capsys,
+                                                                                               monkeypatch):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    monkeypatch.setattr(train, "validate", lambda *a: {"val_loss": 1.0, "val_acc": 0.5, "val_score": 0.5})
+    run = tmp_path / "r"
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "8", "--early-stop", "2", *TINY,
+                     "--weights", "none") == 0
+    assert len(pd.read_csv(run / "history.csv")) == 3  # the best at epoch 1, then two epochs without a better one
+    assert run_train("--resume", run, "--epochs", "8") == 0  # two more epochs of patience from here, not none
+    assert len(pd.read_csv(run / "history.csv")) == 5
+    real = train.train_one_epoch
+
+    def cut_off(*a, **k):
+        if a[11] == 6:  # the epoch argument
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "train_one_epoch", cut_off)
+    capsys.readouterr()
+    assert run_train("--resume", run, "--epochs", "9") == 130
+    assert f"resume with --resume {run} --epochs 9" in capsys.readouterr().err
+
+
 def test_resume_says_where_it_goes_on_from(tmp_path, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
@@ -521,6 +544,10 @@ def test_ctrl_c_or_sigterm_stops_training_with_a_message(sig, tmp_path):
     (["--data", ".", "--split-from", ".", "--val-frac", "0.2"], "--val-frac and --test-frac do not apply"),
     (["--data", ".", "--teacher", "/no/such/run"], "--teacher: no checkpoint at /no/such/run"),
     (["--data", ".", "--weights", "/no/such/file.pt"], "weights file not found"),
+    (["--data", ".", "--weights", "."], "weights file not found: . (a folder without checkpoints/best.pt)"),
+    (["--data", ".", "--seed", "-1"], "--seed must lie between 0 and 2**32 - 1 (got -1)"),
+    (["--data", ".", "--seed", str(2 ** 32)], "--seed must lie between 0 and 2**32 - 1"),
+    (["--data", ".", "--epochs", "2", "--warmup-epochs", "5"], "--warmup-epochs 5 must be fewer than the run's 2"),
 ])
 def test_cli_errors_are_one_clear_line(argv, message, capsys):
     assert run_train(*argv) == 2
@@ -898,6 +925,38 @@ def test_extra_data_joins_training_only(tmp_path):
     split = pd.read_csv(tmp_path / "mix" / "split.csv", dtype={"id": str})
     preds = pd.read_csv(tmp_path / "mix" / "predictions_test.csv", dtype={"id": str})
     assert set(preds["id"]) == set(split.loc[split["split"] == "test", "id"])
+
+
+def test_extra_data_leaves_out_copies_of_held_out_images_and_an_untrained_va_head_is_not_scored(tmp_path):
+    data = make_affectnet_dir(tmp_path / "aff", n_per_class=4, size=48)
+    copy = shutil.copytree(data, tmp_path / "copy")  # the same images elsewhere: a copy, as --extra-data
+    rc = run_train("--data", data, "--out", tmp_path, "--name", "leak", "--epochs", "1", *TINY, "--extra-data", copy,
+                   "--va-weight", "0")
+    assert rc == 0
+    run = tmp_path / "leak"
+    split = pd.read_csv(run / "split.csv", dtype={"id": str})
+    held = int(split["split"].isin(["val", "test"]).sum())
+    log = (run / "train.log").read_text()
+    assert f"left out {held} --extra-data images that are this run's validation or test images" in log
+    assert json.loads((run / "config.json").read_text())["data"]["extra"]["n_train"] == len(split) - held
+    # --va-weight 0: the valence/arousal head never learned, so it is neither scored nor chooses the epoch
+    hist = pd.read_csv(run / "history.csv")
+    assert "val_valence_ccc" not in hist or hist["val_valence_ccc"].isna().all()
+    assert (hist["val_score"] == hist["val_acc"]).all()
+    assert json.loads((run / "metrics_test.json").read_text())["valence"] is None
+    assert pd.read_csv(run / "predictions_test.csv")["valence_pred"].isna().all()
+
+
+def test_a_teacher_without_trained_valence_arousal_teaches_none(tiny_run):
+    from fer_core.inference import load_checkpoint
+    from fer_core.models import model_from_checkpoint
+
+    model, cfg = model_from_checkpoint(load_checkpoint(tiny_run[2] / "checkpoints" / "best.pt"))
+    x = torch.rand(2, 3, cfg["img_size"], cfg["img_size"])
+    assert torch.isfinite(train.Teacher(model, cfg, cfg)(x)[1]).all()
+    untaught = {**cfg, "data": {**cfg["data"], "has_va": False}}  # trained on FER+, say
+    logits, va = train.Teacher(model, untaught, cfg)(x)
+    assert torch.isfinite(logits).all() and torch.isnan(va).all()  # its images stay unannotated, as without it
 
 
 def test_limit_and_unreadable_images_show_in_the_split(tmp_path, capsys):
