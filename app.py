@@ -103,7 +103,7 @@ with st.sidebar:
     if problems:
         with st.expander(f":warning: Skipped ({len(problems)})"):
             for p in problems:
-                what = "run skipped" if p.skipped == "run" else f"split '{p.skipped}' skipped"
+                what = {"run": "run skipped", "folder": "not read"}.get(p.skipped, f"split '{p.skipped}' skipped")
                 st.markdown(f"**{p.path.name}** ({what}): {p.reason}  \n`{p.path}`")
 
 st.session_state["lab"] = LabContext(runs=runs, all_runs=all_runs, split=split, data_root_override=override or "",

@@ -30,6 +30,8 @@ VA_COLS = ["valence_true", "arousal_true", "valence_pred", "arousal_pred"]
 PRED_REQUIRED = ["id", "path", "true", "pred", *PROB_COLS]
 HISTORY_REQUIRED = ["epoch", "train_loss", "val_loss", "val_acc"]
 CONFIG_REQUIRED = ["schema_version", "name", "classes"]
+CONFIG_OBJECTS = ("data", "args", "split", "best", "weights", "temperature")  # where present: JSON objects
+METRICS_REQUIRED = ["n", "accuracy", "confusion"]
 # Files whose presence marks a folder as (the start of) a run even when config.json is unreadable.
 RUN_MARKERS = ("config.json", "history.csv", "train.log", "split.csv")
 
@@ -133,7 +135,7 @@ def file_key(path: str | os.PathLike) -> tuple[str, int]:
 
 
 def _read_header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a spreadsheet's byte-order mark is no part of the first name
         return [c.strip() for c in f.readline().strip().split(",")]
 
 
@@ -153,6 +155,8 @@ def _table_problem(path: Path, need: list[str]) -> str | None:
         return "empty file"
     header = _read_header(path)
     if missing := _missing(header, need):
+        if len(header) == 1 and ";" in header[0]:
+            return "its columns are separated by ';' (saved by a spreadsheet?): the engine writes commas"
         return f"lacks columns {', '.join(missing)}"
     if size <= 4096 and len(lines) == 1:
         return "no rows, only the header"
@@ -187,6 +191,8 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
         return None, [Problem(folder, f"unsupported schema_version {version!r} (this dashboard reads {known})")]
     if list(config["classes"]) != CLASSES:
         return None, [Problem(folder, f"classes {config['classes']} are not the AffectNet order {CLASSES}")]
+    if problem := _config_problem(config):
+        return None, [Problem(folder, f"config.json: {problem}")]
 
     run = Run(name=folder.name, path=folder, config=config)
     problems: list[Problem] = []
@@ -198,6 +204,9 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
 
     for pred_path in sorted(folder.glob("predictions_*.csv")):
         split = pred_path.stem[len("predictions_"):]
+        if not _utf8(pred_path.name):
+            problems.append(Problem(printable(pred_path), NOT_UTF8, skipped=printable(Path(split)).name))
+            continue
         problem = _table_problem(pred_path, PRED_REQUIRED)
         if problem:
             problems.append(Problem(pred_path, problem, skipped=split))
@@ -205,8 +214,14 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
             run.splits.append(split)
     for metrics_path in sorted(folder.glob("metrics_*.json")):
         split = metrics_path.stem[len("metrics_"):]
+        if not _utf8(metrics_path.name):
+            problems.append(Problem(printable(metrics_path), NOT_UTF8, skipped=printable(Path(split)).name))
+            continue
         try:
             metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+            if problem := _metrics_problem(metrics):
+                problems.append(Problem(metrics_path, problem, skipped=split))
+                continue
             run.metrics_splits.append(split)
             if split == "val" and isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), (int, float)):
                 va = [metrics.get(k) for k in ("valence", "arousal")]
@@ -214,6 +229,49 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             problems.append(Problem(metrics_path, f"not valid JSON ({e})", skipped=split))
     return run, problems
+
+
+NOT_UTF8 = "its name is not valid UTF-8 (made on another system, or unpacked from a zip?): rename it"
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # bytes the file system gave that are not UTF-8, kept as surrogates
+        return False
+
+
+def printable(path: Path) -> Path:
+    """The path with bytes that are not UTF-8 shown as the replacement character, so that it can be shown at all."""
+    return Path(os.fsencode(path).decode("utf-8", "replace"))
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _config_problem(config: dict) -> str | None:
+    """What in config.json is not of the kind the engine writes (a field edited by hand), or None."""
+    for key in CONFIG_OBJECTS:
+        if key in config and not isinstance(config[key], dict):
+            return f"{key} is not an object ({json.dumps(config[key])[:40]})"
+    if "train_minutes" in config and not _number(config["train_minutes"]):
+        return f"train_minutes is not a number ({json.dumps(config['train_minutes'])[:40]})"
+    if "best" in config and not _number(config["best"].get("value")):
+        return f"best.value is not a number ({json.dumps(config['best'].get('value'))[:40]})"
+    return None
+
+
+def _metrics_problem(metrics) -> str | None:
+    """What a metrics file lacks of what the engine writes, or None."""
+    if not isinstance(metrics, dict):
+        return "does not hold a JSON object"
+    if missing := _missing(list(metrics), METRICS_REQUIRED):
+        return f"lacks {', '.join(missing)}"
+    if not _number(metrics["accuracy"]) or not _number(metrics["n"]) or not isinstance(metrics["confusion"], list):
+        return "accuracy, n or confusion is not of the kind the engine writes"
+    return None
 
 
 _VALIDATED: dict[Path, tuple[tuple, Run | None, list[Problem]]] = {}
@@ -247,10 +305,14 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
     for root in roots:
         root = Path(root).expanduser()
         if not root.is_dir():
-            problems.append(Problem(root, "folder does not exist"))
+            problems.append(Problem(root, "is a file, not a folder of runs" if root.exists() else
+                                    "folder does not exist", skipped="folder"))
             continue
         candidates = [root] if (root / "config.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir())
         for folder in candidates:
+            if not _utf8(folder.name):
+                problems.append(Problem(printable(folder), NOT_UTF8))
+                continue
             real = folder.resolve()
             if real in seen or not any((folder / m).exists() for m in RUN_MARKERS):
                 continue

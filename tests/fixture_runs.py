@@ -9,6 +9,7 @@ the dashboard shows can be checked against the CSV it came from.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -253,8 +254,19 @@ def write_broken_runs(runs_dir) -> dict[str, str]:
     first_epoch.mkdir(parents=True, exist_ok=True)
     (first_epoch / "train.log").write_text("decoded 100 images\n")
     (first_epoch / "split.csv").write_text("id,path,split\n")
+    for name, edit in (("data-null", {"data": None}), ("best-value-null", {"best": {"epoch": 3, "value": None}})):
+        (runs_dir / name).mkdir(parents=True, exist_ok=True)  # fields edited by hand
+        (runs_dir / name / "config.json").write_text(json.dumps({"schema_version": 1, "name": name, "classes": CLASSES,
+                                                                 **edit}))
+    odd = os.fsencode(runs_dir) + b"/bad-\xff-name"  # unpacked from a zip made elsewhere: not UTF-8
+    os.makedirs(odd, exist_ok=True)
+    with open(odd + b"/config.json", "w") as f:
+        f.write(json.dumps({"schema_version": 1, "name": "odd", "classes": CLASSES}))
     return {"bad-json": "not valid JSON", "future-schema": "unsupported schema_version",
-            "missing-columns": "lacks columns", "first-epoch": "training in its first epoch"}
+            "missing-columns": "lacks columns", "first-epoch": "training in its first epoch",
+            "data-null": "config.json: data is not an object (null)",
+            "best-value-null": "config.json: best.value is not a number (null)",
+            "bad-\ufffd-name": "its name is not valid UTF-8"}
 
 
 if __name__ == "__main__":  # python -m tests.fixture_runs /tmp/demo-runs  (for looking at the app by hand)

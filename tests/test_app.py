@@ -588,3 +588,31 @@ def test_pages_say_why_their_figures_differ_from_the_overview(monkeypatch, tmp_p
     assert any(c.value.startswith(f"{at.selectbox(key='dis_a').value} evaluated ") and "the figures here are on the 80 "
                "both did, so they differ from the Overview's" in c.value for c in at.caption), \
         [c.value for c in at.caption]
+
+
+def test_damaged_files_in_a_run_are_named_on_its_pages_and_leave_the_others_ranked(monkeypatch, tmp_path):
+    import os
+
+    for name, seed in (("good", 1), ("other", 2), ("damaged", 3)):
+        write_run(tmp_path / "runs", name, n=80, seed=seed, n_boot=5)
+    damaged = tmp_path / "runs" / "damaged"
+    (damaged / "metrics_test.json").write_text("[]")  # valid JSON, not what evaluate writes
+    lines = (damaged / "predictions_val.csv").read_text().splitlines(keepends=True)
+    (damaged / "predictions_val.csv").write_text("".join(lines[:6]))  # 5 rows; its metrics say 80
+    with open(os.fsencode(damaged) + b"/predictions_v\xe9l.csv", "w") as f:  # a stray file named on another system
+        f.write("id\n")
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.multiselect(key="selected_runs").set_value(["good", "other", "damaged"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("its name is not valid UTF-8" in m.value for e in at.sidebar.expander for m in e.markdown)
+    at.selectbox(key="split").set_value("test").run()
+    assert [e.value for e in at.error] == ["Not shown: damaged, whose metrics_test.json cannot be used: does not hold "
+                                           "a JSON object."]
+    at.selectbox(key="split").set_value("val").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(c.value.startswith("Not ranked: damaged, which has predictions for 5 images but metrics for 80 on val")
+               for c in at.caption), [c.value for c in at.caption]
+    assert any("by accuracy" in s.value for s in at.success)  # good and other are still ranked on their images
+    for page in ("views/confusion.py", "views/roc_pr.py", "views/disagreement.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])

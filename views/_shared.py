@@ -337,6 +337,12 @@ def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
             except ValueError as e:  # a file damaged or edited by hand: named, not a traceback
                 st.error(f"Not shown: {r.name}, whose predictions file cannot be used: {e}")
                 have.remove(r)
+    damaged = {p.path: p.reason for p in ctx.problems}
+    for r in list(lacking):  # there, but not readable: said so, not taken for missing
+        f = r.predictions_path(ctx.split) if kind == "predictions" else r.metrics_path(ctx.split)
+        if f in damaged:
+            st.error(f"Not shown: {r.name}, whose {f.name} cannot be used: {damaged[f]}.")
+            lacking.remove(r)
     if lacking:
         elsewhere = sorted({s for r in lacking for s in getattr(r, attr)})
         st.info(f"Not shown: {', '.join(r.name for r in lacking)}, which {'has' if len(lacking) == 1 else 'have'} no "

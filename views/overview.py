@@ -17,15 +17,25 @@ metrics = {r.name: S.metrics(r, ctx.split) for r in have}
 values, cis = report.results_table(metrics)
 
 # Scores on different data sets are not comparable, so the best run is named per data set.
-groups = R.data_groups(have)
 ids = {r.name: None if (df := S.predictions(r, ctx.split)) is None else df["id"] for r in have}
-lines, unranked = report.best_run_lines(values, cis, metrics, groups, ids)
+# The images a run was scored on come from its predictions file: without a usable one that agrees with its metrics,
+# it cannot be paired with the others, and is not ranked (the others still are).
+unpaired = {n: "has no usable predictions file" if i is None else
+            f"has predictions for {len(i):,} images but metrics for {int(metrics[n]['n']):,}"
+            for n, i in ids.items() if i is None or len(i) != metrics[n]["n"]}
+groups = R.data_groups(have)
+pairable = {k: kept for k, names in groups.items() if (kept := [n for n in names if n not in unpaired])}
+lines, unranked = report.best_run_lines(values, cis, metrics, pairable, ids)
 if lines:
     st.success(f"Best on **{ctx.split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
     if ctx.split == "test" and all("val" in r.metrics_splits for r in have):
         st.caption("To choose a run, compare them on val: the test figure of a run chosen by its test figure is "
                    "optimistic.")
+if unpaired:
+    st.caption("Not ranked: " + "; ".join(f"{n}, which {why} on {ctx.split}" for n, why in unpaired.items())
+               + ": which images its figures are on cannot be told, so they are not paired with the others' "
+               "(evaluate it again to write both files).")
 if unranked:
     st.caption(f"Not ranked: {', '.join(unranked)}, each scored on {ctx.split} images no other chosen run on its data "
                "was scored on (a cross-validation's folds, or another split): their figures are not paired.")
