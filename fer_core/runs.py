@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -324,6 +325,36 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
     _make_names_unique(runs)
     runs.sort(key=lambda r: (str(r.config.get("created", "")), r.name), reverse=True)
     return runs, problems
+
+
+CLAIM = ".training"  # in a run folder while a process trains it: "PID HOST" (fer_core.train)
+
+
+def claim_holder(folder) -> tuple[int, str] | None:
+    """(process id, host name) of the process that claimed the run folder for training, None where none did. A claim
+    written with the id alone (by earlier versions) is taken to be this machine's."""
+    try:
+        words = (Path(folder) / CLAIM).read_text().split()
+        return int(words[0]), words[1] if len(words) > 1 else socket.gethostname()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
+
+
+def trainer_gone(folder) -> bool:
+    """Whether the process that claimed the run folder for training has ended (known only where it ran here)."""
+    held = claim_holder(folder)
+    return held is not None and held[1] == socket.gethostname() and not process_alive(held[0])
 
 
 def selection_score(accuracy: float, cccs: list) -> float:

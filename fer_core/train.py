@@ -18,6 +18,7 @@ import platform
 import random
 import shutil
 import signal
+import socket
 import sys
 import time
 from datetime import datetime, timezone
@@ -40,7 +41,7 @@ from .metrics import ccc, summary_line, write_evaluation
 from .models import (BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
                      read_weights_file)
 from .presets import DESCRIPTIONS, PRESETS, resolve
-from .runs import runs_dirs_from_env, selection_score
+from .runs import CLAIM, claim_holder, process_alive, runs_dirs_from_env, selection_score
 from .transforms import AUGMENTATIONS, BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
@@ -1126,50 +1127,33 @@ def _make_run_dir(run_dir: Path) -> Path | None:
     return top
 
 
-CLAIM = ".training"  # in a run folder while a process trains it: that process's id
-
-
 def _claim(run_dir: Path) -> None:
-    """Mark the run folder as trained by this process; Fail where another live process trains it (two trainings
-    started into one --out and --name would write over each other's checkpoints and log). A claim left by a
-    process that is gone is taken over."""
+    """Mark the run folder as trained by this process (runs.CLAIM: its id and host); Fail where another live process
+    trains it (two trainings started into one --out and --name would write over each other's checkpoints and log). A
+    claim left by a process of this machine that is gone is taken over."""
     claim = run_dir / CLAIM
     while True:
         try:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                pid = int(claim.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise Fail(f"{run_dir} is being trained by process {pid} (a training into the same --out and --name): "
-                           f"wait for it to end, or stop it first") from None
+            held = claim_holder(run_dir)
+            if held and held[1] != socket.gethostname():
+                raise Fail(f"{run_dir} is being trained by process {held[0]} on {held[1]}; if that training has "
+                           f"ended, remove {claim}") from None
+            if held and held[0] != os.getpid() and process_alive(held[0]):
+                raise Fail(f"{run_dir} is being trained by process {held[0]} (a training into the same --out and "
+                           f"--name): wait for it to end, or stop it first") from None
             claim.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+            f.write(f"{os.getpid()} {socket.gethostname()}")
         return
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's: alive
-        return True
-    return True
 
 
 def _release(run_dir: Path | None) -> None:
     """Remove this process's claim on the run folder."""
-    claim = run_dir / CLAIM if run_dir else None
-    try:
-        if claim and claim.read_text().strip() == str(os.getpid()):
-            claim.unlink()
-    except OSError:
-        pass
+    if run_dir and (claim_holder(run_dir) or (None,))[0] == os.getpid():
+        (run_dir / CLAIM).unlink(missing_ok=True)
 
 
 def _close_log():

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fer_core import runs as R
 from fer_core.labels import CLASSES
 from tests.fixture_runs import make_fixture_runs, write_broken_runs, write_cv_folds, write_run
 
@@ -616,3 +618,21 @@ def test_damaged_files_in_a_run_are_named_on_its_pages_and_leave_the_others_rank
     for page in ("views/confusion.py", "views/roc_pr.py", "views/disagreement.py"):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
+
+
+def test_a_run_whose_training_process_ended_is_not_said_to_be_training(monkeypatch, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    run = write_run(tmp_path / "runs", "killed", epochs=10)
+    _as_training(run, 3)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run / R.CLAIM).write_text(f"{gone.stdout.strip()} {socket.gethostname()}")  # its process was killed
+    at = _app(monkeypatch, tmp_path / "runs")
+    assert not at.info and [w.value for w in at.warning] == [
+        f"**killed** is marked as training, but the process that trained it has ended without finishing (killed, or "
+        f"its machine restarted): `python -m fer_core.train --resume {run}` continues it from its last epoch."]
+    (run / R.CLAIM).write_text(f"{os.getpid()} {socket.gethostname()}")  # alive: still training
+    at = _app(monkeypatch, tmp_path / "runs")
+    assert not at.warning and "still training" in at.info[0].value

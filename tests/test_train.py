@@ -1198,7 +1198,7 @@ def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
     assert not (tmp_path / "r" / train.CLAIM).exists()  # released at the end
-    (tmp_path / "r" / train.CLAIM).write_text(str(os.getppid()))  # a live process training it
+    (tmp_path / "r" / train.CLAIM).write_text(str(os.getppid()))  # a live process training it (an older claim: no host)
     before = (tmp_path / "r" / "config.json").read_bytes()
     capsys.readouterr()
     assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 2
@@ -1208,3 +1208,7 @@ def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys):
     (tmp_path / "r" / train.CLAIM).write_text(gone.stdout.strip())  # left by a process that has ended
     assert run_train("--resume", tmp_path / "r", "--epochs", "2") == 0
     assert not (tmp_path / "r" / train.CLAIM).exists()
+    (tmp_path / "r" / train.CLAIM).write_text("4242 another-machine")  # on a shared disk: cannot be told, refused
+    assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 2
+    assert "is being trained by process 4242 on another-machine; if that training has ended, remove" in \
+        capsys.readouterr().err

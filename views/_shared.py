@@ -312,13 +312,18 @@ def require_runs(need_split: bool = True) -> LabContext:
         st.stop()
     if need_split and ctx.split is None:
         training = [r for r in ctx.runs if r.config.get("status") == "running"]
+        for r in [r for r in training if R.trainer_gone(r.path)]:
+            training.remove(r)
+            st.warning(f"**{r.name}** is marked as training, but the process that trained it has ended without "
+                       f"finishing (killed, or its machine restarted): `python -m fer_core.train --resume {r.path}` "
+                       "continues it from its last epoch.")
         if training:
             one = len(training) == 1
             st.info(f"{', '.join(f'**{r.name}**' for r in training)} {'is' if one else 'are'} still training: this "
                     f"page shows {'its' if one else 'their'} results when {'it ends' if one else 'they end'} (read "
                     f"again every {REFRESH_S} s); Training curves follows {'it' if one else 'them'} epoch by epoch.")
             rerun_when(lambda: not any(still_training(r) for r in training))
-        else:
+        elif not any(r.config.get("status") == "running" for r in ctx.runs):
             st.warning("None of the chosen runs has a predictions_<split>.csv: choose a run that has finished.")
         st.stop()
     return ctx
