@@ -342,6 +342,17 @@ def claim_holder(folder) -> tuple[int, str] | None:
 
 def process_alive(pid: int) -> bool:
     """Whether a process of this id runs on this machine."""
+    if os.name == "nt":  # there os.kill(pid, 0) would end the process (TerminateProcess): ask Windows instead
+        import ctypes
+
+        kernel = ctypes.windll.kernel32
+        handle = kernel.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return kernel.GetLastError() == 5  # access denied: another user's, alive
+        code = ctypes.c_ulong()
+        ok = kernel.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel.CloseHandle(handle)
+        return bool(ok) and code.value == 259  # STILL_ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

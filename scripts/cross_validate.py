@@ -148,8 +148,9 @@ def _train(folder: Path, args: list[str], out: Path, what: str) -> int:
     # (Python's subprocess would kill it 0.25 s later) and then says how to go on
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        rc = subprocess.run(command, env=ENV,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)).returncode
+        # POSIX children inherit the ignored SIGINT: restored in them; Windows has no preexec_fn, nor that inheritance
+        default_sigint = {} if os.name == "nt" else {"preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}
+        rc = subprocess.run(command, env=ENV, **default_sigint).returncode
     finally:
         signal.signal(signal.SIGINT, previous)
     if rc:
