@@ -35,9 +35,10 @@ if (HERE / "views" / "predict.py").is_file():
 pg = st.navigation(pages)
 # Streamlit forgets a widget's value when its page is left; writing these back keeps the user's choices
 # (runs compared, gallery filters) for when they return. The pages check that a kept value is still an option.
+MANY_RUNS = 30  # chosen runs beyond which pages grow slow and their charts crowded
 KEPT = ("per_class_metric", "cm_diff_a", "cm_diff_b", "cm_cells", "dis_a", "dis_b", "gallery_query", "gallery_run",
         "gallery_true", "gallery_pred", "gallery_sort", "gallery_per_page", "gallery_page-", "va_run", "va_points",
-        "predict_model", "predict_runtime")
+        "predict_model", "predict_runtime", "roc_run")
 for key in [k for k in st.session_state if str(k).startswith(KEPT)]:  # "gallery_page-...": one per filter choice
     st.session_state[key] = st.session_state[key]
 
@@ -88,6 +89,9 @@ with st.sidebar:
                             "scored on every image, on its test split.")
     by_name = {r.name: r for r in all_runs}
     runs = [by_name[name] for name in chosen]  # in the order chosen
+    if len(runs) > MANY_RUNS:
+        st.warning(f"{len(runs)} runs chosen: every page draws each of them, so some pages take a minute or more, "
+                   "and their charts are hard to read. A dozen or so compare well.")
 
     splits = sorted({s for r in runs for s in r.splits}, key=lambda s: (SPLIT_ORDER.get(s, 9), s))
     if splits:  # at first, the first chosen run's first split (an evaluation folder may hold only its own)

@@ -636,3 +636,18 @@ def test_a_run_whose_training_process_ended_is_not_said_to_be_training(monkeypat
     (run / R.CLAIM).write_text(f"{os.getpid()} {socket.gethostname()}")  # alive: still training
     at = _app(monkeypatch, tmp_path / "runs")
     assert not at.warning and "still training" in at.info[0].value
+
+
+def test_many_runs_get_one_run_chooser_for_their_curves_and_a_warning(monkeypatch, tmp_path):
+    for k in range(31):
+        write_run(tmp_path / "runs", f"run{k:02d}", n=30, seed=k, n_boot=2, splits=("val",))
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.multiselect(key="selected_runs").set_value([f"run{k:02d}" for k in range(8)]).run()
+    assert not at.sidebar.warning
+    at.switch_page("views/roc_pr.py").run()
+    assert not at.exception and not at.tabs and at.selectbox(key="roc_run").value == "run00"
+    assert _plotly(at) == 5  # both macro charts, the chosen run's ROC and PR, the reliability diagram
+    at.selectbox(key="roc_run").set_value("run05").run()
+    assert json.loads(at.get("plotly_chart")[2].proto.spec)["layout"]["title"]["text"].startswith("run05: ROC")
+    at.multiselect(key="selected_runs").set_value([f"run{k:02d}" for k in range(31)]).run()
+    assert at.sidebar.warning[0].value.startswith("31 runs chosen: every page draws each of them")

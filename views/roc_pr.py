@@ -21,8 +21,15 @@ if len(have) >= 2:
         exact = {r.name: exact_aucs(S.metrics(r, ctx.split), kind).get("macro") for r in have}
         S.chart(macro_figure({r.name: S.curves(r, ctx.split, kind) for r in have}, kind, colors, exact),
                 width="stretch", key=f"macro-{kind}")
-for tab, run in zip(st.tabs([r.name for r in have]), have):
-    with tab:
+# A tab per run draws every run's charts at once: with many runs, one chosen run's instead
+MAX_TABS = 6
+if len(have) <= MAX_TABS:
+    places = zip(st.tabs([r.name for r in have]), have)
+else:
+    by_name = {r.name: r for r in have}
+    places = [(st.container(), by_name[S.choice(st, "Per-class curves of", list(by_name), "roc_run")])]
+for place, run in places:
+    with place:
         m = S.metrics(run, ctx.split)
         S.chart(curve_figure(S.curves(run, ctx.split, "roc"), "roc", f"{run.name}: ROC",
                              exact_aucs(m, "roc")), width="stretch", key=f"roc-{run.name}")
