@@ -242,9 +242,9 @@ def main(args) -> int:
               f"{after['mean_confidence']:.3f} (accuracy {before['accuracy']:.3f})")
     if worse:
         split, before, after = worse
-        print(f"warning: on the held-out {split} images ECE rises ({before['ece']:.3f} -> {after['ece']:.3f}) while NLL "
-              f"moves {before['nll']:.3f} -> {after['nll']:.3f}: T = {t:.2f} may not help this model (on {len(y)} "
-              f"images the fit is noisy); the predicted classes stay the same either way", file=sys.stderr)
+        print(f"warning: on the held-out {split} images ECE rises ({before['ece']:.3f} -> {after['ece']:.3f}) "
+              f"while NLL moves {before['nll']:.3f} -> {after['nll']:.3f}: T = {t:.2f} may not help this model (on "
+              f"{len(y)} images the fit is noisy); the predicted classes stay the same either way", file=sys.stderr)
     if args.dry_run:
         return 0
     entry = {"value": round(t, 4), "fitted_on": args.split, "n": int(len(y)),

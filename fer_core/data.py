@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .images import IMAGE_EXTS, ImageError, decode_images, files_under, load_image  # noqa: F401  (part of this module's API)
+from .images import (IMAGE_EXTS, ImageError, decode_images, files_under,  # noqa: F401  (part of this module's API)
+                     load_image)
 from .labels import CLASSES, class_index, close_class
 
 

@@ -559,7 +559,8 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
             from None
     probs = df[PROB_COLS].to_numpy(np.float64)
     checks = [(df.empty, "no rows, only the header"),
-              (not df[["true", "pred"]].isin(range(len(CLASSES))).all(axis=None), "a true or predicted class outside 0-7"),
+              (not df[["true", "pred"]].isin(range(len(CLASSES))).all(axis=None),
+               "a true or predicted class outside 0-7"),
               (not (np.isfinite(probs) & (probs >= 0) & (probs <= 1)).all(),
                "probabilities that are not finite numbers in [0, 1]"),
               (not df.empty and np.abs(probs.sum(axis=1) - 1).max() > 1e-3,

@@ -886,7 +886,8 @@ def _split(args, cfg, index, run_dir):
                                       fold=args.fold)
         cfg["split"]["source"] = "predefined" if predefined else "stratified"
         if args.fold:
-            cfg["split"].update(source="fold", fold=args.fold[0], folds=args.fold[1])
+            k, n = args.fold
+            cfg["split"].update(source="fold", fold=k, folds=n, test_frac=round(1 / n, 4))  # the K-th of N folds
     return assignment
 
 
