@@ -971,7 +971,7 @@ def _decode(root, samples, size, rank, what=""):
 
 
 def _dataset(split_cache, soft=False, landmarks=False):
-    """Targets are class indices, or with ``soft`` each image's vote distribution (when every image has one); with
+    """Targets are class indices, or with ``soft`` each image's vote distribution (one-hot for images without); with
     ``landmarks`` also each image's [68, 2] landmarks (NaN for images without, e.g. --extra-data's)."""
     images, samples = split_cache
     voted = sum(s.votes is not None for s in samples)

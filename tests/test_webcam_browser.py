@@ -130,7 +130,8 @@ def test_live_stream_comes_back_annotated(server, camera, tmp_path):
             else:
                 assert "No face found" in text and "Whole image" in text
             # side by side: the picture and the predictions both in the window's width
-            box_video, box_panel = frame.locator("video").bounding_box(), page.locator(".st-key-live-panel").bounding_box()
+            box_video = frame.locator("video").bounding_box()
+            box_panel = page.locator(".st-key-live-panel").bounding_box()
             assert box_panel["x"] > box_video["x"] + box_video["width"] - 1
             frame.get_by_role("button", name="STOP").click()
             # its last predictions stay, said to be from a stopped stream
