@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import math
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,11 +41,15 @@ def _single_threaded_openmp() -> None:
     whose threads busy-wait. On 2 cores shared with other work a 320 px detection then took 420 ms with two
     threads and 12 ms with one; with a whole core free, one thread is still within a few ms of two.
     """
-    handles = [ctypes.CDLL(None)]  # the global scope: torch's libgomp when torch is loaded
+    handles = [] if os.name == "nt" else [ctypes.CDLL(None)]  # the global scope: torch's libgomp when torch is loaded
     spec = importlib.util.find_spec("yuface")
     if spec and spec.origin:
         libs = Path(spec.origin).parent.parent / "yuface.libs"
-        handles += [ctypes.CDLL(str(p)) for p in libs.glob("libgomp*")]  # yuface's own copy otherwise
+        for p in libs.glob("libgomp*"):  # yuface's own copy otherwise
+            try:
+                handles.append(ctypes.CDLL(str(p)))
+            except OSError:
+                pass
     for h in handles:
         fn = getattr(h, "omp_set_num_threads", None)
         if fn is not None:

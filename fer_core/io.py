@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -37,16 +38,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the permissions open() would
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb") as f:  # closed before any unlink below: Windows deletes no open file
+            if hasattr(os, "fchmod"):  # (Windows has none before Python 3.13, nor 0600 files to mend)
+                os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the permissions open() would
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def replace(src, dst) -> None:
+    """os.replace; on Windows tried again for up to a second where another process holds ``dst`` open for a moment
+    (the dashboard reading it, a virus scanner), which makes Windows refuse the rename."""
+    tries = 20 if os.name == "nt" else 1
+    for i in range(tries):
+        try:
+            return os.replace(src, dst)
+        except PermissionError:
+            if i == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 def atomic_write_text(path, text: str) -> None:
@@ -72,7 +87,7 @@ def _finite(o):
 
 def atomic_write_csv(path, df) -> None:
     """Write a pandas DataFrame as CSV atomically."""
-    atomic_write_text(path, df.to_csv(index=False))
+    atomic_write_text(path, df.to_csv(index=False, lineterminator="\n"))  # the same bytes on every system
 
 
 def atomic_torch_save(path, obj) -> None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .io import atomic_torch_save
+from .io import atomic_torch_save, replace
 from .labels import NUM_CLASSES
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -608,7 +608,7 @@ def _seed_hub_cache(backbone: str, filename: str) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".part")
         shutil.copyfile(off, tmp)
-        os.replace(tmp, target)
+        replace(tmp, target)
         return f"offline package {OFFLINE_SOURCES[backbone][0]}"
     return "download"
 

@@ -95,7 +95,8 @@ def collect_images(args_images) -> list[Path]:
     for a in args_images:
         p = Path(a)
         if p.is_dir():
-            out += [f for f in files_under(p) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()]
+            out += [f for f in files_under(p) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)]  # macOS's "._x.jpg"
         else:
             out.append(p)
     once: dict[str, Path] = {}  # a file named twice (or a folder and a file in it) is processed once

@@ -344,11 +344,13 @@ def process_alive(pid: int) -> bool:
     """Whether a process of this id runs on this machine."""
     if os.name == "nt":  # there os.kill(pid, 0) would end the process (TerminateProcess): ask Windows instead
         import ctypes
+        from ctypes import wintypes
 
-        kernel = ctypes.windll.kernel32
+        kernel = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel.OpenProcess.restype = wintypes.HANDLE
         handle = kernel.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
-            return kernel.GetLastError() == 5  # access denied: another user's, alive
+            return ctypes.get_last_error() == 5  # access denied: another user's, alive
         code = ctypes.c_ulong()
         ok = kernel.GetExitCodeProcess(handle, ctypes.byref(code))
         kernel.CloseHandle(handle)

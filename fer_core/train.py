@@ -35,7 +35,7 @@ from tqdm import tqdm
 from . import data as fdata
 from .evaluate import (ferplus_paper_rule, paper_rule_line, predict_arrays, predictions_frame, same_data,
                        saved_split)
-from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, unwritable_folder
+from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, replace, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc, summary_line, write_evaluation
 from .models import (BACKBONES, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
@@ -755,7 +755,7 @@ def _prepare_run(args, rank, world=1):
             raise Fail(f"preset {args.preset} starts from the best checkpoint of a {first} run, and there is none at "
                        f"{looked}: train the {first} preset first (python -m fer_core.train --data PATH/TO/FERPLUS "
                        f"--preset {first} --name {first} --out {args.out}), or give --weights PATH")
-        r["weights"] = str(mine)
+        r["weights"] = mine.as_posix()  # recorded alike on every system
     if r.get("mixup") and r.get("cutmix"):
         raise Fail("--mixup and --cutmix do not go together: choose one")
     if r.get("resize_from") and not 16 <= r["resize_from"] < r["img_size"]:
@@ -1047,14 +1047,14 @@ def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, 
     if improved:
         atomic_torch_save(ckpts / "best.next.pt", state)
     table = pd.DataFrame(history)
-    state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), history_csv=table.to_csv(index=False))
+    state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), history_csv=table.to_csv(index=False, lineterminator="\n"))
     if ema is not None:
         state.update(model=model.state_dict(), ema=ema.state_dict())
     if isinstance(trained, WithLandmarks):  # to resume with it; best.pt keeps only the model
         state["landmark_head"] = trained.landmarks.state_dict()
     atomic_torch_save(ckpts / "last.pt", state)
     if improved:
-        os.replace(ckpts / "best.next.pt", ckpts / "best.pt")
+        replace(ckpts / "best.next.pt", ckpts / "best.pt")
     atomic_write_csv(run_dir / "history.csv", table)
     atomic_write_json(run_dir / "config.json", cfg)
 
@@ -1065,7 +1065,7 @@ def _settle_best(ckpts: Path, epoch: int) -> None:
     nxt = ckpts / "best.next.pt"
     if nxt.is_file():
         if read_weights_file(nxt, "cannot resume")["epoch"] == epoch:
-            os.replace(nxt, ckpts / "best.pt")
+            replace(nxt, ckpts / "best.pt")
         else:
             nxt.unlink()
 
@@ -1175,7 +1175,7 @@ def _setup_logging(run_dir):
     log.addHandler(h)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(run_dir / "train.log")
+        fh = logging.FileHandler(run_dir / "train.log", encoding="utf-8")  # not the locale's code page (Windows)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(fh)
 

@@ -85,7 +85,7 @@ def recorded_path(run: Path) -> str:
     """How config.json names a member run: relative to the project root when inside it, else absolute (so that
     fer_core.export finds it from wherever it runs)."""
     run = Path(os.path.abspath(run))
-    return str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run)
+    return (run.relative_to(ROOT) if run.is_relative_to(ROOT) else run).as_posix()  # alike on every system
 
 
 def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:

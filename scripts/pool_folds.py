@@ -48,7 +48,7 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
                   "counts": {"test": len(df)}},
         "hardware": first.get("hardware"), "precision": training_precision(first),
         "train_minutes": stages_minutes(run_dirs),
-        "fold_runs": [{"run": str(d), "fold": c["split"]["fold"], "stages": training_stages(d)}
+        "fold_runs": [{"run": Path(d).as_posix(), "fold": c["split"]["fold"], "stages": training_stages(d)}
                       for d, c in zip(run_dirs, configs)]}
     atomic_write_json(out / "config.json", config)
     return metrics, config

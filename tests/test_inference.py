@@ -583,6 +583,7 @@ def test_predict_cli_follows_linked_folders_and_names_extra_frames(ckpt, tmp_pat
     frames[1].save(shown / "cat.png")
     (shown / "linked").symlink_to(real)
     (real / "sub" / "up").symlink_to(real)  # a loop: searched once
+    (shown / "._cat.png").write_bytes(b"\0\5\26\7")  # macOS's resource fork beside a copied photo: not a photo
     out_json = tmp_path / "p.json"
     assert run_cli([shown, "--run", ckpt, "--json", out_json]) == 0
     out, err = capsys.readouterr()
