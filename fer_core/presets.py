@@ -1,5 +1,11 @@
 """Training recipes. BASE is the original study's recipe; presets override parts of it; flags override presets."""
 
+# The networks and augmentations a recipe may name (fer_core.models builds them, fer_core.transforms applies them).
+BACKBONES = ["resnet50", "efficientnet_b0", "mobilenet_v2", "efficientnet_lite0", "efficientnet_lite1",
+             "efficientnet_lite2", "dlib_face_resnet", "hse_face_mobilenet", "mobileface", "facenet",
+             "mobilenet_v3_large", "resnet18"]
+AUGMENTATIONS = ["none", "v1", "v2"]
+
 BASE = dict(
     backbone="resnet50", weights="imagenet", img_size=224, epochs=34, batch_size=32, lr=1e-4, weight_decay=1e-5,
     warmup_epochs=0.0, label_smoothing=0.1, va_weight=1.0, va_loss="mse", aug="v1", class_balance=False,

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-AUGMENTATIONS = ["none", "v1", "v2"]
+from .presets import AUGMENTATIONS  # noqa: F401  (the names, where the command line reads them without torch)
+
 # The 68-point (iBUG / Multi-PIE) landmark each landmark becomes in a mirrored face: jaw, brows, nose, eyes, mouth.
 MIRROR_68 = ([*range(16, -1, -1)] + [*range(26, 16, -1)] + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
              + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]

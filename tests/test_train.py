@@ -1212,3 +1212,15 @@ def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys):
     assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 2
     assert "is being trained by process 4242 on another-machine; if that training has ended, remove" in \
         capsys.readouterr().err
+
+
+def test_help_and_a_mistyped_flag_answer_before_torch_loads():
+    import subprocess
+
+    for argv, rc in ((["--help"], 0), (["--epochs", "two"], 2)):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "fer_core.train", *argv], capture_output=True,
+                           text=True, cwd=Path(__file__).resolve().parents[1])
+        assert r.returncode == rc, r.stderr[-500:]
+        assert not any(line.rstrip().endswith("| torch") for line in r.stderr.splitlines())
+    assert "presets:" in subprocess.run([sys.executable, "-m", "fer_core.train", "--help"], capture_output=True,
+                                        text=True).stdout
