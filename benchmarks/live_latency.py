@@ -149,10 +149,13 @@ def main(argv=None) -> int:
     fast_key = f"live: detect 320, reuse boxes x{args.reuse}"
     naive_key = min(naive_keys, key=lambda k: statistics.median(rows[k]))
     naive_med, naive_mean = statistics.median(rows[naive_key]), statistics.mean(rows[naive_key])
+    # With boxes reused, one frame in reuse + 1 also detects: the median is a frame that does not, so the mean (a
+    # whole detect-and-reuse cycle over its frames) is what a frame costs on average, and what the target is judged on.
     for key in ("live: detect 320 every frame", fast_key):
         med, mean = statistics.median(rows[key]), statistics.mean(rows[key])
-        print(f"{key}: median {med:.1f} ms, mean {mean:.1f} ms -> {naive_med / med:.1f}x faster than the naive "
-              f"pipeline by median, {naive_mean / mean:.1f}x by mean (target: <= 25 ms median and >= 3x)")
+        print(f"{key}: mean {mean:.1f} ms per frame (median {med:.1f}) -> {naive_mean / mean:.1f}x faster than the "
+              f"naive pipeline by mean, {naive_med / med:.1f}x by median (target: <= 25 ms per frame on average and "
+              ">= 3x)")
     tmp.cleanup()
     return 0
 
