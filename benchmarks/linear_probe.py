@@ -74,7 +74,8 @@ def probe(X: np.ndarray, y: np.ndarray, va: np.ndarray | None, folds: list[np.nd
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="../shared/data/affectnet8-4k")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "affectnet8-4k"),
+                   help="AffectNet-layout data folder (default: ../shared/data/affectnet8-4k beside the checkout)")
     p.add_argument("--backbones", nargs="+", default=["hse_face_mobilenet:150", "dlib_face_resnet:112",
                                                        "mobileface:112"], metavar="NAME:SIZE")
     p.add_argument("--combine", nargs="*", default=None, metavar="A,B",

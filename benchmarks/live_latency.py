@@ -88,11 +88,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="run folder / run name / .pt file (default: models/default/)")
     p.add_argument("--onnx", help="an exported .onnx file")
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--naive-frames", type=int, default=15)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--frames", type=int, default=60, help="timed frames per live row (4 or more)")
+    p.add_argument("--naive-frames", type=int, default=15, help="timed frames per naive row (2 or more)")
+    p.add_argument("--threads", type=int, default=2, help="threads for ONNX Runtime, PyTorch and OpenCV (1 or more)")
     p.add_argument("--reuse", type=int, default=2, help="frames that reuse the last boxes between detections")
     args = p.parse_args(argv)
+    for flag, value, low in (("--frames", args.frames, 4), ("--naive-frames", args.naive_frames, 2),
+                             ("--threads", args.threads, 1), ("--reuse", args.reuse, 0)):
+        if value < low:
+            p.error(f"{flag} must be {low} or more (got {value})")
 
     import torch
 
@@ -109,7 +113,11 @@ def main(argv=None) -> int:
             return 2
         path = untrained_model(Path(tmp.name))
         note = "no default model yet: timing an UNTRAINED efficientnet_lite0 at 112 px (same cost as a trained one)"
-    pred = Predictor(path, backend="onnx", detect_side=320, threads=args.threads)
+    try:
+        pred = Predictor(path, backend="onnx", detect_side=320, threads=args.threads)
+    except (ModelNotFound, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(pred.describe())
     if note:
         print(note)

@@ -26,14 +26,20 @@ from fer_core.models import build_model  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="../shared/data/affectnet8-4k")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "affectnet8-4k"),
+                   help="AffectNet-layout data folder (default: ../shared/data/affectnet8-4k beside the checkout)")
     p.add_argument("--backbone", default="hse_face_mobilenet")
     p.add_argument("--img-size", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--batches", type=int, default=4, help="batches of a seeded stratified choice of images")
-    p.add_argument("--radii", default="0,0.001,0.005,0.01,0.05,0.5")
+    p.add_argument("--radii", default="0,0.001,0.005,0.01,0.05,0.5",
+                   help="comma-separated perturbation radii, relative to the weights' norm")
     a = p.parse_args()
-    index = fdata.read_dataset(a.data)
+    try:
+        radii = [float(r) for r in a.radii.split(",")]
+        index = fdata.read_dataset(a.data)
+    except (ValueError, fdata.DataError) as e:
+        p.error(str(e))
     samples = fdata.stratified_subset(index.samples, a.batch_size * a.batches, seed=0)
     images, ok, _ = fdata.decode_images(index.root, samples, a.img_size)
     torch.manual_seed(0)
@@ -69,7 +75,7 @@ def main() -> None:
     print(f"{a.backbone} ({info.weights_loaded}), {a.batches} batches of {a.batch_size} images at {a.img_size} px")
     print(f"{'':9s} {'radius':>7s} {'loss there':>10s} {'cosine':>7s}  (per batch)")
     for adaptive in (False, True):
-        for rho in (float(v) for v in a.radii.split(",")):
+        for rho in radii:
             torch.manual_seed(1)
             runs = [measure(x, y, rho, adaptive) for x, y in zip(xs, ys)]
             cos = [c for _, c in runs]

@@ -8,12 +8,16 @@ project, NCHW weights: the same with the weights in the default contiguous layou
 project, bf16:  the project pipeline under bfloat16 autocast (`--bf16`), where the CPU computes bfloat16 natively.
 naive:   PIL decode + torchvision transforms per sample on every epoch, DataLoader with 2 workers (the study's setup),
          NCHW weights.
-All run the same forward/backward/AdamW step; the figure is steady-state images/s after one warm-up batch.
+All run the same forward/backward/AdamW step; the figure is the median of the batches' images/s (loading included,
+the range beside it) after one warm-up batch, with the CPU and its load average, which tell whether it can be trusted.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,10 +50,11 @@ class NaiveDataset(Dataset):
         return self.tf(img), s.label, torch.tensor([s.valence, s.arousal], dtype=torch.float32)
 
 
-def images_per_second(model, loader, batches, augment=None, bf16=False):
+def images_per_second(model, loader, batches, augment=None, bf16=False) -> list[float]:
+    """Images per second of each timed batch, loading included (from the end of one step to the end of the next)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
-    n, t0 = 0, None
+    rates, t_prev = [], None
     for i, (x, y, va) in enumerate(loader):
         if augment is not None:
             x = augment(x)
@@ -59,13 +64,21 @@ def images_per_second(model, loader, batches, augment=None, bf16=False):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i == 0:  # warm-up batch (worker start, allocator) not counted
-            t0 = time.perf_counter()
-            continue
-        n += len(y)
+        now = time.perf_counter()
+        if i > 0:  # the first batch warms up (worker start, allocator) and is not counted
+            rates.append(len(y) / (now - t_prev))
+        t_prev = now
         if i >= batches:
             break
-    return n / (time.perf_counter() - t0)
+    return rates
+
+
+def _cpu() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        return next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def main():
@@ -98,13 +111,23 @@ def main():
     ips_project = images_per_second(copy.deepcopy(model), project, a.batches, augment)
     native_bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     ips_bf16 = images_per_second(model, project, a.batches, augment, bf16=True) if native_bf16 else None
-    print(f"{'pipeline':22s} {'img/s':>8s}")
-    print(f"{'naive':22s} {ips_naive:8.1f}")
-    print(f"{'project, NCHW weights':22s} {ips_nchw:8.1f}")
-    print(f"{'project':22s} {ips_project:8.1f}   (+ one-off decode of {len(ok)} images: {decode_s:.2f} s, "
-          f"{len(ok) / decode_s:.0f} img/s)")
-    print(f"{'project, bf16':22s} " + (f"{ips_bf16:8.1f}" if ips_bf16 else "   (this CPU has no native bfloat16)"))
-    print(f"ratio project/naive: {ips_project / ips_naive:.2f}x")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{_cpu()}, {os.cpu_count()} CPUs, load average {load:.1f} (above the CPU count, other work shares the "
+          "cores and the figures below are low and spread)")
+    print(f"{'pipeline':22s} {'img/s':>8s}  (median over the timed batches [slowest, fastest])")
+
+    def row(name, rates, extra=""):
+        print(f"{name:22s} {statistics.median(rates):8.1f}  [{min(rates):.1f}, {max(rates):.1f}]{extra}")
+
+    row("naive", ips_naive)
+    row("project, NCHW weights", ips_nchw)
+    row("project", ips_project, f"   (+ one-off decode of {len(ok)} images: {decode_s:.2f} s, "
+                                f"{len(ok) / decode_s:.0f} img/s)")
+    if ips_bf16:
+        row("project, bf16", ips_bf16)
+    else:
+        print(f"{'project, bf16':22s}    (this CPU has no native bfloat16)")
+    print(f"ratio project/naive (medians): {statistics.median(ips_project) / statistics.median(ips_naive):.2f}x")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core import data as fdata  # noqa: E402
 from fer_core.evaluate import model_from_checkpoint, predictions_frame, saved_split  # noqa: E402
-from fer_core.inference import load_checkpoint  # noqa: E402
+from fer_core.inference import ModelNotFound, load_checkpoint, run_path  # noqa: E402
 from fer_core.metrics import compute_metrics  # noqa: E402
 
 D = 0.1  # corner crops of 90% of the side sit flush with two edges: 0.1 in affine_grid's [-1, 1] coordinates
@@ -46,10 +46,14 @@ def view(x: torch.Tensor, scale: float, tx: float, ty: float, degrees: float) ->
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", required=True, help="run folder with checkpoints/best.pt and split.csv")
+    p.add_argument("--run", required=True, help="run folder (or run name) with checkpoints/best.pt and split.csv; "
+                   f"the views: {', '.join(VIEWS)}")
     a = p.parse_args()
-    run = Path(a.run)
-    model, cfg = model_from_checkpoint(load_checkpoint(run / "checkpoints" / "best.pt"))
+    run = run_path(a.run)
+    try:
+        model, cfg = model_from_checkpoint(load_checkpoint(run / "checkpoints" / "best.pt"))
+    except ModelNotFound as e:
+        p.error(f"{e} (a run folder with its weights: the shipped reference runs have none)")
     model.eval()
     index = fdata.read_dataset(cfg["data"]["root"], cfg["data"]["layout"])
     assignment = saved_split(run)
