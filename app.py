@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core import runs as R
-from views._shared import MAX_DEFAULT_RUNS, LabContext
+from views._shared import MAX_DEFAULT_RUNS, LabContext, md
 
 HERE = Path(__file__).resolve().parent
 SPLIT_ORDER = {"val": 0, "test": 1, "train": 2}
@@ -108,7 +108,7 @@ with st.sidebar:
         with st.expander(f":warning: Skipped ({len(problems)})"):
             for p in problems:
                 what = {"run": "run skipped", "folder": "not read"}.get(p.skipped, f"split '{p.skipped}' skipped")
-                st.markdown(f"**{p.path.name}** ({what}): {p.reason}  \n`{p.path}`")
+                st.markdown(f"**{md(p.path.name)}** ({what}): {p.reason}  \n`{p.path}`")
 
 st.session_state["lab"] = LabContext(runs=runs, all_runs=all_runs, split=split, data_root_override=override or "",
                                      problems=problems, roots=roots)

@@ -213,6 +213,11 @@ def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
     return str(col.idxmax() if HIGHER_IS_BETTER.get(metric, True) else col.idxmin())
 
 
+def md(text: str) -> str:
+    """A run name (any folder name) as literal Markdown text: "$" would start LaTeX, "*" or "_" emphasis."""
+    return re.sub(r"([\\`*_\[\]$<>~|])", r"\\\1", str(text))
+
+
 def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, groups: dict, ids: dict
                    ) -> tuple[list[str], list[str]]:
     """The overview's "best" lines (markdown), one per set of runs ranked together, and the runs left unranked.
@@ -230,13 +235,13 @@ def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, group
             best = best_run(sub, "Accuracy")
             if not best:
                 continue
-            line = f"**{best}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
+            line = f"**{md(best)}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
             if tied := runs_within_noise(sub, cis.loc[names], best, "Accuracy"):
-                line += (f", with {', '.join(tied)} inside its 95% interval: on these images a tie (Model "
+                line += (f", with {', '.join(map(md, tied))} inside its 95% interval: on these images a tie (Model "
                          "disagreement tests runs on the same images)")
             best_va = best_run(sub, "Valence CCC")
             if best_va and "Arousal CCC" in sub:
-                line += f", **{best_va}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
+                line += f", **{md(best_va)}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
             among = [f"on {label}"] if len(groups) > 1 else []
             among += [f"scored on the same {int(metrics[best]['n']):,} images"] if len(same) > 1 else []
             lines.append(line + (f" — among runs {', '.join(among)}" if among else ""))

@@ -758,3 +758,8 @@ def test_data_groups_put_runs_by_the_data_they_were_scored_on():
             for n, lay, root in (("a", "affectnet", "/d/a"), ("f", "ferplus", "/d/f"), ("b", "affectnet", "/d/a"),
                                  ("old", None, None))]
     assert R.data_groups(runs) == {("affectnet", "/d/a"): ["a", "b"], ("ferplus", "/d/f"): ["f"], ("?", "?"): ["old"]}
+
+
+def test_run_names_are_literal_in_markdown():
+    assert report.md("lr$1e-3 and $2") == "lr\\$1e-3 and \\$2"  # two "$" would start LaTeX
+    assert report.md("**x**_<b>") == "\\*\\*x\\*\\*\\_\\<b\\>" and report.md("hse-best.v2") == "hse-best.v2"

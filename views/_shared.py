@@ -19,7 +19,7 @@ from fer_core.calibrate import apply_temperature, temperature_of
 from fer_core.data import FERPLUS_SPLITS, ferplus_votes
 from fer_core.explain import describe_map, heat_overlay, occlusion_map
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
-from fer_core.report import run_colors
+from fer_core.report import md, run_colors
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
 from fer_core.report_va import intensity_table
@@ -279,7 +279,7 @@ def empty_state() -> None:
                 and not (p.path / "config.json").is_file()]
     if starting:
         one = len(starting) == 1
-        st.info(f"{', '.join(f'**{p.name}**' for p in starting)} {'is in its' if one else 'are in their'} first "
+        st.info(f"{', '.join(f'**{md(p.name)}**' for p in starting)} {'is in its' if one else 'are in their'} first "
                 f"epoch: this page shows {'it' if one else 'them'} when that epoch ends (read again every "
                 f"{REFRESH_S} s).")
         rerun_when(lambda: any((p / "config.json").is_file() for p in starting))
@@ -314,12 +314,12 @@ def require_runs(need_split: bool = True) -> LabContext:
         training = [r for r in ctx.runs if r.config.get("status") == "running"]
         for r in [r for r in training if R.trainer_gone(r.path)]:
             training.remove(r)
-            st.warning(f"**{r.name}** is marked as training, but the process that trained it has ended without "
+            st.warning(f"**{md(r.name)}** is marked as training, but the process that trained it has ended without "
                        f"finishing (killed, or its machine restarted): `python -m fer_core.train --resume {r.path}` "
                        "continues it from its last epoch.")
         if training:
             one = len(training) == 1
-            st.info(f"{', '.join(f'**{r.name}**' for r in training)} {'is' if one else 'are'} still training: this "
+            st.info(f"{', '.join(f'**{md(r.name)}**' for r in training)} {'is' if one else 'are'} still training: this "
                     f"page shows {'its' if one else 'their'} results when {'it ends' if one else 'they end'} (read "
                     f"again every {REFRESH_S} s); Training curves follows {'it' if one else 'them'} epoch by epoch.")
             rerun_when(lambda: not any(still_training(r) for r in training))

@@ -104,7 +104,7 @@ st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {
 S.chart(E.paired_figure(table, a, b), width="stretch")
 
 ids = E.pair_ids(corr, a, b)
-st.markdown(f"**{len(ids):,}** samples that **{a}** classifies correctly and **{b}** does not "
+st.markdown(f"**{len(ids):,}** samples that **{S.md(a)}** classifies correctly and **{S.md(b)}** does not "
             "(swap A and B for the other way round):")
 if ids:
     shown = ids[:MAX_IDS_SHOWN]

@@ -72,7 +72,7 @@ if query.strip():
         root, _ = S.image_root(run, ctx.split)
         verdict = "correct" if row["true"] == row["pred"] else "wrong"
         confidence = row[f"prob_{row['pred']}"]
-        st.markdown(f"**{run.name}** · id `{row['id']}` · true **{CLASSES[row['true']]}** → predicted "
+        st.markdown(f"**{S.md(run.name)}** · id `{row['id']}` · true **{CLASSES[row['true']]}** → predicted "
                     f"**{CLASSES[row['pred']]}** (conf. {confidence:.2f}, {verdict})")
         if (run_votes := S.votes(run, ctx.split)) is not None and str(row["id"]) in run_votes.index:
             st.caption(f"FER+ annotators' votes: {E.vote_text(run_votes.loc[str(row['id'])].to_numpy())}")
