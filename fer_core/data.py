@@ -341,14 +341,16 @@ def copies_of(samples, root, files) -> set[str]:
     set uses: the same file (a manifest or a symlink pointing at it) or a byte-identical copy of the same name."""
     import filecmp
 
-    by_name = {Path(f).name: Path(f) for f in files}
-    real = {os.path.realpath(f) for f in by_name.values()}
+    by_name: dict[str, list[Path]] = {}  # class folders often repeat names: im0.png in each
+    for f in map(Path, files):
+        by_name.setdefault(f.name, []).append(f)
+    real = {os.path.realpath(f) for f in files}
     found = set()
     for s in samples:
         path = Path(root) / s.path
-        twin = by_name.get(path.name)
         try:
-            if os.path.realpath(path) in real or (twin is not None and filecmp.cmp(path, twin, shallow=False)):
+            if os.path.realpath(path) in real or any(filecmp.cmp(path, twin, shallow=False)
+                                                     for twin in by_name.get(path.name, ())):
                 found.add(s.id)
         except OSError:  # an image not there: the reader or the decoder says so
             continue

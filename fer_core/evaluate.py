@@ -368,7 +368,7 @@ def main(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
     tag = args.tag or (split if not foreign else f"{root.stem if root.is_file() else root.name}-{split}")
-    differ = own_settings_differ(cfg, trained_size, tta, args)
+    differ = own_settings_differ(cfg, trained_size, tta, args, path)
     if differ and not args.tag and own is not None and out.resolve() == own.resolve():
         tag = f"{tag}-{'-'.join(differ)}"  # the run's own results, made as it answers, stay as they are
         print(f"note: written as predictions_{tag}.csv, beside the run's own {split} results: these settings differ "
@@ -426,14 +426,14 @@ def main(args) -> int:
     return 0
 
 
-def own_settings_differ(cfg: dict, trained_size: int, tta: bool, args) -> list[str]:
+def own_settings_differ(cfg: dict, trained_size: int, tta: bool, args, path: Path) -> list[str]:
     """Short names of the ways this evaluation differs from how the model answers (its size, flip TTA, all 8
     classes, its best checkpoint, its temperature): ["64px", "notta"]; [] where it does not."""
     return [name for name, differs in (
         (f"{cfg['img_size']}px", cfg["img_size"] != trained_size),
         ("tta" if tta else "notta", tta != bool((cfg.get("args") or {}).get("tta"))),
         ("dataclasses", args.only_data_classes),
-        (args.checkpoint, args.checkpoint != "best"),
+        ("last", path.stem == "last"),  # --checkpoint last, or last.pt named as --run
         ("raw", not args.temperature and temperature_of(cfg) != 1)) if differs]
 
 

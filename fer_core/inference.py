@@ -441,12 +441,13 @@ class LiveSession:
         return annotate(frame_rgb, results, footer=f"frame {n}  {ms:.0f} ms")
 
     def reset(self) -> None:
-        """Forget the frames counted so far: a new stream starts."""
+        """Forget the frames counted so far and the last faces' boxes: a new stream starts."""
         with self._lock:
             self._frames, self._results, self._ms = 0, [], []
+            self.tracker = Tracker(self.tracker.reuse, self.tracker.max_side)
 
     def snapshot(self) -> dict:
         with self._lock:
             ms = sorted(self._ms)
             return {"frames": self._frames, "results": list(self._results),
-                    "median_ms": ms[len(ms) // 2] if ms else None}
+                    "mean_ms": sum(ms) / len(ms) if ms else None}  # a frame that detects counts too

@@ -257,7 +257,7 @@ def _config_problem(config: dict) -> str | None:
     for key in CONFIG_OBJECTS:
         if key in config and not isinstance(config[key], dict):
             return f"{key} is not an object ({json.dumps(config[key])[:40]})"
-    if "train_minutes" in config and not _number(config["train_minutes"]):
+    if config.get("train_minutes") is not None and not _number(config["train_minutes"]):  # null: not known
         return f"train_minutes is not a number ({json.dumps(config['train_minutes'])[:40]})"
     if "best" in config and not _number(config["best"].get("value")):
         return f"best.value is not a number ({json.dumps(config['best'].get('value'))[:40]})"
@@ -342,6 +342,8 @@ def claim_holder(folder) -> tuple[int, str] | None:
 
 def process_alive(pid: int) -> bool:
     """Whether a process of this id runs on this machine."""
+    if pid <= 0:  # not a process id (0 would signal this process's group)
+        return False
     if os.name == "nt":  # there os.kill(pid, 0) would end the process (TerminateProcess): ask Windows instead
         import ctypes
         from ctypes import wintypes

@@ -217,7 +217,7 @@ def _main(args, run: dict) -> int:
                     "--limit, or not in its data): they are not used here either", cfg["split"]["outside_source"],
                     len(index.samples), source.removeprefix("run:"))
 
-    model, info = build_model(r["backbone"], "none" if ckpt else r["weights"], dropout=r["dropout"])
+    model, info = build_model(r["backbone"], "none" if ckpt else _weights_file(r["weights"]), dropout=r["dropout"])
     cfg.update(mean=info.mean, std=info.std)
     if r["img_size"] < getattr(model.features, "MIN_SIDE", 0):
         raise Fail(f"{r['backbone']} needs --img-size {model.features.MIN_SIDE} or more (got {r['img_size']})")
@@ -288,7 +288,7 @@ def _main(args, run: dict) -> int:
 
     history = _resumed_history(run_dir, ckpt) if ckpt else []
     best = cfg.get("best", {}).get("value", float("-inf"))
-    since = max(cfg.get("best", {}).get("epoch", start_epoch - 1), cfg.get("best", {}).pop("patience_from", 0))
+    since = max(cfg.get("best", {}).get("epoch", start_epoch - 1), cfg.get("best", {}).get("patience_from", 0))
     stale = start_epoch - 1 - since  # epochs since the best (or since going on after an early stop), resumed
     for epoch in range(start_epoch, r["epochs"] + 1):
         run["at"] = f"during epoch {epoch} of {r['epochs']}"
@@ -642,10 +642,7 @@ def _prepare_run(args, rank, world=1):
     if args.split_from and (args.val_frac is not None or args.test_frac is not None):
         raise Fail(f"--split-from reuses the split of {args.split_from}, so --val-frac and --test-frac do not apply: "
                    f"give one or the other")
-    own = Path(r["weights"]) / "checkpoints" / "best.pt"
-    if r["weights"] not in ("imagenet", "pretrained", "none") and own.is_file():
-        r["weights"] = str(own)  # a run folder: its best checkpoint, as for --teacher
-    if r["weights"] not in ("imagenet", "pretrained", "none") and not Path(r["weights"]).is_file():
+    if r["weights"] not in ("imagenet", "pretrained", "none") and not Path(_weights_file(r["weights"])).is_file():
         raise Fail(f"weights file not found: {r['weights']}" + (" (a folder without checkpoints/best.pt)"
                                                                 if Path(r["weights"]).is_dir() else ""))
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
@@ -694,6 +691,12 @@ def _differ_from_run(args, cfg: dict) -> list[str]:
         given["fold"] = ("%d/%d" % args.fold, f"{split['fold']}/{split['folds']}" if "fold" in split else None)
     return [f"--{k.replace('_', '-')} {mine} (the run's: {theirs})" for k, (mine, theirs) in given.items()
             if mine != theirs]
+
+
+def _weights_file(weights: str) -> str:
+    """--weights as build_model takes it: a run folder (recorded as given) means its checkpoints/best.pt."""
+    own = Path(weights) / "checkpoints" / "best.pt"
+    return str(own) if weights not in ("imagenet", "pretrained", "none") and own.is_file() else weights
 
 
 def _teacher_file(path) -> Path:

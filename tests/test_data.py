@@ -164,6 +164,19 @@ def test_folders_follow_linked_subfolders(tmp_path):
     assert got == [("happy/from-disk-2/a.jpg", 1), ("sad/b.jpg", 2)]
 
 
+def test_copies_of_finds_each_file_of_a_repeated_name(tmp_path):
+    from fer_core.data import Sample, copies_of
+
+    for folder, colour in (("a", 1), ("b", 5)):  # class folders that each hold a 1.jpg, different images
+        save(tmp_path / "held" / folder / "1.jpg", label=colour)
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "1.jpg").write_bytes((tmp_path / "held" / "b" / "1.jpg").read_bytes())  # a copy of b's
+    samples = [Sample(i, p, 0, math.nan, math.nan) for i, p in (("x", "held/a/1.jpg"), ("y", "held/b/1.jpg"),
+                                                                 ("z", "extra/1.jpg"))]
+    held = [tmp_path / "held" / "a" / "1.jpg", tmp_path / "held" / "b" / "1.jpg"]
+    assert copies_of(samples, tmp_path, held) == {"x", "y", "z"}
+
+
 def test_folders_without_splits(tmp_path):
     for rel in ("happy/1.jpg", "happy/2.jfif", "fearful/3.png", "contempt/4.ppm"):  # what predict reads, too
         save(tmp_path / rel, fmt="JPEG" if rel.endswith(".jfif") else None)

@@ -760,6 +760,25 @@ def test_data_groups_put_runs_by_the_data_they_were_scored_on():
     assert R.data_groups(runs) == {("affectnet", "/d/a"): ["a", "b"], ("ferplus", "/d/f"): ["f"], ("?", "?"): ["old"]}
 
 
+def test_a_run_whose_minutes_are_not_known_is_read(tmp_path):
+    folder = write_run(tmp_path, "ens", n=40, n_boot=2)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "train_minutes": None}))  # as ensemble.py may write
+    run, problems = R.validate_run(folder)
+    assert run is not None and problems == []
+
+
+def test_importing_the_engine_with_output_captured_in_memory():
+    import contextlib
+    import importlib
+    import io
+
+    import fer_core
+
+    with contextlib.redirect_stdout(io.StringIO()):  # a stream without an encoding
+        importlib.reload(fer_core)
+
+
 def test_run_names_are_literal_in_markdown():
     assert report.md("lr$1e-3 and $2") == "lr\\$1e-3 and \\$2"  # two "$" would start LaTeX
     assert report.md("**x**_<b>") == "\\*\\*x\\*\\*\\_\\<b\\>" and report.md("hse-best.v2") == "hse-best.v2"

@@ -221,6 +221,10 @@ def test_evaluate_in_the_run_folder_keeps_its_own_results_and_calibrate_refuses_
     assert evaluate.main(evaluate.get_args_parser().parse_args(
         ["--run", str(run / "checkpoints" / "best.pt"), "--checkpoint", "last", "--out", str(tmp_path / "o")])) == 2
     assert "picks a checkpoint of a run folder" in capsys.readouterr().err
+    # last.pt named as the model: its results go beside the run's own too
+    assert evaluate.main(evaluate.get_args_parser().parse_args(
+        ["--run", str(run / "checkpoints" / "last.pt"), "--split", "val"])) == 0
+    assert (run / "metrics_val-last.json").is_file() and {f: (run / f).read_bytes() for f in own} == own
     (run / "checkpoints" / "last.pt").unlink()
     assert evaluate.main(evaluate.get_args_parser().parse_args(["--run", str(run), "--checkpoint", "last"])) == 2
     assert "holds best.pt: leave out --checkpoint last" in capsys.readouterr().err
@@ -400,22 +404,29 @@ def test_resume_goes_on_after_an_early_stop_and_an_interrupted_extension_says_ho
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     monkeypatch.setattr(train, "validate", lambda *a: {"val_loss": 1.0, "val_acc": 0.5, "val_score": 0.5})
     run = tmp_path / "r"
-    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "8", "--early-stop", "2", *TINY,
+    assert run_train("--data", data, "--out", tmp_path, "--name", "r", "--epochs", "20", "--early-stop", "3", *TINY,
                      "--weights", "none") == 0
-    assert len(pd.read_csv(run / "history.csv")) == 3  # the best at epoch 1, then two epochs without a better one
-    assert run_train("--resume", run, "--epochs", "8") == 0  # two more epochs of patience from here, not none
-    assert len(pd.read_csv(run / "history.csv")) == 5
+    assert len(pd.read_csv(run / "history.csv")) == 4  # the best at epoch 1, then three epochs without a better one
     real = train.train_one_epoch
 
-    def cut_off(*a, **k):
-        if a[11] == 6:  # the epoch argument
-            raise KeyboardInterrupt
-        return real(*a, **k)
+    def cut_off_at(epoch):
+        def one_epoch(*a, **k):
+            if a[11] == epoch:  # the epoch argument
+                raise KeyboardInterrupt
+            return real(*a, **k)
+        return one_epoch
 
-    monkeypatch.setattr(train, "train_one_epoch", cut_off)
+    # trained longer, and cut off before its first new epoch is saved: the advice names the epochs asked for
+    monkeypatch.setattr(train, "train_one_epoch", cut_off_at(5))
     capsys.readouterr()
-    assert run_train("--resume", run, "--epochs", "9") == 130
-    assert f"resume with --resume {run} --epochs 9" in capsys.readouterr().err
+    assert run_train("--resume", run, "--epochs", "20") == 130
+    assert f"resume with --resume {run} --epochs 20" in capsys.readouterr().err
+    # three more epochs of patience from epoch 4, kept across an interruption in epoch 6
+    monkeypatch.setattr(train, "train_one_epoch", cut_off_at(6))
+    assert run_train("--resume", run, "--epochs", "20") == 130
+    monkeypatch.setattr(train, "train_one_epoch", real)
+    assert run_train("--resume", run) == 0
+    assert len(pd.read_csv(run / "history.csv")) == 7
 
 
 def test_resume_says_where_it_goes_on_from(tmp_path, capsys):
@@ -948,6 +959,15 @@ def test_extra_data_leaves_out_copies_of_held_out_images_and_an_untrained_va_hea
     assert pd.read_csv(run / "predictions_test.csv")["valence_pred"].isna().all()
 
 
+def test_weights_from_a_run_folder_are_recorded_as_given_so_resume_takes_the_same_flag(tiny_run, tmp_path):
+    _, data, first = tiny_run
+    argv = ["--data", data, "--out", tmp_path, "--name", "second", "--epochs", "1", *TINY, "--weights", first]
+    assert run_train(*argv) == 0
+    cfg = json.loads((tmp_path / "second" / "config.json").read_text())
+    assert cfg["args"]["weights"] == str(first) and str(first / "checkpoints" / "best.pt") in cfg["weights"]["loaded"]
+    assert run_train("--resume", tmp_path / "second", "--epochs", "2", "--weights", first) == 0
+
+
 def test_a_teacher_without_trained_valence_arousal_teaches_none(tiny_run):
     from fer_core.inference import load_checkpoint
     from fer_core.models import model_from_checkpoint
@@ -1221,6 +1241,6 @@ def test_help_and_a_mistyped_flag_answer_before_torch_loads():
         r = subprocess.run([sys.executable, "-X", "importtime", "-m", "fer_core.train", *argv], capture_output=True,
                            text=True, cwd=Path(__file__).resolve().parents[1])
         assert r.returncode == rc, r.stderr[-500:]
-        assert not any(line.rstrip().endswith("| torch") for line in r.stderr.splitlines())
+        assert not any(line.split("|")[-1].strip() == "torch" for line in r.stderr.splitlines())
     assert "presets:" in subprocess.run([sys.executable, "-m", "fer_core.train", "--help"], capture_output=True,
                                         text=True).stdout

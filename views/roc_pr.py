@@ -10,8 +10,8 @@ st.title("ROC, PR and calibration")
 ctx = S.require_runs()
 have = S.note_missing(ctx, "predictions")
 st.caption(f"Split **{ctx.split}**. One-vs-rest per class, macro-averaged over the classes: every run's macro "
-           "curve on one chart, then each run's classes in its tab (the thick dashed grey line is its macro "
-           "average). "
+           "curve on one chart, then each run's classes (the thick dashed grey line is its macro average), in a tab "
+           "per run, or for the run chosen below when there are more than six. "
            "Legend AUCs come from the metrics file (computed on every sample) where it exists. "
            "Click legend entries to hide classes.")
 # ROC above PR, each the page's width: side by side, a chart with its legend below was too narrow to read.
