@@ -213,6 +213,9 @@ def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:
     return str(col.idxmax() if HIGHER_IS_BETTER.get(metric, True) else col.idxmin())
 
 
+WHISKER = "grey"  # error bars: Plotly's default near-black vanished on the dark theme
+
+
 def md(text: str) -> str:
     """A run name (any folder name) as literal Markdown text: "$" would start LaTeX, "*" or "_" emphasis."""
     return re.sub(r"([\\`*_\[\]$<>~|])", r"\\\1", str(text))
@@ -288,7 +291,7 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
             hi.append(ci[1] - v if isinstance(ci, tuple) else 0)
         fig.add_bar(name=legend_label(run), x=[f"{m} ↓" if not HIGHER_IS_BETTER.get(m, True) else m for m in metrics],
                     y=y, marker_color=colors[run],
-                    error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi)),
+                    error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi), color=WHISKER),
                     hovertemplate="%{x}: %{y:.3f}<extra>" + run + "</extra>")
     fig.update_layout(title=title, barmode="group", margin_t=50, showlegend=True,  # one run too: named
                       yaxis_title="value (↓: lower is better)" if any(not HIGHER_IS_BETTER.get(m, True)
@@ -486,7 +489,8 @@ def per_class_figure(table: pd.DataFrame, metric: str = "recall", colors: dict[s
         t = table[table["run"] == run]
         err = None
         if f"{metric}_lo" in t:
-            err = dict(type="data", array=t[f"{metric}_hi"] - t[metric], arrayminus=t[metric] - t[f"{metric}_lo"])
+            err = dict(type="data", array=t[f"{metric}_hi"] - t[metric], arrayminus=t[metric] - t[f"{metric}_lo"],
+                       color=WHISKER)
         fig.add_bar(name=legend_label(run), x=t["class"], y=t[metric], marker_color=colors[run], error_y=err,
                     customdata=t[["support", "called"]],
                     hovertemplate="%{x}: %{y:.3f}<br>%{customdata[0]} true, %{customdata[1]} called<extra>"

@@ -272,7 +272,7 @@ def paired_figure(table: pd.DataFrame, a: str, b: str) -> go.Figure:
             marker=dict(size=10, color=colors.get(verdict, "#888888")),
             error_x=dict(type="data", symmetric=False, array=rows["95% CI high"] - rows["A − B"],
                          arrayminus=rows["A − B"] - rows["95% CI low"])))
-    fig.add_vline(x=0, line_dash="dot", line_color="#444444")
+    fig.add_vline(x=0, line_dash="dot", line_color="grey")
     fig.update_layout(title="A − B, paired 95% intervals", xaxis_title=f"{a} − {b}",
                       yaxis=dict(categoryorder="array", categoryarray=list(table["metric"]), autorange="reversed"),
                       height=80 + 40 * len(table),
