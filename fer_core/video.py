@@ -9,6 +9,7 @@ follows one person: by default the one seen in the most frames.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -25,14 +26,30 @@ class VideoError(Exception):
     """A video that cannot be opened or decoded; the message names the file and says why."""
 
 
+def _ascii_path(path) -> str:
+    """The path as OpenCV can open it: on Windows it cannot open a path with letters outside ASCII (a user folder
+    named "José", where uploads are kept), so there the file's short 8.3 name is asked for, where the disk has one."""
+    if os.name != "nt" or str(path).isascii():
+        return str(path)
+    import ctypes
+
+    buf = ctypes.create_unicode_buffer(32768)
+    if ctypes.windll.kernel32.GetShortPathNameW(str(path), buf, len(buf)) and buf.value.isascii():
+        return buf.value
+    return str(path)
+
+
 def _open(path):
     import cv2
 
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(_ascii_path(path))
     if not cap.isOpened():
         reason = ("no such file" if not Path(path).exists() else "empty: 0 bytes" if Path(path).stat().st_size == 0
                   else "it has no frames" if _no_frames(path)
-                  else _cut_mp4(path) or "not a video OpenCV's FFmpeg can decode")
+                  else _cut_mp4(path)
+                  or ("OpenCV cannot open a path with letters outside ASCII on Windows: copy the video to a folder "
+                      "whose path has none" if os.name == "nt" and not _ascii_path(path).isascii() else "")
+                  or "not a video OpenCV's FFmpeg can decode")
         raise VideoError(f"{path}: cannot open as a video ({reason})")
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 0 < fps < 1000 else DEFAULT_FPS
