@@ -273,7 +273,8 @@ def _load(args, device):
 
 
 def main(args) -> int:
-    from .inference import ModelNotFound, run_path, trained_with_va
+    from .inference import ModelNotFound, run_path
+    from .runs import trained_with_va
     from .train import IMG_SIZES, Fail, pick_device  # one device policy and one size range for train and evaluate
 
     if args.tag is not None and not TAG.fullmatch(args.tag):

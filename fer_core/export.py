@@ -160,7 +160,7 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
     from onnx import TensorProto, helper, numpy_helper
 
     from .calibrate import temperature_of
-    from .inference import trained_with_va
+    from .runs import trained_with_va
 
     nodes, inits, infos, probs, vas = [], [], [], [], []
     for i, (data, cfg) in enumerate(zip(members, member_cfgs)):
@@ -202,7 +202,8 @@ def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[byt
     import onnxruntime as ort
 
     from .calibrate import temperature_of
-    from .inference import ModelNotFound, onnx_config, resolve_model, trained_with_va
+    from .inference import ModelNotFound, onnx_config, resolve_model
+    from .runs import trained_with_va
 
     members, cfgs, sources = [], [], []
     for m in config.get("members") or []:

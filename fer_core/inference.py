@@ -22,6 +22,7 @@ from .calibrate import apply_temperature, temperature_of
 from .data import load_image
 from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, crop_face, resize_square
 from .labels import CLASSES
+from .runs import runs_dirs_from_env, trained_with_va  # noqa: F401  (trained_with_va: also this module's API)
 
 DEFAULT_DIR = Path("models/default")
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / DEFAULT_DIR  # the default model of this checkout
@@ -63,8 +64,6 @@ def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
 def run_path(run, root=None) -> Path:
     """``run`` as a path; a run name that is no path here means that run's folder under ``root``'s artifacts/runs,
     or (without a root) under $FER_LAB_RUNS_DIR's folders or ./artifacts/runs, as the dashboard finds runs."""
-    from .runs import runs_dirs_from_env
-
     p = Path(run)
     homes = [Path(root) / RUNS_DIR] if root else [*runs_dirs_from_env(), Path(RUNS_DIR)]
     return p if p.exists() else next((h / str(run) for h in homes if (h / str(run)).exists()), p)
@@ -89,8 +88,6 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
                 if pt.is_file():
                     return pt
             raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder. " + why_no_checkpoint(p))
-        from .runs import runs_dirs_from_env
-
         homes = [Path(root) / RUNS_DIR] if root else list(dict.fromkeys([*runs_dirs_from_env(), Path(RUNS_DIR)]))
         raise ModelNotFound(f"{run}: no such run folder or model file (run names are looked up in "
                             f"{', '.join(map(str, homes))})")
@@ -244,15 +241,6 @@ class Tracker:
             else:
                 self._age += 1
             return list(self._faces)
-
-
-def trained_with_va(cfg: dict) -> bool:
-    """Whether the model's valence/arousal outputs were trained: its data had them (assumed where the config does not
-    say), or its --extra-data had, and --va-weight was not 0."""
-    data = cfg.get("data") or {}
-    if (cfg.get("args") or {}).get("va_weight") == 0:  # --va-weight 0: its loss never reached them
-        return False
-    return bool(data.get("has_va", True)) or bool((data.get("extra") or {}).get("has_va"))
 
 
 class Predictor:

@@ -251,6 +251,14 @@ def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, group
     return lines, unranked
 
 
+def unpaired_runs(ids: dict, metrics: dict) -> dict[str, str]:
+    """{run: why} for the runs whose images cannot be told, so that they cannot be ranked with others: the sample ids
+    come from the predictions file (``ids``: {run: ids or None}), which must be usable and agree with the metrics."""
+    return {n: "has no usable predictions file" if i is None else
+            f"has predictions for {len(i):,} images but metrics for {int(metrics[n]['n']):,}"
+            for n, i in ids.items() if i is None or len(i) != metrics[n]["n"]}
+
+
 def ranked_groups(groups: dict, ids: dict) -> list[list[str]]:
     """The runs that can be ranked together: per data set (``groups``: {(layout, data root): run names}), those
     scored on the same images (``ids``: {run: sample ids or None}, same_image_groups)."""

@@ -55,9 +55,8 @@ class Run:
 
     @property
     def has_va(self) -> bool:
-        """Whether the run's valence/arousal were scored: its data has them, and it trained them (--va-weight not 0)."""
-        return bool(self.config.get("data", {}).get("has_va", False)) and \
-            (self.config.get("args") or {}).get("va_weight") != 0
+        """Whether the run's valence/arousal were scored: its data has them, and it trained them (trained_with_va)."""
+        return bool(self.config.get("data", {}).get("has_va", False)) and trained_with_va(self.config)
 
     @property
     def data_root(self) -> str | None:
@@ -248,7 +247,7 @@ def printable(path: Path) -> Path:
     return Path(os.fsencode(path).decode("utf-8", "replace"))
 
 
-def _number(x) -> bool:
+def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
@@ -257,9 +256,9 @@ def _config_problem(config: dict) -> str | None:
     for key in CONFIG_OBJECTS:
         if key in config and not isinstance(config[key], dict):
             return f"{key} is not an object ({json.dumps(config[key])[:40]})"
-    if config.get("train_minutes") is not None and not _number(config["train_minutes"]):  # null: not known
+    if config.get("train_minutes") is not None and not _is_number(config["train_minutes"]):  # null: not known
         return f"train_minutes is not a number ({json.dumps(config['train_minutes'])[:40]})"
-    if "best" in config and not _number(config["best"].get("value")):
+    if "best" in config and not _is_number(config["best"].get("value")):
         return f"best.value is not a number ({json.dumps(config['best'].get('value'))[:40]})"
     return None
 
@@ -270,7 +269,7 @@ def _metrics_problem(metrics) -> str | None:
         return "does not hold a JSON object"
     if missing := _missing(list(metrics), METRICS_REQUIRED):
         return f"lacks {', '.join(missing)}"
-    if not _number(metrics["accuracy"]) or not _number(metrics["n"]) or not isinstance(metrics["confusion"], list):
+    if not (_is_number(metrics["accuracy"]) and _is_number(metrics["n"]) and isinstance(metrics["confusion"], list)):
         return "accuracy, n or confusion is not of the kind the engine writes"
     return None
 
@@ -370,6 +369,15 @@ def trainer_gone(folder) -> bool:
     """Whether the process that claimed the run folder for training has ended (known only where it ran here)."""
     held = claim_holder(folder)
     return held is not None and held[1] == socket.gethostname() and not process_alive(held[0])
+
+
+def trained_with_va(cfg: dict) -> bool:
+    """Whether the model's valence/arousal outputs were trained: its data had them (assumed where the config does not
+    say), or its --extra-data had, and --va-weight was not 0."""
+    data = cfg.get("data") or {}
+    if (cfg.get("args") or {}).get("va_weight") == 0:  # --va-weight 0: its loss never reached them
+        return False
+    return bool(data.get("has_va", True)) or bool((data.get("extra") or {}).get("has_va"))
 
 
 def selection_score(accuracy: float, cccs: list) -> float:

@@ -41,7 +41,7 @@ from .metrics import ccc, summary_line, write_evaluation
 from .models import (WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
                      read_weights_file)
 from .presets import PRESETS, resolve
-from .runs import CLAIM, claim_holder, process_alive, runs_dirs_from_env, selection_score
+from .runs import CLAIM, claim_holder, process_alive, runs_dirs_from_env, selection_score, trained_with_va
 from .train_args import DEVICES, IMG_SIZES, RECIPE_KEYS, VA_LOSSES, get_args_parser  # noqa: F401  (its API too)
 from .transforms import BatchAugment, CachedDataset, class_weights, cosine_lr
 
@@ -768,8 +768,6 @@ class Teacher:
     learn from; its own normalisation and input size are applied first."""
 
     def __init__(self, model, cfg, student_cfg):
-        from .inference import trained_with_va
-
         self.model, self.size = model.eval(), cfg["img_size"]
         self.has_va = trained_with_va(cfg)  # an untrained valence/arousal head teaches nothing: NaN, as unannotated
         stats = [torch.tensor(c[k]).view(1, 3, 1, 1) for c in (student_cfg, cfg) for k in ("mean", "std")]
@@ -900,7 +898,8 @@ def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, 
     if improved:
         atomic_torch_save(ckpts / "best.next.pt", state)
     table = pd.DataFrame(history)
-    state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), history_csv=table.to_csv(index=False, lineterminator="\n"))
+    state.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                 history_csv=table.to_csv(index=False, lineterminator="\n"))
     if ema is not None:
         state.update(model=model.state_dict(), ema=ema.state_dict())
     if isinstance(trained, WithLandmarks):  # to resume with it; best.pt keeps only the model
@@ -934,8 +933,6 @@ def _resumed_history(run_dir, ckpt) -> list[dict]:
 
 def _final_evaluation(run_dir, cfg, cache, device):
     """Predictions and metrics of the best checkpoint on val and test."""
-    from .inference import trained_with_va
-
     best = torch.load(run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=True)
     model, _ = build_model(cfg["backbone"], "none")
     model.load_state_dict(best["model"])

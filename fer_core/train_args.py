@@ -107,9 +107,9 @@ def get_args_parser():
     a("--kd-weight", type=float, help="with --teacher: weight of the teacher's probabilities against the labels "
       "(default 0.5)")
     a("--kd-temperature", type=float, help="with --teacher: softmax temperature of the distillation (default 2)")
-    a("--landmark-weight", metavar="W", type=float, help="also regress the 68 facial landmarks of AffectNet's annotations "
-      "(<id>_lnd.npy) from the same features, with this weight against cross-entropy: extra supervision at training "
-      "time only; the saved model and its predictions are the usual two heads (default 0 = off)")
+    a("--landmark-weight", metavar="W", type=float, help="also regress the 68 facial landmarks of AffectNet's "
+      "annotations (<id>_lnd.npy) from the same features, with this weight against cross-entropy: extra supervision at "
+      "training time only; the saved model and its predictions are the usual two heads (default 0 = off)")
     a("--limit", type=int, help="train on a seeded random N of the training images, classes in "
       "their proportions (quick trials, learning curves)")
     a("--device", default="auto", choices=DEVICES, help="auto (cuda, then mps, then cpu), cpu, cuda, mps")

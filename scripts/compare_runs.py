@@ -49,8 +49,8 @@ def _fold_dir(pooled: Path, recorded: str) -> Path:
 
 def fold_predictions(arg: str, split: str) -> list | None:
     """Each fold's (predictions, training images) of a cross-validation: comma-separated runs, or a pooled folder
-    whose fold runs lie beside it or where it records them; None for anything else. The training images are those the fold's config.json
-    counts (its validation part and what --limit left out are not trained on)."""
+    whose fold runs lie beside it or where it records them; None for anything else. The training images are those the
+    fold's config.json counts (its validation part and what --limit left out are not trained on)."""
     parts = arg.split(",")
     if len(parts) == 1:
         try:

@@ -782,3 +782,10 @@ def test_importing_the_engine_with_output_captured_in_memory():
 def test_run_names_are_literal_in_markdown():
     assert report.md("lr$1e-3 and $2") == "lr\\$1e-3 and \\$2"  # two "$" would start LaTeX
     assert report.md("**x**_<b>") == "\\*\\*x\\*\\*\\_\\<b\\>" and report.md("hse-best.v2") == "hse-best.v2"
+
+
+def test_runs_whose_images_cannot_be_told_are_not_paired():
+    ids = {"a": ["1", "2"], "b": None, "c": ["1"]}
+    metrics = {"a": {"n": 2}, "b": {"n": 2}, "c": {"n": 2}}
+    assert report.unpaired_runs(ids, metrics) == {"b": "has no usable predictions file",
+                                                  "c": "has predictions for 1 images but metrics for 2"}

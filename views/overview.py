@@ -18,11 +18,7 @@ values, cis = report.results_table(metrics)
 
 # Scores on different data sets are not comparable, so the best run is named per data set.
 ids = {r.name: None if (df := S.predictions(r, ctx.split)) is None else df["id"] for r in have}
-# The images a run was scored on come from its predictions file: without a usable one that agrees with its metrics,
-# it cannot be paired with the others, and is not ranked (the others still are).
-unpaired = {n: "has no usable predictions file" if i is None else
-            f"has predictions for {len(i):,} images but metrics for {int(metrics[n]['n']):,}"
-            for n, i in ids.items() if i is None or len(i) != metrics[n]["n"]}
+unpaired = report.unpaired_runs(ids, metrics)  # not ranked; the others still are
 groups = R.data_groups(have)
 pairable = {k: kept for k, names in groups.items() if (kept := [n for n in names if n not in unpaired])}
 lines, unranked = report.best_run_lines(values, cis, metrics, pairable, ids)

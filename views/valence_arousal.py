@@ -12,11 +12,12 @@ va_runs = [r for r in have if V.has_va(preds[r.name])]
 for r in have:
     if r not in va_runs:
         if V.no_va_reason(preds[r.name]) == "untrained":
-            st.warning(f"**{S.md(r.name)}**: the model was trained without valence/arousal, so its valence/arousal outputs "
-                       "are not scored.")
+            st.warning(f"**{S.md(r.name)}**: the model was trained without valence/arousal, so its valence/arousal "
+                       "outputs are not scored.")
         else:
-            st.warning(f"**{S.md(r.name)}**: its {ctx.split} predictions hold no annotated valence/arousal (data such as "
-                       "FER+ or class folders), so there is nothing to compare its valence/arousal outputs against.")
+            st.warning(f"**{S.md(r.name)}**: its {ctx.split} predictions hold no annotated valence/arousal (data "
+                       "such as FER+ or class folders), so there is nothing to compare its valence/arousal outputs "
+                       "against.")
 if not va_runs:
     st.stop()
 
