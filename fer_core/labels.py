@@ -4,8 +4,8 @@ CLASSES = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "C
 NUM_CLASSES = len(CLASSES)
 PROB_COLS = [f"prob_{k}" for k in range(NUM_CLASSES)]  # a predictions CSV's class probabilities
 # One colour per class, the same on every chart and on the boxes drawn around faces (RGB): Okabe and Ito's
-# palette for colour-blind readers, with grey for Neutral.
-CLASS_COLOURS = [(110, 110, 110), (0, 158, 115), (0, 114, 178), (230, 159, 0),
+# palette for colour-blind readers, with a mid grey for Neutral that reads on light and dark backgrounds.
+CLASS_COLOURS = [(140, 140, 140), (0, 158, 115), (0, 114, 178), (230, 159, 0),
                  (204, 121, 167), (240, 228, 66), (213, 94, 0), (86, 180, 233)]
 # Valence and arousal, likewise.
 VA_COLOURS = {"valence": "crimson", "arousal": "royalblue"}

@@ -2,7 +2,7 @@
 
     python scripts/screenshots.py OUT_DIR [--photo face.jpg] [--video clip.mp4]
 
-The live-prediction page gets a photo uploaded (default: scikit-image's astronaut), and its Video tab a clip
+`--dark` shows the dark theme. The live-prediction page gets a photo uploaded (default: scikit-image's astronaut), and its Video tab a clip
 (default: 2 s of two astronauts, the second from 1 s on).
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main():
     p.add_argument("out")
     p.add_argument("--photo", help="image to upload on the live-prediction page")
     p.add_argument("--video", help="video to upload on its Video tab")
+    p.add_argument("--dark", action="store_true", help="in the dark theme (a browser that prefers dark)")
     a = p.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,8 @@ def main():
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": 1400, "height": 900},
+                                    color_scheme="dark" if a.dark else "light")
             page.goto(url, wait_until="domcontentloaded")
             for name, title in {**PAGES, "predict": "Live prediction"}.items():
                 page.get_by_test_id("stSidebar").get_by_role("link", name=title).click()
