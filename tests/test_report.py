@@ -225,6 +225,18 @@ def test_results_table_best_run_and_bars(runs_dir):
     assert {t.name for t in fig.data} == {"a", "b"}  # the FER+ run has nothing to draw here
 
 
+def test_results_table_shows_the_ferplus_paper_rule_where_a_run_has_it():
+    paper = {"n": 9, "accuracy": 7 / 9, "ci95": [0.45, 0.94]}
+    affectnet = {"accuracy": 0.5, "ci95": {"accuracy": [0.4, 0.6]}}
+    values, cis = report.results_table({"a": affectnet})
+    assert "Accuracy (FER+ paper's rule)" not in values  # an empty column is left out
+    values, cis = report.results_table({"a": affectnet, "fer": {"accuracy": 0.7, "ferplus_paper_rule": paper}})
+    assert values.at["fer", "Accuracy (FER+ paper's rule)"] == pytest.approx(7 / 9)
+    assert cis.at["fer", "Accuracy (FER+ paper's rule)"] == (0.45, 0.94)
+    assert cis.at["a", "Accuracy"] == (0.4, 0.6) and cis.at["fer", "Accuracy"] is None
+    assert "Accuracy (FER+ paper's rule)" in report.COLUMN_HELP
+
+
 def test_latex_table_bolds_the_best_run_per_metric(runs_dir):
     metrics = {n: R.load_metrics(runs_dir / n / "metrics_val.json") for n in ("a", "b", "fer")}
     values, cis = report.results_table(metrics)
