@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core import runs as R
+from fer_core.report import code
 from views._shared import MAX_DEFAULT_RUNS, LabContext, md
 
 HERE = Path(__file__).resolve().parent
@@ -103,12 +104,12 @@ with st.sidebar:
                              placeholder="from each run's config.json",
                              help="Where the gallery finds image files. Empty: each run's data.root.")
 
-    st.caption("Reading runs from: " + ", ".join(f"`{r}`" for r in roots))
+    st.caption("Reading runs from: " + ", ".join(code(r) for r in roots))
     if problems:
         with st.expander(f":warning: Skipped ({len(problems)})"):
             for p in problems:
                 what = {"run": "run skipped", "folder": "not read"}.get(p.skipped, f"split '{p.skipped}' skipped")
-                st.markdown(f"**{md(p.path.name)}** ({what}): {p.reason}  \n`{p.path}`")
+                st.markdown(f"**{md(p.path.name)}** ({md(what)}): {md(p.reason)}  \n{code(p.path)}")
 
 st.session_state["lab"] = LabContext(runs=runs, all_runs=all_runs, split=split, data_root_override=override or "",
                                      problems=problems, roots=roots)

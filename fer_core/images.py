@@ -81,7 +81,7 @@ def _open_rgb(path, max_pixels: int, draft: int | None = None) -> Image.Image:
         raise ImageError(f"over {2 * Image.MAX_IMAGE_PIXELS:,} pixels: refused as a possible decompression "
                          f"bomb") from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
-        if "truncated" in str(e):
+        if "truncated" in str(e).lower():  # PNG: "image file is truncated"; JPEG: "Truncated File Read"
             raise ImageError("the file is cut short (a download or copy that did not finish?)") from None
         raise ImageError(f"{type(e).__name__}: {e}") from None
 
@@ -145,6 +145,16 @@ def load_square(path, size: int, max_pixels: int = 50_000_000) -> np.ndarray:
     im = _open_rgb(path, max_pixels, draft=size)
     if im.size != (size, size):
         im = im.resize((size, size), Image.BILINEAR)  # PIL's bilinear filters over the source: antialiased
+    return np.asarray(im)
+
+
+def thumbnail(path, px: int, max_pixels: int = 50_000_000) -> np.ndarray:
+    """uint8 RGB, upright, its longer side at most ``px``: for showing an image, not for a model. Raises ImageError."""
+    try:
+        im = _open_rgb(path, max_pixels, draft=px)
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from None
+    im.thumbnail((px, px))
     return np.asarray(im)
 
 

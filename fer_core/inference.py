@@ -186,7 +186,7 @@ def load_checkpoint(path) -> dict:
     except FileNotFoundError:
         raise ModelNotFound(f"{path}: no such file") from None
     except Exception as e:
-        if "Unsupported global" in str(e):  # a pickle of Python objects: not loaded from a file of unknown origin
+        if "unsupported global" in str(e).lower():  # a pickle of Python objects: not loaded from a file of unknown origin
             raise ModelNotFound(f"{path}: holds Python objects besides tensors and plain values, which are not loaded "
                                 f"from files (torch.load weights_only): not a FER Lab checkpoint") from None
         raise ModelNotFound(f"{path}: not a readable PyTorch checkpoint (damaged, cut short, or not a .pt file; "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import shutil
 from collections import OrderedDict
 from dataclasses import dataclass

@@ -182,8 +182,9 @@ def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: i
     where known, the best value in bold (lowest for error metrics; every run that ties it as printed) within each of
     ``groups`` (runs scored on the same images, ranked_groups; default: all runs). Needs \\usepackage{booktabs}, and
     graphicx for more than two runs, whose table is scaled to the line's width."""
-    def esc(text) -> str:
-        return "".join("\\" + c if c in "&%$#_{}" else c for c in str(text))
+    def esc(text) -> str:  # every character TeX treats specially, as text
+        special = {"\\": r"\textbackslash{}", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}
+        return "".join(special.get(c) or ("\\" + c if c in "&%$#_{}" else c) for c in str(text))
 
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
              *([r"\resizebox{\linewidth}{!}{%"] if len(values) > 2 else []),
@@ -220,8 +221,18 @@ WHISKER = "grey"  # error bars: Plotly's default near-black vanished on the dark
 
 
 def md(text: str) -> str:
-    """A run name (any folder name) as literal Markdown text: "$" would start LaTeX, "*" or "_" emphasis."""
-    return re.sub(r"([\\`*_\[\]$<>~|])", r"\\\1", str(text))
+    """Any text (a run's name, a message) as literal Markdown: "$" would start LaTeX, "*" or "_" emphasis, "[" a
+    link. An "_" inside a word (mobilenet_v2) starts nothing, and is left as it is."""
+    return re.sub(r"[\\`*\[\]$<>~|]|(?<![^\W_])_|_(?![^\W_])", lambda m: "\\" + m[0], str(text))
+
+
+def code(text) -> str:
+    """Any text (a path, a sample id) as Markdown inline code, literal whatever it holds: fenced by more backticks
+    than any run of them inside it, where a backslash would not escape one."""
+    text = " ".join(str(text).splitlines())
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, groups: dict, ids: dict
@@ -233,7 +244,7 @@ def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, group
     layouts = [layout for layout, _ in groups]
     lines, unranked = [], []
     for (layout, root), on_data in groups.items():
-        label = f"{layout} data" + (f" at {root}" if layouts.count(layout) > 1 else "")
+        label = f"{md(layout)} data" + (f" at {code(root)}" if layouts.count(layout) > 1 else "")
         same = same_image_groups({n: ids.get(n) for n in on_data})
         unranked += [n for names in same if len(names) == 1 and len(on_data) > 1 for n in names]
         for names in (g for g in same if len(g) > 1):

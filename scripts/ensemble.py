@@ -56,17 +56,19 @@ def averaged_predictions(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 def soup_predictions(run_dirs: list[Path], split: str) -> pd.DataFrame:
     """Predictions on the first run's split of one model with the runs' best.pt weights averaged."""
-    import torch
-
     from fer_core import data as fdata
     from fer_core.evaluate import evaluate_samples, saved_split
+    from fer_core.inference import ModelNotFound, load_checkpoint
     from fer_core.models import model_from_checkpoint
 
     missing = [str(d / "checkpoints" / "best.pt") for d in run_dirs if not (d / "checkpoints" / "best.pt").is_file()]
     if missing:
         raise ValueError(f"--soup needs each run's checkpoint (run folders in artifacts/ ship without them); "
                          f"missing: {', '.join(missing)}")
-    ckpts = [torch.load(d / "checkpoints" / "best.pt", map_location="cpu", weights_only=True) for d in run_dirs]
+    try:
+        ckpts = [load_checkpoint(d / "checkpoints" / "best.pt") for d in run_dirs]
+    except ModelNotFound as e:  # damaged, or not a checkpoint: its one line, not a traceback
+        raise ValueError(str(e)) from None
     backbones = {c["config"]["backbone"] for c in ckpts}
     if len(backbones) > 1:
         raise ValueError(f"a soup needs one backbone; these runs have {', '.join(sorted(backbones))}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fer_core import report
 from fer_core import runs as R
 from fer_core.labels import CLASSES
 from tests.fixture_runs import make_fixture_runs, write_broken_runs, write_cv_folds, write_run
@@ -143,7 +144,7 @@ def test_gallery_search_jumps_to_id(monkeypatch, runs_dir):
     text = " ".join(m.value for m in at.markdown)
     assert f"id `{sample['id']}`" in text
     at.text_input(key="gallery_query").input("no-such-id").run()
-    assert any("No sample with id 'no-such-id'" in w.value for w in at.warning)
+    assert any("No sample with id `no-such-id`" in w.value for w in at.warning)
 
 
 def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):
@@ -207,7 +208,7 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
     [skipped] = [e for e in at.sidebar.expander if "Skipped" in e.label]
     listed = " ".join(m.value for m in skipped.markdown)
     for name, reason in reasons.items():
-        assert name in listed and reason in listed
+        assert report.md(name) in listed and report.md(reason) in listed  # as text, not Markdown
     at.switch_page("views/overview.py").run()
     assert not at.exception and _plotly(at) >= 2
 
@@ -545,6 +546,52 @@ def test_a_damaged_predictions_file_is_named_not_a_traceback(monkeypatch, tmp_pa
     assert any(e.value.startswith("Not shown: damaged, whose predictions file cannot be used: ") and
                "probabilities that are not finite" in e.value for e in at.error)
     assert not any("Not shown: damaged" in i.value for i in at.info)  # named once, for what is wrong
+
+
+def test_text_from_run_folders_is_shown_literally_not_as_markdown(monkeypatch, tmp_path):
+    """Names, paths and ids come from folders other people share: a link or an image in them must stay text."""
+    import pandas as pd
+
+    evil = "x[link](javascript:alert(1))**b**"
+    root = tmp_path / "data` ![i](http://127.0.0.1:9/r.png) `"
+    for name, seed in ((evil, 0), ("plain", 1)):
+        write_run(tmp_path / "runs", name, n=60, seed=seed, images=3, n_boot=5, data_root=root)
+    preds = tmp_path / "runs" / evil / "predictions_val.csv"
+    df = pd.read_csv(preds, dtype={"id": str})
+    df.loc[df["true"] != df["pred"], "id"] = [f"{i}` ![p](http://127.0.0.1:9/p.png) `" for i in
+                                              range((df["true"] != df["pred"]).sum())]
+    df.to_csv(preds, index=False)
+    at = _app(monkeypatch, tmp_path / "runs")
+    shown = []
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        shown += [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
+                  for e in at.get(kind)] + [t.label for t in at.tabs]
+    text = "\n".join(shown)
+    assert report.md(evil) in text and "[link](" not in text  # the name, escaped, and never a link
+    assert "![" not in text.replace("` ![", "")  # images only inside code spans...
+    assert all(m.count("``") % 2 == 0 for m in shown if "![" in m)  # ...fenced by more backticks than they hold
+
+
+def test_gallery_names_images_it_cannot_show_and_goes_on(monkeypatch, tmp_path):
+    from PIL import Image
+
+    write_run(tmp_path / "runs", "r", n=40, images=None, n_boot=5, data_root=tmp_path / "data")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (8000, 8000)).save(huge)  # 64 MP: over the decoder's limit, refused from its header
+    for k, img in enumerate(sorted((tmp_path / "data" / "images").glob("*.jpg"))):
+        if k % 2:
+            img.write_bytes(img.read_bytes()[:img.stat().st_size // 2])  # cut short
+        else:
+            img.write_bytes(huge.read_bytes())
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/gallery.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    why = [c.value for c in at.caption if c.value.startswith("Cannot show")]
+    assert any("pixels is over the limit" in w for w in why) and any("cut short" in w for w in why)
+    assert any("unreadable" in m.value for m in at.markdown) and not at.get("image")
+    assert not any("were not found" in i.value for i in at.info)  # there, only unreadable
 
 
 def test_a_chosen_run_stays_chosen_when_an_extra_folder_brings_one_of_its_name(monkeypatch, tmp_path):

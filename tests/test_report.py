@@ -796,6 +796,21 @@ def test_run_names_are_literal_in_markdown():
     assert report.md("**x**_<b>") == "\\*\\*x\\*\\*\\_\\<b\\>" and report.md("hse-best.v2") == "hse-best.v2"
 
 
+def test_latex_table_writes_any_run_name_as_text(runs_dir):
+    metrics = {n: R.load_metrics(runs_dir / n / "metrics_val.json") for n in ("a", "b")}
+    values, cis = report.results_table(metrics)
+    name = r"\input ^^2fetc~x"  # ^^2f is TeX's "/": read a file into the PDF
+    tex = report.latex_table(values.rename(index={"a": name}), cis.rename(index={"a": name}), "c")
+    assert r"\textbackslash{}input \textasciicircum{}\textasciicircum{}2fetc\textasciitilde{}x & b" in tex
+    assert r"\input" not in tex
+
+
+def test_any_text_is_literal_inline_code():
+    assert report.code("/data/affectnet") == "`/data/affectnet`"
+    assert report.code("x` ![p](http://h/p.png) `") == "`` x` ![p](http://h/p.png) ` ``"  # no way out of the span
+    assert report.code("`a``") == "``` `a`` ```" and report.code("two\nlines") == "`two lines`"
+
+
 def test_runs_whose_images_cannot_be_told_are_not_paired():
     ids = {"a": ["1", "2"], "b": None, "c": ["1"]}
     metrics = {"a": {"n": 2}, "b": {"n": 2}, "c": {"n": 2}}

@@ -18,6 +18,7 @@ from fer_core import runs as R
 from fer_core.calibrate import apply_temperature, temperature_of
 from fer_core.data import FERPLUS_SPLITS, ferplus_votes
 from fer_core.explain import describe_map, heat_overlay, occlusion_map
+from fer_core.images import thumbnail as thumbnail_of
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
 from fer_core.report import md, run_colors
 from fer_core.report_errors import comparable_runs, correctness
@@ -52,8 +53,20 @@ class LabContext:
         return run_colors([r.name for r in self.runs])
 
 
+def names(items) -> str:
+    """Run names (any folder names) as literal Markdown, comma-separated."""
+    return ", ".join(map(md, items))
+
+
 def context() -> LabContext:
     return st.session_state.get("lab") or LabContext()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def thumbnail(path: str, mtime_ns: int, px: int):
+    """An image as the gallery shows it, decoded with fer_core's limits (a huge or damaged file raises ImageError
+    instead of taking the page down); ``mtime_ns`` renews it when the file changes."""
+    return thumbnail_of(path, px)
 
 
 @st.cache_data(show_spinner="Reading predictions…", max_entries=64)
@@ -340,22 +353,23 @@ def note_missing(ctx: LabContext, kind: str = "predictions") -> list[R.Run]:
             try:
                 _predictions(*R.file_key(r.predictions_path(ctx.split)))
             except ValueError as e:  # a file damaged or edited by hand: named, not a traceback
-                st.error(f"Not shown: {r.name}, whose predictions file cannot be used: {e}")
+                st.error(f"Not shown: {md(r.name)}, whose predictions file cannot be used: {md(e)}")
                 have.remove(r)
     damaged = {p.path: p.reason for p in ctx.problems}
     for r in list(lacking):  # there, but not readable: said so, not taken for missing
         f = r.predictions_path(ctx.split) if kind == "predictions" else r.metrics_path(ctx.split)
         if f in damaged:
-            st.error(f"Not shown: {r.name}, whose {f.name} cannot be used: {damaged[f]}.")
+            st.error(f"Not shown: {md(r.name)}, whose {md(f.name)} cannot be used: {md(damaged[f])}.")
             lacking.remove(r)
     if lacking:
         elsewhere = sorted({s for r in lacking for s in getattr(r, attr)})
-        st.info(f"Not shown: {', '.join(r.name for r in lacking)}, which {'has' if len(lacking) == 1 else 'have'} no "
-                f"{kind}_{ctx.split} file" + (f", only {' and '.join(elsewhere)} (choose it as the sidebar's Split)"
+        st.info(f"Not shown: {names(r.name for r in lacking)}, which {'has' if len(lacking) == 1 else 'have'} no "
+                f"{kind}_{md(ctx.split)} file"
+                + (f", only {' and '.join(map(md, elsewhere))} (choose it as the sidebar's Split)"
                                               if elsewhere else "") + "."
                 + (" A pooled cross-validation scores every image on test only." if any(
                     R.cross_validated(r.config) for r in lacking) else "")
-                + "".join(f" {r.name}'s training {'failed' if st_ == 'failed' else 'was stopped'} before its final "
+                + "".join(f" {md(r.name)}'s training {'failed' if st_ == 'failed' else 'was stopped'} before its final "
                           f"evaluation (its train.log says why; --resume continues it)." for r in lacking
                           if (st_ := r.config.get("status")) in ("failed", "stopped")))
     return have

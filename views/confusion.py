@@ -7,9 +7,10 @@ from views import _shared as S
 
 st.title("Confusion matrices")
 ctx = S.require_runs()
+split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "metrics")
 if not have:
-    st.warning(f"None of the chosen runs has metrics_{ctx.split}.json.")
+    st.warning(f"None of the chosen runs has metrics_{split}.json.")
     st.stop()
 
 st.subheader("Per class, side by side")
@@ -21,9 +22,9 @@ confusions = {r.name: S.metrics(r, ctx.split)["confusion"] for r in have}
 S.chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch")
 groups = R.data_groups(have)
 data_of = {n: key for key, names in groups.items() for n in names}
-st.caption(f"Split **{ctx.split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
+st.caption(f"Split **{split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
            "(recall and precision); F1 has none."
-           + (" The runs are on different data sets (" + ", ".join(sorted({str(k[0]) for k in groups}))
+           + (" The runs are on different data sets (" + ", ".join(sorted({S.md(k[0]) for k in groups}))
               + "): compare bars of runs on the same data only." if len(groups) > 1 else ""))
 
 if len(have) >= 2:
@@ -36,12 +37,12 @@ if len(have) >= 2:
     same = groups[data_of[a]]  # runs on other data do not compare
     b = S.choice(b_col, "Run B", same, "cm_diff_b", default=1 if same[0] == a else 0, help="Runs on the same data as A")
     if a == b:
-        st.info("Pick two different runs." if len(same) > 1 else f"No other chosen run is on {a}'s data "
-                f"({data_of[a][0]}): choose one in the sidebar, or another run A.")
+        st.info("Pick two different runs." if len(same) > 1 else f"No other chosen run is on {S.md(a)}'s data "
+                f"({S.md(data_of[a][0])}): choose one in the sidebar, or another run A.")
     else:
         S.chart(report.confusion_difference_figure(confusions[a], confusions[b], a, b), width="stretch")
         n, noise = report.share_noise(confusions[a])
-        st.caption(f"Each cell: how much better A ({a}) does than B ({b}) on **{ctx.split}**, in shares of the "
+        st.caption(f"Each cell: how much better A ({S.md(a)}) does than B ({S.md(b)}) on **{split}**, in shares of the "
                    "true class: on the diagonal, how much more often A gets the class right; off it, how much less "
                    "often A makes that mistake. Positive and blue where A does better, negative and red where it does "
                    f"worse. With {n:,} images of a class, one run's share of a half is itself uncertain by about "
@@ -54,9 +55,9 @@ if len(have) >= 2:
 st.subheader("Per run")
 cells = st.radio("Cells", ["shares", "counts"], horizontal=True, key="cm_cells",
                  format_func={"shares": "share of the true class", "counts": "image counts"}.get)
-st.caption(f"Split **{ctx.split}**. Rows: true class; columns: predicted class. "
+st.caption(f"Split **{split}**. Rows: true class; columns: predicted class. "
            "Shares are of each true class (the diagonal is per-class recall).")
-for tab, run in zip(st.tabs([r.name for r in have]), have):
+for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
     with tab:
         m = S.metrics(run, ctx.split)
         S.chart(report.confusion_figure(m["confusion"], cells == "shares", report.legend_label(run.name, 48)),

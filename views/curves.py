@@ -14,7 +14,7 @@ def draw(runs: list[R.Run]) -> None:
     colors = ctx.colors
     untrained = [r.name for r in runs if not r.has_history and r.config.get("status") in ("ensemble", "evaluation")]
     if untrained:
-        st.caption(f"No training curves for {', '.join(untrained)}: an ensemble or evaluation folder trains nothing.")
+        st.caption(f"No training curves for {S.names(untrained)}: an ensemble or evaluation folder trains nothing.")
     pooled = [r for r in runs if not r.has_history and R.fold_run_names(r.config)]
     for r in pooled:  # a cross-validation's curves: its folds' curves averaged epoch by epoch
         names = R.fold_run_names(r.config)
@@ -23,17 +23,18 @@ def draw(runs: list[R.Run]) -> None:
         if folds:
             mean = f"{r.name} (mean of {len(folds)} folds)"
             histories[mean], colors[mean] = report.mean_history([S.history(f) for f in folds]), colors[r.name]
-            st.caption(f"{r.name} pools the test predictions of {len(names)} fold runs: its curves are the mean of "
+            st.caption(f"{S.md(r.name)} pools the test predictions of {len(names)} fold runs: its curves are the mean "
+                       "of "
                        f"{len(folds)} of them, epoch by epoch, the shaded band their range "
-                       f"({', '.join(f.name for f in folds)}; choose them for each fold's own)"
-                       + (f". Not among the run folders read, or without a history.csv: {', '.join(missing)}."
+                       f"({S.names(f.name for f in folds)}; choose them for each fold's own)"
+                       + (f". Not among the run folders read, or without a history.csv: {S.names(missing)}."
                           if missing else "."))
         else:
-            st.caption(f"No training curves for {r.name}: its fold runs ({', '.join(names)}) are not among the run "
+            st.caption(f"No training curves for {S.md(r.name)}: its fold runs ({S.names(names)}) are not among the run "
                        "folders read.")
     lacking = [r.name for r in runs if not r.has_history and r.name not in untrained and r not in pooled]
     if lacking:
-        st.caption(f"No history.csv yet for: {', '.join(lacking)}.")
+        st.caption(f"No history.csv yet for: {S.names(lacking)}.")
     if not histories:
         if lacking:
             st.warning("None of the chosen runs has a history.csv (no finished epoch yet).")
@@ -54,14 +55,14 @@ def draw(runs: list[R.Run]) -> None:
                 else:
                     S.chart(fig, width="stretch", key=f"history-{panel}")
 
-    best = [f"{r.name} → {b['epoch']} ({b['value']:.3f})" for r in runs
+    best = [f"{S.md(r.name)} → {b['epoch']} ({b['value']:.3f})" for r in runs
             if r.name in histories and (b := r.config.get("best"))]
     if best:
         st.caption("Best epoch, the one each run kept (by its validation score: accuracy averaged with the mean of "
                    "valence and arousal CCC, or accuracy alone without them): " + ", ".join(best))
     flipped = [r.name for r in runs if r.name in histories and (r.config.get("args") or {}).get("tta")]
     if flipped:
-        st.caption(f"The epochs are scored on each image as it is; {', '.join(flipped)} "
+        st.caption(f"The epochs are scored on each image as it is; {S.names(flipped)} "
                    f"{'was' if len(flipped) == 1 else 'were'} then evaluated with flip test-time augmentation (each "
                    "image averaged with its mirror), so the Overview's validation figures differ a little from the "
                    "best epoch's here.")

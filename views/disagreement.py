@@ -1,5 +1,6 @@
 """Model disagreement: samples every chosen run gets wrong, samples only one run gets wrong, run vs run
 (with a paired test of whether their difference is larger than the noise)."""
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -10,6 +11,7 @@ from views import _shared as S
 MAX_IDS_SHOWN = 2000
 st.title("Model disagreement")
 ctx = S.require_runs()
+split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")
 if len(have) < 2:
     st.info("Choose at least two runs with predictions on this split in the sidebar to compare them.")
@@ -17,14 +19,14 @@ if len(have) < 2:
 
 kept, left_out, corr = S.disagreement(have, ctx.split)
 if left_out and len(kept) >= 2:
-    st.info(f"Left out {', '.join(left_out)}: no sample ids in common with the images {', '.join(kept)} all "
+    st.info(f"Left out {S.names(left_out)}: no sample ids in common with the images {S.names(kept)} all "
             "evaluated (other data, or another fold's test images).")
 if len(kept) < 2 or corr.empty:
     st.warning("The chosen runs share no sample ids on this split (different data sets or splits), "
                "so they cannot be compared sample by sample.")
     st.stop()
 every = len(corr.dropna())
-st.caption(f"On **{ctx.split}**. Every run wrong and only one run wrong: the {every:,} sample ids every compared run "
+st.caption(f"On **{split}**. Every run wrong and only one run wrong: the {every:,} sample ids every compared run "
            "evaluated" + (f"; run vs run: each pair's shared ids ({len(corr):,} in all)." if every < len(corr)
                           else "."))
 
@@ -77,7 +79,7 @@ by_name = {r.name: r for r in have}
 try:
     result = S.paired(by_name[a], by_name[b], ctx.split)
 except ValueError as e:
-    st.error(f"{a} and {b} cannot be compared sample by sample: {e}")
+    st.error(f"{S.md(a)} and {S.md(b)} cannot be compared sample by sample: {S.md(e)}")
     st.stop()
 table = E.paired_table(result, a, b)
 st.markdown(f"**Is the difference real?** Each metric of A − B on the **{result['n']:,}** samples both runs "
@@ -87,19 +89,22 @@ st.markdown(f"**Is the difference real?** Each metric of A − B on the **{resul
             "gives: read such a verdict as weak evidence.")
 own = {name: int(corr[name].notna().sum()) for name in (a, b)}
 if max(own.values()) > result["n"]:
-    st.caption(f"{a} evaluated {own[a]:,} and {b} {own[b]:,} images on {ctx.split}: the figures here are on the "
+    st.caption(f"{S.md(a)} evaluated {own[a]:,} and {S.md(b)} {own[b]:,} images on {split}: the figures here are on "
+               "the "
                f"{result['n']:,} both did, so they differ from the Overview's.")
 # "A better" rather than the run's name, as in the table above: the interval beside it stays in view in a narrow window
 shown = table.assign(verdict=table["verdict"].replace({f"{a} better": "A better", f"{b} better": "B better"}))
 st.dataframe(shown, width="stretch", hide_index=True, column_order=["metric", "verdict", E.PAIRED_DIFF, a, b],
              column_config={
-                 "verdict": st.column_config.Column(help=f"The run the 95% interval favours (A: {a}, B: {b}); within "
+                 "verdict": st.column_config.Column(help=f"The run the 95% interval favours (A: {S.md(a)}, "
+                                                    f"B: {S.md(b)}); within "
                                                     "noise where it contains 0."),
-                 E.PAIRED_DIFF: st.column_config.Column(help=f"{a} − {b}, and its paired bootstrap 95% interval."),
+                 E.PAIRED_DIFF: st.column_config.Column(help=f"{S.md(a)} − {S.md(b)}, and its paired bootstrap 95% "
+                                                        "interval."),
                  a: st.column_config.NumberColumn(format="%.3f"),
                  b: st.column_config.NumberColumn(format="%.3f")})
-st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {a} gets right and the "
-           f"{result['b_only_right']} only {b} gets right: p = {format_p(result['mcnemar_p'])} (this pair alone, "
+st.caption(f"McNemar's exact test on the {result['a_only_right']} samples only {S.md(a)} gets right and the "
+           f"{result['b_only_right']} only {S.md(b)} gets right: p = {format_p(result['mcnemar_p'])} (this pair alone, "
            "unadjusted).")
 S.chart(E.paired_figure(table, a, b), width="stretch")
 
@@ -111,5 +116,6 @@ if ids:
     if len(ids) > len(shown):
         st.caption(f"First {len(shown):,} shown; the download holds all {len(ids):,}.")
     st.code(", ".join(shown), language=None, wrap_lines=True, height=150 if len(shown) > 60 else "content")
-    st.download_button("Download ids (CSV)", "id\n" + "\n".join(ids), file_name=f"right-{a}_wrong-{b}.csv",
-                        mime="text/csv", key=f"dl-{a}-{b}")
+    st.download_button("Download ids (CSV)", pd.DataFrame({"id": ids}).to_csv(index=False),
+                       file_name=f"right-{a}_wrong-{b}.csv",
+                       mime="text/csv", key=f"dl-{a}-{b}")

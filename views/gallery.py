@@ -7,25 +7,33 @@ from fer_core import report_errors as E
 from fer_core.images import ImageError, load_square
 from fer_core.inference import ModelNotFound, model_stamp
 from fer_core.labels import CLASSES
+from fer_core.report import code
 from fer_core.runs import safe_image_path
 from views import _shared as S
 
 THUMB_PX = 140  # each thumbnail's width: the grid wraps as many as fit (six at 1280 px, two on a phone)
 st.title("Misclassified gallery")
 ctx = S.require_runs()
+split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")
 if not have:
     st.stop()
 by_name = {r.name: r for r in have}
 
 
-def show_image(path, root, width=None):
-    """Draw the image if it resolves inside the data root; return whether it did."""
+def show_image(path, root, width=None) -> str | None:
+    """Draw the image if it resolves inside the data root and decodes; otherwise return why not: "no image" where
+    there is none, "unreadable" (with a caption saying why) where it does not decode."""
     img = safe_image_path(root, path)
     if img is None:
-        return False
-    st.image(str(img), width=width or "stretch")
-    return True
+        return "no image"
+    try:
+        thumb = S.thumbnail(str(img), img.stat().st_mtime_ns, 2 * THUMB_PX)  # sharp on high-density screens
+    except (ImageError, OSError) as e:
+        st.caption(f"Cannot show {code(path)}: {S.md(str(e).removeprefix(str(img) + ': '))}")
+        return "unreadable"
+    st.image(thumb, width=width or "stretch")
+    return None
 
 
 def explain_sample(run, image_path, row):
@@ -34,7 +42,8 @@ def explain_sample(run, image_path, row):
     model, owner = S.model_for_sample(run, str(row["id"]), ctx.all_runs)
     key = f"gallery-x-{run.name}-{row['id']}"
     if model is None:
-        st.caption(f"No model of {owner} here (no checkpoint in its folder, and the default model is another run's):"
+        st.caption(f"No model of {S.md(owner)} here (no checkpoint in its folder, and the default model is another "
+                   "run's):"
                    f" occlusion maps need one.")
         return
     if not st.toggle("Where it looked", key=key, help=S.OCCLUSION_HELP):
@@ -42,14 +51,14 @@ def explain_sample(run, image_path, row):
     try:
         pred = S.crop_predictor(str(model), model_stamp(model))
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
-        st.error(f"Cannot load the model of {owner} ({model}): {str(e)[:300]}")
+        st.error(f"Cannot load the model of {S.md(owner)} ({code(model)}): {S.md(str(e)[:300])}")
         return
     try:
         crop = load_square(image_path, pred.img_size)
     except ImageError as e:
-        st.error(f"Cannot read {image_path}: {e}")
+        st.error(f"Cannot read {code(image_path)}: {S.md(e)}")
         return
-    st.caption(f"Model: `{model}`, as it answers now (its probabilities may differ a little from the predictions "
+    st.caption(f"Model: {code(model)}, as it answers now (its probabilities may differ a little from the predictions "
                f"file's, e.g. after fer_core.calibrate).")
     for col, (what, k) in zip(st.columns(2), (("predicted", int(row["pred"])), ("true", int(row["true"])))):
         with col:
@@ -72,22 +81,22 @@ if query.strip():
         root, _ = S.image_root(run, ctx.split)
         verdict = "correct" if row["true"] == row["pred"] else "wrong"
         confidence = row[f"prob_{row['pred']}"]
-        st.markdown(f"**{S.md(run.name)}** · id `{row['id']}` · true **{CLASSES[row['true']]}** → predicted "
+        st.markdown(f"**{S.md(run.name)}** · id {code(row['id'])} · true **{CLASSES[row['true']]}** → predicted "
                     f"**{CLASSES[row['pred']]}** (conf. {confidence:.2f}, {verdict})")
         if (run_votes := S.votes(run, ctx.split)) is not None and str(row["id"]) in run_votes.index:
             st.caption(f"FER+ annotators' votes: {E.vote_text(run_votes.loc[str(row['id'])].to_numpy())}")
         pic, probs = st.columns([1, 3])
         with pic:
-            shown = show_image(row["path"], root, width=160)
-            if not shown:
-                st.caption(f"No image at `{row['path']}` under `{root}`.")
+            why = show_image(row["path"], root, width=160)
+            if why == "no image":
+                st.caption(f"No image at {code(row['path'])} under {code(root)}.")
         with probs:
             st.dataframe(E.probability_table(row).style.format({"probability": "{:.3f}"}), hide_index=True,
                          width="stretch", height=320)
-        if shown:
+        if why is None:
             explain_sample(run, safe_image_path(root, row["path"]), row)
     if not found_any:
-        st.warning(f"No sample with id '{query.strip()}' in the {ctx.split} predictions of the chosen runs: it may be "
+        st.warning(f"No sample with id {code(query.strip())} in the {split} predictions of the chosen runs: it may be "
                    "in another split (the sidebar's Split), or not in this copy of the data.")
     st.divider()
 
@@ -104,7 +113,7 @@ pred_name = S.choice(c3, "Predicted class", ["any", *CLASSES], "gallery_pred")
 pred = S.predictions(run, ctx.split)
 wrong = E.misclassified(pred, None if true_name == "any" else CLASSES.index(true_name),
                         None if pred_name == "any" else CLASSES.index(pred_name), sort, votes)
-st.caption(f"{len(wrong):,} misclassified of {len(pred):,} samples in {run.name} / {ctx.split}.")
+st.caption(f"{len(wrong):,} misclassified of {len(pred):,} samples in {S.md(run.name)} / {split}.")
 if wrong.empty:
     st.info("No misclassified samples match these filters.")
     st.stop()
@@ -127,18 +136,18 @@ st.caption("Under each image: its id, the true class, the predicted class and co
 grid = st.container(horizontal=True, wrap=True, gap="small")
 for _, r in rows.iterrows():
     with grid.container(width=THUMB_PX, gap=None):
-        if not show_image(r["path"], root):
-            missing += 1
+        if why := show_image(r["path"], root):
+            missing += why == "no image"
             st.markdown("<div style='aspect-ratio:1/1;border:1px dashed #bbb;border-radius:6px;display:flex;"
-                        "align-items:center;justify-content:center;color:#888'>no image</div>",
+                        f"align-items:center;justify-content:center;color:#888'>{why}</div>",
                         unsafe_allow_html=True)
-        st.markdown(f"`{r['id']}`  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}**  \n"
+        st.markdown(f"{code(r['id'])}  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}**  \n"
                     f"conf. {r['confidence']:.2f}")
         if votes is not None and r["votes"]:
             st.caption(f"votes: {r['votes']}")
 if missing:
     st.info(f"{missing} of {len(rows)} images on this page were not found. "
-            f"Looked under `{root}` ({source}); set **Data root for images** in the sidebar if the data "
+            f"Looked under {code(root)} ({S.md(source)}); set **Data root for images** in the sidebar if the data "
             "lives elsewhere on this machine" + (": the data set's own folder, the one above `images/`" if root and
                                                  Path(root).name == "images" else "") + ".")
 

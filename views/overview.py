@@ -4,13 +4,15 @@ import streamlit as st
 
 from fer_core import report
 from fer_core import runs as R
+from fer_core.report import code
 from views import _shared as S
 
 st.title("Overview")
 ctx = S.require_runs()
+split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "metrics")
 if not have:
-    st.warning(f"None of the chosen runs has metrics_{ctx.split}.json.")
+    st.warning(f"None of the chosen runs has metrics_{split}.json.")
     st.stop()
 
 metrics = {r.name: S.metrics(r, ctx.split) for r in have}
@@ -23,17 +25,17 @@ groups = R.data_groups(have)
 pairable = {k: kept for k, names in groups.items() if (kept := [n for n in names if n not in unpaired])}
 lines, unranked = report.best_run_lines(values, cis, metrics, pairable, ids)
 if lines:
-    st.success(f"Best on **{ctx.split}**: " + ("  \n".join(lines) if len(lines) == 1 else
+    st.success(f"Best on **{split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
     if ctx.split == "test" and all("val" in r.metrics_splits for r in have):
         st.caption("To choose a run, compare them on val: the test figure of a run chosen by its test figure is "
                    "optimistic.")
 if unpaired:
-    st.caption("Not ranked: " + "; ".join(f"{n}, which {why} on {ctx.split}" for n, why in unpaired.items())
+    st.caption("Not ranked: " + "; ".join(f"{S.md(n)}, which {why} on {split}" for n, why in unpaired.items())
                + ": which images its figures are on cannot be told, so they are not paired with the others' "
                "(evaluate it again to write both files).")
 if unranked:
-    st.caption(f"Not ranked: {', '.join(unranked)}, each scored on {ctx.split} images no other chosen run on its data "
+    st.caption(f"Not ranked: {S.names(unranked)}, each scored on {split} images no other chosen run on its data "
                "was scored on (a cross-validation's folds, or another split): their figures are not paired.")
 
 pooled = [r.name for r in ctx.all_runs if R.cross_validated(r.config)]
@@ -42,14 +44,14 @@ if pooled and not any(r.name in pooled for r in ctx.runs):
         st.session_state.update(_selected_runs_saved=pooled, _split_saved="test")
 
     st.info("Cross-validations pooled from their fold runs score every image once, on the test split, with narrower "
-            f"intervals than a fixed split's few hundred images: {', '.join(pooled)}.")
+            f"intervals than a fixed split's few hundred images: {S.names(pooled)}.")
     st.button("Show the cross-validations", on_click=show_pooled)
 
-st.subheader(f"Results on {ctx.split}")
+st.subheader(f"Results on {split}")
 first = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]  # the headline
 for (layout, root), names in groups.items():  # one table per data set: their scores do not compare
     if len(groups) > 1:
-        st.markdown(f"**On {layout} data** (`{root}`)")
+        st.markdown(f"**On {S.md(layout)} data** ({code(root)})")
     sub = values.loc[names].dropna(axis=1, how="all")  # e.g. no valence/arousal columns for FER+
     st.dataframe(report.display_table(sub, cis.loc[names]), width="stretch",
                  column_order=[c for c in first if c in sub] + [c for c in sub if c not in first],
@@ -61,7 +63,7 @@ for names in groups.values():
     by_count = report.runs_by_sample_count(metrics, names)
     if len(by_count) > 1:
         st.info("Scored on different numbers of images: " + "; ".join(
-            f"{', '.join(runs)}: {n:,}" for n, runs in by_count.items()) + ". Their figures come from "
+            f"{S.names(runs)}: {n:,}" for n, runs in by_count.items()) + ". Their figures come from "
             "different image sets (a pooled cross-validation scores every image, a fixed split only its own part), "
             "so a difference between them is not a paired comparison: the Model disagreement page compares runs on "
             "the images they share.")
@@ -90,7 +92,7 @@ if seeds:
 
 for (layout, root), names in groups.items():  # one pair of charts per data set: their scores do not compare
     if len(groups) > 1:
-        st.markdown(f"**On {layout} data** (`{root}`)")
+        st.markdown(f"**On {S.md(layout)} data** ({code(root)})")
     sub, sub_cis = values.loc[names], cis.loc[names]
     left, right = st.columns(2)
     with left:

@@ -19,6 +19,7 @@ from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, frame_count  
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, model_stamp, read_image, resolve_model)
 from fer_core.predict import to_rows  # noqa: E402
+from fer_core.report import code  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env  # noqa: E402
 from fer_core.video import (EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary,  # noqa: E402
@@ -108,7 +109,7 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
         try:
             image = read_image(data, name=name)
         except ImageError as e:
-            st.session_state[key] = {"error": f"Cannot read {name}: {str(e).removeprefix(name + ': ')}"}
+            st.session_state[key] = {"error": f"Cannot read {S.md(name)}: {S.md(str(e).removeprefix(name + ': '))}"}
             return key, st.session_state[key]
         results = predictor.predict_faces(image)
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
@@ -126,9 +127,9 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> st
         return kept
     results = done["results"]
     faces = sum(not r["whole_image"] for r in results)
-    st.image(done["shown"], caption=f"{name}: {faces} face(s)")
+    st.image(done["shown"], caption=f"{S.md(name)}: {faces} face(s)")
     if done["frames"] > 1:
-        st.info(f"{name} holds {done['frames']} frames (an animation or a multi-page file); these are the first "
+        st.info(f"{S.md(name)} holds {done['frames']} frames (an animation or a multi-page file); these are the first "
                 "frame's faces. Upload it as a video (MP4, AVI...) to follow its frames.")
     show_results(results, predictor.classes, key, predictor, done["crops"])
     return kept
@@ -197,13 +198,13 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
                 records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
                                         warn=lambda m: notes.append(m.replace(str(path), name)))
             except _Cancelled:
-                job["error"] = f"{name}: the analysis was stopped"  # ends any wait_for still looking
+                job["error"] = f"{S.md(name)}: the analysis was stopped"  # ends any wait_for still looking
                 return
             except VideoError as e:
                 job["error"] = str(e).replace(str(path), name)
                 return
             except Exception as e:  # noqa: BLE001  a failure must reach the page, not leave it waiting
-                job["error"] = f"{name}: {type(e).__name__}: {e}"
+                job["error"] = f"{S.md(name)}: {type(e).__name__}: {S.md(e)}"
                 return
         for r in records:
             r["path"] = name
@@ -218,10 +219,10 @@ def wait_for(job: dict, name: str) -> None:
     """A progress bar until the job ends; a click elsewhere reruns the page, which comes back here to the same job."""
     import time
 
-    bar = st.progress(0.0, text=f"Reading {name}…")
+    bar = st.progress(0.0, text=f"Reading {S.md(name)}…")
     while job["result"] is None and job["error"] is None:
         if job["total"]:
-            bar.progress(min(job["done"] / job["total"], 1.0), text=f"{name}: frame {job['done']:,} of "
+            bar.progress(min(job["done"] / job["total"], 1.0), text=f"{S.md(name)}: frame {job['done']:,} of "
                          f"{job['total']:,} (the analysis goes on while you use the rest of the page)")
         time.sleep(0.25)
     bar.empty()
@@ -379,16 +380,17 @@ def main() -> None:
         path = resolve_model(choices[label], root=ROOT, backend=backend)
         predictor = get_predictor(str(path), backend, model_stamp(path))
     except (ModelNotFound, ValueError, RuntimeError, KeyError, OSError) as e:
-        st.error(f"Cannot load {label}: {e}")
+        st.error(f"Cannot load {S.md(label)}: {S.md(e)}")
         return
     i = predictor.info()
     tta = (", each face in photos, video frames and snapshots classified twice, as it is and mirrored, and the two "
            "answers averaged (flip test-time augmentation, as the run was evaluated)"
            if i["tta"] else "")
-    st.info(f"**Answering: {i['name']}** — {i['backbone']}, {i['img_size']} px{tta}, on {i['runtime']}  \n"
-            f"Weights file: `{i['weights_file']}`  \nTrained: {i['trained']}"
-            + (f"  \nBackbone initialised from: {i['init']}" if i["init"] else "")
-            + (f"  \nAn ensemble of {', '.join(i['members'])}: their probabilities and valence/arousal averaged"
+    st.info(f"**Answering: {S.md(i['name'])}** — {S.md(i['backbone'])}, {i['img_size']} px{tta}, on "
+            f"{i['runtime']}  \n"
+            f"Weights file: {code(i['weights_file'])}  \nTrained: {S.md(i['trained'])}"
+            + (f"  \nBackbone initialised from: {S.md(i['init'])}" if i["init"] else "")
+            + (f"  \nAn ensemble of {S.names(i['members'])}: their probabilities and valence/arousal averaged"
                if i["members"] else "")
             + (f"  \nCheckpoint: {i['best']}" if i["best"] else "")
             + (f"  \nConfidence calibrated: temperature {i['temperature']:.2f} (fer_core.calibrate; the predicted "
@@ -400,7 +402,7 @@ def main() -> None:
     with photos:
         files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
         for n, f in enumerate(files or []):
-            st.subheader(f.name)
+            st.subheader(S.md(f.name))
             kept.add(predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
     with video:
         video_tab(predictor)

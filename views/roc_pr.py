@@ -8,8 +8,9 @@ from views import _shared as S
 
 st.title("ROC, PR and calibration")
 ctx = S.require_runs()
+split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")
-st.caption(f"Split **{ctx.split}**. One-vs-rest per class, macro-averaged over the classes: every run's macro "
+st.caption(f"Split **{split}**. One-vs-rest per class, macro-averaged over the classes: every run's macro "
            "curve on one chart, then each run's classes (the thick dashed grey line is its macro average), in a tab "
            "per run, or for the run chosen below when there are more than six. "
            "Legend AUCs come from the metrics file (computed on every sample) where it exists. "
@@ -24,7 +25,7 @@ if len(have) >= 2:
 # A tab per run draws every run's charts at once: with many runs, one chosen run's instead
 MAX_TABS = 6
 if len(have) <= MAX_TABS:
-    places = zip(st.tabs([r.name for r in have]), have)
+    places = zip(st.tabs([S.md(r.name) for r in have]), have)
 else:
     by_name = {r.name: r for r in have}
     places = [(st.container(), by_name[S.choice(st, "Per-class curves of", list(by_name), "roc_run")])]

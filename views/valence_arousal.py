@@ -6,6 +6,7 @@ from views import _shared as S
 
 st.title("Valence / arousal")
 ctx = S.require_runs()
+split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")
 preds = {r.name: S.predictions(r, ctx.split) for r in have}
 va_runs = [r for r in have if V.has_va(preds[r.name])]
@@ -15,13 +16,13 @@ for r in have:
             st.warning(f"**{S.md(r.name)}**: the model was trained without valence/arousal, so its valence/arousal "
                        "outputs are not scored.")
         else:
-            st.warning(f"**{S.md(r.name)}**: its {ctx.split} predictions hold no annotated valence/arousal (data "
+            st.warning(f"**{S.md(r.name)}**: its {split} predictions hold no annotated valence/arousal (data "
                        "such as FER+ or class folders), so there is nothing to compare its valence/arousal outputs "
                        "against.")
 if not va_runs:
     st.stop()
 
-st.subheader(f"Agreement on {ctx.split}")
+st.subheader(f"Agreement on {split}")
 table = V.va_summary_table({r.name: S.metrics(r, ctx.split) or {} for r in va_runs})
 st.dataframe(table, width="stretch", height=35 * (len(table) + 1) + 3)  # every row shown: no scrolling
 st.caption("From the metrics files, with their bootstrap 95% intervals (an interval's ends move by a few thousandths "
