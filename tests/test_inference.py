@@ -867,3 +867,22 @@ def test_predict_on_small_face_crops_suggests_whole_image(ckpt, tmp_path, capsys
     Image.fromarray(astronaut()).save(tmp_path / "photo.jpg")  # a photo among them: no such hint
     assert run_cli([tmp_path / "crop.png", tmp_path / "photo.jpg", "--run", ckpt]) == 0
     assert "--whole-image classifies" not in capsys.readouterr().err
+
+
+class _RunsACommand:
+    def __reduce__(self):  # what a booby-trapped checkpoint holds: unpickling it would call os.system
+        import os
+
+        return os.system, ("echo unpickled > /dev/null",)
+
+
+def test_a_checkpoint_holding_python_objects_is_refused_by_name(tmp_path):
+    import argparse
+
+    from fer_core.inference import load_checkpoint
+
+    for k, obj in enumerate([argparse.Namespace(lr=1e-4), _RunsACommand()]):  # torch: "Unsupported global", "GLOBAL"
+        path = tmp_path / f"odd{k}.pt"
+        torch.save({"model": {}, "config": {}, "args": obj}, path)
+        with pytest.raises(ModelNotFound, match="holds Python objects besides tensors"):
+            load_checkpoint(path)
