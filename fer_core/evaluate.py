@@ -155,12 +155,22 @@ def _model_run(cfg: dict) -> Path | None:
     return None
 
 
-def same_data(index, root: Path, own_root: Path, run: Path | None) -> bool:
+def same_data(index, root: Path, own_root: Path, run: Path | None, checks: int = 16) -> bool:
     """Whether data at another path is a copy of the model's training data: it holds every image id of the run's
-    split, or (without the run folder) it is a folder of the same name."""
-    if run is not None:
-        return set(saved_split(run)) <= {s.id for s in index.samples}
-    return root.name == own_root.name
+    split, and where the model's own data is on this machine, a few of those ids (``checks``) are the same images
+    there; without the run folder, it is a folder of the same name."""
+    if run is None:
+        return root.name == own_root.name
+    split = pd.read_csv(Path(run) / "split.csv", dtype={"id": str, "path": str})
+    here = {s.id: s for s in index.samples}
+    if not set(split["id"]) <= set(here):
+        return False
+    # The same ids can be other pictures: full AffectNet numbers its training images as its validation set does.
+    picked = split.sample(min(checks, len(split)), random_state=0)
+    originals = [fdata.images_root(own_root) / p for p in picked["path"]]
+    if not all(f.is_file() for f in originals):
+        return True  # the original is not on this machine: its ids are all there is to go by
+    return len(fdata.copies_of([here[i] for i in picked["id"]], index.root, originals)) == len(picked)
 
 
 def trained_on(samples, root: Path, run: Path | None, own_root: Path) -> set[str]:

@@ -227,6 +227,25 @@ def test_images_the_model_trained_on_are_found_under_any_layout_and_left_out(csv
     assert len(pd.read_csv(tmp_path / "b" / "predictions_copies-all.csv")) == len(list(copies.rglob("*.jpg")))
 
 
+def test_other_pictures_under_the_runs_ids_are_other_data(csv_run, run, tmp_path, capsys):
+    """Full AffectNet numbers its training images as its validation set does: the ids alone do not make a copy."""
+    _, manifest, _ = csv_run
+    before = (run / "predictions_test.csv").read_bytes()
+    copy = Path(shutil.copytree(manifest.parent, tmp_path / "copy"))  # the same images elsewhere: the run's own
+    rc, err = ev(capsys, "--run", run, "--data", copy / "manifest.csv")
+    assert rc == 0, err
+    assert not list(run.glob("predictions_manifest-*.csv")) and not list(run.glob("predictions_copy-*.csv"))
+    assert (run / "predictions_test.csv").read_bytes() == before  # re-evaluated in place, the same figures
+    other = Path(shutil.copytree(manifest.parent, tmp_path / "other"))
+    write_manifest(tmp_path / "new", seed=7)
+    for img in (other / "img").glob("*.jpg"):  # every id kept, each now another picture
+        shutil.copy(tmp_path / "new" / "img" / img.name, img)
+    rc, err = ev(capsys, "--run", run, "--data", other / "manifest.csv")
+    assert rc == 0, err
+    assert (run / "predictions_test.csv").read_bytes() == before  # the run's own results are not replaced
+    assert (run / "predictions_manifest-all.csv").is_file()  # scored as other data: every image
+
+
 def test_rows_the_reader_skips_are_said_and_recorded(run, tmp_path, capsys):
     data = tmp_path / "m"
     manifest = write_manifest(data, n_per_class=2, seed=3)

@@ -69,7 +69,8 @@ def thumbnail(path: str, mtime_ns: int, px: int):
     return thumbnail_of(path, px)
 
 
-@st.cache_data(show_spinner="Reading predictions…", max_entries=64)
+# Entries per file: more than the runs a page draws at once, which otherwise evict each other on every click
+@st.cache_data(show_spinner="Reading predictions…", max_entries=256)
 def _predictions(path: str, mtime_ns: int) -> pd.DataFrame:
     return R.load_predictions(path)
 
@@ -84,12 +85,12 @@ def _history(path: str, mtime_ns: int) -> pd.DataFrame:
     return R.load_history(path)
 
 
-@st.cache_data(show_spinner="Computing curves…", max_entries=64)
+@st.cache_data(show_spinner="Computing curves…", max_entries=256)
 def _curves(path: str, mtime_ns: int) -> dict:
     return roc_and_pr(_predictions(path, mtime_ns))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_data(show_spinner=False, max_entries=256)
 def _calibration(path: str, mtime_ns: int, temperature: float = 1.0) -> dict:
     df = _predictions(path, mtime_ns)
     probs = df[PROB_COLS].to_numpy(float)
