@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import data as fdata
 from .calibrate import apply_temperature, temperature_of
+from .images import fits_in_memory
 from .io import atomic_write_json, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import summary_line, write_evaluation
@@ -74,7 +75,8 @@ def predictions_frame(samples, probs, va) -> pd.DataFrame:
 
 def evaluate_samples(model, cfg, root, samples, device="cpu", tta=False, progress=True):
     """Decode, predict and build the predictions table; unreadable images are left out and returned."""
-    images, ok, failures = fdata.decode_images(root, samples, cfg["img_size"], progress=progress)
+    images, ok, failures = fdata.decode_images(root, samples, cfg["img_size"], progress=progress,
+                                               keep=fits_in_memory(len(samples), cfg["img_size"]))
     kept = [samples[i] for i in ok]
     probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta, progress=progress)
     return predictions_frame(kept, probs, va), failures
@@ -384,7 +386,8 @@ def main(args) -> int:
         tag = f"{tag}-{'-'.join(differ)}"  # the run's own results, made as it answers, stay as they are
         print(f"note: written as predictions_{tag}.csv, beside the run's own {split} results: these settings differ "
               f"from the ones the run answers with", file=sys.stderr)
-    images, ok, failures = fdata.decode_images(index.root, samples, cfg["img_size"])
+    images, ok, failures = fdata.decode_images(index.root, samples, cfg["img_size"],  # too many: decoded as used
+                                               keep=fits_in_memory(len(samples), cfg["img_size"]))
     if not ok:
         return _fail(f"none of the {len(samples)} images of {root} could be read")
     taken = other_results(out, tag, {samples[i].id for i in ok}, index.root, foreign)

@@ -158,33 +158,85 @@ def thumbnail(path, px: int, max_pixels: int = 50_000_000) -> np.ndarray:
     return np.asarray(im)
 
 
-def decode_images(root, samples, size: int, progress: bool = True, what: str = ""):
-    """Decode every sample once to a uint8 tensor [N_ok, 3, size, size]; ``what`` names them on the progress bar
-    ("train": "decode train 150px").
+def _threads() -> int:
+    return min(16, 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
-    Returns (tensor, indices into samples that decoded, failures as (path, reason)); never raises for a bad image.
+
+def fits_in_memory(n: int, size: int, processes: int = 1) -> bool:
+    """Whether ``n`` images decoded at ``size`` px take at most half of this machine's memory, shared by
+    ``processes`` (the training processes of one machine under torchrun). True where the memory cannot be told."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows
+        return True
+    return n * 3 * size * size <= memory / 2 / max(processes, 1)
+
+
+class LazyImages:
+    """Images decoded as they are indexed instead of held in memory, for data whose decoded pixels would not fit
+    (full AffectNet's 287k images take 43 GB at 224 px): ``images[i]`` is a uint8 tensor [3, size, size],
+    ``images[a:b]`` a stacked batch, as from decode_images' tensor. An image that no longer decodes (changed since it
+    was checked) comes out black, with a warning."""
+
+    def __init__(self, paths, size: int):
+        self.paths, self.size = [str(p) for p in paths], size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __add__(self, other: "LazyImages") -> "LazyImages":
+        return LazyImages(self.paths + other.paths, self.size)
+
+    def _one(self, i: int) -> np.ndarray:
+        try:
+            return load_square(self.paths[i], self.size).transpose(2, 0, 1)
+        except ImageError as e:
+            warnings.warn(f"{self.paths[i]}: {e}; a black image stands in for it", stacklevel=2)
+            return np.zeros((3, self.size, self.size), np.uint8)
+
+    def __getitem__(self, i):
+        import torch
+
+        if isinstance(i, slice):
+            rows = range(*i.indices(len(self)))
+            with ThreadPoolExecutor(max_workers=_threads()) as pool:  # a batch: decoded in threads, as below
+                return torch.from_numpy(np.stack(list(pool.map(self._one, rows))) if rows else
+                                        np.zeros((0, 3, self.size, self.size), np.uint8))
+        return torch.from_numpy(np.ascontiguousarray(self._one(int(i))))
+
+
+def decode_images(root, samples, size: int, progress: bool = True, what: str = "", keep: bool = True):
+    """Decode every sample once to a uint8 tensor [N_ok, 3, size, size]; ``what`` names them on the progress bar
+    ("train": "decode train 150px"). ``keep=False`` checks that each decodes but keeps no pixels: the images come
+    back as LazyImages, decoded again as they are used.
+
+    Returns (images, indices into samples that decoded, failures as (path, reason)); never raises for a bad image.
     """
     root = Path(root)
     n = len(samples)
-    buf = np.empty((n, 3, size, size), dtype=np.uint8)
+    buf = np.empty((n, 3, size, size) if keep else (0,), dtype=np.uint8)
     errors: dict[int, str] = {}
 
     def work(i: int) -> None:
         try:
-            buf[i] = load_square(root / samples[i].path, size).transpose(2, 0, 1)  # own row per thread: no lock
+            square = load_square(root / samples[i].path, size)
+            if keep:
+                buf[i] = square.transpose(2, 0, 1)  # own row per thread: no lock
         except ImageError as e:
             errors[i] = str(e)
 
-    threads = min(16, 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
     # PIL releases the GIL while decoding and resizing, so threads scale without copying pixels between processes.
     desc = f"decode {what} {size}px" if what else f"decode {size}px"
-    with ThreadPoolExecutor(max_workers=threads) as pool, tqdm(total=n, desc=desc, unit="img",
-                                                               disable=not progress) as bar:
+    with ThreadPoolExecutor(max_workers=_threads()) as pool, tqdm(total=n, desc=desc, unit="img",
+                                                                  disable=not progress) as bar:
         for _ in pool.map(work, range(n)):
             bar.update()
     import torch  # here, not at the top: the dashboard's gallery decodes images without needing torch
 
     ok = [i for i in range(n) if i not in errors]
-    data = torch.from_numpy(buf) if len(ok) == n else torch.from_numpy(buf[ok])
+    if not keep:
+        data = LazyImages([root / samples[i].path for i in ok], size)
+    else:
+        data = torch.from_numpy(buf) if len(ok) == n else torch.from_numpy(buf[ok])
     failures = [(samples[i].path, errors[i]) for i in sorted(errors)]
     return data, ok, failures

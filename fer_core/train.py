@@ -35,6 +35,7 @@ from tqdm import tqdm
 from . import data as fdata
 from .evaluate import (ferplus_paper_rule, paper_rule_line, predict_arrays, predictions_frame, same_data,
                        saved_split)
+from .images import LazyImages, fits_in_memory
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, replace, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc, summary_line, write_evaluation
@@ -233,9 +234,16 @@ def _main(args, run: dict) -> int:
         log.info("backbone %s, weights: %s", r["backbone"], cfg["weights"]["loaded"])
 
     t0 = time.time()
-    cache = {}
+    cache, held = {}, 0
     for k, samples in by_split.items():  # only the first process validates and evaluates
-        cache[k], failed = _decode(index.root, samples if k == "train" or rank == 0 else [], r["img_size"], rank, k)
+        samples = samples if k == "train" or rank == 0 else []
+        held += len(samples)  # in memory while they fit, in this order: train first
+        keep = fits_in_memory(held, r["img_size"], _local_processes())
+        if not keep:
+            log.info("%s images are decoded as they are used, not held in memory: %d decoded images at %d px (this "
+                     "split's and those before it) would take over half of this machine's memory%s", k, held,
+                     r["img_size"], " (--workers decode them in parallel)" if k == "train" else "")
+        cache[k], failed = _decode(index.root, samples, r["img_size"], rank, k, keep)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds
     if not cfg["split"]["counts"]["train"] or (rank == 0 and not cfg["split"]["counts"]["val"]):
@@ -756,11 +764,18 @@ def _add_extra(train_cache, cfg, r, rank, root, held_out):
                     "or copies): training on them would leak them", len(same))
     random.Random(r["seed"]).shuffle(pool)
     pool = pool[: r["extra_count"]] if r["extra_count"] else pool
-    (images, samples), _ = _decode(index.root, pool, r["img_size"], rank, "extra")
+    train_images, train_samples = train_cache
+    keep = not isinstance(train_images, LazyImages) and fits_in_memory(len(train_samples) + len(pool), r["img_size"],
+                                                                       _local_processes())
+    if not keep and not isinstance(train_images, LazyImages):  # together they would not fit: both as they are used
+        log.info("training images are decoded as they are used, not held in memory: with --extra-data's they would "
+                 "take over half of this machine's memory")
+        train_images = LazyImages([Path(root) / s.path for s in train_samples], r["img_size"])
+    (images, samples), _ = _decode(index.root, pool, r["img_size"], rank, "extra", keep)
     cfg["data"]["extra"] = {"root": str(index.root.resolve()), "layout": index.layout, "n_train": len(samples),
                             "has_va": index.has_va}
     log.info("added %d training images from %s (%s layout)", len(samples), r["extra_data"], index.layout)
-    return torch.cat([train_cache[0], images]), train_cache[1] + samples
+    return (train_images + images if not keep else torch.cat([train_images, images])), train_samples + samples
 
 
 class Teacher:
@@ -813,9 +828,15 @@ def _load_teacher(path, index, by_split, cfg, device):
     return Teacher(model.to(device), tcfg, cfg)
 
 
-def _decode(root, samples, size, rank, what=""):
-    """((uint8 images, the samples that decoded), number that did not); each unreadable image is logged."""
-    images, ok, failures = fdata.decode_images(root, samples, size, progress=rank == 0, what=what)
+def _local_processes() -> int:
+    """Training processes on this machine (torchrun sets LOCAL_WORLD_SIZE): they share its memory."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
+
+
+def _decode(root, samples, size, rank, what="", keep=True):
+    """((uint8 images, the samples that decoded), number that did not); each unreadable image is logged. ``keep``:
+    held in memory, otherwise LazyImages."""
+    images, ok, failures = fdata.decode_images(root, samples, size, progress=rank == 0, what=what, keep=keep)
     for path, why in failures:
         log.warning("unreadable image skipped: %s (%s)", path, why)
     return (images, [samples[i] for i in ok]), len(failures)

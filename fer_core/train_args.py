@@ -88,7 +88,8 @@ def get_args_parser():
       "float16 AMP is always on (default off)")
     a("--dropout", type=float, help="dropout before the heads (default 0.2)")
     a("--early-stop", type=int, help="stop after N epochs without a better validation score, 0 = off")
-    a("--workers", type=_at_least(0), help="DataLoader worker processes (default 2)")
+    a("--workers", type=_at_least(0), help="DataLoader worker processes (default 2); they decode the images of data "
+                                           "too large to hold decoded in memory")
     a("--seed", type=int, help="random seed for split, initialisation and augmentation (default 0)")
     a("--val-frac", type=float, help="validation fraction when the data has no split (default 0.1)")
     a("--test-frac", type=float, help="test fraction when the data has no split (default 0.1)")

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -487,6 +488,23 @@ def test_decode_images_skips_bad_files(tmp_path):
     for row, i in zip(x, ok):
         mean = row.float().mean(dim=(1, 2)).numpy()
         assert np.abs(mean - np.array(CLASS_COLOURS[index.samples[i].label]) * 0.75).max() < 40
+
+
+def test_images_kept_out_of_memory_are_the_same_images(tmp_path):
+    from fer_core.images import LazyImages
+
+    root = make_affectnet_dir(tmp_path / "a", n_per_class=2, size=64)
+    index = read_dataset(root)
+    (root / "images" / index.samples[5].path.split("/")[-1]).write_bytes(b"\xff\xd8garbage")
+    held, ok, failures = decode_images(root, index.samples, 32, progress=False)
+    lazy, ok_lazy, failures_lazy = decode_images(root, index.samples, 32, progress=False, keep=False)
+    assert isinstance(lazy, LazyImages) and (ok_lazy, failures_lazy) == (ok, failures)  # every image checked
+    assert len(lazy) == len(held) == 15
+    assert torch.equal(lazy[3], held[3]) and torch.equal(lazy[2:9], held[2:9]) and lazy[20:].shape == (0, 3, 32, 32)
+    assert torch.equal((lazy + lazy)[15 + 4], held[4])  # --extra-data's appended
+    (root / index.samples[0].path).unlink()  # gone since it was checked: black, with a warning
+    with pytest.warns(UserWarning, match="a black image stands in"):
+        assert lazy[0].sum() == 0
 
 
 def test_decode_images_upscales_grayscale(tmp_path):

@@ -38,6 +38,19 @@ def tiny_run(tmp_path_factory):
     return base, data, base / "runs" / "tiny"
 
 
+def test_images_too_many_for_memory_are_decoded_as_they_are_used_with_the_same_result(tiny_run, tmp_path,
+                                                                                     monkeypatch):
+    base, data, run = tiny_run
+    monkeypatch.setattr(train, "fits_in_memory", lambda n, size, processes=1: False)
+    assert run_train("--data", data, "--out", tmp_path, "--name", "lazy", "--epochs", "5", *TINY) == 0
+    log = (tmp_path / "lazy" / "train.log").read_text()
+    assert "train images are decoded as they are used, not held in memory" in log
+    assert "val images are decoded as they are used" in log
+    for f in ("history.csv", "predictions_test.csv"):  # the same images, the same seed: the same run
+        a, b = (pd.read_csv(r / f).drop(columns="seconds", errors="ignore") for r in (run, tmp_path / "lazy"))
+        assert np.allclose(a.select_dtypes("number"), b.select_dtypes("number"), atol=1e-5, equal_nan=True), f
+
+
 def test_run_folder_is_complete(tiny_run):
     _, data, run = tiny_run
     for f in ["config.json", "history.csv", "split.csv", "train.log", "predictions_val.csv", "predictions_test.csv",
