@@ -174,14 +174,17 @@ def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
     wrong, both right, the exact McNemar p of the first two (how often runs equally good would split that unevenly),
     that p adjusted for the number of pairs (holm), and the verdict it gives: "A better" or "B better" (the one
     right more often where only one is) when the adjusted p is below 0.05, else "within noise"."""
+    runs = _runs(corr)
+    x = corr[runs].to_numpy(float)
+    right, wrong = (x == 1).astype(float), (x == 0).astype(float)  # NaN (not evaluated) in neither
+    # every pair's counts at once, as products of the runs' indicator columns: the pairs grow with the runs squared
+    rw, rr, ww = right.T @ wrong, right.T @ right, wrong.T @ wrong
     rows = []
-    for a, b in combinations(_runs(corr), 2):
-        both = corr[[a, b]].dropna()
-        ra, rb = both[a].astype(bool), both[b].astype(bool)
-        only_a, only_b = int((ra & ~rb).sum()), int((rb & ~ra).sum())
-        rows.append({"run A": a, "run B": b, "images": len(both), "A right, B wrong": only_a,
-                     "B right, A wrong": only_b, "both wrong": int((~ra & ~rb).sum()), "both right": int((ra & rb).sum()),
-                     "McNemar p": mcnemar_p(only_a, only_b)})
+    for i, j in combinations(range(len(runs)), 2):
+        only_a, only_b = int(rw[i, j]), int(rw[j, i])
+        rows.append({"run A": runs[i], "run B": runs[j], "images": only_a + only_b + int(rr[i, j] + ww[i, j]),
+                     "A right, B wrong": only_a, "B right, A wrong": only_b, "both wrong": int(ww[i, j]),
+                     "both right": int(rr[i, j]), "McNemar p": mcnemar_p(only_a, only_b)})
     table = pd.DataFrame(rows, columns=["run A", "run B", "images", "A right, B wrong", "B right, A wrong",
                                         "both wrong", "both right", "McNemar p"])
     table["Holm p"] = holm(table["McNemar p"].to_numpy())
