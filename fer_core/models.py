@@ -597,19 +597,24 @@ def _offline_file(backbone: str) -> Path | None:
     return f if f.is_file() else None
 
 
-def _seed_hub_cache(backbone: str, filename: str) -> str:
-    """Make sure the hub cache holds ``filename``; return where it came from."""
+def _seed_hub_cache(backbone: str, filename: str) -> tuple[str, Path | None]:
+    """Make sure the hub cache holds ``filename``; return where it came from, and the offline package's file where
+    the cache cannot take a copy of it (read-only, or another user's shared TORCH_HOME): to be read in place."""
     target = _hub_checkpoint_dir() / filename
     if target.is_file():
-        return "hub cache"
+        return "hub cache", None
     off = _offline_file(backbone)
     if off is not None and off.name == filename:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".part")
-        shutil.copyfile(off, tmp)
-        replace(tmp, target)
-        return f"offline package {OFFLINE_SOURCES[backbone][0]}"
-    return "download"
+        package = f"offline package {OFFLINE_SOURCES[backbone][0]}"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".part")
+            shutil.copyfile(off, tmp)
+            replace(tmp, target)
+        except OSError:
+            return f"{package}, read in place (the hub cache {target.parent} is not writable)", off
+        return package, None
+    return "download", None
 
 
 def fetch_face_weights(backbone: str) -> tuple[Path, str]:
@@ -657,10 +662,11 @@ def _pretrained_state_dict(backbone: str):
         return sd, f"{what}, {f.name}, from {origin})"
     if backbone in LITE_VARIANTS:
         filename = LITE_VARIANTS[backbone][2]
-        origin = _seed_hub_cache(backbone, filename)
+        origin, in_place = _seed_hub_cache(backbone, filename)
         try:
-            sd = torch.hub.load_state_dict_from_url(LITE_URL + filename, map_location="cpu", progress=False,
-                                                    check_hash=True, weights_only=True)
+            sd = torch.load(in_place, map_location="cpu", weights_only=True) if in_place else \
+                torch.hub.load_state_dict_from_url(LITE_URL + filename, map_location="cpu", progress=False,
+                                                   check_hash=True, weights_only=True)
         except Exception as e:  # offline, blocked, corrupt
             raise WeightsUnavailable(_no_weights_msg(backbone, filename, e)) from None
         return sd, f"EfficientNet-Lite{backbone[-1]} ImageNet ({filename}, from {origin})"
@@ -668,9 +674,10 @@ def _pretrained_state_dict(backbone: str):
     off = _offline_file(backbone)  # prefer the release an offline package ships (MobileNetV2: IMAGENET1K_V1)
     enum = next((e for e in enums if off is not None and Path(e.url).name == off.name), enums.DEFAULT)
     filename = Path(enum.url).name
-    origin = _seed_hub_cache(backbone, filename)
+    origin, in_place = _seed_hub_cache(backbone, filename)
     try:
-        sd = enum.get_state_dict(progress=False, check_hash=True)
+        sd = torch.load(in_place, map_location="cpu", weights_only=True) if in_place else \
+            enum.get_state_dict(progress=False, check_hash=True)
     except Exception as e:
         raise WeightsUnavailable(_no_weights_msg(backbone, filename, e)) from None
     return sd, f"torchvision {type(enum).__name__}.{enum.name} ({filename}, from {origin})"

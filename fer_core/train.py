@@ -106,7 +106,9 @@ def _run_main(args, run: dict) -> int:
     try:
         return _main(args, run)
     except (Fail, fdata.DataError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
-        _report(run, f"error: {e}", _wind_up(run, "failed"))
+        kept = _wind_up(run, "failed")
+        if not isinstance(e, Fail) or int(os.environ.get("RANK", "0")) == 0:  # torchrun's processes: said once
+            _report(run, f"error: {e}", kept)
         return 2
     except KeyboardInterrupt as e:
         kept = _wind_up(run, "stopped")
@@ -268,7 +270,8 @@ def _main(args, run: dict) -> int:
                                          sampler=sampler, num_workers=r["workers"],
                                          # each process's share: one smaller than a batch keeps its one short batch
                                          drop_last=-(-len(train_set) // world) > r["batch_size"],
-                                         persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"))
+                                         persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"),
+                                         worker_init_fn=_quiet_worker)
     total_steps = len(loader) * r["epochs"]
     if ema is not None and total_steps < 3 / (1 - r["ema"]):
         log.warning("EMA decay %g takes about %d steps to leave its starting weights behind, and this run has %d: "
@@ -288,6 +291,10 @@ def _main(args, run: dict) -> int:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_lr(s / steps, r["epochs"], r["warmup_epochs"]),
                                               last_epoch=ckpt["epoch"] * steps - 1 if ckpt else -1)
     net = torch.nn.parallel.DistributedDataParallel(trained) if world > 1 else trained
+    if world > 1:
+        log.info("--batch-size %d is each process's: %d processes step on %d images in all, at --lr %g (for the same "
+                 "recipe as one process, give --batch-size %d)", r["batch_size"], world, r["batch_size"] * world,
+                 r["lr"], max(1, r["batch_size"] // world))
     cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -475,6 +482,8 @@ def multitask_loss(logits, va_pred, y, va_true, r, cw=None, taught=None):
         loss = (1 - w) * loss + w * kd
     if r["va_weight"] > 0 and torch.isfinite(va_true).any():
         loss = loss + r["va_weight"] * va_loss(va_pred, va_true, r.get("va_loss", "mse"))
+    else:  # DDP needs every parameter in the graph: a zero gradient for the unused valence/arousal head
+        loss = loss + 0.0 * va_pred.sum()
     return loss
 
 
@@ -483,7 +492,7 @@ def landmark_loss(pred, true):
     0.018, so the loss is near-linear beyond a couple of pixels."""
     mask = torch.isfinite(true)
     if not mask.any():
-        return pred.new_zeros(())
+        return 0.0 * pred.sum()  # keeps the landmark head in the graph (DDP)
     return F.smooth_l1_loss(pred[mask], true[mask], beta=0.05)
 
 
@@ -655,12 +664,13 @@ def _prepare_run(args, rank, world=1):
                                                                 if Path(r["weights"]).is_dir() else ""))
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
-    if dist.is_initialized():  # every process must write to (and read from) the same folder
-        shared = [name]
+    exists = (Path(args.out) / name / "config.json").exists()
+    if dist.is_initialized():  # every process writes to (and reads from) the first's folder, and stops when it stops
+        shared = [name, exists]
         dist.broadcast_object_list(shared, 0)
-        name = shared[0]
+        name, exists = shared
     run_dir = Path(args.out) / name
-    if rank == 0 and (run_dir / "config.json").exists():
+    if exists:
         raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it")
     problem = unwritable_folder(run_dir)
     if problem:
@@ -1051,12 +1061,22 @@ def _setup_logging(run_dir):
         log.addHandler(fh)
 
 
+def _quiet_worker(_):
+    """DataLoader workers leave SIGTERM, SIGUSR1 and Ctrl-C to the training process, which stops them after saving:
+    SLURM and a terminal signal every process of the job at once."""
+    for name in ("SIGTERM", "SIGINT", "SIGUSR1"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 def _on_sigterm(signum, frame):
     raise Interrupted(signum)
 
 
 def cli():
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if hasattr(signal, "SIGUSR1"):  # SLURM's --signal=USR1@SECONDS warning before the time limit
+        signal.signal(signal.SIGUSR1, _on_sigterm)
     sys.exit(main(get_args_parser().parse_args()))
 
 

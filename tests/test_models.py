@@ -23,6 +23,20 @@ def test_lite_variant_matches_its_released_weights(backbone):
     assert expr.shape == (2, 8) and va.shape == (2, 2) and va.abs().max() <= 1
 
 
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+def test_offline_weights_are_read_in_place_where_the_hub_cache_cannot_take_them(backbone, tmp_path, monkeypatch):
+    if importlib.util.find_spec(OFFLINE_SOURCES[backbone][0]) is None:
+        pytest.skip(f"{OFFLINE_SOURCES[backbone][0]} is not installed")
+
+    def read_only(*_):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(models, "_hub_checkpoint_dir", lambda: tmp_path / "shared-cache")  # a cluster's TORCH_HOME
+    monkeypatch.setattr(models.shutil, "copyfile", read_only)
+    _, info = build_model(backbone, weights="imagenet")
+    assert "read in place (the hub cache" in info.weights_loaded and "is not writable" in info.weights_loaded
+
+
 def test_channel_rounding_follows_efficientnet():
     # Lite2 (width 1.1): 16 -> 16, 24 -> 24, 40 -> 48, 80 -> 88, 112 -> 120, 192 -> 208, 320 -> 352
     assert [models._round_filters(c, 1.1) for c in (16, 24, 40, 80, 112, 192, 320)] == [16, 24, 48, 88, 120, 208, 352]

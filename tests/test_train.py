@@ -532,19 +532,27 @@ def test_a_run_stopped_while_saving_an_epoch_resumes_from_the_last_whole_one(tmp
     assert not (run / "checkpoints" / "best.next.pt").exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_ctrl_c_or_sigterm_stops_training_with_a_message(sig, tmp_path):
+def _new_group_with_default_sigint():
+    os.setsid()  # a process group of its own, as a job's: a signal to it reaches the DataLoader workers too
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGUSR1, 0),
+                                          (signal.SIGTERM, 2)],
+                         ids=["SIGINT", "SIGTERM", "SIGUSR1 (SLURM's warning)", "SIGTERM to the workers too (SLURM)"])
+def test_ctrl_c_or_sigterm_stops_training_with_a_message(sig, workers, tmp_path):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     run = tmp_path / "runs" / "sig"
     p = subprocess.Popen([sys.executable, "-m", "fer_core.train", "--data", str(data), "--out", str(run.parent),
-                          "--name", "sig", "--epochs", "500", *TINY, "--weights", "none"], cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
+                          "--name", "sig", "--epochs", "500", *TINY, "--weights", "none", "--workers", str(workers)],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_new_group_with_default_sigint)
     try:
         deadline = time.time() + 240
         while not (run / "config.json").is_file() and p.poll() is None and time.time() < deadline:
             time.sleep(0.1)
-        p.send_signal(sig)
+        time.sleep(1 if workers else 0)  # the workers started
+        os.killpg(p.pid, sig)
         err = p.communicate(timeout=120)[1]
     finally:
         p.kill()
@@ -865,6 +873,20 @@ def test_torchrun_two_cpu_processes(tmp_path):
     hist = pd.read_csv(run / "history.csv")
     assert hist["lr"].iloc[2] == pytest.approx(1e-3 * train.cosine_lr(3, 4, 0), rel=1e-3)
     assert json.loads((run / "config.json").read_text())["device"] == "cpu x2, then cpu from epoch 3"
+
+
+def test_torchrun_trains_data_without_valence_arousal_and_refuses_a_taken_name_in_every_process(tmp_path):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32, with_va=False)  # FER+'s case
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+               "fer_core.train", "--data", str(data), "--out", str(tmp_path / "runs"), "--name", "no-va",
+               "--epochs", "2", "--device", "cpu", *TINY]
+    r = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]  # the unused valence/arousal head had stopped DDP at its 2nd step
+    assert json.loads((tmp_path / "runs" / "no-va" / "config.json").read_text())["status"] == "finished"
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and again.stderr.count("exists already") == 1  # said once, by the first process
+    assert "Connection closed by peer" not in again.stderr  # the second stops too, instead of waiting on the first
 
 
 @pytest.mark.skipif(not (SHARED / "affectnet8-4k").is_dir(), reason="real data ../shared/data/affectnet8-4k absent")
