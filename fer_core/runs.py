@@ -326,7 +326,7 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
     return runs, problems
 
 
-CLAIM = ".training"  # in a run folder while a process trains it: "PID HOST" (fer_core.train)
+CLAIM = ".training"  # in a run folder while a process trains it: "PID HOST [SLURM_JOB_ID]" (fer_core.train)
 
 
 def claim_holder(folder) -> tuple[int, str] | None:
@@ -337,6 +337,15 @@ def claim_holder(folder) -> tuple[int, str] | None:
         return int(words[0]), words[1] if len(words) > 1 else socket.gethostname()
     except (OSError, ValueError, IndexError):
         return None
+
+
+def claim_job(folder) -> str | None:
+    """The SLURM job whose process claimed the run folder, where it ran in one."""
+    try:
+        words = (Path(folder) / CLAIM).read_text().split()
+    except OSError:
+        return None
+    return words[2] if len(words) > 2 else None
 
 
 def process_alive(pid: int) -> bool:

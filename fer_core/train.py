@@ -42,7 +42,7 @@ from .metrics import ccc, summary_line, write_evaluation
 from .models import (WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
                      read_weights_file)
 from .presets import PRESETS, resolve
-from .runs import CLAIM, claim_holder, process_alive, runs_dirs_from_env, selection_score, trained_with_va
+from .runs import CLAIM, claim_holder, claim_job, process_alive, runs_dirs_from_env, selection_score, trained_with_va
 from .train_args import DEVICES, IMG_SIZES, RECIPE_KEYS, VA_LOSSES, get_args_parser  # noqa: F401  (its API too)
 from .transforms import BatchAugment, CachedDataset, class_weights, cosine_lr
 
@@ -298,6 +298,10 @@ def _main(args, run: dict) -> int:
     cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    if use_amp and ckpt and "scaler" in ckpt:  # its loss scale goes on, not found again by skipping steps
+        scaler.load_state_dict(ckpt["scaler"])
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # the fastest convolution algorithms for this run's fixed input size
     amp = ("cuda", torch.float16) if use_amp else ("cpu", torch.bfloat16) if _cpu_bf16(r, device) else None
     cfg["precision"] = {"cuda": "float16 AMP", "cpu": "bfloat16 autocast"}[amp[0]] if amp else "float32"
 
@@ -329,7 +333,7 @@ def _main(args, run: dict) -> int:
                 cfg["best"] = {"epoch": epoch, "metric": "val_score", "value": best}
             else:
                 stale += 1
-            _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained)
+            _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained, scaler)
             log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f score %.4f | %.0f s%s",
                      epoch, r["epochs"], row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
                      row["val_score"], row["seconds"], "  *best*" if improved else "")
@@ -919,7 +923,7 @@ def _eval_model(model, ema):
     return ema.module if ema is not None else model
 
 
-def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained=None):
+def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained=None, scaler=None):
     """The epoch's checkpoints, then history.csv and config.json, which tell readers an epoch is done: a run stopped
     between the two can still be resumed, from last.pt and the history it holds. A new best.pt is written as
     best.next.pt and takes best.pt's place once last.pt is written, so that best.pt never holds an epoch last.pt
@@ -935,6 +939,8 @@ def _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, 
         state.update(model=model.state_dict(), ema=ema.state_dict())
     if isinstance(trained, WithLandmarks):  # to resume with it; best.pt keeps only the model
         state["landmark_head"] = trained.landmarks.state_dict()
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
     atomic_torch_save(ckpts / "last.pt", state)
     if improved:
         replace(ckpts / "best.next.pt", ckpts / "best.pt")
@@ -1012,23 +1018,27 @@ def _make_run_dir(run_dir: Path) -> Path | None:
 def _claim(run_dir: Path) -> None:
     """Mark the run folder as trained by this process (runs.CLAIM: its id and host); Fail where another live process
     trains it (two trainings started into one --out and --name would write over each other's checkpoints and log). A
-    claim left by a process of this machine that is gone is taken over."""
+    claim left by a process of this machine that is gone is taken over, and so is one left by this SLURM job (a
+    requeued job keeps its id, and may start on another node)."""
     claim = run_dir / CLAIM
+    job = os.environ.get("SLURM_JOB_ID")
     while True:
         try:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             held = claim_holder(run_dir)
-            if held and held[1] != socket.gethostname():
+            if job and claim_job(run_dir) == job and (held or (None,))[0] != os.getpid():
+                log.info("taking over %s from process %s on %s: the same SLURM job %s, requeued", claim, *held, job)
+            elif held and held[1] != socket.gethostname():
                 raise Fail(f"{run_dir} is being trained by process {held[0]} on {held[1]}; if that training has "
                            f"ended, remove {claim}") from None
-            if held and held[0] != os.getpid() and process_alive(held[0]):
+            elif held and held[0] != os.getpid() and process_alive(held[0]):
                 raise Fail(f"{run_dir} is being trained by process {held[0]} (a training into the same --out and "
                            f"--name): wait for it to end, or stop it first") from None
             claim.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()} {socket.gethostname()}")
+            f.write(f"{os.getpid()} {socket.gethostname()}" + (f" {job}" if job else ""))
         return
 
 

@@ -1247,7 +1247,7 @@ def test_paths_with_a_tilde_are_the_users_home(monkeypatch):
     assert train.get_args_parser().parse_args([]).out == "artifacts/runs"
 
 
-def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys):
+def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys, monkeypatch):
     import subprocess
 
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
@@ -1267,6 +1267,12 @@ def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys):
     assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 2
     assert "is being trained by process 4242 on another-machine; if that training has ended, remove" in \
         capsys.readouterr().err
+    (tmp_path / "r" / train.CLAIM).write_text("4242 another-machine 7001")  # a SLURM job's, killed at its time limit
+    monkeypatch.setenv("SLURM_JOB_ID", "7002")
+    assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 2  # another job: refused
+    monkeypatch.setenv("SLURM_JOB_ID", "7001")  # the same job, requeued on another node: takes it over
+    assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 0
+    assert not (tmp_path / "r" / train.CLAIM).exists()
 
 
 def test_help_and_a_mistyped_flag_answer_before_torch_loads():
