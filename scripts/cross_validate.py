@@ -146,13 +146,21 @@ def _train(folder: Path, args: list[str], out: Path, what: str) -> int:
     print(f"{what}: {doing} {folder}", flush=True)
     # Ctrl-C reaches the training, which stops cleanly and keeps its folder for --resume; this script waits for it
     # (Python's subprocess would kill it 0.25 s later) and then says how to go on
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     try:
         # POSIX children inherit the ignored SIGINT: restored in them; Windows has no preexec_fn, nor that inheritance
         default_sigint = {} if os.name == "nt" else {"preexec_fn": lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)}
-        rc = subprocess.run(command, env=ENV, **default_sigint).returncode
+        child = subprocess.Popen(command, env=ENV, **default_sigint)
+        # SIGTERM (kill, a job's end) and SLURM's SIGUSR1 warning sent to this script alone: passed on, so that the
+        # training stops cleanly too instead of going on alone
+        for name in ("SIGTERM", "SIGUSR1"):
+            if hasattr(signal, name):
+                sig = getattr(signal, name)
+                previous[sig] = signal.signal(sig, lambda signum, _: child.send_signal(signum))
+        rc = child.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if rc:
         print(f"error: {what} ended with exit code {rc}" + ("; mend what the error above names, then run the same "
               "command again to continue" if rc == 2 else "; run the same command again to continue from it"),

@@ -453,6 +453,31 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
     assert out.returncode == 2 and "--fold: this script chooses" in out.stderr
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_cross_validate_passes_a_sigterm_on_to_the_training_it_waits_for(tmp_path):
+    import signal
+    import time
+
+    from tests.conftest import make_affectnet_dir
+
+    make_affectnet_dir(tmp_path / "data", n_per_class=6, size=48)
+    p = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "cross_validate.py"), "--folds", "2", "--name", "cv",
+                          "--out", "runs", "--", "--data", "data", "--epochs", "500", "--backbone", "mobilenet_v2",
+                          "--img-size", "48", "--weights", "none", "--workers", "0", "--aug", "none"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    config = tmp_path / "runs" / "cv-fold1" / "config.json"
+    try:
+        deadline = time.time() + 240
+        while not config.is_file() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)  # to the script alone, as `kill PID` does
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 128 + signal.SIGTERM and "run the same command again to continue from it" in err, err
+    assert json.loads(config.read_text())["status"] == "stopped"  # the training stopped too, and kept its epochs
+
+
 def test_every_fer_command_in_pyproject_answers_help(monkeypatch, capsys):
     import importlib
     import tomllib
