@@ -21,7 +21,7 @@ import shutil
 import signal
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -550,7 +550,9 @@ def _comm(device: str) -> str:
 def _init_distributed(device: str):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        # the other processes wait while the first validates every epoch and evaluates at the end: tens of thousands
+        # of images on full AffectNet, which can outlast NCCL's default 10 minutes
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timedelta(hours=1))
     return (dist.get_rank() if world > 1 else 0), world
 
 
