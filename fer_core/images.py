@@ -162,14 +162,26 @@ def _threads() -> int:
     return min(16, 2 * (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def fits_in_memory(n: int, size: int, processes: int = 1) -> bool:
-    """Whether ``n`` images decoded at ``size`` px take at most half of this machine's memory, shared by
-    ``processes`` (the training processes of one machine under torchrun). True where the memory cannot be told."""
+def memory_bytes() -> int | None:
+    """The memory this process may use: the machine's, or less where a container or a SLURM job's cgroup limits it;
+    None where that cannot be told (Windows)."""
     try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # Windows
-        return True
-    return n * 3 * size * size <= memory / 2 / max(processes, 1)
+        limits = [os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")]
+    except (AttributeError, ValueError, OSError):
+        return None
+    for f in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # cgroup v2, v1
+        try:
+            limits.append(int(Path(f).read_text().strip()))
+        except (OSError, ValueError):  # not there, or "max": no limit
+            pass
+    return min(limits)
+
+
+def fits_in_memory(n: int, size: int, processes: int = 1) -> bool:
+    """Whether ``n`` images decoded at ``size`` px take at most half of the memory this process may use (memory_bytes),
+    shared by ``processes`` (the training processes of one machine under torchrun). True where that cannot be told."""
+    memory = memory_bytes()
+    return memory is None or n * 3 * size * size <= memory / 2 / max(processes, 1)
 
 
 class LazyImages:

@@ -53,7 +53,12 @@ log = logging.getLogger("fer_core.train")
 
 
 class Fail(Exception):
-    """A problem the user must fix: one line, exit code 2."""
+    """A problem the user must fix: one line, exit code 2. ``everywhere``: every torchrun process raises it alike,
+    and only the first says it."""
+
+    def __init__(self, message: str, everywhere: bool = False):
+        super().__init__(message)
+        self.everywhere = everywhere
 
 
 _UNDER_1 = ("lie in [0, 1)", lambda x: 0 <= x < 1)
@@ -107,7 +112,7 @@ def _run_main(args, run: dict) -> int:
         return _main(args, run)
     except (Fail, fdata.DataError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
         kept = _wind_up(run, "failed")
-        if not isinstance(e, Fail) or int(os.environ.get("RANK", "0")) == 0:  # torchrun's processes: said once
+        if not (getattr(e, "everywhere", False) and int(os.environ.get("RANK", "0")) > 0):
             _report(run, f"error: {e}", kept)
         return 2
     except KeyboardInterrupt as e:
@@ -239,12 +244,12 @@ def _main(args, run: dict) -> int:
     cache, held = {}, 0
     for k, samples in by_split.items():  # only the first process validates and evaluates
         samples = samples if k == "train" or rank == 0 else []
-        held += len(samples)  # in memory while they fit, in this order: train first
-        keep = fits_in_memory(held, r["img_size"], _local_processes())
+        keep = fits_in_memory(held + len(samples), r["img_size"], _local_processes())  # in order: train first
+        held += len(samples) if keep else 0
         if not keep:
             log.info("%s images are decoded as they are used, not held in memory: %d decoded images at %d px (this "
-                     "split's and those before it) would take over half of this machine's memory%s", k, held,
-                     r["img_size"], " (--workers decode them in parallel)" if k == "train" else "")
+                     "split's and those held before it) would take over half of the memory%s", k,
+                     held + len(samples), r["img_size"], " (--workers decode them in parallel)" if k == "train" else "")
         cache[k], failed = _decode(index.root, samples, r["img_size"], rank, k, keep)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds
@@ -486,7 +491,7 @@ def multitask_loss(logits, va_pred, y, va_true, r, cw=None, taught=None):
         loss = (1 - w) * loss + w * kd
     if r["va_weight"] > 0 and torch.isfinite(va_true).any():
         loss = loss + r["va_weight"] * va_loss(va_pred, va_true, r.get("va_loss", "mse"))
-    else:  # DDP needs every parameter in the graph: a zero gradient for the unused valence/arousal head
+    elif dist.is_initialized():  # DDP needs every parameter in the graph: a zero gradient for the unused head
         loss = loss + 0.0 * va_pred.sum()
     return loss
 
@@ -496,7 +501,7 @@ def landmark_loss(pred, true):
     0.018, so the loss is near-linear beyond a couple of pixels."""
     mask = torch.isfinite(true)
     if not mask.any():
-        return 0.0 * pred.sum()  # keeps the landmark head in the graph (DDP)
+        return 0.0 * pred.sum() if dist.is_initialized() else pred.new_zeros(())  # DDP: the head stays in the graph
     return F.smooth_l1_loss(pred[mask], true[mask], beta=0.05)
 
 
@@ -677,7 +682,7 @@ def _prepare_run(args, rank, world=1):
         name, exists = shared
     run_dir = Path(args.out) / name
     if exists:
-        raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it")
+        raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it", everywhere=True)
     problem = unwritable_folder(run_dir)
     if problem:
         raise Fail(f"cannot make the run folder {run_dir} (--out {args.out}): it {problem}")
@@ -1029,9 +1034,11 @@ def _claim(run_dir: Path) -> None:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             held = claim_holder(run_dir)
-            if job and claim_job(run_dir) == job and (held or (None,))[0] != os.getpid():
+            here = held is not None and held[1] == socket.gethostname()
+            if held and job and claim_job(run_dir) == job and held[0] != os.getpid() and not (
+                    here and process_alive(held[0])):
                 log.info("taking over %s from process %s on %s: the same SLURM job %s, requeued", claim, *held, job)
-            elif held and held[1] != socket.gethostname():
+            elif held and not here:
                 raise Fail(f"{run_dir} is being trained by process {held[0]} on {held[1]}; if that training has "
                            f"ended, remove {claim}") from None
             elif held and held[0] != os.getpid() and process_alive(held[0]):
@@ -1074,14 +1081,24 @@ def _setup_logging(run_dir):
 
 
 def _quiet_worker(_):
-    """DataLoader workers leave SIGTERM, SIGUSR1 and Ctrl-C to the training process, which stops them after saving:
-    SLURM and a terminal signal every process of the job at once."""
-    for name in ("SIGTERM", "SIGINT", "SIGUSR1"):
+    """DataLoader workers leave Ctrl-C, SLURM's SIGUSR1 and a first SIGTERM to the training process, which stops
+    them after saving: SLURM and a terminal signal every process of the job at once."""
+    for name in ("SIGINT", "SIGUSR1"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+    if hasattr(signal, "SIGALRM"):  # POSIX
+        signal.signal(signal.SIGTERM, _worker_sigterm)
+
+
+def _worker_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one (the loader ending a stuck worker) ends it at once
+    signal.alarm(15)  # and this one in 15 s: time for the trainer to stop, never a worker that outlives it
 
 
 def _on_sigterm(signum, frame):
+    for name in ("SIGTERM", "SIGUSR1"):  # a second one (sent to the job's group and passed on too) waits its turn
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     raise Interrupted(signum)
 
 

@@ -1270,7 +1270,12 @@ def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys, m
     (tmp_path / "r" / train.CLAIM).write_text("4242 another-machine 7001")  # a SLURM job's, killed at its time limit
     monkeypatch.setenv("SLURM_JOB_ID", "7002")
     assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 2  # another job: refused
-    monkeypatch.setenv("SLURM_JOB_ID", "7001")  # the same job, requeued on another node: takes it over
+    monkeypatch.setenv("SLURM_JOB_ID", "7001")
+    import socket
+
+    (tmp_path / "r" / train.CLAIM).write_text(f"{os.getppid()} {socket.gethostname()} 7001")  # alive here: a second
+    assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 2  # training in the same job, refused
+    (tmp_path / "r" / train.CLAIM).write_text("4242 another-machine 7001")  # the job requeued on another node
     assert run_train("--resume", tmp_path / "r", "--epochs", "3") == 0
     assert not (tmp_path / "r" / train.CLAIM).exists()
 

@@ -198,13 +198,13 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
                 records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
                                         warn=lambda m: notes.append(m.replace(str(path), name)))
             except _Cancelled:
-                job["error"] = f"{S.md(name)}: the analysis was stopped"  # ends any wait_for still looking
+                job["error"] = f"{name}: the analysis was stopped"  # ends any wait_for still looking
                 return
             except VideoError as e:
                 job["error"] = str(e).replace(str(path), name)
                 return
             except Exception as e:  # noqa: BLE001  a failure must reach the page, not leave it waiting
-                job["error"] = f"{S.md(name)}: {type(e).__name__}: {S.md(e)}"
+                job["error"] = f"{name}: {type(e).__name__}: {e}"
                 return
         for r in records:
             r["path"] = name
@@ -232,7 +232,7 @@ def person_timeline(done: dict, person, classes: list[str], name: str, every: fl
     """One person's timeline and summary line, made the first time they are shown."""
     if person not in done["timelines"]:
         tl = timeline(done["records"], classes, person)
-        done["timelines"][person] = tl, describe(name, summary(tl, classes), every, person, len(done["people"]))
+        done["timelines"][person] = tl, describe(S.md(name), summary(tl, classes), every, person, len(done["people"]))
     return done["timelines"][person]
 
 
@@ -257,11 +257,11 @@ def video_tab(predictor: Predictor) -> None:
     job = st.session_state[key]
     wait_for(job, clip.name)
     if job["error"]:
-        st.error(f"Cannot read {job['error']}")
+        st.error(f"Cannot read {S.md(job['error'])}")  # raw text until here: the name is the uploader's
         return
     done = job["result"]
     for note in done["notes"]:
-        st.warning(note)
+        st.warning(S.md(note))
     records, classes, seen = done["records"], predictor.classes, done["people"]
     person = next(iter(seen), None)
     if len(seen) > 1:
@@ -359,7 +359,7 @@ def main() -> None:
     st.title("Live prediction")
     choices = model_choices()
     if not choices:
-        where = ", ".join(str(d) for d in runs_dirs())
+        where = ", ".join(code(d) for d in runs_dirs())
         st.error(f"No model to predict with: {DEFAULT_DIR}/ holds no model.pt or model.onnx and no run in {where} "
                  f"has checkpoints/best.pt. Train one (`python -m fer_core.train --data DATA --preset hse-fast`); it "
                  f"appears here once its first epoch is saved. Or ship a run as the default model: "
