@@ -149,11 +149,9 @@ def load_square(path, size: int, max_pixels: int = 50_000_000) -> np.ndarray:
 
 
 def thumbnail(path, px: int, max_pixels: int = 50_000_000) -> np.ndarray:
-    """uint8 RGB, upright, its longer side at most ``px``: for showing an image, not for a model. Raises ImageError."""
-    try:
-        im = _open_rgb(path, max_pixels, draft=px)
-    except ImageError as e:
-        raise ImageError(f"{path}: {e}") from None
+    """uint8 RGB, upright, its longer side at most ``px``: for showing an image, not for a model. Raises ImageError
+    saying what is wrong with it (shown beside its name)."""
+    im = _open_rgb(path, max_pixels, draft=px)
     im.thumbnail((px, px))
     return np.asarray(im)
 

@@ -329,22 +329,26 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
 CLAIM = ".training"  # in a run folder while a process trains it: "PID HOST [SLURM_JOB_ID]" (fer_core.train)
 
 
+def _claim_words(folder) -> list[str]:
+    try:
+        return (Path(folder) / CLAIM).read_text().split()
+    except OSError:
+        return []
+
+
 def claim_holder(folder) -> tuple[int, str] | None:
     """(process id, host name) of the process that claimed the run folder for training, None where none did. A claim
     written with the id alone (by earlier versions) is taken to be this machine's."""
+    words = _claim_words(folder)
     try:
-        words = (Path(folder) / CLAIM).read_text().split()
         return int(words[0]), words[1] if len(words) > 1 else socket.gethostname()
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return None
 
 
 def claim_job(folder) -> str | None:
     """The SLURM job whose process claimed the run folder, where it ran in one."""
-    try:
-        words = (Path(folder) / CLAIM).read_text().split()
-    except OSError:
-        return None
+    words = _claim_words(folder)
     return words[2] if len(words) > 2 else None
 
 

@@ -83,9 +83,9 @@ else:
                 fresh.name, r = r.name, fresh
                 p = report.training_progress(r.config, S.history(r), R.quiet_seconds(r))
                 if p["stale"]:
-                    st.warning(f"**{report.md(r.name)}**: {p['text']}")
+                    st.warning(f"**{S.md(r.name)}**: {p['text']}")
                 else:
-                    st.progress(p["fraction"], text=f"**{report.md(r.name)}**: {p['text']}")
+                    st.progress(p["fraction"], text=f"**{S.md(r.name)}**: {p['text']}")
             runs.append(r)
         st.caption(f"Training runs are read again every {S.REFRESH_S} s.")
         draw(runs)

@@ -30,7 +30,7 @@ def show_image(path, root, width=None) -> str | None:
     try:
         thumb = S.thumbnail(str(img), img.stat().st_mtime_ns, 2 * THUMB_PX)  # sharp on high-density screens
     except (ImageError, OSError) as e:
-        st.caption(f"Cannot show {code(path)}: {S.md(str(e).removeprefix(str(img) + ': '))}")
+        st.caption(f"Cannot show {code(path)}: {S.md(e)}")
         return "unreadable"
     st.image(thumb, width=width or "stretch")
     return None

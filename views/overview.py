@@ -119,5 +119,5 @@ if any(commands.values()):
                    "cross-validations, ensembles and evaluations were not trained by one command: none is given.")
         for name, command in commands.items():
             if command:
-                st.markdown(f"**{report.md(name)}**")
+                st.markdown(f"**{S.md(name)}**")
                 st.code(command.replace(" --", " \\\n    --"), language="bash")  # a flag a line
