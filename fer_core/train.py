@@ -12,6 +12,7 @@ if __name__ == "__main__":  # --help and a mistyped flag answer before torch loa
 
 import copy
 import io
+import itertools
 import json
 import logging
 import os
@@ -674,7 +675,7 @@ def _prepare_run(args, rank, world=1):
         raise Fail(f"weights file not found: {r['weights']}" + (" (a folder without checkpoints/best.pt)"
                                                                 if Path(r["weights"]).is_dir() else ""))
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
-    name = args.name or f"{args.preset or r['backbone']}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = args.name or _auto_name(args.preset or r["backbone"], Path(args.out))
     exists = (Path(args.out) / name / "config.json").exists()
     if dist.is_initialized():  # every process writes to (and reads from) the first's folder, and stops when it stops
         shared = [name, exists]
@@ -1007,6 +1008,16 @@ def _final_evaluation(run_dir, cfg, cache, device):
              "OTHER_DATA scores it on other data", "" if shown else f"FER_LAB_RUNS_DIR={run_dir.parent} ", run_dir)
 
 
+def _auto_name(base: str, out: Path) -> str:
+    """BASE-YYYYmmdd-HHMMSS for a run without --name. The tasks of a SLURM array job start in the same second, so
+    each adds its task id; a folder of that name there already (a run started in the same second) adds a count."""
+    name = f"{base}-{datetime.now():%Y%m%d-%H%M%S}"
+    if os.environ.get("SLURM_ARRAY_TASK_ID"):
+        name += f"-task{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return next(n for n in itertools.chain([name], (f"{name}-{k}" for k in itertools.count(2)))
+                if not (out / n).exists())
+
+
 def _make_run_dir(run_dir: Path) -> Path | None:
     """Make the run folder and claim it for this process (_claim); returns the uppermost folder this made (removed
     again if the run fails before its first epoch ends), None when the run folder was there already."""
@@ -1043,7 +1054,8 @@ def _claim(run_dir: Path) -> None:
                            f"ended, remove {claim}") from None
             elif held and held[0] != os.getpid() and process_alive(held[0]):
                 raise Fail(f"{run_dir} is being trained by process {held[0]} (a training into the same --out and "
-                           f"--name): wait for it to end, or stop it first") from None
+                           f"--name, or started in the same second without --name): wait for it to end, or stop it first, or give "
+                           f"each run its own --name") from None
             claim.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:

@@ -655,6 +655,21 @@ def test_bad_values_are_refused_when_the_flags_are_read(argv, message, capsys):
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_runs_started_without_a_name_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch):
+    class Frozen(train.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 6, 1, 2, 3)
+    monkeypatch.setattr(train, "datetime", Frozen)
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
+    assert train._auto_name("hse-best", tmp_path) == "hse-best-20261206-010203"
+    (tmp_path / "hse-best-20261206-010203").mkdir()
+    (tmp_path / "hse-best-20261206-010203-2").mkdir()
+    assert train._auto_name("hse-best", tmp_path) == "hse-best-20261206-010203-3"
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")  # an array job's tasks start together
+    assert train._auto_name("hse-best", tmp_path) == "hse-best-20261206-010203-task7"
+
+
 def test_failed_starts_leave_no_run_folder_behind(tmp_path, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     (tmp_path / "text.jpg").write_text("not a checkpoint")
