@@ -16,7 +16,6 @@ from fer_core import runs as R
 from fer_core.report import code
 from views._shared import MAX_DEFAULT_RUNS, LabContext, md
 
-HERE = Path(__file__).resolve().parent
 SPLIT_ORDER = {"val": 0, "test": 1, "train": 2}
 
 st.set_page_config(page_title="FER Lab", page_icon=":material/sentiment_satisfied:", layout="wide")
@@ -29,10 +28,8 @@ pages = [
     st.Page("views/valence_arousal.py", title="Valence / arousal", icon=":material/scatter_plot:"),
     st.Page("views/gallery.py", title="Misclassified gallery", icon=":material/photo_library:"),
     st.Page("views/disagreement.py", title="Model disagreement", icon=":material/compare_arrows:"),
+    st.Page("views/predict.py", title="Live prediction", icon=":material/photo_camera:"),
 ]
-# Live prediction is a separate page that may not exist in every checkout; the app works without it.
-if (HERE / "views" / "predict.py").is_file():
-    pages.append(st.Page("views/predict.py", title="Live prediction", icon=":material/photo_camera:"))
 pg = st.navigation(pages)
 # Streamlit forgets a widget's value when its page is left; writing these back keeps the user's choices
 # (runs compared, gallery filters) for when they return. The pages check that a kept value is still an option.

@@ -26,6 +26,7 @@ from .io import atomic_write_json, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import summary_line, write_evaluation
 from .models import model_from_checkpoint
+from .train_args import IMG_SIZES, img_size
 from .transforms import normalise
 
 TAG = re.compile(r"\w[\w.+-]*")  # a file-name part: no folders, no leading dot
@@ -106,7 +107,8 @@ def get_args_parser():
                    help="answer only among the classes the data has: the probabilities of the others are dropped "
                         "and the rest renormalised before the argmax, e.g. to report a 7-class figure for an 8-class "
                         "model on RAF-DB or FER2013 (default: the model answers among all 8)")
-    p.add_argument("--img-size", type=int, help="input size to evaluate at (default: the size the run trained at)")
+    p.add_argument("--img-size", type=img_size, help=f"input size to evaluate at, {IMG_SIZES[0]} to {IMG_SIZES[1]} "
+                   f"pixels (default: the size the run trained at)")
     p.add_argument("--out", type=os.path.expanduser,
                    help="folder for predictions/metrics (default: the run folder, also for a checkpoint in "
                         "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
@@ -292,7 +294,7 @@ def _load(args, device):
 def main(args) -> int:
     from .inference import ModelNotFound, run_path
     from .runs import trained_with_va
-    from .train import IMG_SIZES, Fail, pick_device  # one device policy and one size range for train and evaluate
+    from .train import Fail, pick_device  # one device policy for train and evaluate
 
     if args.tag is not None and not TAG.fullmatch(args.tag):
         return _fail(f"--tag {args.tag!r} is not a simple name: it becomes part of a file name "
@@ -316,8 +318,6 @@ def main(args) -> int:
         return _fail(f"{path}: its config lacks {', '.join(missing)}: not a model FER Lab wrote")
     trained_size = cfg["img_size"]
     if args.img_size is not None:
-        if not IMG_SIZES[0] <= args.img_size <= IMG_SIZES[1]:
-            return _fail(f"--img-size must be between {IMG_SIZES[0]} and {IMG_SIZES[1]} pixels, got {args.img_size}")
         if path.suffix.lower() == ".onnx" and args.img_size != trained_size:
             return _fail(f"{path} is an ONNX export at {trained_size} px: --img-size needs the checkpoint")
         cfg = dict(cfg, img_size=args.img_size)

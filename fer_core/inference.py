@@ -22,7 +22,7 @@ from .calibrate import apply_temperature, temperature_of
 from .data import load_image
 from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, crop_face, resize_square
 from .labels import CLASSES
-from .runs import runs_dirs_from_env, trained_with_va  # noqa: F401  (trained_with_va: also this module's API)
+from .runs import runs_dirs_from_env, trained_with_va
 
 DEFAULT_DIR = Path("models/default")
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / DEFAULT_DIR  # the default model of this checkout
@@ -218,7 +218,7 @@ class _NamedBytes(io.BytesIO):
 
 
 def read_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """RGB uint8 array from a path or from bytes (an upload). Raises fer_core.data.ImageError with a one-line reason."""
+    """RGB uint8 array from a path or from bytes (an upload). Raises fer_core.images.ImageError with a one-line reason."""
     if isinstance(source, (bytes, bytearray)):
         source = _NamedBytes(bytes(source), name or "upload")
     return np.asarray(load_image(source, max_pixels=max_pixels))
@@ -436,6 +436,6 @@ class LiveSession:
 
     def snapshot(self) -> dict:
         with self._lock:
-            ms = sorted(self._ms)
+            ms = self._ms
             return {"frames": self._frames, "results": list(self._results),
                     "mean_ms": sum(ms) / len(ms) if ms else None}  # a frame that detects counts too

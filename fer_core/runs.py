@@ -1,8 +1,8 @@
 """Find, validate and load run folders (docs/run_folder.md) for the dashboard.
 
-Everything here is a pure function of the files on disk, so the app can cache results keyed on
-(path, mtime) and plain pytest can test it. A folder that breaks the contract is reported with a
-reason instead of raising, so one bad run never hides the others.
+What is read here depends on the files on disk alone (and, for a run still training, on whether its process is
+alive), so the app can cache results keyed on (path, mtime) and plain pytest can test it. A folder that breaks the
+contract is reported with a reason instead of raising, so one bad run never hides the others.
 """
 from __future__ import annotations
 
@@ -554,18 +554,20 @@ def _first_stages(runs: list[Run]) -> set[str]:
             if isinstance(w, str) and Path(w).parent.name == "checkpoints"}
 
 
+def unique_names(paths: list[Path]) -> list[str]:
+    """The folders' names; folders sharing a name are each named by the fewest last parts of its path that no other
+    of them ends with."""
+    names = []
+    for p in paths:
+        others = [o.parts for o in paths if o.name == p.name and o != p]
+        k = next((k for k in range(1, len(p.parts) + 1) if all(o[-k:] != p.parts[-k:] for o in others)), len(p.parts))
+        names.append(Path(*p.parts[-k:]).as_posix())
+    return names
+
+
 def _make_names_unique(runs: list[Run]) -> None:
-    """Runs whose folders share a name are each named by the fewest last parts of its path that no other of them
-    ends with."""
-    by_name: dict[str, list[Run]] = {}
-    for r in runs:
-        by_name.setdefault(r.name, []).append(r)
-    for same in (g for g in by_name.values() if len(g) > 1):
-        for r in same:
-            others = [o.path.parts for o in same if o is not r]
-            k = next((k for k in range(2, len(r.path.parts) + 1)
-                      if all(o[-k:] != r.path.parts[-k:] for o in others)), len(r.path.parts))
-            r.name = Path(*r.path.parts[-k:]).as_posix()
+    for r, name in zip(runs, unique_names([r.path for r in runs])):
+        r.name = name
 
 
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:

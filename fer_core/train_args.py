@@ -49,7 +49,7 @@ def get_args_parser():
            "the backbone's released weights (ImageNet; faces for dlib_face_resnet, hse_face_mobilenet, "
            "mobileface and facenet), none, or PATH to a state dict / FER Lab checkpoint, or a run folder (its "
            "checkpoints/best.pt)")
-    a("--img-size", type=_img_size, help=f"input side in pixels, {IMG_SIZES[0]} to {IMG_SIZES[1]} (default 224)")
+    a("--img-size", type=img_size, help=f"input side in pixels, {IMG_SIZES[0]} to {IMG_SIZES[1]} (default 224)")
     a("--epochs", type=_at_least(1), help="epochs (default 34)")
     a("--batch-size", type=_at_least(1), help="batch size per process (default 32)")
     a("--lr", type=_above_zero, help="AdamW learning rate (default 1e-4)")
@@ -94,8 +94,8 @@ def get_args_parser():
     a("--val-frac", type=float, help="validation fraction when the data has no split (default 0.1)")
     a("--test-frac", type=float, help="test fraction when the data has no split (default 0.1)")
     a("--fold", metavar="K/N", type=_fold_arg, help="cross-validation: test on the K-th of N stratified folds "
-      "(seeded by --seed) instead of --test-frac; train K = 1..N and pool their test predictions with "
-      "scripts/results_table.py --pool")
+      "(seeded by --seed) instead of --test-frac; train K = 1..N (scripts/cross_validate.py runs them all) and pool "
+      "their test predictions with scripts/pool_folds.py")
     a("--extra-data", type=os.path.expanduser,
       metavar="PATH", help="a second data set (any layout) whose training images join the training "
       "set, e.g. FER+ beside AffectNet; its validation/test images are not used; none = no second set")
@@ -141,9 +141,9 @@ def _above_zero(text: str) -> float:
     return x
 
 
-def _img_size(text: str) -> int:
+def img_size(text: str) -> int:
     n = _number(int, text)
-    if not IMG_SIZES[0] <= n <= IMG_SIZES[1]:  # fer_core.evaluate takes the same
+    if not IMG_SIZES[0] <= n <= IMG_SIZES[1]:  # fer_core.evaluate reads --img-size with this too
         raise argparse.ArgumentTypeError(f"must be between {IMG_SIZES[0]} and {IMG_SIZES[1]} pixels, got {n}")
     return n
 

@@ -106,7 +106,7 @@ def _other_recipe(folder: Path, args: list[str]) -> str | None:
     except (OSError, ValueError):
         return None
     from fer_core.presets import resolve
-    from fer_core.train import RECIPE_KEYS, get_args_parser
+    from fer_core.train_args import RECIPE_KEYS, get_args_parser
 
     try:
         given = get_args_parser().parse_args(args)

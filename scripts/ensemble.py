@@ -36,7 +36,7 @@ from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, format_p, paired_comparison,  # noqa: E402
                               summary_line, write_evaluation)
 from fer_core.runs import (load_predictions, run_predictions, runs_label, training_precision,  # noqa: E402
-                           training_stages)
+                           stages_minutes, training_stages)
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 
@@ -99,7 +99,6 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
         raise ValueError("the runs have no split that all of them predicted")
     frames = {s: averaged_predictions([load_predictions(d / f"predictions_{s}.csv") for d in run_dirs]) for s in splits}
     members = [{"run": recorded_path(d), "stages": training_stages(d)} for d in run_dirs]
-    minutes = [st["train_minutes"] for m in members for st in m["stages"]]
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
     for s, df in frames.items():
@@ -117,7 +116,7 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
         "split": first.get("split") if one_split else {"source": "the images all members predicted",
                                                        "counts": {s: len(df) for s, df in frames.items()}},
         "precision": " + ".join(dict.fromkeys(training_precision(c) for c in configs)),
-        "train_minutes": round(sum(minutes), 3) if None not in minutes else None, "members": members})
+        "train_minutes": stages_minutes(run_dirs), "members": members})  # a first stage members share, once
     return splits
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,15 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     circ = json.loads(charts[1].proto.spec)
     assert circ["layout"]["xaxis"]["range"] == [-1.25, 1.25]
     assert abs(circ["data"][0]["x"][0] - expected[0]["valence"]) < 1e-4
+
+
+def test_runs_of_one_name_in_two_folders_are_both_offered(monkeypatch, tmp_path):
+    for root in ("lab-a", "lab-b"):
+        (tmp_path / root / "run1" / "checkpoints").mkdir(parents=True)
+        make_checkpoint(tmp_path / root / "run1" / "checkpoints" / "best.pt")
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", os.pathsep.join(str(tmp_path / r) for r in ("lab-a", "lab-b")))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert {"Run lab-a/run1", "Run lab-b/run1"} <= set(at.selectbox[0].options)
 
 
 def test_snapshot_tab(monkeypatch, runs_dir):

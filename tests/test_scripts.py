@@ -274,6 +274,9 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     (stage2 / "split.csv").write_bytes((runs["base-s1"] / "split.csv").read_bytes())
     assert _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens2").returncode == 0
     assert (tmp_path / "ens2" / "split.csv").read_bytes() == (stage2 / "split.csv").read_bytes()
+    assert _run("ensemble.py", runs["base"], stage2, "--out", tmp_path / "ens3").returncode == 0
+    ens3 = json.loads((tmp_path / "ens3" / "config.json").read_text())
+    assert ens3["train_minutes"] == pytest.approx(minutes[1] + cfg["train_minutes"], abs=1e-3)  # base: once
 
 
 def test_ensemble_records_its_members_where_export_finds_them_from_anywhere(tmp_path, monkeypatch):

@@ -213,9 +213,10 @@ def test_evaluate_at_another_size(tiny_run, tmp_path, capsys):
     assert evaluate.main(args) == 0
     m = json.loads((tmp_path / "metrics_val.json").read_text())
     assert m["img_size"] == 40 != cfg["img_size"]
-    bad = evaluate.get_args_parser().parse_args(["--run", str(run), "--img-size", "3", "--out", str(tmp_path)])
-    assert evaluate.main(bad) == 2
-    assert "--img-size must be between 16 and 1024" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        evaluate.get_args_parser().parse_args(["--run", str(run), "--img-size", "3", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "argument --img-size: must be between 16 and 1024 pixels, got 3" in capsys.readouterr().err
 
 
 def test_evaluate_in_the_run_folder_keeps_its_own_results_and_calibrate_refuses_others(tiny_run, tmp_path, capsys):

@@ -21,7 +21,7 @@ from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predict
 from fer_core.predict import to_rows  # noqa: E402
 from fer_core.report import code  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
-from fer_core.runs import runs_dirs_from_env  # noqa: E402
+from fer_core.runs import runs_dirs_from_env, unique_names  # noqa: E402
 from fer_core.video import (EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary,  # noqa: E402
                             timeline)
 from views import _shared as S  # noqa: E402
@@ -52,8 +52,9 @@ def model_choices() -> dict[str, str]:
     out = {}
     if any((ROOT / DEFAULT_DIR / f).is_file() for f in ("model.pt", "model.onnx")):
         out[f"Default model ({DEFAULT_DIR})"] = None
-    for run in list_runs(runs_dirs()):
-        out[f"Run {run.name}"] = str(run)
+    found = list_runs(runs_dirs())
+    for run, name in zip(found, unique_names(found)):  # runs of one name in two folders named as in the sidebar
+        out[f"Run {name}"] = str(run)
     return out
 
 
