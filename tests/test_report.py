@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -816,3 +817,8 @@ def test_runs_whose_images_cannot_be_told_are_not_paired():
     metrics = {"a": {"n": 2}, "b": {"n": 2}, "c": {"n": 2}}
     assert report.unpaired_runs(ids, metrics) == {"b": "has no usable predictions file",
                                                   "c": "has predictions for 1 images but metrics for 2"}
+
+
+def test_runs_of_one_name_are_named_by_as_much_of_their_path_as_tells_them_apart():
+    paths = [Path("/x/a/run1"), Path("/x/b/run1"), Path("/y/b/run1"), Path("/x/c/run2")]
+    assert R.unique_names(paths) == ["a/run1", "x/b/run1", "y/b/run1", "run2"]
