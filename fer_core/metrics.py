@@ -400,6 +400,20 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     return float(_binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
 
 
+PAIR_VERDICT_P = 0.05  # a verdict names the better run where McNemar's p, adjusted (holm) where several, is below this
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment of p-values tested together: with 21 pairs of runs one raw p below 0.05 is
+    expected by chance alone; an adjusted p below 0.05 keeps the chance of any false call below 5%."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    stepped = np.maximum.accumulate(np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order]))
+    out = np.empty_like(p)
+    out[order] = stepped
+    return out
+
+
 def corrected_resampled_t(diffs, test_train_ratio: float) -> tuple[float, float]:
     """(t, two-sided p) of the corrected resampled t-test (Nadeau & Bengio, 2003; Bouckaert & Frank, 2004) on the
     per-fold differences of two recipes cross-validated on the same folds. The folds' training sets overlap, so

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative, unlabel_rgb
 
 from .labels import CLASSES
-from .metrics import proportion_ci
+from .metrics import PAIR_VERDICT_P, holm, mcnemar_p, proportion_ci
 from .runs import training_precision
 
 # (path into metrics JSON, column label, key in its ci95 or a dotted path to an interval, higher is better)
@@ -235,17 +235,17 @@ def code(text) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, groups: dict, ids: dict
-                   ) -> tuple[list[str], list[str]]:
+def best_run_lines(values: pd.DataFrame, metrics: dict, groups: dict, right: dict) -> tuple[list[str], list[str]]:
     """The overview's "best" lines (markdown), one per set of runs ranked together, and the runs left unranked.
     ``groups``: {(layout, data root): run names}, since scores on different data do not compare; within one, only
-    runs scored on the same images (``ids``: {run: sample ids or None}, same_image_groups) are ranked, with the runs
-    inside the best one's accuracy interval named as a tie and the best by valence CCC."""
+    runs scored on the same images (``right``: {run: its answers' correctness, a boolean Series indexed by sample id,
+    or None}, same_image_groups) are ranked, with the runs the best one is not told apart from (runs_within_noise)
+    named as a tie, and the best by valence CCC."""
     layouts = [layout for layout, _ in groups]
     lines, unranked = [], []
     for (layout, root), on_data in groups.items():
         label = f"{md(layout)} data" + (f" at {code(root)}" if layouts.count(layout) > 1 else "")
-        same = same_image_groups({n: ids.get(n) for n in on_data})
+        same = same_image_groups({n: None if right.get(n) is None else right[n].index for n in on_data})
         unranked += [n for names in same if len(names) == 1 and len(on_data) > 1 for n in names]
         for names in (g for g in same if len(g) > 1):
             sub = values.loc[names]
@@ -253,9 +253,9 @@ def best_run_lines(values: pd.DataFrame, cis: pd.DataFrame, metrics: dict, group
             if not best:
                 continue
             line = f"**{md(best)}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
-            if tied := runs_within_noise(sub, cis.loc[names], best, "Accuracy"):
-                line += (f", with {', '.join(map(md, tied))} inside its 95% interval: on these images a tie (Model "
-                         "disagreement tests runs on the same images)")
+            if tied := runs_within_noise({n: right[n] for n in names}, best):
+                line += (f", not told apart from {', '.join(map(md, tied))} on these images (McNemar's test, "
+                         "Holm-adjusted p ≥ 0.05: Model disagreement pairs them)")
             best_va = best_run(sub, "Valence CCC")
             if best_va and "Arousal CCC" in sub:
                 line += f", **{md(best_va)}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
@@ -288,12 +288,16 @@ def same_image_groups(ids: dict) -> list[list[str]]:
     return list(groups.values())
 
 
-def runs_within_noise(values: pd.DataFrame, cis: pd.DataFrame, best: str, metric: str) -> list[str]:
-    """The other runs whose figure lies inside the best run's 95% interval: on these images, not told apart from it."""
-    ci = cis.at[best, metric] if metric in cis and best in cis.index else None
-    if not isinstance(ci, tuple):
-        return []
-    return [r for r, v in values[metric].items() if r != best and v == v and ci[0] <= v <= ci[1]]
+def runs_within_noise(right: dict, best: str) -> list[str]:
+    """The other runs that the best one is not told apart from on the images they share (``right``: {run: boolean
+    Series of its answers' correctness, indexed by sample id}): McNemar's exact test of each against the best, its p
+    adjusted (holm) for the runs tested, at or above 0.05."""
+    others = [r for r in right if r != best]
+    p = []
+    for r in others:
+        a, b = right[best].align(right[r], join="inner")
+        p.append(mcnemar_p(int((a & ~b).sum()), int((b & ~a).sum())))
+    return [r for r, adjusted in zip(others, holm(p)) if adjusted >= PAIR_VERDICT_P]
 
 
 def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str,

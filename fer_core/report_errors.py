@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .labels import CLASSES, NUM_CLASSES, PROB_COLS
-from .metrics import mcnemar_p
+from .metrics import PAIR_VERDICT_P, holm, mcnemar_p
 
 SORTS = {
     "Most confident mistakes first": ("confidence", False),
@@ -166,7 +166,6 @@ def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"all_wrong": all_wrong, "only_one_wrong": only_one}
 
 
-PAIR_VERDICT_P = 0.05  # a pair's verdict names the better run where its Holm-adjusted p is below this
 
 
 def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
@@ -191,17 +190,6 @@ def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
     better = np.where(table["A right, B wrong"] > table["B right, A wrong"], "A better", "B better")
     table["verdict"] = np.where(table["Holm p"] < PAIR_VERDICT_P, better, "within noise")
     return table
-
-
-def holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment of p-values tested together: with 21 pairs of runs one raw p below 0.05 is
-    expected by chance alone; an adjusted p below 0.05 keeps the chance of any false call below 5%."""
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p)
-    stepped = np.maximum.accumulate(np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order]))
-    out = np.empty_like(p)
-    out[order] = stepped
-    return out
 
 
 def pair_ids(corr: pd.DataFrame, right: str, wrong: str) -> list[str]:
@@ -248,12 +236,17 @@ PAIRED_DIFF = "A − B [95% CI]"  # paired_table's column of the difference with
 def paired_table(result: dict, a: str, b: str) -> pd.DataFrame:
     """fer_core.metrics.paired_comparison as rows: metric, A, B, A − B, its paired 95% interval (as text, and
     its ends for the figure), the two as one text cell (PAIRED_DIFF: "+0.022 [+0.003, +0.041]"), and which run the
-    interval favours ("within noise" when it contains 0)."""
+    interval favours ("within noise" when it contains 0). Accuracy's verdict is McNemar's exact test instead (p below
+    0.05), the standard test of two classifiers on the same samples: a bootstrap interval's end near 0 moves with
+    its random resamples, and the two can disagree there."""
     rows = []
     for key, m in result["metrics"].items():
         label, lower_better = PAIRED_LABELS[key]
         ci = m["ci95"] or [math.nan, math.nan]
-        if ci[0] > 0 or ci[1] < 0:
+        if key == "accuracy":
+            verdict = "within noise" if result["mcnemar_p"] >= PAIR_VERDICT_P else (
+                f"{a} better" if result["a_only_right"] > result["b_only_right"] else f"{b} better")
+        elif ci[0] > 0 or ci[1] < 0:
             verdict = f"{a} better" if (ci[0] > 0) != lower_better else f"{b} better"
         else:
             verdict = "within noise"

@@ -1,5 +1,6 @@
 """Paired comparison of runs on the same samples: each metric's difference with a paired bootstrap 95% interval,
-and McNemar's exact test on accuracy. Prints a markdown table.
+and McNemar's exact test on accuracy (with Holm's adjustment for the pairs tested together, where there are
+several). Prints a markdown table.
 
     python scripts/compare_runs.py artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, then C − B
     python scripts/compare_runs.py --base artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, C − A
@@ -25,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.metrics import corrected_resampled_t, format_p, paired_comparison  # noqa: E402
+from fer_core.metrics import corrected_resampled_t, format_p, holm, paired_comparison  # noqa: E402
 from fer_core.runs import cross_validated, pool_predictions, run_predictions, runs_label  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
@@ -98,7 +99,7 @@ def main() -> int:
     pairs = [(a.base, r) for r in a.runs if r != a.base] if a.base else list(zip(a.runs, a.runs[1:]))
     if not pairs:
         p.error("give at least two runs, or --base and one run")
-    lines = []
+    lines, p_values = [], []
     for old, new in pairs:
         try:
             pred_new, pred_old = run_predictions(new, a.split), run_predictions(old, a.split)
@@ -114,9 +115,12 @@ def main() -> int:
                   f"{runs_label(old)} {len(pred_old)} ({len(pred_old) - r['n']} left out)", file=sys.stderr)
         lines.append(f"| {runs_label(new)} | {runs_label(old)} | {n} | "
                      + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {format_p(r['mcnemar_p'])} |")
-    print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |")
-    print("|" + "---|" * (len(COLUMNS) + 4))
-    print("\n".join(lines))
+        p_values.append(r["mcnemar_p"])
+    several = len(lines) > 1  # pairs tested together: Holm's adjustment keeps the chance of any false call below 5%
+    print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |"
+          + (" Holm p |" if several else ""))
+    print("|" + "---|" * (len(COLUMNS) + 4 + several))
+    print("\n".join(line + (f" {format_p(p)} |" if several else "") for line, p in zip(lines, holm(p_values))))
     folds = [line for old, new in pairs if (line := fold_by_fold(new, old, a.split))]
     if folds:
         print("\n" + "\n".join(folds))

@@ -416,11 +416,17 @@ def test_disagreement_tables():
     assert E.pairwise_table(corr)["verdict"].tolist() == ["B better"]
 
 
-def test_runs_within_noise_of_the_best_are_those_inside_its_interval():
-    values = pd.DataFrame({"Accuracy": [0.525, 0.509, 0.44, float("nan")]}, index=["best", "close", "far", "none"])
-    cis = pd.DataFrame({"Accuracy": [(0.472, 0.575), (0.46, 0.56), (0.39, 0.49), None]}, index=values.index)
-    assert report.runs_within_noise(values, cis, "best", "Accuracy") == ["close"]
-    assert report.runs_within_noise(values, cis, "none", "Accuracy") == []  # no interval: nothing to say
+def test_runs_within_noise_of_the_best_are_those_mcnemar_cannot_tell_from_it():
+    n = 320
+    best = pd.Series([True] * 170 + [False] * 150, index=[str(i) for i in range(n)])
+    close, far = best.copy(), best.copy()
+    close.iloc[:15] = False  # 15 images only the best gets right, 5 only this one: exact McNemar p = 0.041
+    close.iloc[170:175] = True
+    far.iloc[:40] = False  # 40 to 0: p < 1e-11
+    same = best.sample(frac=1, random_state=0)  # the same answers, in another order
+    # alone, p = 0.041 tells "close" apart; tested beside two others, Holm doubles it to 0.083
+    assert report.runs_within_noise({"best": best, "close": close}, "best") == []
+    assert report.runs_within_noise({"best": best, "close": close, "far": far, "same": same}, "best") == ["close", "same"]
 
 
 def test_a_class_has_one_colour_on_every_chart():
@@ -626,7 +632,8 @@ def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
         "valence_rmse": {"a": 0.3, "b": 0.4, "diff": -0.1, "ci95": [-0.15, -0.05]},
         "arousal_rmse": {"a": 0.4, "b": 0.3, "diff": 0.1, "ci95": [0.05, 0.15]},
         "cohen_kappa": {"a": 0.45, "b": 0.43, "diff": 0.02, "ci95": [0.0004, 0.05]},
-        "valence_ccc": {"a": 0.6, "b": 0.59, "diff": 0.01, "ci95": [0.0, 0.02]}}}
+        "valence_ccc": {"a": 0.6, "b": 0.59, "diff": 0.01, "ci95": [0.0, 0.02]}},
+        "a_only_right": 40, "b_only_right": 8, "mcnemar_p": 2e-6}
     table = E.paired_table(result, "new", "old").set_index("metric")
     # an end that three decimals would round to 0.000 keeps its sign visible, as the verdict rests on it
     assert table.loc["Cohen's kappa", ["95% CI", "verdict"]].tolist() == ["[+0.0004, +0.050]", "new better"]
@@ -637,6 +644,13 @@ def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
     assert table.loc["arousal RMSE (lower is better)", "verdict"] == "old better"
     assert list(table.columns[:2]) == ["new", "old"]
     assert table.loc["accuracy", E.PAIRED_DIFF] == "+0.100 [+0.050, +0.150]"  # the value and its interval, one cell
+    # accuracy's verdict is McNemar's: 15 to 5 (p = 0.041) names A, 14 to 5 (p = 0.064) does not, whatever the interval
+    for only_a, only_b, p, ci, verdict in ((15, 5, 0.041, [-0.001, 0.06], "new better"),
+                                           (14, 5, 0.064, [0.001, 0.06], "within noise"),
+                                           (5, 15, 0.041, [-0.06, 0.001], "old better")):
+        one = {"metrics": {"accuracy": {"a": 0.5, "b": 0.47, "diff": 0.03, "ci95": ci}}, "a_only_right": only_a,
+               "b_only_right": only_b, "mcnemar_p": p}
+        assert E.paired_table(one, "new", "old")["verdict"].tolist() == [verdict]
     fig = E.paired_figure(table.reset_index(), "new", "old")
     assert {t.name for t in fig.data} == {"new better", "within noise", "old better"}
     assert list(fig.layout.yaxis.categoryarray) == list(table.index)  # the table's order, not grouped by verdict
@@ -755,13 +769,14 @@ def test_runs_are_ranked_only_beside_runs_scored_on_the_same_images():
 def test_best_run_lines_rank_runs_per_data_set_and_image_set():
     values = pd.DataFrame({"Accuracy": [0.50, 0.40, 0.90], "Valence CCC": [0.6, 0.5, 0.9]},
                           index=["a", "b", "fold1"])
-    cis = pd.DataFrame({"Accuracy": [(0.45, 0.55), (0.35, 0.45), (0.85, 0.95)]}, index=values.index)
     metrics = {"a": {"n": 2}, "b": {"n": 2}, "fold1": {"n": 1}}
     groups = {("affectnet", "/d"): ["a", "b", "fold1"]}
-    lines, unranked = report.best_run_lines(values, cis, metrics, groups, {"a": ["1", "2"], "b": ["2", "1"],
-                                                                            "fold1": ["3"]})
+    right = {"a": pd.Series([True, False], index=["1", "2"]), "b": pd.Series([False, True], index=["2", "1"]),
+             "fold1": pd.Series([True], index=["3"])}
+    lines, unranked = report.best_run_lines(values, metrics, groups, right)
     assert unranked == ["fold1"]  # its images are no other run's: its 0.90 is not the best
-    assert lines == ["**a** by accuracy (0.500) — among runs scored on the same 2 images"]
+    assert lines == ["**a** by accuracy (0.500), not told apart from b on these images (McNemar's test, Holm-adjusted "
+                     "p ≥ 0.05: Model disagreement pairs them) — among runs scored on the same 2 images"]
 
 
 def test_data_groups_put_runs_by_the_data_they_were_scored_on():

@@ -151,6 +151,9 @@ def test_compare_runs_prints_paired_differences(runs):
     assert row[-1] == "<0.001 |"  # McNemar p, printed as the disagreement page prints it
     out = _run("compare_runs.py", "--base", runs["base"], runs["base"], runs["better"])  # the base among the runs
     assert out.returncode == 0 and [ln.split(" | ")[0] for ln in out.stdout.splitlines()[2:]] == ["| better"]
+    out = _run("compare_runs.py", runs["base"], runs["better"], runs["base"])  # two pairs: Holm's p beside each
+    header, _, *rows = out.stdout.splitlines()
+    assert header.endswith("| McNemar p | Holm p |") and all(r.endswith("| <0.001 | <0.001 |") for r in rows)
 
 
 def test_compare_runs_says_what_is_wrong(runs, tmp_path):

@@ -86,7 +86,7 @@ st.markdown(f"**Is the difference real?** Each metric of A − B on the **{resul
             "evaluated, with a paired bootstrap 95% interval (1,000 resamples, the same samples drawn for both "
             f"runs). An interval that contains 0 means these samples cannot tell the two runs apart. With "
             f"{len(table)} metrics tested at once, one interval that only just leaves 0 is what chance alone often "
-            "gives: read such a verdict as weak evidence.")
+            "gives: read such a verdict as weak evidence. Accuracy's verdict is McNemar's exact test (below).")
 own = {name: int(corr[name].notna().sum()) for name in (a, b)}
 if max(own.values()) > result["n"]:
     st.caption(f"{S.md(a)} evaluated {own[a]:,} and {S.md(b)} {own[b]:,} images on {split}: the figures here are on "
@@ -97,8 +97,8 @@ shown = table.assign(verdict=table["verdict"].replace({f"{a} better": "A better"
 st.dataframe(shown, width="stretch", hide_index=True, column_order=["metric", "verdict", E.PAIRED_DIFF, a, b],
              column_config={
                  "verdict": st.column_config.Column(help=f"The run the 95% interval favours (A: {S.md(a)}, "
-                                                    f"B: {S.md(b)}); within "
-                                                    "noise where it contains 0."),
+                                                    f"B: {S.md(b)}); within noise where it contains 0. For "
+                                                    "accuracy, McNemar's exact test: within noise where p ≥ 0.05."),
                  E.PAIRED_DIFF: st.column_config.Column(help=f"{S.md(a)} − {S.md(b)}, and its paired bootstrap 95% "
                                                         "interval."),
                  a: st.column_config.NumberColumn(format="%.3f"),

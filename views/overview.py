@@ -19,17 +19,19 @@ metrics = {r.name: S.metrics(r, ctx.split) for r in have}
 values, cis = report.results_table(metrics)
 
 # Scores on different data sets are not comparable, so the best run is named per data set.
-ids = {r.name: None if (df := S.predictions(r, ctx.split)) is None else df["id"] for r in have}
+right = {r.name: None if (df := S.predictions(r, ctx.split)) is None else
+         pd.Series(df["true"].to_numpy() == df["pred"].to_numpy(), index=df["id"]) for r in have}
+ids = {n: None if s is None else s.index for n, s in right.items()}
 unpaired = report.unpaired_runs(ids, metrics)  # not ranked; the others still are
 groups = R.data_groups(have)
 pairable = {k: kept for k, names in groups.items() if (kept := [n for n in names if n not in unpaired])}
-lines, unranked = report.best_run_lines(values, cis, metrics, pairable, ids)
+lines, unranked = report.best_run_lines(values, metrics, pairable, right)
 if lines:
     st.success(f"Best on **{split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
-    if ctx.split == "test" and all("val" in r.metrics_splits for r in have):
-        st.caption("To choose a run, compare them on val: the test figure of a run chosen by its test figure is "
-                   "optimistic.")
+    if ctx.split == "test":
+        st.caption("To choose a run, compare them on val (a cross-validation: on its folds' val parts): the test "
+                   "figure of a run chosen by its test figure is optimistic.")
 if unpaired:
     st.caption("Not ranked: " + "; ".join(f"{S.md(n)}, which {why} on {split}" for n, why in unpaired.items())
                + ": which images its figures are on cannot be told, so they are not paired with the others' "
