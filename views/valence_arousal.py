@@ -4,6 +4,8 @@ import streamlit as st
 from fer_core import report_va as V
 from views import _shared as S
 
+MOST_POINTS = 50_000  # four panels of 250,000 points took the page 33 s to send and draw, for a solid blot
+
 st.title("Valence / arousal")
 ctx = S.require_runs()
 split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
@@ -44,11 +46,12 @@ c1, c2 = st.columns([2, 3])
 name = S.choice(c1, "Run", [r.name for r in va_runs], "va_run")
 max_points = len(preds[name])
 if max_points > 1000:  # large splits are drawn from a sample, of a size the user picks
-    steps = [n for n in (1000, 2000, 5000, 10000, 20000) if n < max_points] + [max_points]
+    steps = [n for n in (1000, 2000, 5000, 10000, 20000) if n < max_points] + [min(max_points, MOST_POINTS)]
     if st.session_state.get("va_points") not in steps:
         st.session_state["va_points"] = min(5000, max_points)
     max_points = c2.select_slider("Points drawn", steps, key="va_points", format_func="{:,}".format,
                                   help="Large splits are drawn from a fixed random sample of this size; the last "
-                                  "step draws every sample.")
+                                  + ("step draws every sample." if max_points <= MOST_POINTS else
+                                     f"step draws {MOST_POINTS:,}, beyond which points only hide each other."))
 S.chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
 S.chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")
