@@ -106,6 +106,16 @@ def _manifest_columns(csv_path: Path) -> tuple[str, str] | None:
     return (path_col, label_col) if path_col is not None and label_col is not None else None
 
 
+def _pixel_csv(csv_path: Path) -> bool:
+    """Whether the CSV is FER2013's (emotion, pixels[, Usage]): images as rows of numbers, not files."""
+    try:
+        with open(csv_path, encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline(1000)
+    except OSError:
+        return False
+    return {"emotion", "pixels"} <= {c.strip().lower() for c in header.split(",")}
+
+
 def _class_dirs(folder: Path) -> list[Path]:
     return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.isdigit() and class_index(d.name) is not None]
 
@@ -122,7 +132,9 @@ def detect_layout(root) -> str:
     if root.is_file():
         if root.suffix.lower() == ".csv" and _manifest_columns(root):
             return "csv"
-        raise DataError(f"not a data folder or CSV manifest with path and expression columns: {root}")
+        raise DataError(f"not a data folder or CSV manifest with path and expression columns: {root}"
+                        + (f"; it is FER2013's pixel CSV: write its images first (python scripts/fer2013_images.py "
+                           f"{root} --out DATA_FOLDER)" if _pixel_csv(root) else ""))
     if (root / "images").is_dir() and (root / "annotations").is_dir():
         return "affectnet"
     if any((root / d / "label.csv").is_file() for d in FERPLUS_SPLITS):
@@ -134,6 +146,9 @@ def detect_layout(root) -> str:
         return "csv"
     if _split_dirs(root) or _class_dirs(root):
         return "folders"
+    if pixels := next((p for p in sorted(root.glob("*.csv")) if _pixel_csv(p)), None):
+        raise DataError(f"no recognised data layout in {root}: {pixels.name} is FER2013's pixel CSV, whose images "
+                        f"must be written first (python scripts/fer2013_images.py {pixels} --out DATA_FOLDER)")
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
                        if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else ""))
@@ -277,9 +292,10 @@ def _read_ferplus(root: Path) -> DataIndex:
             df = pd.read_csv(csv_path, header=None, dtype={0: str, 1: str}, skipinitialspace=True)
         except Exception as e:
             raise DataError(f"cannot read {csv_path}: {e}") from None
-        if df.shape[1] != 12:
-            raise DataError(f"{csv_path}: expected 12 columns (name, box, 10 votes), found {df.shape[1]}")
-        votes = df.iloc[:, 2:].to_numpy(dtype=float)
+        if df.shape[1] not in (11, 12):  # FER+'s own label.csv holds a face box; some of its converters leave it out
+            raise DataError(f"{csv_path}: expected 12 columns (name, box, 10 votes) or 11 (name, 10 votes), found "
+                            f"{df.shape[1]}")
+        votes = df.iloc[:, -10:].to_numpy(dtype=float)
         top = votes.max(axis=1)
         tied = (votes == top[:, None]).sum(axis=1) > 1
         winner = votes.argmax(axis=1)
@@ -320,7 +336,7 @@ def ferplus_votes(root) -> pd.DataFrame:
         df = pd.read_csv(csv_path, header=None, dtype={0: str, 1: str}, skipinitialspace=True)
         prefix = folder.removeprefix("FER2013")
         ids = [f"{prefix}/{os.path.splitext(n.strip())[0]}" for n in df.iloc[:, 0]]
-        parts.append(pd.DataFrame(df.iloc[:, 2:].to_numpy(dtype=float), index=ids, columns=named)[columns])
+        parts.append(pd.DataFrame(df.iloc[:, -10:].to_numpy(dtype=float), index=ids, columns=named)[columns])
     return pd.concat(parts) if parts else pd.DataFrame(columns=columns, dtype=float)
 
 

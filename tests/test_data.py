@@ -122,8 +122,21 @@ def test_ferplus_majority_vote_maps_by_name(tmp_path):
 def test_ferplus_bad_label_csv(tmp_path):
     (tmp_path / "FER2013Train").mkdir()
     (tmp_path / "FER2013Train" / "label.csv").write_text("a.png,1,2\n")
-    with pytest.raises(DataError, match="expected 12 columns"):
+    with pytest.raises(DataError, match=r"expected 12 columns \(name, box, 10 votes\) or 11 \(name, 10 votes\)"):
         read_dataset(tmp_path)
+
+
+def test_ferplus_label_csv_without_the_face_box(tmp_path):
+    """Some FER+ converters write label.csv rows as name and 10 votes, leaving out FER+'s "(0, 0, 48, 48)"."""
+    root = write_ferplus(tmp_path, {"Train": [("fer0000000.png", [0, 0, 7, 1, 0, 0, 2, 0, 0, 0])]})
+    label = root / "FER2013Train" / "label.csv"
+    label.write_text(label.read_text().replace(',"(0, 0, 48, 48)"', ""))
+    index = read_dataset(root)
+    assert [(s.id, s.label) for s in index.samples] == [("Train/fer0000000", 3)]
+    assert index.samples[0].votes == pytest.approx([0, 0, 0.1, 0.7, 0.2, 0, 0, 0])
+    from fer_core.data import ferplus_votes
+
+    assert ferplus_votes(root).loc["Train/fer0000000", ["Surprise", "Sad", "Fear"]].tolist() == [7, 1, 2]
 
 
 # ---------------------------------------------------------------- class folders

@@ -504,3 +504,86 @@ def test_scripts_refuse_an_out_that_is_a_file(runs, tmp_path):
         assert out.returncode == 2 and f"--out {tmp_path / 'afile'} is a file" in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
     assert (tmp_path / "afile").read_text() == "notes"
+
+
+def _fer2013(tmp_path, usage=True, rows=None) -> Path:
+    """A FER2013 pixel CSV: row i holds a 48x48 image of grey level 10 * i, emotion i % 7, in Training,
+    PublicTest or PrivateTest by thirds (without the Usage column if ``usage`` is false)."""
+    rows = rows or [(i % 7, " ".join([str(10 * i)] * 2304), ["Training", "PublicTest", "PrivateTest"][i * 3 // 9])
+                    for i in range(9)]
+    path = tmp_path / "fer2013.csv"
+    lines = ["emotion,pixels" + (",Usage" if usage else "")]
+    lines += [f"{e},{p}" + (f",{u}" if usage else "") for e, p, u in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fer2013_pixel_csv_becomes_class_folders_the_readers_take(tmp_path):
+    from PIL import Image
+
+    from fer_core.data import read_dataset
+
+    out = _run("fer2013_images.py", _fer2013(tmp_path), "--out", tmp_path / "fer")
+    assert out.returncode == 0, out.stderr
+    assert "wrote 9 images to" in out.stdout and "train 3, val 3, test 3" in out.stdout
+    index = read_dataset(tmp_path / "fer")
+    got = {s.path: (s.label, s.split) for s in index.samples}
+    # FER2013's codes 0-6 are Angry, Disgust, Fear, Happy, Sad, Surprise, Neutral
+    assert got == {"train/Anger/fer0000000.png": (6, "train"), "train/Disgust/fer0000001.png": (5, "train"),
+                   "train/Fear/fer0000002.png": (4, "train"), "val/Happy/fer0000003.png": (1, "val"),
+                   "val/Sad/fer0000004.png": (2, "val"), "val/Surprise/fer0000005.png": (3, "val"),
+                   "test/Neutral/fer0000006.png": (0, "test"), "test/Anger/fer0000007.png": (6, "test"),
+                   "test/Disgust/fer0000008.png": (5, "test")}
+    img = np.asarray(Image.open(tmp_path / "fer" / "val" / "Sad" / "fer0000004.png"))
+    assert img.shape == (48, 48) and (img == 40).all()
+    out = _run("fer2013_images.py", _fer2013(tmp_path, usage=False), "--out", tmp_path / "plain")
+    assert out.returncode == 0 and sorted(p.name for p in (tmp_path / "plain").iterdir())[:2] == ["Anger", "Disgust"]
+
+
+def test_fer2013_with_ferplus_votes_becomes_the_ferplus_layout(tmp_path):
+    from fer_core.data import read_dataset
+
+    votes = [[0, 0, 7, 1, 0, 0, 2, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 10], [9, 1, 0, 0, 0, 0, 0, 0, 0, 0]] * 3
+    names = [f"fer{i:07d}.png" if i % 3 != 1 else "" for i in range(9)]  # FER+ names no image it found no face in
+    usage = ["Training", "PublicTest", "PrivateTest"]
+    plus = tmp_path / "fer2013new.csv"
+    plus.write_text("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n"
+                    + "".join(f"{usage[i * 3 // 9]},{names[i]},{','.join(map(str, votes[i]))}\n" for i in range(9)))
+    out = _run("fer2013_images.py", _fer2013(tmp_path), "--ferplus", plus, "--out", tmp_path / "ferplus")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "ferplus" / "FER2013Train" / "label.csv").read_text() == (
+        'fer0000000.png,"(0, 0, 48, 48)",0,0,7,1,0,0,2,0,0,0\nfer0000002.png,"(0, 0, 48, 48)",9,1,0,0,0,0,0,0,0,0\n')
+    index = read_dataset(tmp_path / "ferplus")
+    assert index.layout == "ferplus" and sorted((s.id, s.label) for s in index.samples) == [
+        ("Test/fer0000006", 3), ("Test/fer0000008", 0), ("Train/fer0000000", 3), ("Train/fer0000002", 0),
+        ("Valid/fer0000003", 3), ("Valid/fer0000005", 0)]
+    # one row fewer in FER+'s file: refused, and nothing is left behind
+    plus.write_text("\n".join(plus.read_text().splitlines()[:-1]) + "\n")
+    out = _run("fer2013_images.py", _fer2013(tmp_path), "--ferplus", plus, "--out", tmp_path / "short")
+    assert out.returncode == 2 and "has 8 rows and" in out.stderr and "9:" in out.stderr
+    assert not any(p.name.startswith((".short", "short")) for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("pixels, message", [
+    (" ".join(["1"] * 2000), "row 3: pixels holds 2000 values, expected 2304 (48x48)"),
+    (" ".join(["300"] * 2304), "row 3: pixel values run from 300 to 300, expected 0 to 255"),
+    (" ".join(["x"] * 2304), "row 3: pixels holds something other than whole numbers"),
+])
+def test_fer2013_bad_rows_are_named_and_leave_nothing_behind(tmp_path, pixels, message):
+    good = (3, " ".join(["5"] * 2304), "Training")
+    out = _run("fer2013_images.py", _fer2013(tmp_path, rows=[good, (3, pixels, "Training")]), "--out", tmp_path / "o")
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fer2013.csv"]  # no half-written data set
+
+
+def test_fer2013_pixel_csv_given_as_data_says_how_to_convert_it(tmp_path):
+    from fer_core.data import DataError, read_dataset
+
+    csv_path = _fer2013(tmp_path)
+    for given in (csv_path, tmp_path):
+        with pytest.raises(DataError, match=r"FER2013's pixel CSV.*python scripts/fer2013_images.py"):
+            read_dataset(given)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("")
+    out = _run("fer2013_images.py", csv_path, "--out", tmp_path / "taken")
+    assert out.returncode == 2 and "exists and is not an empty folder" in out.stderr
