@@ -126,6 +126,17 @@ def test_ferplus_bad_label_csv(tmp_path):
         read_dataset(tmp_path)
 
 
+def test_ferplus_paper_protocol_needs_the_top_class_over_half_the_votes(tmp_path):
+    from fer_core.data import ferplus_paper_ids
+
+    votes = {"fer0000000.png": [5, 5, 0, 0, 0, 0, 0, 0, 0, 0],  # exactly half: out
+             "fer0000001.png": [5, 4, 1, 0, 0, 0, 0, 0, 0, 0],  # the lone vote dropped, 5 of 9: in
+             "fer0000002.png": [4, 4, 1, 1, 0, 0, 0, 0, 0, 0],  # 4 of 8: out
+             "fer0000003.png": [0, 0, 0, 0, 0, 0, 0, 0, 6, 4]}  # unknown on top: out
+    root = write_ferplus(tmp_path, {"Test": list(votes.items())})
+    assert ferplus_paper_ids(root) == {"Test/fer0000001"}
+
+
 def test_ferplus_label_csv_without_the_face_box(tmp_path):
     """Some FER+ converters write label.csv rows as name and 10 votes, leaving out FER+'s "(0, 0, 48, 48)"."""
     root = write_ferplus(tmp_path, {"Train": [("fer0000000.png", [0, 0, 7, 1, 0, 0, 2, 0, 0, 0])]})

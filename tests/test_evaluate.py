@@ -281,6 +281,10 @@ def test_a_manifest_split_column_is_used_whole_or_refused(tmp_path, capsys):
     df.to_csv(manifest, index=False)
     with pytest.raises(fdata.DataError, match="names a split for 12 of 16 images"):
         fdata.read_dataset(manifest)
+    df["split"] = ["train", "val", "test", "train"] * 3 + ["train", "val", "test", ""]  # one image left out
+    df.to_csv(manifest, index=False)
+    with pytest.raises(fdata.DataError, match="names a split for 15 of 16 images"):
+        fdata.read_dataset(manifest)
     df["split"] = ["train", "valid", "test", "train"] * 4
     df.to_csv(manifest, index=False)
     assert {s.split for s in fdata.read_dataset(manifest).samples} == {"train", "val", "test"}

@@ -129,6 +129,10 @@ def test_matches_scikit_learn_and_krippendorff():
     happy = (y == 1)
     assert m["per_class"]["Happy"]["roc_auc"] == pytest.approx(skm.roc_auc_score(happy, df["prob_1"]))
     assert m["per_class"]["Happy"]["support"] == int(happy.sum())
+    assert m["weighted_f1"] == pytest.approx(skm.f1_score(y, yhat, average="weighted"))
+    pr = [skm.average_precision_score(y == k, df[f"prob_{k}"]) for k in range(NUM_CLASSES)]
+    assert [m["per_class"][c]["pr_auc"] for c in CLASSES] == pytest.approx(pr)
+    assert m["pr_auc_macro"] == pytest.approx(np.mean(pr))
     assert m["valence"]["ccc"] == pytest.approx(ccc(df["valence_true"], df["valence_pred"]))
     assert_plain_json(m)
 
@@ -232,6 +236,8 @@ def test_va_stats_from_sums_match_regression_metrics():
     from fer_core.metrics import _va_terms
 
     df = pred_frame(300, seed=7)
+    df.loc[::4, "valence_true"] = 0.0  # exactly 0: SAGR compares signs, and 0 has its own
+    df.loc[::8, "valence_pred"] = 0.0
     df.loc[::5, "valence_true"] = np.nan  # partly annotated
     terms = _va_terms(df, "valence")
     stats = va_stats(terms.sum(0))  # weight 1 on every row = the original sample
@@ -254,6 +260,13 @@ def test_bootstrap_brackets_point_estimate_and_is_deterministic():
         assert hi - lo < 0.2, key  # 800 rows: a few points wide, not the whole range
     assert bootstrap_ci(df, n_boot=300, seed=0) == ci
     assert bootstrap_ci(df, n_boot=300, seed=1) != ci
+
+
+def test_bootstrap_draws_every_row():
+    df = pred_frame(2, seed=0, va=False)
+    df["true"], df["pred"] = [0, 1], [1, 1]  # the first wrong, the last right
+    # resamples of two rows: both wrong, one of each, both right; none of them may leave the last row out
+    assert tuple(bootstrap_ci(df, n_boot=200, seed=0)["accuracy"]) == (0.0, 1.0)
 
 
 def test_bootstrap_width_shrinks_with_more_rows():

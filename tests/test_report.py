@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from fer_core import report, report_errors as E, report_roc, report_va as V
 from fer_core import runs as R
@@ -291,6 +291,14 @@ def test_history_and_confusion_figures(runs_dir):
     assert list(table.index) == CLASSES and table["support"].sum() == 300
 
 
+def test_exact_aucs_read_the_metrics_file(runs_dir):
+    m = R.load_metrics(runs_dir / "a" / "metrics_val.json")
+    for kind, key in (("roc", "roc_auc"), ("pr", "pr_auc")):
+        expected = {c: v[key] for c, v in m["per_class"].items() if v[key] is not None} | {"macro": m[f"{key}_macro"]}
+        assert report_roc.exact_aucs(m, kind) == expected
+    assert report_roc.exact_aucs(m, "pr") != report_roc.exact_aucs(m, "roc")
+
+
 @pytest.mark.parametrize("n", [400, 60_000])  # exact path and the binned path for large frames
 def test_roc_curves_match_sklearn_auc(n):
     rng = np.random.default_rng(0)
@@ -301,8 +309,18 @@ def test_roc_curves_match_sklearn_auc(n):
         exact = roc_auc_score(pred["true"] == k, pred[f"prob_{k}"])
         assert roc[name][2] == pytest.approx(exact, abs=2e-3)
         assert len(roc[name][0]) <= 400
+    # the macro curves: the mean over classes of scikit-learn's curves, read at the same false-positive rates/recalls
+    y = pred["true"].to_numpy()
+    mean_roc = np.mean([np.interp(report_roc.GRID, *roc_curve(y == k, pred[f"prob_{k}"])[:2]) for k in range(8)], 0)
+    assert roc["macro"][1] == pytest.approx(mean_roc, abs=0.01)
     pr = report_roc.class_curves(pred, "pr")
-    assert 0 < pr["macro"][2] < 1 and set(pr) == {*CLASSES, "macro"}
+    assert set(pr) == {*CLASSES, "macro"}
+    for k, name in enumerate(CLASSES):
+        prec, rec, _ = precision_recall_curve(y == k, pred[f"prob_{k}"])
+        assert list(pr[name][0]) == sorted(pr[name][0])  # recall rising, as drawn
+        assert pr[name][2] == pytest.approx(auc(rec, prec), abs=2e-3)
+    mean_ap = np.mean([average_precision_score(y == k, pred[f"prob_{k}"]) for k in range(8)])
+    assert pr["macro"][2] == pytest.approx(mean_ap, abs=0.02)
     fig = report_roc.curve_figure(roc, "roc", "t", {"Happy": 0.5})
     assert "Happy (AUC 0.500)" in [t.name for t in fig.data]
     with pytest.raises(ValueError):
@@ -366,7 +384,7 @@ def test_misclassified_with_fer_plus_votes():
 def test_load_predictions_names_what_is_wrong_with_a_file(tmp_path):
     good = make_predictions(np.arange(20), np.arange(20) % 8, skill=1.0, has_va=True, seed=0, path_fmt="{id}.jpg")
     cases = {"nan": good.assign(prob_0=np.where(good.index == 3, np.nan, good["prob_0"])),
-             "sum": good.assign(prob_0=good["prob_0"] + 0.5),
+             "sum": good.assign(prob_0=np.where(good.index == 4, good["prob_0"] + 0.05, good["prob_0"])),  # 1.05
              "class": good.assign(pred=np.where(good.index == 2, 9, good["pred"])),
              "twice": pd.concat([good, good.iloc[:1]]), "empty": good.iloc[:0], "columns": good.drop(columns="prob_7")}
     says = {"nan": "probabilities that are not finite", "sum": "do not sum to 1", "class": "outside 0-7",
@@ -520,7 +538,7 @@ def test_confusion_difference_is_a_minus_b_in_row_shares():
     assert z[0, 0] == pytest.approx(0.3) and z[0, 1] == pytest.approx(0.3) and z[1, 0] == pytest.approx(0.2)
     assert not z[2:].any()  # classes with no samples: no difference, not a division by zero
     # 5 images of a class: a share moves by about ±0.35 by chance, so the colours saturate only at twice that
-    assert fig.data[0].zmin == -fig.data[0].zmax == pytest.approx(-2 * report.share_noise(a)[1])
+    assert fig.data[0].zmin == -fig.data[0].zmax == pytest.approx(-2 * 0.32583, abs=1e-4)  # Wilson, 2 of 5
     big = report.confusion_difference_figure([[r * 100 for r in row] for row in a],
                                              [[r * 100 for r in row] for row in b], "new", "old")
     assert big.data[0].zmax == pytest.approx(0.3)  # 500 images a class: the largest difference sets the scale
@@ -584,6 +602,10 @@ def test_share_noise_is_the_wilson_half_width_on_the_smallest_class():
     n, noise = report.share_noise([[30, 10], [20, 20], [0, 0]])  # an absent class does not count
     assert n == 40 and noise == pytest.approx(0.148, abs=0.001)
     assert report.share_noise([[300, 100], [200, 200]])[1] == pytest.approx(0.0488, abs=0.001)
+    # the smallest class sets it: 5 images, where 2 of 5 has the Wilson half-width 1.96 * sqrt(0.4 * 0.6 / 5 +
+    # 1.96^2 / 100) / (1 + 1.96^2 / 5)
+    n, noise = report.share_noise([[8, 2], [0, 5]])
+    assert n == 5 and noise == pytest.approx(0.32583, abs=1e-4)
 
 
 def test_quiet_seconds_counts_from_the_newest_training_file(tmp_path):

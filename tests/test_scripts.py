@@ -344,6 +344,18 @@ def test_compare_runs_tests_two_cross_validations_fold_by_fold(runs, tmp_path):
     folds = [",".join(str(tmp_path / f"{n}-fold{k}") for k in (1, 2)) for n in ("cv", "cv-better")]
     assert line.split(" fold by fold ")[1] in _run("compare_runs.py", *folds).stdout
     assert "fold by fold" not in _run("compare_runs.py", runs["base"], tmp_path / "cv-better").stdout
+    # folds are paired by the images they test, not by the order given
+    reversed_folds = ",".join(str(tmp_path / f"cv-better-fold{k}") for k in (2, 1))
+    swapped = _run("compare_runs.py", folds[0], reversed_folds).stdout  # listed in the order given
+    assert f"accuracy {d[1]:+.3f}, {d[0]:+.3f}; mean {line.split('; mean ')[1]}" in swapped
+    # folds that test other images (another split seed): nothing to pair
+    one, two = (pd.read_csv(tmp_path / f"cv-better-fold{k}" / "predictions_test.csv", dtype={"id": str}) for k in (1, 2))
+    for k, part in ((1, one.iloc[1:]), (2, pd.concat([one.iloc[:1], two]))):
+        shutil.copytree(tmp_path / f"cv-better-fold{k}", tmp_path / f"other-fold{k}")
+        part.to_csv(tmp_path / f"other-fold{k}" / "predictions_test.csv", index=False)
+    other = ",".join(str(tmp_path / f"other-fold{k}") for k in (1, 2))
+    out = _run("compare_runs.py", folds[0], other)
+    assert out.returncode == 0 and "fold by fold" not in out.stdout
     # a pooled folder moved away from its folds finds them where its config.json records them
     shutil.copytree(tmp_path / "cv", tmp_path / "elsewhere" / "cv")
     moved = _run("compare_runs.py", tmp_path / "elsewhere" / "cv", tmp_path / "cv-better").stdout

@@ -1,6 +1,7 @@
 """End-to-end: train -> run folder -> evaluate, resume, torchrun with 2 CPU processes, CLI errors, real data."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -130,8 +131,11 @@ def test_calibrate_writes_a_temperature_that_evaluate_export_and_predictor_apply
     raw_onnx = onnx_file.read_bytes()
     capsys.readouterr()
     assert cal("--run", run) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "fitted on 8 val predictions" in out and "test (8 images, held out): ECE" in out
+    before, after = map(float, re.search(r"held out\): ECE ([\d.]+) -> ([\d.]+)", out).groups())
+    if before != after:  # warned exactly where held-out ECE rises
+        assert ("ECE rises" in err) == (after > before)
     t = json.loads((run / "config.json").read_text())["temperature"]["value"]
     assert calibrate.T_RANGE[0] < t < calibrate.T_RANGE[1] and t != 1
     assert onnx_file.stat().st_mtime_ns == pt_mtime  # stamped, its age kept
@@ -1229,6 +1233,8 @@ def test_a_ferplus_run_scores_the_papers_protocol_too_and_leaves_valence_arousal
     m = json.loads((run / "metrics_test.json").read_text())
     assert m["n"] == 12 and m["ferplus_paper_rule"]["n"] == 9  # the not-a-face images are out of both
     pred = pd.read_csv(run / "predictions_test.csv")
+    paper = pred[pred["id"].isin(ferplus_paper_ids(data))]
+    assert m["ferplus_paper_rule"]["accuracy"] == pytest.approx((paper["pred"] == paper["true"]).mean())
     assert pred["valence_pred"].isna().all() and pred["arousal_pred"].isna().all()  # an untrained head: no numbers
     assert "FER+ paper's majority protocol" in (run / "train.log").read_text()
     # the model file alone, on its own data: FER+'s test part is the data's own, no split.csv needed
