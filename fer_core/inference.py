@@ -218,7 +218,8 @@ class _NamedBytes(io.BytesIO):
 
 
 def read_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """RGB uint8 array from a path or from bytes (an upload). Raises fer_core.images.ImageError with a one-line reason."""
+    """RGB uint8 array from a path or from bytes (an upload). Raises fer_core.images.ImageError with a one-line
+    reason."""
     if isinstance(source, (bytes, bytearray)):
         source = _NamedBytes(bytes(source), name or "upload")
     return np.asarray(load_image(source, max_pixels=max_pixels))

@@ -126,8 +126,8 @@ def convert(fer_csv: Path, out: Path, ferplus_csv: Path | None = None) -> dict[s
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("fer_csv", type=Path, help="FER2013's CSV (fer2013.csv, or Kaggle's train.csv)")
     p.add_argument("--ferplus", type=Path, metavar="FER2013NEW_CSV",
                    help="FER+'s fer2013new.csv: write FER+'s layout with its votes instead of FER2013's labels")

@@ -349,7 +349,8 @@ def test_compare_runs_tests_two_cross_validations_fold_by_fold(runs, tmp_path):
     swapped = _run("compare_runs.py", folds[0], reversed_folds).stdout  # listed in the order given
     assert f"accuracy {d[1]:+.3f}, {d[0]:+.3f}; mean {line.split('; mean ')[1]}" in swapped
     # folds that test other images (another split seed): nothing to pair
-    one, two = (pd.read_csv(tmp_path / f"cv-better-fold{k}" / "predictions_test.csv", dtype={"id": str}) for k in (1, 2))
+    one, two = (pd.read_csv(tmp_path / f"cv-better-fold{k}" / "predictions_test.csv", dtype={"id": str})
+                for k in (1, 2))
     for k, part in ((1, one.iloc[1:]), (2, pd.concat([one.iloc[:1], two]))):
         shutil.copytree(tmp_path / f"cv-better-fold{k}", tmp_path / f"other-fold{k}")
         part.to_csv(tmp_path / f"other-fold{k}" / "predictions_test.csv", index=False)
