@@ -425,11 +425,14 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
 
 
 def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.Figure:
-    """Heat map with true classes on rows and predicted classes on columns; normalised rows sum to 1."""
+    """Heat map with true classes on rows and predicted classes on columns; normalised rows sum to 1, and a class
+    without images (FER2013 has no Contempt) has no shares: its row is left blank."""
     cm = np.asarray(confusion, dtype=float)
     if normalise:
+        empty = cm.sum(axis=1) == 0
         cm = _row_shares(cm)
-        text = [[f"{v:.2f}" for v in row] for row in cm]
+        cm[empty] = np.nan
+        text = [["–" if none else f"{v:.2f}" for v in row] for none, row in zip(empty, cm)]
     else:
         text = [[f"{int(v)}" for v in row] for row in cm]
     fig = go.Figure(go.Heatmap(z=cm, x=CLASSES, y=CLASSES, text=text, texttemplate="%{text}",
@@ -474,6 +477,12 @@ def share_noise(confusion) -> tuple[int, float]:
     n = int(min(sum(row) for row in confusion if sum(row)))
     _, lo, hi = proportion_ci(n // 2, n)
     return n, (hi - lo) / 2
+
+
+def as_text(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A table's numbers as text, an undefined one as "–": st.dataframe writes "None" for a missing number, whatever
+    a Styler's na_rep says."""
+    return table.map(lambda v: "–" if pd.isna(v) else f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
 
 def per_class_table(metrics: dict) -> pd.DataFrame:

@@ -289,6 +289,14 @@ def test_history_and_confusion_figures(runs_dir):
     assert list(report.confusion_figure(cm).data[0].x) == CLASSES
     table = report.per_class_table(R.load_metrics(runs_dir / "a" / "metrics_val.json"))
     assert list(table.index) == CLASSES and table["support"].sum() == 300
+    # a class without images (FER2013's Contempt): a blank row of shares, and "–" where the table has no figure
+    seven = [row[:7] + [1] for row in cm[:7]] + [[0] * 8]
+    fig = report.confusion_figure(seven, normalise=True).data[0]
+    assert np.isnan(np.array(fig.z[7], dtype=float)).all() and list(fig.text[7]) == ["–"] * 8
+    assert np.allclose(np.array(fig.z[:7]).sum(axis=1), 1)
+    text = report.as_text(table.assign(recall=table["recall"].where(table.index != "Contempt")))
+    assert text.at["Contempt", "recall"] == "–" and text.at["Happy", "support"] == str(table.at["Happy", "support"])
+    assert text.at["Happy", "recall"] == f"{table.at['Happy', 'recall']:.3f}"
 
 
 def test_exact_aucs_read_the_metrics_file(runs_dir):

@@ -63,4 +63,4 @@ for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
         S.chart(report.confusion_figure(m["confusion"], cells == "shares", report.legend_label(run.name, 48)),
                 width="stretch", key=f"cm-{run.name}")
         st.markdown("**Per class**")
-        st.dataframe(report.per_class_table(m).style.format(precision=3, na_rep="–"), width="stretch")
+        st.dataframe(report.as_text(report.per_class_table(m)), width="stretch")
