@@ -166,8 +166,6 @@ def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"all_wrong": all_wrong, "only_one_wrong": only_one}
 
 
-
-
 def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
     """Per pair of runs, on the ids both evaluated ("images"): samples A gets right and B wrong, the reverse, both
     wrong, both right, the exact McNemar p of the first two (how often runs equally good would split that unevenly),

@@ -557,9 +557,12 @@ def _first_stages(runs: list[Run]) -> set[str]:
 def unique_names(paths: list[Path]) -> list[str]:
     """The folders' names; folders sharing a name are each named by the fewest last parts of its path that no other
     of them ends with."""
+    by_name: dict[str, list[Path]] = {}
+    for p in paths:
+        by_name.setdefault(p.name, []).append(p)
     names = []
     for p in paths:
-        others = [o.parts for o in paths if o.name == p.name and o != p]
+        others = [o.parts for o in by_name[p.name] if o != p]
         k = next((k for k in range(1, len(p.parts) + 1) if all(o[-k:] != p.parts[-k:] for o in others)), len(p.parts))
         names.append(Path(*p.parts[-k:]).as_posix())
     return names
