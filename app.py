@@ -31,6 +31,7 @@ pages = [
     st.Page("views/predict.py", title="Live prediction", icon=":material/photo_camera:"),
 ]
 pg = st.navigation(pages)
+st.set_page_config(page_title=f"{pg.title} · FER Lab")  # the browser tab, and a screen reader, say which page
 # Streamlit forgets a widget's value when its page is left; writing these back keeps the user's choices
 # (runs compared, gallery filters) for when they return. The pages check that a kept value is still an option.
 MANY_RUNS = 30  # chosen runs beyond which pages grow slow and their charts crowded
@@ -67,7 +68,10 @@ with st.sidebar:
     st.html('<style>[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag],'
             '[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag] > span'
             '{max-width: none; height: auto; white-space: normal; overflow-wrap: anywhere}'
-            '[data-testid="stSidebar"] [data-testid="stMultiSelect"] div {max-height: none}</style>')
+            '[data-testid="stSidebar"] [data-testid="stMultiSelect"] div {max-height: none}'
+            # keyboard focus plainly visible on the page links, radios and toggles (Streamlit's is a faint grey)
+            '[data-testid="stSidebarNavLink"]:focus-visible, label:has(input:focus-visible)'
+            '{outline: 2px solid #2563eb; outline-offset: 2px}</style>')
     extra = st.text_area("Extra run folders", key="extra_run_dirs", height=68,
                          placeholder="/path/to/runs (one per line)",
                          help="Folders holding run folders (or a run folder itself), one per line.")

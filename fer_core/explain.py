@@ -72,12 +72,23 @@ def heat_overlay(crop: np.ndarray, heat: np.ndarray, alpha: float = 0.75) -> np.
     return (np.asarray(crop, np.float32) * (1 - a) + colour * a).round().astype(np.uint8)
 
 
+def peak_region(heat: np.ndarray) -> str:
+    """Where on the crop the map is brightest, in words ("the lower middle"): a face crop's thirds are roughly
+    brows and eyes, nose, mouth and chin."""
+    h, w = heat.shape
+    y, x = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    row = ("upper", "middle", "lower")[min(2, 3 * y // h)]
+    col = ("left", "middle", "right")[min(2, 3 * x // w)]
+    return "the centre" if row == col == "middle" else f"the {row} {col}"
+
+
 def describe_map(class_name: str, base: float, heat: np.ndarray) -> str:
-    """One or two sentences on a map: the class's probability, the largest drop, and a rise worth naming."""
+    """One or two sentences on a map: the class's probability, the largest drop and where, and a rise worth
+    naming."""
     top, rise = float(heat.max()), -float(heat.min())
     points = lambda x: f"{x * 100:.1f} points" if x < 0.015 else f"{x * 100:.0f} points"  # noqa: E731  not "0 points"
     text = (f"P({class_name}) = {base:.0%}. Covering the brightest parts lowers it by up to **{points(top)}**"
-            + (": no single part matters much" if top < 0.05 else "") + ".")
+            + (": no single part matters much" if top < 0.05 else f", most in {peak_region(heat)} of the crop") + ".")
     if rise >= 0.05:
         text += f" Covering some part raises it by up to {points(rise)}."
     return text

@@ -38,7 +38,7 @@ def live_circumplex_figure(results: list[dict], labels: list[str] | None = None)
     fig.add_shape(type="circle", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="lightgrey"), layer="below")
     for x, y, text, xanchor, yanchor in QUADRANTS:
         fig.add_annotation(x=x, y=y, text=text, showarrow=False, xanchor=xanchor, yanchor=yanchor, align=xanchor,
-                           font=dict(size=11))  # the theme's text colour, light or dark
+                           font=dict(size=12))  # the theme's text colour, light or dark
     xs = [r["valence"] for r in results]
     fig.add_trace(go.Scatter(x=xs, y=[r["arousal"] for r in results], mode="markers+text",
                              text=labels or [f"face {i + 1}" for i in range(len(results))],

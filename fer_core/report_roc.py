@@ -99,7 +99,7 @@ def _curves_figure(lines: list[tuple], kind: str, title: str) -> go.Figure:
                         hoverinfo="skip")
     fig.update_layout(title=title, xaxis_title="false-positive rate" if kind == "roc" else "recall",
                       yaxis_title="true-positive rate" if kind == "roc" else "precision",
-                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend_font_size=11, margin_t=50)
+                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend_font_size=12, margin_t=50)
     legend_below(fig, 320, axis_px=60)  # below, not beside: long run names took the plot's width
     return fig
 
@@ -155,6 +155,6 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
                                       f"<extra>{run}</extra>")
     fig.update_layout(title="Reliability: is the shown confidence how often it is right?",
                       xaxis=dict(title="confidence (probability of the predicted class)", range=[0, 1]),
-                      yaxis=dict(title="accuracy", range=[0, 1.02]), legend_font_size=11, margin_t=50)
+                      yaxis=dict(title="accuracy", range=[0, 1.02]), legend_font_size=12, margin_t=50)
     legend_below(fig, 340, axis_px=60)
     return fig

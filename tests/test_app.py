@@ -155,6 +155,13 @@ def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):
     at.selectbox(key="gallery_true").select("Fear").run()
     cells = [m.value for m in at.markdown if m.value.startswith("`")]
     assert cells and all("true **Fear**" in c for c in cells)
+    alts = [img.alt for i in at.get("image") for img in i.proto.imgs]  # what a screen reader says of each face
+    assert alts and all(a.startswith("Face ") and ": labelled Fear, predicted " in a and a.endswith("%)") for a in alts)
+    # every chart has a name a screen reader can find: its title, or what its axes show
+    at.switch_page("views/overview.py").run()
+    names = [c.proto.alt for c in at.get("plotly_chart")]
+    assert names and all(n and n != "chart" for n in names), names
+    at.switch_page("views/gallery.py").run()
     at.selectbox(key="gallery_per_page").select(12).run()
     assert len([m for m in at.markdown if m.value.startswith("`")]) <= 12
 

@@ -733,6 +733,23 @@ def test_occlusion_map_lights_up_the_part_the_answer_rests_on():
         occlusion_map(predict, crop, 0, window=65)
 
 
+def test_a_map_is_described_in_words_with_where_it_is_brightest():
+    from fer_core.explain import describe_map, peak_region
+
+    heat = np.zeros((60, 60))
+    for (y, x), where in {(5, 55): "the upper right", (30, 30): "the centre", (59, 30): "the lower middle",
+                          (30, 0): "the middle left"}.items():
+        heat[:] = 0
+        heat[y, x] = 0.3
+        assert peak_region(heat) == where
+    assert describe_map("Happy", 0.8, heat) == ("P(Happy) = 80%. Covering the brightest parts lowers it by up to "
+                                                "**30 points**, most in the middle left of the crop.")
+    heat[30, 0], heat[0, 0] = 0.01, -0.2  # nothing matters much, and covering the corner raises it
+    assert describe_map("Sad", 0.25, heat) == ("P(Sad) = 25%. Covering the brightest parts lowers it by up to "
+                                               "**1.0 points**: no single part matters much. Covering some part "
+                                               "raises it by up to 20 points.")
+
+
 def test_blur_covering_hides_shapes_and_keeps_colour():
     from fer_core.explain import covering, occlusion_map
 

@@ -66,6 +66,10 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     assert "cut short" in errors[1]
     assert any("No face found" in w.value for w in at.warning)
     assert [c for i in at.get("image") for c in i.captions] == ["astro.jpg: 1 face(s)", "cat.png: 0 face(s)"]
+    # what a screen reader says of each picture: the faces and the answers
+    alts = [img.alt for i in at.get("image") for img in i.proto.imgs]
+    assert alts[0].startswith("astro.jpg: face 1 ") and alts[0].endswith("%)")
+    assert alts[1].startswith("cat.png: no face found; the whole picture reads as ")
     charts = at.get("plotly_chart")
     assert len(charts) == 4  # probabilities + circumplex for the face and for the whole cat picture
     # the bars show what the engine predicts for that photo

@@ -17,10 +17,10 @@ import streamlit as st
 from fer_core import runs as R
 from fer_core.calibrate import apply_temperature, temperature_of
 from fer_core.data import FERPLUS_SPLITS, ferplus_votes
-from fer_core.explain import describe_map, heat_overlay, occlusion_map
+from fer_core.explain import describe_map, heat_overlay, occlusion_map, peak_region
 from fer_core.images import thumbnail as thumbnail_of
 from fer_core.metrics import PROB_COLS, calibration, paired_comparison
-from fer_core.report import md, run_colors
+from fer_core.report import figure_name, md, run_colors
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
 from fer_core.report_va import intensity_table
@@ -33,9 +33,10 @@ MAX_DEFAULT_RUNS = 4  # runs chosen at first
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
 
 
-def chart(fig, where=None, **kwargs) -> None:
-    """st.plotly_chart (in ``where``, a column or container, when given) with the download as SVG."""
-    (where or st).plotly_chart(fig, config=PLOTLY_CONFIG, **kwargs)
+def chart(fig, where=None, alt: str | None = None, **kwargs) -> None:
+    """st.plotly_chart (in ``where``, a column or container, when given) with the download as SVG, named for a
+    screen reader by ``alt`` (default: report.figure_name, its title or axes)."""
+    (where or st).plotly_chart(fig, config=PLOTLY_CONFIG, alt=alt or figure_name(fig), **kwargs)
 
 
 @dataclass
@@ -193,7 +194,8 @@ def occlusion_panel(pred, crop, target: int, width: int = 220) -> None:
     """The occlusion map of class ``target`` on a crop the model sees, with the words that read it, in the current
     container (cached per model, crop and class)."""
     heat, base, seconds = _occlusion(pred, f"{pred.path}:{pred.path.stat().st_mtime}:{pred.runtime}", crop, target)
-    st.image(heat_overlay(crop, heat), width=width, caption=f"the {crop.shape[0]} px crop the model saw")
+    st.image(heat_overlay(crop, heat), width=width, caption=f"the {crop.shape[0]} px crop the model saw",
+             alt=f"Where P({pred.classes[target]}) rests on the face: brightest in {peak_region(heat)} of the crop")
     st.markdown(describe_map(pred.classes[target], base, heat))
     st.caption(f"{seconds:.1f} s")
 

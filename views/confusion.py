@@ -19,7 +19,8 @@ metric = st.radio("Metric", list(report.PER_CLASS_METRICS), format_func=report.P
                   help="Recall: the share of a class's samples called that class. Precision: the share of the samples "
                   "called a class that are that class.")
 confusions = {r.name: S.metrics(r, ctx.split)["confusion"] for r in have}
-S.chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch")
+S.chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch",
+        alt=f"{report.PER_CLASS_METRICS[metric]} per class, each run")
 groups = R.data_groups(have)
 data_of = {n: key for key, names in groups.items() for n in names}
 st.caption(f"Split **{split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
@@ -61,6 +62,6 @@ for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
     with tab:
         m = S.metrics(run, ctx.split)
         S.chart(report.confusion_figure(m["confusion"], cells == "shares", report.legend_label(run.name, 48)),
-                width="stretch", key=f"cm-{run.name}")
+                width="stretch", key=f"cm-{run.name}", alt=f"Confusion matrix of {run.name}")
         st.markdown("**Per class**")
         st.dataframe(report.as_text(report.per_class_table(m)), width="stretch")

@@ -53,7 +53,7 @@ def draw(runs: list[R.Run]) -> None:
                 if fig is None:
                     st.info(f"{panel}: not recorded for the chosen runs (no valence/arousal in their data).")
                 else:
-                    S.chart(fig, width="stretch", key=f"history-{panel}")
+                    S.chart(fig, width="stretch", key=f"history-{panel}", alt=f"Training curves: {panel} by epoch")
 
     best = [f"{S.md(r.name)} → {b['epoch']} ({b['value']:.3f})" for r in runs
             if r.name in histories and (b := r.config.get("best"))]

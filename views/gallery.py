@@ -21,9 +21,10 @@ if not have:
 by_name = {r.name: r for r in have}
 
 
-def show_image(path, root, width=None) -> str | None:
-    """Draw the image if it resolves inside the data root and decodes; otherwise return why not: "no image" where
-    there is none, "unreadable" (with a caption saying why) where it does not decode."""
+def show_image(path, root, alt: str, width=None) -> str | None:
+    """Draw the image, named ``alt`` for a screen reader, if it resolves inside the data root and decodes; otherwise
+    return why not: "no image" where there is none, "unreadable" (with a caption saying why) where it does not
+    decode."""
     img = safe_image_path(root, path)
     if img is None:
         return "no image"
@@ -32,7 +33,7 @@ def show_image(path, root, width=None) -> str | None:
     except (ImageError, OSError) as e:
         st.caption(f"Cannot show {code(path)}: {S.md(e)}")
         return "unreadable"
-    st.image(thumb, width=width or "stretch")
+    st.image(thumb, width=width or "stretch", alt=alt)
     return None
 
 
@@ -87,7 +88,8 @@ if query.strip():
             st.caption(f"FER+ annotators' votes: {E.vote_text(run_votes.loc[str(row['id'])].to_numpy())}")
         pic, probs = st.columns([1, 3])
         with pic:
-            why = show_image(row["path"], root, width=160)
+            why = show_image(row["path"], root, f"Face {row['id']}: labelled {CLASSES[row['true']]}, predicted "
+                             f"{CLASSES[row['pred']]} ({confidence:.0%})", width=160)
             if why == "no image":
                 st.caption(f"No image at {code(row['path'])} under {code(root)}.")
         with probs:
@@ -136,7 +138,8 @@ st.caption("Under each image: its id, the true class, the predicted class and co
 grid = st.container(horizontal=True, wrap=True, gap="small")
 for _, r in rows.iterrows():
     with grid.container(width=THUMB_PX, gap=None):
-        if why := show_image(r["path"], root):
+        if why := show_image(r["path"], root, f"Face {r['id']}: labelled {r['true_name']}, predicted {r['pred_name']} "
+                                              f"({r['confidence']:.0%})"):
             missing += why == "no image"
             st.markdown("<div style='aspect-ratio:1/1;border:1px dashed #bbb;border-radius:6px;display:flex;"
                         f"align-items:center;justify-content:center;color:#888'>{why}</div>",

@@ -58,6 +58,15 @@ def model_choices() -> dict[str, str]:
     return out
 
 
+def faces_alt(results: list[dict], classes: list[str]) -> str:
+    """The faces boxed in a picture and what the model answered for each, in words (a screen reader's text for it)."""
+    if not results:
+        return "no face"
+    if results[0]["whole_image"]:
+        return f"no face found; the whole picture reads as {classes[results[0]['label']]}"
+    return "; ".join(f"face {k} {classes[r['label']]} ({r['probs'][r['label']]:.0%})" for k, r in enumerate(results, 1))
+
+
 def explain_face(predictor: Predictor, crop, result: dict, key: str) -> None:
     """On request, the occlusion map of one face (``crop``, as the model saw it): which parts of it the answer rests
     on."""
@@ -128,7 +137,8 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> st
         return kept
     results = done["results"]
     faces = sum(not r["whole_image"] for r in results)
-    st.image(done["shown"], caption=f"{S.md(name)}: {faces} face(s)")
+    st.image(done["shown"], caption=f"{S.md(name)}: {faces} face(s)",
+             alt=f"{name}: {faces_alt(results, predictor.classes)}")
     if done["frames"] > 1:
         st.info(f"{S.md(name)} holds {done['frames']} frames (an animation or a multi-page file); these are the first "
                 "frame's faces. Upload it as a video (MP4, AVI...) to follow its frames.")
@@ -279,7 +289,8 @@ def video_tab(predictor: Predictor) -> None:
     i = st.select_slider("Look at the frame at", options=range(len(records)), key=f"at::{key}",
                          format_func=lambda k: f"{records[k]['time_s']:.1f} s")
     r = records[i]
-    st.image(done["thumbs"][i], caption=f"{r['time_s']:.1f} s (frame {r['frame']})")
+    st.image(done["thumbs"][i], caption=f"{r['time_s']:.1f} s (frame {r['frame']})",
+             alt=f"Frame at {r['time_s']:.1f} s: {faces_alt(r['faces'], classes)}")
     show_results(r["faces"], classes, key="video-face")
     st.download_button("Download the predictions (CSV, one row per face per classified frame)",
                        done["csv"], file_name=f"{Path(clip.name).stem}.csv",

@@ -49,7 +49,7 @@ for r in have:
 S.chart(reliability_figure(cals, colors, dashed=set(scaled)), width="stretch")
 rows = {run: {"ECE": c["ece"], "NLL": c["nll"], "Brier": c["brier"], "mean confidence": c["mean_confidence"],
               "accuracy": c["accuracy"]} for run, c in cals.items()}
-st.dataframe(pd.DataFrame.from_dict(rows, orient="index"), width="stretch",
+st.dataframe(pd.DataFrame.from_dict(rows, orient="index").rename_axis("run"), width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in next(iter(rows.values()))})
 st.caption("Confidence is the probability of the predicted class, in 15 equal-width bins; a point below the "
            "diagonal is a bin where the model is right less often than it says (over-confident), above it "

@@ -26,17 +26,19 @@ if not va_runs:
 
 st.subheader(f"Agreement on {split}")
 table = V.va_summary_table({r.name: S.metrics(r, ctx.split) or {} for r in va_runs})
-st.dataframe(table, width="stretch", height=35 * (len(table) + 1) + 3)  # every row shown: no scrolling
+st.dataframe(table.rename_axis("metric"), width="stretch", height=35 * (len(table) + 1) + 3)  # all rows, no scrolling
 st.caption("From the metrics files, with their bootstrap 95% intervals (an interval's ends move by a few thousandths "
            "with the bootstrap's draw). CCC: concordance correlation; SAGR: share of samples whose predicted sign "
            "matches the annotated sign (an annotated 0 matches only a predicted 0); RMSE/MAE: lower is better.")
 
 st.subheader("Error distributions")
-S.chart(V.error_figure({r.name: preds[r.name] for r in va_runs}, colors=ctx.colors), width="stretch")
+S.chart(V.error_figure({r.name: preds[r.name] for r in va_runs}, colors=ctx.colors), width="stretch",
+        alt="Valence and arousal errors: how many samples at each error, each run")
 
 st.subheader("Mild and strong expressions")
 if not (intensity := S.intensity(va_runs, ctx.split)).empty:
-    S.chart(V.intensity_figure(intensity, ctx.colors), width="stretch")
+    S.chart(V.intensity_figure(intensity, ctx.colors), width="stretch",
+            alt="Accuracy and share called Neutral by annotated intensity, each run")
 st.caption("Samples not annotated Neutral, in equal-count bins of annotated intensity: how far their (valence, "
            "arousal) lies from the circumplex's centre. Does a model fail more on mild expressions, and does it take "
            "them for Neutral? Error bars: Wilson 95% intervals.")
