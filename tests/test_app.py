@@ -70,7 +70,7 @@ def test_sidebar_offers_runs_and_splits(monkeypatch, runs_dir):
         "resnet50-affectnet", "effb0-affectnet", "mnv3-affectnet", "resnet18-ferplus"}
     assert at.multiselect(key="selected_runs").value[0] == "resnet18-ferplus"  # newest first
     assert at.selectbox(key="split").options == ["val", "test"]
-    assert "Results on val" in [h.value for h in at.subheader]
+    assert "Results on val" in [h.value for h in at.header]
 
 
 def test_split_starts_on_the_newest_runs_own(monkeypatch, tmp_path):
@@ -573,7 +573,7 @@ def test_text_from_run_folders_is_shown_literally_not_as_markdown(monkeypatch, t
     for page in PAGES:
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
-        shown += [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader")
+        shown += [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "header")
                   for e in at.get(kind)] + [t.label for t in at.tabs]
     text = "\n".join(shown)
     assert report.md(evil) in text and "[link](" not in text  # the name, escaped, and never a link

@@ -13,7 +13,7 @@ if not have:
     st.warning(f"None of the chosen runs has metrics_{split}.json.")
     st.stop()
 
-st.subheader("Per class, side by side")
+st.header("Per class, side by side", anchor=False)
 metric = st.radio("Metric", list(report.PER_CLASS_METRICS), format_func=report.PER_CLASS_METRICS.get,
                   horizontal=True, key="per_class_metric",
                   help="Recall: the share of a class's samples called that class. Precision: the share of the samples "
@@ -29,7 +29,7 @@ st.caption(f"Split **{split}**, from each run's confusion matrix. Error bars: Wi
               + "): compare bars of runs on the same data only." if len(groups) > 1 else ""))
 
 if len(have) >= 2:
-    st.subheader("Where two runs differ")
+    st.header("Where two runs differ", anchor=False)
     n_of = {r.name: S.metrics(r, ctx.split).get("n") or 0 for r in have}  # images each run was scored on
     names = [r.name for r in have]
     a_col, b_col = st.columns(2)
@@ -53,7 +53,7 @@ if len(have) >= 2:
                       "pooled cross-validation beside a fixed split), so their differences mix two image sets."
                       if n_of[a] != n_of[b] else ""))
 
-st.subheader("Per run")
+st.header("Per run", anchor=False)
 cells = st.radio("Cells", ["shares", "counts"], horizontal=True, key="cm_cells",
                  format_func={"shares": "share of the true class", "counts": "image counts"}.get)
 st.caption(f"Split **{split}**. Rows: true class; columns: predicted class. "

@@ -33,11 +33,11 @@ st.caption(f"On **{split}**. Every run wrong and only one run wrong: the {every:
 summary = E.disagreement_summary(corr)
 left, right = st.columns(2)
 with left:
-    st.subheader(f"Every run wrong ({len(summary['all_wrong']):,})")
+    st.header(f"Every run wrong ({len(summary['all_wrong']):,})", anchor=False)
     st.dataframe(summary["all_wrong"], width="stretch", hide_index=True, height=300)
 with right:
     only = summary["only_one_wrong"]
-    st.subheader(f"Only one run wrong ({len(only):,})")
+    st.header(f"Only one run wrong ({len(only):,})", anchor=False)
     st.dataframe(only, width="stretch", hide_index=True, height=300)
     if len(only):
         counts = only["wrong run"].value_counts().reindex(kept, fill_value=0)  # a run never alone in error: 0
@@ -48,7 +48,7 @@ with right:
         fig.update_xaxes(tickformat=",d", dtick=1 if counts.max() <= 5 else None)  # counts: no 0.5 ticks
         S.chart(fig.update_layout(margin=dict(t=40, b=30)), width="stretch")
 
-st.subheader("Run vs run")
+st.header("Run vs run", anchor=False)
 pairs = E.pairwise_table(corr)
 PAIR_ORDER = ["run A", "run B", "verdict", "Holm p", "McNemar p", "images", "A right, B wrong", "B right, A wrong",
               "both wrong", "both right"]

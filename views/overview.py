@@ -49,7 +49,7 @@ if pooled and not any(r.name in pooled for r in ctx.runs):
             f"intervals than a fixed split's few hundred images: {S.names(pooled)}.")
     st.button("Show the cross-validations", on_click=show_pooled)
 
-st.subheader(f"Results on {split}")
+st.header(f"Results on {split}", anchor=False)
 first = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]  # the headline
 for (layout, root), names in groups.items():  # one table per data set: their scores do not compare
     if len(groups) > 1:
@@ -83,7 +83,7 @@ fold_values = pd.concat([values, report.results_table({n: S.metrics(f, "test") f
     if added else values
 if seeds:
     folds = {g[0] for g in seeds if R.folds_of(configs[g[0]])}
-    st.subheader("Same recipe, different seeds" + (" or folds" if folds else ""))
+    st.header("Same recipe, different seeds" + (" or folds" if folds else ""), anchor=False)
     st.dataframe(report.seed_summary(fold_values, seeds, fold_groups=folds), width="stretch")
     st.caption("Runs whose training settings differ only in the seed, as mean ± standard deviation across seeds. "
                "The spread is how far retraining alone moves a figure: compare recipes by their means, and read "
@@ -111,7 +111,7 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
             st.info("No run on this data has valence/arousal predictions on this split: the data has no "
                     "annotations for them (e.g. FER+), or the runs were trained without them.")
 
-st.subheader("Run details")
+st.header("Run details", anchor=False)
 st.dataframe(report.run_details(ctx.runs), width="stretch")
 commands = {r.name: R.train_command(r.config, r.path) for r in ctx.runs}
 if any(commands.values()):

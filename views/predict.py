@@ -414,7 +414,7 @@ def main() -> None:
     with photos:
         files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
         for n, f in enumerate(files or []):
-            st.subheader(S.md(f.name))
+            st.header(S.md(f.name), anchor=False)
             kept.add(predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
     with video:
         video_tab(predictor)

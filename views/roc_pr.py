@@ -37,7 +37,7 @@ for place, run in places:
         S.chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{run.name}: precision-recall",
                              exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
 
-st.subheader("Calibration")
+st.header("Calibration", anchor=False)
 cals, colors, scaled = {}, ctx.colors, {}
 for r in have:
     cals[r.name] = S.calibration_of(r, ctx.split)

@@ -24,18 +24,18 @@ for r in have:
 if not va_runs:
     st.stop()
 
-st.subheader(f"Agreement on {split}")
+st.header(f"Agreement on {split}", anchor=False)
 table = V.va_summary_table({r.name: S.metrics(r, ctx.split) or {} for r in va_runs})
 st.dataframe(table.rename_axis("metric"), width="stretch", height=35 * (len(table) + 1) + 3)  # all rows, no scrolling
 st.caption("From the metrics files, with their bootstrap 95% intervals (an interval's ends move by a few thousandths "
            "with the bootstrap's draw). CCC: concordance correlation; SAGR: share of samples whose predicted sign "
            "matches the annotated sign (an annotated 0 matches only a predicted 0); RMSE/MAE: lower is better.")
 
-st.subheader("Error distributions")
+st.header("Error distributions", anchor=False)
 S.chart(V.error_figure({r.name: preds[r.name] for r in va_runs}, colors=ctx.colors), width="stretch",
         alt="Valence and arousal errors: how many samples at each error, each run")
 
-st.subheader("Mild and strong expressions")
+st.header("Mild and strong expressions", anchor=False)
 if not (intensity := S.intensity(va_runs, ctx.split)).empty:
     S.chart(V.intensity_figure(intensity, ctx.colors), width="stretch",
             alt="Accuracy and share called Neutral by annotated intensity, each run")
@@ -43,7 +43,7 @@ st.caption("Samples not annotated Neutral, in equal-count bins of annotated inte
            "arousal) lies from the circumplex's centre. Does a model fail more on mild expressions, and does it take "
            "them for Neutral? Error bars: Wilson 95% intervals.")
 
-st.subheader("Per run")
+st.header("Per run", anchor=False)
 c1, c2 = st.columns([2, 3])
 name = S.choice(c1, "Run", [r.name for r in va_runs], "va_run")
 max_points = len(preds[name])
