@@ -423,7 +423,7 @@ def main(args) -> int:
                   file=sys.stderr)
     df = predictions_frame([samples[i] for i in ok], probs, va)
     paper = ferplus_paper_rule(df, index.root) if index.layout == "ferplus" else None
-    m = write_evaluation(out, tag, df, data_root=str(index.root), checkpoint=str(path), tta=tta,
+    m = write_evaluation(out, tag, df, data_root=str(index.root), layout=index.layout, checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures), temperature=t,
                          skipped_samples=index.skipped, left_out_trained=len(left_out),
                          only_data_classes=args.only_data_classes,

@@ -253,7 +253,7 @@ def best_run_lines(values: pd.DataFrame, metrics: dict, groups: dict, right: dic
     layouts = [layout for layout, _ in groups]
     lines, unranked = [], []
     for (layout, root), on_data in groups.items():
-        label = f"{md(layout)} data" + (f" at {code(root)}" if layouts.count(layout) > 1 else "")
+        label = md(layout) + (f" at {code(root)}" if layouts.count(layout) > 1 else "")
         same = same_image_groups({n: None if right.get(n) is None else right[n].index for n in on_data})
         unranked += [n for names in same if len(names) == 1 and len(on_data) > 1 for n in names]
         for names in (g for g in same if len(g) > 1):

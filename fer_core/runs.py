@@ -459,13 +459,24 @@ def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     return [[name for _, name in sorted(g.items())] for g in groups.values() if len(g) > 1]
 
 
-def data_groups(runs: list[Run]) -> dict[tuple[str, str], list[str]]:
-    """Run names by the data they were trained and scored on, keyed (layout, data root): scores on different data
-    do not compare."""
-    groups: dict[tuple[str, str], list[str]] = {}
+def data_groups(runs: list[Run], metrics: dict[str, dict | None] | None = None) -> dict[tuple[str, str], list[str]]:
+    """Run names by the data they were scored on, keyed (label, data root), the label "LAYOUT data": scores on
+    different data do not compare.
+    The data is that of the run's metrics file for the split shown (``metrics``: {run name: metrics}; evaluate records
+    the data it scored, which may be other than the run's own), else the run's own. A run that answered only among
+    the classes its data has (evaluate --only-data-classes) is ranked apart: its accuracy is out of fewer choices."""
+    scored = []  # (run, data root, its layout where a config or metrics file names it, how the run answered)
     for r in runs:
-        data = r.config.get("data") or {}
-        groups.setdefault((data.get("layout", "?"), data.get("root", "?")), []).append(r.name)
+        data, m = r.config.get("data") or {}, (metrics or {}).get(r.name) or {}
+        root = m.get("data_root") or data.get("root", "?")
+        layout = m.get("layout") or (data.get("layout", "?") if root == data.get("root", "?") else None)
+        answered = (f", answers among its {sum(1 for row in m.get('confusion') or [] if sum(row))} classes only"
+                    if m.get("only_data_classes") else "")
+        scored.append((r.name, root, layout, answered))
+    known = {root: layout for _, root, layout, _ in reversed(scored) if layout}  # an older metrics file's data
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, root, layout, answered in scored:
+        groups.setdefault((f"{layout or known.get(root) or Path(root).name} data{answered}", root), []).append(name)
     return groups
 
 

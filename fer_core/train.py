@@ -992,7 +992,8 @@ def _final_evaluation(run_dir, cfg, cache, device):
             va = np.full_like(va, np.nan)
         df = predictions_frame(samples, probs, va)
         ferplus = cfg["data"]["layout"] == "ferplus" and ferplus_paper_rule(df, cfg["data"]["root"])
-        m = write_evaluation(run_dir, split, df, data_root=cfg["data"]["root"], checkpoint="best.pt", tta=tta,
+        m = write_evaluation(run_dir, split, df, data_root=cfg["data"]["root"], layout=cfg["data"]["layout"],
+                             checkpoint="best.pt", tta=tta,
                              **({"ferplus_paper_rule": ferplus} if ferplus else {}))
         log.info("%s (best epoch %d, n=%d%s): %s", split, best["epoch"], m["n"],
                  ", flip TTA: each image averaged with its mirror, unlike the epochs' lines" if tta else "",

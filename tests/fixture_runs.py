@@ -215,7 +215,7 @@ def write_cv_folds(run: Path, out_dir: Path, prefix: str, first_stage: Path) -> 
                                                    "train_minutes": 2.0 + k})
         atomic_write_csv(folder / "predictions_test.csv", part)
         atomic_write_json(folder / "metrics_test.json", compute_metrics(part.reset_index(drop=True), split="test",
-                                                                        data_root=str(folder), n_boot=5))
+                                                                        data_root=cfg["data"]["root"], n_boot=5))
         history = pd.read_csv(Path(run) / "history.csv")
         atomic_write_csv(folder / "history.csv", history.assign(val_acc=history["val_acc"] + 0.1 * (k - 1)))
         folders.append(folder)

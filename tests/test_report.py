@@ -801,7 +801,7 @@ def test_best_run_lines_rank_runs_per_data_set_and_image_set():
     values = pd.DataFrame({"Accuracy": [0.50, 0.40, 0.90], "Valence CCC": [0.6, 0.5, 0.9]},
                           index=["a", "b", "fold1"])
     metrics = {"a": {"n": 2}, "b": {"n": 2}, "fold1": {"n": 1}}
-    groups = {("affectnet", "/d"): ["a", "b", "fold1"]}
+    groups = {("affectnet data", "/d"): ["a", "b", "fold1"]}
     right = {"a": pd.Series([True, False], index=["1", "2"]), "b": pd.Series([False, True], index=["2", "1"]),
              "fold1": pd.Series([True], index=["3"])}
     lines, unranked = report.best_run_lines(values, metrics, groups, right)
@@ -816,7 +816,16 @@ def test_data_groups_put_runs_by_the_data_they_were_scored_on():
     runs = [SimpleNamespace(name=n, config={"data": {"layout": lay, "root": root}} if lay else {})
             for n, lay, root in (("a", "affectnet", "/d/a"), ("f", "ferplus", "/d/f"), ("b", "affectnet", "/d/a"),
                                  ("old", None, None))]
-    assert R.data_groups(runs) == {("affectnet", "/d/a"): ["a", "b"], ("ferplus", "/d/f"): ["f"], ("?", "?"): ["old"]}
+    assert R.data_groups(runs) == {("affectnet data", "/d/a"): ["a", "b"], ("ferplus data", "/d/f"): ["f"],
+                                   ("? data", "?"): ["old"]}
+    # the split shown may be an evaluation on other data: its metrics file says which, and how the run answered
+    seven = [[5, 1, 0, 0, 0, 0, 0, 1]] * 7 + [[0] * 8]
+    metrics = {"a": {"data_root": "/d/f", "layout": "ferplus"}, "b": {"data_root": "/d/f"},  # an older file
+               "f": {"data_root": "/d/f", "layout": "ferplus"},
+               "old": {"data_root": "/d/f", "layout": "ferplus", "only_data_classes": True, "confusion": seven}}
+    assert R.data_groups(runs, metrics) == {("ferplus data", "/d/f"): ["a", "f", "b"],
+                                            ("ferplus data, answers among its 7 classes only", "/d/f"): ["old"]}
+    assert R.data_groups(runs, {"a": {"data_root": "/d/a"}}) == R.data_groups(runs)
 
 
 def test_a_run_whose_minutes_are_not_known_is_read(tmp_path):

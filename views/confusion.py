@@ -18,10 +18,11 @@ metric = st.radio("Metric", list(report.PER_CLASS_METRICS), format_func=report.P
                   horizontal=True, key="per_class_metric",
                   help="Recall: the share of a class's samples called that class. Precision: the share of the samples "
                   "called a class that are that class.")
-confusions = {r.name: S.metrics(r, ctx.split)["confusion"] for r in have}
+metrics = {r.name: S.metrics(r, ctx.split) for r in have}
+confusions = {n: m["confusion"] for n, m in metrics.items()}
 S.chart(report.per_class_figure(report.per_class_comparison(confusions), metric, ctx.colors), width="stretch",
         alt=f"{report.PER_CLASS_METRICS[metric]} per class, each run")
-groups = R.data_groups(have)
+groups = R.data_groups(have, metrics)
 data_of = {n: key for key, names in groups.items() for n in names}
 st.caption(f"Split **{split}**, from each run's confusion matrix. Error bars: Wilson 95% intervals "
            "(recall and precision); F1 has none."

@@ -23,7 +23,7 @@ right = {r.name: None if (df := S.predictions(r, ctx.split)) is None else
          pd.Series(df["true"].to_numpy() == df["pred"].to_numpy(), index=df["id"]) for r in have}
 ids = {n: None if s is None else s.index for n, s in right.items()}
 unpaired = report.unpaired_runs(ids, metrics)  # not ranked; the others still are
-groups = R.data_groups(have)
+groups = R.data_groups(have, metrics)
 pairable = {k: kept for k, names in groups.items() if (kept := [n for n in names if n not in unpaired])}
 lines, unranked = report.best_run_lines(values, metrics, pairable, right)
 if lines:
@@ -53,7 +53,7 @@ st.header(f"Results on {split}", anchor=False)
 first = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]  # the headline
 for (layout, root), names in groups.items():  # one table per data set: their scores do not compare
     if len(groups) > 1:
-        st.markdown(f"**On {S.md(layout)} data** ({code(root)})")
+        st.markdown(f"**On {S.md(layout)}** ({code(root)})")
     sub = values.loc[names].dropna(axis=1, how="all")  # e.g. no valence/arousal columns for FER+
     st.dataframe(report.display_table(sub, cis.loc[names]), width="stretch",
                  column_order=[c for c in first if c in sub] + [c for c in sub if c not in first],
@@ -94,7 +94,7 @@ if seeds:
 
 for (layout, root), names in groups.items():  # one pair of charts per data set: their scores do not compare
     if len(groups) > 1:
-        st.markdown(f"**On {S.md(layout)} data** ({code(root)})")
+        st.markdown(f"**On {S.md(layout)}** ({code(root)})")
     sub, sub_cis = values.loc[names], cis.loc[names]
     left, right = st.columns(2)
     with left:
