@@ -387,10 +387,10 @@ def main(args) -> int:
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
     tag = args.tag or (split if not foreign else f"{root.stem if root.is_file() else root.name}-{split}")
     differ = own_settings_differ(cfg, trained_size, tta, args, path)
-    if differ and not args.tag and own is not None and out.resolve() == own.resolve():
-        tag = f"{tag}-{'-'.join(differ)}"  # the run's own results, made as it answers, stay as they are
-        print(f"note: written as predictions_{tag}.csv, beside the run's own {split} results: these settings differ "
-              f"from the ones the run answers with", file=sys.stderr)
+    if differ and not args.tag:  # results made as the model answers, in its run folder or any other, stay as they are
+        tag = f"{tag}-{'-'.join(differ)}"
+        print(f"note: written as predictions_{tag}.csv: these settings differ from the ones the model answers with",
+              file=sys.stderr)
     images, ok, failures = fdata.decode_images(index.root, samples, cfg["img_size"],  # too many: decoded as used
                                                keep=fits_in_memory(len(samples), cfg["img_size"]))
     if not ok:
@@ -438,8 +438,8 @@ def main(args) -> int:
         print(f"{len(failures)} unreadable images skipped, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)
     msg = f"wrote {out / f'predictions_{tag}.csv'} and metrics_{tag}.json"
     if not (out / "config.json").exists():  # a folder of its own: make it a run folder the dashboard reads
-        atomic_write_json(out / "config.json", evaluation_config(cfg, path, index, tta, out.resolve().name,
-                                                                 index.has_va and learned_va, args.only_data_classes))
+        atomic_write_json(out / "config.json", evaluation_config(cfg, path, index, out.resolve().name,
+                                                                 index.has_va and learned_va))
         msg += f" and config.json: the dashboard shows it when {out.resolve().parent} is among its run folders"
     print(msg)
     return 0
@@ -456,11 +456,11 @@ def own_settings_differ(cfg: dict, trained_size: int, tta: bool, args, path: Pat
         ("raw", not args.temperature and temperature_of(cfg) != 1)) if differs]
 
 
-def evaluation_config(cfg: dict, path: Path, index, tta: bool, name: str, has_va: bool,
-                      only_data_classes: bool = False) -> dict:
-    """config.json of a folder that holds only an evaluation: the model's description and the data it was run on,
+def evaluation_config(cfg: dict, path: Path, index, name: str, has_va: bool) -> dict:
+    """config.json of a folder that holds only evaluations: the model's description and the data it was run on,
     without the model's training args (it trained nothing). has_va: whether its valence/arousal were scored (the
-    data has them and the model learned them), which the dashboard reads."""
+    data has them and the model learned them), which the dashboard reads. How each evaluation answered (size, flip
+    TTA, the data's classes only) is in its metrics file."""
     from datetime import datetime, timezone
 
     keep = ("schema_version", "backbone", "img_size", "classes", "mean", "std", "weights", "hardware")
@@ -469,8 +469,7 @@ def evaluation_config(cfg: dict, path: Path, index, tta: bool, name: str, has_va
             "data": {"root": str(index.root), "layout": index.layout, "has_va": has_va,
                      "n_samples": len(index.samples)},
             "evaluated_model": {"file": str(path), "name": cfg.get("name"), "preset": cfg.get("preset"),
-                                "trained_on": (cfg.get("data") or {}).get("root"), "tta": tta,
-                                "only_data_classes": only_data_classes}}
+                                "trained_on": (cfg.get("data") or {}).get("root")}}
 
 
 def _fail(msg: str) -> int:

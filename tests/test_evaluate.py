@@ -347,8 +347,11 @@ def test_classes_the_data_lacks_are_said_and_can_be_left_out_of_the_answer(run, 
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert "labelled Contempt" not in err and "only the 7 classes in the data" in out
-    pred = pd.read_csv(tmp_path / "b" / "predictions_manifest-all.csv")
+    pred = pd.read_csv(tmp_path / "b" / "predictions_manifest-all-dataclasses.csv")  # named for how it answered
     assert (pred["pred"] != 7).all() and (pred["prob_7"] == 0).all()
     assert np.allclose(pred[PROB_COLS].sum(axis=1), 1, atol=1e-4)
-    assert json.loads((tmp_path / "b" / "metrics_manifest-all.json").read_text())["only_data_classes"] is True
-    assert json.loads((tmp_path / "b" / "config.json").read_text())["evaluated_model"]["only_data_classes"] is True
+    assert json.loads((tmp_path / "b" / "metrics_manifest-all-dataclasses.json").read_text())["only_data_classes"]
+    # both kinds of answer in one folder: neither replaces the other
+    rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "b")
+    assert rc == 0 and {p.name for p in (tmp_path / "b").glob("predictions_*.csv")} == {
+        "predictions_manifest-all.csv", "predictions_manifest-all-dataclasses.csv"}

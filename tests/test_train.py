@@ -215,7 +215,7 @@ def test_evaluate_at_another_size(tiny_run, tmp_path, capsys):
     args = evaluate.get_args_parser().parse_args(["--run", str(run), "--split", "val", "--img-size", "40",
                                                   "--out", str(tmp_path)])
     assert evaluate.main(args) == 0
-    m = json.loads((tmp_path / "metrics_val.json").read_text())
+    m = json.loads((tmp_path / "metrics_val-40px.json").read_text())  # named for how it answered, in any folder
     assert m["img_size"] == 40 != cfg["img_size"]
     with pytest.raises(SystemExit) as e:
         evaluate.get_args_parser().parse_args(["--run", str(run), "--img-size", "3", "--out", str(tmp_path)])
@@ -230,7 +230,8 @@ def test_evaluate_in_the_run_folder_keeps_its_own_results_and_calibrate_refuses_
     own = {f: (run / f).read_bytes() for f in ("predictions_val.csv", "metrics_val.json")}
     args = evaluate.get_args_parser().parse_args(["--run", str(run), "--split", "val", "--img-size", "40", "--tta"])
     assert evaluate.main(args) == 0
-    assert "written as predictions_val-40px-tta.csv, beside the run's own val results" in capsys.readouterr().err
+    assert "written as predictions_val-40px-tta.csv: these settings differ from the ones the model answers with" in \
+        capsys.readouterr().err
     assert {f: (run / f).read_bytes() for f in own} == own
     assert json.loads((run / "metrics_val-40px-tta.json").read_text())["img_size"] == 40
     rc = calibrate.main(calibrate.get_args_parser().parse_args(["--run", str(run), "--split", "val-40px-tta"]))
