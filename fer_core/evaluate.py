@@ -182,6 +182,41 @@ def same_data(index, root: Path, own_root: Path, run: Path | None, checks: int =
         return False
 
 
+def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
+    """(run folder, config) of the runs a model's training went through before its own, where they are at hand: the
+    runs whose checkpoint it started from (a FER+ stage), theirs in turn, and an ensemble's members with theirs. Run
+    names are looked up as the dashboard finds runs; recorded paths are read from the project root, where training
+    runs."""
+    from .inference import run_path
+    from .runs import REPO_ROOT
+
+    found, seen, todo = [], set(), [cfg]
+
+    def add(where) -> None:
+        folder = Path(str(where))
+        folder = folder if folder.is_absolute() or folder.is_dir() else REPO_ROOT / folder
+        folder = folder if folder.is_dir() else run_path(str(where))
+        try:
+            theirs = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(theirs, dict) and folder.resolve() not in seen:
+            seen.add(folder.resolve())
+            found.append((folder, theirs))
+            todo.append(theirs)
+
+    while todo:
+        c = todo.pop()
+        for member in c.get("members") or []:
+            for stage in (member.get("stages") or [member]) if isinstance(member, dict) else []:
+                add(stage.get("run"))
+        requested = (c.get("weights") or {}).get("requested")  # a run's checkpoint, or its folder
+        if requested not in (None, "imagenet", "pretrained", "none", "ensemble"):
+            start = Path(str(requested))
+            add(start.parent.parent if start.parent.name == "checkpoints" else start)
+    return found
+
+
 def trained_on(samples, root: Path, run: Path | None, own_root: Path) -> set[str]:
     """The ids of ``samples`` (images under ``root``) that are images the run trained on (data.copies_of)."""
     if run is None:
@@ -347,16 +382,25 @@ def main(args) -> int:
         split = args.split or ("test" if has_test else "all")
         assignment = {s.id: s.split for s in index.samples}
         same_files = trained_on(index.samples, index.root, run, own_root)
+        for stage, theirs in earlier_stages(cfg):  # a first stage on FER+, an ensemble's members: theirs count too
+            data = theirs.get("data") or {}
+            if (stage / "split.csv").is_file() and data.get("root"):
+                same_files |= trained_on(index.samples, index.root, stage, Path(data["root"]))
+            if (data.get("extra") or {}).get("root") and Path(data["extra"]["root"]).resolve() == index.root:
+                print(f"note: {theirs.get('name', stage.name)}, a stage of this model, mixed training images of "
+                      f"{index.root} into its training: they may be among these images", file=sys.stderr)
         trained = {i for i, v in (saved_split(run).items() if run is not None else ()) if v == "train"}
         same_ids = sum(s.id in trained and s.id not in same_files for s in index.samples)
         if same_files and args.split is None:
             left_out = same_files
-            print(f"note: left out {len(same_files)} of these {len(index.samples)} images: {cfg.get('name')} trained "
-                  f"on them (the same files, or copies); --split all scores them too",
+            print(f"note: left out {len(same_files)} of these {len(index.samples)} images: {cfg.get('name')}, or a "
+                  f"run its training started from, trained on them (the same files, or copies); --split all scores "
+                  f"them too",
                   file=sys.stderr)
         elif same_files:
-            print(f"note: {len(same_files)} of these images are images {cfg.get('name')} trained on (the same files, "
-                  f"or copies): the figures will be flattering", file=sys.stderr)
+            print(f"note: {len(same_files)} of these images are images {cfg.get('name')}, or a run its training "
+                  f"started from, trained on (the same files, or copies): the figures will be flattering",
+                  file=sys.stderr)
         if same_ids:
             print(f"note: {same_ids} of these {len(index.samples)} images have the ids of images {cfg.get('name')} "
                   f"trained on; if they are the same images, the figures will be flattering", file=sys.stderr)

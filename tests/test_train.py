@@ -319,8 +319,23 @@ def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, 
     assert ev("--run", run, "--data", tmp_path / "moved", "--out", tmp_path / "m") == 0
     err = capsys.readouterr().err
     left = int(err.split("note: left out ")[1].split()[0])
-    assert "of these 44 images: tiny trained on them (the same files, or copies)" in err
+    assert "of these 44 images: tiny, or a run its training started from, trained on them (the same files" in err
     assert len(pd.read_csv(tmp_path / "m" / "predictions_moved-all.csv")) == 44 - left > 0
+
+
+def test_evaluate_leaves_out_what_a_stage_before_the_model_trained_on(tiny_run, tmp_path, capsys):
+    _, data, first = tiny_run  # a first stage on `data`, then a second on other data, started from its checkpoint
+    other = make_affectnet_dir(tmp_path / "other", n_per_class=4, size=32, seed=3)
+    assert run_train("--data", other, "--out", tmp_path / "runs", "--name", "second", "--epochs", "1", *TINY,
+                     "--weights", first) == 0
+    capsys.readouterr()
+    argv = ["--run", str(tmp_path / "runs" / "second"), "--data", str(data), "--out", str(tmp_path / "ev")]
+    assert evaluate.main(evaluate.get_args_parser().parse_args(argv)) == 0
+    split = pd.read_csv(first / "split.csv", dtype={"id": str})
+    trained = set(split.loc[split["split"] == "train", "id"])
+    assert f"note: left out {len(trained)} of these" in capsys.readouterr().err
+    scored = set(pd.read_csv(tmp_path / "ev" / f"predictions_{data.name}-all.csv", dtype={"id": str})["id"])
+    assert scored and not scored & trained
 
 
 def test_split_from_reuses_assignment(tiny_run):
