@@ -469,7 +469,10 @@ def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
     diff = _row_shares(conf_a) - _row_shares(conf_b)
     better = np.where(np.eye(len(diff), dtype=bool), diff, -diff) + 0.0  # + 0.0: no "-0.00" where they agree
     lim = max(float(np.abs(diff).max()), 2 * share_noise(conf_a)[1], 0.05)
-    fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=[[f"{v:+.2f}" for v in row] for row in better],
+    empty = (np.asarray(conf_a).sum(axis=1) == 0) | (np.asarray(conf_b).sum(axis=1) == 0)  # a class without images
+    better[empty] = np.nan
+    text = [["–" if none else f"{v:+.2f}" for v in row] for none, row in zip(empty, better)]
+    fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=text,
                                customdata=diff, texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,
                                colorbar=dict(title="A better", tickvals=[-lim, 0, lim],
                                              ticktext=["worse", "same", "better"]),
