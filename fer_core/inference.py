@@ -161,14 +161,23 @@ def model_config(path) -> dict:
 
 
 def model_for_run(folder) -> Path | None:
-    """The weights behind a run folder's predictions, where they are at hand: its own checkpoint or export, else the
-    default model when that was exported from this very run (same name and creation time)."""
+    """The weights behind a run folder's predictions, where they are at hand: its own checkpoint or export, the model
+    file an evaluation folder records, else the default model when that was exported from this very run (same name
+    and creation time)."""
     try:
         return resolve_model(folder)
     except ModelNotFound:
         pass
     try:
         cfg = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    evaluated = (cfg.get("evaluated_model") or {}).get("file") if isinstance(cfg, dict) else None
+    if evaluated:  # a folder evaluate wrote for a model file: that file, where it still is
+        from .runs import REPO_ROOT
+
+        return next((p for p in (Path(evaluated), REPO_ROOT / evaluated) if p.is_file()), None)
+    try:
         default = resolve_model(None)
         other = model_config(default)
     except (ModelNotFound, OSError, ValueError):

@@ -794,6 +794,15 @@ def test_model_for_run_finds_its_checkpoint_or_the_default_model_exported_from_i
     assert model_for_run(run) == Path("models/default/model.onnx")
     (run / "config.json").write_text(json.dumps({"name": "tiny", "created": "2026-02-02T00:00:00+00:00"}))
     assert model_for_run(run) is None  # another run of the same name
+    # a folder evaluate wrote for a model file: that file, where it still is
+    ev = tmp_path / "default-on-other"
+    ev.mkdir()
+    shutil.copy(tmp_path / "models" / "default" / "model.onnx", tmp_path / "mine.onnx")
+    (ev / "config.json").write_text(json.dumps({"name": ev.name, "status": "evaluation",
+                                                "evaluated_model": {"file": "mine.onnx"}}))
+    assert model_for_run(ev) == Path("mine.onnx")
+    (tmp_path / "mine.onnx").unlink()
+    assert model_for_run(ev) is None
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(ModelNotFound, match="not an ONNX file exported by FER Lab"):
         model_config(tmp_path / "junk.onnx")
