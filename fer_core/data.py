@@ -296,6 +296,9 @@ def _read_ferplus(root: Path) -> DataIndex:
             raise DataError(f"{csv_path}: expected 12 columns (name, box, 10 votes) or 11 (name, 10 votes), found "
                             f"{df.shape[1]}")
         votes = df.iloc[:, -10:].to_numpy(dtype=float)
+        if not np.isfinite(votes).all():  # a short row: pandas fills the missing counts with NaN
+            raise DataError(f"{csv_path} row {int(np.flatnonzero(~np.isfinite(votes).all(axis=1))[0]) + 1}: "
+                            f"not ten vote counts")
         top = votes.max(axis=1)
         tied = (votes == top[:, None]).sum(axis=1) > 1
         winner = votes.argmax(axis=1)

@@ -207,8 +207,9 @@ def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
 
     while todo:
         c = todo.pop()
-        for member in c.get("members") or []:
-            for stage in (member.get("stages") or [member]) if isinstance(member, dict) else []:
+        for member in (m for m in c.get("members") or [] if isinstance(m, dict)):
+            add(member.get("run"))  # as recorded (a path), then by the names of its stages
+            for stage in member.get("stages") or []:
                 add(stage.get("run"))
         requested = (c.get("weights") or {}).get("requested")  # a run's checkpoint, or its folder
         if requested not in (None, "imagenet", "pretrained", "none", "ensemble"):
@@ -391,12 +392,13 @@ def main(args) -> int:
                       f"{index.root} into its training: they may be among these images", file=sys.stderr)
         trained = {i for i, v in (saved_split(run).items() if run is not None else ()) if v == "train"}
         same_ids = sum(s.id in trained and s.id not in same_files for s in index.samples)
+        in_split = [s for s in index.samples if split == "all" or s.split == split]
         if same_files and args.split is None:
             left_out = same_files
-            print(f"note: left out {len(same_files)} of these {len(index.samples)} images: {cfg.get('name')}, or a "
-                  f"run its training started from, trained on them (the same files, or copies); --split all scores "
-                  f"them too",
-                  file=sys.stderr)
+            if n := sum(s.id in same_files for s in in_split):  # FER+'s train part, trained on, is not its test
+                print(f"note: left out {n} of these {len(in_split)} {'' if split == 'all' else split + ' '}images: "
+                      f"{cfg.get('name')}, or a run its training started from, trained on them (the same files, or "
+                      f"copies); --split all scores them too", file=sys.stderr)
         elif same_files:
             print(f"note: {len(same_files)} of these images are images {cfg.get('name')}, or a run its training "
                   f"started from, trained on (the same files, or copies): the figures will be flattering",
@@ -467,7 +469,7 @@ def main(args) -> int:
                   file=sys.stderr)
     df = predictions_frame([samples[i] for i in ok], probs, va)
     paper = ferplus_paper_rule(df, index.root) if index.layout == "ferplus" else None
-    m = write_evaluation(out, tag, df, data_root=str(index.root), layout=index.layout, checkpoint=str(path), tta=tta,
+    m = write_evaluation(out, tag, df, data_root=str(root), layout=index.layout, checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures), temperature=t,
                          skipped_samples=index.skipped, left_out_trained=len(left_out),
                          only_data_classes=args.only_data_classes,

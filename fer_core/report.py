@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import hex_to_rgb, qualitative, unlabel_rgb
 
 from .labels import CLASSES
-from .metrics import PAIR_VERDICT_P, holm, mcnemar_p, proportion_ci
+from .metrics import PAIR_VERDICT_P, mcnemar_p, proportion_ci
 from .runs import training_precision
 
 # (path into metrics JSON, column label, key in its ci95 or a dotted path to an interval, higher is better)
@@ -246,7 +246,8 @@ def code(text) -> str:
 
 def best_run_lines(values: pd.DataFrame, metrics: dict, groups: dict, right: dict) -> tuple[list[str], list[str]]:
     """The overview's "best" lines (markdown), one per set of runs ranked together, and the runs left unranked.
-    ``groups``: {(layout, data root): run names}, since scores on different data do not compare; within one, only
+    ``groups``: {(label, data root): run names} (runs.data_groups), since scores on different data do not compare;
+    within one, only
     runs scored on the same images (``right``: {run: its answers' correctness, a boolean Series indexed by sample id,
     or None}, same_image_groups) are ranked, with the runs the best one is not told apart from (runs_within_noise)
     named as a tie, and the best by valence CCC."""
@@ -263,8 +264,9 @@ def best_run_lines(values: pd.DataFrame, metrics: dict, groups: dict, right: dic
                 continue
             line = f"**{md(best)}** by accuracy ({sub.at[best, 'Accuracy']:.3f})"
             if tied := runs_within_noise({n: right[n] for n in names}, best):
-                line += (f", not told apart from {', '.join(map(md, tied))} on these images (McNemar's test, "
-                         "Holm-adjusted p ≥ 0.05: Model disagreement pairs them)")
+                shown = ", ".join(map(md, tied[:5])) + (f" and {len(tied) - 5} more" if len(tied) > 5 else "")
+                line += (f", not told apart from {shown} on these images (McNemar's test, p ≥ 0.05: Model "
+                         "disagreement pairs them)")
             best_va = best_run(sub, "Valence CCC")
             if best_va and "Arousal CCC" in sub:
                 line += f", **{md(best_va)}** by valence CCC ({sub.at[best_va, 'Valence CCC']:.3f})"
@@ -299,14 +301,15 @@ def same_image_groups(ids: dict) -> list[list[str]]:
 
 def runs_within_noise(right: dict, best: str) -> list[str]:
     """The other runs that the best one is not told apart from on the images they share (``right``: {run: boolean
-    Series of its answers' correctness, indexed by sample id}): McNemar's exact test of each against the best, its p
-    adjusted (holm) for the runs tested, at or above 0.05."""
-    others = [r for r in right if r != best]
-    p = []
-    for r in others:
+    Series of its answers' correctness, indexed by sample id}): McNemar's exact test of each pair, p at or above
+    0.05. Each pair on its own, as the Model disagreement page's caption gives it: adjusted for all the runs chosen,
+    a pair's verdict would turn on runs that have nothing to do with it."""
+    out = []
+    for r in (r for r in right if r != best):
         a, b = right[best].align(right[r], join="inner")
-        p.append(mcnemar_p(int((a & ~b).sum()), int((b & ~a).sum())))
-    return [r for r, adjusted in zip(others, holm(p)) if adjusted >= PAIR_VERDICT_P]
+        if mcnemar_p(int((a & ~b).sum()), int((b & ~a).sum())) >= PAIR_VERDICT_P:
+            out.append(r)
+    return out
 
 
 def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str,

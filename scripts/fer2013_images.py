@@ -48,7 +48,7 @@ def _read(path: Path) -> tuple[list[str], list[list[str]]]:
     its rows."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [row for row in csv.reader(f) if row]
+            rows = [row for row in csv.reader(f, skipinitialspace=True) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ConvertError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     return [c.strip().lower() for c in rows[0]] if rows else [], rows[1:]
@@ -92,7 +92,10 @@ def convert(fer_csv: Path, out: Path, ferplus_csv: Path | None = None) -> dict[s
             if len(row) < len(header):
                 raise ConvertError(f"{where}: {len(row)} columns, where the header names {len(header)}")
             if ferplus_csv is not None:
-                usage, name, *votes = (v.strip() for v in plus_rows[i][:12])
+                usage, name, *votes = (v.strip() for v in plus_rows[i][:12]) if len(plus_rows[i]) >= 12 else [""] * 12
+                if len(plus_rows[i]) < 12 or not all(v.isdigit() for v in votes):
+                    raise ConvertError(f"{ferplus_csv} row {i + 2}: expected Usage, Image name and ten vote counts "
+                                       f"(whole numbers), found {plus_rows[i]}"[:300])
                 if not name:  # FER+ dropped it: not a face
                     continue
                 if usage not in USAGE:

@@ -137,6 +137,14 @@ def test_ferplus_paper_protocol_needs_the_top_class_over_half_the_votes(tmp_path
     assert ferplus_paper_ids(root) == {"Test/fer0000001"}
 
 
+def test_ferplus_label_csv_with_a_short_row_is_refused(tmp_path):
+    (tmp_path / "FER2013Train").mkdir()
+    (tmp_path / "FER2013Train" / "label.csv").write_text('b.png,"(0, 0, 48, 48)",1,2,3,4,5,6,7,8,9,1\n'
+                                                         'a.png,"(0, 0, 48, 48)",1,2\n')
+    with pytest.raises(DataError, match="label.csv row 2: not ten vote counts"):
+        read_dataset(tmp_path)
+
+
 def test_ferplus_label_csv_without_the_face_box(tmp_path):
     """Some FER+ converters write label.csv rows as name and 10 votes, leaving out FER+'s "(0, 0, 48, 48)"."""
     root = write_ferplus(tmp_path, {"Train": [("fer0000000.png", [0, 0, 7, 1, 0, 0, 2, 0, 0, 0])]})

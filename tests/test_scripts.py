@@ -575,6 +575,11 @@ def test_fer2013_with_ferplus_votes_becomes_the_ferplus_layout(tmp_path):
     out = _run("fer2013_images.py", _fer2013(tmp_path), "--ferplus", plus, "--out", tmp_path / "short")
     assert out.returncode == 2 and "has 8 rows and" in out.stderr and "9:" in out.stderr
     assert not any(p.name.startswith((".short", "short")) for p in tmp_path.iterdir())
+    # a row without its ten vote counts: named, and refused
+    lines = plus.read_text().splitlines() + ["PrivateTest,fer0000008.png,1,2"]
+    plus.write_text("\n".join(lines) + "\n")
+    out = _run("fer2013_images.py", _fer2013(tmp_path), "--ferplus", plus, "--out", tmp_path / "short")
+    assert out.returncode == 2 and "row 10: expected Usage, Image name and ten vote counts" in out.stderr
 
 
 @pytest.mark.parametrize("pixels, message", [
