@@ -172,11 +172,17 @@ def model_for_run(folder) -> Path | None:
         cfg = json.loads((Path(folder) / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    evaluated = (cfg.get("evaluated_model") or {}).get("file") if isinstance(cfg, dict) else None
-    if evaluated:  # a folder evaluate wrote for a model file: that file, where it still is
+    em = (cfg.get("evaluated_model") or {}) if isinstance(cfg, dict) else {}
+    if em.get("file"):  # a folder evaluate wrote for a model file: that file, where it still is and is that model
         from .runs import REPO_ROOT
 
-        return next((p for p in (Path(evaluated), REPO_ROOT / evaluated) if p.is_file()), None)
+        for p in (Path(em["file"]), REPO_ROOT / em["file"]):
+            try:
+                if p.is_file() and model_config(p).get("name") == em.get("name"):
+                    return p
+            except (ModelNotFound, OSError, ValueError):
+                pass
+        return None
     try:
         default = resolve_model(None)
         other = model_config(default)

@@ -39,8 +39,8 @@ METRICS = [
 ]
 HIGHER_IS_BETTER = {label: hib for _, label, _, hib in METRICS}
 # Plotly's colour-blind-safe qualitative.Safe first (its grey left out: grey means noise here), then 34 more. Safe's
-# mid-tones come first: they stand out 3:1 or more on the light and the dark theme alike, where its pale sky blue and
-# sand (1.8:1 and 1.6:1 on white) and its darkest three (1.5-2.2:1 on dark) do not.
+# mid-tones come first: the first four stand out 3:1 or more on the light and the dark theme alike, where its pale sky
+# blue and sand (1.8:1 and 1.6:1 on white) and its darkest three (1.5-2.2:1 on dark) do not.
 _SAFE = ["#{:02x}{:02x}{:02x}".format(*map(int, unlabel_rgb(c))) for c in qualitative.Safe[:10]]
 PALETTE = [_SAFE[i] for i in (1, 3, 5, 7, 6, 0, 2, 4, 8, 9)] + qualitative.Plotly + qualitative.Dark24
 
@@ -444,10 +444,10 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
         empty = cm.sum(axis=1) == 0
         cm = _row_shares(cm)
         cm[empty] = np.nan
-        text = [["–" if none else f"{v:.2f}" for v in row] for none, row in zip(empty, cm)]
+        text = [["" if none else f"{v:.2f}" for v in row] for none, row in zip(empty, cm)]  # blank on either theme
     else:
         text = [[f"{int(v)}" for v in row] for row in cm]
-    # blues no darker than mid-blue, under near-black figures: 6:1 contrast or more in every cell, on either theme
+    # blues no darker than mid-blue, under near-black figures: 5.5:1 contrast or more in every cell, on either theme
     fig = go.Figure(go.Heatmap(z=cm, x=CLASSES, y=CLASSES, text=text, texttemplate="%{text}",
                                textfont=dict(size=13, color="#111111"),
                                colorscale=[[0, "#f7fbff"], [1, "#4292c6"]], zmin=0, zmax=1 if normalise else None,
@@ -474,7 +474,7 @@ def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
     lim = max(float(np.abs(diff).max()), 2 * share_noise(conf_a)[1], 0.05)
     empty = (np.asarray(conf_a).sum(axis=1) == 0) | (np.asarray(conf_b).sum(axis=1) == 0)  # a class without images
     better[empty] = np.nan
-    text = [["–" if none else f"{v:+.2f}" for v in row] for none, row in zip(empty, better)]
+    text = [["" if none else f"{v:+.2f}" for v in row] for none, row in zip(empty, better)]
     fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=text,
                                customdata=diff, texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,
                                colorbar=dict(title="A better", tickvals=[-lim, 0, lim],

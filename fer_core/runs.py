@@ -672,15 +672,15 @@ def check_folds(run_dirs: list[Path], configs: list[dict]) -> int:
     return first["split"]["folds"]
 
 
-def training_stages(run: str | os.PathLike) -> list[dict]:
-    """The run and, before it, the runs whose best checkpoint it started from: [{"run", "train_minutes"}], first
-    stage first. The chain stops at weights that are not a run folder's checkpoint (relative paths are read from
-    the project root, where training runs)."""
+def _stage_chain(run: str | os.PathLike) -> list[tuple[Path, dict]]:
+    """(folder, config) of the run and, before it, of the runs whose best checkpoint it started from, first stage
+    first. The chain stops at weights that are not a run folder's checkpoint (relative paths are read from the project
+    root, where training runs)."""
     run, chain, seen = Path(run), [], set()
     while run.resolve() not in seen:
         seen.add(run.resolve())
         cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
-        chain.insert(0, {"run": cfg.get("name", run.name), "train_minutes": cfg.get("train_minutes")})
+        chain.insert(0, (run.resolve(), cfg))
         start = Path(str((cfg.get("weights") or {}).get("requested")))
         run = start.parent.parent if start.parent.name == "checkpoints" else start
         if not run.is_absolute():
@@ -688,6 +688,13 @@ def training_stages(run: str | os.PathLike) -> list[dict]:
         if not (run / "config.json").is_file():
             break
     return chain
+
+
+def training_stages(run: str | os.PathLike) -> list[dict]:
+    """The run and, before it, the runs whose best checkpoint it started from: [{"run", "train_minutes"}], first
+    stage first (_stage_chain)."""
+    return [{"run": cfg.get("name", folder.name), "train_minutes": cfg.get("train_minutes")}
+            for folder, cfg in _stage_chain(run)]
 
 
 def runs_label(arg: str) -> str:
@@ -726,8 +733,9 @@ def safe_image_path(data_root: str | os.PathLike | None, rel_path: str | None) -
 
 def stages_minutes(run_dirs) -> float | None:
     """Training minutes of the runs and the runs they started from (training_stages), a first stage they share (a
-    FER+ run) counted once; None where some stage does not say."""
+    FER+ run) counted once, told apart by folder (two runs of one name in two folders are two stages); None where some
+    stage does not say."""
     stages = {}
     for d in run_dirs:
-        stages.update({s["run"]: s["train_minutes"] for s in training_stages(d)})
+        stages.update({folder: cfg.get("train_minutes") for folder, cfg in _stage_chain(d)})
     return round(sum(stages.values()), 3) if None not in stages.values() else None

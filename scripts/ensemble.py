@@ -13,9 +13,9 @@ A comma-separated member stands for several runs' predictions taken together (th
 two cross-validations with the same folds then ensemble on every image.
 
 --out DIR writes the ensemble's predictions and metrics on every split all members predicted, and a config.json
-(status "ensemble") whose train_minutes add up every stage of every member: each run, and the runs whose checkpoints
-it started from (a FER+ stage), as far as their folders are at hand; and, where all members share one split.csv, that
-split. `python -m fer_core.export --run DIR` then makes the ensemble one ONNX model.
+(status "ensemble") whose train_minutes add up every stage of every member, a stage members share once: each run,
+and the runs whose checkpoints it started from (a FER+ stage), as far as their folders are at hand; and, where all
+members share one split.csv, that split. `python -m fer_core.export --run DIR` then makes the ensemble one ONNX model.
 """
 from __future__ import annotations
 

@@ -799,8 +799,11 @@ def test_model_for_run_finds_its_checkpoint_or_the_default_model_exported_from_i
     ev.mkdir()
     shutil.copy(tmp_path / "models" / "default" / "model.onnx", tmp_path / "mine.onnx")
     (ev / "config.json").write_text(json.dumps({"name": ev.name, "status": "evaluation",
-                                                "evaluated_model": {"file": "mine.onnx"}}))
+                                                "evaluated_model": {"file": "mine.onnx", "name": "tiny"}}))
     assert model_for_run(ev) == Path("mine.onnx")
+    (ev / "config.json").write_text(json.dumps({"name": ev.name, "status": "evaluation",
+                                                "evaluated_model": {"file": "mine.onnx", "name": "other"}}))
+    assert model_for_run(ev) is None  # another model now sits at that path
     (tmp_path / "mine.onnx").unlink()
     assert model_for_run(ev) is None
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")

@@ -292,7 +292,7 @@ def test_history_and_confusion_figures(runs_dir):
     # a class without images (FER2013's Contempt): a blank row of shares, and "–" where the table has no figure
     seven = [row[:7] + [1] for row in cm[:7]] + [[0] * 8]
     fig = report.confusion_figure(seven, normalise=True).data[0]
-    assert np.isnan(np.array(fig.z[7], dtype=float)).all() and list(fig.text[7]) == ["–"] * 8
+    assert np.isnan(np.array(fig.z[7], dtype=float)).all() and list(fig.text[7]) == [""] * 8
     assert np.allclose(np.array(fig.z[:7]).sum(axis=1), 1)
     text = report.as_text(table.assign(recall=table["recall"].where(table.index != "Contempt")))
     assert text.at["Contempt", "recall"] == "–" and text.at["Happy", "support"] == str(table.at["Happy", "support"])
@@ -547,7 +547,7 @@ def test_confusion_difference_is_a_minus_b_in_row_shares():
     fig = report.confusion_difference_figure(a, b, "new", "old")
     z = np.asarray(fig.data[0].z)  # coloured by what favours "new": more right, fewer of a mistake
     assert z[0, 0] == pytest.approx(0.3) and z[0, 1] == pytest.approx(0.3) and z[1, 0] == pytest.approx(0.2)
-    assert np.isnan(z[2:]).all() and set(np.ravel(fig.data[0].text[2:])) == {"–"}  # classes without images: blank
+    assert np.isnan(z[2:]).all() and set(np.ravel(fig.data[0].text[2:])) == {""}  # classes without images: blank
     # 5 images of a class: a share moves by about ±0.35 by chance, so the colours saturate only at twice that
     assert fig.data[0].zmin == -fig.data[0].zmax == pytest.approx(-2 * 0.32583, abs=1e-4)  # Wilson, 2 of 5
     big = report.confusion_difference_figure([[r * 100 for r in row] for row in a],
@@ -883,3 +883,11 @@ def test_runs_whose_images_cannot_be_told_are_not_paired():
 def test_runs_of_one_name_are_named_by_as_much_of_their_path_as_tells_them_apart():
     paths = [Path("/x/a/run1"), Path("/x/b/run1"), Path("/y/b/run1"), Path("/x/c/run2")]
     assert R.unique_names(paths) == ["a/run1", "x/b/run1", "y/b/run1", "run2"]
+
+
+def test_stages_minutes_tells_runs_of_one_name_apart_by_folder(tmp_path):
+    for lab, minutes in (("a", 10.0), ("b", 20.0)):
+        (tmp_path / lab / "run1").mkdir(parents=True)
+        (tmp_path / lab / "run1" / "config.json").write_text(json.dumps({"name": "run1", "train_minutes": minutes}))
+    assert R.stages_minutes([tmp_path / "a" / "run1", tmp_path / "b" / "run1"]) == 30.0
+    assert R.stages_minutes([tmp_path / "a" / "run1", tmp_path / "a" / "run1"]) == 10.0  # the same run: once

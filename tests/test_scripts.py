@@ -154,6 +154,10 @@ def test_compare_runs_prints_paired_differences(runs):
     out = _run("compare_runs.py", runs["base"], runs["better"], runs["base"])  # two pairs: Holm's p beside each
     header, _, *rows = out.stdout.splitlines()
     assert header.endswith("| McNemar p | Holm p |") and all(r.endswith("| <0.001 | <0.001 |") for r in rows)
+    # the same unremarkable pair twice: each raw p counts for two tests, so Holm's p is twice it
+    out = _run("compare_runs.py", "--base", runs["base"], runs["base-s1"], runs["base-s1"])
+    raw, holm = map(float, out.stdout.splitlines()[-1].rstrip(" |").split(" | ")[-2:])
+    assert 0.05 < raw < 0.5 and holm == pytest.approx(min(1.0, 2 * raw), abs=2e-3)  # both printed to 3 places
 
 
 def test_compare_runs_says_what_is_wrong(runs, tmp_path):

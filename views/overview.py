@@ -19,13 +19,13 @@ metrics = {r.name: S.metrics(r, ctx.split) for r in have}
 values, cis = report.results_table(metrics)
 
 # Scores on different data sets are not comparable, so the best run is named per data set.
-right = {r.name: None if (df := S.predictions(r, ctx.split)) is None else
-         pd.Series(df["true"].to_numpy() == df["pred"].to_numpy(), index=df["id"]) for r in have}
-ids = {n: None if s is None else s.index for n, s in right.items()}
+correct = {r.name: None if (df := S.predictions(r, ctx.split)) is None else
+           pd.Series(df["true"].to_numpy() == df["pred"].to_numpy(), index=df["id"]) for r in have}
+ids = {n: None if c is None else c.index for n, c in correct.items()}
 unpaired = report.unpaired_runs(ids, metrics)  # not ranked; the others still are
 groups = R.data_groups(have, metrics)
 pairable = {k: kept for k, names in groups.items() if (kept := [n for n in names if n not in unpaired])}
-lines, unranked = report.best_run_lines(values, metrics, pairable, right)
+lines, unranked = report.best_run_lines(values, metrics, pairable, correct)
 if lines:
     st.success(f"Best on **{split}**: " + ("  \n".join(lines) if len(lines) == 1 else
                                                "  \n" + "  \n".join(f"- {ln}" for ln in lines)))
