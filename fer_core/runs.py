@@ -731,6 +731,21 @@ def safe_image_path(data_root: str | os.PathLike | None, rel_path: str | None) -
     return candidate.resolve() if candidate.is_file() else None
 
 
+def scored_data(metrics_files) -> dict:
+    """{"data_root", "layout"} that the given metrics files all record alike (the data an ensemble's members or a
+    cross-validation's folds were scored on, which data_groups reads), with the keys they disagree on or lack left
+    out."""
+    found = []
+    for f in metrics_files:
+        try:
+            m = json.loads(Path(f).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        found.append(m if isinstance(m, dict) else {})
+    return {k: found[0][k] for k in ("data_root", "layout")
+            if found and found[0].get(k) and all(m.get(k) == found[0][k] for m in found)}
+
+
 def stages_minutes(run_dirs) -> float | None:
     """Training minutes of the runs and the runs they started from (training_stages), a first stage they share (a
     FER+ run) counted once, told apart by folder (two runs of one name in two folders are two stages); None where some

@@ -35,8 +35,8 @@ from fer_core.calibrate import stale_temperature  # noqa: E402
 from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, format_p, paired_comparison,  # noqa: E402
                               summary_line, write_evaluation)
-from fer_core.runs import (load_predictions, run_predictions, runs_label, training_precision,  # noqa: E402
-                           stages_minutes, training_stages)
+from fer_core.runs import (load_predictions, run_predictions, runs_label, scored_data,  # noqa: E402
+                           stages_minutes, training_precision, training_stages)
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
 
@@ -102,7 +102,8 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
     for s, df in frames.items():
-        write_evaluation(out, s, df, members=[d.name for d in run_dirs])
+        write_evaluation(out, s, df, members=[d.name for d in run_dirs],
+                         **scored_data(d / f"metrics_{s}.json" for d in run_dirs))
     splits_csv = {(d / "split.csv").read_bytes() if (d / "split.csv").is_file() else None for d in run_dirs}
     one_split = len(splits_csv) == 1 and None not in splits_csv
     if one_split:  # one split for all: the ensemble's model knows its test images

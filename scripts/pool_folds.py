@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.io import atomic_write_json  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
-from fer_core.runs import (check_folds, pool_predictions, stages_minutes, training_precision,  # noqa: E402
-                           training_stages)
+from fer_core.runs import (check_folds, pool_predictions, scored_data, stages_minutes,  # noqa: E402
+                           training_precision, training_stages)
 
 def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
     """The folds' test predictions as one run folder; returns its metrics and config."""
@@ -34,7 +34,8 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
     df = pool_predictions([d / "predictions_test.csv" for d in run_dirs])
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
-    metrics = write_evaluation(out, "test", df, folds=[d.name for d in run_dirs])
+    metrics = write_evaluation(out, "test", df, folds=[d.name for d in run_dirs],
+                               **scored_data(d / "metrics_test.json" for d in run_dirs))
     config = {
         "schema_version": first["schema_version"], "name": out.resolve().name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "cross-validation",

@@ -272,7 +272,12 @@ def test_ensemble_out_writes_a_run_folder_with_every_stages_minutes(runs, tmp_pa
     minutes = [json.loads((d / "config.json").read_text())["train_minutes"] for d in (runs["base-s1"], runs["base"])]
     assert ens["status"] == "ensemble" and [st["run"] for st in ens["members"][1]["stages"]] == ["base", "stage2"]
     assert ens["train_minutes"] == pytest.approx(minutes[0] + minutes[1] + cfg["train_minutes"], abs=1e-3)
-    acc = json.loads((tmp_path / "ens" / "metrics_test.json").read_text())["accuracy"]
+    ens_m = json.loads((tmp_path / "ens" / "metrics_test.json").read_text())
+    acc = ens_m["accuracy"]
+    assert "data_root" not in ens_m  # stage2 has no metrics file to say which data it was scored on
+    assert _run("ensemble.py", runs["base"], runs["base-s1"], "--out", tmp_path / "ens4").returncode == 0
+    assert json.loads((tmp_path / "ens4" / "metrics_test.json").read_text())["data_root"] == \
+        json.loads((runs["base"] / "metrics_test.json").read_text())["data_root"]  # the members', for the pages
     assert "ensemble (test split, n=300, accuracy 95% CI" in out.stdout
     assert f"acc {acc:.4f}" in out.stdout.splitlines()[-2]
     again = _run("ensemble.py", runs["base-s1"], stage2, "--out", tmp_path / "ens")
@@ -310,8 +315,9 @@ def test_pool_folds_writes_one_run_folder_scored_on_every_image(runs, tmp_path):
     pooled = pd.read_csv(tmp_path / "cv" / "predictions_test.csv", dtype={"id": str})
     base = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})
     assert pooled["id"].tolist() == base["id"].tolist()  # fold 1's images first, whatever the order given
-    assert json.loads((tmp_path / "cv" / "metrics_test.json").read_text())["accuracy"] == pytest.approx(
-        _accuracy(runs["base"]))
+    pooled_m = json.loads((tmp_path / "cv" / "metrics_test.json").read_text())
+    assert pooled_m["accuracy"] == pytest.approx(_accuracy(runs["base"]))
+    assert pooled_m["data_root"] == json.loads((folds[0] / "metrics_test.json").read_text())["data_root"]
     cfg = run.config
     first_minutes = json.loads((runs["base-s1"] / "config.json").read_text())["train_minutes"]
     assert cfg["status"] == "cross-validation" and cfg["split"]["folds"] == 2
