@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import report
+from fer_core import report_errors as E
 from fer_core import runs as R
 from fer_core.report import code
 from views import _shared as S
@@ -19,8 +20,8 @@ metrics = {r.name: S.metrics(r, ctx.split) for r in have}
 values, cis = report.results_table(metrics)
 
 # Scores on different data sets are not comparable, so the best run is named per data set.
-correct = {r.name: None if (df := S.predictions(r, ctx.split)) is None else
-           pd.Series(df["true"].to_numpy() == df["pred"].to_numpy(), index=df["id"]) for r in have}
+correct = {r.name: None if (df := S.predictions(r, ctx.split)) is None else E.correctness({r.name: df})[r.name]
+           for r in have}
 ids = {n: None if c is None else c.index for n, c in correct.items()}
 unpaired = report.unpaired_runs(ids, metrics)  # not ranked; the others still are
 groups = R.data_groups(have, metrics)
