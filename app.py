@@ -36,8 +36,8 @@ st.set_page_config(page_title=f"{pg.title} · FER Lab")  # the browser tab, and 
 # (runs compared, gallery filters) for when they return. The pages check that a kept value is still an option.
 MANY_RUNS = 30  # chosen runs beyond which pages grow slow and their charts crowded
 KEPT = ("per_class_metric", "cm_diff_a", "cm_diff_b", "cm_cells", "dis_a", "dis_b", "gallery_query", "gallery_run",
-        "gallery_true", "gallery_pred", "gallery_sort", "gallery_per_page", "gallery_page-", "va_run", "va_points",
-        "predict_model", "predict_runtime", "roc_run")
+        "gallery_true", "gallery_pred", "gallery_sort", "gallery_dim", "gallery_per_page", "gallery_page-", "va_run",
+        "va_points", "predict_model", "predict_runtime", "roc_run")
 for key in [k for k in st.session_state if str(k).startswith(KEPT)]:  # "gallery_page-...": one per filter choice
     st.session_state[key] = st.session_state[key]
 

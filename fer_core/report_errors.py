@@ -1,4 +1,5 @@
-"""Error analysis: misclassified samples (filter, sort, page, find by id) and where runs disagree."""
+"""Error analysis: misclassified samples and the largest valence/arousal errors (filter, sort, page, find by id),
+and where runs disagree."""
 from __future__ import annotations
 
 import math
@@ -51,6 +52,45 @@ def misclassified(pred: pd.DataFrame, true_class: int | None = None, pred_class:
     else:
         ties = [] if column == "confidence" else ["confidence"]  # then the most confident first
         rows = rows.sort_values([column, *ties], ascending=[ascending, *[False] * len(ties)], kind="stable")
+    return rows.reset_index(drop=True)
+
+
+VA_SORTS = {
+    "Largest error first": ("abs_error", False),
+    "Predicted too high first": ("error", False),
+    "Predicted too low first": ("error", True),
+    "ID": ("id", True),
+}
+
+
+def va_errors(pred: pd.DataFrame, dim: str, true_class: int | None = None, pred_class: int | None = None,
+              sort: str = "Largest error first") -> pd.DataFrame:
+    """Every sample with ``dim`` ("valence" or "arousal") annotated and predicted, right class or wrong, with the
+    annotation ("{dim}_true"), the prediction ("{dim}_pred"), ``error`` (prediction - annotation) and ``abs_error``;
+    optionally filtered by true and/or predicted class; sorted by ``sort`` (VA_SORTS). The gallery's view of the
+    valence/arousal heads' mistakes."""
+    if dim not in ("valence", "arousal"):
+        raise ValueError(f"unknown dimension {dim!r}; choose valence or arousal")
+    if sort not in VA_SORTS:
+        raise ValueError(f"unknown sort {sort!r}; choose one of {list(VA_SORTS)}")
+    t, p = f"{dim}_true", f"{dim}_pred"
+    if t not in pred or p not in pred:
+        return pd.DataFrame(columns=["id", "path", "true", "pred", t, p, "error", "abs_error"])
+    keep = pred[t].notna() & pred[p].notna()
+    if true_class is not None:
+        keep &= pred["true"] == true_class
+    if pred_class is not None:
+        keep &= pred["pred"] == pred_class
+    rows = pred.loc[keep, ["id", "path", "true", "pred", t, p]].copy()
+    rows["error"] = rows[p] - rows[t]
+    rows["abs_error"] = rows["error"].abs()
+    rows["true_name"] = [CLASSES[i] for i in rows["true"]]
+    rows["pred_name"] = [CLASSES[i] for i in rows["pred"]]
+    column, ascending = VA_SORTS[sort]
+    if column == "id":
+        rows = rows.iloc[natural_order(rows["id"])]
+    else:
+        rows = rows.sort_values(column, ascending=ascending, kind="stable")
     return rows.reset_index(drop=True)
 
 

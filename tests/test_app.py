@@ -166,6 +166,31 @@ def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):
     assert len([m for m in at.markdown if m.value.startswith("`")]) <= 12
 
 
+def test_gallery_shows_the_largest_valence_errors(monkeypatch, runs_dir):
+    import pandas as pd
+
+    pred = pd.read_csv(runs_dir / "resnet50-affectnet" / "predictions_val.csv", dtype={"id": str})
+    worst = pred.loc[(pred["valence_pred"] - pred["valence_true"]).abs().idxmax()]
+    at = _app(monkeypatch, runs_dir)
+    at.switch_page("views/gallery.py").run()
+    at.selectbox(key="gallery_run").set_value("resnet50-affectnet").run()
+    at.selectbox(key="gallery_dim").select("valence").run()
+    assert not at.exception
+    assert any(f"{len(pred):,} of {len(pred):,} samples" in c.value and "valence RMSE" in c.value for c in at.caption)
+    cells = [m.value for m in at.markdown if m.value.startswith("`")]
+    assert cells[0].startswith(f"`{worst['id']}`") and f"valence **{worst['valence_true']:+.2f}**" in cells[0]
+    assert at.selectbox(key="gallery_sort_va").value == "Largest error first"
+    at.selectbox(key="gallery_dim").select("expression").run()
+    at.switch_page("views/valence_arousal.py").run()
+    at.selectbox(key="va_run").set_value("resnet50-affectnet").run()
+    at.button(key="va_gallery_arousal").click().run()  # the valence/arousal page opens the gallery on its run
+    assert at.selectbox(key="gallery_dim").value == "arousal" and at.selectbox(key="gallery_run").value == \
+        "resnet50-affectnet" and not at.exception
+    at.switch_page("views/gallery.py").run()
+    at.selectbox(key="gallery_run").set_value("resnet18-ferplus").run()  # FER+: no valence to show
+    assert any("carry no valence or arousal" in i.value for i in at.info) and not at.exception
+
+
 def test_choices_made_on_a_page_are_there_on_return(monkeypatch, runs_dir):
     at = _app(monkeypatch, runs_dir)
     at.switch_page("views/gallery.py").run()

@@ -369,6 +369,26 @@ def test_misclassified_filters_sort_and_paging():
     assert by_id["id"].str.extract(r"(\d+)$")[0].astype(int).is_monotonic_increasing
 
 
+def test_largest_valence_arousal_errors():
+    pred = make_predictions(np.arange(300), np.random.default_rng(3).integers(0, 8, 300), skill=0.8,
+                            has_va=True, seed=3, path_fmt="{id}.jpg")
+    pred.loc[5, "valence_true"] = np.nan  # not annotated: left out
+    rows = E.va_errors(pred, "valence")
+    assert len(rows) == 299 and "5" not in set(rows["id"])
+    assert rows["abs_error"].is_monotonic_decreasing
+    first = pred.set_index("id").loc[rows["id"].iloc[0]]
+    assert rows["error"].iloc[0] == pytest.approx(first["valence_pred"] - first["valence_true"])
+    assert rows["abs_error"].iloc[0] == pytest.approx((pred["valence_pred"] - pred["valence_true"]).abs().max())
+    assert (rows["pred"] == rows["true"]).any() and (rows["pred"] != rows["true"]).any()  # right class or wrong
+    high = E.va_errors(pred, "arousal", true_class=1, sort="Predicted too high first")
+    assert (high["true_name"] == "Happy").all() and high["error"].is_monotonic_decreasing
+    assert E.va_errors(pred, "arousal", sort="Predicted too low first")["error"].is_monotonic_increasing
+    assert list(E.va_errors(pred, "valence", sort="ID")["id"].astype(int)) == sorted(set(range(300)) - {5})
+    assert E.va_errors(pred.assign(valence_true=np.nan), "valence").empty  # FER+: no annotations
+    with pytest.raises(ValueError, match="valence or arousal"):
+        E.va_errors(pred, "dominance")
+
+
 def test_misclassified_with_fer_plus_votes():
     pred = pd.DataFrame({"id": ["Test/a", "Test/b", "Test/c", "Test/d"], "path": ["a", "b", "c", "d"],
                          "true": [0, 1, 2, 3], "pred": [1, 1, 0, 0]})

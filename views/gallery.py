@@ -1,5 +1,8 @@
-"""Misclassified gallery: filter, sort and page through mistakes; search an id to inspect one sample."""
+"""Misclassified gallery: filter, sort and page through mistakes (wrong classes, or the largest valence/arousal
+errors); search an id to inspect one sample."""
 from pathlib import Path
+
+import numpy as np
 
 import streamlit as st
 
@@ -11,6 +14,7 @@ from fer_core.report import code
 from fer_core.runs import safe_image_path
 from views import _shared as S
 
+DIMS = ("valence", "arousal")
 THUMB_PX = 140  # each thumbnail's width: the grid wraps as many as fit (six at 1280 px, two on a phone)
 st.title("Misclassified gallery")
 ctx = S.require_runs()
@@ -83,7 +87,9 @@ if query.strip():
         verdict = "correct" if row["true"] == row["pred"] else "wrong"
         confidence = row[f"prob_{row['pred']}"]
         st.markdown(f"**{S.md(run.name)}** · id {code(row['id'])} · true **{CLASSES[row['true']]}** → predicted "
-                    f"**{CLASSES[row['pred']]}** (conf. {confidence:.2f}, {verdict})")
+                    f"**{CLASSES[row['pred']]}** (conf. {confidence:.2f}, {verdict})" + "".join(
+                        f" · {dim} {row[f'{dim}_true']:+.2f} → {row[f'{dim}_pred']:+.2f}" for dim in DIMS
+                        if np.isfinite([row[f"{dim}_true"], row[f"{dim}_pred"]]).all()))
         if (run_votes := S.votes(run, ctx.split)) is not None and str(row["id"]) in run_votes.index:
             st.caption(f"FER+ annotators' votes: {E.vote_text(run_votes.loc[str(row['id'])].to_numpy())}")
         pic, probs = st.columns([1, 3])
@@ -104,22 +110,39 @@ if query.strip():
 
 # --- filters ----------------------------------------------------------------------------------
 # two rows, so that a run's name and the sort fit their boxes on a narrow window
-c1, c4 = st.columns([2, 3])
+c1, c5, c4 = st.columns([4, 2, 5])
 c2, c3 = st.columns(2)
 run_name = S.choice(c1, "Run", list(by_name), "gallery_run")
 run = by_name[run_name]
 votes = S.votes(run, ctx.split)  # FER+ only: how the ten annotators voted on each image
-sort = S.choice(c4, "Sort", [s for s in E.SORTS if votes is not None or s not in E.VOTE_SORTS], "gallery_sort")
+dim = S.choice(c5, "Mistakes in", ["expression", *DIMS], "gallery_dim",
+               help="expression: the samples given the wrong class. valence or arousal: every sample annotated with "
+                    "it, right class or wrong, by how far the prediction is from the annotation (both on -1 to 1).")
+sorts = list(E.VA_SORTS) if dim in DIMS else [s for s in E.SORTS if votes is not None or s not in E.VOTE_SORTS]
+sort = S.choice(c4, "Sort", sorts, "gallery_sort_va" if dim in DIMS else "gallery_sort")
 true_name = S.choice(c2, "True class", ["any", *CLASSES], "gallery_true")
 pred_name = S.choice(c3, "Predicted class", ["any", *CLASSES], "gallery_pred")
 pred = S.predictions(run, ctx.split)
-wrong = E.misclassified(pred, None if true_name == "any" else CLASSES.index(true_name),
-                        None if pred_name == "any" else CLASSES.index(pred_name), sort, votes)
-st.caption(f"{len(wrong):,} misclassified of {len(pred):,} samples in {S.md(run.name)} / {split}.")
-if wrong.empty:
-    st.info("No misclassified samples match these filters.")
-    st.stop()
-if votes is not None and (plausible := E.plausible_mistakes(wrong))[1]:
+classes = (None if true_name == "any" else CLASSES.index(true_name),
+           None if pred_name == "any" else CLASSES.index(pred_name))
+if dim in DIMS:
+    wrong = E.va_errors(pred, dim, *classes, sort)
+    if wrong.empty:
+        st.info(f"No sample of {S.md(run.name)} / {split} has an annotated and predicted {dim}" +
+                (" in these classes." if classes != (None, None) else
+                 " (FER+ and class folders carry no valence or arousal)."))
+        st.stop()
+    rmse = float(np.sqrt(np.mean(wrong["error"] ** 2)))
+    st.caption(f"{len(wrong):,} of {len(pred):,} samples in {S.md(run.name)} / {split} with {dim} annotated, right "
+               f"class or wrong; {dim} RMSE on them {rmse:.3f}, mean error {wrong['error'].mean():+.3f} (above 0: "
+               "predicted too high on average).")
+else:
+    wrong = E.misclassified(pred, *classes, sort, votes)
+    st.caption(f"{len(wrong):,} misclassified of {len(pred):,} samples in {S.md(run.name)} / {split}.")
+    if wrong.empty:
+        st.info("No misclassified samples match these filters.")
+        st.stop()
+if dim not in DIMS and votes is not None and (plausible := E.plausible_mistakes(wrong))[1]:
     st.caption(f"FER+ votes: on {plausible[0]:,} of these {plausible[1]:,} mistakes ({plausible[0] / plausible[1]:.0%})"
                " at least two of the annotators chose the predicted class too, so people disagreed on them as well.")
 
@@ -127,26 +150,36 @@ p1, p2 = st.columns([1, 4])
 per_page = S.choice(p1, "Per page", [12, 24, 48], "gallery_per_page", default=1)
 n_pages = -(-len(wrong) // per_page)
 page = p2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, value=1, step=1,
-                       key=f"gallery_page-{run_name}-{true_name}-{pred_name}-{sort}-{per_page}")
+                       key=f"gallery_page-{run_name}-{dim}-{true_name}-{pred_name}-{sort}-{per_page}")
 rows = wrong.iloc[(int(page) - 1) * per_page: int(page) * per_page]
 
 # --- grid: only this page's images are opened -------------------------------------------------
 root, source = S.image_root(run, ctx.split)
 missing = 0
-st.caption("Under each image: its id, the true class, the predicted class and conf., the probability the model gave "
-           "its prediction" + ("; then the annotators' votes." if votes is not None else "."))
+if dim in DIMS:
+    st.caption(f"Under each image: its id, the annotated {dim}, the predicted {dim} and the error (predicted − "
+               "annotated), then the true → predicted class.")
+else:
+    st.caption("Under each image: its id, the true class, the predicted class and conf., the probability the model "
+               "gave its prediction" + ("; then the annotators' votes." if votes is not None else "."))
 grid = st.container(horizontal=True, wrap=True, gap="small")
 for _, r in rows.iterrows():
+    if dim in DIMS:
+        alt = f"Face {r['id']}: {dim} annotated {r[f'{dim}_true']:+.2f}, predicted {r[f'{dim}_pred']:+.2f}"
+        text = (f"{code(r['id'])}  \n{dim} **{r[f'{dim}_true']:+.2f}**  \npred **{r[f'{dim}_pred']:+.2f}** "
+                f"({r['error']:+.2f})  \n{r['true_name']} → {r['pred_name']}")
+    else:
+        alt = f"Face {r['id']}: labelled {r['true_name']}, predicted {r['pred_name']} ({r['confidence']:.0%})"
+        text = (f"{code(r['id'])}  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}**  \n"
+                f"conf. {r['confidence']:.2f}")
     with grid.container(width=THUMB_PX, gap=None):
-        if why := show_image(r["path"], root, f"Face {r['id']}: labelled {r['true_name']}, predicted {r['pred_name']} "
-                                              f"({r['confidence']:.0%})"):
+        if why := show_image(r["path"], root, alt):
             missing += why == "no image"
             st.markdown("<div style='aspect-ratio:1/1;border:1px dashed #bbb;border-radius:6px;display:flex;"
                         f"align-items:center;justify-content:center;color:#888'>{why}</div>",
                         unsafe_allow_html=True)
-        st.markdown(f"{code(r['id'])}  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}**  \n"
-                    f"conf. {r['confidence']:.2f}")
-        if votes is not None and r["votes"]:
+        st.markdown(text)
+        if dim not in DIMS and votes is not None and r["votes"]:
             st.caption(f"votes: {r['votes']}")
 if missing:
     st.info(f"{missing} of {len(rows)} images on this page were not found. "
@@ -155,6 +188,7 @@ if missing:
                                                  Path(root).name == "images" else "") + ".")
 
 with st.expander("This page as a table"):
-    st.dataframe(rows[["id", "true_name", "pred_name", "confidence", "true_prob",
-                       *(["votes", "pred_votes"] if votes is not None else []), "path"]], hide_index=True,
-                 width="stretch")
+    columns = ([f"{dim}_true", f"{dim}_pred", "error", "true_name", "pred_name"] if dim in DIMS else
+               ["true_name", "pred_name", "confidence", "true_prob", *(["votes", "pred_votes"] if votes is not None
+                                                                       else [])])
+    st.dataframe(rows[["id", *columns, "path"]], hide_index=True, width="stretch")
