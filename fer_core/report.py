@@ -587,3 +587,28 @@ def run_details(runs) -> pd.DataFrame:
     for col in ("img size", "epochs", "best epoch"):  # numbers beside "–": text, so that the column has one type
         details[col] = details[col].map(lambda v: None if v is None else str(v))
     return details.drop(columns=[k for k in ("evaluates", "trained on", "distilled from") if not details[k].any()])
+
+
+def settings_that_differ(runs) -> pd.DataFrame:
+    """The training settings (config.json's args, and its preset) on which the runs do not all agree: one row per
+    trained run, one column per such setting, as recorded ("–" where a run's config.json does not have it: a run made
+    before the setting existed, which trained with its default, and is compared as having it), so that an ablation's
+    change can be read at a glance. Ensembles, pooled folds and evaluations have no settings of their own and are left
+    out; so are --workers (the speed, not the model) and the distillation settings where no run has a teacher. Empty
+    where fewer than two runs have settings or all agree."""
+    from .presets import resolve
+
+    rows = {r.name: {"preset": r.config.get("preset"), **r.config["args"]} for r in runs if r.config.get("args")}
+    if len(rows) < 2:
+        return pd.DataFrame()
+    table = pd.DataFrame.from_dict(rows, orient="index").astype(object)
+    table = table.where(table.notna(), None)
+    unused = {"workers", *(() if table.get("teacher", pd.Series()).notna().any() else ("kd_weight", "kd_temperature"))}
+    defaults = resolve(None, {})
+
+    def same(v):  # 0 and 0.0 alike, True and 1 not
+        return v if isinstance(v, (bool, str)) or v is None else float(v)
+
+    keep = [k for k in table.columns if k not in unused and
+            len({same(defaults.get(k) if v is None else v) for v in table[k]}) > 1]
+    return table[keep].map(lambda v: "–" if v is None else str(v)).rename_axis("run")

@@ -42,6 +42,11 @@ def _app(monkeypatch, runs_dir) -> AppTest:
     return at
 
 
+def _run_details(at):
+    """The overview's run details table (the one with a "train / val / test" column)."""
+    return next(d.value for d in at.dataframe if "train / val / test" in d.value.columns)
+
+
 def _plotly(at) -> int:
     return len(at.get("plotly_chart"))
 
@@ -247,13 +252,17 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
 
 def test_run_details_name_the_teacher_and_the_precision(monkeypatch, tmp_path):
     make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
-    details = _app(monkeypatch, tmp_path / "runs").dataframe[-1].value
+    details = _run_details(_app(monkeypatch, tmp_path / "runs"))
     assert "distilled from" not in details.columns and "weights" in details.columns
+    at = _app(monkeypatch, tmp_path / "runs")  # the fixture runs differ in backbone, epochs and seed
+    differ = next(d.value for d in at.dataframe if "seed" in d.value.columns)
+    assert "backbone" in differ.columns and "lr" not in differ.columns
+    assert any(h.value == "Settings that differ" for h in at.subheader)
     cfg_file = tmp_path / "runs" / "resnet18-ferplus" / "config.json"
     cfg = json.loads(cfg_file.read_text())
     cfg_file.write_text(json.dumps({**cfg, "teacher": {"path": "artifacts/runs/big/checkpoints/best.pt"},
                                     "precision": "bfloat16 autocast"}))
-    details = _app(monkeypatch, tmp_path / "runs").dataframe[-1].value
+    details = _run_details(_app(monkeypatch, tmp_path / "runs"))
     assert details.loc["resnet18-ferplus", "distilled from"] == "big"
     assert details.loc["resnet50-affectnet", "distilled from"] == ""
     # a CPU run from before precision was recorded trained in float32
@@ -271,7 +280,7 @@ def test_an_ensemble_folder_shows_beside_its_members(monkeypatch, tmp_path):
                           runs / "effb0-affectnet", "--out", runs / "pair"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     at = _app(monkeypatch, runs)
-    assert at.dataframe[-1].value.loc["pair", "backbone"] == "resnet50 + efficientnet_b0"
+    assert _run_details(at).loc["pair", "backbone"] == "resnet50 + efficientnet_b0"
     at.switch_page("views/curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
     captions = [c.value for c in at.caption]
@@ -298,7 +307,7 @@ def test_a_pooled_cross_validation_shows_its_folds_on_the_curves_page(monkeypatc
     make_fixture_runs(tmp_path / "trained", n=60, images=0, n_boot=5)
     folds = _pooled_cv(tmp_path / "trained" / "effb0-affectnet", tmp_path / "folds", tmp_path / "runs" / "cv")
     at = _app(monkeypatch, tmp_path / "runs")
-    assert at.dataframe[-1].value.loc["cv", "train / val / test"] == "– / – / 60"
+    assert _run_details(at).loc["cv", "train / val / test"] == "– / – / 60"
     at.switch_page("views/curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert "No training curves for cv: its fold runs (cv-fold1, cv-fold2) are not among the run folders read." \

@@ -114,6 +114,11 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
 
 st.header("Run details", anchor=False)
 st.dataframe(report.run_details(ctx.runs), width="stretch")
+if not (differ := report.settings_that_differ(ctx.runs)).empty:
+    st.subheader("Settings that differ", anchor=False)
+    st.dataframe(differ, width="stretch")
+    st.caption("Each training setting (config.json's args) on which these runs do not all agree; ensembles, pooled "
+               "cross-validations and evaluations have none of their own and are not listed. –: not recorded.")
 commands = {r.name: R.train_command(r.config, r.path) for r in ctx.runs}
 if any(commands.values()):
     with st.expander("Train these runs again: the commands"):
