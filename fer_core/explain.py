@@ -29,16 +29,24 @@ def covering(crop: np.ndarray, window: int, fill: str = "mean") -> np.ndarray:
     raise ValueError(f"fill must be one of {', '.join(FILLS)}, not {fill!r}")
 
 
-def occlusion_map(predict, crop: np.ndarray, target: int, window: int | None = None, stride: int | None = None,
-                  batch: int = 32, fill: str = "mean") -> tuple[np.ndarray, float]:
-    """(map [H, W], probability of ``target`` on the whole crop) for a uint8 RGB crop [H, W, 3].
+def occlusion_map(predict, crop: np.ndarray, target: int | str, window: int | None = None,
+                  stride: int | None = None, batch: int = 32, fill: str = "mean") -> tuple[np.ndarray, float]:
+    """(map [H, W], probability of ``target`` (a class's index or name) on the whole crop) for an RGB crop [H, W, 3]
+    (uint8, or faces.as_uint8's other value ranges).
 
     ``predict``: uint8 crops [N, H, W, 3] -> probabilities [N, classes] (e.g. Predictor.predict_batch's first
     output). Each pixel of the map is the mean drop of the target's probability over the covered crops that hid it
     (negative where hiding it raised the probability). ``window`` defaults to a quarter of the crop's side, ``stride``
     to half the window (7-8 positions each way: 49-64 covered crops). ``fill``: see :func:`covering`.
     """
-    crop = np.ascontiguousarray(crop, dtype=np.uint8)
+    from .faces import as_rgb_uint8
+    from .labels import CLASSES
+
+    crop = as_rgb_uint8(crop)
+    if isinstance(target, str):
+        if target not in CLASSES:
+            raise ValueError(f"unknown class {target!r}; choose one of {', '.join(CLASSES)}")
+        target = CLASSES.index(target)
     h, w = crop.shape[:2]
     window = window or max(1, min(h, w) // 4)
     stride = stride or max(1, window // 2)
@@ -46,7 +54,14 @@ def occlusion_map(predict, crop: np.ndarray, target: int, window: int | None = N
         raise ValueError(f"window {window} and stride {stride} must be positive and fit the {w}x{h} crop")
     cover = covering(crop, window, fill)
     boxes = [(y, x) for y in _starts(h, window, stride) for x in _starts(w, window, stride)]
-    base = float(np.asarray(predict(crop[None]))[0, target])
+    first = predict(crop[None])
+    if isinstance(first, tuple):  # Predictor.predict_batch itself: its probabilities
+        raise TypeError("predict must return probabilities [N, classes] only: for Predictor.predict_batch, pass "
+                        "lambda x: predictor.predict_batch(x)[0]")
+    first = np.asarray(first)
+    if not 0 <= target < first.shape[1]:
+        raise ValueError(f"target {target} is not one of the model's {first.shape[1]} classes (0-{first.shape[1] - 1})")
+    base = float(first[0, target])
     drop, count = np.zeros((h, w)), np.zeros((h, w))
     for i in range(0, len(boxes), batch):
         part = boxes[i:i + batch]

@@ -138,7 +138,7 @@ class FaceDetector:
         """Faces, largest first. ``max_side`` overrides the downscale side for this call (None: full size).
         ``small_faces`` (still photos, where a second costs little): an image over twice that side is searched
         again at up to SMALL_FACE_SIDE, adding the faces that overlap none found at the first size."""
-        img = _as_rgb_uint8(image_rgb)
+        img = as_rgb_uint8(image_rgb)
         side = self.max_side if max_side == -1 else max_side
         faces = self._detect_at(img, side)
         longest = max(img.shape[:2])
@@ -178,16 +178,53 @@ def _overlap(a, b) -> float:
     return max(0, w) * max(0, h) / smaller if smaller > 0 else 0.0
 
 
-def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+def as_uint8(pixels) -> np.ndarray:
+    """Pixel values of any shape as uint8 0-255: uint8 as they are; 16-bit images (uint16, or integers beyond 255)
+    scaled down; other integers 0-255 as they are; floats 0-1 (what most libraries give) or 0-255 scaled to match;
+    bool as 0/255. Raises ValueError for values it would read wrongly: negative (input normalised for a network, or
+    -1..1), not a number, or beyond 65535 / a float's 255."""
+    a = np.asarray(pixels)
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if a.dtype.kind not in "uif":
+        raise ValueError(f"expected an array of pixel values, got {a.dtype} values")
+    if a.size == 0:
+        return a.astype(np.uint8)
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError("the image holds NaN or infinite values")
+    lo, hi = a.min(), a.max()
+    if lo < 0:
+        raise ValueError(f"the image holds negative values (down to {lo:.3g}): pass RGB pixels 0-255, or floats "
+                         "0-1, not input already normalised for a network")
+    if a.dtype.kind == "f":
+        if hi > 255:
+            raise ValueError(f"float pixels up to {hi:.3g}: expected 0-1 or 0-255")
+        return np.rint(a * 255.0 if hi <= 1.0 else a).astype(np.uint8)
+    if a.dtype == np.uint16 or hi > 255:
+        if hi > 65535:
+            raise ValueError(f"integer pixels up to {hi}: expected 0-255 (8-bit) or 0-65535 (16-bit)")
+        return np.rint(a / 257.0).astype(np.uint8)
+    return a.astype(np.uint8)
+
+
+def as_rgb_uint8(image) -> np.ndarray:
+    """An RGB uint8 array [H, W, 3] from an array (gray, RGB or RGBA; as_uint8's value ranges) or a PIL image (turned
+    upright by its EXIF orientation, as a photo is shown)."""
+    if type(image).__module__.startswith("PIL."):
+        from PIL import ImageOps
+
+        image = ImageOps.exif_transpose(image).convert("RGB")
     a = np.asarray(image)
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"expected an RGB image array [H, W, 3], got shape {a.shape}")
-    a = a[:, :, :3]
-    if a.dtype != np.uint8:
-        a = np.clip(a * 255.0 if a.dtype.kind == "f" and a.max() <= 1.0 else a, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(a)
+        raise ValueError("expected an RGB image array [H, W, 3], got "
+                         + (f"shape {a.shape}" if a.dtype != object else f"a {type(image).__name__}"))
+    if not a.shape[0] or not a.shape[1]:
+        raise ValueError(f"the image is empty ({a.shape[1]}x{a.shape[0]} pixels)")
+    return np.ascontiguousarray(as_uint8(a[:, :, :3]))
 
 
 # AffectNet's 224 px crops are tight: yuface's box spans 1.00-1.04 of the image side (IQR, 100 images). With a
@@ -209,8 +246,9 @@ def square_box(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]
 def crop_face(image: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: int = 112) -> np.ndarray:
     """Square crop around ``box`` resized to ``size`` x ``size`` (uint8 RGB). Parts outside the image are black,
     so a face at the border keeps its place and scale in the crop instead of being stretched."""
-    img = _as_rgb_uint8(image)
+    img = as_rgb_uint8(image)
     h, w = img.shape[:2]
+    box = getattr(box, "box", box)  # a Face, or its (x0, y0, x1, y1)
     x0, y0, x1, y1 = square_box(box, margin)
     pad_l, pad_t, pad_r, pad_b = max(0, -x0), max(0, -y0), max(0, x1 - w), max(0, y1 - h)
     crop = img[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
@@ -226,7 +264,7 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     filter): a face answers the same here as in fer_core.evaluate."""
     from PIL import Image
 
-    img = _as_rgb_uint8(image)
+    img = as_rgb_uint8(image)
     if img.shape[:2] == (size, size):
         return img
     return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
@@ -245,7 +283,7 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
     banner; a video's faces start with their person number, "P2"), and ``footer`` in the bottom-left corner.
     ``max_side``: the copy shrunk to at most that many pixels first and drawn at that size, as it will be shown
     (labels drawn on a 4032 px photo shrink with it to a few pixels)."""
-    out = _as_rgb_uint8(image).copy()
+    out = as_rgb_uint8(image).copy()
     h, w = out.shape[:2]
     if max_side and max(h, w) > max_side:
         scale = max_side / max(h, w)

@@ -11,6 +11,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 import threading
 import time
 import warnings
@@ -20,7 +21,7 @@ import numpy as np
 
 from .calibrate import apply_temperature, temperature_of
 from .data import load_image
-from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, crop_face, resize_square
+from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, as_rgb_uint8, as_uint8, crop_face, resize_square
 from .labels import CLASSES
 from .runs import runs_dirs_from_env, trained_with_va
 
@@ -53,7 +54,10 @@ def _have_ort() -> bool:
 
 
 def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
-    """Run folders holding checkpoints/best.pt in the given folders (a folder may be a run itself), newest first."""
+    """Run folders holding checkpoints/best.pt in the given folders (one folder, or a list; a folder may be a run
+    itself), newest first."""
+    if isinstance(runs_dirs, (str, os.PathLike)):
+        runs_dirs = [runs_dirs]
     found = set()
     for d in map(Path, runs_dirs):
         best = [*d.glob("checkpoints/best.pt"), *d.glob("*/checkpoints/best.pt")]
@@ -260,12 +264,18 @@ class Tracker:
 
 
 class Predictor:
-    """Loads one model and answers for faces, crops or whole images. One object can serve many threads."""
+    """Loads one model and answers for faces, crops or whole images. One object can serve many threads.
 
-    def __init__(self, path, backend: str = "auto", detector="auto", detect_side: int | None = 640,
+    ``path``: a .pt/.pth/.onnx file, a run folder or run name, or None for the default model (resolve_model).
+    ``threads``: an ONNX model's own threads; a PyTorch model sets torch.set_num_threads for the whole process
+    (PyTorch has one pool). Images are RGB: uint8 arrays, floats 0-1, 16-bit arrays or PIL images."""
+
+    def __init__(self, path=None, backend: str = "auto", detector="auto", detect_side: int | None = 640,
                  margin: float = DEFAULT_MARGIN, threads: int = 2, tta: bool | None = None):
         if backend not in ("auto", "onnx", "torch"):
             raise ValueError(f"backend must be auto, onnx or torch, not {backend!r}")
+        if path is None or not Path(path).is_file():  # a run folder or name, or the default model
+            path = resolve_model(path, backend=backend)
         self.path, self.margin = Path(path), margin
         self._lock = threading.Lock()
         self._session = self._model = None
@@ -355,10 +365,17 @@ class Predictor:
 
     # ------------------------------------------------------------------ prediction
     def predict_batch(self, crops: np.ndarray, tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 RGB crops [N, S, S, 3] at img_size -> (probabilities [N, 8], valence/arousal [N, 2]). ``tta``: average
-        each crop with its mirror (default: self.tta, as the run was evaluated); then the run's temperature, if it
-        has one, rescales the probabilities."""
+        """RGB crops [N, S, S, 3] at img_size (uint8, or faces.as_uint8's other value ranges) -> (probabilities [N, 8],
+        valence/arousal [N, 2]). ``tta``: average each crop with its mirror (default: self.tta, as the run was
+        evaluated); then the run's temperature, if it has one, rescales the probabilities."""
         tta = self.tta if tta is None else tta
+        crops, s = as_uint8(crops), self.img_size
+        if crops.ndim != 4 or crops.shape[1:] != (s, s, 3):
+            hint = (" (one crop: pass crop[None])" if crops.shape == (s, s, 3) else
+                    " (channels first: pass crops.transpose(0, 2, 3, 1))" if crops.ndim == 4 and crops.shape[1] == 3
+                    else "")
+            raise ValueError(f"expected RGB crops [N, {s}, {s}, 3] at the model's size (faces.resize_square makes "
+                             f"them; predict_crop takes any size), got shape {crops.shape}{hint}")
         x = np.ascontiguousarray(crops, dtype=np.float32).transpose(0, 3, 1, 2) / 255.0
         x = (x - self.mean) / self.std
         n = len(x)
@@ -394,11 +411,12 @@ class Predictor:
     def face_crop(self, image: np.ndarray, result: dict) -> np.ndarray:
         """The img_size crop of ``image`` that a result of predict_faces was classified from."""
         if result["whole_image"]:
-            return resize_square(np.asarray(image), self.img_size)
-        return crop_face(np.asarray(image), result["box"], self.margin, self.img_size)
+            return resize_square(image, self.img_size)
+        return crop_face(image, result["box"], self.margin, self.img_size)
 
     def predict_crop(self, crop: np.ndarray) -> dict:
         """One face picture (any size, RGB) taken as it is: resized to img_size and classified."""
+        crop = as_rgb_uint8(crop)
         h, w = crop.shape[:2]
         return self._results([resize_square(crop, self.img_size)], [(0, 0, w, h)], [None], False)[0]
 
@@ -407,7 +425,7 @@ class Predictor:
         """Every detected face, largest first; the whole image (flagged, with NO_FACE) when none is found.
         ``small_faces``: a large photo is also searched at a larger size for faces too small at detect_side
         (FaceDetector.detect; about a second on a 12 MP photo): video frames turn it off, for speed."""
-        image = np.asarray(image)
+        image = as_rgb_uint8(image)
         h, w = image.shape[:2]
         faces = [] if whole_image or self.detector is None else (
             tracker.faces(self.detector, image) if tracker else self.detector.detect(image, small_faces=small_faces))

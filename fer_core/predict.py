@@ -106,14 +106,15 @@ def collect_images(args_images) -> list[Path]:
 
 
 def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY) -> list[dict]:
-    """One record per image: {"path", "size" (its width and height, upright), "faces": [...], and "frames" where the
-    file holds several, of which the first was read}, one per sampled video
-    frame: {"path", "frame", "time_s", "faces"}, or {"path", "error"} for a file that cannot be read. Never raises for
-    a bad file."""
+    """``files``: a path, or a list of them; a folder stands for its images and videos (collect_images). One record
+    per image: {"path", "size" (its width and height, upright), "faces": [...], and "frames" where the file holds
+    several, of which the first was read}, one per sampled video frame: {"path", "frame", "time_s", "faces"}, or
+    {"path", "error"} for a file that cannot be read. Never raises for a bad file. to_rows makes them a table."""
     from tqdm import tqdm
 
     from .inference import read_image
 
+    files = collect_images([files] if isinstance(files, (str, os.PathLike)) else files)
     records = []
     for f in tqdm(files, desc="files", unit="file", disable=len(files) < 2):
         try:
@@ -151,6 +152,9 @@ def _in_file_pixels(record: dict, decoded: tuple[int, int]) -> dict:
 
 
 def to_rows(records) -> pd.DataFrame:
+    """predict_files' records as the table ``--csv`` writes: a row per face (per frame, for videos), its box, class,
+    confidence, valence/arousal and a probability per class (prob_Neutral ... prob_Contempt); a row with ``error``
+    for a file that could not be read."""
     rows = []
     for r in records:
         if "error" in r:

@@ -293,8 +293,8 @@ def _validated(folder: Path) -> tuple[Run | None, list[Problem]]:
     return (replace(run, splits=list(run.splits), metrics_splits=list(run.metrics_splits)) if run else None), problems
 
 
-def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Problem]]:
-    """Every run folder directly inside the given roots (a root may itself be a run folder).
+def discover_runs(roots: list[str | os.PathLike] | str | os.PathLike) -> tuple[list[Run], list[Problem]]:
+    """Every run folder directly inside the given roots (one folder, or a list; a root may itself be a run folder).
 
     Folders with none of the run files are ignored silently; folders with some of them but a broken
     contract come back as problems. Runs are sorted newest first (config ``created``, then name).
@@ -302,7 +302,7 @@ def discover_runs(roots: list[str | os.PathLike]) -> tuple[list[Run], list[Probl
     runs: list[Run] = []
     problems: list[Problem] = []
     seen: set[Path] = set()
-    for root in roots:
+    for root in [roots] if isinstance(roots, (str, os.PathLike)) else roots:
         root = Path(root).expanduser()
         if not root.is_dir():
             problems.append(Problem(root, "is a file, not a folder of runs" if root.exists() else
@@ -595,6 +595,9 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_csv(path, dtype={c: t for c, t in PRED_DTYPES.items() if c in header}, engine=_CSV_ENGINE)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder; a predictions file is a run folder's predictions_SPLIT.csv (or "
+                         "run_predictions(folder, split))") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ValueError(f"{path}: not a predictions file the engine writes ({' '.join(str(e).split())[:200]})") \
             from None
@@ -625,10 +628,10 @@ def pool_predictions(paths: list[str | os.PathLike]) -> pd.DataFrame:
     return df
 
 
-def run_predictions(arg: str, split: str) -> pd.DataFrame:
+def run_predictions(arg: str | os.PathLike, split: str) -> pd.DataFrame:
     """One run's predictions on a split, or several comma-separated runs' taken together (pool_predictions). Raises
     ValueError naming the splits a run does have where it has none on this one."""
-    paths = [Path(d) / f"predictions_{split}.csv" for d in arg.split(",")]
+    paths = [Path(d) / f"predictions_{split}.csv" for d in ([arg] if isinstance(arg, os.PathLike) else arg.split(","))]
     for f in paths:
         if not f.is_file() and f.parent.is_dir():
             have = sorted(p.stem[len("predictions_"):] for p in f.parent.glob("predictions_*.csv"))

@@ -209,6 +209,32 @@ def test_predict_crop_matches_predict_faces_on_the_same_crop(predictor):
     assert np.allclose(predictor.predict_crop(crop)["probs"], r["probs"], atol=1e-6)
 
 
+def test_images_in_other_value_ranges_answer_as_their_uint8_pixels(predictor):
+    from fer_core.faces import as_uint8
+
+    img = astronaut()[:200, 150:350]
+    s = predictor.img_size
+    crops = np.stack([resize_square(img, s), resize_square(img[::-1], s)])
+    want = predictor.predict_batch(crops)[0]
+    for same in (crops / 255.0, crops.astype(np.float32), crops.astype(np.uint16) * 257, crops.astype(np.int64)):
+        assert np.array_equal(as_uint8(same), crops)
+        assert np.allclose(predictor.predict_batch(same)[0], want, atol=1e-6)
+    assert np.allclose(predictor.predict_crop(Image.fromarray(img))["probs"], predictor.predict_crop(img)["probs"])
+    assert np.array_equal(as_uint8(np.array([True, False])), [255, 0])
+    for bad, says in ((crops / 127.5 - 1, "negative values"), (crops * 2.0, "expected 0-1 or 0-255"),
+                      (np.full(3, np.nan), "NaN"), (np.array([70000]), "0-65535")):
+        with pytest.raises(ValueError, match=says):
+            as_uint8(bad)
+    for shape, says in (((s, s, 3), r"one crop: pass crop\[None\]"), ((2, 3, s, s), "channels first"),
+                        ((1, s + 1, s + 1, 3), "at the model's size")):
+        with pytest.raises(ValueError, match=says):
+            predictor.predict_batch(np.zeros(shape, np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        predictor.predict_faces(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match="got a NoneType"):
+        predictor.predict_faces(None)
+
+
 def test_tracker_reuses_boxes_between_detections():
     class Counting(FaceDetector):
         calls = 0
@@ -532,6 +558,13 @@ def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ModelNotFound, match="not a readable"):
         Predictor(tmp_path / "junk.pt")
+    # a Predictor takes what resolve_model takes: a run folder, and None for the default model
+    (tmp_path / "empty-run" / "checkpoints").mkdir()
+    shutil.copy(ckpt, tmp_path / "empty-run" / "checkpoints" / "best.pt")
+    assert Predictor(tmp_path / "empty-run", backend="torch", detector=None).path.name == "best.pt"
+    assert Predictor(None, detector=None).path == resolve_model()
+    with pytest.raises(ModelNotFound, match="no such run folder"):
+        Predictor("no-such-run")
 
 
 # ----------------------------------------------------------------------------------- predict CLI
@@ -612,6 +645,10 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     assert np.allclose(ok[[f"prob_{c}" for c in CLASSES]].sum(axis=1), 1, atol=1e-5)
     js = json.loads(out_json.read_text())
     assert js["model"]["backbone"] == "mobilenet_v2" and len(js["images"]) == 4
+    # from Python, a folder given as one path (str or Path) stands for its images, as on the command line
+    pred = Predictor(ckpt, backend="torch")
+    assert sorted(r["path"].rsplit("/", 1)[-1] for r in P.predict_files(pred, str(d))) == \
+        ["astro.jpg", "broken.jpg", "cat.png"] == sorted(Path(r["path"]).name for r in P.predict_files(pred, [d]))
     # whole-image mode: no detection, one row per image
     assert run_cli([d / "astro.jpg", "--run", ckpt, "--whole-image", "--backend", "torch", "--csv", out_csv]) == 0
     assert pd.read_csv(out_csv)["x1"].tolist() == [512]
@@ -715,6 +752,11 @@ def test_occlusion_map_lights_up_the_part_the_answer_rests_on():
     crop[:32, :32] = 255
     heat, base = occlusion_map(predict, crop, 0)
     assert base == 1.0 and heat.shape == (64, 64)
+    assert np.array_equal(occlusion_map(predict, crop / 255.0, "Neutral")[0], heat)  # floats 0-1; a class's name
+    with pytest.raises(ValueError, match="not one of the model's 2 classes"):
+        occlusion_map(predict, crop, 5)
+    with pytest.raises(TypeError, match=r"predict_batch\(x\)\[0\]"):
+        occlusion_map(lambda x: (predict(x), None), crop, 0)
     # hiding what no window over the top-left quadrant reaches costs class 0 nothing
     assert heat[:32, :32].min() > 0 and np.all(heat[48:, 48:] == 0)
     y, x = np.unravel_index(heat.argmax(), heat.shape)

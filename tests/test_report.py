@@ -35,6 +35,11 @@ def test_discover_and_load(runs_dir):
     assert np.allclose(pred[[f"prob_{k}" for k in range(8)]].sum(axis=1), 1, atol=1e-4)
     fer = R.load_predictions(next(r for r in runs if r.name == "fer").predictions_path("val"))
     assert fer["valence_true"].isna().all() and not V.has_va(fer) and V.has_va(pred)
+    # from Python: one folder as a str or Path, not only a list
+    assert [r.name for r in R.discover_runs(str(runs_dir))[0]] == [r.name for r in runs]
+    assert R.run_predictions(a.path, "val")["id"].tolist() == pred["id"].tolist()
+    with pytest.raises(ValueError, match="a folder; a predictions file is"):
+        R.load_predictions(a.path)
 
 
 def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
