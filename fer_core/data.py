@@ -356,21 +356,34 @@ def ferplus_paper_ids(root) -> set[str]:
 
 
 def copies_of(samples, root, files) -> set[str]:
-    """The ids of ``samples`` (images under ``root``) that are one of ``files``, whatever layout and ids either data
-    set uses: the same file (a manifest or a symlink pointing at it) or a byte-identical copy of the same name."""
-    import filecmp
+    """The ids of ``samples`` (images under ``root``) that are one of ``files``, whatever layout, ids and file names
+    either data set uses: the same file (a manifest or a symlink pointing at it) or a byte-identical copy. Only files
+    of a size some sample has are read, each once."""
+    import hashlib
 
-    by_name: dict[str, list[Path]] = {}  # class folders often repeat names: im0.png in each
-    for f in map(Path, files):
-        by_name.setdefault(f.name, []).append(f)
-    real = {os.path.realpath(f) for f in files}
+    def digest(path) -> bytes:
+        return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).digest()
+
+    real, by_size = set(), {}
+    for f in files:
+        try:
+            by_size.setdefault(os.stat(f).st_size, []).append(f)
+            real.add(os.path.realpath(f))
+        except OSError:  # a training image since removed: nothing to compare with
+            continue
+    digests: dict[int, set[bytes]] = {}  # per size, the training files' contents: read the first time it is needed
     found = set()
     for s in samples:
         path = Path(root) / s.path
         try:
-            if os.path.realpath(path) in real or any(filecmp.cmp(path, twin, shallow=False)
-                                                     for twin in by_name.get(path.name, ())):
+            size = path.stat().st_size
+            if os.path.realpath(path) in real:
                 found.add(s.id)
+            elif size in by_size:
+                if size not in digests:
+                    digests[size] = {digest(f) for f in by_size[size]}
+                if digest(path) in digests[size]:
+                    found.add(s.id)
         except OSError:  # an image not there: the reader or the decoder says so
             continue
     return found

@@ -208,6 +208,13 @@ def test_copies_of_finds_each_file_of_a_repeated_name(tmp_path):
                                                                  ("z", "extra/1.jpg"))]
     held = [tmp_path / "held" / "a" / "1.jpg", tmp_path / "held" / "b" / "1.jpg"]
     assert copies_of(samples, tmp_path, held) == {"x", "y", "z"}
+    # a copy under another name is still the same image; another image of the same size is not
+    (tmp_path / "extra" / "a,b 15.JPG").write_bytes((tmp_path / "held" / "a" / "1.jpg").read_bytes())
+    same_size = bytearray((tmp_path / "held" / "a" / "1.jpg").read_bytes())
+    same_size[-3] ^= 1
+    (tmp_path / "extra" / "2.jpg").write_bytes(bytes(same_size))
+    renamed = [Sample("r", "extra/a,b 15.JPG", 0), Sample("s", "extra/2.jpg", 0), Sample("gone", "extra/no.jpg", 0)]
+    assert copies_of(renamed, tmp_path, [*held, tmp_path / "removed.jpg"]) == {"r"}
 
 
 def test_folders_without_splits(tmp_path):

@@ -217,7 +217,7 @@ def test_images_the_model_trained_on_are_found_under_any_layout_and_left_out(csv
     assert not {Path(p).name for p in pred["path"]} & {f"from-{Path(t).name}" for t in train_paths}
     assert json.loads((tmp_path / "a" / "metrics_folders-all.json").read_text())["left_out_trained"] == len(train_paths)
 
-    # byte-identical copies of the same name count too; --split all scores them, with a warning
+    # byte-identical copies count too, under the same name or another; --split all scores them, with a warning
     copies = write_folders(tmp_path / "copies")
     for rel, label in labels.items():
         shutil.copy(manifest.parent / rel, copies / label / f"copy-{Path(rel).name}")
@@ -225,7 +225,7 @@ def test_images_the_model_trained_on_are_found_under_any_layout_and_left_out(csv
             shutil.copy(manifest.parent / rel, copies / label / Path(rel).name)
     rc, err = ev(capsys, "--run", run, "--data", copies, "--out", tmp_path / "b", "--split", "all")
     assert rc == 0, err
-    assert f"note: {len(train_paths)} of these images are images csv, or a run its training started from" in err
+    assert f"note: {2 * len(train_paths)} of these images are images csv, or a run its training started from" in err
     assert len(pd.read_csv(tmp_path / "b" / "predictions_copies-all.csv")) == len(list(copies.rglob("*.jpg")))
 
 
