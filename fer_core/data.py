@@ -389,31 +389,43 @@ def copies_of(samples, root, files) -> set[str]:
     return found
 
 
-def _images_under(folder: Path) -> list[Path]:
-    """Image files in the folder and its subfolders, leaving out hidden ones: macOS's "._x.jpg" resource forks,
-    and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image twice."""
-    return [p for p in files_under(folder) if p.suffix.lower() in IMAGE_EXTS
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+def _images_under(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, files without any extension) in the folder and its subfolders, leaving out hidden ones: macOS's
+    "._x.jpg" resource forks, and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image
+    twice. Files without an extension are not read (a data set's notes and licence files are often so named), but
+    counted, since an image may have lost its extension."""
+    shown = [p for p in files_under(folder) if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    return [p for p in shown if p.suffix.lower() in IMAGE_EXTS], [p for p in shown if not p.suffix]
 
 
 def _read_folders(root: Path) -> DataIndex:
     samples, skipped, notes = [], {}, []
     split_dirs = _split_dirs(root)
     groups = [(d, _split_name(d.name)) for d in split_dirs] if split_dirs else [(root, None)]
+    seen: set[str] = set()  # each file once: two class folders may be links to one folder
+    no_suffix: list[Path] = []
     for folder, split in groups:
         for d in sorted(p for p in folder.iterdir() if p.is_dir()):
             label = None if d.name.isdigit() else class_index(d.name)
+            images, bare = _images_under(d)
             if label is None:
-                n = len(_images_under(d))
                 why = "numbered folders are ambiguous across data sets, name it" if d.name.isdigit() else \
                     "unknown class" + (f": {close}?" if (close := close_class(d.name)) else "")
-                notes.append(f"ignored folder {d.relative_to(root).as_posix()}/ ({why}; {n} images)")
-                if n:
-                    _count(skipped, f"unknown class folder '{d.name}'", n)
+                notes.append(f"ignored folder {d.relative_to(root).as_posix()}/ ({why}; {len(images)} images)")
+                if images:
+                    _count(skipped, f"unknown class folder '{d.name}'", len(images))
                 continue
-            for p in _images_under(d):
+            no_suffix += bare
+            for p in images:
+                if (real := os.path.realpath(p)) in seen:
+                    _count(skipped, "the same file twice (through a link)")
+                    continue
+                seen.add(real)
                 rel = p.relative_to(root).as_posix()
                 samples.append(Sample(rel, rel, label, math.nan, math.nan, split))
+    if no_suffix:
+        notes.append(f"not read: {len(no_suffix)} file{'s' * (len(no_suffix) > 1)} without an extension in class folders (e.g. "
+                     f"{no_suffix[0].relative_to(root).as_posix()}); name images .jpg, .png, ... to use them")
     if split_dirs:
         others = [d.name for d in root.iterdir() if d.is_dir() and d not in split_dirs]
         if others:

@@ -233,6 +233,11 @@ def main(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     files = collect_images(args.images)
+    bare = [f for a in args.images if Path(a).is_dir() for f in files_under(a)
+            if not f.suffix and not any(part.startswith(".") for part in f.relative_to(a).parts)]
+    if bare:
+        print(f"note: not read: {len(bare)} file{'s' * (len(bare) > 1)} without an extension (e.g. {bare[0]}); "
+              "give images theirs (.jpg, .png, ...), or name such a file on its own to read it", file=sys.stderr)
     if not files:
         print(f"error: no image or video files in {' '.join(args.images)}", file=sys.stderr)
         return 2

@@ -197,6 +197,19 @@ def test_folders_follow_linked_subfolders(tmp_path):
     assert got == [("happy/from-disk-2/a.jpg", 1), ("sad/b.jpg", 2)]
 
 
+def test_folders_read_each_file_once_and_name_files_without_an_extension(tmp_path):
+    save(tmp_path / "faces" / "a.jpg")
+    save(tmp_path / "data" / "sad" / "b.jpg")
+    (tmp_path / "data" / "sad" / "c").write_bytes((tmp_path / "data" / "sad" / "b.jpg").read_bytes())
+    for name in ("happiness", "joy"):  # two class folders linked to one folder: its images are not counted twice
+        (tmp_path / "data" / name).symlink_to(tmp_path / "faces")
+    index = read_dataset(tmp_path / "data")
+    assert sorted(s.id for s in index.samples) == ["happiness/a.jpg", "sad/b.jpg"]
+    assert index.skipped == {"the same file twice (through a link)": 1}
+    assert any(n.startswith("not read: 1 file without an extension in class folders (e.g. sad/c)")
+               for n in index.notes)
+
+
 def test_copies_of_finds_each_file_of_a_repeated_name(tmp_path):
     from fer_core.data import Sample, copies_of
 

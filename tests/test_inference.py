@@ -654,8 +654,10 @@ def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
     assert pd.read_csv(out_csv)["x1"].tolist() == [512]
     # nothing readable, no model, bad arguments: exit code 2
     assert run_cli([d / "broken.jpg", "--run", ckpt]) == 2
+    (tmp_path / "o" / "IMG_0001").write_bytes((d / "astro.jpg").read_bytes())  # an image that lost its extension
     assert run_cli([tmp_path / "o", "--run", ckpt]) == 2  # a folder without images
-    assert "no image or video files" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no image or video files" in err and "not read: 1 file without an extension" in err
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("fer_core.inference.SHIPPED_DIR", tmp_path / "no-checkout" / "models" / "default")
     assert run_cli([d / "astro.jpg"]) == 2
