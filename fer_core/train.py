@@ -18,6 +18,7 @@ import logging
 import os
 import platform
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -676,7 +677,10 @@ def _prepare_run(args, rank, world=1):
                                                                 if Path(r["weights"]).is_dir() else ""))
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or _auto_name(args.preset or r["backbone"], Path(args.out))
-    exists = (Path(args.out) / name / "config.json").exists()
+    try:
+        exists = (Path(args.out) / name / "config.json").exists()
+    except OSError as e:  # a name too long for the file system
+        raise Fail(f"cannot make the run folder {Path(args.out) / name}: {e.strerror or e}") from None
     if dist.is_initialized():  # every process writes to (and reads from) the first's folder, and stops when it stops
         shared = [name, exists]
         dist.broadcast_object_list(shared, 0)
@@ -1006,7 +1010,8 @@ def _final_evaluation(run_dir, cfg, cache, device):
     log.info("run folder: %s  (%.1f min of training)", run_dir, cfg["train_minutes"])
     shown = any(run_dir.resolve().parent == Path(d).resolve() for d in runs_dirs_from_env())
     log.info("next: the dashboard shows it (%sstreamlit run app.py); python -m fer_core.evaluate --run %s --data "
-             "OTHER_DATA scores it on other data", "" if shown else f"FER_LAB_RUNS_DIR={run_dir.parent} ", run_dir)
+             "OTHER_DATA scores it on other data", "" if shown else f"FER_LAB_RUNS_DIR={shlex.quote(str(run_dir.parent))} ",
+             shlex.quote(str(run_dir)))
 
 
 def _auto_name(base: str, out: Path) -> str:

@@ -31,7 +31,7 @@ def get_args_parser():
     a("--layout", default="auto", choices=("auto", *LAYOUTS),
       help=f"auto (default), {', '.join(LAYOUTS)}")
     a("--preset", choices=list(PRESETS), help="a named recipe (listed below); flags given override it")
-    a("--name", type=_run_name, help="run name, the run folder's name under --out (default: <preset or "
+    a("--name", type=run_name, help="run name, the run folder's name under --out (default: <preset or "
                                        "backbone>-<date-time>)")
     a("--out", type=os.path.expanduser,
       default="artifacts/runs", help="parent folder of run folders (default artifacts/runs)")
@@ -148,10 +148,20 @@ def img_size(text: str) -> int:
     return n
 
 
-def _run_name(text: str) -> str:
-    """A folder name under --out, not a path that leads out of it."""
-    if text in ("", ".", "..") or "/" in text or (os.altsep and os.altsep in text) or os.sep in text:
-        raise argparse.ArgumentTypeError(f"a run name is a folder name under --out, without / or .. (got {text!r})")
+NAME_BYTES = 200  # a folder name may have 255 bytes: room is left for "-fold12", "-final", "-again", "-task7"
+WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"{d}{i}" for d in ("com", "lpt") for i in range(1, 10))}
+
+
+def run_name(text: str) -> str:
+    """A folder name under --out that any system can hold, not a path that leads out of it."""
+    size = len(text.encode("utf-8"))
+    rules = [(text in ("", ".", "..") or any(c in text for c in "/\\" + os.sep), "without / or \\ or .."),
+             (any(ord(c) < 32 or ord(c) == 127 for c in text), "without control characters (a line break, a tab)"),
+             (text != text.strip() or text.endswith("."), "not starting or ending with a space, nor ending with a dot"),
+             (text.split(".")[0].lower() in WINDOWS_DEVICES, "not a device's name on Windows (CON, NUL, COM1, ...)"),
+             (size > NAME_BYTES, f"of at most {NAME_BYTES} bytes, not {size}")]
+    if why := next((why for broken, why in rules if broken), None):
+        raise argparse.ArgumentTypeError(f"a run name is a folder name under --out, {why} (got {text[:80]!r})")
     return text
 
 

@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fer_core.train_args import run_name  # noqa: E402
+
 # the folds run in the caller's folder, where relative paths in the arguments point, with this checkout importable
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 CHOSEN_HERE = ("--fold", "--name", "--out", "--resume", "--split-from")
@@ -33,7 +36,7 @@ POOL_FILES = {"predictions_test.csv", "metrics_test.json"}  # what pool_folds.py
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--folds", type=int, required=True, help="N, the number of folds (2 or more)")
-    p.add_argument("--name", required=True, help="the pooled run's name; fold K trains as NAME-foldK")
+    p.add_argument("--name", required=True, type=run_name, help="the pooled run's name; fold K trains as NAME-foldK")
     p.add_argument("--out", type=Path, default=Path("artifacts/runs"),
                    help="parent folder of the run folders (default: artifacts/runs)")
     p.add_argument("--final", action="store_true",

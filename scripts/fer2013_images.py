@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
     for folder, n in counts.items():
         parts[folder.split("/")[0]] = parts.get(folder.split("/")[0], 0) + n
     print(f"wrote {sum(counts.values()):,} images to {a.out}: " + ", ".join(f"{p} {n:,}" for p, n in parts.items()))
-    print(f"next: python -m fer_core.train --data {a.out} ...")
+    print(f"next: python -m fer_core.train --data {shlex.quote(str(a.out))} ...")
     return 0
 
 

@@ -439,6 +439,9 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
         return subprocess.run([sys.executable, str(ROOT / "scripts" / "cross_validate.py"), *args],
                               capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
+    out = cross_validate("--folds", "2", "--name", "cv <i>x</i>", "--out", "runs", "--", *tiny)
+    assert out.returncode == 2 and "argument --name: a run name is a folder name under --out" in out.stderr
+    assert not (tmp_path / "runs").exists()
     out = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
     assert out.returncode == 0, out.stderr
     assert "fold 1/2: training runs/cv-fold1" in out.stdout and "fold 2/2: training runs/cv-fold2" in out.stdout

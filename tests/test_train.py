@@ -668,6 +668,11 @@ def test_device_that_is_not_here_is_one_clear_line(tmp_path, monkeypatch, capsys
     (["--name", "../escaped_run"], "argument --name: a run name is a folder name under --out"),
     (["--name", "a/b"], "argument --name: a run name is a folder name under --out"),
     (["--name", ".."], "argument --name: a run name is a folder name under --out"),
+    (["--name", "a\\b"], "without / or \\ or .."),
+    (["--name", "two\nlines"], "without control characters"),
+    (["--name", "ends. "], "not starting or ending with a space, nor ending with a dot"),
+    (["--name", "nul.txt"], "not a device's name on Windows"),
+    (["--name", "é" * 101], "of at most 200 bytes, not 202"),
     (["--layout", "bogus"], "argument --layout: invalid choice: 'bogus'"),
 ])
 def test_bad_values_are_refused_when_the_flags_are_read(argv, message, capsys):
@@ -727,6 +732,10 @@ def test_failed_starts_leave_no_run_folder_behind(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"cannot make the run folder {tmp_path / 'file.jpg' / 'y'}" in err and "is a file, not a folder" in err
     assert (tmp_path / "file.jpg").read_text() == "x"
+    # an --out with a folder name too long for the file system (255 bytes)
+    assert run_train("--data", data, "--out", tmp_path / ("é" * 130), "--name", "y", *TINY) == 2
+    err = capsys.readouterr().err
+    assert "cannot make the run folder" in err and "File name too long" in err and "Traceback" not in err
 
 
 def test_weights_must_be_a_checkpoint_of_this_backbone(tiny_run, tmp_path, capsys):
