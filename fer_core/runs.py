@@ -631,7 +631,7 @@ def pool_predictions(paths: list[str | os.PathLike]) -> pd.DataFrame:
 def run_predictions(arg: str | os.PathLike, split: str) -> pd.DataFrame:
     """One run's predictions on a split, or several comma-separated runs' taken together (pool_predictions). Raises
     ValueError naming the splits a run does have where it has none on this one."""
-    paths = [Path(d) / f"predictions_{split}.csv" for d in ([arg] if isinstance(arg, os.PathLike) else arg.split(","))]
+    paths = [Path(d) / f"predictions_{split}.csv" for d in run_list(arg)]
     for f in paths:
         if not f.is_file() and f.parent.is_dir():
             have = sorted(p.stem[len("predictions_"):] for p in f.parent.glob("predictions_*.csv"))
@@ -700,9 +700,15 @@ def training_stages(run: str | os.PathLike) -> list[dict]:
             for folder, cfg in _stage_chain(run)]
 
 
+def run_list(arg: str | os.PathLike) -> list[str]:
+    """The run folders in an argument: one folder (its name may hold commas: "lr1e-4,bs32"), or several separated by
+    commas, taken together."""
+    return [str(arg)] if isinstance(arg, os.PathLike) or os.path.isdir(arg) else arg.split(",")
+
+
 def runs_label(arg: str) -> str:
     """A short name for a run, or for comma-separated runs taken together."""
-    names = [Path(d).name for d in arg.split(",")]
+    names = [Path(d).name for d in run_list(arg)]
     return names[0] if len(names) == 1 else f"{names[0]} +{len(names) - 1} pooled"
 
 

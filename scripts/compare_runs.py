@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.metrics import corrected_resampled_t, format_p, holm, paired_comparison  # noqa: E402
-from fer_core.runs import cross_validated, pool_predictions, run_predictions, runs_label  # noqa: E402
+from fer_core.runs import cross_validated, pool_predictions, run_list, run_predictions, runs_label  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
            ("arousal_ccc", "Δ A CCC"), ("valence_rmse", "Δ V RMSE"), ("arousal_rmse", "Δ A RMSE")]
@@ -52,7 +52,7 @@ def fold_predictions(arg: str, split: str) -> list | None:
     """Each fold's (predictions, training images) of a cross-validation: comma-separated runs, or a pooled folder
     whose fold runs lie beside it or where it records them; None for anything else. The training images are those the
     fold's config.json counts (its validation part and what --limit left out are not trained on)."""
-    parts = arg.split(",")
+    parts = run_list(arg)
     if len(parts) == 1:
         try:
             config = json.loads((Path(arg) / "config.json").read_text(encoding="utf-8"))

@@ -35,7 +35,7 @@ from fer_core.calibrate import stale_temperature  # noqa: E402
 from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
 from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, format_p, paired_comparison,  # noqa: E402
                               summary_line, write_evaluation)
-from fer_core.runs import (load_predictions, run_predictions, runs_label, scored_data,  # noqa: E402
+from fer_core.runs import (load_predictions, run_list, run_predictions, runs_label, scored_data,  # noqa: E402
                            stages_minutes, training_precision, training_stages)
 
 AVERAGED = PROB_COLS + ["valence_pred", "arousal_pred"]
@@ -139,7 +139,7 @@ def main() -> int:
     if len(a.runs) < 2:
         p.error("give at least two runs")
     for flag in ("soup", "out"):
-        if getattr(a, flag) and any("," in r for r in a.runs):
+        if getattr(a, flag) and any(len(run_list(r)) > 1 for r in a.runs):
             p.error(f"--{flag} takes single runs: give run folders, not comma-separated runs")
     if a.out is not None and a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
         p.error(f"--out {a.out} " + ("exists and is not empty" if a.out.is_dir() else "is a file")
@@ -147,7 +147,7 @@ def main() -> int:
     for r in a.runs:  # the members' answers as they give them now: an exported ensemble applies their temperatures
         for split in sorted({p.stem[len("predictions_"):] for p in Path(r).glob("predictions_*.csv")}
                             if a.out else [a.split]):
-            stale = "," not in r and stale_temperature(Path(r), split)
+            stale = len(run_list(r)) == 1 and stale_temperature(Path(r), split)
             if stale:
                 print(f"warning: {stale}", file=sys.stderr)
     try:
