@@ -5,6 +5,7 @@ ROC/PR curves live in report_roc.py, valence/arousal in report_va.py, error anal
 """
 from __future__ import annotations
 
+import html
 import math
 import re
 from pathlib import Path
@@ -58,20 +59,26 @@ def run_colors(names, given: dict[str, str] | None = None) -> dict[str, str]:
     return out
 
 
+def plot_text(text) -> str:
+    """A name as Plotly text: shown as it is, where Plotly would read "<b>", "<a href=...>" or "<br>" in it as markup
+    (a run's name is the user's)."""
+    return html.escape(str(text), quote=False)
+
+
 def legend_label(name: str, limit: int = 36) -> str:
     """A run's name cut in the middle to at most ``limit`` characters, so a long name does not squeeze the chart
-    beside its legend (the hover text keeps the whole name)."""
-    if len(name) <= limit:
-        return name
-    half = (limit - 1) // 2
-    return f"{name[:half]}…{name[-(limit - 1 - half):]}"
+    beside its legend (the hover text keeps the whole name), as Plotly text (plot_text)."""
+    if len(name) > limit:
+        half = (limit - 1) // 2
+        name = f"{name[:half]}…{name[-(limit - 1 - half):]}"
+    return plot_text(name)
 
 
 def figure_name(fig: go.Figure) -> str:
     """What a chart shows, in words, for a screen reader: its title, else its axes' titles."""
     title = fig.layout.title.text or " against ".join(t for t in (fig.layout.yaxis.title.text,
                                                                   fig.layout.xaxis.title.text) if t)
-    return re.sub(r"<[^>]+>", " ", title or "").strip() or "chart"
+    return html.unescape(re.sub(r"<[^>]+>", " ", title or "")).strip() or "chart"
 
 
 def _get(d: dict | None, dotted: str):
@@ -330,7 +337,7 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
         fig.add_bar(name=legend_label(run), x=[f"{m} ↓" if not HIGHER_IS_BETTER.get(m, True) else m for m in metrics],
                     y=y, marker_color=colors[run],
                     error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi), color=WHISKER),
-                    hovertemplate="%{x}: %{y:.3f}<extra>" + run + "</extra>")
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + plot_text(run) + "</extra>")
     fig.update_layout(title=title, barmode="group", margin_t=50, showlegend=True,  # one run too: named
                       yaxis_title="value (↓: lower is better)" if any(not HIGHER_IS_BETTER.get(m, True)
                                                                         for m in metrics) else "value")

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from .labels import CLASSES, NUM_CLASSES, PROB_COLS
 from .metrics import PAIR_VERDICT_P, holm, mcnemar_p
+from .report import plot_text
 
 SORTS = {
     "Most confident mistakes first": ("confidence", False),
@@ -307,7 +308,7 @@ def paired_figure(table: pd.DataFrame, a: str, b: str) -> go.Figure:
             error_x=dict(type="data", symmetric=False, array=rows["95% CI high"] - rows["A − B"],
                          arrayminus=rows["A − B"] - rows["95% CI low"])))
     fig.add_vline(x=0, line_dash="dot", line_color="grey")
-    fig.update_layout(title="A − B, paired 95% intervals", xaxis_title=f"{a} − {b}",
+    fig.update_layout(title="A − B, paired 95% intervals", xaxis_title=plot_text(f"{a} − {b}"),
                       yaxis=dict(categoryorder="array", categoryarray=list(table["metric"]), autorange="reversed"),
                       height=80 + 40 * len(table),
                       margin=dict(t=50, b=40, l=10, r=10), legend=dict(orientation="h", y=-0.25))

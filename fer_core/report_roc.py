@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .labels import CLASSES, NUM_CLASSES, class_colour
-from .report import legend_below, legend_label
+from .report import legend_below, legend_label, plot_text
 
 EXACT_MAX_ROWS = 20_000
 _LOGIT_EDGES = np.linspace(-14, 14, 1121)  # 0.025-wide logit bins
@@ -93,7 +93,7 @@ def _curves_figure(lines: list[tuple], kind: str, title: str) -> go.Figure:
     fig = go.Figure()
     for name, x, y, area, line in lines:
         fig.add_scatter(x=x, y=y, mode="lines", name=f"{legend_label(name)} (AUC {area:.3f})", line=line,
-                        hovertemplate=hover + f"<extra>{name}</extra>")
+                        hovertemplate=hover + f"<extra>{plot_text(name)}</extra>")
     if kind == "roc":
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
                         hoverinfo="skip")

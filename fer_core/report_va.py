@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from .labels import CLASSES, VA_COLOURS, class_colour
 from .metrics import proportion_ci
-from .report import legend_below, legend_label, run_colors, value_ci
+from .report import legend_below, legend_label, plot_text, run_colors, value_ci
 
 DIMS = ("valence", "arousal")
 SUBTITLE_FONT = dict(size=13)  # make_subplots' default 16 px titles run together on a narrow screen
@@ -77,7 +77,7 @@ def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.F
     fig.update_yaxes(title_text="predicted", row=1, col=1)
     _square_panels(fig, 2, 1.05)
     fig.update_annotations(font=SUBTITLE_FONT)
-    fig.update_layout(title=f"{run}: predicted vs annotated ({note})", margin_t=70)
+    fig.update_layout(title=f"{plot_text(run)}: predicted vs annotated ({note})", margin_t=70)
     legend_below(fig, 340, axis_px=50)
     return fig
 
@@ -106,7 +106,7 @@ def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> g
     fig.update_yaxes(title_text="arousal", row=1, col=1)
     _square_panels(fig, 2, 1.1)
     fig.update_annotations(font=SUBTITLE_FONT)
-    fig.update_layout(title=f"{run}: circumplex, coloured by true class ({note})", legend_itemsizing="constant",
+    fig.update_layout(title=f"{plot_text(run)}: circumplex, coloured by true class ({note})", legend_itemsizing="constant",
                       margin_t=70)
     legend_below(fig, 340, axis_px=50)
     return fig
@@ -127,7 +127,7 @@ def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60, colors: dict[st
             counts, _ = np.histogram(err, bins=edges)
             fig.add_trace(go.Scatter(x=centres, y=counts / err.size, mode="lines", line_shape="hvh",
                                      line=dict(color=colors[run]), name=legend_label(run), legendgroup=run,
-                                     showlegend=col == 1, hovertemplate="error %{x:.2f}: %{y:.1%}<extra>" + run
+                                     showlegend=col == 1, hovertemplate="error %{x:.2f}: %{y:.1%}<extra>" + plot_text(run)
                                      + "</extra>"), row=1, col=col)
     fig.update_yaxes(title_text="share of samples", tickformat=".0%", row=1, col=1)
     fig.update_annotations(font=SUBTITLE_FONT)
@@ -174,7 +174,7 @@ def intensity_figure(table: pd.DataFrame, colors: dict[str, str] | None = None) 
                 x=t["bin"], y=t[what], mode="lines+markers", line=dict(color=colors[run]), name=legend_label(run),
                 legendgroup=run, showlegend=col == 1, customdata=t["n"],
                 error_y=dict(type="data", array=t[f"{what}_hi"] - t[what], arrayminus=t[what] - t[f"{what}_lo"]),
-                hovertemplate="intensity %{x}: %{y:.1%} of %{customdata}<extra>" + run + "</extra>"),
+                hovertemplate="intensity %{x}: %{y:.1%} of %{customdata}<extra>" + plot_text(run) + "</extra>"),
                 row=1, col=col)
         fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=col)
     bins = list(dict.fromkeys(table["bin"]))

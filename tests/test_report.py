@@ -937,3 +937,16 @@ def test_stages_minutes_tells_runs_of_one_name_apart_by_folder(tmp_path):
         (tmp_path / lab / "run1" / "config.json").write_text(json.dumps({"name": "run1", "train_minutes": minutes}))
     assert R.stages_minutes([tmp_path / "a" / "run1", tmp_path / "b" / "run1"]) == 30.0
     assert R.stages_minutes([tmp_path / "a" / "run1", tmp_path / "a" / "run1"]) == 10.0  # the same run: once
+
+
+def test_markup_in_a_run_name_is_shown_as_text_in_charts():
+    name = '<a href="https://x">link</a> <b>bold</b>'
+    pred = make_predictions(np.arange(200), np.random.default_rng(4).integers(0, 8, 200), skill=1.0, has_va=True,
+                            seed=4, path_fmt="{id}.jpg")
+    values = pd.DataFrame({"Accuracy": [0.5]}, index=[name])
+    bars = report.bar_figure(values, pd.DataFrame({"Accuracy": [None]}, index=[name]), ["Accuracy"], "t")
+    scatter = V.scatter_figure(pred, name, 1000)
+    for text in (bars.data[0].name, bars.data[0].hovertemplate, scatter.layout.title.text,
+                 V.error_figure({name: pred}).data[0].hovertemplate):
+        assert "<a" not in text and "<b>bold" not in text and "&lt;a href" in text, text
+    assert report.figure_name(scatter).startswith(name)  # a screen reader hears the name itself

@@ -6,6 +6,7 @@ import streamlit as st
 
 from fer_core import report_errors as E
 from fer_core.metrics import format_p
+from fer_core.report import plot_text
 from views import _shared as S
 
 MAX_IDS_SHOWN = 2000
@@ -41,7 +42,8 @@ with right:
     st.dataframe(only, width="stretch", hide_index=True, height=300)
     if len(only):
         counts = only["wrong run"].value_counts().reindex(kept, fill_value=0)  # a run never alone in error: 0
-        fig = px.bar(x=counts.values, y=counts.index, orientation="h", labels={"x": "samples", "y": ""},
+        fig = px.bar(x=counts.values, y=[plot_text(n) for n in counts.index], orientation="h",
+                     labels={"x": "samples", "y": ""},
                      color=counts.index, color_discrete_map=ctx.colors, title="Who is the odd one out",
                      height=max(220, 80 + 28 * len(counts)))
         fig.update_layout(showlegend=False)

@@ -3,6 +3,7 @@ well each run's confidence matches how often it is right."""
 import pandas as pd
 import streamlit as st
 
+from fer_core.report import plot_text
 from fer_core.report_roc import curve_figure, exact_aucs, macro_figure, reliability_figure
 from views import _shared as S
 
@@ -32,9 +33,9 @@ else:
 for place, run in places:
     with place:
         m = S.metrics(run, ctx.split)
-        S.chart(curve_figure(S.curves(run, ctx.split, "roc"), "roc", f"{run.name}: ROC",
+        S.chart(curve_figure(S.curves(run, ctx.split, "roc"), "roc", f"{plot_text(run.name)}: ROC",
                              exact_aucs(m, "roc")), width="stretch", key=f"roc-{run.name}")
-        S.chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{run.name}: precision-recall",
+        S.chart(curve_figure(S.curves(run, ctx.split, "pr"), "pr", f"{plot_text(run.name)}: precision-recall",
                              exact_aucs(m, "pr")), width="stretch", key=f"pr-{run.name}")
 
 st.header("Calibration", anchor=False)
