@@ -238,8 +238,9 @@ WHISKER = "grey"  # error bars: Plotly's default near-black vanished on the dark
 
 def md(text: str) -> str:
     """Any text (a run's name, a message) as literal Markdown: "$" would start LaTeX, "*" or "_" emphasis, "[" a
-    link. An "_" inside a word (mobilenet_v2) starts nothing, and is left as it is."""
-    return re.sub(r"[\\`*\[\]$<>~|]|(?<![^\W_])_|_(?![^\W_])", lambda m: "\\" + m[0], str(text))
+    link, ":red" one of Streamlit's colour directives. An "_" inside a word (mobilenet_v2) starts nothing, and is left
+    as it is."""
+    return re.sub(r"[\\`*\[\]$<>~|]|(?<![^\W_])_|_(?![^\W_])|:(?=[^\W\d_])", lambda m: "\\" + m[0], str(text))
 
 
 def code(text) -> str:

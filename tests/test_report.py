@@ -902,6 +902,8 @@ def test_importing_the_engine_with_output_captured_in_memory():
 def test_run_names_are_literal_in_markdown():
     assert report.md("lr$1e-3 and $2") == "lr\\$1e-3 and \\$2"  # two "$" would start LaTeX
     assert report.md("**x**_<b>") == "\\*\\*x\\*\\*\\_\\<b\\>" and report.md("hse-best.v2") == "hse-best.v2"
+    # ":red" starts one of Streamlit's colour directives; a time or a ratio's colon does not
+    assert report.md("a :red[b] 1:2 https://x") == "a \\:red\\[b\\] 1:2 https://x"
 
 
 def test_latex_table_writes_any_run_name_as_text(runs_dir):
