@@ -149,9 +149,13 @@ def detect_layout(root) -> str:
     if pixels := next((p for p in sorted(root.glob("*.csv")) if _pixel_csv(p)), None):
         raise DataError(f"no recognised data layout in {root}: {pixels.name} is FER2013's pixel CSV, whose images "
                         f"must be written first (python scripts/fer2013_images.py {pixels} --out DATA_FOLDER)")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
-                       if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else ""))
+                       if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else "")
+                    + (f"; its folders ({', '.join(folders[:8])}{', ...' if len(folders) > 8 else ''}) are no class "
+                       f"names known here ({', '.join(CLASSES)}, or a synonym such as happiness or angry): rename "
+                       "them, or list the images in a CSV manifest with their classes" if folders else ""))
 
 
 def images_root(root) -> Path:
@@ -172,7 +176,8 @@ def read_dataset(root, layout: str = "auto") -> DataIndex:
     index = READERS[found](root)
     if not index.samples:
         left = ", ".join(f"{k}: {v}" for k, v in index.skipped.items()) or "nothing found"
-        raise DataError(f"no usable samples in {index.root} ({found} layout; skipped {left})")
+        why = "".join(f"; {note}" for note in index.notes if not note.startswith("manifest "))
+        raise DataError(f"no usable samples in {index.root} ({found} layout; skipped {left}{why})")
     index.has_va = any(math.isfinite(s.valence) and math.isfinite(s.arousal) for s in index.samples)
     counts = np.bincount([s.label for s in index.samples], minlength=len(CLASSES))
     index.notes.insert(0, f"{found} layout at {index.root}: {len(index.samples)} samples ("
@@ -447,15 +452,23 @@ def _read_csv(root: Path) -> DataIndex:
                         f"and an expression column ({'/'.join(CSV_LABEL_COLS)})")
     base = csv_path.parent
     notes = [f"manifest {csv_path.name}"]
+    sep, where = _separator(csv_path), None
     try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=_separator(csv_path),
-                         encoding=_bom_encoding(csv_path) or "utf-8-sig")
-    except UnicodeDecodeError:  # a spreadsheet saved on Windows: its paths' accents are Windows-1252
         try:
-            df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=_separator(csv_path), encoding="cp1252")
-        except UnicodeDecodeError:
-            raise DataError(f"{csv_path}: not UTF-8 text (nor Windows-1252): save it as CSV UTF-8") from None
-        notes.append(f"read {csv_path.name} as Windows-1252 text, not UTF-8")
+            df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=sep,
+                             encoding=_bom_encoding(csv_path) or "utf-8-sig")
+        except UnicodeDecodeError:  # a spreadsheet saved on Windows: its paths' accents are Windows-1252
+            try:
+                df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, sep=sep, encoding="cp1252")
+            except UnicodeDecodeError:
+                raise DataError(f"{csv_path}: not UTF-8 text (nor Windows-1252): save it as CSV UTF-8") from None
+            notes.append(f"read {csv_path.name} as Windows-1252 text, not UTF-8")
+    except pd.errors.ParserError as e:  # "Expected 2 fields in line 3, saw 3": a value holding the separator
+        where = re.search(r"line \d+, saw \d+", str(e))
+        df = None
+    if df is None or not isinstance(df.index, pd.RangeIndex):  # every row one value longer: pandas made an index
+        raise DataError(f"{csv_path}: a row has more values than the header{f' ({where[0]})' if where else ''}; a "
+                        f"path or name holding the separator {sep!r} must be in double quotes")
     lower = {str(c).strip().lower(): c for c in df.columns}
     samples, skipped, seen, odd_splits = [], {}, set(), set()
     not_annotated, missing = 0, None
@@ -527,7 +540,8 @@ def _read_csv(root: Path) -> DataIndex:
         notes.append(f"valence/arousal -2 (not annotated) for {not_annotated} images: their expression is used, "
                      "that value is not")
     if missing:
-        notes.append(f"missing image, e.g. {missing} (looked under {base})")
+        notes.append(f"missing image, e.g. {missing} (looked under {base}: a manifest's relative paths start from "
+                     "its own folder)")
     return DataIndex(base, "csv", samples, False, skipped, notes)
 
 

@@ -339,8 +339,13 @@ def test_csv_errors(tmp_path):
     bad.write_text("foo,bar\n1,2\n")
     with pytest.raises(DataError, match="path and expression"):
         detect_layout(bad)
-    with pytest.raises(DataError, match="no usable samples"):
+    with pytest.raises(DataError, match="no usable samples.*x.jpg.*a manifest's relative paths start from its own"):
         read_dataset(tmp_path / "a.csv")  # x.jpg does not exist
+    for rows, where in (("a,b.jpg,happy\n", ""), ('"x.jpg",happy\na,b.jpg,happy\n', r" \(line 3, saw 3\)")):
+        (tmp_path / "a.csv").write_text("path,expression\n" + rows)  # a comma in a path that is not quoted
+        with pytest.raises(DataError, match=f"a row has more values than the header{where}; a path or name holding "
+                                            "the separator ',' must be in double quotes"):
+            read_dataset(tmp_path / "a.csv")
 
 
 # ---------------------------------------------------------------- errors
@@ -357,6 +362,12 @@ def test_data_errors(tmp_path):
     with pytest.raises(DataError, match="`python -m fer_core.predict` classifies unlabelled images"):
         read_dataset(tmp_path)
     (tmp_path / "photo.jpg").unlink()
+    for name in ("fröhlich", "traurig"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(DataError, match=r"its folders \(fröhlich, traurig\) are no class names known here"):
+        read_dataset(tmp_path)
+    for name in ("fröhlich", "traurig"):
+        (tmp_path / name).rmdir()
     (tmp_path / "images").mkdir()
     (tmp_path / "annotations").mkdir()
     with pytest.raises(DataError, match="no usable samples"):
