@@ -107,7 +107,11 @@ def regression_metrics(y_true, y_pred) -> dict | None:
 
 
 def _check_labels(y, what: str) -> np.ndarray:
-    a = np.asarray(y, dtype=np.float64).ravel()
+    try:
+        a = np.asarray(y, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: class indices 0-{NUM_CLASSES - 1} (in CLASSES' order) are expected, not names such "
+                         f"as {np.asarray(y).ravel()[0]!r}: map them with fer_core.labels.class_index") from None
     bad = ~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a >= NUM_CLASSES)
     if bad.any():
         raise ValueError(f"{what}: {int(bad.sum())} value(s) are not class indices 0-{NUM_CLASSES - 1}, "
@@ -213,8 +217,11 @@ def _frame_arrays(pred_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     missing = [c for c in ["true", "pred", *PROB_COLS] if c not in pred_df.columns]
     if missing:
         raise ValueError(f"predictions table lacks column(s) {', '.join(missing)} (see docs/run_folder.md)")
-    return (_check_labels(pred_df["true"], "true"), _check_labels(pred_df["pred"], "pred"),
-            pred_df[PROB_COLS].to_numpy(dtype=np.float64))
+    probs = pred_df[PROB_COLS].to_numpy(dtype=np.float64)
+    if len(probs) and not (np.isfinite(probs).all() and probs.min() >= 0 and np.abs(probs.sum(axis=1) - 1).max() < 1e-3):
+        raise ValueError("prob_0 ... prob_7 must be probabilities that sum to 1 in each row (softmax of the logits), "
+                         "not logits or scores")
+    return _check_labels(pred_df["true"], "true"), _check_labels(pred_df["pred"], "pred"), probs
 
 
 def _va_arrays(pred_df: pd.DataFrame, dim: str) -> tuple[np.ndarray, np.ndarray] | None:
