@@ -62,7 +62,8 @@ def _save(key: str) -> None:
 
 
 with st.sidebar:
-    st.markdown("### FER Lab")
+    # the tool's name as large text, not a heading: the page's own title is the first heading a screen reader meets
+    st.html('<p style="font-size: 1.5rem; font-weight: 600; margin: 0">FER Lab</p>')
     # Runs are told apart by the ends of their names (-seed2, -cv5-fold1), which Streamlit's chips cut off; and the
     # box grows with the runs chosen instead of scrolling the first ones out of sight
     st.html('<style>[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag],'

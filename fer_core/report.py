@@ -599,24 +599,27 @@ def run_details(runs) -> pd.DataFrame:
 
 def settings_that_differ(runs) -> pd.DataFrame:
     """The training settings (config.json's args, and its preset) on which the runs do not all agree: one row per
-    trained run, one column per such setting, as recorded ("–" where a run's config.json does not have it: a run made
-    before the setting existed, which trained with its default, and is compared as having it), so that an ablation's
-    change can be read at a glance. Ensembles, pooled folds and evaluations have no settings of their own and are left
-    out; so are --workers (the speed, not the model) and the distillation settings where no run has a teacher. Empty
-    where fewer than two runs have settings or all agree."""
+    trained run, one column per such setting, named by its flag (--lr), as text: "none" for a setting recorded empty,
+    "–" where a run's config.json does not have it (a run made before the setting existed, which trained with its
+    default, and is compared as having it), so that an ablation's change can be read at a glance. Ensembles, pooled
+    folds and evaluations have no settings of their own and are left out; so are --workers (the speed, not the model)
+    and the distillation settings where no run has a teacher. Empty where fewer than two runs have settings or all
+    agree."""
     from .presets import resolve
 
     rows = {r.name: {"preset": r.config.get("preset"), **r.config["args"]} for r in runs if r.config.get("args")}
     if len(rows) < 2:
         return pd.DataFrame()
-    table = pd.DataFrame.from_dict(rows, orient="index").astype(object)
-    table = table.where(table.notna(), None)
-    unused = {"workers", *(() if table.get("teacher", pd.Series()).notna().any() else ("kd_weight", "kd_temperature"))}
-    defaults = resolve(None, {})
+    keys = list(dict.fromkeys(k for row in rows.values() for k in row))
+    unused = {"workers", *(() if any(row.get("teacher") for row in rows.values()) else ("kd_weight", "kd_temperature"))}
+    defaults, missing = resolve(None, {}), object()
 
     def same(v):  # 0 and 0.0 alike, True and 1 not
         return v if isinstance(v, (bool, str)) or v is None else float(v)
 
-    keep = [k for k in table.columns if k not in unused and
-            len({same(defaults.get(k) if v is None else v) for v in table[k]}) > 1]
-    return table[keep].map(lambda v: "–" if v is None else str(v)).rename_axis("run")
+    keep = [k for k in keys if k not in unused and
+            len({same(defaults.get(k) if row.get(k, missing) is missing else row[k]) for row in rows.values()}) > 1]
+    table = pd.DataFrame({f"--{k.replace('_', '-')}": [
+        "–" if row.get(k, missing) is missing else "none" if row[k] is None else str(row[k]) for row in rows.values()]
+        for k in keep}, index=pd.Index(list(rows), name="run"))
+    return table

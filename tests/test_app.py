@@ -255,8 +255,8 @@ def test_run_details_name_the_teacher_and_the_precision(monkeypatch, tmp_path):
     details = _run_details(_app(monkeypatch, tmp_path / "runs"))
     assert "distilled from" not in details.columns and "weights" in details.columns
     at = _app(monkeypatch, tmp_path / "runs")  # the fixture runs differ in backbone, epochs and seed
-    differ = next(d.value for d in at.dataframe if "seed" in d.value.columns)
-    assert "backbone" in differ.columns and "lr" not in differ.columns
+    differ = next(d.value for d in at.dataframe if "--seed" in d.value.columns)
+    assert "--backbone" in differ.columns and "--lr" not in differ.columns
     assert any(h.value == "Settings that differ" for h in at.subheader)
     cfg_file = tmp_path / "runs" / "resnet18-ferplus" / "config.json"
     cfg = json.loads(cfg_file.read_text())

@@ -789,11 +789,14 @@ def test_settings_that_differ_name_what_an_ablation_changed():
     del old.config["args"]["kd_weight"]
     new = run("new", lr=0.0005, workers=0, cutmix=0.0, kd_weight=1.0)  # cutmix 0: old's default; kd without a teacher
     table = settings_that_differ([old, new, SimpleNamespace(name="pair", config={"members": []})])
-    assert list(table.index) == ["old", "new"] and list(table.columns) == ["lr"]
-    assert list(table["lr"]) == ["0.001", "0.0005"]
+    assert list(table.index) == ["old", "new"] and list(table.columns) == ["--lr"]
+    assert list(table["--lr"]) == ["0.001", "0.0005"]
     taught = run("taught", teacher="runs/big/checkpoints/best.pt", kd_weight=1.0, epochs=3.0)  # 3.0 is 3
     table = settings_that_differ([old, taught])
-    assert set(table.columns) == {"teacher", "kd_weight"} and list(table["kd_weight"]) == ["–", "1.0"]
+    assert set(table.columns) == {"--teacher", "--kd-weight"} and list(table["--kd-weight"]) == ["–", "1.0"]
+    assert list(table["--teacher"]) == ["–", "runs/big/checkpoints/best.pt"]
+    mixed = settings_that_differ([run("a", extra_data=None, extra_count=0), run("b", extra_data="x", extra_count=500)])
+    assert mixed.to_dict("list") == {"--extra-data": ["none", "x"], "--extra-count": ["0", "500"]}  # not 500.0
     assert settings_that_differ([old, run("same")]).empty and settings_that_differ([old]).empty
 
 

@@ -113,12 +113,14 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
                     "annotations for them (e.g. FER+), or the runs were trained without them.")
 
 st.header("Run details", anchor=False)
-st.dataframe(report.run_details(ctx.runs), width="stretch")
+NAMES_IN_FULL = {"_index": st.column_config.Column(width="medium", pinned=True)}  # -seed2 and -fold3 in view
+st.dataframe(report.run_details(ctx.runs), width="stretch", column_config=NAMES_IN_FULL)
 if not (differ := report.settings_that_differ(ctx.runs)).empty:
     st.subheader("Settings that differ", anchor=False)
-    st.dataframe(differ, width="stretch")
-    st.caption("Each training setting (config.json's args) on which these runs do not all agree; ensembles, pooled "
-               "cross-validations and evaluations have none of their own and are not listed. –: not recorded.")
+    st.dataframe(differ, width="stretch", column_config=NAMES_IN_FULL)
+    st.caption("Each training flag (config.json's args) on which these runs do not all agree; ensembles, pooled "
+               "cross-validations and evaluations have none of their own and are not listed. none: set to nothing; –: "
+               "not recorded (a run made before the flag existed, which trained with its default).")
 commands = {r.name: R.train_command(r.config, r.path) for r in ctx.runs}
 if any(commands.values()):
     with st.expander("Train these runs again: the commands"):
