@@ -429,7 +429,8 @@ def _read_folders(root: Path) -> DataIndex:
                 rel = p.relative_to(root).as_posix()
                 samples.append(Sample(rel, rel, label, math.nan, math.nan, split))
     if no_suffix:
-        notes.append(f"not read: {len(no_suffix)} file{'s' * (len(no_suffix) > 1)} without an extension in class folders (e.g. "
+        n = len(no_suffix)
+        notes.append(f"not read: {n} file{'s' * (n > 1)} without an extension in class folders (e.g. "
                      f"{no_suffix[0].relative_to(root).as_posix()}); name images .jpg, .png, ... to use them")
     if split_dirs:
         others = [d.name for d in root.iterdir() if d.is_dir() and d not in split_dirs]

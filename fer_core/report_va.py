@@ -106,8 +106,8 @@ def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> g
     fig.update_yaxes(title_text="arousal", row=1, col=1)
     _square_panels(fig, 2, 1.1)
     fig.update_annotations(font=SUBTITLE_FONT)
-    fig.update_layout(title=f"{plot_text(run)}: circumplex, coloured by true class ({note})", legend_itemsizing="constant",
-                      margin_t=70)
+    fig.update_layout(title=f"{plot_text(run)}: circumplex, coloured by true class ({note})",
+                      legend_itemsizing="constant", margin_t=70)
     legend_below(fig, 340, axis_px=50)
     return fig
 
@@ -127,8 +127,9 @@ def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60, colors: dict[st
             counts, _ = np.histogram(err, bins=edges)
             fig.add_trace(go.Scatter(x=centres, y=counts / err.size, mode="lines", line_shape="hvh",
                                      line=dict(color=colors[run]), name=legend_label(run), legendgroup=run,
-                                     showlegend=col == 1, hovertemplate="error %{x:.2f}: %{y:.1%}<extra>" + plot_text(run)
-                                     + "</extra>"), row=1, col=col)
+                                     showlegend=col == 1,
+                                     hovertemplate=f"error %{{x:.2f}}: %{{y:.1%}}<extra>{plot_text(run)}</extra>"),
+                        row=1, col=col)
     fig.update_yaxes(title_text="share of samples", tickformat=".0%", row=1, col=1)
     fig.update_annotations(font=SUBTITLE_FONT)
     fig.update_layout(margin_t=40)

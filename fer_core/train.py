@@ -1009,9 +1009,9 @@ def _final_evaluation(run_dir, cfg, cache, device):
     atomic_write_json(run_dir / "config.json", cfg)
     log.info("run folder: %s  (%.1f min of training)", run_dir, cfg["train_minutes"])
     shown = any(run_dir.resolve().parent == Path(d).resolve() for d in runs_dirs_from_env())
+    where = "" if shown else f"FER_LAB_RUNS_DIR={shlex.quote(str(run_dir.parent))} "
     log.info("next: the dashboard shows it (%sstreamlit run app.py); python -m fer_core.evaluate --run %s --data "
-             "OTHER_DATA scores it on other data", "" if shown else f"FER_LAB_RUNS_DIR={shlex.quote(str(run_dir.parent))} ",
-             shlex.quote(str(run_dir)))
+             "OTHER_DATA scores it on other data", where, shlex.quote(str(run_dir)))
 
 
 def _auto_name(base: str, out: Path) -> str:
