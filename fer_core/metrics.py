@@ -218,8 +218,9 @@ def _frame_arrays(pred_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     if missing:
         raise ValueError(f"predictions table lacks column(s) {', '.join(missing)} (see docs/run_folder.md)")
     probs = pred_df[PROB_COLS].to_numpy(dtype=np.float64)
-    sums_to_one = np.isfinite(probs).all() and probs.min() >= 0 and np.abs(probs.sum(axis=1) - 1).max() < 1e-3
-    if len(probs) and not sums_to_one:
+    sums_to_one = not len(probs) or (np.isfinite(probs).all() and probs.min() >= 0
+                                     and np.abs(probs.sum(axis=1) - 1).max() < 1e-3)
+    if not sums_to_one:
         raise ValueError("prob_0 ... prob_7 must be probabilities that sum to 1 in each row (softmax of the logits), "
                          "not logits or scores")
     return _check_labels(pred_df["true"], "true"), _check_labels(pred_df["pred"], "pred"), probs
