@@ -597,17 +597,17 @@ def run_details(runs) -> pd.DataFrame:
     return details.drop(columns=[k for k in ("evaluates", "trained on", "distilled from") if not details[k].any()])
 
 
-def settings_that_differ(runs) -> pd.DataFrame:
-    """The training settings (config.json's args, and its preset) on which the runs do not all agree: one row per
-    trained run, one column per such setting, named by its flag (--lr), as text: "none" for a setting recorded empty,
-    "–" where a run's config.json does not have it (a run made before the setting existed, which trained with its
-    default, and is compared as having it), so that an ablation's change can be read at a glance. Ensembles, pooled
-    folds and evaluations have no settings of their own and are left out; so are --workers (the speed, not the model)
-    and the distillation settings where no run has a teacher. Empty where fewer than two runs have settings or all
-    agree."""
+def settings_that_differ(configs: dict[str, dict | None]) -> pd.DataFrame:
+    """The training settings (config.json's args, and its preset) on which runs do not all agree, from each run's
+    config (runs.recipe_config: a pooled cross-validation's are its folds'): one row per run with settings, one column
+    per such setting, named by its flag (--lr), as text: "none" for a setting recorded empty, "–" where a run's
+    config.json does not have it (a run made before the setting existed, which trained with its default, and is
+    compared as having it), so that an ablation's change can be read at a glance. Ensembles and evaluations have no
+    settings of their own and are left out; so are --workers (the speed, not the model) and the distillation settings
+    where no run has a teacher. Empty where fewer than two runs have settings or all agree."""
     from .presets import resolve
 
-    rows = {r.name: {"preset": r.config.get("preset"), **r.config["args"]} for r in runs if r.config.get("args")}
+    rows = {name: {"preset": c.get("preset"), **c["args"]} for name, c in configs.items() if c and c.get("args")}
     if len(rows) < 2:
         return pd.DataFrame()
     keys = list(dict.fromkeys(k for row in rows.values() for k in row))

@@ -87,22 +87,25 @@ def training_precision(config: dict) -> str:
     return config.get("precision") or ("float32" if cpu and config.get("args") else "")
 
 
-def train_command(config: dict, run_dir: Path | None = None) -> str | None:
+def train_command(config: dict, run_dir: Path | None = None, fold: dict | None = None) -> str | None:
     """The fer_core.train command that trains a run's recipe again, from its config.json: its data, preset, split and
     every recorded argument that differs from the preset's value (not --workers, a choice of machine), under the name
-    NAME-again beside it (the run's own folder exists). None for folders no single training wrote (pooled
-    cross-validations, ensembles, evaluations)."""
+    NAME-again beside it (the run's own folder exists). For a pooled cross-validation, given one of its folds'
+    config.json (``fold``), the scripts/cross_validate.py command that trains every fold again. None for folders no
+    single command wrote (ensembles, evaluations; a pooled cross-validation without a fold at hand)."""
     import shlex
 
-    args, root = config.get("args"), (config.get("data") or {}).get("root")
+    pooled = cross_validated(config)
+    recipe = fold if pooled else config
+    args, root = (recipe or {}).get("args"), ((recipe or {}).get("data") or {}).get("root")
     if not isinstance(args, dict) or "backbone" not in args or not root:
         return None
-    preset = config.get("preset") if config.get("preset") in PRESETS else None
-    base, split = resolve(preset, {}), config.get("split") or {}
+    preset = recipe.get("preset") if recipe.get("preset") in PRESETS else None
+    base, split = resolve(preset, {}), recipe.get("split") or {}
     words, skip = ["--data", root, *(["--preset", preset] if preset else [])], {"workers"}
     source = str(split.get("source") or "")
     if source == "fold":
-        words += ["--fold", f"{split.get('fold')}/{split.get('folds')}"]
+        words += [] if pooled else ["--fold", f"{split.get('fold')}/{split.get('folds')}"]
         skip.add("test_frac")
     elif source.startswith("run:"):  # --split-from: the run of that name beside this one
         words += ["--split-from", str(Path(run_dir).parent / source[4:] if run_dir else source[4:])]
@@ -115,9 +118,12 @@ def train_command(config: dict, run_dir: Path | None = None) -> str | None:
         flag = "--" + k.replace("_", "-")
         words += [flag if v else f"--no-{flag[2:]}"] if isinstance(v, bool) else [flag, str(v)]
     out = Path(run_dir).parent if run_dir else None
-    words += [*(["--out", str(out)] if out and out.resolve() != DEFAULT_RUNS_DIR.resolve() else []),
-              "--name", f"{config.get('name') or 'run'}-again"]
-    return "python -m fer_core.train " + " ".join(shlex.quote(w) for w in words)
+    place = [*(["--out", str(out)] if out and out.resolve() != DEFAULT_RUNS_DIR.resolve() else []),
+             "--name", f"{config.get('name') or 'run'}-again"]
+    if pooled:
+        folds = ["--folds", str(split.get("folds") or (config.get("split") or {}).get("folds"))]
+        return "python scripts/cross_validate.py " + " ".join(shlex.quote(w) for w in [*folds, *place, "--", *words])
+    return "python -m fer_core.train " + " ".join(shlex.quote(w) for w in [*words, *place])
 
 
 def runs_dirs_from_env() -> list[Path]:
@@ -435,6 +441,15 @@ def fold_runs(pooled: Run, runs: list[Run]) -> tuple[list[Run], list[str]]:
         else:
             missing.append(name)
     return found, missing
+
+
+def recipe_config(run: Run, runs: list[Run]) -> dict | None:
+    """The config.json that holds a run's training settings: its own, or a pooled cross-validation's first fold's
+    found among ``runs`` (its folds share them); None where that fold is not at hand."""
+    if not run.config.get("fold_runs"):
+        return run.config
+    folds, _ = fold_runs(run, runs)
+    return folds[0].config if folds else None
 
 
 def seed_groups(configs: dict[str, dict]) -> list[list[str]]:

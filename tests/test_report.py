@@ -777,27 +777,26 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
 
 
 def test_settings_that_differ_name_what_an_ablation_changed():
-    from types import SimpleNamespace
-
     from fer_core.report import settings_that_differ
 
-    def run(name, **args):
-        return SimpleNamespace(name=name, config={"preset": "cpu-fast", "args": {
-            "backbone": "mobilenet_v2", "lr": 0.001, "epochs": 3, "workers": 2, "kd_weight": 0.5, **args}})
+    def config(**args):
+        return {"preset": "cpu-fast", "args": {"backbone": "mobilenet_v2", "lr": 0.001, "epochs": 3, "workers": 2,
+                                               "kd_weight": 0.5, **args}}
 
-    old = run("old")
-    del old.config["args"]["kd_weight"]
-    new = run("new", lr=0.0005, workers=0, cutmix=0.0, kd_weight=1.0)  # cutmix 0: old's default; kd without a teacher
-    table = settings_that_differ([old, new, SimpleNamespace(name="pair", config={"members": []})])
+    old = config()
+    del old["args"]["kd_weight"]
+    new = config(lr=0.0005, workers=0, cutmix=0.0, kd_weight=1.0)  # cutmix 0: old's default; kd without a teacher
+    table = settings_that_differ({"old": old, "new": new, "pair": {"members": []}, "cv, no fold here": None})
     assert list(table.index) == ["old", "new"] and list(table.columns) == ["--lr"]
     assert list(table["--lr"]) == ["0.001", "0.0005"]
-    taught = run("taught", teacher="runs/big/checkpoints/best.pt", kd_weight=1.0, epochs=3.0)  # 3.0 is 3
-    table = settings_that_differ([old, taught])
+    taught = config(teacher="runs/big/checkpoints/best.pt", kd_weight=1.0, epochs=3.0)  # 3.0 is 3
+    table = settings_that_differ({"old": old, "taught": taught})
     assert set(table.columns) == {"--teacher", "--kd-weight"} and list(table["--kd-weight"]) == ["–", "1.0"]
     assert list(table["--teacher"]) == ["–", "runs/big/checkpoints/best.pt"]
-    mixed = settings_that_differ([run("a", extra_data=None, extra_count=0), run("b", extra_data="x", extra_count=500)])
+    mixed = settings_that_differ({"a": config(extra_data=None, extra_count=0), "b": config(extra_data="x",
+                                                                                         extra_count=500)})
     assert mixed.to_dict("list") == {"--extra-data": ["none", "x"], "--extra-count": ["0", "500"]}  # not 500.0
-    assert settings_that_differ([old, run("same")]).empty and settings_that_differ([old]).empty
+    assert settings_that_differ({"old": old, "same": config()}).empty and settings_that_differ({"old": old}).empty
 
 
 def test_per_class_comparison_matches_sklearn_and_its_intervals_hold_the_value():

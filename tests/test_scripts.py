@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -458,6 +459,19 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
     pooled = json.loads((tmp_path / "runs" / "cv" / "config.json").read_text())
     assert [Path(f["run"]).name for f in pooled["fold_runs"]] == ["cv-fold1", "cv-fold2"]
     assert pooled["split"]["counts"]["test"] == 48  # every image tested once
+    # the dashboard's command for it trains its folds again: cross_validate.py with the folds' own arguments
+    from fer_core.runs import discover_runs, recipe_config, train_command
+    from fer_core.train_args import get_args_parser
+
+    runs = discover_runs(tmp_path / "runs")[0]
+    cv = next(r for r in runs if r.name == "cv")
+    command = shlex.split(train_command(cv.config, cv.path, recipe_config(cv, runs)))
+    assert command[:7] == ["python", "scripts/cross_validate.py", "--folds", "2", "--out", str(tmp_path / "runs"),
+                           "--name"] and command[7:9] == ["cv-again", "--"]
+    parsed, fold_args = get_args_parser().parse_args(command[9:]), json.loads(
+        (tmp_path / "runs" / "cv-fold1" / "config.json").read_text())["args"]
+    assert parsed.data == str((tmp_path / "data").resolve()) and parsed.fold is None
+    assert all(getattr(parsed, k) == v for k, v in fold_args.items() if getattr(parsed, k) is not None)
     again = cross_validate("--folds", "2", "--name", "cv", "--out", "runs", "--", *tiny)
     assert again.returncode == 2 and "exists already: this cross-validation is done" in again.stderr
     assert "(or add --final)" in again.stderr

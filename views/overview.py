@@ -115,18 +115,21 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
 st.header("Run details", anchor=False)
 NAMES_IN_FULL = {"_index": st.column_config.Column(width="medium", pinned=True)}  # -seed2 and -fold3 in view
 st.dataframe(report.run_details(ctx.runs), width="stretch", column_config=NAMES_IN_FULL)
-if not (differ := report.settings_that_differ(ctx.runs)).empty:
+recipes = {r.name: R.recipe_config(r, ctx.all_runs) for r in ctx.runs}
+if not (differ := report.settings_that_differ(recipes)).empty:
     st.subheader("Settings that differ", anchor=False)
     st.dataframe(differ, width="stretch", column_config=NAMES_IN_FULL)
-    st.caption("Each training flag (config.json's args) on which these runs do not all agree; ensembles, pooled "
-               "cross-validations and evaluations have none of their own and are not listed. none: set to nothing; –: "
-               "not recorded (a run made before the flag existed, which trained with its default).")
-commands = {r.name: R.train_command(r.config, r.path) for r in ctx.runs}
+    st.caption("Each training flag (config.json's args) on which these runs do not all agree; a pooled "
+               "cross-validation's are its folds'; ensembles and evaluations have none of their own and are not "
+               "listed. none: set to nothing; –: not recorded (a run made before the flag existed, which trained with "
+               "its default).")
+commands = {r.name: R.train_command(r.config, r.path, recipes[r.name]) for r in ctx.runs}
 if any(commands.values()):
     with st.expander("Train these runs again: the commands"):
         st.caption("From each run's config.json: its data, preset, split and every setting that differs from the "
-                   "preset. A two-stage preset finds its first stage as the run did (under --out). Pooled "
-                   "cross-validations, ensembles and evaluations were not trained by one command: none is given.")
+                   "preset; for a pooled cross-validation, the scripts/cross_validate.py command that trains its folds. "
+                   "A two-stage preset finds its first stage as the run did (under --out). Ensembles and evaluations "
+                   "were not trained by one command: none is given.")
         for name, command in commands.items():
             if command:
                 st.markdown(f"**{S.md(name)}**")
