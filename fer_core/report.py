@@ -566,8 +566,9 @@ def _teacher(config: dict) -> str:
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
 
 
-def run_details(runs) -> pd.DataFrame:
-    """One row per run (fer_core.runs.Run): what it trained, on what, how long. The "evaluates", "distilled from" and
+def run_details(runs, recipes: dict[str, dict | None] | None = None) -> pd.DataFrame:
+    """One row per run (fer_core.runs.Run): what it trained, on what, how long; a pooled cross-validation's epochs are
+    its folds' where ``recipes`` (runs.recipe_config by run name) has them. The "evaluates", "distilled from" and
     "trained on" (FER+ vote shares, --soft-labels) columns appear only when some run has one."""
     rows = []
     for r in runs:
@@ -576,7 +577,7 @@ def run_details(runs) -> pd.DataFrame:
         extra = data.get("extra")
         counts = (c.get("split") or {}).get("counts") or {}
         em = c.get("evaluated_model")  # a folder fer_core.evaluate wrote for a model file: which model it scored
-        args = c.get("args") or {}
+        args = c.get("args") or ((recipes or {}).get(r.name) or {}).get("args") or {}
         na = "–" if c.get("members") or c.get("fold_runs") else None  # ensemble, pooled folds: no epochs of their own
         rows.append({
             "run": r.name,

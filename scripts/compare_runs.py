@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.metrics import corrected_resampled_t, format_p, holm, paired_comparison  # noqa: E402
+from fer_core.metrics import fold_by_fold, format_p, holm, paired_comparison  # noqa: E402
 from fer_core.runs import cross_validated, pool_predictions, run_list, run_predictions, runs_label  # noqa: E402
 
 COLUMNS = [("accuracy", "Δ accuracy"), ("macro_f1", "Δ macro-F1"), ("valence_ccc", "Δ V CCC"),
@@ -70,23 +70,16 @@ def fold_predictions(arg: str, split: str) -> list | None:
         return None
 
 
-def fold_by_fold(new: str, old: str, split: str) -> str | None:
+def fold_by_fold_line(new: str, old: str, split: str) -> str | None:
     """A line on the per-fold accuracy differences and their corrected resampled t-test, where both are
     cross-validations whose folds test the same images."""
     a, b = fold_predictions(new, split), fold_predictions(old, split)
-    if not a or not b or len(a) != len(b):
+    if not a or not b or not (folds := fold_by_fold(a, b)):
         return None
-    by_ids = {frozenset(f["id"].astype(str)): f for f, _ in b}
-    pairs = [(f, by_ids.get(frozenset(f["id"].astype(str)))) for f, _ in a]
-    if any(g is None for _, g in pairs):
-        return None  # other folds (another seed): no fold-by-fold pairing
-    acc = lambda f: float((f["pred"] == f["true"]).mean())  # noqa: E731
-    diffs = [acc(f) - acc(g) for f, g in pairs]
-    ratio = sum(len(f) / n_train for f, n_train in a) / len(a)  # test images per image trained on
-    t, p = corrected_resampled_t(diffs, ratio)
+    diffs = folds["diffs"]
     return (f"{runs_label(new)} − {runs_label(old)}, fold by fold ({len(diffs)} folds, the same test images): "
             f"accuracy {', '.join(f'{d:+.3f}' for d in diffs)}; mean {sum(diffs) / len(diffs):+.3f}, corrected "
-            f"resampled t-test t = {t:.2f}, p = {format_p(p)}")
+            f"resampled t-test t = {folds['t']:.2f}, p = {format_p(folds['p'])}")
 
 
 def main() -> int:
@@ -121,7 +114,7 @@ def main() -> int:
           + (" Holm p |" if several else ""))
     print("|" + "---|" * (len(COLUMNS) + 4 + several))
     print("\n".join(line + (f" {format_p(p)} |" if several else "") for line, p in zip(lines, holm(p_values))))
-    folds = [line for old, new in pairs if (line := fold_by_fold(new, old, a.split))]
+    folds = [line for old, new in pairs if (line := fold_by_fold_line(new, old, a.split))]
     if folds:
         print("\n" + "\n".join(folds))
     return 0

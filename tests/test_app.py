@@ -538,6 +538,42 @@ def test_a_chosen_cross_validation_shows_its_folds_spread(monkeypatch, tmp_path)
     assert not at.success and any("Not ranked: cv-fold1, cv-fold2" in c.value for c in at.caption)
 
 
+def test_two_cross_validations_on_the_same_folds_are_compared_fold_by_fold(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from fer_core.metrics import corrected_resampled_t
+
+    runs = tmp_path / "runs"
+    make_fixture_runs(runs, n=60, images=0, n_boot=5)
+    for source, name in (("effb0-affectnet", "cv"), ("resnet50-affectnet", "cvb")):
+        folds = write_cv_folds(runs / source, runs, name, first_stage=runs / source)
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "pool_folds.py"), *folds, "--out", runs / name],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(runs))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["_selected_runs_saved"] = ["cv", "cvb"]
+    at.session_state["_split_saved"] = "test"
+    at.run()
+    at.switch_page("views/disagreement.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (at.selectbox(key="dis_a").value, at.selectbox(key="dis_b").value) == ("cv", "cvb")
+    acc = {(name, k): (lambda f: (f["pred"] == f["true"]).mean())(pd.read_csv(runs / f"{name}-fold{k}" /
+                                                                              "predictions_test.csv"))
+           for name in ("cv", "cvb") for k in (1, 2)}
+    diffs = [acc["cv", k] - acc["cvb", k] for k in (1, 2)]
+    t, _ = corrected_resampled_t(diffs, 0.5)  # each fold tests half as many images as it trained on
+    line = next(m.value for m in at.markdown if m.value.startswith("**Fold by fold**"))
+    assert f"fold: {diffs[0]:+.3f}, {diffs[1]:+.3f};" in line and f"t = {t:.2f}" in line
+    at.session_state["_selected_runs_saved"] = ["cv", "resnet50-affectnet"]  # one run: no folds to pair
+    at.run()
+    assert not at.exception and at.selectbox(key="dis_b").value == "resnet50-affectnet"
+    assert not any(m.value.startswith("**Fold by fold**") for m in at.markdown)
+
+
 def test_gallery_of_a_fer_plus_run_shows_the_annotators_votes(monkeypatch, tmp_path):
     import pandas as pd
 

@@ -19,7 +19,7 @@ from fer_core.calibrate import apply_temperature, temperature_of
 from fer_core.data import FERPLUS_SPLITS, ferplus_votes
 from fer_core.explain import describe_map, heat_overlay, occlusion_map, peak_region
 from fer_core.images import thumbnail as thumbnail_of
-from fer_core.metrics import PROB_COLS, calibration, paired_comparison
+from fer_core.metrics import PROB_COLS, calibration, fold_by_fold, paired_comparison
 from fer_core.report import figure_name, md, run_colors
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
@@ -181,6 +181,22 @@ def model_for_sample(run: R.Run, sample_id: str, all_runs: list[R.Run]) -> tuple
         if pred is not None and sample_id in set(pred["id"]):
             return model_for_run(fold), fold.name
     return None, run.name
+
+
+def folds_compared(a: R.Run, b: R.Run, all_runs: list[R.Run], split: str) -> dict | None:
+    """metrics.fold_by_fold of two pooled cross-validations' fold runs (among ``all_runs``), on the folds' test
+    parts; None unless both have all their folds at hand and the folds test the same images."""
+    if split != "test" or not (R.fold_run_names(a.config) and R.fold_run_names(b.config)):
+        return None
+    sides = []
+    for run in (a, b):
+        found, missing = R.fold_runs(run, all_runs)
+        folds = [(predictions(f, "test"), ((f.config.get("split") or {}).get("counts") or {}).get("train"))
+                 for f in found]
+        if missing or any(p is None or not n for p, n in folds):
+            return None
+        sides.append(folds)
+    return fold_by_fold(*sides)
 
 
 @st.cache_data(show_spinner="Covering the face square by square…", max_entries=64)

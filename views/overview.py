@@ -114,8 +114,8 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
 
 st.header("Run details", anchor=False)
 NAMES_IN_FULL = {"_index": st.column_config.Column(width="medium", pinned=True)}  # -seed2 and -fold3 in view
-st.dataframe(report.run_details(ctx.runs), width="stretch", column_config=NAMES_IN_FULL)
 recipes = {r.name: R.recipe_config(r, ctx.all_runs) for r in ctx.runs}
+st.dataframe(report.run_details(ctx.runs, recipes), width="stretch", column_config=NAMES_IN_FULL)
 if not (differ := report.settings_that_differ(recipes)).empty:
     st.subheader("Settings that differ", anchor=False)
     st.dataframe(differ, width="stretch", column_config=NAMES_IN_FULL)
