@@ -429,7 +429,9 @@ def main(args) -> int:
                         else ": this data has no split of its own; --split all scores every image"
                         if foreign and not parts else ""))
     for note in index.notes[1:]:  # what the reader skipped or ignored, as training says it
-        print(f"note: {note}", file=sys.stderr)
+        whole = " (counted over the whole data set, all its splits)" if note.startswith("skipped: ") and \
+            split != "all" else ""
+        print(f"note: {note}{whole}", file=sys.stderr)
     tta = bool((cfg.get("args") or {}).get("tta")) if args.tta is None else args.tta
     tag = args.tag or (split if not foreign else f"{root.stem if root.is_file() else root.name}-{split}")
     differ = own_settings_differ(cfg, trained_size, tta, args, path)

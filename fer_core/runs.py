@@ -639,7 +639,9 @@ def pool_predictions(paths: list[str | os.PathLike]) -> pd.DataFrame:
     df = pd.concat([load_predictions(p) for p in paths], ignore_index=True)
     twice = df["id"][df["id"].duplicated()]
     if len(twice):
-        raise ValueError(f"image {twice.iloc[0]} is in more than one of the pooled runs")
+        raise ValueError(f"image {twice.iloc[0]} is in more than one of the pooled runs: runs taken together must each "
+                         "have scored other images (the folds of a cross-validation); seeds of a recipe score the same "
+                         "images: compare them one by one, or see their mean ± sd in scripts/results_table.py")
     return df
 
 

@@ -202,6 +202,8 @@ def _main(args, run: dict) -> int:
         run["created"] = _make_run_dir(run_dir)
     _setup_logging(run_dir if rank == 0 else None)
     run["logging"] = rank == 0
+    log.info("settings (preset %s, then the flags given): %s", args.preset or "none",
+             ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in r.items()))
     if rank == 0 and not args.resume:
         trained = {s.id for s in by_split["train"]}  # --limit leaves some training images out: they are "unused"
         rows = [{"id": s.id, "path": s.path,
@@ -303,6 +305,12 @@ def _main(args, run: dict) -> int:
                  "recipe as one process, give --batch-size %d)", r["batch_size"], world, r["batch_size"] * world,
                  r["lr"], max(1, r["batch_size"] // world))
     cw = class_weights(train_set.labels, NUM_CLASSES).to(device) if r["class_balance"] else None
+    if cw is not None:
+        log.info("--class-balance: class weights %s", ", ".join(f"{c} {w:.2f}" for c, w in zip(CLASSES, cw.tolist())))
+        present = cw[cw > 0]
+        if present.numel() and float(present.max() - present.min()) < 0.01:
+            log.warning("warning: the training images are balanced already%s, so --class-balance changes nothing "
+                        "here", " (--limit draws as many of each class as it can)" if r.get("limit") else "")
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     if use_amp and ckpt and "scaler" in ckpt:  # its loss scale goes on, not found again by skipping steps

@@ -983,8 +983,12 @@ def test_soft_labels_train_on_vote_distributions(tmp_path):
     cfg = json.loads((tmp_path / "soft" / "config.json").read_text())
     assert cfg["args"]["soft_labels"] is True
     # 32 images in batches of 16, one epoch: far too few steps for a 0.99 EMA, and the log says so.
-    assert "EMA decay 0.99 takes about 300 steps to leave its starting weights behind, and this run has 2" in \
-        (tmp_path / "soft" / "train.log").read_text()
+    log = (tmp_path / "soft" / "train.log").read_text()
+    assert "EMA decay 0.99 takes about 300 steps to leave its starting weights behind, and this run has 2" in log
+    # the settings the run trained with, the class weights, and that these votes weigh every class alike
+    assert "settings (preset none, then the flags given): --backbone mobilenet_v2, --weights imagenet" in log
+    assert "--class-balance: class weights Neutral 1.00, Happy 1.00" in log
+    assert "balanced already, so --class-balance changes nothing here" in log
     assert (tmp_path / "soft" / "predictions_test.csv").is_file()
 
     train_samples = [s for s in read_dataset(data).samples if s.split == "train"]
