@@ -103,11 +103,16 @@ def main():
         caption = report.latex_caption(a.split, [m for _, _, m in found])
         print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption), end="")
         return
-    print("| run | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
+    paper = any(m.get("ferplus_paper_rule") for _, _, m in found)  # FER+: the figure to set beside its paper's
+    print("| run | n | accuracy [95% CI] | " + ("FER+ paper's rule: n, accuracy [95% CI] | " if paper else "")
+          + "macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
           "| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min |")
-    print("|" + "---|" * 17)
+    print("|" + "---|" * (17 + paper))
     for name, c, m in found:
-        print(f"| {name} | {m['n']} | {fmt(m, 'accuracy', ci_key='accuracy')} | {fmt(m, 'macro_f1', ci_key='macro_f1')} "
+        rule = m.get("ferplus_paper_rule") or {}
+        rule = f"{rule['n']}, {report.value_ci(rule.get('accuracy'), rule.get('ci95'))} | " if rule else "– | "
+        print(f"| {name} | {m['n']} | {fmt(m, 'accuracy', ci_key='accuracy')} | {rule if paper else ''}"
+              f"{fmt(m, 'macro_f1', ci_key='macro_f1')} "
               f"| {fmt(m, 'cohen_kappa')} | {fmt(m, 'krippendorff_alpha')} "
               f"| {fmt(m, 'valence', 'rmse')} | {fmt(m, 'arousal', 'rmse')} | {fmt(m, 'valence', 'mae')} "
               f"| {fmt(m, 'arousal', 'mae')} | {fmt(m, 'valence', 'pearson')} | {fmt(m, 'arousal', 'pearson')} "

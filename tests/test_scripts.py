@@ -44,6 +44,12 @@ def test_results_table_lists_runs_and_their_seed_group(runs):
     group = [ln for ln in lines if ln.startswith("| base (2 seeds) | base, base-s1 |")]
     mean = (_accuracy(runs["base"]) + _accuracy(runs["base-s1"])) / 2
     assert len(group) == 1 and f"| {mean:.3f} ± " in group[0]
+    assert "FER+ paper's rule" not in lines[0]
+    # a FER+ run's table sets the paper's majority-rule accuracy beside the plain one
+    out = _run("results_table.py", ROOT / "artifacts" / "runs" / "ferplus-hse", runs["base"])
+    header, _, fer, base = out.stdout.splitlines()[:4]
+    assert "| accuracy [95% CI] | FER+ paper's rule: n, accuracy [95% CI] |" in header
+    assert "| 3137, 0.869 [0.857, 0.880] |" in fer and base.split(" | ")[3] == "–"
 
 
 def test_results_table_tells_apart_folders_of_one_name(runs, tmp_path):

@@ -38,8 +38,10 @@ if unpaired:
                + ": which images its figures are on cannot be told, so they are not paired with the others' "
                "(evaluate it again to write both files).")
 if unranked:
-    st.caption(f"Not ranked: {S.names(unranked)}, each scored on {split} images no other chosen run on its data "
-               "was scored on (a cross-validation's folds, or another split): their figures are not paired.")
+    st.caption(f"Not ranked: {S.names(unranked)}, each scored on a set of {split} images that no other chosen run "
+               "on its data was scored on as a whole (a cross-validation's folds, a whole cross-validation beside a "
+               "fixed split's few hundred, or another split): a ranking needs the same images. Model disagreement "
+               "pairs runs on the images they share.")
 
 pooled = [r.name for r in ctx.all_runs if R.cross_validated(r.config)]
 if pooled and not any(r.name in pooled for r in ctx.runs):
