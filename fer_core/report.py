@@ -192,20 +192,40 @@ def latex_caption(split: str, metrics: list[dict], grouped: bool = False) -> str
             "is not a test of a difference")
 
 
+def _tex(text) -> str:
+    """Text as TeX prints it: every character TeX treats specially escaped."""
+    special = {"\\": r"\textbackslash{}", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}", "±": r"$\pm$"}
+    return "".join(special.get(c) or ("\\" + c if c in "&%$#_{}" else c) for c in str(text))
+
+
+def _tex_table(caption: str, columns: list[str], rows: list[str]) -> str:
+    """A booktabs table of a metric column and ``columns`` (runs or recipes), scaled to the line beyond two."""
+    wide = len(columns) > 2
+    return "\n".join([r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(caption)}}}",
+                      *([r"\resizebox{\linewidth}{!}{%"] if wide else []),
+                      r"\begin{tabular}{l" + "c" * len(columns) + "}", r"\toprule",
+                      " & ".join(["Metric", *map(_tex, columns)]) + r" \\", r"\midrule", *rows,
+                      r"\bottomrule", r"\end{tabular}", *(["}"] if wide else []), r"\end{table}"]) + "\n"
+
+
+def latex_seed_table(summary: pd.DataFrame, split: str) -> str:
+    """seed_summary's groups as a booktabs table: one row per metric, one column per recipe, mean $\\pm$ standard
+    deviation across its seeds (or folds), nothing in bold: a spread is no ranking."""
+    cols = [c for c in summary.columns if c != "runs"]
+    rows = [" & ".join([_tex(col), *(_tex(summary.at[g, col]) or "--" for g in summary.index)]) + r" \\"
+            for col in cols]
+    caption = (f"Results on the {split} split: mean ± standard deviation across each recipe's runs, which differ "
+               "only in the seed (or, for a cross-validation, in the fold)")
+    return _tex_table(caption, list(summary.index), rows)
+
+
 def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3,
                 groups: list[list[str]] | None = None) -> str:
     """A booktabs LaTeX table for a paper: one row per metric, one column per run, each value with its 95% interval
     where known, the best value in bold (lowest for error metrics; every run that ties it as printed) within each of
     ``groups`` (runs scored on the same images, ranked_groups; default: all runs). Needs \\usepackage{booktabs}, and
     graphicx for more than two runs, whose table is scaled to the line's width."""
-    def esc(text) -> str:  # every character TeX treats specially, as text
-        special = {"\\": r"\textbackslash{}", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}
-        return "".join(special.get(c) or ("\\" + c if c in "&%$#_{}" else c) for c in str(text))
-
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
-             *([r"\resizebox{\linewidth}{!}{%"] if len(values) > 2 else []),
-             r"\begin{tabular}{l" + "c" * len(values) + "}", r"\toprule",
-             " & ".join(["Metric", *map(esc, values.index)]) + r" \\", r"\midrule"]
+    lines = []
     for col in values.columns:
         top = {}  # each run's group's best value, as printed: ties all bold
         for group in groups or [list(values.index)]:
@@ -220,9 +240,8 @@ def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: i
             ci = cis.at[run, col] if col in cis else None
             text = f"{v:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if isinstance(ci, tuple) else "")
             cells.append(rf"\textbf{{{text}}}" if round(v, digits) == top.get(run) else text)
-        lines.append(" & ".join([esc(col), *cells]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", *(["}"] if len(values) > 2 else []), r"\end{table}"]
-    return "\n".join(lines) + "\n"
+        lines.append(" & ".join([_tex(col), *cells]) + r" \\")
+    return _tex_table(caption, list(values.index), lines)
 
 
 def best_run(values: pd.DataFrame, metric: str = "Accuracy") -> str | None:

@@ -9,7 +9,8 @@ fer_core.train ... --fold K/N; refused otherwise, as by pool_folds.py), whose te
 the mean ± sd table below, a cross-validation's folds are one row named after them without their -foldK suffix
 ("dlib-best-cv5 (5 folds)").
 --latex prints a LaTeX booktabs table instead (one row per metric, one column per run, best run in bold), the one
-the dashboard's overview downloads.
+the dashboard's overview downloads, and below it the mean ± sd of each recipe with several seeds (or folds) as a
+second table.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core import report, runs  # noqa: E402
@@ -99,9 +102,16 @@ def main():
                 print(f"warning: left {d} out of --pool {a.pool}: no predictions_{a.split}.csv", file=sys.stderr)
         if dirs:
             found.append((f"{a.pool} ({len(dirs)} runs pooled)", *pooled(dirs, a.split)))
+    configs = {name: c for name, c, _ in found}
+    groups = runs.seed_groups(configs)
+    summary = report.seed_summary(report.results_table({name: m for name, _, m in found})[0], groups,
+                                  fold_groups={g[0] for g in groups if runs.folds_of(configs[g[0]])}) \
+        if groups else pd.DataFrame()
     if a.latex:
         caption = report.latex_caption(a.split, [m for _, _, m in found])
         print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption), end="")
+        if not summary.empty:  # the recipes with several seeds: the table to quote when comparing recipes
+            print("\n" + report.latex_seed_table(summary, a.split), end="")
         return
     paper = any(m.get("ferplus_paper_rule") for _, _, m in found)  # FER+: the figure to set beside its paper's
     print("| run | n | accuracy [95% CI] | " + ("FER+ paper's rule: n, accuracy [95% CI] | " if paper else "")
@@ -119,11 +129,7 @@ def main():
               f"| {fmt(m, 'valence', 'sagr')} | {fmt(m, 'arousal', 'sagr')} "
               f"| {fmt(m, 'valence', 'ccc', 'valence_ccc')} | {fmt(m, 'arousal', 'ccc', 'arousal_ccc')} "
               f"| {c.get('train_minutes', 0):.1f} |")
-    configs = {name: c for name, c, _ in found}
-    groups = runs.seed_groups(configs)
-    if groups:
-        summary = report.seed_summary(report.results_table({name: m for name, _, m in found})[0], groups,
-                                      fold_groups={g[0] for g in groups if runs.folds_of(configs[g[0]])})
+    if not summary.empty:
         cols = [c for c in SEED_COLUMNS if c in summary]
         print("\n| recipe | runs | " + " | ".join(cols) + " |")
         print("|" + "---|" * (len(cols) + 2))

@@ -72,6 +72,12 @@ def test_results_table_prints_latex(runs, tmp_path):
     assert lines[6] == r"Metric & base & base-s1 & better \\"
     acc = next(ln for ln in lines if ln.startswith("Accuracy & ")).split(" & ")
     assert acc[3].startswith(rf"\textbf{{{_accuracy(runs['better']):.3f} [")  # the most skilled run in bold
+    # then the recipe run with two seeds, as mean and standard deviation, nothing in bold
+    second = lines[lines.index(r"\end{table}") + 2:]
+    assert r"Metric & base (2 seeds) \\" in second and r"\end{table}" == second[-1]
+    mean = (_accuracy(runs["base"]) + _accuracy(runs["base-s1"])) / 2
+    row = next(ln for ln in second if ln.startswith("Accuracy & "))
+    assert row.startswith(f"Accuracy & {mean:.3f} $\\pm$ ") and "textbf" not in "".join(second)
     out = _run("results_table.py", tmp_path / "nothing", "--latex")
     assert out.returncode == 2 and "none of the given folders" in out.stderr
 

@@ -87,7 +87,12 @@ fold_values = pd.concat([values, report.results_table({n: S.metrics(f, "test") f
 if seeds:
     folds = {g[0] for g in seeds if R.folds_of(configs[g[0]])}
     st.header("Same recipe, different seeds" + (" or folds" if folds else ""), anchor=False)
-    st.dataframe(report.seed_summary(fold_values, seeds, fold_groups=folds), width="stretch")
+    summary = report.seed_summary(fold_values, seeds, fold_groups=folds)
+    st.dataframe(summary, width="stretch")
+    st.download_button("Download as a LaTeX table", report.latex_seed_table(summary, ctx.split),
+                       file_name=f"fer-lab-recipes-{ctx.split}.tex", mime="text/x-tex", key="latex_seeds",
+                       help="booktabs table: one row per metric, one column per recipe, mean ± standard deviation "
+                            "across its seeds (or folds)")
     st.caption("Runs whose training settings differ only in the seed, as mean ± standard deviation across seeds. "
                "The spread is how far retraining alone moves a figure: compare recipes by their means, and read "
                "differences between single runs smaller than it as ties."
