@@ -149,10 +149,18 @@ def detect_layout(root) -> str:
     if pixels := next((p for p in sorted(root.glob("*.csv")) if _pixel_csv(p)), None):
         raise DataError(f"no recognised data layout in {root}: {pixels.name} is FER2013's pixel CSV, whose images "
                         f"must be written first (python scripts/fer2013_images.py {pixels} --out DATA_FOLDER)")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    def shown(folder):
+        return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+    folders = []  # the folders that would be class folders: those in split folders (train/...), else these
+    for p in shown(root):
+        if p.name not in ("images", "annotations"):
+            folders += [f"{p.name}/{q.name}" for q in shown(p)] if _split_name(p.name) else [p.name]
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
                        if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else "")
+                    + ("; it has images/ but no annotations/ beside it, which AffectNet's layout needs"
+                       if (root / "images").is_dir() else "")
                     + (f"; its folders ({', '.join(folders[:8])}{', ...' if len(folders) > 8 else ''}) are no class "
                        f"names known here ({', '.join(CLASSES)}, or a synonym such as happiness or angry): rename "
                        "them, or list the images in a CSV manifest with their classes" if folders else ""))
@@ -395,12 +403,11 @@ def copies_of(samples, root, files) -> set[str]:
 
 
 def _images_under(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(image files, files without any extension) in the folder and its subfolders, leaving out hidden ones: macOS's
-    "._x.jpg" resource forks, and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image
-    twice. Files without an extension are not read (a data set's notes and licence files are often so named), but
+    """(image files, files without any extension) in the folder and its subfolders (files_under: hidden ones left
+    out). Files without an extension are not read (a data set's notes and licence files are often so named), but
     counted, since an image may have lost its extension."""
-    shown = [p for p in files_under(folder) if not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    return [p for p in shown if p.suffix.lower() in IMAGE_EXTS], [p for p in shown if not p.suffix]
+    files = files_under(folder)
+    return [p for p in files if p.suffix.lower() in IMAGE_EXTS], [p for p in files if not p.suffix]
 
 
 def _read_folders(root: Path) -> DataIndex:
@@ -408,6 +415,15 @@ def _read_folders(root: Path) -> DataIndex:
     split_dirs = _split_dirs(root)
     groups = [(d, _split_name(d.name)) for d in split_dirs] if split_dirs else [(root, None)]
     seen: set[str] = set()  # each file once: two class folders may be links to one folder
+    real_dirs: dict[Path, str] = {}  # a folder's real path, found once for all its files
+
+    def real(p: Path) -> str:
+        if p.is_symlink():
+            return os.path.realpath(p)
+        if p.parent not in real_dirs:
+            real_dirs[p.parent] = os.path.realpath(p.parent)
+        return os.path.join(real_dirs[p.parent], p.name)
+
     no_suffix: list[Path] = []
     for folder, split in groups:
         for d in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -422,10 +438,10 @@ def _read_folders(root: Path) -> DataIndex:
                 continue
             no_suffix += bare
             for p in images:
-                if (real := os.path.realpath(p)) in seen:
+                if (key := real(p)) in seen:
                     _count(skipped, "the same file twice (through a link)")
                     continue
-                seen.add(real)
+                seen.add(key)
                 rel = p.relative_to(root).as_posix()
                 samples.append(Sample(rel, rel, label, math.nan, math.nan, split))
     if no_suffix:
@@ -468,8 +484,9 @@ def _read_csv(root: Path) -> DataIndex:
         where = re.search(r"line \d+, saw \d+", str(e))
         df = None
     if df is None or not isinstance(df.index, pd.RangeIndex):  # every row one value longer: pandas made an index
-        raise DataError(f"{csv_path}: a row has more values than the header{f' ({where[0]})' if where else ''}; a "
-                        f"path or name holding the separator {sep!r} must be in double quotes")
+        raise DataError(f"{csv_path}: a row has more values than the header{f' ({where[0]})' if where else ''}: a "
+                        f"path or name holding the separator {sep!r} must be in double quotes, and no row may end "
+                        "with one")
     lower = {str(c).strip().lower(): c for c in df.columns}
     samples, skipped, seen, odd_splits = [], {}, set(), set()
     not_annotated, missing = 0, None

@@ -215,7 +215,9 @@ def as_rgb_uint8(image) -> np.ndarray:
     if type(image).__module__.startswith("PIL."):
         from PIL import ImageOps
 
-        image = ImageOps.exif_transpose(image).convert("RGB")
+        from .images import to_rgb
+
+        image = to_rgb(ImageOps.exif_transpose(image))  # 16-bit gray scaled, not clipped; transparency on white
     a = np.asarray(image)
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)

@@ -29,7 +29,8 @@ class ImageError(Exception):
     """An image file that cannot be decoded (corrupt, truncated, too large)."""
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
+    """An RGB image of any PIL mode: 16- and 32-bit gray scaled to 8 bits, transparency on white."""
     if im.mode.startswith("I") or im.mode == "F":
         # 16/32-bit grayscale: PIL's convert() clips everything above 255 to white, so scale by the container's
         # range (16-bit files) or, for 32-bit data of unknown range, by what the values show.
@@ -65,7 +66,7 @@ def _open_rgb(path, max_pixels: int, draft: int | None = None) -> Image.Image:
             elif jpeg and w * h > max_pixels:
                 im.draft("RGB", (w // 2, h // 2))  # half the size: a quarter of the pixels, within the limit
             im.load()
-            return _to_rgb(ImageOps.exif_transpose(im))
+            return to_rgb(ImageOps.exif_transpose(im))
     except ImageError:
         raise
     except FileNotFoundError:
@@ -113,8 +114,10 @@ def upright_size(path) -> tuple[int, int]:
 
 
 def files_under(folder) -> list[Path]:
-    """Every file in the folder and its subfolders, sorted; subfolders behind symbolic links are searched too (a data
-    set linked in from another disk), each real folder once, so a link back up the tree does not loop."""
+    """Every file in the folder and its subfolders, sorted, leaving out hidden ones: macOS's "._x.jpg" resource forks,
+    and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image twice. Subfolders behind
+    symbolic links are searched too (a data set linked in from another disk), each real folder once, so a link back
+    up the tree does not loop."""
     seen, out = set(), []
     for top, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(top)
@@ -122,7 +125,8 @@ def files_under(folder) -> list[Path]:
             dirs[:] = []
             continue
         seen.add(real)
-        out += [Path(top) / f for f in files]
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out += [Path(top) / f for f in files if not f.startswith(".")]
     return sorted(out)
 
 

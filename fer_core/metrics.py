@@ -106,12 +106,21 @@ def regression_metrics(y_true, y_pred) -> dict | None:
             "sagr": _num(sagr(t, p)), "ccc": _num(ccc(t, p))}
 
 
+def _is_number(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _check_labels(y, what: str) -> np.ndarray:
     try:
         a = np.asarray(y, dtype=np.float64).ravel()
     except (TypeError, ValueError):
+        name = next(v for v in np.asarray(y, dtype=object).ravel() if not _is_number(v))
         raise ValueError(f"{what}: class indices 0-{NUM_CLASSES - 1} (in CLASSES' order) are expected, not names such "
-                         f"as {np.asarray(y).ravel()[0]!r}: map them with fer_core.labels.class_index") from None
+                         f"as {name!r}: map them with fer_core.labels.class_index") from None
     bad = ~np.isfinite(a) | (a != np.round(a)) | (a < 0) | (a >= NUM_CLASSES)
     if bad.any():
         raise ValueError(f"{what}: {int(bad.sum())} value(s) are not class indices 0-{NUM_CLASSES - 1}, "
@@ -222,7 +231,7 @@ def _frame_arrays(pred_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
                                      and np.abs(probs.sum(axis=1) - 1).max() < 1e-3)
     if not sums_to_one:
         raise ValueError("prob_0 ... prob_7 must be probabilities that sum to 1 in each row (softmax of the logits), "
-                         "not logits or scores")
+                         "not logits, scores or empty cells")
     return _check_labels(pred_df["true"], "true"), _check_labels(pred_df["pred"], "pred"), probs
 
 

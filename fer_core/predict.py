@@ -95,8 +95,7 @@ def collect_images(args_images) -> list[Path]:
     for a in args_images:
         p = Path(a)
         if p.is_dir():
-            out += [f for f in files_under(p) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()
-                    and not any(part.startswith(".") for part in f.relative_to(p).parts)]  # macOS's "._x.jpg"
+            out += [f for f in files_under(p) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()]
         else:
             out.append(p)
     once: dict[str, Path] = {}  # a file named twice (or a folder and a file in it) is processed once
@@ -233,8 +232,7 @@ def main(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     files = collect_images(args.images)
-    bare = [f for a in args.images if Path(a).is_dir() for f in files_under(a)
-            if not f.suffix and not any(part.startswith(".") for part in f.relative_to(a).parts)]
+    bare = [f for a in args.images if Path(a).is_dir() for f in files_under(a) if not f.suffix]
     if bare:
         print(f"note: not read: {len(bare)} file{'s' * (len(bare) > 1)} without an extension (e.g. {bare[0]}); "
               "give images theirs (.jpg, .png, ...), or name such a file on its own to read it", file=sys.stderr)

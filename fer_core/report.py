@@ -573,7 +573,7 @@ def per_class_figure(table: pd.DataFrame, metric: str = "recall", colors: dict[s
         fig.add_bar(name=legend_label(run), x=t["class"], y=t[metric], marker_color=colors[run], error_y=err,
                     customdata=t[["support", "called"]],
                     hovertemplate="%{x}: %{y:.3f}<br>%{customdata[0]} true, %{customdata[1]} called<extra>"
-                    + run + "</extra>")
+                    + plot_text(run) + "</extra>")
     fig.update_layout(barmode="group", yaxis_title=PER_CLASS_METRICS[metric], yaxis_range=[0, 1], height=400,
                       legend=dict(orientation="h", yanchor="top", y=-0.15, x=0), margin=dict(t=30, b=40))
     return fig
@@ -635,7 +635,7 @@ def settings_that_differ(configs: dict[str, dict | None]) -> pd.DataFrame:
     defaults, missing = resolve(None, {}), object()
 
     def same(v):  # 0 and 0.0 alike, True and 1 not
-        return v if isinstance(v, (bool, str)) or v is None else float(v)
+        return ("flag", v) if isinstance(v, bool) else v if isinstance(v, str) or v is None else float(v)
 
     keep = [k for k in keys if k not in unused and
             len({same(defaults.get(k) if row.get(k, missing) is missing else row[k]) for row in rows.values()}) > 1]

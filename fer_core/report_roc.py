@@ -152,7 +152,7 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
                         customdata=[[x["lo"], x["hi"], x["n"]] for x in b],
                         hovertemplate="confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} "
                                       "images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}"
-                                      f"<extra>{run}</extra>")
+                                      f"<extra>{plot_text(run)}</extra>")
     fig.update_layout(title="Reliability: is the shown confidence how often it is right?",
                       xaxis=dict(title="confidence (probability of the predicted class)", range=[0, 1]),
                       yaxis=dict(title="accuracy", range=[0, 1.02]), legend_font_size=12, margin_t=50)

@@ -603,6 +603,9 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """predictions_<split>.csv with explicit dtypes; valence/arousal columns always present (NaN if empty). Raises
     ValueError naming the file where it is not one the engine writes: a missing column, no rows, a class outside
     0-7, probabilities that are not finite or do not sum to 1, an image twice."""
+    if Path(path).is_dir():
+        raise ValueError(f"{path}: a folder; a predictions file is a run folder's predictions_SPLIT.csv (or "
+                         "run_predictions(folder, split))")
     try:
         header = _read_header(Path(path))
         if missing := _missing(header, PRED_REQUIRED):
@@ -610,9 +613,6 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_csv(path, dtype={c: t for c, t in PRED_DTYPES.items() if c in header}, engine=_CSV_ENGINE)
     except FileNotFoundError:
         raise ValueError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: a folder; a predictions file is a run folder's predictions_SPLIT.csv (or "
-                         "run_predictions(folder, split))") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise ValueError(f"{path}: not a predictions file the engine writes ({' '.join(str(e).split())[:200]})") \
             from None

@@ -203,7 +203,7 @@ def _main(args, run: dict) -> int:
     _setup_logging(run_dir if rank == 0 else None)
     run["logging"] = rank == 0
     log.info("settings (preset %s, then the flags given): %s", args.preset or "none",
-             ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in r.items()))
+             ", ".join(f"{k} {v}" for k, v in r.items()))
     if rank == 0 and not args.resume:
         trained = {s.id for s in by_split["train"]}  # --limit leaves some training images out: they are "unused"
         rows = [{"id": s.id, "path": s.path,

@@ -157,6 +157,7 @@ def run_name(text: str) -> str:
     size = len(text.encode("utf-8"))
     rules = [(text in ("", ".", "..") or any(c in text for c in "/\\" + os.sep), "without / or \\ or .."),
              (any(ord(c) < 32 or ord(c) == 127 for c in text), "without control characters (a line break, a tab)"),
+             (any(c in '<>:"|?*' for c in text), 'without any of < > : " | ? * (Windows allows none in a name)'),
              (text != text.strip() or text.endswith("."), "not starting or ending with a space, nor ending with a dot"),
              (text.split(".")[0].lower() in WINDOWS_DEVICES, "not a device's name on Windows (CON, NUL, COM1, ...)"),
              (size > NAME_BYTES, f"of at most {NAME_BYTES} bytes, not {size}")]

@@ -181,7 +181,8 @@ def test_gallery_shows_the_largest_valence_errors(monkeypatch, runs_dir):
     at.selectbox(key="gallery_run").set_value("resnet50-affectnet").run()
     at.selectbox(key="gallery_dim").select("valence").run()
     assert not at.exception
-    assert any(f"{len(pred):,} of {len(pred):,} samples" in c.value and "valence RMSE" in c.value for c in at.caption)
+    assert any(f"{len(pred):,} samples with valence annotated (of {len(pred):,} in" in c.value
+               and "valence RMSE" in c.value for c in at.caption)
     cells = [m.value for m in at.markdown if m.value.startswith("`")]
     assert cells[0].startswith(f"`{worst['id']}`") and f"valence **{worst['valence_true']:+.2f}**" in cells[0]
     assert at.selectbox(key="gallery_sort_va").value == "Largest error first"

@@ -343,8 +343,8 @@ def test_csv_errors(tmp_path):
         read_dataset(tmp_path / "a.csv")  # x.jpg does not exist
     for rows, where in (("a,b.jpg,happy\n", ""), ('"x.jpg",happy\na,b.jpg,happy\n', r" \(line 3, saw 3\)")):
         (tmp_path / "a.csv").write_text("path,expression\n" + rows)  # a comma in a path that is not quoted
-        with pytest.raises(DataError, match=f"a row has more values than the header{where}; a path or name holding "
-                                            "the separator ',' must be in double quotes"):
+        with pytest.raises(DataError, match=f"a row has more values than the header{where}: a path or name holding "
+                                            "the separator ',' must be in double quotes, and no row may end with one"):
             read_dataset(tmp_path / "a.csv")
 
 
@@ -368,7 +368,15 @@ def test_data_errors(tmp_path):
         read_dataset(tmp_path)
     for name in ("fröhlich", "traurig"):
         (tmp_path / name).rmdir()
+    (tmp_path / "train" / "froh").mkdir(parents=True)  # in a split folder: its class folders are named
+    with pytest.raises(DataError, match=r"its folders \(train/froh\) are no class names"):
+        read_dataset(tmp_path)
+    (tmp_path / "train" / "froh").rmdir()
+    (tmp_path / "train").rmdir()
     (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match="it has images/ but no annotations/ beside it") as e:
+        read_dataset(tmp_path)
+    assert "its folders" not in str(e.value)
     (tmp_path / "annotations").mkdir()
     with pytest.raises(DataError, match="no usable samples"):
         read_dataset(tmp_path)

@@ -210,7 +210,7 @@ def test_predict_crop_matches_predict_faces_on_the_same_crop(predictor):
 
 
 def test_images_in_other_value_ranges_answer_as_their_uint8_pixels(predictor):
-    from fer_core.faces import as_uint8
+    from fer_core.faces import as_rgb_uint8, as_uint8
 
     img = astronaut()[:200, 150:350]
     s = predictor.img_size
@@ -221,6 +221,8 @@ def test_images_in_other_value_ranges_answer_as_their_uint8_pixels(predictor):
         assert np.allclose(predictor.predict_batch(same)[0], want, atol=1e-6)
     assert np.allclose(predictor.predict_crop(Image.fromarray(img))["probs"], predictor.predict_crop(img)["probs"])
     assert np.array_equal(as_uint8(np.array([True, False])), [255, 0])
+    gray16 = (crops[0, ..., 0].astype(np.uint16) * 257)
+    assert np.array_equal(as_rgb_uint8(Image.fromarray(gray16)), as_rgb_uint8(gray16))  # PIL's 16-bit: not white
     for bad, says in ((crops / 127.5 - 1, "negative values"), (crops * 2.0, "expected 0-1 or 0-255"),
                       (np.full(3, np.nan), "NaN"), (np.array([70000]), "0-65535")):
         with pytest.raises(ValueError, match=says):

@@ -422,7 +422,7 @@ def test_bad_input_is_rejected_clearly():
         compute_metrics(df.iloc[:0])
     with pytest.raises(ValueError, match="not names such as '[A-Za-z]+': map them with fer_core.labels.class_index"):
         compute_metrics(df.assign(true=[CLASSES[k] for k in df["true"]]))
-    with pytest.raises(ValueError, match="not logits or scores"):
+    with pytest.raises(ValueError, match="not logits, scores or empty cells"):
         compute_metrics(df.assign(**{c: df[c] * 3 - 1 for c in PROB_COLS}))
     with pytest.raises(ValueError):
         ccc([1, 2, 3], [1, 2])

@@ -950,7 +950,13 @@ def test_markup_in_a_run_name_is_shown_as_text_in_charts():
     values = pd.DataFrame({"Accuracy": [0.5]}, index=[name])
     bars = report.bar_figure(values, pd.DataFrame({"Accuracy": [None]}, index=[name]), ["Accuracy"], "t")
     scatter = V.scatter_figure(pred, name, 1000)
+    from fer_core.metrics import compute_metrics
+
+    m = compute_metrics(pred, n_boot=5)
+    per_class = report.per_class_figure(report.per_class_comparison({name: m["confusion"]}))
+    reliability = report_roc.reliability_figure({name: m["calibration"]}, {name: "#123456"})
     for text in (bars.data[0].name, bars.data[0].hovertemplate, scatter.layout.title.text,
-                 V.error_figure({name: pred}).data[0].hovertemplate):
+                 V.error_figure({name: pred}).data[0].hovertemplate, per_class.data[0].hovertemplate,
+                 *(t.hovertemplate for t in reliability.data if t.name and "ECE" in t.name)):
         assert "<a" not in text and "<b>bold" not in text and "&lt;a href" in text, text
     assert report.figure_name(scatter).startswith(name)  # a screen reader hears the name itself

@@ -173,10 +173,7 @@ def test_compare_runs_prints_paired_differences(runs):
     assert 0.05 < raw < 0.5 and holm == pytest.approx(min(1.0, 2 * raw), abs=2e-3)  # both printed to 3 places
 
 
-
 def test_a_run_whose_name_holds_a_comma_is_one_run(runs, tmp_path):
-    import shutil
-
     shutil.copytree(runs["better"], tmp_path / "lr1e-4,bs32")
     out = _run("compare_runs.py", runs["base"], tmp_path / "lr1e-4,bs32")
     assert out.returncode == 0, out.stderr

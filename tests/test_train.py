@@ -986,7 +986,7 @@ def test_soft_labels_train_on_vote_distributions(tmp_path):
     log = (tmp_path / "soft" / "train.log").read_text()
     assert "EMA decay 0.99 takes about 300 steps to leave its starting weights behind, and this run has 2" in log
     # the settings the run trained with, the class weights, and that these votes weigh every class alike
-    assert "settings (preset none, then the flags given): --backbone mobilenet_v2, --weights imagenet" in log
+    assert "settings (preset none, then the flags given): backbone mobilenet_v2, weights imagenet" in log
     assert "--class-balance: class weights Neutral 1.00, Happy 1.00" in log
     assert "balanced already, so --class-balance changes nothing here" in log
     assert (tmp_path / "soft" / "predictions_test.csv").is_file()

@@ -57,7 +57,7 @@ if max_points > 1000:  # large splits are drawn from a sample, of a size the use
                                      f"step draws {MOST_POINTS:,}, beyond which points only hide each other."))
 for col, dim in zip(st.columns(2), ("valence", "arousal")):
     if col.button(f"The faces with the largest {dim} errors", key=f"va_gallery_{dim}", icon=":material/photo_library:",
-                  help=f"Opens the Misclassified gallery on {name}'s samples, largest {dim} error first."):
+                  help=f"Opens the Misclassified gallery on {S.md(name)}'s samples, largest {dim} error first."):
         st.session_state.update(gallery_run=name, gallery_dim=dim)
         st.switch_page("views/gallery.py")
 S.chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
