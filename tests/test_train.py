@@ -672,6 +672,7 @@ def test_device_that_is_not_here_is_one_clear_line(tmp_path, monkeypatch, capsys
     (["--name", "two\nlines"], "without control characters"),
     (["--name", "ends. "], "not starting or ending with a space, nor ending with a dot"),
     (["--name", "nul.txt"], "not a device's name on Windows"),
+    (["--name", "lr:1e-3"], 'without any of < > : " | ? *'),
     (["--name", "é" * 101], "of at most 200 bytes, not 202"),
     (["--layout", "bogus"], "argument --layout: invalid choice: 'bogus'"),
 ])
