@@ -639,7 +639,6 @@ def settings_that_differ(configs: dict[str, dict | None]) -> pd.DataFrame:
 
     keep = [k for k in keys if k not in unused and
             len({same(defaults.get(k) if row.get(k, missing) is missing else row[k]) for row in rows.values()}) > 1]
-    table = pd.DataFrame({f"--{k.replace('_', '-')}": [
+    return pd.DataFrame({f"--{k.replace('_', '-')}": [
         "–" if row.get(k, missing) is missing else "none" if row[k] is None else str(row[k]) for row in rows.values()]
         for k in keep}, index=pd.Index(list(rows), name="run"))
-    return table

@@ -913,7 +913,8 @@ def test_torchrun_two_cpu_processes(tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["device"] == "cpu x2" and cfg["status"] == "finished"
     assert len(pd.read_csv(run / "history.csv")) == 2
-    assert r.stderr.count("backbone mobilenet_v2") == 1  # the second process does not repeat the log
+    # the second process does not repeat the log
+    assert r.stderr.count("backbone mobilenet_v2, weights:") == 1 and r.stderr.count("settings (preset") == 1
     # resumed in one process, with twice the steps per epoch: the schedule goes on from epoch 2 of 4, not 1
     assert run_train("--resume", run, "--epochs", "4", "--device", "cpu") == 0
     hist = pd.read_csv(run / "history.csv")
