@@ -224,6 +224,14 @@ def _main(args, run: dict) -> int:
     log.info("%s", table)
     for w in cautions:
         log.warning("warning: %s", w)
+    if rank == 0 and not args.resume:  # data sets hold duplicates (FER+: 265 of its test images are training images)
+        root = fdata.images_root(index.root)
+        seen = fdata.copies_of(by_split["val"] + by_split["test"], root, [root / s.path for s in by_split["train"]])
+        if seen:
+            where = {k: sum(s.id in seen for s in by_split[k]) for k in ("val", "test")}
+            log.warning("warning: %s are byte-identical to training images (the data set holds them twice): the "
+                        "figures on those parts are a little optimistic, as they are for anyone using this split",
+                        " and ".join(f"{n} of the {len(by_split[k])} {k} images" for k, n in where.items() if n))
     if cfg["split"].get("outside_source") and not args.resume:
         log.warning("warning: %d of these %d images are in none of %s's train, val or test parts (left out by its "
                     "--limit, or not in its data): they are not used here either", cfg["split"]["outside_source"],

@@ -776,3 +776,16 @@ def test_many_runs_get_one_run_chooser_for_their_curves_and_a_warning(monkeypatc
     assert json.loads(at.get("plotly_chart")[2].proto.spec)["layout"]["title"]["text"].startswith("run05: ROC")
     at.multiselect(key="selected_runs").set_value([f"run{k:02d}" for k in range(31)]).run()
     assert at.sidebar.warning[0].value.startswith("31 runs chosen: every page draws each of them")
+
+
+def test_seeds_tested_on_other_images_are_said_to_be(monkeypatch, tmp_path):
+    runs = tmp_path / "runs"
+    for name, seed, split_seed in (("r-s0", 0, 0), ("r-s1", 1, 0)):  # one split, as after --split-from
+        write_run(runs, name, n=60, seed=seed, split_seed=split_seed, n_boot=5)
+    at = _app(monkeypatch, runs)
+    spread = next(d.value for d in at.dataframe if d.value.index.name == "recipe")
+    assert spread.index.tolist() == ["r-s0 (2 seeds)"]
+    assert not any("Some seeds were tested on other images" in c.value for c in at.caption)
+    write_run(runs, "r-s2", n=60, seed=2, split_seed=2, n_boot=5)  # a split of its own, drawn with its seed
+    at = _app(monkeypatch, runs)
+    assert any("Some seeds were tested on other images" in c.value for c in at.caption)

@@ -1343,3 +1343,23 @@ def test_help_and_a_mistyped_flag_answer_before_torch_loads():
         assert not any(line.split("|")[-1].strip() == "torch" for line in r.stderr.splitlines())
     assert "presets:" in subprocess.run([sys.executable, "-m", "fer_core.train", "--help"], capture_output=True,
                                         text=True).stdout
+
+
+def test_val_and_test_images_that_are_training_images_are_named_in_the_log(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2), ("test", 2)):
+        for k, name in enumerate(["happy", "sad"]):
+            for i in range(n):
+                folder = tmp_path / "data" / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pattern_image(k + 1, 32, rng)).save(folder / f"{split}{i}.png")
+    # a test image that is a training image under another name, as FER2013 holds some
+    copy = tmp_path / "data" / "train" / "happy" / "train0.png"
+    (tmp_path / "data" / "test" / "happy" / "test1.png").write_bytes(copy.read_bytes())
+    assert run_train("--data", tmp_path / "data", "--out", tmp_path / "runs", "--name", "dup", "--epochs", "1",
+                     *TINY) == 0
+    log = (tmp_path / "runs" / "dup" / "train.log").read_text()
+    assert "warning: 1 of the 4 test images are byte-identical to training images" in log
+    assert "val images are" not in log

@@ -98,7 +98,11 @@ if seeds:
                "differences between single runs smaller than it as ties."
                + (" The folds of one cross-validation (`--fold K/N`) form a group of their own: each fold is tested "
                   "on other images, so their spread also holds how much a figure depends on which images it is "
-                  "measured on." if folds else ""))
+                  "measured on." if folds else "")
+               + (" Some seeds were tested on other images (each drew its own split with its seed, without "
+                  "`--split-from`): their spread also holds which images each was tested on." if any(
+                      len({frozenset(ids[n]) if ids.get(n) is not None else None for n in g}) > 1
+                      for g in seeds if g[0] not in folds) else ""))
 
 for (layout, root), names in groups.items():  # one pair of charts per data set: their scores do not compare
     if len(groups) > 1:
