@@ -44,7 +44,8 @@ with right:
         counts = only["wrong run"].value_counts().reindex(kept, fill_value=0)  # a run never alone in error: 0
         shown = [plot_text(n) for n in counts.index]  # the names as text in the labels and the hover
         fig = px.bar(x=counts.values, y=shown, orientation="h", labels={"x": "samples", "y": ""}, color=shown,
-                     color_discrete_map={plot_text(n): c for n, c in ctx.colors.items()}, title="Who is the odd one out",
+                     color_discrete_map={plot_text(n): c for n, c in ctx.colors.items()},
+                     title="Who is the odd one out",
                      height=max(220, 80 + 28 * len(counts)))
         fig.update_layout(showlegend=False)
         fig.update_xaxes(tickformat=",d", dtick=1 if counts.max() <= 5 else None)  # counts: no 0.5 ticks

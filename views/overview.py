@@ -138,8 +138,8 @@ commands = {r.name: R.train_command(r.config, r.path, recipes[r.name]) for r in 
 if any(commands.values()):
     with st.expander("Train these runs again: the commands"):
         st.caption("From each run's config.json: its data, preset, split and every setting that differs from the "
-                   "preset; for a pooled cross-validation, the scripts/cross_validate.py command that trains its folds. "
-                   "A two-stage preset finds its first stage as the run did (under --out). Ensembles and evaluations "
+                   "preset; for a pooled cross-validation, the scripts/cross_validate.py command that trains its "
+                   "folds. A two-stage preset finds its first stage as the run did (under --out). Ensembles and evaluations "
                    "were not trained by one command: none is given.")
         for name, command in commands.items():
             if command:
