@@ -220,12 +220,15 @@ def latex_seed_table(summary: pd.DataFrame, split: str) -> str:
 
 
 def latex_table(values: pd.DataFrame, cis: pd.DataFrame, caption: str, digits: int = 3,
-                groups: list[list[str]] | None = None) -> str:
+                groups: list[list[str]] | None = None, n: dict[str, int] | None = None) -> str:
     """A booktabs LaTeX table for a paper: one row per metric, one column per run, each value with its 95% interval
     where known, the best value in bold (lowest for error metrics; every run that ties it as printed) within each of
-    ``groups`` (runs scored on the same images, ranked_groups; default: all runs). Needs \\usepackage{booktabs}, and
+    ``groups`` (runs scored on the same images, ranked_groups; default: all runs). ``n``: each run's number of images,
+    a first row where they differ (latex_caption gives it where they agree). Needs \\usepackage{booktabs}, and
     graphicx for more than two runs, whose table is scaled to the line's width."""
-    lines = []
+    counts = [(n or {}).get(run) for run in values.index]
+    lines = ([" & ".join(["Images", *(f"{c:,}".replace(",", "{,}") if c else "--" for c in counts)]) + r" \\"]
+             if len(set(counts) - {None}) > 1 else [])
     for col in values.columns:
         top = {}  # each run's group's best value, as printed: ties all bold
         for group in groups or [list(values.index)]:

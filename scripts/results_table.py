@@ -109,7 +109,8 @@ def main():
         if groups else pd.DataFrame()
     if a.latex:
         caption = report.latex_caption(a.split, [m for _, _, m in found])
-        print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption), end="")
+        print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption,
+                                 n={name: m.get("n") for name, _, m in found}), end="")
         if not summary.empty:  # the recipes with several seeds: the table to quote when comparing recipes
             print("\n" + report.latex_seed_table(summary, a.split), end="")
         return

@@ -262,6 +262,10 @@ def test_latex_table_bolds_the_best_run_per_metric(runs_dir):
     assert rmse[["a", "b"].index(best)].startswith(r"\textbf") and rmse[2] == "--"  # FER+ has no valence
     assert r"\resizebox{\linewidth}{!}{%" in lines  # three runs' intervals: scaled to fit the column
     assert r"\resizebox" not in report.latex_table(values.iloc[:2], cis.iloc[:2], "t")
+    # images per run: a row of their own where they differ (the caption gives n where they agree)
+    rows = report.latex_table(values, cis, "t", n=dict(zip(values.index, (300, 3199, 300)))).splitlines()
+    assert rows[rows.index(r"\midrule") + 1] == r"Images & 300 & 3{,}199 & 300 \\"
+    assert "Images" not in report.latex_table(values, cis, "t", n=dict.fromkeys(values.index, 300))
     tied = values.assign(Accuracy=0.41323)  # three runs right on as many images: all three bold
     acc = next(ln for ln in report.latex_table(tied, cis, "t").splitlines() if ln.startswith("Accuracy &"))
     assert acc.count(r"\textbf") == 3
