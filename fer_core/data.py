@@ -149,6 +149,7 @@ def detect_layout(root) -> str:
     if pixels := next((p for p in sorted(root.glob("*.csv")) if _pixel_csv(p)), None):
         raise DataError(f"no recognised data layout in {root}: {pixels.name} is FER2013's pixel CSV, whose images "
                         f"must be written first (python scripts/fer2013_images.py {pixels} --out DATA_FOLDER)")
+
     def shown(folder):
         return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 

@@ -453,8 +453,8 @@ def corrected_resampled_t(diffs, test_train_ratio: float) -> tuple[float, float]
 def fold_by_fold(folds_a: list, folds_b: list) -> dict | None:
     """Two cross-validations on the same folds, fold by fold: each fold's (test predictions, number of images it
     trained on), in any order. Returns {"diffs": accuracy of A's fold − B's fold testing the same images, in A's order,
-    "t", "p": the corrected resampled t-test (corrected_resampled_t)}, or None where the folds do not pair up (other
-    folds: another seed, another data set)."""
+    "mean": their mean, "t", "p": the corrected resampled t-test (corrected_resampled_t)}, or None where the folds do
+    not pair up (other folds: another seed, another data set)."""
     if len(folds_a) < 2 or len(folds_a) != len(folds_b):
         return None
     by_ids = {frozenset(f["id"].astype(str)): f for f, _ in folds_b}
@@ -463,7 +463,7 @@ def fold_by_fold(folds_a: list, folds_b: list) -> dict | None:
         return None
     diffs = [float((f["pred"] == f["true"]).mean() - (g["pred"] == g["true"]).mean()) for f, g in pairs]
     t, p = corrected_resampled_t(diffs, sum(len(f) / n_train for f, n_train in folds_a) / len(folds_a))
-    return {"diffs": diffs, "t": t, "p": p}
+    return {"diffs": diffs, "mean": float(np.mean(diffs)), "t": t, "p": p}
 
 
 def paired_comparison(pred_a: pd.DataFrame, pred_b: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:

@@ -306,6 +306,12 @@ def best_run_lines(values: pd.DataFrame, metrics: dict, groups: dict, right: dic
     return lines, unranked
 
 
+def tested_on_other_images(groups: list[list[str]], ids: dict) -> bool:
+    """Whether the runs of some group (seed_groups) were scored on different images (``ids``: {run: sample ids or
+    None}): runs that drew their split with their own seed, without --split-from."""
+    return any(len({None if ids.get(n) is None else frozenset(ids[n]) for n in g}) > 1 for g in groups)
+
+
 def unpaired_runs(ids: dict, metrics: dict) -> dict[str, str]:
     """{run: why} for the runs whose images cannot be told, so that they cannot be ranked with others: the sample ids
     come from the predictions file (``ids``: {run: ids or None}), which must be usable and agree with the metrics."""

@@ -95,6 +95,12 @@ def va_errors(pred: pd.DataFrame, dim: str, true_class: int | None = None, pred_
     return rows.reset_index(drop=True)
 
 
+def va_error_summary(rows: pd.DataFrame) -> dict:
+    """{"rmse", "bias" (the mean error: above 0, predicted too high on average)} of va_errors' rows."""
+    error = rows["error"].to_numpy(np.float64)
+    return {"rmse": float(np.sqrt(np.mean(error ** 2))), "bias": float(error.mean())}
+
+
 def find_sample(pred: pd.DataFrame, query: str) -> pd.DataFrame:
     """Rows whose id equals the query; failing that, whose last part equals it ("fer0000635" finds "Test/fer0000635"),
     or whose trailing number does ("635" finds it too). Empty when nothing matches."""

@@ -32,7 +32,7 @@ def get_args_parser():
       help=f"auto (default), {', '.join(LAYOUTS)}")
     a("--preset", choices=list(PRESETS), help="a named recipe (listed below); flags given override it")
     a("--name", type=run_name, help="run name, the run folder's name under --out (default: <preset or "
-                                       "backbone>-<date-time>)")
+                                      "backbone>-<date-time>)")
     a("--out", type=os.path.expanduser,
       default="artifacts/runs", help="parent folder of run folders (default artifacts/runs)")
     a("--resume", type=os.path.expanduser,
@@ -155,7 +155,7 @@ WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"{d}{i}" for d in ("com", "lpt
 def run_name(text: str) -> str:
     """A folder name under --out that any system can hold, not a path that leads out of it."""
     size = len(text.encode("utf-8"))
-    rules = [(text in ("", ".", "..") or any(c in text for c in "/\\" + os.sep), "without / or \\ or .."),
+    rules = [(text in ("", ".", "..") or "/" in text or "\\" in text, "without / or \\ or .."),
              (any(ord(c) < 32 or ord(c) == 127 for c in text), "without control characters (a line break, a tab)"),
              (any(c in '<>:"|?*' for c in text), 'without any of < > : " | ? * (Windows allows none in a name)'),
              (text != text.strip() or text.endswith("."), "not starting or ending with a space, nor ending with a dot"),

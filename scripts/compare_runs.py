@@ -78,7 +78,7 @@ def fold_by_fold_line(new: str, old: str, split: str) -> str | None:
         return None
     diffs = folds["diffs"]
     return (f"{runs_label(new)} − {runs_label(old)}, fold by fold ({len(diffs)} folds, the same test images): "
-            f"accuracy {', '.join(f'{d:+.3f}' for d in diffs)}; mean {sum(diffs) / len(diffs):+.3f}, corrected "
+            f"accuracy {', '.join(f'{d:+.3f}' for d in diffs)}; mean {folds['mean']:+.3f}, corrected "
             f"resampled t-test t = {folds['t']:.2f}, p = {format_p(folds['p'])}")
 
 

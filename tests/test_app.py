@@ -786,6 +786,11 @@ def test_seeds_tested_on_other_images_are_said_to_be(monkeypatch, tmp_path):
     spread = next(d.value for d in at.dataframe if d.value.index.name == "recipe")
     assert spread.index.tolist() == ["r-s0 (2 seeds)"]
     assert not any("Some seeds were tested on other images" in c.value for c in at.caption)
+    from fer_core.report import tested_on_other_images
+
+    ids = {"a": ["1", "2"], "b": ["2", "1"], "c": ["3"], "d": None}
+    assert not tested_on_other_images([["a", "b"]], ids) and tested_on_other_images([["a", "b"], ["a", "c"]], ids)
+    assert tested_on_other_images([["a", "d"]], ids)
     write_run(runs, "r-s2", n=60, seed=2, split_seed=2, n_boot=5)  # a split of its own, drawn with its seed
     at = _app(monkeypatch, runs)
     assert any("Some seeds were tested on other images" in c.value for c in at.caption)

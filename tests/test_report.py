@@ -394,6 +394,9 @@ def test_largest_valence_arousal_errors():
     assert E.va_errors(pred, "arousal", sort="Predicted too low first")["error"].is_monotonic_increasing
     assert list(E.va_errors(pred, "valence", sort="ID")["id"].astype(int)) == sorted(set(range(300)) - {5})
     assert E.va_errors(pred.assign(valence_true=np.nan), "valence").empty  # FER+: no annotations
+    summary = E.va_error_summary(rows)
+    err = (pred["valence_pred"] - pred["valence_true"]).dropna()
+    assert summary["rmse"] == pytest.approx(np.sqrt((err ** 2).mean())) and summary["bias"] == pytest.approx(err.mean())
     with pytest.raises(ValueError, match="valence or arousal"):
         E.va_errors(pred, "dominance")
 

@@ -113,7 +113,7 @@ S.chart(E.paired_figure(table, a, b), width="stretch")
 if folds := S.folds_compared(by_name[a], by_name[b], ctx.all_runs, ctx.split):
     diffs = folds["diffs"]
     st.markdown(f"**Fold by fold**: both are cross-validations on the same {len(diffs)} folds. Accuracy A − B in each "
-                f"fold: {', '.join(f'{d:+.3f}' for d in diffs)}; mean {sum(diffs) / len(diffs):+.3f}, corrected "
+                f"fold: {', '.join(f'{d:+.3f}' for d in diffs)}; mean {folds['mean']:+.3f}, corrected "
                 f"resampled t-test t = {folds['t']:.2f}, p = {format_p(folds['p'])}.")
     st.caption("The bootstrap and McNemar's test above count only which images were drawn, with the models fixed. This "
                "test (Nadeau & Bengio, 2003) also counts how much each recipe's figure moves from one training set to "

@@ -132,11 +132,11 @@ if dim in DIMS:
                 (" in these classes." if classes != (None, None) else
                  " (FER+ and class folders carry no valence or arousal)."))
         st.stop()
-    rmse = float(np.sqrt(np.mean(wrong["error"] ** 2)))
+    errors = E.va_error_summary(wrong)
     st.caption(f"{len(wrong):,} samples with {dim} annotated" + (" in the chosen classes" if classes != (None, None)
                                                                   else "")
                + f" (of {len(pred):,} in {S.md(run.name)} / {split}), right class or wrong; {dim} RMSE on them "
-               f"{rmse:.3f}, mean error {wrong['error'].mean():+.3f} (above 0: predicted too high on average).")
+               f"{errors['rmse']:.3f}, mean error {errors['bias']:+.3f} (above 0: predicted too high on average).")
 else:
     wrong = E.misclassified(pred, *classes, sort, votes)
     st.caption(f"{len(wrong):,} misclassified of {len(pred):,} samples in {S.md(run.name)} / {split}.")

@@ -101,9 +101,8 @@ if seeds:
                   "on other images, so their spread also holds how much a figure depends on which images it is "
                   "measured on." if folds else "")
                + (" Some seeds were tested on other images (each drew its own split with its seed, without "
-                  "`--split-from`): their spread also holds which images each was tested on." if any(
-                      len({frozenset(ids[n]) if ids.get(n) is not None else None for n in g}) > 1
-                      for g in seeds if g[0] not in folds) else ""))
+                  "`--split-from`): their spread also holds which images each was tested on."
+                  if report.tested_on_other_images([g for g in seeds if g[0] not in folds], ids) else ""))
 
 for (layout, root), names in groups.items():  # one pair of charts per data set: their scores do not compare
     if len(groups) > 1:
@@ -140,8 +139,8 @@ if any(commands.values()):
     with st.expander("Train these runs again: the commands"):
         st.caption("From each run's config.json: its data, preset, split and every setting that differs from the "
                    "preset; for a pooled cross-validation, the scripts/cross_validate.py command that trains its "
-                   "folds. A two-stage preset finds its first stage as the run did (under --out). Ensembles and evaluations "
-                   "were not trained by one command: none is given.")
+                   "folds. A two-stage preset finds its first stage as the run did (under --out). Ensembles and "
+                   "evaluations were not trained by one command: none is given.")
         for name, command in commands.items():
             if command:
                 st.markdown(f"**{S.md(name)}**")
