@@ -108,7 +108,8 @@ def results_table(metrics_by_run: dict[str, dict]) -> tuple[pd.DataFrame, pd.Dat
 
 
 def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3, fold_groups=()) -> pd.DataFrame:
-    """One row per seed group, named after its first run: the runs, and each metric as "mean ± sd" (sample
+    """One row per seed group, named after its runs' common name without a -sK / -seedK suffix where they share
+    one, else after its first run: the runs, and each metric as "mean ± sd" (sample
     standard deviation across the group's runs). Groups whose first run is in ``fold_groups`` are the folds of
     one cross-validation and are named so, after the folds' common name without its -foldK suffix
     ("dlib-best-cv5 (5 folds)" for dlib-best-cv5-fold1..5) where they share one."""
@@ -131,7 +132,8 @@ def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3,
             else:
                 rows[f"{g[0]} ({len(sub)} folds)"] = row
         else:
-            rows[f"{g[0]} ({len(sub)} seeds)"] = row
+            stems = {re.sub(r"[-_](?:seed|s)\d+$", "", n) for n in sub.index}
+            rows[f"{stems.pop() if len(stems) == 1 else g[0]} ({len(sub)} seeds)"] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "recipe"
     return out

@@ -784,7 +784,7 @@ def test_seeds_tested_on_other_images_are_said_to_be(monkeypatch, tmp_path):
         write_run(runs, name, n=60, seed=seed, split_seed=split_seed, n_boot=5)
     at = _app(monkeypatch, runs)
     spread = next(d.value for d in at.dataframe if d.value.index.name == "recipe")
-    assert spread.index.tolist() == ["r-s0 (2 seeds)"]
+    assert spread.index.tolist() == ["r (2 seeds)"]
     assert not any("Some seeds were tested on other images" in c.value for c in at.caption)
     from fer_core.report import tested_on_other_images
 

@@ -752,6 +752,8 @@ def test_seed_summary_gives_mean_and_sample_sd():
     assert out.loc["a (3 seeds)", "Accuracy"] == "0.420 ± 0.020"
     assert out.loc["a (3 seeds)", "Valence CCC"] == "0.600 ± 0.000"
     assert list(report.seed_summary(values, [["a", "a1", "a2"]], fold_groups={"a"}).index) == ["a (3 folds)"]
+    seeds = pd.DataFrame({"accuracy": [0.5, 0.6, 0.7]}, index=["r", "r-seed1", "r_s2"])
+    assert list(report.seed_summary(seeds, [list(seeds.index)]).index) == ["r (3 seeds)"]  # named without -seedK
     cv = pd.DataFrame({"accuracy": [0.5, 0.6]}, index=["r-cv5-fold1", "r-cv5-fold2"])
     assert list(report.seed_summary(cv, [list(cv.index)], fold_groups={"r-cv5-fold1"}).index) == ["r-cv5 (2 folds)"]
     five = pd.DataFrame({"accuracy": [0.5] * 4}, index=[f"r-cv5-fold{k}" for k in (1, 2, 4, 5)])  # fold 3 missing
