@@ -87,15 +87,18 @@ def write_maps(predictor, records, out_dir) -> list[str]:
     return written
 
 
-def collect_images(args_images) -> list[Path]:
+def collect_images(args_images, bare: list | None = None) -> list[Path]:
     """Files as given, plus every image and video file under each folder, in a stable order; missing paths kept
     so that they are reported like unreadable files, and so are HEIC photos (no decoder: they are named, not left
-    out without a word)."""
+    out without a word). Files without an extension found in the folders are added to ``bare`` where given."""
     out = []
     for a in args_images:
         p = Path(a)
         if p.is_dir():
-            out += [f for f in files_under(p) if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()]
+            found = files_under(p)
+            out += [f for f in found if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()]
+            if bare is not None:
+                bare += [f for f in found if not f.suffix]
         else:
             out.append(p)
     once: dict[str, Path] = {}  # a file named twice (or a folder and a file in it) is processed once
@@ -231,8 +234,8 @@ def main(args) -> int:
     except (ModelNotFound, ValueError, RuntimeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    files = collect_images(args.images)
-    bare = [f for a in args.images if Path(a).is_dir() for f in files_under(a) if not f.suffix]
+    bare: list[Path] = []
+    files = collect_images(args.images, bare)
     if bare:
         print(f"note: not read: {len(bare)} file{'s' * (len(bare) > 1)} without an extension (e.g. {bare[0]}); "
               "give images theirs (.jpg, .png, ...), or name such a file on its own to read it", file=sys.stderr)
