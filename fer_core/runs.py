@@ -107,8 +107,10 @@ def train_command(config: dict, run_dir: Path | None = None, fold: dict | None =
     if source == "fold":
         words += [] if pooled else ["--fold", f"{split.get('fold')}/{split.get('folds')}"]
         skip.add("test_frac")
-    elif source.startswith("run:"):  # --split-from: the run of that name beside this one
-        words += ["--split-from", str(Path(run_dir).parent / source[4:] if run_dir else source[4:])]
+    elif source.startswith("run:"):  # --split-from: the run of that name beside this one, else this run's own copy
+        beside = Path(run_dir).parent / source[4:] if run_dir else None
+        words += ["--split-from", str(beside if not beside or (beside / "split.csv").is_file() else run_dir)
+                  if run_dir else source[4:]]
         skip |= {"val_frac", "test_frac"}
     elif source == "predefined":  # the data's own parts; the fractions apply to none of them
         skip |= {"val_frac", "test_frac"}

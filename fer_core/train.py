@@ -11,6 +11,7 @@ if __name__ == "__main__":  # --help and a mistyped flag answer before torch loa
     _parser().parse_args()
 
 import copy
+import hashlib
 import io
 import itertools
 import json
@@ -22,6 +23,7 @@ import shlex
 import shutil
 import signal
 import socket
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -243,6 +245,9 @@ def _main(args, run: dict) -> int:
         raise Fail(f"{r['backbone']} needs --img-size {model.features.MIN_SIDE} or more (got {r['img_size']})")
     if not ckpt:
         cfg["weights"] = {"requested": r["weights"], "loaded": info.weights_loaded}
+        if r["weights"] not in ("imagenet", "pretrained", "none"):  # which file it was, should its path change
+            with open(_weights_file(r["weights"]), "rb") as f:
+                cfg["weights"]["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
         default = PRESETS.get(args.preset, {}).get("weights", r["weights"])
         if args.weights is None and r["weights"] != default:  # _prepare_run found the first stage under --out
             log.info("preset %s: %s is not there; starting from %s", args.preset, default, r["weights"])
@@ -282,9 +287,11 @@ def _main(args, run: dict) -> int:
     trained = WithLandmarks(model).to(device) if train_set.landmarks is not None else model
     opt = torch.optim.AdamW(_param_groups(trained, r), lr=r["lr"], weight_decay=r["weight_decay"])
     augment = BatchAugment(r["aug"], info.mean, info.std)
-    sampler = torch.utils.data.DistributedSampler(train_set, seed=r["seed"]) if world > 1 else None
-    loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], shuffle=sampler is None,
-                                         sampler=sampler, num_workers=r["workers"],
+    # The order of the images and every random draw of an epoch (augmentation, mixup, dropout) follow from the seed
+    # and the epoch alone: the same with any --workers, and a resumed run goes on as if it had not been stopped.
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=world, rank=rank, seed=r["seed"])
+    loader = torch.utils.data.DataLoader(train_set, batch_size=r["batch_size"], sampler=sampler,
+                                         num_workers=r["workers"], generator=torch.Generator().manual_seed(r["seed"]),
                                          # each process's share: one smaller than a batch keeps its one short batch
                                          drop_last=-(-len(train_set) // world) > r["batch_size"],
                                          persistent_workers=r["workers"] > 0, pin_memory=device.startswith("cuda"),
@@ -335,8 +342,8 @@ def _main(args, run: dict) -> int:
     for epoch in range(start_epoch, r["epochs"] + 1):
         run["at"] = f"during epoch {epoch} of {r['epochs']}"
         t_ep = time.time()
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        torch.manual_seed(int(np.random.SeedSequence([r["seed"], rank, epoch]).generate_state(1)[0]))
         tr = train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0,
                              teacher, amp)
         row = {"epoch": epoch, **tr}
@@ -583,6 +590,38 @@ def _device_label(args, world: int) -> str:
     return pick_device(args.device) + (f" x{world}" if world > 1 else "")
 
 
+def _environment() -> dict:
+    """What a run trains with besides its arguments: the code (its git commit where it is a checkout), the packages
+    whose versions change numbers, the CPU and the threads its convolutions use."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def pkg(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    root = Path(__file__).resolve().parents[1]
+    code = f"fer-lab {pkg('fer-lab') or '?'}, not a git checkout"
+    if (root / ".git").exists():
+        try:
+            git = [["git", "-C", str(root), *a] for a in (["rev-parse", "HEAD"], ["status", "--porcelain", "-uno"])]
+            head, changes = (subprocess.run(c, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+                             for c in git)
+            code = f"git {head}" + (" with uncommitted changes" if changes else "")
+        except (OSError, subprocess.SubprocessError):
+            code = f"fer-lab {pkg('fer-lab') or '?'}, a git checkout whose commit git could not read"
+    cpu = platform.processor()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name")) or cpu
+    except (OSError, StopIteration):
+        pass
+    return {"code": code, "python": platform.python_version(),
+            **{k: pkg(k) for k in ("torch", "torchvision", "numpy", "scikit-learn", "onnxruntime")},
+            "cpu": cpu or platform.machine(), "threads": torch.get_num_threads()}
+
+
 def _saved_status(run_dir: Path) -> str | None:
     """The status config.json gives the run (finished, stopped_early, stopped, failed, running), None if unreadable."""
     try:
@@ -633,6 +672,7 @@ def _prepare_run(args, rank, world=1):
         if before.split(", then ")[-1].split(" from epoch")[0] != here:  # resumed elsewhere: each is said
             cfg["device"] = f"{before}, then {here} from epoch {ckpt['epoch'] + 1}"
         cfg["status"] = "running"
+        cfg.setdefault("resumed", []).append({"from_epoch": ckpt["epoch"] + 1, "environment": _environment()})
         return run_dir, cfg, ckpt["epoch"] + 1, ckpt
     if not args.data:
         raise Fail("--data is required (a data folder or CSV manifest), unless you --resume a run")
@@ -715,6 +755,7 @@ def _prepare_run(args, rank, world=1):
         "args": r, "device": _device_label(args, world),
         "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.__version__}"
                     + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+        "environment": _environment(),
         "status": "running", "train_minutes": 0.0,
     }
     return run_dir, cfg, 1, None

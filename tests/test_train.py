@@ -1,4 +1,5 @@
 """End-to-end: train -> run folder -> evaluate, resume, torchrun with 2 CPU processes, CLI errors, real data."""
+import hashlib
 import json
 import os
 import re
@@ -328,6 +329,8 @@ def test_evaluate_leaves_out_what_a_stage_before_the_model_trained_on(tiny_run, 
     other = make_affectnet_dir(tmp_path / "other", n_per_class=4, size=32, seed=3)
     assert run_train("--data", other, "--out", tmp_path / "runs", "--name", "second", "--epochs", "1", *TINY,
                      "--weights", first) == 0
+    weights = json.loads((tmp_path / "runs" / "second" / "config.json").read_text())["weights"]
+    assert weights["sha256"] == hashlib.sha256((first / "checkpoints" / "best.pt").read_bytes()).hexdigest()
     capsys.readouterr()
     argv = ["--run", str(tmp_path / "runs" / "second"), "--data", str(data), "--out", str(tmp_path / "ev")]
     assert evaluate.main(evaluate.get_args_parser().parse_args(argv)) == 0
@@ -431,6 +434,44 @@ def test_resume_refuses_fewer_epochs_than_the_run_has_trained(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"{tmp_path / 'r'} has nothing left to train: it finished its 2 epochs; --epochs N (more than 2)" in err
     assert (tmp_path / "r" / "config.json").read_bytes() == before
+
+
+def test_a_run_is_the_same_with_any_workers_and_when_stopped_and_resumed(tmp_path, monkeypatch):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    random_draws = ["--aug", "v2", "--mixup", "0.4", "--dropout", "0.3", "--seed", "3", "--epochs", "3"]
+
+    def trained(name, *argv):
+        assert run_train("--data", data, "--out", tmp_path, "--name", name, *TINY, *random_draws, *argv) in (0, 130)
+        return tmp_path / name
+
+    def results(run):
+        return pd.read_csv(run / "history.csv").drop(columns="seconds"), (run / "predictions_test.csv").read_bytes()
+
+    once = results(trained("once"))
+    assert once[0]["train_loss"].nunique() == 3
+    pd.testing.assert_frame_equal(results(trained("workers", "--workers", "2"))[0], once[0])
+    assert results(tmp_path / "workers")[1] == once[1]
+    real = train.train_one_epoch
+
+    def stopped_in_epoch_2(*a, **k):
+        if a[11] == 2:  # the epoch argument
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "train_one_epoch", stopped_in_epoch_2)
+    stopped = trained("stopped")
+    assert len(pd.read_csv(stopped / "history.csv")) == 1
+    monkeypatch.setattr(train, "train_one_epoch", real)
+    assert run_train("--resume", stopped) == 0
+    cfg = json.loads((stopped / "config.json").read_text())
+    assert cfg["resumed"] == [{"from_epoch": 2, "environment": cfg["environment"]}]
+    assert torch.__version__.startswith(cfg["environment"]["torch"]) and cfg["environment"]["threads"] >= 1
+    assert cfg["environment"]["code"].startswith(("git ", "fer-lab "))
+    resumed = results(stopped)
+    pd.testing.assert_frame_equal(resumed[0], once[0])
+    assert resumed[1] == once[1]
+    # another seed draws otherwise
+    assert not results(trained("seed4", "--seed", "4"))[0]["train_loss"].equals(once[0]["train_loss"])
 
 
 def test_resume_goes_on_after_an_early_stop_and_an_interrupted_extension_says_how_to_resume(tmp_path, capsys,
@@ -1244,6 +1285,11 @@ def test_the_command_a_run_shows_trains_its_recipe_again(tiny_run):
     assert train_command(hse, shipped / "hse-best").endswith(
         f"--preset hse-best --split-from {shipped / 'cpu-best'} --name hse-best-again")  # --out: the default
     assert train_command(json.loads((shipped / "hse-best-cv5" / "config.json").read_text())) is None
+    # the run the split came from is not beside it: its own split.csv, the same split
+    alone = tiny_run[0] / "alone" / "hse-best"
+    alone.mkdir(parents=True)
+    shutil.copy(shipped / "hse-best" / "split.csv", alone)
+    assert f"--split-from {alone} --out" in train_command(hse, alone)
 
 
 def test_a_ferplus_run_scores_the_papers_protocol_too_and_leaves_valence_arousal_empty(tmp_path):
