@@ -511,7 +511,7 @@ def evaluation_config(cfg: dict, path: Path, index, name: str, has_va: bool) -> 
     TTA, the data's classes only) is in its metrics file."""
     from datetime import datetime, timezone
 
-    keep = ("schema_version", "backbone", "img_size", "classes", "mean", "std", "weights", "hardware")
+    keep = ("schema_version", "backbone", "img_size", "classes", "mean", "std", "weights", "hardware", "environment")
     return {**{k: cfg[k] for k in keep if k in cfg}, "name": name,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "evaluation",
             "data": {"root": str(index.root), "layout": index.layout, "has_va": has_va,

@@ -300,6 +300,8 @@ def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, 
     ev_run, problems = validate_run(tmp_path / "o")
     assert not problems and ev_run.splits == ["other-all"] and ev_run.data_root == str(other.resolve())
     assert ev_run.config["evaluated_model"]["file"] == str(onnx) and "args" not in ev_run.config
+    trained_with = json.loads((run / "config.json").read_text())["environment"]
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["environment"] == trained_with
     assert (o.filter(like="prob_") - c.filter(like="prob_")).abs().max().max() < 1e-4
     # on the data it trained on, a loose model file does not know its test images: no silent scoring of them all
     assert ev("--run", onnx, "--out", tmp_path / "o") == 2
