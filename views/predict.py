@@ -369,6 +369,9 @@ def live_tab(predictor: Predictor) -> None:
 
 def main() -> None:
     st.title("Live prediction")
+    st.caption("The model names the expression a face shows, as AffectNet's annotators would label it, and rates its "
+               "valence and arousal: the look of a face, not what its person feels. For research and teaching, not "
+               "for decisions about people; the default model's intended use and limits: models/default/README.md.")
     choices = model_choices()
     if not choices:
         where = ", ".join(code(d) for d in runs_dirs())
