@@ -7,6 +7,7 @@ Inputs are prepared as in training: RGB, square, resized to the config's img_siz
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 import json
@@ -51,6 +52,16 @@ def onnx_config(meta: dict, source) -> dict:
 
 def _have_ort() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
+
+
+@functools.cache
+def _shrink_arena_options():
+    """ONNX Runtime run options that return the CPU memory arena's unused blocks after the run."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
@@ -381,7 +392,9 @@ class Predictor:
         n = len(x)
         x = np.ascontiguousarray(np.concatenate([x, x[..., ::-1]]) if tta else x, dtype=np.float32)
         if self._session is not None:
-            logits, va = self._session.run(None, {"input": x})  # ORT sessions are safe to share across threads
+            # ORT sessions are safe to share across threads. Its memory arena keeps what the largest batch took
+            # (about 600 MB for an occlusion map of the default model), so a large batch hands it back after.
+            logits, va = self._session.run(None, {"input": x}, _shrink_arena_options() if len(x) > 8 else None)
         else:
             import torch
 
