@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -794,3 +795,17 @@ def test_seeds_tested_on_other_images_are_said_to_be(monkeypatch, tmp_path):
     write_run(runs, "r-s2", n=60, seed=2, split_seed=2, n_boot=5)  # a split of its own, drawn with its seed
     at = _app(monkeypatch, runs)
     assert any("Some seeds were tested on other images" in c.value for c in at.caption)
+
+
+def test_a_run_added_while_a_session_is_open_changes_no_choice_in_it(monkeypatch, tmp_path):
+    # on a shared server another student's new run used to take a place among the runs this session was shown
+    runs = tmp_path / "runs"
+    for k in range(3):
+        write_run(runs, f"run{k}", n=60, n_boot=5, backbone=f"b{k}", created=datetime(2026, 1, 1 + k))
+    at = _app(monkeypatch, runs)
+    shown = list(at.multiselect(key="selected_runs").value)
+    write_run(runs, "newcomer", n=60, n_boot=5, backbone="b9", created=datetime(2026, 2, 1))
+    at.run()
+    assert list(at.multiselect(key="selected_runs").value) == shown and "newcomer" not in shown
+    assert "newcomer" in at.multiselect(key="selected_runs").options
+    assert "newcomer" in _app(monkeypatch, runs).multiselect(key="selected_runs").value  # a new session: the newest
