@@ -150,7 +150,7 @@ if dim not in DIMS and votes is not None and (plausible := E.plausible_mistakes(
 p1, p2 = st.columns([1, 4])
 per_page = S.choice(p1, "Per page", [12, 24, 48], "gallery_per_page", default=1)
 n_pages = -(-len(wrong) // per_page)
-page = p2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, value=1, step=1,
+page = p2.number_input(f"Page (of {n_pages:,})", min_value=1, max_value=n_pages, step=1,
                        key=f"gallery_page-{run_name}-{dim}-{true_name}-{pred_name}-{sort}-{per_page}")
 rows = wrong.iloc[(int(page) - 1) * per_page: int(page) * per_page]
 
