@@ -10,6 +10,7 @@ import io
 import math
 import os
 import re
+import shlex
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from PIL import Image
 
 from .images import (IMAGE_EXTS, ImageError, decode_images, files_under,  # noqa: F401  (part of this module's API)
                      load_image)
-from .labels import CLASSES, class_index, close_class
+from .labels import CLASSES, NUMBERINGS, class_index, close_class, likely_numbering
 
 
 class DataError(Exception):
@@ -157,6 +158,12 @@ def detect_layout(root) -> str:
     for p in shown(root):
         if p.name not in ("images", "annotations"):
             folders += [f"{p.name}/{q.name}" for q in shown(p)] if _split_name(p.name) else [p.name]
+    numbered = {}  # folder holding numbered class folders -> their numbers
+    for f in folders:
+        if "/" in f or not _split_name(f):
+            parent, _, name = f.rpartition("/")
+            if name.isdigit():
+                numbered.setdefault(parent, []).append(int(name))
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
                        if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else "")
@@ -164,7 +171,24 @@ def detect_layout(root) -> str:
                        if (root / "images").is_dir() else "")
                     + (f"; its folders ({', '.join(folders[:8])}{', ...' if len(folders) > 8 else ''}) are no class "
                        f"names known here ({', '.join(CLASSES)}, or a synonym such as happiness or angry): rename "
-                       "them, or list the images in a CSV manifest with their classes" if folders else ""))
+                       "them, or list the images in a CSV manifest with their classes" if folders else "")
+                    + (_numbered_hint(root, numbered) if numbered else ""))
+
+
+def _numbered_hint(root: Path, numbered: dict[str, list[int]]) -> str:
+    """What numbered class folders may mean, and the commands that name them as the likeliest data set numbers."""
+    known = "; ".join(f"{name}: " + ", ".join(f"{k} {c}" for k, c in names.items())
+                      for name, names in NUMBERINGS.items())
+    numbers = sorted({k for ks in numbered.values() for k in ks})
+    guess = likely_numbering(numbers)
+    hint = f". Numbered folders ({', '.join(map(str, numbers))}) mean different classes in different data sets ({known})"
+    if guess:
+        names = NUMBERINGS[guess]
+        moves = " && ".join(f"(cd {shlex.quote(str(root / parent))} && "
+                            + " && ".join(f"mv {k} {names[k]}" for k in sorted(ks)) + ")"
+                            for parent, ks in numbered.items())
+        hint += f". If these are {guess}'s, name them so: {moves}"
+    return hint
 
 
 def images_root(root) -> Path:

@@ -28,6 +28,20 @@ ALIASES = {
 }
 
 
+# How data sets number their classes. A number means other classes in each (RAF-DB's 7 is Neutral, AffectNet's
+# Contempt), so numbered class folders are not read; these tell the user which name each number stands for.
+NUMBERINGS = {
+    "RAF-DB": dict(enumerate(["Surprise", "Fear", "Disgust", "Happy", "Sad", "Anger", "Neutral"], start=1)),
+    "FER2013": dict(enumerate(["Anger", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"])),
+    "AffectNet": dict(enumerate(CLASSES)),
+}
+
+
+def likely_numbering(numbers) -> str | None:
+    """The data set in NUMBERINGS numbered exactly so (1-7: RAF-DB), else None."""
+    return next((name for name, names in NUMBERINGS.items() if set(numbers) == set(names)), None)
+
+
 def close_class(name) -> str | None:
     """The class a misspelt name most likely means ("happpy" -> "Happy"), or None where none is close."""
     import difflib

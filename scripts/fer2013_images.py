@@ -31,10 +31,11 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.data import FERPLUS_SPLITS  # noqa: E402
+from fer_core.labels import NUMBERINGS  # noqa: E402
 
 SIDE = 48
 # FER2013's emotion codes, by the class names FER Lab reads from folder names
-FER2013_CLASSES = ["Anger", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+FER2013_CLASSES = list(NUMBERINGS["FER2013"].values())
 USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FERPLUS_FOLDER = {usage: folder for folder, split in FERPLUS_SPLITS.items() for usage, s in USAGE.items() if s == split}
 FERPLUS_BOX = f"(0, 0, {SIDE}, {SIDE})"  # FER+'s label.csv gives each image's face box: the whole image

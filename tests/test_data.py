@@ -638,3 +638,30 @@ def test_read_landmarks_scales_affectnet_points_to_the_image_and_skips_bad_ones(
     assert by_id[ids[0]].landmarks.shape == (68, 2) and np.allclose(by_id[ids[0]].landmarks, 0.0)
     assert all(by_id[i].landmarks is None for i in ids[1:4])
     assert all(np.abs(s.landmarks).max() <= 1 for s in index.samples if s.landmarks is not None)
+
+
+def test_numbered_class_folders_are_named_as_the_data_set_that_numbers_them_so(tmp_path):
+    # RAF-DB as often downloaded: DATASET/{train,test}/1..7, where 7 is Neutral (AffectNet's 7 is Contempt)
+    import subprocess
+
+    root = tmp_path / "DATASET dl"
+    for split in ("train", "test"):
+        for k in range(1, 8):
+            save(root / split / str(k) / f"{split}_{k}_aligned.jpg")
+    with pytest.raises(DataError) as e:
+        read_dataset(root)
+    msg = str(e.value)
+    assert "RAF-DB: 1 Surprise, 2 Fear, 3 Disgust, 4 Happy, 5 Sad, 6 Anger, 7 Neutral" in msg
+    assert "FER2013: 0 Anger," in msg and "AffectNet: 0 Neutral," in msg
+    command = msg.split("If these are RAF-DB's, name them so: ")[1]
+    subprocess.run(command, shell=True, check=True)  # as the user would paste it
+    index = read_dataset(root)
+    by_name = {s.path.rsplit("/", 1)[-1]: CLASSES[s.label] for s in index.samples}
+    assert by_name["train_7_aligned.jpg"] == "Neutral" and by_name["test_1_aligned.jpg"] == "Surprise"
+    assert len(index.samples) == 14
+    # numbers that fit no one data set exactly: the numberings, and no guess
+    for k in (1, 2):
+        save(tmp_path / "partial" / str(k) / "a.jpg")
+    with pytest.raises(DataError) as e:
+        read_dataset(tmp_path / "partial")
+    assert "Numbered folders (1, 2) mean different classes" in str(e.value) and "If these are" not in str(e.value)
