@@ -50,6 +50,12 @@ def test_page_without_any_model_says_how_to_get_one(monkeypatch, tmp_path):
 
 
 def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
+    import fer_core.predict
+    from fer_core.images import ImageError
+    from fer_core.labels import CLASSES
+
+    tables, real = [], fer_core.predict.to_rows  # what the page's download button holds
+    monkeypatch.setattr(fer_core.predict, "to_rows", lambda records: tables.append(real(records)) or tables[-1])
     at = page(monkeypatch, runs_dir)
     at.selectbox[0].set_value("Run tiny-run").run()
     info = at.info[0].value
@@ -64,6 +70,16 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     errors = [e.value for e in at.error]
     assert len(errors) == 2 and errors[0].startswith("Cannot read notes.jpg") and "cut.png" in errors[1]
     assert "cut short" in errors[1]
+    # one CSV of every photo's faces, as python -m fer_core.predict --csv writes it
+    assert "Download the predictions of these photos (CSV, one row per face)" in \
+        [b.proto.label for b in at.get("download_button")]
+    table = tables[-1]
+    assert table["path"].tolist() == ["astro.jpg", "cat.png", "notes.jpg", "cut.png"]
+    assert table["label_name"].iloc[0] in CLASSES and table["error"].iloc[:2].eq("").all()
+    assert "cut short" in table["error"].iloc[3] and table["error"].iloc[2]
+    with pytest.raises(ImageError) as e:  # the reason as the reader gives it, not escaped for Markdown
+        read_image(b"just text", name="notes.jpg")
+    assert table["error"].iloc[2] == str(e.value).removeprefix("notes.jpg: ")
     assert any("No face found" in w.value for w in at.warning)
     assert [c for i in at.get("image") for c in i.captions] == ["astro.jpg: 1 face(s)", "cat.png: 0 face(s)"]
     # what a screen reader says of each picture: the faces and the answers

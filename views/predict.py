@@ -119,7 +119,8 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
         try:
             image = read_image(data, name=name)
         except ImageError as e:
-            st.session_state[key] = {"error": f"Cannot read {S.md(name)}: {S.md(str(e).removeprefix(name + ': '))}"}
+            reason = str(e).removeprefix(name + ": ")
+            st.session_state[key] = {"error": f"Cannot read {S.md(name)}: {S.md(reason)}", "reason": reason}
             return key, st.session_state[key]
         results = predictor.predict_faces(image)
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
@@ -416,9 +417,18 @@ def main() -> None:
     kept = set()
     with photos:
         files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
+        download, records = st.container(), []
         for n, f in enumerate(files or []):
             st.header(S.md(f.name), anchor=False)
-            kept.add(predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
+            kept.add(key := predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
+            done = st.session_state[key]
+            records.append({"path": f.name, "error": done["reason"]} if "error" in done else
+                           {"path": f.name, "faces": done["results"]})
+        if records:  # the table python -m fer_core.predict --csv writes
+            which = "these photos" if len(records) > 1 else "this photo"
+            download.download_button(f"Download the predictions of {which} (CSV, one row per face)",
+                                     to_rows(records).to_csv(index=False).encode(), file_name="predictions.csv",
+                                     mime="text/csv")
     with video:
         video_tab(predictor)
     with snap:
