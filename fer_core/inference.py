@@ -434,14 +434,17 @@ class Predictor:
         return self._results([resize_square(crop, self.img_size)], [(0, 0, w, h)], [None], False)[0]
 
     def predict_faces(self, image: np.ndarray, whole_image: bool = False, tracker: Tracker | None = None,
-                      tta: bool | None = None, small_faces: bool = True) -> list[dict]:
-        """Every detected face, largest first; the whole image (flagged, with NO_FACE) when none is found.
-        ``small_faces``: a large photo is also searched at a larger size for faces too small at detect_side
-        (FaceDetector.detect; about a second on a 12 MP photo): video frames turn it off, for speed."""
+                      tta: bool | None = None, small_faces: bool = True, fallback: bool = True) -> list[dict]:
+        """Every detected face, largest first; the whole image (flagged, with NO_FACE) when none is found, unless
+        ``fallback`` is off (video frames: a frame without a face has no answer). ``small_faces``: a large photo is
+        also searched at a larger size for faces too small at detect_side (FaceDetector.detect; about a second on a
+        12 MP photo): video frames turn it off, for speed."""
         image = as_rgb_uint8(image)
         h, w = image.shape[:2]
         faces = [] if whole_image or self.detector is None else (
             tracker.faces(self.detector, image) if tracker else self.detector.detect(image, small_faces=small_faces))
+        if not faces and not fallback and not whole_image:
+            return []
         if not faces:
             r = self._results([resize_square(image, self.img_size)], [(0, 0, w, h)], [None], True, tta)
             if whole_image:

@@ -34,6 +34,7 @@ from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_vide
 
 
 CROP_SIDE = 64  # photos this small are most likely face crops already
+NO_FACE_IN_FRAME = "no face found"
 
 
 def get_args_parser():
@@ -74,6 +75,9 @@ def write_maps(predictor, records, out_dir) -> list[str]:
     for k, r in tqdm(todo, desc="occlusion maps", unit="image", disable=len(todo) < 2):
         image = read_image(r["path"])
         r["maps"] = []
+        if not r["faces"] and "frame" in r:  # a sampled frame without a face: said, so that it differs from none
+            rows.append({"path": r["path"], "frame": r["frame"], "time_s": r["time_s"], "note": NO_FACE_IN_FRAME,
+                         "error": ""})
         for i, f in enumerate(r["faces"]):
             if "decoded_at" in r:  # the box is in the file's pixels, the image decoded smaller
                 w, h = r["size"]
@@ -155,13 +159,17 @@ def _in_file_pixels(record: dict, decoded: tuple[int, int]) -> dict:
 
 def to_rows(records) -> pd.DataFrame:
     """predict_files' records as the table ``--csv`` writes: a row per face (per frame, for videos), its box, class,
-    confidence, valence/arousal and a probability per class (prob_Neutral ... prob_Contempt); a row with ``error``
-    for a file that could not be read."""
+    confidence, valence/arousal and a probability per class (prob_Neutral ... prob_Contempt); for a sampled video
+    frame without a face, one row with only its time and the note NO_FACE_IN_FRAME; a row with ``error`` for a file
+    that could not be read."""
     rows = []
     for r in records:
         if "error" in r:
             rows.append({"path": r["path"], "error": r["error"]})
             continue
+        if not r["faces"] and "frame" in r:  # a sampled frame without a face: said, so that it differs from none
+            rows.append({"path": r["path"], "frame": r["frame"], "time_s": r["time_s"], "note": NO_FACE_IN_FRAME,
+                         "error": ""})
         for i, f in enumerate(r["faces"]):
             x0, y0, x1, y1 = f["box"]
             rows.append({"path": r["path"], "frame": r.get("frame"), "time_s": r.get("time_s"), "face": i,

@@ -75,9 +75,10 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
     starts = [i for i in range(len(t)) if none[i] and (i == 0 or not none[i - 1])]
     for i in starts:
         j = next((k for k in range(i, len(t)) if not none[k]), None)
+        # the first band says what they are; a position without a text would draw plotly's "new text"
+        said = dict(annotation_text="not in view" if who else "no face", annotation_position="top left")
         fig.add_vrect(x0=t[i], x1=t[j] if j is not None else t[-1] + step, fillcolor="lightgrey", opacity=0.35,
-                      line_width=0, layer="below", annotation_text=("not in view" if who else "no face") if i == starts[0] else None,
-                      annotation_position="top left")
+                      line_width=0, layer="below", **(said if i == starts[0] else {}))
     fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=2, col=1)
     fig.update_xaxes(title="time (s)", row=2, col=1)

@@ -136,7 +136,7 @@ class People:
 
 def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
-    (largest face first; the whole frame, flagged, where no face was found), each detected face with its "person"
+    (largest face first; none where no face was found: the whole frame is no answer for anyone), each with its "person"
     number (``People``: a person may be out of view for two intervals, and at least a second). The first frame at or
     after each of the times 0, ``every``, 2 ``every``, ... of the stream's own clock is sampled, so variable and low
     frame rates are timed right (and the interval is the frames' own where they are further apart than ``every``). ``progress(done,
@@ -164,7 +164,7 @@ def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame
                     while due <= t + early:  # the next time on the grid of every, every 2 every, ...
                         due += every
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    faces = predictor.predict_faces(rgb, small_faces=False)
+                    faces = predictor.predict_faces(rgb, small_faces=False, fallback=False)
                     # out of view for up to two of the real intervals between sampled frames (longer than
                     # ``every`` where the frames are further apart), and at least a second
                     people.max_gap = max(1.0, t - times[-2]) if len(times) > 1 else math.inf

@@ -162,7 +162,8 @@ def test_video_tab_draws_the_timeline_and_shows_each_classified_frame(monkeypatc
     assert [c for i in at.get("image") for c in i.captions] == ["0.0 s (frame 0)"]
     at.get("select_slider")[-1].set_value(12).run()
     assert [c for i in at.get("image") for c in i.captions] == ["2.4 s (frame 24)"]
-    assert any("No face found" in w.value for w in at.warning)
+    assert [i.value for i in at.info if "No face" in i.value] == ["No face found in this frame."]
+    assert not any("No face found" in w.value for w in at.warning)  # no answer for the whole frame instead
     # another interval is another analysis, with its own frames to look at
     at.get("select_slider")[0].set_value(1.0).run()
     assert not at.exception, at.exception

@@ -88,7 +88,11 @@ def test_frames_are_sampled_at_the_interval_and_classified_like_photos(predictor
     assert len(first) == 1 and not first[0]["whole_image"]
     photo = predictor.predict_faces(np.ascontiguousarray(cv2.resize(astronaut(), (640, 640))[:480]))[0]
     assert np.abs(np.array(first[0]["box"]) - photo["box"]).max() <= 8
-    assert all(r["faces"][0]["whole_image"] for r in records[10:])  # black frames: no face
+    assert all(r["faces"] == [] for r in records[10:])  # black frames: no face, and no answer for the whole frame
+    rows = predict_cli.to_rows(records[9:])  # the CSV: such a frame is a row of its own, its time and nothing else
+    assert rows["note"].tolist() == ["", *[predict_cli.NO_FACE_IN_FRAME] * 5] and rows["time_s"].tolist()[1] == 2.0
+    answers = rows.iloc[1:].drop(columns=["path", "frame", "time_s", "note", "error"])
+    assert answers.isna().all().all() and rows.iloc[0]["label_name"] and "prob_Happy" in answers
     # a video without any face: nobody to follow, so no row takes the whole frame's answer for a face's
     black = timeline(records[10:], predictor.classes)
     assert list(black["faces"]) == [0] * 5 and black["valence"].isna().all() and black["label_name"].isna().all()
@@ -173,6 +177,13 @@ def test_the_timeline_follows_one_person_not_the_largest_face(predictor, tmp_pat
     fig = timeline_figure(tl2, predictor.classes, who="person 2")
     assert {(s.x0, round(s.x1, 3)) for s in fig.layout.shapes} == {(0.0, 1.0)}
     assert fig.layout.annotations[-1].text == "not in view"
+    gaps = tl2.copy()
+    gaps.loc[7, ["label_name", "valence", "arousal"]] = None  # out of view twice: two bands, one text
+    fig = timeline_figure(gaps, predictor.classes, who="person 2")
+    assert {s.x0 for s in fig.layout.shapes} == {0.0, 1.4}  # a band in each panel
+    # plotly.js writes "new text" on an annotation without one
+    assert all(a.text for a in fig.layout.annotations) and [a.text for a in fig.layout.annotations].count(
+        "not in view") == 2  # the first band's, in each panel
     # the CLI prints a line per person and writes the person into the CSV
     out = tmp_path / "two.csv"
     assert predict_cli.main(predict_cli.get_args_parser().parse_args(

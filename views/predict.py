@@ -86,6 +86,8 @@ VA_HELP = "Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to 
 def show_results(results: list[dict], classes: list[str], key: str, predictor: Predictor | None = None,
                  crops=None) -> None:
     """Per face: probabilities, the circumplex point and, given the faces' crops, its occlusion map on request."""
+    if not results:  # a video frame: no face, no answer
+        st.info("No face found in this frame.")
     if results and results[0]["whole_image"]:
         st.warning("No face found — showing the prediction for the whole image.")
     for i, r in enumerate(results):
