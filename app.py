@@ -37,7 +37,7 @@ st.set_page_config(page_title=f"{pg.title} · FER Lab")  # the browser tab, and 
 MANY_RUNS = 30  # chosen runs beyond which pages grow slow and their charts crowded
 KEPT = ("per_class_metric", "cm_diff_a", "cm_diff_b", "cm_cells", "dis_a", "dis_b", "gallery_query", "gallery_run",
         "gallery_true", "gallery_pred", "gallery_sort", "gallery_dim", "gallery_per_page", "gallery_page-", "va_run",
-        "va_points", "predict_model", "predict_runtime", "roc_run")
+        "va_points", "predict_model", "predict_runtime", "roc_run", "video_one_person")
 for key in [k for k in st.session_state if str(k).startswith(KEPT)]:  # "gallery_page-...": one per filter choice
     st.session_state[key] = st.session_state[key]
 

@@ -59,6 +59,9 @@ def get_args_parser():
                         "and the map side by side (about 50 more model answers per face; photos only)")
     p.add_argument("--every", type=float, default=EVERY, metavar="SECONDS",
                    help=f"in videos, classify one frame every SECONDS (default {EVERY:g})")
+    p.add_argument("--one-person", action="store_true",
+                   help="each video shows one person (a participant facing the camera): the largest face in each "
+                        "frame is theirs, however long it was out of view, and other faces are left out")
     return p
 
 
@@ -111,7 +114,8 @@ def collect_images(args_images, bare: list | None = None) -> list[Path]:
     return list(once.values())
 
 
-def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY) -> list[dict]:
+def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY,
+                  one_person: bool = False) -> list[dict]:
     """``files``: a path, or a list of them; a folder stands for its images and videos (collect_images). One record
     per image: {"path", "size" (its width and height, upright), "faces": [...], and "frames" where the file holds
     several, of which the first was read}, one per sampled video frame: {"path", "frame", "time_s", "faces"}, or
@@ -131,7 +135,7 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                     def progress(done, total):
                         bar.total = total or None
                         bar.update(done - bar.n)
-                    records += predict_video(predictor, f, every=every, progress=progress,
+                    records += predict_video(predictor, f, every=every, progress=progress, one_person=one_person,
                                              warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
             else:
                 image = read_image(f)
@@ -251,7 +255,8 @@ def main(args) -> int:
         print(f"error: no image or video files in {' '.join(args.images)}", file=sys.stderr)
         return 2
     print(predictor.describe())
-    records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every)
+    records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every,
+                            one_person=args.one_person)
     for r in records:
         if "error" in r:
             print(f"skipped: {r['error']}", file=sys.stderr)

@@ -134,7 +134,8 @@ class People:
                 self._last[f["person"]] = (f["box"], t)
 
 
-def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None) -> list[dict]:
+def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None,
+                  one_person: bool = False) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
     (largest face first; none where no face was found: the whole frame is no answer for anyone), each with its "person"
     number (``People``: a person may be out of view for two intervals, and at least a second). The first frame at or
@@ -142,7 +143,8 @@ def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame
     frame rates are timed right (and the interval is the frames' own where they are further apart than ``every``). ``progress(done,
     total)`` is called after each sampled frame and at the end (total: the file's frame count, 0 where it does not
     say). Raises VideoError. ``on_frame(rgb, record)``, if given, sees each classified frame (to keep a thumbnail,
-    say). ``warn(message)`` hears of a file that stops decoding before the frames it announces (default: a
+    say). ``one_person``: the video shows one person (a participant facing the camera), whose face is the largest in
+    each frame; it is person 1 throughout, however long it was out of view, and other faces are left out. ``warn(message)`` hears of a file that stops decoding before the frames it announces (default: a
     warning)."""
     import cv2
 
@@ -165,6 +167,8 @@ def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame
                         due += every
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                     faces = predictor.predict_faces(rgb, small_faces=False, fallback=False)
+                    if one_person:
+                        faces = [{**f, "person": 1} for f in faces[:1]]
                     # out of view for up to two of the real intervals between sampled frames (longer than
                     # ``every`` where the frames are further apart), and at least a second
                     people.max_gap = max(1.0, t - times[-2]) if len(times) > 1 else math.inf

@@ -191,6 +191,10 @@ def test_video_tab_follows_the_chosen_person(monkeypatch, runs_dir, tmp_path):
     at.get("select_slider")[-1].set_value(7).run()
     faces = [m.value.split(" detector")[0] for m in at.markdown if m.value.startswith("**Face")]
     assert faces == ["**Face 1 (person 2,", "**Face 2 (person 1,"]  # largest first, each named by person
+    at.toggle(key="video_one_person").set_value(True).run()  # a participant's video: the largest face is theirs
+    assert not at.exception, at.exception
+    assert not [b for b in at.selectbox if b.label.startswith("Follow")]
+    assert at.success[0].value.startswith("two.mp4: 10 frames sampled every 0.2 s over 1.8 s, a face in 10;")
 
 
 def test_a_model_trained_without_valence_arousal_gives_none(monkeypatch, tmp_path):

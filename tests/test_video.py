@@ -184,12 +184,20 @@ def test_the_timeline_follows_one_person_not_the_largest_face(predictor, tmp_pat
     # plotly.js writes "new text" on an annotation without one
     assert all(a.text for a in fig.layout.annotations) and [a.text for a in fig.layout.annotations].count(
         "not in view") == 2  # the first band's, in each panel
+    # one person: the largest face of each frame is theirs, the other left out
+    one = predict_video(predictor, clip, every=0.2, one_person=True)
+    assert [[f["person"] for f in r["faces"]] for r in one] == [[1]] * 10 and people(one) == {1: 10}
+    assert [r["faces"][0]["box"] for r in one] == [r["faces"][0]["box"] for r in records]
     # the CLI prints a line per person and writes the person into the CSV
     out = tmp_path / "two.csv"
     assert predict_cli.main(predict_cli.get_args_parser().parse_args(
         [str(clip), "--run", str(predictor.path), "--csv", str(out)])) == 0
     text = capsys.readouterr().out
     assert "person 1 of 2 in 10;" in text and "person 2 of 2 in 5;" in text
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args(
+        [str(clip), "--run", str(predictor.path), "--csv", str(tmp_path / "one.csv"), "--one-person"])) == 0
+    assert "two.mp4: 10 frames sampled every 0.2 s over 1.8 s, a face in 10;" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "one.csv")["person"].tolist() == [1] * 10
     df = pd.read_csv(out)
     assert df.groupby("person")["frame"].count().to_dict() == {1: 10, 2: 5}
 

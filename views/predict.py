@@ -174,7 +174,8 @@ def session_alive():
 ORPHAN_S = 60  # a video analysis whose tab has been gone this long stops (a brief network drop reconnects)
 
 
-def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, alive=None) -> dict:
+def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, alive=None,
+                    one_person: bool = False) -> dict:
     """Classify the video's frames every ``every`` seconds on a thread of its own, so that using the page meanwhile
     (each click reruns it) does not throw the work away; it stops when cancelled, or once ``alive()`` (default: the
     tab is connected) has said no for ORPHAN_S seconds. The job: {"done", "total" (frames read, announced), "result"
@@ -210,6 +211,7 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
             path.write_bytes(data)
             try:
                 records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
+                                        one_person=one_person,
                                         warn=lambda m: notes.append(m.replace(str(path), name)))
             except _Cancelled:
                 job["error"] = f"{name}: the analysis was stopped"  # ends any wait_for still looking
@@ -260,14 +262,17 @@ def video_tab(predictor: Predictor) -> None:
                              format_func=lambda v: f"{v:g} s",
                              help="Faces are detected afresh in each classified frame and linked into people by "
                                   "how much their boxes overlap from one classified frame to the next")
+    one = c2.toggle("One person", key="video_one_person",
+                    help="The video shows one person (a participant facing the camera): the largest face in each "
+                         "frame is theirs, however long they looked away, and other faces are left out")
     if clip is None:
         return
-    key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}"
+    key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}::{one}"
     if key not in st.session_state or st.session_state[key].get("orphaned"):  # new, or stopped while the tab was away
         for old in [k for k in st.session_state if str(k).startswith("video::")]:  # one video's frames kept at a time
             st.session_state[old]["cancel"] = True
             del st.session_state[old]
-        st.session_state[key] = start_video_job(predictor, clip.name, clip.getvalue(), every)
+        st.session_state[key] = start_video_job(predictor, clip.name, clip.getvalue(), every, one_person=one)
     job = st.session_state[key]
     wait_for(job, clip.name)
     if job["error"]:
