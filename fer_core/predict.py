@@ -1,24 +1,28 @@
-"""Predict expression and valence/arousal for the faces in images and videos.
+"""Predict expression and valence/arousal for the faces in images and videos: the expression a face shows, as
+AffectNet's annotators would label it, not what its person feels.
 
     python -m fer_core.predict photo.jpg clip.mp4 folder/ [--run RUN] [--csv out.csv] [--json out.json]
-                               [--explain DIR] [--every SECONDS]
+                               [--explain DIR] [--every SECONDS] [--one-person] [--summary people.csv]
 
 Folders are searched recursively for image and video files. A video is sampled every ``--every`` seconds (default
-0.2); its CSV rows carry the frame number, time and person (faces linked across frames by their boxes' overlap),
-and a summary line is printed for each person in it. A file that cannot be read
-is reported and skipped; the exit code is 2 when no file at all could be processed (or the arguments/model are
-wrong), 0 otherwise.
+0.2); its CSV rows carry the frame number, time and person (faces linked across frames by their boxes' overlap, or
+with --one-person the largest face in each frame), a sampled frame without a face gets a row with the note "no face
+found" and no answer, and a summary line is printed for each person in it (--summary writes them as a CSV). A file
+that cannot be read is reported and skipped; the exit code is 2 when no file at all could be processed (or the
+arguments/model are wrong), 0 otherwise.
 
 --csv writes one row per face: path, [frame, time_s, person: videos only], face (0 = the largest), x0, y0, x1, y1
 (the box in the file's pixels, x1/y1 exclusive; the whole image where no face was found), det_score (the
 detector's confidence that it is a face), label (AffectNet's class number), label_name, confidence (the
 probability of label_name), valence, arousal (-1 to 1; empty for a model trained without them), prob_<class>
-for the eight classes, note ("no face found — whole image" where there is none) and error (why a file was skipped).
+for the eight classes, note ("no face found — whole image" in a photo without a face) and error (why a file was
+skipped).
 --json holds the same per image, with each photo's size and the model's description.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import sys
@@ -51,6 +55,9 @@ def get_args_parser():
                    help="average each face's answer with its mirror image's (default: as the run was evaluated)")
     p.add_argument("--csv", type=os.path.expanduser,
                    metavar="OUT", help="write one row per face (or per failed file) to this CSV")
+    p.add_argument("--summary", type=os.path.expanduser, metavar="OUT",
+                   help="write one row per video and person to this CSV: frames sampled and in view, each class's "
+                        "share of those frames, mean valence, arousal and confidence")
     p.add_argument("--json", type=os.path.expanduser,
                    metavar="OUT", help="write all results and the model description to this JSON file")
     p.add_argument("--explain", type=os.path.expanduser,
@@ -78,9 +85,6 @@ def write_maps(predictor, records, out_dir) -> list[str]:
     for k, r in tqdm(todo, desc="occlusion maps", unit="image", disable=len(todo) < 2):
         image = read_image(r["path"])
         r["maps"] = []
-        if not r["faces"] and "frame" in r:  # a sampled frame without a face: said, so that it differs from none
-            rows.append({"path": r["path"], "frame": r["frame"], "time_s": r["time_s"], "note": NO_FACE_IN_FRAME,
-                         "error": ""})
         for i, f in enumerate(r["faces"]):
             if "decoded_at" in r:  # the box is in the file's pixels, the image decoded smaller
                 w, h = r["size"]
@@ -208,11 +212,13 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def output_problem(args) -> str | None:
-    """What is wrong with --csv, --json or --explain, checked before any prediction, or None."""
+    """What is wrong with --csv, --json, --summary or --explain, checked before any prediction, or None."""
     inputs = {os.path.realpath(a) for a in args.images}
-    if args.csv and args.json and os.path.realpath(args.csv) == os.path.realpath(args.json):
-        return f"--csv and --json both name {args.csv}: the second would replace the first"
-    for flag in ("csv", "json"):
+    given = [(f, getattr(args, f)) for f in ("csv", "json", "summary") if getattr(args, f)]
+    for (f1, a1), (f2, a2) in itertools.combinations(given, 2):
+        if os.path.realpath(a1) == os.path.realpath(a2):
+            return f"--{f1} and --{f2} both name {a1}: the second would replace the first"
+    for flag in ("csv", "json", "summary"):
         out = getattr(args, flag)
         if not out:
             continue
@@ -266,12 +272,17 @@ def main(args) -> int:
     df = to_rows(records)
     if any("frame" not in r and "faces" in r for r in records):
         print(_table(df))
+    summaries = []  # a row per video and person, for --summary
     for video in dict.fromkeys(r["path"] for r in records if "frame" in r):
         frames = [r for r in records if r.get("path") == video and "frame" in r]
         seen = people(frames)
         for person in list(seen) or [None]:  # one line per person, the most seen first
-            tl = timeline(frames, predictor.classes, person)
-            print(describe(video, summary(tl, predictor.classes), args.every, person, len(seen)))
+            s = summary(timeline(frames, predictor.classes, person), predictor.classes)
+            print(describe(video, s, args.every, person, len(seen)))
+            summaries.append({"path": video, "person": person, "frames_sampled": s["frames"],
+                              "frames_in_view": s["with_face"], "seconds": s["seconds"],
+                              "mean_confidence": s["confidence"], "mean_valence": s["valence"],
+                              "mean_arousal": s["arousal"], **{f"share_{c}": v for c, v in s["shares"].items()}})
     n_ok = len({r["path"] for r in records if "faces" in r})
     print(f"{n_ok} of {len(files)} files processed, {sum(len(r.get('faces', [])) for r in records)} predictions")
     photos = [r for r in records if "size" in r]
@@ -290,6 +301,12 @@ def main(args) -> int:
                 print(f"wrote {len(maps)} occlusion maps into {args.explain}")
         if args.csv:
             atomic_write_csv(args.csv, df)
+        if args.summary:
+            if summaries:
+                atomic_write_csv(args.summary, pd.DataFrame(summaries).astype({"person": "Int64"}))
+            else:
+                print(f"note: --summary {args.summary} not written: it sums up videos, and none was read",
+                      file=sys.stderr)
         if args.json:
             atomic_write_json(args.json, {"model": predictor.info(), "images": records})
     except (OSError, ImageError) as e:

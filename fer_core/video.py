@@ -224,7 +224,8 @@ def timeline(records: list[dict], classes: list[str], person: int | None = None)
 
 def summary(tl: pd.DataFrame, classes: list[str]) -> dict:
     """What a video's timeline adds up to: frames sampled, frames with its person in view, each class's share of
-    those frames (by that person's predicted class), mean valence and arousal."""
+    those frames (by that person's predicted class), mean valence and arousal, and the mean confidence (the
+    probability of each frame's predicted class: how sure the answers were)."""
     found = tl[tl["label_name"].notna()]
     shares = found["label_name"].value_counts(normalize=True).reindex(classes, fill_value=0.0)
     gaps = np.diff(tl["time_s"].to_numpy(float))
@@ -233,7 +234,8 @@ def summary(tl: pd.DataFrame, classes: list[str]) -> dict:
             "interval": (float(gaps.min()), float(gaps.max())) if len(gaps) else None,
             "shares": {c: float(v) for c, v in shares.items()},
             "valence": float(found["valence"].mean()) if len(found) else None,
-            "arousal": float(found["arousal"].mean()) if len(found) else None}
+            "arousal": float(found["arousal"].mean()) if len(found) else None,
+            "confidence": float(found["confidence"].mean()) if len(found) else None}
 
 
 def _frames(n: int) -> str:
@@ -255,4 +257,4 @@ def describe(name: str, s: dict, every: float, person: int | None = None, n_peop
     va = (f", mean valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}" if np.isfinite(s["valence"])
           else "")  # a model trained without valence/arousal gives none
     return (f"{name}: {_frames(s['frames'])} sampled {_every(s, every)} over {s['seconds']:.1f} s, {who} "
-            f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them){va}")
+            f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them, mean confidence {s['confidence']:.2f}){va}")

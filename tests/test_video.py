@@ -198,6 +198,19 @@ def test_the_timeline_follows_one_person_not_the_largest_face(predictor, tmp_pat
         [str(clip), "--run", str(predictor.path), "--csv", str(tmp_path / "one.csv"), "--one-person"])) == 0
     assert "two.mp4: 10 frames sampled every 0.2 s over 1.8 s, a face in 10;" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "one.csv")["person"].tolist() == [1] * 10
+    # --summary: a row per video and person, the figures of its line
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args(
+        [str(clip), "--run", str(predictor.path), "--summary", str(tmp_path / "sum.csv")])) == 0
+    lines = capsys.readouterr().out
+    rows = pd.read_csv(tmp_path / "sum.csv")
+    assert rows["person"].tolist() == [1, 2] and rows["frames_in_view"].tolist() == [10, 5]
+    assert (rows["frames_sampled"] == 10).all() and np.allclose(rows.filter(like="share_").sum(axis=1), 1)
+    two = rows.iloc[1]
+    assert f"person 2 of 2 in 5; mostly" in lines and f"mean confidence {two['mean_confidence']:.2f}" in lines
+    assert np.isclose(two["mean_valence"], tl2["valence"].mean()) and f"{two['mean_valence']:+.2f}" in lines
+    assert predict_cli.main(predict_cli.get_args_parser().parse_args(
+        [str(clip), "--csv", str(out), "--summary", str(out)])) == 2
+    assert "--csv and --summary both name" in capsys.readouterr().err
     df = pd.read_csv(out)
     assert df.groupby("person")["frame"].count().to_dict() == {1: 10, 2: 5}
 
@@ -274,8 +287,10 @@ def test_a_one_frame_video_reads_as_one_and_its_point_is_drawn():
     from fer_core.report_live import live_circumplex_figure, timeline_figure
     from fer_core.video import describe
 
-    s = {"frames": 1, "with_face": 1, "seconds": 0.0, "shares": {"Sad": 1.0}, "valence": -0.5, "arousal": -0.2}
+    s = {"frames": 1, "with_face": 1, "seconds": 0.0, "shares": {"Sad": 1.0}, "valence": -0.5, "arousal": -0.2,
+         "confidence": 0.6}
     assert describe("one.mp4", s, 0.2).startswith("one.mp4: 1 frame sampled every 0.2 s")
+    assert "mostly Sad (100% of them, mean confidence 0.60)" in describe("one.mp4", s, 0.2)
     assert "valence" not in describe("one.mp4", {**s, "valence": float("nan"), "arousal": float("nan")}, 0.2)
     tl = pd.DataFrame({"time_s": [0.0], "label_name": ["Sad"], "valence": [-0.5], "arousal": [-0.2],
                        **{c: [1.0 if c == "Sad" else 0.0] for c in ("Neutral", "Sad")}})
