@@ -181,7 +181,8 @@ def _numbered_hint(root: Path, numbered: dict[str, list[int]]) -> str:
                       for name, names in NUMBERINGS.items())
     numbers = sorted({k for ks in numbered.values() for k in ks})
     guess = likely_numbering(numbers)
-    hint = f". Numbered folders ({', '.join(map(str, numbers))}) mean different classes in different data sets ({known})"
+    hint = (f". Numbered folders ({', '.join(map(str, numbers))}) mean different classes in different data sets "
+            f"({known})")
     if guess:
         names = NUMBERINGS[guess]
         moves = " && ".join(f"(cd {shlex.quote(str(root / parent))} && "

@@ -136,8 +136,8 @@ class People:
 
 def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None,
                   one_person: bool = False) -> list[dict]:
-    """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them (largest
-    face first; none where no face was found: the whole frame is no answer for anyone), each with its "person"
+    """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
+    (largest face first; none where no face was found: the whole frame is no answer for anyone), each with its "person"
     number (``People``: a person may be out of view for two intervals, and at least a second). The first frame at
     or after each of the times 0, ``every``, 2 ``every``, ... of the stream's own clock is sampled, so variable
     and low frame rates are timed right (and the interval is the frames' own where they are further apart than
@@ -257,4 +257,5 @@ def describe(name: str, s: dict, every: float, person: int | None = None, n_peop
     va = (f", mean valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}" if np.isfinite(s["valence"])
           else "")  # a model trained without valence/arousal gives none
     return (f"{name}: {_frames(s['frames'])} sampled {_every(s, every)} over {s['seconds']:.1f} s, {who} "
-            f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them, mean confidence {s['confidence']:.2f}){va}")
+            f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them, mean confidence "
+            f"{s['confidence']:.2f}){va}")

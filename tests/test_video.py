@@ -206,7 +206,7 @@ def test_the_timeline_follows_one_person_not_the_largest_face(predictor, tmp_pat
     assert rows["person"].tolist() == [1, 2] and rows["frames_in_view"].tolist() == [10, 5]
     assert (rows["frames_sampled"] == 10).all() and np.allclose(rows.filter(like="share_").sum(axis=1), 1)
     two = rows.iloc[1]
-    assert f"person 2 of 2 in 5; mostly" in lines and f"mean confidence {two['mean_confidence']:.2f}" in lines
+    assert "person 2 of 2 in 5; mostly" in lines and f"mean confidence {two['mean_confidence']:.2f}" in lines
     assert np.isclose(two["mean_valence"], tl2["valence"].mean()) and f"{two['mean_valence']:+.2f}" in lines
     assert predict_cli.main(predict_cli.get_args_parser().parse_args(
         [str(clip), "--csv", str(out), "--summary", str(out)])) == 2
