@@ -598,8 +598,9 @@ def _teacher(config: dict) -> str:
 
 def run_details(runs, recipes: dict[str, dict | None] | None = None) -> pd.DataFrame:
     """One row per run (fer_core.runs.Run): what it trained, on what, how long; a pooled cross-validation's epochs are
-    its folds' where ``recipes`` (runs.recipe_config by run name) has them. The "evaluates", "distilled from" and
-    "trained on" (FER+ vote shares, --soft-labels) columns appear only when some run has one."""
+    its folds' where ``recipes`` (runs.recipe_config by run name) has them. The "evaluates", "distilled from",
+    "trained on" (FER+ vote shares, --soft-labels) and "code" (the git commit that trained it) columns appear only
+    when some run has one."""
     rows = []
     for r in runs:
         c = r.config
@@ -621,11 +622,14 @@ def run_details(runs, recipes: dict[str, dict | None] | None = None) -> pd.DataF
             "distilled from": _teacher(c), "weights": (c.get("weights") or {}).get("loaded"),
             "valence/arousal": r.has_va, "samples": data.get("n_samples"), "status": c.get("status"),
             "best epoch": (c.get("best") or {}).get("epoch", na), "train min": round(c.get("train_minutes") or 0, 1),
-            "precision": training_precision(c), "preset": c.get("preset"), "created": c.get("created")})
+            "precision": training_precision(c), "preset": c.get("preset"), "created": c.get("created"),
+            # the code that trained it, where recorded: "git 4c244b2" (its commit, shortened)
+            "code": re.sub(r"^git ([0-9a-f]{7})[0-9a-f]+", r"git \1", (c.get("environment") or {}).get("code", ""))})
     details = pd.DataFrame(rows).set_index("run")
     for col in ("img size", "epochs", "best epoch"):  # numbers beside "–": text, so that the column has one type
         details[col] = details[col].map(lambda v: None if v is None else str(v))
-    return details.drop(columns=[k for k in ("evaluates", "trained on", "distilled from") if not details[k].any()])
+    return details.drop(columns=[k for k in ("evaluates", "trained on", "distilled from", "code")
+                                 if not details[k].any()])
 
 
 def settings_that_differ(configs: dict[str, dict | None]) -> pd.DataFrame:

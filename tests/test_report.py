@@ -773,7 +773,7 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
         "device": "cpu", "args": {"epochs": 12}, "precision": "bfloat16 autocast",
         "teacher": {"path": "artifacts/runs/hse-best/checkpoints/best.pt"}})
     plain = run_details([old])
-    assert not {"distilled from", "evaluates", "trained on"} & set(plain.columns)
+    assert not {"distilled from", "evaluates", "trained on", "code"} & set(plain.columns)
     assert plain.loc["old", "precision"] == "float32" and plain.loc["old", "epochs"] == "3"
     both = run_details([old, taught])
     assert list(both["distilled from"]) == ["", "hse-best"]
@@ -783,6 +783,9 @@ def test_run_details_show_optional_columns_only_where_a_run_has_one():
     assert (row["img size"], row["epochs"], row["best epoch"]) == ("–", "–", "–")  # not "None": it has none
     soft = SimpleNamespace(name="soft", has_va=False, config={"args": {"epochs": 3, "soft_labels": True}})
     assert list(run_details([old, soft])["trained on"]) == ["", "vote shares"]
+    made = SimpleNamespace(name="made", has_va=True, config={"args": {"epochs": 3}, "environment": {
+        "code": "git 4c244b2a91f0e7c3d5b6a8f9e0d1c2b3a4f5e6d7 with uncommitted changes"}})
+    assert list(run_details([old, made])["code"]) == ["", "git 4c244b2 with uncommitted changes"]
 
 
 def test_settings_that_differ_name_what_an_ablation_changed():
