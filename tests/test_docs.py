@@ -7,6 +7,7 @@ from PIL import Image
 from skimage.data import astronaut
 
 from tests.conftest import make_affectnet_dir
+from tests.test_video import write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "python.md"
@@ -21,11 +22,12 @@ def workdir(tmp_path_factory):
     (d / "photos").mkdir()
     Image.fromarray(astronaut()).save(d / "photos" / "astronaut.png")
     make_affectnet_dir(d / "my-data", n_per_class=10, size=64)
+    write_clip(d / "clip.mp4")
     return d
 
 
 def test_the_examples_are_all_found():
-    assert len(BLOCKS) >= 7
+    assert len(BLOCKS) >= 9
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.splitlines()[-1][:40] for b in BLOCKS])
