@@ -35,10 +35,11 @@ def no_va_reason(pred: pd.DataFrame) -> str | None:
     return None if has_va(pred) else "untrained" if _has(pred, "true") else "unannotated"
 
 
-def sample_rows(pred: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> tuple[pd.DataFrame, str]:
-    """(rows to draw, note for the title). A fixed seed keeps the sample stable between reruns."""
+def sample_rows(pred: pd.DataFrame, max_points: int = 5000, seed: int = 0, dims=DIMS) -> tuple[pd.DataFrame, str]:
+    """(rows annotated on ``dims`` to draw, note for the title). A fixed seed keeps the sample stable between
+    reruns."""
     # Pick row positions first and copy only those: dropna/sample on the whole frame copies every row.
-    valid = np.flatnonzero(pred[[f"{d}_true" for d in DIMS]].notna().all(axis=1).to_numpy())
+    valid = np.flatnonzero(pred[[f"{d}_true" for d in dims]].notna().all(axis=1).to_numpy())
     if len(valid) <= max_points:
         return pred.iloc[valid], f"all {len(valid):,} samples"
     pos = np.sort(np.random.default_rng(seed).choice(valid, max_points, replace=False))
@@ -60,12 +61,31 @@ def _square_panels(fig: go.Figure, cols: int, lim: float) -> None:
         fig.update_xaxes(scaleanchor="y", scaleratio=1, row=1, col=col)
 
 
+def shrinkage(pred: pd.DataFrame, dim: str, bins: int = 10) -> dict | None:
+    """How far predictions of ``dim`` are pulled towards the middle: the slope of predicted on annotated (1: none),
+    the ratio of their standard deviations, and the mean annotated and predicted value in each of ``bins``
+    equal-count bins of the annotations ({"slope", "sd_ratio", "true", "pred"}); None under 3 annotated rows."""
+    t, p = (pred[f"{dim}_{part}"].to_numpy(float) for part in ("true", "pred"))
+    keep = np.isfinite(t) & np.isfinite(p)
+    t, p = t[keep], p[keep]
+    if t.size < 3 or t.std() == 0:
+        return None
+    order = np.argsort(t, kind="stable")
+    groups = [g for g in np.array_split(order, min(bins, t.size)) if g.size]
+    return {"slope": float(np.cov(t, p, bias=True)[0, 1] / t.var()), "sd_ratio": float(p.std() / t.std()),
+            "true": [float(t[g].mean()) for g in groups], "pred": [float(p[g].mean()) for g in groups]}
+
+
 def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.Figure:
-    """Predicted vs annotated valence and arousal side by side (one shared y axis), with the identity line."""
-    rows, note = sample_rows(pred, max_points)
+    """Predicted vs annotated valence and arousal side by side (one shared y axis), each over the rows annotated on
+    it, with the identity line and the mean prediction in each tenth of the annotations (shrinkage: a line flatter
+    than the identity is pulled towards the middle)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[d.capitalize() for d in DIMS], horizontal_spacing=0.06,
                         shared_yaxes=True)
+    notes = []
     for col, dim in enumerate(DIMS, start=1):
+        rows, note = sample_rows(pred, max_points, dims=(dim,))
+        notes.append(note)
         fig.add_trace(go.Scattergl(x=rows[f"{dim}_true"], y=rows[f"{dim}_pred"], mode="markers",
                                    marker=dict(size=5, opacity=_opacity(len(rows)), color=VA_COLOURS[dim]),
                                    name=dim, showlegend=False, customdata=rows["id"],
@@ -73,10 +93,18 @@ def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.F
                       row=1, col=col)
         fig.add_trace(go.Scatter(x=[-1, 1], y=[-1, 1], mode="lines", line=dict(color="grey", dash="dash"),
                                  name="identity", showlegend=col == 1, hoverinfo="skip"), row=1, col=col)
+        if s := shrinkage(pred, dim):  # over every annotated row, not the sample drawn
+            # Okabe and Ito's orange: apart from the points' red and blue, and seen on the light and dark themes
+            fig.add_trace(go.Scatter(x=s["true"], y=s["pred"], mode="lines+markers",
+                                     line=dict(color="#e69f00", width=3), marker=dict(size=8), name=f"{dim}: mean predicted per tenth of the annotations"
+                                     f" (slope {s['slope']:.2f}, SD ratio {s['sd_ratio']:.2f})",
+                                     hovertemplate="annotated %{x:.2f} on average<br>predicted %{y:.2f} on average"
+                                                   "<extra></extra>"), row=1, col=col)
         fig.update_xaxes(title_text="annotated", row=1, col=col)
     fig.update_yaxes(title_text="predicted", row=1, col=1)
     _square_panels(fig, 2, 1.05)
     fig.update_annotations(font=SUBTITLE_FONT)
+    note = notes[0] if notes[0] == notes[1] else f"valence: {notes[0]}; arousal: {notes[1]}"
     fig.update_layout(title=f"{plot_text(run)}: predicted vs annotated ({note})", margin_t=70)
     legend_below(fig, 340, axis_px=50)
     return fig
@@ -135,6 +163,28 @@ def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60, colors: dict[st
     fig.update_layout(margin_t=40)
     legend_below(fig, 260, axis_px=60)  # the x title (x_title) sits 30 px under the tick labels
     return fig
+
+
+def per_class_table(pred: pd.DataFrame) -> pd.DataFrame:
+    """Valence and arousal by annotated class: how many samples, their mean annotated and mean predicted value (does
+    the model keep each class's place on the circumplex?), and RMSE and CCC within the class (how well it orders
+    the faces of one class: low where its overall agreement comes mostly from telling the classes apart)."""
+    from .metrics import regression_metrics
+
+    rows = {}
+    for k, name in enumerate(CLASSES):
+        sel = pred[pred["true"] == k]
+        if sel.empty:
+            continue
+        row = {"n": len(sel)}
+        for dim in DIMS:
+            m = regression_metrics(sel[f"{dim}_true"], sel[f"{dim}_pred"]) or {}
+            row |= {f"{dim} annotated": sel[f"{dim}_true"].mean(), f"{dim} predicted": sel[f"{dim}_pred"].mean(),
+                    f"{dim} RMSE": m.get("rmse"), f"{dim} CCC": m.get("ccc")}
+        rows[name] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "annotated class"
+    return out
 
 
 NEUTRAL = CLASSES.index("Neutral")

@@ -627,11 +627,15 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
               (not df.empty and np.abs(probs.sum(axis=1) - 1).max() > 1e-3,
                "a row whose probabilities do not sum to 1"),
               (df["id"].duplicated().any(), "an image id twice")]
-    if problem := next((why for failed, why in checks if failed), None):
-        raise ValueError(f"{path}: {problem}")
     for c in VA_COLS:
         if c not in df:
             df[c] = pd.Series(float("nan"), index=df.index, dtype="float32")
+    va = df[VA_COLS].to_numpy(np.float64)
+    if (outside := np.abs(va[np.isfinite(va)]) > 1 + 1e-6).any():  # AffectNet's -2, "not annotated", scored as -2
+        checks.append((True, f"{outside.sum()} valence/arousal values outside [-1, 1] (e.g. "
+                             f"{va[np.isfinite(va)][outside][0]:g}); a value not annotated is an empty cell"))
+    if problem := next((why for failed, why in checks if failed), None):
+        raise ValueError(f"{path}: {problem}")
     return df
 
 

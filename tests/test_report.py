@@ -361,6 +361,30 @@ def test_va_figures_sample_large_frames():
     assert err.data[0].y.sum() == pytest.approx(1, abs=1e-3)
 
 
+def test_va_shrinkage_and_the_classes_places_are_measured():
+    rng = np.random.default_rng(5)
+    true = np.repeat(np.arange(8), 50)
+    t = rng.uniform(-1, 1, (400, 2))
+    pred = pd.DataFrame({"id": np.arange(400).astype(str), "true": true, "pred": true,
+                         "valence_true": t[:, 0], "arousal_true": t[:, 1],
+                         "valence_pred": 0.5 * t[:, 0] + 0.1, "arousal_pred": t[:, 1]})
+    s = V.shrinkage(pred, "valence")
+    assert s["slope"] == pytest.approx(0.5) and s["sd_ratio"] == pytest.approx(0.5) and len(s["true"]) == 10
+    assert np.allclose(s["pred"], 0.5 * np.array(s["true"]) + 0.1)  # the mean prediction in each tenth
+    assert V.shrinkage(pred, "arousal")["slope"] == pytest.approx(1.0)
+    pred.loc[:49, "valence_true"] = np.nan  # valence missing on 50 rows: each panel draws the rows annotated on it
+    fig = V.scatter_figure(pred, "r")
+    assert [len(tr.x) for tr in fig.data if tr.type == "scattergl"] == [350, 400]
+    assert "valence: all 350 samples; arousal: all 400 samples" in fig.layout.title.text
+    lines = [tr.name for tr in fig.data if tr.name and "tenth" in tr.name]
+    assert lines[0].endswith("(slope 0.50, SD ratio 0.50)") and len(lines) == 2
+    table = V.per_class_table(pred)
+    assert list(table.index) == CLASSES and table["n"].tolist() == [50] * 8
+    happy = pred[pred["true"] == 1]
+    assert table.loc["Happy", "valence predicted"] == pytest.approx(happy["valence_pred"].mean())
+    assert table.loc["Happy", "arousal CCC"] == pytest.approx(1.0) and table.loc["Happy", "arousal RMSE"] == 0
+
+
 def test_misclassified_filters_sort_and_paging():
     pred = make_predictions(np.arange(500), np.random.default_rng(2).integers(0, 8, 500), skill=0.8,
                             has_va=False, seed=2, path_fmt="{id}.jpg")
@@ -426,9 +450,11 @@ def test_load_predictions_names_what_is_wrong_with_a_file(tmp_path):
     cases = {"nan": good.assign(prob_0=np.where(good.index == 3, np.nan, good["prob_0"])),
              "sum": good.assign(prob_0=np.where(good.index == 4, good["prob_0"] + 0.05, good["prob_0"])),  # 1.05
              "class": good.assign(pred=np.where(good.index == 2, 9, good["pred"])),
-             "twice": pd.concat([good, good.iloc[:1]]), "empty": good.iloc[:0], "columns": good.drop(columns="prob_7")}
+             "twice": pd.concat([good, good.iloc[:1]]), "empty": good.iloc[:0], "columns": good.drop(columns="prob_7"),
+             "va": good.assign(valence_true=np.where(good.index < 3, -2.0, good["valence_true"]))}  # AffectNet's -2
     says = {"nan": "probabilities that are not finite", "sum": "do not sum to 1", "class": "outside 0-7",
-            "twice": "an image id twice", "empty": "no rows", "columns": "lacks columns prob_7"}
+            "twice": "an image id twice", "empty": "no rows", "columns": "lacks columns prob_7",
+            "va": r"3 valence/arousal values outside \[-1, 1\] \(e.g. -2\); a value not annotated is an empty cell"}
     for case, df in cases.items():
         df.to_csv(tmp_path / f"{case}.csv", index=False)
         with pytest.raises(ValueError, match=f"{case}.csv: .*{says[case]}"):

@@ -61,4 +61,14 @@ for col, dim in zip(st.columns(2), ("valence", "arousal")):
         st.session_state.update(gallery_run=name, gallery_dim=dim)
         st.switch_page("views/gallery.py")
 S.chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
+st.caption("The orange line is the mean prediction in each tenth of the annotations: where it is flatter than the "
+           "identity, predictions are pulled towards the middle (a slope under 1; an SD ratio under 1 is a narrower "
+           "spread than the annotations'), so the strongest annotations are predicted too mild.")
 S.chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")
+st.subheader(f"By annotated class: {S.md(name)}", anchor=False)
+st.dataframe(V.per_class_table(preds[name]), width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
+                            [f"{d} {w}" for d in V.DIMS for w in ("annotated", "predicted", "RMSE", "CCC")]})
+st.caption("Mean annotated against mean predicted value: does the model keep each class's place on the circumplex? "
+           "CCC within a class: how well it orders the faces of one class; where it is low, its overall agreement "
+           "comes mostly from telling the classes apart.")
