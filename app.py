@@ -92,7 +92,8 @@ with st.sidebar:
                             "the best run of each other recipe on the same data, the best first (by validation "
                             "accuracy averaged with valence/arousal CCC; a preset's plain run before its "
                             "ablations). A pooled cross-validation (scripts/pool_folds.py, e.g. hse-best-cv5) is "
-                            "scored on every image, on its test split.")
+                            "scored on every image, on its test split. Runs that appear later (a training that "
+                            "finishes, a folder added above) join the choices, not the chosen.")
     by_name = {r.name: r for r in all_runs}
     runs = [by_name[name] for name in chosen]  # in the order chosen
     if len(runs) > MANY_RUNS:

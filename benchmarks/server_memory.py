@@ -5,8 +5,8 @@
 Starts `streamlit run app.py` on the runs in artifacts/runs (or $FER_LAB_RUNS_DIR) and drives headless Chromium
 (Debian's chromium) through two rounds of: --n distinct photo uploads on the live-prediction page, a new session
 every 5 and an occlusion map ("Where it looked") on every third; --n gallery pages, a new session every 10; --n / 2
-sessions that each add two runs and open three pages. Prints the server's resident memory after each phase and its
-peak. Photos: --photos, default ../shared/data/affectnet8-4k/images.
+sessions that each add two runs and open three pages. Prints the server's resident memory after each phase and the
+largest of those readings. Photos: --photos, default ../shared/data/affectnet8-4k/images.
 """
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
                     _idle(page)
             report(f"round {rnd}: run switches")
         browser.close()
-    print(f"peak {peak:.0f} MB")
+    print(f"largest {peak:.0f} MB")
     return 0
 
 

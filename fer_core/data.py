@@ -160,10 +160,9 @@ def detect_layout(root) -> str:
             folders += [f"{p.name}/{q.name}" for q in shown(p)] if _split_name(p.name) else [p.name]
     numbered = {}  # folder holding numbered class folders -> their numbers
     for f in folders:
-        if "/" in f or not _split_name(f):
-            parent, _, name = f.rpartition("/")
-            if name.isdigit():
-                numbered.setdefault(parent, []).append(int(name))
+        parent, _, name = f.rpartition("/")
+        if name.isdigit():
+            numbered.setdefault(parent, []).append(int(name))
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
                        if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else "")

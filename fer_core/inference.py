@@ -7,7 +7,6 @@ Inputs are prepared as in training: RGB, square, resized to the config's img_siz
 """
 from __future__ import annotations
 
-import functools
 import importlib.util
 import io
 import json
@@ -52,16 +51,6 @@ def onnx_config(meta: dict, source) -> dict:
 
 def _have_ort() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
-
-
-@functools.cache
-def _shrink_arena_options():
-    """ONNX Runtime run options that return the CPU memory arena's unused blocks after the run."""
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return options
 
 
 def list_runs(runs_dirs=(RUNS_DIR,)) -> list[Path]:
@@ -375,10 +364,13 @@ class Predictor:
                 f"trained on {i['trained']}; faces: {i['detector']}")
 
     # ------------------------------------------------------------------ prediction
-    def predict_batch(self, crops: np.ndarray, tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def predict_batch(self, crops: np.ndarray, tta: bool | None = None,
+                      release_memory: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """RGB crops [N, S, S, 3] at img_size (uint8, or faces.as_uint8's other value ranges) -> (probabilities [N, 8],
         valence/arousal [N, 2]). ``tta``: average each crop with its mirror (default: self.tta, as the run was
-        evaluated); then the run's temperature, if it has one, rescales the probabilities."""
+        evaluated); then the run's temperature, if it has one, rescales the probabilities. ``release_memory``: ONNX
+        Runtime hands back the memory this batch took, which it keeps for the next otherwise (about 600 MB after the
+        batches of an occlusion map of the default model: for a long-lived server, not worth holding)."""
         tta = self.tta if tta is None else tta
         crops, s = as_uint8(crops), self.img_size
         if crops.ndim != 4 or crops.shape[1:] != (s, s, 3):
@@ -392,9 +384,13 @@ class Predictor:
         n = len(x)
         x = np.ascontiguousarray(np.concatenate([x, x[..., ::-1]]) if tta else x, dtype=np.float32)
         if self._session is not None:
-            # ORT sessions are safe to share across threads. Its memory arena keeps what the largest batch took
-            # (about 600 MB for an occlusion map of the default model), so a large batch hands it back after.
-            logits, va = self._session.run(None, {"input": x}, _shrink_arena_options() if len(x) > 8 else None)
+            options = None
+            if release_memory:
+                import onnxruntime as ort
+
+                options = ort.RunOptions()
+                options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")  # at the run's end
+            logits, va = self._session.run(None, {"input": x}, options)  # ORT sessions are safe to share across threads
         else:
             import torch
 

@@ -38,8 +38,11 @@ NUMBERINGS = {
 
 
 def likely_numbering(numbers) -> str | None:
-    """The data set in NUMBERINGS numbered exactly so (1-7: RAF-DB), else None."""
-    return next((name for name, names in NUMBERINGS.items() if set(numbers) == set(names)), None)
+    """The one data set in NUMBERINGS numbered exactly so, with or without Contempt (1-7: RAF-DB), else None: 0-6
+    are FER2013's and also AffectNet's seven classes without Contempt."""
+    fits = [name for name, names in NUMBERINGS.items()
+            if set(numbers) in ({*names}, {k for k, c in names.items() if c != "Contempt"})]
+    return fits[0] if len(fits) == 1 else None
 
 
 def close_class(name) -> str | None:

@@ -147,13 +147,13 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                           predictor.predict_faces(image, whole_image=whole_image)}
                 if (frames := frame_count(f)) > 1:
                     record["frames"] = frames  # only the first was read
-                records.append(_in_file_pixels(record, image.shape[1::-1]))
+                records.append(in_file_pixels(record, image.shape[1::-1]))
         except (ImageError, VideoError) as e:
             records.append({"path": str(f), "error": str(e)})
     return records
 
 
-def _in_file_pixels(record: dict, decoded: tuple[int, int]) -> dict:
+def in_file_pixels(record: dict, decoded: tuple[int, int]) -> dict:
     """The record with its faces' boxes in the file's own pixels (its "size") where the image was decoded smaller (a
     JPEG over the pixel limit), noting the decoded size as "decoded_at"."""
     size = record["size"]

@@ -133,7 +133,8 @@ def seed_summary(values: pd.DataFrame, groups: list[list[str]], digits: int = 3,
                 rows[f"{g[0]} ({len(sub)} folds)"] = row
         else:
             stems = {re.sub(r"[-_](?:seed|s)\d+$", "", n) for n in sub.index}
-            rows[f"{stems.pop() if len(stems) == 1 else g[0]} ({len(sub)} seeds)"] = row
+            name = f"{stems.pop()} ({len(sub)} seeds)" if len(stems) == 1 else ""
+            rows[name if name and name not in rows else f"{g[0]} ({len(sub)} seeds)"] = row  # names taken: the run's
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "recipe"
     return out

@@ -62,9 +62,11 @@ def _square_panels(fig: go.Figure, cols: int, lim: float) -> None:
 
 
 def shrinkage(pred: pd.DataFrame, dim: str, bins: int = 10) -> dict | None:
-    """How far predictions of ``dim`` are pulled towards the middle: the slope of predicted on annotated (1: none),
-    the ratio of their standard deviations, and the mean annotated and predicted value in each of ``bins``
-    equal-count bins of the annotations ({"slope", "sd_ratio", "true", "pred"}); None under 3 annotated rows."""
+    """How predictions of ``dim`` follow the annotations: the mean annotated and predicted value in each of ``bins``
+    equal-count bins of the annotations, the slope of predicted on annotated, which is the correlation r times the
+    ratio of their standard deviations (under 1 for any model short of exact), r and that ratio ({"slope", "r",
+    "sd_ratio", "true", "pred"}); None under 3 annotated rows. A model fit for the least squared error has an SD
+    ratio of r; a larger one spreads its predictions wider than their correlation warrants."""
     t, p = (pred[f"{dim}_{part}"].to_numpy(float) for part in ("true", "pred"))
     keep = np.isfinite(t) & np.isfinite(p)
     t, p = t[keep], p[keep]
@@ -72,14 +74,14 @@ def shrinkage(pred: pd.DataFrame, dim: str, bins: int = 10) -> dict | None:
         return None
     order = np.argsort(t, kind="stable")
     groups = [g for g in np.array_split(order, min(bins, t.size)) if g.size]
-    return {"slope": float(np.cov(t, p, bias=True)[0, 1] / t.var()), "sd_ratio": float(p.std() / t.std()),
+    r = float(np.corrcoef(t, p)[0, 1]) if p.std() > 0 else 0.0
+    return {"slope": float(np.cov(t, p, bias=True)[0, 1] / t.var()), "r": r, "sd_ratio": float(p.std() / t.std()),
             "true": [float(t[g].mean()) for g in groups], "pred": [float(p[g].mean()) for g in groups]}
 
 
 def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.Figure:
     """Predicted vs annotated valence and arousal side by side (one shared y axis), each over the rows annotated on
-    it, with the identity line and the mean prediction in each tenth of the annotations (shrinkage: a line flatter
-    than the identity is pulled towards the middle)."""
+    it, with the identity line and the mean prediction in each tenth of the annotations (shrinkage)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=[d.capitalize() for d in DIMS], horizontal_spacing=0.06,
                         shared_yaxes=True)
     notes = []
@@ -96,8 +98,9 @@ def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.F
         if s := shrinkage(pred, dim):  # over every annotated row, not the sample drawn
             # Okabe and Ito's orange: apart from the points' red and blue, and seen on the light and dark themes
             fig.add_trace(go.Scatter(x=s["true"], y=s["pred"], mode="lines+markers",
-                                     line=dict(color="#e69f00", width=3), marker=dict(size=8), name=f"{dim}: mean predicted per tenth of the annotations"
-                                     f" (slope {s['slope']:.2f}, SD ratio {s['sd_ratio']:.2f})",
+                                     line=dict(color="#e69f00", width=3), marker=dict(size=8),
+                                     name=f"{dim}: mean predicted per tenth of the annotations (slope "
+                                          f"{s['slope']:.2f} = r {s['r']:.2f} × SD ratio {s['sd_ratio']:.2f})",
                                      hovertemplate="annotated %{x:.2f} on average<br>predicted %{y:.2f} on average"
                                                    "<extra></extra>"), row=1, col=col)
         fig.update_xaxes(title_text="annotated", row=1, col=col)
@@ -166,7 +169,8 @@ def error_figure(preds: dict[str, pd.DataFrame], bins: int = 60, colors: dict[st
 
 
 def per_class_table(pred: pd.DataFrame) -> pd.DataFrame:
-    """Valence and arousal by annotated class: how many samples, their mean annotated and mean predicted value (does
+    """Valence and arousal by annotated class: how many samples, their mean annotated and mean predicted value (over
+    the rows annotated on each dimension: does
     the model keep each class's place on the circumplex?), and RMSE and CCC within the class (how well it orders
     the faces of one class: low where its overall agreement comes mostly from telling the classes apart)."""
     from .metrics import regression_metrics
@@ -177,9 +181,10 @@ def per_class_table(pred: pd.DataFrame) -> pd.DataFrame:
         if sel.empty:
             continue
         row = {"n": len(sel)}
-        for dim in DIMS:
-            m = regression_metrics(sel[f"{dim}_true"], sel[f"{dim}_pred"]) or {}
-            row |= {f"{dim} annotated": sel[f"{dim}_true"].mean(), f"{dim} predicted": sel[f"{dim}_pred"].mean(),
+        for dim in DIMS:  # over the class's rows annotated on this dimension
+            on = sel[sel[f"{dim}_true"].notna()]
+            m = regression_metrics(on[f"{dim}_true"], on[f"{dim}_pred"]) or {}
+            row |= {f"{dim} annotated": on[f"{dim}_true"].mean(), f"{dim} predicted": on[f"{dim}_pred"].mean(),
                     f"{dim} RMSE": m.get("rmse"), f"{dim} CCC": m.get("ccc")}
         rows[name] = row
     out = pd.DataFrame.from_dict(rows, orient="index")

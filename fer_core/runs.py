@@ -109,8 +109,8 @@ def train_command(config: dict, run_dir: Path | None = None, fold: dict | None =
         skip.add("test_frac")
     elif source.startswith("run:"):  # --split-from: the run of that name beside this one, else this run's own copy
         beside = Path(run_dir).parent / source[4:] if run_dir else None
-        words += ["--split-from", str(beside if not beside or (beside / "split.csv").is_file() else run_dir)
-                  if run_dir else source[4:]]
+        words += ["--split-from", str(beside if (beside / "split.csv").is_file() else run_dir) if beside
+                  else source[4:]]
         skip |= {"val_frac", "test_frac"}
     elif source == "predefined":  # the data's own parts; the fractions apply to none of them
         skip |= {"val_frac", "test_frac"}
@@ -604,7 +604,7 @@ def _make_names_unique(runs: list[Run]) -> None:
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """predictions_<split>.csv with explicit dtypes; valence/arousal columns always present (NaN if empty). Raises
     ValueError naming the file where it is not one the engine writes: a missing column, no rows, a class outside
-    0-7, probabilities that are not finite or do not sum to 1, an image twice."""
+    0-7, probabilities that are not finite or do not sum to 1, an image twice, valence/arousal outside [-1, 1]."""
     if Path(path).is_dir():
         raise ValueError(f"{path}: a folder; a predictions file is a run folder's predictions_SPLIT.csv (or "
                          "run_predictions(folder, split))")

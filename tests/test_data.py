@@ -665,3 +665,8 @@ def test_numbered_class_folders_are_named_as_the_data_set_that_numbers_them_so(t
     with pytest.raises(DataError) as e:
         read_dataset(tmp_path / "partial")
     assert "Numbered folders (1, 2) mean different classes" in str(e.value) and "If these are" not in str(e.value)
+    for k in range(7):  # 0-6: FER2013's, and AffectNet's seven without Contempt (0 Neutral): no guess
+        save(tmp_path / "seven" / str(k) / "a.jpg")
+    with pytest.raises(DataError) as e:
+        read_dataset(tmp_path / "seven")
+    assert "FER2013: 0 Anger" in str(e.value) and "If these are" not in str(e.value)

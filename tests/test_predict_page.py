@@ -93,6 +93,7 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     torch_pred = Predictor(runs_dir / "tiny-run" / "checkpoints" / "best.pt", backend="torch")
     expected = torch_pred.predict_faces(read_image(jpg))
     assert np.allclose(bars, expected[0]["probs"], atol=1e-4)  # page: ONNX Runtime, here: PyTorch
+    assert tables[-1].loc[0, ["x0", "y0", "x1", "y1"]].tolist() == list(expected[0]["box"])  # the file's pixels
     circ = json.loads(charts[1].proto.spec)
     assert circ["layout"]["xaxis"]["range"] == [-1.25, 1.25]
     assert abs(circ["data"][0]["x"][0] - expected[0]["valence"]) < 1e-4

@@ -377,9 +377,12 @@ def test_va_shrinkage_and_the_classes_places_are_measured():
     assert [len(tr.x) for tr in fig.data if tr.type == "scattergl"] == [350, 400]
     assert "valence: all 350 samples; arousal: all 400 samples" in fig.layout.title.text
     lines = [tr.name for tr in fig.data if tr.name and "tenth" in tr.name]
-    assert lines[0].endswith("(slope 0.50, SD ratio 0.50)") and len(lines) == 2
+    assert lines[0].endswith("(slope 0.50 = r 1.00 × SD ratio 0.50)") and len(lines) == 2
     table = V.per_class_table(pred)
     assert list(table.index) == CLASSES and table["n"].tolist() == [50] * 8
+    # Neutral's 50 rows lost their valence above: no mean prediction of it either, over rows not annotated
+    assert table.loc["Neutral", ["valence annotated", "valence predicted"]].isna().all()
+    assert table.loc["Neutral", ["arousal annotated", "arousal predicted"]].notna().all()
     happy = pred[pred["true"] == 1]
     assert table.loc["Happy", "valence predicted"] == pytest.approx(happy["valence_pred"].mean())
     assert table.loc["Happy", "arousal CCC"] == pytest.approx(1.0) and table.loc["Happy", "arousal RMSE"] == 0
@@ -780,6 +783,9 @@ def test_seed_summary_gives_mean_and_sample_sd():
     assert list(report.seed_summary(values, [["a", "a1", "a2"]], fold_groups={"a"}).index) == ["a (3 folds)"]
     seeds = pd.DataFrame({"accuracy": [0.5, 0.6, 0.7]}, index=["r", "r-seed1", "r_s2"])
     assert list(report.seed_summary(seeds, [list(seeds.index)]).index) == ["r (3 seeds)"]  # named without -seedK
+    two = pd.DataFrame({"accuracy": [0.5, 0.6, 0.7, 0.8]}, index=["r-s0", "r-s1", "r_seed0", "r_seed1"])
+    out = report.seed_summary(two, [["r-s0", "r-s1"], ["r_seed0", "r_seed1"]])  # one name for two groups: both kept
+    assert list(out.index) == ["r (2 seeds)", "r_seed0 (2 seeds)"]
     cv = pd.DataFrame({"accuracy": [0.5, 0.6]}, index=["r-cv5-fold1", "r-cv5-fold2"])
     assert list(report.seed_summary(cv, [list(cv.index)], fold_groups={"r-cv5-fold1"}).index) == ["r-cv5 (2 folds)"]
     five = pd.DataFrame({"accuracy": [0.5] * 4}, index=[f"r-cv5-fold{k}" for k in (1, 2, 4, 5)])  # fold 3 missing

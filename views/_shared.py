@@ -202,7 +202,8 @@ def folds_compared(a: R.Run, b: R.Run, all_runs: list[R.Run], split: str) -> dic
 @st.cache_data(show_spinner="Covering the face square by square…", max_entries=64)
 def _occlusion(_predictor, model_key: str, crop, target: int) -> tuple:
     t = time.perf_counter()
-    heat, base = occlusion_map(lambda x: _predictor.predict_batch(x)[0], crop, target)
+    # each of the map's large batches hands back its memory: ONNX Runtime would hold about 600 MB for the next
+    heat, base = occlusion_map(lambda x: _predictor.predict_batch(x, release_memory=True)[0], crop, target)
     return heat, base, time.perf_counter() - t
 
 

@@ -15,10 +15,10 @@ if str(ROOT) not in sys.path:  # standalone runs (streamlit run views/predict.py
     sys.path.insert(0, str(ROOT))
 
 from fer_core.faces import annotate  # noqa: E402
-from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, frame_count  # noqa: E402
+from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, frame_count, upright_size  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, model_stamp, read_image, resolve_model)
-from fer_core.predict import to_rows  # noqa: E402
+from fer_core.predict import in_file_pixels, to_rows  # noqa: E402
 from fer_core.report import code  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env, unique_names  # noqa: E402
@@ -128,7 +128,9 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
         shown = annotate(image, results, max_side=SHOWN_SIDE)
         st.session_state[key] = {"results": results, "shown": shown, "frames": frame_count(io.BytesIO(data)),
-                                 "crops": [predictor.face_crop(image, r) for r in results]}
+                                 "crops": [predictor.face_crop(image, r) for r in results],
+                                 # a JPEG over the pixel limit is decoded smaller: the CSV gives the file's pixels
+                                 "size": list(upright_size(io.BytesIO(data))), "decoded": image.shape[1::-1]}
     return key, st.session_state[key]
 
 
@@ -429,8 +431,8 @@ def main() -> None:
             st.header(S.md(f.name), anchor=False)
             kept.add(key := predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
             done = st.session_state[key]
-            records.append({"path": f.name, "error": done["reason"]} if "error" in done else
-                           {"path": f.name, "faces": done["results"]})
+            records.append({"path": f.name, "error": done["reason"]} if "error" in done else in_file_pixels(
+                {"path": f.name, "size": done["size"], "faces": [dict(r) for r in done["results"]]}, done["decoded"]))
         if records:  # the table python -m fer_core.predict --csv writes
             which = "these photos" if len(records) > 1 else "this photo"
             download.download_button(f"Download the predictions of {which} (CSV, one row per face)",

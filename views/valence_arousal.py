@@ -61,9 +61,11 @@ for col, dim in zip(st.columns(2), ("valence", "arousal")):
         st.session_state.update(gallery_run=name, gallery_dim=dim)
         st.switch_page("views/gallery.py")
 S.chart(V.scatter_figure(preds[name], name, max_points), width="stretch")
-st.caption("The orange line is the mean prediction in each tenth of the annotations: where it is flatter than the "
-           "identity, predictions are pulled towards the middle (a slope under 1; an SD ratio under 1 is a narrower "
-           "spread than the annotations'), so the strongest annotations are predicted too mild.")
+st.caption("The orange line is the mean prediction in each tenth of the annotations: the strongest annotations are "
+           "predicted milder on average. Any model short of exact does so: the line's slope is the correlation r "
+           "times the SD ratio (the predictions' spread over the annotations'). A model fit for the least squared "
+           "error has an SD ratio of r, and the lowest RMSE; one nearer 1 spreads its predictions as widely as the "
+           "annotations, as the concordance correlation (CCC) rewards.")
 S.chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")
 st.subheader(f"By annotated class: {S.md(name)}", anchor=False)
 st.dataframe(V.per_class_table(preds[name]), width="stretch",
