@@ -6,10 +6,10 @@ AffectNet's annotators would label it, not what its person feels.
 
 Folders are searched recursively for image and video files. A video is sampled every ``--every`` seconds (default
 0.2); its CSV rows carry the frame number, time and person (faces linked across frames by their boxes' overlap, or
-with --one-person the largest face in each frame), a sampled frame without a face gets a row with the note "no face
-found" and no answer, and a summary line is printed for each person in it (--summary writes them as a CSV). A file
-that cannot be read is reported and skipped; the exit code is 2 when no file at all could be processed (or the
-arguments/model are wrong), 0 otherwise.
+with --one-person the largest face in each frame, with --whole-image the whole frame), a sampled frame without a
+face gets a row with the note "no face found" and no answer, and a summary line is printed for each person in it
+(--summary writes them as a CSV). A file that cannot be read is reported and skipped; the exit code is 2 when no
+file at all could be processed (or the arguments/model are wrong), 0 otherwise.
 
 --csv writes one row per face: path, [frame, time_s, person: videos only], face (0 = the largest), x0, y0, x1, y1
 (the box in the file's pixels, x1/y1 exclusive; the whole image where no face was found), det_score (the
@@ -50,7 +50,9 @@ def get_args_parser():
     p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                    help="auto: ONNX Runtime for .onnx files, PyTorch for checkpoints; onnx converts a checkpoint")
     p.add_argument("--detector", choices=["auto", *DETECTORS], default="auto", help="face detector (default auto)")
-    p.add_argument("--whole-image", action="store_true", help="skip face detection: classify each whole image")
+    p.add_argument("--whole-image", action="store_true",
+                   help="skip face detection: classify each whole image, or each sampled video frame (face crops "
+                        "already, such as a data set's aligned faces)")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average each face's answer with its mirror image's (default: as the run was evaluated)")
     p.add_argument("--csv", type=os.path.expanduser,
@@ -133,13 +135,12 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
     for f in tqdm(files, desc="files", unit="file", disable=len(files) < 2):
         try:
             if Path(f).suffix.lower() in VIDEO_EXTS:
-                if whole_image:
-                    raise VideoError(f"{f}: --whole-image is for photos; videos are searched for faces")
                 with tqdm(desc=Path(f).name, unit="frame", leave=None) as bar:
                     def progress(done, total):
                         bar.total = total or None
                         bar.update(done - bar.n)
                     records += predict_video(predictor, f, every=every, progress=progress, one_person=one_person,
+                                             whole_image=whole_image,
                                              warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
             else:
                 image = read_image(f)

@@ -135,7 +135,7 @@ class People:
 
 
 def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None,
-                  one_person: bool = False) -> list[dict]:
+                  one_person: bool = False, whole_image: bool = False) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
     (largest face first; none where no face was found: the whole frame is no answer for anyone), each with its "person"
     number (``People``: a person may be out of view for two intervals, and at least a second). The first frame at
@@ -145,7 +145,8 @@ def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame
     frame count, 0 where it does not say). Raises VideoError. ``on_frame(rgb, record)``, if given, sees each
     classified frame (to keep a thumbnail, say). ``one_person``: the video shows one person (a participant facing
     the camera), whose face is the largest in each frame; it is person 1 throughout, however long it was out of
-    view, and other faces are left out. ``warn(message)`` hears of a file that stops decoding before the frames
+    view, and other faces are left out. ``whole_image``: the frames are face crops already (a data set's aligned
+    faces): each whole frame is classified, without detection, as person 1. ``warn(message)`` hears of a file that stops decoding before the frames
     it announces (default: a warning)."""
     import cv2
 
@@ -167,8 +168,8 @@ def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame
                     while due <= t + early:  # the next time on the grid of every, every 2 every, ...
                         due += every
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    faces = predictor.predict_faces(rgb, small_faces=False, fallback=False)
-                    if one_person:
+                    faces = predictor.predict_faces(rgb, whole_image=whole_image, small_faces=False, fallback=False)
+                    if one_person or whole_image:
                         faces = [{**f, "person": 1} for f in faces[:1]]
                     # out of view for up to two of the real intervals between sampled frames (longer than
                     # ``every`` where the frames are further apart), and at least a second

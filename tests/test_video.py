@@ -276,9 +276,13 @@ def test_predict_cli_on_a_video_writes_a_row_per_face_per_frame(predictor, clip,
     assert predict_cli.main(predict_cli.get_args_parser().parse_args(
         [str(clip), "--run", str(predictor.path), "--every", "1e308"])) == 0
     assert "clip.mp4: 1 frame sampled every 1e+308 s over 0.0 s" in capsys.readouterr().out
+    # a video of face crops already: each sampled frame classified whole, as one person, no face to detect
     assert predict_cli.main(predict_cli.get_args_parser().parse_args(
-        [str(clip), "--run", str(predictor.path), "--whole-image"])) == 2
-    assert "--whole-image is for photos" in capsys.readouterr().err
+        [str(clip), "--run", str(predictor.path), "--whole-image", "--csv", str(tmp_path / "whole.csv")])) == 0
+    assert "clip.mp4: 15 frames sampled every 0.2 s over 2.8 s, a face in 15;" in capsys.readouterr().out
+    whole = pd.read_csv(tmp_path / "whole.csv")
+    assert len(whole) == 15 and (whole["person"] == 1).all() and whole["label_name"].notna().all()
+    assert (whole["note"] == "whole image (detection skipped)").all() and (whole["x1"] == 640).all()
 
 
 def test_a_one_frame_video_reads_as_one_and_its_point_is_drawn():
