@@ -136,8 +136,8 @@ class People:
 
 def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None,
                   one_person: bool = False, whole_image: bool = False) -> list[dict]:
-    """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them
-    (largest face first; none where no face was found: the whole frame is no answer for anyone), each with its "person"
+    """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them (largest
+    face first; none where no face was found: the whole frame is no answer for anyone), each with its "person"
     number (``People``: a person may be out of view for two intervals, and at least a second). The first frame at
     or after each of the times 0, ``every``, 2 ``every``, ... of the stream's own clock is sampled, so variable
     and low frame rates are timed right (and the interval is the frames' own where they are further apart than
@@ -146,8 +146,8 @@ def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame
     classified frame (to keep a thumbnail, say). ``one_person``: the video shows one person (a participant facing
     the camera), whose face is the largest in each frame; it is person 1 throughout, however long it was out of
     view, and other faces are left out. ``whole_image``: the frames are face crops already (a data set's aligned
-    faces): each whole frame is classified, without detection, as person 1. ``warn(message)`` hears of a file that stops decoding before the frames
-    it announces (default: a warning)."""
+    faces): each whole frame is classified, without detection, as person 1. ``warn(message)`` hears of a file
+    that stops decoding before the frames it announces (default: a warning)."""
     import cv2
 
     if not 0 < every < math.inf:
