@@ -83,10 +83,10 @@ with st.sidebar:
     # runs renamed "folder/name" (another folder has one of their name): the first folder's first, for _remembered
     in_order = [r.name for root in roots for r in all_runs if r.path.resolve().is_relative_to(Path(root).resolve())] \
         if any("/" in n for n in names) else None
-    default = R.default_selection(all_runs, MAX_DEFAULT_RUNS)
-    if default:  # the runs a session opened with: a run that someone else's training adds later changes no page here
-        st.session_state.setdefault("_selected_runs_saved", default)
-    _remembered("selected_runs", names, default, first=in_order)
+    # the runs a session opened with (worked out once): a run that someone else's training adds changes no page here
+    if "_selected_runs_saved" not in st.session_state and (default := R.default_selection(all_runs, MAX_DEFAULT_RUNS)):
+        st.session_state["_selected_runs_saved"] = default
+    _remembered("selected_runs", names, st.session_state.get("_selected_runs_saved", []), first=in_order)
     chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
                             help="Newest first. Every page shows the runs chosen here. At first: the newest run, then "
                             "the best run of each other recipe on the same data, the best first (by validation "

@@ -173,7 +173,7 @@ def per_class_table(pred: pd.DataFrame) -> pd.DataFrame:
     the rows annotated on each dimension: does
     the model keep each class's place on the circumplex?), and RMSE and CCC within the class (how well it orders
     the faces of one class: low where its overall agreement comes mostly from telling the classes apart)."""
-    from .metrics import regression_metrics
+    from .metrics import ccc
 
     rows = {}
     for k, name in enumerate(CLASSES):
@@ -181,11 +181,12 @@ def per_class_table(pred: pd.DataFrame) -> pd.DataFrame:
         if sel.empty:
             continue
         row = {"n": len(sel)}
-        for dim in DIMS:  # over the class's rows annotated on this dimension
-            on = sel[sel[f"{dim}_true"].notna()]
-            m = regression_metrics(on[f"{dim}_true"], on[f"{dim}_pred"]) or {}
-            row |= {f"{dim} annotated": on[f"{dim}_true"].mean(), f"{dim} predicted": on[f"{dim}_pred"].mean(),
-                    f"{dim} RMSE": m.get("rmse"), f"{dim} CCC": m.get("ccc")}
+        for dim in DIMS:  # over the class's rows annotated (and predicted) on this dimension
+            t, p = sel[f"{dim}_true"].to_numpy(float), sel[f"{dim}_pred"].to_numpy(float)
+            t, p = t[np.isfinite(t) & np.isfinite(p)], p[np.isfinite(t) & np.isfinite(p)]
+            row |= {f"{dim} annotated": t.mean() if t.size else None, f"{dim} predicted": p.mean() if p.size else None,
+                    f"{dim} RMSE": float(np.sqrt(np.mean((p - t) ** 2))) if t.size else None,
+                    f"{dim} CCC": ccc(t, p) if t.size else None}
         rows[name] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "annotated class"
