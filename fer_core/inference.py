@@ -132,6 +132,8 @@ def why_no_checkpoint(run_dir: Path) -> str:
     if status == "evaluation":
         return ("It holds one evaluation of a model, not the model: its config.json names the model file it scored "
                 "(evaluated_model).")
+    if status == "imported":
+        return ("It holds predictions made outside FER Lab (scripts/import_predictions.py), not a model.")
     if status in ("finished", "stopped_early", "stopped", "failed"):
         return ("The folder holds the run's results but not its weights (the reference runs in artifacts/runs ship "
                 "without them; docs/results.md has the command that trains each again). Leave out --run to use "

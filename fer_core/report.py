@@ -610,7 +610,8 @@ def run_details(runs, recipes: dict[str, dict | None] | None = None) -> pd.DataF
         counts = (c.get("split") or {}).get("counts") or {}
         em = c.get("evaluated_model")  # a folder fer_core.evaluate wrote for a model file: which model it scored
         args = c.get("args") or ((recipes or {}).get(r.name) or {}).get("args") or {}
-        na = "–" if c.get("members") or c.get("fold_runs") else None  # ensemble, pooled folds: no epochs of their own
+        # an ensemble, pooled folds, imported predictions: no size or epochs of their own
+        na = "–" if c.get("members") or c.get("fold_runs") or c.get("imported") else None
         rows.append({
             "run": r.name,
             "evaluates": f"{em.get('name')} ({em.get('file')}, trained on {em.get('trained_on')})" if em else "",

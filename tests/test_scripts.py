@@ -322,6 +322,80 @@ def test_ensemble_records_its_members_where_export_finds_them_from_anywhere(tmp_
     assert ensemble.recorded_path(Path("a") / ".." / "b") == str(tmp_path / "b")  # given relative to elsewhere
 
 
+def test_import_predictions_scores_another_tools_file_on_the_images_of_the_run_it_names(runs, tmp_path):
+    from fer_core.labels import CLASSES
+    from fer_core.metrics import compute_metrics
+
+    theirs = pd.read_csv(runs["better"] / "predictions_test.csv", dtype={"id": str})  # base's images and truth
+    names = ["neutral", "happiness", "sad", "surprise", "fear", "disgust", "angry", "contempt"]
+    table = pd.DataFrame({"path": "C:\\faces\\" + theirs["path"].str.replace("/", "\\"), "true": 0})
+    for k in [3, 0, 7, 1, 2, 6, 4, 5]:  # any column order
+        table[names[k]] = theirs[f"prob_{k}"]
+    table["valence"], table["arousal"] = theirs["valence_pred"], theirs["arousal_pred"]
+    extra = table.iloc[:2].assign(path=["other/a.jpg", "other/b.jpg"])
+    pd.concat([table.iloc[5:], extra]).to_csv(tmp_path / "theirs.csv", sep=";", index=False)
+    out = _run("import_predictions.py", tmp_path / "theirs.csv", "--like", runs["base"], "--out", tmp_path / "imp",
+               "--model", "their net")
+    assert out.returncode == 0, out.stderr
+    assert "2 of their 297 rows name no image" in out.stderr and "5 of the 300 images have no prediction" in out.stderr
+    expected = compute_metrics(theirs.iloc[5:].reset_index(drop=True), n_boot=20, seed=0)
+    got = json.loads((tmp_path / "imp" / "metrics_test.json").read_text())
+    assert got["n"] == 295 and got["not_predicted"] == 5
+    for key in ("accuracy", "macro_f1", "roc_auc_macro"):  # their "true" column of zeros is not the truth
+        assert got[key] == pytest.approx(expected[key], abs=1e-6)
+    assert got["valence"]["ccc"] == pytest.approx(expected["valence"]["ccc"], abs=1e-5)
+    run, problems = R.validate_run(tmp_path / "imp")
+    assert run is not None and not problems and run.splits == ["test"]
+    cfg = run.config
+    assert cfg["status"] == "imported" and cfg["backbone"] == "their net" and cfg["data"]["has_va"]
+    assert cfg["imported"]["matched_by"] == "path" and cfg["imported"]["answers"].startswith("probabilities from")
+    assert list(CLASSES) == cfg["classes"]
+    again = _run("import_predictions.py", tmp_path / "theirs.csv", "--like", runs["base"], "--out", tmp_path / "imp")
+    assert again.returncode == 2 and "is a run folder already" in again.stderr
+
+
+def test_import_predictions_takes_one_class_per_image_against_a_data_sets_labels(tmp_path):
+    from tests.fixture_runs import write_images
+
+    data = tmp_path / "data"
+    true = [k % 8 for k in range(24)]
+    paths = [f"img/{i:02d}.png" for i in range(24)]
+    write_images(data, paths, true)
+    pd.DataFrame({"path": paths, "expression": true}).to_csv(data / "labels.csv", index=False)
+    pred = [t if i % 4 else (t + 1) % 8 for i, t in enumerate(true)]  # 18 of 24 right
+    from fer_core.labels import CLASSES
+    pd.DataFrame({"file": [p.split("/")[1] for p in paths], "pred": [CLASSES[k] for k in pred]}).to_csv(
+        tmp_path / "hard.csv", index=False)
+    out = _run("import_predictions.py", tmp_path / "hard.csv", "--data", data, "--out", tmp_path / "imp")
+    assert out.returncode == 0, out.stderr
+    assert "acc 0.7500" in out.stdout and "one class per image" in out.stdout
+    m = json.loads((tmp_path / "imp" / "metrics_data-all.json").read_text())
+    assert m["n"] == 24 and m["accuracy"] == 0.75 and m["valence"] is None
+
+
+@pytest.mark.parametrize("table, words", [
+    ({"id": ["A", "B"], "prob_0": [2.0, -1.0], "prob_1": [0.5, 3.0]}, "not probabilities"),
+    ({"id": ["A", "B"], "pred": ["happy", "hapy"]}, "'hapy', not a class (names or AffectNet's numbers 0-7); did you "
+                                                      "mean Happy?"),
+    ({"image_name": ["A", "B"], "pred": [1, 2]}, "no column names the images"),
+    ({"id": ["x1", "x2"], "pred": [1, 2]}, "none of its 2 rows names an image"),
+    ({"id": ["A", "A"], "pred": [1, 2]}, "is on two rows"),
+    ({"id": ["A", "B"], "pred": [1, 2], "valence": [0.5, -2]}, "1 valence values outside [-1, 1]"),
+    ({"id": ["A", "B"], "score": [1, 2]}, "no answer found"),
+])
+def test_import_predictions_refuses_a_file_it_cannot_score_and_writes_nothing(runs, tmp_path, capsys, table, words):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_predictions", ROOT / "scripts" / "import_predictions.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ids = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})["id"]
+    pd.DataFrame(table).replace({"A": ids[0], "B": ids[1]}).to_csv(tmp_path / "bad.csv", index=False)
+    assert script.main([str(tmp_path / "bad.csv"), "--like", str(runs["base"]), "--out", str(tmp_path / "imp")]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "imp").exists()
+
+
 def test_pool_folds_writes_one_run_folder_scored_on_every_image(runs, tmp_path):
     from fer_core.report import run_details
     from fer_core.runs import validate_run

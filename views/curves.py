@@ -12,9 +12,11 @@ ctx = S.require_runs(need_split=False)
 def draw(runs: list[R.Run]) -> None:
     histories = {r.name: S.history(r) for r in runs if r.has_history}
     colors = ctx.colors
-    untrained = [r.name for r in runs if not r.has_history and r.config.get("status") in ("ensemble", "evaluation")]
+    untrained = [r.name for r in runs
+                 if not r.has_history and r.config.get("status") in ("ensemble", "evaluation", "imported")]
     if untrained:
-        st.caption(f"No training curves for {S.names(untrained)}: an ensemble or evaluation folder trains nothing.")
+        st.caption(f"No training curves for {S.names(untrained)}: an ensemble, evaluation or imported folder "
+                   "trains nothing here.")
     pooled = [r for r in runs if not r.has_history and R.fold_run_names(r.config)]
     for r in pooled:  # a cross-validation's curves: its folds' curves averaged epoch by epoch
         names = R.fold_run_names(r.config)
