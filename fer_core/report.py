@@ -26,7 +26,7 @@ METRICS = [
     ("balanced_accuracy", "Balanced acc.", "balanced_accuracy", True),
     ("macro_f1", "Macro F1", "macro_f1", True),
     ("weighted_f1", "Weighted F1", "weighted_f1", True),
-    ("cohen_kappa", "Cohen kappa", "cohen_kappa", True),
+    ("cohen_kappa", "Cohen's kappa", "cohen_kappa", True),
     ("krippendorff_alpha", "Krippendorff alpha", "krippendorff_alpha", True),
     ("roc_auc_macro", "ROC AUC (macro)", "roc_auc_macro", True),
     ("valence.rmse", "Valence RMSE", "valence_rmse", False),
@@ -164,7 +164,7 @@ COLUMN_HELP = {
                                     "(one-vote labels dropped, the top class over half the rest), the figure to set "
                                     "beside its 84-85%; Wilson 95% interval",
     "Balanced acc.": "Mean of the per-class recalls: accuracy as if every class had as many images",
-    "Cohen kappa": "Agreement with the labels beyond what chance agreement at these class frequencies gives (0: "
+    "Cohen's kappa": "Agreement with the labels beyond what chance agreement at these class frequencies gives (0: "
                    "chance, 1: perfect)",
     "Krippendorff alpha": "Agreement between model and labels as two nominal raters, corrected for chance (0: "
                           "chance, 1: perfect)",
@@ -490,10 +490,11 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
     fig = go.Figure(go.Heatmap(z=cm, x=CLASSES, y=CLASSES, text=text, texttemplate="%{text}",
                                textfont=dict(size=13, color="#111111"),
                                colorscale=[[0, "#f7fbff"], [1, "#4292c6"]], zmin=0, zmax=1 if normalise else None,
+                               showscale=False,  # every cell says its number
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", height=460,
                       yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
-                      xaxis=dict(constrain="domain"), margin=dict(t=50, b=40))
+                      xaxis=dict(constrain="domain", constraintoward="left"), margin=dict(t=50, b=40))
     return fig
 
 
@@ -509,21 +510,21 @@ def confusion_difference_figure(conf_a, conf_b, a: str, b: str) -> go.Figure:
     is better, negative and red where it is worse; full colour only at twice share_noise or more, so that
     differences chance alone would make stay pale."""
     diff = _row_shares(conf_a) - _row_shares(conf_b)
-    better = np.where(np.eye(len(diff), dtype=bool), diff, -diff) + 0.0  # + 0.0: no "-0.00" where they agree
+    better = np.where(np.eye(len(diff), dtype=bool), diff, -diff)
     lim = max(float(np.abs(diff).max()), 2 * share_noise(conf_a)[1], 0.05)
     empty = (np.asarray(conf_a).sum(axis=1) == 0) | (np.asarray(conf_b).sum(axis=1) == 0)  # a class without images
     better[empty] = np.nan
-    text = [["" if none else f"{v:+.2f}" for v in row] for none, row in zip(empty, better)]
+    text = [["" if none else f"{v:+.2f}" for v in row]  # rounded first: no "-0.00" for -0.003
+            for none, row in zip(empty, np.round(better, 2) + 0.0)]
     fig = go.Figure(go.Heatmap(z=better, x=CLASSES, y=CLASSES, text=text,
                                customdata=diff, texttemplate="%{text}", colorscale="RdBu", zmin=-lim, zmax=lim,
-                               colorbar=dict(title="A better", tickvals=[-lim, 0, lim],
-                                             ticktext=["worse", "same", "better"]),
+                               showscale=False,  # every cell says its number; the page says blue is better
                                hovertemplate="true %{y}<br>predicted %{x}<br>A better by %{text}<br>"
                                              "share A − B: %{customdata:+.2f}<extra></extra>"))
     fig.update_layout(title=f"A = {legend_label(a, 28)} vs B = {legend_label(b, 28)}", xaxis_title="predicted",
                       yaxis_title="true", height=460, margin=dict(t=50, b=40),
                       yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain"),
-                      xaxis=dict(constrain="domain"))
+                      xaxis=dict(constrain="domain", constraintoward="left"))
     return fig
 
 
@@ -546,8 +547,9 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
     rows = []
     for name in CLASSES:
         c = (metrics.get("per_class") or {}).get(name) or {}
-        rows.append({"class": name, **{k: c.get(k) for k in ("precision", "recall", "f1", "support",
-                                                             "roc_auc", "pr_auc")}})
+        rows.append({"class": name, **{label: c.get(k) for k, label in (
+            ("precision", "precision"), ("recall", "recall"), ("f1", "F1"), ("support", "support"),
+            ("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))}})
     return pd.DataFrame(rows).set_index("class").apply(pd.to_numeric)  # None (never predicted) shows as "–"
 
 

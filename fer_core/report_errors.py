@@ -259,7 +259,7 @@ def natural_sorted(ids) -> list[str]:
 
 
 # Paired-comparison metrics as the page names them, and whether a smaller value is the better one.
-PAIRED_LABELS = {"accuracy": ("accuracy", False), "macro_f1": ("macro-F1", False),
+PAIRED_LABELS = {"accuracy": ("accuracy", False), "macro_f1": ("macro F1", False),
                  "cohen_kappa": ("Cohen's kappa", False), "valence_ccc": ("valence CCC", False),
                  "arousal_ccc": ("arousal CCC", False), "valence_rmse": ("valence RMSE", True),
                  "arousal_rmse": ("arousal RMSE", True)}

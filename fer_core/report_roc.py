@@ -87,6 +87,14 @@ def class_curves(pred: pd.DataFrame, kind="roc", max_points: int = 400):
     return out[kind] if isinstance(kind, str) else out
 
 
+def _unit_square(fig: go.Figure) -> None:
+    """Both axes from 0 to 1 with a tick every 0.2 (1 included), drawn square at the left: a curve's shape, and the
+    diagonal's, read true only at equal scales."""
+    ticks = dict(range=[-0.01, 1.01], tick0=0, dtick=0.2, constrain="domain")
+    fig.update_xaxes(**ticks, constraintoward="left")
+    fig.update_yaxes(**ticks, scaleanchor="x", scaleratio=1)
+
+
 def _curves_figure(lines: list[tuple], kind: str, title: str) -> go.Figure:
     """ROC or PR axes with one trace per (name, x, y, auc, line style); a ROC chart also gets the chance line."""
     hover = "FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else "recall %{x:.3f}<br>precision %{y:.3f}"
@@ -99,8 +107,9 @@ def _curves_figure(lines: list[tuple], kind: str, title: str) -> go.Figure:
                         hoverinfo="skip")
     fig.update_layout(title=title, xaxis_title="false-positive rate" if kind == "roc" else "recall",
                       yaxis_title="true-positive rate" if kind == "roc" else "precision",
-                      xaxis_range=[0, 1], yaxis_range=[0, 1.02], legend_font_size=12, margin_t=50)
-    legend_below(fig, 320, axis_px=60)  # below, not beside: long run names took the plot's width
+                      legend_font_size=12, margin_t=50)
+    _unit_square(fig)
+    legend_below(fig, 420, axis_px=60)  # below, not beside: long run names took the plot's width
     return fig
 
 
@@ -154,7 +163,8 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
                                       "images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}"
                                       f"<extra>{plot_text(run)}</extra>")
     fig.update_layout(title="Reliability: is the shown confidence how often it is right?",
-                      xaxis=dict(title="confidence (probability of the predicted class)", range=[0, 1]),
-                      yaxis=dict(title="accuracy", range=[0, 1.02]), legend_font_size=12, margin_t=50)
-    legend_below(fig, 340, axis_px=60)
+                      xaxis_title="confidence (probability of the predicted class)", yaxis_title="accuracy",
+                      legend_font_size=12, margin_t=50)
+    _unit_square(fig)
+    legend_below(fig, 420, axis_px=60)
     return fig

@@ -99,10 +99,12 @@ def scatter_figure(pred: pd.DataFrame, run: str, max_points: int = 5000) -> go.F
             # Okabe and Ito's orange: apart from the points' red and blue, and seen on the light and dark themes
             fig.add_trace(go.Scatter(x=s["true"], y=s["pred"], mode="lines+markers",
                                      line=dict(color="#e69f00", width=3), marker=dict(size=8),
-                                     name=f"{dim}: mean predicted per tenth of the annotations (slope "
-                                          f"{s['slope']:.2f} = r {s['r']:.2f} × SD ratio {s['sd_ratio']:.2f})",
+                                     name="mean predicted per tenth of the annotations", showlegend=col == 1,
                                      hovertemplate="annotated %{x:.2f} on average<br>predicted %{y:.2f} on average"
                                                    "<extra></extra>"), row=1, col=col)
+            fig.add_annotation(text=f"slope {s['slope']:.2f} = r {s['r']:.2f} × SD ratio {s['sd_ratio']:.2f}",
+                               xref=f"x{col if col > 1 else ''} domain", yref="y domain", x=0.02, y=0.98,
+                               xanchor="left", yanchor="top", showarrow=False, font_color="#e69f00")
         fig.update_xaxes(title_text="annotated", row=1, col=col)
     fig.update_yaxes(title_text="predicted", row=1, col=1)
     _square_panels(fig, 2, 1.05)

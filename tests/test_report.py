@@ -376,8 +376,8 @@ def test_va_shrinkage_and_the_classes_places_are_measured():
     fig = V.scatter_figure(pred, "r")
     assert [len(tr.x) for tr in fig.data if tr.type == "scattergl"] == [350, 400]
     assert "valence: all 350 samples; arousal: all 400 samples" in fig.layout.title.text
-    lines = [tr.name for tr in fig.data if tr.name and "tenth" in tr.name]
-    assert lines[0].endswith("(slope 0.50 = r 1.00 × SD ratio 0.50)") and len(lines) == 2
+    assert sum(bool(tr.name and "tenth" in tr.name) for tr in fig.data) == 2  # one line a panel
+    assert "slope 0.50 = r 1.00 × SD ratio 0.50" in [a.text for a in fig.layout.annotations]
     table = V.per_class_table(pred)
     assert list(table.index) == CLASSES and table["n"].tolist() == [50] * 8
     # Neutral's 50 rows lost their valence above: no mean prediction of it either, over rows not annotated
@@ -617,6 +617,9 @@ def test_confusion_difference_is_a_minus_b_in_row_shares():
     # the cells show how much better "new" does, with the colour's sign; the hover adds the plain new − old
     assert [fig.data[0].text[0][0], fig.data[0].text[0][1]] == ["+0.30", "+0.30"]
     assert fig.data[0].text[0][2] == "+0.00"  # a cell where they agree, not "-0.00"
+    near = report.confusion_difference_figure([[997, 3] + [0] * 6] + [[0] * 8] * 7,
+                                              [[1000, 0] + [0] * 6] + [[0] * 8] * 7, "new", "old")
+    assert near.data[0].text[0][:2] == ["+0.00", "+0.00"]  # -0.003 rounds to 0, not "-0.00"
     assert np.asarray(fig.data[0].customdata)[0, :2] == pytest.approx([0.3, -0.3])
     assert fig.layout.title.text == "A = new vs B = old"
 
@@ -733,7 +736,7 @@ def test_paired_table_verdicts_follow_the_interval_and_the_metric_direction():
     assert table.loc["Cohen's kappa", ["95% CI", "verdict"]].tolist() == ["[+0.0004, +0.050]", "new better"]
     assert table.loc["valence CCC", ["95% CI", "verdict"]].tolist() == ["[+0.000, +0.020]", "within noise"]
     assert table.loc["accuracy", "verdict"] == "new better"
-    assert table.loc["macro-F1", "verdict"] == "within noise"
+    assert table.loc["macro F1", "verdict"] == "within noise"
     assert table.loc["valence RMSE (lower is better)", "verdict"] == "new better"
     assert table.loc["arousal RMSE (lower is better)", "verdict"] == "old better"
     assert list(table.columns[:2]) == ["new", "old"]

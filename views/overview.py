@@ -110,7 +110,7 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
     sub, sub_cis = values.loc[names], cis.loc[names]
     left, right = st.columns(2)
     with left:
-        S.chart(report.bar_figure(sub, sub_cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen kappa",
+        S.chart(report.bar_figure(sub, sub_cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen's kappa",
                                                  "Krippendorff alpha"], "Classification", ctx.colors),
                 width="stretch", key=f"bars-cls-{layout}-{root}")
     with right:

@@ -408,19 +408,21 @@ def main() -> None:
         st.error(f"Cannot load {S.md(label)}: {S.md(e)}")
         return
     i = predictor.info()
-    tta = (", each face in photos, video frames and snapshots classified twice, as it is and mirrored, and the two "
-           "answers averaged (flip test-time augmentation, as the run was evaluated)"
-           if i["tta"] else "")
-    st.info(f"**Answering: {S.md(i['name'])}** — {S.md(i['backbone'])}, {i['img_size']} px{tta}, on "
-            f"{i['runtime']}  \n"
-            f"Weights file: {code(i['weights_file'])}  \nTrained: {S.md(i['trained'])}"
-            + (f"  \nBackbone initialised from: {S.md(i['init'])}" if i["init"] else "")
-            + (f"  \nAn ensemble of {S.names(i['members'])}: their probabilities and valence/arousal averaged"
-               if i["members"] else "")
-            + (f"  \nCheckpoint: {i['best']}" if i["best"] else "")
-            + (f"  \nConfidence calibrated: temperature {i['temperature']:.2f} (fer_core.calibrate; the predicted "
-               f"classes are the same without it)" if i["temperature"] != 1 else "")
-            + f"  \nFace detector: {i['detector']}")
+    st.info(f"**Answering: {S.md(i['name'])}** — {S.md(i['backbone'])}, {i['img_size']} px"
+            f"{', flip test-time augmentation' if i['tta'] else ''}, on {i['runtime']}  \n"
+            f"Weights file: {code(i['weights_file'])}")
+    with st.expander("How this model was trained, and how faces are found"):
+        st.markdown(f"Trained: {S.md(i['trained'])}"
+                    + (f"  \nBackbone initialised from: {S.md(i['init'])}" if i["init"] else "")
+                    + (f"  \nAn ensemble of {S.names(i['members'])}: their probabilities and valence/arousal "
+                       "averaged" if i["members"] else "")
+                    + (f"  \nCheckpoint: {i['best']}" if i["best"] else "")
+                    + ("  \nFlip test-time augmentation: each face in photos, video frames and snapshots is "
+                       "classified twice, as it is and mirrored, and the two answers averaged, as the run was "
+                       "evaluated" if i["tta"] else "")
+                    + (f"  \nConfidence calibrated: temperature {i['temperature']:.2f} (fer_core.calibrate; the "
+                       "predicted classes are the same without it)" if i["temperature"] != 1 else "")
+                    + f"  \nFace detector: {i['detector']}")
 
     photos, video, snap, live = st.tabs(["Photos", "Video", "Snapshot", "Live webcam"])
     kept = set()
