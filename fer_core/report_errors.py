@@ -213,6 +213,29 @@ def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {"all_wrong": all_wrong, "only_one_wrong": only_one}
 
 
+def failure_table(preds: dict[str, pd.DataFrame], ids, same_wrong: bool = False) -> pd.DataFrame:
+    """The given ids as a table to relabel or report from: path and true class, then each run's predicted class and
+    its confidence; with ``same_wrong``, "same wrong answer": every run predicted one class, not the true one (a
+    label to doubt)."""
+    ids = pd.Index(ids, dtype=str, name="id")
+    first = next(iter(preds.values())).set_index("id")
+    table = pd.DataFrame({"path": first["path"].reindex(ids),
+                          "true": [CLASSES[int(k)] if pd.notna(k) else None for k in first["true"].reindex(ids)]},
+                         index=ids)
+    answers = []
+    for run, p in preds.items():
+        p = p.set_index("id").reindex(ids)
+        answers.append(p["pred"])
+        table[f"{run}: predicted"] = [CLASSES[int(k)] if pd.notna(k) else None for k in p["pred"]]
+        probs = p[PROB_COLS].to_numpy(float)
+        table[f"{run}: confidence"] = np.round(np.nanmax(probs, axis=1) if len(p) else [], 3)
+    if same_wrong:
+        answers = pd.concat(answers, axis=1)
+        table["same wrong answer"] = (answers.nunique(axis=1) == 1) & answers.notna().all(axis=1) & \
+            (answers.iloc[:, 0] != first["true"].reindex(ids))
+    return table.reset_index()
+
+
 def pairwise_table(corr: pd.DataFrame) -> pd.DataFrame:
     """Per pair of runs, on the ids both evaluated ("images"): samples A gets right and B wrong, the reverse, both
     wrong, both right, the exact McNemar p of the first two (how often runs equally good would split that unevenly),

@@ -151,6 +151,13 @@ def test_gallery_search_jumps_to_id(monkeypatch, runs_dir):
     assert f"id `{sample['id']}`" in text
     at.text_input(key="gallery_query").input("no-such-id").run()
     assert any("No sample with id `no-such-id`" in w.value for w in at.warning)
+    other = pd.read_csv(runs_dir / "resnet50-affectnet" / "predictions_val.csv", dtype={"id": str}).iloc[9]["id"]
+    at.text_input(key="gallery_query").input(f"{sample['id']}, {other}; no-such-id").run()  # several at once
+    text = " ".join(m.value for m in at.markdown)
+    assert f"id `{sample['id']}`" in text and f"id `{other}`" in text
+    assert [w.value for w in at.warning if "No sample with id" in w.value] == [
+        "No sample with id `no-such-id` in the val predictions of the chosen runs: it may be in another split (the "
+        "sidebar's Split), or not in this copy of the data."]
 
 
 def test_gallery_filters_pages_and_images(monkeypatch, runs_dir):

@@ -1007,3 +1007,30 @@ def test_markup_in_a_run_name_is_shown_as_text_in_charts():
                  *(t.hovertemplate for t in reliability.data if t.name and "ECE" in t.name)):
         assert "<a" not in text and "<b>bold" not in text and "&lt;a href" in text, text
     assert report.figure_name(scatter).startswith(name)  # a screen reader hears the name itself
+
+
+def test_failure_table_gives_each_runs_answer_and_flags_a_wrong_class_every_run_gives():
+    def run(pred, conf):
+        probs = np.full((3, 8), 0.0)
+        probs[np.arange(3), pred] = conf
+        probs[:, 7 if max(pred) < 7 else 6] += 1 - np.array(conf)
+        return pd.DataFrame({"id": ["1", "2", "3"], "path": ["a.jpg", "b.jpg", "c.jpg"], "true": [0, 1, 2],
+                             "pred": pred, **{f"prob_{k}": probs[:, k] for k in range(8)}})
+
+    table = E.failure_table({"A": run([1, 1, 3], [0.9, 0.8, 0.6]), "B": run([1, 0, 2], [0.7, 0.5, 0.55])},
+                            ["1", "3"], same_wrong=True)
+    assert table["path"].tolist() == ["a.jpg", "c.jpg"] and table["true"].tolist() == ["Neutral", "Sad"]
+    assert table["A: predicted"].tolist() == ["Happy", "Surprise"] and table["B: predicted"].tolist() == ["Happy", "Sad"]
+    assert table["A: confidence"].tolist() == [0.9, 0.6]
+    assert table["same wrong answer"].tolist() == [True, False]  # id 1: both say Happy; id 3: B is right
+    assert "same wrong answer" not in E.failure_table({"A": run([1, 1, 3], [0.9, 0.8, 0.6])}, ["2"])
+
+
+def test_confused_pairs_lists_the_most_frequent_mistakes_first():
+    cm = np.zeros((8, 8), int)
+    np.fill_diagonal(cm, 50)
+    cm[2, 0], cm[7, 1], cm[4, 3] = 20, 10, 30  # Sad → Neutral, Contempt → Happy, Fear → Surprise
+    table = report.confused_pairs(cm, n=2)
+    assert table["true → predicted"].tolist() == ["Fear → Surprise", "Sad → Neutral"]
+    assert table["images"].tolist() == [30, 20] and table["share of the true class"].tolist() == [0.375, 0.286]
+    assert report.confused_pairs(np.eye(8, dtype=int)).empty  # no mistakes: an empty table

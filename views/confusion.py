@@ -58,11 +58,18 @@ st.header("Per run", anchor=False)
 cells = st.radio("Cells", ["shares", "counts"], horizontal=True, key="cm_cells",
                  format_func={"shares": "share of the true class", "counts": "image counts"}.get)
 st.caption(f"Split **{split}**. Rows: true class; columns: predicted class. "
-           "Shares are of each true class (the diagonal is per-class recall).")
+           + ("Shares are of each true class (the diagonal is per-class recall)." if cells == "shares" else
+              "Each row adds up to the images of its true class."))
 for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
     with tab:
         m = S.metrics(run, ctx.split)
-        S.chart(report.confusion_figure(m["confusion"], cells == "shares", report.legend_label(run.name, 48)),
-                width="stretch", key=f"cm-{run.name}", alt=f"Confusion matrix of {run.name}")
+        matrix, pairs = st.columns([3, 2])
+        with matrix:
+            S.chart(report.confusion_figure(m["confusion"], cells == "shares", report.legend_label(run.name, 48)),
+                    width="stretch", key=f"cm-{run.name}", alt=f"Confusion matrix of {run.name}")
+        with pairs:
+            st.markdown("**Most frequent mistakes**")
+            st.dataframe(report.confused_pairs(m["confusion"]), hide_index=True, width="stretch")
+            st.caption("The Misclassified gallery shows the faces of one: choose its True class and Predicted class.")
         st.markdown("**Per class**")
         st.dataframe(report.as_text(report.per_class_table(m)), width="stretch")

@@ -1,6 +1,5 @@
 """Model disagreement: samples every chosen run gets wrong, samples only one run gets wrong, run vs run
 (with a paired test of whether their difference is larger than the noise)."""
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -31,11 +30,21 @@ st.caption(f"On **{split}**. Every run wrong and only one run wrong: the {every:
            "evaluated" + (f"; run vs run: each pair's shared ids ({len(corr):,} in all)." if every < len(corr)
                           else "."))
 
+by_name = {r.name: r for r in have}
+preds = {n: S.predictions(by_name[n], ctx.split) for n in kept}
 summary = E.disagreement_summary(corr)
 left, right = st.columns(2)
 with left:
     st.header(f"Every run wrong ({len(summary['all_wrong']):,})", anchor=False)
-    st.dataframe(summary["all_wrong"], width="stretch", hide_index=True, height=300)
+    all_wrong = E.failure_table(preds, summary["all_wrong"]["id"], same_wrong=True)
+    columns = [c for c in all_wrong if c != "path" and not c.endswith(": confidence")]  # the download has them
+    st.dataframe(all_wrong[columns], width="stretch", hide_index=True, height=300)
+    if len(all_wrong):
+        same = int(all_wrong["same wrong answer"].sum())
+        st.caption(f"{same:,} of them get the same wrong class from every run: the first labels to doubt.")
+        st.download_button("Download these (CSV: path, true class, each run's answer and confidence)",
+                           all_wrong.to_csv(index=False), file_name=f"every-run-wrong-{ctx.split}.csv",
+                           mime="text/csv", key="dl-every-wrong")
 with right:
     only = summary["only_one_wrong"]
     st.header(f"Only one run wrong ({len(only):,})", anchor=False)
@@ -78,7 +87,6 @@ if a == b:
     st.info("Pick two different runs.")
     st.stop()
 
-by_name = {r.name: r for r in have}
 try:
     result = S.paired(by_name[a], by_name[b], ctx.split)
 except ValueError as e:
@@ -128,6 +136,7 @@ if ids:
     if len(ids) > len(shown):
         st.caption(f"First {len(shown):,} shown; the download holds all {len(ids):,}.")
     st.code(", ".join(shown), language=None, wrap_lines=True, height=150 if len(shown) > 60 else "content")
-    st.download_button("Download ids (CSV)", pd.DataFrame({"id": ids}).to_csv(index=False),
+    st.download_button("Download these (CSV: path, true class, each run's answer and confidence)",
+                       E.failure_table({a: preds[a], b: preds[b]}, ids).to_csv(index=False),
                        file_name=f"right-{a}_wrong-{b}.csv",
                        mime="text/csv", key=f"dl-{a}-{b}")

@@ -1,5 +1,6 @@
 """Misclassified gallery: filter, sort and page through mistakes (wrong classes, or the largest valence/arousal
-errors); search an id to inspect one sample."""
+errors); search ids to inspect samples."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,13 +73,13 @@ def explain_sample(run, image_path, row):
 
 
 # --- search: jump to one sample -------------------------------------------------------------
-query = st.text_input("Find a sample by id", key="gallery_query", placeholder="e.g. 635",
-                      help="Exact id, its last part (fer0032220 finds Test/fer0032220), or the number at its end "
-                           "(32220 finds it too).")
-if query.strip():
+query = st.text_input("Find samples by id", key="gallery_query", placeholder="e.g. 635, 1410",
+                      help="Ids separated by commas. Each: the exact id, its last part (fer0032220 finds "
+                           "Test/fer0032220), or the number at its end (32220 finds it too).")
+for q in [q.strip() for q in re.split(r"[,;]", query) if q.strip()]:  # several ids: "635, 1410"; an id may hold a space
     found_any = False
     for run in have:
-        hits = E.find_sample(S.predictions(run, ctx.split), query)
+        hits = E.find_sample(S.predictions(run, ctx.split), q)
         if hits.empty:
             continue
         found_any = True
@@ -104,8 +105,9 @@ if query.strip():
         if why is None:
             explain_sample(run, safe_image_path(root, row["path"]), row)
     if not found_any:
-        st.warning(f"No sample with id {code(query.strip())} in the {split} predictions of the chosen runs: it may be "
+        st.warning(f"No sample with id {code(q)} in the {split} predictions of the chosen runs: it may be "
                    "in another split (the sidebar's Split), or not in this copy of the data.")
+if query.strip():
     st.divider()
 
 # --- filters ----------------------------------------------------------------------------------
@@ -188,8 +190,11 @@ if missing:
             "lives elsewhere on this machine" + (": the data set's own folder, the one above `images/`" if root and
                                                  Path(root).name == "images" else "") + ".")
 
+columns = ["id", *([f"{dim}_true", f"{dim}_pred", "error", "true_name", "pred_name"] if dim in DIMS else
+                   ["true_name", "pred_name", "confidence", "true_prob", *(["votes", "pred_votes"] if votes is not None
+                                                                           else [])]), "path"]
 with st.expander("This page as a table"):
-    columns = ([f"{dim}_true", f"{dim}_pred", "error", "true_name", "pred_name"] if dim in DIMS else
-               ["true_name", "pred_name", "confidence", "true_prob", *(["votes", "pred_votes"] if votes is not None
-                                                                       else [])])
-    st.dataframe(rows[["id", *columns, "path"]], hide_index=True, width="stretch")
+    st.dataframe(rows[columns], hide_index=True, width="stretch")
+st.download_button(f"Download all {len(wrong):,} of these samples (CSV)", wrong[columns].to_csv(index=False),
+                   file_name=f"{run_name}-{ctx.split}-{'mistakes' if dim not in DIMS else dim + '-errors'}.csv",
+                   mime="text/csv", key="gallery_download")
