@@ -1020,7 +1020,8 @@ def test_failure_table_gives_each_runs_answer_and_flags_a_wrong_class_every_run_
     table = E.failure_table({"A": run([1, 1, 3], [0.9, 0.8, 0.6]), "B": run([1, 0, 2], [0.7, 0.5, 0.55])},
                             ["1", "3"], same_wrong=True)
     assert table["path"].tolist() == ["a.jpg", "c.jpg"] and table["true"].tolist() == ["Neutral", "Sad"]
-    assert table["A: predicted"].tolist() == ["Happy", "Surprise"] and table["B: predicted"].tolist() == ["Happy", "Sad"]
+    assert table["A: predicted"].tolist() == ["Happy", "Surprise"]
+    assert table["B: predicted"].tolist() == ["Happy", "Sad"]
     assert table["A: confidence"].tolist() == [0.9, 0.6]
     assert table["same wrong answer"].tolist() == [True, False]  # id 1: both say Happy; id 3: B is right
     assert "same wrong answer" not in E.failure_table({"A": run([1, 1, 3], [0.9, 0.8, 0.6])}, ["2"])
