@@ -351,21 +351,29 @@ def runs_within_noise(right: dict, best: str) -> list[str]:
     return out
 
 
+MAX_BARS = 6  # runs a grouped bar chart holds before its bars turn to slivers under their error bars
+
+
+def _interval(cis: pd.DataFrame, run: str, m: str, v: float) -> tuple[float, float]:
+    """(below, above) the value: its 95% interval's reach, 0 where there is none."""
+    ci = cis.at[run, m] if m in cis else None
+    return (v - ci[0], ci[1] - v) if isinstance(ci, tuple) else (0, 0)
+
+
 def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str,
                colors: dict[str, str] | None = None) -> go.Figure:
-    """Grouped bars: metrics on the x axis, one bar per run, 95% CI as error bars where known."""
+    """Grouped bars: metrics on the x axis, one bar per run, 95% CI as error bars where known. Over MAX_BARS runs,
+    interval_figure instead."""
+    metrics = [m for m in metrics if m in values]
+    if len(values) > MAX_BARS:
+        return interval_figure(values, cis, metrics, title, colors)
     fig = go.Figure()
     colors = run_colors(values.index, colors)
-    metrics = [m for m in metrics if m in values]
     for run in values.index:
         if values.loc[run, metrics].isna().all():  # e.g. a FER+ run on a valence/arousal chart
             continue
         y = [values.at[run, m] for m in metrics]
-        lo, hi = [], []
-        for m, v in zip(metrics, y):
-            ci = cis.at[run, m] if m in cis else None
-            lo.append(v - ci[0] if isinstance(ci, tuple) else 0)
-            hi.append(ci[1] - v if isinstance(ci, tuple) else 0)
+        lo, hi = zip(*(_interval(cis, run, m, v) for m, v in zip(metrics, y)))
         fig.add_bar(name=legend_label(run), x=[f"{m} ↓" if not HIGHER_IS_BETTER.get(m, True) else m for m in metrics],
                     y=y, marker_color=colors[run],
                     error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi), color=WHISKER),
@@ -377,6 +385,31 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
     return fig
 
 
+def interval_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], title: str,
+                    colors: dict[str, str] | None = None) -> go.Figure:
+    """Many runs: a panel per metric, a row per run (named on the y axis, so no legend), its value as a dot in the
+    run's colour with its 95% interval as a line."""
+    from plotly.subplots import make_subplots
+
+    colors = run_colors(values.index, colors)
+    runs = [r for r in values.index if not values.loc[r, metrics].isna().all()]
+    fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, horizontal_spacing=0.03,
+                        subplot_titles=[f"{m} ↓" if not HIGHER_IS_BETTER.get(m, True) else m for m in metrics])
+    for col, m in enumerate(metrics, start=1):
+        x = [values.at[r, m] for r in runs]
+        lo, hi = zip(*(_interval(cis, r, m, v) for r, v in zip(runs, x)))
+        fig.add_scatter(x=x, y=[legend_label(r) for r in runs], mode="markers", showlegend=False,
+                        marker=dict(size=9, color=[colors[r] for r in runs]),
+                        error_x=dict(type="data", array=hi, arrayminus=lo, visible=any(hi), color=WHISKER),
+                        customdata=[plot_text(r) for r in runs],
+                        hovertemplate=f"{m}: %{{x:.3f}}<extra>%{{customdata}}</extra>", row=1, col=col)
+    fig.update_yaxes(autorange="reversed")  # the runs in the sidebar's order, top down
+    fig.update_xaxes(nticks=4)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=title, margin=dict(t=80, l=10), height=110 + 24 * len(runs))
+    return fig
+
+
 def legend_below(fig: go.Figure, plot_px: int, axis_px: int) -> None:
     """A horizontal legend at the foot of the figure, under ``axis_px`` of x-axis labels, the figure grown by its rows,
     so more or longer run names take room below instead of from the plot. A legend that does not fit on one row
@@ -384,7 +417,9 @@ def legend_below(fig: go.Figure, plot_px: int, axis_px: int) -> None:
     widths = [len(t.name) + 6 for t in fig.data if t.showlegend is not False]
     rows = 1 if sum(widths) <= 70 else -(-len(widths) // max(1, 70 // max(widths)))
     fig.update_layout(height=plot_px + axis_px + 22 * rows + (fig.layout.margin.t or 50), margin_b=axis_px + 22 * rows,
-                      legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0))
+                      legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, x=0,
+                                  # columns of one width, as counted: without it, short names share a row
+                                  entrywidth=7 * max(widths) if rows > 1 else None))
 
 
 def runs_by_sample_count(metrics: dict[str, dict], names: list[str]) -> dict[int, list[str]]:
@@ -446,9 +481,10 @@ HISTORY_PANELS = {
 
 
 def history_figure(histories: dict[str, pd.DataFrame], panel: str,
-                   colors: dict[str, str] | None = None) -> go.Figure | None:
-    """Runs overlaid per epoch: solid = validation, dotted = training; one legend entry per run, below the chart.
-    None if no run has the columns."""
+                   colors: dict[str, str] | None = None, best: dict[str, int] | None = None) -> go.Figure | None:
+    """Runs overlaid per epoch: solid = validation, dotted = training, a star on the validation line at the epoch
+    ``best`` names for the run (the one it kept); one legend entry per run, below the chart. None if no run has the
+    columns."""
     fig = go.Figure()
     colors = run_colors(histories, colors)
     for run, h in histories.items():
@@ -465,6 +501,11 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
             fig.add_scatter(x=h["epoch"], y=h[col], name=legend_label(run) + ("" if part == "val" else " (train)"),
                             legendgroup=run, showlegend=not shown, mode="lines+markers", marker_size=5,
                             line=dict(color=colors[run], dash="solid" if part == "val" else "dot"))
+            kept = h[h["epoch"] == (best or {}).get(run)]
+            if part == "val" and len(kept):
+                fig.add_scatter(x=kept["epoch"], y=kept[col], mode="markers", legendgroup=run, showlegend=False,
+                                marker=dict(symbol="star", size=15, color=colors[run], line=dict(width=1, color="white")),
+                                hovertemplate=f"the epoch {plot_text(run)} kept<extra></extra>")
             shown = True
     if not fig.data:
         return None

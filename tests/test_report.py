@@ -229,6 +229,12 @@ def test_results_table_best_run_and_bars(runs_dir):
     assert report.best_run(values.loc[["a", "b"]], "Valence RMSE") == values.loc[["a", "b"], "Valence RMSE"].idxmin()
     fig = report.bar_figure(values, cis, ["Valence RMSE", "Valence CCC"], "va")
     assert {t.name for t in fig.data} == {"a", "b"}  # the FER+ run has nothing to draw here
+    many = pd.concat([values.loc[["a"]].rename(index={"a": f"run{i}"}) for i in range(report.MAX_BARS + 1)])
+    many_cis = pd.concat([cis.loc[["a"]].rename(index={"a": f"run{i}"}) for i in range(report.MAX_BARS + 1)])
+    dots = report.bar_figure(many, many_cis, ["Accuracy", "Valence RMSE"], "t")  # too many runs for bars
+    assert [t.type for t in dots.data] == ["scatter", "scatter"] and list(dots.data[0].y) == list(many.index)
+    assert dots.data[0].error_x.arrayminus[0] == pytest.approx(values.at["a", "Accuracy"] - lo)
+    assert [a.text for a in dots.layout.annotations] == ["Accuracy", "Valence RMSE ↓"]
 
 
 def test_results_table_shows_the_ferplus_paper_rule_where_a_run_has_it():
@@ -292,6 +298,9 @@ def test_history_and_confusion_figures(runs_dir):
     assert len(report.history_figure(hist, "Loss").data) == 4
     assert [t.name for t in report.history_figure(hist, "Valence RMSE").data] == ["a"]
     assert report.history_figure({"fer": hist["fer"]}, "Arousal RMSE") is None
+    starred = report.history_figure(hist, "Accuracy", best={"a": 3})
+    star = [t for t in starred.data if t.marker.symbol == "star"]  # on a's validation line at epoch 3, only there
+    assert len(star) == 1 and list(star[0].x) == [3] and star[0].y[0] == hist["a"].set_index("epoch")["val_acc"][3]
     cm = R.load_metrics(runs_dir / "a" / "metrics_val.json")["confusion"]
     z = np.array(report.confusion_figure(cm, normalise=True).data[0].z)
     assert np.allclose(z.sum(axis=1), 1)

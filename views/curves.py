@@ -45,13 +45,15 @@ def draw(runs: list[R.Run]) -> None:
                     "curves.")
         return
 
-    st.caption("Solid lines: validation; dotted: training. Click a legend entry to hide a run.")
+    best_epochs = {r.name: b["epoch"] for r in runs if r.name in histories and (b := r.config.get("best"))}
+    st.caption("Solid lines: validation; dotted: training; a star: the epoch the run kept. Click a legend entry to "
+               "hide a run.")
     panels = list(report.HISTORY_PANELS)
     for row in range(0, len(panels), 2):
         cols = st.columns(2)
         for col, panel in zip(cols, panels[row:row + 2]):
             with col:
-                fig = report.history_figure(histories, panel, colors)
+                fig = report.history_figure(histories, panel, colors, best_epochs)
                 if fig is None:
                     st.info(f"{panel}: not recorded for the chosen runs (no valence/arousal in their data).")
                 else:

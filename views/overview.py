@@ -108,7 +108,8 @@ for (layout, root), names in groups.items():  # one pair of charts per data set:
     if len(groups) > 1:
         st.markdown(f"**On {S.md(layout)}** ({code(root)})")
     sub, sub_cis = values.loc[names], cis.loc[names]
-    left, right = st.columns(2)
+    # many runs: a row each (report.interval_figure), each chart the page's width so that their names fit
+    left, right = st.columns(2) if len(sub) <= report.MAX_BARS else (st.container(), st.container())
     with left:
         S.chart(report.bar_figure(sub, sub_cis, ["Accuracy", "Balanced acc.", "Macro F1", "Cohen's kappa",
                                                  "Krippendorff alpha"], "Classification", ctx.colors),
