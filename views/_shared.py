@@ -214,7 +214,7 @@ def occlusion_panel(pred, crop, target: int, width: int = 220) -> None:
     st.image(heat_overlay(crop, heat), width=width, caption=f"the {crop.shape[0]} px crop the model saw",
              alt=f"Where P({pred.classes[target]}) rests on the face: brightest in {peak_region(heat)} of the crop")
     st.markdown(describe_map(pred.classes[target], base, heat))
-    st.caption(f"{seconds:.1f} s")
+    st.caption(f"Map made in {seconds:.1f} s")
 
 
 OCCLUSION_HELP = ("Occlusion map (Zeiler & Fergus, 2014): a square a quarter of the crop's side, in the face's mean "
