@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from . import data as fdata
 from .calibrate import apply_temperature, temperature_of
 from .images import ImageError, fits_in_memory, load_square
-from .io import atomic_write_json, unwritable_folder
+from .io import atomic_write_json, disk_full, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import summary_line, write_evaluation
 from .models import model_from_checkpoint
@@ -525,13 +526,23 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def _stop(signum, frame):
+    from .train import Interrupted
+    raise Interrupted(signum)
+
+
 def cli():
     args = get_args_parser().parse_args()
+    signal.signal(signal.SIGTERM, _stop)  # kill, a job's end: stopped as Ctrl-C stops it
     try:
         sys.exit(main(args))
-    except KeyboardInterrupt:  # every file is written whole or not at all (fer_core.io)
+    except KeyboardInterrupt as e:  # every file is written whole or not at all (fer_core.io)
         print("\ninterrupted: no file was left half-written", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + getattr(e, "signum", signal.SIGINT))
+    except OSError as e:
+        if not (full := disk_full(e)):
+            raise
+        sys.exit(_fail(f"{full}: free some space there, or give another --out; no file was left half-written"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 an output folder can be written at all."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -12,6 +13,17 @@ from pathlib import Path
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+DISK_FULL = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}  # EDQUOT: a quota; not on Windows
+
+
+def disk_full(e: BaseException) -> str | None:
+    """An error that writing met because the disk is full (or read-only, or a quota reached), as a message naming
+    the file where it can; None for any other."""
+    if not isinstance(e, OSError) or e.errno not in DISK_FULL:
+        return None
+    return f"{e.strerror}" + (f" ({e.filename})" if e.filename and str(e.filename) not in str(e.strerror) else "")
 
 
 def unwritable_folder(folder) -> str | None:
@@ -45,9 +57,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not e.filename:  # a full disk says nothing of which file it was writing
+            raise OSError(e.errno, f"{e.strerror} (writing {len(data) / 1e6:.1f} MB to {path})", str(path)) from e
         raise
 
 

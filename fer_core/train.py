@@ -40,7 +40,7 @@ from . import data as fdata
 from .evaluate import (ferplus_paper_rule, paper_rule_line, predict_arrays, predictions_frame, same_data,
                        saved_split)
 from .images import LazyImages, fits_in_memory
-from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, replace, unwritable_folder
+from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, disk_full, replace, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc, summary_line, write_evaluation
 from .models import (WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
@@ -63,6 +63,15 @@ class Fail(Exception):
     def __init__(self, message: str, everywhere: bool = False):
         super().__init__(message)
         self.everywhere = everywhere
+
+
+class Diverged(Fail):
+    """The weights blew up: resuming would blow up again, so a new run with a lower --lr is the way on."""
+
+
+# An epoch's mean training loss above this has diverged, finite or not: cross-entropy over 8 classes starts near 2
+# and the valence/arousal terms are bounded, so only logits hundreds apart get there (--lr 50 reached 1.8e13).
+DIVERGED_LOSS = 1000.0
 
 
 _UNDER_1 = ("lie in [0, 1)", lambda x: 0 <= x < 1)
@@ -115,7 +124,7 @@ def _run_main(args, run: dict) -> int:
     try:
         return _main(args, run)
     except (Fail, fdata.DataError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
-        kept = _wind_up(run, "failed")
+        kept = _wind_up(run, "failed", resumable=not isinstance(e, Diverged))
         if not (getattr(e, "everywhere", False) and int(os.environ.get("RANK", "0")) > 0):
             _report(run, f"error: {e}", kept)
         return 2
@@ -126,15 +135,31 @@ def _run_main(args, run: dict) -> int:
                     f"{kept or 'nothing was kept: run the same command again to start over'}")
         return 128 + getattr(e, "signum", signal.SIGINT)
     except Exception as e:
-        _report(run, f"failed {run.get('at') or 'before training started'}: {type(e).__name__}: {e}",
-                _wind_up(run, "failed"))
+        at = run.get("at") or "before training started"
+        if why := _out_of_room(e, at):  # the machine's limits, not a bug: what to do, without a traceback
+            _report(run, f"error: {why}", _wind_up(run, "failed"))
+            return 2
+        _report(run, f"failed {at}: {type(e).__name__}: {e}", _wind_up(run, "failed"))
         raise
 
 
-def _wind_up(run: dict, status: str) -> str | None:
+def _out_of_room(e: Exception, at: str) -> str | None:
+    """What to do about a full disk or too little memory, or None for any other error."""
+    if full := disk_full(e):
+        return (f"{full} {at}: free some space there (a checkpoint is written beside the one it "
+                "replaces, so it needs room for both) or give another --out")
+    if isinstance(e, MemoryError) or isinstance(e, RuntimeError) and any(
+            w in str(e) for w in ("out of memory", "can't allocate memory")):  # torch.OutOfMemoryError; the CPU's
+        return (f"out of memory {at} ({type(e).__name__}): lower --batch-size or --img-size, or --workers (each "
+                "worker process holds a copy of its batches)")
+    return None
+
+
+def _wind_up(run: dict, status: str, resumable: bool = True) -> str | None:
     """After an error or an interruption: a run folder that this invocation created and that holds no finished epoch
     is removed; a run folder with one gets ``status`` in its config.json (where that still says running) and is kept
-    for --resume. Returns what is kept, or None: nothing (no folder was made, or no epoch finished)."""
+    for --resume (``resumable``; a diverged run is not: it would diverge again). Returns what is kept, or None:
+    nothing (no folder was made, or no epoch finished)."""
     run_dir = run.get("dir")
     if run_dir is None or "created" not in run or run.get("rank"):
         return None
@@ -157,6 +182,8 @@ def _wind_up(run: dict, status: str) -> str | None:
     # a finished run trained longer and cut off before its first new epoch was saved: the file still says finished
     longer = f" --epochs {run['epochs']}" if cfg.get("status") in ("finished", "stopped_early") and \
         run.get("epochs") else ""
+    if not resumable:
+        return f"{kept}a new run (another --name) with a lower --lr starts again" if kept else None
     return f"{kept}resume with --resume {run_dir}{longer}"
 
 
@@ -204,8 +231,10 @@ def _main(args, run: dict) -> int:
         run["created"] = _make_run_dir(run_dir)
     _setup_logging(run_dir if rank == 0 else None)
     run["logging"] = rank == 0
-    log.info("settings (preset %s, then the flags given): %s", args.preset or "none",
+    log.info("settings (preset %s, then the flags given): %s", cfg.get("preset") or "none",
              ", ".join(f"{k} {v}" for k, v in r.items()))
+    if rank == 0 and args.resume:
+        _resume_folder(run_dir, cfg, assignment, index)
     if rank == 0 and not args.resume:
         trained = {s.id for s in by_split["train"]}  # --limit leaves some training images out: they are "unused"
         rows = [{"id": s.id, "path": s.path,
@@ -347,11 +376,14 @@ def _main(args, run: dict) -> int:
         tr = train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, cw, ema, epoch, rank == 0,
                              teacher, amp)
         row = {"epoch": epoch, **tr}
+        if tr["train_loss"] > DIVERGED_LOSS:  # every process: each trained alike; not saved, nor kept as best
+            raise Diverged(f"the training loss averaged {tr['train_loss']:.3g} in epoch {epoch}: the weights diverged; "
+                           f"train again with a lower --lr (this run's: {r['lr']:g})", everywhere=True)
         if rank == 0:
             judged = _eval_model(model, ema)
             if not all(torch.isfinite(q).all() for q in judged.parameters()):  # gone NaN in the epoch's last step
-                raise Fail(f"the weights became NaN or infinite in epoch {epoch}: they diverged; train again with a "
-                           f"lower --lr (this run's: {r['lr']:g})")
+                raise Diverged(f"the weights became NaN or infinite in epoch {epoch}: they diverged; train again with "
+                               f"a lower --lr (this run's: {r['lr']:g})")
             row.update(validate(judged, cache["val"], cfg, device, r))
             row["lr"] = opt.param_groups[-2]["lr"]  # the backbone's last group, at --lr (the heads' is last)
             row["seconds"] = round(time.time() - t_ep, 2)
@@ -427,7 +459,7 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
 
         loss, logits = forward_loss()
         if not torch.isfinite(loss):  # diverged: every later step would only spread the NaN
-            raise Fail(f"the training loss became {loss.item()} in epoch {epoch}, batch {bar.n + 1}: the weights "
+            raise Diverged(f"the training loss became {loss.item()} in epoch {epoch}, batch {bar.n + 1}: the weights "
                        f"diverged; train again with a lower --lr (this run's: {r['lr']:g})")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -668,11 +700,17 @@ def _prepare_run(args, rank, world=1):
             cfg["args"]["epochs"] = args.epochs
         if args.workers is not None:
             cfg["args"]["workers"] = args.workers
+        moved = {}
+        if args.data and str(Path(args.data).resolve()) != cfg["data"]["root"]:  # a copy elsewhere: node-local staging
+            if not Path(args.data).exists():
+                raise Fail(f"data folder not found: {args.data}")
+            moved = {"data": str(Path(args.data).resolve()), "data_before": cfg["data"]["root"]}
+            cfg["data"]["root"] = moved["data"]
         here, before = _device_label(args, world), str(cfg.get("device"))
         if before.split(", then ")[-1].split(" from epoch")[0] != here:  # resumed elsewhere: each is said
             cfg["device"] = f"{before}, then {here} from epoch {ckpt['epoch'] + 1}"
         cfg["status"] = "running"
-        cfg.setdefault("resumed", []).append({"from_epoch": ckpt["epoch"] + 1, "environment": _environment()})
+        cfg.setdefault("resumed", []).append({"from_epoch": ckpt["epoch"] + 1, "environment": _environment(), **moved})
         return run_dir, cfg, ckpt["epoch"] + 1, ckpt
     if not args.data:
         raise Fail("--data is required (a data folder or CSV manifest), unless you --resume a run")
@@ -742,6 +780,11 @@ def _prepare_run(args, rank, world=1):
         dist.broadcast_object_list(shared, 0)
         name, exists = shared
     run_dir = Path(args.out) / name
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    if exists and restarts not in ("", "0") and args.name and (run_dir / "checkpoints" / "last.pt").is_file():
+        print(f"note: SLURM requeued this job (restart {restarts}): resuming {run_dir}", file=sys.stderr)
+        args.resume = str(run_dir)  # the job script runs the command it started with: it goes on where it stopped
+        return _prepare_run(args, rank, world)
     if exists:
         raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it", everywhere=True)
     problem = unwritable_folder(run_dir)
@@ -769,8 +812,6 @@ def _differ_from_run(args, cfg: dict) -> list[str]:
              if k not in ("epochs", "workers") and getattr(args, k) is not None}
     if given.get("extra_data", ("",))[0] == "none":
         given["extra_data"] = (None, ran.get("extra_data"))
-    if args.data:
-        given["data"] = (str(Path(args.data).resolve()), cfg["data"]["root"])
     if args.layout != "auto":
         given["layout"] = (args.layout, cfg["data"]["layout"])
     for k in ("preset", "name"):
@@ -1079,6 +1120,28 @@ def _auto_name(base: str, out: Path) -> str:
         name += f"-task{os.environ['SLURM_ARRAY_TASK_ID']}"
     return next(n for n in itertools.chain([name], (f"{name}-{k}" for k in itertools.count(2)))
                 if not (out / n).exists())
+
+
+def _resume_folder(run_dir: Path, cfg: dict, assignment: dict, index) -> None:
+    """A resumed run's folder, once claimed: the dashboard shows a stopped or failed run training from now on (not
+    stopped until its first new epoch ends), the temp files of a write that a kill cut short go, and images of its split no longer in the data
+    are named: its later epochs are trained and measured without them."""
+    try:  # a finished run trained longer stays finished until an epoch is added: cut off before, it still is
+        saved = json.loads((run_dir / "config.json").read_text())
+        if saved.get("status") in ("stopped", "failed"):
+            atomic_write_json(run_dir / "config.json", {**saved, "status": "running"})
+    except (OSError, ValueError):
+        pass  # written whole at the end of the first new epoch
+    if moved := cfg["resumed"][-1].get("data"):
+        log.info("the data is at %s now (it was at %s)", moved, cfg["resumed"][-1]["data_before"])
+    for tmp in [*run_dir.glob(".*.tmp"), *(run_dir / "checkpoints").glob(".*.tmp")]:
+        tmp.unlink(missing_ok=True)
+    here = {s.id for s in index.samples}
+    gone = [i for i, part in assignment.items() if part in ("train", "val", "test") and i not in here]
+    if gone:
+        log.warning("%d images of this run's split are not in %s now (e.g. %s): its next epochs train and validate "
+                    "without them, so they are not measured on quite the same images as its first", len(gone),
+                    cfg["data"]["root"], gone[0])
 
 
 def _make_run_dir(run_dir: Path) -> Path | None:

@@ -38,7 +38,7 @@ def get_args_parser():
     a("--resume", type=os.path.expanduser,
       metavar="RUN", help="continue the run folder RUN (a path, or a run name under --out) from "
       "checkpoints/last.pt, with its own settings: other flags must match them, except --epochs (to train longer), "
-      "--workers and --device")
+      "--workers, --device and --data (a copy of its data elsewhere)")
     a("--split-from", type=os.path.expanduser,
       metavar="RUN", help="reuse RUN's split.csv (a run folder, or a run name under --out) so runs "
                           "are compared on the same images")

@@ -128,11 +128,17 @@ def _other_recipe(folder: Path, args: list[str]) -> str | None:
 
 def _train(folder: Path, args: list[str], out: Path, what: str) -> int:
     """Train ``args`` into ``folder``; keep it if it finished before, resume it if it was cut off. Exit code."""
+    from fer_core.runs import claim_holder, claim_job, trainer_gone
+
     config = folder / "config.json"
     if folder.exists() and not config.is_file():
-        print(f"error: {folder} holds no finished epoch (no config.json): a training there was cut off in its "
-              "first epoch, or is still running. Remove the folder and run the same command again.", file=sys.stderr)
-        return 1
+        held, job = claim_holder(folder), os.environ.get("SLURM_JOB_ID")
+        if held and not trainer_gone(folder) and not (job and claim_job(folder) == job):
+            print(f"error: {folder} holds no finished epoch yet, and process {held[0]} on {held[1]} is training it: "
+                  "wait for it to end, or stop it; if it has ended, remove the folder and run the same command again",
+                  file=sys.stderr)
+            return 1
+        print(f"{what}: {folder} was cut off in its first epoch: trained again from the start", flush=True)
     try:
         status = json.loads(config.read_text(encoding="utf-8")).get("status") if config.is_file() else None
     except (OSError, ValueError) as e:

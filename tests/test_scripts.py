@@ -585,9 +585,18 @@ def test_cross_validate_trains_every_fold_then_pools_them_and_continues_after_a_
     assert "fold 2/2: resuming (stopped) runs/cv-fold2" in out.stdout
     assert json.loads(config.read_text())["status"] == "finished" and (tmp_path / "runs" / "cv").is_dir()
 
-    (tmp_path / "runs" / "cv2-fold1").mkdir()  # cut off before its first epoch ended
+    import socket
+
+    cut = tmp_path / "runs" / "cv2-fold1"  # a fold whose training is still in its first epoch: left alone
+    cut.mkdir()
+    (cut / R.CLAIM).write_text(f"{os.getpid()} {socket.gethostname()}")
     out = cross_validate("--folds", "2", "--name", "cv2", "--out", "runs", "--", *tiny)
-    assert out.returncode == 1 and "holds no finished epoch" in out.stderr
+    assert out.returncode == 1 and f"holds no finished epoch yet, and process {os.getpid()}" in out.stderr
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (cut / R.CLAIM).write_text(f"{gone.stdout.strip()} {socket.gethostname()}")  # killed in its first epoch
+    out = cross_validate("--folds", "2", "--name", "cv2", "--out", "runs", "--", *tiny)
+    assert out.returncode == 0, out.stderr
+    assert "fold 1/2: runs/cv2-fold1 was cut off in its first epoch: trained again from the start" in out.stdout
     out = cross_validate("--folds", "2", "--name", "cv3", "--", *tiny, "--fold", "1/2")
     assert out.returncode == 2 and "--fold: this script chooses" in out.stderr
 

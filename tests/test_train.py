@@ -1,4 +1,5 @@
 """End-to-end: train -> run folder -> evaluate, resume, torchrun with 2 CPU processes, CLI errors, real data."""
+import errno
 import hashlib
 import json
 import os
@@ -384,11 +385,10 @@ def test_resume_refuses_flags_that_differ_from_the_run(tmp_path, capsys):
     assert run_train(*argv, "--epochs", "1") == 0
     before = (tmp_path / "r" / "config.json").read_bytes()
     capsys.readouterr()
-    assert run_train("--resume", tmp_path / "r", "--epochs", "2", "--backbone", "resnet18", "--lr", "0.5", "--data",
-                     tmp_path) == 2
+    assert run_train("--resume", tmp_path / "r", "--epochs", "2", "--backbone", "resnet18", "--lr", "0.5") == 2
     err = capsys.readouterr().err
     assert "these flags differ from them: --backbone resnet18 (the run's: mobilenet_v2); --lr 0.5 (the run's: " \
-           "0.001); --data" in err and "Traceback" not in err
+           "0.001)." in err and "Traceback" not in err
     assert (tmp_path / "r" / "config.json").read_bytes() == before
     # the run's own command line, with more epochs, continues it
     assert run_train(*argv, "--resume", tmp_path / "r", "--epochs", "2") == 0
@@ -552,12 +552,23 @@ def test_interrupted_or_failed_training_is_marked_and_kept_for_resume(tmp_path, 
            f"resume with --resume {run}" in err and "Traceback" not in err
     assert json.loads((run / "config.json").read_text())["status"] == "stopped"
     assert "ERROR interrupted during epoch 2 of 3" in (run / "train.log").read_text()
-    _fail_at_epoch(monkeypatch, 2, RuntimeError("out of memory"))
+    _fail_at_epoch(monkeypatch, 2, RuntimeError("a bug"))
     with pytest.raises(RuntimeError):  # an unforeseen error keeps its traceback, after the run is marked
         run_train(*argv, "--name", "err")
     assert json.loads((tmp_path / "runs" / "err" / "config.json").read_text())["status"] == "failed"
     log_text = (tmp_path / "runs" / "err" / "train.log").read_text()
-    assert "failed during epoch 2 of 3: RuntimeError: out of memory" in log_text
+    assert "failed during epoch 2 of 3: RuntimeError: a bug" in log_text
+    capsys.readouterr()
+    # a full disk and too little memory: what to do, in one line each, and the run kept for --resume
+    for name, error, words in [
+            ("disk", OSError(errno.ENOSPC, "No space left on device (writing 38.0 MB to x/last.pt)", "x/last.pt"),
+             "error: No space left on device (writing 38.0 MB to x/last.pt) during epoch 2 of 3: free some space"),
+            ("mem", RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"),
+             "error: out of memory during epoch 2 of 3 (RuntimeError): lower --batch-size")]:
+        _fail_at_epoch(monkeypatch, 2, error)
+        assert run_train(*argv, "--name", name) == 2
+        err = capsys.readouterr().err
+        assert words in err and f"resume with --resume {tmp_path / 'runs' / name}" in err and "Traceback" not in err
     # before any epoch finished there is nothing to keep: the folder this run made goes
     _fail_at_epoch(monkeypatch, 1, KeyboardInterrupt())
     assert run_train(*argv, "--name", "early") == 130
@@ -568,6 +579,45 @@ def test_interrupted_or_failed_training_is_marked_and_kept_for_resume(tmp_path, 
     assert run_train("--resume", run) == 0
     assert json.loads((run / "config.json").read_text())["status"] == "finished"
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
+
+
+def test_a_diverged_run_is_stopped_not_kept_as_best_and_not_sent_to_resume(tmp_path, monkeypatch, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    argv = ["--data", data, "--out", tmp_path / "runs", "--epochs", "3", *TINY, "--weights", "none"]
+    real = train.train_one_epoch
+
+    def blows_up(*a, **k):  # epoch 2's loss finite but huge, as --lr 50 made it (1.8e13)
+        out = real(*a, **k)
+        return {**out, "train_loss": 1.8e13} if a[11] == 2 else out
+    monkeypatch.setattr(train, "train_one_epoch", blows_up)
+    assert run_train(*argv, "--name", "div") == 2
+    err = capsys.readouterr().err
+    run = tmp_path / "runs" / "div"
+    assert "error: the training loss averaged 1.8e+13 in epoch 2: the weights diverged; train again with a lower " \
+           "--lr (this run's: 0.001)" in err and "a new run (another --name) with a lower --lr" in err
+    assert "--resume" not in err
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1]  # epoch 2 is neither saved nor kept as best
+    assert json.loads((run / "config.json").read_text())["best"]["epoch"] == 1
+
+
+def test_a_run_resumes_on_a_copy_of_its_data_elsewhere_and_after_a_slurm_requeue(tmp_path, monkeypatch, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    argv = ["--data", data, "--out", tmp_path / "runs", "--name", "r", "--epochs", "3", *TINY, "--weights", "none"]
+    _fail_at_epoch(monkeypatch, 2, KeyboardInterrupt())
+    assert run_train(*argv) == 130
+    monkeypatch.undo()
+    run = tmp_path / "runs" / "r"
+    shutil.move(data, tmp_path / "staged")  # node-local staging: the data is elsewhere now
+    (run / "checkpoints" / ".last.pt.abc.tmp").write_bytes(b"half")  # a write a kill cut short
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the job script runs its first command again
+    assert run_train(*[str(tmp_path / "staged") if a == data else a for a in argv]) == 0
+    assert "SLURM requeued this job (restart 1): resuming" in capsys.readouterr().err
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["status"] == "finished" and cfg["data"]["root"] == str((tmp_path / "staged").resolve())
+    assert cfg["resumed"][-1]["data_before"] == str(data.resolve()) and cfg["resumed"][-1]["from_epoch"] == 2
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+    assert "the data is at" in (run / "train.log").read_text()
 
 
 def test_a_run_stopped_while_saving_an_epoch_resumes_from_the_last_whole_one(tmp_path, monkeypatch):
