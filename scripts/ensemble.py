@@ -116,7 +116,7 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
         "data": first.get("data"), "hardware": first.get("hardware"),
         "split": first.get("split") if one_split else {"source": "the images all members predicted",
                                                        "counts": {s: len(df) for s, df in frames.items()}},
-        "precision": " + ".join(dict.fromkeys(training_precision(c) for c in configs)),
+        "precision": " + ".join(p for p in dict.fromkeys(training_precision(c) for c in configs) if p),
         "train_minutes": stages_minutes(run_dirs), "members": members})  # a first stage members share, once
     return splits
 
@@ -158,6 +158,11 @@ def main() -> int:
         if without and len(without) < len(a.runs):
             print(f"warning: {', '.join(without)} give{'s' if len(without) == 1 else ''} no valence/arousal: the "
                   "ensemble's are the other members' average", file=sys.stderr)
+        hard = [runs_label(r) for r, t in zip(a.runs, shared) if np.isin(t[PROB_COLS].to_numpy(), (0, 1)).all()]
+        if hard:  # imported answers without probabilities: a sure vote against the others' hedged ones
+            print(f"warning: {', '.join(hard)} give{'s' if len(hard) == 1 else ''} one class per image, not "
+                  "probabilities: in the average that sure vote outweighs the others' wherever they hedge, so the "
+                  "ensemble mostly repeats it", file=sys.stderr)
         if any(len(t) > len(ensemble) for t in tables):
             print(f"warning: only the {len(ensemble)} {a.split} images all members predicted are scored, the members "
                   f"on them too: " + ", ".join(f"{runs_label(r)} has {len(t)} ({len(t) - len(ensemble)} left out)"

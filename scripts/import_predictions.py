@@ -5,10 +5,12 @@ with the same metrics and written as a run folder that the dashboard compares wi
     python scripts/import_predictions.py theirs.csv --data ../shared/data/affectnet8-4k --out artifacts/runs/theirs
 
 theirs.csv holds a row per image: an `id` or a `path` column (relative to the data folder, absolute, or the file name
-alone where that is unique) and the answer, either probabilities per class (`prob_0` ... `prob_7` in AffectNet order,
-or columns named by class: `neutral`, `happiness`, `sad`, ...; a class the model lacks counts as 0) or one class per
-row (`pred`: a name, or AffectNet's number 0-7), and optionally `valence` and `arousal` (or `valence_pred`,
-`arousal_pred`) in [-1, 1]. Comma-, semicolon- or tab-separated.
+alone where that is unique; both, where they agree) and the answer, either probabilities per class (columns named by
+class: `neutral`, `happiness`, `sad`, ...; a class the model lacks counts as 0; rows rounded to 0.05 of 1 are
+rescaled) or one class per row (`pred`), and optionally `valence` and `arousal` (or `valence_pred`, `arousal_pred`) in
+[-1, 1]. Classes given by number (`pred` 3, or `prob_0` ... `prob_7`) need --numbering: each data set numbers them its
+own way (affectnet is FER Lab's own). A row with empty answer cells (no face found) counts as not predicted.
+Comma-, semicolon- (with decimal commas) or tab-separated, UTF-8, UTF-16 or Windows-1252.
 
 The truth never comes from their file. With --like RUN it is RUN's: the images of RUN's predictions on --split (test
 by default; a cross-validation's pooled run has every image), so the two runs are scored on the same images. With
@@ -32,6 +34,7 @@ from fer_core import data as fdata  # noqa: E402
 from fer_core.evaluate import predictions_frame  # noqa: E402
 from fer_core.io import atomic_write_json, unwritable_folder  # noqa: E402
 from fer_core.labels import CLASSES, NUM_CLASSES, class_index, close_class  # noqa: E402
+from fer_core.labels import NUMBERINGS as LABEL_NUMBERINGS  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
 from fer_core.runs import run_list, run_predictions, scored_data  # noqa: E402
 
@@ -43,65 +46,127 @@ class Refused(ValueError):
     """Their file or the arguments cannot be scored; the message says why."""
 
 
+# What each number means, by the data set whose numbering a model learned (--numbering): a number alone cannot say.
+NUMBERINGS = {"affectnet": dict(enumerate(CLASSES)),
+              "ferplus": dict(enumerate(["Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear",
+                                         "Contempt"])),
+              "fer2013": LABEL_NUMBERINGS["FER2013"], "rafdb": LABEL_NUMBERINGS["RAF-DB"]}
+NUMBERED = ("--numbering affectnet (0 Neutral ... 7 Contempt, FER Lab's own files), ferplus (0 neutral, 1 happiness, "
+            "2 surprise, 3 sadness, ...), fer2013 (0 Angry ... 6 Neutral) or rafdb (1 Surprise ... 7 Neutral)")
+MISSING = fdata.MISSING_WORDS | {"", "-"}
+
+
 def read_theirs(path: Path) -> pd.DataFrame:
-    """Their CSV with every value as text, and lower-case column names."""
+    """Their CSV with every value as text and lower-case column names, rows that are all empty (a spreadsheet's
+    trailing ones) left out; attrs["decimal_comma"] where the separator leaves the comma to decimals."""
+    if path.is_dir():
+        raise Refused(f"{path}: a folder: give the CSV file of their predictions")
     sep = fdata._separator(path)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep,
-                         encoding=fdata._bom_encoding(path) or "utf-8-sig")
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep,
+                             encoding=fdata._bom_encoding(path) or "utf-8-sig")
+        except UnicodeDecodeError:  # saved by a spreadsheet on Windows
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, encoding="cp1252")
     except FileNotFoundError:
         raise Refused(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise Refused(f"{path}: not UTF-8 text: save it as CSV UTF-8") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise Refused(f"{path}: cannot be read ({e})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise Refused(f"{path}: not a CSV table ({' '.join(str(e).split())[:160]})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
+    df = df[~df.apply(lambda c: c.str.strip() == "").all(axis=1)]
     if df.empty:
         raise Refused(f"{path}: no rows")
+    df.attrs["decimal_comma"] = sep != ","
     return df
 
 
 def numbers(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
-    """A column as floats, NaN where empty; Refused naming the first value that is not a number."""
-    values = pd.to_numeric(df[col].str.strip().replace({"": None, "NA": None, "nan": None}), errors="coerce")
-    bad = values.isna() & ~df[col].str.strip().isin(["", "NA", "nan"])
-    if bad.any():
-        raise Refused(f"{path}: column {col!r} holds {df[col][bad].iloc[0]!r} (row {bad.idxmax() + 2}), not a number")
+    """A column as floats, NaN where empty or written as missing (NA, #N/A, null, ...); Refused naming the first value
+    that is not a number."""
+    text = df[col].str.strip()
+    if df.attrs.get("decimal_comma"):  # 0,53 from a spreadsheet that separates with semicolons
+        text = text.str.replace(",", ".", regex=False)
+    missing = text.str.lower().isin(MISSING)
+    values = pd.to_numeric(text.where(~missing), errors="coerce")
+    if (bad := values.isna() & ~missing).any():
+        row = df.index[bad.to_numpy().argmax()] + 2
+        raise Refused(f"{path}: column {col!r} holds {df[col][bad].iloc[0]!r} (line {row}), not a number")
     return values.to_numpy(np.float64)
 
 
-def class_answers(df: pd.DataFrame, path: Path) -> tuple[np.ndarray, str]:
-    """[N, 8] probabilities in AffectNet order, and how they were read (said in config.json and printed)."""
-    named = {c: class_index(c) for c in df.columns if not c.isdigit() and c not in KEYS}
-    cols = {k: f"prob_{k}" for k in range(NUM_CLASSES) if f"prob_{k}" in df} or \
-        {k: c for c, k in named.items() if k is not None and c not in ("pred", "prediction")}
+def _numbered(numbering: str | None, what: str, path: Path) -> dict[int, int]:
+    """Their class numbers -> AffectNet's indices, for --numbering; Refused where it is not given."""
+    if numbering is None:
+        raise Refused(f"{path}: {what} number the classes, and each data set numbers them differently: say whose "
+                      f"numbers they are, {NUMBERED}; or name the classes instead")
+    return {k: CLASSES.index(name) for k, name in NUMBERINGS[numbering].items()}
+
+
+def class_answers(df: pd.DataFrame, path: Path, numbering: str | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """[N, 8] probabilities in AffectNet order, which rows give an answer at all (a face their tool did not find
+    gives empty cells), and how they were read (said in config.json and printed)."""
+    numbered = sorted(int(c[5:]) for c in df.columns if c.startswith("prob_") and c[5:].isdigit())
+    if numbered:
+        to = _numbered(numbering, f"the columns {', '.join(f'prob_{k}' for k in numbered)}", path)
+        if unknown := [k for k in numbered if k not in to]:
+            raise Refused(f"{path}: prob_{unknown[0]} is no class in the {numbering} numbering "
+                          f"({min(to)}-{max(to)})")
+        cols = {to[k]: f"prob_{k}" for k in numbered}
+    else:
+        cols = {}
+        for c in df.columns:
+            if c not in KEYS and c not in ("pred", "prediction", "predicted") and (k := class_index(c)) is not None \
+                    and not c.isdigit():
+                if k in cols:
+                    raise Refused(f"{path}: the columns {cols[k]} and {c} both name {CLASSES[k]}")
+                cols[k] = c
+    used = set(cols.values()) | set(KEYS) | {c for names in VA.values() for c in names}
+    others = [c for c in df.columns if c not in used and c not in ("pred", "prediction", "predicted", "true")]
     if len(cols) >= 2:
-        if len(set(cols)) < len(cols) or len(cols) != len(set(cols.values())):
-            raise Refused(f"{path}: two columns name the same class")
-        probs = np.zeros((len(df), NUM_CLASSES))
+        probs = np.full((len(df), NUM_CLASSES), 0.0)
         for k, c in cols.items():
             probs[:, k] = numbers(df, c, path)
-        sums = probs.sum(1)
-        if not np.isfinite(probs).all() or (probs < 0).any() or np.abs(sums - 1).max() > 0.01:
-            raise Refused(f"{path}: the class columns ({', '.join(cols.values())}) are not probabilities: each row "
-                          f"needs numbers from 0 to 1 that sum to 1 (their sums run from {np.nanmin(sums):.3g} to "
-                          f"{np.nanmax(sums):.3g}); give softmax outputs, not logits or scores")
+        given = np.isfinite(probs[:, list(cols)])
+        answered = given.any(axis=1)
+        if (partly := answered & ~given.all(axis=1)).any():
+            raise Refused(f"{path}: line {df.index[partly.argmax()] + 2} leaves some class columns empty and fills "
+                          "others: leave all of a row's empty where the model gave no answer")
+        sums = np.where(answered, probs.sum(1), 1.0)
+        ignored = f" (not read: {', '.join(others)})" if others else ""
+        if (probs[answered] < 0).any():
+            raise Refused(f"{path}: the class columns hold negative values: logits or scores, not probabilities; "
+                          "give softmax outputs")
+        if np.abs(sums[answered] - 100).max() < 5:
+            raise Refused(f"{path}: the class columns are percentages (rows sum to 100): give them divided by 100")
+        if np.abs(sums - 1).max() > 0.05:  # rounded to two decimals, 8 classes may be 0.04 off
+            raise Refused(f"{path}: the class columns{ignored} are not probabilities that sum to 1 in each row: their "
+                          f"sums run from {sums[answered].min():.3g} to {sums[answered].max():.3g}")
         lacking = [CLASSES[k] for k in range(NUM_CLASSES) if k not in cols]
         how = f"probabilities from {', '.join(cols.values())}" + (f" ({', '.join(lacking)}: 0)" if lacking else "")
-        return probs / sums[:, None], how
+        return np.nan_to_num(probs) / sums[:, None], answered, how
     col = next((c for c in ("pred", "prediction", "predicted") if c in df), None)
     if col is None:
-        raise Refused(f"{path}: no answer found: give probability columns (prob_0 ... prob_7, or columns named by "
-                      f"class: {', '.join(c.lower() for c in CLASSES)}) or a pred column; its columns are "
-                      f"{', '.join(df.columns)}")
-    ks = df[col].map(class_index)
-    if ks.isna().any():
-        value = df[col][ks.isna()].iloc[0]
-        near = close_class(value)
-        raise Refused(f"{path}: {col} holds {value!r}, not a class (names or AffectNet's numbers 0-7)"
+        raise Refused(f"{path}: no answer found: give probability columns (prob_0 ... prob_7 with --numbering, or "
+                      f"columns named by class: {', '.join(c.lower() for c in CLASSES)}) or a pred column; its "
+                      f"columns are {', '.join(df.columns)}")
+    text = df[col].str.strip()
+    answered = ~text.str.lower().isin(MISSING).to_numpy()
+    as_number = pd.to_numeric(text, errors="coerce")
+    is_number = as_number.notna() & (as_number == as_number.round())
+    to = _numbered(numbering, f"the {col} column's values", path) if is_number.any() else {}
+    ks = [to.get(int(n)) if num else class_index(t) for t, n, num in zip(text, as_number, is_number)]
+    if bad := [i for i, k in enumerate(ks) if k is None and answered[i]]:
+        value = text.iloc[bad[0]]
+        near = None if is_number.iloc[bad[0]] else close_class(value)
+        raise Refused(f"{path}: {col} holds {value!r} (line {df.index[bad[0]] + 2}), not a class"
+                      + (f" in the {numbering} numbering ({min(to)}-{max(to)})" if is_number.iloc[bad[0]] else "")
                       + (f"; did you mean {near}?" if near else ""))
-    return np.eye(NUM_CLASSES)[ks.astype(int)], (f"one class per image ({col}): ROC and PR curves, calibration and "
-                                                 "top-2 accuracy measure that hard answer")
+    probs = np.zeros((len(df), NUM_CLASSES))
+    probs[answered, [k for k, a in zip(ks, answered) if a]] = 1
+    return probs, answered, (f"one class per image ({col}): ROC and PR curves, calibration and top-2 accuracy "
+                             "measure that hard answer")
 
 
 def valence_arousal(df: pd.DataFrame, path: Path) -> np.ndarray:
@@ -122,31 +187,48 @@ def rel_key(value: str) -> str:
     return value[2:] if value.startswith("./") else value
 
 
-def match_rows(df: pd.DataFrame, samples: list, root: Path | None, path: Path) -> tuple[list[int], list[int], str]:
-    """For each of their rows, the index of its sample (or -1), then the samples none of their rows names, and the
-    column that matched."""
-    col = next((c for c in KEYS if c in df), None)
-    if col is None:
-        raise Refused(f"{path}: no column names the images: give an id or a path column ({', '.join(KEYS)}); its "
-                      f"columns are {', '.join(df.columns)}")
-    keys = df[col].map(rel_key)
-    if keys.duplicated().any():
-        raise Refused(f"{path}: {col} {keys[keys.duplicated()].iloc[0]!r} is on two rows")
+def _rows_by(col: str, keys: pd.Series, samples: list, root: Path | None) -> list[int]:
+    """Each key's sample index (-1 where none): ids as they are; paths relative to the data, absolute, or the file
+    name alone where each names one image."""
     if col == "id":
         where = {s.id: i for i, s in enumerate(samples)}
-    else:
-        where = {s.path: i for i, s in enumerate(samples)}
-        if root is not None:
-            base = root if root.is_dir() else root.parent  # a manifest's paths are relative to its folder
-            where.update({(base / s.path).resolve().as_posix(): i for i, s in enumerate(samples)})
+        return [where.get(k, -1) for k in keys]
+    where = {s.path: i for i, s in enumerate(samples)}
+    if root is not None:
+        base = root if root.is_dir() else root.parent  # a manifest's paths are relative to its folder
+        where.update({(base / s.path).resolve().as_posix(): i for i, s in enumerate(samples)})
     names = pd.Series([Path(s.path).name for s in samples])
-    by_name = {} if col == "id" or names.duplicated().any() else {n: i for i, n in enumerate(names)}
-    rows = [where.get(k, by_name.get(k.rsplit("/", 1)[-1], -1)) for k in keys]  # a file name alone, where unique
-    missing = sorted(set(range(len(samples))) - set(rows))
+    by_name = {} if names.duplicated().any() else {n: i for i, n in enumerate(names)}
+    return [where.get(k, by_name.get(k.rsplit("/", 1)[-1], -1)) for k in keys]
+
+
+def match_rows(df: pd.DataFrame, samples: list, root: Path | None, path: Path) -> tuple[list[int], str]:
+    """For each of their rows, the index of its sample (or -1), and the column(s) that matched. With an id and a path
+    column both, they must agree where both name an image (an id that only counts rows would name others)."""
+    cols = [c for c in KEYS if c in df][:2] if "id" in df else [next((c for c in KEYS if c in df), None)]
+    if cols[0] is None:
+        raise Refused(f"{path}: no column names the images: give an id or a path column ({', '.join(KEYS)}); its "
+                      f"columns are {', '.join(df.columns)}")
+    found = []
+    for col in cols:
+        keys = df[col].map(rel_key)
+        if keys.duplicated().any():
+            raise Refused(f"{path}: {col} {keys[keys.duplicated()].iloc[0]!r} is on two rows")
+        found.append(_rows_by(col, keys, samples, root))
+    rows = found[0]
+    if len(found) == 2:
+        clash = [i for i, (a, b) in enumerate(zip(*found)) if a >= 0 and b >= 0 and a != b]
+        if clash:
+            i = clash[0]
+            raise Refused(f"{path}: its id and {cols[1]} columns name different images on {len(clash)} rows (line "
+                          f"{df.index[i] + 2}: id {df['id'].iloc[i]!r}, {cols[1]} {df[cols[1]].iloc[i]!r}): leave "
+                          "out the one that does not name the images (an id that counts rows, say)")
+        rows = [a if a >= 0 else b for a, b in zip(*found)]
     if all(r < 0 for r in rows):
-        raise Refused(f"{path}: none of its {len(df)} rows names an image of the data by its {col} (theirs: "
-                      f"{keys.iloc[0]!r}; the data's: {samples[0].id if col == 'id' else samples[0].path!r})")
-    return rows, missing, col
+        first = df[cols[0]].iloc[0]
+        raise Refused(f"{path}: none of its {len(df)} rows names an image of the data by its {' or '.join(cols)} "
+                      f"(theirs: {first!r}; the data's: {samples[0].id if cols[0] == 'id' else samples[0].path!r})")
+    return rows, " and ".join(cols)
 
 
 def truth_from_run(run: str, split: str) -> tuple[list, dict, dict]:
@@ -192,6 +274,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the run folder to write (a new one)")
     p.add_argument("--model", help="what made the predictions, as the dashboard names its backbone "
                    "(e.g. 'HSEmotion enet_b0_8_va_mtl')")
+    p.add_argument("--numbering", choices=list(NUMBERINGS), help="whose class numbers a pred column or prob_0 ... "
+                   "prob_7 columns use (needed for numbers; class names need none)")
     a = p.parse_args(argv)
     try:
         return run(a)
@@ -203,6 +287,8 @@ def main(argv=None) -> int:
 def run(a) -> int:
     if (a.out / "config.json").exists():
         raise Refused(f"--out {a.out} is a run folder already: give a new one")
+    if a.out.is_dir() and any(a.out.iterdir()):
+        raise Refused(f"--out {a.out} is a folder with files in it: give a new one")
     theirs = read_theirs(a.predictions)
     if a.like:
         tag = a.split or "test"
@@ -213,10 +299,12 @@ def run(a) -> int:
     else:
         samples, data, tag = truth_from_data(a.data, a.split)
         root, scored, extra = Path(data["root"]), {"data_root": data["root"], "layout": data["layout"]}, {}
-    rows, missing, key = match_rows(theirs, samples, root, a.predictions)
-    probs, how = class_answers(theirs, a.predictions)
+    rows, key = match_rows(theirs, samples, root, a.predictions)
+    probs, answered, how = class_answers(theirs, a.predictions, a.numbering)
     va = valence_arousal(theirs, a.predictions)
-    matched = [i for i, r in enumerate(rows) if r >= 0]
+    matched = [i for i, r in enumerate(rows) if r >= 0 and answered[i]]
+    # the images they did not answer, where the images to answer are known: a run's, or a data set's own split
+    missing = sorted(set(range(len(samples))) - {rows[i] for i in matched}) if a.like or a.split else []
     df = predictions_frame([samples[rows[i]] for i in matched], probs[matched], va[matched])
     has_va = bool(np.isfinite(va).any() and np.isfinite(df[["valence_true", "arousal_true"]].to_numpy(float)).any())
     if problem := unwritable_folder(a.out):
@@ -235,9 +323,12 @@ def run(a) -> int:
                      "matched_by": key, "answers": how, **extra}})
     print(f"{a.out.name} [{tag}, n={m['n']}]: {summary_line(m)}")
     print(f"read {how}")
-    if left := len(rows) - len(matched):
-        example = theirs[key].iloc[rows.index(-1)]
+    if left := sum(r < 0 for r in rows):
+        example = theirs[key.split(" and ")[0]].iloc[rows.index(-1)]
         print(f"note: {left} of their {len(rows)} rows name no image scored here (e.g. {example!r}): left out",
+              file=sys.stderr)
+    if blank := int(sum(r >= 0 for r in rows) - len(matched)):
+        print(f"note: {blank} of their rows give no answer (empty cells: no face found?): counted as not predicted",
               file=sys.stderr)
     if missing:
         print(f"note: {len(missing)} of the {len(samples)} images have no prediction in {a.predictions.name} (e.g. "

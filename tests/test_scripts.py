@@ -17,6 +17,7 @@ from fer_core import runs as R
 from tests.fixture_runs import write_cv_folds, write_run
 
 ROOT = Path(__file__).resolve().parent.parent
+CLASS_NAMES = ["neutral", "happiness", "sadness", "surprise", "fear", "disgust", "anger", "contempt"]
 
 
 def _run(script: str, *args) -> subprocess.CompletedProcess:
@@ -352,6 +353,35 @@ def test_import_predictions_scores_another_tools_file_on_the_images_of_the_run_i
     assert list(CLASSES) == cfg["classes"]
     again = _run("import_predictions.py", tmp_path / "theirs.csv", "--like", runs["base"], "--out", tmp_path / "imp")
     assert again.returncode == 2 and "is a run folder already" in again.stderr
+    hard = pd.DataFrame({"id": theirs["id"], "pred": [CLASSES[k] for k in theirs["pred"]]})
+    hard.to_csv(tmp_path / "hard.csv", index=False)
+    assert _run("import_predictions.py", tmp_path / "hard.csv", "--like", runs["base"], "--out",
+                tmp_path / "hard").returncode == 0
+    ens = _run("ensemble.py", runs["base"], tmp_path / "hard")  # a sure vote in an average: said
+    assert ens.returncode == 0 and "hard gives one class per image, not probabilities" in ens.stderr
+
+
+def test_import_predictions_reads_a_spreadsheets_file_and_numbers_in_the_numbering_named(runs, tmp_path):
+    pred = pd.read_csv(runs["better"] / "predictions_test.csv", dtype={"id": str})
+    ferplus = [0, 1, 3, 2, 6, 5, 4, 7]  # AffectNet index -> FER+ number: Sad is 3, Surprise 2, Fear 6, Anger 4
+    probs = pred[[f"prob_{k}" for k in range(8)]].to_numpy().round(2)  # rows 0.96-1.04 after rounding
+    text = pd.DataFrame({"ID": pred["id"], "pred": [ferplus[k] for k in pred["pred"]],
+                         "valence": [f"{v:.3f}".replace(".", ",") for v in pred["valence_pred"]]})
+    text.loc[3, "valence"] = "#N/A"
+    lines = text.to_csv(sep=";", index=False).splitlines() + [";;", ";;"]  # a spreadsheet's trailing empty rows
+    (tmp_path / "fer.csv").write_text("\n".join(lines) + "\n", encoding="cp1252")
+    out = _run("import_predictions.py", tmp_path / "fer.csv", "--like", runs["base"], "--out", tmp_path / "a",
+               "--numbering", "ferplus")
+    assert out.returncode == 0, out.stderr
+    m = json.loads((tmp_path / "a" / "metrics_test.json").read_text())
+    assert m["accuracy"] == pytest.approx((pred["pred"] == pred["true"]).mean()) and m["n"] == 300
+    assert m["valence"]["n"] == 299  # #N/A: not given
+    named = pd.DataFrame({"path": "images/" + pred["id"] + ".jpg", **{CLASS_NAMES[k]: probs[:, k] for k in range(8)}})
+    named.to_csv(tmp_path / "named.csv", index=False)
+    assert _run("import_predictions.py", tmp_path / "named.csv", "--like", runs["base"], "--out",
+                tmp_path / "b").returncode == 0  # rounded to two decimals: rescaled
+    assert _run("import_predictions.py", tmp_path / "named.csv", "--like", runs["base"], "--out",
+                tmp_path / "a").returncode == 2  # a run folder already
 
 
 def test_import_predictions_takes_one_class_per_image_against_a_data_sets_labels(tmp_path):
@@ -374,13 +404,21 @@ def test_import_predictions_takes_one_class_per_image_against_a_data_sets_labels
 
 
 @pytest.mark.parametrize("table, words", [
-    ({"id": ["A", "B"], "prob_0": [2.0, -1.0], "prob_1": [0.5, 3.0]}, "not probabilities"),
-    ({"id": ["A", "B"], "pred": ["happy", "hapy"]}, "'hapy', not a class (names or AffectNet's numbers 0-7); did you "
-                                                      "mean Happy?"),
+    ({"id": ["A", "B"], "prob_0": [0.5, 0.2], "prob_1": [0.5, 0.8]}, "number the classes, and each data set numbers "
+                                                                      "them differently: say whose numbers they are"),
+    ({"id": ["A", "B"], "pred": [1, 3]}, "the pred column's values number the classes"),
+    ({"id": ["A", "B"], "neutral": [2.0, -1.0], "happy": [-1.0, 2.0]}, "negative values: logits or scores"),
+    ({"id": ["A", "B"], "neutral": [50, 20], "happy": [50, 80]}, "percentages"),
+    ({"id": ["A", "B"], "neutral": [0.5, 0.2], "happy": [0.3, 0.2], "unknown": [0.2, 0.6]},
+     "(not read: unknown) are not probabilities that sum to 1 in each row: their sums run from 0.4 to 0.8"),
+    ({"id": ["A", "B"], "neutral": [0.5, None], "happy": [0.5, 0.3]}, "line 3 leaves some class columns empty"),
+    ({"id": ["A", "B"], "path": ["x/B.jpg", "x/A.jpg"], "pred": ["Sad", "Fear"]}, "its id and path columns name "
+                                                                                  "different images on 2 rows"),
+    ({"id": ["A", "B"], "pred": ["happy", "hapy"]}, "pred holds 'hapy' (line 3), not a class; did you mean Happy?"),
     ({"image_name": ["A", "B"], "pred": [1, 2]}, "no column names the images"),
     ({"id": ["x1", "x2"], "pred": [1, 2]}, "none of its 2 rows names an image"),
     ({"id": ["A", "A"], "pred": [1, 2]}, "is on two rows"),
-    ({"id": ["A", "B"], "pred": [1, 2], "valence": [0.5, -2]}, "1 valence values outside [-1, 1]"),
+    ({"id": ["A", "B"], "pred": ["Sad", "Fear"], "valence": [0.5, -2]}, "1 valence values outside [-1, 1]"),
     ({"id": ["A", "B"], "score": [1, 2]}, "no answer found"),
 ])
 def test_import_predictions_refuses_a_file_it_cannot_score_and_writes_nothing(runs, tmp_path, capsys, table, words):
@@ -390,7 +428,8 @@ def test_import_predictions_refuses_a_file_it_cannot_score_and_writes_nothing(ru
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     ids = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})["id"]
-    pd.DataFrame(table).replace({"A": ids[0], "B": ids[1]}).to_csv(tmp_path / "bad.csv", index=False)
+    pd.DataFrame(table).replace({"A": ids[0], "B": ids[1], "x/A.jpg": f"images/{ids[0]}.jpg",
+                                 "x/B.jpg": f"images/{ids[1]}.jpg"}).to_csv(tmp_path / "bad.csv", index=False)
     assert script.main([str(tmp_path / "bad.csv"), "--like", str(runs["base"]), "--out", str(tmp_path / "imp")]) == 2
     assert words in capsys.readouterr().err
     assert not (tmp_path / "imp").exists()
