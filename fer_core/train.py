@@ -281,8 +281,10 @@ def _main(args, run: dict) -> int:
         if args.weights is None and r["weights"] != default:  # _prepare_run found the first stage under --out
             log.info("preset %s: %s is not there; starting from %s", args.preset, default, r["weights"])
     if ckpt:  # the run's own weights go on from where they stopped, whatever the run started from
-        log.info("resuming %s from its last checkpoint: epoch %d of %d next (backbone %s, started from %s)", run_dir,
-                 start_epoch, r["epochs"], r["backbone"], cfg["weights"]["loaded"])
+        log.info("resuming %s from its last checkpoint: %s (backbone %s, started from %s)", run_dir,
+                 f"epoch {start_epoch} of {r['epochs']} next" if start_epoch <= r["epochs"] else
+                 f"all {r['epochs']} epochs trained, the final evaluation next", r["backbone"],
+                 cfg["weights"]["loaded"])
     else:
         log.info("backbone %s, weights: %s", r["backbone"], cfg["weights"]["loaded"])
 
@@ -396,6 +398,7 @@ def _main(args, run: dict) -> int:
             else:
                 stale += 1
             _save(run_dir, cfg, history, model, ema, opt, sched, epoch, best, improved, trained, scaler)
+            run["at"] = f"after epoch {epoch} of {r['epochs']} (saved)"
             log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f score %.4f | %.0f s%s",
                      epoch, r["epochs"], row["train_loss"], row["train_acc"], row["val_loss"], row["val_acc"],
                      row["val_score"], row["seconds"], "  *best*" if improved else "")
