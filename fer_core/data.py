@@ -402,20 +402,22 @@ def copies_of(samples, root, files) -> set[str]:
     def digest(path) -> bytes:
         return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).digest()
 
-    real, by_size = set(), {}
+    same, by_size = set(), {}
     for f in files:
         try:
-            by_size.setdefault(os.stat(f).st_size, []).append(f)
-            real.add(os.path.realpath(f))
+            st = os.stat(f)  # through a symlink: the file it points at
         except OSError:  # a training image since removed: nothing to compare with
             continue
+        by_size.setdefault(st.st_size, []).append(f)
+        same.add((st.st_dev, st.st_ino))
     digests: dict[int, set[bytes]] = {}  # per size, the training files' contents: read the first time it is needed
     found = set()
     for s in samples:
         path = Path(root) / s.path
         try:
-            size = path.stat().st_size
-            if os.path.realpath(path) in real:
+            st = path.stat()
+            size = st.st_size
+            if (st.st_dev, st.st_ino) in same:
                 found.add(s.id)
             elif size in by_size:
                 if size not in digests:

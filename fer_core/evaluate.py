@@ -144,22 +144,6 @@ def saved_split(run: Path) -> dict[str, str]:
     return dict(zip(split_csv["id"], split_csv["split"]))
 
 
-def _model_run(cfg: dict) -> Path | None:
-    """The run folder a model file was exported from, where it is at hand (the same run: same creation time): in
-    artifacts/runs under the working folder, else in this checkout's, beside the default model shipped here."""
-    from .inference import RUNS_DIR, SHIPPED_DIR
-
-    for runs in (RUNS_DIR, SHIPPED_DIR.parent.parent / RUNS_DIR):
-        run = runs / str(cfg.get("name"))
-        try:
-            same = json.loads((run / "config.json").read_text()).get("created") == cfg.get("created")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if same and (run / "split.csv").is_file():
-            return run
-    return None
-
-
 def same_data(index, root: Path, own_root: Path, run: Path | None, checks: int = 16) -> bool:
     """Whether data at another path is a copy of the model's training data: it holds every image id of the run's
     split, and where the model's own data is on this machine, a few of those ids (``checks``) are the same images
@@ -181,42 +165,6 @@ def same_data(index, root: Path, own_root: Path, run: Path | None, checks: int =
                    for f, i in zip(originals, picked["id"]))
     except ImageError:
         return False
-
-
-def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
-    """(run folder, config) of the runs a model's training went through before its own, where they are at hand: the
-    runs whose checkpoint it started from (a FER+ stage), theirs in turn, and an ensemble's members with theirs. Run
-    names are looked up as the dashboard finds runs; recorded paths are read from the project root, where training
-    runs."""
-    from .inference import run_path
-    from .runs import REPO_ROOT
-
-    found, seen, todo = [], set(), [cfg]
-
-    def add(where) -> None:
-        folder = Path(str(where))
-        folder = folder if folder.is_absolute() or folder.is_dir() else REPO_ROOT / folder
-        folder = folder if folder.is_dir() else run_path(str(where))
-        try:
-            theirs = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if isinstance(theirs, dict) and folder.resolve() not in seen:
-            seen.add(folder.resolve())
-            found.append((folder, theirs))
-            todo.append(theirs)
-
-    while todo:
-        c = todo.pop()
-        for member in (m for m in c.get("members") or [] if isinstance(m, dict)):
-            add(member.get("run"))  # as recorded (a path), then by the names of its stages
-            for stage in member.get("stages") or []:
-                add(stage.get("run"))
-        requested = (c.get("weights") or {}).get("requested")  # a run's checkpoint, or its folder
-        if requested not in (None, "imagenet", "pretrained", "none", "ensemble"):
-            start = Path(str(requested))
-            add(start.parent.parent if start.parent.name == "checkpoints" else start)
-    return found
 
 
 def trained_on(samples, root: Path, run: Path | None, own_root: Path) -> set[str]:
@@ -324,13 +272,14 @@ def _load(args, device):
     if path.parent.name == "checkpoints" and (path.parent.parent / "split.csv").is_file():
         run = path.parent.parent
     else:
-        run = _model_run(cfg)
+        from .runs import model_run
+        run = model_run(cfg)
     return path, cfg, run, predict
 
 
 def main(args) -> int:
     from .inference import ModelNotFound, run_path
-    from .runs import trained_with_va
+    from .runs import earlier_stages, trained_with_va
     from .train import Fail, pick_device  # one device policy for train and evaluate
 
     if args.tag is not None and not TAG.fullmatch(args.tag):

@@ -154,6 +154,31 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
     return records
 
 
+TRAINED_ON = "an image the model trained on"
+
+
+def trained_images(predictor, files) -> set[str]:
+    """Those of ``files`` that the model trained on, or a run its training went through did (a FER+ stage, an
+    ensemble's members): the same files or byte-identical copies, as far as those runs' folders (split.csv) are at
+    hand. Its answers on them are no held-out predictions."""
+    from types import SimpleNamespace
+
+    from . import data as fdata
+    from .runs import earlier_stages, model_run
+
+    cfg, path = predictor.config, Path(predictor.path)
+    own = path.parent.parent if path.parent.name == "checkpoints" else model_run(cfg)
+    trained = {}  # stages on one data set (an ensemble's members, their FER+ stages) list its files once
+    for run, c in ([(own, cfg)] if own is not None else []) + earlier_stages(cfg):
+        root = (c.get("data") or {}).get("root")
+        if root and (Path(run) / "split.csv").is_file():
+            split = pd.read_csv(Path(run) / "split.csv", dtype=str)
+            base = str(fdata.images_root(root))
+            trained.update(dict.fromkeys(os.path.join(base, p) for p in split.loc[split["split"] == "train", "path"]))
+    photos = [SimpleNamespace(id=str(f), path=os.path.abspath(f)) for f in files]
+    return fdata.copies_of(photos, "/", list(trained)) if trained and photos else set()
+
+
 def in_file_pixels(record: dict, decoded: tuple[int, int]) -> dict:
     """The record with its faces' boxes in the file's own pixels (its "size") where the image was decoded smaller (a
     JPEG over the pixel limit), noting the decoded size as "decoded_at"."""
@@ -264,6 +289,14 @@ def main(args) -> int:
     print(predictor.describe())
     records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every,
                             one_person=args.one_person)
+    seen = trained_images(predictor, [r["path"] for r in records if "size" in r])
+    for r in records:
+        for face in r.get("faces", []) if r["path"] in seen else []:
+            face["note"] = "; ".join(filter(None, [face.get("note"), TRAINED_ON]))
+    if seen:
+        print(f"note: {len(seen)} of these images the model trained on (or a run its training started from, or an "
+              f"ensemble's member; the same files or copies), e.g. {next(iter(seen))}: its answers on them are not "
+              "held-out predictions, and flatter it; the note column says which", file=sys.stderr)
     for r in records:
         if "error" in r:
             print(f"skipped: {r['error']}", file=sys.stderr)

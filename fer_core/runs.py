@@ -786,3 +786,54 @@ def stages_minutes(run_dirs) -> float | None:
     for d in run_dirs:
         stages.update({folder: cfg.get("train_minutes") for folder, cfg in _stage_chain(d)})
     return round(sum(stages.values()), 3) if None not in stages.values() else None
+
+
+def model_run(cfg: dict) -> Path | None:
+    """The run folder a model file was exported from, where it is at hand (the same run: same creation time): in
+    artifacts/runs under the working folder, else in this checkout's, beside the default model shipped here."""
+    from .inference import RUNS_DIR, SHIPPED_DIR
+
+    for runs in (RUNS_DIR, SHIPPED_DIR.parent.parent / RUNS_DIR):
+        run = runs / str(cfg.get("name"))
+        try:
+            same = json.loads((run / "config.json").read_text()).get("created") == cfg.get("created")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if same and (run / "split.csv").is_file():
+            return run
+    return None
+
+
+def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
+    """(run folder, config) of the runs a model's training went through before its own, where they are at hand: the
+    runs whose checkpoint it started from (a FER+ stage), theirs in turn, and an ensemble's members with theirs. Run
+    names are looked up as the dashboard finds runs; recorded paths are read from the project root, where training
+    runs."""
+    from .inference import run_path
+
+    found, seen, todo = [], set(), [cfg]
+
+    def add(where) -> None:
+        folder = Path(str(where))
+        folder = folder if folder.is_absolute() or folder.is_dir() else REPO_ROOT / folder
+        folder = folder if folder.is_dir() else run_path(str(where))
+        try:
+            theirs = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(theirs, dict) and folder.resolve() not in seen:
+            seen.add(folder.resolve())
+            found.append((folder, theirs))
+            todo.append(theirs)
+
+    while todo:
+        c = todo.pop()
+        for member in (m for m in c.get("members") or [] if isinstance(m, dict)):
+            add(member.get("run"))  # as recorded (a path), then by the names of its stages
+            for stage in member.get("stages") or []:
+                add(stage.get("run"))
+        requested = (c.get("weights") or {}).get("requested")  # a run's checkpoint, or its folder
+        if requested not in (None, "imagenet", "pretrained", "none", "ensemble"):
+            start = Path(str(requested))
+            add(start.parent.parent if start.parent.name == "checkpoints" else start)
+    return found

@@ -93,6 +93,22 @@ def test_evaluate_on_other_folder(tiny_run, tmp_path):
     assert m["data_root"] == str(other.resolve()) and m["n"] == 24
 
 
+def test_predict_notes_the_images_the_model_trained_on(tiny_run, tmp_path, capsys):
+    from fer_core import predict
+
+    base, data, run = tiny_run
+    split = pd.read_csv(run / "split.csv", dtype=str)
+    seen, unseen = (data / split.loc[split["split"] == part, "path"].iloc[0] for part in ("train", "test"))
+    shutil.copy(seen, tmp_path / "copy.png")  # the same bytes under another name
+    args = predict.get_args_parser().parse_args(["--run", str(run), "--whole-image", "--csv", str(tmp_path / "p.csv"),
+                                                 str(seen), str(unseen), str(tmp_path / "copy.png")])
+    assert predict.main(args) == 0
+    notes = pd.read_csv(tmp_path / "p.csv", keep_default_na=False).set_index("path")["note"]
+    assert predict.TRAINED_ON in notes[str(seen)] and predict.TRAINED_ON in notes[str(tmp_path / "copy.png")]
+    assert predict.TRAINED_ON not in notes[str(unseen)]
+    assert "2 of these images the model trained on" in capsys.readouterr().err
+
+
 def test_evaluate_says_how_to_evaluate_an_ensemble_folder(tmp_path, capsys):
     (tmp_path / "ens").mkdir()
     (tmp_path / "ens" / "config.json").write_text(json.dumps({"name": "ens", "status": "ensemble"}))
