@@ -540,16 +540,16 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
 
 
 def confused_pairs(confusion, n: int = 8) -> pd.DataFrame:
-    """The ``n`` most frequent mistakes of a confusion matrix (true class on rows), most first: "true → predicted",
-    its images and their share of the true class."""
+    """The ``n`` most frequent mistakes of a confusion matrix (true class on rows), most first: the true and the
+    predicted class, its images and their share of the true class."""
     cm = np.asarray(confusion, dtype=int)
     shares = _row_shares(cm)
     cells = sorted(((cm[t, p], t, p) for t in range(len(cm)) for p in range(len(cm)) if t != p and cm[t, p]),
                    reverse=True)[:n]
-    return pd.DataFrame({"true → predicted": [f"{CLASSES[t]} → {CLASSES[p]}" for _, t, p in cells],
+    return pd.DataFrame({"true": [CLASSES[t] for _, t, _ in cells], "predicted": [CLASSES[p] for _, _, p in cells],
                          "images": [int(c) for c, _, _ in cells],
                          "share of the true class": [round(float(shares[t, p]), 3) for _, t, p in cells]},
-                        columns=["true → predicted", "images", "share of the true class"])
+                        columns=["true", "predicted", "images", "share of the true class"])
 
 
 def _row_shares(confusion) -> np.ndarray:

@@ -159,3 +159,30 @@ def test_a_video_analysis_goes_on_while_the_page_is_used(server, tmp_path):
         page.wait_for_selector("[data-testid='stAlert']:has-text('frames sampled')", timeout=300_000)
         assert page.locator("[data-testid='stException']").count() == 0
         browser.close()
+
+
+def test_a_row_of_the_most_frequent_mistakes_opens_the_gallery_on_them(server):
+    from playwright.sync_api import sync_playwright
+
+    executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{server}/confusion", wait_until="domcontentloaded")
+        page.wait_for_selector("h1:has-text('Confusion matrices')", timeout=60_000)
+        _idle(page)
+        mistakes = page.locator("[data-testid='stDataFrame']").first  # the first run's, beside its matrix
+        mistakes.scroll_into_view_if_needed()
+        box = mistakes.bounding_box()
+        first = page.get_by_test_id("stMain").inner_text()
+        run = page.get_by_role("tab").first.inner_text()
+        page.mouse.click(box["x"] + 12, box["y"] + 35 + 18)  # the first row's selection marker
+        page.wait_for_selector("h1:has-text('Misclassified gallery')", timeout=60_000)
+        _idle(page)
+        main = page.get_by_test_id("stMain").inner_text()
+        chosen = [page.get_by_test_id("stSelectbox").filter(has_text=label).inner_text().split("\n")[-1]
+                  for label in ("True class", "Predicted class")]
+        browser.close()
+    assert "Most frequent mistakes" in first
+    # the gallery opens on that run, filtered on one pair of classes
+    assert f"samples in {run} / " in main and "any" not in chosen and chosen[0] != chosen[1]

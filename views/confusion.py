@@ -69,7 +69,14 @@ for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
                     width="stretch", key=f"cm-{run.name}", alt=f"Confusion matrix of {run.name}")
         with pairs:
             st.markdown("**Most frequent mistakes**")
-            st.dataframe(report.confused_pairs(m["confusion"]), hide_index=True, width="stretch")
-            st.caption("The Misclassified gallery shows the faces of one: choose its True class and Predicted class.")
+            mistakes = report.confused_pairs(m["confusion"])
+            picked = st.dataframe(mistakes, hide_index=True, width="stretch", on_select="rerun",
+                                  selection_mode="single-row", key=f"mistakes-{run.name}")
+            st.caption("Click a row to see its faces in the Misclassified gallery.")
+            if picked.selection.rows and ctx.split in run.splits:  # the gallery shows the split's predictions
+                row = mistakes.iloc[picked.selection.rows[0]]
+                st.session_state.update(gallery_run=run.name, gallery_dim="expression", gallery_true=row["true"],
+                                        gallery_pred=row["predicted"])
+                st.switch_page("views/gallery.py")
         st.markdown("**Per class**")
         st.dataframe(report.as_text(report.per_class_table(m)), width="stretch")
