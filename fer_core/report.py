@@ -504,7 +504,8 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
             kept = h[h["epoch"] == (best or {}).get(run)]
             if part == "val" and len(kept):
                 fig.add_scatter(x=kept["epoch"], y=kept[col], mode="markers", legendgroup=run, showlegend=False,
-                                marker=dict(symbol="star", size=15, color=colors[run], line=dict(width=1, color="white")),
+                                marker=dict(symbol="star", size=15, color=colors[run],
+                                            line=dict(width=1, color="white")),
                                 hovertemplate=f"the epoch {plot_text(run)} kept<extra></extra>")
             shown = True
     if not fig.data:

@@ -1127,8 +1127,8 @@ def _auto_name(base: str, out: Path) -> str:
 
 def _resume_folder(run_dir: Path, cfg: dict, assignment: dict, index) -> None:
     """A resumed run's folder, once claimed: the dashboard shows a stopped or failed run training from now on (not
-    stopped until its first new epoch ends), the temp files of a write that a kill cut short go, and images of its split no longer in the data
-    are named: its later epochs are trained and measured without them."""
+    stopped until its first new epoch ends), the temp files of a write that a kill cut short go, and images of its
+    split no longer in the data are named: its later epochs are trained and measured without them."""
     try:  # a finished run trained longer stays finished until an epoch is added: cut off before, it still is
         saved = json.loads((run_dir / "config.json").read_text())
         if saved.get("status") in ("stopped", "failed"):
