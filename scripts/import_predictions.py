@@ -138,6 +138,8 @@ def class_answers(df: pd.DataFrame, path: Path, numbering: str | None = None) ->
         if (probs[answered] < 0).any():
             raise Refused(f"{path}: the class columns hold negative values: logits or scores, not probabilities; "
                           "give softmax outputs")
+        if not answered.any():
+            raise Refused(f"{path}: every row leaves the class columns empty: no answer to score")
         if np.abs(sums[answered] - 100).max() < 5:
             raise Refused(f"{path}: the class columns are percentages (rows sum to 100): give them divided by 100")
         if np.abs(sums - 1).max() > 0.05:  # rounded to two decimals, 8 classes may be 0.04 off
@@ -303,6 +305,8 @@ def run(a) -> int:
     probs, answered, how = class_answers(theirs, a.predictions, a.numbering)
     va = valence_arousal(theirs, a.predictions)
     matched = [i for i, r in enumerate(rows) if r >= 0 and answered[i]]
+    if not matched:
+        raise Refused(f"{a.predictions}: the rows that name an image of the data give no answer (empty cells)")
     # the images they did not answer, where the images to answer are known: a run's, or a data set's own split
     missing = sorted(set(range(len(samples))) - {rows[i] for i in matched}) if a.like or a.split else []
     df = predictions_frame([samples[rows[i]] for i in matched], probs[matched], va[matched])

@@ -412,6 +412,8 @@ def test_import_predictions_takes_one_class_per_image_against_a_data_sets_labels
     ({"id": ["A", "B"], "neutral": [0.5, 0.2], "happy": [0.3, 0.2], "unknown": [0.2, 0.6]},
      "(not read: unknown) are not probabilities that sum to 1 in each row: their sums run from 0.4 to 0.8"),
     ({"id": ["A", "B"], "neutral": [0.5, None], "happy": [0.5, 0.3]}, "line 3 leaves some class columns empty"),
+    ({"id": ["A", "B"], "neutral": [None, None], "happy": [None, None]}, "every row leaves the class columns empty"),
+    ({"id": ["A", "B"], "pred": [None, None]}, "the rows that name an image of the data give no answer"),
     ({"id": ["A", "B"], "path": ["x/B.jpg", "x/A.jpg"], "pred": ["Sad", "Fear"]}, "its id and path columns name "
                                                                                   "different images on 2 rows"),
     ({"id": ["A", "B"], "pred": ["happy", "hapy"]}, "pred holds 'hapy' (line 3), not a class; did you mean Happy?"),
