@@ -171,10 +171,13 @@ def trained_images(predictor, files) -> set[str]:
     trained = {}  # stages on one data set (an ensemble's members, their FER+ stages) list its files once
     for run, c in ([(own, cfg)] if own is not None else []) + earlier_stages(cfg):
         root = (c.get("data") or {}).get("root")
-        if root and (Path(run) / "split.csv").is_file():
-            split = pd.read_csv(Path(run) / "split.csv", dtype=str)
-            base = str(fdata.images_root(root))
-            trained.update(dict.fromkeys(os.path.join(base, p) for p in split.loc[split["split"] == "train", "path"]))
+        try:
+            split = pd.read_csv(Path(run) / "split.csv", dtype=str) if root else None
+            train = split.loc[split["split"] == "train", "path"] if split is not None else ()
+        except (OSError, ValueError, KeyError, pd.errors.ParserError):  # no split.csv, or a damaged one: a side check
+            continue
+        base = str(fdata.images_root(root))
+        trained.update(dict.fromkeys(os.path.join(base, p) for p in train))
     photos = [SimpleNamespace(id=str(f), path=os.path.abspath(f)) for f in files]
     return fdata.copies_of(photos, "/", list(trained)) if trained and photos else set()
 

@@ -393,17 +393,19 @@ def interval_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str],
 
     colors = run_colors(values.index, colors)
     runs = [r for r in values.index if not values.loc[r, metrics].isna().all()]
+    labels = [legend_label(r) for r in runs]  # names cut in the middle may meet: the full name where they do
+    labels = [plot_text(r) if labels.count(lab) > 1 else lab for r, lab in zip(runs, labels)]
     fig = make_subplots(rows=1, cols=len(metrics), shared_yaxes=True, horizontal_spacing=0.03,
                         subplot_titles=[f"{m} ↓" if not HIGHER_IS_BETTER.get(m, True) else m for m in metrics])
     for col, m in enumerate(metrics, start=1):
         x = [values.at[r, m] for r in runs]
-        lo, hi = zip(*(_interval(cis, r, m, v) for r, v in zip(runs, x)))
-        fig.add_scatter(x=x, y=[legend_label(r) for r in runs], mode="markers", showlegend=False,
+        lo, hi = zip(*(_interval(cis, r, m, v) for r, v in zip(runs, x))) if runs else ((), ())
+        fig.add_scatter(x=x, y=labels, mode="markers", showlegend=False,
                         marker=dict(size=9, color=[colors[r] for r in runs]),
                         error_x=dict(type="data", array=hi, arrayminus=lo, visible=any(hi), color=WHISKER),
                         customdata=[plot_text(r) for r in runs],
                         hovertemplate=f"{m}: %{{x:.3f}}<extra>%{{customdata}}</extra>", row=1, col=col)
-    fig.update_yaxes(autorange="reversed")  # the runs in the sidebar's order, top down
+    fig.update_yaxes(autorange="reversed", type="category")  # the runs in the sidebar's order, top down
     fig.update_xaxes(nticks=4)
     fig.update_annotations(font_size=12)
     fig.update_layout(title=title, margin=dict(t=80, l=10), height=110 + 24 * len(runs))

@@ -69,6 +69,10 @@ class Diverged(Fail):
     """The weights blew up: resuming would blow up again, so a new run with a lower --lr is the way on."""
 
 
+class AlreadyDone(Exception):
+    """The run this command would train finished before (a requeued job's earlier step): nothing to do, exit 0."""
+
+
 # An epoch's mean training loss above this has diverged, finite or not: cross-entropy over 8 classes starts near 2
 # and the valence/arousal terms are bounded, so only logits hundreds apart get there (--lr 50 reached 1.8e13).
 DIVERGED_LOSS = 1000.0
@@ -123,6 +127,9 @@ def main(args) -> int:
 def _run_main(args, run: dict) -> int:
     try:
         return _main(args, run)
+    except AlreadyDone as e:
+        print(e, file=sys.stderr)
+        return 0
     except (Fail, fdata.DataError, WeightsUnavailable, FileNotFoundError, ValueError) as e:
         kept = _wind_up(run, "failed", resumable=not isinstance(e, Diverged))
         if not (getattr(e, "everywhere", False) and int(os.environ.get("RANK", "0")) > 0):
@@ -148,10 +155,13 @@ def _out_of_room(e: Exception, at: str) -> str | None:
     if full := disk_full(e):
         return (f"{full} {at}: free some space there (a checkpoint is written beside the one it "
                 "replaces, so it needs room for both) or give another --out")
-    if isinstance(e, MemoryError) or isinstance(e, RuntimeError) and any(
-            w in str(e) for w in ("out of memory", "can't allocate memory")):  # torch.OutOfMemoryError; the CPU's
-        return (f"out of memory {at} ({type(e).__name__}): lower --batch-size or --img-size, or --workers (each "
-                "worker process holds a copy of its batches)")
+    # torch.OutOfMemoryError's words, the CPU allocator's, and a DataLoader worker's that the system killed ("worker
+    # (pid N) is killed by signal: Killed"), most often for memory
+    words = ("out of memory", "can't allocate memory", "killed by signal")
+    if isinstance(e, MemoryError) or isinstance(e, RuntimeError) and any(w in str(e) for w in words):
+        return (f"out of memory {at} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else 'no detail'}): "
+                "fewer --workers (each process holds batches of its own), or a new run with a lower --batch-size or "
+                "--img-size (a resumed run keeps its own)")
     return None
 
 
@@ -173,6 +183,8 @@ def _wind_up(run: dict, status: str, resumable: bool = True) -> str | None:
         cfg = json.loads(cfg_file.read_text())
         if cfg.get("status") == "running":
             cfg["status"] = status
+            if not resumable:
+                cfg["diverged"] = True  # --resume (and a requeued job) would only diverge again
             atomic_write_json(cfg_file, cfg)
     except (OSError, ValueError) as e:
         return f"could not mark {cfg_file} {status}: {e}"
@@ -219,6 +231,10 @@ def _main(args, run: dict) -> int:
             raise Fail(f"--landmark-weight needs facial landmarks (AffectNet's annotations/<id>_lnd.npy, 68 points); "
                        f"{index.root} ({index.layout} layout) has none")
     assignment = _split(args, cfg, index, run_dir)
+    before = (cfg.get("resumed") or [{}])[-1].get("data_before") if args.resume else None
+    if before and not same_data(index, index.root, Path(before), run_dir):
+        raise Fail(f"--data {index.root} is not a copy of the data {run_dir} trained on ({before}): it lacks some of "
+                   "the run's images, or holds other pictures under their ids")
     by_split = {k: [s for s in index.samples if assignment.get(s.id) == k] for k in ("train", "val", "test")}
     if r.get("limit"):
         by_split["train"] = fdata.stratified_subset(by_split["train"], r["limit"], r["seed"])
@@ -680,6 +696,13 @@ def _prepare_run(args, rank, world=1):
             raise Fail(f"cannot resume: no run folder {run_dir}" + (f" (did you mean {near[0]}?)" if near else ""))
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
+        try:
+            diverged = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("diverged")
+        except (OSError, ValueError, AttributeError):
+            diverged = False
+        if diverged:
+            raise Fail(f"cannot resume {run_dir}: its training diverged, and from its last checkpoint it would again; "
+                       "train a new run (another --name) with a lower --lr")
         ckpt = read_weights_file(last, "cannot resume")
         if rank == 0:  # the one process that writes the run folder
             _settle_best(run_dir / "checkpoints", ckpt["epoch"])
@@ -687,8 +710,8 @@ def _prepare_run(args, rank, world=1):
         differ = _differ_from_run(args, cfg)
         if differ:
             raise Fail(f"--resume continues {run_dir} with the settings it was started with, and these flags differ "
-                       f"from them: {'; '.join(differ)}. Leave them out (only --epochs, --workers and --device may "
-                       f"change), or train a new run")
+                       f"from them: {'; '.join(differ)}. Leave them out (only --epochs, --workers, --device and "
+                       f"--data, a copy of the run's data, may change), or train a new run")
         if args.epochs and args.epochs < ckpt["epoch"]:
             raise Fail(f"--epochs {args.epochs}: {run_dir} has trained {ckpt['epoch']} epochs already, and --resume "
                        f"only trains a run longer: give --epochs {ckpt['epoch']} or more, or leave it out")
@@ -785,6 +808,9 @@ def _prepare_run(args, rank, world=1):
     run_dir = Path(args.out) / name
     restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
     if exists and restarts not in ("", "0") and args.name and (run_dir / "checkpoints" / "last.pt").is_file():
+        if _saved_status(run_dir) in ("finished", "stopped_early"):  # a later step of the job script was cut off
+            raise AlreadyDone(f"note: SLURM requeued this job (restart {restarts}), and {run_dir} finished before: "
+                              "nothing to train")
         print(f"note: SLURM requeued this job (restart {restarts}): resuming {run_dir}", file=sys.stderr)
         args.resume = str(run_dir)  # the job script runs the command it started with: it goes on where it stopped
         return _prepare_run(args, rank, world)
@@ -1137,7 +1163,8 @@ def _resume_folder(run_dir: Path, cfg: dict, assignment: dict, index) -> None:
         pass  # written whole at the end of the first new epoch
     if moved := cfg["resumed"][-1].get("data"):
         log.info("the data is at %s now (it was at %s)", moved, cfg["resumed"][-1]["data_before"])
-    for tmp in [*run_dir.glob(".*.tmp"), *(run_dir / "checkpoints").glob(".*.tmp")]:
+    written = ("config.json", "history.csv", "split.csv", "last.pt", "best.pt", "best.next.pt")  # training's own files
+    for tmp in [f for d in (run_dir, run_dir / "checkpoints") for w in written for f in d.glob(f".{w}.*.tmp")]:
         tmp.unlink(missing_ok=True)
     here = {s.id for s in index.samples}
     gone = [i for i, part in assignment.items() if part in ("train", "val", "test") and i not in here]

@@ -31,7 +31,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core import data as fdata  # noqa: E402
-from fer_core.evaluate import predictions_frame  # noqa: E402
+from fer_core.evaluate import ferplus_paper_rule, paper_rule_line, predictions_frame  # noqa: E402
 from fer_core.io import atomic_write_json, unwritable_folder  # noqa: E402
 from fer_core.labels import CLASSES, NUM_CLASSES, class_index, close_class  # noqa: E402
 from fer_core.labels import NUMBERINGS as LABEL_NUMBERINGS  # noqa: E402
@@ -190,8 +190,9 @@ def rel_key(value: str) -> str:
 
 
 def _rows_by(col: str, keys: pd.Series, samples: list, root: Path | None) -> list[int]:
-    """Each key's sample index (-1 where none): ids as they are; paths relative to the data, absolute, or the file
-    name alone where each names one image."""
+    """Each key's sample index (-1 where none): ids as they are; paths relative to the data, absolute, ending in a
+    path relative to the data (a copy elsewhere: D:/theirs/test/happy/1.png), or the file name alone where each names
+    one image."""
     if col == "id":
         where = {s.id: i for i, s in enumerate(samples)}
         return [where.get(k, -1) for k in keys]
@@ -201,7 +202,12 @@ def _rows_by(col: str, keys: pd.Series, samples: list, root: Path | None) -> lis
         where.update({(base / s.path).resolve().as_posix(): i for i, s in enumerate(samples)})
     names = pd.Series([Path(s.path).name for s in samples])
     by_name = {} if names.duplicated().any() else {n: i for i, n in enumerate(names)}
-    return [where.get(k, by_name.get(k.rsplit("/", 1)[-1], -1)) for k in keys]
+
+    def find(key: str) -> int:
+        parts = key.split("/")
+        return next((where[p] for p in ("/".join(parts[i:]) for i in range(len(parts))) if p in where),
+                    by_name.get(parts[-1], -1))
+    return [find(k) for k in keys]
 
 
 def match_rows(df: pd.DataFrame, samples: list, root: Path | None, path: Path) -> tuple[list[int], str]:
@@ -215,7 +221,8 @@ def match_rows(df: pd.DataFrame, samples: list, root: Path | None, path: Path) -
     for col in cols:
         keys = df[col].map(rel_key)
         if keys.duplicated().any():
-            raise Refused(f"{path}: {col} {keys[keys.duplicated()].iloc[0]!r} is on two rows")
+            raise Refused(f"{path}: {col} {keys[keys.duplicated()].iloc[0]!r} is on two rows: a row per image (one "
+                          "face each)")
         found.append(_rows_by(col, keys, samples, root))
     rows = found[0]
     if len(found) == 2:
@@ -226,6 +233,11 @@ def match_rows(df: pd.DataFrame, samples: list, root: Path | None, path: Path) -
                           f"{df.index[i] + 2}: id {df['id'].iloc[i]!r}, {cols[1]} {df[cols[1]].iloc[i]!r}): leave "
                           "out the one that does not name the images (an id that counts rows, say)")
         rows = [a if a >= 0 else b for a, b in zip(*found)]
+    landed = pd.Series(rows)[pd.Series(rows) >= 0]
+    if landed.duplicated().any():  # two keys for one image: a file name alone that is also another part's, say
+        i = landed.index[landed.duplicated(keep=False)][:2]
+        raise Refused(f"{path}: lines {df.index[i[0]] + 2} and {df.index[i[1]] + 2} both name "
+                      f"{samples[landed[i[0]]].path}: a row per image (one face each)")
     if all(r < 0 for r in rows):
         first = df[cols[0]].iloc[0]
         raise Refused(f"{path}: none of its {len(df)} rows names an image of the data by its {' or '.join(cols)} "
@@ -247,8 +259,8 @@ def truth_from_run(run: str, split: str) -> tuple[list, dict, dict]:
     return samples, cfg, scored_data([d / f"metrics_{split}.json" for d in folders])
 
 
-def truth_from_data(root: Path, split: str | None) -> tuple[list, dict, str]:
-    """The data's samples (of its own split, where given), the config's data fields and the file tag."""
+def truth_from_data(root: Path, split: str | None) -> tuple[list, list, dict, str]:
+    """The data's samples, those of its own split (where given), the config's data fields and the file tag."""
     try:
         index = fdata.read_dataset(root)
     except fdata.DataError as e:
@@ -261,7 +273,7 @@ def truth_from_data(root: Path, split: str | None) -> tuple[list, dict, str]:
     samples = [s for s in index.samples if split in (None, "all") or s.split == split]
     tag = f"{index.root.stem if index.root.is_file() else index.root.name}-{split or 'all'}"
     data = {"root": str(index.root), "layout": index.layout, "has_va": index.has_va, "n_samples": len(index.samples)}
-    return samples, data, tag
+    return index.samples, samples, data, tag
 
 
 def main(argv=None) -> int:
@@ -295,13 +307,17 @@ def run(a) -> int:
     if a.like:
         tag = a.split or "test"
         samples, cfg, scored = truth_from_run(a.like, tag)
+        pool = samples
         data = {k: v for k, v in (cfg.get("data") or {}).items() if k in ("root", "layout", "n_samples")}
         root = Path(data["root"]) if data.get("root") else None
         extra = {"like": [Path(d).resolve().as_posix() for d in run_list(a.like)]}
     else:
-        samples, data, tag = truth_from_data(a.data, a.split)
+        pool, samples, data, tag = truth_from_data(a.data, a.split)
         root, scored, extra = Path(data["root"]), {"data_root": data["root"], "layout": data["layout"]}, {}
-    rows, key = match_rows(theirs, samples, root, a.predictions)
+    rows, key = match_rows(theirs, pool, root, a.predictions)  # all the data's images: file names must tell them apart
+    if pool is not samples:  # rows for the data's other parts: images not scored here
+        at = {id(s): i for i, s in enumerate(samples)}
+        rows = [at.get(id(pool[r]), -1) if r >= 0 else -1 for r in rows]
     probs, answered, how = class_answers(theirs, a.predictions, a.numbering)
     va = valence_arousal(theirs, a.predictions)
     matched = [i for i, r in enumerate(rows) if r >= 0 and answered[i]]
@@ -315,18 +331,21 @@ def run(a) -> int:
         raise Refused(f"--out {a.out} {problem}")
     a.out.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(a.predictions.read_bytes()).hexdigest()
+    paper = ferplus_paper_rule(df, root) if data.get("layout") == "ferplus" and root else None
     m = write_evaluation(a.out, tag, df, **scored, imported=a.predictions.resolve().as_posix(),
-                         not_predicted=len(missing))
+                         not_predicted=len(missing), **({"ferplus_paper_rule": paper} if paper else {}))
     atomic_write_json(a.out / "config.json", {
         "schema_version": 1, "name": a.out.resolve().name, "classes": CLASSES,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "imported",
-        "backbone": a.model or "imported",
+        "backbone": a.model or f"imported from {a.predictions.name}",
         "weights": {"requested": "imported", "loaded": f"predictions in {a.predictions.name}"},
         "data": {**data, "has_va": has_va},
         "imported": {"file": a.predictions.resolve().as_posix(), "sha256": digest, "rows": len(theirs),
                      "matched_by": key, "answers": how, **extra}})
     print(f"{a.out.name} [{tag}, n={m['n']}]: {summary_line(m)}")
     print(f"read {how}")
+    if paper:
+        print(paper_rule_line(paper))
     if left := sum(r < 0 for r in rows):
         example = theirs[key.split(" and ")[0]].iloc[rows.index(-1)]
         print(f"note: {left} of their {len(rows)} rows name no image scored here (e.g. {example!r}): left out",

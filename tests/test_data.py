@@ -670,3 +670,18 @@ def test_numbered_class_folders_are_named_as_the_data_set_that_numbers_them_so(t
     with pytest.raises(DataError) as e:
         read_dataset(tmp_path / "seven")
     assert "FER2013: 0 Anger" in str(e.value) and "If these are" not in str(e.value)
+
+
+def test_a_write_that_fills_the_disk_names_its_file_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from fer_core import io
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(io.os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        io.atomic_write_bytes(tmp_path / "last.pt", b"x" * 2_000_000)
+    assert io.disk_full(e.value) == f"No space left on device (writing 2.0 MB to {tmp_path / 'last.pt'})"
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temp file
+    assert io.disk_full(OSError(errno.EACCES, "Permission denied")) is None

@@ -235,6 +235,10 @@ def test_results_table_best_run_and_bars(runs_dir):
     assert [t.type for t in dots.data] == ["scatter", "scatter"] and list(dots.data[0].y) == list(many.index)
     assert dots.data[0].error_x.arrayminus[0] == pytest.approx(values.at["a", "Accuracy"] - lo)
     assert [a.text for a in dots.layout.annotations] == ["Accuracy", "Valence RMSE ↓"]
+    long = many.rename(index=lambda r: f"resnet50-affectnet-lr{r}-wd0.05-mixup0.2-seed1")  # alike where cut short
+    rows = report.bar_figure(long, many_cis.rename(index=lambda r: f"resnet50-affectnet-lr{r}-wd0.05-mixup0.2-seed1"),
+                             ["Accuracy"], "t").data[0].y
+    assert len(set(rows)) == len(long)  # a row each
 
 
 def test_results_table_shows_the_ferplus_paper_rule_where_a_run_has_it():

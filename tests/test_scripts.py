@@ -775,3 +775,29 @@ def test_fer2013_pixel_csv_given_as_data_says_how_to_convert_it(tmp_path):
     (tmp_path / "taken" / "x").write_text("")
     out = _run("fer2013_images.py", csv_path, "--out", tmp_path / "taken")
     assert out.returncode == 2 and "exists and is not an empty folder" in out.stderr
+
+
+def test_import_predictions_tells_apart_images_of_one_name_in_the_datas_parts(tmp_path):
+    from fer_core.labels import CLASSES
+    from tests.fixture_runs import write_images
+
+    paths, true = [], []
+    for part in ("train", "test"):
+        for k, name in enumerate(CLASSES):
+            for j in range(2):
+                paths.append(f"{part}/{name.lower()}/{name.lower()}_{j}.png")  # the same names in both parts
+                true.append(k)
+    write_images(tmp_path / "data", paths, true)
+    theirs = pd.DataFrame({"path": ["D:\\theirs\\" + p.replace("/", "\\") for p in paths],  # a copy on Windows
+                           "pred": [CLASSES[k] if p.startswith("test") else CLASSES[(k + 1) % 8]
+                                    for p, k in zip(paths, true)]})
+    theirs.to_csv(tmp_path / "theirs.csv", index=False)
+    out = _run("import_predictions.py", tmp_path / "theirs.csv", "--data", tmp_path / "data", "--split", "test",
+               "--out", tmp_path / "imp")
+    assert out.returncode == 0, out.stderr
+    assert "acc 1.0000" in out.stdout and "[data-test, n=16]" in out.stdout  # the train rows are not test images
+    assert "16 of their 32 rows name no image scored here" in out.stderr
+    theirs.iloc[[0, 0]].assign(path=["train/neutral/neutral_0.png", "E:/copy/train/neutral/neutral_0.png"]).to_csv(
+        tmp_path / "twice.csv", index=False)
+    out = _run("import_predictions.py", tmp_path / "twice.csv", "--data", tmp_path / "data", "--out", tmp_path / "b")
+    assert out.returncode == 2 and "lines 2 and 3 both name train/neutral/neutral_0.png" in out.stderr

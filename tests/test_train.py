@@ -580,7 +580,8 @@ def test_interrupted_or_failed_training_is_marked_and_kept_for_resume(tmp_path, 
             ("disk", OSError(errno.ENOSPC, "No space left on device (writing 38.0 MB to x/last.pt)", "x/last.pt"),
              "error: No space left on device (writing 38.0 MB to x/last.pt) during epoch 2 of 3: free some space"),
             ("mem", RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"),
-             "error: out of memory during epoch 2 of 3 (RuntimeError): lower --batch-size")]:
+             "error: out of memory during epoch 2 of 3 (RuntimeError: DefaultCPUAllocator: can't allocate memory: you "
+             "tried to allocate 9 GB): fewer --workers")]:
         _fail_at_epoch(monkeypatch, 2, error)
         assert run_train(*argv, "--name", name) == 2
         err = capsys.readouterr().err
@@ -614,6 +615,9 @@ def test_a_diverged_run_is_stopped_not_kept_as_best_and_not_sent_to_resume(tmp_p
     assert "--resume" not in err
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1]  # epoch 2 is neither saved nor kept as best
     assert json.loads((run / "config.json").read_text())["best"]["epoch"] == 1
+    monkeypatch.undo()
+    assert run_train("--resume", run) == 2  # from its last checkpoint it would diverge again
+    assert "its training diverged" in capsys.readouterr().err
 
 
 def test_a_run_resumes_on_a_copy_of_its_data_elsewhere_and_after_a_slurm_requeue(tmp_path, monkeypatch, capsys):
@@ -634,6 +638,15 @@ def test_a_run_resumes_on_a_copy_of_its_data_elsewhere_and_after_a_slurm_requeue
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
     assert not list((run / "checkpoints").glob(".*.tmp"))
     assert "the data is at" in (run / "train.log").read_text()
+    # requeued again after the run finished (a later step of the job script cut off): nothing to do
+    assert run_train(*[str(tmp_path / "staged") if a == data else a for a in argv]) == 0
+    assert "finished before: nothing to train" in capsys.readouterr().err
+    # a folder that is not a copy of the run's data is refused
+    monkeypatch.delenv("SLURM_RESTART_COUNT")
+    shutil.copytree(tmp_path / "staged", tmp_path / "part")
+    next((tmp_path / "part" / "images").iterdir()).unlink()
+    assert run_train("--resume", run, "--epochs", "4", "--data", tmp_path / "part") == 2
+    assert "is not a copy of the data" in capsys.readouterr().err
 
 
 def test_a_run_stopped_while_saving_an_epoch_resumes_from_the_last_whole_one(tmp_path, monkeypatch):
