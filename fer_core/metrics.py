@@ -23,17 +23,15 @@ from .labels import CLASSES, NUM_CLASSES, PROB_COLS
 
 
 # scikit-learn and SciPy take 2-3 s to import: imported when first needed, so that the dashboard's first page,
-# which reads metrics files, opens without them.
+# which reads metrics files, opens without them. The tests below use scipy.special's distribution functions, not
+# scipy.stats, which takes 0.6 s more to import and is on the dashboard's first page otherwise.
 def _skm():
     from sklearn import metrics
 
     return metrics
 
 
-def _binomtest(*args):
-    from scipy.stats import binomtest
-
-    return binomtest(*args)
+Z95 = 1.959963984540054  # the standard normal's 97.5% point
 
 
 LABELS = list(range(NUM_CLASSES))
@@ -404,8 +402,9 @@ def proportion_ci(k: int, n: int) -> tuple[float, float, float]:
     """k of n as a share with its Wilson 95% interval; NaNs when n is 0."""
     if n == 0:
         return (float("nan"),) * 3
-    ci = _binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
-    return k / n, float(ci.low), float(ci.high)
+    z2 = Z95 ** 2
+    centre, spread = (k + z2 / 2) / (n + z2), Z95 * math.sqrt(k * (n - k) / n + z2 / 4) / (n + z2)
+    return k / n, max(0.0, centre - spread), min(1.0, centre + spread)
 
 
 def format_p(p: float) -> str:
@@ -415,7 +414,10 @@ def format_p(p: float) -> str:
 
 def mcnemar_p(only_a: int, only_b: int) -> float:
     """Exact two-sided McNemar test: p of a split at least this uneven of the samples only one run gets right."""
-    return float(_binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
+    from scipy.special import bdtr  # the binomial distribution function: P(X <= k) of n draws at p
+
+    n = only_a + only_b  # Binomial(n, 1/2) is symmetric: twice the tail beyond the smaller count
+    return min(1.0, 2 * float(bdtr(min(only_a, only_b), n, 0.5))) if n else 1.0
 
 
 PAIR_VERDICT_P = 0.05  # a verdict names the better run where McNemar's p, adjusted (holm) where several, is below this
@@ -437,7 +439,7 @@ def corrected_resampled_t(diffs, test_train_ratio: float) -> tuple[float, float]
     per-fold differences of two recipes cross-validated on the same folds. The folds' training sets overlap, so
     the plain t-test's variance is too small; the correction multiplies it by 1 + K * n_test / n_train. NaN for
     fewer than two folds."""
-    from scipy.stats import t as student_t
+    from scipy.special import stdtr  # Student's t distribution function
 
     d = np.asarray(diffs, dtype=float)
     k = d.size
@@ -447,7 +449,7 @@ def corrected_resampled_t(diffs, test_train_ratio: float) -> tuple[float, float]
     if var == 0:
         return (0.0, 1.0) if d.mean() == 0 else (math.copysign(math.inf, d.mean()), 0.0)
     t = float(d.mean() / math.sqrt(var))
-    return t, float(2 * student_t.sf(abs(t), k - 1))
+    return t, float(2 * stdtr(k - 1, -abs(t)))
 
 
 def fold_by_fold(folds_a: list, folds_b: list) -> dict | None:

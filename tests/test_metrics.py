@@ -426,3 +426,18 @@ def test_bad_input_is_rejected_clearly():
         compute_metrics(df.assign(**{c: df[c] * 3 - 1 for c in PROB_COLS}))
     with pytest.raises(ValueError):
         ccc([1, 2, 3], [1, 2])
+
+
+def test_wilson_interval_mcnemar_and_t_test_match_scipy_stats():
+    from scipy.stats import binomtest, t as student_t
+
+    from fer_core.metrics import corrected_resampled_t, mcnemar_p, proportion_ci
+
+    for n in range(1, 60):
+        for k in range(n + 1):
+            ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+            assert proportion_ci(k, n)[1:] == pytest.approx((ci.low, ci.high), abs=1e-12)
+            assert mcnemar_p(k, n - k) == pytest.approx(binomtest(k, n, 0.5).pvalue, abs=1e-12)
+    diffs = [0.01, 0.02, -0.005, 0.03, 0.0]
+    t, p = corrected_resampled_t(diffs, 0.25)
+    assert p == pytest.approx(2 * student_t.sf(abs(t), len(diffs) - 1), abs=1e-12)
