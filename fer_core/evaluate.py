@@ -15,6 +15,49 @@ import signal
 import sys
 from pathlib import Path
 
+
+def get_args_parser():
+    from . import data as fdata
+    from .train_args import IMG_SIZES, img_size
+
+    p = argparse.ArgumentParser(prog="python -m fer_core.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=os.path.expanduser,
+                   help="run folder written by fer_core.train, or a model file (.pt checkpoint, .onnx "
+                        "export); default: the shipped default model, models/default")
+    p.add_argument("--data", type=os.path.expanduser,
+                   help="data folder to evaluate on (default: the model's own training data)")
+    p.add_argument("--layout", default="auto", choices=("auto", *fdata.LAYOUTS),
+                   help=f"layout of --data: auto, {', '.join(fdata.LAYOUTS)}")
+    p.add_argument("--split", default=None, choices=("train", "val", "test", "all"),
+                   help="train, val, test or all (default: test of the run's own split; all samples of other data "
+                        "unless it has a predefined test split)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="which checkpoint of a run folder (default best)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average predictions over the image and its mirror (default: as the run was trained to)")
+    p.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True,
+                   help="rescale the probabilities by the temperature fitted with fer_core.calibrate, where the model "
+                        "has one (default on; --no-temperature writes the raw probabilities)")
+    p.add_argument("--only-data-classes", action="store_true",
+                   help="answer only among the classes the data has: the probabilities of the others are dropped "
+                        "and the rest renormalised before the argmax, e.g. to report a 7-class figure for an 8-class "
+                        "model on RAF-DB or FER2013 (default: the model answers among all 8)")
+    p.add_argument("--img-size", type=img_size, help=f"input size to evaluate at, {IMG_SIZES[0]} to {IMG_SIZES[1]} "
+                   f"pixels (default: the size the run trained at)")
+    p.add_argument("--out", type=os.path.expanduser,
+                   help="folder for predictions/metrics (default: the run folder, also for a checkpoint in "
+                        "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
+    p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>); "
+                                 "letters, digits, '.', '_', '+', '-'")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    return p
+
+
+if __name__ == "__main__":  # --help and a mistyped flag answer before torch loads
+    get_args_parser().parse_args()
+
+
 import numpy as np
 import pandas as pd
 import torch
@@ -27,7 +70,6 @@ from .io import atomic_write_json, disk_full, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import summary_line, write_evaluation
 from .models import model_from_checkpoint
-from .train_args import IMG_SIZES, img_size
 from .transforms import normalise
 
 TAG = re.compile(r"\w[\w.+-]*")  # a file-name part: no folders, no leading dot
@@ -82,41 +124,6 @@ def evaluate_samples(model, cfg, root, samples, device="cpu", tta=False, progres
     kept = [samples[i] for i in ok]
     probs, va = predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta, progress=progress)
     return predictions_frame(kept, probs, va), failures
-
-
-def get_args_parser():
-    p = argparse.ArgumentParser(prog="python -m fer_core.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=os.path.expanduser,
-                   help="run folder written by fer_core.train, or a model file (.pt checkpoint, .onnx "
-                        "export); default: the shipped default model, models/default")
-    p.add_argument("--data", type=os.path.expanduser,
-                   help="data folder to evaluate on (default: the model's own training data)")
-    p.add_argument("--layout", default="auto", choices=("auto", *fdata.LAYOUTS),
-                   help=f"layout of --data: auto, {', '.join(fdata.LAYOUTS)}")
-    p.add_argument("--split", default=None, choices=("train", "val", "test", "all"),
-                   help="train, val, test or all (default: test of the run's own split; all samples of other data "
-                        "unless it has a predefined test split)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
-                   help="which checkpoint of a run folder (default best)")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average predictions over the image and its mirror (default: as the run was trained to)")
-    p.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True,
-                   help="rescale the probabilities by the temperature fitted with fer_core.calibrate, where the model "
-                        "has one (default on; --no-temperature writes the raw probabilities)")
-    p.add_argument("--only-data-classes", action="store_true",
-                   help="answer only among the classes the data has: the probabilities of the others are dropped "
-                        "and the rest renormalised before the argmax, e.g. to report a 7-class figure for an 8-class "
-                        "model on RAF-DB or FER2013 (default: the model answers among all 8)")
-    p.add_argument("--img-size", type=img_size, help=f"input size to evaluate at, {IMG_SIZES[0]} to {IMG_SIZES[1]} "
-                   f"pixels (default: the size the run trained at)")
-    p.add_argument("--out", type=os.path.expanduser,
-                   help="folder for predictions/metrics (default: the run folder, also for a checkpoint in "
-                        "its checkpoints/; needed for a model file elsewhere). Never another run's folder")
-    p.add_argument("--tag", help="file name tag: predictions_<tag>.csv (default: split, or <data folder>-<split>); "
-                                 "letters, digits, '.', '_', '+', '-'")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
-    return p
 
 
 def ferplus_paper_rule(df: pd.DataFrame, root) -> dict | None:
