@@ -81,7 +81,7 @@ def test_every_page_renders_in_chromium(server, tmp_path):
         page.get_by_test_id("stSidebar").get_by_role("link", name="Misclassified gallery").click()
         page.wait_for_selector("h1:has-text('Misclassified gallery')")
         _idle(page)
-        box = page.get_by_role("textbox", name="Find a sample by id")
+        box = page.get_by_role("textbox", name="Find samples by id")
         first_id = page.get_by_test_id("stMainBlockContainer").locator("code").first.inner_text()
         box.fill(first_id.strip("`"))
         box.press("Enter")
