@@ -115,6 +115,12 @@ def test_overview_says_when_runs_are_scored_on_different_numbers_of_images(monke
         "Their figures come from different image sets (a pooled cross-validation scores every image, a fixed split "
         "only its own part), so a difference between them is not a paired comparison: the Model disagreement page "
         "compares runs on the images they share."]
+    metrics = tmp_path / "fixed-split" / "metrics_val.json"  # as an import that left 20 images unanswered writes it
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "not_predicted": 20}))
+    at = _app(monkeypatch, tmp_path)
+    assert [w.value for w in at.warning if "leave images out" in w.value] == [
+        f"Imported predictions that leave images out (no answer, e.g. no face found): fixed-split, 20 of "
+        f"{n['fixed-split'] + 20:,}. Their figures cover the images they answered only, which may be the easier ones."]
 
 
 def test_confusion_page_shows_where_two_runs_differ(monkeypatch, runs_dir):

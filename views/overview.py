@@ -64,6 +64,10 @@ for (layout, root), names in groups.items():  # one table per data set: their sc
                                 for c in sub.columns})
 st.caption("Each value with its percentile-bootstrap 95% interval in brackets, where the metrics file has one. "
            "RMSE: lower is better; every other column: higher is better. Hover a column's name for what it means.")
+if skipped := {n: m["not_predicted"] for n, m in metrics.items() if (m or {}).get("not_predicted")}:
+    st.warning("Imported predictions that leave images out (no answer, e.g. no face found): " + "; ".join(
+        f"{S.md(n)}, {k:,} of {k + metrics[n]['n']:,}" for n, k in skipped.items()) + ". Their figures cover the "
+        "images they answered only, which may be the easier ones.")
 for names in groups.values():
     by_count = report.runs_by_sample_count(metrics, names)
     if len(by_count) > 1:
