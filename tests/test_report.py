@@ -358,6 +358,10 @@ def test_roc_curves_match_sklearn_auc(n):
     both = report_roc.macro_figure({"a": roc, "b": {}}, "roc", {"a": "#123456"}, {"a": 0.75})
     assert [t.name for t in both.data] == ["a (AUC 0.750)", "chance"]  # b has no macro curve: left out
     assert list(both.data[0].y) == pytest.approx(list(roc["macro"][1])) and both.data[0].line.color == "#123456"
+    seven = {k: v for k, v in pr.items() if k != "Contempt"}  # data without Contempt: 7 classes drawn
+    chance = [t for t in report_roc.curve_figure(seven, "pr", "t").data if t.name.startswith("chance")]
+    assert chance[0].name == "chance (macro: 1/7)" and list(chance[0].y) == pytest.approx([1 / 7, 1 / 7])
+    assert report_roc.macro_figure({"a": pr}, "pr", {}).data[-1].name == "chance (macro: 1/8)"
 
 
 def test_va_figures_sample_large_frames():
