@@ -72,6 +72,7 @@ from .metrics import summary_line, write_evaluation
 from .models import model_from_checkpoint
 from .transforms import normalise
 
+ONNX_BATCH = 32
 TAG = re.compile(r"\w[\w.+-]*")  # a file-name part: no folders, no leading dot
 
 
@@ -264,8 +265,10 @@ def _load(args, device):
 
         def predict(images, cfg, tta):  # at its own size: main refuses another --img-size for it
             predictor.tta = tta
-            parts = [predictor.predict_batch(images[i:i + 128].permute(0, 2, 3, 1).numpy())
-                     for i in batches(len(images), 128, progress=True)]
+            # 32 at a time: the default model on 3,199 images peaked at 1.9 GB in 43 s, against 3.9 GB in 51 s for
+            # batches of 128 (flipped: 256), with the same predictions (2 cores)
+            parts = [predictor.predict_batch(images[i:i + ONNX_BATCH].permute(0, 2, 3, 1).numpy())
+                     for i in batches(len(images), ONNX_BATCH, progress=True)]
             return tuple(np.concatenate(x) for x in zip(*parts))
 
         cfg = predictor.config
