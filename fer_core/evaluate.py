@@ -279,12 +279,8 @@ def _load(args, device):
         def predict(images, cfg, tta):
             return predict_arrays(model, images, cfg["mean"], cfg["std"], device=device, tta=tta, progress=True)
 
-    if path.parent.name == "checkpoints" and (path.parent.parent / "split.csv").is_file():
-        run = path.parent.parent
-    else:
-        from .runs import model_run
-        run = model_run(cfg)
-    return path, cfg, run, predict
+    from .runs import model_run
+    return path, cfg, model_run(cfg, path), predict
 
 
 def main(args) -> int:

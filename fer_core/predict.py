@@ -166,8 +166,8 @@ def trained_images(predictor, files) -> set[str]:
     from . import data as fdata
     from .runs import earlier_stages, model_run
 
-    cfg, path = predictor.config, Path(predictor.path)
-    own = path.parent.parent if path.parent.name == "checkpoints" else model_run(cfg)
+    cfg = predictor.config
+    own = model_run(cfg, predictor.path)
     trained = {}  # stages on one data set (an ensemble's members, their FER+ stages) list its files once
     for run, c in ([(own, cfg)] if own is not None else []) + earlier_stages(cfg):
         root = (c.get("data") or {}).get("root")

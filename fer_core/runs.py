@@ -788,11 +788,15 @@ def stages_minutes(run_dirs) -> float | None:
     return round(sum(stages.values()), 3) if None not in stages.values() else None
 
 
-def model_run(cfg: dict) -> Path | None:
-    """The run folder a model file was exported from, where it is at hand (the same run: same creation time): in
-    artifacts/runs under the working folder, else in this checkout's, beside the default model shipped here."""
+def model_run(cfg: dict, path: str | os.PathLike) -> Path | None:
+    """The run folder (with its split.csv) of the model file at ``path`` with config ``cfg``: the one whose
+    checkpoints/ holds it, else the run it was exported from, where it is at hand (the same run: same creation time):
+    in artifacts/runs under the working folder, else in this checkout's, beside the default model shipped here."""
     from .inference import RUNS_DIR, SHIPPED_DIR
 
+    path = Path(path)
+    if path.parent.name == "checkpoints" and (path.parent.parent / "split.csv").is_file():
+        return path.parent.parent
     for runs in (RUNS_DIR, SHIPPED_DIR.parent.parent / RUNS_DIR):
         run = runs / str(cfg.get("name"))
         try:

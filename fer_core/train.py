@@ -479,7 +479,7 @@ def train_one_epoch(net, model, loader, augment, opt, sched, scaler, device, r, 
         loss, logits = forward_loss()
         if not torch.isfinite(loss):  # diverged: every later step would only spread the NaN
             raise Diverged(f"the training loss became {loss.item()} in epoch {epoch}, batch {bar.n + 1}: the weights "
-                       f"diverged; train again with a lower --lr (this run's: {r['lr']:g})")
+                           f"diverged; train again with a lower --lr (this run's: {r['lr']:g})")
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if r.get("sam", 0) > 0:
@@ -673,12 +673,14 @@ def _environment() -> dict:
             "cpu": cpu or platform.machine(), "threads": torch.get_num_threads()}
 
 
-def _saved_status(run_dir: Path) -> str | None:
-    """The status config.json gives the run (finished, stopped_early, stopped, failed, running), None if unreadable."""
+def _saved(run_dir: Path) -> dict:
+    """The run's config.json as saved (its status: finished, stopped_early, stopped, failed, running; "diverged"),
+    {} where unreadable."""
     try:
-        return json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
 
 
 def _prepare_run(args, rank, world=1):
@@ -696,11 +698,7 @@ def _prepare_run(args, rank, world=1):
             raise Fail(f"cannot resume: no run folder {run_dir}" + (f" (did you mean {near[0]}?)" if near else ""))
         if not last.is_file():
             raise Fail(f"cannot resume: no checkpoint at {last}")
-        try:
-            diverged = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("diverged")
-        except (OSError, ValueError, AttributeError):
-            diverged = False
-        if diverged:
+        if _saved(run_dir).get("diverged"):
             raise Fail(f"cannot resume {run_dir}: its training diverged, and from its last checkpoint it would again; "
                        "train a new run (another --name) with a lower --lr")
         ckpt = read_weights_file(last, "cannot resume")
@@ -715,7 +713,7 @@ def _prepare_run(args, rank, world=1):
         if args.epochs and args.epochs < ckpt["epoch"]:
             raise Fail(f"--epochs {args.epochs}: {run_dir} has trained {ckpt['epoch']} epochs already, and --resume "
                        f"only trains a run longer: give --epochs {ckpt['epoch']} or more, or leave it out")
-        status = _saved_status(run_dir)
+        status = _saved(run_dir).get("status")
         if status in ("finished", "stopped_early") and not (args.epochs and args.epochs > ckpt["epoch"]):
             raise Fail(f"{run_dir} has nothing left to train: it " + (f"finished its {ckpt['epoch']} epochs"
                        if status == "finished" else f"stopped early after epoch {ckpt['epoch']}")
@@ -808,7 +806,7 @@ def _prepare_run(args, rank, world=1):
     run_dir = Path(args.out) / name
     restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
     if exists and restarts not in ("", "0") and args.name and (run_dir / "checkpoints" / "last.pt").is_file():
-        if _saved_status(run_dir) in ("finished", "stopped_early"):  # a later step of the job script was cut off
+        if _saved(run_dir).get("status") in ("finished", "stopped_early"):  # a later step of the job script was cut off
             raise AlreadyDone(f"note: SLURM requeued this job (restart {restarts}), and {run_dir} finished before: "
                               "nothing to train")
         print(f"note: SLURM requeued this job (restart {restarts}): resuming {run_dir}", file=sys.stderr)
@@ -1155,12 +1153,9 @@ def _resume_folder(run_dir: Path, cfg: dict, assignment: dict, index) -> None:
     """A resumed run's folder, once claimed: the dashboard shows a stopped or failed run training from now on (not
     stopped until its first new epoch ends), the temp files of a write that a kill cut short go, and images of its
     split no longer in the data are named: its later epochs are trained and measured without them."""
-    try:  # a finished run trained longer stays finished until an epoch is added: cut off before, it still is
-        saved = json.loads((run_dir / "config.json").read_text())
-        if saved.get("status") in ("stopped", "failed"):
-            atomic_write_json(run_dir / "config.json", {**saved, "status": "running"})
-    except (OSError, ValueError):
-        pass  # written whole at the end of the first new epoch
+    saved = _saved(run_dir)  # a finished run trained longer stays finished until an epoch is added
+    if saved.get("status") in ("stopped", "failed"):
+        atomic_write_json(run_dir / "config.json", {**saved, "status": "running"})
     if moved := cfg["resumed"][-1].get("data"):
         log.info("the data is at %s now (it was at %s)", moved, cfg["resumed"][-1]["data_before"])
     written = ("config.json", "history.csv", "split.csv", "last.pt", "best.pt", "best.next.pt")  # training's own files

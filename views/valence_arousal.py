@@ -14,9 +14,10 @@ preds = {r.name: S.predictions(r, ctx.split) for r in have}
 va_runs = [r for r in have if V.has_va(preds[r.name])]
 for r in have:
     if r not in va_runs:
-        if V.no_va_reason(preds[r.name]) == "untrained" and r.config.get("status") == "imported":
+        reason = V.no_va_reason(preds[r.name])
+        if reason == "untrained" and r.config.get("status") == "imported":
             st.warning(f"**{S.md(r.name)}**: its imported predictions give no valence/arousal.")
-        elif V.no_va_reason(preds[r.name]) == "untrained":
+        elif reason == "untrained":
             st.warning(f"**{S.md(r.name)}**: the model was trained without valence/arousal, so its valence/arousal "
                        "outputs are not scored.")
         else:
