@@ -28,6 +28,7 @@ pages = [
     st.Page("views/valence_arousal.py", title="Valence / arousal", icon=":material/scatter_plot:"),
     st.Page("views/gallery.py", title="Misclassified gallery", icon=":material/photo_library:"),
     st.Page("views/disagreement.py", title="Model disagreement", icon=":material/compare_arrows:"),
+    st.Page("views/subgroups.py", title="Subgroups", icon=":material/groups:"),
     st.Page("views/predict.py", title="Live prediction", icon=":material/photo_camera:"),
 ]
 pg = st.navigation(pages)
@@ -37,7 +38,7 @@ st.set_page_config(page_title=f"{pg.title} · FER Lab")  # the browser tab, and 
 MANY_RUNS = 30  # chosen runs beyond which pages grow slow and their charts crowded
 KEPT = ("per_class_metric", "cm_diff_a", "cm_diff_b", "cm_cells", "dis_a", "dis_b", "gallery_query", "gallery_run",
         "gallery_true", "gallery_pred", "gallery_sort", "gallery_dim", "gallery_per_page", "gallery_page-", "va_run",
-        "va_points", "predict_model", "predict_runtime", "roc_run", "video_one_person")
+        "va_points", "predict_model", "predict_runtime", "roc_run", "video_one_person", "subgroup_")
 for key in [k for k in st.session_state if str(k).startswith(KEPT)]:  # "gallery_page-...": one per filter choice
     st.session_state[key] = st.session_state[key]
 

@@ -49,6 +49,7 @@ class DataIndex:
     has_va: bool
     skipped: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    properties: pd.DataFrame | None = None  # a manifest's other columns (gender, age, camera, ...), indexed by id
 
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
@@ -529,6 +530,8 @@ def _read_csv(root: Path) -> DataIndex:
         return x if math.isnan(x) or -1 <= x <= 1 or x == -2 else None
 
     numbered = str(cols[1]).strip().lower() == "expression"  # AffectNet's own CSVs: its numbers, its order
+    read = {cols[0], cols[1], *(lower[n] for n in ("valence", "arousal", "split") if n in lower)}
+    others, properties = [c for c in df.columns if c not in read and str(c).strip()], []
     for row in df.to_dict("records"):
         rel = str(row[cols[0]]).strip()
         raw = str(row[cols[1]]).strip()
@@ -568,6 +571,7 @@ def _read_csv(root: Path) -> DataIndex:
             odd_splits.add(raw_split)
         path = Path(rel).as_posix() if not os.path.isabs(rel) else rel
         samples.append(Sample(path, path, label, valence, arousal, split))
+        properties.append([row[c] for c in others])
     if odd_splits:
         raise DataError(f"{csv_path}: split column values {', '.join(repr(v) for v in sorted(odd_splits))} are not "
                         f"train, val or test")
@@ -587,7 +591,9 @@ def _read_csv(root: Path) -> DataIndex:
     if missing:
         notes.append(f"missing image, e.g. {missing} (looked under {base}: a manifest's relative paths start from "
                      "its own folder)")
-    return DataIndex(base, "csv", samples, False, skipped, notes)
+    properties = pd.DataFrame(properties, index=pd.Index([s.id for s in samples], name="id"),
+                              columns=[str(c).strip() for c in others]) if others else None
+    return DataIndex(base, "csv", samples, False, skipped, notes, properties)
 
 
 # layout -> reader: what read_dataset reads (and detect_layout tells apart)

@@ -25,6 +25,7 @@ PAGES = {
     "views/valence_arousal.py": ("Valence / arousal", 4, 1),
     "views/gallery.py": ("Misclassified gallery", 0, 1),
     "views/disagreement.py": ("Model disagreement", 2, 4),
+    "views/subgroups.py": ("Subgroups", 1, 1),
 }
 
 

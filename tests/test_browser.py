@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("FER_LAB_CHROMIUM", "/usr/bin/chromium")
 PAGES = {"overview": "Overview", "curves": "Training curves", "confusion": "Confusion matrices",
          "roc_pr": "ROC, PR and calibration", "valence_arousal": "Valence / arousal", "gallery": "Misclassified gallery",
-         "disagreement": "Model disagreement"}
+         "disagreement": "Model disagreement", "subgroups": "Subgroups"}
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed"),
@@ -186,3 +186,32 @@ def test_a_row_of_the_most_frequent_mistakes_opens_the_gallery_on_them(server):
     assert "Most frequent mistakes" in first
     # the gallery opens on that run, filtered on one pair of classes
     assert f"samples in {run} / " in main and "any" not in chosen and chosen[0] != chosen[1]
+
+
+def test_subgroups_take_a_groups_file_and_say_what_is_wrong_with_a_bad_one(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    good, bad = tmp_path / "cameras.csv", tmp_path / "no-key.csv"
+    good.write_text("id,camera\n" + "".join(f"{i},{'AB'[i % 2]}\n" for i in range(5000)))
+    bad.write_text("image_no,camera\n1,A\n")
+    executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{server}/subgroups", wait_until="domcontentloaded")
+        page.wait_for_selector("h1:has-text('Subgroups')", timeout=60_000)
+        _idle(page)
+        page.get_by_text("Add your own groups").click()
+        page.locator("input[type='file']").set_input_files(str(bad))
+        page.wait_for_selector("[data-testid='stAlert']:has-text('has no column named id or path')", timeout=30_000)
+        page.locator("input[type='file']").set_input_files(str(good))
+        page.wait_for_selector("text=images matched", timeout=30_000)
+        page.get_by_test_id("stSelectbox").filter(has_text="Group the images by").click()
+        page.get_by_role("option", name="camera (your file)").click()
+        _idle(page)
+        main = page.get_by_test_id("stMain").inner_text()
+        errors = page.locator("[data-testid='stException']").count()
+        browser.close()
+    assert errors == 0
+    assert "camera (your file): a column of your data or of the uploaded file" in main
+    assert "Download each image's camera (your file) and every run's answer (CSV)" in main

@@ -273,6 +273,19 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         assert images_root(root) == tmp_path and (images_root(root) / s2.path).is_file()
 
 
+def test_csv_manifest_keeps_its_other_columns_for_subgroups(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"{i}.jpg")
+    (tmp_path / "m.csv").write_text("path,label,Gender,age,split\n0.jpg,happy,f,31,train\n1.jpg,sad,m,,test\n"
+                                    "2.jpg,bored,m,40,train\nmissing.jpg,sad,f,22,train\n")
+    index = read_dataset(tmp_path, "csv")
+    assert [s.id for s in index.samples] == ["0.jpg", "1.jpg"]  # unknown label and missing image: no row
+    assert index.properties.to_dict("index") == {"0.jpg": {"Gender": "f", "age": "31"},
+                                                 "1.jpg": {"Gender": "m", "age": ""}}
+    (tmp_path / "m.csv").write_text("path,label\n0.jpg,happy\n")
+    assert read_dataset(tmp_path, "csv").properties is None
+
+
 def test_csv_manifest_as_spreadsheets_and_other_tools_write_it(tmp_path):
     for i in range(4):
         save(tmp_path / "v1" / f"face {i}.jpg")

@@ -1,0 +1,254 @@
+"""Accuracy by subgroup: does a model fail more on dark, blurred, greyscale or turned faces, on images the annotators
+disagreed on, or on a group a user names (a manifest's gender, age or camera column)?
+
+Each image gets a value of a property; numbers are cut into equal-count bins, words kept as groups. Per run and group:
+accuracy with its Wilson 95% interval, and the accuracy expected from the group's mix of classes alone (the run's
+recall of each class over all images, weighted by how many of each the group holds): a group of mostly Happy faces
+scores high whatever its light. One p-value per run asks whether accuracy differs between the groups beyond what
+their class mix explains (a permutation test within classes).
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .labels import CLASSES
+from .metrics import proportion_ci
+from .report import legend_below, legend_label, plot_text, run_colors
+
+# property -> what it measures, as the page explains it
+IMAGE_PROPERTIES = {
+    "brightness": "the image's mean grey level (0 black, 255 white)",
+    "contrast": "the spread (standard deviation) of its grey levels",
+    "sharpness": "log10 of the variance of its Laplacian: low means blurred or upscaled from a small original",
+    "colour": "greyscale when its mean saturation is under 10 of 255, else colour",
+    "image size": "its shorter side in pixels",
+}
+FACE_PROPERTIES = {
+    "head roll": "how far the line between the eyes tilts from level, in degrees (from the 68 landmarks)",
+    "head turn": "how far the nose sits from the middle of the jaw line, 0 frontal, 1 the nose at the jaw's edge "
+                 "(from the 68 landmarks, after levelling the eyes)",
+}
+AGREEMENT = "annotator agreement"  # FER+: the share of its annotators' votes the top class got
+GREY_SATURATION = 10  # mean HSV saturation under which an image is greyscale (JPEG noise tints a grey one to ~5)
+MAX_GROUPS = 12  # named groups drawn; the smallest beyond these are pooled as "other"
+MIN_GROUP = 20  # images a named group needs to be drawn on its own: an accuracy of fewer swings by ±20 points
+
+
+def _image_stats(path: Path) -> tuple[float, ...]:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # greyscale files come back as three equal channels
+    if image is None:
+        return (math.nan,) * len(IMAGE_PROPERTIES)
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    saturation = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)[..., 1].mean()
+    sharpness = cv2.Laplacian(grey, cv2.CV_64F).var()
+    return (float(grey.mean()), float(grey.std()), math.log10(sharpness) if sharpness > 0 else math.nan,
+            float(saturation), float(min(grey.shape)))
+
+
+def image_properties(paths: dict[str, Path | None]) -> pd.DataFrame:
+    """IMAGE_PROPERTIES of each image (id -> its file; None or an unreadable file gives NaNs), indexed by id; colour
+    as the words "greyscale" / "colour"."""
+    ids = list(paths)
+    with ThreadPoolExecutor(max_workers=4) as pool:  # cv2 decodes outside the GIL
+        stats = list(pool.map(lambda i: _image_stats(paths[i]) if paths[i] else (math.nan,) * 5, ids))
+    table = pd.DataFrame(stats, index=pd.Index(ids, name="id"), columns=list(IMAGE_PROPERTIES))
+    table["colour"] = np.where(table["colour"].isna(), None,
+                               np.where(table["colour"] < GREY_SATURATION, "greyscale", "colour"))
+    return table
+
+
+def head_pose(points: np.ndarray) -> tuple[float, float]:
+    """(roll in degrees, turn) of a face from its 68 landmarks (iBUG order, x and y in any one scale), both as
+    absolute values: roll, the eye line's tilt; turn, (a - b) / (a + b) where a and b are the nose tip's distances to
+    the jaw's two ends along the levelled eye line."""
+    eyes = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
+    dx, dy = eyes[1] - eyes[0]
+    roll = math.atan2(dy, dx)
+    c, s = math.cos(-roll), math.sin(-roll)
+    x = points[:, 0] * c - points[:, 1] * s  # x along the levelled eye line
+    a, b = x[30] - x[0], x[16] - x[30]
+    return abs(math.degrees(roll)), (abs(a - b) / (a + b) if a + b > 0 else math.nan)
+
+
+def landmark_properties(annotations: Path, ids) -> pd.DataFrame:
+    """FACE_PROPERTIES from AffectNet's ``annotations/<id>_lnd.npy`` files, indexed by id; NaN where a file is
+    missing or not 68 points."""
+    def one(i: str) -> tuple[float, float]:
+        try:
+            points = np.load(annotations / f"{i}_lnd.npy", allow_pickle=False).astype(float).reshape(-1)
+        except (OSError, ValueError):
+            return math.nan, math.nan
+        return head_pose(points.reshape(68, 2)) if points.size == 136 and np.isfinite(points).all() else \
+            (math.nan, math.nan)
+
+    ids = list(ids)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rows = list(pool.map(one, ids))
+    return pd.DataFrame(rows, index=pd.Index(ids, name="id"), columns=list(FACE_PROPERTIES))
+
+
+def agreement(votes: pd.DataFrame) -> pd.Series:
+    """The share of each image's votes that went to its top expression class (FER+: 0.3 to 1.0)."""
+    counts = votes[CLASSES].to_numpy(float)
+    total = votes.to_numpy(float).sum(axis=1)  # "unknown" and "not a face" votes count against agreement too
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.Series(counts.max(axis=1) / total, index=votes.index, name=AGREEMENT)
+
+
+def _decimals(edges) -> int:
+    """Decimals that tell the closest two bin edges apart (0 for edges 20, 92, 112; 3 for 0.058, 0.132)."""
+    gap = np.diff(edges).min()
+    return int(min(4, max(0, 1 - math.floor(math.log10(gap))))) if gap > 0 else 0
+
+
+def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, bool]:
+    """(each image's group as text, whether the groups are ordered bins). Numbers (all but a few values of the
+    column) are cut into ``n_bins`` equal-count bins, "0.2–0.5"; other values are groups as they are, the smallest
+    beyond MAX_GROUPS or under MIN_GROUP images pooled as "other". Missing values get no group (NaN)."""
+    index, values = values.index, values.reset_index(drop=True)  # ids may repeat (several runs' values together)
+    present = values.dropna()
+    present = present[present.astype(str).str.strip() != ""]
+    numbers = pd.to_numeric(present, errors="coerce")
+    if len(present) and numbers.notna().mean() >= 0.95 and numbers.nunique() > MAX_GROUPS:
+        numbers = numbers.dropna()
+        edges = np.unique(np.quantile(numbers, np.linspace(0, 1, n_bins + 1)))
+        if len(edges) > 2:
+            bins, d = pd.cut(numbers, edges, include_lowest=True), _decimals(edges)
+            labels = {b: f"{edges[i]:.{d}f}–{edges[i + 1]:.{d}f}" for i, b in enumerate(bins.cat.categories)}
+            return bins.map(labels).astype(object).reindex(values.index).set_axis(index), True
+    text = present.map(lambda x: f"{x:g}" if isinstance(x, float) else str(x).strip())  # 224.0 -> "224"
+    sizes = text.value_counts()
+    named = [g for g in sizes.index[:MAX_GROUPS - 1 if len(sizes) > MAX_GROUPS else MAX_GROUPS]
+             if sizes[g] >= MIN_GROUP]
+    return text.where(text.isin(named), "other").reindex(values.index).set_axis(index), False
+
+
+def class_adjusted_p(true, right, group, n_perm: int = 2000, seed: int = 0) -> float:
+    """Permutation p-value for "accuracy differs between the groups more than their mixes of classes explain".
+
+    Statistic: the sum over groups of (right_g - expected_g)² / n_g, where expected_g sums the run's overall recall
+    of each image's class. Under the null, within each true class, which group an image is in has nothing to do with
+    whether the model was right: group labels are shuffled within classes (which keeps every expected_g)."""
+    true, right = np.asarray(true), np.asarray(right, float)
+    codes, uniques = pd.factorize(np.asarray(group, dtype=object))
+    k = len(uniques)
+    if k < 2:
+        return math.nan
+    recall = pd.Series(right).groupby(true).mean()
+    expected = np.bincount(codes, weights=recall.reindex(true).to_numpy(), minlength=k)
+    n = np.bincount(codes, minlength=k)
+
+    def statistic(right_per_group: np.ndarray) -> np.ndarray:
+        return (((right_per_group - expected) ** 2) / n).sum(axis=-1)
+
+    observed = statistic(np.bincount(codes, weights=right, minlength=k))
+    rng = np.random.default_rng(seed)
+    order = np.argsort(true, kind="stable")  # images by class: shuffles happen within each block of one class
+    blocks = np.asarray(true)[order]
+    at_least, done = 0, 0
+    while done < n_perm:
+        m = min(500, n_perm - done)
+        keys = blocks[None, :] * 2.0 + rng.random((m, len(order)))  # sorts within a class, never across
+        shuffled = codes[order][np.argsort(keys, axis=1)]
+        flat = (shuffled + k * np.arange(m)[:, None]).ravel()
+        per_group = np.bincount(flat, weights=np.tile(right[order], m), minlength=m * k).reshape(m, k)
+        at_least += int((statistic(per_group) >= observed - 1e-12).sum())
+        done += m
+    return (1 + at_least) / (1 + n_perm)
+
+
+def subgroup_table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], n_bins: int = 5
+                   ) -> tuple[pd.DataFrame, dict[str, float], bool]:
+    """(one row per run and group: n, accuracy with its Wilson 95% interval, accuracy expected from the group's
+    class mix; each run's class_adjusted_p; whether the groups are ordered bins). ``values`` holds each run's
+    property per id; groups are cut over all runs' values together, so every run has the same bins."""
+    parts = []
+    for run, pred in preds.items():
+        v = values.get(run)
+        if v is None:
+            continue
+        p = pred.assign(id=pred["id"].astype(str))
+        p = p[p["id"].isin(v.index)]
+        parts.append(pd.DataFrame({"run": run, "value": v.reindex(p["id"]).to_numpy(), "true": p["true"].to_numpy(),
+                                   "right": (p["pred"] == p["true"]).to_numpy()}))
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "value", "true", "right"])
+    group, ordered = groups_of(rows["value"], n_bins)
+    rows = rows.assign(group=group)
+    order = list(dict.fromkeys(rows.sort_values("value", key=_sort_key(ordered))["group"].dropna()))
+    if "other" in order:
+        order.append(order.pop(order.index("other")))
+    out, p_values = [], {}
+    for run, r in rows.dropna(subset=["group"]).groupby("run", sort=False):
+        recall = r.groupby("true")["right"].mean()
+        p_values[run] = class_adjusted_p(r["true"], r["right"], r["group"])
+        for g, in_group in r.groupby("group", sort=False):
+            acc, lo, hi = proportion_ci(int(in_group["right"].sum()), len(in_group))
+            out.append({"run": run, "group": g, "n": len(in_group), "accuracy": acc, "lo": lo, "hi": hi,
+                        "expected": float(recall.reindex(in_group["true"]).mean())})
+    runs = {run: i for i, run in enumerate(preds)}
+    table = pd.DataFrame(out, columns=["run", "group", "n", "accuracy", "lo", "hi", "expected"])
+    table = table.sort_values(["run", "group"], key=lambda c: c.map(runs if c.name == "run" else order.index),
+                              ignore_index=True)
+    return table, p_values, ordered
+
+
+def _sort_key(ordered: bool):
+    """Bins in the order of their values; named groups by size, largest first."""
+    return (lambda c: pd.to_numeric(c, errors="coerce")) if ordered else \
+        (lambda c: -c.astype(str).map(c.astype(str).value_counts()))
+
+
+def subgroup_figure(table: pd.DataFrame, ordered: bool, property_name: str,
+                    colors: dict[str, str] | None = None) -> go.Figure:
+    """Accuracy per group with Wilson 95% intervals, one colour per run; a hollow diamond (dotted line) marks what
+    the group's class mix alone would give."""
+    colors = run_colors(list(dict.fromkeys(table["run"])), colors)
+    fig = go.Figure()
+    for run, t in table.groupby("run", sort=False):
+        label = legend_label(run)
+        fig.add_trace(go.Scatter(
+            x=t["group"], y=t["accuracy"], mode="lines+markers" if ordered else "markers", name=label,
+            legendgroup=run, line=dict(color=colors[run]), marker=dict(size=9), customdata=t[["n", "expected"]],
+            error_y=dict(type="data", array=t["hi"] - t["accuracy"], arrayminus=t["accuracy"] - t["lo"]),
+            hovertemplate="%{x}: %{y:.1%} of %{customdata[0]} images (expected from its classes %{customdata[1]:.1%})"
+                          "<extra>" + plot_text(run) + "</extra>"))
+        fig.add_trace(go.Scatter(
+            x=t["group"], y=t["expected"], mode="lines+markers" if ordered else "markers",
+            name=f"{label}: expected from its classes", legendgroup=run, showlegend=False,
+            line=dict(color=colors[run], dash="dot", width=1),
+            marker=dict(symbol="diamond-open", size=9, color=colors[run]),
+            hovertemplate="%{x}: %{y:.1%} expected from its mix of classes<extra>" + plot_text(run) + "</extra>"))
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="expected from the class mix",
+                             marker=dict(symbol="diamond-open", size=9, color="grey"), hoverinfo="skip"))
+    groups = list(dict.fromkeys(table["group"]))
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=groups, title=plot_text(property_name))
+    fig.update_yaxes(title="accuracy", tickformat=".0%", rangemode="tozero")
+    fig.update_layout(margin_t=30, scattermode="group", scattergap=0.6, height=420)
+    legend_below(fig, 300, axis_px=60)
+    return fig
+
+
+def display_table(table: pd.DataFrame, p_values: dict[str, float]) -> pd.DataFrame:
+    """The figure's numbers as text, one row per group: its images, then per run its accuracy with the interval and
+    the gap to what its class mix gives, "0.516 [0.396, 0.634] -0.4 pts"; each run's p-value in its column's name."""
+    from .metrics import format_p
+
+    out = pd.DataFrame(index=pd.Index(list(dict.fromkeys(table["group"])), name="group"))
+    counts = table.pivot(index="group", columns="run", values="n").reindex(out.index)
+    same = counts.nunique(axis=1, dropna=True).le(1).all()
+    if same:
+        out["images"] = counts.max(axis=1).astype(int)
+    for run, t in table.groupby("run", sort=False):
+        t = t.set_index("group")
+        out[f"{run} (p {format_p(p_values[run])})"] = pd.Series(
+            [f"{a:.3f} [{lo:.3f}, {hi:.3f}] {100 * (a - e):+.1f} pts" + ("" if same else f", {n} images")
+             for a, lo, hi, e, n in t[["accuracy", "lo", "hi", "expected", "n"]].to_numpy()], index=t.index)
+    return out.fillna("–")

@@ -1,0 +1,104 @@
+"""Accuracy by subgroup (fer_core.subgroups): the image and face measures, the grouping and the class-adjusted test."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageFilter
+
+from fer_core import subgroups as G
+from fer_core.metrics import format_p
+from tests.conftest import pattern_image
+
+
+def test_image_properties_tell_dark_from_bright_blurred_from_sharp_and_grey_from_colour(tmp_path):
+    face = Image.fromarray(pattern_image(1, 96, np.random.default_rng(0)))
+    files = {"sharp": face, "blurred": face.filter(ImageFilter.GaussianBlur(3)),
+             "grey": face.convert("L"), "dark": Image.eval(face, lambda v: v // 4)}
+    for name, im in files.items():
+        im.save(tmp_path / f"{name}.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    paths = {name: tmp_path / f"{name}.png" for name in [*files, "broken"]} | {"gone": None}
+    t = G.image_properties(paths)
+    assert t.loc["sharp", "sharpness"] > t.loc["blurred", "sharpness"] + 0.5  # log10: over 3 times the variance
+    assert t.loc["dark", "brightness"] < t.loc["sharp", "brightness"] / 3
+    assert t.loc["dark", "contrast"] < t.loc["sharp", "contrast"] / 3
+    assert t.loc["grey", "colour"] == "greyscale" and t.loc["sharp", "colour"] == "colour"
+    assert t.loc["sharp", "image size"] == 96
+    for missing in ("broken", "gone"):
+        assert t.loc[missing, ["brightness", "sharpness", "colour"]].isna().all()
+
+
+def _face(roll_deg: float = 0.0, nose_shift: float = 0.0) -> np.ndarray:
+    """68 iBUG points of a level, frontal face (jaw 0 and 16 at x = -1 and 1, nose tip 30 at x = nose_shift), turned
+    in the image plane by roll_deg."""
+    pts = np.zeros((68, 2))
+    pts[0], pts[16], pts[30] = (-1, 0), (1, 0), (nose_shift, 0.3)
+    pts[36:42], pts[42:48] = (-0.4, -0.2), (0.4, -0.2)
+    r = math.radians(roll_deg)
+    return pts @ np.array([[math.cos(r), math.sin(r)], [-math.sin(r), math.cos(r)]]) * 50 + 112
+
+
+def test_head_pose_from_landmarks(tmp_path):
+    assert G.head_pose(_face()) == (0.0, 0.0)
+    roll, turn = G.head_pose(_face(roll_deg=-12, nose_shift=0.5))
+    assert math.isclose(roll, 12, abs_tol=1e-6) and math.isclose(turn, 0.5, abs_tol=1e-6)  # (1.5 - 0.5) / 2
+    np.save(tmp_path / "7_lnd.npy", _face(20).reshape(-1))
+    np.save(tmp_path / "8_lnd.npy", np.zeros(10))
+    t = G.landmark_properties(tmp_path, ["7", "8", "9"])
+    assert math.isclose(t.loc["7", "head roll"], 20) and t.loc[["8", "9"]].isna().all().all()
+
+
+def test_numbers_are_binned_at_equal_counts_words_kept_and_small_groups_pooled():
+    bins, ordered = G.groups_of(pd.Series(np.arange(100.0), index=[f"i{k}" for k in range(100)]))
+    assert ordered and bins.value_counts().tolist() == [20] * 5 and bins["i0"] == "0–20" and bins["i99"] == "79–99"
+    words = pd.Series(["f"] * 50 + ["m"] * 40 + ["x"] * 5 + [""] * 3 + [None] * 2)
+    groups, ordered = G.groups_of(words)
+    assert not ordered and groups.value_counts().to_dict() == {"f": 50, "m": 40, "other": 5}
+    assert groups.isna().sum() == 5  # no value, no group
+    sizes, _ = G.groups_of(pd.Series([224.0] * 30 + [48.0] * 30, index=["a"] * 60))  # ids repeat across runs
+    assert set(sizes) == {"224", "48"}
+
+
+def _images(rng, n, effect):
+    """Two groups: group b holds mostly class 1, which the model gets right more often; ``effect`` adds accuracy to
+    group b within every class."""
+    group = rng.choice(["a", "b"], n)
+    true = np.where(group == "b", rng.choice(2, n, p=[0.2, 0.8]), rng.choice(2, n, p=[0.8, 0.2]))
+    right = rng.random(n) < np.where(true == 1, 0.8, 0.4) + np.where(group == "b", effect, 0)
+    return true, right, group
+
+
+def test_the_class_adjusted_test_sees_through_a_class_mix_and_finds_a_real_effect():
+    rng = np.random.default_rng(0)
+    true, right, group = _images(rng, 2000, effect=0.0)
+    raw = pd.Series(right).groupby(group).mean()
+    assert raw["b"] - raw["a"] > 0.15  # group b looks far easier, only for its classes
+    assert G.class_adjusted_p(true, right, group) > 0.05
+    true, right, group = _images(rng, 2000, effect=0.1)
+    assert G.class_adjusted_p(true, right, group) < 0.01
+    assert math.isnan(G.class_adjusted_p(true, right, ["a"] * 2000))
+
+
+def test_subgroup_table_gives_every_run_the_same_bins_and_what_its_class_mix_expects():
+    rng = np.random.default_rng(1)
+    true, right, group = _images(rng, 400, effect=0.0)
+    ids = [str(k) for k in range(400)]
+    pred = pd.DataFrame({"id": ids, "true": true, "pred": np.where(right, true, 1 - true)})
+    values = pd.Series(np.where(group == "b", "bright", "dark"), index=ids)
+    other = pred.assign(pred=pred["true"])  # always right
+    table, p, ordered = G.subgroup_table({"m": pred, "perfect": other}, {"m": values, "perfect": values})
+    assert not ordered and list(table["run"]) == ["m", "m", "perfect", "perfect"]
+    m = table[table["run"] == "m"].set_index("group")
+    for g in ("bright", "dark"):
+        in_g = values == g
+        assert m.loc[g, "n"] == in_g.sum() and math.isclose(m.loc[g, "accuracy"], right[in_g.to_numpy()].mean())
+        recall = pd.Series(right).groupby(true).mean()
+        assert math.isclose(m.loc[g, "expected"], recall[true[in_g.to_numpy()]].mean())
+        assert m.loc[g, "lo"] < m.loc[g, "accuracy"] < m.loc[g, "hi"]
+    assert (table[table["run"] == "perfect"]["accuracy"] == 1).all() and p["perfect"] == 1.0
+    shown = G.display_table(table, p)
+    assert list(shown.columns) == ["images", f"m (p {format_p(p['m'])})", "perfect (p 1.000)"]
+    assert shown.loc["bright", "perfect (p 1.000)"].startswith("1.000 [") and shown.loc["bright"].iloc[1].endswith(" pts")
+    assert G.subgroup_figure(table, ordered, "light").data

@@ -1,0 +1,149 @@
+"""Subgroups: accuracy by a property of the image (light, contrast, blur, colour, size), of the face (head roll and
+turn, from AffectNet's landmarks), of the labels (FER+ annotator agreement), or by a column of the user's own (a
+manifest's gender or camera column, or a CSV uploaded here)."""
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from fer_core import runs as R
+from fer_core import subgroups as G
+from fer_core.data import DataError, read_dataset
+from fer_core.labels import CLASSES
+from fer_core.report import MAX_BARS
+from views import _shared as S
+
+st.title("Subgroups")
+ctx = S.require_runs()
+st.caption("Does a model fail more on dark, blurred, greyscale or turned faces, on faces its annotators disagreed "
+           "on, or on a group of your own (gender, age, camera)? Accuracy per group, against what each group's mix "
+           "of expressions alone would give.")
+split = S.md(ctx.split)
+have = S.note_missing(ctx, "predictions")
+if not have:
+    st.stop()
+if len(have) > MAX_BARS:
+    st.info(f"Showing the first {MAX_BARS} of the {len(have)} chosen runs, beyond which the chart's markers hide "
+            f"each other: {S.names(r.name for r in have[MAX_BARS:])} left out.")
+    have = have[:MAX_BARS]
+preds = {r.name: S.predictions(r, ctx.split) for r in have}
+
+
+@st.cache_data(show_spinner="Measuring the images…", max_entries=8)
+def _image_properties(files: tuple[tuple[str, str | None], ...]) -> pd.DataFrame:
+    return G.image_properties({i: Path(f) if f else None for i, f in files})
+
+
+@st.cache_data(show_spinner="Reading the landmarks…", max_entries=8)
+def _landmark_properties(annotations: str, ids: tuple[str, ...]) -> pd.DataFrame:
+    return G.landmark_properties(Path(annotations), ids)
+
+
+@st.cache_data(show_spinner="Reading the manifest…", max_entries=4)
+def _manifest_properties(root: str, stamp: tuple) -> pd.DataFrame | None:
+    try:
+        return read_dataset(root, "csv").properties
+    except DataError:
+        return None
+
+
+def sources(run: R.Run) -> dict[str, pd.Series]:
+    """Every property at hand for the run's images: property -> value per id."""
+    pred, out = preds[run.name], {}
+    ids = pred["id"].astype(str)
+    root, _ = S.image_root(run, ctx.split)
+    if root:
+        files = tuple((i, str(f) if (f := R.safe_image_path(root, p)) else None) for i, p in zip(ids, pred["path"]))
+        if any(f for _, f in files):
+            out.update(_image_properties(files).items())
+        if (annotations := Path(root) / "annotations").is_dir() and run.config.get("data", {}).get("layout") == \
+                "affectnet":
+            out.update(_landmark_properties(str(annotations), tuple(ids)).items())
+        if run.config.get("data", {}).get("layout") == "csv":  # the manifest the run named, or the one in root
+            table = next((t for m in (run.data_root, root) if m and Path(m).exists()
+                          and (t := _manifest_properties(m, R.file_key(m))) is not None), None)
+            out.update(table.items() if table is not None else {})
+    if (votes := S.votes(run, ctx.split)) is not None:
+        out[G.AGREEMENT] = G.agreement(votes)
+    return out
+
+
+found = {r.name: sources(r) for r in have}
+with st.expander("Add your own groups (a CSV: an id or path column, then one column per property)"):
+    upload = st.file_uploader("Groups file", type=["csv"], key="groups_upload", label_visibility="collapsed",
+                              help="One row per image: its id (as the predictions name it, e.g. 635) or its path "
+                                   "(e.g. images/635.jpg), then columns such as gender, age or camera.")
+    if upload is not None:
+        try:
+            theirs = pd.read_csv(upload, dtype=str, keep_default_na=False, sep=None, engine="python")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            st.error(f"{S.md(upload.name)} does not read as a CSV: {S.md(e)}")
+            theirs = None
+        if theirs is not None:
+            theirs.columns = [str(c).strip() for c in theirs.columns]
+            key = next((c for c in theirs if c.lower() in ("id", "path")), None)
+            matched = 0
+            if key is None:
+                st.error(f"{S.md(upload.name)} has no column named id or path (its columns: "
+                         f"{S.md(', '.join(theirs.columns))}).")
+            else:
+                for r in have:
+                    pred = preds[r.name]
+                    own = pred["id" if key.lower() == "id" else "path"].astype(str).str.replace("\\", "/")
+                    table = theirs.assign(**{key: theirs[key].str.strip().str.replace("\\", "/")}).drop_duplicates(
+                        key).set_index(key).reindex(own)
+                    table.index = pred["id"].astype(str)
+                    matched = max(matched, int(table.notna().any(axis=1).sum()))
+                    found[r.name].update({f"{c} (your file)": table[c] for c in table})
+                if not matched:
+                    st.error(f"None of {S.md(upload.name)}'s {key} values names an image of the chosen runs' "
+                             f"{split} predictions (e.g. {S.md(preds[have[0].name][key.lower()].iloc[0])}).")
+                else:
+                    st.caption(f"{matched:,} of the {max(len(p) for p in preds.values()):,} images matched.")
+
+
+
+@st.cache_data(show_spinner="Comparing the groups…", max_entries=16)
+def _table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], bins: int):
+    return G.subgroup_table(preds, values, bins)
+
+
+def values_of(name: str) -> dict[str, pd.Series]:
+    return {r: found[r][name] for r in found if name in found[r]}
+
+
+# a property with one group (every image 224 px, or from one camera) has nothing to compare
+usable = [name for name in dict.fromkeys(p for run_props in found.values() for p in run_props)
+          if G.groups_of(pd.concat(values_of(name).values()))[0].nunique() >= 2]
+if not usable:
+    roots = {S.image_root(r, ctx.split)[0] for r in have}
+    st.warning("Nothing to group the images by: the chosen runs' images are not at hand"
+               + (f" (looked in {S.names(str(r) for r in roots if r)})" if any(roots) else "")
+               + ". Set the sidebar's data root to your copy of the data, or upload a groups file above.")
+    st.stop()
+
+left, right = st.columns([3, 2])
+picked = S.choice(left, "Group the images by", usable, "subgroup_property",
+                  help="Numbers are cut into bins of equal counts; words are groups as they are (groups of fewer "
+                       f"than {G.MIN_GROUP} images pooled as \"other\").")
+bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], value=5, key="subgroup_bins")
+table, p_values, ordered = _table(preds, values_of(picked), bins)
+what = {**G.IMAGE_PROPERTIES, **G.FACE_PROPERTIES,
+        G.AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
+st.caption(f"**{S.md(picked)}**: {what.get(picked, 'a column of your data or of the uploaded file')}. On **{split}**.")
+S.chart(G.subgroup_figure(table, ordered, picked, ctx.colors), width="stretch",
+        alt=f"Accuracy by {picked}, each run, with the accuracy its mix of classes alone would give")
+st.caption("Dots: accuracy, with Wilson 95% intervals. Hollow diamonds: the accuracy the group's mix of classes "
+           "alone would give (the run's recall of each class over all images): a group of mostly happy faces scores "
+           "high whatever its light, so a gap between dot and diamond is what the property itself costs or gains. "
+           "The p-value asks whether such gaps are larger than chance would make them (a permutation test within "
+           "classes); with several properties looked at, expect one in twenty under 0.05 by chance alone.")
+st.dataframe(G.display_table(table, p_values).reset_index(), width="stretch", hide_index=True)
+rows = pd.DataFrame(columns=[picked, "true"])
+for name, values in values_of(picked).items():
+    p = preds[name].set_index(preds[name]["id"].astype(str).rename("id"))
+    rows = rows.combine_first(pd.DataFrame({picked: values.reindex(p.index), "true": p["true"].map(dict(enumerate(CLASSES))),
+                                            f"{name}: answer": p["pred"].map(dict(enumerate(CLASSES)))}))
+rows = rows[[picked, "true", *(c for c in rows if c.endswith(": answer"))]]
+st.download_button(f"Download each image's {picked} and every run's answer (CSV)", rows.to_csv(),
+                   file_name=f"subgroups-{picked.replace(' ', '-')}-{ctx.split}.csv", mime="text/csv")
