@@ -100,5 +100,6 @@ def test_subgroup_table_gives_every_run_the_same_bins_and_what_its_class_mix_exp
     assert (table[table["run"] == "perfect"]["accuracy"] == 1).all() and p["perfect"] == 1.0
     shown = G.display_table(table, p)
     assert list(shown.columns) == ["images", f"m (p {format_p(p['m'])})", "perfect (p 1.000)"]
-    assert shown.loc["bright", "perfect (p 1.000)"].startswith("1.000 [") and shown.loc["bright"].iloc[1].endswith(" pts")
+    assert shown.loc["bright", "perfect (p 1.000)"].startswith("1.000 [")
+    assert shown.loc["bright"].iloc[1].endswith(" pts")
     assert G.subgroup_figure(table, ordered, "light").data

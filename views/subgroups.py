@@ -139,11 +139,11 @@ st.caption("Dots: accuracy, with Wilson 95% intervals. Hollow diamonds: the accu
            "The p-value asks whether such gaps are larger than chance would make them (a permutation test within "
            "classes); with several properties looked at, expect one in twenty under 0.05 by chance alone.")
 st.dataframe(G.display_table(table, p_values).reset_index(), width="stretch", hide_index=True)
-rows = pd.DataFrame(columns=[picked, "true"])
+rows, class_name = pd.DataFrame(columns=[picked, "true"]), dict(enumerate(CLASSES))
 for name, values in values_of(picked).items():
     p = preds[name].set_index(preds[name]["id"].astype(str).rename("id"))
-    rows = rows.combine_first(pd.DataFrame({picked: values.reindex(p.index), "true": p["true"].map(dict(enumerate(CLASSES))),
-                                            f"{name}: answer": p["pred"].map(dict(enumerate(CLASSES)))}))
+    rows = rows.combine_first(pd.DataFrame({picked: values.reindex(p.index), "true": p["true"].map(class_name),
+                                            f"{name}: answer": p["pred"].map(class_name)}))
 rows = rows[[picked, "true", *(c for c in rows if c.endswith(": answer"))]]
 st.download_button(f"Download each image's {picked} and every run's answer (CSV)", rows.to_csv(),
                    file_name=f"subgroups-{picked.replace(' ', '-')}-{ctx.split}.csv", mime="text/csv")
