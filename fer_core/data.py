@@ -204,7 +204,7 @@ def read_dataset(root, layout: str = "auto") -> DataIndex:
     root = Path(root).expanduser().resolve()
     found = detect_layout(root) if layout == "auto" else layout
     if found not in LAYOUTS:
-        raise DataError(f"unknown layout {layout!r}: choose auto, {', '.join(LAYOUTS)}")
+        raise DataError(f"unknown layout {layout!r}: the layouts read are auto, {', '.join(LAYOUTS)}")
     if not root.exists():
         raise DataError(f"data folder not found: {root}")
     index = READERS[found](root)
@@ -638,7 +638,9 @@ def class_count_notes(by_split: dict[str, list[Sample]], given=()) -> tuple[str,
     table = f"images per class ({'/'.join(parts)}): " + ", ".join(
         f"{c} {'/'.join(str(counts[k][i]) for k in parts)}" for i, c in enumerate(CLASSES) if c not in absent)
     warn = [f"no {', '.join(absent)} images: the model's output for {'them' if len(absent) > 1 else 'it'} learns "
-            "nothing, and evaluation counts every image it is given as wrong"] if absent else []
+            "nothing, and evaluation counts every image it is given as wrong; the figures answer among all 8 "
+            "classes (`python -m fer_core.evaluate --run RUN --only-data-classes` scores among the data's own, as "
+            f"{len(CLASSES) - len(absent)}-class papers do)"] if absent else []
     untrained = [c for i, c in enumerate(CLASSES) if c not in absent and not counts["train"][i]]
     if untrained:
         warn.append(f"the train split has no {', '.join(untrained)} images, though "

@@ -303,7 +303,7 @@ def main(args) -> int:
         return _fail(str(e))
     except (RuntimeError, ValueError, KeyError) as e:  # a checkpoint that does not fit its own config, bad metadata
         why = ("its weights do not fit the network its config describes (missing, extra or differently shaped "
-               "tensors)" if "state_dict" in str(e) else f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+               "tensors)" if "state_dict" in str(e) else f"{type(e).__name__}: {str(e).splitlines()[0]}")
         return _fail(f"{args.run or 'the default model'} cannot be loaded as a model: {why}")
     missing = [k for k in ("img_size", "mean", "std") if k not in cfg]
     if missing:

@@ -646,6 +646,11 @@ def fetch_face_weights(backbone: str) -> tuple[Path, str]:
 def _pretrained_state_dict(backbone: str):
     """State dict of the backbone's pretrained weights (ImageNet; faces for the FACE_SOURCES backbones) and a
     description of where they came from."""
+    if backbone in REGISTERED:
+        if (pretrained := REGISTERED[backbone][3]) is None:
+            raise WeightsUnavailable(f"{backbone} (registered by a plugin) has no pretrained weights: pass --weights "
+                                     "none to train from random initialisation, or --weights PATH to a state dict")
+        return pretrained(), f"{backbone}'s own pretrained weights (its plugin's pretrained())"
     if backbone in FACE_SOURCES:
         try:
             f, origin = fetch_face_weights(backbone)
@@ -691,8 +696,29 @@ def _no_weights_msg(backbone, filename, err) -> str:
             f"Offline ImageNet weights ship for: {', '.join(OFFLINE_SOURCES)}.")
 
 
+REGISTERED: dict[str, tuple] = {}  # backbones added by register_backbone: name -> (build, mean, std, pretrained)
+
+
+def register_backbone(name: str, build, mean=IMAGENET_MEAN, std=IMAGENET_STD, pretrained=None) -> None:
+    """Make ``name`` a backbone that training (``--backbone name``), evaluation, export, prediction and the dashboard
+    all build. ``build()`` returns (a module taking [B, 3, H, W] images normalised with ``mean`` and ``std`` to [B, D]
+    features, D); the expression and valence/arousal heads go on top. ``pretrained()``, where given, returns the
+    state dict ``--weights imagenet`` loads into that module; without it, train with ``--weights none`` or ``--weights
+    PATH``. Call it in a module named in $FER_LAB_PLUGINS, so that every command and the dashboard find it
+    (docs/python.md, "Your own backbone")."""
+    if name in BACKBONES and name not in REGISTERED:
+        raise ValueError(f"{name!r} is one of FER Lab's own backbones: register yours under another name")
+    REGISTERED[name] = (build, list(mean), list(std), pretrained)
+    if name not in BACKBONES:
+        BACKBONES.append(name)
+
+
 def _features(backbone: str):
     """(feature extractor returning [B, D], D, module to load released weights into, input mean, input std)."""
+    if backbone in REGISTERED:
+        build, mean, std, _ = REGISTERED[backbone]
+        m, dim = build()
+        return m, int(dim), m, mean, std
     if backbone in LITE_VARIANTS:
         m = EfficientNetLite(*LITE_VARIANTS[backbone][:2])
         return m, 1280, m, LITE_MEAN, LITE_STD
@@ -721,7 +747,12 @@ def build_model(backbone: str, weights: str = "imagenet", dropout: float = 0.2):
     Returns (model, ModelInfo). Raises WeightsUnavailable, FileNotFoundError or ValueError with a clear message.
     """
     if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        from . import PLUGIN_ERRORS, PLUGINS
+
+        hint = "; ".join(f"{m} failed to import ({e})" for m, e in PLUGIN_ERRORS.items()) or (
+            f"FER_LAB_PLUGINS={','.join(PLUGINS)} registers no such backbone" if PLUGINS else
+            "a backbone of your own needs its module named in FER_LAB_PLUGINS, as when it was trained")
+        raise ValueError(f"unknown backbone {backbone!r} ({hint}); the backbones known are {', '.join(BACKBONES)}")
     feats, dim, full, mean, std = _features(backbone)
     model = FERModel(feats, dim, dropout=dropout)
     if weights == "none":
@@ -791,6 +822,9 @@ def _load_weights_file(model: FERModel, backbone_module: nn.Module, path: str, b
 def model_from_checkpoint(ckpt: dict):
     """Rebuild the model a checkpoint was trained as (no weight download) and load its weights."""
     cfg = ckpt["config"]
+    if cfg["backbone"] not in BACKBONES and cfg.get("plugin"):
+        raise ValueError(f"unknown backbone {cfg['backbone']!r}, which the module {cfg['plugin']} registered when the "
+                         f"model was trained: set FER_LAB_PLUGINS={cfg['plugin']} (its folder on PYTHONPATH)")
     model, info = build_model(cfg["backbone"], weights="none")
     model.load_state_dict(ckpt["model"])
     model.eval()

@@ -43,7 +43,7 @@ from .images import LazyImages, fits_in_memory
 from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, disk_full, replace, unwritable_folder
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc, summary_line, write_evaluation
-from .models import (WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
+from .models import (REGISTERED, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
                      read_weights_file)
 from .presets import PRESETS, resolve
 from .runs import CLAIM, claim_holder, claim_job, process_alive, runs_dirs_from_env, selection_score, trained_with_va
@@ -828,6 +828,8 @@ def _prepare_run(args, rank, world=1):
         "environment": _environment(),
         "status": "running", "train_minutes": 0.0,
     }
+    if r["backbone"] in REGISTERED:  # code from outside FER Lab: which module, so the run can be built again
+        cfg["plugin"] = REGISTERED[r["backbone"]][0].__module__
     return run_dir, cfg, 1, None
 
 

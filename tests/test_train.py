@@ -1490,3 +1490,43 @@ def test_val_and_test_images_that_are_training_images_are_named_in_the_log(tmp_p
     log = (tmp_path / "runs" / "dup" / "train.log").read_text()
     assert "warning: 1 of the 4 test images are byte-identical to training images" in log
     assert "val images are" not in log
+
+
+PLUGIN = '''import torch.nn as nn
+from fer_core.models import register_backbone
+
+
+def tiny():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(1)), 8
+
+
+register_backbone("tiny_cnn", tiny)
+'''
+
+
+def test_a_backbone_of_ones_own_trains_evaluates_and_says_what_it_needs(tmp_path):
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "my_nets.py").write_text(PLUGIN)
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "lab"), str(ROOT)]),
+           "FER_LAB_PLUGINS": "my_nets"}
+
+    def cli(*argv, **changes):
+        return subprocess.run([sys.executable, "-m", *map(str, argv)], capture_output=True, text=True,
+                              env={**env, **changes}, cwd=tmp_path)
+
+    common = ("fer_core.train", "--data", data, "--out", tmp_path / "runs", "--backbone", "tiny_cnn", "--epochs", 1,
+              "--img-size", 32, "--workers", 0)
+    no_weights = cli(*common, "--name", "first")
+    assert no_weights.returncode == 2 and "tiny_cnn (registered by a plugin) has no pretrained weights: pass " \
+        "--weights none" in no_weights.stderr and not (tmp_path / "runs" / "first" / "checkpoints").exists()
+    trained = cli(*common, "--name", "mine", "--weights", "none")
+    assert trained.returncode == 0, trained.stderr
+    run = tmp_path / "runs" / "mine"
+    assert json.loads((run / "config.json").read_text())["plugin"] == "my_nets"
+    without = cli("fer_core.evaluate", "--run", run, "--out", tmp_path / "ev", FER_LAB_PLUGINS="")
+    assert without.returncode != 0 and "set FER_LAB_PLUGINS=my_nets" in without.stderr
+    assert cli("fer_core.evaluate", "--run", run, "--out", tmp_path / "ev").returncode == 0
+    broken = cli("fer_core.evaluate", "--run", run, "--out", tmp_path / "ev2", FER_LAB_PLUGINS="my_nets,not_there")
+    assert "FER_LAB_PLUGINS: not_there was not imported (ModuleNotFoundError" in broken.stderr
+    assert broken.returncode == 0  # the module that failed is not the one this run needs
