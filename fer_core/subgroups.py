@@ -103,6 +103,47 @@ def agreement(votes: pd.DataFrame) -> pd.Series:
         return pd.Series(counts.max(axis=1) / total, index=votes.index, name=AGREEMENT)
 
 
+def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, data: str | Path | None = None
+               ) -> dict[str, pd.Series]:
+    """Every property at hand for a predictions table's images, property -> value per id: IMAGE_PROPERTIES where
+    ``root`` (the folder its paths are relative to) holds the images; FACE_PROPERTIES for AffectNet data with its
+    landmark files; AGREEMENT for FER+ data with its label.csv files; the other columns of a CSV manifest (``data``,
+    the manifest or its folder)."""
+    from .data import DataError, ferplus_votes, read_dataset
+    from .runs import safe_image_path
+
+    ids, out = pred["id"].astype(str), {}
+    if root:
+        files = {i: safe_image_path(root, p) for i, p in zip(ids, pred["path"])}
+        if any(files.values()):
+            out.update(image_properties(files).items())
+        if layout == "affectnet" and (Path(root) / "annotations").is_dir():
+            out.update(landmark_properties(Path(root) / "annotations", ids).items())
+        if layout == "ferplus" and not (votes := ferplus_votes(root)).empty:
+            out[AGREEMENT] = agreement(votes).reindex(ids)
+    if layout == "csv":
+        for manifest in (data, root):  # the manifest the run names, else the one in the images' folder
+            try:
+                table = read_dataset(manifest, "csv").properties if manifest and Path(manifest).exists() else None
+            except DataError:
+                continue
+            out.update(table.items() if table is not None else {})
+            break
+    return out
+
+
+def groups_file(table: pd.DataFrame, pred: pd.DataFrame, root: str | Path | None, name: str) -> dict[str, pd.Series]:
+    """A groups table (tables.read_table: an id or path column, then one column per property) as property -> value
+    per id of the predictions' images; tables.TableError where it names none of them."""
+    from .tables import KEYS, match_rows
+
+    rows, _ = match_rows(table, pred["id"].astype(str).tolist(), pred["path"].astype(str).tolist(),
+                         Path(root) if root else None, name)
+    ids = pred["id"].astype(str).to_numpy()
+    keyed = table.assign(id=[ids[r] if r >= 0 else None for r in rows]).dropna(subset=["id"]).set_index("id")
+    return {c: keyed[c].replace("", None) for c in table.columns if c not in KEYS}
+
+
 def _decimals(edges) -> int:
     """Decimals that tell the closest two bin edges apart (0 for edges 20, 92, 112; 3 for 0.058, 0.132)."""
     gap = np.diff(edges).min()

@@ -37,13 +37,10 @@ from fer_core.labels import CLASSES, NUM_CLASSES, class_index, close_class  # no
 from fer_core.labels import NUMBERINGS as LABEL_NUMBERINGS  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
 from fer_core.runs import run_list, run_predictions, scored_data  # noqa: E402
+from fer_core.tables import KEYS, match_rows, read_table  # noqa: E402
+from fer_core.tables import TableError as Refused  # noqa: E402  (their file or the arguments cannot be scored)
 
-KEYS = ("id", *fdata.CSV_PATH_COLS)
 VA = {"valence": ("valence_pred", "valence"), "arousal": ("arousal_pred", "arousal")}
-
-
-class Refused(ValueError):
-    """Their file or the arguments cannot be scored; the message says why."""
 
 
 # What each number means, by the data set whose numbering a model learned (--numbering): a number alone cannot say.
@@ -54,32 +51,6 @@ NUMBERINGS = {"affectnet": dict(enumerate(CLASSES)),
 NUMBERED = ("--numbering affectnet (0 Neutral ... 7 Contempt, FER Lab's own files), ferplus (0 neutral, 1 happiness, "
             "2 surprise, 3 sadness, ...), fer2013 (0 Angry ... 6 Neutral) or rafdb (1 Surprise ... 7 Neutral)")
 MISSING = fdata.MISSING_WORDS | {"", "-"}
-
-
-def read_theirs(path: Path) -> pd.DataFrame:
-    """Their CSV with every value as text and lower-case column names, rows that are all empty (a spreadsheet's
-    trailing ones) left out; attrs["decimal_comma"] where the separator leaves the comma to decimals."""
-    if path.is_dir():
-        raise Refused(f"{path}: a folder: give the CSV file of their predictions")
-    sep = fdata._separator(path)
-    try:
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep,
-                             encoding=fdata._bom_encoding(path) or "utf-8-sig")
-        except UnicodeDecodeError:  # saved by a spreadsheet on Windows
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, encoding="cp1252")
-    except FileNotFoundError:
-        raise Refused(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise Refused(f"{path}: cannot be read ({e})") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise Refused(f"{path}: not a CSV table ({' '.join(str(e).split())[:160]})") from None
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    df = df[~df.apply(lambda c: c.str.strip() == "").all(axis=1)]
-    if df.empty:
-        raise Refused(f"{path}: no rows")
-    df.attrs["decimal_comma"] = sep != ","
-    return df
 
 
 def numbers(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
@@ -183,68 +154,6 @@ def valence_arousal(df: pd.DataFrame, path: Path) -> np.ndarray:
     return va
 
 
-def rel_key(value: str) -> str:
-    """A path as the data's relative paths are written: forward slashes (a Windows path's too), no leading ./"""
-    value = value.strip().replace("\\", "/")
-    return value[2:] if value.startswith("./") else value
-
-
-def _rows_by(col: str, keys: pd.Series, samples: list, root: Path | None) -> list[int]:
-    """Each key's sample index (-1 where none): ids as they are; paths relative to the data, absolute, ending in a
-    path relative to the data (a copy elsewhere: D:/theirs/test/happy/1.png), or the file name alone where each names
-    one image."""
-    if col == "id":
-        where = {s.id: i for i, s in enumerate(samples)}
-        return [where.get(k, -1) for k in keys]
-    where = {s.path: i for i, s in enumerate(samples)}
-    if root is not None:
-        base = root if root.is_dir() else root.parent  # a manifest's paths are relative to its folder
-        where.update({(base / s.path).resolve().as_posix(): i for i, s in enumerate(samples)})
-    names = pd.Series([Path(s.path).name for s in samples])
-    by_name = {} if names.duplicated().any() else {n: i for i, n in enumerate(names)}
-
-    def find(key: str) -> int:
-        parts = key.split("/")
-        return next((where[p] for p in ("/".join(parts[i:]) for i in range(len(parts))) if p in where),
-                    by_name.get(parts[-1], -1))
-    return [find(k) for k in keys]
-
-
-def match_rows(df: pd.DataFrame, samples: list, root: Path | None, path: Path) -> tuple[list[int], str]:
-    """For each of their rows, the index of its sample (or -1), and the column(s) that matched. With an id and a path
-    column both, they must agree where both name an image (an id that only counts rows would name others)."""
-    cols = [c for c in KEYS if c in df][:2] if "id" in df else [next((c for c in KEYS if c in df), None)]
-    if cols[0] is None:
-        raise Refused(f"{path}: no column names the images: give an id or a path column ({', '.join(KEYS)}); its "
-                      f"columns are {', '.join(df.columns)}")
-    found = []
-    for col in cols:
-        keys = df[col].map(rel_key)
-        if keys.duplicated().any():
-            raise Refused(f"{path}: {col} {keys[keys.duplicated()].iloc[0]!r} is on two rows: a row per image (one "
-                          "face each)")
-        found.append(_rows_by(col, keys, samples, root))
-    rows = found[0]
-    if len(found) == 2:
-        clash = [i for i, (a, b) in enumerate(zip(*found)) if a >= 0 and b >= 0 and a != b]
-        if clash:
-            i = clash[0]
-            raise Refused(f"{path}: its id and {cols[1]} columns name different images on {len(clash)} rows (line "
-                          f"{df.index[i] + 2}: id {df['id'].iloc[i]!r}, {cols[1]} {df[cols[1]].iloc[i]!r}): leave "
-                          "out the one that does not name the images (an id that counts rows, say)")
-        rows = [a if a >= 0 else b for a, b in zip(*found)]
-    landed = pd.Series(rows)[pd.Series(rows) >= 0]
-    if landed.duplicated().any():  # two keys for one image: a file name alone that is also another part's, say
-        i = landed.index[landed.duplicated(keep=False)][:2]
-        raise Refused(f"{path}: lines {df.index[i[0]] + 2} and {df.index[i[1]] + 2} both name "
-                      f"{samples[landed[i[0]]].path}: a row per image (one face each)")
-    if all(r < 0 for r in rows):
-        first = df[cols[0]].iloc[0]
-        raise Refused(f"{path}: none of its {len(df)} rows names an image of the data by its {' or '.join(cols)} "
-                      f"(theirs: {first!r}; the data's: {samples[0].id if cols[0] == 'id' else samples[0].path!r})")
-    return rows, " and ".join(cols)
-
-
 def truth_from_run(run: str, split: str) -> tuple[list, dict, dict]:
     """The samples a run (or comma-separated folds) was scored on, with their truth; its config; its metrics' data
     fields."""
@@ -303,7 +212,7 @@ def run(a) -> int:
         raise Refused(f"--out {a.out} is a run folder already: give a new one")
     if a.out.is_dir() and any(a.out.iterdir()):
         raise Refused(f"--out {a.out} is a folder with files in it: give a new one")
-    theirs = read_theirs(a.predictions)
+    theirs = read_table(a.predictions)
     if a.like:
         tag = a.split or "test"
         samples, cfg, scored = truth_from_run(a.like, tag)
@@ -314,7 +223,7 @@ def run(a) -> int:
     else:
         pool, samples, data, tag = truth_from_data(a.data, a.split)
         root, scored, extra = Path(data["root"]), {"data_root": data["root"], "layout": data["layout"]}, {}
-    rows, key = match_rows(theirs, pool, root, a.predictions)  # all the data's images: file names must tell them apart
+    rows, key = match_rows(theirs, [s.id for s in pool], [s.path for s in pool], root, a.predictions)  # all the data's images: file names must tell them apart
     if pool is not samples:  # rows for the data's other parts: images not scored here
         at = {id(s): i for i, s in enumerate(samples)}
         rows = [at.get(id(pool[r]), -1) if r >= 0 else -1 for r in rows]

@@ -203,7 +203,7 @@ def test_subgroups_take_a_groups_file_and_say_what_is_wrong_with_a_bad_one(serve
         _idle(page)
         page.get_by_text("Add your own groups").click()
         page.locator("input[type='file']").set_input_files(str(bad))
-        page.wait_for_selector("[data-testid='stAlert']:has-text('has no column named id or path')", timeout=30_000)
+        page.wait_for_selector("[data-testid='stAlert']:has-text('no column names the images')", timeout=30_000)
         page.locator("input[type='file']").set_input_files(str(good))
         page.wait_for_selector("text=images matched", timeout=30_000)
         page.get_by_test_id("stSelectbox").filter(has_text="Group the images by").click()

@@ -801,3 +801,20 @@ def test_import_predictions_tells_apart_images_of_one_name_in_the_datas_parts(tm
         tmp_path / "twice.csv", index=False)
     out = _run("import_predictions.py", tmp_path / "twice.csv", "--data", tmp_path / "data", "--out", tmp_path / "b")
     assert out.returncode == 2 and "lines 2 and 3 both name train/neutral/neutral_0.png" in out.stderr
+
+
+def test_subgroups_prints_a_table_per_property_and_says_what_is_not_at_hand(tmp_path):
+    run = write_run(tmp_path, "r", n=120, images=None, n_boot=5)
+    ids = pd.read_csv(run / "predictions_test.csv", dtype={"id": str})["id"]
+    (tmp_path / "groups.csv").write_text("id;camera\n" + "".join(f"{i};{'AB'[k % 2]}\n" for k, i in enumerate(ids)))
+    out = _run("subgroups.py", run, "--groups", tmp_path / "groups.csv", "--bins", 3)
+    assert out.returncode == 0, out.stderr
+    # the stand-in images are one colour per class: eight brightness values, 15 images each
+    assert "## brightness\n\nEvery value has fewer than 20 images: nothing to compare." in out.stdout
+    camera = out.stdout.split("## camera\n")[1].strip().splitlines()
+    assert camera[0].startswith("| group | images | r (p ") and [ln.split(" | ")[1] for ln in camera[2:]] == \
+        [str((ids.index % 2 == 0).sum()), str((ids.index % 2 == 1).sum())]  # A, then B
+    missing = _run("subgroups.py", run, "--by", "head roll")
+    assert missing.returncode == 2 and "'head roll' not at hand; the runs' images give brightness" in missing.stderr
+    bad = _run("subgroups.py", run, "--groups", tmp_path / "nope.csv")
+    assert bad.returncode == 2 and "nope.csv: no such file" in bad.stderr

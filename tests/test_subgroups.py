@@ -5,11 +5,13 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image, ImageFilter
 
 from fer_core import subgroups as G
 from fer_core.metrics import format_p
-from tests.conftest import pattern_image
+from fer_core.tables import TableError, read_table
+from tests.conftest import make_affectnet_dir, pattern_image
 
 
 def test_image_properties_tell_dark_from_bright_blurred_from_sharp_and_grey_from_colour(tmp_path):
@@ -103,3 +105,33 @@ def test_subgroup_table_gives_every_run_the_same_bins_and_what_its_class_mix_exp
     assert shown.loc["bright", "perfect (p 1.000)"].startswith("1.000 [")
     assert shown.loc["bright"].iloc[1].endswith(" pts")
     assert G.subgroup_figure(table, ordered, "light").data
+
+
+def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images():
+    pred = pd.DataFrame({"id": ["1", "2", "3"], "path": ["images/1.jpg", "images/2.jpg", "images/3.jpg"]})
+    text = "Path;Gender;Age\r\nC:\\data\\images\\1.jpg;f;31\r\nimages\\2.jpg;;40\r\nimages/9.jpg;m;22\r\n"
+    table = read_table(text.encode("utf-16"), "groups.csv")
+    groups = G.groups_file(table, pred, None, "groups.csv")
+    assert {k: v.dropna().to_dict() for k, v in groups.items()} == {"gender": {"1": "f"},
+                                                                    "age": {"1": "31", "2": "40"}}
+    assert list(groups["gender"].index) == ["1", "2"]  # a blank cell: the image has no group for that column
+    with pytest.raises(TableError, match="groups.csv: none of its 1 rows names an image of the data by its id"):
+        G.groups_file(read_table(b"id,camera\n635,A\n", "groups.csv"), pred, None, "groups.csv")
+    with pytest.raises(TableError, match="groups.csv: no column names the images"):
+        G.groups_file(read_table(b"image_no,camera\n1,A\n", "groups.csv"), pred, None, "groups.csv")
+    with pytest.raises(TableError, match="empty.csv: not a CSV table"):
+        read_table(b"", "empty.csv")
+
+
+def test_properties_at_hand_for_affectnet_data_and_for_a_manifest(tmp_path):
+    data = make_affectnet_dir(tmp_path / "an", n_per_class=2, size=48)
+    ids = sorted(p.stem for p in (data / "images").glob("*.jpg"))[:5]
+    pred = pd.DataFrame({"id": ids, "path": [f"images/{i}.jpg" for i in ids]})
+    found = G.properties(pred, data, "affectnet")
+    assert set(found) == {*G.IMAGE_PROPERTIES, *G.FACE_PROPERTIES}
+    assert found["brightness"].notna().all() and list(found["head roll"].index) == ids
+    assert G.properties(pred, None, "affectnet") == {}  # no images at hand: nothing measured
+    (data / "m.csv").write_text("path,expression,camera\n" + "".join(f"images/{i}.jpg,0,{'AB'[k % 2]}\n"
+                                                                   for k, i in enumerate(ids)))
+    manifest = G.properties(pred.assign(id=pred["path"]), data, "csv", data / "m.csv")
+    assert manifest["camera"].tolist() == ["A", "B", "A", "B", "A"] and "brightness" in manifest

@@ -1,16 +1,14 @@
 """Subgroups: accuracy by a property of the image (light, contrast, blur, colour, size), of the face (head roll and
 turn, from AffectNet's landmarks), of the labels (FER+ annotator agreement), or by a column of the user's own (a
 manifest's gender or camera column, or a CSV uploaded here)."""
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from fer_core import runs as R
 from fer_core import subgroups as G
-from fer_core.data import DataError, read_dataset
 from fer_core.labels import CLASSES
 from fer_core.report import MAX_BARS
+from fer_core.tables import TableError, read_table
 from views import _shared as S
 
 st.title("Subgroups")
@@ -29,78 +27,42 @@ if len(have) > MAX_BARS:
 preds = {r.name: S.predictions(r, ctx.split) for r in have}
 
 
-@st.cache_data(show_spinner="Measuring the images…", max_entries=8)
-def _image_properties(files: tuple[tuple[str, str | None], ...]) -> pd.DataFrame:
-    return G.image_properties({i: Path(f) if f else None for i, f in files})
-
-
-@st.cache_data(show_spinner="Reading the landmarks…", max_entries=8)
-def _landmark_properties(annotations: str, ids: tuple[str, ...]) -> pd.DataFrame:
-    return G.landmark_properties(Path(annotations), ids)
-
-
-@st.cache_data(show_spinner="Reading the manifest…", max_entries=4)
-def _manifest_properties(root: str, stamp: tuple) -> pd.DataFrame | None:
-    try:
-        return read_dataset(root, "csv").properties
-    except DataError:
-        return None
+@st.cache_data(show_spinner="Measuring the images…", max_entries=16)
+def _properties(pred: pd.DataFrame, root: str | None, layout: str | None, data: str | None) -> dict[str, pd.Series]:
+    return G.properties(pred, root, layout, data)
 
 
 def sources(run: R.Run) -> dict[str, pd.Series]:
     """Every property at hand for the run's images: property -> value per id."""
-    pred, out = preds[run.name], {}
-    ids = pred["id"].astype(str)
-    root, _ = S.image_root(run, ctx.split)
-    if root:
-        files = tuple((i, str(f) if (f := R.safe_image_path(root, p)) else None) for i, p in zip(ids, pred["path"]))
-        if any(f for _, f in files):
-            out.update(_image_properties(files).items())
-        if (annotations := Path(root) / "annotations").is_dir() and run.config.get("data", {}).get("layout") == \
-                "affectnet":
-            out.update(_landmark_properties(str(annotations), tuple(ids)).items())
-        if run.config.get("data", {}).get("layout") == "csv":  # the manifest the run named, or the one in root
-            table = next((t for m in (run.data_root, root) if m and Path(m).exists()
-                          and (t := _manifest_properties(m, R.file_key(m))) is not None), None)
-            out.update(table.items() if table is not None else {})
-    if (votes := S.votes(run, ctx.split)) is not None:
-        out[G.AGREEMENT] = G.agreement(votes)
-    return out
+    root = S.image_root(run, ctx.split)[0]
+    return dict(_properties(preds[run.name], root, (run.config.get("data") or {}).get("layout"), run.data_root))
 
 
 found = {r.name: sources(r) for r in have}
 with st.expander("Add your own groups (a CSV: an id or path column, then one column per property)"):
-    upload = st.file_uploader("Groups file", type=["csv"], key="groups_upload", label_visibility="collapsed",
+    upload = st.file_uploader("Groups file", type=["csv", "txt", "tsv"], key="groups_upload",
+                              label_visibility="collapsed",
                               help="One row per image: its id (as the predictions name it, e.g. 635) or its path "
                                    "(e.g. images/635.jpg), then columns such as gender, age or camera.")
     if upload is not None:
+        problems, matched = [], 0
         try:
-            theirs = pd.read_csv(upload, dtype=str, keep_default_na=False, sep=None, engine="python")
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-            st.error(f"{S.md(upload.name)} does not read as a CSV: {S.md(e)}")
+            theirs = read_table(upload.getvalue(), upload.name)
+        except TableError as e:
+            problems.append(str(e))
             theirs = None
-        if theirs is not None:
-            theirs.columns = [str(c).strip() for c in theirs.columns]
-            key = next((c for c in theirs if c.lower() in ("id", "path")), None)
-            matched = 0
-            if key is None:
-                st.error(f"{S.md(upload.name)} has no column named id or path (its columns: "
-                         f"{S.md(', '.join(theirs.columns))}).")
-            else:
-                for r in have:
-                    pred = preds[r.name]
-                    own = pred["id" if key.lower() == "id" else "path"].astype(str).str.replace("\\", "/")
-                    table = theirs.assign(**{key: theirs[key].str.strip().str.replace("\\", "/")}).drop_duplicates(
-                        key).set_index(key).reindex(own)
-                    table.index = pred["id"].astype(str)
-                    matched = max(matched, int(table.notna().any(axis=1).sum()))
-                    found[r.name].update({f"{c} (your file)": table[c] for c in table})
-                if not matched:
-                    st.error(f"None of {S.md(upload.name)}'s {key} values names an image of the chosen runs' "
-                             f"{split} predictions (e.g. {S.md(preds[have[0].name][key.lower()].iloc[0])}).")
-                else:
-                    st.caption(f"{matched:,} of the {max(len(p) for p in preds.values()):,} images matched.")
-
+        for r in have if theirs is not None else []:
+            try:
+                own = G.groups_file(theirs, preds[r.name], S.image_root(r, ctx.split)[0], upload.name)
+            except TableError as e:
+                problems.append(str(e))
+                continue
+            matched = max(matched, len(next(iter(own.values()), ())))  # the images its rows name
+            found[r.name].update({f"{c} (your file)": v for c, v in own.items()})
+        if not matched:
+            st.error(S.md(problems[0] if problems else f"{upload.name}: no column besides the one naming the images"))
+        else:
+            st.caption(f"{matched:,} of the {max(len(p) for p in preds.values()):,} images matched.")
 
 
 @st.cache_data(show_spinner="Comparing the groups…", max_entries=16)

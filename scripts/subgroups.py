@@ -1,0 +1,86 @@
+"""Accuracy by subgroup, as the dashboard's Subgroups page shows it: for each property of the images (brightness,
+contrast, sharpness, colour, size; head roll and turn from AffectNet's landmarks; FER+ annotator agreement; a CSV
+manifest's other columns; the columns of a --groups file), each run's accuracy per group with its Wilson 95% interval,
+its gap to what the group's mix of classes alone would give, and a permutation test within classes of whether the
+property matters. Prints markdown tables.
+
+    python scripts/subgroups.py artifacts/runs/hse-best-cv5 --data ../shared/data/affectnet8-4k
+    python scripts/subgroups.py RUN_A RUN_B --by brightness "head turn" --bins 4
+    python scripts/subgroups.py RUN --groups groups.csv   # an id or path column, then one column per property
+
+The images are looked for where the run's metrics file says it was scored (else its config's data root), or under
+--data. Looking at many properties, expect one in twenty p-values under 0.05 by chance alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core import subgroups as G  # noqa: E402
+from fer_core.data import images_root  # noqa: E402
+from fer_core.runs import run_predictions  # noqa: E402
+from fer_core.tables import TableError, read_table  # noqa: E402
+
+
+def data_of(run: Path, split: str, data: str | None) -> tuple[str | None, str | None, str | None]:
+    """(the folder the run's image paths are relative to, its data's layout, the data root as given)."""
+    config, metrics = ({}, {})
+    for name, into in (("config.json", config), (f"metrics_{split}.json", metrics)):
+        try:
+            into.update(json.loads((run / name).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
+    root = data or metrics.get("data_root") or (config.get("data") or {}).get("root")
+    layout = metrics.get("layout") or (config.get("data") or {}).get("layout")
+    return (str(images_root(root)) if root and Path(root).exists() else None), layout, root
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders (their predictions_<split>.csv)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--data", help="where the images are, if not where the runs were scored")
+    p.add_argument("--by", nargs="+", metavar="PROPERTY", help="only these properties (default: every one at hand)")
+    p.add_argument("--groups", help="a CSV of groups: an id or path column, then one column per property")
+    p.add_argument("--bins", type=int, default=5, help="equal-count bins for numbers (default 5)")
+    a = p.parse_args(argv)
+    if a.bins < 2:
+        p.error("--bins must be 2 or more")
+    preds, found = {}, {}
+    try:
+        groups = read_table(a.groups) if a.groups else None
+        for run in a.runs:
+            name = Path(run).name
+            preds[name] = pred = run_predictions(run, a.split)
+            root, layout, data = data_of(Path(run), a.split, a.data)
+            found[name] = G.properties(pred, root, layout, data)
+            if groups is not None:
+                found[name].update(G.groups_file(groups, pred, root, a.groups))
+    except (TableError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    names = list(dict.fromkeys(k for props in found.values() for k in props))
+    unknown = [b for b in a.by or [] if b not in names]
+    if unknown or not names:
+        print(f"error: {'no property at hand' if not names else ', '.join(map(repr, unknown)) + ' not at hand'}; "
+              f"the runs' images give {', '.join(names) or 'none (give --data, the folder of the images)'}",
+              file=sys.stderr)
+        return 2
+    for prop in a.by or names:
+        table, p_values, ordered = G.subgroup_table(preds, {r: v[prop] for r, v in found.items() if prop in v}, a.bins)
+        if table["group"].nunique() < 2:
+            one = table["group"].iloc[0] if len(table) else None
+            print(f"## {prop}\n\n" + ("No values" if one is None else f"Every value has fewer than {G.MIN_GROUP} "
+                  "images" if one == "other" else f"One group only ({one})") + ": nothing to compare.\n")
+            continue
+        shown = G.display_table(table, p_values).reset_index()
+        print(f"## {prop}\n\n| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns))
+        print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
