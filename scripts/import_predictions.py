@@ -223,7 +223,8 @@ def run(a) -> int:
     else:
         pool, samples, data, tag = truth_from_data(a.data, a.split)
         root, scored, extra = Path(data["root"]), {"data_root": data["root"], "layout": data["layout"]}, {}
-    rows, key = match_rows(theirs, [s.id for s in pool], [s.path for s in pool], root, a.predictions)  # all the data's images: file names must tell them apart
+    # all the data's images: file names must tell them apart
+    rows, key = match_rows(theirs, [s.id for s in pool], [s.path for s in pool], root, a.predictions)
     if pool is not samples:  # rows for the data's other parts: images not scored here
         at = {id(s): i for i, s in enumerate(samples)}
         rows = [at.get(id(pool[r]), -1) if r >= 0 else -1 for r in rows]
