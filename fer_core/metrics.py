@@ -398,6 +398,12 @@ def align_predictions(tables: list[pd.DataFrame], names=None) -> list[pd.DataFra
     return rows
 
 
+def hard_answers(pred: pd.DataFrame) -> bool:
+    """Whether predictions give one class per image and no scores (every probability 0 or 1), as imported answers
+    without probabilities do: ROC and PR curves and calibration then have nothing to rank or calibrate."""
+    return bool(len(pred)) and bool(np.isin(pred[PROB_COLS].to_numpy(), (0, 1)).all())
+
+
 def proportion_ci(k: int, n: int) -> tuple[float, float, float]:
     """k of n as a share with its Wilson 95% interval; NaNs when n is 0."""
     if n == 0:

@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.calibrate import stale_temperature  # noqa: E402
 from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
-from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, format_p, paired_comparison,  # noqa: E402
-                              summary_line, write_evaluation)
+from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, format_p, hard_answers,  # noqa: E402
+                              paired_comparison, summary_line, write_evaluation)
 from fer_core.runs import (load_predictions, run_list, run_predictions, runs_label, scored_data,  # noqa: E402
                            stages_minutes, training_precision, training_stages)
 
@@ -158,7 +158,7 @@ def main() -> int:
         if without and len(without) < len(a.runs):
             print(f"warning: {', '.join(without)} give{'s' if len(without) == 1 else ''} no valence/arousal: the "
                   "ensemble's are the other members' average", file=sys.stderr)
-        hard = [runs_label(r) for r, t in zip(a.runs, shared) if np.isin(t[PROB_COLS].to_numpy(), (0, 1)).all()]
+        hard = [runs_label(r) for r, t in zip(a.runs, shared) if hard_answers(t)]
         if hard:  # imported answers without probabilities: a sure vote against the others' hedged ones
             print(f"warning: {', '.join(hard)} give{'s' if len(hard) == 1 else ''} one class per image, not "
                   "probabilities: in the average that sure vote outweighs the others' wherever they hedge, so the "

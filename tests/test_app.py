@@ -6,6 +6,8 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -823,3 +825,17 @@ def test_a_run_added_while_a_session_is_open_changes_no_choice_in_it(monkeypatch
     assert list(at.multiselect(key="selected_runs").value) == shown and "newcomer" not in shown
     assert "newcomer" in at.multiselect(key="selected_runs").options
     assert "newcomer" in _app(monkeypatch, runs).multiselect(key="selected_runs").value  # a new session: the newest
+
+
+def test_roc_page_leaves_out_runs_that_give_one_class_per_image(monkeypatch, tmp_path):
+    write_run(tmp_path, "scores", n=100, n_boot=5)
+    hard = write_run(tmp_path, "hard", n=100, n_boot=5)
+    for f in hard.glob("predictions_*.csv"):
+        p = pd.read_csv(f, dtype={"id": str})
+        p[[f"prob_{k}" for k in range(8)]] = np.eye(8)[p["pred"]]
+        p.to_csv(f, index=False)
+    at = _app(monkeypatch, tmp_path)
+    at.switch_page("views/roc_pr.py").run()
+    assert not at.exception
+    assert any(i.value.startswith("Not shown: hard, whose predictions give one class per image") for i in at.info)
+    assert [t.label for t in at.tabs] == ["scores"]

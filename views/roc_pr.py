@@ -3,6 +3,7 @@ well each run's confidence matches how often it is right."""
 import pandas as pd
 import streamlit as st
 
+from fer_core.metrics import hard_answers
 from fer_core.report import plot_text
 from fer_core.report_roc import curve_figure, exact_aucs, macro_figure, reliability_figure
 from views import _shared as S
@@ -11,6 +12,13 @@ st.title("ROC, PR and calibration")
 ctx = S.require_runs()
 split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")
+if hard := [r for r in have if hard_answers(S.predictions(r, ctx.split))]:
+    st.info(f"Not shown: {S.names(r.name for r in hard)}, whose predictions give one class per image and no "
+            "probabilities (imported hard answers): ROC and PR curves and calibration need scores to rank by. "
+            "Their accuracy and F1 are on the Overview.")
+    have = [r for r in have if r not in hard]
+if not have:
+    st.stop()
 st.caption(f"Split **{split}**. One-vs-rest per class, macro-averaged over the classes: every run's macro "
            "curve on one chart, then each run's classes (the thick dashed grey line is its macro average), in a tab "
            "per run, or for the run chosen below when there are more than six. "
