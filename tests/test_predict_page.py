@@ -303,3 +303,24 @@ def test_the_live_tab_says_what_works_without_a_camera(monkeypatch, runs_dir):
     at = page(monkeypatch, runs_dir)
     [note] = [c.value for c in at.caption if "photos and videos work without one" in c.value]
     assert "Requested device not found" in note and "camera icon in the address bar" in note
+
+
+def test_a_photo_the_model_trained_on_is_named_as_such(monkeypatch, tmp_path):
+    import torch
+
+    run = tmp_path / "runs" / "seen-run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = torch.load(make_checkpoint(run / "checkpoints" / "best.pt"), weights_only=True)
+    ckpt["config"]["data"] = {"root": str(tmp_path / "data"), "layout": "folders"}
+    torch.save(ckpt, run / "checkpoints" / "best.pt")
+    (tmp_path / "data" / "Happy").mkdir(parents=True)
+    seen = _bytes(astronaut(), "JPEG")
+    (tmp_path / "data" / "Happy" / "a.jpg").write_bytes(seen)
+    (run / "split.csv").write_text("id,path,split\nHappy/a.jpg,Happy/a.jpg,train\n")
+    at = page(monkeypatch, tmp_path / "runs")
+    at.selectbox[0].set_value("Run seen-run").run()
+    at.file_uploader[0].set_value([("mine.jpg", seen, "image/jpeg"),
+                                   ("cat.png", _bytes(chelsea(), "PNG"), "image/png")]).run()
+    assert not at.exception, at.exception
+    trained = [w.value for w in at.warning if "trained on" in w.value]
+    assert len(trained) == 1 and trained[0].startswith("mine.jpg is an image the model trained on")

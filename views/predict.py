@@ -6,6 +6,7 @@ import io
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import streamlit as st
@@ -18,7 +19,7 @@ from fer_core.faces import annotate  # noqa: E402
 from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, frame_count, upright_size  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, model_stamp, read_image, resolve_model)
-from fer_core.predict import in_file_pixels, to_rows  # noqa: E402
+from fer_core.predict import TRAINED_ON, in_file_pixels, to_rows, trained_images  # noqa: E402
 from fer_core.report import code  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env, unique_names  # noqa: E402
@@ -125,12 +126,16 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
             st.session_state[key] = {"error": f"Cannot read {S.md(name)}: {S.md(reason)}", "reason": reason}
             return key, st.session_state[key]
         results = predictor.predict_faces(image)
+        with tempfile.TemporaryDirectory() as tmp:  # the same bytes as a file of the model's training images?
+            (photo := Path(tmp) / "upload").write_bytes(data)
+            trained = bool(trained_images(predictor, [photo]))
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
         shown = annotate(image, results, max_side=SHOWN_SIDE)
         st.session_state[key] = {"results": results, "shown": shown, "frames": frame_count(io.BytesIO(data)),
                                  "crops": [predictor.face_crop(image, r) for r in results],
                                  # a JPEG over the pixel limit is decoded smaller: the CSV gives the file's pixels
-                                 "size": list(upright_size(io.BytesIO(data))), "decoded": image.shape[1::-1]}
+                                 "size": list(upright_size(io.BytesIO(data))), "decoded": image.shape[1::-1],
+                                 "trained": trained}
     return key, st.session_state[key]
 
 
@@ -144,6 +149,9 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> st
     faces = sum(not r["whole_image"] for r in results)
     st.image(done["shown"], caption=f"{S.md(name)}: {faces} face(s)",
              alt=f"{name}: {faces_alt(results, predictor.classes)}")
+    if done["trained"]:
+        st.warning(f"{S.md(name)} is {TRAINED_ON} (or a run its training started from did, or an ensemble's member; "
+                   "the same file's bytes): its answer here is no held-out prediction, and flatters the model.")
     if done["frames"] > 1:
         st.info(f"{S.md(name)} holds {done['frames']} frames (an animation or a multi-page file); these are the first "
                 "frame's faces. Upload it as a video (MP4, AVI...) to follow its frames.")
@@ -182,7 +190,6 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
     (each click reruns it) does not throw the work away; it stops when cancelled, or once ``alive()`` (default: the
     tab is connected) has said no for ORPHAN_S seconds. The job: {"done", "total" (frames read, announced), "result"
     (analysis_result), "error", "cancel"}."""
-    import tempfile
     import threading
     import time
 
