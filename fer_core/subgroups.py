@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import plotly.graph_objects as go
 from .labels import CLASSES
 from .metrics import proportion_ci
 from .report import legend_below, legend_label, plot_text, run_colors
+from .report_errors import natural_sorted
 
 # property -> what it measures, as the page explains it
 IMAGE_PROPERTIES = {
@@ -38,6 +40,7 @@ AGREEMENT = "annotator agreement"  # FER+: the share of its annotators' votes th
 GREY_SATURATION = 10  # mean HSV saturation under which an image is greyscale (JPEG noise tints a grey one to ~5)
 MAX_GROUPS = 12  # named groups drawn; the smallest beyond these are pooled as "other"
 MIN_GROUP = 20  # images a named group needs to be drawn on its own: an accuracy of fewer swings by ±20 points
+POOLED = "(smaller groups)"  # the groups under MIN_GROUP images, or beyond MAX_GROUPS, together
 
 
 def _image_stats(path: Path) -> tuple[float, ...]:
@@ -135,13 +138,24 @@ def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, 
 def groups_file(table: pd.DataFrame, pred: pd.DataFrame, root: str | Path | None, name: str) -> dict[str, pd.Series]:
     """A groups table (tables.read_table: an id or path column, then one column per property) as property -> value
     per id of the predictions' images; tables.TableError where it names none of them."""
+    from .data import MISSING_WORDS
     from .tables import KEYS, match_rows
 
+    comma = table.attrs.get("decimal_comma")
+    table = table.drop_duplicates()  # a row saved twice is one image's
     rows, _ = match_rows(table, pred["id"].astype(str).tolist(), pred["path"].astype(str).tolist(),
                          Path(root) if root else None, name)
     ids = pred["id"].astype(str).to_numpy()
     keyed = table.assign(id=[ids[r] if r >= 0 else None for r in rows]).dropna(subset=["id"]).set_index("id")
-    return {c: keyed[c].replace("", None) for c in table.columns if c not in KEYS}
+    out = {}
+    for c in [c for c in table.columns if c not in KEYS]:
+        v = keyed[c].str.strip()
+        v = v.where(~v.str.lower().isin(MISSING_WORDS | {"", "-", "?"}))  # NA, #N/A, null: no value
+        if comma and (swapped := v.str.replace(",", ".", regex=False)).pipe(pd.to_numeric, errors="coerce").count() \
+                > pd.to_numeric(v, errors="coerce").count():
+            v = swapped  # "18,5" in a semicolon-separated file: a decimal comma
+        out[c] = v
+    return out
 
 
 def _decimals(edges) -> int:
@@ -150,11 +164,12 @@ def _decimals(edges) -> int:
     return int(min(4, max(0, 1 - math.floor(math.log10(gap))))) if gap > 0 else 0
 
 
-def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, bool]:
-    """(each image's group as text, whether the groups are ordered bins). Numbers (all but a few values of the
-    column) are cut into ``n_bins`` equal-count bins, "0.2–0.5"; other values are groups as they are, the smallest
-    beyond MAX_GROUPS or under MIN_GROUP images pooled as "other". Missing values get no group (NaN)."""
-    index, values = values.index, values.reset_index(drop=True)  # ids may repeat (several runs' values together)
+def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str], bool]:
+    """(each image's group as text, the groups in order, whether they are ordered). Numbers (all but a few values
+    of the column) are cut into ``n_bins`` equal-count bins, "0.2–0.5", in order; other values are groups as they
+    are, numbers in their order and words in natural order, the smallest beyond MAX_GROUPS or under MIN_GROUP images
+    pooled as POOLED, last. Missing values get no group (NaN)."""
+    index, values = values.index, values.reset_index(drop=True)
     present = values.dropna()
     present = present[present.astype(str).str.strip() != ""]
     numbers = pd.to_numeric(present, errors="coerce")
@@ -163,13 +178,18 @@ def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, bool]:
         edges = np.unique(np.quantile(numbers, np.linspace(0, 1, n_bins + 1)))
         if len(edges) > 2:
             bins, d = pd.cut(numbers, edges, include_lowest=True), _decimals(edges)
-            labels = {b: f"{edges[i]:.{d}f}–{edges[i + 1]:.{d}f}" for i, b in enumerate(bins.cat.categories)}
-            return bins.map(labels).astype(object).reindex(values.index).set_axis(index), True
+            labels = [f"{edges[i]:.{d}f}–{edges[i + 1]:.{d}f}" for i in range(len(edges) - 1)]
+            named = bins.cat.rename_categories(labels).astype(object)
+            return named.reindex(values.index).set_axis(index), labels, True
     text = present.map(lambda x: f"{x:g}" if isinstance(x, float) else str(x).strip())  # 224.0 -> "224"
     sizes = text.value_counts()
     named = [g for g in sizes.index[:MAX_GROUPS - 1 if len(sizes) > MAX_GROUPS else MAX_GROUPS]
              if sizes[g] >= MIN_GROUP]
-    return text.where(text.isin(named), "other").reindex(values.index).set_axis(index), False
+    numeric = pd.to_numeric(pd.Series(named, dtype=object), errors="coerce")
+    order = [named[i] for i in np.argsort(numeric.to_numpy(), kind="stable")] if numeric.notna().all() else \
+        natural_sorted(named)
+    groups = text.where(text.isin(named), POOLED)
+    return groups.reindex(values.index).set_axis(index), order + [POOLED] * (len(named) < len(sizes)), False
 
 
 def class_adjusted_p(true, right, group, n_perm: int = 2000, seed: int = 0) -> float:
@@ -206,90 +226,112 @@ def class_adjusted_p(true, right, group, n_perm: int = 2000, seed: int = 0) -> f
     return (1 + at_least) / (1 + n_perm)
 
 
-def subgroup_table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], n_bins: int = 5
-                   ) -> tuple[pd.DataFrame, dict[str, float], bool]:
-    """(one row per run and group: n, accuracy with its Wilson 95% interval, accuracy expected from the group's
-    class mix; each run's class_adjusted_p; whether the groups are ordered bins). ``values`` holds each run's
-    property per id; groups are cut over all runs' values together, so every run has the same bins."""
-    parts = []
+@dataclass
+class Subgroups:
+    """subgroup_table's answer."""
+    table: pd.DataFrame  # a row per run and group: n, right, accuracy, lo, hi (Wilson 95%), expected
+    p_values: dict[str, float]  # per run: class_adjusted_p
+    ordered: bool  # groups are bins of a number, or numbers: drawn as lines
+    groups: pd.Series  # each image's group, by id
+    left_out: dict[str, int]  # per run: images without a value of the property
+    same_images: bool  # every run scored the same images (else the bins are cut over all of them together)
+
+
+def subgroup_table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], n_bins: int = 5) -> Subgroups:
+    """Per run and group: images, accuracy with its Wilson 95% interval, and the accuracy expected from the group's
+    class mix (the run's recall of each class over the images with a value, weighted by the group's classes); each
+    run's class_adjusted_p. ``values`` holds each run's property per id; groups are cut over the images of all runs
+    together (each image counted once), so every run has the same bins."""
+    parts, left_out = [], {}
     for run, pred in preds.items():
-        v = values.get(run)
-        if v is None:
+        if (v := values.get(run)) is None:
             continue
-        p = pred.assign(id=pred["id"].astype(str))
-        p = p[p["id"].isin(v.index)]
-        parts.append(pd.DataFrame({"run": run, "value": v.reindex(p["id"]).to_numpy(), "true": p["true"].to_numpy(),
-                                   "right": (p["pred"] == p["true"]).to_numpy()}))
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["run", "value", "true", "right"])
-    group, ordered = groups_of(rows["value"], n_bins)
-    rows = rows.assign(group=group)
-    order = list(dict.fromkeys(rows.sort_values("value", key=_sort_key(ordered))["group"].dropna()))
-    if "other" in order:
-        order.append(order.pop(order.index("other")))
+        ids = pred["id"].astype(str)
+        value = v.set_axis(v.index.astype(str)).reindex(ids).to_numpy()
+        parts.append(pd.DataFrame({"run": run, "id": ids.to_numpy(), "value": value, "true": pred["true"].to_numpy(),
+                                   "right": (pred["pred"] == pred["true"]).to_numpy()}))
+    rows = pd.concat(parts, ignore_index=True) if parts else \
+        pd.DataFrame(columns=["run", "id", "value", "true", "right"])
+    images = rows.drop_duplicates("id")
+    group, order, ordered = groups_of(images["value"].set_axis(images["id"]), n_bins)
+    rows["group"] = rows["id"].map(group)
     out, p_values = [], {}
-    for run, r in rows.dropna(subset=["group"]).groupby("run", sort=False):
+    for run, r in rows.groupby("run", sort=False):
+        left_out[run] = int(r["group"].isna().sum())
+        r = r.dropna(subset=["group"])
         recall = r.groupby("true")["right"].mean()
-        p_values[run] = class_adjusted_p(r["true"], r["right"], r["group"])
+        p_values[run] = class_adjusted_p(r["true"].astype(int), r["right"], r["group"])
         for g, in_group in r.groupby("group", sort=False):
-            acc, lo, hi = proportion_ci(int(in_group["right"].sum()), len(in_group))
-            out.append({"run": run, "group": g, "n": len(in_group), "accuracy": acc, "lo": lo, "hi": hi,
+            acc, lo, hi = proportion_ci(k := int(in_group["right"].sum()), len(in_group))
+            out.append({"run": run, "group": g, "n": len(in_group), "right": k, "accuracy": acc, "lo": lo, "hi": hi,
                         "expected": float(recall.reindex(in_group["true"]).mean())})
     runs = {run: i for i, run in enumerate(preds)}
-    table = pd.DataFrame(out, columns=["run", "group", "n", "accuracy", "lo", "hi", "expected"])
+    table = pd.DataFrame(out, columns=["run", "group", "n", "right", "accuracy", "lo", "hi", "expected"])
     table = table.sort_values(["run", "group"], key=lambda c: c.map(runs if c.name == "run" else order.index),
                               ignore_index=True)
-    return table, p_values, ordered
+    same = len({frozenset(r["id"]) for _, r in rows.groupby("run")}) <= 1
+    return Subgroups(table, p_values, ordered, group.dropna(), left_out, same)
 
 
-def _sort_key(ordered: bool):
-    """Bins in the order of their values; named groups by size, largest first."""
-    return (lambda c: pd.to_numeric(c, errors="coerce")) if ordered else \
-        (lambda c: -c.astype(str).map(c.astype(str).value_counts()))
-
-
-def subgroup_figure(table: pd.DataFrame, ordered: bool, property_name: str,
-                    colors: dict[str, str] | None = None) -> go.Figure:
+def subgroup_figure(result: Subgroups, property_name: str, colors: dict[str, str] | None = None) -> go.Figure:
     """Accuracy per group with Wilson 95% intervals, one colour per run; a hollow diamond (dotted line) marks what
-    the group's class mix alone would give."""
+    the group's class mix alone would give. The y axis spans the intervals, not 0 to 100%: these are points, whose
+    distance from each other is what is read."""
+    table, mode = result.table, "lines+markers" if result.ordered else "markers"
     colors = run_colors(list(dict.fromkeys(table["run"])), colors)
     fig = go.Figure()
     for run, t in table.groupby("run", sort=False):
         label = legend_label(run)
         fig.add_trace(go.Scatter(
-            x=t["group"], y=t["accuracy"], mode="lines+markers" if ordered else "markers", name=label,
-            legendgroup=run, line=dict(color=colors[run]), marker=dict(size=9), customdata=t[["n", "expected"]],
+            x=t["group"], y=t["accuracy"], mode=mode, name=label, legendgroup=run, line=dict(color=colors[run]),
+            marker=dict(size=9), customdata=t[["n", "expected"]],
             error_y=dict(type="data", array=t["hi"] - t["accuracy"], arrayminus=t["accuracy"] - t["lo"]),
             hovertemplate="%{x}: %{y:.1%} of %{customdata[0]} images (expected from its classes %{customdata[1]:.1%})"
                           "<extra>" + plot_text(run) + "</extra>"))
         fig.add_trace(go.Scatter(
-            x=t["group"], y=t["expected"], mode="lines+markers" if ordered else "markers",
-            name=f"{label}: expected from its classes", legendgroup=run, showlegend=False,
-            line=dict(color=colors[run], dash="dot", width=1),
-            marker=dict(symbol="diamond-open", size=9, color=colors[run]),
+            x=t["group"], y=t["expected"], mode=mode, name=f"{label}: expected from its classes", legendgroup=run,
+            showlegend=False, line=dict(color=colors[run], dash="dot", width=1),
+            marker=dict(symbol="diamond-open", size=11, color=colors[run], line_width=2),
             hovertemplate="%{x}: %{y:.1%} expected from its mix of classes<extra>" + plot_text(run) + "</extra>"))
     fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="expected from the class mix",
-                             marker=dict(symbol="diamond-open", size=9, color="grey"), hoverinfo="skip"))
+                             marker=dict(symbol="diamond-open", size=11, color="grey", line_width=2), hoverinfo="skip"))
     groups = list(dict.fromkeys(table["group"]))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=groups, title=plot_text(property_name))
-    fig.update_yaxes(title="accuracy", tickformat=".0%", rangemode="tozero")
+    low, high = np.nanmin(table[["lo", "expected"]].to_numpy()), np.nanmax(table[["hi", "expected"]].to_numpy())
+    fig.update_yaxes(title="accuracy", tickformat=".0%", range=[max(0, low - 0.03), min(1, high + 0.03)])
     fig.update_layout(margin_t=30, scattermode="group", scattergap=0.6, height=420)
     legend_below(fig, 300, axis_px=60)
     return fig
 
 
-def display_table(table: pd.DataFrame, p_values: dict[str, float]) -> pd.DataFrame:
+def _gap(accuracy: float, expected: float) -> str:
+    return f"{round(100 * (accuracy - expected), 1) + 0.0:+.1f} pts"  # + 0.0: no "-0.0"
+
+
+def display_table(result: Subgroups) -> pd.DataFrame:
     """The figure's numbers as text, one row per group: its images, then per run its accuracy with the interval and
-    the gap to what its class mix gives, "0.516 [0.396, 0.634] -0.4 pts"; each run's p-value in its column's name."""
+    the gap to what its class mix gives in percentage points, "0.516 [0.396, 0.634] -0.4 pts"; each run's p-value
+    in its column's name."""
     from .metrics import format_p
 
+    table = result.table
     out = pd.DataFrame(index=pd.Index(list(dict.fromkeys(table["group"])), name="group"))
     counts = table.pivot(index="group", columns="run", values="n").reindex(out.index)
     same = counts.nunique(axis=1, dropna=True).le(1).all()
     if same:
         out["images"] = counts.max(axis=1).astype(int)
     for run, t in table.groupby("run", sort=False):
+        p = result.p_values[run]
         t = t.set_index("group")
-        out[f"{run} (p {format_p(p_values[run])})"] = pd.Series(
-            [f"{a:.3f} [{lo:.3f}, {hi:.3f}] {100 * (a - e):+.1f} pts" + ("" if same else f", {n} images")
+        out[f"{run} (p {format_p(p) if math.isfinite(p) else '–'})"] = pd.Series(
+            [f"{a:.3f} [{lo:.3f}, {hi:.3f}] {_gap(a, e)}" + ("" if same else f", {int(n)} images")
              for a, lo, hi, e, n in t[["accuracy", "lo", "hi", "expected", "n"]].to_numpy()], index=t.index)
     return out.fillna("–")
+
+
+def numbers_table(result: Subgroups, property_name: str) -> pd.DataFrame:
+    """The figure's numbers as numbers, a row per run and group (for a CSV): images, right, accuracy and its
+    interval, expected from the class mix, the gap in points, and the run's p-value."""
+    t = result.table.assign(gap_points=lambda d: (100 * (d["accuracy"] - d["expected"])).round(2),
+                            p_class_adjusted=lambda d: d["run"].map(result.p_values))
+    return t.rename(columns={"group": property_name, "lo": "ci95_low", "hi": "ci95_high"})

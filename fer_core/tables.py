@@ -65,7 +65,7 @@ def _rows_by(col: str, keys: pd.Series, ids: list[str], paths: list[str], root: 
     one image."""
     if col == "id":
         where = {str(i): k for k, i in enumerate(ids)}
-        return [where.get(key, -1) for key in keys]
+        return [where.get(key, where.get(key.removesuffix(".0"), -1)) for key in keys]  # 14.0: a spreadsheet's 14
     where = {p: k for k, p in enumerate(paths)}
     if root is not None:
         base = root if root.is_dir() else root.parent  # a manifest's paths are relative to its folder

@@ -70,15 +70,19 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     for prop in a.by or names:
-        table, p_values, ordered = G.subgroup_table(preds, {r: v[prop] for r, v in found.items() if prop in v}, a.bins)
-        if table["group"].nunique() < 2:
-            one = table["group"].iloc[0] if len(table) else None
+        result = G.subgroup_table(preds, {r: v[prop] for r, v in found.items() if prop in v}, a.bins)
+        groups = result.table["group"]
+        if groups.nunique() < 2:
+            one = groups.iloc[0] if len(groups) else None
             print(f"## {prop}\n\n" + ("No values" if one is None else f"Every value has fewer than {G.MIN_GROUP} "
-                  "images" if one == "other" else f"One group only ({one})") + ": nothing to compare.\n")
+                  "images" if one == G.POOLED else f"One group only ({one})") + ": nothing to compare.\n")
             continue
-        shown = G.display_table(table, p_values).reset_index()
+        shown = G.display_table(result).reset_index()
         print(f"## {prop}\n\n| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns))
-        print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)) + "\n")
+        print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)))
+        notes = [f"{n} of {r}'s {len(preds[r])} images have no value: left out" for r, n in result.left_out.items() if n]
+        notes += [] if result.same_images else ["the runs were scored on different images: bins cut over all of them"]
+        print("".join(f"\n{note}." for note in notes) + "\n")
     return 0
 
 

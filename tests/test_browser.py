@@ -214,4 +214,4 @@ def test_subgroups_take_a_groups_file_and_say_what_is_wrong_with_a_bad_one(serve
         browser.close()
     assert errors == 0
     assert "camera (your file): a column of your data or of the uploaded file" in main
-    assert "Download each image's camera (your file) and every run's answer (CSV)" in main
+    assert "Download each image's camera (your file), group and every run's answer (CSV)" in main

@@ -53,14 +53,18 @@ def test_head_pose_from_landmarks(tmp_path):
 
 
 def test_numbers_are_binned_at_equal_counts_words_kept_and_small_groups_pooled():
-    bins, ordered = G.groups_of(pd.Series(np.arange(100.0), index=[f"i{k}" for k in range(100)]))
+    bins, order, ordered = G.groups_of(pd.Series(np.arange(100.0), index=[f"i{k}" for k in range(100)]))
     assert ordered and bins.value_counts().tolist() == [20] * 5 and bins["i0"] == "0–20" and bins["i99"] == "79–99"
-    words = pd.Series(["f"] * 50 + ["m"] * 40 + ["x"] * 5 + [""] * 3 + [None] * 2)
-    groups, ordered = G.groups_of(words)
-    assert not ordered and groups.value_counts().to_dict() == {"f": 50, "m": 40, "other": 5}
+    assert order == ["0–20", "20–40", "40–59", "59–79", "79–99"]
+    words = pd.Series(["m"] * 50 + ["f"] * 40 + ["x"] * 5 + ["other"] * 20 + [""] * 3 + [None] * 2)
+    groups, order, ordered = G.groups_of(words)
+    assert not ordered and groups.value_counts().to_dict() == {"m": 50, "f": 40, "other": 20, G.POOLED: 5}
+    assert order == ["f", "m", "other", G.POOLED]  # in natural order, the pooled small groups last
     assert groups.isna().sum() == 5  # no value, no group
-    sizes, _ = G.groups_of(pd.Series([224.0] * 30 + [48.0] * 30, index=["a"] * 60))  # ids repeat across runs
-    assert set(sizes) == {"224", "48"}
+    ages = pd.Series(["65+"] * 30 + ["25-34"] * 40 + ["18-24"] * 20 + ["5-17"] * 25)
+    assert G.groups_of(ages)[1] == ["5-17", "18-24", "25-34", "65+"]
+    sizes, order, _ = G.groups_of(pd.Series([224.0] * 30 + [48.0] * 30))
+    assert set(sizes) == {"224", "48"} and order == ["48", "224"]  # numbers in their order
 
 
 def _images(rng, n, effect):
@@ -90,8 +94,9 @@ def test_subgroup_table_gives_every_run_the_same_bins_and_what_its_class_mix_exp
     pred = pd.DataFrame({"id": ids, "true": true, "pred": np.where(right, true, 1 - true)})
     values = pd.Series(np.where(group == "b", "bright", "dark"), index=ids)
     other = pred.assign(pred=pred["true"])  # always right
-    table, p, ordered = G.subgroup_table({"m": pred, "perfect": other}, {"m": values, "perfect": values})
-    assert not ordered and list(table["run"]) == ["m", "m", "perfect", "perfect"]
+    result = G.subgroup_table({"m": pred, "perfect": other}, {"m": values, "perfect": values})
+    table, p = result.table, result.p_values
+    assert not result.ordered and list(table["run"]) == ["m", "m", "perfect", "perfect"] and result.same_images
     m = table[table["run"] == "m"].set_index("group")
     for g in ("bright", "dark"):
         in_g = values == g
@@ -100,11 +105,28 @@ def test_subgroup_table_gives_every_run_the_same_bins_and_what_its_class_mix_exp
         assert math.isclose(m.loc[g, "expected"], recall[true[in_g.to_numpy()]].mean())
         assert m.loc[g, "lo"] < m.loc[g, "accuracy"] < m.loc[g, "hi"]
     assert (table[table["run"] == "perfect"]["accuracy"] == 1).all() and p["perfect"] == 1.0
-    shown = G.display_table(table, p)
+    shown = G.display_table(result)
     assert list(shown.columns) == ["images", f"m (p {format_p(p['m'])})", "perfect (p 1.000)"]
-    assert shown.loc["bright", "perfect (p 1.000)"].startswith("1.000 [")
+    assert shown.loc["bright", "perfect (p 1.000)"] == "1.000 [" + f"{table['lo'].iloc[2]:.3f}, 1.000] +0.0 pts"
     assert shown.loc["bright"].iloc[1].endswith(" pts")
-    assert G.subgroup_figure(table, ordered, "light").data
+    assert G.subgroup_figure(result, "light").data
+    numbers = G.numbers_table(result, "light")
+    assert list(numbers.columns) == ["run", "light", "n", "right", "accuracy", "ci95_low", "ci95_high", "expected",
+                                     "gap_points", "p_class_adjusted"]
+    assert numbers["right"].sum() == right.sum() + 400
+
+
+def test_each_image_counts_once_towards_a_group_and_images_without_a_value_are_counted():
+    ids = [str(k) for k in range(30)]
+    pred = pd.DataFrame({"id": ids, "true": [k % 2 for k in range(30)], "pred": 0})
+    values = pd.Series(["a"] * 12 + ["b"] * 15 + [None] * 3, index=ids)
+    # three runs of the same 30 images: group a's 12 images stay under 20 however many runs are chosen
+    result = G.subgroup_table({r: pred for r in "xyz"}, {r: values for r in "xyz"})
+    assert set(result.table["group"]) == {G.POOLED} and result.left_out == {"x": 3, "y": 3, "z": 3}
+    other_images = pred.assign(id=[f"o{k}" for k in range(30)])
+    mixed = G.subgroup_table({"x": pred, "o": other_images},
+                             {"x": values, "o": values.set_axis(other_images["id"])})
+    assert not mixed.same_images and set(mixed.table["group"]) == {"a", "b"}  # 24 and 30 images: two groups
 
 
 def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images():
@@ -115,6 +137,9 @@ def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images():
     assert {k: v.dropna().to_dict() for k, v in groups.items()} == {"gender": {"1": "f"},
                                                                     "age": {"1": "31", "2": "40"}}
     assert list(groups["gender"].index) == ["1", "2"]  # a blank cell: the image has no group for that column
+    excel = read_table("id;age;site\r\n1.0;18,5;NA\r\n2;#N/A;b\r\n2;#N/A;b\r\n".encode("cp1252"), "x.csv")
+    found = G.groups_file(excel, pred, None, "x.csv")  # 1.0 is id 1; a row saved twice is one image's
+    assert found["age"].dropna().to_dict() == {"1": "18.5"} and found["site"].isna().tolist() == [True, False]
     with pytest.raises(TableError, match="groups.csv: none of its 1 rows names an image of the data by its id"):
         G.groups_file(read_table(b"id,camera\n635,A\n", "groups.csv"), pred, None, "groups.csv")
     with pytest.raises(TableError, match="groups.csv: no column names the images"):

@@ -32,6 +32,11 @@ def _properties(pred: pd.DataFrame, root: str | None, layout: str | None, data: 
     return G.properties(pred, root, layout, data)
 
 
+@st.cache_data(show_spinner="Reading the groups file…", max_entries=8)
+def _groups_file(data: bytes, name: str, pred: pd.DataFrame, root: str | None) -> dict[str, pd.Series]:
+    return G.groups_file(read_table(data, name), pred, root, name)
+
+
 def sources(run: R.Run) -> dict[str, pd.Series]:
     """Every property at hand for the run's images: property -> value per id."""
     root = S.image_root(run, ctx.split)[0]
@@ -46,14 +51,9 @@ with st.expander("Add your own groups (a CSV: an id or path column, then one col
                                    "(e.g. images/635.jpg), then columns such as gender, age or camera.")
     if upload is not None:
         problems, matched = [], 0
-        try:
-            theirs = read_table(upload.getvalue(), upload.name)
-        except TableError as e:
-            problems.append(str(e))
-            theirs = None
-        for r in have if theirs is not None else []:
+        for r in have:
             try:
-                own = G.groups_file(theirs, preds[r.name], S.image_root(r, ctx.split)[0], upload.name)
+                own = _groups_file(upload.getvalue(), upload.name, preds[r.name], S.image_root(r, ctx.split)[0])
             except TableError as e:
                 problems.append(str(e))
                 continue
@@ -66,7 +66,7 @@ with st.expander("Add your own groups (a CSV: an id or path column, then one col
 
 
 @st.cache_data(show_spinner="Comparing the groups…", max_entries=16)
-def _table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], bins: int):
+def _table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], bins: int) -> G.Subgroups:
     return G.subgroup_table(preds, values, bins)
 
 
@@ -87,25 +87,41 @@ if not usable:
 left, right = st.columns([3, 2])
 picked = S.choice(left, "Group the images by", usable, "subgroup_property",
                   help="Numbers are cut into bins of equal counts; words are groups as they are (groups of fewer "
-                       f"than {G.MIN_GROUP} images pooled as \"other\").")
-bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], value=5, key="subgroup_bins")
-table, p_values, ordered = _table(preds, values_of(picked), bins)
+                       f"than {G.MIN_GROUP} images pooled as {G.POOLED}).")
+st.session_state.setdefault("subgroup_bins", 5)
+bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], key="subgroup_bins")
+result = _table(preds, values_of(picked), bins)
 what = {**G.IMAGE_PROPERTIES, **G.FACE_PROPERTIES,
         G.AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
 st.caption(f"**{S.md(picked)}**: {what.get(picked, 'a column of your data or of the uploaded file')}. On **{split}**.")
-S.chart(G.subgroup_figure(table, ordered, picked, ctx.colors), width="stretch",
+if left_out := {r: n for r, n in result.left_out.items() if n}:
+    st.info("Left out, for having no value of this property: " + ", ".join(
+        f"{n:,} of {S.md(r)}'s {len(preds[r]):,} images" for r, n in left_out.items()) + ".")
+if not result.same_images:
+    st.info("The chosen runs were scored on different images: the bins are cut over all of them together. Choose "
+            "runs scored on one data set for bins of their own.")
+S.chart(G.subgroup_figure(result, picked, ctx.colors), width="stretch",
         alt=f"Accuracy by {picked}, each run, with the accuracy its mix of classes alone would give")
 st.caption("Dots: accuracy, with Wilson 95% intervals. Hollow diamonds: the accuracy the group's mix of classes "
-           "alone would give (the run's recall of each class over all images): a group of mostly happy faces scores "
-           "high whatever its light, so a gap between dot and diamond is what the property itself costs or gains. "
-           "The p-value asks whether such gaps are larger than chance would make them (a permutation test within "
-           "classes); with several properties looked at, expect one in twenty under 0.05 by chance alone.")
-st.dataframe(G.display_table(table, p_values).reset_index(), width="stretch", hide_index=True)
-rows, class_name = pd.DataFrame(columns=[picked, "true"]), dict(enumerate(CLASSES))
-for name, values in values_of(picked).items():
-    p = preds[name].set_index(preds[name]["id"].astype(str).rename("id"))
-    rows = rows.combine_first(pd.DataFrame({picked: values.reindex(p.index), "true": p["true"].map(class_name),
-                                            f"{name}: answer": p["pred"].map(class_name)}))
-rows = rows[[picked, "true", *(c for c in rows if c.endswith(": answer"))]]
-st.download_button(f"Download each image's {picked} and every run's answer (CSV)", rows.to_csv(),
-                   file_name=f"subgroups-{picked.replace(' ', '-')}-{ctx.split}.csv", mime="text/csv")
+           "alone would give (the run's recall of each class over the images shown, weighted by the group's "
+           "classes): a group of mostly happy faces scores high whatever its light, so a gap between dot and "
+           "diamond is what the property itself costs or gains. In the table, each cell is the accuracy [95% "
+           "interval], then that gap in percentage points (pts). The p-value asks whether such gaps are larger than "
+           "chance would make them (a permutation test within classes); with several properties looked at, expect "
+           "one in twenty under 0.05 by chance alone.")
+shown = G.display_table(result).reset_index()
+st.dataframe(shown, width="stretch", hide_index=True, height=35 * (len(shown) + 1) + 3)  # every group, no scrolling
+name = picked.replace(" ", "-")
+c1, c2 = st.columns(2)
+c1.download_button("Download this table's numbers (CSV)", G.numbers_table(result, picked).to_csv(index=False),
+                   file_name=f"subgroups-{name}-{ctx.split}.csv", mime="text/csv")
+images, class_name = pd.DataFrame(columns=["path", picked, "group", "true"]), dict(enumerate(CLASSES))
+for run_name, values in values_of(picked).items():
+    p = preds[run_name].set_index(preds[run_name]["id"].astype(str).rename("id"))
+    images = images.combine_first(pd.DataFrame({
+        "path": p["path"], picked: values.reindex(p.index), "group": result.groups.reindex(p.index),
+        "true": p["true"].map(class_name), f"{run_name}: answer": p["pred"].map(class_name),
+        f"{run_name}: right": p["pred"] == p["true"]}))
+images = images[["path", picked, "group", "true", *(c for c in images if c.endswith((": answer", ": right")))]]
+c2.download_button(f"Download each image's {picked}, group and every run's answer (CSV)", images.to_csv(),
+                   file_name=f"subgroups-{name}-{ctx.split}-images.csv", mime="text/csv")
