@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         shown = G.display_table(result).reset_index()
         print(f"## {prop}\n\n| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns))
         print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)))
-        notes = [f"{n} of {r}'s {len(preds[r])} images have no value: left out" for r, n in result.left_out.items() if n]
+        notes = [f"{n} of {r}'s {len(preds[r])} images have no value: left out"
+                 for r, n in result.left_out.items() if n]
         notes += [] if result.same_images else ["the runs were scored on different images: bins cut over all of them"]
         print("".join(f"\n{note}." for note in notes) + "\n")
     return 0
