@@ -83,7 +83,7 @@ def main(argv=None) -> int:
         notes = [f"{n} of {r}'s {len(preds[r])} images have no value: left out"
                  for r, n in result.left_out.items() if n]
         notes += [] if result.same_images else ["the runs were scored on different images: bins cut over all of them"]
-        print("".join(f"\n{note}." for note in notes) + "\n")
+        print("".join(f"\n{note}." for note in notes), end="\n\n")
     return 0
 
 
