@@ -165,10 +165,10 @@ def _decimals(edges) -> int:
 
 
 def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str], bool]:
-    """(each image's group as text, the groups in order, whether they are ordered). Numbers (all but a few values
-    of the column) are cut into ``n_bins`` equal-count bins, "0.2–0.5", in order; other values are groups as they
-    are, numbers in their order and words in natural order, the smallest beyond MAX_GROUPS or under MIN_GROUP images
-    pooled as POOLED, last. Missing values get no group (NaN)."""
+    """(each image's group as text, the groups in order, whether they are ordered: numbers). Numbers of more than
+    MAX_GROUPS values (all but a few values of the column) are cut into ``n_bins`` equal-count bins, "0.2–0.5";
+    other values are groups as they are, numbers in their order and words in natural order, the smallest beyond
+    MAX_GROUPS or under MIN_GROUP images pooled as POOLED, last. Missing values get no group (NaN)."""
     index, values = values.index, values.reset_index(drop=True)
     present = values.dropna()
     present = present[present.astype(str).str.strip() != ""]
@@ -186,10 +186,10 @@ def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str],
     named = [g for g in sizes.index[:MAX_GROUPS - 1 if len(sizes) > MAX_GROUPS else MAX_GROUPS]
              if sizes[g] >= MIN_GROUP]
     numeric = pd.to_numeric(pd.Series(named, dtype=object), errors="coerce")
-    order = [named[i] for i in np.argsort(numeric.to_numpy(), kind="stable")] if numeric.notna().all() else \
-        natural_sorted(named)
+    numbered = bool(named) and numeric.notna().all()  # 0.3, 0.4 ... 1 (FER+ agreement), 48 and 224 px: in order
+    order = [named[i] for i in np.argsort(numeric.to_numpy(), kind="stable")] if numbered else natural_sorted(named)
     groups = text.where(text.isin(named), POOLED)
-    return groups.reindex(values.index).set_axis(index), order + [POOLED] * (len(named) < len(sizes)), False
+    return groups.reindex(values.index).set_axis(index), order + [POOLED] * (len(named) < len(sizes)), numbered
 
 
 def class_adjusted_p(true, right, group, n_perm: int = 2000, seed: int = 0) -> float:
