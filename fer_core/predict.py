@@ -265,7 +265,7 @@ def output_problem(args) -> str | None:
 
 
 def main(args) -> int:
-    from .inference import ModelNotFound, Predictor, resolve_model
+    from .inference import SHIPPED_DIR, ModelNotFound, Predictor, resolve_model
 
     if not 0 < args.every < math.inf:  # nan and inf are no interval
         print(f"error: --every must be a positive number of seconds, not {args.every}", file=sys.stderr)
@@ -290,6 +290,9 @@ def main(args) -> int:
         print(f"error: no image or video files in {' '.join(args.images)}", file=sys.stderr)
         return 2
     print(predictor.describe())
+    if SHIPPED_DIR in Path(predictor.path).resolve().parents:
+        print("note: the default model was trained on AffectNet and FER+ images: non-commercial research use only",
+              file=sys.stderr)
     records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every,
                             one_person=args.one_person)
     seen = trained_images(predictor, [r["path"] for r in records if "size" in r])

@@ -48,8 +48,8 @@ def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("webcam")
     (base / "runs" / "tiny-run" / "checkpoints").mkdir(parents=True)
     make_checkpoint(base / "runs" / "tiny-run" / "checkpoints" / "best.pt")
-    # FER_LAB_STUN=off: everything is on this machine, and STUN servers cannot be reached offline.
-    env = {"FER_LAB_RUNS_DIR": str(base / "runs"), "FER_LAB_STUN": "off"}
+    # no FER_LAB_STUN: the stream connects this machine's own addresses, as it does by default
+    env = {"FER_LAB_RUNS_DIR": str(base / "runs")}
     with streamlit_server(env, log_path=base / "streamlit.log") as url:
         yield url, base
 

@@ -81,7 +81,8 @@ def explain_face(predictor: Predictor, crop, result: dict, key: str) -> None:
 
 DETECTOR_HELP = ("Detector score: how sure the face detector is that this box holds a face (0 to 1), not how sure the "
                  "model is of the expression.")
-VA_HELP = "Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to excited (+1)."
+VA_HELP = ("Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to excited (+1); as annotators would rate "
+           "the face.")
 
 
 def show_results(results: list[dict], classes: list[str], key: str, predictor: Predictor | None = None,
@@ -340,8 +341,10 @@ def live_tab(predictor: Predictor) -> None:
         st.warning("The live stream runs on PyTorch here: its threads busy-wait between frames and "
                    "compete with the video codec, so on a few cores a frame can take seconds instead of tens of "
                    "milliseconds. Choose ONNX Runtime above for a smooth stream.")
-    # Offline or on one machine, STUN servers cannot be reached: FER_LAB_STUN=off uses host candidates only.
-    rtc = {"iceServers": []} if os.environ.get("FER_LAB_STUN", "").lower() in ("off", "0", "no") else None
+    # This machine's own addresses only, as the dashboard answers on this machine only: streamlit-webrtc's default
+    # asks STUN/TURN servers elsewhere (Google's; Hugging Face's with an HF_TOKEN in the environment, Cloudflare's or
+    # Twilio's with theirs). FER_LAB_STUN=on lets it, for a dashboard served across networks.
+    rtc = None if os.environ.get("FER_LAB_STUN", "").lower() in ("on", "1", "yes") else {"iceServers": []}
     video, results = st.columns(2)  # side by side on a wide screen: the picture and its predictions both in view
     try:
         with video:
@@ -388,7 +391,8 @@ def main() -> None:
     st.title("Live prediction")
     st.caption("The model names the expression a face shows, as AffectNet's annotators would label it, and rates its "
                "valence and arousal: the look of a face, not what its person feels. For research and teaching, not "
-               "for decisions about people; the default model's intended use and limits: models/default/README.md.")
+               "for decisions about people; the default model's intended use and limits: models/default/README.md. "
+               "It was trained on AffectNet and FER+ images: non-commercial research use only.")
     choices = model_choices()
     if not choices:
         where = ", ".join(code(d) for d in runs_dirs())

@@ -108,7 +108,13 @@ st.caption("Dots: accuracy, with Wilson 95% intervals. Hollow diamonds: the accu
            "diamond is what the property itself costs or gains. In the table, each cell is the accuracy [95% "
            "interval], then that gap in percentage points (pts). The p-value asks whether such gaps are larger than "
            "chance would make them (a permutation test within classes); with several properties looked at, expect "
-           "one in twenty under 0.05 by chance alone.")
+           "one in twenty under 0.05 by chance alone. A p-value over 0.05 or overlapping intervals do not show equal "
+           "accuracy: groups of tens of images reveal only large gaps. Accuracy is agreement with the data set's "
+           "annotators; for groups of people (gender, age), report the raw gaps between groups beside the gaps to "
+           "the class mix: a group whose expressions are harder is still served worse.")
+if G.POOLED in set(result.table["group"]):
+    st.caption(f"{G.POOLED}: the groups of fewer than {G.MIN_GROUP} images each (or beyond the {G.MAX_GROUPS - 1} "
+               "largest), together: too few images for an accuracy of their own.")
 shown = G.display_table(result).reset_index()
 st.dataframe(shown, width="stretch", hide_index=True, height=35 * (len(shown) + 1) + 3)  # every group, no scrolling
 name = picked.replace(" ", "-")
