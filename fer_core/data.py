@@ -74,25 +74,34 @@ def _split_name(name) -> str | None:
     return SPLIT_NAMES.get(str(name).strip().lower())
 
 
+def separator(first_line: bytes) -> str:
+    """A CSV's field separator, from its first line: a comma, or the semicolon or tab of a spreadsheet saved in some
+    locales."""
+    return max((",", ";", "\t"), key=lambda c: (first_line.count(c.encode()), c == ","))  # UTF-16's ASCII bytes too
+
+
+def bom_encoding(start: bytes) -> str | None:
+    """The encoding a file's byte-order mark names ("CSV UTF-8" from Excel starts with one; "Unicode text" is
+    UTF-16), from its first bytes, or None where it has none."""
+    if start[:3] == b"\xef\xbb\xbf":
+        return "utf-8-sig"
+    return "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else None
+
+
 def _separator(csv_path: Path) -> str:
-    """The manifest's field separator: a comma, or the semicolon or tab of a spreadsheet saved in some locales."""
     try:
         with open(csv_path, "rb") as f:
-            first = f.readline()
+            return separator(f.readline())
     except OSError:
         return ","
-    return max((",", ";", "\t"), key=lambda c: (first.count(c.encode()), c == ","))  # UTF-16's ASCII bytes count too
 
 
 def _bom_encoding(csv_path: Path) -> str | None:
-    """The encoding a byte-order mark names ("CSV UTF-8" from Excel starts with one; "Unicode text" is UTF-16),
-    or None where the file has none."""
     try:
         with open(csv_path, "rb") as f:
-            start = f.read(3)
+            return bom_encoding(f.read(3))
     except OSError:
         return None
-    return "utf-8-sig" if start == b"\xef\xbb\xbf" else "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else None
 
 
 def _manifest_columns(csv_path: Path) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import shutil
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -708,7 +709,8 @@ def register_backbone(name: str, build, mean=IMAGENET_MEAN, std=IMAGENET_STD, pr
     (docs/python.md, "Your own backbone")."""
     if name in BACKBONES and name not in REGISTERED:
         raise ValueError(f"{name!r} is one of FER Lab's own backbones: register yours under another name")
-    REGISTERED[name] = (build, list(mean), list(std), pretrained)
+    caller = sys._getframe(1).f_globals.get("__name__")  # the module that registers it: what FER_LAB_PLUGINS names
+    REGISTERED[name] = (build, list(mean), list(std), pretrained, caller)
     if name not in BACKBONES:
         BACKBONES.append(name)
 
@@ -716,7 +718,7 @@ def register_backbone(name: str, build, mean=IMAGENET_MEAN, std=IMAGENET_STD, pr
 def _features(backbone: str):
     """(feature extractor returning [B, D], D, module to load released weights into, input mean, input std)."""
     if backbone in REGISTERED:
-        build, mean, std, _ = REGISTERED[backbone]
+        build, mean, std = REGISTERED[backbone][:3]
         m, dim = build()
         return m, int(dim), m, mean, std
     if backbone in LITE_VARIANTS:

@@ -10,8 +10,10 @@ from .labels import VA_COLOURS, class_colour
 # the quadrants' names in the corners, outside the unit circle, on two lines so that the two at the top (and the two
 # at the bottom) do not meet on a narrow chart: (x, y, text, the end of the text at x, the edge of the text at y)
 # The circumplex's dimensions, not feelings: a point is how a face looks, not what its person feels.
-QUADRANTS = [(1.22, 1.22, "pleasant,<br>active", "right", "top"), (-1.22, 1.22, "unpleasant,<br>active", "left", "top"),
-             (-1.22, -1.22, "unpleasant,<br>calm", "left", "bottom"), (1.22, -1.22, "pleasant,<br>calm", "right", "bottom")]
+QUADRANTS = [(1.22, 1.22, "pleasant,<br>active", "right", "top"),
+             (-1.22, 1.22, "unpleasant,<br>active", "left", "top"),
+             (-1.22, -1.22, "unpleasant,<br>calm", "left", "bottom"),
+             (1.22, -1.22, "pleasant,<br>calm", "right", "bottom")]
 CIRCUMPLEX_RANGE = 1.25  # both axes: room outside the circle for the quadrants' names and a point's label
 VA_STYLES = [("dash", "diamond"), ("dot", "square")]  # valence's and arousal's line dash and marker
 

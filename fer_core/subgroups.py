@@ -1,9 +1,10 @@
 """Accuracy by subgroup: does a model fail more on dark, blurred, greyscale or turned faces, on images the annotators
 disagreed on, or on a group a user names (a manifest's gender, age or camera column)?
 
-Each image gets a value of a property; numbers are cut into equal-count bins, words kept as groups. Per run and group:
-accuracy with its Wilson 95% interval, and the accuracy expected from the group's mix of classes alone (the run's
-recall of each class over all images, weighted by how many of each the group holds): a group of mostly Happy faces
+Each image gets a value of a property; numbers are cut into equal-count bins (about equal where values tie), words
+kept as groups. Per run and group: accuracy with its Wilson 95% interval, and the accuracy expected from the group's
+mix of classes alone (the run's recall of each class over the images with a value, weighted by how many of each the
+group holds): a group of mostly Happy faces
 scores high whatever its light. One p-value per run asks whether accuracy differs between the groups beyond what
 their class mix explains (a permutation test within classes).
 """
@@ -33,8 +34,8 @@ IMAGE_PROPERTIES = {
 }
 FACE_PROPERTIES = {
     "head roll": "how far the line between the eyes tilts from level, in degrees (from the 68 landmarks)",
-    "head turn": "how far the nose sits from the middle of the jaw line, 0 frontal, 1 the nose at the jaw's edge "
-                 "(from the 68 landmarks, after levelling the eyes)",
+    "head turn": "how far the nose sits from the middle of the jaw line, 0 frontal, 1 or more the nose at or beyond "
+                 "the jaw's edge (from the 68 landmarks, after levelling the eyes)",
 }
 AGREEMENT = "annotator agreement"  # FER+: the share of its annotators' votes the top class got
 GREY_SATURATION = 10  # mean HSV saturation under which an image is greyscale (JPEG noise tints a grey one to ~5)
@@ -126,36 +127,40 @@ def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, 
             out[AGREEMENT] = agreement(votes).reindex(ids)
     if layout == "csv":
         for manifest in (data, root):  # the manifest the run names, else the one in the images' folder
+            if not (manifest and Path(manifest).exists()):
+                continue
             try:
-                table = read_dataset(manifest, "csv").properties if manifest and Path(manifest).exists() else None
+                table = read_dataset(manifest, "csv").properties
             except DataError:
                 continue
-            out.update(table.items() if table is not None else {})
+            out.update({c: cleaned(table[c]) for c in table} if table is not None else {})
             break
     return out
+
+
+def cleaned(values: pd.Series) -> pd.Series:
+    """A column of text as a property: NA, #N/A, null and blanks as no value; decimal commas ("18,5" from a
+    spreadsheet saved in some locales) as points where that makes more of the values numbers."""
+    from .data import MISSING_WORDS
+
+    v = values.astype(str).str.strip().where(values.notna())
+    v = v.where(~v.str.lower().isin(MISSING_WORDS | {"", "-", "?"}))
+    swapped = v.str.replace(",", ".", regex=False)
+    more = pd.to_numeric(swapped, errors="coerce").count() > pd.to_numeric(v, errors="coerce").count()
+    return swapped if more else v
 
 
 def groups_file(table: pd.DataFrame, pred: pd.DataFrame, root: str | Path | None, name: str) -> dict[str, pd.Series]:
     """A groups table (tables.read_table: an id or path column, then one column per property) as property -> value
     per id of the predictions' images; tables.TableError where it names none of them."""
-    from .data import MISSING_WORDS
     from .tables import KEYS, match_rows
 
-    comma = table.attrs.get("decimal_comma")
     table = table.drop_duplicates()  # a row saved twice is one image's
     rows, _ = match_rows(table, pred["id"].astype(str).tolist(), pred["path"].astype(str).tolist(),
                          Path(root) if root else None, name)
     ids = pred["id"].astype(str).to_numpy()
     keyed = table.assign(id=[ids[r] if r >= 0 else None for r in rows]).dropna(subset=["id"]).set_index("id")
-    out = {}
-    for c in [c for c in table.columns if c not in KEYS]:
-        v = keyed[c].str.strip()
-        v = v.where(~v.str.lower().isin(MISSING_WORDS | {"", "-", "?"}))  # NA, #N/A, null: no value
-        if comma and (swapped := v.str.replace(",", ".", regex=False)).pipe(pd.to_numeric, errors="coerce").count() \
-                > pd.to_numeric(v, errors="coerce").count():
-            v = swapped  # "18,5" in a semicolon-separated file: a decimal comma
-        out[c] = v
-    return out
+    return {c: cleaned(keyed[c]) for c in table.columns if c not in KEYS}
 
 
 def _decimals(edges) -> int:
@@ -179,9 +184,11 @@ def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str],
         if len(edges) > 2:
             bins, d = pd.cut(numbers, edges, include_lowest=True), _decimals(edges)
             labels = [f"{edges[i]:.{d}f}–{edges[i + 1]:.{d}f}" for i in range(len(edges) - 1)]
+            if len(set(labels)) < len(labels):  # edges far apart in scale (4e-5 and 0.5): as many digits as needed
+                labels = [f"{edges[i]:.4g}–{edges[i + 1]:.4g}" for i in range(len(edges) - 1)]
             named = bins.cat.rename_categories(labels).astype(object)
             return named.reindex(values.index).set_axis(index), labels, True
-    text = present.map(lambda x: f"{x:g}" if isinstance(x, float) else str(x).strip())  # 224.0 -> "224"
+    text = present.map(lambda x: f"{x:.15g}" if isinstance(x, float) else str(x).strip())  # 224.0 -> "224"
     sizes = text.value_counts()
     named = [g for g in sizes.index[:MAX_GROUPS - 1 if len(sizes) > MAX_GROUPS else MAX_GROUPS]
              if sizes[g] >= MIN_GROUP]
@@ -195,34 +202,30 @@ def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str],
 def class_adjusted_p(true, right, group, n_perm: int = 2000, seed: int = 0) -> float:
     """Permutation p-value for "accuracy differs between the groups more than their mixes of classes explain".
 
-    Statistic: the sum over groups of (right_g - expected_g)² / n_g, where expected_g sums the run's overall recall
-    of each image's class. Under the null, within each true class, which group an image is in has nothing to do with
-    whether the model was right: group labels are shuffled within classes (which keeps every expected_g)."""
-    true, right = np.asarray(true), np.asarray(right, float)
+    Statistic: the sum over groups of (right_g - expected_g)² / n_g, where expected_g sums the run's recall of each
+    image's class. Under the null, within each true class, which group an image is in has nothing to do with whether
+    the model was right: group labels shuffled within a class (which keeps every expected_g) spread its right answers
+    over the groups as a multivariate hypergeometric draw, drawn here directly, class by class."""
+    true, right = np.asarray(true), np.asarray(right, bool)
     codes, uniques = pd.factorize(np.asarray(group, dtype=object))
     k = len(uniques)
     if k < 2:
         return math.nan
-    recall = pd.Series(right).groupby(true).mean()
-    expected = np.bincount(codes, weights=recall.reindex(true).to_numpy(), minlength=k)
     n = np.bincount(codes, minlength=k)
+    rng = np.random.default_rng(seed)
+    observed, shuffled, expected = np.zeros(k), np.zeros((n_perm, k)), np.zeros(k)
+    for c in np.unique(true):
+        in_c = true == c
+        sizes = np.bincount(codes[in_c], minlength=k)  # the class's images in each group
+        hits = int(right[in_c].sum())
+        observed += np.bincount(codes[in_c], weights=right[in_c], minlength=k)
+        expected += sizes * hits / in_c.sum()
+        shuffled += rng.multivariate_hypergeometric(sizes, hits, size=n_perm)
 
     def statistic(right_per_group: np.ndarray) -> np.ndarray:
         return (((right_per_group - expected) ** 2) / n).sum(axis=-1)
 
-    observed = statistic(np.bincount(codes, weights=right, minlength=k))
-    rng = np.random.default_rng(seed)
-    order = np.argsort(true, kind="stable")  # images by class: shuffles happen within each block of one class
-    blocks = np.asarray(true)[order]
-    at_least, done = 0, 0
-    while done < n_perm:
-        m = min(500, n_perm - done)
-        keys = blocks[None, :] * 2.0 + rng.random((m, len(order)))  # sorts within a class, never across
-        shuffled = codes[order][np.argsort(keys, axis=1)]
-        flat = (shuffled + k * np.arange(m)[:, None]).ravel()
-        per_group = np.bincount(flat, weights=np.tile(right[order], m), minlength=m * k).reshape(m, k)
-        at_least += int((statistic(per_group) >= observed - 1e-12).sum())
-        done += m
+    at_least = int((statistic(shuffled) >= statistic(observed) - 1e-9).sum())
     return (1 + at_least) / (1 + n_perm)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import CSV_PATH_COLS
+from .data import CSV_PATH_COLS, bom_encoding, separator
 
 KEYS = ("id", *CSV_PATH_COLS)  # columns that name an image
 
@@ -32,10 +32,7 @@ def read_table(source: str | Path | bytes, name: str | None = None) -> pd.DataFr
             raise TableError(f"{name}: no such file") from None
         except OSError as e:
             raise TableError(f"{name}: cannot be read ({e})") from None
-    bom = "utf-8-sig" if source[:3] == b"\xef\xbb\xbf" else "utf-16" if source[:2] in (b"\xff\xfe", b"\xfe\xff") \
-        else None
-    first = source.split(b"\n", 1)[0]  # UTF-16's ASCII bytes count too
-    sep = max((",", ";", "\t"), key=lambda c: (first.count(c.encode()), c == ","))
+    bom, sep = bom_encoding(source), separator(source.split(b"\n", 1)[0])
     try:
         try:
             df = pd.read_csv(io.BytesIO(source), dtype=str, keep_default_na=False, sep=sep, encoding=bom or "utf-8")
@@ -46,6 +43,8 @@ def read_table(source: str | Path | bytes, name: str | None = None) -> pd.DataFr
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise TableError(f"{name}: not a CSV table ({' '.join(str(e).split())[:160]})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
+    if (twice := df.columns[df.columns.duplicated()]).any():
+        raise TableError(f"{name}: two columns are named {twice[0]!r} (names are read without case or spaces)")
     df = df[~df.apply(lambda c: c.str.strip() == "").all(axis=1)]
     if df.empty:
         raise TableError(f"{name}: no rows")

@@ -829,7 +829,7 @@ def _prepare_run(args, rank, world=1):
         "status": "running", "train_minutes": 0.0,
     }
     if r["backbone"] in REGISTERED:  # code from outside FER Lab: which module, so the run can be built again
-        cfg["plugin"] = REGISTERED[r["backbone"]][0].__module__
+        cfg["plugin"] = REGISTERED[r["backbone"]][4]
     return run_dir, cfg, 1, None
 
 

@@ -11,7 +11,7 @@ from PIL import Image, ImageFilter
 from fer_core import subgroups as G
 from fer_core.metrics import format_p
 from fer_core.tables import TableError, read_table
-from tests.conftest import make_affectnet_dir, pattern_image
+from tests.conftest import make_affectnet_dir, pattern_image, write_ferplus
 
 
 def test_image_properties_tell_dark_from_bright_blurred_from_sharp_and_grey_from_colour(tmp_path):
@@ -65,6 +65,8 @@ def test_numbers_are_binned_at_equal_counts_words_kept_and_small_groups_pooled()
     assert G.groups_of(ages)[1] == ["5-17", "18-24", "25-34", "65+"]
     sizes, order, _ = G.groups_of(pd.Series([224.0] * 30 + [48.0] * 30))
     assert set(sizes) == {"224", "48"} and order == ["48", "224"]  # numbers in their order
+    scales = pd.Series(np.r_[np.linspace(0, 4e-5, 50), np.linspace(0.5, 1, 50)])  # 4 decimals would not tell apart
+    assert len(set(G.groups_of(scales, n_bins=4)[1])) == 4
 
 
 def _images(rng, n, effect):
@@ -109,7 +111,10 @@ def test_subgroup_table_gives_every_run_the_same_bins_and_what_its_class_mix_exp
     assert list(shown.columns) == ["images", f"m (p {format_p(p['m'])})", "perfect (p 1.000)"]
     assert shown.loc["bright", "perfect (p 1.000)"] == "1.000 [" + f"{table['lo'].iloc[2]:.3f}, 1.000] +0.0 pts"
     assert shown.loc["bright"].iloc[1].endswith(" pts")
-    assert G.subgroup_figure(result, "light").data
+    fig = G.subgroup_figure(result, "light")
+    drawn = {t.name: list(t.y) for t in fig.data if t.showlegend is not False and t.y[0] is not None}
+    assert drawn == {"m": table["accuracy"].iloc[:2].tolist(), "perfect": [1.0, 1.0]}
+    assert fig.layout.yaxis.range[1] == 1  # the intervals' span, at most 100%
     numbers = G.numbers_table(result, "light")
     assert list(numbers.columns) == ["run", "light", "n", "right", "accuracy", "ci95_low", "ci95_high", "expected",
                                      "gap_points", "p_class_adjusted"]
@@ -146,6 +151,8 @@ def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images():
         G.groups_file(read_table(b"image_no,camera\n1,A\n", "groups.csv"), pred, None, "groups.csv")
     with pytest.raises(TableError, match="empty.csv: not a CSV table"):
         read_table(b"", "empty.csv")
+    with pytest.raises(TableError, match="x.csv: two columns are named 'age'"):
+        read_table(b"id,Age,age \n1,3,4\n", "x.csv")
 
 
 def test_properties_at_hand_for_affectnet_data_and_for_a_manifest(tmp_path):
@@ -160,3 +167,18 @@ def test_properties_at_hand_for_affectnet_data_and_for_a_manifest(tmp_path):
                                                                    for k, i in enumerate(ids)))
     manifest = G.properties(pred.assign(id=pred["path"]), data, "csv", data / "m.csv")
     assert manifest["camera"].tolist() == ["A", "B", "A", "B", "A"] and "brightness" in manifest
+    # the manifest the run named is gone (data moved): the one in the images' folder is read
+    moved = G.properties(pred.assign(id=pred["path"]), data, "csv", tmp_path / "gone" / "m.csv")
+    assert moved["camera"].tolist() == ["A", "B", "A", "B", "A"]
+
+
+def test_fer_plus_annotator_agreement_is_the_top_class_share_of_all_ten_votes(tmp_path):
+    #        neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, not-a-face
+    votes = {"fer0.png": [10, 0, 0, 0, 0, 0, 0, 0, 0, 0], "fer1.png": [0, 4, 3, 0, 0, 0, 0, 0, 3, 0],
+             "fer2.png": [0, 0, 0, 6, 0, 0, 0, 0, 0, 4]}
+    root = write_ferplus(tmp_path, {"Test": list(votes.items())})
+    pred = pd.DataFrame({"id": ["Test/fer0", "Test/fer1", "Test/fer2"],
+                         "path": ["FER2013Test/fer0.png", "FER2013Test/fer1.png", "FER2013Test/fer2.png"]})
+    found = G.properties(pred, root, "ferplus")
+    assert found[G.AGREEMENT].tolist() == [1.0, 0.4, 0.6]  # unknown and not-a-face votes count against it
+    assert found["colour"].tolist() == ["greyscale"] * 3

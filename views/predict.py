@@ -81,8 +81,8 @@ def explain_face(predictor: Predictor, crop, result: dict, key: str) -> None:
 
 DETECTOR_HELP = ("Detector score: how sure the face detector is that this box holds a face (0 to 1), not how sure the "
                  "model is of the expression.")
-VA_HELP = ("Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to excited (+1); as annotators would rate "
-           "the face.")
+VA_HELP = ("Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to excited (+1); as annotators would "
+           "rate the face.")
 
 
 def show_results(results: list[dict], classes: list[str], key: str, predictor: Predictor | None = None,

@@ -28,8 +28,8 @@ preds = {r.name: S.predictions(r, ctx.split) for r in have}
 
 
 @st.cache_data(show_spinner="Measuring the images…", max_entries=16)
-def _properties(pred: pd.DataFrame, root: str | None, layout: str | None, data: str | None) -> dict[str, pd.Series]:
-    return G.properties(pred, root, layout, data)
+def _properties(images: pd.DataFrame, root: str | None, layout: str | None, data: str | None) -> dict[str, pd.Series]:
+    return G.properties(images, root, layout, data)
 
 
 @st.cache_data(show_spinner="Reading the groups file…", max_entries=8)
@@ -38,9 +38,12 @@ def _groups_file(data: bytes, name: str, pred: pd.DataFrame, root: str | None) -
 
 
 def sources(run: R.Run) -> dict[str, pd.Series]:
-    """Every property at hand for the run's images: property -> value per id."""
-    root = S.image_root(run, ctx.split)[0]
-    return dict(_properties(preds[run.name], root, (run.config.get("data") or {}).get("layout"), run.data_root))
+    """Every property at hand for the run's images: property -> value per id (measured once for runs of the same
+    images: the cache holds their ids and paths, not each run's answers)."""
+    scored = S.metrics(run, ctx.split) or {}  # evaluated on other data: that data's layout, as image_root's root
+    layout = scored.get("layout") or (run.config.get("data") or {}).get("layout")
+    images = preds[run.name][["id", "path"]]
+    return dict(_properties(images, S.image_root(run, ctx.split)[0], layout, scored.get("data_root") or run.data_root))
 
 
 found = {r.name: sources(r) for r in have}
@@ -75,8 +78,12 @@ def values_of(name: str) -> dict[str, pd.Series]:
 
 
 # a property with one group (every image 224 px, or from one camera) has nothing to compare
+def one_each(values: pd.Series) -> pd.Series:
+    return values[~values.index.duplicated()]  # an image scored by several runs counts once
+
+
 usable = [name for name in dict.fromkeys(p for run_props in found.values() for p in run_props)
-          if G.groups_of(pd.concat(values_of(name).values()))[0].nunique() >= 2]
+          if G.groups_of(one_each(pd.concat(values_of(name).values())))[0].nunique() >= 2]
 if not usable:
     roots = {S.image_root(r, ctx.split)[0] for r in have}
     st.warning("Nothing to group the images by: the chosen runs' images are not at hand"
@@ -118,16 +125,17 @@ if G.POOLED in set(result.table["group"]):
 shown = G.display_table(result).reset_index()
 st.dataframe(shown, width="stretch", hide_index=True, height=35 * (len(shown) + 1) + 3)  # every group, no scrolling
 name = picked.replace(" ", "-")
+column = f"{picked} (property)" if picked in ("path", "group", "true") else picked  # not the download's own columns
 c1, c2 = st.columns(2)
 c1.download_button("Download this table's numbers (CSV)", G.numbers_table(result, picked).to_csv(index=False),
                    file_name=f"subgroups-{name}-{ctx.split}.csv", mime="text/csv")
-images, class_name = pd.DataFrame(columns=["path", picked, "group", "true"]), dict(enumerate(CLASSES))
+images, class_name = pd.DataFrame(columns=["path", column, "group", "true"]), dict(enumerate(CLASSES))
 for run_name, values in values_of(picked).items():
     p = preds[run_name].set_index(preds[run_name]["id"].astype(str).rename("id"))
     images = images.combine_first(pd.DataFrame({
-        "path": p["path"], picked: values.reindex(p.index), "group": result.groups.reindex(p.index),
+        "path": p["path"], column: values.reindex(p.index), "group": result.groups.reindex(p.index),
         "true": p["true"].map(class_name), f"{run_name}: answer": p["pred"].map(class_name),
         f"{run_name}: right": p["pred"] == p["true"]}))
-images = images[["path", picked, "group", "true", *(c for c in images if c.endswith((": answer", ": right")))]]
+images = images[["path", column, "group", "true", *(c for c in images if c.endswith((": answer", ": right")))]]
 c2.download_button(f"Download each image's {picked}, group and every run's answer (CSV)", images.to_csv(),
                    file_name=f"subgroups-{name}-{ctx.split}-images.csv", mime="text/csv")
