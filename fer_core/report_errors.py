@@ -154,10 +154,12 @@ def plausible_mistakes(rows: pd.DataFrame, min_votes: int = 2) -> tuple[int, int
 
 
 def comparable_runs(preds: dict[str, pd.DataFrame]) -> tuple[list[str], list[str]]:
-    """(runs to compare, runs left out): the largest set of runs that all share sample ids with each other.
+    """(runs to compare, runs left out): the largest set of runs that all share sample ids with each other, and give
+    those ids the same labels.
 
     Runs evaluated on different data (AffectNet vs FER+) share no ids; comparing them sample by sample is
-    meaningless, so the biggest mutually overlapping group is kept (ties: the group of the earliest run).
+    meaningless, so the biggest mutually overlapping group is kept (ties: the group of the earliest run). A run that
+    labels a shared id otherwise (scored on relabelled data) is left out: right and wrong mean other things for it.
     """
     names = list(preds)
     # One hash pass over every id, then set logic on a boolean (id x run) presence matrix.
@@ -177,6 +179,12 @@ def comparable_runs(preds: dict[str, pd.DataFrame]) -> tuple[list[str], list[str
             best = group
     order = list(preds)
     kept = sorted(best, key=order.index)
+    truth = pd.Series(preds[kept[0]]["true"].to_numpy(), index=preds[kept[0]]["id"].astype(str)) if kept else None
+    for run in kept[1:]:
+        theirs = pd.Series(preds[run]["true"].to_numpy(), index=preds[run]["id"].astype(str))
+        shared = theirs.index.intersection(truth.index)
+        if (theirs[shared] != truth[shared]).any():
+            kept.remove(run)
     return kept, [r for r in order if r not in kept]
 
 

@@ -839,3 +839,17 @@ def test_roc_page_leaves_out_runs_that_give_one_class_per_image(monkeypatch, tmp
     assert not at.exception
     assert any(i.value.startswith("Not shown: hard, whose predictions give one class per image") for i in at.info)
     assert [t.label for t in at.tabs] == ["scores"]
+
+
+def test_overview_ranks_only_runs_scored_against_the_same_labels(monkeypatch, tmp_path):
+    for name in ("plain", "other-seed"):
+        write_run(tmp_path, name, n=100, n_boot=5, seed=len(name))
+    relabelled = write_run(tmp_path, "relabelled", n=100, n_boot=5, seed=0)
+    for f in relabelled.glob("predictions_*.csv"):  # the test labels changed to the model's answers where it erred
+        p = pd.read_csv(f, dtype={"id": str})
+        p["true"] = p["pred"]
+        p.to_csv(f, index=False)
+    at = _app(monkeypatch, tmp_path)
+    best = " ".join(s.value for s in at.success)
+    assert "relabelled" not in best.split(" — ")[0] and "Best on" in best
+    assert any("Not ranked: relabelled" in c.value for c in at.caption)

@@ -502,6 +502,8 @@ def test_disagreement_tables():
              "other": pd.DataFrame({"id": ["Test/a"], "true": [0], "pred": [0]})}
     kept, left_out = E.comparable_runs(preds)
     assert kept == ["x", "y", "z"] and left_out == ["other"]
+    relabelled = {**preds, "relabelled": frame([0, 1, 2, 3, 4, 5]).assign(true=[0, 1, 2, 3, 4, 0])}
+    assert E.comparable_runs(relabelled) == (["x", "y", "z"], ["other", "relabelled"])  # right means another thing
     corr = E.correctness({k: preds[k] for k in kept})
     summary = E.disagreement_summary(corr)
     assert list(summary["all_wrong"]["id"]) == ["4", "5"]

@@ -20,7 +20,7 @@ if len(have) < 2:
 kept, left_out, corr = S.disagreement(have, ctx.split)
 if left_out and len(kept) >= 2:
     st.info(f"Left out {S.names(left_out)}: no sample ids in common with the images {S.names(kept)} all "
-            "evaluated (other data, or another fold's test images).")
+            "evaluated (other data, or another fold's test images), or other labels for them (relabelled data).")
 if len(kept) < 2 or corr.empty:
     st.warning("The chosen runs share no sample ids on this split (different data sets or splits), "
                "so they cannot be compared sample by sample.")
@@ -41,7 +41,10 @@ with left:
     st.dataframe(all_wrong[columns], width="stretch", hide_index=True, height=300)
     if len(all_wrong):
         same = int(all_wrong["same wrong answer"].sum())
-        st.caption(f"{same:,} of them get the same wrong class from every run: the first labels to doubt.")
+        st.caption(f"{same:,} of them get the same wrong class from every run: the first labels to doubt. Relabel "
+                   "or drop doubted images in the training part only, and score on the test labels as they were: "
+                   "test labels changed where the models disagreed with them make those models look better "
+                   "without changing them.")
         st.download_button("Download these (CSV: path, true class, each run's answer and confidence)",
                            all_wrong.to_csv(index=False), file_name=f"every-run-wrong-{ctx.split}.csv",
                            mime="text/csv", key="dl-every-wrong")

@@ -3,7 +3,6 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import report
-from fer_core import report_errors as E
 from fer_core import runs as R
 from fer_core.report import code
 from views import _shared as S
@@ -19,8 +18,10 @@ if not have:
 metrics = {r.name: S.metrics(r, ctx.split) for r in have}
 values, cis = report.results_table(metrics)
 
-# Scores on different data sets are not comparable, so the best run is named per data set.
-correct = {r.name: None if (df := S.predictions(r, ctx.split)) is None else E.correctness({r.name: df})[r.name]
+# Scores on different data sets are not comparable, so the best run is named per data set; runs are ranked together
+# only on the same images with the same labels (keyed by both: a run scored on relabelled images is not on a par).
+correct = {r.name: None if (df := S.predictions(r, ctx.split)) is None else
+           pd.Series((df["pred"] == df["true"]).to_numpy(), index=df["id"].astype(str) + "\x1f" + df["true"].astype(str))
            for r in have}
 ids = {n: None if c is None else c.index for n, c in correct.items()}
 unpaired = report.unpaired_runs(ids, metrics)  # not ranked; the others still are
@@ -38,10 +39,10 @@ if unpaired:
                + ": which images its figures are on cannot be told, so they are not paired with the others' "
                "(evaluate it again to write both files).")
 if unranked:
-    st.caption(f"Not ranked: {S.names(unranked)}, each scored on a set of {split} images that no other chosen run "
-               "on its data was scored on as a whole (a cross-validation's folds, a whole cross-validation beside a "
-               "fixed split's few hundred, or another split): a ranking needs the same images. Model disagreement "
-               "pairs runs on the images they share.")
+    st.caption(f"Not ranked: {S.names(unranked)}, each scored on a set of {split} images (with their labels) that "
+               "no other chosen run on its data was scored on as a whole (a cross-validation's folds, a whole "
+               "cross-validation beside a fixed split's few hundred, another split, or labels changed): a ranking "
+               "needs the same images and labels. Model disagreement pairs runs on the images they share.")
 
 pooled = [r.name for r in ctx.all_runs if R.cross_validated(r.config)]
 if pooled and not any(r.name in pooled for r in ctx.runs):
