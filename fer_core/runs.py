@@ -115,7 +115,7 @@ def train_command(config: dict, run_dir: Path | None = None, fold: dict | None =
     elif source == "predefined":  # the data's own parts; the fractions apply to none of them
         skip |= {"val_frac", "test_frac"}
     for k, v in args.items():
-        if k in skip or (k not in base and k != "limit") or v == base.get(k):
+        if k in skip or (k not in base and k not in ("limit", "exclude")) or v == base.get(k):
             continue
         flag = "--" + k.replace("_", "-")
         words += [flag if v else f"--no-{flag[2:]}"] if isinstance(v, bool) else [flag, str(v)]

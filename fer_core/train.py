@@ -236,6 +236,8 @@ def _main(args, run: dict) -> int:
         raise Fail(f"--data {index.root} is not a copy of the data {run_dir} trained on ({before}): it lacks some of "
                    "the run's images, or holds other pictures under their ids")
     by_split = {k: [s for s in index.samples if assignment.get(s.id) == k] for k in ("train", "val", "test")}
+    if r.get("exclude") and not args.resume:  # resumed, the saved split.csv already marks them unused
+        by_split["train"] = _excluded(r["exclude"], index, by_split, cfg)
     if r.get("limit"):
         by_split["train"] = fdata.stratified_subset(by_split["train"], r["limit"], r["seed"])
     if not by_split["train"] or not by_split["val"]:
@@ -252,7 +254,7 @@ def _main(args, run: dict) -> int:
     if rank == 0 and args.resume:
         _resume_folder(run_dir, cfg, assignment, index)
     if rank == 0 and not args.resume:
-        trained = {s.id for s in by_split["train"]}  # --limit leaves some training images out: they are "unused"
+        trained = {s.id for s in by_split["train"]}  # --limit and --exclude leave some out: they are "unused"
         rows = [{"id": s.id, "path": s.path,
                  "split": "unused" if assignment[s.id] == "train" and s.id not in trained else assignment[s.id]}
                 for s in index.samples if s.id in assignment]
@@ -279,9 +281,18 @@ def _main(args, run: dict) -> int:
             log.warning("warning: %s are byte-identical to training images (the data set holds them twice): the "
                         "figures on those parts are a little optimistic, as they are for anyone using this split",
                         " and ".join(f"{n} of the {len(by_split[k])} {k} images" for k, n in where.items() if n))
+    if (ex := cfg["split"].get("excluded")) and not args.resume:
+        log.info("--exclude %s: %d training images left out", ex["file"], ex["left_out"])
+        if ex["kept_held_out"]:
+            log.warning("warning: %d images it names are val or test images, and stay there: left out or relabelled "
+                        "there, the run would be scored on other images or labels than the runs it is compared "
+                        "with", ex["kept_held_out"])
+        if ex["not_found"]:
+            log.warning("warning: %d of its %d rows name no image of this data", ex["not_found"], ex["rows"])
     if cfg["split"].get("outside_source") and not args.resume:
         log.warning("warning: %d of these %d images are in none of %s's train, val or test parts (left out by its "
-                    "--limit, or not in its data): they are not used here either", cfg["split"]["outside_source"],
+                    "--limit or --exclude, or not in its data): they are not used here either",
+                    cfg["split"]["outside_source"],
                     len(index.samples), source.removeprefix("run:"))
 
     model, info = build_model(r["backbone"], "none" if ckpt else _weights_file(r["weights"]), dropout=r["dropout"])
@@ -740,6 +751,7 @@ def _prepare_run(args, rank, world=1):
         raise Fail("--data is required (a data folder or CSV manifest), unless you --resume a run")
     r = resolve(args.preset, {k: getattr(args, k) for k in RECIPE_KEYS})
     r["limit"] = args.limit
+    r["exclude"] = str(Path(args.exclude).resolve()) if args.exclude else None
     if args.limit is not None and args.limit < 1:
         raise Fail(f"--limit must be a number of training images, 1 or more (got {args.limit})")
     if not Path(args.data).exists():
@@ -837,8 +849,10 @@ def _differ_from_run(args, cfg: dict) -> list[str]:
     """The flags given with --resume that differ from the run's own settings, each as 'flag value (the run's: x)'."""
     ran = cfg["args"]
     split = cfg.get("split", {})
-    given = {k: (getattr(args, k), ran.get(k)) for k in [*RECIPE_KEYS, "limit"]
+    given = {k: (getattr(args, k), ran.get(k)) for k in [*RECIPE_KEYS, "limit", "exclude"]
              if k not in ("epochs", "workers") and getattr(args, k) is not None}
+    if "exclude" in given:  # as the run recorded it: the file's absolute path
+        given["exclude"] = (str(Path(args.exclude).resolve()), ran.get("exclude"))
     if given.get("extra_data", ("",))[0] == "none":
         given["extra_data"] = (None, ran.get("extra_data"))
     if args.layout != "auto":
@@ -863,6 +877,28 @@ def _weights_file(weights: str) -> str:
 def _teacher_file(path) -> Path:
     p = Path(path)
     return p / "checkpoints" / "best.pt" if p.is_dir() else p
+
+
+def _excluded(path: str, index, by_split: dict, cfg: dict) -> list:
+    """The training part without the images the --exclude CSV names (by id or path, as tables.match_rows reads
+    it); what was left out is recorded under cfg["split"]["excluded"]. Val and test images stay where they are."""
+    from .tables import TableError, match_rows, read_table
+
+    try:
+        rows, _ = match_rows(read_table(path, f"--exclude {path}"), [s.id for s in index.samples],
+                             [s.path for s in index.samples], index.root, f"--exclude {path}")
+    except TableError as e:
+        raise Fail(str(e)) from None
+    named = {index.samples[i].id for i in rows if i >= 0}
+    train = [s for s in by_split["train"] if s.id not in named]
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    cfg["split"]["excluded"] = {"file": path, "sha256": digest, "rows": len(rows),
+                                "left_out": len(by_split["train"]) - len(train), "not_found": sum(i < 0 for i in rows),
+                                "kept_held_out": sum(s.id in named for k in ("val", "test") for s in by_split[k])}
+    if not train:
+        raise Fail(f"--exclude {path} names every training image: nothing left to train on")
+    return train
 
 
 def _split(args, cfg, index, run_dir):

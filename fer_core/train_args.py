@@ -113,6 +113,9 @@ def get_args_parser():
       "training time only; the saved model and its predictions are the usual two heads (default 0 = off)")
     a("--limit", type=int, help="train on a seeded random N of the training images, classes in "
       "their proportions (quick trials, learning curves)")
+    a("--exclude", metavar="CSV", type=os.path.expanduser, help="leave out of training the images a CSV names by "
+      "its id or path column (labels you doubt: the Model disagreement page's downloads have both); images it names "
+      "in val or test stay there, so the run is scored on the same images and labels as before")
     a("--device", default="auto", choices=DEVICES, help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     return p
 

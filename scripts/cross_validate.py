@@ -115,7 +115,8 @@ def _other_recipe(folder: Path, args: list[str]) -> str | None:
         given = get_args_parser().parse_args(args)
     except SystemExit:  # bad arguments: training says what is wrong
         return None
-    want = {**resolve(given.preset, {k: getattr(given, k) for k in RECIPE_KEYS}), "limit": given.limit}
+    want = {**resolve(given.preset, {k: getattr(given, k) for k in RECIPE_KEYS}), "limit": given.limit,
+            "exclude": str(Path(given.exclude).resolve()) if given.exclude else None}
     want["data"] = str(Path(given.data).resolve()) if given.data else None
     had = {**(config.get("args") or {}), "data": (config.get("data") or {}).get("root")}
     skip = {"workers"} | (set() if given.weights else {"weights"})

@@ -1530,3 +1530,27 @@ def test_a_backbone_of_ones_own_trains_evaluates_and_says_what_it_needs(tmp_path
     broken = cli("fer_core.evaluate", "--run", run, "--out", tmp_path / "ev2", FER_LAB_PLUGINS="my_nets,not_there")
     assert "FER_LAB_PLUGINS: not_there was not imported (ModuleNotFoundError" in broken.stderr
     assert broken.returncode == 0  # the module that failed is not the one this run needs
+
+
+def test_exclude_leaves_doubted_images_out_of_training_only(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    common = ("--data", data, "--out", tmp_path, "--epochs", 1, *TINY, "--weights", "none")
+    assert run_train(*common, "--name", "first") == 0
+    split = pd.read_csv(tmp_path / "first" / "split.csv", dtype=str)
+    train, test = split[split["split"] == "train"], split[split["split"] == "test"]
+    doubted = tmp_path / "every-run-wrong-test.csv"  # as the Model disagreement page downloads it: path and more
+    pd.DataFrame({"path": [*train["path"][:2], test["path"].iloc[0], "images/nope.jpg"],
+                  "true class": "Happy"}).to_csv(doubted, index=False)
+    assert run_train(*common, "--name", "clean", "--split-from", tmp_path / "first", "--exclude", doubted) == 0
+    cleaned = pd.read_csv(tmp_path / "clean" / "split.csv", dtype=str).set_index("id")["split"]
+    assert (cleaned[train["id"][:2]] == "unused").all() and cleaned[test["id"].iloc[0]] == "test"
+    assert (cleaned != "unused").sum() == len(split) - 2  # val and test as they were
+    excluded = json.loads((tmp_path / "clean" / "config.json").read_text())["split"]["excluded"]
+    assert {k: excluded[k] for k in ("rows", "left_out", "not_found", "kept_held_out")} == \
+        {"rows": 4, "left_out": 2, "not_found": 1, "kept_held_out": 1}
+    log = (tmp_path / "clean" / "train.log").read_text()
+    assert "2 training images left out" in log and "1 images it names are val or test images, and stay there" in log
+    capsys.readouterr()
+    (tmp_path / "ids.csv").write_text("image_no\n3\n")
+    assert run_train(*common, "--name", "bad", "--exclude", tmp_path / "ids.csv") == 2
+    assert "--exclude" in capsys.readouterr().err and not (tmp_path / "bad").exists()
