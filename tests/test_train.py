@@ -1358,7 +1358,8 @@ def test_the_command_a_run_shows_trains_its_recipe_again(tiny_run):
     args = train.get_args_parser().parse_args(shlex.split(command)[3:])
     again = resolve(args.preset, {k: getattr(args, k) for k in train.RECIPE_KEYS})
     assert {k: v for k, v in again.items() if k != "workers"} == \
-        {k: v for k, v in cfg["args"].items() if k not in ("workers", "limit")}
+        {k: v for k, v in cfg["args"].items() if k not in ("workers", "limit", "exclude")}
+    assert (args.limit, args.exclude) == (cfg["args"]["limit"], cfg["args"]["exclude"])  # not recipe settings
     assert args.name == "tiny-again" and args.out == str(run.parent)
     # a shipped run: its preset and the split it reused, nothing else; a pooled cross-validation has no command
     shipped = ROOT / "artifacts" / "runs"
