@@ -3,6 +3,7 @@ and where runs disagree."""
 from __future__ import annotations
 
 import math
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -223,20 +224,28 @@ def disagreement_summary(corr: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def failure_table(preds: dict[str, pd.DataFrame], ids, same_wrong: bool = False) -> pd.DataFrame:
     """The given ids as a table to relabel or report from: path and true class, then each run's predicted class and
-    its confidence; with ``same_wrong``, "same wrong answer": every run predicted one class, not the true one (a
-    label to doubt)."""
+    its confidence, and the runs' mean probability of the label (confident learning's self-confidence: the lower,
+    the more the runs doubt the label); with ``same_wrong``, "same wrong answer": every run predicted one class, not
+    the true one (a label to doubt)."""
     ids = pd.Index(ids, dtype=str, name="id")
     first = next(iter(preds.values())).set_index("id")
     table = pd.DataFrame({"path": first["path"].reindex(ids),
                           "true": [CLASSES[int(k)] if pd.notna(k) else None for k in first["true"].reindex(ids)]},
                          index=ids)
-    answers = []
+    answers, of_label = [], []
+    labels = first["true"].reindex(ids).to_numpy()
     for run, p in preds.items():
         p = p.set_index("id").reindex(ids)
         answers.append(p["pred"])
+        known = pd.notna(labels)
+        of_label.append(np.full(len(ids), np.nan))
+        of_label[-1][known] = p[PROB_COLS].to_numpy(float)[known, labels[known].astype(int)]
         table[f"{run}: predicted"] = [CLASSES[int(k)] if pd.notna(k) else None for k in p["pred"]]
         probs = p[PROB_COLS].to_numpy(float)
         table[f"{run}: confidence"] = np.round(np.nanmax(probs, axis=1) if len(p) else [], 3)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an id no run scored: NaN, not a warning
+        table["label's probability"] = np.round(np.nanmean(of_label, axis=0), 3) if of_label else []
     if same_wrong:
         answers = pd.concat(answers, axis=1)
         table["same wrong answer"] = (answers.nunique(axis=1) == 1) & answers.notna().all(axis=1) & \

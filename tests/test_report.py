@@ -1043,6 +1043,7 @@ def test_failure_table_gives_each_runs_answer_and_flags_a_wrong_class_every_run_
     assert table["B: predicted"].tolist() == ["Happy", "Sad"]
     assert table["A: confidence"].tolist() == [0.9, 0.6]
     assert table["same wrong answer"].tolist() == [True, False]  # id 1: both say Happy; id 3: B is right
+    assert table["label's probability"].tolist() == [0.0, 0.275]  # id 3 is Sad: A gives it 0, B 0.55
     assert "same wrong answer" not in E.failure_table({"A": run([1, 1, 3], [0.9, 0.8, 0.6])}, ["2"])
 
 

@@ -36,16 +36,19 @@ summary = E.disagreement_summary(corr)
 left, right = st.columns(2)
 with left:
     st.header(f"Every run wrong ({len(summary['all_wrong']):,})", anchor=False)
-    all_wrong = E.failure_table(preds, summary["all_wrong"]["id"], same_wrong=True)
-    columns = [c for c in all_wrong if c != "path" and not c.endswith(": confidence")]  # the download has them
+    all_wrong = E.failure_table(preds, summary["all_wrong"]["id"], same_wrong=True).sort_values(
+        "label's probability", kind="stable")  # the labels the runs doubt most first
+    lead = ["id", "true", "label's probability", "same wrong answer"]  # then each run's answer; the download has more
+    columns = lead + [c for c in all_wrong if c not in lead and c != "path" and not c.endswith(": confidence")]
     st.dataframe(all_wrong[columns], width="stretch", hide_index=True, height=300)
     if len(all_wrong):
         same = int(all_wrong["same wrong answer"].sum())
-        st.caption(f"{same:,} of them get the same wrong class from every run: the first labels to doubt. Relabel "
-                   "or drop doubted images in the training part only, and score on the test labels as they were: "
-                   "test labels changed where the models disagreed with them make those models look better "
-                   "without changing them.")
-        st.download_button("Download these (CSV: path, true class, each run's answer and confidence)",
+        st.caption(f"{same:,} of them get the same wrong class from every run: the first labels to doubt. The "
+                   "lowest label's probability (the runs' mean probability of the annotated class) comes first. "
+                   "Leave doubted images out of training with `python -m fer_core.train ... --exclude` and this "
+                   "download, and score on the test labels as they were: test labels changed where the models "
+                   "disagreed with them make those models look better without changing them.")
+        st.download_button("Download these (CSV: paths, answers, confidences)",
                            all_wrong.to_csv(index=False), file_name=f"every-run-wrong-{ctx.split}.csv",
                            mime="text/csv", key="dl-every-wrong")
 with right:
