@@ -238,21 +238,28 @@ class Subgroups:
     groups: pd.Series  # each image's group, by id
     left_out: dict[str, int]  # per run: images without a value of the property
     same_images: bool  # every run scored the same images (else the bins are cut over all of them together)
+    measure: str = "accuracy"  # what "accuracy" and "right" count: "accuracy", or "called Anger" (false alarms)
 
 
-def subgroup_table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], n_bins: int = 5) -> Subgroups:
+def subgroup_table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], n_bins: int = 5,
+                   called: int | None = None) -> Subgroups:
     """Per run and group: images, accuracy with its Wilson 95% interval, and the accuracy expected from the group's
     class mix (the run's recall of each class over the images with a value, weighted by the group's classes); each
     run's class_adjusted_p. ``values`` holds each run's property per id; groups are cut over the images of all runs
-    together (each image counted once), so every run has the same bins."""
+    together (each image counted once), so every run has the same bins. With ``called`` (a class), the same for how
+    often the run calls that class an image labelled otherwise (its false alarms: a model that sees anger in one
+    group's neutral faces more than in another's), against how often it does so for each class over all images."""
     parts, left_out = [], {}
     for run, pred in preds.items():
         if (v := values.get(run)) is None:
             continue
+        if called is not None:  # the images labelled otherwise
+            pred = pred[pred["true"] != called]
         ids = pred["id"].astype(str)
         value = v.set_axis(v.index.astype(str)).reindex(ids).to_numpy()
+        hit = pred["pred"] == (pred["true"] if called is None else called)  # right, or called that class
         parts.append(pd.DataFrame({"run": run, "id": ids.to_numpy(), "value": value, "true": pred["true"].to_numpy(),
-                                   "right": (pred["pred"] == pred["true"]).to_numpy()}))
+                                   "right": hit.to_numpy()}))
     rows = pd.concat(parts, ignore_index=True) if parts else \
         pd.DataFrame(columns=["run", "id", "value", "true", "right"])
     images = rows.drop_duplicates("id")
@@ -273,7 +280,8 @@ def subgroup_table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series],
     table = table.sort_values(["run", "group"], key=lambda c: c.map(runs if c.name == "run" else order.index),
                               ignore_index=True)
     same = len({frozenset(r["id"]) for _, r in rows.groupby("run")}) <= 1
-    return Subgroups(table, p_values, ordered, group.dropna(), left_out, same)
+    measure = "accuracy" if called is None else f"called {CLASSES[called]}"
+    return Subgroups(table, p_values, ordered, group.dropna(), left_out, same, measure)
 
 
 def subgroup_figure(result: Subgroups, property_name: str, colors: dict[str, str] | None = None) -> go.Figure:
@@ -289,7 +297,8 @@ def subgroup_figure(result: Subgroups, property_name: str, colors: dict[str, str
             x=t["group"], y=t["accuracy"], mode=mode, name=label, legendgroup=run, line=dict(color=colors[run]),
             marker=dict(size=9), customdata=t[["n", "expected"]],
             error_y=dict(type="data", array=t["hi"] - t["accuracy"], arrayminus=t["accuracy"] - t["lo"]),
-            hovertemplate="%{x}: %{y:.1%} of %{customdata[0]} images (expected from its classes %{customdata[1]:.1%})"
+            hovertemplate="%{x}: " + result.measure + " %{y:.1%} of %{customdata[0]} images (expected from its "
+                          "classes %{customdata[1]:.1%})"
                           "<extra>" + plot_text(run) + "</extra>"))
         fig.add_trace(go.Scatter(
             x=t["group"], y=t["expected"], mode=mode, name=f"{label}: expected from its classes", legendgroup=run,
@@ -301,7 +310,7 @@ def subgroup_figure(result: Subgroups, property_name: str, colors: dict[str, str
     groups = list(dict.fromkeys(table["group"]))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=groups, title=plot_text(property_name))
     low, high = np.nanmin(table[["lo", "expected"]].to_numpy()), np.nanmax(table[["hi", "expected"]].to_numpy())
-    fig.update_yaxes(title="accuracy", tickformat=".0%", range=[max(0, low - 0.03), min(1, high + 0.03)])
+    fig.update_yaxes(title=result.measure, tickformat=".0%", range=[max(0, low - 0.03), min(1, high + 0.03)])
     fig.update_layout(margin_t=30, scattermode="group", scattergap=0.6, height=420)
     legend_below(fig, 300, axis_px=60)
     return fig
@@ -337,4 +346,5 @@ def numbers_table(result: Subgroups, property_name: str) -> pd.DataFrame:
     interval, expected from the class mix, the gap in points, and the run's p-value."""
     t = result.table.assign(gap_points=lambda d: (100 * (d["accuracy"] - d["expected"])).round(2),
                             p_class_adjusted=lambda d: d["run"].map(result.p_values))
-    return t.rename(columns={"group": property_name, "lo": "ci95_low", "hi": "ci95_high"})
+    named = {} if result.measure == "accuracy" else {"right": result.measure, "accuracy": f"share {result.measure}"}
+    return t.rename(columns={"group": property_name, "lo": "ci95_low", "hi": "ci95_high", **named})

@@ -7,6 +7,7 @@ property matters. Prints markdown tables.
     python scripts/subgroups.py artifacts/runs/hse-best-cv5 --data ../shared/data/affectnet8-4k
     python scripts/subgroups.py RUN_A RUN_B --by brightness "head turn" --bins 4
     python scripts/subgroups.py RUN --groups groups.csv   # an id or path column, then one column per property
+    python scripts/subgroups.py RUN --groups groups.csv --called Anger   # Anger seen in faces labelled otherwise
 
 The images are looked for where the run's metrics file says it was scored (else its config's data root), or under
 --data. Looking at many properties, expect one in twenty p-values under 0.05 by chance alone.
@@ -21,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core import subgroups as G  # noqa: E402
 from fer_core.data import images_root  # noqa: E402
+from fer_core.labels import CLASSES, class_index, close_class  # noqa: E402
 from fer_core.runs import run_predictions  # noqa: E402
 from fer_core.tables import TableError, read_table  # noqa: E402
 
@@ -46,9 +48,15 @@ def main(argv=None) -> int:
     p.add_argument("--by", nargs="+", metavar="PROPERTY", help="only these properties (default: every one at hand)")
     p.add_argument("--groups", help="a CSV of groups: an id or path column, then one column per property")
     p.add_argument("--bins", type=int, default=5, help="equal-count bins for numbers (default 5)")
+    p.add_argument("--called", metavar="CLASS", help="instead of accuracy, how often each run calls this class an "
+                   "image labelled otherwise (its false alarms: anger seen in one group's faces more than another's)")
     a = p.parse_args(argv)
     if a.bins < 2:
         p.error("--bins must be 2 or more")
+    called = class_index(a.called) if a.called else None
+    if a.called and called is None:
+        near = close_class(a.called)
+        p.error(f"--called {a.called}: not a class{f' ({near}?)' if near else ''}; the classes: {', '.join(CLASSES)}")
     preds, found = {}, {}
     try:
         groups = read_table(a.groups) if a.groups else None
@@ -70,7 +78,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     for prop in a.by or names:
-        result = G.subgroup_table(preds, {r: v[prop] for r, v in found.items() if prop in v}, a.bins)
+        result = G.subgroup_table(preds, {r: v[prop] for r, v in found.items() if prop in v}, a.bins, called)
         groups = result.table["group"]
         if groups.nunique() < 2:
             one = groups.iloc[0] if len(groups) else None
@@ -78,7 +86,8 @@ def main(argv=None) -> int:
                   "images" if one == G.POOLED else f"One group only ({one})") + ": nothing to compare.\n")
             continue
         shown = G.display_table(result).reset_index()
-        print(f"## {prop}\n\n| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns))
+        print(f"## {prop}{'' if called is None else f' ({result.measure})'}\n\n| " + " | ".join(shown.columns) + " |\n|"
+              + "---|" * len(shown.columns))
         print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in shown.itertuples(index=False)))
         notes = [f"{n} of {r}'s {len(preds[r])} images have no value: left out"
                  for r, n in result.left_out.items() if n]

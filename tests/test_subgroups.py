@@ -182,3 +182,22 @@ def test_fer_plus_annotator_agreement_is_the_top_class_share_of_all_ten_votes(tm
     found = G.properties(pred, root, "ferplus")
     assert found[G.AGREEMENT].tolist() == [1.0, 0.4, 0.6]  # unknown and not-a-face votes count against it
     assert found["colour"].tolist() == ["greyscale"] * 3
+
+
+def test_false_alarms_of_a_class_per_group_against_the_class_mix():
+    # 0 Neutral and 2 Sad faces in groups a and b; the model calls group b's Neutral faces Anger (6) half the time
+    n = 200
+    ids = [str(k) for k in range(n)]
+    group = np.array(["a", "b"] * (n // 2))
+    true = np.array([0, 0, 2, 2] * (n // 4))
+    pred = np.where((group == "b") & (true == 0) & (np.arange(n) % 8 == 1), 6, true)
+    table = pd.DataFrame({"id": ids, "true": true, "pred": pred})
+    table = pd.concat([table, pd.DataFrame({"id": ["x", "y"], "true": [6, 6], "pred": [6, 0]})])  # Anger itself
+    values = pd.Series(np.r_[group, ["a", "b"]], index=[*ids, "x", "y"])
+    result = G.subgroup_table({"m": table}, {"m": values}, called=6)
+    rows = result.table.set_index("group")
+    assert result.measure == "called Anger" and rows["n"].to_dict() == {"a": 100, "b": 100}  # Anger images left out
+    assert rows.loc["a", "accuracy"] == 0 and rows.loc["b", "accuracy"] == 25 / 100
+    assert rows.loc["b", "expected"] == rows.loc["a", "expected"]  # the same class mix: half Neutral, half Sad
+    assert result.p_values["m"] < 0.01
+    assert "share called Anger" in G.numbers_table(result, "site")

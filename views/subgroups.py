@@ -69,8 +69,9 @@ with st.expander("Add your own groups (a CSV: an id or path column, then one col
 
 
 @st.cache_data(show_spinner="Comparing the groups…", max_entries=16)
-def _table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], bins: int) -> G.Subgroups:
-    return G.subgroup_table(preds, values, bins)
+def _table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], bins: int, called: int | None
+           ) -> G.Subgroups:
+    return G.subgroup_table(preds, values, bins, called)
 
 
 def values_of(name: str) -> dict[str, pd.Series]:
@@ -91,13 +92,18 @@ if not usable:
                + ". Set the sidebar's data root to your copy of the data, or upload a groups file above.")
     st.stop()
 
-left, right = st.columns([3, 2])
+left, middle, right = st.columns([3, 2, 2])
 picked = S.choice(left, "Group the images by", usable, "subgroup_property",
                   help="Numbers are cut into bins of equal counts; words are groups as they are (groups of fewer "
                        f"than {G.MIN_GROUP} images pooled as {G.POOLED}).")
+measures = ["accuracy", *(f"called {c}" for c in CLASSES)]
+measure = S.choice(middle, "Measure", measures, "subgroup_measure",
+                   help="accuracy: the share answered right. called Anger (or another class): the share of the images "
+                        "labelled otherwise that the run calls Anger, its false alarms: does it see anger in one "
+                        "group's faces more than in another's?")
 st.session_state.setdefault("subgroup_bins", 5)
 bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], key="subgroup_bins")
-result = _table(preds, values_of(picked), bins)
+result = _table(preds, values_of(picked), bins, measures.index(measure) - 1 if measure != "accuracy" else None)
 what = {**G.IMAGE_PROPERTIES, **G.FACE_PROPERTIES,
         G.AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
 st.caption(f"**{S.md(picked)}**: {what.get(picked, 'a column of your data or of the uploaded file')}. On **{split}**.")
@@ -108,11 +114,13 @@ if not result.same_images:
     st.info("The chosen runs were scored on different images: the bins are cut over all of them together. Choose "
             "runs scored on one data set for bins of their own.")
 S.chart(G.subgroup_figure(result, picked, ctx.colors), width="stretch",
-        alt=f"Accuracy by {picked}, each run, with the accuracy its mix of classes alone would give")
-st.caption("Dots: accuracy, with Wilson 95% intervals. Hollow diamonds: the accuracy the group's mix of classes "
-           "alone would give (the run's recall of each class over the images shown, weighted by the group's "
+        alt=f"{measure.capitalize()} by {picked}, each run, with what its mix of classes alone would give")
+what_dot = "accuracy" if measure == "accuracy" else \
+    f"the share of images not labelled {measure.removeprefix('called ')} that the run {measure}"
+st.caption(f"Dots: {what_dot}, with Wilson 95% intervals. Hollow diamonds: what the group's mix of classes "
+           "alone would give (the run's rate for each class over the images shown, weighted by the group's "
            "classes): a group of mostly happy faces scores high whatever its light, so a gap between dot and "
-           "diamond is what the property itself costs or gains. In the table, each cell is the accuracy [95% "
+           "diamond is what the property itself costs or gains. In the table, each cell is the share [95% "
            "interval], then that gap in percentage points (pts). The p-value asks whether such gaps are larger than "
            "chance would make them (a permutation test within classes); with several properties looked at, expect "
            "one in twenty under 0.05 by chance alone. A p-value over 0.05 or overlapping intervals do not show equal "
@@ -124,7 +132,7 @@ if G.POOLED in set(result.table["group"]):
                "largest), together: too few images for an accuracy of their own.")
 shown = G.display_table(result).reset_index()
 st.dataframe(shown, width="stretch", hide_index=True, height=35 * (len(shown) + 1) + 3)  # every group, no scrolling
-name = picked.replace(" ", "-")
+name = "-".join([picked, *([measure] if measure != "accuracy" else [])]).replace(" ", "-")
 column = f"{picked} (property)" if picked in ("path", "group", "true") else picked  # not the download's own columns
 c1, c2 = st.columns(2)
 c1.download_button("Download this table's numbers (CSV)", G.numbers_table(result, picked).to_csv(index=False),
