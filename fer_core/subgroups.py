@@ -4,9 +4,9 @@ disagreed on, or on a group a user names (a manifest's gender, age or camera col
 Each image gets a value of a property; numbers are cut into equal-count bins (about equal where values tie), words
 kept as groups. Per run and group: accuracy with its Wilson 95% interval, and the accuracy expected from the group's
 mix of classes alone (the run's recall of each class over the images with a value, weighted by how many of each the
-group holds): a group of mostly Happy faces
-scores high whatever its light. One p-value per run asks whether accuracy differs between the groups beyond what
-their class mix explains (a permutation test within classes).
+group holds): a group of mostly Happy faces scores high whatever its light. One p-value per run asks whether accuracy
+differs between the groups beyond what their class mix explains (a permutation test within classes). Instead of
+accuracy, the same for how often a run calls one class the faces labelled otherwise (its false alarms).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ FACE_PROPERTIES = {
 }
 AGREEMENT = "annotator agreement"  # FER+: the share of its annotators' votes the top class got
 GREY_SATURATION = 10  # mean HSV saturation under which an image is greyscale (JPEG noise tints a grey one to ~5)
-MAX_GROUPS = 12  # named groups drawn; the smallest beyond these are pooled as "other"
+MAX_GROUPS = 12  # named groups drawn; the smallest beyond these are pooled as POOLED
 MIN_GROUP = 20  # images a named group needs to be drawn on its own: an accuracy of fewer swings by ±20 points
 POOLED = "(smaller groups)"  # the groups under MIN_GROUP images, or beyond MAX_GROUPS, together
 

@@ -78,11 +78,11 @@ def values_of(name: str) -> dict[str, pd.Series]:
     return {r: found[r][name] for r in found if name in found[r]}
 
 
-# a property with one group (every image 224 px, or from one camera) has nothing to compare
 def one_each(values: pd.Series) -> pd.Series:
     return values[~values.index.duplicated()]  # an image scored by several runs counts once
 
 
+# a property with one group (every image 224 px, or from one camera) has nothing to compare
 usable = [name for name in dict.fromkeys(p for run_props in found.values() for p in run_props)
           if G.groups_of(one_each(pd.concat(values_of(name).values())))[0].nunique() >= 2]
 if not usable:
