@@ -697,7 +697,7 @@ def _no_weights_msg(backbone, filename, err) -> str:
             f"Offline ImageNet weights ship for: {', '.join(OFFLINE_SOURCES)}.")
 
 
-REGISTERED: dict[str, tuple] = {}  # backbones added by register_backbone: name -> (build, mean, std, pretrained)
+REGISTERED: dict[str, tuple] = {}  # register_backbone's: name -> (build, mean, std, pretrained, its module)
 
 
 def register_backbone(name: str, build, mean=IMAGENET_MEAN, std=IMAGENET_STD, pretrained=None) -> None:
