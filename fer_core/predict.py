@@ -157,12 +157,9 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
 TRAINED_ON = "an image the model trained on"
 
 
-def trained_images(predictor, files) -> set[str]:
-    """Those of ``files`` that the model trained on, or a run its training went through did (a FER+ stage, an
-    ensemble's members): the same files or byte-identical copies, as far as those runs' folders (split.csv) are at
-    hand. Its answers on them are no held-out predictions."""
-    from types import SimpleNamespace
-
+def training_files(predictor) -> list[str]:
+    """The image files the model trained on, or a run its training went through did (a FER+ stage, an ensemble's
+    members), as far as those runs' folders (split.csv) are at hand."""
     from . import data as fdata
     from .runs import earlier_stages, model_run
 
@@ -178,8 +175,45 @@ def trained_images(predictor, files) -> set[str]:
             continue
         base = str(fdata.images_root(root))
         trained.update(dict.fromkeys(os.path.join(base, p) for p in train))
+    return list(trained)
+
+
+def trained_images(predictor, files) -> set[str]:
+    """Those of ``files`` that the model trained on (training_files): the same files or byte-identical copies. Its
+    answers on them are no held-out predictions."""
+    from types import SimpleNamespace
+
+    from . import data as fdata
+
+    trained = training_files(predictor)
     photos = [SimpleNamespace(id=str(f), path=os.path.abspath(f)) for f in files]
-    return fdata.copies_of(photos, "/", list(trained)) if trained and photos else set()
+    return fdata.copies_of(photos, "/", trained) if trained and photos else set()
+
+
+def by_size(files: list[str]) -> dict[int, list[str]]:
+    """Files by their size in bytes (those that can be read): what a photo's bytes are compared with."""
+    sizes: dict[int, list[str]] = {}
+    for f in files:
+        try:
+            sizes.setdefault(os.stat(f).st_size, []).append(f)
+        except OSError:  # a training image since removed
+            continue
+    return sizes
+
+
+def is_copy(data: bytes, sized: dict[int, list[str]]) -> bool:
+    """Whether ``data`` (an upload's bytes, never written to disk) is byte-identical to one of the files (by_size):
+    only files of its size are read."""
+    import hashlib
+
+    digest = hashlib.blake2b(data, digest_size=16).digest()
+    for f in sized.get(len(data), ()):
+        try:
+            if hashlib.blake2b(Path(f).read_bytes(), digest_size=16).digest() == digest:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def in_file_pixels(record: dict, decoded: tuple[int, int]) -> dict:

@@ -19,7 +19,7 @@ from fer_core.faces import annotate  # noqa: E402
 from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, frame_count, upright_size  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, model_stamp, read_image, resolve_model)
-from fer_core.predict import TRAINED_ON, in_file_pixels, to_rows, trained_images  # noqa: E402
+from fer_core.predict import TRAINED_ON, by_size, in_file_pixels, is_copy, to_rows, training_files  # noqa: E402
 from fer_core.report import code  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env, unique_names  # noqa: E402
@@ -114,6 +114,13 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
 SHOWN_SIDE = 1000  # the annotated photo is drawn at most this many pixels wide or high: about the page's width
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def training_sizes(path: str, created: str | None, _predictor: Predictor) -> dict[int, list[str]]:
+    """The model's training files by size (predict.by_size), listed once per model file: an upload's bytes are
+    compared in memory with those of its size only."""
+    return by_size(training_files(_predictor))
+
+
 def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
     """(session key, {"results", "shown", "crops"} or {"error"}) of an upload: decoded, its faces found and classified
     and the annotated picture made once per photo and model, not again at each click on the page. Only the
@@ -127,9 +134,7 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
             st.session_state[key] = {"error": f"Cannot read {S.md(name)}: {S.md(reason)}", "reason": reason}
             return key, st.session_state[key]
         results = predictor.predict_faces(image)
-        with tempfile.TemporaryDirectory() as tmp:  # the same bytes as a file of the model's training images?
-            (photo := Path(tmp) / "upload").write_bytes(data)
-            trained = bool(trained_images(predictor, [photo]))
+        trained = is_copy(data, training_sizes(str(predictor.path), predictor.config.get("created"), predictor))
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
         shown = annotate(image, results, max_side=SHOWN_SIDE)
         st.session_state[key] = {"results": results, "shown": shown, "frames": frame_count(io.BytesIO(data)),
