@@ -171,7 +171,8 @@ def _decimals(edges) -> int:
 
 def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str], bool]:
     """(each image's group as text, the groups in order, whether they are ordered: numbers). Numbers of more than
-    MAX_GROUPS values (all but a few values of the column) are cut into ``n_bins`` equal-count bins, "0.2–0.5";
+    MAX_GROUPS values (all but a few values of the column) are cut into ``n_bins`` equal-count bins, "0.2–0.5" (fewer
+    where that would leave a bin under MIN_GROUP images, two at least);
     other values are groups as they are, numbers in their order and words in natural order, the smallest beyond
     MAX_GROUPS or under MIN_GROUP images pooled as POOLED, last. Missing values get no group (NaN)."""
     index, values = values.index, values.reset_index(drop=True)
@@ -180,6 +181,7 @@ def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str],
     numbers = pd.to_numeric(present, errors="coerce")
     if len(present) and numbers.notna().mean() >= 0.95 and numbers.nunique() > MAX_GROUPS:
         numbers = numbers.dropna()
+        n_bins = max(2, min(n_bins, len(numbers) // MIN_GROUP))  # bins of MIN_GROUP images or more, as groups
         edges = np.unique(np.quantile(numbers, np.linspace(0, 1, n_bins + 1)))
         if len(edges) > 2:
             bins, d = pd.cut(numbers, edges, include_lowest=True), _decimals(edges)

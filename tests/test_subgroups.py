@@ -56,6 +56,8 @@ def test_numbers_are_binned_at_equal_counts_words_kept_and_small_groups_pooled()
     bins, order, ordered = G.groups_of(pd.Series(np.arange(100.0), index=[f"i{k}" for k in range(100)]))
     assert ordered and bins.value_counts().tolist() == [20] * 5 and bins["i0"] == "0–20" and bins["i99"] == "79–99"
     assert order == ["0–20", "20–40", "40–59", "59–79", "79–99"]
+    few, order, _ = G.groups_of(pd.Series(np.arange(45.0)), n_bins=5)  # 9 images a bin would be too few
+    assert order == ["0–22", "22–44"] and few.value_counts().tolist() == [23, 22]
     words = pd.Series(["m"] * 50 + ["f"] * 40 + ["x"] * 5 + ["other"] * 20 + [""] * 3 + [None] * 2)
     groups, order, ordered = G.groups_of(words)
     assert not ordered and groups.value_counts().to_dict() == {"m": 50, "f": 40, "other": 20, G.POOLED: 5}

@@ -102,7 +102,8 @@ measure = S.choice(middle, "Measure", measures, "subgroup_measure",
                         "labelled otherwise that the run calls Anger, its false alarms: does it see anger in one "
                         "group's faces more than in another's?")
 st.session_state.setdefault("subgroup_bins", 5)
-bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], key="subgroup_bins")
+bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], key="subgroup_bins",
+                           help=f"Equal-count bins; fewer where a bin would hold under {G.MIN_GROUP} images.")
 result = _table(preds, values_of(picked), bins, measures.index(measure) - 1 if measure != "accuracy" else None)
 what = {**G.IMAGE_PROPERTIES, **G.FACE_PROPERTIES,
         G.AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
