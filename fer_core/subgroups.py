@@ -133,7 +133,7 @@ def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, 
                 table = read_dataset(manifest, "csv").properties
             except DataError:
                 continue
-            out.update({c: cleaned(table[c]) for c in table} if table is not None else {})
+            out.update({c: cleaned(table[c].reindex(ids)) for c in table} if table is not None else {})  # its rows
             break
     return out
 

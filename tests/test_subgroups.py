@@ -169,6 +169,8 @@ def test_properties_at_hand_for_affectnet_data_and_for_a_manifest(tmp_path):
                                                                    for k, i in enumerate(ids)))
     manifest = G.properties(pred.assign(id=pred["path"]), data, "csv", data / "m.csv")
     assert manifest["camera"].tolist() == ["A", "B", "A", "B", "A"] and "brightness" in manifest
+    some = G.properties(pred.assign(id=pred["path"]).iloc[:2], data, "csv", data / "m.csv")
+    assert some["camera"].tolist() == ["A", "B"]  # the predictions' images only, not every row of the manifest
     # the manifest the run named is gone (data moved): the one in the images' folder is read
     moved = G.properties(pred.assign(id=pred["path"]), data, "csv", tmp_path / "gone" / "m.csv")
     assert moved["camera"].tolist() == ["A", "B", "A", "B", "A"]
