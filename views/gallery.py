@@ -163,8 +163,10 @@ if dim in DIMS:
     st.caption(f"Under each image: its id, the annotated {dim}, the predicted {dim} and the error (predicted − "
                "annotated), then the true → predicted class.")
 else:
+    by_label = E.SORTS.get(sort, (None,))[0] == "true_prob"  # sorted by it: shown under each image too
     st.caption("Under each image: its id, the true class, the predicted class and conf., the probability the model "
-               "gave its prediction" + ("; then the annotators' votes." if votes is not None else "."))
+               "gave its prediction" + (", then the probability it gave the true class" if by_label else "")
+               + ("; then the annotators' votes." if votes is not None else "."))
 grid = st.container(horizontal=True, wrap=True, gap="small")
 for _, r in rows.iterrows():
     if dim in DIMS:
@@ -174,7 +176,7 @@ for _, r in rows.iterrows():
     else:
         alt = f"Face {r['id']}: labelled {r['true_name']}, predicted {r['pred_name']} ({r['confidence']:.0%})"
         text = (f"{code(r['id'])}  \ntrue **{r['true_name']}**  \npred **{r['pred_name']}**  \n"
-                f"conf. {r['confidence']:.2f}")
+                f"conf. {r['confidence']:.2f}" + (f", true {r['true_prob']:.2f}" if by_label else ""))
     with grid.container(width=THUMB_PX, gap=None):
         if why := show_image(r["path"], root, alt):
             missing += why == "no image"
