@@ -853,3 +853,27 @@ def test_overview_ranks_only_runs_scored_against_the_same_labels(monkeypatch, tm
     best = " ".join(s.value for s in at.success)
     assert "relabelled" not in best.split(" — ")[0] and "Best on" in best
     assert any("Not ranked: relabelled" in c.value for c in at.caption)
+
+
+def test_disagreement_shows_fer_plus_votes_for_the_images_every_run_gets_wrong(monkeypatch, tmp_path):
+    data = tmp_path / "data"
+    runs = [write_run(tmp_path / "runs", name, n=120, n_boot=5, layout="ferplus", data_root=data, images=0,
+                      seed=seed, skill=0.3) for seed, name in enumerate(("a", "b"))]
+    pred = pd.read_csv(runs[0] / "predictions_val.csv", dtype={"id": str})
+    other = pd.read_csv(runs[1] / "predictions_val.csv", dtype={"id": str})
+    ferplus_order = ["Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt"]
+    lines = []
+    for (i, t), p in zip(pred[["id", "true"]].to_numpy(), pred["pred"]):
+        votes = [0] * 10
+        votes[ferplus_order.index(CLASSES[t])] += 7
+        votes[ferplus_order.index(CLASSES[p])] += 3 if p != t else 0  # each wrong class backed by three annotators
+        lines.append(f'{i.removeprefix("Test/")}.png,"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+    (data / "FER2013Test").mkdir(parents=True, exist_ok=True)
+    (data / "FER2013Test" / "label.csv").write_text("\n".join(lines) + "\n")
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/disagreement.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = next(d.value for d in at.dataframe if "annotators' votes" in d.value.columns)
+    same = ((pred["pred"] == other["pred"]) & (pred["pred"] != pred["true"])).sum()
+    assert same and table["annotators' votes"].str.contains(" 3").sum() >= same
+    assert any(f"chose the runs' class too for {same:,} of those {same:,}" in c.value for c in at.caption)

@@ -1,9 +1,11 @@
 """Model disagreement: samples every chosen run gets wrong, samples only one run gets wrong, run vs run
 (with a paired test of whether their difference is larger than the noise)."""
+import numpy as np
 import plotly.express as px
 import streamlit as st
 
 from fer_core import report_errors as E
+from fer_core.labels import CLASSES
 from fer_core.metrics import format_p
 from fer_core.report import plot_text
 from views import _shared as S
@@ -38,7 +40,15 @@ with left:
     st.header(f"Every run wrong ({len(summary['all_wrong']):,})", anchor=False)
     all_wrong = E.failure_table(preds, summary["all_wrong"]["id"], same_wrong=True).sort_values(
         "label's probability", kind="stable")  # the labels the runs doubt most first
+    if (votes := S.votes(by_name[kept[0]], ctx.split)) is not None:  # FER+: how its ten annotators voted
+        counts = votes.reindex(all_wrong["id"].astype(str))
+        all_wrong.insert(2, "annotators' votes", [E.vote_text(c) for c in counts.to_numpy()])
+        answer = all_wrong[f"{kept[0]}: predicted"].map({c: i for i, c in enumerate(CLASSES)})
+        shared = all_wrong["same wrong answer"].to_numpy()  # how many annotators chose the runs' one wrong class
+        backed = int((counts[CLASSES].to_numpy()[np.arange(len(counts)), answer.fillna(0).astype(int)] >= 2)[shared]
+                     .sum())
     lead = ["id", "true", "label's probability", "same wrong answer"]  # then each run's answer; the download has more
+    lead += ["annotators' votes"] if votes is not None else []
     columns = lead + [c for c in all_wrong if c not in lead and c != "path" and not c.endswith(": confidence")]
     st.dataframe(all_wrong[columns], width="stretch", hide_index=True, height=300)
     if len(all_wrong):
@@ -47,7 +57,10 @@ with left:
                    "lowest label's probability (the runs' mean probability of the annotated class) comes first. "
                    "Leave doubted images out of training with `python -m fer_core.train ... --exclude` and this "
                    "download, and score on the test labels as they were: test labels changed where the models "
-                   "disagreed with them make those models look better without changing them.")
+                   "disagreed with them make those models look better without changing them."
+                   + (f" On FER+, at least two of the ten annotators chose the runs' class too for {backed:,} of "
+                      f"those {same:,}: many are faces that read both ways rather than wrong labels."
+                      if votes is not None and same else ""))
         st.download_button("Download these (CSV: paths, answers, confidences)",
                            all_wrong.to_csv(index=False), file_name=f"every-run-wrong-{ctx.split}.csv",
                            mime="text/csv", key="dl-every-wrong")
