@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -161,16 +162,26 @@ def test_a_video_analysis_goes_on_while_the_page_is_used(server, tmp_path):
         browser.close()
 
 
-def test_a_row_of_the_most_frequent_mistakes_opens_the_gallery_on_them(server):
+@contextmanager
+def _page_at(url: str, title: str):
+    """A Chromium page on ``url``, once its title shows and it has settled; the browser is closed after."""
     from playwright.sync_api import sync_playwright
 
     executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{server}/confusion", wait_until="domcontentloaded")
-        page.wait_for_selector("h1:has-text('Confusion matrices')", timeout=60_000)
-        _idle(page)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            page.wait_for_selector(f"h1:has-text('{title}')", timeout=60_000)
+            _idle(page)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_a_row_of_the_most_frequent_mistakes_opens_the_gallery_on_them(server):
+    with _page_at(f"{server}/confusion", "Confusion matrices") as page:
         mistakes = page.locator("[data-testid='stDataFrame']").first  # the first run's, beside its matrix
         mistakes.scroll_into_view_if_needed()
         box = mistakes.bounding_box()
@@ -182,25 +193,16 @@ def test_a_row_of_the_most_frequent_mistakes_opens_the_gallery_on_them(server):
         main = page.get_by_test_id("stMain").inner_text()
         chosen = [page.get_by_test_id("stSelectbox").filter(has_text=label).inner_text().split("\n")[-1]
                   for label in ("True class", "Predicted class")]
-        browser.close()
     assert "Most frequent mistakes" in first
     # the gallery opens on that run, filtered on one pair of classes
     assert f"samples in {run} / " in main and "any" not in chosen and chosen[0] != chosen[1]
 
 
 def test_subgroups_take_a_groups_file_and_say_what_is_wrong_with_a_bad_one(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     good, bad = tmp_path / "cameras.csv", tmp_path / "no-key.csv"
     good.write_text("id,camera\n" + "".join(f"{i},{'AB'[i % 2]}\n" for i in range(5000)))
     bad.write_text("image_no,camera\n1,A\n")
-    executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{server}/subgroups", wait_until="domcontentloaded")
-        page.wait_for_selector("h1:has-text('Subgroups')", timeout=60_000)
-        _idle(page)
+    with _page_at(f"{server}/subgroups", "Subgroups") as page:
         page.get_by_text("Add your own groups").click()
         page.locator("input[type='file']").set_input_files(str(bad))
         page.wait_for_selector("[data-testid='stAlert']:has-text('no column names the images')", timeout=30_000)
@@ -211,7 +213,6 @@ def test_subgroups_take_a_groups_file_and_say_what_is_wrong_with_a_bad_one(serve
         _idle(page)
         main = page.get_by_test_id("stMain").inner_text()
         errors = page.locator("[data-testid='stException']").count()
-        browser.close()
     assert errors == 0
     assert "camera (your file): a column of your data or of the uploaded file" in main
     assert "Download each image's camera (your file), group and every run's answer (CSV)" in main
