@@ -201,6 +201,23 @@ def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str],
     return groups.reindex(values.index).set_axis(index), order + [POOLED] * (len(named) < len(sizes)), numbered
 
 
+def crossed(first: dict[str, pd.Series], second: dict[str, pd.Series], n_bins: int = 5) -> dict[str, pd.Series]:
+    """Each image's pair of groups, "f · 20–92", per run that has both properties: the groups of each (groups_of,
+    over all runs' images together, each counted once); an image without a group in either has none. Intersections
+    (gender by age) whose pairs are then groups as words are: the small ones pooled."""
+    def groups(values: dict[str, pd.Series]) -> pd.Series:
+        every = pd.concat(values.values())
+        return groups_of(every[~every.index.duplicated()], n_bins)[0]
+
+    a, b = groups(first), groups(second)
+    out = {}
+    for run in (r for r in first if r in second):
+        ids = first[run].index
+        one, other = a.reindex(ids), b.reindex(ids)
+        out[run] = (one + " · " + other).where(one.notna() & other.notna())
+    return out
+
+
 def class_adjusted_p(true, right, group, n_perm: int = 2000, seed: int = 0) -> float:
     """Permutation p-value for "accuracy differs between the groups more than their mixes of classes explain".
 

@@ -215,4 +215,4 @@ def test_subgroups_take_a_groups_file_and_say_what_is_wrong_with_a_bad_one(serve
         errors = page.locator("[data-testid='stException']").count()
     assert errors == 0
     assert "camera (your file): a column of your data or of the uploaded file" in main
-    assert "Download each image's camera (your file), group and every run's answer (CSV)" in main
+    assert "Download each image's value, group and answers (CSV)" in main

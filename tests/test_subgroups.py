@@ -205,3 +205,16 @@ def test_false_alarms_of_a_class_per_group_against_the_class_mix():
     assert rows.loc["b", "expected"] == rows.loc["a", "expected"]  # the same class mix: half Neutral, half Sad
     assert result.p_values["m"] < 0.01
     assert "share called Anger" in G.numbers_table(result, "site")
+
+
+def test_two_properties_crossed_give_each_image_its_pair_of_groups():
+    ids = [str(k) for k in range(100)]
+    gender = pd.Series(["f", "m"] * 50, index=ids)
+    age = pd.Series(np.arange(100.0), index=ids).where(lambda a: a != 7)  # one image without an age
+    pairs = G.crossed({"r": gender, "other": gender}, {"r": age}, n_bins=2)
+    assert list(pairs) == ["r"]  # only the runs that have both
+    assert pairs["r"]["0"] == "f · 0–50" and pairs["r"]["99"] == "m · 50–99" and pd.isna(pairs["r"]["7"])
+    pred = pd.DataFrame({"id": ids, "true": 0, "pred": 0})
+    result = G.subgroup_table({"r": pred}, pairs)
+    assert sorted(result.table["group"]) == ["f · 0–50", "f · 50–99", "m · 0–50", "m · 50–99"]
+    assert result.table["n"].sum() == 99 and result.left_out == {"r": 1}

@@ -92,10 +92,14 @@ if not usable:
                + ". Set the sidebar's data root to your copy of the data, or upload a groups file above.")
     st.stop()
 
-left, middle, right = st.columns([3, 2, 2])
+left, then_col, middle, right = st.columns([3, 3, 2, 2])
 picked = S.choice(left, "Group the images by", usable, "subgroup_property",
                   help="Numbers are cut into bins of equal counts; words are groups as they are (groups of fewer "
                        f"than {G.MIN_GROUP} images pooled as {G.POOLED}).")
+NONE = "(nothing more)"
+then = S.choice(then_col, "and then by", [NONE, *(u for u in usable if u != picked)], "subgroup_then",
+                help="Both properties together, gender by age say: each pair of groups is a group of its own "
+                     f"(those of fewer than {G.MIN_GROUP} images pooled).")
 measures = ["accuracy", *(f"called {c}" for c in CLASSES)]
 measure = S.choice(middle, "Measure", measures, "subgroup_measure",
                    help="accuracy: the share answered right. called Anger (or another class): the share of the images "
@@ -104,10 +108,19 @@ measure = S.choice(middle, "Measure", measures, "subgroup_measure",
 st.session_state.setdefault("subgroup_bins", 5)
 bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], key="subgroup_bins",
                            help=f"Equal-count bins; fewer where a bin would hold under {G.MIN_GROUP} images.")
-result = _table(preds, values_of(picked), bins, measures.index(measure) - 1 if measure != "accuracy" else None)
+values = values_of(picked) if then == NONE else G.crossed(values_of(picked), values_of(then), bins)
+result = _table(preds, values, bins, measures.index(measure) - 1 if measure != "accuracy" else None)
+if then != NONE:
+    if result.table["group"].nunique() < 2:
+        st.info(f"{S.md(picked)} and {S.md(then)} together leave no two groups of {G.MIN_GROUP} images or more: "
+                "choose fewer bins, or one property alone.")
+        st.stop()
+    picked = f"{picked} · {then}"  # what the chart, the table and the downloads are of
 what = {**G.IMAGE_PROPERTIES, **G.FACE_PROPERTIES,
         G.AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
-st.caption(f"**{S.md(picked)}**: {what.get(picked, 'a column of your data or of the uploaded file')}. On **{split}**.")
+about = "the two properties together: each pair of their groups is a group" if then != NONE else \
+    what.get(picked, "a column of your data or of the uploaded file")
+st.caption(f"**{S.md(picked)}**: {about}. On **{split}**.")
 if left_out := {r: n for r, n in result.left_out.items() if n}:
     st.info("Left out, for having no value of this property: " + ", ".join(
         f"{n:,} of {S.md(r)}'s {len(preds[r]):,} images" for r, n in left_out.items()) + ".")
@@ -139,12 +152,12 @@ c1, c2 = st.columns(2)
 c1.download_button("Download this table's numbers (CSV)", G.numbers_table(result, picked).to_csv(index=False),
                    file_name=f"subgroups-{name}-{ctx.split}.csv", mime="text/csv")
 images, class_name = pd.DataFrame(columns=["path", column, "group", "true"]), dict(enumerate(CLASSES))
-for run_name, values in values_of(picked).items():
+for run_name, run_values in values.items():
     p = preds[run_name].set_index(preds[run_name]["id"].astype(str).rename("id"))
     images = images.combine_first(pd.DataFrame({
-        "path": p["path"], column: values.reindex(p.index), "group": result.groups.reindex(p.index),
+        "path": p["path"], column: run_values.reindex(p.index), "group": result.groups.reindex(p.index),
         "true": p["true"].map(class_name), f"{run_name}: answer": p["pred"].map(class_name),
         f"{run_name}: right": p["pred"] == p["true"]}))
 images = images[["path", column, "group", "true", *(c for c in images if c.endswith((": answer", ": right")))]]
-c2.download_button(f"Download each image's {picked}, group and every run's answer (CSV)", images.to_csv(),
+c2.download_button("Download each image's value, group and answers (CSV)", images.to_csv(),
                    file_name=f"subgroups-{name}-{ctx.split}-images.csv", mime="text/csv")
