@@ -8,6 +8,7 @@ property matters. Prints markdown tables.
     python scripts/subgroups.py RUN_A RUN_B --by brightness "head turn" --bins 4
     python scripts/subgroups.py RUN --groups groups.csv   # an id or path column, then one column per property
     python scripts/subgroups.py RUN --groups groups.csv --called Anger   # Anger seen in faces labelled otherwise
+    python scripts/subgroups.py RUN --groups groups.csv --by gender --then age   # gender by age
 
 The images are looked for where the run's metrics file says it was scored (else its config's data root), or under
 --data. Looking at many properties, expect one in twenty p-values under 0.05 by chance alone.
@@ -47,6 +48,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", help="where the images are, if not where the runs were scored")
     p.add_argument("--by", nargs="+", metavar="PROPERTY", help="only these properties (default: every one at hand)")
     p.add_argument("--groups", help="a CSV of groups: an id or path column, then one column per property")
+    p.add_argument("--then", metavar="PROPERTY", help="cross each property with this one (gender by age): each "
+                   "pair of groups a group")
     p.add_argument("--bins", type=int, default=5, help="equal-count bins for numbers (default 5)")
     p.add_argument("--called", metavar="CLASS", help="instead of accuracy, how often each run calls this class an "
                    "image labelled otherwise (its false alarms: anger seen in one group's faces more than another's)")
@@ -71,14 +74,18 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     names = list(dict.fromkeys(k for props in found.values() for k in props))
-    unknown = [b for b in a.by or [] if b not in names]
+    unknown = [b for b in [*(a.by or []), *([a.then] if a.then else [])] if b not in names]
     if unknown or not names:
         print(f"error: {'no property at hand' if not names else ', '.join(map(repr, unknown)) + ' not at hand'}; "
               f"the runs' images give {', '.join(names) or 'none (give --data, the folder of the images)'}",
               file=sys.stderr)
         return 2
-    for prop in a.by or names:
-        result = G.subgroup_table(preds, {r: v[prop] for r, v in found.items() if prop in v}, a.bins, called)
+    for prop in [b for b in a.by or names if b != a.then]:
+        values = {r: v[prop] for r, v in found.items() if prop in v}
+        if a.then:
+            values = G.crossed(values, {r: v[a.then] for r, v in found.items() if a.then in v}, a.bins)
+            prop = f"{prop} · {a.then}"
+        result = G.subgroup_table(preds, values, a.bins, called)
         groups = result.table["group"]
         if groups.nunique() < 2:
             one = groups.iloc[0] if len(groups) else None

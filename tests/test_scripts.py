@@ -814,6 +814,8 @@ def test_subgroups_prints_a_table_per_property_and_says_what_is_not_at_hand(tmp_
     camera = out.stdout.split("## camera\n")[1].strip().splitlines()
     assert camera[0].startswith("| group | images | r (p ") and [ln.split(" | ")[1] for ln in camera[2:]] == \
         [str((ids.index % 2 == 0).sum()), str((ids.index % 2 == 1).sum())]  # A, then B
+    crossed = _run("subgroups.py", run, "--groups", tmp_path / "groups.csv", "--by", "camera", "--then", "brightness")
+    assert crossed.returncode == 0 and "## camera · brightness\n" in crossed.stdout
     missing = _run("subgroups.py", run, "--by", "head roll")
     assert missing.returncode == 2 and "'head roll' not at hand; the runs' images give brightness" in missing.stderr
     bad = _run("subgroups.py", run, "--groups", tmp_path / "nope.csv")
