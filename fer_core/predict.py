@@ -204,12 +204,12 @@ def by_size(files: list[str]) -> dict[int, list[str]]:
 def is_copy(data: bytes, sized: dict[int, list[str]]) -> bool:
     """Whether ``data`` (an upload's bytes, never written to disk) is byte-identical to one of the files (by_size):
     only files of its size are read."""
-    import hashlib
+    from .data import content_digest
 
-    digest = hashlib.blake2b(data, digest_size=16).digest()
+    digest = content_digest(data)
     for f in sized.get(len(data), ()):
         try:
-            if hashlib.blake2b(Path(f).read_bytes(), digest_size=16).digest() == digest:
+            if content_digest(Path(f).read_bytes()) == digest:
                 return True
         except OSError:
             continue

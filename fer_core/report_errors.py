@@ -204,6 +204,26 @@ def correctness(preds: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return table
 
 
+def labelled_correctness(pred: pd.DataFrame) -> pd.Series:
+    """Whether each image was answered right, keyed by its id and its label together ("635\x1f3"): runs ranked
+    together by these keys were scored on the same images with the same labels, not on relabelled copies."""
+    return pd.Series((pred["pred"] == pred["true"]).to_numpy(),
+                     index=pred["id"].astype(str) + "\x1f" + pred["true"].astype(str))
+
+
+def failure_votes(table: pd.DataFrame, votes: pd.DataFrame, run: str) -> tuple[pd.DataFrame, int]:
+    """A failure_table made with ``same_wrong`` with FER+'s annotator votes (data.ferplus_votes) as a column
+    "annotators' votes" after the true class, and how many of the images every run gives one wrong class got at
+    least two votes for that class (faces that read both ways rather than labels that are wrong). ``run``: a run of
+    the table, whose "predicted" column names that class."""
+    counts = votes.reindex(table["id"].astype(str))
+    table = table.copy()
+    table.insert(2, "annotators' votes", [vote_text(c) for c in counts.to_numpy()])
+    answer = table[f"{run}: predicted"].map({c: i for i, c in enumerate(CLASSES)}).fillna(0).astype(int).to_numpy()
+    backed = counts[CLASSES].to_numpy()[np.arange(len(counts)), answer] >= 2
+    return table, int(backed[table["same wrong answer"].to_numpy(bool)].sum())
+
+
 def _runs(corr: pd.DataFrame) -> list[str]:
     return [c for c in corr.columns if c != "true"]
 

@@ -38,6 +38,8 @@ FACE_PROPERTIES = {
                  "the jaw's edge (from the 68 landmarks, after levelling the eyes)",
 }
 AGREEMENT = "annotator agreement"  # FER+: the share of its annotators' votes the top class got
+DESCRIPTIONS = {**IMAGE_PROPERTIES, **FACE_PROPERTIES,
+                AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
 GREY_SATURATION = 10  # mean HSV saturation under which an image is greyscale (JPEG noise tints a grey one to ~5)
 MAX_GROUPS = 12  # named groups drawn; the smallest beyond these are pooled as POOLED
 MIN_GROUP = 20  # images a named group needs to be drawn on its own: an accuracy of fewer swings by ±20 points
@@ -201,6 +203,13 @@ def groups_of(values: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[str],
     return groups.reindex(values.index).set_axis(index), order + [POOLED] * (len(named) < len(sizes)), numbered
 
 
+def has_groups(values: dict[str, pd.Series], n_bins: int = 5) -> bool:
+    """Whether a property (its values per run) splits the runs' images, each counted once, into two groups or more:
+    every image 224 px, or all from one camera, has nothing to compare."""
+    every = pd.concat(values.values()) if values else pd.Series(dtype=object)
+    return groups_of(every[~every.index.duplicated()], n_bins)[0].nunique() >= 2
+
+
 def crossed(first: dict[str, pd.Series], second: dict[str, pd.Series], n_bins: int = 5) -> dict[str, pd.Series]:
     """Each image's pair of groups, "f · 20–92", per run that has both properties: the groups of each (groups_of,
     over all runs' images together, each counted once); an image without a group in either has none. Intersections
@@ -358,6 +367,21 @@ def display_table(result: Subgroups) -> pd.DataFrame:
             [f"{a:.3f} [{lo:.3f}, {hi:.3f}] {_gap(a, e)}" + ("" if same else f", {int(n)} images")
              for a, lo, hi, e, n in t[["accuracy", "lo", "hi", "expected", "n"]].to_numpy()], index=t.index)
     return out.fillna("–")
+
+
+def images_table(preds: dict[str, pd.DataFrame], values: dict[str, pd.Series], result: Subgroups,
+                 property_name: str) -> pd.DataFrame:
+    """Each image of the runs (indexed by id): its path, its value of the property, its group, its true class, then
+    per run its answer and whether that was right (for a CSV)."""
+    column = f"{property_name} (property)" if property_name in ("path", "group", "true") else property_name
+    table, names = pd.DataFrame(columns=["path", column, "group", "true"]), dict(enumerate(CLASSES))
+    for run, run_values in values.items():
+        p = preds[run].set_index(preds[run]["id"].astype(str).rename("id"))
+        table = table.combine_first(pd.DataFrame({
+            "path": p["path"], column: run_values.reindex(p.index), "group": result.groups.reindex(p.index),
+            "true": p["true"].map(names), f"{run}: answer": p["pred"].map(names),
+            f"{run}: right": p["pred"] == p["true"]}))
+    return table[["path", column, "group", "true", *(c for c in table if c.endswith((": answer", ": right")))]]
 
 
 def numbers_table(result: Subgroups, property_name: str) -> pd.DataFrame:

@@ -1055,3 +1055,18 @@ def test_confused_pairs_lists_the_most_frequent_mistakes_first():
     assert table["true"].tolist() == ["Fear", "Sad"] and table["predicted"].tolist() == ["Surprise", "Neutral"]
     assert table["images"].tolist() == [30, 20] and table["share of the true class"].tolist() == [0.375, 0.286]
     assert report.confused_pairs(np.eye(8, dtype=int)).empty  # no mistakes: an empty table
+
+
+def test_fer_plus_votes_beside_the_images_every_run_gets_wrong_and_runs_keyed_by_their_labels():
+    probs = {f"prob_{k}": 0.125 for k in range(8)}
+    a = pd.DataFrame({"id": ["Test/fer1", "Test/fer2"], "path": ["x", "y"], "true": [0, 1], "pred": [3, 2], **probs})
+    table = E.failure_table({"a": a, "b": a.assign(pred=[3, 0])}, ["Test/fer1", "Test/fer2"], same_wrong=True)
+    votes = pd.DataFrame(0.0, index=["Test/fer1", "Test/fer2"], columns=[*CLASSES, "unknown", "not a face"])
+    votes.loc["Test/fer1", ["Neutral", "Surprise"]] = [8, 2]  # two chose the runs' one wrong class, Surprise
+    votes.loc["Test/fer2", ["Happy", "Surprise"]] = [9, 1]
+    shown, backed = E.failure_votes(table, votes, "a")
+    assert shown.columns[2] == "annotators' votes" and shown["annotators' votes"].tolist() == \
+        ["Neutral 8, Surprise 2", "Happy 9, Surprise 1"]
+    assert table["same wrong answer"].tolist() == [True, False] and backed == 1
+    keys = E.labelled_correctness(a).index.tolist()
+    assert keys != E.labelled_correctness(a.assign(true=[0, 2])).index.tolist() and len(set(keys)) == 2

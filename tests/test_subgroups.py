@@ -218,3 +218,18 @@ def test_two_properties_crossed_give_each_image_its_pair_of_groups():
     result = G.subgroup_table({"r": pred}, pairs)
     assert sorted(result.table["group"]) == ["f · 0–50", "f · 50–99", "m · 0–50", "m · 50–99"]
     assert result.table["n"].sum() == 99 and result.left_out == {"r": 1}
+
+
+def test_a_property_is_offered_only_with_two_groups_of_its_own_and_each_image_downloads_once():
+    ids = [str(k) for k in range(30)]
+    small = pd.Series(["a"] * 12 + ["b"] * 18, index=ids)  # two runs of the same 30 images: still under 20 each
+    assert not G.has_groups({"x": small, "y": small}) and not G.has_groups({})
+    assert G.has_groups({"x": pd.Series(["a"] * 20 + ["b"] * 20, index=map(str, range(40)))})
+    pred = pd.DataFrame({"id": ids, "path": [f"images/{i}.jpg" for i in ids], "true": 0, "pred": [0, 1] * 15})
+    values = pd.Series(["a"] * 15 + ["b"] * 15, index=ids)
+    result = G.subgroup_table({"x": pred, "y": pred}, {"x": values, "y": values})
+    table = G.images_table({"x": pred, "y": pred}, {"x": values, "y": values}, result, "group")
+    assert len(table) == 30 and list(table.columns) == ["path", "group (property)", "group", "true", "x: answer",
+                                                        "x: right", "y: answer", "y: right"]
+    assert table.loc["1", "x: answer"] == "Happy" and not table.loc["1", "x: right"] and table.loc["0", "true"] == \
+        "Neutral"

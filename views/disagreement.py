@@ -1,11 +1,9 @@
 """Model disagreement: samples every chosen run gets wrong, samples only one run gets wrong, run vs run
 (with a paired test of whether their difference is larger than the noise)."""
-import numpy as np
 import plotly.express as px
 import streamlit as st
 
 from fer_core import report_errors as E
-from fer_core.labels import CLASSES
 from fer_core.metrics import format_p
 from fer_core.report import plot_text
 from views import _shared as S
@@ -41,12 +39,7 @@ with left:
     all_wrong = E.failure_table(preds, summary["all_wrong"]["id"], same_wrong=True).sort_values(
         "label's probability", kind="stable")  # the labels the runs doubt most first
     if (votes := S.votes(by_name[kept[0]], ctx.split)) is not None:  # FER+: how its ten annotators voted
-        counts = votes.reindex(all_wrong["id"].astype(str))
-        all_wrong.insert(2, "annotators' votes", [E.vote_text(c) for c in counts.to_numpy()])
-        answer = all_wrong[f"{kept[0]}: predicted"].map({c: i for i, c in enumerate(CLASSES)})
-        shared = all_wrong["same wrong answer"].to_numpy()  # how many annotators chose the runs' one wrong class
-        backed = int((counts[CLASSES].to_numpy()[np.arange(len(counts)), answer.fillna(0).astype(int)] >= 2)[shared]
-                     .sum())
+        all_wrong, backed = E.failure_votes(all_wrong, votes, kept[0])
     lead = ["id", "true", "label's probability", "same wrong answer"]  # then each run's answer; the download has more
     lead += ["annotators' votes"] if votes is not None else []
     columns = lead + [c for c in all_wrong if c not in lead and c != "path" and not c.endswith(": confidence")]

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import report
+from fer_core import report_errors as E
 from fer_core import runs as R
 from fer_core.report import code
 from views import _shared as S
@@ -20,8 +21,7 @@ values, cis = report.results_table(metrics)
 
 # Scores on different data sets are not comparable, so the best run is named per data set; runs are ranked together
 # only on the same images with the same labels (keyed by both: a run scored on relabelled images is not on a par).
-correct = {r.name: None if (df := S.predictions(r, ctx.split)) is None else
-           pd.Series((df["pred"] == df["true"]).to_numpy(), index=df["id"].astype(str) + "\x1f" + df["true"].astype(str))
+correct = {r.name: None if (df := S.predictions(r, ctx.split)) is None else E.labelled_correctness(df)
            for r in have}
 ids = {n: None if c is None else c.index for n, c in correct.items()}
 unpaired = report.unpaired_runs(ids, metrics)  # not ranked; the others still are

@@ -78,13 +78,8 @@ def values_of(name: str) -> dict[str, pd.Series]:
     return {r: found[r][name] for r in found if name in found[r]}
 
 
-def one_each(values: pd.Series) -> pd.Series:
-    return values[~values.index.duplicated()]  # an image scored by several runs counts once
-
-
-# a property with one group (every image 224 px, or from one camera) has nothing to compare
 usable = [name for name in dict.fromkeys(p for run_props in found.values() for p in run_props)
-          if G.groups_of(one_each(pd.concat(values_of(name).values())))[0].nunique() >= 2]
+          if G.has_groups(values_of(name))]
 if not usable:
     roots = {S.image_root(r, ctx.split)[0] for r in have}
     st.warning("Nothing to group the images by: the chosen runs' images are not at hand"
@@ -116,10 +111,8 @@ if then != NONE:
                 "choose fewer bins, or one property alone.")
         st.stop()
     picked = f"{picked} · {then}"  # what the chart, the table and the downloads are of
-what = {**G.IMAGE_PROPERTIES, **G.FACE_PROPERTIES,
-        G.AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
 about = "the two properties together: each pair of their groups is a group" if then != NONE else \
-    what.get(picked, "a column of your data or of the uploaded file")
+    G.DESCRIPTIONS.get(picked, "a column of your data or of the uploaded file")
 st.caption(f"**{S.md(picked)}**: {about}. On **{split}**.")
 if left_out := {r: n for r, n in result.left_out.items() if n}:
     st.info("Left out, for having no value of this property: " + ", ".join(
@@ -147,17 +140,9 @@ if G.POOLED in set(result.table["group"]):
 shown = G.display_table(result).reset_index()
 st.dataframe(shown, width="stretch", hide_index=True, height=35 * (len(shown) + 1) + 3)  # every group, no scrolling
 name = "-".join([picked, *([measure] if measure != "accuracy" else [])]).replace(" ", "-")
-column = f"{picked} (property)" if picked in ("path", "group", "true") else picked  # not the download's own columns
 c1, c2 = st.columns(2)
 c1.download_button("Download this table's numbers (CSV)", G.numbers_table(result, picked).to_csv(index=False),
                    file_name=f"subgroups-{name}-{ctx.split}.csv", mime="text/csv")
-images, class_name = pd.DataFrame(columns=["path", column, "group", "true"]), dict(enumerate(CLASSES))
-for run_name, run_values in values.items():
-    p = preds[run_name].set_index(preds[run_name]["id"].astype(str).rename("id"))
-    images = images.combine_first(pd.DataFrame({
-        "path": p["path"], column: run_values.reindex(p.index), "group": result.groups.reindex(p.index),
-        "true": p["true"].map(class_name), f"{run_name}: answer": p["pred"].map(class_name),
-        f"{run_name}: right": p["pred"] == p["true"]}))
-images = images[["path", column, "group", "true", *(c for c in images if c.endswith((": answer", ": right")))]]
-c2.download_button("Download each image's value, group and answers (CSV)", images.to_csv(),
+c2.download_button("Download each image's value, group and answers (CSV)",
+                   G.images_table(preds, values, result, picked).to_csv(),
                    file_name=f"subgroups-{name}-{ctx.split}-images.csv", mime="text/csv")
