@@ -1,0 +1,99 @@
+"""Near-copies in a data set: one photo twice, re-encoded, resized, recoloured, cropped a little or mirrored (see
+fer_core/duplicates.py for how they are told apart). Prints how many pairs there are, which parts of the split they
+join, and how many of them carry different labels; a validation or test image with a near-copy among the training
+images flatters the model.
+
+    python scripts/find_duplicates.py ../shared/data/ferplus                # its own train/val/test parts
+    python scripts/find_duplicates.py ../shared/data/affectnet8-4k --run artifacts/runs/hse-best   # a run's split
+    python scripts/find_duplicates.py DATA --run RUN --out pairs.csv --leaks leaks.csv
+
+--out writes every pair (both images' id, path, part and label, their similarity, whether one is the other mirrored);
+--leaks the training images that are near-copies of a validation or test image, which
+`python -m fer_core.train ... --exclude leaks.csv` leaves out of training.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core import duplicates as D  # noqa: E402
+from fer_core.data import DataError, images_root, read_dataset  # noqa: E402
+from fer_core.evaluate import saved_split  # noqa: E402
+from fer_core.io import atomic_write_csv  # noqa: E402
+from fer_core.labels import CLASSES  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", help="the data set's folder (or CSV manifest), any layout fer_core reads")
+    p.add_argument("--run", help="a run folder trained on this data: its split.csv gives the parts (default: the "
+                   "data's own parts, if it has them)")
+    p.add_argument("--threshold", type=float, default=D.THRESHOLD,
+                   help=f"least similarity of a near-copy, 0 to 1 (default {D.THRESHOLD}); lower finds more, and "
+                        "more pairs that are two people")
+    p.add_argument("--out", help="write every pair to this CSV")
+    p.add_argument("--leaks", help="write the training images with a near-copy among the validation or test images "
+                   "to this CSV (id, path), for training's --exclude")
+    a = p.parse_args(argv)
+    if not 0 < a.threshold <= 1:
+        p.error(f"--threshold must be over 0 and at most 1 (got {a.threshold})")
+    try:
+        index = read_dataset(a.data)
+        parts = [s.split for s in index.samples]
+        if a.run:
+            split = saved_split(Path(a.run))
+            if not any(s.id in split for s in index.samples):
+                raise DataError(f"{a.run}'s split.csv names none of the {len(index.samples)} images of {index.root}: "
+                                "it was trained on other data")
+            parts = [split.get(s.id) for s in index.samples]
+    except (DataError, OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if a.leaks and not ({"val", "test"} & set(parts) and "train" in parts):
+        print(f"error: --leaks needs training and validation or test images: {index.root} has no parts of its own "
+              "(give --run, a run folder trained on it)", file=sys.stderr)
+        return 2
+    root = images_root(index.root)
+    prints, bad = D.file_fingerprints([root / s.path for s in index.samples])
+    pairs = D.near_copies(prints, threshold=a.threshold)
+    samples = index.samples
+    relabelled = sum(samples[i].label != samples[j].label for i, j in zip(pairs["a"], pairs["b"]))
+    print(f"{index.root}: {len(samples):,} images, {len(pairs):,} pairs of near-copies (similarity ≥ {a.threshold}) "
+          f"among {len(set(pairs['a']) | set(pairs['b'])):,} images; pairs labelled two different classes: "
+          f"{relabelled:,}")
+    if bad:
+        print(f"{len(bad)} images did not decode and were not compared (e.g. {samples[bad[0]].path})")
+    if any(parts):
+        print("pairs by parts: " + ", ".join(f"{k} {n:,}" for k, n in D.part_pairs(pairs, parts).most_common()))
+    train = [i for i, k in enumerate(parts) if k == "train"]
+    leaks = set()
+    for part in ("val", "test"):
+        rows = [i for i, k in enumerate(parts) if k == part]
+        if train and rows:
+            found = D.near_copies(prints[rows], prints[train], a.threshold)
+            leaks |= {train[j] for j in found["b"]}
+            print(f"{part}: {found['a'].nunique():,} of its {len(rows):,} images have a near-copy among the "
+                  f"{len(train):,} training images")
+    if a.out:
+        def side(rows, prefix=""):
+            return {f"{prefix}id": [samples[i].id for i in rows], f"{prefix}path": [samples[i].path for i in rows],
+                    f"{prefix}split": [parts[i] for i in rows],
+                    f"{prefix}label": [CLASSES[samples[i].label] for i in rows]}
+        table = pd.DataFrame({**side(pairs["a"]), **side(pairs["b"], "copy_"),
+                              "similarity": pairs["similarity"].round(4), "mirrored": pairs["mirrored"]})
+        atomic_write_csv(a.out, table)
+        print(f"wrote {len(table):,} pairs to {a.out}")
+    if a.leaks:
+        rows = sorted(leaks)
+        atomic_write_csv(a.leaks, pd.DataFrame({"id": [samples[i].id for i in rows],
+                                                "path": [samples[i].path for i in rows]}))
+        print(f"wrote {len(rows):,} training images to {a.leaks} (--exclude leaves them out of training)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
