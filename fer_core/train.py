@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as fdata
+from . import duplicates
 from .evaluate import (ferplus_paper_rule, paper_rule_line, predict_arrays, predictions_frame, same_data,
                        saved_split)
 from .images import LazyImages, fits_in_memory
@@ -273,14 +274,6 @@ def _main(args, run: dict) -> int:
     log.info("%s", table)
     for w in cautions:
         log.warning("warning: %s", w)
-    if rank == 0 and not args.resume:  # data sets hold duplicates (FER+: 265 of its test images are training images)
-        root = fdata.images_root(index.root)
-        seen = fdata.copies_of(by_split["val"] + by_split["test"], root, [root / s.path for s in by_split["train"]])
-        if seen:
-            where = {k: sum(s.id in seen for s in by_split[k]) for k in ("val", "test")}
-            log.warning("warning: %s are byte-identical to training images (the data set holds them twice): the "
-                        "figures on those parts are a little optimistic, as they are for anyone using this split",
-                        " and ".join(f"{n} of the {len(by_split[k])} {k} images" for k, n in where.items() if n))
     if (ex := cfg["split"].get("excluded")) and not args.resume:
         log.info("--exclude %s: %d training images left out", ex["file"], ex["left_out"])
         if ex["kept_held_out"]:
@@ -328,6 +321,8 @@ def _main(args, run: dict) -> int:
         cache[k], failed = _decode(index.root, samples, r["img_size"], rank, k, keep)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds
+    if rank == 0 and not args.resume:
+        _near_copies(cache, cfg)
     if not cfg["split"]["counts"]["train"] or (rank == 0 and not cfg["split"]["counts"]["val"]):
         raise Fail(f"no readable training or validation images in {index.root}: split counts "
                    f"{cfg['split']['counts']} (the log lists the unreadable ones)")
@@ -1015,6 +1010,23 @@ def _load_teacher(path, index, by_split, cfg, device):
     log.info("distilling from %s (%s, %d px; weight %g, temperature %g)", f, tcfg["backbone"], tcfg["img_size"],
              cfg["args"]["kd_weight"], cfg["args"]["kd_temperature"])
     return Teacher(model.to(device), tcfg, cfg)
+
+
+def _near_copies(cache, cfg) -> None:
+    """Warn of validation and test images that are near-copies of training images (duplicates.py: FER+ holds 456 of
+    its 3,371 test images twice), and record how many in config.json: the figures on them flatter the model."""
+    if any(isinstance(images, LazyImages) for images, _ in cache.values()):
+        log.info("validation and test images not checked for near-copies of training images (the images are not "
+                 "held in memory): scripts/find_duplicates.py checks")
+        return
+    found = duplicates.held_out_copies({k: duplicates.fingerprints(images) for k, (images, _) in cache.items()})
+    cfg["split"]["near_copies"] = {k: len(v) for k, v in found.items()}
+    if any(found.values()):
+        log.warning("warning: %s are near-copies of training images (the same photo, perhaps re-encoded, resized, "
+                    "recoloured or mirrored): the figures on those parts are a little optimistic, as they are for "
+                    "anyone using this split. scripts/find_duplicates.py lists them, and writes their training "
+                    "copies for --exclude", " and ".join(f"{len(v)} of the {len(cache[k][1])} {k} images"
+                                                        for k, v in found.items() if v))
 
 
 def _local_processes() -> int:

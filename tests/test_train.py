@@ -1473,24 +1473,31 @@ def test_help_and_a_mistyped_flag_answer_before_torch_loads():
                                         text=True).stdout
 
 
-def test_val_and_test_images_that_are_training_images_are_named_in_the_log(tmp_path):
-    from PIL import Image
+def test_val_and_test_images_that_copy_training_images_are_named_in_the_log(tmp_path):
+    from PIL import Image, ImageOps
 
-    rng = np.random.default_rng(0)
+    from tests.test_duplicates import photos
+
+    pictures = iter(photos(20))
     for split, n in (("train", 6), ("val", 2), ("test", 2)):
-        for k, name in enumerate(["happy", "sad"]):
+        for name in ["happy", "sad"]:
             for i in range(n):
                 folder = tmp_path / "data" / split / name
                 folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(pattern_image(k + 1, 32, rng)).save(folder / f"{split}{i}.png")
-    # a test image that is a training image under another name, as FER2013 holds some
-    copy = tmp_path / "data" / "train" / "happy" / "train0.png"
-    (tmp_path / "data" / "test" / "happy" / "test1.png").write_bytes(copy.read_bytes())
+                next(pictures).save(folder / f"{split}{i}.png")
+    # test images that are training images under another name, one byte for byte, one mirrored and made smaller
+    train = tmp_path / "data" / "train" / "happy"
+    (tmp_path / "data" / "test" / "happy" / "test1.png").write_bytes((train / "train0.png").read_bytes())
+    ImageOps.mirror(Image.open(train / "train1.png")).resize((48, 48)).save(tmp_path / "data" / "test" / "sad" /
+                                                                           "test1.jpg")
+    (tmp_path / "data" / "test" / "sad" / "test1.png").unlink()
     assert run_train("--data", tmp_path / "data", "--out", tmp_path / "runs", "--name", "dup", "--epochs", "1",
                      *TINY) == 0
     log = (tmp_path / "runs" / "dup" / "train.log").read_text()
-    assert "warning: 1 of the 4 test images are byte-identical to training images" in log
-    assert "val images are" not in log
+    assert "warning: 2 of the 4 test images are near-copies of training images" in log
+    assert "val images" not in log
+    config = json.loads((tmp_path / "runs" / "dup" / "config.json").read_text())
+    assert config["split"]["near_copies"] == {"val": 0, "test": 2}
 
 
 PLUGIN = '''import torch.nn as nn
