@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,12 @@ FACE_PROPERTIES = {
                  "the jaw's edge (from the 68 landmarks, after levelling the eyes)",
 }
 AGREEMENT = "annotator agreement"  # FER+: the share of its annotators' votes the top class got
+COPIES = "near-copy in training"
 DESCRIPTIONS = {**IMAGE_PROPERTIES, **FACE_PROPERTIES,
-                AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class"}
+                AGREEMENT: "the share of the ten FER+ annotators' votes that went to the image's top class",
+                COPIES: "whether the image is a near-copy of one of the run's training images (the same photo, "
+                        "perhaps re-encoded, resized, recoloured or mirrored; the training images its split.csv "
+                        "names, not an earlier stage's)"}
 GREY_SATURATION = 10  # mean HSV saturation under which an image is greyscale (JPEG noise tints a grey one to ~5)
 MAX_GROUPS = 12  # named groups drawn; the smallest beyond these are pooled as POOLED
 MIN_GROUP = 20  # images a named group needs to be drawn on its own: an accuracy of fewer swings by ±20 points
@@ -109,12 +114,50 @@ def agreement(votes: pd.DataFrame) -> pd.Series:
         return pd.Series(counts.max(axis=1) / total, index=votes.index, name=AGREEMENT)
 
 
-def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, data: str | Path | None = None
-               ) -> dict[str, pd.Series]:
+def training_files(run: str | Path, moved_to: str | Path | None = None) -> list[Path]:
+    """The training images a run's split.csv names, under the data root its config.json names, or ``moved_to``
+    where that is not on this machine; none where the split or the images' folder is missing."""
+    import json
+
+    from .data import images_root
+
+    try:
+        split = pd.read_csv(Path(run) / "split.csv", dtype=str)
+        paths = split.loc[split["split"] == "train", "path"].dropna()
+        root = (json.loads((Path(run) / "config.json").read_text(encoding="utf-8")).get("data") or {}).get("root")
+    except (OSError, ValueError, KeyError, AttributeError, pd.errors.ParserError):
+        return []
+    root = root if root and Path(root).exists() else moved_to
+    return [images_root(root) / p for p in paths] if root and Path(root).exists() else []
+
+
+def copies_in_training(files: dict[str, Path | None], train: list[Path]) -> pd.Series:
+    """COPIES per id of the images (id -> its file, None where missing): whether each is a near-copy of a ``train``
+    file (duplicates.py)."""
+    from .duplicates import file_fingerprints, near_copies
+
+    have = [i for i, f in files.items() if f]
+    held, bad = file_fingerprints([files[i] for i in have], progress=False)
+    found = set(near_copies(held, _training_prints(tuple(train)))["a"])
+    values = pd.Series(None, index=pd.Index(list(files), name="id"), dtype=object, name=COPIES)
+    values[have] = ["copies a training image" if k in found else "no copy in training" for k in range(len(have))]
+    values[[have[k] for k in bad]] = None
+    return values
+
+
+@lru_cache(maxsize=2)
+def _training_prints(train: tuple) -> np.ndarray:  # runs of one split share them: FER+'s 27k take 15 s
+    from .duplicates import file_fingerprints
+
+    return file_fingerprints(train, progress=False)[0]
+
+
+def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, data: str | Path | None = None,
+               train: list[Path] | tuple = ()) -> dict[str, pd.Series]:
     """Every property at hand for a predictions table's images, property -> value per id: IMAGE_PROPERTIES where
     ``root`` (the folder its paths are relative to) holds the images; FACE_PROPERTIES for AffectNet data with its
-    landmark files; AGREEMENT for FER+ data with its label.csv files; the other columns of a CSV manifest (``data``,
-    the manifest or its folder)."""
+    landmark files; AGREEMENT for FER+ data with its label.csv files; COPIES where ``train`` lists the run's training
+    images (training_files); the other columns of a CSV manifest (``data``, the manifest or its folder)."""
     from .data import DataError, ferplus_votes, read_dataset
     from .runs import safe_image_path
 
@@ -127,6 +170,8 @@ def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, 
             out.update(landmark_properties(Path(root) / "annotations", ids).items())
         if layout == "ferplus" and not (votes := ferplus_votes(root)).empty:
             out[AGREEMENT] = agreement(votes).reindex(ids)
+        if train and any(files.values()):
+            out[COPIES] = copies_in_training(files, list(train))
     if layout == "csv":
         for manifest in (data, root):  # the manifest the run names, else the one in the images' folder
             if not (manifest and Path(manifest).exists()):

@@ -67,7 +67,7 @@ def main(argv=None) -> int:
             name = Path(run).name
             preds[name] = pred = run_predictions(run, a.split)
             root, layout, data = data_of(Path(run), a.split, a.data)
-            found[name] = G.properties(pred, root, layout, data)
+            found[name] = G.properties(pred, root, layout, data, G.training_files(run, root))
             if groups is not None:
                 found[name].update(G.groups_file(groups, pred, root, a.groups))
     except (TableError, ValueError, OSError) as e:

@@ -233,3 +233,30 @@ def test_a_property_is_offered_only_with_two_groups_of_its_own_and_each_image_do
                                                         "x: right", "y: answer", "y: right"]
     assert table.loc["1", "x: answer"] == "Happy" and not table.loc["1", "x: right"] and table.loc["0", "true"] == \
         "Neutral"
+
+
+def test_images_that_copy_a_training_image_are_a_group_from_the_runs_split(tmp_path):
+    import json
+
+    from tests.test_duplicates import copies, photos, save
+
+    originals = photos(8)
+    paths = save(originals + copies(originals), tmp_path / "data" / "faces")
+    run = tmp_path / "run"
+    run.mkdir()
+    # training: pictures 0-5 and picture 3's copy; the predictions: pictures 6 and 7 and the copies of 0, 1, 2
+    parts = ["train"] * 6 + ["test"] * 5 + ["train"]
+    pd.DataFrame({"id": range(12), "path": [f"faces/{p.name}" for p in paths], "split": parts}).to_csv(
+        run / "split.csv", index=False)
+    (run / "config.json").write_text(json.dumps({"data": {"root": str(tmp_path / "gone")}}))
+    assert G.training_files(run) == []  # its data is not here, and no other place is given
+    train = G.training_files(run, tmp_path / "data")
+    assert len(train) == 7 and all(f.exists() for f in train)
+    pred = pd.DataFrame({"id": ["6", "7", "8", "9", "10", "99"],
+                         "path": [f"faces/{i}.jpg" for i in (6, 7, 8, 9, 10, 99)]})
+    found = G.properties(pred, tmp_path / "data", "csv", None, train)[G.COPIES]
+    assert found.dropna().to_dict() == {"6": "no copy in training", "7": "no copy in training",
+                                        "8": "copies a training image", "9": "copies a training image",
+                                        "10": "copies a training image"}
+    assert found.isna().tolist() == [False] * 5 + [True]  # its file is missing: no value
+    assert G.COPIES not in G.properties(pred, tmp_path / "data", "csv")  # no training images given: not measured

@@ -28,8 +28,9 @@ preds = {r.name: S.predictions(r, ctx.split) for r in have}
 
 
 @st.cache_data(show_spinner="Measuring the images…", max_entries=16)
-def _properties(images: pd.DataFrame, root: str | None, layout: str | None, data: str | None) -> dict[str, pd.Series]:
-    return G.properties(images, root, layout, data)
+def _properties(images: pd.DataFrame, root: str | None, layout: str | None, data: str | None, train: tuple
+                ) -> dict[str, pd.Series]:
+    return G.properties(images, root, layout, data, train)
 
 
 @st.cache_data(show_spinner="Reading the groups file…", max_entries=8)
@@ -42,8 +43,9 @@ def sources(run: R.Run) -> dict[str, pd.Series]:
     images: the cache holds their ids and paths, not each run's answers)."""
     scored = S.metrics(run, ctx.split) or {}  # evaluated on other data: that data's layout, as image_root's root
     layout = scored.get("layout") or (run.config.get("data") or {}).get("layout")
-    images = preds[run.name][["id", "path"]]
-    return dict(_properties(images, S.image_root(run, ctx.split)[0], layout, scored.get("data_root") or run.data_root))
+    images, root = preds[run.name][["id", "path"]], S.image_root(run, ctx.split)[0]
+    return dict(_properties(images, root, layout, scored.get("data_root") or run.data_root,
+                            tuple(G.training_files(run.path, root))))
 
 
 found = {r.name: sources(r) for r in have}
