@@ -178,14 +178,19 @@ COLUMN_HELP = {
 }
 
 
-def latex_caption(split: str, metrics: list[dict], grouped: bool = False) -> str:
-    """"Results on the <split> split" (or, for pooled cross-validations, on their out-of-fold predictions), with the
-    sample count where every run was scored on as many samples, and how to read the table; ``grouped``: the best
-    value is marked among the runs scored on the same images only (latex_table's ``groups``)."""
+def latex_caption(split: str, metrics: list[dict], grouped: bool = False, configs: list[dict] | None = None) -> str:
+    """"Results on the <split> split" (or, for pooled cross-validations and their ensembles, on their out-of-fold
+    predictions: metrics naming their folds, or ``configs`` saying so), with the sample count where every run was
+    scored on as many samples, and how to read the table; ``grouped``: the best value is marked among the runs scored
+    on the same images only (latex_table's ``groups``)."""
+    from .runs import cross_validated, folds_of
+
     sizes = {m.get("n") for m in metrics if m} - {None}
     n = f" (n = {sizes.pop()})" if len(sizes) == 1 else ""
-    folds = {len(m["folds"]) for m in metrics if m and m.get("folds")}
-    if folds and all(m and m.get("folds") for m in metrics):
+    each = [len(m["folds"]) if m and m.get("folds") else folds_of(c) if c and cross_validated(c) else None
+            for m, c in zip(metrics, configs or [None] * len(metrics))]
+    folds = set(each)
+    if None not in folds:
         where = (f"{folds.pop()}-fold" if len(folds) == 1 else "K-fold") + " cross-validation, every image predicted " \
             f"by the fold that did not train on it{n}"
     else:

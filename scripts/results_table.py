@@ -66,6 +66,28 @@ def rows(run_dirs, split):
         print(f"warning: skipped {d}: {why}", file=sys.stderr)
 
 
+def minutes(name: str, config: dict, run_dirs) -> str:
+    """Training minutes of a row's run with the stages it started from (a FER+ stage; a --pool row's config holds
+    them already), "–" where some stage does not say."""
+    dirs = [d for d in map(Path, run_dirs) if d.resolve().name == name.split("/")[-1]]
+    total = runs.stages_minutes(dirs[:1]) if dirs and not name.endswith(" runs pooled)") else \
+        config.get("train_minutes")
+    return "–" if total is None else f"{total:.1f}"
+
+
+def labelled_ids(name: str, run_dirs, split: str, pool: str | None):
+    """The images (id and label together) the row ``name`` was scored on, from its predictions: a --pool row's from
+    every run's; None where they are not at hand."""
+    from fer_core.report_errors import labelled_correctness
+
+    dirs = [Path(d) for d in run_dirs]
+    dirs = [d for d in dirs if d.name == name.split("/")[-1]] if not (pool and name.startswith(f"{pool} (")) else dirs
+    try:
+        return labelled_correctness(runs.pool_predictions([d / f"predictions_{split}.csv" for d in dirs])).index
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def pooled(run_dirs, split) -> tuple[dict, dict]:
     """(config, metrics with bootstrap intervals) of the folds of one cross-validation taken together, each image
     once: the config holds the training minutes of every fold and the first stage they share, as pool_folds.py
@@ -107,9 +129,11 @@ def main():
     summary = report.seed_summary(report.results_table({name: m for name, _, m in found})[0], groups,
                                   fold_groups={g[0] for g in groups if runs.folds_of(configs[g[0]])}) \
         if groups else pd.DataFrame()
-    if a.latex:
-        caption = report.latex_caption(a.split, [m for _, _, m in found])
-        print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption,
+    if a.latex:  # the best in bold among the runs scored on the same images with the same labels, as the overview
+        ranked = report.same_image_groups({name: labelled_ids(name, a.runs, a.split, a.pool) for name, _, _ in found})
+        caption = report.latex_caption(a.split, [m for _, _, m in found], grouped=len(ranked) > 1,
+                                       configs=[c for _, c, _ in found])
+        print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption, groups=ranked,
                                  n={name: m.get("n") for name, _, m in found}), end="")
         if not summary.empty:  # the recipes with several seeds: the table to quote when comparing recipes
             print("\n" + report.latex_seed_table(summary, a.split), end="")
@@ -117,7 +141,7 @@ def main():
     paper = any(m.get("ferplus_paper_rule") for _, _, m in found)  # FER+: the figure to set beside its paper's
     print("| run | n | accuracy [95% CI] | " + ("FER+ paper's rule: n, accuracy [95% CI] | " if paper else "")
           + "macro-F1 [95% CI] | kappa | alpha | V RMSE | A RMSE | V MAE | A MAE "
-          "| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min |")
+          "| V r | A r | V SAGR | A SAGR | V CCC [95% CI] | A CCC [95% CI] | train min, all stages |")
     print("|" + "---|" * (17 + paper))
     for name, c, m in found:
         rule = m.get("ferplus_paper_rule") or {}
@@ -129,7 +153,7 @@ def main():
               f"| {fmt(m, 'arousal', 'mae')} | {fmt(m, 'valence', 'pearson')} | {fmt(m, 'arousal', 'pearson')} "
               f"| {fmt(m, 'valence', 'sagr')} | {fmt(m, 'arousal', 'sagr')} "
               f"| {fmt(m, 'valence', 'ccc', 'valence_ccc')} | {fmt(m, 'arousal', 'ccc', 'arousal_ccc')} "
-              f"| {c.get('train_minutes', 0):.1f} |")
+              f"| {minutes(name, c, a.runs)} |")
     if not summary.empty:
         cols = [c for c in SEED_COLUMNS if c in summary]
         print("\n| recipe | runs | " + " | ".join(cols) + " |")

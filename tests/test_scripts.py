@@ -45,7 +45,7 @@ def test_results_table_lists_runs_and_their_seed_group(runs):
     group = [ln for ln in lines if ln.startswith("| base (2 seeds) | base, base-s1 |")]
     mean = (_accuracy(runs["base"]) + _accuracy(runs["base-s1"])) / 2
     assert len(group) == 1 and f"| {mean:.3f} ± " in group[0]
-    assert "FER+ paper's rule" not in lines[0]
+    assert "FER+ paper's rule" not in lines[0] and lines[0].endswith("| train min, all stages |")
     # a FER+ run's table sets the paper's majority-rule accuracy beside the plain one
     out = _run("results_table.py", ROOT / "artifacts" / "runs" / "ferplus-hse", runs["base"])
     header, _, fer, base = out.stdout.splitlines()[:4]
@@ -79,6 +79,13 @@ def test_results_table_prints_latex(runs, tmp_path):
     mean = (_accuracy(runs["base"]) + _accuracy(runs["base-s1"])) / 2
     row = next(ln for ln in second if ln.startswith("Accuracy & "))
     assert row.startswith(f"Accuracy & {mean:.3f} $\\pm$ ") and "textbf" not in "".join(second)
+    # a run scored on other images is bolded in no one's stead: best values are marked among runs on one image set
+    other = write_run(tmp_path, "other-images", seed=0, skill=6.0, n=300, n_boot=20, split_seed=7)
+    out = _run("results_table.py", *runs.values(), other, "--latex")
+    acc = next(ln for ln in out.stdout.splitlines() if ln.startswith("Accuracy & ")).split(" & ")
+    assert acc[3].startswith(r"\textbf") and not acc[4].startswith(r"\textbf") and _accuracy(other) > _accuracy(
+        runs["better"])
+    assert "bold: the best value among the runs scored on the same images" in out.stdout
     out = _run("results_table.py", tmp_path / "nothing", "--latex")
     assert out.returncode == 2 and "none of the given folders" in out.stderr
 

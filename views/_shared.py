@@ -29,7 +29,8 @@ FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4
 
 
 MAX_DEFAULT_RUNS = 4  # runs chosen at first
-# The camera button on every chart downloads an SVG: vector graphics a paper can take as they are.
+# The camera button on every chart downloads an SVG: vector lines and text; heatmaps and dense scatters (WebGL) come
+# inside it as pictures.
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
 
 

@@ -79,8 +79,9 @@ for names in groups.values():
             "the images they share.")
 ranked = report.ranked_groups(groups, ids)
 st.download_button("Download as a LaTeX table",
-                   report.latex_table(values, cis, report.latex_caption(ctx.split, list(metrics.values()),
-                                                                        grouped=len(ranked) > 1), groups=ranked,
+                   report.latex_table(values, cis, report.latex_caption(
+                       ctx.split, list(metrics.values()), grouped=len(ranked) > 1,
+                       configs=[r.config for r in have]), groups=ranked,
                                       n={name: (m or {}).get("n") for name, m in metrics.items()}),
                    file_name=f"fer-lab-results-{ctx.split}.tex", mime="text/x-tex",
                    help="booktabs table: one row per metric, one column per run, 95% intervals, the best run in bold "
