@@ -1,6 +1,6 @@
-"""Paired comparison of runs on the same samples: each metric's difference with a paired bootstrap 95% interval,
-and McNemar's exact test on accuracy (with Holm's adjustment for the pairs tested together, where there are
-several). Prints a markdown table.
+"""Paired comparison of runs on the same samples: each metric's difference with a paired bootstrap 95% interval, the
+images only one of the two answers right (each way: what McNemar's test weighs), and McNemar's exact test on accuracy
+(with Holm's adjustment for the pairs tested together, where there are several). Prints a markdown table.
 
     python scripts/compare_runs.py artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, then C − B
     python scripts/compare_runs.py --base artifacts/runs/A artifacts/runs/B artifacts/runs/C   # B − A, C − A
@@ -107,12 +107,13 @@ def main() -> int:
                   f"predicted are compared: {runs_label(new)} has {len(pred_new)} ({len(pred_new) - r['n']} left out), "
                   f"{runs_label(old)} {len(pred_old)} ({len(pred_old) - r['n']} left out)", file=sys.stderr)
         lines.append(f"| {runs_label(new)} | {runs_label(old)} | {n} | "
-                     + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS) + f" | {format_p(r['mcnemar_p'])} |")
+                     + " | ".join(cell(r["metrics"].get(k)) for k, _ in COLUMNS)
+                     + f" | {r['a_only_right']} / {r['b_only_right']} | {format_p(r['mcnemar_p'])} |")
         p_values.append(r["mcnemar_p"])
     several = len(lines) > 1  # pairs tested together: Holm's adjustment keeps the chance of any false call below 5%
-    print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | McNemar p |"
-          + (" Holm p |" if several else ""))
-    print("|" + "---|" * (len(COLUMNS) + 4 + several))
+    print("| run | compared with | n | " + " | ".join(h for _, h in COLUMNS) + " | right only here / only there "
+          "| McNemar p |" + (" Holm p |" if several else ""))
+    print("|" + "---|" * (len(COLUMNS) + 5 + several))
     print("\n".join(line + (f" {format_p(p)} |" if several else "") for line, p in zip(lines, holm(p_values))))
     folds = [line for old, new in pairs if (line := fold_by_fold_line(new, old, a.split))]
     if folds:

@@ -170,6 +170,9 @@ def test_compare_runs_prints_paired_differences(runs):
     lo, hi = (float(x) for x in row[3].split("[")[1].rstrip("]").split(","))
     assert 0 < lo < diff < hi  # the much better run is better beyond the noise
     assert row[-1] == "<0.001 |"  # McNemar p, printed as the disagreement page prints it
+    a, b = (pd.read_csv(runs[k] / "predictions_test.csv") for k in ("better", "base"))
+    only = ((a.pred == a.true) & (b.pred != b.true)).sum(), ((b.pred == b.true) & (a.pred != a.true)).sum()
+    assert row[-2] == f"{only[0]} / {only[1]}" and only[0] > only[1]
     out = _run("compare_runs.py", "--base", runs["base"], runs["base"], runs["better"])  # the base among the runs
     assert out.returncode == 0 and [ln.split(" | ")[0] for ln in out.stdout.splitlines()[2:]] == ["| better"]
     out = _run("compare_runs.py", runs["base"], runs["better"], runs["base"])  # two pairs: Holm's p beside each
