@@ -1,8 +1,8 @@
 """Accuracy by subgroup, as the dashboard's Subgroups page shows it: for each property of the images (brightness,
-contrast, sharpness, colour, size; head roll and turn from AffectNet's landmarks; FER+ annotator agreement; a CSV
-manifest's other columns; the columns of a --groups file), each run's accuracy per group with its Wilson 95% interval,
-its gap to what the group's mix of classes alone would give, and a permutation test within classes of whether the
-property matters. Prints markdown tables.
+contrast, sharpness, colour, size; head roll and turn from AffectNet's landmarks; FER+ annotator agreement; whether the
+image copies one of the run's training images; a CSV manifest's other columns; the columns of a --groups file), each
+run's accuracy per group with its Wilson 95% interval, its gap to what the group's mix of classes alone would give, and
+a permutation test within classes of whether the property matters. Prints markdown tables.
 
     python scripts/subgroups.py artifacts/runs/hse-best-cv5 --data ../shared/data/affectnet8-4k
     python scripts/subgroups.py RUN_A RUN_B --by brightness "head turn" --bins 4

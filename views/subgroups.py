@@ -1,6 +1,6 @@
 """Subgroups: accuracy by a property of the image (light, contrast, blur, colour, size), of the face (head roll and
-turn, from AffectNet's landmarks), of the labels (FER+ annotator agreement), or by a column of the user's own (a
-manifest's gender or camera column, or a CSV uploaded here)."""
+turn, from AffectNet's landmarks), of the labels (FER+ annotator agreement), whether it copies a training image, or by a
+column of the user's own (a manifest's gender or camera column, or a CSV uploaded here)."""
 import pandas as pd
 import streamlit as st
 
