@@ -19,53 +19,48 @@ import pandas as pd
 
 SIDE = 32  # a fingerprint's side in pixels: 1,024 grey levels
 THRESHOLD = 0.94
-_BLOCK = 25_000_000  # similarities computed at once: 100 MB of float32
+MIN_SPREAD = 2.0  # grey levels: a flatter image (a blank frame) gets no fingerprint, and matches nothing
+_BLOCK = 25_000_000  # similarities computed at once: 100 MB of float32 for each of the direct and mirrored
 
 
-def fingerprints(images) -> np.ndarray:
-    """float32 [N, SIDE * SIDE] fingerprints of uint8 images [N, 3, H, W] (a numpy array or torch tensor); a flat
-    image (one grey level) gets zeros, which match nothing."""
-    import torch
-    import torch.nn.functional as F
-
-    images = torch.as_tensor(images)
-    out = np.zeros((len(images), SIDE * SIDE), np.float32)
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    for i in range(0, len(images), 1024):  # in batches: a float copy of all of full AffectNet would take 170 GB
-        grey = (images[i:i + 1024].float() * weights).sum(1, keepdim=True)
-        small = F.interpolate(grey, size=(SIDE, SIDE), mode="area").flatten(1)
-        small -= small.mean(1, keepdim=True)
-        norm = small.norm(dim=1, keepdim=True)
-        out[i:i + 1024] = torch.where(norm > 1e-3, small / norm.clamp_min(1e-3), 0).numpy()
-    return out
+def fingerprint(rgb: np.ndarray) -> np.ndarray:
+    """float32 [SIDE * SIDE] fingerprint of a uint8 RGB image [2 * SIDE, 2 * SIDE, 3] (images.load_square's): its grey
+    levels averaged over 2 x 2 pixels, the mean taken away, scaled to unit length; zeros for a (nearly) flat image."""
+    grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    small = grey.reshape(SIDE, 2, SIDE, 2).mean(axis=(1, 3)).ravel()
+    small -= small.mean()
+    spread = float(np.sqrt((small ** 2).mean()))
+    return small / (spread * np.sqrt(small.size)) if spread >= MIN_SPREAD else np.zeros_like(small)
 
 
 def file_fingerprints(paths, progress: bool = True) -> tuple[np.ndarray, list[int]]:
-    """(fingerprints of the image files, the indices of those that did not decode: zeros, matching nothing)."""
+    """(float32 [N, SIDE * SIDE] fingerprints of the image files, the indices of those that did not decode: zeros,
+    matching nothing)."""
     from tqdm import tqdm
 
     from .images import ImageError, _threads, load_square
 
-    side = 2 * SIDE  # decoded at twice the side, then averaged down as fingerprints() does for decoded images
-
     def one(path) -> np.ndarray | None:
         try:
-            return load_square(path, side).transpose(2, 0, 1)
+            return fingerprint(load_square(path, 2 * SIDE))
         except ImageError:
             return None
 
     paths = list(paths)
+    out = np.zeros((len(paths), SIDE * SIDE), np.float32)
+    bad = []
     with ThreadPoolExecutor(max_workers=_threads()) as pool:
-        decoded = list(tqdm(pool.map(one, paths), total=len(paths), desc="fingerprints", unit="img",
-                            disable=not progress or len(paths) < 1000))
-    bad = [i for i, d in enumerate(decoded) if d is None]
-    blank = np.zeros((3, side, side), np.uint8)
-    return fingerprints(np.stack([blank if d is None else d for d in decoded]) if paths else
-                        np.zeros((0, 3, side, side), np.uint8)), bad
+        for i, found in enumerate(tqdm(pool.map(one, paths), total=len(paths), desc="near-copy check", unit="img",
+                                       disable=not progress or len(paths) < 1000)):
+            if found is None:
+                bad.append(i)
+            else:
+                out[i] = found
+    return out, bad
 
 
 def _mirrored(prints: np.ndarray) -> np.ndarray:
-    return prints.reshape(-1, SIDE, SIDE)[:, :, ::-1].reshape(len(prints), -1)
+    return prints.reshape(-1, SIDE, SIDE)[:, :, ::-1].reshape(len(prints), SIDE * SIDE)
 
 
 def near_copies(a: np.ndarray, b: np.ndarray | None = None, threshold: float = THRESHOLD) -> pd.DataFrame:
@@ -78,15 +73,26 @@ def near_copies(a: np.ndarray, b: np.ndarray | None = None, threshold: float = T
     step = max(1, _BLOCK // max(len(b), 1))
     flipped = _mirrored(b)
     for i in range(0, len(a), step):
-        direct, mirror = a[i:i + step] @ b.T, a[i:i + step] @ flipped.T
+        first = i if within else 0  # within one set, each block against the rows from its own on: each pair once
+        direct, mirror = a[i:i + step] @ b[first:].T, a[i:i + step] @ flipped[first:].T
         best = np.maximum(direct, mirror)
-        if within:  # each pair once, and not an image with itself
-            best[np.tril_indices(len(best), k=i, m=best.shape[1])] = -1
+        if within:  # and not an image with itself, nor a pair twice inside the block's own square
+            m = len(best)
+            best[:, :m][np.tril(np.ones((m, m), bool))] = -1
         ii, jj = np.nonzero(best >= threshold)
-        rows += zip(ii + i, jj, best[ii, jj], mirror[ii, jj] > direct[ii, jj])
+        rows += zip(ii + i, jj + first, best[ii, jj], mirror[ii, jj] > direct[ii, jj])
     table = pd.DataFrame(rows, columns=["a", "b", "similarity", "mirrored"])
     table = table.astype({"a": int, "b": int, "similarity": float, "mirrored": bool})
     return table.sort_values(["similarity", "a", "b"], ascending=[False, True, True], ignore_index=True)
+
+
+def same_photo_groups(pairs: pd.DataFrame, n: int) -> np.ndarray:
+    """Each of ``n`` images' group: images joined by near-copy pairs, directly or through others, share one."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(pairs)), (pairs["a"].to_numpy(), pairs["b"].to_numpy())), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
 
 
 def held_out_copies(prints: dict[str, np.ndarray], threshold: float = THRESHOLD) -> dict[str, set[int]]:

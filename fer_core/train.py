@@ -321,13 +321,13 @@ def _main(args, run: dict) -> int:
         cache[k], failed = _decode(index.root, samples, r["img_size"], rank, k, keep)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds
-    if rank == 0 and not args.resume:
-        _near_copies(cache, cfg)
     if not cfg["split"]["counts"]["train"] or (rank == 0 and not cfg["split"]["counts"]["val"]):
         raise Fail(f"no readable training or validation images in {index.root}: split counts "
                    f"{cfg['split']['counts']} (the log lists the unreadable ones)")
     if r.get("extra_data"):
         cache["train"] = _add_extra(cache["train"], cfg, r, rank, index.root, by_split["val"] + by_split["test"])
+    if rank == 0 and not args.resume:
+        _near_copies(index.root, cache, cfg)
     log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
     if epoch_size(r, 1) < r["img_size"]:
         log.info("progressive resizing: training images %s px by epoch", [epoch_size(r, e) for e in
@@ -1012,15 +1012,20 @@ def _load_teacher(path, index, by_split, cfg, device):
     return Teacher(model.to(device), tcfg, cfg)
 
 
-def _near_copies(cache, cfg) -> None:
-    """Warn of validation and test images that are near-copies of training images (duplicates.py: FER+ holds 456 of
-    its 3,371 test images twice), and record how many in config.json: the figures on them flatter the model."""
-    if any(isinstance(images, LazyImages) for images, _ in cache.values()):
-        log.info("validation and test images not checked for near-copies of training images (the images are not "
-                 "held in memory): scripts/find_duplicates.py checks")
-        return
-    found = duplicates.held_out_copies({k: duplicates.fingerprints(images) for k, (images, _) in cache.items()})
+def _near_copies(root, cache, cfg) -> None:
+    """Warn of validation and test images that are near-copies of training images (duplicates.py; FER+: 456 of its
+    3,371 test images copy a training image), --extra-data's included, and record how many in config.json: the
+    figures on them flatter the model. Compared as scripts/find_duplicates.py compares them, from the files."""
+    base, extra = fdata.images_root(root), cfg["data"].get("extra")
+    files = {k: [base / s.path for s in samples] for k, (_, samples) in cache.items()}
+    if extra and extra["n_train"]:  # _add_extra appended them, under their own folder
+        files["train"][-extra["n_train"]:] = [Path(extra["root"]) / s.path
+                                              for s in cache["train"][1][-extra["n_train"]:]]
+    t0 = time.time()
+    found = duplicates.held_out_copies({k: duplicates.file_fingerprints(v)[0] for k, v in files.items()})
     cfg["split"]["near_copies"] = {k: len(v) for k, v in found.items()}
+    log.info("checked the validation and test images for near-copies of training images in %.1f s",
+             time.time() - t0)
     if any(found.values()):
         log.warning("warning: %s are near-copies of training images (the same photo, perhaps re-encoded, resized, "
                     "recoloured or mirrored): the figures on those parts are a little optimistic, as they are for "

@@ -8,12 +8,13 @@ images flatters the model.
     python scripts/find_duplicates.py DATA --run RUN --out pairs.csv --leaks leaks.csv
 
 --out writes every pair (both images' id, path, part and label, their similarity, whether one is the other mirrored);
---leaks the training images that are near-copies of a validation or test image, which
+--leaks the training images that are near-copies of a validation or test image (or of one of its copies), which
 `python -m fer_core.train ... --exclude leaks.csv` leaves out of training.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if not 0 < a.threshold <= 1:
         p.error(f"--threshold must be over 0 and at most 1 (got {a.threshold})")
+    for flag, path in (("--out", a.out), ("--leaks", a.leaks)):  # before the minutes of comparing, not after
+        if path and (why := unwritable(Path(path))):
+            p.error(f"{flag} {path}: {why}")
+    if a.out and a.leaks and Path(a.out).resolve() == Path(a.leaks).resolve():
+        p.error("--out and --leaks name the same file: give two")
     try:
         index = read_dataset(a.data)
         parts = [s.split for s in index.samples]
@@ -50,50 +56,70 @@ def main(argv=None) -> int:
                 raise DataError(f"{a.run}'s split.csv names none of the {len(index.samples)} images of {index.root}: "
                                 "it was trained on other data")
             parts = [split.get(s.id) for s in index.samples]
-    except (DataError, OSError, ValueError, KeyError) as e:
+    except KeyError as e:
+        print(f"error: {a.run}/split.csv has no {e} column: not a run's split", file=sys.stderr)
+        return 2
+    except (DataError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if a.leaks and not ({"val", "test"} & set(parts) and "train" in parts):
         print(f"error: --leaks needs training and validation or test images: {index.root} has no parts of its own "
               "(give --run, a run folder trained on it)", file=sys.stderr)
         return 2
-    root = images_root(index.root)
-    prints, bad = D.file_fingerprints([root / s.path for s in index.samples])
+    root, samples = images_root(index.root), index.samples
+    prints, bad = D.file_fingerprints([root / s.path for s in samples])
     pairs = D.near_copies(prints, threshold=a.threshold)
-    samples = index.samples
     relabelled = sum(samples[i].label != samples[j].label for i, j in zip(pairs["a"], pairs["b"]))
     print(f"{index.root}: {len(samples):,} images, {len(pairs):,} pairs of near-copies (similarity ≥ {a.threshold}) "
           f"among {len(set(pairs['a']) | set(pairs['b'])):,} images; pairs labelled two different classes: "
           f"{relabelled:,}")
     if bad:
         print(f"{len(bad)} images did not decode and were not compared (e.g. {samples[bad[0]].path})")
-    if any(parts):
+    if any(parts) and len(pairs):
         print("pairs by parts: " + ", ".join(f"{k} {n:,}" for k, n in D.part_pairs(pairs, parts).most_common()))
-    train = [i for i, k in enumerate(parts) if k == "train"]
-    leaks = set()
+    n_train = parts.count("train")
     for part in ("val", "test"):
-        rows = [i for i, k in enumerate(parts) if k == part]
-        if train and rows:
-            found = D.near_copies(prints[rows], prints[train], a.threshold)
-            leaks |= {train[j] for j in found["b"]}
-            print(f"{part}: {found['a'].nunique():,} of its {len(rows):,} images have a near-copy among the "
-                  f"{len(train):,} training images")
-    if a.out:
-        def side(rows, prefix=""):
-            return {f"{prefix}id": [samples[i].id for i in rows], f"{prefix}path": [samples[i].path for i in rows],
-                    f"{prefix}split": [parts[i] for i in rows],
-                    f"{prefix}label": [CLASSES[samples[i].label] for i in rows]}
-        table = pd.DataFrame({**side(pairs["a"]), **side(pairs["b"], "copy_"),
-                              "similarity": pairs["similarity"].round(4), "mirrored": pairs["mirrored"]})
-        atomic_write_csv(a.out, table)
-        print(f"wrote {len(table):,} pairs to {a.out}")
-    if a.leaks:
-        rows = sorted(leaks)
-        atomic_write_csv(a.leaks, pd.DataFrame({"id": [samples[i].id for i in rows],
-                                                "path": [samples[i].path for i in rows]}))
-        print(f"wrote {len(rows):,} training images to {a.leaks} (--exclude leaves them out of training)")
+        if n_train and (n := parts.count(part)):
+            copied = {i for i, j in zip(pairs["a"], pairs["b"]) for i, j in ((i, j), (j, i))
+                      if parts[i] == part and parts[j] == "train"}
+            print(f"{part}: {len(copied):,} of its {n:,} images have a near-copy among the {n_train:,} training images")
+    try:
+        if a.out:
+            def side(rows, prefix=""):
+                return {f"{prefix}id": [samples[i].id for i in rows], f"{prefix}path": [samples[i].path for i in rows],
+                        f"{prefix}split": [parts[i] for i in rows],
+                        f"{prefix}label": [CLASSES[samples[i].label] for i in rows]}
+            table = pd.DataFrame({**side(pairs["a"]), **side(pairs["b"], "copy_"),
+                                  "similarity": pairs["similarity"].round(4), "mirrored": pairs["mirrored"]})
+            atomic_write_csv(a.out, table)
+            print(f"wrote {len(table):,} pairs to {a.out}")
+        if a.leaks:
+            # every training image of a same-photo group that holds a validation or test image, copied directly or not
+            group = D.same_photo_groups(pairs, len(samples))
+            held = {group[i] for i, k in enumerate(parts) if k in ("val", "test")}
+            rows = [i for i, k in enumerate(parts) if k == "train" and group[i] in held]
+            if not rows:
+                print(f"no training image copies a validation or test image: {a.leaks} not written")
+            else:
+                atomic_write_csv(a.leaks, pd.DataFrame({"id": [samples[i].id for i in rows],
+                                                        "path": [samples[i].path for i in rows]}))
+                print(f"wrote {len(rows):,} training images to {a.leaks}: their photo is also a validation or test "
+                      "image (--exclude leaves them out of training)")
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
+
+def unwritable(path: Path) -> str | None:
+    """Why a CSV cannot be written at ``path``, or None."""
+    if path.is_dir():
+        return "a folder, not a file"
+    if not path.parent.is_dir():
+        return f"no folder {path.parent}"
+    if not os.access(path.parent, os.W_OK):
+        return f"{path.parent} is not writable"
+    return None
 
 if __name__ == "__main__":
     sys.exit(main())

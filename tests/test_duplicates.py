@@ -2,9 +2,11 @@
 different pictures; the script's counts and files."""
 from __future__ import annotations
 
-import subprocess
-import sys
+import contextlib
+import importlib.util
+import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -52,17 +54,46 @@ def test_near_copies_are_found_and_different_pictures_are_not(tmp_path):
     assert D.held_out_copies({"train": prints[:8], "test": prints[8:]}) == {"test": {0, 1, 2, 3}}
 
 
+def test_pairs_found_in_blocks_are_those_found_at_once(monkeypatch):
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(12, D.SIDE * D.SIDE)).astype(np.float32)
+    prints = np.concatenate([base, base[:7] + rng.normal(0, 0.05, (7, D.SIDE * D.SIDE)).astype(np.float32),
+                             D._mirrored(base[3:5])])
+    prints /= np.linalg.norm(prints, axis=1, keepdims=True)
+    whole = D.near_copies(prints)
+    assert len(whole) == 7 + 2 + 2  # each noisy copy and mirror with its original, and mirror 3 with copy 3 (4 too)
+    for block in (1, 5, 37, 38, 100):  # a few rows at a time against the rest
+        monkeypatch.setattr(D, "_BLOCK", block * len(prints))
+        found = D.near_copies(prints).sort_values(["a", "b"], ignore_index=True)
+        expected = whole.sort_values(["a", "b"], ignore_index=True)
+        assert found[["a", "b", "mirrored"]].equals(expected[["a", "b", "mirrored"]])
+        assert np.allclose(found["similarity"], expected["similarity"], atol=1e-5)
+    assert D.near_copies(prints[:0]).empty and D.near_copies(prints, prints[:0]).empty
+
+
 def test_flat_and_unreadable_images_match_nothing(tmp_path):
-    paths = save([Image.new("RGB", (32, 32), (90, 90, 90)), Image.new("RGB", (64, 64), (200, 10, 10))], tmp_path)
+    step = np.full((64, 64, 3), 90, np.uint8)
+    step[:, 32:] = 91  # a blank frame with one grey level's step: as flat as blank
+    paths = save([Image.new("RGB", (32, 32), (90, 90, 90)), Image.new("RGB", (64, 64), (200, 10, 10)),
+                  Image.fromarray(step)], tmp_path)
     (tmp_path / "broken.jpg").write_bytes(b"not a picture")
     prints, bad = D.file_fingerprints([*paths, tmp_path / "broken.jpg"], progress=False)
-    assert bad == [2] and not prints.any()
+    assert bad == [3] and not prints.any()
     assert D.near_copies(prints).empty
 
 
-def run_script(*args):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "find_duplicates.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+def run_script(*args) -> SimpleNamespace:
+    """scripts/find_duplicates.py run in this process (its imports take seconds): returncode, stdout, stderr."""
+    spec = importlib.util.spec_from_file_location("find_duplicates", ROOT / "scripts" / "find_duplicates.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = script.main(list(map(str, args)))
+        except SystemExit as e:  # argparse's errors
+            rc = e.code
+    return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_find_duplicates_counts_pairs_by_part_and_writes_the_leaks_for_exclude(tmp_path):
@@ -96,3 +127,24 @@ def test_find_duplicates_refuses_leaks_without_parts_and_bad_input(tmp_path):
     assert done.returncode == 2 and "error: data folder not found" in done.stderr and "Traceback" not in done.stderr
     done = run_script(tmp_path / "faces", "--threshold", "1.5")
     assert done.returncode == 2 and "--threshold must be over 0 and at most 1" in done.stderr
+    for args, message in [(["--out", tmp_path / "faces"], "--out {}: a folder, not a file"),
+                          (["--out", tmp_path / "no" / "p.csv"], "--out {}: no folder"),
+                          (["--out", tmp_path / "x.csv", "--leaks", tmp_path / "x.csv"], "name the same file")]:
+        done = run_script(tmp_path / "faces", *args)
+        assert done.returncode == 2 and message.format(args[1]) in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "no").exists()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "split.csv").write_text("image,part\nfaces/Happy/0/0.jpg,train\n")
+    done = run_script(tmp_path / "faces", "--run", run)
+    assert done.returncode == 2 and "split.csv has no 'id' column" in done.stderr
+
+
+def test_find_duplicates_writes_no_leaks_file_when_nothing_leaks(tmp_path):
+    paths = save(photos(6, seed=3), tmp_path / "faces")
+    pd.DataFrame({"path": [f"faces/{p.name}" for p in paths], "expression": range(6),
+                  "split": ["train"] * 4 + ["val", "test"]}).to_csv(tmp_path / "data.csv", index=False)
+    done = run_script(tmp_path / "data.csv", "--leaks", tmp_path / "leaks.csv")
+    assert done.returncode == 0 and "0 pairs of near-copies" in done.stdout and "pairs by parts" not in done.stdout
+    assert "test: 0 of its 1 images" in done.stdout and "leaks.csv not written" in done.stdout
+    assert not (tmp_path / "leaks.csv").exists()
