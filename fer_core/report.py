@@ -186,7 +186,7 @@ def latex_caption(split: str, metrics: list[dict], grouped: bool = False, config
     from .runs import cross_validated, folds_of
 
     sizes = {m.get("n") for m in metrics if m} - {None}
-    n = f" (n = {sizes.pop()})" if len(sizes) == 1 else ""
+    n = f" (n = {sizes.pop():,})" if len(sizes) == 1 else ""
     each = [len(m["folds"]) if m and m.get("folds") else folds_of(c) if c and cross_validated(c) else None
             for m, c in zip(metrics, configs or [None] * len(metrics))]
     folds = set(each)

@@ -292,14 +292,14 @@ def test_latex_table_bolds_the_best_run_per_metric(runs_dir):
         "test", [{"n": 320}], grouped=True)
     pooled = [{"n": 3199, "folds": ["f1", "f2", "f3", "f4", "f5"]}] * 2
     assert report.latex_caption("test", pooled).startswith("Results on 5-fold cross-validation, every image predicted "
-                                                           "by the fold that did not train on it (n = 3199).")
+                                                           "by the fold that did not train on it (n = 3,199).")
     assert report.latex_caption("test", [{"n": 320}]).startswith("Results on the test split (n = 320). In brackets")
     # an ensemble of two cross-validations names no folds in its metrics: its config says what it is
     cv = {"split": {"source": "cross-validation", "folds": 5}}
     assert report.latex_caption("test", [pooled[0], {"n": 3199}], configs=[cv, cv]).startswith(
         "Results on 5-fold cross-validation")
     assert report.latex_caption("test", [pooled[0], {"n": 3199}], configs=[cv, {}]).startswith(
-        "Results on the test split (n = 3199)")
+        "Results on the test split (n = 3,199)")
 
 
 def test_history_and_confusion_figures(runs_dir):
