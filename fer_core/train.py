@@ -326,9 +326,9 @@ def _main(args, run: dict) -> int:
                    f"{cfg['split']['counts']} (the log lists the unreadable ones)")
     if r.get("extra_data"):
         cache["train"] = _add_extra(cache["train"], cfg, r, rank, index.root, by_split["val"] + by_split["test"])
+    log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
     if rank == 0 and not args.resume:
         _near_copies(index.root, cache, cfg)
-    log.info("decoded %s images in %.1f s", {k: len(v[1]) for k, v in cache.items()}, time.time() - t0)
     if epoch_size(r, 1) < r["img_size"]:
         log.info("progressive resizing: training images %s px by epoch", [epoch_size(r, e) for e in
                                                                           range(1, r["epochs"] + 1)])
