@@ -160,6 +160,11 @@ def display_table(values: pd.DataFrame, cis: pd.DataFrame, digits: int = 3):
 
 # What the overview's less familiar columns mean, as the table's tooltips
 COLUMN_HELP = {
+    "Accuracy": "Share of the images whose predicted class is the annotated one (chance: about 1/8 with balanced "
+                "classes)",
+    "Macro F1": "Per class, the harmonic mean of precision (of the images called the class, the share that are) and "
+                "recall (of the images of the class, the share found); averaged over the classes, each counting alike",
+    "Weighted F1": "Per-class F1 averaged with each class weighted by its number of images",
     "Accuracy (FER+ paper's rule)": "FER+ data: accuracy on the images the FER+ paper's majority protocol keeps "
                                     "(one-vote labels dropped, the top class over half the rest), the figure to set "
                                     "beside its 84-85%; Wilson 95% interval",
@@ -167,7 +172,8 @@ COLUMN_HELP = {
     "Cohen's kappa": "Agreement with the labels beyond what chance agreement at these class frequencies gives (0: "
                    "chance, 1: perfect)",
     "Krippendorff alpha": "Agreement between model and labels as two nominal raters, corrected for chance (0: "
-                          "chance, 1: perfect)",
+                          "chance, 1: perfect); with two raters and similar class frequencies it comes out all but "
+                          "equal to Cohen's kappa",
     "ROC AUC (macro)": "Per class, the chance that an image of the class gets a higher probability for it than one "
                        "of another class; averaged over the classes (0.5: chance)",
     **{f"{d} {k}": v for d in ("Valence", "Arousal") for k, v in (
@@ -384,7 +390,7 @@ def bar_figure(values: pd.DataFrame, cis: pd.DataFrame, metrics: list[str], titl
                     error_y=dict(type="data", array=hi, arrayminus=lo, visible=any(hi), color=WHISKER),
                     hovertemplate="%{x}: %{y:.3f}<extra>" + plot_text(run) + "</extra>")
     fig.update_layout(title=title, barmode="group", margin_t=50, showlegend=True,  # one run too: named
-                      yaxis_title="value (↓: lower is better)" if any(not HIGHER_IS_BETTER.get(m, True)
+                      yaxis_title="value (↓ after a name: lower is better)" if any(not HIGHER_IS_BETTER.get(m, True)
                                                                         for m in metrics) else "value")
     legend_below(fig, 300, axis_px=110)  # the metric names below the bars may be slanted
     return fig

@@ -156,7 +156,7 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
     with the bin's rows); on the diagonal a model is right exactly as often as it says. Names in ``dashed`` get a
     dashed line."""
     fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(color="grey", dash="dot"),
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line=dict(color="grey", dash="dot"),
                     hoverinfo="skip")
     for run, c in calibrations.items():
         b = c["bins"]

@@ -425,6 +425,17 @@ def cross_validated(config: dict) -> bool:
     return (config.get("split") or {}).get("source") == "cross-validation"
 
 
+def members_among(configs: dict[str, dict]) -> dict[str, list[str]]:
+    """For each ensemble among runs (name -> config), the other runs of them it averages: its answers are not an
+    opinion of its own beside theirs."""
+    out = {}
+    for name, config in configs.items():
+        members = [Path(str(m.get("run") if isinstance(m, dict) else m)).name for m in config.get("members") or []]
+        if inside := [m for m in configs if m in members and m != name]:
+            out[name] = inside
+    return out
+
+
 def fold_run_names(config: dict) -> list[str]:
     """The folder names of the fold runs a pooled cross-validation (scripts/pool_folds.py) holds, in fold order."""
     return [Path(f["run"]).name for f in config.get("fold_runs") or []]

@@ -1076,3 +1076,10 @@ def test_fer_plus_votes_beside_the_images_every_run_gets_wrong_and_runs_keyed_by
     assert table["same wrong answer"].tolist() == [True, False] and backed == 1
     keys = E.labelled_correctness(a).index.tolist()
     assert keys != E.labelled_correctness(a.assign(true=[0, 2])).index.tolist() and len(set(keys)) == 2
+
+
+def test_an_ensemble_and_its_members_chosen_together_are_named():
+    configs = {"ens": {"members": [{"run": "runs/a"}, {"run": "b"}]}, "a": {}, "c": {},
+               "ens-old": {"members": ["a", "c"]}}
+    assert R.members_among(configs) == {"ens": ["a"], "ens-old": ["a", "c"]}
+    assert R.members_among({"ens": configs["ens"], "c": {}}) == {}

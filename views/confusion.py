@@ -71,7 +71,10 @@ for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
             st.markdown("**Most frequent mistakes**")
             mistakes = report.confused_pairs(m["confusion"])
             picked = st.dataframe(mistakes, hide_index=True, width="stretch", on_select="rerun",
-                                  selection_mode="single-row", key=f"mistakes-{run.name}")
+                                  selection_mode="single-row", key=f"mistakes-{run.name}",
+                                  column_config={"share of the true class": st.column_config.NumberColumn(
+                                      "share", format="%.2f", help="of the images of the true class, the share "
+                                                                   "called the predicted class")})
             st.caption("Click a row to see its faces in the Misclassified gallery.")
             if picked.selection.rows and ctx.split in run.splits:  # the gallery shows the split's predictions
                 row = mistakes.iloc[picked.selection.rows[0]]
@@ -79,4 +82,9 @@ for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
                                         gallery_pred=row["predicted"])
                 st.switch_page("views/gallery.py")
         st.markdown("**Per class**")
-        st.dataframe(report.as_text(report.per_class_table(m)), width="stretch")
+        st.dataframe(report.as_text(report.per_class_table(m)), width="stretch", column_config={
+            "support": st.column_config.Column(help="the class's images on this split"),
+            "ROC AUC": st.column_config.Column(help="the chance that an image of the class gets a higher probability "
+                                                    "for it than an image of another class (0.5: chance)"),
+            "PR AUC": st.column_config.Column(help="area under the precision-recall curve; chance is the class's "
+                                                   "share of the images")})

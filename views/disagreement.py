@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core import report_errors as E
+from fer_core import runs as R
 from fer_core.metrics import format_p
 from fer_core.report import plot_text
 from views import _shared as S
@@ -32,6 +33,10 @@ st.caption(f"On **{split}**. Every run wrong and only one run wrong: the {every:
 
 by_name = {r.name: r for r in have}
 preds = {n: S.predictions(by_name[n], ctx.split) for n in kept}
+if inside := R.members_among({n: by_name[n].config for n in kept}):
+    st.warning(" ".join(f"{S.md(e)} averages {S.names(m)}, chosen too." for e, m in inside.items()) + " An ensemble "
+               "and its members are not independent opinions: \"every run wrong\" and \"who is the odd one out\" "
+               "count one model's view twice. Choose the ensemble or its members, not both.")
 summary = E.disagreement_summary(corr)
 left, right = st.columns(2)
 with left:

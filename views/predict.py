@@ -91,7 +91,9 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
     if not results:  # a video frame: no face, no answer
         st.info("No face found in this frame.")
     if results and results[0]["whole_image"]:
-        st.warning("No face found — showing the prediction for the whole image.")
+        st.warning("No face found — showing the prediction for the whole image, as if it were a face crop. For a "
+                   "face cropped close (as AffectNet's and FER's images are) that is the right answer; for anything "
+                   "else (a scene, an animal, a face too small to find) it means nothing.")
     for i, r in enumerate(results):
         left, right = st.columns(2)
         who = f"person {r['person']}, " if "person" in r else ""

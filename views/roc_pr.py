@@ -63,10 +63,13 @@ st.dataframe(pd.DataFrame.from_dict(rows, orient="index").rename_axis("run"), wi
 st.caption("Confidence is the probability of the predicted class, in 15 equal-width bins; a point below the "
            "diagonal is a bin where the model is right less often than it says (over-confident), above it "
            "more often (under-confident). ECE is the gap averaged over the images; NLL and Brier score "
-           "all eight probabilities. Lower is better for all three. On a few hundred images a "
-           "bin holds few of them, so ECE differences of a few hundredths are noise.")
+           "all eight probabilities. Lower is better for all three."
+           + (" On a few hundred images a bin holds few of them, so ECE differences of a few hundredths are noise."
+              if min((len(p) for r in have if (p := S.predictions(r, ctx.split)) is not None), default=0) < 1000
+              else ""))
 if scaled:
     st.caption("Dashed, \"temperature T\": the same predictions with the temperature fitted by `fer_core.calibrate` "
                "(every probability vector p becomes p^(1/T), renormalised; the predicted classes do not change). "
                "It was fitted on the " + " / ".join(sorted(set(scaled.values()))) + " split: on that split the "
-               "figures are in-sample, on the others held out.")
+               "figures are in-sample, on the others held out. The dashed curve is what Live prediction's "
+               "percentages follow for that model.")

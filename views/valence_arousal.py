@@ -71,9 +71,14 @@ st.caption("The orange line is the mean prediction in each tenth of the annotati
            "annotations, as the concordance correlation (CCC) rewards.")
 S.chart(V.circumplex_figure(preds[name], name, max_points), width="stretch")
 st.subheader(f"By annotated class: {S.md(name)}", anchor=False)
-st.dataframe(V.per_class_table(preds[name]), width="stretch",
-             column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
-                            [f"{d} {w}" for d in V.DIMS for w in ("annotated", "predicted", "RMSE", "CCC")]})
+by_class = V.per_class_table(preds[name])
+for place, dim in zip(st.columns(2), V.DIMS):  # a table per dimension: side by side, every column in view
+    place.markdown(f"**{dim.capitalize()}**")
+    shown = by_class[[*(["n"] if dim == V.DIMS[0] else []), *(f"{dim} {w}" for w in ("annotated", "predicted",
+                                                                                      "RMSE", "CCC"))]]
+    place.dataframe(shown.rename(columns=lambda c: c.removeprefix(f"{dim} ")), width="stretch",
+                    column_config={w: st.column_config.NumberColumn(format="%.2f")
+                                   for w in ("annotated", "predicted", "RMSE", "CCC")})
 st.caption("Mean annotated against mean predicted value: does the model keep each class's place on the circumplex? "
            "CCC within a class: how well it orders the faces of one class; where it is low, its overall agreement "
            "comes mostly from telling the classes apart.")
