@@ -104,7 +104,9 @@ measure = S.choice(middle, "Measure", measures, "subgroup_measure",
                         "group's faces more than in another's?")
 st.session_state.setdefault("subgroup_bins", 5)
 bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], key="subgroup_bins",
-                           help=f"Equal-count bins; fewer where a bin would hold under {G.MIN_GROUP} images.")
+                           help=f"Equal-count bins; fewer where a bin would hold under {G.MIN_GROUP} images. "
+                                f"Numbers with {G.MAX_GROUPS} values or fewer (FER+ agreement: 0.3, 0.4, ... 1) "
+                                "are groups as they are, whatever the bins.")
 values = values_of(picked) if then == NONE else G.crossed(values_of(picked), values_of(then), bins)
 result = _table(preds, values, bins, measures.index(measure) - 1 if measure != "accuracy" else None)
 if then != NONE:
