@@ -877,3 +877,14 @@ def test_disagreement_shows_fer_plus_votes_for_the_images_every_run_gets_wrong(m
     same = ((pred["pred"] == other["pred"]) & (pred["pred"] != pred["true"])).sum()
     assert same and table["annotators' votes"].str.contains(" 3").sum() >= same
     assert any(f"chose the runs' class too for {same:,} of those {same:,}" in c.value for c in at.caption)
+
+
+def test_disagreement_names_an_ensemble_chosen_with_its_own_members(monkeypatch, tmp_path):
+    for seed, name in enumerate(("a", "b", "ens")):
+        write_run(tmp_path / "runs", name, n=120, n_boot=5, seed=seed)
+    config = tmp_path / "runs" / "ens" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "members": [{"run": "a"}, {"run": "other"}]}))
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.switch_page("views/disagreement.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("ens averages a, chosen too" in w.value and "not independent opinions" in w.value for w in at.warning)
