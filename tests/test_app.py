@@ -888,3 +888,15 @@ def test_disagreement_names_an_ensemble_chosen_with_its_own_members(monkeypatch,
     at.switch_page("views/disagreement.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("ens averages a, chosen too" in w.value and "not independent opinions" in w.value for w in at.warning)
+
+
+def test_overview_names_the_run_the_default_model_was_exported_from(monkeypatch, tmp_path):
+    from fer_core.inference import SHIPPED_DIR, model_config
+
+    name = model_config(SHIPPED_DIR / "model.onnx")["name"]  # the shipped model's run, here a stand-in of its name
+    write_run(tmp_path / "runs", name, n=120, n_boot=5)
+    write_run(tmp_path / "runs", "other", n=120, n_boot=5, seed=1)
+    at = _app(monkeypatch, tmp_path / "runs")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"use out of the box, is the run **{name}**" in c.value for c in at.caption)
