@@ -66,22 +66,25 @@ def rows(run_dirs, split):
         print(f"warning: skipped {d}: {why}", file=sys.stderr)
 
 
-def minutes(name: str, config: dict, run_dirs) -> str:
+def row_dirs(name: str, run_dirs, pool: str | None) -> list[Path]:
+    """The run folders behind the row ``name``: a --pool row's, all of them; another row's, its own."""
+    dirs = [Path(d) for d in run_dirs]
+    return dirs if pool and name.startswith(f"{pool} (") else [d for d in dirs
+                                                               if d.resolve().name == name.split("/")[-1]][:1]
+
+
+def minutes(config: dict, dirs: list[Path]) -> str:
     """Training minutes of a row's run with the stages it started from (a FER+ stage; a --pool row's config holds
     them already), "–" where some stage does not say."""
-    dirs = [d for d in map(Path, run_dirs) if d.resolve().name == name.split("/")[-1]]
-    total = runs.stages_minutes(dirs[:1]) if dirs and not name.endswith(" runs pooled)") else \
-        config.get("train_minutes")
+    total = runs.stages_minutes(dirs) if len(dirs) == 1 else config.get("train_minutes")
     return "–" if total is None else f"{total:.1f}"
 
 
-def labelled_ids(name: str, run_dirs, split: str, pool: str | None):
-    """The images (id and label together) the row ``name`` was scored on, from its predictions: a --pool row's from
-    every run's; None where they are not at hand."""
+def labelled_ids(split: str, dirs: list[Path]):
+    """The images (id and label together) a row was scored on, from its run folders' predictions; None where they
+    are not at hand."""
     from fer_core.report_errors import labelled_correctness
 
-    dirs = [Path(d) for d in run_dirs]
-    dirs = [d for d in dirs if d.name == name.split("/")[-1]] if not (pool and name.startswith(f"{pool} (")) else dirs
     try:
         return labelled_correctness(runs.pool_predictions([d / f"predictions_{split}.csv" for d in dirs])).index
     except (OSError, ValueError, KeyError):
@@ -130,7 +133,8 @@ def main():
                                   fold_groups={g[0] for g in groups if runs.folds_of(configs[g[0]])}) \
         if groups else pd.DataFrame()
     if a.latex:  # the best in bold among the runs scored on the same images with the same labels, as the overview
-        ranked = report.same_image_groups({name: labelled_ids(name, a.runs, a.split, a.pool) for name, _, _ in found})
+        ranked = report.same_image_groups({name: labelled_ids(a.split, row_dirs(name, a.runs, a.pool))
+                                           for name, _, _ in found})
         caption = report.latex_caption(a.split, [m for _, _, m in found], grouped=len(ranked) > 1,
                                        configs=[c for _, c, _ in found])
         print(report.latex_table(*report.results_table({name: m for name, _, m in found}), caption, groups=ranked,
@@ -153,7 +157,7 @@ def main():
               f"| {fmt(m, 'arousal', 'mae')} | {fmt(m, 'valence', 'pearson')} | {fmt(m, 'arousal', 'pearson')} "
               f"| {fmt(m, 'valence', 'sagr')} | {fmt(m, 'arousal', 'sagr')} "
               f"| {fmt(m, 'valence', 'ccc', 'valence_ccc')} | {fmt(m, 'arousal', 'ccc', 'arousal_ccc')} "
-              f"| {minutes(name, c, a.runs)} |")
+              f"| {minutes(c, row_dirs(name, a.runs, a.pool))} |")
     if not summary.empty:
         cols = [c for c in SEED_COLUMNS if c in summary]
         print("\n| recipe | runs | " + " | ".join(cols) + " |")
