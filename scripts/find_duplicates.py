@@ -14,6 +14,7 @@ images flatters the model.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from fer_core.data import DataError, images_root, read_dataset  # noqa: E402
 from fer_core.evaluate import saved_split  # noqa: E402
 from fer_core.io import atomic_write_csv  # noqa: E402
 from fer_core.labels import CLASSES  # noqa: E402
+from fer_core.runs import cross_validated  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -51,6 +53,10 @@ def main(argv=None) -> int:
         index = read_dataset(a.data)
         parts = [s.split for s in index.samples]
         if a.run:
+            if not (Path(a.run) / "split.csv").is_file():
+                raise DataError(f"{a.run} has no split.csv to give the parts" + (
+                    " (a pooled cross-validation: give one of its fold runs, each with its own split)"
+                    if cross_validated(read_config(a.run)) else ""))
             split = saved_split(Path(a.run))
             if not any(s.id in split for s in index.samples):
                 raise DataError(f"{a.run}'s split.csv names none of the {len(index.samples)} images of {index.root}: "
@@ -109,6 +115,15 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def read_config(run: str) -> dict:
+    """A run folder's config.json, or {} where it has none that reads."""
+    try:
+        config = json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def unwritable(path: Path) -> str | None:

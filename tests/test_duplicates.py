@@ -138,6 +138,10 @@ def test_find_duplicates_refuses_leaks_without_parts_and_bad_input(tmp_path):
     (run / "split.csv").write_text("image,part\nfaces/Happy/0/0.jpg,train\n")
     done = run_script(tmp_path / "faces", "--run", run)
     assert done.returncode == 2 and "split.csv has no 'id' column" in done.stderr
+    (run / "split.csv").unlink()
+    (run / "config.json").write_text('{"split": {"source": "cross-validation", "folds": 5}}')
+    done = run_script(tmp_path / "faces", "--run", run)
+    assert done.returncode == 2 and "a pooled cross-validation: give one of its fold runs" in done.stderr
 
 
 def test_find_duplicates_writes_no_leaks_file_when_nothing_leaks(tmp_path):
