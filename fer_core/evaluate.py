@@ -152,6 +152,14 @@ def saved_split(run: Path) -> dict[str, str]:
     return dict(zip(split_csv["id"], split_csv["split"]))
 
 
+def training_paths(run, root) -> list[Path]:
+    """The files of the training images a run's split.csv names, under its data root ``root``. Raises OSError,
+    ValueError or KeyError where split.csv is missing or damaged."""
+    split = pd.read_csv(Path(run) / "split.csv", dtype=str)
+    base = fdata.images_root(root)
+    return [base / p for p in split.loc[split["split"] == "train", "path"].dropna()]
+
+
 def same_data(index, root: Path, own_root: Path, run: Path | None, checks: int = 16) -> bool:
     """Whether data at another path is a copy of the model's training data: it holds every image id of the run's
     split, and where the model's own data is on this machine, a few of those ids (``checks``) are the same images
@@ -177,11 +185,7 @@ def same_data(index, root: Path, own_root: Path, run: Path | None, checks: int =
 
 def trained_on(samples, root: Path, run: Path | None, own_root: Path) -> set[str]:
     """The ids of ``samples`` (images under ``root``) that are images the run trained on (data.copies_of)."""
-    if run is None:
-        return set()
-    split = pd.read_csv(run / "split.csv", dtype=str)
-    base = fdata.images_root(own_root)
-    return fdata.copies_of(samples, root, [base / p for p in split.loc[split["split"] == "train", "path"]])
+    return set() if run is None else fdata.copies_of(samples, root, training_paths(run, own_root))
 
 
 def own_folder(args, path: Path) -> Path | None:

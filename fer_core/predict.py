@@ -160,21 +160,19 @@ TRAINED_ON = "an image the model trained on"
 def training_files(predictor) -> list[str]:
     """The image files the model trained on, or a run its training went through did (a FER+ stage, an ensemble's
     members), as far as those runs' folders (split.csv) are at hand."""
-    from . import data as fdata
+    from .evaluate import training_paths
     from .runs import earlier_stages, model_run
 
     cfg = predictor.config
     own = model_run(cfg, predictor.path)
     trained = {}  # stages on one data set (an ensemble's members, their FER+ stages) list its files once
     for run, c in ([(own, cfg)] if own is not None else []) + earlier_stages(cfg):
-        root = (c.get("data") or {}).get("root")
-        try:
-            split = pd.read_csv(Path(run) / "split.csv", dtype=str) if root else None
-            train = split.loc[split["split"] == "train", "path"] if split is not None else ()
-        except (OSError, ValueError, KeyError, pd.errors.ParserError):  # no split.csv, or a damaged one: a side check
+        if not (root := (c.get("data") or {}).get("root")):
             continue
-        base = str(fdata.images_root(root))
-        trained.update(dict.fromkeys(os.path.join(base, p) for p in train))
+        try:
+            trained.update(dict.fromkeys(map(str, training_paths(run, root))))
+        except (OSError, ValueError, KeyError):  # no split.csv, or a damaged one: a side check
+            continue
     return list(trained)
 
 

@@ -119,16 +119,14 @@ def training_files(run: str | Path, moved_to: str | Path | None = None) -> list[
     where that is not on this machine; none where the split is missing or a tenth of the images are not there."""
     import json
 
-    from .data import images_root
+    from .evaluate import training_paths
 
     try:
-        split = pd.read_csv(Path(run) / "split.csv", dtype=str)
-        paths = split.loc[split["split"] == "train", "path"].dropna()
         root = (json.loads((Path(run) / "config.json").read_text(encoding="utf-8")).get("data") or {}).get("root")
-    except (OSError, ValueError, KeyError, AttributeError, pd.errors.ParserError):
+        root = root if root and Path(root).exists() else moved_to
+        files = training_paths(run, root) if root and Path(root).exists() else []
+    except (OSError, ValueError, KeyError, AttributeError):
         return []
-    root = root if root and Path(root).exists() else moved_to
-    files = [images_root(root) / p for p in paths] if root and Path(root).exists() else []
     there = [f for f in files if f.is_file()]
     return there if len(there) >= 0.9 * len(files) else []  # other data under that root: no answer, not a wrong one
 
