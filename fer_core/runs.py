@@ -13,6 +13,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -584,6 +585,35 @@ def default_selection(runs: list[Run], n: int) -> list[str]:
             count += len(group)
     chosen += [r for r in fill if r.name in allowed]
     return [r.name for r in chosen[:n]]
+
+
+FEATURED = "featured.txt"  # in a folder of runs: the runs the dashboard opens with, one name per line
+
+
+def opening_selection(roots: list[str | os.PathLike], runs: list[Run], n: int) -> list[str]:
+    """The runs the dashboard opens with: the runs a folder's featured.txt names (one per line, # starts a comment; at
+    most n), as long as no run was created after that file was written; otherwise default_selection. The shipped
+    reference runs open with the headline models instead of the newest ablation, and a run the user trains takes
+    over from them."""
+    for root in roots:
+        file = Path(root).expanduser() / FEATURED
+        try:
+            wanted = [ln.split("#")[0].strip() for ln in file.read_text(encoding="utf-8").splitlines()]
+            written = file.stat().st_mtime
+        except (OSError, UnicodeDecodeError):
+            continue
+        by_path = {r.path.resolve(): r.name for r in runs}
+        names = [by_path[p] for p in ((file.parent / w).resolve() for w in wanted if w) if p in by_path]
+        if names and not any(_created_after(r, written) for r in runs):
+            return names[:n]
+    return default_selection(runs, n)
+
+
+def _created_after(run: Run, when: float) -> bool:
+    try:
+        return datetime.fromisoformat(str(run.config.get("created"))).timestamp() > when
+    except ValueError:
+        return False
 
 
 def _first_stages(runs: list[Run]) -> set[str]:

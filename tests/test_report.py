@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,21 @@ def test_default_selection_newest_then_best_of_each_recipe(tmp_path):
     assert next(r for r in runs if r.name == "old-best").val_score == pytest.approx(expected)
     assert R.selection_score(0.5, [0.3, float("nan")]) == pytest.approx(0.4)
     assert R.selection_score(0.5, []) == 0.5  # no valence/arousal: accuracy alone
+
+
+def test_a_featured_list_opens_the_dashboard_until_a_newer_run_is_trained(tmp_path):
+    for name, seed in [("headline", 0), ("baseline", 1), ("ablation", 2)]:
+        write_run(tmp_path, name, n=200, seed=seed, n_boot=10)
+    runs, _ = R.discover_runs([tmp_path])
+    assert R.opening_selection([tmp_path], runs, 4) == R.default_selection(runs, 4)  # no featured.txt
+    (tmp_path / R.FEATURED).write_text("# shipped\nheadline  # the default model\n\nmissing\nbaseline\n")
+    runs, _ = R.discover_runs([tmp_path])  # the file is not a run folder
+    assert [r.name for r in runs] == ["ablation", "baseline", "headline"]
+    assert R.opening_selection([tmp_path / "nowhere", tmp_path], runs, 4) == ["headline", "baseline"]
+    assert R.opening_selection([tmp_path], runs, 1) == ["headline"]
+    write_run(tmp_path, "mine", n=200, seed=3, n_boot=10, created=datetime.now(timezone.utc) + timedelta(minutes=1))
+    runs, _ = R.discover_runs([tmp_path])
+    assert R.opening_selection([tmp_path], runs, 4)[0] == "mine"  # trained after the list: the user's run leads
 
 
 def test_default_selection_orders_the_other_recipes_best_first(tmp_path):

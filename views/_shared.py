@@ -340,9 +340,9 @@ def require_runs(need_split: bool = True) -> LabContext:
         empty_state()
         st.stop()
     if not ctx.runs:
-        st.info("Choose one or more runs in the sidebar, or start from the newest run and the best of each recipe.")
+        st.info("Choose one or more runs in the sidebar, or start from the runs the dashboard opens with.")
         st.button("Show the default choice", on_click=lambda: st.session_state.update(
-            _selected_runs_saved=R.default_selection(ctx.all_runs, MAX_DEFAULT_RUNS)))
+            _selected_runs_saved=R.opening_selection(ctx.roots, ctx.all_runs, MAX_DEFAULT_RUNS)))
         st.stop()
     if need_split and ctx.split is None:
         training = [r for r in ctx.runs if r.config.get("status") == "running"]
