@@ -162,11 +162,14 @@ def _write_temperature(path: Path, entry: dict) -> None:
     if path.suffix.lower() == ".onnx":
         import onnx
 
+        from .export import describe
         from .inference import CONFIG_KEY
 
         proto = onnx.load(str(path))
         entry_meta = next(e for e in proto.metadata_props if e.key == CONFIG_KEY)
-        entry_meta.value = json.dumps({**json.loads(entry_meta.value), "temperature": entry})
+        config = {**json.loads(entry_meta.value), "temperature": entry}
+        entry_meta.value = json.dumps(config)
+        describe(proto, config)  # its temperature
         atomic_write_bytes(path, proto.SerializeToString())
     else:
         import torch

@@ -58,7 +58,33 @@ def _with_config(proto, config: dict) -> bytes:
 
     entry = proto.metadata_props.add()
     entry.key, entry.value = CONFIG_KEY, json.dumps(config)
+    describe(proto, config)
     return proto.SerializeToString()
+
+
+def describe(proto, config: dict) -> None:
+    """The model's description for any ONNX consumer: what goes in, what comes out, how FER Lab turns it into an
+    answer, and the training data's licence where it is AffectNet's or FER+'s."""
+    from . import __version__
+
+    size, t = int(config["img_size"]), float((config.get("temperature") or {}).get("value", 1.0))
+    mirror = (config.get("args") or {}).get("tta")
+    mean, std = ([float(f"{v:.6g}") for v in config.get(k) or []] for k in ("mean", "std"))
+    scaled = "" if mean == [0.0] * 3 and std == [1.0] * 3 else f", then minus mean {mean}, divided by std {std}"
+    proto.producer_name, proto.producer_version = "FER Lab", __version__
+    proto.doc_string = (
+        f"Facial expression (8 classes, order in the fer_lab_config metadata's 'classes') and valence/arousal. "
+        f"Input 'input': float32 [batch, 3, {size}, {size}], RGB, values 0-1{scaled}: a square face crop (a "
+        f"square around the detector's box, its longer side) resized to {size}x{size} with PIL's bilinear filter. "
+        f"Outputs: 'logits' [batch, 8], whose softmax is the class probabilities; 'va' "
+        f"[batch, 2], valence and arousal in -1..1.")
+    steps = (["averages the crop's and its mirror's probabilities and valence/arousal"] if mirror else []) + \
+        ([f"applies the temperature T = {t:.4g} (p ** (1 / T), renormalised)"] if t != 1 else [])
+    if steps:
+        proto.doc_string += f" FER Lab's answer {', then '.join(steps)}."
+    if (config.get("data") or {}).get("layout") in ("affectnet", "ferplus"):
+        proto.doc_string += (" Trained on AffectNet or FER2013/FER+ images, licensed for non-commercial research "
+                             "only: the model inherits that restriction.")
 
 
 def _store_weights_fp16(graph) -> None:

@@ -11,8 +11,8 @@ face gets a row with the note "no face found" and no answer, and a summary line 
 (--summary writes them as a CSV). A file that cannot be read is reported and skipped; the exit code is 2 when no
 file at all could be processed (or the arguments/model are wrong), 0 otherwise.
 
---csv writes one row per face: path, [frame, time_s, person: videos only], face (0 = the largest), x0, y0, x1, y1
-(the box in the file's pixels, x1/y1 exclusive; the whole image where no face was found), det_score (the
+--csv writes one row per face: path, [frame, time_s, person: videos only], face (1 = the largest, F1 on a picture),
+x0, y0, x1, y1 (the box in the file's pixels, x1/y1 exclusive; the whole image where no face was found), det_score (the
 detector's confidence that it is a face), label (AffectNet's class number), label_name, confidence (the
 probability of label_name), valence, arousal (-1 to 1; empty for a model trained without them), prob_<class>
 for the eight classes, note ("no face found — whole image" in a photo without a face) and error (why a file was
@@ -93,7 +93,7 @@ def write_maps(predictor, records, out_dir) -> list[str]:
                 f = {**f, "box": [v * s for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
             crop = predictor.face_crop(image, f)
             heat, _ = occlusion_map(lambda x: predictor.predict_batch(x)[0], crop, f["label"])
-            name = out / f"{k:04d}_{Path(r['path']).stem}_face{i}_{f['label_name']}.png"
+            name = out / f"{k:04d}_{Path(r['path']).stem}_face{i + 1}_{f['label_name']}.png"
             save_map(name, crop, heat)
             r["maps"].append(str(name))
             written.append(str(name))
@@ -241,7 +241,7 @@ def to_rows(records) -> pd.DataFrame:
                          "error": ""})
         for i, f in enumerate(r["faces"]):
             x0, y0, x1, y1 = f["box"]
-            rows.append({"path": r["path"], "frame": r.get("frame"), "time_s": r.get("time_s"), "face": i,
+            rows.append({"path": r["path"], "frame": r.get("frame"), "time_s": r.get("time_s"), "face": i + 1,
                          "person": f.get("person"),
                          "x0": x0, "y0": y0, "x1": x1, "y1": y1, "det_score": f["score"], "label": f["label"],
                          "label_name": f["label_name"], "confidence": f["confidence"], "valence": f["valence"],
