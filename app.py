@@ -112,7 +112,9 @@ with st.sidebar:
 
     override = st.text_input("Data root for images", key="data_root_override",
                              placeholder="from each run's config.json",
-                             help="Where the gallery finds image files. Empty: each run's data.root.")
+                             help="Where the Misclassified gallery and Subgroups find image files. Empty: the "
+                                  "data the split was evaluated on (its metrics file's data_root), else the "
+                                  "run's config.json data.root.")
 
     st.caption("Reading runs from: " + ", ".join(code(r) for r in roots))
     if problems:

@@ -78,26 +78,26 @@ DESCRIPTIONS = {
     "study-lite0": "the study's recipe (lr 1e-4, v1 aug) on EfficientNet-Lite0 at 112 px, 10 epochs",
     "cpu-fast": "EfficientNet-Lite0 (ImageNet) 112 px, 8 epochs: a useful model on 2 CPU cores in minutes",
     "ferplus-pretrain": "stage 1 of cpu-best: EfficientNet-Lite0 64 px, 15 epochs on FER+ (--name ferplus-pretrain)",
-    "cpu-best": "stage 2: from artifacts/runs/ferplus-pretrain (run that preset first), AffectNet + 10,000 FER+ images "
-                "(--extra-data PATH), 6 epochs, MSE + CCC loss",
+    "cpu-best": "stage 2: from the ferplus-pretrain run under --out (train that preset first), AffectNet + "
+                "10,000 FER+ images (--extra-data PATH), 6 epochs, MSE + CCC loss",
     "ferplus-dlib": "stage 1 of dlib-best: dlib's face-recognition ResNet 112 px, 10 epochs on FER+ "
                     "(--name ferplus-dlib)",
-    "dlib-best": "stage 2: from artifacts/runs/ferplus-dlib (run that preset first), 12 AffectNet epochs at 150 px, "
-                 "MSE + CCC loss",
+    "dlib-best": "stage 2: from the ferplus-dlib run under --out (train that preset first), 12 AffectNet epochs "
+                 "at 150 px, MSE + CCC loss",
     "ferplus-hse": "stage 1 of hse-best: HSE's VGGFace2 MobileNet (identity, age, gender) 112 px, 10 epochs on FER+ "
                    "(--name ferplus-hse)",
-    "hse-best": "stage 2: from artifacts/runs/ferplus-hse (run that preset first), 12 AffectNet epochs at 150 px, "
-                "MSE + CCC loss",
+    "hse-best": "stage 2: from the ferplus-hse run under --out (train that preset first), 12 AffectNet epochs "
+                "at 150 px, MSE + CCC loss",
     "ferplus-mobileface": "stage 1 of mobileface-best: becauseofAI's MobileFace (identity) 112 px, 10 epochs on FER+ "
                           "(--name ferplus-mobileface)",
-    "mobileface-best": "stage 2: from artifacts/runs/ferplus-mobileface (run that preset first), 30 AffectNet epochs "
-                       "at 112 px, lr 1e-3, MSE + CCC loss",
+    "mobileface-best": "stage 2: from the ferplus-mobileface run under --out (train that preset first), 30 "
+                       "AffectNet epochs at 112 px, lr 1e-3, MSE + CCC loss",
     "hse-fast": "HSE's VGGFace2 MobileNet straight to AffectNet (no FER+ stage), 150 px, 14 epochs: about 9 min on "
                 "2 CPU cores",
     "ferplus-facenet": "stage 1 of facenet-best: Sandberg's FaceNet (CASIA-WebFace identities) 112 px, 3 epochs on "
                        "FER+, bfloat16 (--name ferplus-facenet)",
-    "facenet-best": "stage 2: from artifacts/runs/ferplus-facenet (run that preset first), 12 AffectNet epochs at "
-                    "160 px, MSE + CCC loss, bfloat16",
+    "facenet-best": "stage 2: from the ferplus-facenet run under --out (train that preset first), 12 AffectNet "
+                    "epochs at 160 px, MSE + CCC loss, bfloat16",
     "facenet-fast": "FaceNet straight to AffectNet (no FER+ stage), 160 px, 12 epochs, bfloat16: about 10 min on 2 "
                     "CPU cores with AMX, about 2.4x that in float32",
 }

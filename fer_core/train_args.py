@@ -68,9 +68,10 @@ def get_args_parser():
       help="weight cross-entropy by inverse class frequency (default off)")
     a("--soft-labels", action=argparse.BooleanOptionalAction, default=None,
       help="train on each image's annotator vote distribution where the data has one (FER+) (default off)")
-    a("--mixup", type=float, help="mixup Beta(a, a) parameter for images, labels and valence/arousal, 0 = off")
-    a("--cutmix", type=float, help="CutMix Beta(a, a) parameter: each batch pastes a box of another image of the "
-      "batch into every image, labels and valence/arousal mixed by area, 0 = off")
+    a("--mixup", type=float, metavar="A", help="mixup Beta(A, A) parameter for images, labels and valence/arousal, "
+      "0 = off")
+    a("--cutmix", type=float, metavar="A", help="CutMix Beta(A, A) parameter: each batch pastes a box of another "
+      "image of the batch into every image, labels and valence/arousal mixed by area, 0 = off")
     a("--resize-from", metavar="PX", type=int, help="progressive resizing: training images start at PX pixels and "
       "grow evenly to --img-size over the first two thirds of the epochs, which end at full size; validation and "
       "evaluation always run at --img-size (default 0 = off)")
@@ -87,7 +88,7 @@ def get_args_parser():
       "AMX), 1.25-2.1x shorter stages in measured runs; on CUDA, "
       "float16 AMP is always on (default off)")
     a("--dropout", type=float, help="dropout before the heads (default 0.2)")
-    a("--early-stop", type=int, help="stop after N epochs without a better validation score, 0 = off")
+    a("--early-stop", type=int, metavar="N", help="stop after N epochs without a better validation score, 0 = off")
     a("--workers", type=_at_least(0), help="DataLoader worker processes (default 2); they decode the images of data "
                                            "too large to hold decoded in memory")
     a("--seed", type=int, help="random seed for split, initialisation and augmentation (default 0)")
@@ -111,7 +112,7 @@ def get_args_parser():
     a("--landmark-weight", metavar="W", type=float, help="also regress the 68 facial landmarks of AffectNet's "
       "annotations (<id>_lnd.npy) from the same features, with this weight against cross-entropy: extra supervision at "
       "training time only; the saved model and its predictions are the usual two heads (default 0 = off)")
-    a("--limit", type=int, help="train on a seeded random N of the training images, classes in "
+    a("--limit", type=int, metavar="N", help="train on a seeded random N of the training images, classes in "
       "their proportions (quick trials, learning curves)")
     a("--exclude", metavar="CSV", type=os.path.expanduser, help="leave out of training the images a CSV names by "
       "its id or path column (labels you doubt: the Model disagreement page's downloads have both); images it names "

@@ -109,7 +109,7 @@ def pooled(run_dirs, split) -> tuple[dict, dict]:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+")
+    p.add_argument("runs", nargs="+", help="run folders (their predictions_<split>.csv and metrics_<split>.json)")
     p.add_argument("--split", default="test", help="split to tabulate (default: test)")
     p.add_argument("--pool", metavar="NAME", help="add a row NAME for the runs' predictions taken together: the folds "
                                                   "of one cross-validation")

@@ -20,7 +20,7 @@ from tests.test_video import write_two_people  # noqa: E402
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out")
+    p.add_argument("out", help="folder to write the PNGs into")
     p.add_argument("--photo", help="image to upload on the live-prediction page")
     p.add_argument("--video", help="video to upload on its Video tab")
     p.add_argument("--dark", action="store_true", help="in the dark theme (a browser that prefers dark)")

@@ -44,7 +44,7 @@ def data_of(run: Path, split: str, data: str | None) -> tuple[str | None, str | 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders (their predictions_<split>.csv)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="the split whose predictions to group (default: test)")
     p.add_argument("--data", help="where the images are, if not where the runs were scored")
     p.add_argument("--by", nargs="+", metavar="PROPERTY", help="only these properties (default: every one at hand)")
     p.add_argument("--groups", help="a CSV of groups: an id or path column, then one column per property")

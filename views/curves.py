@@ -48,8 +48,8 @@ def draw(runs: list[R.Run]) -> None:
     best_epochs = {r.name: b["epoch"] for r in runs if r.name in histories and (b := r.config.get("best"))}
     st.caption("Solid lines: validation; dotted: training; a star: the epoch the run kept. Click a legend entry to "
                "hide a run. The training loss is each recipe's own (label smoothing, mixup, soft labels); the "
-               "validation loss is plain cross-entropy plus the valence/arousal MSE for every run, so compare runs' "
-               "validation losses with each other, not with their training losses.")
+               "validation loss is plain cross-entropy plus --va-weight × the valence/arousal MSE, so compare it with "
+               "other runs' of the same --va-weight (1 unless changed), not with the training loss.")
     panels = list(report.HISTORY_PANELS)
     for row in range(0, len(panels), 2):
         cols = st.columns(2)
