@@ -455,10 +455,14 @@ def mean_history(histories: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _minutes(seconds: float) -> str:
-    return "under a minute" if seconds < 60 else f"about {seconds / 60:.0f} min"
+    if seconds < 60:
+        return "under a minute"
+    return (f"about {seconds / 60:.0f} min" if seconds < 5400 else f"about {seconds / 3600:.0f} h" if seconds < 172800
+            else f"about {seconds / 86400:.0f} days")
 
 
-def training_progress(config: dict, history: pd.DataFrame | None, quiet_s: float) -> dict | None:
+def training_progress(config: dict, history: pd.DataFrame | None, quiet_s: float,
+                      run_dir: str | Path = "RUN_FOLDER") -> dict | None:
     """Where a run whose config.json says "running" stands: {"done", "total", "fraction", "text", "stale"}; None for
     any other run. ``quiet_s``: seconds since the run folder last changed (history.csv or train.log).
 
@@ -473,7 +477,7 @@ def training_progress(config: dict, history: pd.DataFrame | None, quiet_s: float
     if stale:
         text = (f"epoch {done} of {total or '?'} done. Nothing written for {_minutes(quiet_s)}: the training process "
                 f"may have stopped without saying so (killed, or its machine off); `python -m fer_core.train "
-                f"--resume RUN_FOLDER` continues it")
+                f"--resume {run_dir}` continues it")
     elif done and done >= total:
         text = f"all {total} epochs done: scoring the best epoch on val and test"
     elif per_epoch:

@@ -35,7 +35,7 @@ CONFIG_REQUIRED = ["schema_version", "name", "classes"]
 CONFIG_OBJECTS = ("data", "args", "split", "best", "weights", "temperature")  # where present: JSON objects
 METRICS_REQUIRED = ["n", "accuracy", "confusion"]
 # Files whose presence marks a folder as (the start of) a run even when config.json is unreadable.
-RUN_MARKERS = ("config.json", "history.csv", "train.log", "split.csv")
+RUN_MARKERS = ("config.json", "history.csv", "train.log", "split.csv", "predictions_*.csv")
 
 # Explicit dtypes: no type sniffing on 250k rows, and ids stay strings ("0635" is not 635).
 # "str" is pandas' default string dtype (pyarrow-backed where pyarrow is installed: ~2x faster to read).
@@ -184,6 +184,10 @@ def validate_run(folder: str | os.PathLike) -> tuple[Run | None, list[Problem]]:
         if (folder / "train.log").is_file():  # training writes config.json when each epoch ends
             return None, [Problem(folder, "no config.json yet: training in its first epoch (it shows once that epoch "
                                   "ends), or stopped before the end of it")]
+        if any(folder.glob("predictions_*.csv")):
+            return None, [Problem(folder, "predictions without a config.json: an evaluation folder written by an "
+                                  "earlier version of FER Lab, or a run copied in part; python -m fer_core.evaluate "
+                                  "writes a whole one")]
         return None, [Problem(folder, "no config.json (half-written run, or not a run folder)")]
     try:
         config = json.loads(cfg_path.read_text(encoding="utf-8"))
@@ -323,7 +327,7 @@ def discover_runs(roots: list[str | os.PathLike] | str | os.PathLike) -> tuple[l
                 problems.append(Problem(printable(folder), NOT_UTF8))
                 continue
             real = folder.resolve()
-            if real in seen or not any((folder / m).exists() for m in RUN_MARKERS):
+            if real in seen or not any(any(folder.glob(m)) for m in RUN_MARKERS):
                 continue
             seen.add(real)
             run, found = _validated(folder)

@@ -254,6 +254,9 @@ def write_broken_runs(runs_dir) -> dict[str, str]:
     first_epoch.mkdir(parents=True, exist_ok=True)
     (first_epoch / "train.log").write_text("decoded 100 images\n")
     (first_epoch / "split.csv").write_text("id,path,split\n")
+    evaluation = runs_dir / "old-evaluation"  # an early evaluate --out wrote predictions and metrics alone
+    evaluation.mkdir(parents=True, exist_ok=True)
+    (evaluation / "predictions_test.csv").write_text("id,path,true,pred\n")
     for name, edit in (("data-null", {"data": None}), ("best-value-null", {"best": {"epoch": 3, "value": None}})):
         (runs_dir / name).mkdir(parents=True, exist_ok=True)  # fields edited by hand
         (runs_dir / name / "config.json").write_text(json.dumps({"schema_version": 1, "name": name, "classes": CLASSES,
@@ -264,6 +267,7 @@ def write_broken_runs(runs_dir) -> dict[str, str]:
         f.write(json.dumps({"schema_version": 1, "name": "odd", "classes": CLASSES}))
     return {"bad-json": "not valid JSON", "future-schema": "unsupported schema_version",
             "missing-columns": "lacks columns", "first-epoch": "training in its first epoch",
+            "old-evaluation": "predictions without a config.json",
             "data-null": "config.json: data is not an object (null)",
             "best-value-null": "config.json: best.value is not a number (null)",
             "bad-\ufffd-name": "its name is not valid UTF-8"}

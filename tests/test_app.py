@@ -474,9 +474,13 @@ def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
         os.utime(f, (hour_ago, hour_ago))
     at = _app(monkeypatch, tmp_path / "runs")
     assert set(at.multiselect(key="selected_runs").value) == {"live", "quiet"}
-    assert [i.value for i in at.info] == ["**quiet**, **live** are still training: this page shows their results when "
-                                          "they end (read again every 10 s); Training curves follows them epoch by "
-                                          "epoch."]
+    assert [i.value for i in at.info] == ["**live** is still training: this page shows its results when it ends (read "
+                                          "again every 10 s); Training curves follows it epoch by epoch."]
+    # quiet for an hour, three epochs' time being minutes: every page says so, and how to go on
+    assert [w.value for w in at.warning] == [f"**quiet** is marked as training: epoch 2 of 10 done. Nothing written for "
+                                             f"about 60 min: the training process may have stopped without saying so "
+                                             f"(killed, or its machine off); `python -m fer_core.train --resume {quiet}` "
+                                             f"continues it."]
     at.switch_page("views/curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
     bars = at.get("progress")

@@ -757,6 +757,9 @@ def test_training_progress_says_how_far_a_run_is_and_when_it_went_quiet():
     assert quiet["stale"] and quiet["text"].startswith("epoch 4 of 12 done. Nothing written for about 10 min: ")
     assert "--resume" in quiet["text"] and "left" not in quiet["text"]
     assert not report.training_progress(config, history, quiet_s=599)["stale"]
+    long_ago = report.training_progress(config, history, quiet_s=400 * 86400, run_dir="runs/r1")["text"]
+    assert "Nothing written for about 400 days" in long_ago and "--resume runs/r1`" in long_ago
+    assert "about 3 h" in report.training_progress(config, history, quiet_s=3 * 3600)["text"]
     done = report.training_progress({"status": "running", "args": {"epochs": 4}}, history, quiet_s=5)
     assert done["fraction"] == 1.0 and done["text"] == "all 4 epochs done: scoring the best epoch on val and test"
     assert report.training_progress({**config, "status": "finished"}, history, quiet_s=5) is None

@@ -20,7 +20,7 @@ from fer_core.data import FERPLUS_SPLITS, ferplus_votes
 from fer_core.explain import describe_map, heat_overlay, occlusion_map, peak_region
 from fer_core.images import thumbnail as thumbnail_of
 from fer_core.metrics import PROB_COLS, calibration, fold_by_fold, paired_comparison
-from fer_core.report import figure_name, md, run_colors
+from fer_core.report import figure_name, md, run_colors, training_progress
 from fer_core.report_errors import comparable_runs, correctness
 from fer_core.report_roc import roc_and_pr
 from fer_core.report_va import intensity_table
@@ -346,11 +346,17 @@ def require_runs(need_split: bool = True) -> LabContext:
         st.stop()
     if need_split and ctx.split is None:
         training = [r for r in ctx.runs if r.config.get("status") == "running"]
-        for r in [r for r in training if R.trainer_gone(r.path)]:
+        for r in list(training):
+            progress = training_progress(r.config, history(r), R.quiet_seconds(r), r.path)
+            if R.trainer_gone(r.path):
+                st.warning(f"**{md(r.name)}** is marked as training, but the process that trained it has ended "
+                           f"without finishing (killed, or its machine restarted): `python -m fer_core.train --resume "
+                           f"{r.path}` continues it from its last epoch.")
+            elif progress and progress["stale"]:
+                st.warning(f"**{md(r.name)}** is marked as training: {progress['text']}.")
+            else:
+                continue
             training.remove(r)
-            st.warning(f"**{md(r.name)}** is marked as training, but the process that trained it has ended without "
-                       f"finishing (killed, or its machine restarted): `python -m fer_core.train --resume {r.path}` "
-                       "continues it from its last epoch.")
         if training:
             one = len(training) == 1
             st.info(f"{', '.join(f'**{md(r.name)}**' for r in training)} {'is' if one else 'are'} still training: this "

@@ -87,7 +87,7 @@ else:
                 if fresh is None or fresh.config.get("status") != "running":
                     st.rerun()  # it finished or stopped: the sidebar's splits and every page change with it
                 fresh.name, r = r.name, fresh
-                p = report.training_progress(r.config, S.history(r), R.quiet_seconds(r))
+                p = report.training_progress(r.config, S.history(r), R.quiet_seconds(r), r.path)
                 if p["stale"]:
                     st.warning(f"**{S.md(r.name)}**: {p['text']}")
                 else:
