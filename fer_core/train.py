@@ -239,6 +239,10 @@ def _main(args, run: dict) -> int:
     by_split = {k: [s for s in index.samples if assignment.get(s.id) == k] for k in ("train", "val", "test")}
     if r.get("exclude") and not args.resume:  # resumed, the saved split.csv already marks them unused
         by_split["train"] = _excluded(r["exclude"], index, by_split, cfg)
+    if r.get("limit") and args.resume and len(by_split["train"]) > r["limit"]:  # its split.csv names no "unused"
+        raise Fail(f"{run_dir} was trained by an earlier version of FER Lab, whose --limit {r['limit']} did not "
+                   f"record which of the {len(by_split['train'])} training images it took: going on would train on "
+                   "other images. Train it again instead (same command, a new --name).")
     if r.get("limit"):
         by_split["train"] = fdata.stratified_subset(by_split["train"], r["limit"], r["seed"])
     if not by_split["train"] or not by_split["val"]:

@@ -1204,6 +1204,14 @@ def test_limit_and_unreadable_images_show_in_the_split(tmp_path, capsys):
     # the counts are the images each split really held: the unreadable one is left out of its split's count
     assert cfg["data"]["skipped"]["unreadable image (val)"] == 1
     assert cfg["split"]["counts"] == {"train": 16, "val": n["val"] - 1, "test": n["test"]}
+    assert run_train("--resume", tmp_path / "lim", "--epochs", "2") == 0  # on the same 16
+    split = pd.read_csv(tmp_path / "lim" / "split.csv", dtype={"id": str})
+    # an earlier version's --limit marked every training image "train": resuming would train on another 16
+    split.assign(split=split["split"].replace("unused", "train")).to_csv(tmp_path / "lim" / "split.csv", index=False)
+    capsys.readouterr()
+    assert run_train("--resume", tmp_path / "lim", "--epochs", "3") == 2
+    err = capsys.readouterr().err
+    assert "earlier version of FER Lab, whose --limit 16 did not record which of the" in err and "Traceback" not in err
     # a data set with its own test split refuses --test-frac instead of ignoring it
     rows = {sp: [(f"fer{sp}{k:04d}.png", [10 if j == k % 8 else 0 for j in range(10)]) for k in range(8)]
             for sp in ("Train", "Valid", "Test")}
