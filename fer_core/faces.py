@@ -247,7 +247,12 @@ def as_rgb_uint8(image) -> np.ndarray:
         from .images import to_rgb
 
         image = to_rgb(ImageOps.exif_transpose(image))  # 16-bit gray scaled, not clipped; transparency on white
+    elif isinstance(image, (str, os.PathLike, bytes)):
+        raise ValueError(f"expected a picture (a PIL image or an RGB array), got a {type(image).__name__}: read a file "
+                         "first with fer_core.inference.read_image(path), which says what is wrong with a bad one")
     a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:  # gray with a channel axis
+        a = a[:, :, 0]
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)
     if a.ndim != 3 or a.shape[2] not in (3, 4):

@@ -18,6 +18,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("docs")
     (d / "artifacts").symlink_to(ROOT / "artifacts")
+    (d / "models").symlink_to(ROOT / "models")
     Image.fromarray(astronaut()).save(d / "photo.jpg")
     (d / "photos").mkdir()
     Image.fromarray(astronaut()).save(d / "photos" / "astronaut.png")
@@ -35,3 +36,17 @@ def test_an_example_runs_as_written(block, workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     exec(compile(block, str(DOC), "exec"), {"__name__": "__docs__"})
     assert capsys.readouterr().out.strip()  # every example shows something
+
+
+def test_the_model_file_alone_answers_as_fer_core_does(workdir, monkeypatch, capsys):
+    import numpy as np
+
+    from fer_core.inference import Predictor
+
+    [block] = [b for b in BLOCKS if "onnxruntime" in b]
+    monkeypatch.chdir(workdir)
+    done = {"__name__": "__docs__"}
+    exec(compile(block, str(DOC), "exec"), done)
+    answer = Predictor("models/default/model.onnx", detector=None).predict_crop(Image.open("photo.jpg"))
+    assert np.abs(done["p"] - answer["probs"]).max() < 1e-5
+    assert abs(done["valence"] - answer["valence"]) < 1e-5 and abs(done["arousal"] - answer["arousal"]) < 1e-5

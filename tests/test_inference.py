@@ -253,6 +253,11 @@ def test_images_in_other_value_ranges_answer_as_their_uint8_pixels(predictor):
     assert np.array_equal(as_uint8(np.array([True, False])), [255, 0])
     gray16 = (crops[0, ..., 0].astype(np.uint16) * 257)
     assert np.array_equal(as_rgb_uint8(Image.fromarray(gray16)), as_rgb_uint8(gray16))  # PIL's 16-bit: not white
+    assert np.array_equal(as_rgb_uint8(gray16[..., None]), as_rgb_uint8(gray16))  # gray with a channel axis
+    for path in ("photo.jpg", Path("photo.jpg")):
+        with pytest.raises(ValueError, match=r"got a (str|PosixPath|WindowsPath): read a file first with "
+                                             r"fer_core.inference.read_image\(path\)"):
+            predictor.predict_crop(path)
     for bad, says in ((crops / 127.5 - 1, "negative values"), (crops * 2.0, "expected 0-1 or 0-255"),
                       (np.full(3, np.nan), "NaN"), (np.array([70000]), "0-65535")):
         with pytest.raises(ValueError, match=says):
