@@ -21,7 +21,7 @@ import pandas as pd
 
 from .images import IMAGE_EXTS
 from .labels import CLASSES, PROB_COLS
-from .presets import PRESETS, resolve
+from .presets import BASE, PRESETS, resolve
 
 SUPPORTED_SCHEMA_VERSIONS = {1}
 RUNS_DIR_ENV = "FER_LAB_RUNS_DIR"
@@ -475,8 +475,8 @@ def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
     each ordered by seed (then fold, then name). The folds of one cross-validation (``--fold K/N``, named
     NAME-foldK as scripts/cross_validate.py names them) group together, apart from runs on a fixed split and from
     another cross-validation's folds. A group holds one run per seed (and fold): a second run of the same seed is a
-    repeat of the same training, not another seed, and is left out. An arg that is off (None, 0, False) counts as
-    absent, because configs written before a flag existed lack it."""
+    repeat of the same training, not another seed, and is left out. An arg that is off (None, 0, False) or at its
+    default (presets.BASE) counts as absent, because configs written before a flag existed lack it."""
     groups: dict[str, dict[tuple, str]] = {}
     for name, c in sorted(configs.items()):
         args = c.get("args")
@@ -485,7 +485,8 @@ def seed_groups(configs: dict[str, dict]) -> list[list[str]]:
         fold = (c.get("split") or {}).get("fold") if folds_of(c) else None
         key = json.dumps({"data": (c.get("data") or {}).get("root"), "folds": folds_of(c),
                           "cv": re.sub(r"-fold\d+$", "", name) if fold else None,
-                          "args": {k: v for k, v in args.items() if k not in NOT_RECIPE and v not in (None, 0, False)}},
+                          "args": {k: v for k, v in args.items()
+                                   if k not in NOT_RECIPE and v not in (None, 0, False) and v != BASE.get(k)}},
                          sort_keys=True, default=str)
         seed = args["seed"] if isinstance(args["seed"], int) else 0
         groups.setdefault(key, {}).setdefault((seed, fold or 0), name)

@@ -805,8 +805,8 @@ def test_seed_groups_join_runs_that_differ_only_in_seed():
                "no-args": {"data": {"root": "/data/a"}},
                "before-mixup": {"data": {"root": "/data/a"}, "args": {"lr": 5e-4, "seed": 2, "epochs": 5}},
                "other-lr-mixup": cfg(3, lr=5e-4) | {"args": {"lr": 5e-4, "seed": 3, "epochs": 5, "mixup": 0.2}}}
-    # a config written before a flag existed lacks it: it groups with runs that have the flag off
-    configs["other-lr"]["args"]["mixup"] = 0.0
+    # a config written before a flag existed lacks it: it groups with runs that have the flag off, or at its default
+    configs["other-lr"]["args"].update(mixup=0.0, va_loss="mse", kd_temperature=2.0)
     assert R.seed_groups(configs) == [["base", "base-s1", "base-s2"],
                                       ["other-lr", "other-lr-s1", "before-mixup"]]
     # the folds of one cross-validation group apart from the same recipe on a fixed split
