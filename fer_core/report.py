@@ -491,7 +491,11 @@ def training_progress(config: dict, history: pd.DataFrame | None, quiet_s: float
 
 HISTORY_PANELS = {
     "Loss": [("train_loss", "train"), ("val_loss", "val")],
+    "Validation score": [("val_score", "val")],  # what the kept epoch is chosen by (runs.selection_score)
     "Accuracy": [("train_acc", "train"), ("val_acc", "val")],
+    "Learning rate": [("lr", "schedule")],
+    "Valence CCC": [("val_valence_ccc", "val")],
+    "Arousal CCC": [("val_arousal_ccc", "val")],
     "Valence RMSE": [("val_valence_rmse", "val")],
     "Arousal RMSE": [("val_arousal_rmse", "val")],
 }
@@ -499,9 +503,9 @@ HISTORY_PANELS = {
 
 def history_figure(histories: dict[str, pd.DataFrame], panel: str,
                    colors: dict[str, str] | None = None, best: dict[str, int] | None = None) -> go.Figure | None:
-    """Runs overlaid per epoch: solid = validation, dotted = training, a star on the validation line at the epoch
-    ``best`` names for the run (the one it kept); one legend entry per run, below the chart. None if no run has the
-    columns."""
+    """Runs overlaid per epoch: solid = validation (or the learning-rate schedule), dotted = training, a star on the
+    validation line at the epoch ``best`` names for the run (the one it kept); one legend entry per run, below the
+    chart. None if no run has the columns."""
     fig = go.Figure()
     colors = run_colors(histories, colors)
     for run, h in histories.items():
@@ -515,9 +519,9 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
                 fig.add_scatter(x=h["epoch"], y=h[f"{col}_min"], mode="lines", line_width=0, legendgroup=run,
                                 showlegend=False, fill="tonexty", hoverinfo="skip",
                                 fillcolor="rgba({}, {}, {}, 0.15)".format(*hex_to_rgb(colors[run])))
-            fig.add_scatter(x=h["epoch"], y=h[col], name=legend_label(run) + ("" if part == "val" else " (train)"),
+            fig.add_scatter(x=h["epoch"], y=h[col], name=legend_label(run) + (" (train)" if part == "train" else ""),
                             legendgroup=run, showlegend=not shown, mode="lines+markers", marker_size=5,
-                            line=dict(color=colors[run], dash="solid" if part == "val" else "dot"))
+                            line=dict(color=colors[run], dash="dot" if part == "train" else "solid"))
             kept = h[h["epoch"] == (best or {}).get(run)]
             if part == "val" and len(kept):
                 fig.add_scatter(x=kept["epoch"], y=kept[col], mode="markers", legendgroup=run, showlegend=False,
@@ -531,6 +535,8 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
     fig.update_layout(title=panel, xaxis_title="epoch", yaxis_title=panel.lower(), hovermode="x unified", margin_t=50)
     legend_below(fig, 250, axis_px=60)
     fig.update_xaxes(tick0=1, dtick=max(1, round(last / 8)))  # whole epochs, not 1.5
+    if panel == "Learning rate":
+        fig.update_yaxes(exponentformat="e")  # 2.5e-4 as written on the command line, not 250µ
     return fig
 
 

@@ -488,7 +488,7 @@ def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
     assert bars[0].proto.text.startswith("**live**: epoch 3 of 10 done, ")
     assert [w.value.split(":")[0] for w in at.warning] == ["**quiet**"]
     assert "Nothing written for about 60 min" in at.warning[0].value
-    assert len(at.get("plotly_chart")) == 4  # both runs' curves so far
+    assert len(at.get("plotly_chart")) == len(report.HISTORY_PANELS)  # both runs' curves so far
 
     # the run finishes: the page shows it as any other run
     cfg = json.loads((live / "config.json").read_text())

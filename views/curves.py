@@ -46,20 +46,21 @@ def draw(runs: list[R.Run]) -> None:
         return
 
     best_epochs = {r.name: b["epoch"] for r in runs if r.name in histories and (b := r.config.get("best"))}
-    st.caption("Solid lines: validation; dotted: training; a star: the epoch the run kept. Click a legend entry to "
-               "hide a run. The training loss is each recipe's own (label smoothing, mixup, soft labels); the "
-               "validation loss is plain cross-entropy plus --va-weight × the valence/arousal MSE, so compare it with "
-               "other runs' of the same --va-weight (1 unless changed), not with the training loss.")
-    panels = list(report.HISTORY_PANELS)
-    for row in range(0, len(panels), 2):
-        cols = st.columns(2)
-        for col, panel in zip(cols, panels[row:row + 2]):
+    st.caption("Solid lines: validation (and the learning rate); dotted: training; a star: the epoch the run kept, at "
+               "its best validation score. Click a legend entry to hide a run. The training loss is each recipe's "
+               "own (label smoothing, mixup, soft labels); the validation loss is plain cross-entropy plus "
+               "--va-weight × the valence/arousal MSE, so compare it with other runs' of the same --va-weight (1 "
+               "unless changed), not with the training loss.")
+    figures = {panel: report.history_figure(histories, panel, colors, best_epochs) for panel in report.HISTORY_PANELS}
+    drawn = [panel for panel, fig in figures.items() if fig is not None]
+    for row in range(0, len(drawn), 2):
+        for col, panel in zip(st.columns(2), drawn[row:row + 2]):
             with col:
-                fig = report.history_figure(histories, panel, colors, best_epochs)
-                if fig is None:
-                    st.info(f"{panel}: not recorded for the chosen runs (no valence/arousal in their data).")
-                else:
-                    S.chart(fig, width="stretch", key=f"history-{panel}", alt=f"Training curves: {panel} by epoch")
+                S.chart(figures[panel], width="stretch", key=f"history-{panel}",
+                        alt=f"Training curves: {panel} by epoch")
+    if missing := [panel for panel in figures if panel not in drawn]:
+        st.info(f"Not recorded for the chosen runs: {', '.join(missing)} (valence/arousal where their data has none; "
+                "the others in runs trained before they were recorded).")
 
     best = [f"{S.md(r.name)} → {b['epoch']} ({b['value']:.3f})" for r in runs
             if r.name in histories and (b := r.config.get("best"))]
