@@ -167,7 +167,7 @@ COLUMN_HELP = {
     "Weighted F1": "Per-class F1 averaged with each class weighted by its number of images",
     "Accuracy (FER+ paper's rule)": "FER+ data: accuracy on the images the FER+ paper's majority protocol keeps "
                                     "(one-vote labels dropped, the top class over half the rest), the figure to set "
-                                    "beside its 84-85%; Wilson 95% interval",
+                                    "beside its 0.84-0.85; Wilson 95% interval",
     "Balanced acc.": "Mean of the per-class recalls: accuracy as if every class had as many images",
     "Cohen's kappa": "Agreement with the labels beyond what chance agreement at these class frequencies gives (0: "
                    "chance, 1: perfect)",

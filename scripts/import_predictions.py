@@ -6,7 +6,7 @@ with the same metrics and written as a run folder that the dashboard compares wi
 
 theirs.csv holds a row per image: an `id` or a `path` column (relative to the data folder, absolute, or the file name
 alone where that is unique; both, where they agree) and the answer, either probabilities per class (columns named by
-class: `neutral`, `happiness`, `sad`, ...; a class the model lacks counts as 0; rows rounded to 0.05 of 1 are
+class: `neutral`, `happy` or `happiness`, `sad`, ...; a class the model lacks counts as 0; rows rounded to 0.05 of 1 are
 rescaled) or one class per row (`pred`), and optionally `valence` and `arousal` (or `valence_pred`, `arousal_pred`) in
 [-1, 1]. Classes given by number (`pred` 3, or `prob_0` ... `prob_7`) need --numbering: each data set numbers them its
 own way (affectnet is FER Lab's own). A row with empty answer cells (no face found) counts as not predicted.
