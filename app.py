@@ -91,13 +91,13 @@ with st.sidebar:
     _remembered("selected_runs", names, st.session_state.get("_selected_runs_saved", []), first=in_order)
     chosen = st.multiselect("Runs", names, key="selected_runs", on_change=_save, args=("selected_runs",),
                             help="Newest first. Every page shows the runs chosen here. At first: the runs a folder's "
-                            "featured.txt names (artifacts/runs: the headline models), until a run newer than that "
-                            "file exists; then the newest run, then the best run of each other recipe on the same "
-                            "data, the best first (by validation accuracy averaged with valence/arousal CCC; a "
-                            "preset's plain run before its ablations). A pooled cross-validation "
-                            "(scripts/pool_folds.py, e.g. hse-best-cv5) is scored on every image, on its test split. "
-                            "Runs that appear later (a training that finishes, a folder added above) join the "
-                            "choices, not the chosen.")
+                            "featured.txt names (artifacts/runs: the default model and three others), until a "
+                            "run newer than that file exists; then the newest run, then the best run of each other "
+                            "recipe on the same data, the best first (by validation accuracy averaged with "
+                            "valence/arousal CCC; a preset's plain run before its ablations). A pooled "
+                            "cross-validation (scripts/pool_folds.py, e.g. hse-best-cv5) is scored on every image, on "
+                            "its test split. Runs that appear later (a training that finishes, a folder added above) "
+                            "join the choices, not the chosen.")
     by_name = {r.name: r for r in all_runs}
     runs = [by_name[name] for name in chosen]  # in the order chosen
     if len(runs) > MANY_RUNS:
