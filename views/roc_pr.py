@@ -70,6 +70,7 @@ st.caption("Confidence is the probability of the predicted class, in 15 equal-wi
 if scaled:
     st.caption("Dashed, \"temperature T\": the same predictions with the temperature fitted by `fer_core.calibrate` "
                "(every probability vector p becomes p^(1/T), renormalised; the predicted classes do not change). "
-               "It was fitted on the " + " / ".join(sorted(set(scaled.values()))) + " split: on that split the "
-               "figures are in-sample, on the others held out. The dashed curve is what Live prediction's "
+               "It was fitted on the " + " / ".join(sorted(set(scaled.values()))) + " split, to the lowest NLL: on "
+               "that split the figures are in-sample, on the others held out, and ECE, which is not what it "
+               "minimises, can still rise a little. The dashed curve is what Live prediction's "
                "percentages follow for that model.")

@@ -14,8 +14,8 @@ from views import _shared as S
 st.title("Subgroups")
 ctx = S.require_runs()
 st.caption("Does a model fail more on dark, blurred, greyscale or turned faces, on faces its annotators disagreed "
-           "on, or on a group of your own (gender, age, camera)? Accuracy per group, against what each group's mix "
-           "of expressions alone would give.")
+           "on (FER+'s votes), or on a group of your own (gender, age, camera)? Accuracy per group, against what "
+           "each group's mix of expressions alone would give.")
 split = S.md(ctx.split)
 have = S.note_missing(ctx, "predictions")
 if not have:
