@@ -99,6 +99,17 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     assert abs(circ["data"][0]["x"][0] - expected[0]["valence"]) < 1e-4
 
 
+def test_a_sample_photo_answers_without_an_upload(monkeypatch, runs_dir):
+    at = page(monkeypatch, runs_dir)
+    at.selectbox[0].set_value("Run tiny-run").run()
+    assert not at.get("image")
+    at.checkbox(key="sample_photo").check().run()
+    assert not at.exception, at.exception
+    assert [c for i in at.get("image") for c in i.captions] == ["astronaut.png: 1 face(s)"]
+    at.file_uploader[0].set_value([("cat.png", _bytes(chelsea(), "PNG"), "image/png")]).run()
+    assert [c for i in at.get("image") for c in i.captions] == ["cat.png: 0 face(s)"]  # an upload takes its place
+
+
 def test_runs_of_one_name_in_two_folders_are_both_offered(monkeypatch, tmp_path):
     for root in ("lab-a", "lab-b"):
         (tmp_path / root / "run1" / "checkpoints").mkdir(parents=True)

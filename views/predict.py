@@ -116,6 +116,24 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
 SHOWN_SIDE = 1000  # the annotated photo is drawn at most this many pixels wide or high: about the page's width
 
 
+@st.cache_data(show_spinner=False)
+def _sample_png() -> bytes:
+    from PIL import Image
+    from skimage.data import astronaut
+
+    out = io.BytesIO()
+    Image.fromarray(astronaut()).save(out, format="PNG")
+    return out.getvalue()
+
+
+def sample_photo():
+    """A photo to try the page on without one at hand, as the uploader hands one over (name, getvalue)."""
+    from types import SimpleNamespace
+
+    data = _sample_png()
+    return SimpleNamespace(name="astronaut.png", getvalue=lambda: data)
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def training_sizes(path: str, created: str | None, _predictor: Predictor) -> dict[int, list[str]]:
     """The model's training files by size (predict.by_size), listed once per model file: an upload's bytes are
@@ -446,6 +464,9 @@ def main() -> None:
     kept = set()
     with photos:
         files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
+        if not files and st.checkbox("Or try a sample photo: astronaut Eileen Collins (NASA, public domain; shipped "
+                                     "with scikit-image)", key="sample_photo"):
+            files = [sample_photo()]
         download, records = st.container(), []
         for n, f in enumerate(files or []):
             st.header(S.md(f.name), anchor=False)
