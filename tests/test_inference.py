@@ -470,6 +470,22 @@ def test_export_cli(ckpt, tmp_path, capsys):
                                                                                              answer["arousal"]], atol=1e-5)
 
 
+def test_many_faces_go_through_the_model_in_bounded_batches(ckpt):
+    """ONNX Runtime keeps the memory of the largest batch it ran: a crowd photo's faces go in MAX_BATCH at a time,
+    with the answers they would get in one batch."""
+    from fer_core.inference import MAX_BATCH
+
+    pred = Predictor(ckpt, backend="onnx", detector=None, tta=True)
+    sizes, run = [], pred._session.run
+    pred._session = type("Recording", (), {"run": lambda self, out, feed, options=None: sizes.append(
+        len(feed["input"])) or run(out, feed, options)})()
+    crops = np.random.default_rng(0).integers(0, 255, (2 * MAX_BATCH + 5, pred.img_size, pred.img_size, 3), np.uint8)
+    probs, va = pred.predict_batch(crops)
+    assert len(probs) == len(va) == len(crops) and max(sizes) == 2 * MAX_BATCH  # each crop and its mirror
+    one, one_va = pred.predict_batch(crops[MAX_BATCH + 3:MAX_BATCH + 4])
+    assert np.allclose(probs[MAX_BATCH + 3], one[0], atol=1e-6) and np.allclose(va[MAX_BATCH + 3], one_va[0], atol=1e-6)
+
+
 def test_export_fp16_weights_halves_the_file_and_agrees(ckpt, tmp_path):
     full = E.export_onnx(ckpt, tmp_path / "full.onnx")
     half = E.export_onnx(ckpt, tmp_path / "half.onnx", fp16_weights=True)
