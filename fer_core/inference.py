@@ -467,11 +467,33 @@ class LiveSession:
     test and validation splits."""
 
     TTA = False
+    RECORD_EVERY = 0.2  # seconds between the frames a stream keeps for its timeline (as a video's "every")
+    RECORD_LIMIT = 18_000  # the last hour of them: about 20 MB
 
     def __init__(self, predictor: Predictor, reuse: int = 2, max_side: int = 320):
         self.predictor, self.tracker = predictor, Tracker(reuse, max_side)
         self._lock = threading.Lock()
         self._frames, self._results, self._ms = 0, [], []
+        self._start_recording()
+
+    def _start_recording(self) -> None:
+        from collections import deque
+
+        from .video import People
+
+        self._started, self._people, self._record = None, People(), deque(maxlen=self.RECORD_LIMIT)
+
+    def _keep(self, n: int, results: list[dict]) -> None:
+        """Add the frame to the stream's record (fer_core.video's records: time_s, frame, faces with their person)
+        when RECORD_EVERY has passed since the last one kept."""
+        now = time.monotonic()
+        self._started = self._started or now
+        t = now - self._started
+        if self._record and t - self._record[-1]["time_s"] < self.RECORD_EVERY:
+            return
+        faces = [dict(f) for f in results if not f["whole_image"]]  # a frame without a face: no answer for anyone
+        self._people.assign(faces, t)
+        self._record.append({"path": "webcam", "frame": n, "time_s": round(t, 3), "faces": faces})
 
     def process(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Detect, classify and draw on one RGB frame; the frame number is drawn too, so a viewer sees it advance."""
@@ -482,6 +504,7 @@ class LiveSession:
             self._frames += 1
             self._results, n = results, self._frames
             self._ms = (self._ms + [ms])[-30:]
+            self._keep(n, results)
         return annotate(frame_rgb, results, footer=f"frame {n}  {ms:.0f} ms")
 
     def reset(self) -> None:
@@ -489,6 +512,13 @@ class LiveSession:
         with self._lock:
             self._frames, self._results, self._ms = 0, [], []
             self.tracker = Tracker(self.tracker.reuse, self.tracker.max_side)
+            self._start_recording()
+
+    def recording(self) -> list[dict]:
+        """The stream's kept frames, a record each as fer_core.video.predict_video gives them: for
+        video.timeline/summary and predict.to_rows."""
+        with self._lock:
+            return list(self._record)
 
     def snapshot(self) -> dict:
         with self._lock:

@@ -297,6 +297,30 @@ def test_live_session_counts_frames_and_draws(predictor):
     assert live.snapshot() == {"frames": 0, "results": [], "mean_ms": None}
 
 
+def test_live_session_keeps_a_timeline_of_the_stream(predictor, monkeypatch):
+    import time as clock
+
+    from fer_core.video import people, summary, timeline
+
+    now = [100.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+    live = LiveSession(predictor, reuse=0)  # a detection every frame
+    live.RECORD_LIMIT = 3
+    live.reset()  # the record's length is set when a stream starts
+    face, empty = astronaut()[:480], chelsea()
+    for frame in [face, face, empty, face, face, face, face]:
+        live.process(frame)
+        now[0] += 0.125  # every other frame is kept (RECORD_EVERY 0.2 s); the last three of them
+    record = live.recording()
+    assert [(r["frame"], r["time_s"], len(r["faces"])) for r in record] == [(3, 0.25, 0), (5, 0.5, 1), (7, 0.75, 1)]
+    assert people(record) == {1: 2} and all(r["path"] == "webcam" for r in record)
+    tl = timeline(record, predictor.classes)
+    assert summary(tl, predictor.classes)["with_face"] == 2
+    assert P.to_rows(record)["frame"].tolist() == [3, 5, 7]  # the faceless frame says so in a row of its own
+    live.reset()
+    assert live.recording() == []
+
+
 def test_live_session_classifies_each_face_once(ckpt, tmp_path):
     c = torch.load(ckpt, map_location="cpu", weights_only=True)
     c["config"]["args"] = {"tta": True}

@@ -140,6 +140,12 @@ def test_live_stream_comes_back_annotated(server, camera, tmp_path):
             frame.get_by_role("button", name="STOP").click()
             # its last predictions stay, said to be from a stopped stream
             page.get_by_text("The stream is stopped: these are the faces of its last frame").wait_for(timeout=60_000)
+            # and the stream over time, as a video's: its summary line, timeline and CSV
+            page.get_by_text("The last stream over time").wait_for(timeout=60_000)
+            summary = page.get_by_text("The webcam stream: ").inner_text()
+            assert ("a face in" if camera == "astronaut" else "no face in any") in summary, summary
+            page.get_by_role("button", name="Download the stream's predictions").wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / f"webcam-{camera}-stopped.png"))
         finally:
             browser.close()
     # the video shows the returned, annotated frames, not the camera's own picture

@@ -410,6 +410,22 @@ def live_tab(predictor: Predictor) -> None:
 
     with results, st.container(key="live-panel"):
         panel()
+    if not active and (frames := live.recording()):
+        stream_record(frames, predictor.classes)
+
+
+def stream_record(frames: list[dict], classes: list[str]) -> None:
+    """A stopped stream over time, as a video's: its timeline, summary line and CSV."""
+    seen = people(frames)
+    person = next(iter(seen), None)
+    tl = timeline(frames, classes, person)
+    every = LiveSession.RECORD_EVERY
+    st.subheader("The last stream over time", anchor=False)
+    st.success(describe("The webcam stream", summary(tl, classes), every, person, len(seen)))
+    S.chart(timeline_figure(tl, classes, who=f"person {person}" if len(seen) > 1 else ""), key="live-timeline")
+    st.download_button(f"Download the stream's predictions (CSV, one row per face, a frame every {every:g} s; the "
+                       "last hour at most)", to_rows(frames).to_csv(index=False).encode(), file_name="webcam.csv",
+                       mime="text/csv")
 
 
 def main() -> None:
