@@ -2,7 +2,8 @@
 AffectNet's annotators would label it, not what its person feels.
 
     python -m fer_core.predict photo.jpg clip.mp4 folder/ [--run RUN] [--csv out.csv] [--json out.json]
-                               [--explain DIR] [--every SECONDS] [--one-person] [--summary people.csv]
+                               [--explain DIR] [--annotate DIR] [--every SECONDS] [--one-person]
+                               [--summary people.csv]
 
 Folders are searched recursively for image and video files. A video is sampled every ``--every`` seconds (default
 0.2); its CSV rows carry the frame number, time and person (faces linked across frames by their boxes' overlap, or
@@ -22,12 +23,14 @@ skipped).
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import math
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .faces import DETECTORS
@@ -66,12 +69,46 @@ def get_args_parser():
                    metavar="DIR",
                    help="also write each face's occlusion map for its predicted class into DIR, as a PNG of the crop "
                         "and the map side by side (about 50 more model answers per face; photos only)")
+    p.add_argument("--annotate", type=os.path.expanduser, metavar="DIR",
+                   help="also write each photo with its faces' boxes, expressions and valence/arousal drawn on it "
+                        "into DIR, as a JPEG (photos only)")
     p.add_argument("--every", type=float, default=EVERY, metavar="SECONDS",
                    help=f"in videos, classify one frame every SECONDS (default {EVERY:g})")
     p.add_argument("--one-person", action="store_true",
                    help="each video shows one person (a participant facing the camera): the largest face in each "
                         "frame is theirs, however long it was out of view, and other faces are left out")
     return p
+
+
+def _in_decoded_pixels(r: dict, image: np.ndarray, f: dict) -> dict:
+    """The face with its box in the pixels of ``image``, the photo as read again: a record's boxes are in the file's
+    pixels, and a large photo is decoded smaller."""
+    if "decoded_at" not in r:
+        return f
+    w, h = r["size"]
+    return {**f, "box": [v * s for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
+
+
+def write_annotated(records, out_dir) -> list[str]:
+    """Each photo with its answers drawn on it (faces.annotate), as a JPEG; returns the files."""
+    from PIL import Image
+
+    from .faces import annotate
+    from .inference import read_image
+    from .io import atomic_write_bytes
+
+    written = []
+    for k, r in enumerate(records):
+        if "faces" not in r or "frame" in r:
+            continue
+        image = read_image(r["path"])
+        drawn = annotate(image, [_in_decoded_pixels(r, image, f) for f in r["faces"]])
+        buf = io.BytesIO()
+        Image.fromarray(drawn).save(buf, "JPEG", quality=92)
+        name = Path(out_dir) / f"{k:04d}_{Path(r['path']).stem}.jpg"
+        atomic_write_bytes(name, buf.getvalue())
+        written.append(str(name))
+    return written
 
 
 def write_maps(predictor, records, out_dir) -> list[str]:
@@ -88,9 +125,7 @@ def write_maps(predictor, records, out_dir) -> list[str]:
         image = read_image(r["path"])
         r["maps"] = []
         for i, f in enumerate(r["faces"]):
-            if "decoded_at" in r:  # the box is in the file's pixels, the image decoded smaller
-                w, h = r["size"]
-                f = {**f, "box": [v * s for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
+            f = _in_decoded_pixels(r, image, f)
             crop = predictor.face_crop(image, f)
             heat, _ = occlusion_map(lambda x: predictor.predict_batch(x)[0], crop, f["label"])
             name = out / f"{k:04d}_{Path(r['path']).stem}_face{i + 1}_{f['label_name']}.png"
@@ -273,7 +308,8 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def output_problem(args) -> str | None:
-    """What is wrong with --csv, --json, --summary or --explain, checked before any prediction, or None."""
+    """What is wrong with --csv, --json, --summary, --explain or --annotate, checked before any prediction, or
+    None."""
     inputs = {os.path.realpath(a) for a in args.images}
     given = [(f, getattr(args, f)) for f in ("csv", "json", "summary") if getattr(args, f)]
     for (f1, a1), (f2, a2) in itertools.combinations(given, 2):
@@ -292,8 +328,11 @@ def output_problem(args) -> str | None:
         why = unwritable_folder(Path(out).parent)
         if why:
             return f"--{flag} {out}: its folder {Path(out).parent} {why}"
-    why = args.explain and unwritable_folder(args.explain)
-    return f"--explain {args.explain} {why}" if why else None
+    for flag in ("explain", "annotate"):
+        why = getattr(args, flag) and unwritable_folder(getattr(args, flag))
+        if why:
+            return f"--{flag} {getattr(args, flag)} {why}"
+    return None
 
 
 def main(args) -> int:
@@ -363,14 +402,19 @@ def main(args) -> int:
               "already, --whole-image classifies each whole picture, as evaluation does, instead of a face found in "
               "it", file=sys.stderr)
     try:
+        videos = list(dict.fromkeys(r["path"] for r in records if "frame" in r))
         if args.explain:
-            videos = list(dict.fromkeys(r["path"] for r in records if "frame" in r))
             if videos:
                 print(f"note: occlusion maps are made for photos only: the frames of {', '.join(videos)} were not "
                       f"explained", file=sys.stderr)
             if len(videos) < n_ok:  # photos among the files processed
                 maps = write_maps(predictor, records, args.explain)
                 print(f"wrote {len(maps)} occlusion maps into {args.explain}")
+        if args.annotate:
+            if videos:
+                print(f"note: --annotate draws on photos only: {', '.join(videos)} not drawn", file=sys.stderr)
+            drawn = write_annotated(records, args.annotate)
+            print(f"wrote {len(drawn)} annotated photos into {args.annotate}")
         if args.csv:
             atomic_write_csv(args.csv, df)
         if args.summary:

@@ -792,8 +792,9 @@ def test_export_and_predict_refuse_an_output_they_cannot_write_before_any_work(c
         assert run_cli([tmp_path / "astro.jpg", "--run", ckpt, flag, tmp_path]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {flag} {tmp_path} is a folder: give the file to write") and "Errno" not in err
-    assert run_cli([tmp_path / "astro.jpg", "--run", ckpt, "--explain", tmp_path / "astro.jpg"]) == 2
-    assert f"--explain {tmp_path / 'astro.jpg'} is a file, not a folder" in capsys.readouterr().err
+    for flag in ("--explain", "--annotate"):
+        assert run_cli([tmp_path / "astro.jpg", "--run", ckpt, flag, tmp_path / "astro.jpg"]) == 2
+        assert f"{flag} {tmp_path / 'astro.jpg'} is a file, not a folder" in capsys.readouterr().err
     # an input, or another photo, given as the file to write (--csv photo1.jpg photo2.jpg): refused, not replaced
     Image.fromarray(astronaut()).save(tmp_path / "photo1.jpg")
     before = (tmp_path / "photo1.jpg").read_bytes()
@@ -814,6 +815,24 @@ def test_predict_explain_on_a_video_says_its_frames_are_not_explained(ckpt, tmp_
     out, err = capsys.readouterr()
     assert f"occlusion maps are made for photos only: the frames of {clip} were not explained" in err
     assert "occlusion maps into" not in out and not (tmp_path / "maps").exists()
+
+
+def test_predict_cli_draws_the_answers_on_each_photo(ckpt, tmp_path, capsys):
+    from fer_core.faces import annotate
+    from tests.test_video import write_clip
+
+    Image.fromarray(astronaut()).save(tmp_path / "astro.png")
+    Image.fromarray(chelsea()).save(tmp_path / "cat.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    clip, drawn = write_clip(tmp_path / "clip.mp4"), tmp_path / "out" / "drawn"
+    assert run_cli([tmp_path / "astro.png", tmp_path / "broken.jpg", tmp_path / "cat.png", clip, "--run", ckpt,
+                    "--every", "1", "--annotate", drawn, "--json", tmp_path / "p.json"]) == 0
+    out, err = capsys.readouterr()
+    assert f"wrote 2 annotated photos into {drawn}" in out and f"--annotate draws on photos only: {clip}" in err
+    assert sorted(p.name for p in drawn.iterdir()) == ["0000_astro.jpg", "0002_cat.jpg"]  # numbered as read
+    faces = json.loads((tmp_path / "p.json").read_text())["images"][0]["faces"]
+    want = annotate(astronaut(), faces)
+    assert np.abs(np.asarray(Image.open(drawn / "0000_astro.jpg")).astype(int) - want).mean() < 3  # JPEG's loss
 
 
 def test_predict_cli_writes_an_occlusion_map_per_face(ckpt, tmp_path, capsys):
