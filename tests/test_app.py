@@ -477,10 +477,10 @@ def test_curves_page_follows_a_run_while_it_trains(monkeypatch, tmp_path):
     assert [i.value for i in at.info] == ["**live** is still training: this page shows its results when it ends (read "
                                           "again every 10 s); Training curves follows it epoch by epoch."]
     # quiet for an hour, three epochs' time being minutes: every page says so, and how to go on
-    assert [w.value for w in at.warning] == [f"**quiet** is marked as training: epoch 2 of 10 done. Nothing written for "
-                                             f"about 60 min: the training process may have stopped without saying so "
-                                             f"(killed, or its machine off); `python -m fer_core.train --resume {quiet}` "
-                                             f"continues it."]
+    assert [w.value for w in at.warning] == [
+        f"**quiet** is marked as training: epoch 2 of 10 done. Nothing written for about 60 min: the training process "
+        f"may have stopped without saying so (killed, or its machine off); `python -m fer_core.train --resume {quiet}` "
+        f"continues it."]
     at.switch_page("views/curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
     bars = at.get("progress")

@@ -490,8 +490,8 @@ def test_export_cli(ckpt, tmp_path, capsys):
     logits, va = session.run(None, {"input": x.astype(np.float32)})
     probs = softmax(logits.astype(np.float64), axis=1).mean(axis=0)
     answer = pred.predict_crop(astronaut()[30:230, 140:320])
-    assert np.allclose(probs, answer["probs"], atol=1e-5) and np.allclose(va.mean(axis=0), [answer["valence"],
-                                                                                             answer["arousal"]], atol=1e-5)
+    assert np.allclose(probs, answer["probs"], atol=1e-5)
+    assert np.allclose(va.mean(axis=0), [answer["valence"], answer["arousal"]], atol=1e-5)
 
 
 def test_many_faces_go_through_the_model_in_bounded_batches(ckpt):
