@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 import shutil
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import streamlit as st
 
@@ -117,21 +118,14 @@ SHOWN_SIDE = 1000  # the annotated photo is drawn at most this many pixels wide 
 
 
 @st.cache_data(show_spinner=False)
-def _sample_png() -> bytes:
+def sample_png() -> bytes:
+    """A photo to try the page on without one at hand: scikit-image's astronaut (public domain)."""
     from PIL import Image
     from skimage.data import astronaut
 
     out = io.BytesIO()
     Image.fromarray(astronaut()).save(out, format="PNG")
     return out.getvalue()
-
-
-def sample_photo():
-    """A photo to try the page on without one at hand, as the uploader hands one over (name, getvalue)."""
-    from types import SimpleNamespace
-
-    data = _sample_png()
-    return SimpleNamespace(name="astronaut.png", getvalue=lambda: data)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -482,7 +476,7 @@ def main() -> None:
         files = st.file_uploader("Upload one or more photos", type=IMAGE_TYPES, accept_multiple_files=True)
         if not files and st.checkbox("Or try a sample photo: astronaut Eileen Collins (NASA, public domain; shipped "
                                      "with scikit-image)", key="sample_photo"):
-            files = [sample_photo()]
+            files = [SimpleNamespace(name="astronaut.png", getvalue=sample_png)]  # as the uploader hands one over
         download, records = st.container(), []
         for n, f in enumerate(files or []):
             st.header(S.md(f.name), anchor=False)
