@@ -30,6 +30,7 @@ DEFAULT_DIR = Path("models/default")
 # photo in one batch held the default model's process 2.6 GB larger from then on. 320 crops with their mirrors took
 # 3.4 s and kept 136 MB in batches of 8, 3.5 s and 631 MB in batches of 32 (2 cores).
 MAX_BATCH = 8
+DETECT_SIDE = 640  # photos are searched for faces at this longest side (and small faces at faces.SMALL_FACE_SIDE)
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / DEFAULT_DIR  # the default model of this checkout
 RUNS_DIR = Path("artifacts/runs")
 MAX_PIXELS = 50_000_000
@@ -276,7 +277,7 @@ class Predictor:
     ``threads``: an ONNX model's own threads; a PyTorch model sets torch.set_num_threads for the whole process
     (PyTorch has one pool). Images are RGB: uint8 arrays, floats 0-1, 16-bit arrays or PIL images."""
 
-    def __init__(self, path=None, backend: str = "auto", detector="auto", detect_side: int | None = 640,
+    def __init__(self, path=None, backend: str = "auto", detector="auto", detect_side: int | None = DETECT_SIDE,
                  margin: float = DEFAULT_MARGIN, threads: int = 2, tta: bool | None = None):
         if backend not in ("auto", "onnx", "torch"):
             raise ValueError(f"backend must be auto, onnx or torch, not {backend!r}")

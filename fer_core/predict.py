@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .faces import DETECTORS
+from .faces import DETECTORS, FaceDetector
 from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, files_under, frame_count, upright_size
 from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
@@ -53,6 +53,9 @@ def get_args_parser():
     p.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                    help="auto: ONNX Runtime for .onnx files, PyTorch for checkpoints; onnx converts a checkpoint")
     p.add_argument("--detector", choices=["auto", *DETECTORS], default="auto", help="face detector (default auto)")
+    p.add_argument("--min-score", type=float, default=0.5, metavar="S",
+                   help="the detector's confidence, 0 to 1, that a box must reach to count as a face (default 0.5): "
+                        "lower finds more of the hard faces (turned, dark, small), and more things that are not faces")
     p.add_argument("--whole-image", action="store_true",
                    help="skip face detection: classify each whole image, or each sampled video frame (face crops "
                         "already, such as a data set's aligned faces)")
@@ -336,10 +339,13 @@ def output_problem(args) -> str | None:
 
 
 def main(args) -> int:
-    from .inference import SHIPPED_DIR, ModelNotFound, Predictor, resolve_model
+    from .inference import DETECT_SIDE, SHIPPED_DIR, ModelNotFound, Predictor, resolve_model
 
     if not 0 < args.every < math.inf:  # nan and inf are no interval
         print(f"error: --every must be a positive number of seconds, not {args.every}", file=sys.stderr)
+        return 2
+    if not 0 <= args.min_score < 1:
+        print(f"error: --min-score must be from 0 to below 1, not {args.min_score}", file=sys.stderr)
         return 2
     problem = output_problem(args)
     if problem:
@@ -347,8 +353,9 @@ def main(args) -> int:
         return 2
     try:
         path = resolve_model(args.run, backend=args.backend)
-        predictor = Predictor(path, backend=args.backend, detector=None if args.whole_image else args.detector,
-                              tta=args.tta)
+        detector = None if args.whole_image else FaceDetector(args.detector, max_side=DETECT_SIDE,
+                                                              min_score=args.min_score)
+        predictor = Predictor(path, backend=args.backend, detector=detector, tta=args.tta)
     except (ModelNotFound, ValueError, RuntimeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

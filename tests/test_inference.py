@@ -833,6 +833,18 @@ def test_predict_explain_on_a_video_says_its_frames_are_not_explained(ckpt, tmp_
     assert "occlusion maps into" not in out and not (tmp_path / "maps").exists()
 
 
+def test_predict_cli_min_score_sets_what_counts_as_a_face(ckpt, tmp_path, capsys):
+    Image.fromarray(astronaut()).save(tmp_path / "astro.png")  # her face scores about 0.93
+    found = {}
+    for score in ("0.5", "0.99"):
+        assert run_cli([tmp_path / "astro.png", "--run", ckpt, "--min-score", score, "--csv", tmp_path / "p.csv"]) == 0
+        found[score] = pd.read_csv(tmp_path / "p.csv", dtype={"note": str})["note"].fillna("").tolist()
+    assert found == {"0.5": [""], "0.99": [NO_FACE]}
+    capsys.readouterr()
+    assert run_cli([tmp_path / "astro.png", "--run", ckpt, "--min-score", "1.5"]) == 2
+    assert "--min-score must be from 0 to below 1, not 1.5" in capsys.readouterr().err
+
+
 def test_predict_cli_draws_the_answers_on_each_photo(ckpt, tmp_path, capsys):
     from fer_core.faces import annotate
     from tests.test_video import write_clip
