@@ -87,8 +87,9 @@ VA_HELP = ("Valence: unpleasant (−1) to pleasant (+1); arousal: calm (−1) to
 
 
 def show_results(results: list[dict], classes: list[str], key: str, predictor: Predictor | None = None,
-                 crops=None) -> None:
-    """Per face: probabilities, the circumplex point and, given the faces' crops, its occlusion map on request."""
+                 crops=None, stacked: bool = False) -> None:
+    """Per face: probabilities, the circumplex point and, given the faces' crops, its occlusion map on request;
+    ``stacked``: one above the other, for a narrow column (side by side there, the circumplex's corners collide)."""
     if not results:  # a video frame: no face, no answer
         st.info("No face found in this frame.")
     if results and results[0]["whole_image"]:
@@ -96,7 +97,7 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
                    "face cropped close (as AffectNet's and FER's images are) that is the right answer; for anything "
                    "else (a scene, an animal, a face too small to find) it means nothing.")
     for i, r in enumerate(results):
-        left, right = st.columns(2)
+        left, right = (st.container(), st.container()) if stacked else st.columns(2)
         who = f"person {r['person']}, " if "person" in r else ""
         label = "Whole image" if r["whole_image"] else f"Face {i + 1} ({who}detector score {r['score']:.2f})"
         help_ = None if r["whole_image"] else DETECTOR_HELP
@@ -398,7 +399,7 @@ def live_tab(predictor: Predictor) -> None:
             st.caption(f"The stream is stopped: these are the faces of its last frame (frame {snap['frames']}). "
                        "Press START to stream again.")
         if snap["results"]:
-            show_results(snap["results"], predictor.classes, key="live")
+            show_results(snap["results"], predictor.classes, key="live", stacked=True)
         elif not active:
             st.info("Press START to stream your webcam; predictions appear here.")
 
