@@ -600,6 +600,7 @@ def opening_selection(roots: list[str | os.PathLike], runs: list[Run], n: int) -
     most n), as long as no run was created after that file was written; otherwise default_selection. The shipped
     reference runs open with the headline models instead of the newest ablation, and a run the user trains takes
     over from them."""
+    by_path = {r.path.resolve(): r.name for r in runs}
     for root in roots:
         file = Path(root).expanduser() / FEATURED
         try:
@@ -607,7 +608,6 @@ def opening_selection(roots: list[str | os.PathLike], runs: list[Run], n: int) -
             written = file.stat().st_mtime
         except (OSError, UnicodeDecodeError):
             continue
-        by_path = {r.path.resolve(): r.name for r in runs}
         names = [by_path[p] for p in ((file.parent / w).resolve() for w in wanted if w) if p in by_path]
         if names and not any(_created_after(r, written) for r in runs):
             return names[:n]

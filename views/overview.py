@@ -5,7 +5,7 @@ import streamlit as st
 from fer_core import report
 from fer_core import report_errors as E
 from fer_core import runs as R
-from fer_core.inference import SHIPPED_DIR, ModelNotFound, model_config
+from fer_core.inference import ModelNotFound, model_config, resolve_model
 from fer_core.report import code
 from views import _shared as S
 
@@ -14,15 +14,18 @@ ctx = S.require_runs()
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
-def _default_run(changed: float) -> str | None:  # ``changed``: the file's mtime, so a new export is read again
+def _default_run(path: str, changed: int) -> str | None:  # R.file_key: a new export is read again
     try:
-        return model_config(default).get("name")
+        return model_config(path).get("name")
     except (ModelNotFound, OSError, ValueError):
         return None
 
 
-default = next((f for f in (SHIPPED_DIR / "model.onnx", SHIPPED_DIR / "model.pt") if f.is_file()), None)
-if default and (name := _default_run(default.stat().st_mtime)) in {r.name for r in ctx.all_runs}:
+try:
+    default = resolve_model()  # the file Live prediction and fer_core.predict load without a --run
+except ModelNotFound:
+    default = None
+if default and (name := _default_run(*R.file_key(default))) in {r.name for r in ctx.all_runs}:
     st.caption(f"The default model, which Live prediction and `fer_core.predict` use out of the box, is the run "
                f"**{S.md(name)}**" + ("." if name in {r.name for r in ctx.runs} else ": choose it in the sidebar to "
                                                                                      "see its figures here."))

@@ -33,6 +33,12 @@ def _properties(images: pd.DataFrame, root: str | None, layout: str | None, data
     return G.properties(images, root, layout, data, train)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _training_files(run_dir: str, split_written: int | None, root: str | None) -> tuple:
+    """G.training_files, read once per run folder and split.csv (a FER+ run's lists 27k files to look for)."""
+    return tuple(G.training_files(run_dir, root))
+
+
 @st.cache_data(show_spinner="Reading the groups file…", max_entries=8)
 def _groups_file(data: bytes, name: str, pred: pd.DataFrame, root: str | None) -> dict[str, pd.Series]:
     return G.groups_file(read_table(data, name), pred, root, name)
@@ -44,8 +50,9 @@ def sources(run: R.Run) -> dict[str, pd.Series]:
     scored = S.metrics(run, ctx.split) or {}  # evaluated on other data: that data's layout, as image_root's root
     layout = scored.get("layout") or (run.config.get("data") or {}).get("layout")
     images, root = preds[run.name][["id", "path"]], S.image_root(run, ctx.split)[0]
-    return dict(_properties(images, root, layout, scored.get("data_root") or run.data_root,
-                            tuple(G.training_files(run.path, root))))
+    split_csv = run.path / "split.csv"
+    train = _training_files(str(run.path), split_csv.stat().st_mtime_ns if split_csv.is_file() else None, root)
+    return dict(_properties(images, root, layout, scored.get("data_root") or run.data_root, train))
 
 
 found = {r.name: sources(r) for r in have}
