@@ -1,8 +1,9 @@
 """Data readers: find the samples of a facial-expression data set on disk, split them, decode the images.
 
-Four layouts are recognised (``detect_layout``): AffectNet's release layout, FER+'s own layout, class
-folders (optionally under train/val/test) and a CSV manifest. Every reader returns a ``DataIndex`` whose
-labels are in AffectNet order (``fer_core.labels``) and which counts everything it left out, and why.
+Four layouts are recognised (``detect_layout``): AffectNet's release layout (one folder, or the full release's
+train_set/ and val_set/), FER+'s own layout, class folders (optionally under train/val/test) and a CSV manifest.
+Every reader returns a ``DataIndex`` whose labels are in AffectNet order (``fer_core.labels``) and which counts
+everything it left out, and why.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+from tqdm import tqdm
 
 from .images import (IMAGE_EXTS, ImageError, decode_images, files_under,  # noqa: F401  (part of this module's API)
                      load_image)
@@ -62,8 +64,9 @@ FERPLUS_VOTES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgus
 CSV_PATH_COLS = ("path", "image", "file", "filename", "image_path")
 CSV_LABEL_COLS = ("expression", "label", "class", "emotion")
 MISSING_WORDS = {"na", "n/a", "#n/a", "none", "null", "nan"}  # how R, Excel and pandas write an empty number
-LOOKED_FOR = ("AffectNet (images/ + annotations/), FER+ (FER2013Train|Valid|Test/label.csv), "
-              "class folders ([train|val|test/]<class>/*.jpg) or a CSV manifest (path, expression[, valence, arousal, split])")
+LOOKED_FOR = ("AffectNet (images/ + annotations/, or train_set/ and val_set/ that hold them), "
+              "FER+ (FER2013Train|Valid|Test/label.csv), class folders ([train|val|test/]<class>/*.jpg) or a CSV "
+              "manifest (path, expression[, valence, arousal, split])")
 
 
 def _count(skipped: dict, reason: str, n: int = 1) -> None:
@@ -146,7 +149,7 @@ def detect_layout(root) -> str:
         raise DataError(f"not a data folder or CSV manifest with path and expression columns: {root}"
                         + (f"; it is FER2013's pixel CSV: write its images first (python scripts/fer2013_images.py "
                            f"{root} --out DATA_FOLDER)" if _pixel_csv(root) else ""))
-    if (root / "images").is_dir() and (root / "annotations").is_dir():
+    if affectnet_parts(root):
         return "affectnet"
     if any((root / d / "label.csv").is_file() for d in FERPLUS_SPLITS):
         return "ferplus"
@@ -247,6 +250,32 @@ def _npy_scalar(path: Path, kind):
     return kind(np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False).item())
 
 
+def _affectnet_dir(folder: Path) -> bool:
+    return (folder / "images").is_dir() and (folder / "annotations").is_dir()
+
+
+def affectnet_parts(root) -> dict[str, str | None]:
+    """The AffectNet folders (images/ + annotations/) of a data set, sub-folder -> split: {"": None} for ``root``
+    itself, else its split folders as the full release has them (train_set/ and val_set/; also train/, val/,
+    validation_set/, test/, ...). The release's test set is not public, so papers report on its validation set: without
+    a test folder, the val folder is the test split (make_split then carves val out of train). {} for neither."""
+    root = Path(root)
+    if _affectnet_dir(root):
+        return {"": None}
+    parts = {d.name: split for d in sorted(root.iterdir()) if root.is_dir()
+             if d.is_dir() and _affectnet_dir(d) and (split := _split_name(d.name.removesuffix("_set")))}
+    if "train" in parts.values() and "test" not in parts.values():
+        parts = {d: "test" if split == "val" else split for d, split in parts.items()}
+    return parts
+
+
+def affectnet_annotation(root, sample_id, kind: str) -> Path:
+    """An AffectNet sample's annotation file: ``kind`` exp, val, aro or lnd; ``sample_id`` as _read_affectnet gives
+    it ("635", or "val_set/635" in the full release)."""
+    part, _, i = str(sample_id).rpartition("/")
+    return Path(root) / part / "annotations" / f"{i}_{kind}.npy"
+
+
 def _affectnet_record(ann_dir: Path, i: int, annotations: set):
     """(label, valence, arousal) for image id i, or a skip reason (str)."""
     if f"{i}_exp.npy" not in annotations:
@@ -268,34 +297,48 @@ def _affectnet_record(ann_dir: Path, i: int, annotations: set):
 
 
 def _read_affectnet(root: Path) -> DataIndex:
-    if not (root / "images").is_dir() or not (root / "annotations").is_dir():
-        raise DataError(f"not an AffectNet folder (needs images/ and annotations/): {root}")
-    ann_dir = root / "annotations"
-    annotations = set(os.listdir(ann_dir))
-    images = {}
-    for name in os.listdir(root / "images"):
-        stem, ext = os.path.splitext(name)
-        if ext.lower() in IMAGE_EXTS and stem.isdigit():
-            images[int(stem)] = name
-    ids = sorted(images)
-    # A few threads over chunks hide file-system latency on a cold cache (~10k tiny files).
-    chunks = [ids[k::4] for k in range(4)]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        parts = list(pool.map(lambda c: [_affectnet_record(ann_dir, i, annotations) for i in c], chunks))
-    records = dict(zip([i for c in chunks for i in c], [r for p in parts for r in p]))
+    parts = affectnet_parts(root)
+    if not parts:
+        raise DataError(f"not an AffectNet folder (needs images/ and annotations/, or train_set/ and val_set/ that "
+                        f"hold them): {root}")
     samples, skipped, not_annotated = [], {}, 0
-    for i in ids:
-        rec = records[i]
-        if isinstance(rec, str):
-            _count(skipped, rec)
-        else:
-            samples.append(Sample(str(i), f"images/{images[i]}", rec[0], rec[1], rec[2], None))
-            not_annotated += rec[3]
-    orphans = {int(n.split("_")[0]) for n in annotations if n.endswith("_exp.npy") and n.split("_")[0].isdigit()}
-    if orphans - images.keys():
-        _count(skipped, "missing image", len(orphans - images.keys()))
+    for part, split in parts.items():
+        ann_dir, img_dir = root / part / "annotations", root / part / "images"
+        annotations = set(os.listdir(ann_dir))
+        images = {}
+        for name in os.listdir(img_dir):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in IMAGE_EXTS and stem.isdigit():
+                images[int(stem)] = name
+        ids = sorted(images)
+        # A few threads hide file-system latency on a cold cache (the full release: 290k images, four files each)
+        chunks = [ids[k:k + 2000] for k in range(0, len(ids), 2000)]
+        with ThreadPoolExecutor(max_workers=4) as pool, \
+                tqdm(total=len(ids), desc=f"read {part or 'AffectNet'} annotations", unit="img",
+                     disable=len(ids) < 20_000) as bar:
+            records = {}
+            for chunk, part_records in zip(chunks, pool.map(
+                    lambda c: [_affectnet_record(ann_dir, i, annotations) for i in c], chunks)):
+                records.update(zip(chunk, part_records))
+                bar.update(len(chunk))
+        prefix = f"{part}/" if part else ""
+        for i in ids:
+            rec = records[i]
+            if isinstance(rec, str):
+                _count(skipped, rec)
+            else:
+                samples.append(Sample(f"{prefix}{i}", f"{prefix}images/{images[i]}", rec[0], rec[1], rec[2], split))
+                not_annotated += rec[3]
+        orphans = {int(n.split("_")[0]) for n in annotations if n.endswith("_exp.npy") and n.split("_")[0].isdigit()}
+        if orphans - images.keys():
+            _count(skipped, "missing image", len(orphans - images.keys()))
     notes = [f"valence/arousal -2 (not annotated) for {not_annotated} images: their expression is used, that value "
              "is not"] if not_annotated else []
+    if "" not in parts:
+        as_test = [d for d, split in parts.items() if split == "test" and _split_name(d.removesuffix("_set")) == "val"]
+        notes.append("AffectNet folders " + ", ".join(f"{d}/ as {split}" for d, split in parts.items())
+                     + (f"; AffectNet's own test set is not public, so its validation set ({as_test[0]}/) is the test "
+                        "split here, as papers report it, and val is carved from train" if as_test else ""))
     return DataIndex(root, "affectnet", samples, False, skipped, notes)
 
 
@@ -307,10 +350,9 @@ def read_landmarks(index: DataIndex) -> int:
     sample without."""
     if index.layout != "affectnet":
         return 0
-    ann_dir = index.root / "annotations"
 
     def one(s: Sample) -> None:
-        path = ann_dir / f"{s.id}_lnd.npy"
+        path = affectnet_annotation(index.root, s.id, "lnd")
         try:
             pts = np.load(path, allow_pickle=False).astype(np.float32).reshape(-1)
             with Image.open(index.root / s.path) as im:  # the header only: the size the points are measured in

@@ -89,12 +89,14 @@ def head_pose(points: np.ndarray) -> tuple[float, float]:
     return abs(math.degrees(roll)), (abs(a - b) / (a + b) if a + b > 0 else math.nan)
 
 
-def landmark_properties(annotations: Path, ids) -> pd.DataFrame:
-    """FACE_PROPERTIES from AffectNet's ``annotations/<id>_lnd.npy`` files, indexed by id; NaN where a file is
-    missing or not 68 points."""
+def landmark_properties(root: Path, ids) -> pd.DataFrame:
+    """FACE_PROPERTIES from the ``annotations/<id>_lnd.npy`` files of the AffectNet data at ``root``, indexed by id;
+    NaN where a file is missing or not 68 points."""
+    from .data import affectnet_annotation
+
     def one(i: str) -> tuple[float, float]:
         try:
-            points = np.load(annotations / f"{i}_lnd.npy", allow_pickle=False).astype(float).reshape(-1)
+            points = np.load(affectnet_annotation(root, i, "lnd"), allow_pickle=False).astype(float).reshape(-1)
         except (OSError, ValueError):
             return math.nan, math.nan
         return head_pose(points.reshape(68, 2)) if points.size == 136 and np.isfinite(points).all() else \
@@ -158,7 +160,7 @@ def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, 
     ``root`` (the folder its paths are relative to) holds the images; FACE_PROPERTIES for AffectNet data with its
     landmark files; AGREEMENT for FER+ data with its label.csv files; COPIES where ``train`` lists the run's training
     images (training_files); the other columns of a CSV manifest (``data``, the manifest or its folder)."""
-    from .data import DataError, ferplus_votes, read_dataset
+    from .data import DataError, affectnet_parts, ferplus_votes, read_dataset
     from .runs import safe_image_path
 
     ids, out = pred["id"].astype(str), {}
@@ -166,8 +168,8 @@ def properties(pred: pd.DataFrame, root: str | Path | None, layout: str | None, 
         files = {i: safe_image_path(root, p) for i, p in zip(ids, pred["path"])}
         if any(files.values()):
             out.update(image_properties(files).items())
-        if layout == "affectnet" and (Path(root) / "annotations").is_dir():
-            out.update(landmark_properties(Path(root) / "annotations", ids).items())
+        if layout == "affectnet" and affectnet_parts(root):
+            out.update(landmark_properties(Path(root), ids).items())
         if layout == "ferplus" and not (votes := ferplus_votes(root)).empty:
             out[AGREEMENT] = agreement(votes).reindex(ids)
         if train and any(files.values()):

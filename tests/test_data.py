@@ -78,6 +78,42 @@ def test_affectnet_without_va(tmp_path):
     assert not index.has_va and all(math.isnan(s.valence) and math.isnan(s.arousal) for s in index.samples)
 
 
+def test_affectnet_full_release_reads_train_set_and_val_set_with_val_set_as_test(tmp_path):
+    root = tmp_path / "AffectNet"
+    make_affectnet_dir(root / "train_set", n_per_class=6, size=16)
+    make_affectnet_dir(root / "val_set", n_per_class=2, size=16, seed=1)  # the same ids as train_set's first 16
+    np.save(root / "val_set/annotations/5_exp.npy", np.array("9"))  # Uncertain: left out, counted
+    (root / "notes").mkdir()
+    assert detect_layout(root) == "affectnet"
+    index = read_dataset(root)
+    assert len(index.samples) == 48 + 15 and index.skipped == {"class 9 (Uncertain)": 1}
+    by_id = {s.id: s for s in index.samples}
+    assert by_id["train_set/5"].path == "train_set/images/5.jpg" and by_id["train_set/5"].split == "train"
+    assert by_id["val_set/8"].path == "val_set/images/8.jpg" and by_id["val_set/8"].split == "test"
+    assert "5" not in by_id and "val_set/5" not in by_id
+    assert any("validation set (val_set/) is the test split" in n for n in index.notes)
+    split = make_split(index, val_frac=0.25)
+    assert {i for i, k in split.items() if k == "test"} == {s.id for s in index.samples if s.id.startswith("val_set/")}
+    val = [i for i, k in split.items() if k == "val"]
+    assert len(val) == 12 and all(i.startswith("train_set/") for i in val)  # a quarter of train_set, stratified
+    per_class = Counter(by_id[i].label for i in val)
+    assert len(per_class) == 8 and set(per_class.values()) <= {1, 2}
+    assert read_landmarks(index) == 63  # each part's own annotations/<id>_lnd.npy
+
+
+def test_affectnet_release_folders_with_a_test_set_keep_their_names(tmp_path):
+    root = tmp_path / "a"
+    for part, seed in (("train", 0), ("validation_set", 1), ("test", 2)):
+        make_affectnet_dir(root / part, n_per_class=1, size=16, seed=seed)
+    index = read_dataset(root)
+    assert Counter(s.split for s in index.samples) == {"train": 8, "val": 8, "test": 8}
+    assert not any("is the test split" in n for n in index.notes)
+    only_val = tmp_path / "b"
+    make_affectnet_dir(only_val / "val_set", n_per_class=2, size=16)  # no train_set: a split is drawn
+    split = make_split(read_dataset(only_val))
+    assert Counter(split.values()) == {"train": 12, "val": 2, "test": 2}
+
+
 # ---------------------------------------------------------------- FER+ layout
 
 def test_ferplus_majority_vote_maps_by_name(tmp_path):

@@ -46,10 +46,14 @@ def test_head_pose_from_landmarks(tmp_path):
     assert G.head_pose(_face()) == (0.0, 0.0)
     roll, turn = G.head_pose(_face(roll_deg=-12, nose_shift=0.5))
     assert math.isclose(roll, 12, abs_tol=1e-6) and math.isclose(turn, 0.5, abs_tol=1e-6)  # (1.5 - 0.5) / 2
-    np.save(tmp_path / "7_lnd.npy", _face(20).reshape(-1))
-    np.save(tmp_path / "8_lnd.npy", np.zeros(10))
-    t = G.landmark_properties(tmp_path, ["7", "8", "9"])
+    for folder in ("annotations", "val_set/annotations"):
+        (tmp_path / folder).mkdir(parents=True)
+    np.save(tmp_path / "annotations/7_lnd.npy", _face(20).reshape(-1))
+    np.save(tmp_path / "annotations/8_lnd.npy", np.zeros(10))
+    np.save(tmp_path / "val_set/annotations/7_lnd.npy", _face(5).reshape(-1))  # the full release's ids: part/id
+    t = G.landmark_properties(tmp_path, ["7", "8", "9", "val_set/7"])
     assert math.isclose(t.loc["7", "head roll"], 20) and t.loc[["8", "9"]].isna().all().all()
+    assert math.isclose(t.loc["val_set/7", "head roll"], 5)
 
 
 def test_numbers_are_binned_at_equal_counts_words_kept_and_small_groups_pooled():

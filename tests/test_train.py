@@ -360,6 +360,20 @@ def test_evaluate_leaves_out_what_a_stage_before_the_model_trained_on(tiny_run, 
     assert scored and not scored & trained
 
 
+def test_trains_on_the_full_affectnet_release_and_tests_on_its_validation_set(tmp_path):
+    data = tmp_path / "AffectNet"
+    make_affectnet_dir(data / "train_set", n_per_class=8, size=48)
+    make_affectnet_dir(data / "val_set", n_per_class=2, size=48, seed=1)
+    assert run_train("--data", data, "--out", tmp_path / "runs", "--name", "full", "--epochs", "1", *TINY) == 0
+    run = tmp_path / "runs" / "full"
+    split = pd.read_csv(run / "split.csv", dtype=str)
+    assert sorted(split.loc[split["split"] == "test", "id"]) == sorted(f"val_set/{3 * k + 5}" for k in range(16))
+    assert set(split.loc[split["split"] != "test", "id"].str.split("/").str[0]) == {"train_set"}
+    pred = pd.read_csv(run / "predictions_test.csv", dtype={"id": str})
+    assert len(pred) == 16 and pred["path"].str.startswith("val_set/images/").all()
+    assert "validation set (val_set/) is the test split" in (run / "train.log").read_text()
+
+
 def test_split_from_reuses_assignment(tiny_run):
     base, data, run = tiny_run
     rc = run_train("--data", data, "--out", base / "runs", "--name", "same-split", "--epochs", "1",
