@@ -351,16 +351,16 @@ def main(args) -> int:
         trained = {i for i, v in (saved_split(run).items() if run is not None else ()) if v == "train"}
         same_ids = sum(s.id in trained and s.id not in same_files for s in index.samples)
         in_split = [s for s in index.samples if split == "all" or s.split == split]
+        these = f"these {len(in_split)} {'' if split == 'all' else split + ' '}images"
+        n = sum(s.id in same_files for s in in_split)  # FER+'s train part, trained on, is not its test
         if same_files and args.split is None:
             left_out = same_files
-            if n := sum(s.id in same_files for s in in_split):  # FER+'s train part, trained on, is not its test
-                print(f"note: left out {n} of these {len(in_split)} {'' if split == 'all' else split + ' '}images: "
-                      f"{cfg.get('name')}, or a run its training started from, trained on them (the same files, or "
-                      f"copies); --split all scores them too", file=sys.stderr)
-        elif same_files:
-            print(f"note: {len(same_files)} of these images are images {cfg.get('name')}, or a run its training "
-                  f"started from, trained on (the same files, or copies): the figures will be flattering",
-                  file=sys.stderr)
+            if n:
+                print(f"note: left out {n} of {these}: {cfg.get('name')}, or a run its training started from, trained "
+                      f"on them (the same files, or copies); --split {split} scores them too", file=sys.stderr)
+        elif n:
+            print(f"note: {n} of {these} are images {cfg.get('name')}, or a run its training started from, trained on "
+                  f"(the same files, or copies): the figures will be flattering", file=sys.stderr)
         if same_ids:
             print(f"note: {same_ids} of these {len(index.samples)} images have the ids of images {cfg.get('name')} "
                   f"trained on; if they are the same images, the figures will be flattering", file=sys.stderr)

@@ -211,7 +211,7 @@ def test_images_the_model_trained_on_are_found_under_any_layout_and_left_out(csv
     rc, err = ev(capsys, "--run", run, "--data", folders, "--out", tmp_path / "a")
     assert rc == 0, err
     assert (f"note: left out {len(train_paths)} of these {n_all} images: csv, or a run its training started from, "
-            f"trained on them") in err
+            f"trained on them (the same files, or copies); --split all scores them too") in err
     pred = pd.read_csv(tmp_path / "a" / "predictions_folders-all.csv")
     assert len(pred) == n_all - len(train_paths)
     assert not {Path(p).name for p in pred["path"]} & {f"from-{Path(t).name}" for t in train_paths}
@@ -225,8 +225,10 @@ def test_images_the_model_trained_on_are_found_under_any_layout_and_left_out(csv
             shutil.copy(manifest.parent / rel, copies / label / Path(rel).name)
     rc, err = ev(capsys, "--run", run, "--data", copies, "--out", tmp_path / "b", "--split", "all")
     assert rc == 0, err
-    assert f"note: {2 * len(train_paths)} of these images are images csv, or a run its training started from" in err
-    assert len(pd.read_csv(tmp_path / "b" / "predictions_copies-all.csv")) == len(list(copies.rglob("*.jpg")))
+    n_copies = len(list(copies.rglob("*.jpg")))
+    assert (f"note: {2 * len(train_paths)} of these {n_copies} images are images csv, or a run its training started "
+            "from") in err
+    assert len(pd.read_csv(tmp_path / "b" / "predictions_copies-all.csv")) == n_copies
 
 
 def test_other_pictures_under_the_runs_ids_are_other_data(csv_run, run, tmp_path, capsys):

@@ -93,6 +93,27 @@ def test_evaluate_on_other_folder(tiny_run, tmp_path):
     assert m["data_root"] == str(other.resolve()) and m["n"] == 24
 
 
+def test_evaluate_counts_trained_on_images_within_the_split_scored(tiny_run, tmp_path, capsys):
+    """The run's own data as a full release's train_set/: the val_set/ test split holds none of its training images."""
+    _, data, run = tiny_run
+    release = tmp_path / "release"
+    release.mkdir()
+    os.symlink(data, release / "train_set")
+    make_affectnet_dir(release / "val_set", n_per_class=2, size=48, seed=7)
+    for more in ([], ["--split", "test"]):
+        capsys.readouterr()
+        argv = ["--run", str(run), "--data", str(release), "--out", str(tmp_path / f"ev{len(more)}"), *more]
+        assert evaluate.main(evaluate.get_args_parser().parse_args(argv)) == 0
+        err = capsys.readouterr().err
+        assert "trained on" not in err, err
+        assert len(pd.read_csv(next((tmp_path / f"ev{len(more)}").glob("predictions_*.csv")))) == 16
+    argv = ["--run", str(run), "--data", str(release), "--out", str(tmp_path / "all"), "--split", "all"]
+    assert evaluate.main(evaluate.get_args_parser().parse_args(argv)) == 0
+    n_train = len(pd.read_csv(run / "split.csv").query("split == 'train'"))
+    assert f"note: {n_train} of these 96 images are images tiny, or a run its training started from" in \
+        capsys.readouterr().err
+
+
 def test_predict_notes_the_images_the_model_trained_on(tiny_run, tmp_path, capsys):
     from fer_core import predict
 
