@@ -220,6 +220,51 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
     return _with_config(model, config)
 
 
+def foreign_onnx(data: bytes, classes: list[str], va: str, config: dict) -> bytes:
+    """Another tool's ONNX expression model wrapped as a FER Lab model: input "input" [batch, 3, S, S] (normalised
+    with config's mean/std, as FER Lab feeds its own), outputs "logits" [batch, 8] in AffectNet order and "va"
+    [batch, 2]. ``classes``: the model's output columns, by name (a FER Lab class, or None for one it has and FER Lab
+    lacks); a FER Lab class the model lacks gets a logit of -10,000 (probability 0). ``va``: "last2" (its first output's
+    last two columns are valence and arousal), "output" (its second output is [batch, 2]) or "none" (the "va" output
+    is zeros; config's data.has_va must then be False)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from .labels import CLASSES
+
+    original = onnx.load_from_string(data)
+    g = onnx.compose.add_prefix(original, "m/").graph
+    consts = {"m_columns": np.asarray([i for i, c in enumerate(classes) if c is not None], np.int64),
+              "m_zero": np.asarray(0, np.float32), "m_absent": np.asarray(-10_000, np.float32),
+              "m_first": np.asarray([0], np.int64), "m_va_columns": np.asarray([len(classes), len(classes) + 1], np.int64)}
+    kept = [c for c in classes if c is not None]
+    # the kept logits, then one column of -10,000 (a FER Lab class the model lacks), picked in AffectNet order
+    consts["m_order"] = np.asarray([kept.index(c) if c in kept else len(kept) for c in CLASSES], np.int64)
+    out = g.output[0].name
+    nodes = [helper.make_node("Identity", ["input"], [g.input[0].name]), *g.node,
+             helper.make_node("Gather", [out, "m_columns"], ["m_kept"], axis=1),
+             helper.make_node("Gather", [out, "m_first"], ["m_one"], axis=1),
+             helper.make_node("Mul", ["m_one", "m_zero"], ["m_zeros"]),
+             helper.make_node("Add", ["m_zeros", "m_absent"], ["m_filler"]),
+             helper.make_node("Concat", ["m_kept", "m_filler"], ["m_padded"], axis=1),
+             helper.make_node("Gather", ["m_padded", "m_order"], ["logits"], axis=1)]
+    if va == "last2":
+        nodes.append(helper.make_node("Gather", [out, "m_va_columns"], ["va"], axis=1))
+    elif va == "output":
+        nodes.append(helper.make_node("Identity", [g.output[1].name], ["va"]))
+    else:
+        nodes.append(helper.make_node("Concat", ["m_zeros", "m_zeros"], ["va"], axis=1))
+    size = int(config["img_size"])
+    graph = helper.make_graph(
+        nodes, "imported", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", len(CLASSES)]),
+         helper.make_tensor_value_info("va", onnx.TensorProto.FLOAT, ["batch", 2])],
+        [*g.initializer, *(numpy_helper.from_array(v, k) for k, v in consts.items())], value_info=g.value_info)
+    model = helper.make_model(graph, opset_imports=original.opset_import, ir_version=original.ir_version)
+    onnx.checker.check_model(model)
+    return _with_config(model, config)
+
+
 def _ensemble_bytes(folder: Path, config: dict, fp16_weights: bool) -> tuple[bytes, dict]:
     """(ONNX bytes, report) of an ensemble folder, whose members are the run folders its config.json names
     (member_folder). A member's exported checkpoints/best.onnx is used as it is where it is at least as new as its

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -830,3 +831,102 @@ def test_subgroups_prints_a_table_per_property_and_says_what_is_not_at_hand(tmp_
     assert missing.returncode == 2 and "'head roll' not at hand; the runs' images give brightness" in missing.stderr
     bad = _run("subgroups.py", run, "--groups", tmp_path / "nope.csv")
     assert bad.returncode == 2 and "nope.csv: no such file" in bad.stderr
+
+
+# ---------------------------------------------------------------- import_model.py
+
+HSE_ORDER = ["Anger", "Contempt", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+
+
+def _their_model(path: Path, n_classes: int = 8, va: bool = True, side: int = 32, batch="n", channels_last=False):
+    """An ONNX model shaped as HSEmotion's: input "image" [batch, 3, side, side], one output of n_classes logits (then
+    valence, arousal), no FER Lab metadata."""
+    import torch
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(3 * 4 * 4, n_classes + 2 * va)
+
+        def forward(self, x):
+            x = x.permute(0, 3, 1, 2) if channels_last else x
+            return self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1))
+
+    shape = (1, side, side, 3) if channels_last else (1, 3, side, side)
+    with warnings.catch_warnings():  # the TorchScript exporter's notice that it is the old one
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Theirs(), (torch.zeros(shape),), str(path), dynamo=False, input_names=["image"],
+                          output_names=["scores"], dynamic_axes={"image": {0: batch}} if batch else None)
+    return path
+
+
+def test_import_model_answers_as_the_original_in_fer_labs_class_order(tmp_path):
+    import onnxruntime as ort
+    from scipy.special import softmax
+
+    from fer_core.inference import Predictor
+    from fer_core.labels import CLASSES
+
+    theirs = _their_model(tmp_path / "enet_b0_8_va_mtl.onnx")
+    out = _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "hse.onnx")
+    assert out.returncode == 0, out.stderr
+    assert "Anger, Contempt, Disgust, Fear, Happy, Neutral, Sad, Surprise" in out.stdout
+    assert "valence/arousal: its output's last two columns" in out.stdout
+    crops = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    x = (crops.transpose(0, 3, 1, 2) / 255 - np.array([0.485, 0.456, 0.406])[:, None, None]) / \
+        np.array([0.229, 0.224, 0.225])[:, None, None]
+    scores = ort.InferenceSession(str(theirs)).run(None, {"image": x.astype(np.float32)})[0]
+    p = Predictor(tmp_path / "hse.onnx", detector=None)
+    assert p.img_size == 32 and p.has_va and not p.tta and p.temperature == 1
+    assert "enet_b0_8_va_mtl.onnx (sha256 " in p.info()["init"]
+    probs, va = p.predict_batch(crops)
+    want = softmax(scores[:, :8].astype(np.float64), axis=1)[:, [HSE_ORDER.index(c) for c in CLASSES]]
+    np.testing.assert_allclose(probs, want, atol=1e-5)
+    np.testing.assert_allclose(va, scores[:, 8:], atol=1e-5)
+
+
+def test_import_model_gives_a_class_the_model_lacks_probability_zero(tmp_path, affectnet_dir):
+    from fer_core.inference import Predictor
+
+    theirs = _their_model(tmp_path / "enet_b2_7.onnx", n_classes=7, va=False)
+    out = _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "seven.onnx")
+    assert out.returncode == 0, out.stderr
+    assert "Contempt: not in the model, probability 0" in out.stdout and "no valence/arousal" in out.stdout
+    p = Predictor(tmp_path / "seven.onnx", detector=None)
+    probs, _ = p.predict_batch(np.full((2, 32, 32, 3), 128, np.uint8))
+    assert probs[:, 7].max() < 1e-6 and not p.has_va
+    ev = subprocess.run([sys.executable, "-m", "fer_core.evaluate", "--run", tmp_path / "seven.onnx", "--data",
+                         affectnet_dir, "--out", tmp_path / "scored"], capture_output=True, text=True, timeout=120)
+    assert ev.returncode == 0, ev.stderr
+    pred = pd.read_csv(tmp_path / "scored" / "predictions_affectnet-all.csv")
+    assert len(pred) == 48 and pred["valence_pred"].isna().all()
+
+
+@pytest.mark.parametrize("case, args, says", [
+    ("channels last", {"channels_last": True}, "channels first"),
+    ("batch of one", {"batch": None}, "any batch size"),
+    ("seven columns, eight names", {"n_classes": 7, "va": False}, "give --classes in its order"),
+])
+def test_import_model_refuses_what_it_cannot_wrap_and_writes_nothing(tmp_path, case, args, says):
+    theirs = _their_model(tmp_path / "theirs.onnx", **args)
+    out = _run("import_model.py", theirs, "--classes", ",".join(HSE_ORDER), "--out", tmp_path / "x.onnx")
+    assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, (case, out.stderr)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_import_model_bad_arguments_say_what_is_wrong(tmp_path):
+    theirs = _their_model(tmp_path / "theirs.onnx")
+    for args, says in [(["--classes", "anger,bored"], "'bored' is no class name known here"),
+                       (["--classes", ",".join(HSE_ORDER), "--mean", "0.5,0.5"], "three numbers"),
+                       (["--classes", ",".join(HSE_ORDER), "--va", "output"], "--va output does not fit"),
+                       (["--img-size", "64", "--like", "hsemotion"], "--img-size 64, but the model takes 32 px"),
+                       ([], "give --classes")]:
+        out = _run("import_model.py", theirs, *args, "--out", tmp_path / "x.onnx")
+        assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    out = _run("import_model.py", tmp_path / "junk.onnx", "--like", "hsemotion", "--out", tmp_path / "x.onnx")
+    assert out.returncode == 2 and "not an ONNX model" in out.stderr
+    out = _run("import_model.py", tmp_path / "missing.onnx", "--like", "hsemotion", "--out", tmp_path / "x.onnx")
+    assert out.returncode == 2 and "cannot read it" in out.stderr
+    assert not (tmp_path / "x.onnx").exists()

@@ -50,10 +50,16 @@ def runs_dirs() -> list[Path]:
 
 
 def model_choices() -> dict[str, str]:
-    """Label -> model argument for resolve_model (None = the default model)."""
+    """Label -> model argument for resolve_model (None = the default model): the default model, the other model files
+    under models/ (another shipped run, a model scripts/import_model.py wrapped), then the runs."""
     out = {}
     if any((ROOT / DEFAULT_DIR / f).is_file() for f in ("model.pt", "model.onnx")):
         out[f"Default model ({DEFAULT_DIR})"] = None
+    models = ROOT / DEFAULT_DIR.parent
+    for f in sorted(models.glob("*")):
+        if f.suffix.lower() in (".onnx", ".pt") or (f.is_dir() and f != ROOT / DEFAULT_DIR and any(
+                (f / m).is_file() for m in ("model.pt", "model.onnx"))):
+            out[f"Model {f.relative_to(ROOT).as_posix()}"] = str(f)
     found = list_runs(runs_dirs())
     for run, name in zip(found, unique_names(found)):  # runs of one name in two folders named as in the sidebar
         out[f"Run {name}"] = str(run)
@@ -428,7 +434,7 @@ def main() -> None:
     st.caption("The model names the expression a face shows, as AffectNet's annotators would label it, and rates its "
                "valence and arousal: the look of a face, not what its person feels. For research and teaching, not "
                "for decisions about people; the default model's intended use and limits: models/default/README.md. "
-               "It was trained on AffectNet and FER+ images: non-commercial research use only.")
+               "The default model was trained on AffectNet and FER+ images: non-commercial research use only.")
     choices = model_choices()
     if not choices:
         where = ", ".join(code(d) for d in runs_dirs())

@@ -1,0 +1,197 @@
+"""Bring another tool's ONNX expression model into FER Lab: wrapped as a FER Lab model file, which `fer_core.predict`,
+`fer_core.evaluate` (and so the dashboard's comparisons) and the Live prediction page take like FER Lab's own.
+
+    python scripts/import_model.py enet_b0_8_va_mtl.onnx --like hsemotion --out models/hsemotion-b0.onnx
+    python scripts/import_model.py theirs.onnx --classes anger,disgust,fear,happy,sad,surprise,neutral \\
+        --img-size 112 --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --out models/theirs.onnx
+    python -m fer_core.evaluate --run models/hsemotion-b0.onnx --data ../shared/data/affectnet8-4k \\
+        --out artifacts/runs/hsemotion-b0     # scored on your data, a run folder the dashboard compares
+
+The model must take RGB images [batch, 3, S, S] (channels first, any batch size), scaled to 0-1 and then normalised
+with --mean and --std, and give logits (or probabilities: the order is what counts) as its first output, one column
+per class in the order --classes names them. Valence and arousal, where it gives them, are its first output's two
+last columns (HSEmotion's *_va_mtl models) or its second output ([batch, 2]); --va says which, or is found from the
+shapes. A FER Lab class the model lacks (7-class models have no Contempt) gets probability 0: evaluate with
+--only-data-classes on 7-class data. `--like hsemotion` sets what HSEmotion's models (hsemotion-onnx) use: its
+classes in alphabetical order (Anger, Contempt, Disgust, Fear, Happiness, Neutral, Sadness, Surprise; no Contempt for
+*_7 models), ImageNet's mean and std, and the side its input names.
+
+The file written is checked against the original on random images before it is written: same answers, in FER Lab's
+class order. Faces are cropped by FER Lab's detector with its margin, which may differ from how the model's authors
+cropped theirs: a model can score a little lower here than in its paper.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fer_core.export import foreign_onnx  # noqa: E402
+from fer_core.io import atomic_write_bytes, unwritable_folder  # noqa: E402
+from fer_core.labels import CLASSES, class_index, close_class  # noqa: E402
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+HSEMOTION = {8: ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"],
+             7: ["Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"]}
+TOLERANCE = 1e-4
+
+
+class Refused(Exception):
+    """The model or the arguments cannot be imported; the message says why."""
+
+
+def triple(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"three numbers, one per colour channel (R,G,B), not {text!r}")
+    return values
+
+
+def class_names(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",")]
+    for c in names:
+        if class_index(c) is None:
+            near = close_class(c)
+            raise argparse.ArgumentTypeError(f"{c!r} is no class name known here ({', '.join(CLASSES)}, or a synonym "
+                                             f"such as happiness or angry){f'; {near}?' if near else ''}")
+    if len({class_index(c) for c in names}) < len(names):
+        raise argparse.ArgumentTypeError(f"a class named twice: {text}")
+    return names
+
+
+def get_args_parser():
+    p = argparse.ArgumentParser(prog="python scripts/import_model.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, help="the other tool's .onnx file")
+    p.add_argument("--out", type=Path, required=True, help="the FER Lab model file to write (.onnx)")
+    p.add_argument("--like", choices=["hsemotion"], help="set --classes, --mean and --std as this tool's models have "
+                                                         "them")
+    p.add_argument("--classes", type=class_names, metavar="NAMES",
+                   help="the model's output columns, comma-separated class names in its order")
+    p.add_argument("--va", choices=["auto", "last2", "output", "none"], default="auto",
+                   help="where valence/arousal come from: its first output's last two columns, its second output, or "
+                        "nowhere; auto (default) tells from the output shapes")
+    p.add_argument("--img-size", type=int, metavar="S", help="the input side, where the model does not fix it")
+    p.add_argument("--mean", type=triple, metavar="R,G,B", help="per-channel mean of 0-1 pixels (default ImageNet's)")
+    p.add_argument("--std", type=triple, metavar="R,G,B", help="per-channel std (default ImageNet's)")
+    p.add_argument("--name", help="the model's name in FER Lab (default: --out's file name)")
+    return p
+
+
+def _session(data: bytes):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+def read_model(path: Path):
+    """(serialized model, its input's side or None where it does not fix it, its input's name)."""
+    import onnx
+
+    try:
+        data = path.read_bytes()
+        model = onnx.load_from_string(data)
+    except OSError as e:
+        raise Refused(f"{path}: cannot read it ({e.strerror or e})") from None
+    except Exception as e:  # protobuf's DecodeError and others: not an ONNX file
+        raise Refused(f"{path}: not an ONNX model ({type(e).__name__})") from None
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(inputs) != 1:
+        raise Refused(f"{path}: {len(inputs)} inputs; an image model with one input is needed")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4 or dims[1] not in (3, None) or (dims[3] == 3 and dims[1] != 3):
+        raise Refused(f"{path}: input shape {dims}; images [batch, 3, side, side] are needed (channels first)")
+    side = dims[2] if dims[2] and dims[2] == dims[3] else None
+    return data, side, inputs[0].name
+
+
+def output_widths(data: bytes, input_name: str, side: int) -> list[int]:
+    try:
+        outputs = _session(data).run(None, {input_name: np.zeros((2, 3, side, side), np.float32)})
+    except Exception as e:  # onnxruntime's own exception types
+        raise Refused(f"the model does not run on a batch of two {side} px images ({type(e).__name__}: "
+                      f"{str(e)[:200]}); FER Lab needs a model that takes any batch size") from None
+    if any(o.ndim != 2 or len(o) != 2 for o in outputs):
+        raise Refused(f"output shapes {[list(o.shape) for o in outputs]}; [batch, columns] is needed")
+    return [o.shape[1] for o in outputs]
+
+
+def va_source(va: str, widths: list[int], n_classes: int) -> str:
+    found = ("last2" if widths[0] == n_classes + 2 else
+             "output" if len(widths) > 1 and widths[1] == 2 and widths[0] == n_classes else "none")
+    if va == "auto":
+        if widths[0] not in (n_classes, n_classes + 2):
+            raise Refused(f"its first output has {widths[0]} columns, and {n_classes} classes were named: give "
+                          f"--classes in its order")
+        return found
+    need = {"last2": widths[0] == n_classes + 2, "output": len(widths) > 1 and widths[1] == 2,
+            "none": widths[0] in (n_classes, n_classes + 2)}
+    if not need[va]:
+        raise Refused(f"--va {va} does not fit its outputs' columns {widths} with {n_classes} classes")
+    return va
+
+
+def main(argv=None) -> int:
+    a = get_args_parser().parse_args(argv)
+    try:
+        if a.out.suffix.lower() != ".onnx":
+            raise Refused(f"--out {a.out}: name an .onnx file")
+        if problem := unwritable_folder(a.out.parent):
+            raise Refused(f"--out {a.out}: {problem}")
+        data, side, input_name = read_model(a.model)
+        if a.img_size and side and a.img_size != side:
+            raise Refused(f"--img-size {a.img_size}, but the model takes {side} px images")
+        side = side or a.img_size
+        if not side:
+            raise Refused("the model does not fix its input side: give --img-size")
+        widths = output_widths(data, input_name, side)
+        classes = a.classes
+        if classes is None and a.like == "hsemotion":
+            classes = HSEMOTION[7] if widths[0] in (7, 9) else HSEMOTION[8]
+        if classes is None:
+            raise Refused("give --classes, the model's output columns in its order (or --like hsemotion)")
+        va = va_source(a.va, widths, len(classes))
+        mean, std = a.mean or IMAGENET[0], a.std or IMAGENET[1]
+    except Refused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    digest = hashlib.sha256(data).hexdigest()
+    names = [CLASSES[class_index(c)] for c in classes]
+    config = {"name": a.name or a.out.stem, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "backbone": f"imported ONNX model ({a.model.name})", "img_size": side, "mean": list(mean),
+              "std": list(std), "classes": list(CLASSES), "data": {"has_va": va != "none"},
+              "weights": {"loaded": f"{a.model.name} (sha256 {digest[:16]}), imported by scripts/import_model.py"},
+              "imported": {"file": str(a.model), "sha256": digest, "columns": names, "va": va}}
+    wrapped = foreign_onnx(data, names, va, config)
+    x = np.random.default_rng(0).normal(size=(4, 3, side, side)).astype(np.float32)
+    theirs = _session(data).run(None, {input_name: x})
+    logits, va_out = _session(wrapped).run(None, {"input": x})
+    order = [CLASSES.index(c) for c in names]
+    diff = float(np.abs(logits[:, order] - theirs[0][:, :len(names)]).max())
+    if va != "none":
+        diff = max(diff, float(np.abs(va_out - (theirs[0][:, -2:] if va == "last2" else theirs[1])).max()))
+    if diff > TOLERANCE:
+        print(f"error: the wrapped model differs from the original by {diff:.2g}; nothing written", file=sys.stderr)
+        return 1
+    atomic_write_bytes(a.out, wrapped)
+    absent = [c for c in CLASSES if c not in names]
+    print(f"wrote {a.out}: {a.model.name} at {side} px, mean {list(mean)} std {list(std)}; its columns "
+          f"({', '.join(names)}) put in FER Lab's order"
+          + (f"; {', '.join(absent)}: not in the model, probability 0" if absent else "")
+          + {"last2": "; valence/arousal: its output's last two columns", "output": "; valence/arousal: its second "
+             "output", "none": "; no valence/arousal"}[va]
+          + f". Checked against the original on 4 random images: largest difference {diff:.1g}")
+    print(f"next: python -m fer_core.evaluate --run {a.out} --data DATA --out artifacts/runs/{config['name']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
