@@ -236,7 +236,8 @@ def foreign_onnx(data: bytes, classes: list[str], va: str, config: dict) -> byte
     g = onnx.compose.add_prefix(original, "m/").graph
     consts = {"m_columns": np.asarray([i for i, c in enumerate(classes) if c is not None], np.int64),
               "m_zero": np.asarray(0, np.float32), "m_absent": np.asarray(-10_000, np.float32),
-              "m_first": np.asarray([0], np.int64), "m_va_columns": np.asarray([len(classes), len(classes) + 1], np.int64)}
+              "m_first": np.asarray([0], np.int64),
+              "m_va_columns": np.asarray([len(classes), len(classes) + 1], np.int64)}
     kept = [c for c in classes if c is not None]
     # the kept logits, then one column of -10,000 (a FER Lab class the model lacks), picked in AffectNet order
     consts["m_order"] = np.asarray([kept.index(c) if c in kept else len(kept) for c in CLASSES], np.int64)

@@ -58,11 +58,11 @@ def triple(text: str) -> tuple[float, float, float]:
 def class_names(text: str) -> list[str]:
     names = [c.strip() for c in text.split(",")]
     for c in names:
-        if class_index(c) is None:
+        if c != "-" and class_index(c) is None:
             near = close_class(c)
             raise argparse.ArgumentTypeError(f"{c!r} is no class name known here ({', '.join(CLASSES)}, or a synonym "
                                              f"such as happiness or angry){f'; {near}?' if near else ''}")
-    if len({class_index(c) for c in names}) < len(names):
+    if len({class_index(c) for c in names if c != "-"}) < sum(c != "-" for c in names):
         raise argparse.ArgumentTypeError(f"a class named twice: {text}")
     return names
 
@@ -75,7 +75,9 @@ def get_args_parser():
     p.add_argument("--like", choices=["hsemotion"], help="set --classes, --mean and --std as this tool's models have "
                                                          "them")
     p.add_argument("--classes", type=class_names, metavar="NAMES",
-                   help="the model's output columns, comma-separated class names in its order")
+                   help="the model's output columns, comma-separated class names in its order; - for a column "
+                        "FER Lab has no class for (FER+'s unknown, not a face): left out, the others' probabilities "
+                        "renormalised")
     p.add_argument("--va", choices=["auto", "last2", "output", "none"], default="auto",
                    help="where valence/arousal come from: its first output's last two columns, its second output, or "
                         "nowhere; auto (default) tells from the output shapes")
@@ -164,18 +166,18 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     digest = hashlib.sha256(data).hexdigest()
-    names = [CLASSES[class_index(c)] for c in classes]
+    names = [None if c == "-" else CLASSES[class_index(c)] for c in classes]
     config = {"name": a.name or a.out.stem, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "backbone": f"imported ONNX model ({a.model.name})", "img_size": side, "mean": list(mean),
               "std": list(std), "classes": list(CLASSES), "data": {"has_va": va != "none"},
               "weights": {"loaded": f"{a.model.name} (sha256 {digest[:16]}), imported by scripts/import_model.py"},
-              "imported": {"file": str(a.model), "sha256": digest, "columns": names, "va": va}}
+              "imported": {"file": str(a.model), "sha256": digest, "columns": [c or "-" for c in names], "va": va}}
     wrapped = foreign_onnx(data, names, va, config)
     x = np.random.default_rng(0).normal(size=(4, 3, side, side)).astype(np.float32)
     theirs = _session(data).run(None, {input_name: x})
     logits, va_out = _session(wrapped).run(None, {"input": x})
-    order = [CLASSES.index(c) for c in names]
-    diff = float(np.abs(logits[:, order] - theirs[0][:, :len(names)]).max())
+    kept = [i for i, c in enumerate(names) if c]
+    diff = float(np.abs(logits[:, [CLASSES.index(names[i]) for i in kept]] - theirs[0][:, kept]).max())
     if va != "none":
         diff = max(diff, float(np.abs(va_out - (theirs[0][:, -2:] if va == "last2" else theirs[1])).max()))
     if diff > TOLERANCE:
@@ -184,7 +186,7 @@ def main(argv=None) -> int:
     atomic_write_bytes(a.out, wrapped)
     absent = [c for c in CLASSES if c not in names]
     print(f"wrote {a.out}: {a.model.name} at {side} px, mean {list(mean)} std {list(std)}; its columns "
-          f"({', '.join(names)}) put in FER Lab's order"
+          f"({', '.join(c or '-' for c in names)}) put in FER Lab's order"
           + (f"; {', '.join(absent)}: not in the model, probability 0" if absent else "")
           + {"last2": "; valence/arousal: its output's last two columns", "output": "; valence/arousal: its second "
              "output", "none": "; no valence/arousal"}[va]

@@ -903,6 +903,29 @@ def test_import_model_gives_a_class_the_model_lacks_probability_zero(tmp_path, a
     assert len(pred) == 48 and pred["valence_pred"].isna().all()
 
 
+def test_import_model_leaves_out_columns_named_dash(tmp_path):
+    """A FER+ model's ten columns: its eight classes, unknown and not-a-face; the eight renormalised."""
+    import onnxruntime as ort
+    from scipy.special import softmax
+
+    from fer_core.inference import Predictor
+    from fer_core.labels import CLASSES
+
+    theirs = _their_model(tmp_path / "ferplus.onnx", n_classes=10, va=False)
+    ferplus = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
+    out = _run("import_model.py", theirs, "--classes", ",".join(ferplus + ["-", "-"]), "--mean", "0,0,0", "--std",
+               "1,1,1", "--out", tmp_path / "fp.onnx")
+    assert out.returncode == 0, out.stderr
+    assert "Contempt, -, -) put in FER Lab's order; no valence/arousal" in out.stdout
+    crops = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    scores = ort.InferenceSession(str(theirs)).run(None, {"image": (crops.transpose(0, 3, 1, 2) / 255).astype(
+        np.float32)})[0]
+    names = ["Neutral", "Happy", "Surprise", "Sad", "Anger", "Disgust", "Fear", "Contempt"]
+    want = softmax(scores[:, :8].astype(np.float64), axis=1)[:, [names.index(c) for c in CLASSES]]
+    np.testing.assert_allclose(Predictor(tmp_path / "fp.onnx", detector=None).predict_batch(crops)[0], want,
+                               atol=1e-5)
+
+
 @pytest.mark.parametrize("case, args, says", [
     ("channels last", {"channels_last": True}, "channels first"),
     ("batch of one", {"batch": None}, "any batch size"),
