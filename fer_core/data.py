@@ -262,7 +262,9 @@ def affectnet_parts(root) -> dict[str, str | None]:
     root = Path(root)
     if _affectnet_dir(root):
         return {"": None}
-    parts = {d.name: split for d in sorted(root.iterdir()) if root.is_dir()
+    if not root.is_dir():
+        return {}
+    parts = {d.name: split for d in sorted(root.iterdir())
              if d.is_dir() and _affectnet_dir(d) and (split := _split_name(d.name.removesuffix("_set")))}
     if "train" in parts.values() and "test" not in parts.values():
         parts = {d: "test" if split == "val" else split for d, split in parts.items()}

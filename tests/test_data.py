@@ -13,8 +13,9 @@ import torch
 import pytest
 from PIL import Image
 
-from fer_core.data import (DataError, ImageError, class_count_notes, decode_images, detect_layout, has_predefined_split, images_root,
-                           load_image, make_split, read_dataset, read_landmarks, stratified_subset)
+from fer_core.data import (DataError, ImageError, affectnet_parts, class_count_notes, decode_images, detect_layout,
+                           has_predefined_split, images_root, load_image, make_split, read_dataset, read_landmarks,
+                           stratified_subset)
 from fer_core.labels import CLASSES
 from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image, write_ferplus
 
@@ -108,6 +109,9 @@ def test_affectnet_release_folders_with_a_test_set_keep_their_names(tmp_path):
     index = read_dataset(root)
     assert Counter(s.split for s in index.samples) == {"train": 8, "val": 8, "test": 8}
     assert not any("is the test split" in n for n in index.notes)
+    assert affectnet_parts(tmp_path / "nowhere") == {} and affectnet_parts(root / "train" / "images" / "5.jpg") == {}
+    with pytest.raises(DataError, match="not an AffectNet folder"):
+        read_dataset(root / "train" / "images", "affectnet")
     only_val = tmp_path / "b"
     make_affectnet_dir(only_val / "val_set", n_per_class=2, size=16)  # no train_set: a split is drawn
     split = make_split(read_dataset(only_val))
