@@ -130,6 +130,25 @@ def _pixel_csv(csv_path: Path) -> bool:
     return {"emotion", "pixels"} <= {c.strip().lower() for c in header.split(",")}
 
 
+def _affectnet_original(root: Path) -> str:
+    """How to convert AffectNet's original release (training.csv / validation.csv with face boxes) when ``root`` is it
+    or one of its CSVs, else ""."""
+    lists = "Manually_Annotated_file_lists"
+    csvs = [root] if root.is_file() else [*root.glob("*.csv"), *root.glob(f"{lists}/*.csv")]
+    folder = root.parent if root.is_file() else root
+    folder = folder.parent if folder.name == lists else folder
+    for f in csvs:
+        try:
+            with open(f, encoding="utf-8-sig", errors="replace") as fh:
+                first = fh.readline(200).strip().lower()
+        except OSError:
+            continue
+        if first.startswith("subdirectory_filepath,face_x"):
+            return (f"; {f.name} lists AffectNet's original release, whole pictures with face boxes: crop the faces "
+                    f"first (python scripts/affectnet_csv_images.py {shlex.quote(str(folder))} --out DATA_FOLDER)")
+    return ""
+
+
 def _class_dirs(folder: Path) -> list[Path]:
     return [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.isdigit() and class_index(d.name) is not None]
 
@@ -147,6 +166,7 @@ def detect_layout(root) -> str:
         if root.suffix.lower() == ".csv" and _manifest_columns(root):
             return "csv"
         raise DataError(f"not a data folder or CSV manifest with path and expression columns: {root}"
+                        + _affectnet_original(root)
                         + (f"; it is FER2013's pixel CSV: write its images first (python scripts/fer2013_images.py "
                            f"{root} --out DATA_FOLDER)" if _pixel_csv(root) else ""))
     if affectnet_parts(root):
@@ -176,6 +196,8 @@ def detect_layout(root) -> str:
         parent, _, name = f.rpartition("/")
         if name.isdigit():
             numbered.setdefault(parent, []).append(int(name))
+    if original := _affectnet_original(root):
+        raise DataError(f"no recognised data layout in {root}{original}")
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
                        if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else "")

@@ -1,6 +1,7 @@
 """The command-line scripts behind docs/results.md, run as a user runs them, on synthetic run folders."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shlex
@@ -953,3 +954,97 @@ def test_import_model_bad_arguments_say_what_is_wrong(tmp_path):
     out = _run("import_model.py", tmp_path / "missing.onnx", "--like", "hsemotion", "--out", tmp_path / "x.onnx")
     assert out.returncode == 2 and "cannot read it" in out.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+# ---------------------------------------------------------------- affectnet_csv_images.py
+
+def _original_release(root: Path, header: bool = True) -> dict[str, np.ndarray]:
+    """AffectNet's original layout: Manually_Annotated_Images/<sub>/<name>.jpg, whole pictures with the face somewhere
+    in them, and Manually_Annotated_file_lists/training.csv (with its header) and validation.csv (without, as some
+    copies have it). Returns each face's pixels by its CSV path."""
+    from PIL import Image
+
+    from tests.conftest import pattern_image
+
+    rng = np.random.default_rng(0)
+    lists = root / "Manually_Annotated_file_lists"
+    lists.mkdir(parents=True)
+    faces = {}
+    for name, n in (("training.csv", 12), ("validation.csv", 5)):
+        rows = []
+        for k in range(n):
+            label = k % 8
+            face = pattern_image(label, 56, rng)
+            canvas = rng.integers(0, 256, (100, 140, 3), dtype=np.uint8)
+            x, y = 10 + 7 * k % 60, 5 + 3 * k % 30
+            canvas[y:y + 56, x:x + 56] = face
+            rel = f"{k % 3}/{name[:5]}{k}.png"
+            (root / "Manually_Annotated_Images" / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(canvas).save(root / "Manually_Annotated_Images" / rel)
+            faces[rel] = face
+            points = ";".join(f"{x + 28 + j % 5:.2f};{y + 28 + j % 7:.2f}" for j in range(68))
+            rows.append([rel, x, y, 56, 56, points, label, f"{0.1 * label - 0.3:.3f}", "-2" if k == 1 else "0.25"])
+        rows += [[f"0/{name[:5]}gone.jpg", 0, 0, 50, 50, "", 3, 0.1, 0.1],  # no such image
+                 [rows[0][0], 0, 0, 50, 50, "", 9, -2, -2],                 # Uncertain
+                 [rows[0][0], "NULL", 0, 50, 50, "", 1, 0.1, 0.1]]          # a value missing
+        with open(lists / name, "w", newline="") as f:
+            w = csv.writer(f)
+            if header or name == "training.csv":
+                w.writerow(["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
+                            "facial_landmarks", "expression", "valence", "arousal"])
+            w.writerows(rows)
+    return faces
+
+
+def test_affectnet_csv_images_writes_the_later_release_that_fer_lab_reads(tmp_path):
+    from fer_core.data import read_dataset, read_landmarks
+    from fer_core.images import load_image
+
+    faces = _original_release(tmp_path / "AffectNet", header=False)
+    out = _run("affectnet_csv_images.py", tmp_path / "AffectNet", "--out", tmp_path / "data")
+    assert out.returncode == 0, out.stderr
+    assert ("train_set: wrote 12 images; left out a value missing 1, class 9 (Uncertain) 1, image missing 1"
+            in out.stdout)
+    assert "val_set: wrote 5 images" in out.stdout
+    index = read_dataset(tmp_path / "data")
+    assert len(index.samples) == 17 and {s.split for s in index.samples} == {"train", "test"}
+    by_id = {s.id: s for s in index.samples}
+    sources = pd.read_csv(tmp_path / "data" / "train_set" / "sources.csv")
+    assert list(sources["id"]) == list(range(12))
+    s = by_id["train_set/3"]
+    assert s.label == 3 and s.valence == pytest.approx(0.0) and s.arousal == 0.25
+    assert np.isnan(by_id["train_set/1"].arousal)  # -2: not annotated
+    crop = np.asarray(load_image(tmp_path / "data" / s.path), float)
+    face = np.asarray(faces[sources.loc[3, "source"]], float)
+    assert crop.shape == (224, 224, 3)
+    small = np.asarray(load_image(tmp_path / "data" / s.path).resize((56, 56)), float)
+    assert np.abs(small - face).mean() < 12, np.abs(small - face).mean()  # the face, not the background around it
+    assert read_landmarks(index) == 17
+    assert np.allclose(by_id["train_set/3"].landmarks[0], [0, 0], atol=0.01)  # the box's centre, as given
+    assert not list(tmp_path.glob(".data.partial*"))
+
+
+def test_data_readers_point_the_original_release_to_the_converter(tmp_path):
+    from fer_core.data import DataError, read_dataset
+
+    _original_release(tmp_path / "AffectNet")
+    for given in ("", "Manually_Annotated_file_lists", "Manually_Annotated_file_lists/training.csv"):
+        with pytest.raises(DataError, match="lists AffectNet's original release, whole pictures with face boxes") as e:
+            read_dataset(tmp_path / "AffectNet" / given)
+        assert f"python scripts/affectnet_csv_images.py {tmp_path / 'AffectNet'} --out DATA_FOLDER" in str(e.value)
+
+
+def test_affectnet_csv_images_says_what_is_wrong_and_writes_nothing(tmp_path):
+    (tmp_path / "empty").mkdir()
+    out = _run("affectnet_csv_images.py", tmp_path / "empty", "--out", tmp_path / "data")
+    assert out.returncode == 2 and "no training.csv or validation.csv" in out.stderr
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "training.csv").write_text("path,label\na.jpg,happy\n")
+    out = _run("affectnet_csv_images.py", tmp_path / "odd", "--out", tmp_path / "data")
+    assert out.returncode == 2 and "not one of AffectNet's CSVs" in out.stderr
+    _original_release(tmp_path / "moved")
+    shutil.rmtree(tmp_path / "moved" / "Manually_Annotated_Images")
+    out = _run("affectnet_csv_images.py", tmp_path / "moved", "--out", tmp_path / "data")
+    assert out.returncode == 2 and "is in none of" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "data").exists()
+    assert not list(tmp_path.glob(".data.partial*"))
