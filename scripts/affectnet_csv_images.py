@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,8 +108,6 @@ def convert_row(row: list[str], images: Path, out: Path, i: int) -> str | None:
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, image.width), min(y + h, image.height)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return "empty face box"
-    from PIL import Image
-
     image.crop((x0, y0, x1, y1)).resize((SIDE, SIDE), Image.BILINEAR).save(out / "images" / f"{i}.jpg", quality=95)
     ann = out / "annotations"
     for kind, value in (("exp", str(label)), ("val", f"{valence:g}"), ("aro", f"{arousal:g}")):
