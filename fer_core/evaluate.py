@@ -475,7 +475,8 @@ def evaluation_config(cfg: dict, path: Path, index, name: str, has_va: bool) -> 
             "data": {"root": str(index.root), "layout": index.layout, "has_va": has_va,
                      "n_samples": len(index.samples)},
             "evaluated_model": {"file": str(path), "name": cfg.get("name"), "preset": cfg.get("preset"),
-                                "trained_on": (cfg.get("data") or {}).get("root")}}
+                                "trained_on": (cfg.get("data") or {}).get("root")
+                                or ("its authors' data (an imported model)" if cfg.get("imported") else None)}}
 
 
 def _fail(msg: str) -> int:

@@ -220,13 +220,15 @@ def ensemble_onnx(members: list[bytes], member_cfgs: list[dict], config: dict) -
     return _with_config(model, config)
 
 
-def foreign_onnx(data: bytes, classes: list[str], va: str, config: dict) -> bytes:
+def foreign_onnx(data: bytes, classes: list[str | None], va: str | int, config: dict, output: int = 0,
+                 probabilities: bool = False) -> bytes:
     """Another tool's ONNX expression model wrapped as a FER Lab model: input "input" [batch, 3, S, S] (normalised
     with config's mean/std, as FER Lab feeds its own), outputs "logits" [batch, 8] in AffectNet order and "va"
-    [batch, 2]. ``classes``: the model's output columns, by name (a FER Lab class, or None for one it has and FER Lab
-    lacks); a FER Lab class the model lacks gets a logit of -10,000 (probability 0). ``va``: "last2" (its first output's
-    last two columns are valence and arousal), "output" (its second output is [batch, 2]) or "none" (the "va" output
-    is zeros; config's data.has_va must then be False)."""
+    [batch, 2]. ``output``: which of its outputs holds the class scores; ``classes``: that output's columns, by name (a
+    FER Lab class, or None for one FER Lab has no class for: left out); a FER Lab class the model lacks gets a logit of
+    -10,000 (probability 0). ``probabilities``: the scores are probabilities, whose logarithm is taken. ``va``:
+    "last2" (the scores' last two columns are valence and arousal), the number of its output that holds them, or
+    "none" (the "va" output is zeros; config's data.has_va must then be False)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -234,25 +236,30 @@ def foreign_onnx(data: bytes, classes: list[str], va: str, config: dict) -> byte
 
     original = onnx.load_from_string(data)
     g = onnx.compose.add_prefix(original, "m/").graph
+    kept = [c for c in classes if c is not None]
     consts = {"m_columns": np.asarray([i for i, c in enumerate(classes) if c is not None], np.int64),
               "m_zero": np.asarray(0, np.float32), "m_absent": np.asarray(-10_000, np.float32),
               "m_first": np.asarray([0], np.int64),
-              "m_va_columns": np.asarray([len(classes), len(classes) + 1], np.int64)}
-    kept = [c for c in classes if c is not None]
-    # the kept logits, then one column of -10,000 (a FER Lab class the model lacks), picked in AffectNet order
-    consts["m_order"] = np.asarray([kept.index(c) if c in kept else len(kept) for c in CLASSES], np.int64)
-    out = g.output[0].name
+              # the kept scores, then one column of -10,000 (a FER Lab class the model lacks), in AffectNet order
+              "m_order": np.asarray([kept.index(c) if c in kept else len(kept) for c in CLASSES], np.int64)}
+    scores = g.output[output].name
     nodes = [helper.make_node("Identity", ["input"], [g.input[0].name]), *g.node,
-             helper.make_node("Gather", [out, "m_columns"], ["m_kept"], axis=1),
-             helper.make_node("Gather", [out, "m_first"], ["m_one"], axis=1),
-             helper.make_node("Mul", ["m_one", "m_zero"], ["m_zeros"]),
-             helper.make_node("Add", ["m_zeros", "m_absent"], ["m_filler"]),
-             helper.make_node("Concat", ["m_kept", "m_filler"], ["m_padded"], axis=1),
-             helper.make_node("Gather", ["m_padded", "m_order"], ["logits"], axis=1)]
+             helper.make_node("Gather", [scores, "m_columns"], ["m_kept"], axis=1)]
+    if probabilities:
+        consts["m_tiny"] = np.asarray(1e-12, np.float32)
+        nodes += [helper.make_node("Max", ["m_kept", "m_tiny"], ["m_positive"]),
+                  helper.make_node("Log", ["m_positive"], ["m_kept_logits"])]
+    nodes += [helper.make_node("Gather", [scores, "m_first"], ["m_one"], axis=1),
+              helper.make_node("Mul", ["m_one", "m_zero"], ["m_zeros"]),
+              helper.make_node("Add", ["m_zeros", "m_absent"], ["m_filler"]),
+              helper.make_node("Concat", ["m_kept_logits" if probabilities else "m_kept", "m_filler"], ["m_padded"],
+                               axis=1),
+              helper.make_node("Gather", ["m_padded", "m_order"], ["logits"], axis=1)]
     if va == "last2":
-        nodes.append(helper.make_node("Gather", [out, "m_va_columns"], ["va"], axis=1))
-    elif va == "output":
-        nodes.append(helper.make_node("Identity", [g.output[1].name], ["va"]))
+        consts["m_va_columns"] = np.asarray([len(classes), len(classes) + 1], np.int64)
+        nodes.append(helper.make_node("Gather", [scores, "m_va_columns"], ["va"], axis=1))
+    elif isinstance(va, int):
+        nodes.append(helper.make_node("Identity", [g.output[va].name], ["va"]))
     else:
         nodes.append(helper.make_node("Concat", ["m_zeros", "m_zeros"], ["va"], axis=1))
     size = int(config["img_size"])

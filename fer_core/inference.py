@@ -347,9 +347,13 @@ class Predictor:
         n_train = ((c.get("split") or {}).get("counts") or {}).get("train")
         trained_on = f", {n_train:,} of them its training images" if n_train else ""
         trained = ", ".join(x for x in [
-            f"{data.get('layout')} data at {data.get('root')} ({data.get('n_samples')} images{trained_on})" if data
-            else "",
+            f"{data.get('layout')} data at {data.get('root')} ({data.get('n_samples')} images{trained_on})"
+            if data.get("root") else "",
             c.get("hardware") or "", c.get("created", "")[:10]] if x) or "unknown (no provenance in the config)"
+        if imported := c.get("imported"):  # scripts/import_model.py: another tool's model
+            trained = (f"by its authors, not by FER Lab: imported from {Path(imported['file']).name} (sha256 "
+                       f"{imported['sha256'][:16]}) on {c.get('created', '')[:10]}; their training data and licence "
+                       "apply")
         best = c.get("best") or {}
         metric = {"val_score": "validation score (mean of accuracy and valence/arousal CCC)" if trained_with_va(c)
                   else "validation accuracy"}.get(best.get("metric"), best.get("metric"))

@@ -694,7 +694,8 @@ def run_details(runs, recipes: dict[str, dict | None] | None = None) -> pd.DataF
         na = "–" if c.get("members") or c.get("fold_runs") or c.get("imported") else None
         rows.append({
             "run": r.name,
-            "evaluates": f"{em.get('name')} ({em.get('file')}, trained on {em.get('trained_on')})" if em else "",
+            "evaluates": f"{em.get('name')} ({em.get('file')}"
+                         + (f", trained on {em['trained_on']})" if em.get("trained_on") else ")") if em else "",
             "backbone": c.get("backbone"), "img size": c.get("img_size", na), "epochs": args.get("epochs", na),
             "train / val / test": " / ".join(f"{counts[k]:,}" if k in counts else "–"
                                              for k in ("train", "val", "test")) if counts else "",

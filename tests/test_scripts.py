@@ -839,9 +839,11 @@ def test_subgroups_prints_a_table_per_property_and_says_what_is_not_at_hand(tmp_
 HSE_ORDER = ["Anger", "Contempt", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
 
 
-def _their_model(path: Path, n_classes: int = 8, va: bool = True, side: int = 32, batch="n", channels_last=False):
+def _their_model(path: Path, n_classes: int = 8, va: bool = True, side: int = 32, batch="n", channels_last=False,
+                 probabilities=False, embedding=False, half=False):
     """An ONNX model shaped as HSEmotion's: input "image" [batch, 3, side, side], one output of n_classes logits (then
-    valence, arousal), no FER Lab metadata."""
+    valence, arousal), no FER Lab metadata; or with probabilities instead of logits, an embedding [batch, 16] as its
+    first output, a float16 input."""
     import torch
 
     class Theirs(torch.nn.Module):
@@ -851,14 +853,19 @@ def _their_model(path: Path, n_classes: int = 8, va: bool = True, side: int = 32
             self.fc = torch.nn.Linear(3 * 4 * 4, n_classes + 2 * va)
 
         def forward(self, x):
-            x = x.permute(0, 3, 1, 2) if channels_last else x
-            return self.fc(torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1))
+            x = x.permute(0, 3, 1, 2) if channels_last else x.float()
+            features = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+            scores = self.fc(features)
+            if probabilities:
+                scores = torch.cat([scores[:, :n_classes].softmax(1), scores[:, n_classes:]], 1)
+            return (features[:, :16], scores) if embedding else scores
 
     shape = (1, side, side, 3) if channels_last else (1, 3, side, side)
     with warnings.catch_warnings():  # the TorchScript exporter's notice that it is the old one
         warnings.simplefilter("ignore")
-        torch.onnx.export(Theirs(), (torch.zeros(shape),), str(path), dynamo=False, input_names=["image"],
-                          output_names=["scores"], dynamic_axes={"image": {0: batch}} if batch else None)
+        torch.onnx.export(Theirs(), (torch.zeros(shape, dtype=torch.float16 if half else torch.float32),), str(path),
+                          dynamo=False, input_names=["image"], output_names=["embedding", "scores"] if embedding else
+                          ["scores"], dynamic_axes={"image": {0: batch}} if batch else None)
     return path
 
 
@@ -873,14 +880,16 @@ def test_import_model_answers_as_the_original_in_fer_labs_class_order(tmp_path):
     out = _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "hse.onnx")
     assert out.returncode == 0, out.stderr
     assert "Anger, Contempt, Disgust, Fear, Happy, Neutral, Sad, Surprise" in out.stdout
-    assert "valence/arousal: its output's last two columns" in out.stdout
+    assert "valence/arousal: its scores' last two columns" in out.stdout
     crops = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     x = (crops.transpose(0, 3, 1, 2) / 255 - np.array([0.485, 0.456, 0.406])[:, None, None]) / \
         np.array([0.229, 0.224, 0.225])[:, None, None]
     scores = ort.InferenceSession(str(theirs)).run(None, {"image": x.astype(np.float32)})[0]
     p = Predictor(tmp_path / "hse.onnx", detector=None)
     assert p.img_size == 32 and p.has_va and not p.tta and p.temperature == 1
-    assert "enet_b0_8_va_mtl.onnx (sha256 " in p.info()["init"]
+    assert p.info()["trained"].startswith("by its authors, not by FER Lab: imported from enet_b0_8_va_mtl.onnx "
+                                          "(sha256 ")
+    assert p.info()["init"] is None
     probs, va = p.predict_batch(crops)
     want = softmax(scores[:, :8].astype(np.float64), axis=1)[:, [HSE_ORDER.index(c) for c in CLASSES]]
     np.testing.assert_allclose(probs, want, atol=1e-5)
@@ -893,7 +902,7 @@ def test_import_model_gives_a_class_the_model_lacks_probability_zero(tmp_path, a
     theirs = _their_model(tmp_path / "enet_b2_7.onnx", n_classes=7, va=False)
     out = _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "seven.onnx")
     assert out.returncode == 0, out.stderr
-    assert "Contempt: not in the model, probability 0" in out.stdout and "no valence/arousal" in out.stdout
+    assert "Contempt: not in the model, probability 0" in out.stdout and "valence/arousal: none" in out.stdout
     p = Predictor(tmp_path / "seven.onnx", detector=None)
     probs, _ = p.predict_batch(np.full((2, 32, 32, 3), 128, np.uint8))
     assert probs[:, 7].max() < 1e-6 and not p.has_va
@@ -902,6 +911,10 @@ def test_import_model_gives_a_class_the_model_lacks_probability_zero(tmp_path, a
     assert ev.returncode == 0, ev.stderr
     pred = pd.read_csv(tmp_path / "scored" / "predictions_affectnet-all.csv")
     assert len(pred) == 48 and pred["valence_pred"].isna().all()
+    found, problems = R.discover_runs(tmp_path)  # the dashboard lists it beside FER Lab's runs
+    assert [r.name for r in found] == ["scored"] and not problems
+    evaluated = json.loads((tmp_path / "scored" / "config.json").read_text())["evaluated_model"]
+    assert evaluated["trained_on"] == "its authors' data (an imported model)"
 
 
 def test_import_model_leaves_out_columns_named_dash(tmp_path):
@@ -917,7 +930,7 @@ def test_import_model_leaves_out_columns_named_dash(tmp_path):
     out = _run("import_model.py", theirs, "--classes", ",".join(ferplus + ["-", "-"]), "--mean", "0,0,0", "--std",
                "1,1,1", "--out", tmp_path / "fp.onnx")
     assert out.returncode == 0, out.stderr
-    assert "Contempt, -, -) put in FER Lab's order; no valence/arousal" in out.stdout
+    assert "Contempt, -, -) put in FER Lab's order; valence/arousal: none" in out.stdout
     crops = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     scores = ort.InferenceSession(str(theirs)).run(None, {"image": (crops.transpose(0, 3, 1, 2) / 255).astype(
         np.float32)})[0]
@@ -927,10 +940,46 @@ def test_import_model_leaves_out_columns_named_dash(tmp_path):
                                atol=1e-5)
 
 
+def test_import_model_takes_probabilities_and_finds_the_scores_among_other_outputs(tmp_path):
+    """Probabilities (a softmax at its end) become logits whose softmax gives them back; an embedding output before
+    the scores is passed over."""
+    import onnxruntime as ort
+
+    from fer_core.inference import Predictor
+    from fer_core.labels import CLASSES
+
+    theirs = _their_model(tmp_path / "probs.onnx", probabilities=True, embedding=True)
+    out = _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "p.onnx")
+    assert out.returncode == 0, out.stderr
+    assert "its probabilities (Anger," in out.stdout and "valence/arousal: its scores' last two columns" in out.stdout
+    crops = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    x = (crops.transpose(0, 3, 1, 2) / 255 - np.array([0.485, 0.456, 0.406])[:, None, None]) / \
+        np.array([0.229, 0.224, 0.225])[:, None, None]
+    scores = ort.InferenceSession(str(theirs)).run(["scores"], {"image": x.astype(np.float32)})[0]
+    probs, va = Predictor(tmp_path / "p.onnx", detector=None).predict_batch(crops)
+    np.testing.assert_allclose(probs, scores[:, [HSE_ORDER.index(c) for c in CLASSES]], atol=1e-5)
+    np.testing.assert_allclose(va, scores[:, 8:], atol=1e-5)
+
+
+def test_import_model_writes_no_file_over_another(tmp_path):
+    theirs = _their_model(tmp_path / "theirs.onnx")
+    before = theirs.read_bytes()
+    out = _run("import_model.py", theirs, "--like", "hsemotion", "--out", theirs)
+    assert out.returncode == 2 and "is the model itself" in out.stderr and theirs.read_bytes() == before
+    assert _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "w.onnx").returncode == 0
+    out = _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "w.onnx")
+    assert out.returncode == 2 and "exists: name a new file, or give --force" in out.stderr
+    assert _run("import_model.py", theirs, "--like", "hsemotion", "--out", tmp_path / "w.onnx", "--force"
+                ).returncode == 0
+    out = _run("import_model.py", tmp_path / "w.onnx", "--like", "hsemotion", "--out", tmp_path / "again.onnx")
+    assert out.returncode == 2 and "is a FER Lab model already" in out.stderr
+
+
 @pytest.mark.parametrize("case, args, says", [
     ("channels last", {"channels_last": True}, "channels first"),
-    ("batch of one", {"batch": None}, "any batch size"),
-    ("seven columns, eight names", {"n_classes": 7, "va": False}, "give --classes in its order"),
+    ("batch of one", {"batch": None}, "runs it on batches of any size"),
+    ("seven columns, eight names", {"n_classes": 7, "va": False}, "no output has 8 columns"),
+    ("half-precision input", {"half": True}, "its input is float16"),
 ])
 def test_import_model_refuses_what_it_cannot_wrap_and_writes_nothing(tmp_path, case, args, says):
     theirs = _their_model(tmp_path / "theirs.onnx", **args)
@@ -943,7 +992,9 @@ def test_import_model_bad_arguments_say_what_is_wrong(tmp_path):
     theirs = _their_model(tmp_path / "theirs.onnx")
     for args, says in [(["--classes", "anger,bored"], "'bored' is no class name known here"),
                        (["--classes", ",".join(HSE_ORDER), "--mean", "0.5,0.5"], "three numbers"),
-                       (["--classes", ",".join(HSE_ORDER), "--va", "output"], "--va output does not fit"),
+                       (["--classes", ",".join(HSE_ORDER), "--va", "output"], "--va output: no other output"),
+                       (["--like", "hsemotion", "--scores", "logits"], "--scores logits: no such output (it has "
+                                                                        "scores [batch, 10])"),
                        (["--img-size", "64", "--like", "hsemotion"], "--img-size 64, but the model takes 32 px"),
                        ([], "give --classes")]:
         out = _run("import_model.py", theirs, *args, "--out", tmp_path / "x.onnx")
