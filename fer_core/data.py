@@ -187,9 +187,10 @@ def detect_layout(root) -> str:
     def shown(folder):
         return [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
+    halves = [d for d in (root, *_release_folders(root)) if (d / "images").is_dir() != (d / "annotations").is_dir()]
     folders = []  # the folders that would be class folders: those in split folders (train/...), else these
     for p in shown(root):
-        if p.name not in ("images", "annotations"):
+        if p.name not in ("images", "annotations") and p not in halves:
             folders += [f"{p.name}/{q.name}" for q in shown(p)] if _split_name(p.name) else [p.name]
     numbered = {}  # folder holding numbered class folders -> their numbers
     for f in folders:
@@ -201,8 +202,10 @@ def detect_layout(root) -> str:
     raise DataError(f"no recognised data layout in {root}: looked for {LOOKED_FOR}"
                     + ("; its images have no labels here: `python -m fer_core.predict` classifies unlabelled images"
                        if any(p.suffix.lower() in IMAGE_EXTS for p in root.iterdir()) else "")
-                    + ("; it has images/ but no annotations/ beside it, which AffectNet's layout needs"
-                       if (root / "images").is_dir() else "")
+                    + "".join(f"; {'it' if d == root else d.name + '/'} has {have}/ but no {lack}/ beside it, which "
+                              "AffectNet's layout needs" for d in halves
+                              for have, lack in [("images", "annotations") if (d / "images").is_dir()
+                                                 else ("annotations", "images")])
                     + (f"; its folders ({', '.join(folders[:8])}{', ...' if len(folders) > 8 else ''}) are no class "
                        f"names known here ({', '.join(CLASSES)}, or a synonym such as happiness or angry): rename "
                        "them, or list the images in a CSV manifest with their classes" if folders else "")
@@ -276,19 +279,27 @@ def _affectnet_dir(folder: Path) -> bool:
     return (folder / "images").is_dir() and (folder / "annotations").is_dir()
 
 
+def _release_folders(root: Path) -> list[Path]:
+    """``root``'s sub-folders named as splits are (train_set/, val_set/, validation_set/, Train/, test/, ...)."""
+    return [d for d in sorted(root.iterdir()) if d.is_dir() and _split_name(d.name.lower().removesuffix("_set"))]
+
+
 def affectnet_parts(root) -> dict[str, str | None]:
     """The AffectNet folders (images/ + annotations/) of a data set, sub-folder -> split: {"": None} for ``root``
     itself, else its split folders as the full release has them (train_set/ and val_set/; also train/, val/,
     validation_set/, test/, ...). The release's test set is not public, so papers report on its validation set: without
-    a test folder, the val folder is the test split (make_split then carves val out of train). {} for neither."""
+    a test folder, the val folder is the test split (make_split then carves val out of train). Without a train folder,
+    no part has a split: one is drawn from them all, as from one folder. {} for neither."""
     root = Path(root)
     if _affectnet_dir(root):
         return {"": None}
     if not root.is_dir():
         return {}
-    parts = {d.name: split for d in sorted(root.iterdir())
-             if d.is_dir() and _affectnet_dir(d) and (split := _split_name(d.name.removesuffix("_set")))}
-    if "train" in parts.values() and "test" not in parts.values():
+    parts = {d.name: _split_name(d.name.lower().removesuffix("_set")) for d in _release_folders(root)
+             if _affectnet_dir(d)}
+    if "train" not in parts.values():
+        return dict.fromkeys(parts)
+    if "test" not in parts.values():
         parts = {d: "test" if split == "val" else split for d, split in parts.items()}
     return parts
 
@@ -325,8 +336,15 @@ def _read_affectnet(root: Path) -> DataIndex:
     if not parts:
         raise DataError(f"not an AffectNet folder (needs images/ and annotations/, or train_set/ and val_set/ that "
                         f"hold them): {root}")
+    release = [] if "" in parts else _release_folders(root)
+    for d in release:
+        if not _affectnet_dir(d):
+            lacks = " and ".join(f"{sub}/" for sub in ("images", "annotations") if not (d / sub).is_dir())
+            raise DataError(f"{d} has no {lacks}: each part of AffectNet's release holds images/ and annotations/ "
+                            f"(a download or unpacking that did not finish?)")
     samples, skipped, not_annotated = [], {}, 0
     for part, split in parts.items():
+        before, skipped_before = len(samples), dict(skipped)
         ann_dir, img_dir = root / part / "annotations", root / part / "images"
         annotations = set(os.listdir(ann_dir))
         images = {}
@@ -356,13 +374,25 @@ def _read_affectnet(root: Path) -> DataIndex:
         orphans = {int(n.split("_")[0]) for n in annotations if n.endswith("_exp.npy") and n.split("_")[0].isdigit()}
         if orphans - images.keys():
             _count(skipped, "missing image", len(orphans - images.keys()))
+        if part and len(samples) == before:  # the others would be split as if it were not there: say so instead
+            why = ", ".join(f"{k} {n - skipped_before.get(k, 0)}" for k, n in skipped.items()
+                            if n > skipped_before.get(k, 0)) or "no images"
+            raise DataError(f"{root / part}: no usable sample in it ({why}); AffectNet's release needs each part "
+                            f"whole")
     notes = [f"valence/arousal -2 (not annotated) for {not_annotated} images: their expression is used, that value "
              "is not"] if not_annotated else []
-    if "" not in parts:
-        as_test = [d for d, split in parts.items() if split == "test" and _split_name(d.removesuffix("_set")) == "val"]
+    if release and None in parts.values():
+        notes.append(f"AffectNet folders {', '.join(f'{d}/' for d in parts)} without a train folder beside them: "
+                     "a stratified split is drawn from their images, as from one folder's")
+    elif release:
+        as_test = [d for d, split in parts.items()
+                   if split == "test" and _split_name(d.lower().removesuffix("_set")) == "val"]
         notes.append("AffectNet folders " + ", ".join(f"{d}/ as {split}" for d, split in parts.items())
                      + (f"; AffectNet's own test set is not public, so its validation set ({as_test[0]}/) is the test "
                         "split here, as papers report it, and val is carved from train" if as_test else ""))
+    elif ignored := [d.name for d in _release_folders(root) if _affectnet_dir(d)]:
+        notes.append(f"read {root}'s own images/ and annotations/; not read: {', '.join(f'{d}/' for d in ignored)} "
+                     f"beside them (give one of those, or move them, to read them)")
     return DataIndex(root, "affectnet", samples, False, skipped, notes)
 
 

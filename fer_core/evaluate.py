@@ -377,7 +377,8 @@ def main(args) -> int:
         if split == "all":
             print(f"note: --split all scores every image of {root}, including those {cfg.get('name', path.stem)} "
                   f"trained on", file=sys.stderr)
-    samples = [s for s in index.samples if (split == "all" or assignment.get(s.id) == split) and s.id not in left_out]
+    in_part = [s for s in index.samples if split == "all" or assignment.get(s.id) == split]
+    samples = [s for s in in_part if s.id not in left_out]
     if not samples:
         parts = sorted(set(assignment.values()) - {"unused", None})
         return _fail(f"no samples in split {split!r} of {root}" + (" besides the images the model trained on"
@@ -431,7 +432,7 @@ def main(args) -> int:
     paper = ferplus_paper_rule(df, index.root) if index.layout == "ferplus" else None
     m = write_evaluation(out, tag, df, data_root=str(root), layout=index.layout, checkpoint=str(path), tta=tta,
                          img_size=cfg["img_size"], skipped_images=len(failures), temperature=t,
-                         skipped_samples=index.skipped, left_out_trained=len(left_out),
+                         skipped_samples=index.skipped, left_out_trained=len(in_part) - len(samples),
                          only_data_classes=args.only_data_classes,
                          **({"ferplus_paper_rule": paper} if paper else {}))
     how = f", temperature {t:.3f}" if t != 1 else ""

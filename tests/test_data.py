@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -116,6 +117,35 @@ def test_affectnet_release_folders_with_a_test_set_keep_their_names(tmp_path):
     make_affectnet_dir(only_val / "val_set", n_per_class=2, size=16)  # no train_set: a split is drawn
     split = make_split(read_dataset(only_val))
     assert Counter(split.values()) == {"train": 12, "val": 2, "test": 2}
+
+
+def test_affectnet_release_that_is_not_whole_is_refused_or_said_to_be_split_as_one_folder(tmp_path):
+    def release(name, **broken):
+        root = tmp_path / name
+        make_affectnet_dir(root / "Train_Set", n_per_class=2, size=16)  # folder names in any case
+        make_affectnet_dir(root / "Val_Set", n_per_class=1, size=16, seed=1)
+        for part, sub in broken.items():
+            shutil.rmtree(root / part / sub) if sub != "exp" else \
+                [f.unlink() for f in (root / part / "annotations").glob("*_exp.npy")]
+        return root
+
+    index = read_dataset(release("whole"))
+    assert Counter(s.split for s in index.samples) == {"train": 16, "test": 8}
+    with pytest.raises(DataError, match=r"Train_Set has no annotations/: each part of AffectNet's release holds"):
+        read_dataset(release("no-train-annotations", Train_Set="annotations"))
+    with pytest.raises(DataError, match=r"Val_Set: no usable sample in it \(no expression annotation 8\)"):
+        read_dataset(release("no-val-labels", Val_Set="exp"))
+    with pytest.raises(DataError, match="Train_Set/ has images/ but no annotations/ beside it.*Val_Set/ has images/"):
+        read_dataset(release("halves", Train_Set="annotations", Val_Set="annotations"))
+    alone = release("alone")
+    shutil.rmtree(alone / "Train_Set")
+    index = read_dataset(alone)
+    assert {s.split for s in index.samples} == {None}
+    assert any("Val_Set/ without a train folder beside them: a stratified split is drawn" in n for n in index.notes)
+    both = release("both")  # a folder that is itself AffectNet's layout, and holds the release's parts too
+    make_affectnet_dir(both, n_per_class=1, size=16)
+    index = read_dataset(both)
+    assert len(index.samples) == 8 and any("not read: Train_Set/, Val_Set/" in n for n in index.notes)
 
 
 # ---------------------------------------------------------------- FER+ layout

@@ -107,6 +107,8 @@ def test_evaluate_counts_trained_on_images_within_the_split_scored(tiny_run, tmp
         err = capsys.readouterr().err
         assert "trained on" not in err, err
         assert len(pd.read_csv(next((tmp_path / f"ev{len(more)}").glob("predictions_*.csv")))) == 16
+        metrics = json.loads(next((tmp_path / f"ev{len(more)}").glob("metrics_*.json")).read_text())
+        assert metrics.get("left_out_trained", 0) == 0  # none of the test split's images, whatever train_set holds
     argv = ["--run", str(run), "--data", str(release), "--out", str(tmp_path / "all"), "--split", "all"]
     assert evaluate.main(evaluate.get_args_parser().parse_args(argv)) == 0
     n_train = len(pd.read_csv(run / "split.csv").query("split == 'train'"))
