@@ -396,12 +396,12 @@ def _read_affectnet(root: Path) -> DataIndex:
     return DataIndex(root, "affectnet", samples, False, skipped, notes)
 
 
-def read_landmarks(index: DataIndex) -> int:
+def read_landmarks(index: DataIndex, samples: list[Sample] | None = None) -> int:
     """Fill ``landmarks`` of an AffectNet index's samples from ``annotations/<id>_lnd.npy`` (68 points, pixel
     coordinates of the image) as [68, 2] (x, y) scaled to [-1, 1] across the image's width and height, the
     coordinates ``torch.nn.functional.affine_grid`` uses. Read on demand (only training with landmarks needs them).
-    Returns how many samples got landmarks; a missing or malformed file, or points far outside the image, leave a
-    sample without."""
+    ``samples``: those of the index to read them for (default: all). Returns how many got landmarks; a missing or
+    malformed file, or points far outside the image, leave a sample without."""
     if index.layout != "affectnet":
         return 0
 
@@ -419,9 +419,11 @@ def read_landmarks(index: DataIndex) -> int:
         if np.abs(pts).max() <= 1.5:  # points far outside the image belong to another frame (an uncropped original)
             s.landmarks = pts
 
+    samples = index.samples if samples is None else samples
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(one, index.samples))
-    return sum(s.landmarks is not None for s in index.samples)
+        list(tqdm(pool.map(one, samples), total=len(samples), desc="read landmarks", unit="img",
+                  disable=len(samples) < 20_000))
+    return sum(s.landmarks is not None for s in samples)
 
 
 def _read_ferplus(root: Path) -> DataIndex:
@@ -809,7 +811,10 @@ def make_split(index: DataIndex, val_frac=0.1, test_frac=0.1, seed=0, fold: tupl
     out = {}
     if has_predefined_split(index):
         if fold is not None:
-            raise DataError("cross-validation folds need data without a predefined split; this data has one")
+            raise DataError("cross-validation folds need data without a predefined split, and this data has one "
+                            "(train/val/test folders, FER+'s parts, AffectNet's train_set/ and val_set/, a split "
+                            "column); its own test part is the test. To cross-validate anyway, give one part as --data "
+                            "(its train folder), or a manifest without the split column")
         out = {s.id: s.split for s in samples}
         for part, frac in (("test", test_frac), ("val", val_frac)):  # a part the data does not name: from train
             if part not in out.values():

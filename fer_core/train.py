@@ -227,8 +227,7 @@ def _main(args, run: dict) -> int:
     if r.get("landmark_weight"):
         if r.get("mixup") or r.get("cutmix"):
             raise Fail("--landmark-weight does not go with --mixup or --cutmix: a blend of two faces has no landmarks")
-        n_landmarks = fdata.read_landmarks(index)
-        if not n_landmarks:
+        if index.layout != "affectnet":
             raise Fail(f"--landmark-weight needs facial landmarks (AffectNet's annotations/<id>_lnd.npy, 68 points); "
                        f"{index.root} ({index.layout} layout) has none")
     assignment = _split(args, cfg, index, run_dir)
@@ -247,6 +246,9 @@ def _main(args, run: dict) -> int:
         by_split["train"] = fdata.stratified_subset(by_split["train"], r["limit"], r["seed"])
     if not by_split["train"] or not by_split["val"]:
         raise Fail(f"need training and validation images; split counts {[len(v) for v in by_split.values()]}")
+    if r.get("landmark_weight") and not (n_landmarks := fdata.read_landmarks(index, by_split["train"])):
+        raise Fail(f"--landmark-weight needs facial landmarks: none of the {len(by_split['train'])} training images "
+                   f"has a readable annotations/<id>_lnd.npy of 68 points")
 
     # Everything above only reads: the run folder is made once the run is known to start.
     run.update(dir=run_dir, rank=rank)
@@ -265,7 +267,8 @@ def _main(args, run: dict) -> int:
                 for s in index.samples if s.id in assignment]
         atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))
     if r.get("landmark_weight"):
-        log.info("landmarks for %d of %d images (weight %g)", n_landmarks, len(index.samples), r["landmark_weight"])
+        log.info("landmarks for %d of %d training images (weight %g)", n_landmarks, len(by_split["train"]),
+                 r["landmark_weight"])
     for k, n in index.skipped.items():
         log.info("skipped %d samples: %s", n, k)
     for note in index.notes[1:]:  # what the reader ignored (other folders, a missing FER+ part), besides the skipped
@@ -321,7 +324,9 @@ def _main(args, run: dict) -> int:
         if not keep:
             log.info("%s images are decoded as they are used, not held in memory: %d decoded images at %d px (this "
                      "split's and those held before it) would take over half of the memory%s", k,
-                     held + len(samples), r["img_size"], " (--workers decode them in parallel)" if k == "train" else "")
+                     held + len(samples), r["img_size"],
+                     "" if k != "train" else f" (--workers {r['workers']} decode them in parallel)" if r["workers"]
+                     else "; --workers N would decode them in N processes beside training, which waits on one now")
         cache[k], failed = _decode(index.root, samples, r["img_size"], rank, k, keep)
         cfg["data"]["skipped"][f"unreadable image ({k})"] = failed
     cfg["split"]["counts"] = {k: len(v[1]) for k, v in cache.items()}  # the images each split really holds

@@ -92,7 +92,8 @@ def get_args_parser():
     a("--workers", type=_at_least(0), help="DataLoader worker processes (default 2); they decode the images of data "
                                            "too large to hold decoded in memory")
     a("--seed", type=int, help="random seed for split, initialisation and augmentation (default 0)")
-    a("--val-frac", type=float, help="validation fraction when the data has no split (default 0.1)")
+    a("--val-frac", type=float, help="validation fraction when the data has no split, or has none for val, which is "
+      "then carved from train (default 0.1)")
     a("--test-frac", type=float, help="test fraction when the data has no split (default 0.1)")
     a("--fold", metavar="K/N", type=_fold_arg, help="cross-validation: test on the K-th of N stratified folds "
       "(seeded by --seed) instead of --test-frac; train K = 1..N (scripts/cross_validate.py runs them all) and pool "

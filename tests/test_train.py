@@ -48,6 +48,7 @@ def test_images_too_many_for_memory_are_decoded_as_they_are_used_with_the_same_r
     assert run_train("--data", data, "--out", tmp_path, "--name", "lazy", "--epochs", "5", *TINY) == 0
     log = (tmp_path / "lazy" / "train.log").read_text()
     assert "train images are decoded as they are used, not held in memory" in log
+    assert "--workers N would decode them in N processes beside training" in log  # TINY trains with --workers 0
     assert "val images are decoded as they are used" in log
     for f in ("history.csv", "predictions_test.csv"):  # the same images, the same seed: the same run
         a, b = (pd.read_csv(r / f).drop(columns="seconds", errors="ignore") for r in (run, tmp_path / "lazy"))
@@ -1379,7 +1380,8 @@ def test_landmark_weight_trains_a_landmark_head_it_does_not_save(tmp_path, capsy
     assert rc == 0
     run = tmp_path / "runs" / "lnd"
     assert json.loads((run / "config.json").read_text())["args"]["landmark_weight"] == 0.5
-    assert "landmarks for 32 of 32 images" in (run / "train.log").read_text()
+    n_train = (pd.read_csv(run / "split.csv")["split"] == "train").sum()
+    assert f"landmarks for {n_train} of {n_train} training images" in (run / "train.log").read_text()
     state = torch.load(run / "checkpoints" / "best.pt", weights_only=True)["model"]
     assert not any("landmarks" in k for k in state)
     assert "landmark_head" in torch.load(run / "checkpoints" / "last.pt", weights_only=True)  # --resume keeps it
