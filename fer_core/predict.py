@@ -37,7 +37,7 @@ from .faces import DETECTORS, FaceDetector
 from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, files_under, frame_count, upright_size
 from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
-from .video import EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
+from .video import EVERY, AnnotatedVideo, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
 
 
 CROP_SIDE = 64  # photos this small are most likely face crops already
@@ -74,7 +74,8 @@ def get_args_parser():
                         "and the map side by side (about 50 more model answers per face; photos only)")
     p.add_argument("--annotate", type=os.path.expanduser, metavar="DIR",
                    help="also write each photo with its faces' boxes, expressions and valence/arousal drawn on it "
-                        "into DIR, as a JPEG (photos only)")
+                        "into DIR, as a JPEG, and each video's sampled frames so, as an MP4 video that plays them in "
+                        "real time (person numbers and times drawn too)")
     p.add_argument("--every", type=float, default=EVERY, metavar="SECONDS",
                    help=f"in videos, classify one frame every SECONDS (default {EVERY:g})")
     p.add_argument("--one-person", action="store_true",
@@ -159,11 +160,13 @@ def collect_images(args_images, bare: list | None = None) -> list[Path]:
 
 
 def predict_files(predictor, files, whole_image: bool = False, every: float = EVERY,
-                  one_person: bool = False) -> list[dict]:
+                  one_person: bool = False, annotate_videos=None, annotated: list | None = None) -> list[dict]:
     """``files``: a path, or a list of them; a folder stands for its images and videos (collect_images). One record
     per image: {"path", "size" (its width and height, upright), "faces": [...], and "frames" where the file holds
     several, of which the first was read}, one per sampled video frame: {"path", "frame", "time_s", "faces"}, or
-    {"path", "error"} for a file that cannot be read. Never raises for a bad file. to_rows makes them a table."""
+    {"path", "error"} for a file that cannot be read. Never raises for a bad file. to_rows makes them a table.
+    ``annotate_videos``: a folder where each video's sampled frames are written with their answers drawn
+    (video.AnnotatedVideo), named as write_annotated names photos; ``annotated`` gets the files written."""
     from tqdm import tqdm
 
     from .inference import read_image
@@ -177,9 +180,18 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                     def progress(done, total):
                         bar.total = total or None
                         bar.update(done - bar.n)
-                    records += predict_video(predictor, f, every=every, progress=progress, one_person=one_person,
-                                             whole_image=whole_image,
-                                             warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
+                    drawn = (AnnotatedVideo(Path(annotate_videos) / f"{len(records):04d}_{Path(f).stem}.mp4", every)
+                             if annotate_videos else None)
+                    try:
+                        records += predict_video(predictor, f, every=every, progress=progress, one_person=one_person,
+                                                 whole_image=whole_image, on_frame=drawn.add if drawn else None,
+                                                 warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
+                    except BaseException:
+                        if drawn:
+                            drawn.discard()
+                        raise
+                    if drawn and drawn.close() and annotated is not None:
+                        annotated.append(str(drawn.path))
             else:
                 image = read_image(f)
                 record = {"path": str(f), "size": list(upright_size(f)), "faces":
@@ -371,7 +383,9 @@ def main(args) -> int:
     if SHIPPED_DIR in Path(predictor.path).resolve().parents:
         print("note: the default model was trained on AffectNet and FER+ images: non-commercial research use only",
               file=sys.stderr)
+    videos_drawn: list[str] = []
     records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every,
+                            annotate_videos=args.annotate, annotated=videos_drawn,
                             one_person=args.one_person)
     seen = trained_images(predictor, [r["path"] for r in records if "size" in r])
     for r in records:
@@ -418,10 +432,11 @@ def main(args) -> int:
                 maps = write_maps(predictor, records, args.explain)
                 print(f"wrote {len(maps)} occlusion maps into {args.explain}")
         if args.annotate:
-            if videos:
-                print(f"note: --annotate draws on photos only: {', '.join(videos)} not drawn", file=sys.stderr)
             drawn = write_annotated(records, args.annotate)
-            print(f"wrote {len(drawn)} annotated photos into {args.annotate}")
+            n, m = len(drawn), len(videos_drawn)
+            what = ([f"{n} annotated photo{'s' * (n != 1)}"] if n or not m else []) + \
+                ([f"{m} annotated video{'s' * (m != 1)}"] if m else [])
+            print(f"wrote {' and '.join(what)} into {args.annotate}")
         if args.csv:
             atomic_write_csv(args.csv, df)
         if args.summary:

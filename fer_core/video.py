@@ -134,6 +134,52 @@ class People:
                 self._last[f["person"]] = (f["box"], t)
 
 
+class AnnotatedVideo:
+    """The sampled frames of a video with their answers drawn on them (faces.annotate: box, person number, expression,
+    valence/arousal, and the time), written as an H.264 MP4 video (PyAV) at one frame per ``every`` seconds, so that
+    it plays in real time, in a browser or any player. ``add`` is predict_video's ``on_frame``. The file appears under
+    its name once ``close`` has finished it; ``discard`` leaves nothing."""
+
+    def __init__(self, path, every: float = EVERY, max_side: int = 1280):
+        from fractions import Fraction
+
+        self.path, self.rate, self.max_side = Path(path), Fraction(1 / every).limit_denominator(1000), max_side
+        self._partial = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}.mp4")
+        self._out = self._stream = None
+        self.frames = 0
+
+    def add(self, rgb: np.ndarray, record: dict) -> None:
+        import av
+
+        from .faces import annotate
+
+        drawn = annotate(rgb, record["faces"], footer=f"{record['time_s']:.1f} s", max_side=self.max_side)
+        if self._out is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = av.open(str(self._partial), "w")
+            self._stream = self._out.add_stream("libx264", rate=self.rate)
+            # even sides, as the encoder's 4:2:0 colour needs
+            self._stream.width, self._stream.height = drawn.shape[1] // 2 * 2, drawn.shape[0] // 2 * 2
+            self._stream.pix_fmt, self._stream.options = "yuv420p", {"crf": "20"}
+        frame = np.ascontiguousarray(drawn[:self._stream.height, :self._stream.width])
+        self._out.mux(self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        self.frames += 1
+
+    def close(self) -> bool:
+        """Finish the file; False where no frame was added (no file)."""
+        if self._out is None:
+            return False
+        self._out.mux(self._stream.encode())  # what the encoder still holds
+        self._out.close()
+        os.replace(self._partial, self.path)
+        return True
+
+    def discard(self) -> None:
+        if self._out is not None:
+            self._out.close()
+        self._partial.unlink(missing_ok=True)
+
+
 def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None,
                   one_person: bool = False, whole_image: bool = False) -> list[dict]:
     """One record per sampled frame: {"path", "frame", "time_s", "faces"} as Predictor.predict_faces gives them (largest

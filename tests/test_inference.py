@@ -856,11 +856,23 @@ def test_predict_cli_draws_the_answers_on_each_photo(ckpt, tmp_path, capsys):
     assert run_cli([tmp_path / "astro.png", tmp_path / "broken.jpg", tmp_path / "cat.png", clip, "--run", ckpt,
                     "--every", "1", "--annotate", drawn, "--json", tmp_path / "p.json"]) == 0
     out, err = capsys.readouterr()
-    assert f"wrote 2 annotated photos into {drawn}" in out and f"--annotate draws on photos only: {clip}" in err
-    assert sorted(p.name for p in drawn.iterdir()) == ["0000_astro.jpg", "0002_cat.jpg"]  # numbered as read
-    faces = json.loads((tmp_path / "p.json").read_text())["images"][0]["faces"]
-    want = annotate(astronaut(), faces)
+    assert f"wrote 2 annotated photos and 1 annotated video into {drawn}" in out
+    # numbered as read; the clip's three sampled frames (0, 1 and 2 s of 3 s) as a video at one frame a second
+    assert sorted(p.name for p in drawn.iterdir()) == ["0000_astro.jpg", "0002_cat.jpg", "0003_clip.mp4"]
+    images = json.loads((tmp_path / "p.json").read_text())["images"]
+    want = annotate(astronaut(), images[0]["faces"])
     assert np.abs(np.asarray(Image.open(drawn / "0000_astro.jpg")).astype(int) - want).mean() < 3  # JPEG's loss
+    import cv2
+
+    cap = cv2.VideoCapture(str(drawn / "0003_clip.mp4"))
+    frames = []
+    while (got := cap.read())[0]:
+        frames.append(cv2.cvtColor(got[1], cv2.COLOR_BGR2RGB))
+    assert len(frames) == 3 and frames[0].shape == (480, 640, 3) and cap.get(cv2.CAP_PROP_FPS) == 1
+    first = next(r for r in images if r["path"] == str(clip))
+    rgb = np.ascontiguousarray(cv2.resize(astronaut(), (640, 640), interpolation=cv2.INTER_AREA)[:480])
+    want = annotate(rgb, first["faces"], footer="0.0 s")
+    assert first["faces"] and np.abs(frames[0].astype(int) - want).mean() < 6  # the encoders' loss
 
 
 def test_predict_cli_writes_an_occlusion_map_per_face(ckpt, tmp_path, capsys):
