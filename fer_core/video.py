@@ -171,12 +171,15 @@ class AnnotatedVideo:
             return False
         self._out.mux(self._stream.encode())  # what the encoder still holds
         self._out.close()
+        self._out = None
         os.replace(self._partial, self.path)
         return True
 
     def discard(self) -> None:
+        """Leave no unfinished file (nothing to do after close)."""
         if self._out is not None:
             self._out.close()
+            self._out = None
         self._partial.unlink(missing_ok=True)
 
 

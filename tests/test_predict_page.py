@@ -172,6 +172,11 @@ def test_video_tab_draws_the_timeline_and_shows_each_classified_frame(monkeypatc
     assert spec["data"][0]["name"] == "valence" and len(valence) == 15
     assert np.isnan(valence[10:]).all() and not np.isnan(valence[:10]).any()
     assert [c for i in at.get("image") for c in i.captions] == ["0.0 s (frame 0)"]
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download the classified frames with their answers drawn (MP4)" in labels
+    [video] = at.get("video")  # the 15 frames with their answers, at 5 a second: the clip's 3 s
+    assert at.session_state[next(k for k in at.session_state if str(k).startswith("video::"))]["result"][
+        "video"][4:8] == b"ftyp"  # an MP4 file
     at.get("select_slider")[-1].set_value(12).run()
     assert [c for i in at.get("image") for c in i.captions] == ["2.4 s (frame 24)"]
     assert [i.value for i in at.info if "No face" in i.value] == ["No face found in this frame."]

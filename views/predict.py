@@ -24,8 +24,8 @@ from fer_core.predict import TRAINED_ON, by_size, in_file_pixels, is_copy, to_ro
 from fer_core.report import code  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env, unique_names  # noqa: E402
-from fer_core.video import (EVERY, VIDEO_EXTS, VideoError, describe, people, predict_video, summary,  # noqa: E402
-                            timeline)
+from fer_core.video import (EVERY, VIDEO_EXTS, AnnotatedVideo, VideoError, describe, people,  # noqa: E402
+                            predict_video, summary, timeline)
 from views import _shared as S  # noqa: E402
 
 # what the CLI reads, and HEIC/HEIF, let through to say that they are not supported and to convert them
@@ -245,10 +245,17 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
         with tempfile.TemporaryDirectory() as tmp:  # OpenCV reads videos from files only
             path = Path(tmp) / f"upload{Path(name).suffix}"
             path.write_bytes(data)
+            drawn = AnnotatedVideo(Path(tmp) / "annotated.mp4", every, max_side=960)
+
+            def on_frame(rgb, record):
+                keep(rgb, record)
+                drawn.add(rgb, record)
+
             try:
-                records = predict_video(predictor, path, every=every, progress=progress, on_frame=keep,
+                records = predict_video(predictor, path, every=every, progress=progress, on_frame=on_frame,
                                         one_person=one_person,
                                         warn=lambda m: notes.append(m.replace(str(path), name)))
+                video = drawn.path.read_bytes() if drawn.close() else None
             except _Cancelled:
                 job["error"] = f"{name}: the analysis was stopped"  # ends any wait_for still looking
                 return
@@ -258,9 +265,12 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
             except Exception as e:  # noqa: BLE001  a failure must reach the page, not leave it waiting
                 job["error"] = f"{name}: {type(e).__name__}: {e}"
                 return
+            finally:
+                drawn.discard()
         for r in records:
             r["path"] = name
-        job["result"] = {"records": records, "thumbs": thumbs, "notes": notes, "people": people(records),
+        job["result"] = {"records": records, "thumbs": thumbs, "video": video, "notes": notes,
+                         "people": people(records),
                          "timelines": {}, "csv": to_rows(records).to_csv(index=False).encode()}
 
     threading.Thread(target=run, daemon=True, name=f"video {name}").start()
@@ -336,9 +346,14 @@ def video_tab(predictor: Predictor) -> None:
     st.image(done["thumbs"][i], caption=f"{r['time_s']:.1f} s (frame {r['frame']})",
              alt=f"Frame at {r['time_s']:.1f} s: {faces_alt(r['faces'], classes)}")
     show_results(r["faces"], classes, key="video-face")
-    st.download_button("Download the predictions (CSV, one row per face per classified frame)",
-                       done["csv"], file_name=f"{Path(clip.name).stem}.csv",
-                       mime="text/csv")
+    c1, c2 = st.columns(2)
+    c1.download_button("Download the predictions (CSV, one row per face per classified frame)",
+                       done["csv"], file_name=f"{Path(clip.name).stem}.csv", mime="text/csv")
+    if done["video"]:
+        c2.download_button("Download the classified frames with their answers drawn (MP4)", done["video"],
+                           file_name=f"{Path(clip.name).stem}-annotated.mp4", mime="video/mp4")
+        with st.expander("Play the classified frames with their answers drawn, in real time"):
+            st.video(done["video"], format="video/mp4")
 
 
 def live_tab(predictor: Predictor) -> None:
