@@ -1,13 +1,15 @@
-"""Atomic file writes: a reader never sees half a file (temp file in the same folder, then os.replace); and a check that
-an output folder can be written at all."""
+"""Atomic file writes: a reader never sees half a file (temp file in the same folder, then os.replace), nor half a
+folder (whole_folder); and a check that an output folder can be written at all."""
 from __future__ import annotations
 
 import errno
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -43,6 +45,21 @@ def unwritable_folder(folder) -> str | None:
     except OSError as e:
         return f"cannot be written to ({e.strerror or e})"
     return None
+
+
+@contextmanager
+def whole_folder(out: Path):
+    """A hidden folder beside ``out`` to write a new folder's files into: renamed to ``out`` (which must not exist, or
+    be empty) when the block ends, removed with everything in it when the block fails or is interrupted."""
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        yield partial
+        if out.is_dir():
+            out.rmdir()
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shlex
-import shutil
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.data import AFFECTNET_SENTINELS  # noqa: E402
 from fer_core.images import ImageError, _threads, load_image  # noqa: E402
+from fer_core.io import whole_folder  # noqa: E402
 from fer_core.labels import CLASSES  # noqa: E402
 
 COLUMNS = ["subdirectory_filepath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks", "expression",
@@ -128,9 +127,8 @@ def convert(folder: Path, out: Path) -> dict[str, Counter]:
     folder beside it, renamed to ``out`` at the end. Returns, per part, how many rows were written ("written") and
     how many left out, by reason."""
     csvs, images = find_release(folder)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     counts: dict[str, Counter] = {}
-    try:
+    with whole_folder(out) as partial:
         for part, path in csvs.items():
             rows = read_rows(path)
             for sub in ("images", "annotations"):
@@ -147,12 +145,6 @@ def convert(folder: Path, out: Path) -> dict[str, Counter]:
             raise ConvertError(f"{folder}: no row could be written ("
                                + "; ".join(f"{p}: {', '.join(f'{k} {n}' for k, n in c.items())}"
                                            for p, c in counts.items()) + ")")
-        if out.is_dir():
-            out.rmdir()  # empty, as main checked
-        os.replace(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return counts
 
 

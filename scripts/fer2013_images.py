@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.data import FERPLUS_SPLITS  # noqa: E402
+from fer_core.io import whole_folder  # noqa: E402
 from fer_core.labels import NUMBERINGS  # noqa: E402
 
 SIDE = 48
@@ -85,10 +84,9 @@ def convert(fer_csv: Path, out: Path, ferplus_csv: Path | None = None) -> dict[s
         if len(plus_rows) != len(rows):
             raise ConvertError(f"{ferplus_csv} has {len(plus_rows):,} rows and {fer_csv} {len(rows):,}: FER+'s file "
                                f"holds one row for each of FER2013's, in the same order")
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     counts: dict[str, int] = {}
     labels: dict[str, list[list[str]]] = {}
-    try:
+    with whole_folder(out) as partial:
         for i, row in enumerate(tqdm(rows, desc="images", unit=" img", leave=False)):
             where = f"{fer_csv} row {i + 2}"  # as a spreadsheet numbers it, the header being row 1
             if len(row) < len(header):
@@ -121,12 +119,6 @@ def convert(fer_csv: Path, out: Path, ferplus_csv: Path | None = None) -> dict[s
         for folder, entries in labels.items():
             with open(partial / folder / "label.csv", "w", newline="") as f:
                 csv.writer(f, lineterminator="\n").writerows(entries)  # as FER+ writes it
-        if out.is_dir():
-            out.rmdir()  # empty, as main checked
-        os.replace(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return counts
 
 
