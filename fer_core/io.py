@@ -62,6 +62,25 @@ def whole_folder(out: Path):
         raise
 
 
+def converted(out: Path, convert, refused: type[Exception]):
+    """Run ``convert()``, which writes the new folder ``out`` (whole_folder), as a command does: (its result, None),
+    or (None, the exit code) once stderr says why: 2 where it raised ``refused`` (bad input), 130 at Ctrl-C, 1 where
+    the disk refused."""
+    import sys
+
+    try:
+        return convert(), None
+    except refused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None, 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return None, 130
+    except OSError as e:
+        print(f"error: cannot write under {out.parent}: {e.strerror or e}", file=sys.stderr)
+        return None, 1
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

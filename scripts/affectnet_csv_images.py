@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.data import AFFECTNET_SENTINELS  # noqa: E402
 from fer_core.images import ImageError, _threads, load_image  # noqa: E402
-from fer_core.io import whole_folder  # noqa: E402
+from fer_core.io import converted, whole_folder  # noqa: E402
 from fer_core.labels import CLASSES  # noqa: E402
 
 COLUMNS = ["subdirectory_filepath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks", "expression",
@@ -158,17 +158,9 @@ def main(argv=None) -> int:
         p.error(f"{a.folder}: no such folder")
     if a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
         p.error(f"--out {a.out} exists and is not an empty folder: give a new one")
-    try:
-        counts = convert(a.folder, a.out)
-    except ConvertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(f"error: cannot write under {a.out.parent}: {e.strerror or e}", file=sys.stderr)
-        return 1
+    counts, failed = converted(a.out, lambda: convert(a.folder, a.out), ConvertError)
+    if failed is not None:
+        return failed
     for part, c in counts.items():
         left = ", ".join(f"{k} {n:,}" for k, n in sorted(c.items()) if k != "written")
         print(f"{part}: wrote {c['written']:,} images" + (f"; left out {left}" if left else ""))

@@ -29,7 +29,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.data import FERPLUS_SPLITS  # noqa: E402
-from fer_core.io import whole_folder  # noqa: E402
+from fer_core.io import converted, whole_folder  # noqa: E402
 from fer_core.labels import NUMBERINGS  # noqa: E402
 
 SIDE = 48
@@ -135,17 +135,9 @@ def main(argv=None) -> int:
             p.error(f"{f}: no such file")
     if a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
         p.error(f"--out {a.out} exists and is not an empty folder: give a new one")
-    try:
-        counts = convert(a.fer_csv, a.out, a.ferplus)
-    except ConvertError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(f"error: cannot write under {a.out.parent}: {e.strerror or e}", file=sys.stderr)
-        return 1
+    counts, failed = converted(a.out, lambda: convert(a.fer_csv, a.out, a.ferplus), ConvertError)
+    if failed is not None:
+        return failed
     parts: dict[str, int] = {}
     for folder, n in counts.items():
         parts[folder.split("/")[0]] = parts.get(folder.split("/")[0], 0) + n
