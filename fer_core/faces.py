@@ -314,9 +314,10 @@ def _ink(fill) -> tuple[int, int, int]:
 
 
 def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
-             max_side: int | None = None) -> np.ndarray:
+             max_side: int | None = None, header: str | None = None) -> np.ndarray:
     """Copy of the image with each result's box and "Label 87% v+0.3 a-0.1" drawn (whole-image results: a
-    banner; a video's faces start with their person number, "P2"), and ``footer`` in the bottom-left corner.
+    banner; a video's faces start with their person number, "P2"), ``footer`` in the bottom-left corner and
+    ``header`` in the top-left one (a video's time, where a player's controls do not cover it).
     ``max_side``: the copy shrunk to at most that many pixels first and drawn at that size, as it will be shown
     (labels drawn on a 4032 px photo shrink with it to a few pixels)."""
     out = as_rgb_uint8(image).copy()
@@ -361,8 +362,11 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
         tx = min(max(0, x0), max(0, w - tw - 2))
         cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 2, ty + base), colour, -1)
         cv2.putText(out, text, (tx + 1, ty), cv2.FONT_HERSHEY_SIMPLEX, size, _ink(colour), stroke, cv2.LINE_AA)
-    if footer:
-        (tw, th), base = cv2.getTextSize(footer, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
-        cv2.rectangle(out, (0, h - th - 2 * base - 4), (tw + 4, h), (0, 0, 0), -1)
-        cv2.putText(out, footer, (2, h - base - 2), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick, cv2.LINE_AA)
+    for text, top in ((footer, False), (header, True)):
+        if text:
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+            y0 = 0 if top else h - th - 2 * base - 4
+            cv2.rectangle(out, (0, y0), (tw + 4, y0 + th + 2 * base + 4), (0, 0, 0), -1)
+            cv2.putText(out, text, (2, y0 + th + base + 2), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick,
+                        cv2.LINE_AA)
     return out

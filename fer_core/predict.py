@@ -94,22 +94,23 @@ def _in_decoded_pixels(r: dict, image: np.ndarray, f: dict) -> dict:
 
 
 def write_annotated(records, out_dir) -> list[str]:
-    """Each photo with its answers drawn on it (faces.annotate), as a JPEG; returns the files."""
+    """Each photo with its answers drawn on it (faces.annotate), as a JPEG named by the file's place among those read
+    (0003_name.jpg: the fourth); returns the files."""
     from PIL import Image
 
     from .faces import annotate
     from .inference import read_image
     from .io import atomic_write_bytes
 
-    written = []
-    for k, r in enumerate(records):
+    written, place = [], {p: k for k, p in enumerate(dict.fromkeys(r["path"] for r in records))}
+    for r in records:
         if "faces" not in r or "frame" in r:
             continue
         image = read_image(r["path"])
         drawn = annotate(image, [_in_decoded_pixels(r, image, f) for f in r["faces"]])
         buf = io.BytesIO()
         Image.fromarray(drawn).save(buf, "JPEG", quality=92)
-        name = Path(out_dir) / f"{k:04d}_{Path(r['path']).stem}.jpg"
+        name = Path(out_dir) / f"{place[r['path']]:04d}_{Path(r['path']).stem}.jpg"
         atomic_write_bytes(name, buf.getvalue())
         written.append(str(name))
     return written
@@ -166,21 +167,22 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
     several, of which the first was read}, one per sampled video frame: {"path", "frame", "time_s", "faces"}, or
     {"path", "error"} for a file that cannot be read. Never raises for a bad file. to_rows makes them a table.
     ``annotate_videos``: a folder where each video's sampled frames are written with their answers drawn
-    (video.AnnotatedVideo), named as write_annotated names photos; ``annotated`` gets the files written."""
+    (video.AnnotatedVideo), named by the file's place in the list, as write_annotated names photos; ``annotated``
+    gets the files written."""
     from tqdm import tqdm
 
     from .inference import read_image
 
     files = collect_images([files] if isinstance(files, (str, os.PathLike)) else files)
     records = []
-    for f in tqdm(files, desc="files", unit="file", disable=len(files) < 2):
+    for n, f in enumerate(tqdm(files, desc="files", unit="file", disable=len(files) < 2)):
         try:
             if Path(f).suffix.lower() in VIDEO_EXTS:
                 with tqdm(desc=Path(f).name, unit="frame", leave=None) as bar:
                     def progress(done, total):
                         bar.total = total or None
                         bar.update(done - bar.n)
-                    drawn = (AnnotatedVideo(Path(annotate_videos) / f"{len(records):04d}_{Path(f).stem}.mp4", every)
+                    drawn = (AnnotatedVideo(Path(annotate_videos) / f"{n:04d}_{Path(f).stem}.mp4", every)
                              if annotate_videos else None)
                     try:
                         records += predict_video(predictor, f, every=every, progress=progress, one_person=one_person,
@@ -454,7 +456,22 @@ def main(args) -> int:
 
 
 def cli():
-    sys.exit(main(get_args_parser().parse_args()))
+    """The command: a terminal closed (SIGHUP) or a job ended (SIGTERM) stops it as Ctrl-C does, leaving no
+    unfinished file."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+    try:
+        sys.exit(main(get_args_parser().parse_args()))
+    except KeyboardInterrupt as e:
+        print("interrupted: the files written so far are whole (the CSV, JSON and summary are written at the end)",
+              file=sys.stderr)
+        sys.exit(128 + (e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT))
 
 
 if __name__ == "__main__":

@@ -136,33 +136,42 @@ class People:
 
 class AnnotatedVideo:
     """The sampled frames of a video with their answers drawn on them (faces.annotate: box, person number, expression,
-    valence/arousal, and the time), written as an H.264 MP4 video (PyAV) at one frame per ``every`` seconds, so that
-    it plays in real time, in a browser or any player. ``add`` is predict_video's ``on_frame``. The file appears under
-    its name once ``close`` has finished it; ``discard`` leaves nothing."""
+    valence/arousal, and the time), written as an H.264 MP4 video (PyAV), each frame at its time in the video, so that
+    it plays in real time, in a browser or any player (the last lasts ``every`` seconds). ``add`` is predict_video's
+    ``on_frame``. The file appears under its name once ``close`` has finished it; ``discard`` leaves nothing."""
 
     def __init__(self, path, every: float = EVERY, max_side: int = 1280):
         from fractions import Fraction
 
-        self.path, self.rate, self.max_side = Path(path), Fraction(1 / every).limit_denominator(1000), max_side
+        self.path, self.rate, self.max_side = Path(path), 1 / Fraction(str(every)), max_side
         self._partial = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}.mp4")
-        self._out = self._stream = None
+        self._out = self._stream = self._pts = None
         self.frames = 0
 
     def add(self, rgb: np.ndarray, record: dict) -> None:
+        from fractions import Fraction
+
         import av
 
         from .faces import annotate
 
-        drawn = annotate(rgb, record["faces"], footer=f"{record['time_s']:.1f} s", max_side=self.max_side)
+        drawn = annotate(rgb, record["faces"], header=f"{record['time_s']:.1f} s", max_side=self.max_side)
         if self._out is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._out = av.open(str(self._partial), "w")
-            self._stream = self._out.add_stream("libx264", rate=self.rate)
+            self._stream = self._out.add_stream("libx264", rate=self.rate)  # the rate: how long the last frame lasts
+            self._stream.codec_context.time_base = Fraction(1, 1000)  # frames at their times, in milliseconds
             # even sides, as the encoder's 4:2:0 colour needs
             self._stream.width, self._stream.height = drawn.shape[1] // 2 * 2, drawn.shape[0] // 2 * 2
-            self._stream.pix_fmt, self._stream.options = "yuv420p", {"crf": "20"}
-        frame = np.ascontiguousarray(drawn[:self._stream.height, :self._stream.width])
-        self._out.mux(self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            # no B-frames: with them the file's duration, which players show, ends up short where frames are uneven
+            self._stream.pix_fmt, self._stream.options = "yuv420p", {"crf": "20", "bf": "0"}
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(drawn[:self._stream.height, :self._stream.width]),
+                                           format="rgb24")
+        # a time going back (a spliced file) or repeated: the frame just after the one before
+        pts = round(record["time_s"] * 1000)
+        self._pts = pts if self._pts is None else max(pts, self._pts + 1)
+        frame.pts, frame.time_base = self._pts, Fraction(1, 1000)
+        self._out.mux(self._stream.encode(frame))
         self.frames += 1
 
     def close(self) -> bool:

@@ -875,6 +875,27 @@ def test_predict_cli_draws_the_answers_on_each_photo(ckpt, tmp_path, capsys):
     assert first["faces"] and np.abs(frames[0].astype(int) - want).mean() < 6  # the encoders' loss
 
 
+def test_predict_cli_stopped_by_sigterm_leaves_no_unfinished_video(ckpt, tmp_path):
+    """A cluster job ended, or a terminal closed, mid-video: the annotated video being written goes, as at Ctrl-C."""
+    import signal
+    import time
+
+    from tests.test_video import write_clip
+
+    clip = write_clip(tmp_path / "long.mp4", fps=10, face_frames=600, blank_frames=0)  # a minute, a frame a 0.1 s
+    drawn = tmp_path / "drawn"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_core.predict", clip, "--run", ckpt, "--every", "0.1",
+                             "--annotate", drawn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(drawn.glob(".*partial*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "finished before it could be stopped: " + proc.stderr.read()[-500:]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM and "interrupted: the files written so far are whole" in err
+    assert "Traceback" not in err and list(drawn.iterdir()) == []
+
+
 def test_predict_cli_writes_an_occlusion_map_per_face(ckpt, tmp_path, capsys):
     from fer_core.explain import heat_overlay, occlusion_map
 

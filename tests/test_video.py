@@ -324,3 +324,24 @@ def test_a_video_analysis_stops_once_its_browser_tab_has_gone(predictor, clip, m
     kept = run(lambda: False)
     assert not kept["cancel"] and len(kept["result"]["records"]) == 30
     assert page.session_alive()()  # outside a Streamlit server there is no tab to watch
+
+
+def test_annotated_video_plays_each_frame_at_its_time(tmp_path):
+    """Frames further apart than --every (a low or variable frame rate) keep their times, so it plays in real time;
+    the last lasts --every; a time going back (a spliced file) follows the one before."""
+    import av
+
+    from fer_core.video import AnnotatedVideo
+
+    drawn = AnnotatedVideo(tmp_path / "out" / "drawn.mp4", every=0.2)
+    for t in (0.0, 0.5, 1.0, 3.0, 2.0):
+        drawn.add(np.full((49, 65, 3), 90, np.uint8), {"time_s": t, "faces": []})
+    assert drawn.close() and not list((tmp_path / "out").glob(".*"))
+    with av.open(str(tmp_path / "out" / "drawn.mp4")) as c:
+        stream = c.streams.video[0]
+        times = [round(float(f.pts * f.time_base), 3) for f in c.decode(video=0)]
+        assert (stream.width, stream.height) == (64, 48)  # even sides
+        assert times == [0.0, 0.5, 1.0, 3.0, 3.001]
+        assert float(stream.duration * stream.time_base) == pytest.approx(3.201, abs=0.002)
+    empty = AnnotatedVideo(tmp_path / "none.mp4")
+    assert not empty.close() and not (tmp_path / "none.mp4").exists()
