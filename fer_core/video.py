@@ -104,12 +104,24 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _apart(a, b) -> float:
+    """How far apart two boxes' centres are, in the larger box's width; infinite where one's area is over twice the
+    other's (another face, nearer or further)."""
+    area_a, area_b = (a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])
+    if min(area_a, area_b) <= 0 or max(area_a, area_b) > 2 * min(area_a, area_b):
+        return math.inf
+    dx, dy = (a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2
+    return math.hypot(dx, dy) / max(a[2] - a[0], b[2] - b[0])
+
+
 class People:
     """Numbers the faces of successive frames by person (1, 2, ... in order of first appearance): a face continues
     the person whose last box it overlaps most (IoU at least ``min_iou``), if that person was seen at most
-    ``max_gap`` seconds before; each person takes at most one face per frame, the largest overlaps first. Any other
-    face starts a new person. A face that moves more than about half its width between two sampled frames, or
-    stays out of view longer than ``max_gap``, comes back as a new person."""
+    ``max_gap`` seconds before; each person takes at most one face per frame, the largest overlaps first. A face
+    left over continues the nearest person left over whose last box, of about its size (half to twice its area), lies
+    within one face's width of it, centre to centre (a face moving fast: two faces that close would overlap). Any
+    other face starts a new person: one that jumps further than its width between two sampled frames, or stays out
+    of view longer than ``max_gap``, comes back as a new person."""
 
     def __init__(self, min_iou: float = 0.3, max_gap: float = 1.0):
         self.min_iou, self.max_gap = min_iou, max_gap
@@ -124,6 +136,12 @@ class People:
         for overlap, i, p in pairs:
             if overlap < self.min_iou:
                 break
+            if "person" not in faces[i] and p not in taken:
+                faces[i]["person"] = p
+                taken.add(p)
+        near = sorted((d, i, p) for i, f in enumerate(faces) if not f["whole_image"] and "person" not in f
+                      for p, box in recent.items() if p not in taken and (d := _apart(f["box"], box)) <= 1)
+        for _, i, p in near:
             if "person" not in faces[i] and p not in taken:
                 faces[i]["person"] = p
                 taken.add(p)

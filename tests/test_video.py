@@ -160,6 +160,17 @@ def test_people_follow_overlapping_boxes_and_start_afresh_otherwise():
     assert people(records) == {1: 4, 2: 2, 3: 1, 4: 1}  # the most seen first, ties in order of first appearance
 
 
+def test_people_follow_a_fast_face_that_no_longer_overlaps_but_not_a_jump_or_another_size():
+    linker = People(min_iou=0.3, max_gap=1.0)
+    # a 100 px face crossing at 80 px per sampled frame (IoU 0.11 from one to the next), and a still one
+    frames = [[face((100 + 80 * k, 100, 200 + 80 * k, 200)), face((600, 300, 700, 400))] for k in range(5)]
+    frames.append([face((700, 100, 960, 360))])  # a face of seven times the area near where the first was: another
+    frames.append([face((1200, 100, 1300, 200))])  # a jump of seven widths: someone new
+    for k, faces in enumerate(frames):
+        linker.assign(faces, 0.2 * k)
+    assert [[f["person"] for f in faces] for faces in frames] == [[1, 2]] * 5 + [[3], [4]]
+
+
 def test_the_timeline_follows_one_person_not_the_largest_face(predictor, tmp_path, capsys):
     clip = write_two_people(tmp_path / "two.mp4")
     records = predict_video(predictor, clip, every=0.2)

@@ -333,9 +333,9 @@ def video_tab(predictor: Predictor) -> None:
         person = st.selectbox(f"Follow ({len(seen)} people seen; P1, P2, … on the frames)", list(seen),
                               format_func=lambda p: f"Person {p} (in {seen[p]} of {len(records)} frames)",
                               key=f"who::{key}",
-                              help="A face that moves far between two classified frames, or is out of view "
-                                   "for longer than two intervals (and at least a second), comes back as a new "
-                                   "person")
+                              help="A face that moves further than its own width between two classified "
+                                   "frames, or is out of view for longer than two intervals (and at least a "
+                                   "second), comes back as a new person")
     tl, line = person_timeline(done, person, classes, clip.name, every)
     st.success(line)
     S.chart(timeline_figure(tl, classes, who=f"person {person}" if len(seen) > 1 else ""),
