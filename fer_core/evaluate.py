@@ -336,6 +336,10 @@ def main(args) -> int:
         return _fail(str(e))
     foreign = root != own_root and not same_data(index, root, own_root, run)
     left_out: set[str] = set()
+    if cfg.get("imported"):  # scripts/import_model.py: no split.csv says what its authors trained it on
+        print(f"note: {cfg.get('name', path.stem)} is another tool's model: which images its authors trained it on "
+              f"cannot be told here, so none are left out; if {root} holds some of them (AffectNet's training set, "
+              "for a model trained on AffectNet), its figures on those flatter it", file=sys.stderr)
     if foreign:
         has_test = any(s.split == "test" for s in index.samples)
         split = args.split or ("test" if has_test else "all")

@@ -909,6 +909,7 @@ def test_import_model_gives_a_class_the_model_lacks_probability_zero(tmp_path, a
     ev = subprocess.run([sys.executable, "-m", "fer_core.evaluate", "--run", tmp_path / "seven.onnx", "--data",
                          affectnet_dir, "--out", tmp_path / "scored"], capture_output=True, text=True, timeout=120)
     assert ev.returncode == 0, ev.stderr
+    assert "seven is another tool's model: which images its authors trained it on cannot be told here" in ev.stderr
     pred = pd.read_csv(tmp_path / "scored" / "predictions_affectnet-all.csv")
     assert len(pred) == 48 and pred["valence_pred"].isna().all()
     found, problems = R.discover_runs(tmp_path)  # the dashboard lists it beside FER Lab's runs
