@@ -317,6 +317,8 @@ def main(args) -> int:
         cfg = dict(cfg, img_size=args.img_size)
     own_root = Path((cfg.get("data") or {}).get("root", ""))
     root = Path(args.data).resolve() if args.data else own_root
+    if not args.data and not (cfg.get("data") or {}).get("root"):  # another tool's model (scripts/import_model.py)
+        return _fail(f"{path} names no data of its own: give --data DIR, the labelled images to score it on")
     if not args.data and not own_root.exists():  # a folder, or a CSV manifest file
         return _fail(f"{path} was trained on {own_root}, which is not here: give --data DIR")
     own = own_folder(args, path)

@@ -54,28 +54,45 @@ def whole_folder(out: Path):
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         yield partial
-        if out.is_dir():
-            out.rmdir()
-        os.replace(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    try:  # finished: a rename that fails keeps the work, and says where it is
+        if out.is_dir():
+            out.rmdir()
+        replace(partial, out)
+    except OSError as e:
+        raise OSError(f"{e.strerror or e}: the finished folder is kept as {partial}; rename it to {out}") from e
+
+
+def stop_on_signals() -> None:
+    """A terminal closed (SIGHUP) or a job ended (SIGTERM, as SLURM does) stops a command as Ctrl-C does: as a
+    KeyboardInterrupt, whose handlers leave no unfinished file; its argument is the signal's number."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):  # Windows has no SIGHUP
+            signal.signal(getattr(signal, name), stop)
 
 
 def converted(out: Path, convert, refused: type[Exception]):
     """Run ``convert()``, which writes the new folder ``out`` (whole_folder), as a command does: (its result, None),
-    or (None, the exit code) once stderr says why: 2 where it raised ``refused`` (bad input), 130 at Ctrl-C, 1 where
-    the disk refused."""
+    or (None, the exit code) once stderr says why: 2 where it raised ``refused`` (bad input), 128 + the signal's number
+    at Ctrl-C (130), SIGTERM or SIGHUP (stop_on_signals), 1 where the disk refused."""
     import sys
 
+    stop_on_signals()
     try:
         return convert(), None
     except refused as e:
         print(f"error: {e}", file=sys.stderr)
         return None, 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted: nothing was written", file=sys.stderr)
-        return None, 130
+        return None, 128 + (e.args[0] if e.args and isinstance(e.args[0], int) else 2)  # 2: SIGINT, Ctrl-C
     except OSError as e:
         print(f"error: cannot write under {out.parent}: {e.strerror or e}", file=sys.stderr)
         return None, 1

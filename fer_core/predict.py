@@ -194,6 +194,9 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                         raise
                     if drawn and drawn.close() and annotated is not None:
                         annotated.append(str(drawn.path))
+                    elif drawn and drawn.error:
+                        tqdm.write(f"warning: {f}: its annotated video was not written ({drawn.error})",
+                                   file=sys.stderr)
             else:
                 image = read_image(f)
                 record = {"path": str(f), "size": list(upright_size(f)), "faces":
@@ -460,12 +463,9 @@ def cli():
     unfinished file."""
     import signal
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt(signum)
+    from .io import stop_on_signals
 
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
+    stop_on_signals()
     try:
         sys.exit(main(get_args_parser().parse_args()))
     except KeyboardInterrupt as e:

@@ -156,17 +156,28 @@ class AnnotatedVideo:
     """The sampled frames of a video with their answers drawn on them (faces.annotate: box, person number, expression,
     valence/arousal, and the time), written as an H.264 MP4 video (PyAV), each frame at its time in the video, so that
     it plays in real time, in a browser or any player (the last lasts ``every`` seconds). ``add`` is predict_video's
-    ``on_frame``. The file appears under its name once ``close`` has finished it; ``discard`` leaves nothing."""
+    ``on_frame``. The file appears under its name once ``close`` has finished it; ``discard`` leaves nothing. Writing
+    never stops the predictions: where it fails (a full disk, an encoder that refuses), ``error`` says why, the
+    unfinished file goes, and the frames after are not drawn."""
 
     def __init__(self, path, every: float = EVERY, max_side: int = 1280):
         from fractions import Fraction
 
-        self.path, self.rate, self.max_side = Path(path), 1 / Fraction(str(every)), max_side
+        # PyAV takes a rate of 32-bit integers; with each frame's time set, it says only how long the last one lasts
+        self.rate = max(Fraction(1 / every).limit_denominator(1000), Fraction(1, 1000))
+        self.path, self.max_side = Path(path), max_side
         self._partial = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}.mp4")
         self._out = self._stream = self._pts = None
-        self.frames = 0
+        self.frames, self.error = 0, None
 
     def add(self, rgb: np.ndarray, record: dict) -> None:
+        if self.error is None:
+            try:
+                self._add(rgb, record)
+            except Exception as e:  # noqa: BLE001  PyAV's FFmpegError, OSError, ...: the video goes, not the run
+                self._failed(e)
+
+    def _add(self, rgb: np.ndarray, record: dict) -> None:
         from fractions import Fraction
 
         import av
@@ -177,7 +188,7 @@ class AnnotatedVideo:
         if self._out is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._out = av.open(str(self._partial), "w")
-            self._stream = self._out.add_stream("libx264", rate=self.rate)  # the rate: how long the last frame lasts
+            self._stream = self._out.add_stream("libx264", rate=self.rate)
             self._stream.codec_context.time_base = Fraction(1, 1000)  # frames at their times, in milliseconds
             # even sides, as the encoder's 4:2:0 colour needs
             self._stream.width, self._stream.height = drawn.shape[1] // 2 * 2, drawn.shape[0] // 2 * 2
@@ -192,22 +203,37 @@ class AnnotatedVideo:
         self._out.mux(self._stream.encode(frame))
         self.frames += 1
 
+    def _failed(self, e: Exception) -> None:
+        self.error = f"{type(e).__name__}: {e}"
+        self.discard()
+
     def close(self) -> bool:
-        """Finish the file; False where no frame was added (no file)."""
-        if self._out is None:
+        """Finish the file; False where there is none (no frame added, or writing failed: ``error``)."""
+        if self._out is None or self.error is not None:
             return False
-        self._out.mux(self._stream.encode())  # what the encoder still holds
-        self._out.close()
-        self._out = None
-        os.replace(self._partial, self.path)
+        try:
+            self._out.mux(self._stream.encode())  # what the encoder still holds
+            self._out.close()
+            self._out = None
+            os.replace(self._partial, self.path)
+        except Exception as e:  # noqa: BLE001  as in add
+            self._failed(e)
+            return False
         return True
 
     def discard(self) -> None:
         """Leave no unfinished file (nothing to do after close)."""
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-        self._partial.unlink(missing_ok=True)
+        out, self._out = self._out, None
+        try:
+            if out is not None:
+                out.close()
+        except Exception:  # noqa: BLE001  a container that cannot even close: its file goes all the same
+            pass
+        finally:
+            try:
+                self._partial.unlink(missing_ok=True)
+            except OSError:  # its folder could not be made: no file either
+                pass
 
 
 def predict_video(predictor, path, every: float = EVERY, progress=None, on_frame=None, warn=None,

@@ -910,6 +910,9 @@ def test_import_model_gives_a_class_the_model_lacks_probability_zero(tmp_path, a
                          affectnet_dir, "--out", tmp_path / "scored"], capture_output=True, text=True, timeout=120)
     assert ev.returncode == 0, ev.stderr
     assert "seven is another tool's model: which images its authors trained it on cannot be told here" in ev.stderr
+    ev = subprocess.run([sys.executable, "-m", "fer_core.evaluate", "--run", tmp_path / "seven.onnx", "--out",
+                         tmp_path / "nowhere"], capture_output=True, text=True, timeout=120)
+    assert ev.returncode == 2 and "names no data of its own: give --data DIR" in ev.stderr, ev.stderr
     pred = pd.read_csv(tmp_path / "scored" / "predictions_affectnet-all.csv")
     assert len(pred) == 48 and pred["valence_pred"].isna().all()
     found, problems = R.discover_runs(tmp_path)  # the dashboard lists it beside FER Lab's runs
@@ -1100,3 +1103,26 @@ def test_affectnet_csv_images_says_what_is_wrong_and_writes_nothing(tmp_path):
     assert out.returncode == 2 and "is in none of" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "data").exists()
     assert not list(tmp_path.glob(".data.partial*"))
+
+
+def test_a_new_folder_appears_whole_or_not_and_finished_work_is_never_thrown_away(tmp_path):
+    from fer_core.io import whole_folder
+
+    with pytest.raises(ValueError):
+        with whole_folder(tmp_path / "failed") as partial:
+            (partial / "a.txt").parent.mkdir(parents=True)
+            (partial / "a.txt").write_text("half")
+            raise ValueError("bad row")
+    assert list(tmp_path.iterdir()) == []
+    with whole_folder(tmp_path / "done") as partial:
+        partial.mkdir()
+        (partial / "a.txt").write_text("whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["done"] and (tmp_path / "done" / "a.txt").read_text() == "whole"
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "theirs.txt").write_text("someone wrote here meanwhile")
+    with pytest.raises(OSError, match=r"the finished folder is kept as .*\.taken\.partial-\d+; rename it to"):
+        with whole_folder(tmp_path / "taken") as partial:
+            partial.mkdir()
+            (partial / "a.txt").write_text("hours of work")
+    kept = next(tmp_path.glob(".taken.partial-*"))
+    assert (kept / "a.txt").read_text() == "hours of work"

@@ -356,3 +356,20 @@ def test_annotated_video_plays_each_frame_at_its_time(tmp_path):
         assert float(stream.duration * stream.time_base) == pytest.approx(3.201, abs=0.002)
     empty = AnnotatedVideo(tmp_path / "none.mp4")
     assert not empty.close() and not (tmp_path / "none.mp4").exists()
+
+
+def test_annotated_video_that_cannot_be_written_says_why_and_leaves_nothing(tmp_path):
+    """Writing the video never stops the predictions: where it fails, ``error`` says why and no file is left."""
+    from fer_core.video import AnnotatedVideo
+
+    (tmp_path / "taken").write_text("a file where the folder would be")
+    drawn = AnnotatedVideo(tmp_path / "taken" / "drawn.mp4")
+    for t in (0.0, 0.2):
+        drawn.add(np.zeros((48, 64, 3), np.uint8), {"time_s": t, "faces": []})
+    assert not drawn.close() and "FileExistsError" in drawn.error and drawn.frames == 0
+    for k, every in enumerate((1 / 3, 1 / 30, 0.0333333333, 5000.0)):  # rates PyAV takes as 32-bit integers only
+        ok = AnnotatedVideo(tmp_path / f"every-{k}.mp4", every=every)
+        ok.add(np.zeros((48, 64, 3), np.uint8), {"time_s": 0.0, "faces": []})
+        assert ok.close() and ok.error is None, ok.error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["every-0.mp4", "every-1.mp4", "every-2.mp4", "every-3.mp4",
+                                                          "taken"]

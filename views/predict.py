@@ -256,6 +256,8 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
                                         one_person=one_person,
                                         warn=lambda m: notes.append(m.replace(str(path), name)))
                 video = drawn.path.read_bytes() if drawn.close() else None
+                if drawn.error:
+                    notes.append(f"{name}: the video with the answers drawn could not be written ({drawn.error})")
             except _Cancelled:
                 job["error"] = f"{name}: the analysis was stopped"  # ends any wait_for still looking
                 return
@@ -349,7 +351,7 @@ def video_tab(predictor: Predictor) -> None:
     c1, c2 = st.columns(2)
     c1.download_button("Download the predictions (CSV, one row per face per classified frame)",
                        done["csv"], file_name=f"{Path(clip.name).stem}.csv", mime="text/csv")
-    if done["video"]:
+    if done.get("video"):
         c2.download_button("Download the classified frames with their answers drawn (MP4)", done["video"],
                            file_name=f"{Path(clip.name).stem}-annotated.mp4", mime="video/mp4")
         with st.expander("Play the classified frames with their answers drawn, in real time"):
