@@ -268,7 +268,8 @@ def foreign_onnx(data: bytes, classes: list[str | None], va: str | int, config: 
         [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["batch", len(CLASSES)]),
          helper.make_tensor_value_info("va", onnx.TensorProto.FLOAT, ["batch", 2])],
         [*g.initializer, *(numpy_helper.from_array(v, k) for k, v in consts.items())], value_info=g.value_info)
-    model = helper.make_model(graph, opset_imports=original.opset_import, ir_version=original.ir_version)
+    model = helper.make_model(graph, opset_imports=original.opset_import, ir_version=original.ir_version,
+                              functions=original.functions)
     onnx.checker.check_model(model)
     return _with_config(model, config)
 

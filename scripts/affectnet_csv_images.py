@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import shlex
 import sys
 from collections import Counter
@@ -51,11 +52,11 @@ class ConvertError(Exception):
     pass
 
 
-def read_rows(path: Path) -> list[list[str]]:
-    """The CSV's rows, without its header line where it has one."""
+def read_rows(path: Path, limit: int | None = None) -> list[list[str]]:
+    """The CSV's rows (the first ``limit`` lines only, where given), without its header line where it has one."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [row for row in csv.reader(f) if row]
+            rows = [row for row in itertools.islice(csv.reader(f), limit) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ConvertError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     if rows and [c.strip().lower() for c in rows[0][:len(COLUMNS)]] == COLUMNS:
@@ -74,8 +75,9 @@ def find_release(folder: Path) -> tuple[dict[str, Path], Path]:
         if found:
             csvs[part] = found[0]
     if not csvs:
-        raise ConvertError(f"{folder}: no training.csv or validation.csv in it or in its Manually_Annotated_file_lists/")
-    first = next((row[0] for p in csvs.values() for row in read_rows(p)[:1]), None)
+        raise ConvertError(f"{folder}: no training.csv or validation.csv in it or in its "
+                           f"Manually_Annotated_file_lists/")
+    first = next((row[0] for p in csvs.values() for row in read_rows(p, limit=2)[:1]), None)
     for images in IMAGE_FOLDERS:
         if first and (folder / images / first).is_file():
             return csvs, (folder / images).resolve()
@@ -89,12 +91,14 @@ def _number(text: str) -> float:
 
 def convert_row(row: list[str], images: Path, out: Path, i: int) -> str | None:
     """Write row ``i``'s crop and annotations under ``out`` (a part folder); None, or why it was left out."""
-    if len(row) < len(COLUMNS) or any(v.strip().upper() == "NULL" for v in row[:len(COLUMNS)]):
+    landmarks = COLUMNS.index("facial_landmarks")  # optional: a row without them keeps its face
+    if len(row) < len(COLUMNS) or any(v.strip().upper() == "NULL" for k, v in enumerate(row[:len(COLUMNS)])
+                                      if k != landmarks):
         return "a value missing"
     try:
         x, y, w, h = (int(round(_number(v))) for v in row[1:5])
         label, valence, arousal = int(_number(row[6])), _number(row[7]), _number(row[8])
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an infinite coordinate
         return "a value not a number"
     if label in AFFECTNET_SENTINELS:
         return f"class {label} ({AFFECTNET_SENTINELS[label]})"

@@ -10,12 +10,12 @@
 The model must take float RGB images [batch, 3, S, S] (channels first, any batch size), scaled to 0-1 and then
 normalised with --mean and --std, and give class scores, logits or probabilities (found from the values), one column
 per class in the order --classes names them, in its first output with that many columns (or --scores NAME).
-Valence and arousal, where it gives them, are that output's last two columns (HSEmotion's *_va_mtl models) or another
-output of two columns; --va says which, or is found from the shapes. A FER Lab class the model lacks (7-class models
-have no Contempt) gets probability 0: evaluate with --only-data-classes on 7-class data. `--like hsemotion` sets what
-HSEmotion's models (hsemotion-onnx) use: its classes in alphabetical order (Anger, Contempt, Disgust, Fear, Happiness,
-Neutral, Sadness, Surprise; no Contempt for *_7 models) and ImageNet's mean and std; the side is the one its input
-names.
+Valence and arousal, where it gives them, are that output's last two columns (HSEmotion's *_va_mtl models: --va
+last2, which --like hsemotion implies) or another output of two columns (found from the shapes). A FER Lab class the
+model lacks (7-class models have no Contempt) gets probability 0: evaluate with --only-data-classes on 7-class data.
+`--like hsemotion` sets what HSEmotion's models (hsemotion-onnx) use: its classes in alphabetical order (Anger,
+Contempt, Disgust, Fear, Happiness, Neutral, Sadness, Surprise; no Contempt for *_7 models) and ImageNet's mean and
+std; the side is the one its input names.
 
 The file written is checked against the original on random images before it is written: same answers, in FER Lab's class
 order. That checks the wrapping, not the side, mean, std and colour order given: evaluating it on labelled faces does,
@@ -82,8 +82,9 @@ def get_args_parser():
                         "FER Lab has no class for (FER+'s unknown, not a face): left out, the others' probabilities "
                         "renormalised")
     p.add_argument("--va", choices=["auto", "last2", "output", "none"], default="auto",
-                   help="where valence/arousal come from: its first output's last two columns, its second output, or "
-                        "nowhere; auto (default) tells from the output shapes")
+                   help="where valence/arousal come from: the scores' last two columns, another output of two "
+                        "columns, or nowhere; auto (default): that other output where there is one, the last two "
+                        "columns for --like hsemotion")
     p.add_argument("--scores", metavar="NAME", help="the output that holds the class scores, where several could "
                                                    "(default: the first with a column per class)")
     p.add_argument("--img-size", type=int, metavar="S", help="the input side, where the model does not fix it")
@@ -143,10 +144,11 @@ def run_outputs(data: bytes, input_name: str, x: np.ndarray) -> dict[str, np.nda
     return dict(zip(names, outputs))
 
 
-def choose_outputs(outputs: dict[str, np.ndarray], n_classes: int, va: str,
-                   scores: str | None) -> tuple[int, str | int]:
+def choose_outputs(outputs: dict[str, np.ndarray], n_classes: int, va: str, scores: str | None,
+                   last2: bool = False) -> tuple[int, str | int]:
     """(the output holding the class scores, where valence/arousal come from: "last2", an output's number or
-    "none")."""
+    "none"). ``last2``: scores with two columns more than the classes end in valence and arousal (HSEmotion's
+    models); otherwise --va last2 must say so."""
     widths = [o.shape[1] for o in outputs.values()]
     listed = ", ".join(f"{n} [batch, {w}]" for n, w in zip(outputs, widths))
     if scores is not None:
@@ -163,6 +165,10 @@ def choose_outputs(outputs: dict[str, np.ndarray], n_classes: int, va: str,
                           f"--scores NAME where several could be the scores")
         k = fits[0]
     others = [j for j, w in enumerate(widths) if j != k and w == 2]
+    if va == "auto" and widths[k] == n_classes + 2 and not last2:
+        raise Refused(f"output {list(outputs)[k]} has {widths[k]} columns for the {n_classes} classes named: give "
+                      f"--va last2 if its last two are valence and arousal, or name every column in --classes (- for "
+                      f"one FER Lab has no class for)")
     found = "last2" if widths[k] == n_classes + 2 else others[0] if others else "none"
     if va == "auto":
         return k, found
@@ -196,11 +202,11 @@ def main(argv=None) -> int:
         theirs = run_outputs(data, input_name, x)
         classes = a.classes
         if classes is None and a.like == "hsemotion":
-            first = next(iter(theirs.values())).shape[1]
-            classes = HSEMOTION[7] if first in (7, 9) else HSEMOTION[8]
+            width = (theirs[a.scores] if a.scores in theirs else next(iter(theirs.values()))).shape[1]
+            classes = HSEMOTION[7] if width in (7, 9) else HSEMOTION[8]
         if classes is None:
             raise Refused("give --classes, the model's output columns in its order (or --like hsemotion)")
-        k, va = choose_outputs(theirs, len(classes), a.va, a.scores)
+        k, va = choose_outputs(theirs, len(classes), a.va, a.scores, last2=a.like == "hsemotion")
         mean, std = a.mean or IMAGENET[0], a.std or IMAGENET[1]
     except Refused as e:
         print(f"error: {e}", file=sys.stderr)

@@ -997,6 +997,7 @@ def test_import_model_bad_arguments_say_what_is_wrong(tmp_path):
     for args, says in [(["--classes", "anger,bored"], "'bored' is no class name known here"),
                        (["--classes", ",".join(HSE_ORDER), "--mean", "0.5,0.5"], "three numbers"),
                        (["--classes", ",".join(HSE_ORDER), "--va", "output"], "--va output: no other output"),
+                       (["--classes", ",".join(HSE_ORDER)], "give --va last2 if its last two are valence and arousal"),
                        (["--like", "hsemotion", "--scores", "logits"], "--scores logits: no such output (it has "
                                                                         "scores [batch, 10])"),
                        (["--img-size", "64", "--like", "hsemotion"], "--img-size 64, but the model takes 32 px"),
@@ -1041,7 +1042,8 @@ def _original_release(root: Path, header: bool = True) -> dict[str, np.ndarray]:
             rows.append([rel, x, y, 56, 56, points, label, f"{0.1 * label - 0.3:.3f}", "-2" if k == 1 else "0.25"])
         rows += [[f"0/{name[:5]}gone.jpg", 0, 0, 50, 50, "", 3, 0.1, 0.1],  # no such image
                  [rows[0][0], 0, 0, 50, 50, "", 9, -2, -2],                 # Uncertain
-                 [rows[0][0], "NULL", 0, 50, 50, "", 1, 0.1, 0.1]]          # a value missing
+                 [rows[0][0], "NULL", 0, 50, 50, "", 1, 0.1, 0.1],          # a value missing
+                 [*rows[2][:5], "NULL", 2, 0.1, 0.1]]                       # no landmarks: the face is kept
         with open(lists / name, "w", newline="") as f:
             w = csv.writer(f)
             if header or name == "training.csv":
@@ -1058,14 +1060,14 @@ def test_affectnet_csv_images_writes_the_later_release_that_fer_lab_reads(tmp_pa
     faces = _original_release(tmp_path / "AffectNet", header=False)
     out = _run("affectnet_csv_images.py", tmp_path / "AffectNet", "--out", tmp_path / "data")
     assert out.returncode == 0, out.stderr
-    assert ("train_set: wrote 12 images; left out a value missing 1, class 9 (Uncertain) 1, image missing 1"
+    assert ("train_set: wrote 13 images; left out a value missing 1, class 9 (Uncertain) 1, image missing 1"
             in out.stdout)
-    assert "val_set: wrote 5 images" in out.stdout
+    assert "val_set: wrote 6 images" in out.stdout
     index = read_dataset(tmp_path / "data")
-    assert len(index.samples) == 17 and {s.split for s in index.samples} == {"train", "test"}
+    assert len(index.samples) == 19 and {s.split for s in index.samples} == {"train", "test"}
     by_id = {s.id: s for s in index.samples}
     sources = pd.read_csv(tmp_path / "data" / "train_set" / "sources.csv")
-    assert list(sources["id"]) == list(range(12))
+    assert list(sources["id"]) == [*range(12), 15]  # rows 12-14 left out
     s = by_id["train_set/3"]
     assert s.label == 3 and s.valence == pytest.approx(0.0) and s.arousal == 0.25
     assert np.isnan(by_id["train_set/1"].arousal)  # -2: not annotated
@@ -1074,7 +1076,7 @@ def test_affectnet_csv_images_writes_the_later_release_that_fer_lab_reads(tmp_pa
     assert crop.shape == (224, 224, 3)
     small = np.asarray(load_image(tmp_path / "data" / s.path).resize((56, 56)), float)
     assert np.abs(small - face).mean() < 12, np.abs(small - face).mean()  # the face, not the background around it
-    assert read_landmarks(index) == 17
+    assert read_landmarks(index) == 17 and by_id["train_set/15"].landmarks is None
     assert np.allclose(by_id["train_set/3"].landmarks[0], [0, 0], atol=0.01)  # the box's centre, as given
     assert not list(tmp_path.glob(".data.partial*"))
 
