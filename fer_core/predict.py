@@ -37,7 +37,7 @@ from .faces import DETECTORS, FaceDetector
 from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, files_under, frame_count, upright_size
 from .io import atomic_write_csv, atomic_write_json, unwritable_folder
 from .labels import CLASSES
-from .video import EVERY, AnnotatedVideo, VIDEO_EXTS, VideoError, describe, people, predict_video, summary, timeline
+from .video import EVERY, VIDEO_EXTS, AnnotatedVideo, VideoError, describe, people, predict_video, summary, timeline
 
 
 CROP_SIDE = 64  # photos this small are most likely face crops already
