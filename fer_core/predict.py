@@ -93,24 +93,29 @@ def _in_decoded_pixels(r: dict, image: np.ndarray, f: dict) -> dict:
     return {**f, "box": [v * s for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
 
 
+def _photos(records) -> list[tuple[int, dict]]:
+    """(the file's place among those read, its record) for each photo read: what --annotate's and --explain's file
+    names are numbered by (0003_name.jpg: the fourth file), as predict_files numbers an annotated video."""
+    place = {p: k for k, p in enumerate(dict.fromkeys(r["path"] for r in records))}
+    return [(place[r["path"]], r) for r in records if "faces" in r and "frame" not in r]
+
+
 def write_annotated(records, out_dir) -> list[str]:
-    """Each photo with its answers drawn on it (faces.annotate), as a JPEG named by the file's place among those read
-    (0003_name.jpg: the fourth); returns the files."""
+    """Each photo with its answers drawn on it (faces.annotate), as a JPEG (named as _photos says); returns the
+    files."""
     from PIL import Image
 
     from .faces import annotate
     from .inference import read_image
     from .io import atomic_write_bytes
 
-    written, place = [], {p: k for k, p in enumerate(dict.fromkeys(r["path"] for r in records))}
-    for r in records:
-        if "faces" not in r or "frame" in r:
-            continue
+    written = []
+    for k, r in _photos(records):
         image = read_image(r["path"])
         drawn = annotate(image, [_in_decoded_pixels(r, image, f) for f in r["faces"]])
         buf = io.BytesIO()
         Image.fromarray(drawn).save(buf, "JPEG", quality=92)
-        name = Path(out_dir) / f"{place[r['path']]:04d}_{Path(r['path']).stem}.jpg"
+        name = Path(out_dir) / f"{k:04d}_{Path(r['path']).stem}.jpg"
         atomic_write_bytes(name, buf.getvalue())
         written.append(str(name))
     return written
@@ -125,7 +130,7 @@ def write_maps(predictor, records, out_dir) -> list[str]:
     from .inference import read_image
 
     out, written = Path(out_dir), []
-    todo = [(k, r) for k, r in enumerate(records) if r.get("faces") and "frame" not in r]
+    todo = [(k, r) for k, r in _photos(records) if r["faces"]]
     for k, r in tqdm(todo, desc="occlusion maps", unit="image", disable=len(todo) < 2):
         image = read_image(r["path"])
         r["maps"] = []
