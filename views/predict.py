@@ -283,13 +283,21 @@ def wait_for(job: dict, name: str) -> None:
     """A progress bar until the job ends; a click elsewhere reruns the page, which comes back here to the same job."""
     import time
 
-    bar = st.progress(0.0, text=f"Reading {S.md(name)}…")
+    bar = None
     while job["result"] is None and job["error"] is None:
-        if job["total"]:
-            bar.progress(min(job["done"] / job["total"], 1.0), text=f"{S.md(name)}: frame {job['done']:,} of "
-                         f"{job['total']:,} (the analysis goes on while you use the rest of the page)")
+        if job["total"]:  # a rerun draws the frames reached at once, not "Reading" again
+            text = (f"{S.md(name)}: frame {job['done']:,} of {job['total']:,} (the analysis goes on while you use "
+                    f"the rest of the page)")
+            fraction = min(job["done"] / job["total"], 1.0)
+        else:
+            text, fraction = f"Reading {S.md(name)}…", 0.0
+        if bar is None:
+            bar = st.progress(fraction, text=text)
+        else:
+            bar.progress(fraction, text=text)
         time.sleep(0.25)
-    bar.empty()
+    if bar is not None:
+        bar.empty()
 
 
 def person_timeline(done: dict, person, classes: list[str], name: str, every: float):
