@@ -358,6 +358,9 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
         text = text.replace("\u2014", "-").encode("ascii", "replace").decode()
         stroke = max(1, round(thick * size / font))  # smaller letters, thinner strokes: still legible
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, stroke)
+        if tw > w - 2:  # wider than the image (a long banner on a small one): smaller letters, all of it in view
+            size *= (w - 2) / tw
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, size, stroke)
         ty = y0 - 4 if y0 - th - base - 4 >= 0 else min(h - 1, y0 + th + base + 4)  # above the box, else inside
         tx = min(max(0, x0), max(0, w - tw - 2))
         cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 2, ty + base), colour, -1)

@@ -363,6 +363,20 @@ def test_annotate_draws_boxes_and_the_no_face_banner(predictor):
     assert (drawn[4, 4:44] != 128).any() and (drawn[8:40, 8:40] == 128).all()
 
 
+def test_a_banner_wider_than_the_image_is_drawn_smaller_and_whole(monkeypatch):
+    import fer_core.faces as F
+
+    drawn = []
+    real = F.cv2.putText
+    monkeypatch.setattr(F.cv2, "putText", lambda img, text, org, face, size, *a, **k: drawn.append(
+        (text, org, size, F.cv2.getTextSize(text, face, size, a[1])[0][0])) or real(img, text, org, face, size, *a, **k))
+    banner = {"box": (0, 0, 320, 240), "label": 1, "label_name": "Happy", "confidence": 0.9, "valence": 0.5,
+              "arousal": 0.1, "whole_image": True, "note": NO_FACE}
+    annotate(np.full((240, 320, 3), 200, np.uint8), [banner])  # a small photo: the letters' smallest size is too wide
+    [(text, (x, _), size, width)] = drawn
+    assert text.startswith("no face found - whole image: Happy 90% v+0.50") and x + width <= 320 and size < 0.4
+
+
 def test_many_small_faces_are_labelled_by_their_numbers(monkeypatch):
     import fer_core.faces as F
 
