@@ -154,7 +154,7 @@ def exact_aucs(metrics: dict | None, kind: str) -> dict[str, float]:
 def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], dashed=()) -> go.Figure:
     """Reliability diagram: per run, each confidence bin's accuracy against its mean confidence (marker area grows
     with the bin's rows); on the diagonal a model is right exactly as often as it says. Names in ``dashed`` get a
-    dashed line."""
+    dashed line and open markers."""
     fig = go.Figure()
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line=dict(color="grey", dash="dot"),
                     hoverinfo="skip")
@@ -164,7 +164,8 @@ def reliability_figure(calibrations: dict[str, dict], colors: dict[str, str], da
         fig.add_scatter(x=[x["confidence"] for x in b], y=[x["accuracy"] for x in b], mode="lines+markers",
                         name=f"{legend_label(run)} (ECE {c['ece']:.3f})",
                         line=dict(color=colors.get(run), width=1.6, dash="dash" if run in dashed else None),
-                        marker=dict(size=5 + 20 * np.sqrt(n / n.max()), color=colors.get(run)),
+                        marker=dict(size=5 + 20 * np.sqrt(n / n.max()), color=colors.get(run),  # open: told apart
+                                    symbol="circle-open" if run in dashed else "circle"),  # in the legend too
                         customdata=[[x["lo"], x["hi"], x["n"]] for x in b],
                         hovertemplate="confidence %{customdata[0]:.2f}-%{customdata[1]:.2f}: %{customdata[2]} "
                                       "images<br>mean confidence %{x:.3f}<br>accuracy %{y:.3f}"

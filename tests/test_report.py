@@ -1051,6 +1051,8 @@ def test_markup_in_a_run_name_is_shown_as_text_in_charts():
                  *(t.hovertemplate for t in reliability.data if t.name and "ECE" in t.name)):
         assert "<a" not in text and "<b>bold" not in text and "&lt;a href" in text, text
     assert report.figure_name(scatter).startswith(name)  # a screen reader hears the name itself
+    scaled = report_roc.reliability_figure({name: m["calibration"], "T": m["calibration"]}, {}, dashed={"T"})
+    assert [t.marker.symbol for t in scaled.data[1:]] == ["circle", "circle-open"]  # same colour, told apart
 
 
 def test_failure_table_gives_each_runs_answer_and_flags_a_wrong_class_every_run_gives():
