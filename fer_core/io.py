@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import tempfile
 import time
 from contextlib import contextmanager
@@ -98,8 +99,24 @@ def converted(out: Path, convert, refused: type[Exception]):
         return None, 1
 
 
+def streamed(path) -> bool:
+    """True where ``path`` is a device, a pipe or a terminal (/dev/null, /dev/stdout, a shell's ``>(command)``):
+    written into as it is, never replaced by a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    path = Path(path)
+    """``data`` as the whole of ``path``, or nothing. A symbolic link's target is replaced and the link kept; a
+    device or a pipe is written into (streamed)."""
+    if streamed(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from .faces import DETECTORS, FaceDetector
 from .images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, files_under, frame_count, upright_size
-from .io import atomic_write_csv, atomic_write_json, unwritable_folder
+from .io import atomic_write_csv, atomic_write_json, streamed, unwritable_folder
 from .labels import CLASSES
 from .video import EVERY, VIDEO_EXTS, AnnotatedVideo, VideoError, describe, people, predict_video, summary, timeline
 
@@ -350,7 +350,7 @@ def output_problem(args) -> str | None:
             what = "is one of the inputs" if os.path.realpath(out) in inputs else "names an image or video file"
             return f"--{flag} {out} {what}: writing there would replace it (the file to write comes right after " \
                    f"--{flag})"
-        why = unwritable_folder(Path(out).parent)
+        why = not streamed(out) and unwritable_folder(Path(out).parent)
         if why:
             return f"--{flag} {out}: its folder {Path(out).parent} {why}"
     for flag in ("explain", "annotate"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import shutil
 import time
 from collections import Counter
@@ -768,3 +769,32 @@ def test_a_write_that_fills_the_disk_names_its_file_and_leaves_nothing(tmp_path,
     assert io.disk_full(e.value) == f"No space left on device (writing 2.0 MB to {tmp_path / 'last.pt'})"
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temp file
     assert io.disk_full(OSError(errno.EACCES, "Permission denied")) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and symbolic links as POSIX has them")
+def test_a_write_into_a_link_a_pipe_or_a_device_keeps_it_what_it_is(tmp_path):
+    import stat
+    import threading
+
+    from fer_core import io
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "target.csv").write_text("old")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real" / "target.csv")
+    io.atomic_write_text(tmp_path / "link.csv", "new")  # the link's target replaced, the link kept
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "real" / "target.csv").read_text() == "new"
+    os.mkfifo(tmp_path / "pipe")  # a shell's >(command), a program reading what is written
+    heard = []
+    reader = threading.Thread(target=lambda: heard.append((tmp_path / "pipe").read_text()))
+    reader.start()
+    io.atomic_write_text(tmp_path / "pipe", "through")
+    reader.join(timeout=10)
+    assert heard == ["through"] and not (tmp_path / "pipe").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "pipe", "real"]  # no temp file left
+    try:  # a device (here a copy of /dev/full, made where the system's own is safe): written into, not replaced
+        os.mknod(tmp_path / "full", 0o666 | stat.S_IFCHR, os.makedev(1, 7))
+    except OSError:  # not Linux, or not allowed to make device nodes
+        return
+    with pytest.raises(OSError) as e:
+        io.atomic_write_text(tmp_path / "full", "x" * 100_000)
+    assert io.disk_full(e.value) and not (tmp_path / "full").is_file()
