@@ -322,7 +322,10 @@ class Predictor:
         if detector == "auto" or isinstance(detector, str):
             detector = FaceDetector(detector, max_side=detect_side)
         self.detector: FaceDetector | None = detector
-        self.predict_batch(np.zeros((1, self.img_size, self.img_size, 3), np.uint8))  # first call allocates: do it now
+        probs, va = self.predict_batch(np.full((1, self.img_size, self.img_size, 3), 128, np.uint8))  # first call
+        if not (np.isfinite(probs).all() and np.isfinite(va).all()):  # allocates: now; and a broken model shows
+            raise ModelNotFound(f"{self.path} answers not-a-number for a plain grey image: its weights, or its "
+                                f"normalisation (std {self.config['std']}), are broken. Nothing predicted with it")
 
     @staticmethod
     def _ort_session(model, threads: int):

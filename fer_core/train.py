@@ -306,7 +306,7 @@ def _main(args, run: dict) -> int:
                 cfg["weights"]["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
         default = PRESETS.get(args.preset, {}).get("weights", r["weights"])
         if args.weights is None and r["weights"] != default:  # _prepare_run found the first stage under --out
-            log.info("preset %s: %s is not there; starting from %s", args.preset, default, r["weights"])
+            log.info("preset %s: starting from %s, the first stage trained under --out", args.preset, r["weights"])
     if ckpt:  # the run's own weights go on from where they stopped, whatever the run started from
         log.info("resuming %s from its last checkpoint: %s (backbone %s, started from %s)", run_dir,
                  f"epoch {start_epoch} of {r['epochs']} next" if start_epoch <= r["epochs"] else
@@ -761,15 +761,16 @@ def _prepare_run(args, rank, world=1):
     if not Path(args.data).exists():
         raise Fail(f"data folder not found: {args.data}")
     default = PRESETS.get(args.preset, {}).get("weights")
-    if r["weights"] == default and not Path(default).is_file():
+    if default and r["weights"] == default:
         first = Path(default).parts[-3]  # artifacts/runs/<stage-1 preset>/checkpoints/best.pt
-        mine = Path(args.out) / first / "checkpoints" / "best.pt"  # the first stage trained with this --out
-        if not mine.is_file():
-            looked = " or ".join(dict.fromkeys([default, str(mine)]))
+        mine = Path(args.out) / first / "checkpoints" / "best.pt"  # the first stage trained with this --out, first
+        if mine.is_file():
+            r["weights"] = mine.as_posix()  # recorded alike on every system
+        elif not Path(default).is_file():
+            looked = " or ".join(dict.fromkeys([str(mine), default]))
             raise Fail(f"preset {args.preset} starts from the best checkpoint of a {first} run, and there is none at "
                        f"{looked}: train the {first} preset first (python -m fer_core.train --data PATH/TO/FERPLUS "
                        f"--preset {first} --name {first} --out {args.out}), or give --weights PATH")
-        r["weights"] = mine.as_posix()  # recorded alike on every system
     if r.get("mixup") and r.get("cutmix"):
         raise Fail("--mixup and --cutmix do not go together: choose one")
     if r.get("resize_from") and not 16 <= r["resize_from"] < r["img_size"]:

@@ -37,6 +37,7 @@ from fer_core.export import foreign_onnx  # noqa: E402
 from fer_core.io import atomic_write_bytes, unwritable_folder  # noqa: E402
 from fer_core.labels import CLASSES, class_index, close_class  # noqa: E402
 from fer_core.train import SCHEMA_VERSION  # noqa: E402
+from fer_core.train_args import img_size  # noqa: E402
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 HSEMOTION = {8: ["Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise"],
@@ -53,8 +54,16 @@ def triple(text: str) -> tuple[float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3:
+    if len(values) != 3 or not all(np.isfinite(values)):
         raise argparse.ArgumentTypeError(f"three numbers, one per colour channel (R,G,B), not {text!r}")
+    return values
+
+
+def spread(text: str) -> tuple[float, float, float]:
+    values = triple(text)
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"three standard deviations above 0 (the pixels are divided by them), not "
+                                         f"{text!r}")
     return values
 
 
@@ -65,8 +74,11 @@ def class_names(text: str) -> list[str]:
             near = close_class(c)
             raise argparse.ArgumentTypeError(f"{c!r} is no class name known here ({', '.join(CLASSES)}, or a synonym "
                                              f"such as happiness or angry){f'; {near}?' if near else ''}")
-    if len({class_index(c) for c in names if c != "-"}) < sum(c != "-" for c in names):
-        raise argparse.ArgumentTypeError(f"a class named twice: {text}")
+    named = [c for c in names if c != "-"]
+    for i, c in enumerate(named):
+        if (twin := next((d for d in named[:i] if class_index(d) == class_index(c)), None)) is not None:
+            same = f"{twin!r} and {c!r} both name {CLASSES[class_index(c)]}" if twin != c else f"{c!r} is named twice"
+            raise argparse.ArgumentTypeError(f"{same}: each class once, in the model's column order ({text})")
     return names
 
 
@@ -87,9 +99,9 @@ def get_args_parser():
                         "columns for --like hsemotion")
     p.add_argument("--scores", metavar="NAME", help="the output that holds the class scores, where several could "
                                                    "(default: the first with a column per class)")
-    p.add_argument("--img-size", type=int, metavar="S", help="the input side, where the model does not fix it")
+    p.add_argument("--img-size", type=img_size, metavar="S", help="the input side, where the model does not fix it")
     p.add_argument("--mean", type=triple, metavar="R,G,B", help="per-channel mean of 0-1 pixels (default ImageNet's)")
-    p.add_argument("--std", type=triple, metavar="R,G,B", help="per-channel std (default ImageNet's)")
+    p.add_argument("--std", type=spread, metavar="R,G,B", help="per-channel std (default ImageNet's)")
     p.add_argument("--name", help="the model's name in FER Lab (default: --out's file name)")
     p.add_argument("--force", action="store_true", help="replace --out where it exists")
     return p

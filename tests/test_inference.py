@@ -661,6 +661,14 @@ def test_default_model_is_the_working_folders_else_the_shipped_one(ckpt, tmp_pat
     assert resolve_model(None, backend="torch").resolve() == work / "models" / "default" / "model.pt"
 
 
+def test_a_model_that_answers_not_a_number_is_refused_at_load(ckpt, tmp_path):
+    saved = torch.load(ckpt, weights_only=True)
+    saved["model"]["expression.bias"][:] = float("nan")  # weights a diverged training left
+    torch.save(saved, tmp_path / "nan.pt")
+    with pytest.raises(ModelNotFound, match="answers not-a-number for a plain grey image"):
+        Predictor(tmp_path / "nan.pt", backend="torch", detector=None)
+
+
 def test_resolve_model_default_and_clear_errors(ckpt, tmp_path):
     with pytest.raises(ModelNotFound, match="fer_core.train"):
         resolve_model(None, root=tmp_path)

@@ -996,6 +996,10 @@ def test_import_model_bad_arguments_say_what_is_wrong(tmp_path):
     theirs = _their_model(tmp_path / "theirs.onnx")
     for args, says in [(["--classes", "anger,bored"], "'bored' is no class name known here"),
                        (["--classes", ",".join(HSE_ORDER), "--mean", "0.5,0.5"], "three numbers"),
+                       (["--classes", ",".join(HSE_ORDER), "--mean", "nan,0,0"], "three numbers"),
+                       (["--classes", ",".join(HSE_ORDER), "--std", "0,0,0"], "three standard deviations above 0"),
+                       (["--classes", "joy,anger,happy"], "'joy' and 'happy' both name Happy"),
+                       (["--classes", ",".join(HSE_ORDER), "--img-size", "0"], "between 16 and 1024 pixels"),
                        (["--classes", ",".join(HSE_ORDER), "--va", "output"], "--va output: no other output"),
                        (["--classes", ",".join(HSE_ORDER)], "give --va last2 if its last two are valence and arousal"),
                        (["--like", "hsemotion", "--scores", "logits"], "--scores logits: no such output (it has "

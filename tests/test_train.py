@@ -943,18 +943,20 @@ def test_two_stage_preset_finds_its_first_stage_under_out(tmp_path, monkeypatch,
     capsys.readouterr()
     assert run_train("--data", data, "--preset", "hse-best", "--out", out, *TINY) == 2
     err = capsys.readouterr().err
-    assert "there is none at artifacts/runs/ferplus-hse/checkpoints/best.pt or " \
-           f"{out}/ferplus-hse/checkpoints/best.pt: train the ferplus-hse preset first" in err and "--weights" in err
+    assert f"there is none at {out}/ferplus-hse/checkpoints/best.pt or artifacts/runs/ferplus-hse/checkpoints/" \
+           "best.pt: train the ferplus-hse preset first" in err and "--weights" in err
     # the two stages, the tiny way, both under --out
     assert run_train("--data", data, "--preset", "ferplus-hse", "--out", out, "--name", "ferplus-hse", "--epochs", "1",
                      *TINY) == 0
-    assert run_train("--data", data, "--preset", "hse-best", "--out", out, "--name", "s2", "--epochs", "1", *TINY) == 0
     first = f"{out}/ferplus-hse/checkpoints/best.pt"
+    elsewhere = tmp_path / "artifacts" / "runs" / "ferplus-hse" / "checkpoints"  # an older first stage, not this one
+    elsewhere.mkdir(parents=True)
+    shutil.copy(first, elsewhere / "best.pt")
+    assert run_train("--data", data, "--preset", "hse-best", "--out", out, "--name", "s2", "--epochs", "1", *TINY) == 0
     cfg = json.loads((out / "s2" / "config.json").read_text())
     assert cfg["args"]["weights"] == cfg["weights"]["requested"] == first
     assert cfg["weights"]["loaded"].startswith(f"file {first} (")
-    assert f"artifacts/runs/ferplus-hse/checkpoints/best.pt is not there; starting from {first}" in \
-        (out / "s2" / "train.log").read_text()
+    assert f"starting from {first}, the first stage trained under --out" in (out / "s2" / "train.log").read_text()
 
 
 def test_first_layer_lr_mult_decays_the_backbone_rate_layer_by_layer():
