@@ -52,6 +52,7 @@ from .train_args import DEVICES, IMG_SIZES, RECIPE_KEYS, VA_LOSSES, get_args_par
 from .transforms import BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
+RUN_FILES = ("history.csv", "split.csv", "train.log", "checkpoints", "predictions_*.csv", "metrics_*.json")
 log = logging.getLogger("fer_core.train")
 
 
@@ -831,6 +832,10 @@ def _prepare_run(args, rank, world=1):
         return _prepare_run(args, rank, world)
     if exists:
         raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it", everywhere=True)
+    # files a training writes, in a folder that is no run (another tool's, or what is left of a run): kept whole
+    if clash := [p.name for pattern in RUN_FILES for p in sorted(run_dir.glob(pattern))]:
+        raise Fail(f"{run_dir} holds {', '.join(clash)} but no config.json: it is no run to --resume, and training "
+                   f"would write over them; choose another --name, or move them", everywhere=True)
     problem = unwritable_folder(run_dir)
     if problem:
         raise Fail(f"cannot make the run folder {run_dir} (--out {args.out}): it {problem}")

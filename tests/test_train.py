@@ -1477,6 +1477,24 @@ def test_paths_with_a_tilde_are_the_users_home(monkeypatch):
     assert train.get_args_parser().parse_args([]).out == "artifacts/runs"
 
 
+def test_a_folder_that_is_no_run_keeps_its_files(tmp_path, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    mine = tmp_path / "runs" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "history.csv").write_text("a,b\n")  # another tool's, with a name a training writes
+    (mine / "notes.txt").write_text("my notes")
+    capsys.readouterr()
+    assert run_train("--data", data, "--out", tmp_path / "runs", "--name", "mine", "--epochs", "1", *TINY,
+                     "--weights", "none") == 2
+    assert "mine holds history.csv but no config.json: it is no run to --resume" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["history.csv", "notes.txt"]
+    assert (mine / "history.csv").read_text() == "a,b\n"
+    (mine / "history.csv").unlink()  # a folder made beforehand for a job's own log: trained into
+    assert run_train("--data", data, "--out", tmp_path / "runs", "--name", "mine", "--epochs", "1", *TINY,
+                     "--weights", "none") == 0
+    assert (mine / "config.json").is_file() and (mine / "notes.txt").read_text() == "my notes"
+
+
 def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys, monkeypatch):
     import subprocess
 
