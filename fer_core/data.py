@@ -628,8 +628,8 @@ def _read_csv(root: Path) -> DataIndex:
                         f"path or name holding the separator {sep!r} must be in double quotes, and no row may end "
                         "with one")
     lower = {str(c).strip().lower(): c for c in df.columns}
-    samples, skipped, seen, odd_splits = [], {}, set(), set()
-    not_annotated, missing = 0, None
+    samples, skipped, seen, odd_splits = [], {}, {}, set()
+    not_annotated, missing, twice = 0, None, None
 
     def number(row, name):
         """The value in [-1, 1], NaN where empty (or NA, null, ...), -2 (AffectNet's "not annotated") as is, else
@@ -674,15 +674,18 @@ def _read_csv(root: Path) -> DataIndex:
             continue
         real = os.path.realpath(base / rel)  # "./a.jpg", "a.jpg", its absolute path and a link to it: one image
         if real in seen:
-            _count(skipped, "duplicate path")
+            first = seen[real]
+            _count(skipped, "duplicate path" if first.label == label else "duplicate path with another label")
+            if first.label != label and twice is None:
+                twice = f"{rel} ({CLASSES[label]}), after {first.path} ({CLASSES[first.label]})"
             continue
-        seen.add(real)
         raw_split = str(row.get(lower["split"], "")).strip() if "split" in lower else ""
         split = _split_name(raw_split)
         if raw_split and split is None:
             odd_splits.add(raw_split)
         path = Path(rel).as_posix() if not os.path.isabs(rel) else rel
         samples.append(Sample(path, path, label, valence, arousal, split))
+        seen[real] = samples[-1]
         properties.append([row[c] for c in others])
     if odd_splits:
         raise DataError(f"{csv_path}: split column values {', '.join(repr(v) for v in sorted(odd_splits))} are not "
@@ -703,6 +706,9 @@ def _read_csv(root: Path) -> DataIndex:
     if missing:
         notes.append(f"missing image, e.g. {missing} (looked under {base}: a manifest's relative paths start from "
                      "its own folder)")
+    if twice:
+        notes.append(f"an image listed twice with two labels, e.g. {twice}: its first row is used, the other left "
+                     f"out")
     properties = pd.DataFrame(properties, index=pd.Index([s.id for s in samples], name="id"),
                               columns=[str(c).strip() for c in others]) if others else None
     return DataIndex(base, "csv", samples, False, skipped, notes, properties)

@@ -335,8 +335,10 @@ def test_csv_manifest_names_numbers_va_split(tmp_path):
         assert got == {"imgs/0.jpg": (1, "train"), "imgs/1.jpg": (3, "val"), "imgs/2.jpg": (6, "test"),
                        "imgs/3.jpg": (7, "train"), "imgs/4.jpg": (2, "train"), str(outside): (4, "train")}
         assert index.skipped == {"unknown label 'bored'": 1, "unknown label 'Suprise' (Surprise?)": 1,
-                                 "missing image": 1, "duplicate path": 1}
+                                 "missing image": 1, "duplicate path with another label": 1}
         assert "missing image, e.g. imgs/missing.jpg (looked under " in " ".join(index.notes)
+        assert "listed twice with two labels, e.g. imgs/0.jpg (Sad), after imgs/0.jpg (Happy): its first row is " \
+               "used" in " ".join(index.notes)
         s2 = next(s for s in index.samples if s.id == "imgs/2.jpg")
         assert math.isnan(s2.valence) and math.isnan(s2.arousal)
         assert has_predefined_split(index)  # every row names its split (a partial column is refused)
