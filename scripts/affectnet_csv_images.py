@@ -15,8 +15,8 @@ column order.
 cropped and squashed to 224x224 as the later release's crops are, and annotations/<row>_exp.npy, _val.npy, _aro.npy
 and _lnd.npy (the landmarks in the crop's pixels), as that release writes them; <row> is the
 row's number in its CSV (0 = the first row after the header), and sources.csv maps it back to the original file.
-Rows of classes 8-10 (None, Uncertain, No-Face), rows with a value missing (NULL), an empty box, or an image that is
-missing or does not decode are left out and counted, as the later release leaves the first out. --out must not exist
+Rows of classes 8-10 (None, Uncertain, No-Face), rows with a value missing (NULL) or a valence or arousal outside
+[-1, 1] (other than -2), an empty box, or an image that is missing or does not decode are left out and counted, as the later release leaves the first out. --out must not exist
 yet, or be empty: the data set is written beside it and appears under that name only once complete.
 """
 from __future__ import annotations
@@ -78,6 +78,9 @@ def find_release(folder: Path) -> tuple[dict[str, Path], Path]:
         raise ConvertError(f"{folder}: no training.csv or validation.csv in it or in its "
                            f"Manually_Annotated_file_lists/")
     first = next((row[0] for p in csvs.values() for row in read_rows(p, limit=2)[:1]), None)
+    if first is None:
+        raise ConvertError(f"{folder}: no image in {' or '.join(p.name for p in csvs.values())} (no row below the "
+                           f"header)")
     for images in IMAGE_FOLDERS:
         if first and (folder / images / first).is_file():
             return csvs, (folder / images).resolve()
@@ -104,6 +107,8 @@ def convert_row(row: list[str], images: Path, out: Path, i: int) -> str | None:
         return f"class {label} ({AFFECTNET_SENTINELS[label]})"
     if not 0 <= label < len(CLASSES):
         return f"class {label} (out of range)"
+    if not all(v == -2 or -1 <= v <= 1 for v in (valence, arousal)):  # -2: not annotated
+        return "valence or arousal outside [-1, 1]"
     try:
         image = load_image(images / row[0])
     except ImageError as e:

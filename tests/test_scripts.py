@@ -1047,7 +1047,8 @@ def _original_release(root: Path, header: bool = True) -> dict[str, np.ndarray]:
         rows += [[f"0/{name[:5]}gone.jpg", 0, 0, 50, 50, "", 3, 0.1, 0.1],  # no such image
                  [rows[0][0], 0, 0, 50, 50, "", 9, -2, -2],                 # Uncertain
                  [rows[0][0], "NULL", 0, 50, 50, "", 1, 0.1, 0.1],          # a value missing
-                 [*rows[2][:5], "NULL", 2, 0.1, 0.1]]                       # no landmarks: the face is kept
+                 [*rows[2][:5], "NULL", 2, 0.1, 0.1],                       # no landmarks: the face is kept
+                 [*rows[3][:6], 3, 7, 0.1]]                                 # valence out of its range
         with open(lists / name, "w", newline="") as f:
             w = csv.writer(f)
             if header or name == "training.csv":
@@ -1064,8 +1065,8 @@ def test_affectnet_csv_images_writes_the_later_release_that_fer_lab_reads(tmp_pa
     faces = _original_release(tmp_path / "AffectNet", header=False)
     out = _run("affectnet_csv_images.py", tmp_path / "AffectNet", "--out", tmp_path / "data")
     assert out.returncode == 0, out.stderr
-    assert ("train_set: wrote 13 images; left out a value missing 1, class 9 (Uncertain) 1, image missing 1"
-            in out.stdout)
+    assert ("train_set: wrote 13 images; left out a value missing 1, class 9 (Uncertain) 1, image missing 1, "
+            "valence or arousal outside [-1, 1] 1" in out.stdout)
     assert "val_set: wrote 6 images" in out.stdout
     index = read_dataset(tmp_path / "data")
     assert len(index.samples) == 19 and {s.split for s in index.samples} == {"train", "test"}
@@ -1103,6 +1104,10 @@ def test_affectnet_csv_images_says_what_is_wrong_and_writes_nothing(tmp_path):
     (tmp_path / "odd" / "training.csv").write_text("path,label\na.jpg,happy\n")
     out = _run("affectnet_csv_images.py", tmp_path / "odd", "--out", tmp_path / "data")
     assert out.returncode == 2 and "not one of AffectNet's CSVs" in out.stderr
+    (tmp_path / "odd" / "training.csv").write_text("subDirectory_filePath,face_x,face_y,face_width,face_height,"
+                                                   "facial_landmarks,expression,valence,arousal\n")
+    out = _run("affectnet_csv_images.py", tmp_path / "odd", "--out", tmp_path / "data")
+    assert out.returncode == 2 and "no image in training.csv (no row below the header)" in out.stderr
     _original_release(tmp_path / "moved")
     shutil.rmtree(tmp_path / "moved" / "Manually_Annotated_Images")
     out = _run("affectnet_csv_images.py", tmp_path / "moved", "--out", tmp_path / "data")
