@@ -207,7 +207,7 @@ def other_owner(out: Path, own: Path | None, path: Path, cfg: dict) -> str | Non
         return None
     except (OSError, ValueError):
         return "holds a config.json that cannot be read"
-    if not isinstance(theirs, dict):
+    if not isinstance(theirs, dict) or not theirs.get("name"):  # another tool's config.json
         return "holds a config.json that is not a run's"
     if theirs.get("status") == "evaluation":
         file = (theirs.get("evaluated_model") or {}).get("file")

@@ -316,6 +316,9 @@ def test_evaluate_and_export_say_what_is_wrong_with_a_damaged_model(tiny_run, tm
     assert export.main(export.get_args_parser().parse_args(["--run", str(tiny_run[2]), "--out", str(out)])) == 2
     assert "is the run folder of other: a model file there answers for that run" in capsys.readouterr().err
     assert not out.exists()
+    (tmp_path / "tool").mkdir()  # another tool's config.json
+    (tmp_path / "tool" / "config.json").write_text(json.dumps({"learning_rate": 0.1}))
+    assert evaluate.other_owner(tmp_path / "tool", None, out, cfg) == "holds a config.json that is not a run's"
 
 
 def test_evaluate_a_model_file_on_other_data_and_on_its_own(tiny_run, tmp_path, capsys):
