@@ -246,9 +246,10 @@ def read_dataset(root, layout: str = "auto") -> DataIndex:
         raise DataError(f"data folder not found: {root}")
     index = READERS[found](root)
     if not index.samples:
-        left = ", ".join(f"{k}: {v}" for k, v in index.skipped.items()) or "nothing found"
+        left = ("skipped " + ", ".join(f"{k}: {v}" for k, v in index.skipped.items()) if index.skipped else
+                "no row below its header" if found == "csv" else "no image found")
         why = "".join(f"; {note}" for note in index.notes if not note.startswith("manifest "))
-        raise DataError(f"no usable samples in {index.root} ({found} layout; skipped {left}{why})")
+        raise DataError(f"no usable samples in {root} ({found} layout; {left}{why})")
     index.has_va = any(math.isfinite(s.valence) and math.isfinite(s.arousal) for s in index.samples)
     counts = np.bincount([s.label for s in index.samples], minlength=len(CLASSES))
     index.notes.insert(0, f"{found} layout at {index.root}: {len(index.samples)} samples ("

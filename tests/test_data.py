@@ -464,8 +464,11 @@ def test_data_errors(tmp_path):
         read_dataset(tmp_path)
     assert "its folders" not in str(e.value)
     (tmp_path / "annotations").mkdir()
-    with pytest.raises(DataError, match="no usable samples"):
+    with pytest.raises(DataError, match=r"no usable samples in .* \(affectnet layout; no image found\)"):
         read_dataset(tmp_path)
+    (tmp_path / "m.csv").write_text("path,expression\n")  # a manifest with its header only
+    with pytest.raises(DataError, match=r"no usable samples in .*m\.csv \(csv layout; no row below its header\)"):
+        read_dataset(tmp_path / "m.csv")
     with pytest.raises(DataError, match="unknown layout"):
         read_dataset(tmp_path, layout="imagenet")
 
