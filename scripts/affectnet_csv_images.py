@@ -16,8 +16,9 @@ cropped and squashed to 224x224 as the later release's crops are, and annotation
 and _lnd.npy (the landmarks in the crop's pixels), as that release writes them; <row> is the
 row's number in its CSV (0 = the first row after the header), and sources.csv maps it back to the original file.
 Rows of classes 8-10 (None, Uncertain, No-Face), rows with a value missing (NULL) or a valence or arousal outside
-[-1, 1] (other than -2), an empty box, or an image that is missing or does not decode are left out and counted, as the later release leaves the first out. --out must not exist
-yet, or be empty: the data set is written beside it and appears under that name only once complete.
+[-1, 1] (other than -2), an empty box, or an image that is missing or does not decode are left out and counted, as
+the later release leaves the first out. --out must not exist yet, or be empty: the data set is written beside it and
+appears under that name only once complete.
 """
 from __future__ import annotations
 

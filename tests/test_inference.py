@@ -367,9 +367,11 @@ def test_a_banner_wider_than_the_image_is_drawn_smaller_and_whole(monkeypatch):
     import fer_core.faces as F
 
     drawn = []
-    real = F.cv2.putText
-    monkeypatch.setattr(F.cv2, "putText", lambda img, text, org, face, size, *a, **k: drawn.append(
-        (text, org, size, F.cv2.getTextSize(text, face, size, a[1])[0][0])) or real(img, text, org, face, size, *a, **k))
+
+    def put_text(img, text, org, face, size, colour, stroke, *rest):
+        drawn.append((text, org, size, F.cv2.getTextSize(text, face, size, stroke)[0][0]))
+
+    monkeypatch.setattr(F.cv2, "putText", put_text)
     banner = {"box": (0, 0, 320, 240), "label": 1, "label_name": "Happy", "confidence": 0.9, "valence": 0.5,
               "arousal": 0.1, "whole_image": True, "note": NO_FACE}
     annotate(np.full((240, 320, 3), 200, np.uint8), [banner])  # a small photo: the letters' smallest size is too wide

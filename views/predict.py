@@ -283,21 +283,17 @@ def wait_for(job: dict, name: str) -> None:
     """A progress bar until the job ends; a click elsewhere reruns the page, which comes back here to the same job."""
     import time
 
-    bar = None
+    def state():
+        if not job["total"]:
+            return 0.0, f"Reading {S.md(name)}…"
+        return min(job["done"] / job["total"], 1.0), (f"{S.md(name)}: frame {job['done']:,} of {job['total']:,} (the "
+                                                      f"analysis goes on while you use the rest of the page)")
+
+    bar = st.progress(*state())  # a rerun draws the frames already reached at once, not "Reading" again
     while job["result"] is None and job["error"] is None:
-        if job["total"]:  # a rerun draws the frames reached at once, not "Reading" again
-            text = (f"{S.md(name)}: frame {job['done']:,} of {job['total']:,} (the analysis goes on while you use "
-                    f"the rest of the page)")
-            fraction = min(job["done"] / job["total"], 1.0)
-        else:
-            text, fraction = f"Reading {S.md(name)}…", 0.0
-        if bar is None:
-            bar = st.progress(fraction, text=text)
-        else:
-            bar.progress(fraction, text=text)
+        bar.progress(*state())
         time.sleep(0.25)
-    if bar is not None:
-        bar.empty()
+    bar.empty()
 
 
 def person_timeline(done: dict, person, classes: list[str], name: str, every: float):
