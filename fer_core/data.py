@@ -756,8 +756,8 @@ def class_count_notes(by_split: dict[str, list[Sample]], given=()) -> tuple[str,
     absent = [c for i, c in enumerate(CLASSES) if not any(counts[k][i] for k in parts)]
     table = f"images per class ({'/'.join(parts)}): " + ", ".join(
         f"{c} {'/'.join(str(counts[k][i]) for k in parts)}" for i, c in enumerate(CLASSES) if c not in absent)
-    warn = [f"no {', '.join(absent)} images: the model's output for {'them' if len(absent) > 1 else 'it'} learns "
-            "nothing, and evaluation counts every image it is given as wrong; the figures answer among all 8 "
+    warn = [f"no {', '.join(absent)} images: the model cannot learn {'them' if len(absent) > 1 else 'it'}, so "
+            f"evaluated on such images later it gets every one wrong; the figures answer among all 8 "
             "classes (`python -m fer_core.evaluate --run RUN --only-data-classes` scores among the data's own, as "
             f"{len(CLASSES) - len(absent)}-class papers do)"] if absent else []
     untrained = [c for i, c in enumerate(CLASSES) if c not in absent and not counts["train"][i]]
@@ -771,6 +771,10 @@ def class_count_notes(by_split: dict[str, list[Sample]], given=()) -> tuple[str,
             why = "as given" if k in given else "too few to stratify"
             warn.append(f"the {k} split has no {', '.join(thin)} images ({why}): "
                         f"{'their' if len(thin) > 1 else 'its'} recall is not measured on {k}")
+    if 0 < (n := len(by_split.get("val") or [])) < 100:
+        warn.append(f"the val split has {n} images: one image moves its accuracy by {100 / n:.1f} points, so the best "
+                    f"epoch (checkpoints/best.pt, which evaluate and predict use) is picked among close epochs "
+                    f"largely by chance; a larger --val-frac gives it more to go on")
     return table, warn
 
 
