@@ -217,6 +217,11 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
 TRAINED_ON = "an image the model trained on"
 
 
+def trained_note(face: dict) -> dict:
+    """The face's answer, its note saying that its image is one the model trained on."""
+    return {**face, "note": "; ".join(filter(None, [face.get("note"), TRAINED_ON]))}
+
+
 def training_files(predictor) -> list[str]:
     """The image files the model trained on, or a run its training went through did (a FER+ stage, an ensemble's
     members), as far as those runs' folders (split.csv) are at hand."""
@@ -399,8 +404,8 @@ def main(args) -> int:
                             one_person=args.one_person)
     seen = trained_images(predictor, [r["path"] for r in records if "size" in r])
     for r in records:
-        for face in r.get("faces", []) if r["path"] in seen else []:
-            face["note"] = "; ".join(filter(None, [face.get("note"), TRAINED_ON]))
+        if r["path"] in seen:
+            r["faces"] = [trained_note(face) for face in r.get("faces", [])]
     if seen:
         print(f"note: {len(seen)} of these images the model trained on (or a run its training started from, or an "
               f"ensemble's member; the same files or copies), e.g. {next(iter(seen))}: its answers on them are not "

@@ -324,6 +324,11 @@ def test_the_live_tab_says_what_works_without_a_camera(monkeypatch, runs_dir):
 def test_a_photo_the_model_trained_on_is_named_as_such(monkeypatch, tmp_path):
     import torch
 
+    import fer_core.predict
+
+    tables, real = [], fer_core.predict.to_rows  # what the page's download button holds
+    monkeypatch.setattr(fer_core.predict, "to_rows", lambda records: tables.append(real(records)) or tables[-1])
+
     run = tmp_path / "runs" / "seen-run"
     (run / "checkpoints").mkdir(parents=True)
     ckpt = torch.load(make_checkpoint(run / "checkpoints" / "best.pt"), weights_only=True)
@@ -340,3 +345,5 @@ def test_a_photo_the_model_trained_on_is_named_as_such(monkeypatch, tmp_path):
     assert not at.exception, at.exception
     trained = [w.value for w in at.warning if "trained on" in w.value]
     assert len(trained) == 1 and trained[0].startswith("mine.jpg is an image the model trained on")
+    notes = tables[-1].groupby("path")["note"].first()  # the download says it too, as the command line's CSV does
+    assert fer_core.predict.TRAINED_ON in notes["mine.jpg"] and fer_core.predict.TRAINED_ON not in notes["cat.png"]

@@ -20,7 +20,8 @@ from fer_core.faces import annotate  # noqa: E402
 from fer_core.images import IMAGE_EXTS, NOT_SUPPORTED, ImageError, frame_count, upright_size  # noqa: E402
 from fer_core.inference import (DEFAULT_DIR, LiveSession, ModelNotFound, Predictor,  # noqa: E402
                                 list_runs, model_stamp, read_image, resolve_model)
-from fer_core.predict import TRAINED_ON, by_size, in_file_pixels, is_copy, to_rows, training_files  # noqa: E402
+from fer_core.predict import (TRAINED_ON, by_size, in_file_pixels, is_copy, to_rows, trained_note,  # noqa: E402
+                              training_files)
 from fer_core.report import code  # noqa: E402
 from fer_core.report_live import live_circumplex_figure, prob_figure, timeline_figure  # noqa: E402
 from fer_core.runs import runs_dirs_from_env, unique_names  # noqa: E402
@@ -511,7 +512,8 @@ def main() -> None:
             kept.add(key := predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
             done = st.session_state[key]
             records.append({"path": f.name, "error": done["reason"]} if "error" in done else in_file_pixels(
-                {"path": f.name, "size": done["size"], "faces": [dict(r) for r in done["results"]]}, done["decoded"]))
+                {"path": f.name, "size": done["size"], "faces": [trained_note(r) if done["trained"] else dict(r)
+                                                                 for r in done["results"]]}, done["decoded"]))
         if records:  # the table python -m fer_core.predict --csv writes
             which = "these photos" if len(records) > 1 else "this photo"
             download.download_button(f"Download the predictions of {which} (CSV, one row per face)",
