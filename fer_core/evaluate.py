@@ -455,6 +455,9 @@ def main(args) -> int:
                                                                  index.has_va and learned_va))
         msg += f" and config.json: the dashboard shows it when {out.resolve().parent} is among its run folders"
     print(msg)
+    if foreign and split != "all" and not args.tag:  # the data's own part, which runs trained on it call by its name
+        print(f"note: runs trained on {root} call these images their {split} split: --tag {split} puts this "
+              f"evaluation beside them in the dashboard", file=sys.stderr)
     return 0
 
 

@@ -358,3 +358,14 @@ def test_classes_the_data_lacks_are_said_and_can_be_left_out_of_the_answer(run, 
     rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "b")
     assert rc == 0 and {p.name for p in (tmp_path / "b").glob("predictions_*.csv")} == {
         "predictions_manifest-all.csv", "predictions_manifest-all-dataclasses.csv"}
+
+
+def test_evaluate_on_a_folders_own_test_part_says_how_to_sit_beside_runs_trained_there(run, tmp_path, capsys):
+    data = tmp_path / "mine"
+    write_folders(data / "train")
+    write_folders(data / "test", seed=2)
+    rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "ev")
+    assert rc == 0 and (tmp_path / "ev" / "predictions_mine-test.csv").is_file()
+    assert f"runs trained on {data} call these images their test split: --tag test puts this evaluation" in err
+    rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "ev2", "--tag", "test")
+    assert rc == 0 and (tmp_path / "ev2" / "predictions_test.csv").is_file() and "--tag test puts" not in err
