@@ -453,8 +453,9 @@ def stream_record(frames: list[dict], classes: list[str]) -> None:
 
 def main() -> None:
     st.title("Live prediction")
-    st.caption("The model names the expression a face shows, as AffectNet's annotators would label it, and rates its "
-               "valence and arousal: the look of a face, not what its person feels. For research and teaching, not "
+    st.caption("The model names the expression a face shows, as its training data's annotators would label it "
+               "(AffectNet's and FER+'s, for the default model), and rates its valence and arousal where it learned "
+               "them: the look of a face, not what its person feels. For research and teaching, not "
                "for decisions about people; the default model's intended use and limits: models/default/README.md. "
                "The default model was trained on AffectNet and FER+ images: non-commercial research use only.")
     choices = model_choices()
