@@ -355,10 +355,12 @@ def describe(name: str, s: dict, every: float, person: int | None = None, n_peop
     """One line for a video's summary; with several people, for ``person`` of ``n_people``."""
     if not s["with_face"]:
         return f"{name}: {_frames(s['frames'])} sampled {_every(s, every)} over {s['seconds']:.1f} s; no face in any"
-    top = max(s["shares"], key=s["shares"].get)
+    most = max(s["shares"].values())
+    top = [c for c, v in s["shares"].items() if np.isclose(v, most)]  # a tie is no one class's
+    mostly = (f"mostly {top[0]} ({most:.0%} of them" if len(top) == 1 else
+              f"{', '.join(top[:-1])} and {top[-1]} equally often ({most:.0%} of them each")
     who = f"person {person} of {n_people} in" if n_people > 1 else "a face in"
     va = (f", mean valence {s['valence']:+.2f}, arousal {s['arousal']:+.2f}" if np.isfinite(s["valence"])
           else "")  # a model trained without valence/arousal gives none
     return (f"{name}: {_frames(s['frames'])} sampled {_every(s, every)} over {s['seconds']:.1f} s, {who} "
-            f"{s['with_face']}; mostly {top} ({s['shares'][top]:.0%} of them, mean confidence "
-            f"{s['confidence']:.2f}){va}")
+            f"{s['with_face']}; {mostly}, mean confidence {s['confidence']:.2f}){va}")

@@ -187,6 +187,9 @@ def test_video_tab_draws_the_timeline_and_shows_each_classified_frame(monkeypatc
     assert at.success[0].value.startswith("clip.mp4: 3 frames sampled every 1 s")
     assert [c for i in at.get("image") for c in i.captions] == ["0.0 s (frame 0)"]
     assert not [b for b in at.selectbox if b.label.startswith("Follow")]  # one person: nothing to choose
+    [job] = [at.session_state[k] for k in at.session_state if str(k).startswith("video::")]
+    [u for u in at.get("file_uploader") if u.label == "Upload a video"][0].set_value(None).run()  # removed
+    assert job["cancel"] and not [k for k in at.session_state if str(k).startswith("video::")]  # its analysis stops
 
 
 def test_video_tab_follows_the_chosen_person(monkeypatch, runs_dir, tmp_path):

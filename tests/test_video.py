@@ -307,6 +307,8 @@ def test_a_one_frame_video_reads_as_one_and_its_point_is_drawn():
     assert describe("one.mp4", s, 0.2).startswith("one.mp4: 1 frame sampled every 0.2 s")
     assert "mostly Sad (100% of them, mean confidence 0.60)" in describe("one.mp4", s, 0.2)
     assert "valence" not in describe("one.mp4", {**s, "valence": float("nan"), "arousal": float("nan")}, 0.2)
+    tie = {**s, "frames": 2, "with_face": 2, "shares": {"Neutral": 0.0, "Happy": 0.5, "Sad": 0.5}}
+    assert "; Happy and Sad equally often (50% of them each, mean confidence 0.60)" in describe("two.mp4", tie, 0.2)
     tl = pd.DataFrame({"time_s": [0.0], "label_name": ["Sad"], "valence": [-0.5], "arousal": [-0.2],
                        **{c: [1.0 if c == "Sad" else 0.0] for c in ("Neutral", "Sad")}})
     assert all("markers" in t.mode for t in timeline_figure(tl, ["Neutral", "Sad"]).data[:2])  # a lone point shows

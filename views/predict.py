@@ -318,13 +318,14 @@ def video_tab(predictor: Predictor) -> None:
     one = c2.toggle("One person", key="video_one_person",
                     help="The video shows one person (a participant facing the camera): the largest face in each "
                          "frame is theirs, however long they looked away, and other faces are left out")
+    key = clip and f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}::{one}"
+    if clip is None or key not in st.session_state or st.session_state[key].get("orphaned"):
+        for old in [k for k in st.session_state if str(k).startswith("video::")]:  # one video's frames kept at a time;
+            st.session_state[old]["cancel"] = True  # a removed one's analysis stops
+            del st.session_state[old]
     if clip is None:
         return
-    key = f"video::{clip.name}::{clip.size}::{predictor.path}::{predictor.runtime}::{every}::{one}"
-    if key not in st.session_state or st.session_state[key].get("orphaned"):  # new, or stopped while the tab was away
-        for old in [k for k in st.session_state if str(k).startswith("video::")]:  # one video's frames kept at a time
-            st.session_state[old]["cancel"] = True
-            del st.session_state[old]
+    if key not in st.session_state:  # new, or stopped while the tab was away
         st.session_state[key] = start_video_job(predictor, clip.name, clip.getvalue(), every, one_person=one)
     job = st.session_state[key]
     wait_for(job, clip.name)
