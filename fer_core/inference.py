@@ -21,6 +21,7 @@ import numpy as np
 
 from .calibrate import apply_temperature, temperature_of
 from .data import load_image
+from .images import ImageError
 from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, as_rgb_uint8, as_uint8, crop_face, resize_square
 from .labels import CLASSES
 from .runs import runs_dirs_from_env, trained_with_va
@@ -243,12 +244,19 @@ class _NamedBytes(io.BytesIO):
     __repr__ = __str__  # PIL puts repr(fp) into "cannot identify image file ..."
 
 
+MIN_SIDE = 16  # pixels: below this each way, an image shows no face to answer for (FER's crops have 48)
+
+
 def read_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """RGB uint8 array from a path or from bytes (an upload). Raises fer_core.images.ImageError with a one-line
-    reason."""
+    reason, also for an image under MIN_SIDE pixels."""
     if isinstance(source, (bytes, bytearray)):
         source = _NamedBytes(bytes(source), name or "upload")
-    return np.asarray(load_image(source, max_pixels=max_pixels))
+    image = np.asarray(load_image(source, max_pixels=max_pixels))
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"{source}: {image.shape[1]}x{image.shape[0]} pixels, too small to show a face ({MIN_SIDE} "
+                         f"or more each way)")
+    return image
 
 
 class Tracker:

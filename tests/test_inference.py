@@ -421,11 +421,11 @@ def test_read_image_converts_modes_and_honours_exif():
     assert read_image(_jpeg(rgb, exif=exif)).shape == (64, 48, 3)
 
 
-@pytest.mark.parametrize("make", ["text", "trunc_png", "trunc_jpeg", "huge", "empty"])
+@pytest.mark.parametrize("make", ["text", "trunc_png", "trunc_jpeg", "huge", "empty", "one_pixel"])
 def test_read_image_rejects_bad_files_clearly(make, tmp_path):
     rgb = Image.fromarray(astronaut())
     data = {"text": b"this is not an image", "trunc_png": _png(rgb)[:5000], "trunc_jpeg": _jpeg(rgb)[:5000],
-            "empty": b""}.get(make)
+            "empty": b"", "one_pixel": _png(Image.new("RGB", (1, 1)))}.get(make)
     if make == "huge":  # header declares 100000 x 100000 pixels: refused before decoding
         data = _png(Image.new("L", (1, 1)))
         data = data[:16] + (100000).to_bytes(4, "big") * 2 + data[24:]
@@ -435,6 +435,9 @@ def test_read_image_rejects_bad_files_clearly(make, tmp_path):
         assert str(e.value).endswith("(empty: 0 bytes)" if make == "empty" else "(no known image format)")
     if make.startswith("trunc"):
         assert str(e.value).endswith("the file is cut short (a download or copy that did not finish?)")
+    if make == "one_pixel":  # no face to answer for: no answer, rather than one for a pixel
+        assert str(e.value) == "bad.png: 1x1 pixels, too small to show a face (16 or more each way)"
+        assert read_image(_png(Image.new("RGB", (16, 16))), name="ok.png").shape == (16, 16, 3)
     (tmp_path / "bad.png").write_bytes(data)
     with pytest.raises(ImageError, match="bad.png"):
         read_image(tmp_path / "bad.png")
