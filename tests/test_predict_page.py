@@ -305,8 +305,8 @@ def test_photo_formats_pil_reads_are_taken_and_heic_is_explained(monkeypatch, ru
     at.file_uploader[0].set_value([("anim.gif", gif.getvalue(), "image/gif")]).run()
     assert [c for i in at.get("image") for c in i.captions] == ["anim.gif: 1 face(s)"]
     assert [i.value for i in at.info][1:] == ["anim.gif holds 2 frames (an animation or a multi-page file); these are "
-                                              "the first frame's faces. Upload it as a video (MP4, AVI...) to follow "
-                                              "its frames."]
+                                              "the first frame's faces. To follow its frames, convert it to a video "
+                                              "(`ffmpeg -i anim.gif anim.mp4`) and upload that in the Video tab."]
 
 
 def test_the_video_uploader_names_its_limit_and_the_way_round_it(monkeypatch, runs_dir):

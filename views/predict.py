@@ -182,7 +182,8 @@ def predict_upload(predictor: Predictor, name: str, data: bytes, key: str) -> st
                    "the same file's bytes): its answer here is no held-out prediction, and flatters the model.")
     if done["frames"] > 1:
         st.info(f"{S.md(name)} holds {done['frames']} frames (an animation or a multi-page file); these are the first "
-                "frame's faces. Upload it as a video (MP4, AVI...) to follow its frames.")
+                "frame's faces. To follow its frames, convert it to a video (`ffmpeg -i anim.gif anim.mp4`) and "
+                "upload that in the Video tab.")
     show_results(results, predictor.classes, key, predictor, done["crops"])
     return kept
 
@@ -345,7 +346,7 @@ def video_tab(predictor: Predictor) -> None:
                                    "frames, or is out of view for longer than two intervals (and at least a "
                                    "second), comes back as a new person")
     tl, line = person_timeline(done, person, classes, clip.name, every)
-    st.success(line)
+    (st.success if seen else st.warning)(line)  # no face in any frame: nothing to look at below
     S.chart(timeline_figure(tl, classes, who=f"person {person}" if len(seen) > 1 else ""),
             key="video-timeline")
     i = st.select_slider("Look at the frame at", options=range(len(records)), key=f"at::{key}",
