@@ -183,7 +183,8 @@ def _page_at(url: str, title: str):
 
 def test_a_row_of_the_most_frequent_mistakes_opens_the_gallery_on_them(server):
     with _page_at(f"{server}/confusion", "Confusion matrices") as page:
-        mistakes = page.locator("[data-testid='stDataFrame']").first  # the first run's, beside its matrix
+        mistakes = page.locator("[data-testid='stDataFrame']:visible").first  # the first run's, beside its matrix
+        mistakes.wait_for(timeout=60_000)
         mistakes.scroll_into_view_if_needed()
         box = mistakes.bounding_box()
         first = page.get_by_test_id("stMain").inner_text()
