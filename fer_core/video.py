@@ -74,7 +74,7 @@ def _cut_mp4(path) -> str | None:
                 if n < 8:
                     return None
                 if pos + n > size:
-                    return "an MP4/MOV file cut short (an interrupted recording, download or copy?)"
+                    return "an MP4/MOV file cut short: an interrupted recording, download or copy?"
                 seen.add(kind)
                 pos += n
     except OSError:
