@@ -55,16 +55,20 @@ def live_circumplex_figure(results: list[dict], labels: list[str] | None = None)
 
 
 def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
-    """A video's timeline (fer_core.video.timeline): valence and arousal above, the class probabilities stacked
-    below, against time; grey bands where its person is not in view. ``who`` names the person in the titles."""
+    """A video's timeline (fer_core.video.timeline): valence and arousal above (where the model gives them), the
+    class probabilities stacked below, against time; grey bands where its person is not in view. ``who`` names the
+    person in the titles."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.45, 0.55],
-                        subplot_titles=(f"Valence and arousal{who and f' ({who})'}",
-                                        f"Expression probabilities{who and f' ({who})'}"))
+    has_va = bool(tl[list(VA_COLOURS)].notna().any().any())  # a model trained without them: the probabilities only
+    rows = 2 if has_va else 1
+    titles = ([f"Valence and arousal{who and f' ({who})'}"] if has_va else []) + \
+        [f"Expression probabilities{who and f' ({who})'}"]
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.45, 0.55] if has_va else None, subplot_titles=titles)
     # valence and arousal: dashed and dotted lines with their own marker shapes, in a legend of their own beside
     # their panel, so that they are not read as the Anger and Sad bars (similar colours) below
-    for (name, colour), (dash, symbol) in zip(VA_COLOURS.items(), VA_STYLES):
+    for (name, colour), (dash, symbol) in zip(VA_COLOURS.items() if has_va else [], VA_STYLES):
         fig.add_trace(go.Scatter(x=tl["time_s"], y=tl[name], name=name, mode="lines+markers",
                                  marker=dict(size=6, symbol=symbol),  # markers: a lone classified frame still shows
                                  line=dict(color=colour, dash=dash, width=2.5), connectgaps=False, legendgroup="va",
@@ -73,7 +77,7 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
     step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
     for i, c in enumerate(classes):  # stacked bars, one per classified frame: a frame without a face stays empty
         fig.add_trace(go.Bar(x=t + step / 2, y=tl[c], width=step or None, name=c, legendgroup="p",
-                             marker=dict(color=class_colour(i), line_width=0), legend="legend2"), row=2, col=1)
+                             marker=dict(color=class_colour(i), line_width=0), legend="legend2"), row=rows, col=1)
     # grey bands where the person is not in view, from the first such frame to the next frame with them
     starts = [i for i in range(len(t)) if none[i] and (i == 0 or not none[i - 1])]
     for i in starts:
@@ -82,11 +86,12 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
         said = dict(annotation_text="not in view" if who else "no face", annotation_position="top left")
         fig.add_vrect(x0=t[i], x1=t[j] if j is not None else t[-1] + step, fillcolor="lightgrey", opacity=0.35,
                       line_width=0, layer="below", **(said if i == starts[0] else {}))
-    fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", row=1, col=1)
-    fig.update_yaxes(range=[0, 1], tickformat=".0%", row=2, col=1)
-    fig.update_xaxes(title="time (s)", row=2, col=1)
-    top, bottom = fig.layout.yaxis.domain, fig.layout.yaxis2.domain  # each legend beside its own panel
-    fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), hovermode="x unified", barmode="stack",
-                      bargap=0,
+    if has_va:
+        fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", row=rows, col=1)
+    fig.update_xaxes(title="time (s)", row=rows, col=1)
+    top, bottom = fig.layout.yaxis.domain, fig.layout[f"yaxis{rows if rows > 1 else ''}"].domain  # each legend
+    fig.update_layout(height=560 if has_va else 330, margin=dict(l=10, r=10, t=40, b=10),  # beside its own panel
+                      hovermode="x unified", barmode="stack", bargap=0,
                       legend=dict(y=top[1], yanchor="top"), legend2=dict(y=bottom[1], yanchor="top"))
     return fig

@@ -312,6 +312,9 @@ def test_a_one_frame_video_reads_as_one_and_its_point_is_drawn():
     tl = pd.DataFrame({"time_s": [0.0], "label_name": ["Sad"], "valence": [-0.5], "arousal": [-0.2],
                        **{c: [1.0 if c == "Sad" else 0.0] for c in ("Neutral", "Sad")}})
     assert all("markers" in t.mode for t in timeline_figure(tl, ["Neutral", "Sad"]).data[:2])  # a lone point shows
+    no_va = timeline_figure(tl.assign(valence=float("nan"), arousal=float("nan")), ["Neutral", "Sad"])
+    assert [t.name for t in no_va.data] == ["Neutral", "Sad"] and "yaxis2" not in no_va.layout  # no empty panel
+    assert [a.text for a in no_va.layout.annotations] == ["Expression probabilities"]
     face = {"valence": 0.3, "arousal": 0.1}
     assert list(live_circumplex_figure([face], ["P2"]).data[0].text) == ["P2"]
 
