@@ -456,8 +456,8 @@ def main(args) -> int:
         msg += f" and config.json: the dashboard shows it when {out.resolve().parent} is among its run folders"
     print(msg)
     if foreign and split != "all" and not args.tag:  # the data's own part, which runs trained on it call by its name
-        print(f"note: runs trained on {root} call these images their {split} split: --tag {split} puts this "
-              f"evaluation beside them in the dashboard", file=sys.stderr)
+        print(f"note: a run whose data is {root} calls these images its {split} split: --tag {split} puts this "
+              f"evaluation beside such runs in the dashboard", file=sys.stderr)
     return 0
 
 

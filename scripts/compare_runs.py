@@ -92,8 +92,6 @@ def main() -> int:
     pairs = [(a.base, r) for r in a.runs if r != a.base] if a.base else list(zip(a.runs, a.runs[1:]))
     if not pairs:
         p.error("give at least two runs, or --base and one run")
-    if missing := [r for r in dict.fromkeys([*a.runs, *([a.base] if a.base else [])]) if not Path(r).is_dir()]:
-        p.error(f"no such run folder: {', '.join(missing)}")
     lines, p_values = [], []
     for old, new in pairs:
         try:

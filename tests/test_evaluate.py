@@ -366,6 +366,6 @@ def test_evaluate_on_a_folders_own_test_part_says_how_to_sit_beside_runs_trained
     write_folders(data / "test", seed=2)
     rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "ev")
     assert rc == 0 and (tmp_path / "ev" / "predictions_mine-test.csv").is_file()
-    assert f"runs trained on {data} call these images their test split: --tag test puts this evaluation" in err
+    assert f"a run whose data is {data} calls these images its test split: --tag test puts this evaluation" in err
     rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "ev2", "--tag", "test")
     assert rc == 0 and (tmp_path / "ev2" / "predictions_test.csv").is_file() and "--tag test puts" not in err
