@@ -21,8 +21,8 @@ import numpy as np
 
 from .calibrate import apply_temperature, temperature_of
 from .data import load_image
-from .images import ImageError
 from .faces import DEFAULT_MARGIN, Face, FaceDetector, annotate, as_rgb_uint8, as_uint8, crop_face, resize_square
+from .images import ImageError
 from .labels import CLASSES
 from .runs import runs_dirs_from_env, trained_with_va
 
