@@ -52,7 +52,7 @@ from .train_args import DEVICES, IMG_SIZES, RECIPE_KEYS, VA_LOSSES, get_args_par
 from .transforms import BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
-RUN_FILES = ("history.csv", "split.csv", "train.log", "checkpoints", "predictions_*.csv", "metrics_*.json")
+SPLIT_HEADER = "id,path,split"  # the first line of the split.csv a training writes
 log = logging.getLogger("fer_core.train")
 
 
@@ -266,7 +266,7 @@ def _main(args, run: dict) -> int:
         rows = [{"id": s.id, "path": s.path,
                  "split": "unused" if assignment[s.id] == "train" and s.id not in trained else assignment[s.id]}
                 for s in index.samples if s.id in assignment]
-        atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=["id", "path", "split"]))
+        atomic_write_csv(run_dir / "split.csv", pd.DataFrame(rows, columns=SPLIT_HEADER.split(",")))
     if r.get("landmark_weight"):
         log.info("landmarks for %d of %d training images (weight %g)", n_landmarks, len(by_split["train"]),
                  r["landmark_weight"])
@@ -699,6 +699,22 @@ def _saved(run_dir: Path) -> dict:
     return saved if isinstance(saved, dict) else {}
 
 
+def _not_ours(run_dir: Path) -> list[str]:
+    """Files in a folder without config.json that a training would write over, other than what a training cut off in
+    its first epoch leaves there (train.log, which is appended to, and its own split.csv): another tool's, kept."""
+    clash = [p.name for pattern in ("history.csv", "checkpoints", "predictions_*.csv", "metrics_*.json")
+             for p in sorted(run_dir.glob(pattern))]
+    try:
+        with open(run_dir / "split.csv", encoding="utf-8", errors="replace") as f:
+            if f.readline().strip() != SPLIT_HEADER:
+                clash.append("split.csv")
+    except FileNotFoundError:
+        pass
+    except OSError:
+        clash.append("split.csv")
+    return clash
+
+
 def _prepare_run(args, rank, world=1):
     """Resolve the recipe and the run folder; for --resume, read both back from the folder."""
     if args.resume:
@@ -762,7 +778,7 @@ def _prepare_run(args, rank, world=1):
     if not Path(args.data).exists():
         raise Fail(f"data folder not found: {args.data}")
     default = PRESETS.get(args.preset, {}).get("weights")
-    if default and r["weights"] == default:
+    if default and args.weights is None and r["weights"] == default:
         first = Path(default).parts[-3]  # artifacts/runs/<stage-1 preset>/checkpoints/best.pt
         mine = Path(args.out) / first / "checkpoints" / "best.pt"  # the first stage trained with this --out, first
         if mine.is_file():
@@ -832,8 +848,7 @@ def _prepare_run(args, rank, world=1):
         return _prepare_run(args, rank, world)
     if exists:
         raise Fail(f"run folder {run_dir} exists already: choose another --name, or --resume it", everywhere=True)
-    # files a training writes, in a folder that is no run (another tool's, or what is left of a run): kept whole
-    if clash := [p.name for pattern in RUN_FILES for p in sorted(run_dir.glob(pattern))]:
+    if clash := _not_ours(run_dir):
         raise Fail(f"{run_dir} holds {', '.join(clash)} but no config.json: it is no run to --resume, and training "
                    f"would write over them; choose another --name, or move them", everywhere=True)
     problem = unwritable_folder(run_dir)

@@ -960,6 +960,10 @@ def test_two_stage_preset_finds_its_first_stage_under_out(tmp_path, monkeypatch,
     assert cfg["args"]["weights"] == cfg["weights"]["requested"] == first
     assert cfg["weights"]["loaded"].startswith(f"file {first} (")
     assert f"starting from {first}, the first stage trained under --out" in (out / "s2" / "train.log").read_text()
+    named = "artifacts/runs/ferplus-hse/checkpoints/best.pt"  # named with --weights: that one, as given
+    assert run_train("--data", data, "--preset", "hse-best", "--out", out, "--name", "s3", "--epochs", "1",
+                     "--weights", named, *TINY) == 0
+    assert json.loads((out / "s3" / "config.json").read_text())["weights"]["requested"] == named
 
 
 def test_first_layer_lr_mult_decays_the_backbone_rate_layer_by_layer():
@@ -1492,10 +1496,19 @@ def test_a_folder_that_is_no_run_keeps_its_files(tmp_path, capsys):
     assert "mine holds history.csv but no config.json: it is no run to --resume" in capsys.readouterr().err
     assert sorted(p.name for p in mine.iterdir()) == ["history.csv", "notes.txt"]
     assert (mine / "history.csv").read_text() == "a,b\n"
-    (mine / "history.csv").unlink()  # a folder made beforehand for a job's own log: trained into
+    (mine / "history.csv").unlink()
+    (mine / "split.csv").write_text("image,fold\n")  # another tool's split.csv
+    assert run_train("--data", data, "--out", tmp_path / "runs", "--name", "mine", "--epochs", "1", *TINY,
+                     "--weights", "none") == 2
+    assert "mine holds split.csv but no config.json" in capsys.readouterr().err
+    # what a training cut off in its first epoch leaves (its log and split.csv), in a folder made beforehand for a
+    # job's own log: the same command trains there again
+    (mine / "split.csv").write_text(f"{train.SPLIT_HEADER}\n")
+    (mine / "train.log").write_text("an earlier start\n")
     assert run_train("--data", data, "--out", tmp_path / "runs", "--name", "mine", "--epochs", "1", *TINY,
                      "--weights", "none") == 0
     assert (mine / "config.json").is_file() and (mine / "notes.txt").read_text() == "my notes"
+    assert (mine / "train.log").read_text().startswith("an earlier start\n")  # appended to, not lost
 
 
 def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys, monkeypatch):
