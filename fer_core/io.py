@@ -102,6 +102,8 @@ def converted(out: Path, convert, refused: type[Exception]):
 def streamed(path) -> bool:
     """True where ``path`` is a device, a pipe or a terminal (/dev/null, /dev/stdout, a shell's ``>(command)``):
     written into as it is, never replaced by a file."""
+    if os.path.abspath(path).startswith(("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/")):  # also where they
+        return True  # lead to a file (`> out.csv`): written into, not replaced behind the shell's back
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
@@ -110,13 +112,14 @@ def streamed(path) -> bool:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """``data`` as the whole of ``path``, or nothing. A symbolic link's target is replaced and the link kept; a
-    device or a pipe is written into (streamed)."""
+    """``data`` as the whole of ``path``, or nothing: a temp file renamed over it (a symbolic link is replaced, its
+    target left as it was). A device or a pipe (``streamed``) is written into, appended to where it leads to a file
+    (``> out.csv`` or ``>> out.csv`` behind /dev/stdout)."""
     if streamed(path):
-        with open(path, "wb") as f:
+        with open(path, "ab") as f:
             f.write(data)
         return
-    path = Path(os.path.realpath(path))
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

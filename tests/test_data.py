@@ -780,7 +780,7 @@ def test_a_write_that_fills_the_disk_names_its_file_and_leaves_nothing(tmp_path,
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and symbolic links as POSIX has them")
-def test_a_write_into_a_link_a_pipe_or_a_device_keeps_it_what_it_is(tmp_path):
+def test_a_write_into_a_pipe_or_a_device_keeps_it_what_it_is(tmp_path):
     import stat
     import threading
 
@@ -789,8 +789,9 @@ def test_a_write_into_a_link_a_pipe_or_a_device_keeps_it_what_it_is(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "target.csv").write_text("old")
     (tmp_path / "link.csv").symlink_to(tmp_path / "real" / "target.csv")
-    io.atomic_write_text(tmp_path / "link.csv", "new")  # the link's target replaced, the link kept
-    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "real" / "target.csv").read_text() == "new"
+    io.atomic_write_text(tmp_path / "link.csv", "new")  # a link is replaced (as git-annex and DVC links want), its
+    assert not (tmp_path / "link.csv").is_symlink() and (tmp_path / "link.csv").read_text() == "new"  # target kept
+    assert (tmp_path / "real" / "target.csv").read_text() == "old"
     os.mkfifo(tmp_path / "pipe")  # a shell's >(command), a program reading what is written
     heard = []
     reader = threading.Thread(target=lambda: heard.append((tmp_path / "pipe").read_text()))
@@ -799,6 +800,16 @@ def test_a_write_into_a_link_a_pipe_or_a_device_keeps_it_what_it_is(tmp_path):
     reader.join(timeout=10)
     assert heard == ["through"] and not (tmp_path / "pipe").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "pipe", "real"]  # no temp file left
+    if Path("/dev/stdout").exists():  # the command's output led to a file: written into it, after what it printed
+        import subprocess
+        import sys
+
+        (tmp_path / "out.txt").write_text("old\n")
+        with open(tmp_path / "out.txt", "a") as out:
+            subprocess.run([sys.executable, "-c", "from fer_core.io import atomic_write_text; print('before', "
+                            "flush=True); atomic_write_text('/dev/stdout', 'csv\\n')"], stdout=out, check=True,
+                           cwd=Path(__file__).resolve().parents[1])
+        assert (tmp_path / "out.txt").read_text() == "old\nbefore\ncsv\n"
     try:  # a device (here a copy of /dev/full, made where the system's own is safe): written into, not replaced
         os.mknod(tmp_path / "full", 0o666 | stat.S_IFCHR, os.makedev(1, 7))
     except OSError:  # not Linux, or not allowed to make device nodes
