@@ -244,19 +244,15 @@ class _NamedBytes(io.BytesIO):
     __repr__ = __str__  # PIL puts repr(fp) into "cannot identify image file ..."
 
 
-MIN_SIDE = 16  # pixels: below this each way, an image shows no face to answer for (FER's crops have 48)
-
-
 def read_image(source, name: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """RGB uint8 array from a path or from bytes (an upload). Raises fer_core.images.ImageError with a one-line
-    reason, also for an image under MIN_SIDE pixels."""
+    reason."""
     if isinstance(source, (bytes, bytearray)):
         source = _NamedBytes(bytes(source), name or "upload")
-    image = np.asarray(load_image(source, max_pixels=max_pixels))
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise ImageError(f"{source}: {image.shape[1]}x{image.shape[0]} pixels, too small to show a face ({MIN_SIDE} "
-                         f"or more each way)")
-    return image
+    return np.asarray(load_image(source, max_pixels=max_pixels))
+
+
+MIN_SIDE = 16  # pixels: a picture smaller either way holds no face to find (FER's crops have 48)
 
 
 class Tracker:
@@ -460,9 +456,12 @@ class Predictor:
         """Every detected face, largest first; the whole image (flagged, with NO_FACE) when none is found, unless
         ``fallback`` is off (video frames: a frame without a face has no answer). ``small_faces``: a large photo is
         also searched at a larger size for faces too small at detect_side (FaceDetector.detect; about a second on a
-        12 MP photo): video frames turn it off, for speed."""
+        12 MP photo): video frames turn it off, for speed. Raises ImageError for a picture under MIN_SIDE pixels
+        either way, where it would answer for the whole of it (``whole_image`` classifies a crop that small)."""
         image = as_rgb_uint8(image)
         h, w = image.shape[:2]
+        if min(h, w) < MIN_SIDE and fallback and not whole_image:  # its whole-image answer: one for a few pixels
+            raise ImageError(f"{w}x{h} pixels, too small to hold a face to find ({MIN_SIDE} or more each way)")
         faces = [] if whole_image or self.detector is None else (
             tracker.faces(self.detector, image) if tracker else self.detector.detect(image, small_faces=small_faces))
         if not faces and not fallback and not whole_image:

@@ -209,8 +209,8 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
                 if (frames := frame_count(f)) > 1:
                     record["frames"] = frames  # only the first was read
                 records.append(in_file_pixels(record, image.shape[1::-1]))
-        except (ImageError, VideoError) as e:
-            records.append({"path": str(f), "error": str(e)})
+        except (ImageError, VideoError) as e:  # the readers' messages name the file; predict_faces's does not
+            records.append({"path": str(f), "error": str(e) if str(e).startswith(str(f)) else f"{f}: {e}"})
     return records
 
 

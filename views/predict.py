@@ -151,11 +151,11 @@ def analysed(predictor: Predictor, name: str, data: bytes) -> tuple[str, dict]:
     if key not in st.session_state:
         try:
             image = read_image(data, name=name)
+            results = predictor.predict_faces(image)
         except ImageError as e:
             reason = str(e).removeprefix(name + ": ")
             st.session_state[key] = {"error": f"Cannot read {S.md(name)}: {S.md(reason)}", "reason": reason}
             return key, st.session_state[key]
-        results = predictor.predict_faces(image)
         trained = is_copy(data, training_sizes(str(predictor.path), predictor.config.get("created"), predictor))
         # drawn at the size it is shown: labels drawn on a large photo would shrink with it to a few pixels
         shown = annotate(image, results, max_side=SHOWN_SIDE)
