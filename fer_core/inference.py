@@ -326,9 +326,11 @@ class Predictor:
         if detector == "auto" or isinstance(detector, str):
             detector = FaceDetector(detector, max_side=detect_side)
         self.detector: FaceDetector | None = detector
-        probs, va = self.predict_batch(np.full((1, self.img_size, self.img_size, 3), 128, np.uint8))  # first call
-        if not (np.isfinite(probs).all() and np.isfinite(va).all()):  # allocates: now; and a broken model shows
-            raise ModelNotFound(f"{self.path} answers not-a-number for a plain grey image: its weights, or its "
+        ramp = np.linspace(0, 255, self.img_size, dtype=np.uint8)  # not flat: a model that standardises each
+        probe = np.broadcast_to(ramp[None, None, :, None], (1, self.img_size, self.img_size, 3))  # image copes
+        probs, va = self.predict_batch(probe)  # the first call allocates: now; and a broken model shows
+        if not (np.isfinite(probs).all() and (np.isfinite(va).all() or not self.has_va)):
+            raise ModelNotFound(f"{self.path} answers not-a-number for a grey ramp: its weights, or its "
                                 f"normalisation (std {self.config['std']}), are broken. Nothing predicted with it")
 
     @staticmethod

@@ -667,7 +667,7 @@ def test_a_model_that_answers_not_a_number_is_refused_at_load(ckpt, tmp_path):
     saved = torch.load(ckpt, weights_only=True)
     saved["model"]["expression.bias"][:] = float("nan")  # weights a diverged training left
     torch.save(saved, tmp_path / "nan.pt")
-    with pytest.raises(ModelNotFound, match="answers not-a-number for a plain grey image"):
+    with pytest.raises(ModelNotFound, match="answers not-a-number for a grey ramp"):
         Predictor(tmp_path / "nan.pt", backend="torch", detector=None)
 
 
