@@ -774,7 +774,7 @@ def class_count_notes(by_split: dict[str, list[Sample]], given=()) -> tuple[str,
     if 0 < (n := len(by_split.get("val") or [])) < 100:
         warn.append(f"the val split has {n} images: one image moves its accuracy by {100 / n:.1f} points, so the best "
                     f"epoch (checkpoints/best.pt, which evaluate and predict use) is picked among close epochs "
-                    f"largely by chance; a larger --val-frac gives it more to go on")
+                    f"largely by chance" + ("" if "val" in given else "; a larger --val-frac gives it more to go on"))
     return table, warn
 
 
