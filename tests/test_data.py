@@ -800,16 +800,16 @@ def test_a_write_into_a_pipe_or_a_device_keeps_it_what_it_is(tmp_path):
     reader.join(timeout=10)
     assert heard == ["through"] and not (tmp_path / "pipe").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "pipe", "real"]  # no temp file left
-    if Path("/dev/stdout").exists():  # the command's output led to a file: written into it, after what it printed
+    if Path("/dev/fd/1").exists():  # the command's output led to a file: written into it, after what it printed
         import subprocess
         import sys
 
         (tmp_path / "out.txt").write_text("old\n")
-        with open(tmp_path / "out.txt", "a") as out:
+        with open(tmp_path / "out.txt", "a") as out:  # /dev/fd/1, not /dev/stdout: were it ever replaced by a file
             subprocess.run([sys.executable, "-c", "from fer_core.io import atomic_write_text; print('before', "
-                            "flush=True); atomic_write_text('/dev/stdout', 'csv\\n')"], stdout=out, check=True,
-                           cwd=Path(__file__).resolve().parents[1])
-        assert (tmp_path / "out.txt").read_text() == "old\nbefore\ncsv\n"
+                            "flush=True); atomic_write_text('/dev/fd/1', 'csv\\n')"], stdout=out, check=True,
+                           cwd=Path(__file__).resolve().parents[1])  # (/dev/stdout's folder takes one), the
+        assert (tmp_path / "out.txt").read_text() == "old\nbefore\ncsv\n"  # system's would be lost
     try:  # a device (here a copy of /dev/full, made where the system's own is safe): written into, not replaced
         os.mknod(tmp_path / "full", 0o666 | stat.S_IFCHR, os.makedev(1, 7))
     except OSError:  # not Linux, or not allowed to make device nodes
