@@ -90,7 +90,7 @@ def timeline_figure(tl, classes: list[str], who: str = "") -> go.Figure:
         fig.update_yaxes(range=[-1.05, 1.05], zeroline=True, zerolinecolor="grey", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=rows, col=1)
     fig.update_xaxes(title="time (s)", row=rows, col=1)
-    top, bottom = fig.layout.yaxis.domain, fig.layout[f"yaxis{rows if rows > 1 else ''}"].domain  # each legend
+    top, bottom = fig.layout.yaxis.domain, fig.layout["yaxis2" if has_va else "yaxis"].domain  # each legend
     fig.update_layout(height=560 if has_va else 330, margin=dict(l=10, r=10, t=40, b=10),  # beside its own panel
                       hovermode="x unified", barmode="stack", bargap=0,
                       legend=dict(y=top[1], yanchor="top"), legend2=dict(y=bottom[1], yanchor="top"))

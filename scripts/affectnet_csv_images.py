@@ -83,7 +83,7 @@ def find_release(folder: Path) -> tuple[dict[str, Path], Path]:
         raise ConvertError(f"{folder}: no image in {' or '.join(p.name for p in csvs.values())} (no row below the "
                            f"header)")
     for images in IMAGE_FOLDERS:
-        if first and (folder / images / first).is_file():
+        if (folder / images / first).is_file():
             return csvs, (folder / images).resolve()
     raise ConvertError(f"{folder}: the CSVs' first image, {first}, is in none of "
                        f"{', '.join(str(folder / f) for f in IMAGE_FOLDERS)}")

@@ -68,8 +68,9 @@ st.caption("Confidence is the probability of the predicted class, in 15 equal-wi
               if min((len(p) for r in have if (p := S.predictions(r, ctx.split)) is not None), default=0) < 1000
               else ""))
 if scaled:
-    st.caption("Dashed with open markers, \"temperature T\": the same predictions with the temperature fitted by `fer_core.calibrate` "
-               "(every probability vector p becomes p^(1/T), renormalised; the predicted classes do not change). "
+    st.caption("Dashed with open markers, \"temperature T\": the same predictions with the temperature fitted by "
+               "`fer_core.calibrate` (every probability vector p becomes p^(1/T), renormalised; the predicted classes "
+               "do not change). "
                "It was fitted on the " + " / ".join(sorted(set(scaled.values()))) + " split, to the lowest NLL: on "
                "that split the figures are in-sample, on the others held out, and ECE, which is not what it "
                "minimises, can still rise a little. The dashed curve is what Live prediction's "
