@@ -704,14 +704,14 @@ def _not_ours(run_dir: Path) -> list[str]:
     its first epoch leaves there (train.log, which is appended to, and its own split.csv): another tool's, kept."""
     clash = [p.name for pattern in ("history.csv", "checkpoints", "predictions_*.csv", "metrics_*.json")
              for p in sorted(run_dir.glob(pattern))]
-    try:
-        with open(run_dir / "split.csv", encoding="utf-8", errors="replace") as f:
-            if f.readline().strip() != SPLIT_HEADER:
-                clash.append("split.csv")
-    except FileNotFoundError:
-        pass
-    except OSError:
-        clash.append("split.csv")
+    if (run_dir / "split.csv").is_file():
+        try:
+            with open(run_dir / "split.csv", encoding="utf-8", errors="replace") as f:
+                ours = f.readline().strip() == SPLIT_HEADER
+        except OSError:
+            ours = False
+        if not ours:
+            clash.append("split.csv")
     return clash
 
 
