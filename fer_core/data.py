@@ -280,9 +280,14 @@ def _affectnet_dir(folder: Path) -> bool:
     return (folder / "images").is_dir() and (folder / "annotations").is_dir()
 
 
+def _part_split(name: str) -> str | None:
+    """The split an AffectNet release folder's name says (train_set, val_set, validation_set, Train, test, ...)."""
+    return _split_name(name.lower().removesuffix("_set"))
+
+
 def _release_folders(root: Path) -> list[Path]:
     """``root``'s sub-folders named as splits are (train_set/, val_set/, validation_set/, Train/, test/, ...)."""
-    return [d for d in sorted(root.iterdir()) if d.is_dir() and _split_name(d.name.lower().removesuffix("_set"))]
+    return [d for d in sorted(root.iterdir()) if d.is_dir() and _part_split(d.name)]
 
 
 def affectnet_parts(root) -> dict[str, str | None]:
@@ -296,8 +301,7 @@ def affectnet_parts(root) -> dict[str, str | None]:
         return {"": None}
     if not root.is_dir():
         return {}
-    parts = {d.name: _split_name(d.name.lower().removesuffix("_set")) for d in _release_folders(root)
-             if _affectnet_dir(d)}
+    parts = {d.name: _part_split(d.name) for d in _release_folders(root) if _affectnet_dir(d)}
     if "train" not in parts.values():
         return dict.fromkeys(parts)
     if "test" not in parts.values():
@@ -386,8 +390,7 @@ def _read_affectnet(root: Path) -> DataIndex:
         notes.append(f"AffectNet folders {', '.join(f'{d}/' for d in parts)} without a train folder beside them: "
                      "a stratified split is drawn from their images, as from one folder's")
     elif release:
-        as_test = [d for d, split in parts.items()
-                   if split == "test" and _split_name(d.lower().removesuffix("_set")) == "val"]
+        as_test = [d for d, split in parts.items() if split == "test" and _part_split(d) == "val"]
         notes.append("AffectNet folders " + ", ".join(f"{d}/ as {split}" for d, split in parts.items())
                      + (f"; AffectNet's own test set is not public, so its validation set ({as_test[0]}/) is the test "
                         "split here, as papers report it, and val is carved from train" if as_test else ""))

@@ -79,6 +79,12 @@ def stop_on_signals() -> None:
             signal.signal(getattr(signal, name), stop)
 
 
+def interrupted_code(e: KeyboardInterrupt) -> int:
+    """The exit code of a command stopped by ``e``: 128 + the signal's number (stop_on_signals puts it in ``e``;
+    Ctrl-C: 130)."""
+    return 128 + (e.args[0] if e.args and isinstance(e.args[0], int) else 2)  # 2: SIGINT
+
+
 def converted(out: Path, convert, refused: type[Exception]):
     """Run ``convert()``, which writes the new folder ``out`` (whole_folder), as a command does: (its result, None),
     or (None, the exit code) once stderr says why: 2 where it raised ``refused`` (bad input), 128 + the signal's number
@@ -93,7 +99,7 @@ def converted(out: Path, convert, refused: type[Exception]):
         return None, 2
     except KeyboardInterrupt as e:
         print("interrupted: nothing was written", file=sys.stderr)
-        return None, 128 + (e.args[0] if e.args and isinstance(e.args[0], int) else 2)  # 2: SIGINT, Ctrl-C
+        return None, interrupted_code(e)
     except OSError as e:
         print(f"error: cannot write under {out.parent}: {e.strerror or e}", file=sys.stderr)
         return None, 1

@@ -471,9 +471,7 @@ def main(args) -> int:
 def cli():
     """The command: a terminal closed (SIGHUP) or a job ended (SIGTERM) stops it as Ctrl-C does, leaving no
     unfinished file."""
-    import signal
-
-    from .io import stop_on_signals
+    from .io import interrupted_code, stop_on_signals
 
     stop_on_signals()
     try:
@@ -481,7 +479,7 @@ def cli():
     except KeyboardInterrupt as e:
         print("interrupted: the files written so far are whole (the CSV, JSON and summary are written at the end)",
               file=sys.stderr)
-        sys.exit(128 + (e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT))
+        sys.exit(interrupted_code(e))
 
 
 if __name__ == "__main__":

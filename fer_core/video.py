@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io import replace
+
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"}
 DEFAULT_FPS = 25.0  # where a file does not say its frame rate
 EVERY = 0.2  # seconds between classified frames, by default
@@ -130,21 +132,19 @@ class People:
     def assign(self, faces: list[dict], t: float) -> None:
         """Set ``face["person"]`` on each detected face (not on a whole-image result) seen at ``t`` seconds."""
         recent = {p: box for p, (box, seen) in self._last.items() if t - seen <= self.max_gap}
-        pairs = sorted(((iou(f["box"], box), i, p) for i, f in enumerate(faces) if not f["whole_image"]
-                        for p, box in recent.items()), reverse=True)
+        detected = [(i, f) for i, f in enumerate(faces) if not f["whole_image"]]
         taken: set[int] = set()
-        for overlap, i, p in pairs:
-            if overlap < self.min_iou:
-                break
-            if "person" not in faces[i] and p not in taken:
-                faces[i]["person"] = p
-                taken.add(p)
-        near = sorted((d, i, p) for i, f in enumerate(faces) if not f["whole_image"] and "person" not in f
-                      for p, box in recent.items() if p not in taken and (d := _apart(f["box"], box)) <= 1)
-        for _, i, p in near:
-            if "person" not in faces[i] and p not in taken:
-                faces[i]["person"] = p
-                taken.add(p)
+
+        def take(pairs) -> None:  # the best pairs first: each face and each person once
+            for _, i, p in pairs:
+                if "person" not in faces[i] and p not in taken:
+                    faces[i]["person"] = p
+                    taken.add(p)
+
+        take(sorted(((o, i, p) for i, f in detected for p, box in recent.items()
+                     if (o := iou(f["box"], box)) >= self.min_iou), reverse=True))
+        take(sorted((d, i, p) for i, f in detected if "person" not in f for p, box in recent.items()
+                    if p not in taken and (d := _apart(f["box"], box)) <= 1))
         for f in faces:
             if not f["whole_image"]:
                 if "person" not in f:
@@ -215,7 +215,7 @@ class AnnotatedVideo:
             self._out.mux(self._stream.encode())  # what the encoder still holds
             self._out.close()
             self._out = None
-            os.replace(self._partial, self.path)
+            replace(self._partial, self.path)
         except Exception as e:  # noqa: BLE001  as in add
             self._failed(e)
             return False
