@@ -95,9 +95,9 @@ def _unit_square(fig: go.Figure) -> None:
     fig.update_yaxes(**ticks, scaleanchor="x", scaleratio=1)
 
 
-def _curves_figure(lines: list[tuple], kind: str, title: str, classes: int = NUM_CLASSES) -> go.Figure:
+def _curves_figure(lines: list[tuple], kind: str, title: str, classes=(NUM_CLASSES,)) -> go.Figure:
     """ROC or PR axes with one trace per (name, x, y, auc, line style), and the chance line: a random guess's,
-    for PR the classes' mean share of the images (1 / ``classes``, the classes the data has)."""
+    for PR the classes' mean share of the images (1 / k for each number k of classes the runs were scored on)."""
     hover = "FPR %{x:.3f}<br>TPR %{y:.3f}" if kind == "roc" else "recall %{x:.3f}<br>precision %{y:.3f}"
     fig = go.Figure()
     for name, x, y, area, line in lines:
@@ -106,9 +106,10 @@ def _curves_figure(lines: list[tuple], kind: str, title: str, classes: int = NUM
     if kind == "roc":
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
                         hoverinfo="skip")
-    elif classes:  # a random guess is as precise as its class is common: 1 / classes over them on average
-        fig.add_scatter(x=[0, 1], y=[1 / classes] * 2, mode="lines", name=f"chance (macro: 1/{classes})",
-                        line=dict(color="grey", dash="dot"), hoverinfo="skip")
+    else:  # a random guess is as precise as its class is common: 1 / classes over them on average
+        for k in sorted(set(classes) - {0}):
+            fig.add_scatter(x=[0, 1], y=[1 / k] * 2, mode="lines", name=f"chance (macro: 1/{k})",
+                            line=dict(color="grey", dash="dot"), hoverinfo="skip")
     fig.update_layout(title=title, xaxis_title="false-positive rate" if kind == "roc" else "recall",
                       yaxis_title="true-positive rate" if kind == "roc" else "precision",
                       legend_font_size=12, margin_t=50)
@@ -124,7 +125,7 @@ def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dic
     return _curves_figure([(name, x, y, area if exact_auc.get(name) is None else exact_auc[name],
                             macro if name == "macro" else dict(width=1.6, color=class_colour(CLASSES.index(name))))
                            for name, (x, y, area) in curves.items()], kind, title,
-                          classes=sum(name != "macro" for name in curves))
+                          classes=[sum(name != "macro" for name in curves)])
 
 
 def macro_figure(curves_by_run: dict[str, dict], kind: str, colors: dict[str, str],
@@ -134,7 +135,7 @@ def macro_figure(curves_by_run: dict[str, dict], kind: str, colors: dict[str, st
     lines = [(run, *curves["macro"][:2], curves["macro"][2] if exact_auc.get(run) is None else exact_auc[run],
               dict(width=2.5, color=colors.get(run)))
              for run, curves in curves_by_run.items() if curves and "macro" in curves]
-    classes = max((sum(name != "macro" for name in c) for c in curves_by_run.values() if c), default=NUM_CLASSES)
+    classes = [sum(name != "macro" for name in c) for c in curves_by_run.values() if c]  # a line per class count
     return _curves_figure(lines, kind, f"Macro-average {'ROC' if kind == 'roc' else 'precision-recall'}, every run",
                           classes)
 

@@ -384,6 +384,8 @@ def test_roc_curves_match_sklearn_auc(n):
     chance = [t for t in report_roc.curve_figure(seven, "pr", "t").data if t.name.startswith("chance")]
     assert chance[0].name == "chance (macro: 1/7)" and list(chance[0].y) == pytest.approx([1 / 7, 1 / 7])
     assert report_roc.macro_figure({"a": pr}, "pr", {}).data[-1].name == "chance (macro: 1/8)"
+    mixed = report_roc.macro_figure({"a": pr, "b": seven}, "pr", {})  # runs scored on 8 and on 7 classes
+    assert [t.name for t in mixed.data if t.name.startswith("chance")] == ["chance (macro: 1/7)", "chance (macro: 1/8)"]
 
 
 def test_va_figures_sample_large_frames():
