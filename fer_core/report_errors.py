@@ -65,6 +65,18 @@ VA_SORTS = {
 }
 
 
+def classes_seen(*preds: pd.DataFrame) -> list[int]:
+    """The classes (indices, in order) that any of the predictions tables labels or predicts: the ones worth
+    offering as a filter or a measure (a 7-class data set and model never show Contempt)."""
+    return sorted({int(c) for p in preds for col in ("true", "pred") for c in pd.unique(p[col])})
+
+
+def annotated_dims(pred: pd.DataFrame) -> list[str]:
+    """"valence" and/or "arousal": those with at least one sample both annotated and predicted."""
+    return [d for d in ("valence", "arousal") if f"{d}_true" in pred and f"{d}_pred" in pred
+            and (pred[f"{d}_true"].notna() & pred[f"{d}_pred"].notna()).any()]
+
+
 def va_errors(pred: pd.DataFrame, dim: str, true_class: int | None = None, pred_class: int | None = None,
               sort: str = "Largest error first") -> pd.DataFrame:
     """Every sample with ``dim`` ("valence" or "arousal") annotated and predicted, right class or wrong, with the

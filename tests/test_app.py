@@ -211,7 +211,11 @@ def test_gallery_shows_the_largest_valence_errors(monkeypatch, runs_dir):
         "resnet50-affectnet" and not at.exception
     at.switch_page("views/gallery.py").run()
     at.selectbox(key="gallery_run").set_value("resnet18-ferplus").run()  # FER+: no valence to show
-    assert any("carry no valence or arousal" in i.value for i in at.info) and not at.exception
+    assert any("has no arousal both annotated and predicted" in i.value for i in at.info) and not at.exception
+    assert at.selectbox(key="gallery_dim").options == ["expression"]
+    ferplus = pd.read_csv(runs_dir / "resnet18-ferplus" / "predictions_val.csv", dtype={"id": str})
+    seen = sorted(set(ferplus["true"]) | set(ferplus["pred"]))
+    assert at.selectbox(key="gallery_true").options == ["any", *(CLASSES[c] for c in seen)]
 
 
 def test_choices_made_on_a_page_are_there_on_return(monkeypatch, runs_dir):
@@ -904,3 +908,19 @@ def test_overview_names_the_run_the_default_model_was_exported_from(monkeypatch,
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(f"use out of the box, is the run **{name}**" in c.value for c in at.caption)
+
+
+def test_subgroups_measure_the_false_alarms_of_each_class_the_runs_show(monkeypatch, runs_dir):
+    import pandas as pd
+
+    at = _app(monkeypatch, runs_dir)
+    at.switch_page("views/subgroups.py").run()
+    seen = set()
+    for run in ("resnet50-affectnet", "effb0-affectnet", "mnv3-affectnet", "resnet18-ferplus"):
+        pred = pd.read_csv(runs_dir / run / "predictions_val.csv")
+        seen |= set(pred["true"]) | set(pred["pred"])
+    measure = at.selectbox(key="subgroup_measure")
+    assert measure.options == ["accuracy", *(f"called {CLASSES[c]}" for c in sorted(seen))]
+    measure.select("called Anger").run()
+    assert not at.exception and any("the share of images not labelled Anger that the run called Anger" in c.value
+                                    for c in at.caption)

@@ -467,6 +467,16 @@ def test_largest_valence_arousal_errors():
     assert summary["rmse"] == pytest.approx(np.sqrt((err ** 2).mean())) and summary["bias"] == pytest.approx(err.mean())
     with pytest.raises(ValueError, match="valence or arousal"):
         E.va_errors(pred, "dominance")
+    assert E.annotated_dims(pred) == ["valence", "arousal"]
+    assert E.annotated_dims(pred.assign(valence_pred=np.nan)) == ["arousal"]  # a model without a valence head
+    assert E.annotated_dims(pred.drop(columns=["valence_true", "arousal_true"])) == []
+
+
+def test_the_classes_a_run_shows():
+    pred = make_predictions(np.arange(200), np.arange(200) % 7, skill=2.0, has_va=False, seed=4, path_fmt="{id}.jpg")
+    pred["pred"] = pred["pred"].where(pred["pred"] != 7, 0)  # a 7-class model never answers Contempt
+    assert E.classes_seen(pred) == list(range(7))
+    assert E.classes_seen(pred, pred.assign(pred=7)) == list(range(8))  # another run that calls Contempt
 
 
 def test_misclassified_with_fer_plus_votes():

@@ -117,22 +117,27 @@ c2, c3 = st.columns(2)
 run_name = S.choice(c1, "Run", list(by_name), "gallery_run")
 run = by_name[run_name]
 votes = S.votes(run, ctx.split)  # FER+ only: how the ten annotators voted on each image
-dim = S.choice(c5, "Mistakes in", ["expression", *DIMS], "gallery_dim",
-               help="expression: the samples given the wrong class. valence or arousal: every sample annotated with "
-                    "it, right class or wrong, by how far the prediction is from the annotation (both on -1 to 1).")
+pred = S.predictions(run, ctx.split)
+dims = E.annotated_dims(pred)
+wanted = st.session_state.get("gallery_dim")
+dim = S.choice(c5, "Mistakes in", ["expression", *dims], "gallery_dim",
+               help="expression: the samples given the wrong class. valence or arousal (where the data annotates "
+                    "them and the run predicts them): every sample annotated with it, right class or wrong, by how far "
+                    "the prediction is from the annotation (both on -1 to 1).")
 sorts = list(E.VA_SORTS) if dim in DIMS else [s for s in E.SORTS if votes is not None or s not in E.VOTE_SORTS]
 sort = S.choice(c4, "Sort", sorts, "gallery_sort_va" if dim in DIMS else "gallery_sort")
-true_name = S.choice(c2, "True class", ["any", *CLASSES], "gallery_true")
-pred_name = S.choice(c3, "Predicted class", ["any", *CLASSES], "gallery_pred")
-pred = S.predictions(run, ctx.split)
+seen = [CLASSES[c] for c in E.classes_seen(pred)]  # not Contempt on 7-class data and model
+true_name = S.choice(c2, "True class", ["any", *seen], "gallery_true")
+pred_name = S.choice(c3, "Predicted class", ["any", *seen], "gallery_pred")
 classes = (None if true_name == "any" else CLASSES.index(true_name),
            None if pred_name == "any" else CLASSES.index(pred_name))
+if wanted in DIMS and wanted not in dims:
+    st.info(f"{S.md(run.name)} / {split} has no {wanted} both annotated and predicted (FER+, class folders and "
+            "7-class imports carry none): showing its expression mistakes.")
 if dim in DIMS:
     wrong = E.va_errors(pred, dim, *classes, sort)
     if wrong.empty:
-        st.info(f"No sample of {S.md(run.name)} / {split} has an annotated and predicted {dim}" +
-                (" in these classes." if classes != (None, None) else
-                 " (FER+ and class folders carry no valence or arousal)."))
+        st.info(f"No sample of {S.md(run.name)} / {split} in these classes has an annotated and predicted {dim}.")
         st.stop()
     errors = E.va_error_summary(wrong)
     st.caption(f"{len(wrong):,} samples with {dim} annotated" + (" in the chosen classes" if classes != (None, None)

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from fer_core import runs as R
+from fer_core import report_errors as E
 from fer_core import subgroups as G
 from fer_core.labels import CLASSES
 from fer_core.report import MAX_BARS
@@ -104,7 +105,7 @@ NONE = "(nothing more)"
 then = S.choice(then_col, "and then by", [NONE, *(u for u in usable if u != picked)], "subgroup_then",
                 help="Both properties together, gender by age say: each pair of groups is a group of its own "
                      f"(those of fewer than {G.MIN_GROUP} images pooled).")
-measures = ["accuracy", *(f"called {c}" for c in CLASSES)]
+measures = ["accuracy", *(f"called {CLASSES[c]}" for c in E.classes_seen(*preds.values()))]
 measure = S.choice(middle, "Measure", measures, "subgroup_measure",
                    help="accuracy: the share answered right. called Anger (or another class): the share of the images "
                         "labelled otherwise that the run calls Anger, its false alarms: does it see anger in one "
@@ -115,7 +116,7 @@ bins = right.select_slider("Bins, for numbers", [3, 4, 5, 6, 8, 10], key="subgro
                                 f"Numbers with {G.MAX_GROUPS} values or fewer (FER+ agreement: 0.3, 0.4, ... 1) "
                                 "are groups as they are, whatever the bins.")
 values = values_of(picked) if then == NONE else G.crossed(values_of(picked), values_of(then), bins)
-result = _table(preds, values, bins, measures.index(measure) - 1 if measure != "accuracy" else None)
+result = _table(preds, values, bins, CLASSES.index(measure.removeprefix("called ")) if measure != "accuracy" else None)
 if then != NONE:
     if result.table["group"].nunique() < 2:
         st.info(f"{S.md(picked)} and {S.md(then)} together leave no two groups of {G.MIN_GROUP} images or more: "
