@@ -132,8 +132,8 @@ pred_name = S.choice(c3, "Predicted class", ["any", *seen], "gallery_pred")
 classes = (None if true_name == "any" else CLASSES.index(true_name),
            None if pred_name == "any" else CLASSES.index(pred_name))
 if wanted in DIMS and wanted not in dims:
-    st.info(f"{S.md(run.name)} / {split} has no {wanted} both annotated and predicted (FER+, class folders and "
-            "7-class imports carry none): showing its expression mistakes.")
+    st.info(f"{S.md(run.name)} / {split} has no {wanted} both annotated and predicted (FER+ and class-folder data "
+            "carry none, and some models predict none): showing its expression mistakes.")
 if dim in DIMS:
     wrong = E.va_errors(pred, dim, *classes, sort)
     if wrong.empty:
