@@ -74,16 +74,19 @@ if pooled and not any(r.name in pooled for r in ctx.runs):
 
 st.header(f"Results on {split}", anchor=False)
 first = ["Accuracy", "Macro F1", "Valence CCC", "Arousal CCC", "Valence RMSE", "Arousal RMSE"]  # the headline
+further = {}  # the columns after the headline ones, which a window of common width shows only when scrolled to
 for (layout, root), names in groups.items():  # one table per data set: their scores do not compare
     if len(groups) > 1:
         st.markdown(f"**On {S.md(layout)}** ({code(root)})")
     sub = values.loc[names].dropna(axis=1, how="all")  # e.g. no valence/arousal columns for FER+
+    further.update(dict.fromkeys(c for c in sub if c not in first))
     st.dataframe(report.display_table(sub, cis.loc[names]), width="stretch",
                  column_order=[c for c in first if c in sub] + [c for c in sub if c not in first],
                  column_config={c: st.column_config.Column(help=report.COLUMN_HELP.get(c), alignment="left")
                                 for c in sub.columns})
 st.caption("Each value with its percentile-bootstrap 95% interval in brackets, where the metrics file has one. "
-           "RMSE: lower is better; every other column: higher is better. Hover a column's name for what it means.")
+           "RMSE: lower is better; every other column: higher is better. Hover a column's name for what it means."
+           + (f" Scroll the table sideways for {', '.join(further)}." if further else ""))
 if skipped := {n: m["not_predicted"] for n, m in metrics.items() if (m or {}).get("not_predicted")}:
     st.warning("Imported predictions that leave images out (no answer, e.g. no face found): " + "; ".join(
         f"{S.md(n)}, {k:,} of {k + metrics[n]['n']:,}" for n, k in skipped.items()) + ". Their figures cover the "
