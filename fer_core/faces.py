@@ -341,7 +341,7 @@ def annotate(image: np.ndarray, results: list[dict], footer: str | None = None,
             text = f"{r.get('note') or 'whole image'}: {text}"
             x0, y0, colour = 0, 0, (128, 128, 128)
         else:
-            x0, y0, x1, y1 = r["box"]
+            x0, y0, x1, y1 = (int(round(v)) for v in r["box"])  # OpenCV draws at whole pixels only
             colour = CLASS_COLOURS[r["label"] % len(CLASS_COLOURS)]
             cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, thick)
             if max(h, w) < 160:  # a thumbnail: a label would cover the face; the page and the CLI list it in words

@@ -110,6 +110,8 @@ def upright_size(path) -> tuple[int, int]:
     limit is decoded at reduced size, and what is found on it is scaled back to the file's pixels with this."""
     with Image.open(path) as im:
         w, h = im.size
+        if im.format == "TIFF":  # PIL's TIFF reader gives the size upright already, and turns the pixels as it loads
+            return w, h
         return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)  # EXIF orientation: turned
 
 

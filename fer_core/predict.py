@@ -90,7 +90,7 @@ def _in_decoded_pixels(r: dict, image: np.ndarray, f: dict) -> dict:
     if "decoded_at" not in r:
         return f
     w, h = r["size"]
-    return {**f, "box": [v * s for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
+    return {**f, "box": [round(v * s) for v, s in zip(f["box"], [image.shape[1] / w, image.shape[0] / h] * 2)]}
 
 
 def _photos(records) -> list[tuple[int, dict]]:
@@ -437,7 +437,15 @@ def main(args) -> int:
         print(f"note: these photos are {CROP_SIDE} px or smaller, like FER2013's 48 px face crops: if they are faces "
               "already, --whole-image classifies each whole picture, as evaluation does, instead of a face found in "
               "it", file=sys.stderr)
-    try:
+    try:  # the tables first: drawing reads every photo again, and what it meets then must not cost them
+        if args.csv:
+            atomic_write_csv(args.csv, df)
+        if args.summary:
+            if summaries:
+                atomic_write_csv(args.summary, pd.DataFrame(summaries).astype({"person": "Int64"}))
+            else:
+                print(f"note: --summary {args.summary} not written: it sums up videos, and none was read",
+                      file=sys.stderr)
         videos = list(dict.fromkeys(r["path"] for r in records if "frame" in r))
         if args.explain:
             if videos:
@@ -452,15 +460,7 @@ def main(args) -> int:
             what = ([f"{n} annotated photo{'s' * (n != 1)}"] if n or not m else []) + \
                 ([f"{m} annotated video{'s' * (m != 1)}"] if m else [])
             print(f"wrote {' and '.join(what)} into {args.annotate}")
-        if args.csv:
-            atomic_write_csv(args.csv, df)
-        if args.summary:
-            if summaries:
-                atomic_write_csv(args.summary, pd.DataFrame(summaries).astype({"person": "Int64"}))
-            else:
-                print(f"note: --summary {args.summary} not written: it sums up videos, and none was read",
-                      file=sys.stderr)
-        if args.json:
+        if args.json:  # last: it names the occlusion maps written
             atomic_write_json(args.json, {"model": predictor.info(), "images": records})
     except (OSError, ImageError) as e:
         print(f"error: cannot write output: {e}", file=sys.stderr)

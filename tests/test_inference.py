@@ -19,7 +19,7 @@ from skimage.data import astronaut, chelsea
 from fer_core import export as E
 from fer_core import predict as P
 from fer_core.data import ImageError
-from fer_core.images import upright_size
+from fer_core.images import load_image, upright_size
 from fer_core.faces import FaceDetector, annotate, available_detectors, crop_face, resize_square
 from fer_core.inference import NO_FACE, LiveSession, ModelNotFound, Predictor, Tracker, read_image, resolve_model
 from fer_core.labels import CLASSES
@@ -1123,7 +1123,8 @@ def test_boxes_on_a_jpeg_decoded_smaller_are_in_the_files_pixels(ckpt, tmp_path,
     big = Image.fromarray(astronaut()).resize((10240, 5120))  # 52 MP
     big.save(tmp_path / "big.jpg", quality=80)
     assert run_cli([tmp_path / "big.jpg", "--run", ckpt, "--json", tmp_path / "p.json",
-                    "--explain", tmp_path / "maps"]) == 0
+                    "--explain", tmp_path / "maps", "--annotate", tmp_path / "drawn"]) == 0
+    assert Image.open(tmp_path / "drawn" / "0000_big.jpg").size == (5120, 2560)  # drawn on the decoded image
     [record] = json.loads((tmp_path / "p.json").read_text())["images"]
     assert record["decoded_at"] == [5120, 2560]
     x0, y0, x1, y1 = ASTRONAUT_FACE
@@ -1132,8 +1133,9 @@ def test_boxes_on_a_jpeg_decoded_smaller_are_in_the_files_pixels(ckpt, tmp_path,
     assert len(list((tmp_path / "maps").glob("*.png"))) == 1  # and the map is cut from the decoded image
     exif = Image.Exif()
     exif[0x0112] = 6  # shown turned: the size is the upright one
-    Image.fromarray(astronaut()).resize((64, 48)).save(tmp_path / "turned.jpg", exif=exif)
-    assert upright_size(tmp_path / "turned.jpg") == (48, 64)
+    for kind in ("jpg", "png", "webp", "tif"):  # the size as the photo is read, whichever reader turns it
+        Image.fromarray(astronaut()).resize((64, 48)).save(tmp_path / f"turned.{kind}", exif=exif)
+        assert upright_size(tmp_path / f"turned.{kind}") == load_image(tmp_path / f"turned.{kind}").size == (48, 64)
 
 
 def test_a_run_name_is_found_where_the_dashboard_finds_runs(ckpt, tmp_path, monkeypatch):
