@@ -260,7 +260,11 @@ def as_rgb_uint8(image) -> np.ndarray:
                          + (f"shape {a.shape}" if a.dtype != object else f"a {type(image).__name__}"))
     if not a.shape[0] or not a.shape[1]:
         raise ValueError(f"the image is empty ({a.shape[1]}x{a.shape[0]} pixels)")
-    return np.ascontiguousarray(as_uint8(a[:, :, :3]))
+    if a.shape[2] == 4:  # transparency on white, as a PIL image's (to_rgb): not the colour hidden pixels hold
+        a = as_uint8(a).astype(np.float32)
+        alpha = a[:, :, 3:] / 255.0
+        return np.ascontiguousarray(np.round(a[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8))
+    return np.ascontiguousarray(as_uint8(a))
 
 
 # AffectNet's 224 px crops are tight: yuface's box spans 1.00-1.04 of the image side (IQR, 100 images). With a

@@ -270,6 +270,9 @@ def test_images_in_other_value_ranges_answer_as_their_uint8_pixels(predictor):
     gray16 = (crops[0, ..., 0].astype(np.uint16) * 257)
     assert np.array_equal(as_rgb_uint8(Image.fromarray(gray16)), as_rgb_uint8(gray16))  # PIL's 16-bit: not white
     assert np.array_equal(as_rgb_uint8(gray16[..., None]), as_rgb_uint8(gray16))  # gray with a channel axis
+    rgba = np.dstack([img, np.tile(np.linspace(0, 255, img.shape[1]).astype(np.uint8), (img.shape[0], 1))])
+    assert np.abs(as_rgb_uint8(rgba).astype(int) - as_rgb_uint8(Image.fromarray(rgba))).max() <= 1  # on white, alike
+    assert (as_rgb_uint8(rgba)[:, 0] == 255).all()  # the transparent edge: white, not the pixels it hides
     for path in ("photo.jpg", Path("photo.jpg")):
         with pytest.raises(ValueError, match=r"got a (str|PosixPath|WindowsPath): read a file first with "
                                              r"fer_core.inference.read_image\(path\)"):
