@@ -61,7 +61,7 @@ def ccc(y_true, y_pred) -> float:
         return float("nan")
     mt, mp = t.mean(), p.mean()
     denom = t.var() + p.var() + (mt - mp) ** 2
-    cov = np.mean((t - mt) * (p - mp))
+    cov = np.mean((t - mt) * (p - mp)) if np.ptp(t) > 0 and np.ptp(p) > 0 else 0.0  # a constant's: 0, not 1e-33
     return float(2 * cov / denom) if denom > 0 else float("nan")
 
 
@@ -96,9 +96,12 @@ def regression_metrics(y_true, y_pred) -> dict | None:
     pearson = r2 = None
     if t.size >= 2:
         # force_finite=False: R² of a constant truth is undefined, not the 0/1 scikit-learn substitutes.
-        r2 = _num(_skm().r2_score(t, p, force_finite=False))
-        if t.std() > 0 and p.std() > 0:
-            pearson = _num(np.corrcoef(t, p)[0, 1])
+        # a constant series by its range, which is exactly 0: its std is a rounding error's size, not 0, and
+        # r2 and r came out as -1e32 and 1e-17
+        if np.ptp(t) > 0:
+            r2 = _num(_skm().r2_score(t, p, force_finite=False))
+            if np.ptp(p) > 0:
+                pearson = _num(np.corrcoef(t, p)[0, 1])
     return {"n": int(t.size), "rmse": _num(_skm().root_mean_squared_error(t, p)),
             "mae": _num(_skm().mean_absolute_error(t, p)), "r2": r2, "pearson": pearson,
             "sagr": _num(sagr(t, p)), "ccc": _num(ccc(t, p))}
@@ -306,8 +309,10 @@ def va_stats(sums: np.ndarray) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         m = {k: v / s["n"] for k, v in s.items() if k != "n"}
         vt, vp, cov = m["tt"] - m["t"] ** 2, m["pp"] - m["p"] ** 2, m["tp"] - m["t"] * m["p"]
+        # a resample of constant values has a variance of rounding's size, not 0: r is undefined there
+        varies = (vt > 1e-12 * m["tt"]) & (vp > 1e-12 * m["pp"])
         return {"rmse": np.sqrt(np.maximum(m["tt"] - 2 * m["tp"] + m["pp"], 0)), "mae": m["abs_err"],
-                "pearson": cov / np.sqrt(vt * vp), "sagr": m["agree"],
+                "pearson": np.where(varies, cov / np.sqrt(vt * vp), np.nan), "sagr": m["agree"],
                 "ccc": 2 * cov / (vt + vp + (m["t"] - m["p"]) ** 2)}
 
 

@@ -77,6 +77,21 @@ def test_ccc_perfect_and_constant_predictor():
     assert np.isnan(ccc([0.5, 0.5], [0.5, 0.5]))
 
 
+def test_a_constant_series_whose_std_is_a_rounding_error_is_constant():
+    # np.full(10, 0.3).std() is 5.6e-17, not 0: r2 and r came out as -1.6e32 and 1e-17, CCC as -5e-33
+    m = regression_metrics(np.full(10, 0.3), np.linspace(-1, 1, 10))
+    assert m["r2"] is None and m["pearson"] is None and m["ccc"] == 0.0
+    rng = np.random.default_rng(1)
+    n = 320
+    pred = pd.DataFrame({"id": [str(i) for i in range(n)], "true": rng.integers(0, 8, n), "pred": 0,
+                         **{f"prob_{k}": 1 / 8 for k in range(8)}, "valence_true": rng.uniform(-1, 1, n),
+                         "valence_pred": -0.731, "arousal_true": rng.uniform(-1, 1, n),
+                         "arousal_pred": rng.uniform(-1, 1, n)})
+    m = compute_metrics(pred, n_boot=200)
+    assert m["valence"]["pearson"] is None and m["ci95"].get("valence_pearson") is None  # not a CI of ±1e-8
+    assert m["ci95"]["arousal_pearson"] is not None
+
+
 def test_sagr_hand_calculation_and_zero():
     t = [0.5, -0.2, 0.0, 0.3, -0.7]
     p = [0.1, 0.4, 0.0, -0.1, -0.2]
