@@ -10,6 +10,14 @@ images flatters the model.
 --out writes every pair (both images' id, path, part and label, their similarity, whether one is the other mirrored);
 --leaks the training images that are near-copies of a validation or test image (or of one of its copies), which
 `python -m fer_core.train ... --exclude leaks.csv` leaves out of training.
+
+--pretrain OTHER looks for the validation and test images (every image, where the data has no parts: a
+cross-validation tests each once) among the images of another data set that a first stage trains on, FER+ before
+AffectNet: a model fine-tuned from that stage has seen those faces too. --out then writes those pairs, and --leaks
+the other set's training images among them, for the first stage's --exclude:
+
+    python scripts/find_duplicates.py ../shared/data/affectnet8-4k --pretrain ../shared/data/ferplus --leaks l.csv
+    python -m fer_core.train --data ../shared/data/ferplus --preset ferplus-hse --exclude l.csv ...
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +50,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="write every pair to this CSV")
     p.add_argument("--leaks", help="write the training images with a near-copy among the validation or test images "
                    "to this CSV (id, path), for training's --exclude")
+    p.add_argument("--pretrain", help="another data set a first stage trains on (e.g. FER+): find this data's "
+                   "validation and test images (all, without parts) among its images; --out and --leaks are then of "
+                   "those pairs and of its training images")
     a = p.parse_args(argv)
     if not 0 < a.threshold <= 1:
         p.error(f"--threshold must be over 0 and at most 1 (got {a.threshold})")
@@ -68,6 +80,8 @@ def main(argv=None) -> int:
     except (DataError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if a.pretrain:
+        return across(a, index, parts)
     if a.leaks and not ({"val", "test"} & set(parts) and "train" in parts):
         print(f"error: --leaks needs training and validation or test images: {index.root} has no parts of its own "
               "(give --run, a run folder trained on it)", file=sys.stderr)
@@ -111,6 +125,60 @@ def main(argv=None) -> int:
                                                         "path": [samples[i].path for i in rows]}))
                 print(f"wrote {len(rows):,} training images to {a.leaks}: their photo is also a validation or test "
                       "image (--exclude leaves them out of training)")
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def across(a, index, parts: list[str | None]) -> int:
+    """--pretrain: this data's held-out images (every one where it has no parts) among the other set's images."""
+    try:
+        other = read_dataset(a.pretrain)
+    except (DataError, OSError, ValueError) as e:
+        print(f"error: --pretrain {a.pretrain}: {e}", file=sys.stderr)
+        return 2
+    held = [i for i, k in enumerate(parts) if k in ("val", "test")] or list(range(len(index.samples)))
+    what = "validation and test images" if any(k in ("val", "test") for k in parts) else \
+        "images (no parts given: each is a test image in a cross-validation)"
+    mine = [index.samples[i] for i in held]
+    theirs, other_parts = other.samples, [s.split for s in other.samples]
+    prints, _ = D.file_fingerprints([images_root(index.root) / s.path for s in mine])
+    other_prints, bad = D.file_fingerprints([images_root(other.root) / s.path for s in theirs])
+    pairs = D.near_copies(prints, other_prints, a.threshold)
+    copied = set(pairs["a"])
+    print(f"{index.root}: {len(copied):,} of its {len(mine):,} {what} have a near-copy among the {len(theirs):,} "
+          f"images of {other.root} (similarity ≥ {a.threshold})" + (f", in {len(set(pairs['b'])):,} of them" + (
+              " (" + ", ".join(f"{k} {n:,}" for k, n in Counter(other_parts[j] or "no part" for j in
+                                                                set(pairs["b"])).most_common()) + ")"
+              if any(other_parts) else "") if len(pairs) else ""))
+    for part in ("val", "test"):
+        if ids := [mine[i].id for i in sorted(copied) if parts[held[i]] == part]:
+            print(f"{part}: {len(ids):,}, ids {', '.join(ids[:20])}" + (", ..." if len(ids) > 20 else ""))
+    if bad:
+        print(f"{len(bad)} images of {other.root} did not decode and were not compared")
+    try:
+        if a.out:
+            table = pd.DataFrame({"id": [mine[i].id for i in pairs["a"]], "path": [mine[i].path for i in pairs["a"]],
+                                  "split": [parts[held[i]] for i in pairs["a"]],
+                                  "label": [CLASSES[mine[i].label] for i in pairs["a"]],
+                                  "copy_id": [theirs[j].id for j in pairs["b"]],
+                                  "copy_path": [theirs[j].path for j in pairs["b"]],
+                                  "copy_split": [other_parts[j] for j in pairs["b"]],
+                                  "copy_label": [CLASSES[theirs[j].label] for j in pairs["b"]],
+                                  "similarity": pairs["similarity"].round(4), "mirrored": pairs["mirrored"]})
+            atomic_write_csv(a.out, table)
+            print(f"wrote {len(table):,} pairs to {a.out}")
+        if a.leaks:
+            trained = "train" if "train" in other_parts else None  # its training part, or all of it without parts
+            rows = sorted({j for j in pairs["b"] if other_parts[j] == trained})
+            if not rows:
+                print(f"no training image of {other.root} copies one of these images: {a.leaks} not written")
+            else:
+                atomic_write_csv(a.leaks, pd.DataFrame({"id": [theirs[j].id for j in rows],
+                                                        "path": [theirs[j].path for j in rows]}))
+                print(f"wrote {len(rows):,} training images of {other.root} to {a.leaks} (the first stage's --exclude "
+                      "leaves them out)")
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -152,3 +152,27 @@ def test_find_duplicates_writes_no_leaks_file_when_nothing_leaks(tmp_path):
     assert done.returncode == 0 and "0 pairs of near-copies" in done.stdout and "pairs by parts" not in done.stdout
     assert "test: 0 of its 1 images" in done.stdout and "leaks.csv not written" in done.stdout
     assert not (tmp_path / "leaks.csv").exists()
+
+
+def test_find_duplicates_finds_held_out_images_in_a_pretraining_set(tmp_path):
+    originals = photos(8, seed=4)
+    paths = save(originals, tmp_path / "mine")
+    pd.DataFrame({"path": [f"mine/{p.name}" for p in paths], "expression": range(8),
+                  "split": ["train"] * 4 + ["val", "val", "test", "test"]}).to_csv(tmp_path / "mine.csv", index=False)
+    # the first stage's set holds copies of 0 (a training image: no leak), 4 (val) and 6 (test), and 2 new pictures
+    theirs = save([copies(originals)[0], ImageOps.mirror(originals[4]), originals[6].resize((48, 48)),
+                   *photos(2, seed=5)], tmp_path / "theirs")
+    pd.DataFrame({"path": [f"theirs/{p.name}" for p in theirs], "expression": range(5),
+                  "split": ["train", "train", "val", "train", "test"]}).to_csv(tmp_path / "theirs.csv", index=False)
+    done = run_script(tmp_path / "mine.csv", "--pretrain", tmp_path / "theirs.csv", "--out", tmp_path / "pairs.csv",
+                      "--leaks", tmp_path / "leaks.csv")
+    assert done.returncode == 0, done.stderr
+    assert "2 of its 4 validation and test images have a near-copy among the 5 images" in done.stdout
+    assert "in 2 of them (train 1, val 1)" in done.stdout and "val: 1, ids mine/4.jpg" in done.stdout
+    assert "test: 1, ids mine/6.jpg" in done.stdout
+    pairs = pd.read_csv(tmp_path / "pairs.csv", dtype=str)
+    assert sorted(zip(pairs["path"], pairs["copy_path"])) == [("mine/4.jpg", "theirs/1.jpg"),
+                                                              ("mine/6.jpg", "theirs/2.jpg")]
+    assert list(pd.read_csv(tmp_path / "leaks.csv")["path"]) == ["theirs/1.jpg"]  # its training part only
+    done = run_script(tmp_path / "mine.csv", "--pretrain", tmp_path / "nowhere")
+    assert done.returncode == 2 and "error: --pretrain" in done.stderr and "Traceback" not in done.stderr
