@@ -36,6 +36,8 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / DEFAULT_DIR  # the defaul
 RUNS_DIR = Path("artifacts/runs")
 MAX_PIXELS = 50_000_000
 NO_FACE = "no face found — whole image"
+TURNED = {1: "face on its side, turned upright to classify", 2: "face upside down, turned upright to classify",
+          3: "face on its side, turned upright to classify"}  # by FaceDetector.detect's turn
 HOW_TO_GET_A_MODEL = (
     "Train one (python -m fer_core.train --data DATA --preset hse-fast) and pass --run artifacts/runs/<name>, "
     "or ship a run as the default model: python -m fer_core.export --run RUN --model-dir models/default")
@@ -445,7 +447,7 @@ class Predictor:
         """The img_size crop of ``image`` that a result of predict_faces was classified from."""
         if result["whole_image"]:
             return resize_square(image, self.img_size)
-        return crop_face(image, result["box"], self.margin, self.img_size)
+        return np.rot90(crop_face(image, result["box"], self.margin, self.img_size), result.get("turn", 0)).copy()
 
     def predict_crop(self, crop: np.ndarray) -> dict:
         """One face picture (any size, RGB) taken as it is: resized to img_size and classified."""
@@ -458,14 +460,17 @@ class Predictor:
         """Every detected face, largest first; the whole image (flagged, with NO_FACE) when none is found, unless
         ``fallback`` is off (video frames: a frame without a face has no answer). ``small_faces``: a large photo is
         also searched at a larger size for faces too small at detect_side (FaceDetector.detect; about a second on a
-        12 MP photo): video frames turn it off, for speed. Raises ImageError for a picture under MIN_SIDE pixels
+        12 MP photo) and a photo turned on its side or upside down is found as such, its faces turned upright to be
+        classified ("turn", and a note; FaceDetector.detect's ``turned``): video frames turn both off, for speed.
+        Raises ImageError for a picture under MIN_SIDE pixels
         either way, where it would answer for the whole of it (``whole_image`` classifies a crop that small)."""
         image = as_rgb_uint8(image)
         h, w = image.shape[:2]
         if min(h, w) < MIN_SIDE and fallback and not whole_image:  # its whole-image answer: one for a few pixels
             raise ImageError(f"{w}x{h} pixels, too small to hold a face to find ({MIN_SIDE} or more each way)")
         faces = [] if whole_image or self.detector is None else (
-            tracker.faces(self.detector, image) if tracker else self.detector.detect(image, small_faces=small_faces))
+            tracker.faces(self.detector, image) if tracker else
+            self.detector.detect(image, small_faces=small_faces, turned=small_faces))
         if not faces and not fallback and not whole_image:
             return []
         if not faces:
@@ -473,8 +478,12 @@ class Predictor:
             if whole_image:
                 r[0]["note"] = "whole image (detection skipped)"
             return r
-        crops = [crop_face(image, f.box, self.margin, self.img_size) for f in faces]
-        return self._results(crops, [f.box for f in faces], [f.score for f in faces], False, tta)
+        crops = [np.rot90(crop_face(image, f.box, self.margin, self.img_size), f.turn) for f in faces]
+        out = self._results(crops, [f.box for f in faces], [f.score for f in faces], False, tta)
+        for r, f in zip(out, faces):
+            if f.turn:
+                r.update(turn=f.turn, note=TURNED[f.turn])
+        return out
 
 
 class LiveSession:

@@ -206,6 +206,28 @@ def test_predict_faces_one_face_and_the_no_face_fallback(predictor):
     assert np.abs(np.subtract(w["probs"], r["probs"])).max() > 0.01  # the face crop is what gets classified
 
 
+def test_a_photo_on_its_side_or_upside_down_is_classified_upright(predictor):
+    from fer_core.faces import _unturned
+    from fer_core.inference import TURNED
+
+    [up] = predictor.predict_faces(astronaut())
+    for k in (1, 2, 3):  # the photo turned counter-clockwise by k quarters, with no EXIF orientation to undo it
+        turned = np.ascontiguousarray(np.rot90(astronaut(), k))
+        [r] = predictor.predict_faces(turned)
+        assert r["turn"] == 4 - k and r["note"] == TURNED[4 - k] and not r["whole_image"]
+        assert np.allclose(r["probs"], up["probs"], atol=0.02)  # as the upright photo answers
+        assert np.array_equal(turned[r["box"][1]:r["box"][3], r["box"][0]:r["box"][2]],
+                              np.rot90(astronaut()[up["box"][1]:up["box"][3], up["box"][0]:up["box"][2]], k))
+        assert np.allclose(predictor.predict_batch(predictor.face_crop(turned, r)[None])[0][0], r["probs"], atol=1e-6)
+        [frame] = predictor.predict_faces(turned, small_faces=False)  # a video frame: not searched, for speed
+        assert "turn" not in frame
+    box = np.zeros((60, 100), bool)
+    box[10:25, 30:70] = True
+    for k in (1, 2, 3):
+        ys, xs = np.nonzero(np.rot90(box, k))
+        assert _unturned((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), k, 100, 60) == (30, 10, 70, 25)
+
+
 def test_several_faces_are_all_returned(predictor):
     two = np.concatenate([astronaut(), astronaut()[:, ::-1]], axis=1)
     results = predictor.predict_faces(two)

@@ -106,7 +106,8 @@ def show_results(results: list[dict], classes: list[str], key: str, predictor: P
     for i, r in enumerate(results):
         left, right = (st.container(), st.container()) if stacked else st.columns(2)
         who = f"person {r['person']}, " if "person" in r else ""
-        label = "Whole image" if r["whole_image"] else f"Face {i + 1} ({who}detector score {r['score']:.2f})"
+        label = "Whole image" if r["whole_image"] else f"Face {i + 1} ({who}detector score {r['score']:.2f})" + (
+            f" · {r['note']}" if r.get("turn") else "")
         help_ = None if r["whole_image"] else DETECTOR_HELP
         if math.isfinite(r["valence"]):
             left.markdown(f"**{label}** · valence {r['valence']:+.2f} · arousal {r['arousal']:+.2f}",
