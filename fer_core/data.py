@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .images import (IMAGE_EXTS, ImageError, decode_images, files_under,  # noqa: F401  (part of this module's API)
-                     load_image)
+                     NOT_SUPPORTED, load_image)
 from .labels import CLASSES, NUMBERINGS, class_index, close_class, likely_numbering
 
 
@@ -547,11 +547,12 @@ def copies_of(samples, root, files) -> set[str]:
 
 
 def _images_under(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(image files, files without any extension) in the folder and its subfolders (files_under: hidden ones left
-    out). Files without an extension are not read (a data set's notes and licence files are often so named), but
-    counted, since an image may have lost its extension."""
+    """(image files, files not read) in the folder and its subfolders (files_under: hidden ones left out). Files
+    without an extension are not read (a data set's notes and licence files are often so named), nor HEIC photos (no
+    decoder here), but they are counted, since an image may have lost its extension."""
     files = files_under(folder)
-    return [p for p in files if p.suffix.lower() in IMAGE_EXTS], [p for p in files if not p.suffix]
+    return ([p for p in files if p.suffix.lower() in IMAGE_EXTS],
+            [p for p in files if not p.suffix or p.suffix.lower() in NOT_SUPPORTED])
 
 
 def _read_folders(root: Path) -> DataIndex:
@@ -588,10 +589,13 @@ def _read_folders(root: Path) -> DataIndex:
                 seen.add(key)
                 rel = p.relative_to(root).as_posix()
                 samples.append(Sample(rel, rel, label, math.nan, math.nan, split))
-    if no_suffix:
-        n = len(no_suffix)
-        notes.append(f"not read: {n} file{'s' * (n > 1)} without an extension in class folders (e.g. "
-                     f"{no_suffix[0].relative_to(root).as_posix()}); name images .jpg, .png, ... to use them")
+    for kind, files, fix in (("without an extension", [p for p in no_suffix if not p.suffix],
+                              "name images .jpg, .png, ... to use them"),
+                             ("in HEIC or HEIF (no decoder here)", [p for p in no_suffix if p.suffix],
+                              "convert them to JPEG or PNG to use them")):
+        if n := len(files):
+            notes.append(f"not read: {n} file{'s' * (n > 1)} {kind} in class folders (e.g. "
+                         f"{files[0].relative_to(root).as_posix()}); {fix}")
     if split_dirs:
         others = [d.name for d in root.iterdir() if d.is_dir() and d not in split_dirs]
         if others:

@@ -279,6 +279,9 @@ def test_folders_read_each_file_once_and_name_files_without_an_extension(tmp_pat
     assert index.skipped == {"the same file twice (through a link)": 1}
     assert any(n.startswith("not read: 1 file without an extension in class folders (e.g. sad/c)")
                for n in index.notes)
+    (tmp_path / "data" / "sad" / "d.HEIC").write_bytes(b"ftypheic")  # a phone's photo: named, not left out unsaid
+    assert any("not read: 1 file in HEIC or HEIF (no decoder here) in class folders (e.g. sad/d.HEIC); "
+               "convert them to JPEG or PNG to use them" in n for n in read_dataset(tmp_path / "data").notes)
 
 
 def test_copies_of_finds_each_file_of_a_repeated_name(tmp_path):
