@@ -34,14 +34,16 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if im.mode.startswith("I") or im.mode == "F":
         # 16/32-bit grayscale: PIL's convert() clips everything above 255 to white, so scale by the container's
         # range (16-bit files) or, for 32-bit data of unknown range, by what the values show.
-        a = np.asarray(im, dtype=np.float64)
+        a = np.array(im, dtype=np.float32)  # float32 holds 16 bits exactly; worked on in place: a 49 MP scan is big
         if im.mode.startswith("I;16"):
             top = 65535.0
         elif im.mode == "F" and a.max() <= 1.0:
             top = 1.0
         else:
             top = 255.0 if a.max() <= 255 else 65535.0 if a.max() <= 65535 else float(a.max())
-        im = Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        a *= np.float32(255.0 / top)
+        a += np.float32(0.5)
+        im = Image.fromarray(np.clip(a, 0, 255, out=a).astype(np.uint8), "L")
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
