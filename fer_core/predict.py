@@ -311,7 +311,9 @@ def to_rows(records) -> pd.DataFrame:
                          "x0": x0, "y0": y0, "x1": x1, "y1": y1, "det_score": f["score"], "label": f["label"],
                          "label_name": f["label_name"], "confidence": f["confidence"], "valence": f["valence"],
                          "arousal": f["arousal"],
-                         **{f"prob_{c}": p for c, p in zip(CLASSES, f["probs"])}, "note": f["note"] or "", "error": ""})
+                         **{f"prob_{c}": p for c, p in zip(CLASSES, f["probs"])}, "error": "",
+                         "note": "; ".join(filter(None, [f["note"], r.get("frames") and
+                                                         f"the first of its {r['frames']} frames"]))})
     cols = ["path", "frame", "time_s", "face", "person", "x0", "y0", "x1", "y1", "det_score", "label", "label_name",
             "confidence", "valence", "arousal", *[f"prob_{c}" for c in CLASSES], "note", "error"]
     if not any("frame" in r for r in records):  # photos only: no video columns

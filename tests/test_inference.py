@@ -786,9 +786,11 @@ def test_predict_cli_follows_linked_folders_and_names_extra_frames(ckpt, tmp_pat
     (real / "sub" / "up").symlink_to(real)  # a loop: searched once
     (shown / "._cat.png").write_bytes(b"\0\5\26\7")  # macOS's resource fork beside a copied photo: not a photo
     out_json = tmp_path / "p.json"
-    assert run_cli([shown, "--run", ckpt, "--json", out_json]) == 0
+    assert run_cli([shown, "--run", ckpt, "--json", out_json, "--csv", tmp_path / "p.csv"]) == 0
     out, err = capsys.readouterr()
     assert "2 of 2 files processed" in out
+    notes = pd.read_csv(tmp_path / "p.csv").set_index("path")["note"]  # the CSV says it too
+    assert notes[str(shown / "linked" / "sub" / "anim.gif")] == "the first of its 2 frames"
     assert f"note: {shown / 'linked' / 'sub' / 'anim.gif'} holds 2 frames" in err and "only the first was read" in err
     frames_seen = {Path(r["path"]).name: r.get("frames") for r in json.loads(out_json.read_text())["images"]}
     assert frames_seen == {"anim.gif": 2, "cat.png": None}

@@ -517,7 +517,8 @@ def main() -> None:
             done = st.session_state[key]
             records.append({"path": f.name, "error": done["reason"]} if "error" in done else in_file_pixels(
                 {"path": f.name, "size": done["size"], "faces": [trained_note(r) if done["trained"] else dict(r)
-                                                                 for r in done["results"]]}, done["decoded"]))
+                                                                 for r in done["results"]],
+                 **({"frames": done["frames"]} if done["frames"] > 1 else {})}, done["decoded"]))
         if records:  # the table python -m fer_core.predict --csv writes
             which = "these photos" if len(records) > 1 else "this photo"
             download.download_button(f"Download the predictions of {which} (CSV, one row per face)",
