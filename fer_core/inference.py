@@ -462,8 +462,8 @@ class Predictor:
         also searched at a larger size for faces too small at detect_side (FaceDetector.detect; about a second on a
         12 MP photo) and a photo turned on its side or upside down is found as such, its faces turned upright to be
         classified ("turn", and a note; FaceDetector.detect's ``turned``): video frames turn both off, for speed.
-        Raises ImageError for a picture under MIN_SIDE pixels
-        either way, where it would answer for the whole of it (``whole_image`` classifies a crop that small)."""
+        Raises ImageError for a picture under MIN_SIDE pixels either way, where it would answer for the whole of it
+        (``whole_image`` classifies a crop that small)."""
         image = as_rgb_uint8(image)
         h, w = image.shape[:2]
         if min(h, w) < MIN_SIDE and fallback and not whole_image:  # its whole-image answer: one for a few pixels
