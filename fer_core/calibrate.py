@@ -210,6 +210,9 @@ def main(args) -> int:
                      f"fold's run instead (python -m fer_core.calibrate --run FOLD_RUN, for each of {folds})")
     if args.split == "test":
         return _fail("--split test would fit T on the images it is judged on; fit on val (or train)")
+    if not args.dry_run and not os.access(run, os.W_OK):  # said before the fit, not after it
+        return _fail(f"{run} cannot be written to, and the temperature goes into its config.json: --dry-run fits and "
+                     "reports without writing, or calibrate a copy of the run folder made somewhere writable")
     if not (run / f"predictions_{args.split}.csv").is_file():
         problem = _no_predictions(run, args.split, config.get("status"))
         if problem:
@@ -265,9 +268,9 @@ def main(args) -> int:
                                  f"{config.get('name')!r} (created {config.get('created')}); nothing written")
         for m in written:
             _write_temperature(m, entry)
+        atomic_write_json(run / "config.json", {**config, "temperature": entry})
     except (ValueError, OSError, ModelNotFound) as e:
         return _fail(str(e))
-    atomic_write_json(run / "config.json", {**config, "temperature": entry})
     print(f"wrote the temperature into {', '.join(map(str, [run / 'config.json', *written]))}")
     return 0
 
