@@ -340,6 +340,10 @@ def test_a_video_analysis_stops_once_its_browser_tab_has_gone(predictor, clip, m
     kept = run(lambda: False)
     assert not kept["cancel"] and len(kept["result"]["records"]) == 30
     assert page.session_alive()()  # outside a Streamlit server there is no tab to watch
+    monkeypatch.setattr(page.tempfile, "tempdir", str(clip.parent / "no-such-folder"))  # TMPDIR gone, or full
+    failed = run(lambda: True)
+    assert failed["error"].startswith("clip.mp4: the upload could not be kept in the temporary folder ") and \
+        "TMPDIR" in failed["error"]  # said on the page, where it waited for ever
 
 
 def test_annotated_video_plays_each_frame_at_its_time(tmp_path):

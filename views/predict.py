@@ -244,7 +244,7 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
         small = annotate(rgb, record["faces"], max_side=480)
         thumbs.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes())
 
-    def run() -> None:  # no Streamlit calls here: the page reads the job
+    def analyse() -> None:
         with tempfile.TemporaryDirectory() as tmp:  # OpenCV reads videos from files only
             path = Path(tmp) / f"upload{Path(name).suffix}"
             path.write_bytes(data)
@@ -277,6 +277,16 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
         job["result"] = {"records": records, "thumbs": thumbs, "video": video, "notes": notes,
                          "people": people(records),
                          "timelines": {}, "csv": to_rows(records).to_csv(index=False).encode()}
+
+    def run() -> None:  # no Streamlit calls here: the page reads the job, so every end must set it
+        try:
+            analyse()
+        except OSError as e:  # no room for the upload in the temporary folder, or no such folder
+            job["error"] = (f"{name}: the upload could not be kept in the temporary folder {tempfile.gettempdir()} "
+                            f"to be read ({e}): free space there, or start the dashboard with TMPDIR set to a folder "
+                            "with room")
+        except Exception as e:  # noqa: BLE001
+            job["error"] = f"{name}: {type(e).__name__}: {e}"
 
     threading.Thread(target=run, daemon=True, name=f"video {name}").start()
     return job
