@@ -252,9 +252,10 @@ def _main(args, run: dict) -> int:
                    f"has a readable annotations/<id>_lnd.npy of 68 points")
 
     # Everything above only reads: the run folder is made once the run is known to start.
+    if rank == 0:  # a name the clock chose moves on where a run started in the same second took it meanwhile
+        run_dir, run["created"] = _make_run_dir(run_dir, auto=not (args.name or args.resume or world > 1))
+        cfg["name"] = run_dir.name
     run.update(dir=run_dir, rank=rank)
-    if rank == 0:
-        run["created"] = _make_run_dir(run_dir)
     _setup_logging(run_dir if rank == 0 else None)
     run["logging"] = rank == 0
     log.info("settings (preset %s, then the flags given): %s", cfg.get("preset") or "none",
@@ -1254,19 +1255,34 @@ def _resume_folder(run_dir: Path, cfg: dict, assignment: dict, index) -> None:
                     cfg["data"]["root"], gone[0])
 
 
-def _make_run_dir(run_dir: Path) -> Path | None:
-    """Make the run folder and claim it for this process (_claim); returns the uppermost folder this made (removed
-    again if the run fails before its first epoch ends), None when the run folder was there already."""
-    top = next((d for d in [*reversed(run_dir.parents), run_dir] if not d.exists()), None)
+def _make_run_dir(run_dir: Path, auto: bool = False) -> tuple[Path, Path | None]:
+    """Make the run folder and claim it for this process (_claim); returns it and the uppermost folder this made
+    (removed again if the run fails before its first epoch ends), None when the run folder was there already.
+    ``auto``: its name was chosen by the clock (_auto_name), so where another run started in the same second has
+    made that folder since, this run takes the next count (NAME-2, NAME-3, ...) instead of stopping."""
+    first = run_dir
+    top = next((d for d in reversed(run_dir.parents) if not d.exists()), None)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        for k in itertools.count(2):
+            try:
+                run_dir.mkdir()
+                top = top or run_dir
+                break
+            except FileExistsError:
+                if not auto:
+                    break
+                run_dir = first.with_name(f"{first.name}-{k}")
         _claim(run_dir)
         (run_dir / "train.log").open("a").close()
     except OSError as e:
         if top is not None and top.is_dir():
             shutil.rmtree(top, ignore_errors=True)
         raise Fail(f"cannot make the run folder {run_dir} (--out {run_dir.parent}): {e.strerror or e}") from None
-    return top
+    return run_dir, top
+
+
+CLAIM_WRITE_S = 5  # seconds within which an empty claim file is one being written, not one left empty
 
 
 def _claim(run_dir: Path) -> None:
@@ -1281,6 +1297,12 @@ def _claim(run_dir: Path) -> None:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             held = claim_holder(run_dir)
+            try:  # a claim that says nothing yet was made this moment, its process id not yet written: held
+                if held is None and time.time() - claim.stat().st_mtime < CLAIM_WRITE_S:
+                    time.sleep(0.05)
+                    continue
+            except FileNotFoundError:
+                continue
             here = held is not None and held[1] == socket.gethostname()
             if held and job and claim_job(run_dir) == job and held[0] != os.getpid() and not (
                     here and process_alive(held[0])):

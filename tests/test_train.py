@@ -1550,6 +1550,29 @@ def test_a_run_folder_another_live_process_trains_is_refused(tmp_path, capsys, m
     assert not (tmp_path / "r" / train.CLAIM).exists()
 
 
+def test_runs_named_by_the_clock_in_the_same_second_each_get_a_folder(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from fer_core.runs import claim_holder
+
+    first = tmp_path / "runs" / "hse-fast-20261206-223259"  # made, and trained, by a run started in the same second
+    first.mkdir(parents=True)
+    (first / train.CLAIM).write_text(f"{os.getppid()} {socket.gethostname()}")
+    run_dir, top = train._make_run_dir(first, auto=True)
+    assert run_dir == first.with_name(f"{first.name}-2") and top == run_dir
+    assert claim_holder(run_dir)[0] == os.getpid() and claim_holder(first)[0] == os.getppid()
+    train._release(run_dir)
+    with pytest.raises(train.Fail, match="is being trained by process"):  # a name given: refused, as before
+        train._make_run_dir(first)
+    (first / train.CLAIM).write_text("")  # a claim made this moment, its process id not yet written: held a while
+    monkeypatch.setattr(train, "CLAIM_WRITE_S", 0.5)
+    start = time.monotonic()
+    assert train._make_run_dir(first) == (first, None)  # then taken over, as one left empty
+    assert time.monotonic() - start >= 0.4 and claim_holder(first)[0] == os.getpid()
+    train._release(first)
+
+
 def test_help_and_a_mistyped_flag_answer_before_torch_loads():
     import subprocess
 
