@@ -857,8 +857,8 @@ def model_run(cfg: dict, path: str | os.PathLike) -> Path | None:
 def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
     """(run folder, config) of the runs a model's training went through before its own, where they are at hand: the
     runs whose checkpoint it started from (a FER+ stage), theirs in turn, and an ensemble's members with theirs. Run
-    names are looked up as the dashboard finds runs; recorded paths are read from the project root, where training
-    runs."""
+    names are looked up as the dashboard finds runs; recorded paths are read from the project root (the shipped runs
+    record them from there), and a path no longer there by its run's name."""
     from .inference import run_path
 
     found, seen, todo = [], set(), [cfg]
@@ -867,6 +867,7 @@ def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
         folder = Path(str(where))
         folder = folder if folder.is_absolute() or folder.is_dir() else REPO_ROOT / folder
         folder = folder if folder.is_dir() else run_path(str(where))
+        folder = folder if folder.is_dir() else run_path(folder.name)  # a checkout moved since: found by its name
         try:
             theirs = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -306,8 +306,8 @@ def _main(args, run: dict) -> int:
         if r["weights"] not in ("imagenet", "pretrained", "none"):  # which file it was, should its path change
             with open(_weights_file(r["weights"]), "rb") as f:
                 cfg["weights"]["sha256"] = hashlib.file_digest(f, "sha256").hexdigest()
-        default = PRESETS.get(args.preset, {}).get("weights", r["weights"])
-        if args.weights is None and r["weights"] != default:  # _prepare_run found the first stage under --out
+        default = PRESETS.get(args.preset, {}).get("weights")
+        if default and args.weights is None and Path(r["weights"]) != Path(default).resolve():  # found under --out
             log.info("preset %s: starting from %s, the first stage trained under --out", args.preset, r["weights"])
     if ckpt:  # the run's own weights go on from where they stopped, whatever the run started from
         log.info("resuming %s from its last checkpoint: %s (backbone %s, started from %s)", run_dir,
@@ -783,7 +783,7 @@ def _prepare_run(args, rank, world=1):
         first = Path(default).parts[-3]  # artifacts/runs/<stage-1 preset>/checkpoints/best.pt
         mine = Path(args.out) / first / "checkpoints" / "best.pt"  # the first stage trained with this --out, first
         if mine.is_file():
-            r["weights"] = mine.as_posix()  # recorded alike on every system
+            r["weights"] = mine.as_posix()
         elif not Path(default).is_file():
             looked = " or ".join(dict.fromkeys([str(mine), default]))
             raise Fail(f"preset {args.preset} starts from the best checkpoint of a {first} run, and there is none at "
@@ -828,6 +828,8 @@ def _prepare_run(args, rank, world=1):
     if r["weights"] not in ("imagenet", "pretrained", "none") and not Path(_weights_file(r["weights"])).is_file():
         raise Fail(f"weights file not found: {r['weights']}" + (" (a folder without checkpoints/best.pt)"
                                                                 if Path(r["weights"]).is_dir() else ""))
+    if r["weights"] not in ("imagenet", "pretrained", "none"):  # recorded whole: read from any folder later, when
+        r["weights"] = Path(r["weights"]).resolve().as_posix()  # predict and evaluate look for its training images
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or _auto_name(args.preset or r["backbone"], Path(args.out))
     try:

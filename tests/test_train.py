@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from fer_core import evaluate, train
+from fer_core import runs as R
 from fer_core.data import read_dataset
 from fer_core.transforms import MIRROR_68, BatchAugment, _move_points
 from tests.conftest import make_affectnet_dir, pattern_image, write_ferplus
@@ -957,19 +958,26 @@ def test_two_stage_preset_finds_its_first_stage_under_out(tmp_path, monkeypatch,
     # the two stages, the tiny way, both under --out
     assert run_train("--data", data, "--preset", "ferplus-hse", "--out", out, "--name", "ferplus-hse", "--epochs", "1",
                      *TINY) == 0
-    first = f"{out}/ferplus-hse/checkpoints/best.pt"
+    first = (out / "ferplus-hse" / "checkpoints" / "best.pt").as_posix()
     elsewhere = tmp_path / "artifacts" / "runs" / "ferplus-hse" / "checkpoints"  # an older first stage, not this one
     elsewhere.mkdir(parents=True)
     shutil.copy(first, elsewhere / "best.pt")
-    assert run_train("--data", data, "--preset", "hse-best", "--out", out, "--name", "s2", "--epochs", "1", *TINY) == 0
-    cfg = json.loads((out / "s2" / "config.json").read_text())
+    assert run_train("--data", data, "--preset", "hse-best", "--out", "x", "--name", "s2", "--epochs", "1", *TINY) == 0
+    cfg = json.loads((out / "s2" / "config.json").read_text())  # a relative --out: its first stage recorded whole
     assert cfg["args"]["weights"] == cfg["weights"]["requested"] == first
     assert cfg["weights"]["loaded"].startswith(f"file {first} (")
     assert f"starting from {first}, the first stage trained under --out" in (out / "s2" / "train.log").read_text()
     named = "artifacts/runs/ferplus-hse/checkpoints/best.pt"  # named with --weights: that one, as given
     assert run_train("--data", data, "--preset", "hse-best", "--out", out, "--name", "s3", "--epochs", "1",
                      "--weights", named, *TINY) == 0
-    assert json.loads((out / "s3" / "config.json").read_text())["weights"]["requested"] == named
+    assert json.loads((out / "s3" / "config.json").read_text())["weights"]["requested"] == (tmp_path / named).as_posix()
+    assert run_train("--data", data, "--preset", "hse-best", "--out", tmp_path / "y", "--name", "s4", "--epochs", "1",
+                     *TINY) == 0  # no first stage under this --out: the preset's own, without a word of --out
+    assert "under --out" not in (tmp_path / "y" / "s4" / "train.log").read_text()
+    assert json.loads((tmp_path / "y" / "s4" / "config.json").read_text())["weights"]["requested"] == \
+        (elsewhere / "best.pt").as_posix()
+    monkeypatch.chdir(data)  # from another folder, predict and evaluate still find the first stage's training images
+    assert [f.name for f, _ in R.earlier_stages(cfg)] == ["ferplus-hse"]
 
 
 def test_first_layer_lr_mult_decays_the_backbone_rate_layer_by_layer():
