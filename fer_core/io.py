@@ -68,15 +68,24 @@ def whole_folder(out: Path):
 
 def stop_on_signals() -> None:
     """A terminal closed (SIGHUP) or a job ended (SIGTERM, as SLURM does) stops a command as Ctrl-C does: as a
-    KeyboardInterrupt, whose handlers leave no unfinished file; its argument is the signal's number."""
+    KeyboardInterrupt, whose handlers leave no unfinished file; its argument is the signal's number. A signal the
+    command was started ignoring stays ignored (``nohup`` ignores SIGHUP so that the command outlives its terminal)."""
     import signal
 
     def stop(signum, frame):
         raise KeyboardInterrupt(signum)
 
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):  # Windows has no SIGHUP
-            signal.signal(getattr(signal, name), stop)
+    on_signals(stop, ("SIGTERM", "SIGHUP"))
+
+
+def on_signals(handler, names) -> None:
+    """``handler`` for each named signal this system has (Windows has no SIGHUP or SIGUSR1), but for those the
+    process was started ignoring (nohup's SIGHUP)."""
+    import signal
+
+    for name in names:
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:
+            signal.signal(getattr(signal, name), handler)
 
 
 def interrupted_code(e: KeyboardInterrupt) -> int:

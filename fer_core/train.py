@@ -1353,9 +1353,9 @@ def _setup_logging(run_dir):
 
 
 def _quiet_worker(_):
-    """DataLoader workers leave Ctrl-C, SLURM's SIGUSR1 and a first SIGTERM to the training process, which stops
+    """DataLoader workers leave Ctrl-C, SLURM's SIGUSR1, SIGHUP and a first SIGTERM to the training process, which stops
     them after saving: SLURM and a terminal signal every process of the job at once."""
-    for name in ("SIGINT", "SIGUSR1"):
+    for name in ("SIGINT", "SIGUSR1", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     if hasattr(signal, "SIGALRM"):  # POSIX
@@ -1367,17 +1367,22 @@ def _worker_sigterm(signum, frame):
     signal.alarm(15)  # and this one in 15 s: time for the trainer to stop, never a worker that outlives it
 
 
+STOPS = ("SIGTERM", "SIGUSR1", "SIGHUP")  # the signals that stop a training as Ctrl-C does
+
+
 def _on_sigterm(signum, frame):
-    for name in ("SIGTERM", "SIGUSR1"):  # a second one (sent to the job's group and passed on too) waits its turn
+    for name in STOPS:  # a second one (sent to the job's group and passed on too) waits its turn
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     raise Interrupted(signum)
 
 
 def cli():
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    if hasattr(signal, "SIGUSR1"):  # SLURM's --signal=USR1@SECONDS warning before the time limit
-        signal.signal(signal.SIGUSR1, _on_sigterm)
+    """The command: a job ended (SIGTERM), SLURM's --signal=USR1@SECONDS warning before its time limit and a terminal
+    closed (SIGHUP; not under nohup) stop it as Ctrl-C does, saved and resumable."""
+    from .io import on_signals
+
+    on_signals(_on_sigterm, STOPS)
     sys.exit(main(get_args_parser().parse_args()))
 
 

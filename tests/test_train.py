@@ -729,8 +729,9 @@ def _new_group_with_default_sigint():
 
 
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGUSR1, 0),
-                                          (signal.SIGTERM, 2)],
-                         ids=["SIGINT", "SIGTERM", "SIGUSR1 (SLURM's warning)", "SIGTERM to the workers too (SLURM)"])
+                                          (signal.SIGTERM, 2), (signal.SIGHUP, 0)],
+                         ids=["SIGINT", "SIGTERM", "SIGUSR1 (SLURM's warning)", "SIGTERM to the workers too (SLURM)",
+                              "SIGHUP (its terminal closed)"])
 def test_ctrl_c_or_sigterm_stops_training_with_a_message(sig, workers, tmp_path):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     run = tmp_path / "runs" / "sig"
@@ -750,6 +751,19 @@ def test_ctrl_c_or_sigterm_stops_training_with_a_message(sig, workers, tmp_path)
     assert p.returncode == 128 + sig, err[-2000:]
     assert "Traceback" not in err and f"resume with --resume {run}" in err
     assert json.loads((run / "config.json").read_text())["status"] == "stopped"
+
+
+def test_a_signal_the_command_was_started_ignoring_stays_ignored():
+    from fer_core.io import stop_on_signals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGTERM)}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it: to outlive its terminal
+    try:
+        stop_on_signals()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN and callable(signal.getsignal(signal.SIGTERM))
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 @pytest.mark.parametrize("argv, message", [
