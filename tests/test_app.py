@@ -780,9 +780,12 @@ def test_a_run_whose_training_process_ended_is_not_said_to_be_training(monkeypat
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (run / R.CLAIM).write_text(f"{gone.stdout.strip()} {socket.gethostname()}")  # its process was killed
     at = _app(monkeypatch, tmp_path / "runs")
-    assert not at.info and [w.value for w in at.warning] == [
-        f"**killed** is marked as training, but the process that trained it has ended without finishing (killed, or "
-        f"its machine restarted): `python -m fer_core.train --resume {run}` continues it from its last epoch."]
+    gone_text = (f"**killed** is marked as training, but the process that trained it has ended without finishing "
+                 f"(killed, or its machine restarted): `python -m fer_core.train --resume {run}` continues it from its "
+                 "last epoch.")
+    assert not at.info and [w.value for w in at.warning] == [gone_text]
+    at.switch_page("views/curves.py").run()  # the curves page, which follows a training, says so too
+    assert gone_text in [w.value for w in at.warning] and not at.get("progress") and not at.exception
     (run / R.CLAIM).write_text(f"{os.getpid()} {socket.gethostname()}")  # alive: still training
     at = _app(monkeypatch, tmp_path / "runs")
     assert not at.warning and "still training" in at.info[0].value

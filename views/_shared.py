@@ -333,6 +333,13 @@ def choice(where, label: str, options: list, key: str, default: int = 0, **kwarg
     return where.selectbox(label, options, key=key, **kwargs)
 
 
+def trainer_gone_text(run: R.Run) -> str:
+    """What to say of a run marked as training whose training process has ended (runs.trainer_gone)."""
+    return (f"**{md(run.name)}** is marked as training, but the process that trained it has ended without finishing "
+            f"(killed, or its machine restarted): `python -m fer_core.train --resume {run.path}` continues it from "
+            "its last epoch.")
+
+
 def require_runs(need_split: bool = True) -> LabContext:
     """The sidebar's choices, or an explanation and st.stop() when there is nothing to draw."""
     ctx = context()
@@ -349,9 +356,7 @@ def require_runs(need_split: bool = True) -> LabContext:
         for r in list(training):
             progress = training_progress(r.config, history(r), R.quiet_seconds(r), r.path)
             if R.trainer_gone(r.path):
-                st.warning(f"**{md(r.name)}** is marked as training, but the process that trained it has ended "
-                           f"without finishing (killed, or its machine restarted): `python -m fer_core.train --resume "
-                           f"{r.path}` continues it from its last epoch.")
+                st.warning(trainer_gone_text(r))
             elif progress and progress["stale"]:
                 st.warning(f"**{md(r.name)}** is marked as training: {progress['text']}.")
             else:

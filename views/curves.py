@@ -89,7 +89,9 @@ else:
                     st.rerun()  # it finished or stopped: the sidebar's splits and every page change with it
                 fresh.name, r = r.name, fresh
                 p = report.training_progress(r.config, S.history(r), R.quiet_seconds(r), r.path)
-                if p["stale"]:
+                if R.trainer_gone(r.path):
+                    st.warning(S.trainer_gone_text(r))
+                elif p["stale"]:
                     st.warning(f"**{S.md(r.name)}**: {p['text']}")
                 else:
                     st.progress(p["fraction"], text=f"**{S.md(r.name)}**: {p['text']}")
