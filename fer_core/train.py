@@ -47,7 +47,8 @@ from .metrics import ccc, summary_line, write_evaluation
 from .models import (REGISTERED, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
                      read_weights_file)
 from .presets import PRESETS, resolve
-from .runs import CLAIM, claim_holder, claim_job, process_alive, runs_dirs_from_env, selection_score, trained_with_va
+from .runs import (CLAIM, REPO_ROOT, claim_holder, claim_job, process_alive, runs_dirs_from_env, selection_score,
+                   trained_with_va)
 from .train_args import DEVICES, IMG_SIZES, RECIPE_KEYS, VA_LOSSES, get_args_parser  # noqa: F401  (its API too)
 from .transforms import BatchAugment, CachedDataset, class_weights, cosine_lr
 
@@ -1222,9 +1223,11 @@ def _final_evaluation(run_dir, cfg, cache, device):
     atomic_write_json(run_dir / "config.json", cfg)
     log.info("run folder: %s  (%.1f min of training)", run_dir, cfg["train_minutes"])
     shown = any(run_dir.resolve().parent == Path(d).resolve() for d in runs_dirs_from_env())
-    where = "" if shown else f"FER_LAB_RUNS_DIR={shlex.quote(str(run_dir.parent))} "
-    log.info("next: the dashboard shows it (%sstreamlit run app.py); python -m fer_core.evaluate --run %s --data "
-             "OTHER_DATA scores it on other data", where, shlex.quote(str(run_dir)))
+    where = "" if shown else f"FER_LAB_RUNS_DIR={shlex.quote(str(run_dir.parent.resolve()))} "
+    app = REPO_ROOT / "app.py"  # named whole where the command ran in another folder
+    app = "app.py" if Path("app.py").resolve() == app else shlex.quote(str(app))
+    log.info("next: the dashboard shows it (%sstreamlit run %s); python -m fer_core.evaluate --run %s --data "
+             "OTHER_DATA scores it on other data", where, app, shlex.quote(str(run_dir)))
 
 
 def _auto_name(base: str, out: Path) -> str:

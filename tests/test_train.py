@@ -581,6 +581,15 @@ def test_resume_says_where_it_goes_on_from(tmp_path, capsys):
     assert f"next: the dashboard shows it (FER_LAB_RUNS_DIR={tmp_path} streamlit run app.py)" in out.out + out.err
 
 
+def test_the_next_step_names_the_dashboard_whole_from_another_folder(tmp_path, monkeypatch, capsys):
+    data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
+    monkeypatch.chdir(tmp_path)  # a job's folder, not the project's
+    assert run_train("--data", data, "--out", "runs", "--name", "r", "--epochs", "1", *TINY, "--weights", "none") == 0
+    out = capsys.readouterr()
+    assert f"next: the dashboard shows it (FER_LAB_RUNS_DIR={tmp_path / 'runs'} streamlit run {ROOT / 'app.py'})" in \
+        out.out + out.err
+
+
 def test_resume_takes_a_run_name_under_out(tmp_path, monkeypatch, capsys):
     data = make_affectnet_dir(tmp_path / "data", n_per_class=4, size=32)
     runs = tmp_path / "artifacts" / "runs"
