@@ -7,6 +7,7 @@ exactly which weights initialised the backbone.
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import math
 import shutil
@@ -657,8 +658,9 @@ def _pretrained_state_dict(backbone: str):
             f, origin = fetch_face_weights(backbone)
         except Exception as e:  # offline, blocked, corrupt
             host = urlparse(FACE_SOURCES[backbone][0]).netloc
-            raise WeightsUnavailable(_no_weights_msg(backbone, FACE_SOURCES[backbone][-1], e) + f" For {backbone}, "
-                                     f"run install.sh once on a machine that reaches {host}.") from None
+            raise WeightsUnavailable(_no_weights_msg(backbone, FACE_SOURCES[backbone][-1], e) + (
+                "" if _cannot_write(e) else f" For {backbone}, run install.sh once on a machine that reaches "
+                f"{host}.")) from None
         sd = torch.load(f, map_location="cpu", weights_only=True)
         what = {"dlib_face_resnet": "dlib face-recognition ResNet (public domain; face-api 1.7.15's copy",
                 "hse_face_mobilenet": "HSE VGGFace2 MobileNet (age/gender/identity; human-models 3.0.4's faceres-deep",
@@ -689,12 +691,20 @@ def _pretrained_state_dict(backbone: str):
     return sd, f"torchvision {type(enum).__name__}.{enum.name} ({filename}, from {origin})"
 
 
+def _cannot_write(err: Exception) -> bool:
+    """Whether a download failed for a folder it may not write (a shared account's read-only home), not the network."""
+    return isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
 def _no_weights_msg(backbone, filename, err) -> str:
     kind = "Face-recognition" if backbone in FACE_SOURCES else "ImageNet"
-    return (f"{kind} weights for {backbone} are not on this machine ({_hub_checkpoint_dir() / filename}) "
-            f"and could not be downloaded ({type(err).__name__}: {str(err)[:120]}). Put that file there, pass "
-            f"--weights PATH to a state dict, or --weights none to train from random initialisation. "
-            f"Offline ImageNet weights ship for: {', '.join(OFFLINE_SOURCES)}.")
+    cache = _hub_checkpoint_dir()
+    return (f"{kind} weights for {backbone} are not on this machine ({cache / filename}) and could not be downloaded "
+            f"({type(err).__name__}: {str(err)[:120]})."
+            + (f" {cache} cannot be written: set TORCH_HOME to a folder you can write (the weights are kept in its "
+               "hub/checkpoints), then run the command again." if _cannot_write(err) else "")
+            + " Or put that file there, pass --weights PATH to a state dict, or --weights none to train from random "
+            f"initialisation. Offline ImageNet weights ship for: {', '.join(OFFLINE_SOURCES)}.")
 
 
 REGISTERED: dict[str, tuple] = {}  # register_backbone's: name -> (build, mean, std, pretrained, its module)

@@ -185,6 +185,14 @@ def test_dlib_weights_missing_say_what_to_do(tmp_path, monkeypatch):
         build_model("dlib_face_resnet", weights="imagenet")
     assert not list(tmp_path.rglob("*.pth"))  # nothing half-written
 
+    def read_only(*a, **k):  # a shared account's home, whose cache it may not write
+        raise PermissionError(13, "Permission denied", str(tmp_path / "hub"))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", read_only)
+    with pytest.raises(WeightsUnavailable, match="cannot be written: set TORCH_HOME to a folder you can write") as e:
+        build_model("dlib_face_resnet", weights="imagenet")
+    assert "install.sh" not in str(e.value)  # the network is not what failed
+
 
 def test_export_check_feeds_images_normalised_as_the_model_expects():
     """Random input in the normalised space would be a flat grey image to a model with a small std (HSE's 1/255),
