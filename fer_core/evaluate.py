@@ -327,7 +327,8 @@ def main(args) -> int:
         return _fail(f"give --out FOLDER: where to write the predictions and metrics of {path}")
     problem = unwritable_folder(out)
     if problem:
-        return _fail(f"--out {out} {problem}")
+        return _fail(f"--out {out} {problem}" if args.out else
+                     f"{out} {problem}, and the results go into the run's own folder: give --out FOLDER")
     owner = other_owner(out, own, path, cfg)
     if owner:
         return _fail(f"{out} {owner}, not of {cfg.get('name', path.stem)} ({path}): its config.json would describe "

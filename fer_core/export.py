@@ -443,6 +443,10 @@ def main(args) -> int:
             r = ship_model(src, args.model_dir, args.fp16_weights)
         else:
             default = src / "checkpoints" / "best.onnx" if ensemble else src.with_suffix(".onnx")
+            if not args.out and (why := unwritable_folder(default.parent)):  # said before the export, not after
+                print(f"error: {default.parent} {why}: give --out FILE.onnx in a folder you can write",
+                      file=sys.stderr)
+                return 2
             r = export_onnx(src, Path(args.out) if args.out else default, args.fp16_weights)
     except (ModelNotFound, RuntimeError, ValueError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

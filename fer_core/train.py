@@ -1317,8 +1317,9 @@ def _claim(run_dir: Path) -> None:
                            f"ended, remove {claim}") from None
             elif held and held[0] != os.getpid() and process_alive(held[0]):
                 raise Fail(f"{run_dir} is being trained by process {held[0]} (a training into the same --out and "
-                           f"--name, or started in the same second without --name): wait for it to end, or stop it "
-                           f"first, or give each run its own --name") from None
+                           f"--name): wait for it to end, or stop it first, or give each run its own --name; if "
+                           f"process {held[0]} is no training (its number reused since a restart), remove {claim}"
+                           ) from None
             claim.unlink(missing_ok=True)
             continue
         with os.fdopen(fd, "w") as f:

@@ -32,7 +32,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fer_core.calibrate import stale_temperature  # noqa: E402
-from fer_core.io import atomic_write_bytes, atomic_write_json  # noqa: E402
+from fer_core.io import atomic_write_bytes, atomic_write_json, unwritable_folder  # noqa: E402
 from fer_core.metrics import (PROB_COLS, align_predictions, compute_metrics, format_p, hard_answers,  # noqa: E402
                               paired_comparison, summary_line, write_evaluation)
 from fer_core.runs import (load_predictions, run_list, run_predictions, runs_label, scored_data,  # noqa: E402
@@ -144,6 +144,8 @@ def main() -> int:
     if a.out is not None and a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
         p.error(f"--out {a.out} " + ("exists and is not empty" if a.out.is_dir() else "is a file")
                 + ": choose a new folder")
+    if a.out is not None and (why := unwritable_folder(a.out)):  # said before the work, not after it
+        p.error(f"--out {a.out} {why}")
     for r in a.runs:  # the members' answers as they give them now: an exported ensemble applies their temperatures
         for split in sorted({p.stem[len("predictions_"):] for p in Path(r).glob("predictions_*.csv")}
                             if a.out else [a.split]):

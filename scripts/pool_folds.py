@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.io import atomic_write_json  # noqa: E402
+from fer_core.io import atomic_write_json, unwritable_folder  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
 from fer_core.runs import (check_folds, pool_predictions, scored_data, stages_minutes,  # noqa: E402
                            training_precision, training_stages)
@@ -63,6 +63,8 @@ def main() -> int:
     if a.out.exists() and (not a.out.is_dir() or any(a.out.iterdir())):
         p.error(f"--out {a.out} " + ("exists and is not empty" if a.out.is_dir() else "is a file")
                 + ": choose a new folder")
+    if a.out is not None and (why := unwritable_folder(a.out)):  # said before the work, not after it
+        p.error(f"--out {a.out} {why}")
     missing = [str(d) for d in a.runs if not (d / "config.json").is_file() or
                not (d / "predictions_test.csv").is_file()]
     if missing:

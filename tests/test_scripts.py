@@ -238,6 +238,11 @@ def test_ensemble_takes_valence_arousal_from_the_members_that_give_them(runs, tm
     ens = pd.read_csv(tmp_path / "ens" / "predictions_test.csv", dtype={"id": str}).set_index("id")
     base = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str}).set_index("id")
     assert np.allclose(ens["valence_pred"], base.loc[ens.index, "valence_pred"], atol=1e-5)
+    (tmp_path / "a-file").write_text("")
+    for script in ("ensemble.py", "pool_folds.py"):  # an --out that cannot be made: said before any work
+        out = _run(script, runs["base"], nova, "--out", tmp_path / "a-file" / "ens")
+        assert out.returncode == 2 and f"--out {tmp_path / 'a-file' / 'ens'} is under {tmp_path / 'a-file'}, " \
+            "which is a file" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_ensemble_warns_of_a_member_calibrated_after_its_predictions_were_written(runs, tmp_path):
