@@ -107,9 +107,9 @@ def _curves_figure(lines: list[tuple], kind: str, title: str, classes=(NUM_CLASS
         fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(color="grey", dash="dot"),
                         hoverinfo="skip")
     else:  # a random guess is as precise as its class is common: 1 / classes over them on average
-        for k in sorted(set(classes) - {0}):
+        for k, dash in zip(sorted(set(classes) - {0}), ("dot", "dash", "dashdot", "longdash")):  # told apart
             fig.add_scatter(x=[0, 1], y=[1 / k] * 2, mode="lines", name=f"chance (macro: 1/{k})",
-                            line=dict(color="grey", dash="dot"), hoverinfo="skip")
+                            line=dict(color="grey", dash=dash), hoverinfo="skip")
     fig.update_layout(title=title, xaxis_title="false-positive rate" if kind == "roc" else "recall",
                       yaxis_title="true-positive rate" if kind == "roc" else "precision",
                       legend_font_size=12, margin_t=50)
