@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -520,13 +521,15 @@ def main() -> None:
         if not files and st.checkbox("Or try a sample photo: astronaut Eileen Collins (NASA, public domain; shipped "
                                      "with scikit-image)", key="sample_photo"):
             files = [SimpleNamespace(name="astronaut.png", getvalue=sample_png)]  # as the uploader hands one over
-        download, records = st.container(), []
+        download, records, names = st.container(), [], Counter()
         for n, f in enumerate(files or []):
-            st.header(S.md(f.name), anchor=False)
-            kept.add(key := predict_upload(predictor, f.name, f.getvalue(), key=f"up{n}"))
+            names[f.name] += 1  # two photos of one name (from two folders) are told apart in the CSV too
+            name = f.name if names[f.name] == 1 else f"{Path(f.name).stem} ({names[f.name]}){Path(f.name).suffix}"
+            st.header(S.md(name), anchor=False)
+            kept.add(key := predict_upload(predictor, name, f.getvalue(), key=f"up{n}"))
             done = st.session_state[key]
-            records.append({"path": f.name, "error": done["reason"]} if "error" in done else in_file_pixels(
-                {"path": f.name, "size": done["size"], "faces": [trained_note(r) if done["trained"] else dict(r)
+            records.append({"path": name, "error": done["reason"]} if "error" in done else in_file_pixels(
+                {"path": name, "size": done["size"], "faces": [trained_note(r) if done["trained"] else dict(r)
                                                                  for r in done["results"]],
                  **({"frames": done["frames"]} if done["frames"] > 1 else {})}, done["decoded"]))
         if records:  # the table python -m fer_core.predict --csv writes
