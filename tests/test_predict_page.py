@@ -100,7 +100,8 @@ def test_page_names_the_model_and_predicts_uploads(monkeypatch, runs_dir):
     at.file_uploader[0].set_value([("IMG_0001.jpg", jpg, "image/jpeg"),  # one name from two folders
                                    ("IMG_0001.jpg", png, "image/jpeg")]).run()
     assert tables[-1]["path"].tolist() == ["IMG_0001.jpg", "IMG_0001 (2).jpg"]
-    assert [c for i in at.get("image") for c in i.captions] == ["IMG_0001.jpg: 1 face(s)", "IMG_0001 (2).jpg: 0 face(s)"]
+    assert [c for i in at.get("image") for c in i.captions] == ["IMG_0001.jpg: 1 face(s)",
+                                                                "IMG_0001 (2).jpg: 0 face(s)"]
 
 
 def test_a_sample_photo_answers_without_an_upload(monkeypatch, runs_dir):
