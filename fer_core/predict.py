@@ -176,41 +176,54 @@ def predict_files(predictor, files, whole_image: bool = False, every: float = EV
     gets the files written."""
     from tqdm import tqdm
 
-    from .inference import read_image
-
     files = collect_images([files] if isinstance(files, (str, os.PathLike)) else files)
     records = []
-    for n, f in enumerate(tqdm(files, desc="files", unit="file", disable=len(files) < 2)):
-        try:
-            if Path(f).suffix.lower() in VIDEO_EXTS:
-                with tqdm(desc=Path(f).name, unit="frame", leave=None) as bar:
-                    def progress(done, total):
-                        bar.total = total or None
-                        bar.update(done - bar.n)
-                    drawn = (AnnotatedVideo(Path(annotate_videos) / f"{n:04d}_{Path(f).stem}.mp4", every)
-                             if annotate_videos else None)
-                    try:
-                        records += predict_video(predictor, f, every=every, progress=progress, one_person=one_person,
-                                                 whole_image=whole_image, on_frame=drawn.add if drawn else None,
-                                                 warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
-                    except BaseException:
-                        if drawn:
-                            drawn.discard()
-                        raise
-                    if drawn and drawn.close() and annotated is not None:
-                        annotated.append(str(drawn.path))
-                    elif drawn and drawn.error:
-                        tqdm.write(f"warning: {f}: its annotated video was not written ({drawn.error})",
-                                   file=sys.stderr)
-            else:
-                image = read_image(f)
-                record = {"path": str(f), "size": list(upright_size(f)), "faces":
-                          predictor.predict_faces(image, whole_image=whole_image)}
-                if (frames := frame_count(f)) > 1:
-                    record["frames"] = frames  # only the first was read
-                records.append(in_file_pixels(record, image.shape[1::-1]))
-        except (ImageError, VideoError) as e:  # the readers' messages name the file; predict_faces's does not
-            records.append({"path": str(f), "error": str(e) if str(e).startswith(str(f)) else f"{f}: {e}"})
+    try:
+        for n, f in enumerate(tqdm(files, desc="files", unit="file", disable=len(files) < 2)):
+            records += _predict_file(predictor, f, n, whole_image, every, one_person, annotate_videos, annotated)
+    except KeyboardInterrupt as e:  # the files done so far go with it: the command keeps them (main)
+        e.records = records
+        raise
+    return records
+
+
+def _predict_file(predictor, f, n, whole_image, every, one_person, annotate_videos, annotated) -> list[dict]:
+    """predict_files' records of one file."""
+    from tqdm import tqdm
+
+    from .inference import read_image
+
+    records = []
+    try:
+        if Path(f).suffix.lower() in VIDEO_EXTS:
+            with tqdm(desc=Path(f).name, unit="frame", leave=None) as bar:
+                def progress(done, total):
+                    bar.total = total or None
+                    bar.update(done - bar.n)
+                drawn = (AnnotatedVideo(Path(annotate_videos) / f"{n:04d}_{Path(f).stem}.mp4", every)
+                         if annotate_videos else None)
+                try:
+                    records += predict_video(predictor, f, every=every, progress=progress, one_person=one_person,
+                                             whole_image=whole_image, on_frame=drawn.add if drawn else None,
+                                             warn=lambda m: tqdm.write(f"warning: {m}", file=sys.stderr))
+                except BaseException:
+                    if drawn:
+                        drawn.discard()
+                    raise
+                if drawn and drawn.close() and annotated is not None:
+                    annotated.append(str(drawn.path))
+                elif drawn and drawn.error:
+                    tqdm.write(f"warning: {f}: its annotated video was not written ({drawn.error})",
+                               file=sys.stderr)
+        else:
+            image = read_image(f)
+            record = {"path": str(f), "size": list(upright_size(f)), "faces":
+                      predictor.predict_faces(image, whole_image=whole_image)}
+            if (frames := frame_count(f)) > 1:
+                record["frames"] = frames  # only the first was read
+            records.append(in_file_pixels(record, image.shape[1::-1]))
+    except (ImageError, VideoError) as e:  # the readers' messages name the file; predict_faces's does not
+        records.append({"path": str(f), "error": str(e) if str(e).startswith(str(f)) else f"{f}: {e}"})
     return records
 
 
@@ -401,9 +414,22 @@ def main(args) -> int:
         print("note: the default model was trained on AffectNet and FER+ images: non-commercial research use only",
               file=sys.stderr)
     videos_drawn: list[str] = []
-    records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every,
-                            annotate_videos=args.annotate, annotated=videos_drawn,
-                            one_person=args.one_person)
+    try:
+        records = predict_files(predictor, files, whole_image=args.whole_image, every=args.every,
+                                annotate_videos=args.annotate, annotated=videos_drawn,
+                                one_person=args.one_person)
+    except KeyboardInterrupt as e:  # hours of a batch job are not thrown away: its files done so far are kept
+        done = getattr(e, "records", [])
+        if args.csv and done and not streamed(args.csv):
+            partial = Path(args.csv).with_name(Path(args.csv).stem + ".partial.csv")
+            try:
+                atomic_write_csv(partial, to_rows(done))
+                n = len({r["path"] for r in done})
+                e.kept = (f"the answers for the {n} file{'s' * (n != 1)} done before it are in {partial} (the same "
+                          f"command writes {args.csv} whole)")
+            except OSError:
+                pass
+        raise
     seen = trained_images(predictor, [r["path"] for r in records if "size" in r])
     for r in records:
         if r["path"] in seen:
@@ -479,8 +505,8 @@ def cli():
     try:
         sys.exit(main(get_args_parser().parse_args()))
     except KeyboardInterrupt as e:
-        print("interrupted: the files written so far are whole (the CSV, JSON and summary are written at the end)",
-              file=sys.stderr)
+        print("interrupted: the files written so far are whole (the CSV, JSON and summary are written at the end)"
+              + (f"; {e.kept}" if getattr(e, "kept", None) else ""), file=sys.stderr)
         sys.exit(interrupted_code(e))
 
 

@@ -951,8 +951,10 @@ def test_predict_cli_stopped_by_sigterm_leaves_no_unfinished_video(ckpt, tmp_pat
 
     clip = write_clip(tmp_path / "long.mp4", fps=10, face_frames=600, blank_frames=0)  # a minute, a frame a 0.1 s
     drawn = tmp_path / "drawn"
-    proc = subprocess.Popen([sys.executable, "-m", "fer_core.predict", clip, "--run", ckpt, "--every", "0.1",
-                             "--annotate", drawn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    Image.fromarray(astronaut()).save(tmp_path / "first.jpg")  # a photo done before the video
+    proc = subprocess.Popen([sys.executable, "-m", "fer_core.predict", tmp_path / "first.jpg", clip, "--run", ckpt,
+                             "--every", "0.1", "--annotate", drawn, "--csv", tmp_path / "out.csv"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(drawn.glob(".*partial*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -961,6 +963,10 @@ def test_predict_cli_stopped_by_sigterm_leaves_no_unfinished_video(ckpt, tmp_pat
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM and "interrupted: the files written so far are whole" in err
     assert "Traceback" not in err and list(drawn.iterdir()) == []
+    # the files done before it are kept apart, the CSV named as asked for stays for a whole run
+    assert f"the answers for the 1 file done before it are in {tmp_path / 'out.partial.csv'}" in err
+    assert pd.read_csv(tmp_path / "out.partial.csv")["path"].tolist() == [str(tmp_path / "first.jpg")]
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_predict_cli_writes_an_occlusion_map_per_face(ckpt, tmp_path, capsys):
