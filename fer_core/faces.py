@@ -178,10 +178,11 @@ class FaceDetector:
         without an EXIF orientation), and the turn whose best face the detector is surest of is kept, where that
         face scores TURN_MIN_SCORE or more: on 320 AffectNet faces the upright one always scored highest
         (benchmarks/turned_photos.py). Its faces' ``turn`` says how to bring each upright; their boxes are in
-        ``image_rgb``'s own pixels."""
+        ``image_rgb``'s own pixels. Not with the Haar cascade, whose faces all score 1.0."""
         img = as_rgb_uint8(image_rgb)
         side = self.max_side if max_side == -1 else max_side
-        if turned:  # the turns compared on the image as the detector sees it: turning a 12 MP photo takes long
+        if turned and self.backend != "haar":  # Haar's 1.0 for every face cannot tell the turns apart
+            # the turns compared on the image as the detector sees it: turning a 12 MP photo takes long
             h, w = img.shape[:2]
             scale = side / max(h, w) if side and max(h, w) > side else 1.0
             small = img if scale == 1.0 else cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
