@@ -179,9 +179,9 @@ def _wind_up(run: dict, status: str, resumable: bool = True) -> str | None:
     cfg_file = run_dir / "config.json"
     try:
         if not cfg_file.is_file():
-            if run["created"] is not None:  # a folder that was there already is left as it is
+            if run["created"]:  # a folder that was there already is left as it is
                 _close_log()
-                shutil.rmtree(run["created"], ignore_errors=True)
+                _remove_made(run["created"], run_dir)
             return None
         cfg = json.loads(cfg_file.read_text())
         if cfg.get("status") == "running":
@@ -1260,34 +1260,50 @@ def _resume_folder(run_dir: Path, cfg: dict, assignment: dict, index) -> None:
                     cfg["data"]["root"], gone[0])
 
 
-def _make_run_dir(run_dir: Path, auto: bool = False) -> tuple[Path, Path | None]:
-    """Make the run folder and claim it for this process (_claim); returns it and the uppermost folder this made
-    (removed again if the run fails before its first epoch ends), None when the run folder was there already.
-    ``auto``: its name was chosen by the clock (_auto_name), so where another run started in the same second has
-    made that folder since, this run takes the next count (NAME-2, NAME-3, ...) instead of stopping."""
-    first = run_dir
-    top = next((d for d in reversed(run_dir.parents) if not d.exists()), None)
+def _make_run_dir(run_dir: Path, auto: bool = False) -> tuple[Path, list[Path]]:
+    """Make the run folder and claim it for this process (_claim); returns it and the folders this process made,
+    uppermost first (removed again if the run fails before its first epoch ends; none where the run folder was there
+    already). ``auto``: its name was chosen by the clock (_auto_name), so where another run started in the same second
+    has made that folder since, this run takes the next count (NAME-2, NAME-3, ...) instead of stopping."""
+    first, made = run_dir, []
     try:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        for d in [*reversed(run_dir.parents), run_dir]:  # one at a time: what another run made is not ours to remove
+            try:
+                d.mkdir()
+                made.append(d)
+            except FileExistsError:
+                pass
         for k in itertools.count(2):
+            if not auto or run_dir in made:
+                break
+            run_dir = first.with_name(f"{first.name}-{k}")
             try:
                 run_dir.mkdir()
-                top = top or run_dir
-                break
+                made.append(run_dir)
             except FileExistsError:
-                if not auto:
-                    break
-                run_dir = first.with_name(f"{first.name}-{k}")
+                pass
         _claim(run_dir)
         (run_dir / "train.log").open("a").close()
     except OSError as e:
-        if top is not None and top.is_dir():
-            shutil.rmtree(top, ignore_errors=True)
+        _remove_made(made, run_dir)
         raise Fail(f"cannot make the run folder {run_dir} (--out {run_dir.parent}): {e.strerror or e}") from None
-    return run_dir, top
+    return run_dir, made
 
 
-CLAIM_WRITE_S = 5  # seconds within which an empty claim file is one being written, not one left empty
+def _remove_made(made: list[Path], run_dir: Path) -> None:
+    """Remove what _make_run_dir made: the run folder, where it made it, and the folders above it where they are
+    still empty (another run may have put its own folder there meanwhile)."""
+    for d in reversed(made):
+        if d == run_dir:
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
+
+CLAIM_WRITE_S = 5  # seconds an empty claim file is waited on: one being written, until then, not one left empty
 
 
 def _claim(run_dir: Path) -> None:
@@ -1297,16 +1313,14 @@ def _claim(run_dir: Path) -> None:
     requeued job keeps its id, and may start on another node)."""
     claim = run_dir / CLAIM
     job = os.environ.get("SLURM_JOB_ID")
+    empty_since = None
     while True:
         try:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             held = claim_holder(run_dir)
-            try:  # a claim that says nothing yet was made this moment, its process id not yet written: held
-                if held is None and time.time() - claim.stat().st_mtime < CLAIM_WRITE_S:
-                    time.sleep(0.05)
-                    continue
-            except FileNotFoundError:
+            if held is None and time.monotonic() - (empty_since := empty_since or time.monotonic()) < CLAIM_WRITE_S:
+                time.sleep(0.05)  # a claim that says nothing yet may be one made this moment, its id not yet written
                 continue
             here = held is not None and held[1] == socket.gethostname()
             if held and job and claim_job(run_dir) == job and held[0] != os.getpid() and not (

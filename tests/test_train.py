@@ -1590,8 +1590,8 @@ def test_runs_named_by_the_clock_in_the_same_second_each_get_a_folder(tmp_path, 
     first = tmp_path / "runs" / "hse-fast-20261206-223259"  # made, and trained, by a run started in the same second
     first.mkdir(parents=True)
     (first / train.CLAIM).write_text(f"{os.getppid()} {socket.gethostname()}")
-    run_dir, top = train._make_run_dir(first, auto=True)
-    assert run_dir == first.with_name(f"{first.name}-2") and top == run_dir
+    run_dir, made = train._make_run_dir(first, auto=True)
+    assert run_dir == first.with_name(f"{first.name}-2") and made == [run_dir]
     assert claim_holder(run_dir)[0] == os.getpid() and claim_holder(first)[0] == os.getppid()
     train._release(run_dir)
     with pytest.raises(train.Fail, match="is being trained by process"):  # a name given: refused, as before
@@ -1599,9 +1599,16 @@ def test_runs_named_by_the_clock_in_the_same_second_each_get_a_folder(tmp_path, 
     (first / train.CLAIM).write_text("")  # a claim made this moment, its process id not yet written: held a while
     monkeypatch.setattr(train, "CLAIM_WRITE_S", 0.5)
     start = time.monotonic()
-    assert train._make_run_dir(first) == (first, None)  # then taken over, as one left empty
+    assert train._make_run_dir(first) == (first, [])  # then taken over, as one left empty
     assert time.monotonic() - start >= 0.4 and claim_holder(first)[0] == os.getpid()
     train._release(first)
+    # a run that fails before its first epoch removes what it made, but not a folder another run made in it meanwhile
+    sweep = tmp_path / "sweep"
+    mine, made = train._make_run_dir(sweep / "r", auto=True)
+    assert made == [sweep, mine]
+    (sweep / "r-other").mkdir()  # another run's, started in the same second
+    train._remove_made(made, mine)
+    assert not mine.exists() and (sweep / "r-other").is_dir()
 
 
 def test_help_and_a_mistyped_flag_answer_before_torch_loads():
