@@ -49,7 +49,8 @@ from .models import (REGISTERED, WeightsUnavailable, WithLandmarks, build_model,
 from .presets import PRESETS, resolve
 from .runs import (CLAIM, REPO_ROOT, claim_holder, claim_job, process_alive, runs_dirs_from_env, selection_score,
                    trained_with_va)
-from .train_args import DEVICES, IMG_SIZES, RECIPE_KEYS, VA_LOSSES, get_args_parser  # noqa: F401  (its API too)
+from .train_args import (DEVICES, IMG_SIZES, RECIPE_KEYS, VA_LOSSES, get_args_parser,  # noqa: F401  (its API too)
+                         recorded_weights)
 from .transforms import BatchAugment, CachedDataset, class_weights, cosine_lr
 
 SCHEMA_VERSION = 1
@@ -829,8 +830,8 @@ def _prepare_run(args, rank, world=1):
     if r["weights"] not in ("imagenet", "pretrained", "none") and not Path(_weights_file(r["weights"])).is_file():
         raise Fail(f"weights file not found: {r['weights']}" + (" (a folder without checkpoints/best.pt)"
                                                                 if Path(r["weights"]).is_dir() else ""))
-    if r["weights"] not in ("imagenet", "pretrained", "none"):  # recorded whole: read from any folder later, when
-        r["weights"] = Path(r["weights"]).resolve().as_posix()  # predict and evaluate look for its training images
+    r["weights"] = recorded_weights(r["weights"])  # read from any folder later: predict and evaluate look for the
+    # training images of the run it started from
     layout = fdata.detect_layout(args.data) if args.layout == "auto" else args.layout
     name = args.name or _auto_name(args.preset or r["backbone"], Path(args.out))
     try:
@@ -882,6 +883,8 @@ def _differ_from_run(args, cfg: dict) -> list[str]:
              if k not in ("epochs", "workers") and getattr(args, k) is not None}
     if "exclude" in given:  # as the run recorded it: the file's absolute path
         given["exclude"] = (str(Path(args.exclude).resolve()), ran.get("exclude"))
+    if "weights" in given:  # a whole path, however either was typed (runs before that recorded it as typed)
+        given["weights"] = (recorded_weights(args.weights), recorded_weights(ran.get("weights")))
     if given.get("extra_data", ("",))[0] == "none":
         given["extra_data"] = (None, ran.get("extra_data"))
     if args.layout != "auto":

@@ -12,6 +12,7 @@ from __future__ import annotations
 # before torch loads (seconds on a laptop).
 import argparse
 import os
+from pathlib import Path
 
 from .data import LAYOUTS
 from .presets import AUGMENTATIONS, BACKBONES, DESCRIPTIONS, PRESETS
@@ -186,3 +187,11 @@ RECIPE_KEYS = ["backbone", "weights", "img_size", "epochs", "batch_size", "lr", 
                "class_balance", "soft_labels", "mixup", "cutmix", "resize_from", "ema", "tta", "dropout", "early_stop",
                "workers", "seed", "val_frac", "test_frac", "extra_data", "extra_count", "teacher", "kd_weight",
                "kd_temperature", "bf16", "landmark_weight", "sam"]
+
+
+def recorded_weights(weights):
+    """--weights as a run records it: a file or run folder as its whole path, so that it is found again from any
+    folder (and compared alike however it was typed); "imagenet", "pretrained", "none" and None as they are."""
+    if weights in (None, "imagenet", "pretrained", "none"):
+        return weights
+    return Path(weights).resolve().as_posix()

@@ -109,7 +109,7 @@ def _other_recipe(folder: Path, args: list[str]) -> str | None:
     except (OSError, ValueError):
         return None
     from fer_core.presets import resolve
-    from fer_core.train_args import RECIPE_KEYS, get_args_parser
+    from fer_core.train_args import RECIPE_KEYS, get_args_parser, recorded_weights
 
     try:
         given = get_args_parser().parse_args(args)
@@ -119,6 +119,9 @@ def _other_recipe(folder: Path, args: list[str]) -> str | None:
             "exclude": str(Path(given.exclude).resolve()) if given.exclude else None}
     want["data"] = str(Path(given.data).resolve()) if given.data else None
     had = {**(config.get("args") or {}), "data": (config.get("data") or {}).get("root")}
+    want["weights"] = recorded_weights(want["weights"])  # a whole path, however either was typed
+    if "weights" in had:
+        had["weights"] = recorded_weights(had["weights"])
     skip = {"workers"} | (set() if given.weights else {"weights"})
     differ = [f"{k} {had[k]!r}, not {want[k]!r}" for k in want if k not in skip and k in had and had[k] != want[k]]
     split = config.get("split") or {}

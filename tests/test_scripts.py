@@ -1142,3 +1142,19 @@ def test_a_new_folder_appears_whole_or_not_and_finished_work_is_never_thrown_awa
             (partial / "a.txt").write_text("hours of work")
     kept = next(tmp_path.glob(".taken.partial-*"))
     assert (kept / "a.txt").read_text() == "hours of work"
+
+
+def test_cross_validate_takes_a_weights_path_however_it_is_typed(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cross_validate", ROOT / "scripts" / "cross_validate.py")
+    cv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cv)
+    monkeypatch.chdir(tmp_path)
+    fold = tmp_path / "runs" / "cv-fold1"
+    fold.mkdir(parents=True)
+    for recorded in ("stage1/checkpoints/best.pt", str(tmp_path / "stage1" / "checkpoints" / "best.pt")):
+        (fold / "config.json").write_text(json.dumps({"args": {"weights": recorded}, "data": {"root": str(tmp_path)}}))
+        for typed in ("stage1/checkpoints/best.pt", str(tmp_path / "stage1" / "checkpoints" / "best.pt")):
+            assert cv._other_recipe(fold, ["--data", ".", "--weights", typed]) is None  # the same file
+        assert "weights" in cv._other_recipe(fold, ["--data", ".", "--weights", "other/best.pt"])

@@ -994,6 +994,7 @@ def test_two_stage_preset_finds_its_first_stage_under_out(tmp_path, monkeypatch,
     assert run_train("--data", data, "--preset", "hse-best", "--out", out, "--name", "s3", "--epochs", "1",
                      "--weights", named, *TINY) == 0
     assert json.loads((out / "s3" / "config.json").read_text())["weights"]["requested"] == (tmp_path / named).as_posix()
+    assert run_train("--resume", out / "s3", "--weights", named, "--epochs", "2") == 0  # as typed first: the same
     assert run_train("--data", data, "--preset", "hse-best", "--out", tmp_path / "y", "--name", "s4", "--epochs", "1",
                      *TINY) == 0  # no first stage under this --out: the preset's own, without a word of --out
     assert "under --out" not in (tmp_path / "y" / "s4" / "train.log").read_text()
