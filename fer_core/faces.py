@@ -75,9 +75,11 @@ def _facedetect_cnn():
     return None
 
 
-# A turned photo's face must be this clear to be taken: upright faces score 0.89 or more (AffectNet, 99 in 100), while
-# the detector finds 0.58-0.60 "faces" in a turned photo of a cat
-TURN_MIN_SCORE = 0.8
+# A turn is taken where its clearest face scores this much, and TURN_MARGIN more than the upright photo's: upright faces
+# score 0.89 or more (300 AffectNet faces, 99 in 100) and 0.02 or more above any turn of them, while the detector finds
+# "faces" of up to 0.82 in turned photos of a cat and a motorbike. yuface's scores only: MTCNN's are near 1 for faces
+# tilted either way, and the Haar cascade gives every face 1.0
+TURN_MIN_SCORE, TURN_MARGIN = 0.85, 0.02
 
 
 @dataclass(frozen=True)
@@ -175,14 +177,13 @@ class FaceDetector:
         ``small_faces`` (still photos, where a second costs little): an image over twice that side is searched
         again at up to SMALL_FACE_SIDE, adding the faces that overlap none found at the first size. ``turned`` (still
         photos too): the image is also searched turned by 90, 180 and 270 degrees (a phone photo saved on its side,
-        without an EXIF orientation), and the turn whose best face the detector is surest of is kept, where that
-        face scores TURN_MIN_SCORE or more: on 320 AffectNet faces the upright one always scored highest
-        (benchmarks/turned_photos.py). Its faces' ``turn`` says how to bring each upright; their boxes are in
-        ``image_rgb``'s own pixels. Not with the Haar cascade, whose faces all score 1.0."""
+        without an EXIF orientation), and the turn whose best face the detector is surest of is kept where it is
+        clearly so (TURN_MIN_SCORE, TURN_MARGIN; benchmarks/turned_photos.py). Its faces' ``turn`` says how to bring
+        each upright; their boxes are in ``image_rgb``'s own pixels. With yuface only: other detectors' scores do not
+        tell the turns apart."""
         img = as_rgb_uint8(image_rgb)
         side = self.max_side if max_side == -1 else max_side
-        if turned and self.backend != "haar":  # Haar's 1.0 for every face cannot tell the turns apart
-            # the turns compared on the image as the detector sees it: turning a 12 MP photo takes long
+        if turned and self.backend == "yuface":  # the turns compared on the image as the detector sees it
             h, w = img.shape[:2]
             scale = side / max(h, w) if side and max(h, w) > side else 1.0
             small = img if scale == 1.0 else cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
@@ -190,7 +191,7 @@ class FaceDetector:
             tops = [max((f.score for f in self._detect_at(np.ascontiguousarray(np.rot90(small, k)), side)), default=0)
                     for k in range(4)]
             turn = int(np.argmax(tops))  # the first of equals: upright unless a turn scores higher
-            if turn and tops[turn] >= TURN_MIN_SCORE:
+            if turn and tops[turn] >= max(TURN_MIN_SCORE, tops[0] + TURN_MARGIN):
                 return [Face(_unturned(f.box, turn, w, h), f.score, turn)
                         for f in self.detect(np.ascontiguousarray(np.rot90(img, turn)), max_side, small_faces)]
         faces = self._detect_at(img, side)
@@ -227,6 +228,12 @@ def _unturned(box, k: int, w: int, h: int) -> tuple[int, int, int, int]:
     """A box found in np.rot90(image, k), in the pixels of the ``w`` x ``h`` image itself."""
     x0, y0, x1, y1 = box
     return {1: (w - y1, x0, w - y0, x1), 2: (w - x1, h - y1, w - x0, h - y0), 3: (y0, h - x1, y1, h - x0)}[k]
+
+
+def _turned(box, k: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """A box in the pixels of the ``w`` x ``h`` image, in those of np.rot90(image, k): _unturned's inverse."""
+    x0, y0, x1, y1 = box
+    return {1: (y0, w - x1, y1, w - x0), 2: (w - x1, h - y1, w - x0, h - y0), 3: (h - y1, x0, h - y0, x1)}[k]
 
 
 def _overlap(a, b) -> float:
@@ -313,12 +320,16 @@ def square_box(box, margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]
     return s0x, s0y, s0x + s, s0y + s
 
 
-def crop_face(image: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: int = 112) -> np.ndarray:
+def crop_face(image: np.ndarray, box, margin: float = DEFAULT_MARGIN, size: int = 112, turn: int = 0) -> np.ndarray:
     """Square crop around ``box`` resized to ``size`` x ``size`` (uint8 RGB). Parts outside the image are black,
-    so a face at the border keeps its place and scale in the crop instead of being stretched."""
+    so a face at the border keeps its place and scale in the crop instead of being stretched. ``turn``: the face's
+    quarter turns to upright (Face.turn), the crop cut from the photo turned so, as the detector found the face."""
     img = as_rgb_uint8(image)
     h, w = img.shape[:2]
     box = getattr(box, "box", box)  # a Face, or its (x0, y0, x1, y1)
+    if turn:
+        img, box = np.ascontiguousarray(np.rot90(img, turn)), _turned(box, turn, w, h)
+        h, w = img.shape[:2]
     x0, y0, x1, y1 = square_box(box, margin)
     pad_l, pad_t, pad_r, pad_b = max(0, -x0), max(0, -y0), max(0, x1 - w), max(0, y1 - h)
     crop = img[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]

@@ -447,7 +447,7 @@ class Predictor:
         """The img_size crop of ``image`` that a result of predict_faces was classified from."""
         if result["whole_image"]:
             return resize_square(image, self.img_size)
-        return np.rot90(crop_face(image, result["box"], self.margin, self.img_size), result.get("turn", 0)).copy()
+        return crop_face(image, result["box"], self.margin, self.img_size, result.get("turn", 0))
 
     def predict_crop(self, crop: np.ndarray) -> dict:
         """One face picture (any size, RGB) taken as it is: resized to img_size and classified."""
@@ -478,7 +478,7 @@ class Predictor:
             if whole_image:
                 r[0]["note"] = "whole image (detection skipped)"
             return r
-        crops = [np.rot90(crop_face(image, f.box, self.margin, self.img_size), f.turn) for f in faces]
+        crops = [crop_face(image, f.box, self.margin, self.img_size, f.turn) for f in faces]
         out = self._results(crops, [f.box for f in faces], [f.score for f in faces], False, tta)
         for r, f in zip(out, faces):
             if f.turn:
