@@ -60,8 +60,9 @@ def ccc(y_true, y_pred) -> float:
     if t.size == 0:
         return float("nan")
     mt, mp = t.mean(), p.mean()
-    denom = t.var() + p.var() + (mt - mp) ** 2
-    cov = np.mean((t - mt) * (p - mp)) if np.ptp(t) > 0 and np.ptp(p) > 0 else 0.0  # a constant's: 0, not 1e-33
+    vt, vp = (x.var() if np.ptp(x) > 0 else 0.0 for x in (t, p))  # a constant's: 0, not a rounding error's 1e-33
+    denom = vt + vp + (mt - mp) ** 2
+    cov = np.mean((t - mt) * (p - mp)) if vt and vp else 0.0
     return float(2 * cov / denom) if denom > 0 else float("nan")
 
 
