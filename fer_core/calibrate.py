@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from .io import atomic_torch_save, atomic_write_bytes, atomic_write_json, unwritable_folder
 from .labels import NUM_CLASSES
 
 T_RANGE = (0.05, 20.0)
@@ -210,9 +210,9 @@ def main(args) -> int:
                      f"fold's run instead (python -m fer_core.calibrate --run FOLD_RUN, for each of {folds})")
     if args.split == "test":
         return _fail("--split test would fit T on the images it is judged on; fit on val (or train)")
-    if not args.dry_run and not os.access(run, os.W_OK):  # said before the fit, not after it
-        return _fail(f"{run} cannot be written to, and the temperature goes into its config.json: --dry-run fits and "
-                     "reports without writing, or calibrate a copy of the run folder made somewhere writable")
+    if not args.dry_run and (why := unwritable_folder(run)):  # said before the fit, not after it
+        return _fail(f"{run} {why}, and the temperature goes into its config.json: --dry-run fits and reports "
+                     "without writing, or calibrate a copy of the run folder made somewhere writable")
     if not (run / f"predictions_{args.split}.csv").is_file():
         problem = _no_predictions(run, args.split, config.get("status"))
         if problem:

@@ -298,9 +298,10 @@ def as_rgb_uint8(image) -> np.ndarray:
     if not a.shape[0] or not a.shape[1]:
         raise ValueError(f"the image is empty ({a.shape[1]}x{a.shape[0]} pixels)")
     if a.shape[2] == 4:  # transparency on white, as a PIL image's (to_rgb): not the colour hidden pixels hold
-        a = as_uint8(a).astype(np.float32)
-        alpha = a[:, :, 3:] / 255.0
-        return np.ascontiguousarray(np.round(a[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8))
+        a = as_uint8(a)
+        # (rgb * alpha + 255 * (255 - alpha)) / 255, rounded, in 16 bits: 255² - alpha * (255 - rgb) fits them
+        hidden = (255 - a[:, :, :3]).astype(np.uint16) * a[:, :, 3:].astype(np.uint16)
+        return ((np.uint16(255 * 255 + 127) - hidden) // 255).astype(np.uint8)
     return np.ascontiguousarray(as_uint8(a))
 
 

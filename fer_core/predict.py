@@ -505,7 +505,8 @@ def cli():
     try:
         sys.exit(main(get_args_parser().parse_args()))
     except KeyboardInterrupt as e:
-        print("interrupted: the files written so far are whole (the CSV, JSON and summary are written at the end)"
+        print("interrupted: the files written so far are whole (the CSV, JSON and summary are written once every "
+              "file has been read)"
               + (f"; {e.kept}" if getattr(e, "kept", None) else ""), file=sys.stderr)
         sys.exit(interrupted_code(e))
 

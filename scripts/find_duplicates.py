@@ -143,7 +143,7 @@ def across(a, index, parts: list[str | None]) -> int:
         "images (no parts given: each is a test image in a cross-validation)"
     mine = [index.samples[i] for i in held]
     theirs, other_parts = other.samples, [s.split for s in other.samples]
-    prints, _ = D.file_fingerprints([images_root(index.root) / s.path for s in mine])
+    prints, unread = D.file_fingerprints([images_root(index.root) / s.path for s in mine])
     other_prints, bad = D.file_fingerprints([images_root(other.root) / s.path for s in theirs])
     pairs = D.near_copies(prints, other_prints, a.threshold)
     copied = set(pairs["a"])
@@ -155,8 +155,9 @@ def across(a, index, parts: list[str | None]) -> int:
     for part in ("val", "test"):
         if ids := [mine[i].id for i in sorted(copied) if parts[held[i]] == part]:
             print(f"{part}: {len(ids):,}, ids {', '.join(ids[:20])}" + (", ..." if len(ids) > 20 else ""))
-    if bad:
-        print(f"{len(bad)} images of {other.root} did not decode and were not compared")
+    for n, root in ((len(unread), index.root), (len(bad), other.root)):
+        if n:
+            print(f"{n} images of {root} did not decode and were not compared")
     try:
         if a.out:
             table = pd.DataFrame({"id": [mine[i].id for i in pairs["a"]], "path": [mine[i].path for i in pairs["a"]],

@@ -246,9 +246,19 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
         thumbs.append(cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))[1].tobytes())
 
     def analyse() -> None:
-        with tempfile.TemporaryDirectory() as tmp:  # OpenCV reads videos from files only
-            path = Path(tmp) / f"upload{Path(name).suffix}"
+        folder = None
+        try:  # OpenCV reads videos from files only
+            folder = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
+            path = Path(folder.name) / f"upload{Path(name).suffix}"
             path.write_bytes(data)
+        except OSError as e:  # no room for the upload in the temporary folder, or no such folder
+            job["error"] = (f"{name}: the upload could not be kept in the temporary folder {tempfile.gettempdir()} "
+                            f"to be read ({e}): free space there, or start the dashboard with TMPDIR set to a folder "
+                            "with room")
+            if folder:
+                folder.cleanup()
+            return
+        with folder as tmp:
             drawn = AnnotatedVideo(Path(tmp) / "annotated.mp4", every, max_side=960)
 
             def on_frame(rgb, record):
@@ -282,10 +292,6 @@ def start_video_job(predictor: Predictor, name: str, data: bytes, every: float, 
     def run() -> None:  # no Streamlit calls here: the page reads the job, so every end must set it
         try:
             analyse()
-        except OSError as e:  # no room for the upload in the temporary folder, or no such folder
-            job["error"] = (f"{name}: the upload could not be kept in the temporary folder {tempfile.gettempdir()} "
-                            f"to be read ({e}): free space there, or start the dashboard with TMPDIR set to a folder "
-                            "with room")
         except Exception as e:  # noqa: BLE001
             job["error"] = f"{name}: {type(e).__name__}: {e}"
 
