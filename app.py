@@ -71,8 +71,10 @@ with st.sidebar:
             '[data-testid="stSidebar"] [data-testid="stMultiSelectTagsContainer"] [data-tag] > span'
             '{max-width: none; height: auto; white-space: normal; overflow-wrap: anywhere}'
             '[data-testid="stSidebar"] [data-testid="stMultiSelect"] div {max-height: none}'
-            # keyboard focus plainly visible on the page links, radios and toggles (Streamlit's is a faint grey)
-            '[data-testid="stSidebarNavLink"]:focus-visible, label:has(input:focus-visible)'
+            # keyboard focus plainly visible on the page links, radios, toggles, buttons, tabs and expanders
+            # (Streamlit's ring is a faint grey, 1.5-2.1:1 on white)
+            '[data-testid="stSidebarNavLink"]:focus-visible, label:has(input:focus-visible), button:focus-visible,'
+            ' summary:focus-visible, [role="tab"]:focus-visible'
             '{outline: 2px solid #2563eb; outline-offset: 2px}</style>')
     extra = st.text_area("Extra run folders", key="extra_run_dirs", height=68,
                          placeholder="/path/to/runs (one per line)",

@@ -15,6 +15,12 @@ def class_colour(k: int) -> str:
     """A class's colour as plotly takes it."""
     return "rgb({}, {}, {})".format(*CLASS_COLOURS[k % len(CLASS_COLOURS)])
 
+
+# What tells the classes apart besides their colour, for colour-blind readers (under deuteranopia Neutral, Happy and
+# Fear turn alike grey): a marker shape and a line dash each, in CLASSES' order
+CLASS_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "triangle-down")
+CLASS_DASHES = ("solid", "dot", "dash", "longdash", "dashdot", "longdashdot", "6px,2px,1px,2px,1px,2px", "1px,3px")
+
 # Lower-case spelling -> AffectNet index. Readers of FER+, class folders and CSV manifests map by name.
 ALIASES = {
     "neutral": 0, "neutrality": 0, "calm": 0,

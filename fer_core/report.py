@@ -563,6 +563,19 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
     return fig
 
 
+def confusion_table(confusion, normalise: bool = False) -> pd.DataFrame:
+    """The confusion matrix as a table (true classes on rows, predicted on columns), as confusion_figure shows it:
+    for a screen reader, which reads a heat map's numbers as one flat string."""
+    cm = np.asarray(confusion, dtype=float)
+    if normalise:
+        empty = cm.sum(axis=1) == 0
+        cm = _row_shares(cm)
+        cm[empty] = np.nan
+    table = pd.DataFrame(cm if normalise else cm.astype(int), index=CLASSES, columns=CLASSES)
+    table.index.name = "true \\ predicted"
+    return table.round(3)
+
+
 def confused_pairs(confusion, n: int = 8) -> pd.DataFrame:
     """The ``n`` most frequent mistakes of a confusion matrix (true class on rows), most first: the true and the
     predicted class, its images and their share of the true class."""

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .labels import CLASSES, NUM_CLASSES, class_colour
+from .labels import CLASS_DASHES, CLASSES, NUM_CLASSES, class_colour
 from .report import legend_below, legend_label, plot_text
 
 EXACT_MAX_ROWS = 20_000
@@ -123,7 +123,8 @@ def curve_figure(curves: dict[str, tuple], kind: str, title: str, exact_auc: dic
     exact_auc = exact_auc or {}
     macro = dict(width=4, color=MACRO_COLOUR, dash="dash")
     return _curves_figure([(name, x, y, area if exact_auc.get(name) is None else exact_auc[name],
-                            macro if name == "macro" else dict(width=1.6, color=class_colour(CLASSES.index(name))))
+                            macro if name == "macro" else dict(width=1.6, color=class_colour(CLASSES.index(name)),
+                                                               dash=CLASS_DASHES[CLASSES.index(name)]))
                            for name, (x, y, area) in curves.items()], kind, title,
                           classes=[sum(name != "macro" for name in curves)])
 

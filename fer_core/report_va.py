@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .labels import CLASSES, VA_COLOURS, class_colour
+from .labels import CLASS_SYMBOLS, CLASSES, VA_COLOURS, class_colour
 from .metrics import proportion_ci
 from .report import legend_below, legend_label, plot_text, run_colors, value_ci
 
@@ -127,7 +127,8 @@ def circumplex_figure(pred: pd.DataFrame, run: str, max_points: int = 3000) -> g
             if sel.empty:
                 continue
             fig.add_trace(go.Scattergl(x=sel[f"valence_{part}"], y=sel[f"arousal_{part}"], mode="markers",
-                                       marker=dict(size=5, opacity=_opacity(len(rows)), color=class_colour(k)),
+                                       marker=dict(size=5, opacity=_opacity(len(rows)), color=class_colour(k),
+                                                   symbol=CLASS_SYMBOLS[k]),
                                        name=name, legendgroup=name, showlegend=col == 1, customdata=sel["id"],
                                        hovertemplate="id %{customdata}<br>valence %{x:.2f}<br>"
                                                      "arousal %{y:.2f}<extra>" + name + "</extra>"),

@@ -338,6 +338,9 @@ def test_history_and_confusion_figures(runs_dir):
     fig = report.confusion_figure(seven, normalise=True).data[0]
     assert np.isnan(np.array(fig.z[7], dtype=float)).all() and list(fig.text[7]) == [""] * 8
     assert np.allclose(np.array(fig.z[:7]).sum(axis=1), 1)
+    shares, counts = report.confusion_table(seven, True), report.confusion_table(seven)  # the heat map as a table
+    assert np.allclose(shares.to_numpy()[:7], np.array(fig.z[:7]), atol=5e-4) and shares.loc["Contempt"].isna().all()
+    assert counts.to_numpy().tolist() == seven and list(counts.columns) == CLASSES
     text = report.as_text(table.assign(recall=table["recall"].where(table.index != "Contempt")))
     assert text.at["Contempt", "recall"] == "–" and text.at["Happy", "support"] == str(table.at["Happy", "support"])
     assert text.at["Happy", "recall"] == f"{table.at['Happy', 'recall']:.3f}"

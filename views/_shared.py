@@ -31,7 +31,10 @@ FIRST_RUN_COMMAND = "python -m fer_core.train --data ../shared/data/affectnet8-4
 MAX_DEFAULT_RUNS = 4  # runs chosen at first
 # The camera button on every chart downloads an SVG: vector lines and text; heatmaps and dense scatters (WebGL) come
 # inside it as pictures.
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"}}
+# the download as SVG (for a paper); box zoom, pan and reset kept, the buttons that repeat them left out: each one is a
+# stop for the Tab key, eight on every chart
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "svg"},
+                 "modeBarButtonsToRemove": ["zoomIn2d", "zoomOut2d", "autoScale2d", "select2d", "lasso2d"]}
 
 
 def chart(fig, where=None, alt: str | None = None, **kwargs) -> None:

@@ -5,7 +5,7 @@ from fer_core import report
 from fer_core import runs as R
 from views import _shared as S
 
-st.title("Confusion matrices")
+st.title("Confusion matrices", anchor=False)
 ctx = S.require_runs()
 split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "metrics")
@@ -66,7 +66,10 @@ for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
         matrix, pairs = st.columns([3, 2])
         with matrix:
             S.chart(report.confusion_figure(m["confusion"], cells == "shares", report.legend_label(run.name, 48)),
-                    width="stretch", key=f"cm-{run.name}", alt=f"Confusion matrix of {run.name}")
+                    width="stretch", key=f"cm-{run.name}",
+                    alt=f"Confusion matrix of {run.name}; its numbers are in the table below it")
+            with st.expander("The matrix as a table"):
+                st.dataframe(report.confusion_table(m["confusion"], cells == "shares"), width="stretch")
         with pairs:
             st.markdown("**Most frequent mistakes**")
             mistakes = report.confused_pairs(m["confusion"])
@@ -75,7 +78,8 @@ for tab, run in zip(st.tabs([S.md(r.name) for r in have]), have):
                                   column_config={"share of the true class": st.column_config.NumberColumn(
                                       "share", format="%.2f", help="of the images of the true class, the share "
                                                                    "called the predicted class")})
-            st.caption("Click a row to see its faces in the Misclassified gallery.")
+            st.caption("Click a row (or, from the keyboard, Shift+Space on it) to see its faces in the Misclassified "
+                       "gallery.")
             if picked.selection.rows and ctx.split in run.splits:  # the gallery shows the split's predictions
                 row = mistakes.iloc[picked.selection.rows[0]]
                 st.session_state.update(gallery_run=run.name, gallery_dim="expression", gallery_true=row["true"],

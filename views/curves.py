@@ -5,7 +5,7 @@ from fer_core import report
 from fer_core import runs as R
 from views import _shared as S
 
-st.title("Training curves")
+st.title("Training curves", anchor=False)
 ctx = S.require_runs(need_split=False)
 
 
@@ -58,6 +58,10 @@ def draw(runs: list[R.Run]) -> None:
             with col:
                 S.chart(figures[panel], width="stretch", key=f"history-{panel}",
                         alt=f"Training curves: {panel} by epoch")
+    with st.expander("The curves as tables (each run's history.csv)"):
+        for name, history in histories.items():
+            st.markdown(f"**{S.md(name)}**")
+            st.dataframe(history, hide_index=True, width="stretch")
     if missing := [panel for panel in figures if panel not in drawn]:
         st.info(f"Not recorded for the chosen runs: {', '.join(missing)} (valence/arousal where their data has none; "
                 "the others in runs trained before they were recorded).")

@@ -10,7 +10,7 @@ from fer_core.report import plot_text
 from views import _shared as S
 
 MAX_IDS_SHOWN = 2000
-st.title("Model disagreement")
+st.title("Model disagreement", anchor=False)
 ctx = S.require_runs()
 split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")

@@ -17,7 +17,7 @@ from views import _shared as S
 
 DIMS = ("valence", "arousal")
 THUMB_PX = 140  # each thumbnail's width: the grid wraps as many as fit (six at 1280 px, two on a phone)
-st.title("Misclassified gallery")
+st.title("Misclassified gallery", anchor=False)
 ctx = S.require_runs()
 split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")

@@ -9,7 +9,7 @@ from fer_core.inference import ModelNotFound, model_config, resolve_model
 from fer_core.report import code
 from views import _shared as S
 
-st.title("Overview")
+st.title("Overview", anchor=False)
 ctx = S.require_runs()
 
 

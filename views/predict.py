@@ -472,7 +472,7 @@ def stream_record(frames: list[dict], classes: list[str]) -> None:
 
 
 def main() -> None:
-    st.title("Live prediction")
+    st.title("Live prediction", anchor=False)
     st.caption("The model names the expression a face shows, as its training data's annotators would label it "
                "(AffectNet's and FER+'s, for the default model), and rates its valence and arousal where it learned "
                "them: the look of a face, not what its person feels. For research and teaching, not "

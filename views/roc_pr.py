@@ -8,7 +8,7 @@ from fer_core.report import plot_text
 from fer_core.report_roc import curve_figure, exact_aucs, macro_figure, reliability_figure
 from views import _shared as S
 
-st.title("ROC, PR and calibration")
+st.title("ROC, PR and calibration", anchor=False)
 ctx = S.require_runs()
 split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")

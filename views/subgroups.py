@@ -12,7 +12,7 @@ from fer_core.report import MAX_BARS
 from fer_core.tables import TableError, read_table
 from views import _shared as S
 
-st.title("Subgroups")
+st.title("Subgroups", anchor=False)
 ctx = S.require_runs()
 st.caption("Does a model fail more on dark, blurred, greyscale or turned faces, on faces its annotators disagreed "
            "on (FER+'s votes), or on a group of your own (gender, age, camera)? Accuracy per group, against what "

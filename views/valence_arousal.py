@@ -6,7 +6,7 @@ from views import _shared as S
 
 MOST_POINTS = 50_000  # four panels of 250,000 points took the page 33 s to send and draw, for a solid blot
 
-st.title("Valence / arousal")
+st.title("Valence / arousal", anchor=False)
 ctx = S.require_runs()
 split = S.md(ctx.split)  # in Markdown: a tag from a file name, shown literally
 have = S.note_missing(ctx, "predictions")
