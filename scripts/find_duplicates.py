@@ -105,26 +105,15 @@ def main(argv=None) -> int:
             print(f"{part}: {len(copied):,} of its {n:,} images have a near-copy among the {n_train:,} training images")
     try:
         if a.out:
-            def side(rows, prefix=""):
-                return {f"{prefix}id": [samples[i].id for i in rows], f"{prefix}path": [samples[i].path for i in rows],
-                        f"{prefix}split": [parts[i] for i in rows],
-                        f"{prefix}label": [CLASSES[samples[i].label] for i in rows]}
-            table = pd.DataFrame({**side(pairs["a"]), **side(pairs["b"], "copy_"),
-                                  "similarity": pairs["similarity"].round(4), "mirrored": pairs["mirrored"]})
-            atomic_write_csv(a.out, table)
-            print(f"wrote {len(table):,} pairs to {a.out}")
+            write_pairs(a.out, pairs, (samples, parts), (samples, parts))
         if a.leaks:
             # every training image of a same-photo group that holds a validation or test image, copied directly or not
             group = D.same_photo_groups(pairs, len(samples))
             held = {group[i] for i, k in enumerate(parts) if k in ("val", "test")}
-            rows = [i for i, k in enumerate(parts) if k == "train" and group[i] in held]
-            if not rows:
-                print(f"no training image copies a validation or test image: {a.leaks} not written")
-            else:
-                atomic_write_csv(a.leaks, pd.DataFrame({"id": [samples[i].id for i in rows],
-                                                        "path": [samples[i].path for i in rows]}))
-                print(f"wrote {len(rows):,} training images to {a.leaks}: their photo is also a validation or test "
-                      "image (--exclude leaves them out of training)")
+            write_leaks(a.leaks, samples, [i for i, k in enumerate(parts) if k == "train" and group[i] in held],
+                        "no training image copies a validation or test image: {path} not written",
+                        "wrote {n} training images to {path}: their photo is also a validation or test image "
+                        "(--exclude leaves them out of training)")
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -160,30 +149,38 @@ def across(a, index, parts: list[str | None]) -> int:
             print(f"{n} images of {root} did not decode and were not compared")
     try:
         if a.out:
-            table = pd.DataFrame({"id": [mine[i].id for i in pairs["a"]], "path": [mine[i].path for i in pairs["a"]],
-                                  "split": [parts[held[i]] for i in pairs["a"]],
-                                  "label": [CLASSES[mine[i].label] for i in pairs["a"]],
-                                  "copy_id": [theirs[j].id for j in pairs["b"]],
-                                  "copy_path": [theirs[j].path for j in pairs["b"]],
-                                  "copy_split": [other_parts[j] for j in pairs["b"]],
-                                  "copy_label": [CLASSES[theirs[j].label] for j in pairs["b"]],
-                                  "similarity": pairs["similarity"].round(4), "mirrored": pairs["mirrored"]})
-            atomic_write_csv(a.out, table)
-            print(f"wrote {len(table):,} pairs to {a.out}")
+            write_pairs(a.out, pairs, (mine, [parts[i] for i in held]), (theirs, other_parts))
         if a.leaks:
             trained = "train" if "train" in other_parts else None  # its training part, or all of it without parts
-            rows = sorted({j for j in pairs["b"] if other_parts[j] == trained})
-            if not rows:
-                print(f"no training image of {other.root} copies one of these images: {a.leaks} not written")
-            else:
-                atomic_write_csv(a.leaks, pd.DataFrame({"id": [theirs[j].id for j in rows],
-                                                        "path": [theirs[j].path for j in rows]}))
-                print(f"wrote {len(rows):,} training images of {other.root} to {a.leaks} (the first stage's --exclude "
-                      "leaves them out)")
+            write_leaks(a.leaks, theirs, sorted({j for j in pairs["b"] if other_parts[j] == trained}),
+                        f"no training image of {other.root} copies one of these images: {{path}} not written",
+                        f"wrote {{n}} training images of {other.root} to {{path}} (the first stage's --exclude "
+                        "leaves them out)")
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def write_pairs(path, pairs, a_side, b_side) -> None:
+    """--out: each pair's two images (id, path, part, label; the second's as copy_...), similarity and mirroring.
+    ``a_side`` and ``b_side``: (samples, parts) that pairs' a and b rows index."""
+    def side(rows, samples, parts, prefix=""):
+        return {f"{prefix}id": [samples[i].id for i in rows], f"{prefix}path": [samples[i].path for i in rows],
+                f"{prefix}split": [parts[i] for i in rows], f"{prefix}label": [CLASSES[samples[i].label] for i in rows]}
+    table = pd.DataFrame({**side(pairs["a"], *a_side), **side(pairs["b"], *b_side, "copy_"),
+                          "similarity": pairs["similarity"].round(4), "mirrored": pairs["mirrored"]})
+    atomic_write_csv(path, table)
+    print(f"wrote {len(table):,} pairs to {path}")
+
+
+def write_leaks(path, samples, rows: list[int], none: str, done: str) -> None:
+    """--leaks: the training images ``rows`` (id, path), for --exclude, then ``done`` said ("{n}" and "{path}" filled
+    in; a folder's name may hold braces itself); ``none`` said instead where there are none."""
+    if rows:
+        atomic_write_csv(path, pd.DataFrame({"id": [samples[i].id for i in rows],
+                                             "path": [samples[i].path for i in rows]}))
+    print((done if rows else none).replace("{n}", f"{len(rows):,}").replace("{path}", str(path)))
 
 
 def read_config(run: str) -> dict:
