@@ -101,8 +101,9 @@ def resolve_model(run=None, root=None, backend: str = "auto") -> Path:
                     return pt
             raise ModelNotFound(f"{run}: no checkpoints/best.pt in this folder. " + why_no_checkpoint(p))
         homes = [Path(root) / RUNS_DIR] if root else list(dict.fromkeys([*runs_dirs_from_env(), Path(RUNS_DIR)]))
-        raise ModelNotFound(f"{run}: no such run folder or model file (run names are looked up in "
-                            f"{', '.join(map(str, homes))})")
+        raise ModelNotFound(f"{run}: no such run folder or model file (run names are looked up in " + ", ".join(
+            f"{h}" + ("" if h.is_dir() else " (a file, not a folder)" if h.exists() else " (no such folder)")
+            for h in homes) + ")")
     d = Path(root or ".") / DEFAULT_DIR
     if root is None and not d.is_dir():
         d = SHIPPED_DIR

@@ -1182,6 +1182,9 @@ def test_a_run_name_is_found_where_the_dashboard_finds_runs(ckpt, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelNotFound, match="run names are looked up in"):
         resolve_model("r", backend="torch")
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "mien"))  # mistyped: the message says it is not there
+    with pytest.raises(ModelNotFound, match=f"looked up in {tmp_path / 'mien'} \\(no such folder\\)"):
+        resolve_model("r", backend="torch")
     monkeypatch.setenv("FER_LAB_RUNS_DIR", str(tmp_path / "mine"))
     assert resolve_model("r", backend="torch") == tmp_path / "mine" / "r" / "checkpoints" / "best.pt"
 
