@@ -21,5 +21,7 @@ for _module in PLUGINS:
     try:
         importlib.import_module(_module)
     except Exception as _e:  # the user's code: anything from SyntaxError to a missing package
-        PLUGIN_ERRORS[_module] = f"{type(_e).__name__}: {_e}"
+        PLUGIN_ERRORS[_module] = f"{type(_e).__name__}: {_e}" + (
+            f"; it names modules, not files: put {os.path.dirname(_module) or '.'} on PYTHONPATH and name "
+            f"{os.path.splitext(os.path.basename(_module))[0]}" if _module.endswith(".py") or os.sep in _module else "")
         print(f"FER_LAB_PLUGINS: {_module} was not imported ({PLUGIN_ERRORS[_module]})", file=sys.stderr)

@@ -1688,6 +1688,8 @@ def test_a_backbone_of_ones_own_trains_evaluates_and_says_what_it_needs(tmp_path
     broken = cli("fer_core.evaluate", "--run", run, "--out", tmp_path / "ev2", FER_LAB_PLUGINS="my_nets,not_there")
     assert "FER_LAB_PLUGINS: not_there was not imported (ModuleNotFoundError" in broken.stderr
     assert broken.returncode == 0  # the module that failed is not the one this run needs
+    as_file = cli("fer_core.evaluate", "--help", FER_LAB_PLUGINS=str(tmp_path / "lab" / "my_nets.py"))
+    assert f"it names modules, not files: put {tmp_path / 'lab'} on PYTHONPATH and name my_nets" in as_file.stderr
 
 
 def test_exclude_leaves_doubted_images_out_of_training_only(tmp_path, capsys):
