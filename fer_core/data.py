@@ -546,11 +546,12 @@ def copies_of(samples, root, files) -> set[str]:
     return found
 
 
-def _images_under(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(image files, files not read) in the folder and its subfolders (files_under: hidden ones left out). Files
-    without an extension are not read (a data set's notes and licence files are often so named), nor HEIC photos (no
-    decoder here), but they are counted, since an image may have lost its extension."""
-    files = files_under(folder)
+def _images_under(folder: Path, unreadable: list | None = None) -> tuple[list[Path], list[Path]]:
+    """(image files, files not read) in the folder and its subfolders (files_under: hidden ones left out, folders
+    that cannot be read named in ``unreadable``). Files without an extension are not read (a data set's notes and
+    licence files are often so named), nor HEIC photos (no decoder here), but they are counted, since an image may
+    have lost its extension."""
+    files = files_under(folder, unreadable)
     return ([p for p in files if p.suffix.lower() in IMAGE_EXTS],
             [p for p in files if not p.suffix or p.suffix.lower() in NOT_SUPPORTED])
 
@@ -570,10 +571,11 @@ def _read_folders(root: Path) -> DataIndex:
         return os.path.join(real_dirs[p.parent], p.name)
 
     no_suffix: list[Path] = []
+    unreadable: list[str] = []
     for folder, split in groups:
         for d in sorted(p for p in folder.iterdir() if p.is_dir()):
             label = None if d.name.isdigit() else class_index(d.name)
-            images, bare = _images_under(d)
+            images, bare = _images_under(d, unreadable)
             if label is None:
                 why = "numbered folders are ambiguous across data sets, name it" if d.name.isdigit() else \
                     "unknown class" + (f": {close}?" if (close := close_class(d.name)) else "")
@@ -589,6 +591,9 @@ def _read_folders(root: Path) -> DataIndex:
                 seen.add(key)
                 rel = p.relative_to(root).as_posix()
                 samples.append(Sample(rel, rel, label, math.nan, math.nan, split))
+    if unreadable:  # their images are missing from the data: said, as a permission problem
+        notes.append(f"not read: {len(unreadable)} folder{'s' * (len(unreadable) > 1)} that cannot be opened, e.g. "
+                     f"{unreadable[0]}; their images are left out")
     for kind, files, fix in (("without an extension", [p for p in no_suffix if not p.suffix],
                               "name images .jpg, .png, ... to use them"),
                              ("in HEIC or HEIF (no decoder here)", [p for p in no_suffix if p.suffix],

@@ -117,13 +117,15 @@ def upright_size(path) -> tuple[int, int]:
         return (h, w) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)  # EXIF orientation: turned
 
 
-def files_under(folder) -> list[Path]:
+def files_under(folder, unreadable: list | None = None) -> list[Path]:
     """Every file in the folder and its subfolders, sorted, leaving out hidden ones: macOS's "._x.jpg" resource forks,
     and copies in ".ipynb_checkpoints/" or ".thumbnails/" that would be the same image twice. Subfolders behind
     symbolic links are searched too (a data set linked in from another disk), each real folder once, so a link back
-    up the tree does not loop."""
+    up the tree does not loop. A subfolder that cannot be read goes into ``unreadable`` as "folder (why)", to be
+    named, not left out without a word."""
     seen, out = set(), []
-    for top, dirs, files in os.walk(folder, followlinks=True):
+    on_error = None if unreadable is None else (lambda e: unreadable.append(f"{e.filename} ({e.strerror or e})"))
+    for top, dirs, files in os.walk(folder, followlinks=True, onerror=on_error):
         real = os.path.realpath(top)
         if real in seen:
             dirs[:] = []

@@ -153,7 +153,10 @@ def collect_images(args_images, bare: list | None = None) -> list[Path]:
     for a in args_images:
         p = Path(a)
         if p.is_dir():
-            found = files_under(p)
+            unreadable: list[str] = []
+            found = files_under(p, unreadable)
+            for why in unreadable:  # its images, if any, are not answered: said, not left out without a word
+                print(f"note: not read: the folder {why}", file=sys.stderr)
             out += [f for f in found if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | NOT_SUPPORTED.keys()]
             if bare is not None:
                 bare += [f for f in found if not f.suffix]

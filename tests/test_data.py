@@ -284,6 +284,25 @@ def test_folders_read_each_file_once_and_name_files_without_an_extension(tmp_pat
                "convert them to JPEG or PNG to use them" in n for n in read_dataset(tmp_path / "data").notes)
 
 
+def test_a_folder_that_cannot_be_opened_is_named(tmp_path, monkeypatch):
+    import os
+
+    save(tmp_path / "data" / "sad" / "b.jpg")
+    save(tmp_path / "data" / "sad" / "locked" / "c.jpg")
+    real = os.scandir
+
+    def scandir(path="."):  # what a folder of another user's, mode 700, gives (root reads every folder here)
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    index = read_dataset(tmp_path / "data")
+    assert [s.id for s in index.samples] == ["sad/b.jpg"]
+    assert any(f"not read: 1 folder that cannot be opened, e.g. {tmp_path / 'data' / 'sad' / 'locked'} (Permission "
+               "denied); their images are left out" in n for n in index.notes)
+
+
 def test_copies_of_finds_each_file_of_a_repeated_name(tmp_path):
     from fer_core.data import Sample, copies_of
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import json
 import subprocess
@@ -799,6 +800,18 @@ def test_predict_cli_follows_linked_folders_and_names_extra_frames(ckpt, tmp_pat
     assert f"note: {shown / 'linked' / 'sub' / 'anim.gif'} holds 2 frames" in err and "only the first was read" in err
     frames_seen = {Path(r["path"]).name: r.get("frames") for r in json.loads(out_json.read_text())["images"]}
     assert frames_seen == {"anim.gif": 2, "cat.png": None}
+    real = os.scandir
+
+    def scandir(path="."):  # a subfolder of another user's, mode 700 (root reads every folder here)
+        if str(path).endswith("sub"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(os, "scandir", scandir)
+        assert run_cli([real_folder := shown / "linked", "--run", ckpt]) == 2  # nothing else to read there
+    err = capsys.readouterr().err
+    assert f"note: not read: the folder {real_folder / 'sub'} (Permission denied)" in err
 
 
 def test_predict_cli_end_to_end(ckpt, tmp_path, capsys, monkeypatch):
