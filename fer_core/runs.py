@@ -7,6 +7,7 @@ contract is reported with a reason instead of raising, so one bad run never hide
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import json
 import os
@@ -858,16 +859,22 @@ def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
     """(run folder, config) of the runs a model's training went through before its own, where they are at hand: the
     runs whose checkpoint it started from (a FER+ stage), theirs in turn, and an ensemble's members with theirs. Run
     names are looked up as the dashboard finds runs; recorded paths are read from the project root (the shipped runs
-    record them from there), and a path no longer there by its run's name."""
+    record them from there), and a path no longer there by its run's name, where that run's checkpoint is the file
+    the training recorded (by its sha256; a reference run without checkpoints is taken at its word)."""
     from .inference import run_path
 
     found, seen, todo = [], set(), [cfg]
 
-    def add(where) -> None:
+    def add(where, sha256: str | None = None) -> None:
         folder = Path(str(where))
         folder = folder if folder.is_absolute() or folder.is_dir() else REPO_ROOT / folder
         folder = folder if folder.is_dir() else run_path(str(where))
-        folder = folder if folder.is_dir() else run_path(folder.name)  # a checkout moved since: found by its name
+        if not folder.is_dir():  # a checkout moved since: found by its name, not another run of that name
+            folder = run_path(folder.name)
+            if sha256 and (ckpt := folder / "checkpoints" / "best.pt").is_file():
+                with open(ckpt, "rb") as f:
+                    if hashlib.file_digest(f, "sha256").hexdigest() != sha256:
+                        return
         try:
             theirs = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -886,5 +893,5 @@ def earlier_stages(cfg: dict) -> list[tuple[Path, dict]]:
         requested = (c.get("weights") or {}).get("requested")  # a run's checkpoint, or its folder
         if requested not in (None, "imagenet", "pretrained", "none", "ensemble"):
             start = Path(str(requested))
-            add(start.parent.parent if start.parent.name == "checkpoints" else start)
+            add(start.parent.parent if start.parent.name == "checkpoints" else start, c["weights"].get("sha256"))
     return found

@@ -1001,6 +1001,14 @@ def test_two_stage_preset_finds_its_first_stage_under_out(tmp_path, monkeypatch,
         (elsewhere / "best.pt").as_posix()
     monkeypatch.chdir(data)  # from another folder, predict and evaluate still find the first stage's training images
     assert [f.name for f, _ in R.earlier_stages(cfg)] == ["ferplus-hse"]
+    moved = {**cfg, "weights": {**cfg["weights"], "requested": "/moved/x/ferplus-hse/checkpoints/best.pt"}}
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(out))  # the checkout moved: its first stage found by its name
+    assert [f for f, _ in R.earlier_stages(moved)] == [out / "ferplus-hse"]
+    other = tmp_path / "other" / "ferplus-hse"  # another run of that name, whose checkpoint is another file
+    shutil.copytree(out / "ferplus-hse", other)
+    (other / "checkpoints" / "best.pt").write_bytes(b"another model")
+    monkeypatch.setenv("FER_LAB_RUNS_DIR", str(other.parent))
+    assert R.earlier_stages(moved) == []
 
 
 def test_first_layer_lr_mult_decays_the_backbone_rate_layer_by_layer():
