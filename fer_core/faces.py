@@ -183,18 +183,20 @@ class FaceDetector:
         tell the turns apart."""
         img = as_rgb_uint8(image_rgb)
         side = self.max_side if max_side == -1 else max_side
+        found = None
         if turned and self.backend == "yuface":  # the turns compared on the image as the detector sees it
             h, w = img.shape[:2]
             scale = side / max(h, w) if side and max(h, w) > side else 1.0
             small = img if scale == 1.0 else cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
                                                         interpolation=cv2.INTER_AREA)
-            tops = [max((f.score for f in self._detect_at(np.ascontiguousarray(np.rot90(small, k)), side)), default=0)
-                    for k in range(4)]
+            found = [self._detect_at(np.ascontiguousarray(np.rot90(small, k)), side) for k in range(4)]
+            tops = [max((f.score for f in faces), default=0) for faces in found]
             turn = int(np.argmax(tops))  # the first of equals: upright unless a turn scores higher
             if turn and tops[turn] >= max(TURN_MIN_SCORE, tops[0] + TURN_MARGIN):
                 return [Face(_unturned(f.box, turn, w, h), f.score, turn)
                         for f in self.detect(np.ascontiguousarray(np.rot90(img, turn)), max_side, small_faces)]
-        faces = self._detect_at(img, side)
+        # upright: the search's own faces where it looked at the image itself, not shrunk (same image, same size)
+        faces = found[0] if found is not None and small is img else self._detect_at(img, side)
         longest = max(img.shape[:2])
         if small_faces and side and longest > 2 * side:
             faces += [f for f in self._detect_at(img, min(longest, SMALL_FACE_SIDE))

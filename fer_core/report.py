@@ -543,12 +543,9 @@ def history_figure(histories: dict[str, pd.DataFrame], panel: str,
 def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.Figure:
     """Heat map with true classes on rows and predicted classes on columns; normalised rows sum to 1, and a class
     without images (FER2013 has no Contempt) has no shares: its row is left blank."""
-    cm = np.asarray(confusion, dtype=float)
-    if normalise:
-        empty = cm.sum(axis=1) == 0
-        cm = _row_shares(cm)
-        cm[empty] = np.nan
-        text = [["" if none else f"{v:.2f}" for v in row] for none, row in zip(empty, cm)]  # blank on either theme
+    cm = _cells(confusion, normalise)
+    if normalise:  # a class without images: blank on either theme
+        text = [["" if np.isnan(v) else f"{v:.2f}" for v in row] for row in cm]
     else:
         text = [[f"{int(v)}" for v in row] for row in cm]
     # blues no darker than mid-blue, under near-black figures: 5.5:1 contrast or more in every cell, on either theme
@@ -566,11 +563,7 @@ def confusion_figure(confusion, normalise: bool = False, title: str = "") -> go.
 def confusion_table(confusion, normalise: bool = False) -> pd.DataFrame:
     """The confusion matrix as a table (true classes on rows, predicted on columns), as confusion_figure shows it:
     for a screen reader, which reads a heat map's numbers as one flat string."""
-    cm = np.asarray(confusion, dtype=float)
-    if normalise:
-        empty = cm.sum(axis=1) == 0
-        cm = _row_shares(cm)
-        cm[empty] = np.nan
+    cm = _cells(confusion, normalise)
     table = pd.DataFrame(cm if normalise else cm.astype(int), index=CLASSES, columns=CLASSES)
     table.index.name = "true \\ predicted"
     return table.round(3)
@@ -587,6 +580,16 @@ def confused_pairs(confusion, n: int = 8) -> pd.DataFrame:
                          "images": [int(c) for c, _, _ in cells],
                          "share of the true class": [round(float(shares[t, p]), 3) for _, t, p in cells]},
                         columns=["true", "predicted", "images", "share of the true class"])
+
+
+def _cells(confusion, normalise: bool) -> np.ndarray:
+    """A confusion matrix's cells as counts, or as shares of each true class (NaN for a class without images)."""
+    cm = np.asarray(confusion, dtype=float)
+    if not normalise:
+        return cm
+    shares = _row_shares(cm)
+    shares[cm.sum(axis=1) == 0] = np.nan
+    return shares
 
 
 def _row_shares(confusion) -> np.ndarray:

@@ -136,11 +136,12 @@ def across(a, index, parts: list[str | None]) -> int:
     other_prints, bad = D.file_fingerprints([images_root(other.root) / s.path for s in theirs])
     pairs = D.near_copies(prints, other_prints, a.threshold)
     copied = set(pairs["a"])
+    copies = set(pairs["b"])  # the other set's images that copy one of these
+    by_part = Counter(other_parts[j] or "no part" for j in copies).most_common()
     print(f"{index.root}: {len(copied):,} of its {len(mine):,} {what} have a near-copy among the {len(theirs):,} "
-          f"images of {other.root} (similarity ≥ {a.threshold})" + (f", in {len(set(pairs['b'])):,} of them" + (
-              " (" + ", ".join(f"{k} {n:,}" for k, n in Counter(other_parts[j] or "no part" for j in
-                                                                set(pairs["b"])).most_common()) + ")"
-              if any(other_parts) else "") if len(pairs) else ""))
+          f"images of {other.root} (similarity ≥ {a.threshold})"
+          + (f", in {len(copies):,} of them" if copies else "")
+          + (" (" + ", ".join(f"{k} {n:,}" for k, n in by_part) + ")" if copies and any(other_parts) else ""))
     for part in ("val", "test"):
         if ids := [mine[i].id for i in sorted(copied) if parts[held[i]] == part]:
             print(f"{part}: {len(ids):,}, ids {', '.join(ids[:20])}" + (", ..." if len(ids) > 20 else ""))
