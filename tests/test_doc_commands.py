@@ -58,7 +58,7 @@ def commands():
         for line in logical_lines((ROOT / doc).read_text()):
             plugin = plugin and line is not None or bool(line and re.match(r"export .*FER_LAB_PLUGINS=", line))
             parts = re.split(r"\s*&&\s*", line.strip("() ")) if line else []  # only cd and the tools: bash runs it
-            tools = parts and TOOL.match(parts[-1]) and all(TOOL.match(p) or re.match(r"cd [\w/.-]+$", p) for p in parts)
+            tools = parts and TOOL.match(parts[-1]) and all(TOOL.match(p) or re.match(r"cd \S+$", p) for p in parts)
             if tools or line and re.match(r"for \w+ in [\w .-]+; do python [^;&|]*; done$", line):
                 while re.search(r"\[[^\[\]]*\]", line):
                     line = re.sub(r"\s*\[[^\[\]]*\]", "", line)
