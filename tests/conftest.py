@@ -17,6 +17,15 @@ CLASS_VA = [(0.0, 0.0), (0.7, 0.4), (-0.6, -0.3), (0.2, 0.7), (-0.5, 0.6), (-0.6
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def contrast(a, b) -> float:
+    """WCAG 2.1 contrast ratio of two RGB colours (0-255 each)."""
+    def lum(c):
+        lin = [(v / 255) / 12.92 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
 def pattern_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """uint8 HxWx3 image: class colour, class stripes, random phase and noise."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size

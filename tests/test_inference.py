@@ -1155,13 +1155,7 @@ def test_a_model_files_stamp_changes_when_calibrate_rewrites_it_or_its_run(tmp_p
 def test_face_labels_are_written_in_the_ink_that_reads_best_on_their_class_colour():
     from fer_core.faces import _ink
     from fer_core.labels import CLASS_COLOURS, CLASSES
-
-    def contrast(a, b):
-        def lum(c):
-            lin = [(v / 255) / 12.92 if v <= 10 else ((v / 255 + 0.055) / 1.055) ** 2.4 for v in c]
-            return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
-        hi, lo = sorted((lum(a), lum(b)), reverse=True)
-        return (hi + 0.05) / (lo + 0.05)
+    from tests.conftest import contrast
 
     for name, fill in zip(CLASSES, CLASS_COLOURS):
         other = (0, 0, 0) if _ink(fill) == (255, 255, 255) else (255, 255, 255)

@@ -1119,3 +1119,15 @@ def test_an_ensemble_and_its_members_chosen_together_are_named():
                "ens-old": {"members": ["a", "c"]}}
     assert R.members_among(configs) == {"ens": ["a"], "ens-old": ["a", "c"]}
     assert R.members_among({"ens": configs["ens"], "c": {}}) == {}
+
+
+def test_the_first_ten_run_colours_stand_out_on_the_light_and_the_dark_theme():
+    """WCAG 2.1's 3:1 for graphics, on white and on the dark theme's background (.streamlit/config.toml)."""
+    from plotly.colors import hex_to_rgb
+
+    from tests.conftest import contrast
+
+    colours = list(report.run_colors([f"run{i}" for i in range(10)]).values())
+    assert len(set(colours)) == 10
+    for c in colours:
+        assert min(contrast(hex_to_rgb(c), (255, 255, 255)), contrast(hex_to_rgb(c), (14, 17, 23))) >= 3, c
