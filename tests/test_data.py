@@ -15,9 +15,9 @@ import torch
 import pytest
 from PIL import Image
 
-from fer_core.data import (DataError, ImageError, affectnet_parts, class_count_notes, decode_images, detect_layout,
-                           has_predefined_split, images_root, load_image, make_split, read_dataset, read_landmarks,
-                           stratified_subset)
+from fer_core.data import (DataError, DataIndex, ImageError, Sample, affectnet_parts, class_count_notes, decode_images,
+                           detect_layout, has_predefined_split, images_root, load_image, make_split, read_dataset,
+                           read_landmarks, stratified_subset)
 from fer_core.labels import CLASSES
 from tests.conftest import CLASS_COLOURS, REAL_DATA, make_affectnet_dir, pattern_image, write_ferplus
 
@@ -839,3 +839,50 @@ def test_a_write_into_a_pipe_or_a_device_keeps_it_what_it_is(tmp_path):
     with pytest.raises(OSError) as e:
         io.atomic_write_text(tmp_path / "full", "x" * 100_000)
     assert io.disk_full(e.value) and not (tmp_path / "full").is_file()
+
+
+def test_valence_and_arousal_at_the_ends_of_their_range_are_kept(tmp_path):
+    """[-1, 1] is closed: an image annotated at +1 or -1 (AffectNet has them) is read, not skipped."""
+    root = make_affectnet_dir(tmp_path / "an", n_per_class=1)
+    sid = min(int(p.stem) for p in (root / "images").iterdir())
+    npy(root / "annotations", sid, "val", "1")
+    npy(root / "annotations", sid, "aro", "-1")
+    index = read_dataset(root)
+    assert len(index.samples) == 8 and not index.skipped
+    s = next(s for s in index.samples if int(s.id) == sid)
+    assert (s.valence, s.arousal) == (1.0, -1.0)
+    for i in range(2):
+        save(tmp_path / "m" / f"{i}.jpg")
+    (tmp_path / "m" / "manifest.csv").write_text("path,label,valence,arousal\n0.jpg,Happy,1,-1\n1.jpg,Sad,-1,1\n")
+    index = read_dataset(tmp_path / "m" / "manifest.csv")
+    assert not index.skipped
+    assert sorted((s.valence, s.arousal) for s in index.samples) == [(-1.0, 1.0), (1.0, -1.0)]
+
+
+def test_a_class_of_one_image_stays_in_train_and_the_others_keep_their_strata(tmp_path):
+    samples = [Sample(f"{c}{i:02d}", f"{c}{i:02d}.jpg", label) for c, label, n in (("a", 0, 20), ("b", 1, 20),
+                                                                                    ("c", 2, 1)) for i in range(n)]
+    split = make_split(DataIndex(tmp_path, "folders", samples, False), val_frac=0, test_frac=0.1, seed=0)
+    assert split["c00"] == "train"
+    assert Counter(i[0] for i, part in split.items() if part == "test") == {"a": 2, "b": 2}
+
+
+def test_another_seed_draws_other_cross_validation_folds(tmp_path):
+    index = read_dataset(make_affectnet_dir(tmp_path / "a", n_per_class=10, size=8))
+
+    def tested(seed):
+        return {i for i, part in make_split(index, 0.1, seed=seed, fold=(1, 5)).items() if part == "test"}
+    assert tested(0) != tested(1) and tested(0) == tested(0)
+
+
+def test_landmarks_are_scaled_by_the_width_and_the_height_and_points_off_the_image_are_dropped(tmp_path):
+    root = make_affectnet_dir(tmp_path / "an", n_per_class=1, size=40)
+    ids = sorted(int(p.stem) for p in (root / "images").iterdir())
+    Image.new("RGB", (80, 40)).save(root / "images" / f"{ids[0]}.jpg")  # wide: 80 x 40
+    np.save(root / "annotations" / f"{ids[0]}_lnd.npy", np.tile([60.0, 10.0], 68))  # x 60 of 80, y 10 of 40
+    np.save(root / "annotations" / f"{ids[1]}_lnd.npy", np.full(136, 52.0))  # 1.6 on a 40 px side: off the image
+    index = read_dataset(root)
+    read_landmarks(index)
+    by_id = {int(s.id): s for s in index.samples}
+    assert np.allclose(by_id[ids[0]].landmarks, [0.5, -0.5])
+    assert by_id[ids[1]].landmarks is None
