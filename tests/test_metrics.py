@@ -11,7 +11,7 @@ from sklearn import metrics as skm
 
 from fer_core.labels import CLASSES, NUM_CLASSES
 from fer_core.metrics import (PROB_COLS, bootstrap_ci, calibration, ccc, classification_metrics, compute_metrics,
-                              confusion_stats, paired_comparison, regression_metrics, sagr,
+                              confusion_stats, hard_answers, paired_comparison, regression_metrics, sagr,
                               summary_line, va_stats)
 
 
@@ -321,6 +321,18 @@ def test_calibration_gaps_by_hand():
     assert both["ece"] == pytest.approx(0.1) and len(both["bins"]) == 2
 
 
+def test_calibration_bins_are_closed_on_the_right_and_confidence_is_the_answer_s_own_probability():
+    edge = calibration(*_confident(10, 0.6, 6))  # 0.6 is 9/15: the top of the ninth bin, (8/15, 9/15]
+    assert [(b["lo"], b["hi"], b["n"]) for b in edge["bins"]] == [(8 / 15, 0.6, 10)]
+    # an answer that is not the most probable class (imported or voted answers): its own probability is its confidence
+    row = np.r_[0.7, 0.3, np.zeros(NUM_CLASSES - 2)]
+    off = calibration([1, 1], [1, 1], np.vstack([row, row]))
+    assert off["mean_confidence"] == pytest.approx(0.3) and off["ece"] == pytest.approx(0.7)
+    # rows that a predictions file rounded so that they sum to 0.999 are taken as the model's whole distribution
+    rounded = np.r_[0.5, 0.499, np.zeros(NUM_CLASSES - 2)]
+    assert calibration([0, 0, 1, 1], [0] * 4, np.tile(rounded, (4, 1)))["mean_confidence"] == pytest.approx(0.5 / 0.999)
+
+
 def test_calibration_scores_match_scikit_learn_and_uniform_guessing():
     df = pred_frame(500, seed=3)
     probs = df[PROB_COLS].to_numpy()
@@ -456,3 +468,11 @@ def test_wilson_interval_mcnemar_and_t_test_match_scipy_stats():
     diffs = [0.01, 0.02, -0.005, 0.03, 0.0]
     t, p = corrected_resampled_t(diffs, 0.25)
     assert p == pytest.approx(2 * student_t.sf(abs(t), len(diffs) - 1), abs=1e-12)
+
+
+def test_hard_answers_are_one_class_per_image_without_scores_and_an_empty_table_has_none():
+    df = pred_frame(10)
+    assert not hard_answers(df)
+    df[PROB_COLS] = np.eye(NUM_CLASSES)[df["pred"]]
+    assert hard_answers(df)
+    assert not hard_answers(df.iloc[:0])
