@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from fer_core import evaluate, train
@@ -369,3 +370,46 @@ def test_evaluate_on_a_folders_own_test_part_says_how_to_sit_beside_runs_trained
     assert f"a run whose data is {data} calls these images its test split: --tag test puts this evaluation" in err
     rc, err = ev(capsys, "--run", run, "--data", data, "--out", tmp_path / "ev2", "--tag", "test")
     assert rc == 0 and (tmp_path / "ev2" / "predictions_test.csv").is_file() and "--tag test puts" not in err
+
+
+class _LeftRight(torch.nn.Module):
+    """Logit 0 and both valence and arousal are the left half's mean minus the right half's: a mirror turns their
+    sign, so flip-TTA (the mirror, not upside down) averages them to 0, and its class probabilities are the same for
+    an image and its mirror."""
+
+    def forward(self, x):
+        d = x[..., : x.shape[-1] // 2].mean((1, 2, 3)) - x[..., x.shape[-1] // 2:].mean((1, 2, 3))
+        logits = torch.zeros(len(x), len(CLASSES))
+        logits[:, 0] = 4 * d
+        return logits, torch.stack([d, d], 1)
+
+
+def test_flip_tta_averages_each_image_with_its_mirror_in_both_heads():
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, (3, 3, 16, 16), dtype=np.uint8))
+    images[:, :, :, :8] //= 4  # a dark left half: the heads' answers are far from 0 without the mirror
+    mean, std = [0.5] * 3, [0.25] * 3
+    plain_p, plain_va = evaluate.predict_arrays(_LeftRight(), images, mean, std)
+    assert np.abs(plain_va).min() > 0.5
+    p, va = evaluate.predict_arrays(_LeftRight(), images, mean, std, tta=True)
+    mirrored_p, _ = evaluate.predict_arrays(_LeftRight(), torch.flip(images, dims=[3]), mean, std, tta=True)
+    assert np.allclose(va, 0, atol=1e-6)
+    assert np.allclose(p, mirrored_p, atol=1e-6) and not np.allclose(p, plain_p)
+
+
+def test_the_predictions_table_puts_valence_and_arousal_in_their_own_columns():
+    from fer_core.data import Sample
+
+    df = evaluate.predictions_frame([Sample("1", "a.jpg", 0, 0.2, -0.3)], np.eye(len(CLASSES))[[0]],
+                                    np.array([[0.1, 0.9]]))
+    assert df.loc[0, ["valence_true", "valence_pred", "arousal_true", "arousal_pred"]].tolist() == [0.2, 0.1, -0.3, 0.9]
+
+
+def test_a_run_trained_with_tta_is_evaluated_with_it_unless_told_otherwise(run, capsys):
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["args"]["tta"] = True
+    (run / "config.json").write_text(json.dumps(cfg))
+    rc, _ = ev(capsys, "--run", run, "--split", "val")
+    assert rc == 0 and json.loads((run / "metrics_val.json").read_text())["tta"] is True
+    rc, err = ev(capsys, "--run", run, "--split", "val", "--no-tta")
+    assert rc == 0 and json.loads((run / "metrics_val-notta.json").read_text())["tta"] is False, err
