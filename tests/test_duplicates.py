@@ -176,3 +176,12 @@ def test_find_duplicates_finds_held_out_images_in_a_pretraining_set(tmp_path):
     assert list(pd.read_csv(tmp_path / "leaks.csv")["path"]) == ["theirs/1.jpg"]  # its training part only
     done = run_script(tmp_path / "mine.csv", "--pretrain", tmp_path / "nowhere")
     assert done.returncode == 2 and "error: --pretrain" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_held_out_copies_name_the_held_out_rows_and_a_frame_one_grey_level_from_flat_has_no_fingerprint():
+    train = np.eye(5, D.SIDE * D.SIDE, dtype=np.float32)
+    test = np.stack([np.zeros(D.SIDE * D.SIDE, np.float32), train[3]])  # its second row copies training row 3
+    assert D.held_out_copies({"train": train, "test": test}) == {"test": {1}}
+    almost_flat = np.full((2 * D.SIDE, 2 * D.SIDE, 3), 100, np.uint8)
+    almost_flat[:, D.SIDE:] = 101
+    assert not D.fingerprint(almost_flat).any()

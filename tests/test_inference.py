@@ -1246,3 +1246,26 @@ def test_onnx_runtimes_memory_is_handed_back_after_an_occlusion_map():
     grown = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                                  cwd=ROOT).stdout)
     assert grown < 150, f"{grown:.0f} MB kept after one occlusion map"
+
+
+def test_a_face_box_is_squared_on_its_longer_side_and_padded_where_it_leaves_the_image():
+    from fer_core.faces import crop_face, square_box
+
+    assert square_box((0, 0, 40, 20), margin=0) == (0, -10, 40, 30)
+    white = np.full((50, 100, 3), 255, np.uint8)  # 100 wide, 50 high
+    crop = crop_face(white, (80, 10, 100, 40), margin=0, size=30)  # the square 75-105 across: 5 columns off the image
+    assert (crop[:, 25:] == 0).all() and (crop[:, :25] == 255).all()
+
+
+def test_a_turn_is_taken_only_where_its_face_is_clearly_surer_than_the_upright_one(monkeypatch):
+    from fer_core.faces import Face
+
+    det = FaceDetector(max_side=None)
+
+    def scores(upright, turned):
+        answers = iter([[Face((0, 0, 10, 10), upright)], [Face((0, 0, 10, 10), turned)], [], []])
+        monkeypatch.setattr(det, "_detect_at", lambda img, side: next(answers, [Face((0, 0, 10, 10), turned)]))
+        return [f.turn for f in det.detect(np.zeros((64, 64, 3), np.uint8), turned=True)]
+
+    assert scores(0.86, 0.87) == [0]  # 0.01 surer: within TURN_MARGIN
+    assert scores(0.86, 0.90) == [1]

@@ -1131,3 +1131,25 @@ def test_the_first_ten_run_colours_stand_out_on_the_light_and_the_dark_theme():
     assert len(set(colours)) == 10
     for c in colours:
         assert min(contrast(hex_to_rgb(c), (255, 255, 255)), contrast(hex_to_rgb(c), (14, 17, 23))) >= 3, c
+
+
+def test_a_pair_is_called_better_only_where_its_p_stays_under_0_05_after_holm():
+    """A right where B is wrong 10 times, the reverse 2, both right 20; C answers as B. A-B's exact McNemar p is
+    0.0386, under 0.05 alone, but 0.1157 once Holm adjusts it for the three pairs: within noise."""
+    a = [1] * 10 + [0] * 2 + [1] * 20
+    b = [0] * 10 + [1] * 2 + [1] * 20
+    table = E.pairwise_table(pd.DataFrame({"A": a, "B": b, "C": b})).set_index(["run A", "run B"])
+    assert table.loc[("A", "B"), "McNemar p"] == pytest.approx(0.0386, abs=1e-4)
+    assert table.loc[("A", "B"), "Holm p"] == pytest.approx(0.1157, abs=1e-4)
+    assert table.loc[("A", "B"), "verdict"] == "within noise"
+
+
+def test_a_mistake_is_plausible_from_two_annotators_that_chose_its_class():
+    assert E.plausible_mistakes(pd.DataFrame({"pred_votes": [2, 1, 3, np.nan]})) == (2, 3)
+
+
+def test_per_class_valence_arousal_error_is_a_root_mean_square():
+    pred = pd.DataFrame({"true": [0, 0], "valence_true": [0.0, 0.0], "valence_pred": [0.3, 0.4],
+                         "arousal_true": [0.0, 0.0], "arousal_pred": [0.0, 0.0]})
+    row = V.per_class_table(pred).loc[CLASSES[0]]
+    assert row["valence RMSE"] == pytest.approx(np.sqrt(0.125)) and row["arousal RMSE"] == 0

@@ -264,3 +264,14 @@ def test_images_that_copy_a_training_image_are_a_group_from_the_runs_split(tmp_p
                                         "10": "copies a training image"}
     assert found.isna().tolist() == [False] * 5 + [True]  # its file is missing: no value
     assert G.COPIES not in G.properties(pred, tmp_path / "data", "csv")  # no training images given: not measured
+
+
+def test_the_class_adjusted_p_is_never_0_and_groups_that_differ_only_in_class_mix_are_not_told_apart():
+    # no shuffle reaches the observed split (all right in a, all wrong in b): p is 1 / (n_perm + 1), not 0
+    assert G.class_adjusted_p(np.zeros(200), [1] * 100 + [0] * 100, ["a"] * 100 + ["b"] * 100) == \
+        pytest.approx(1 / 2001)
+    # a: 80 of class 0 (recall 0.9) and 20 of class 1 (recall 0.3); b the reverse; each group right exactly at its
+    # classes' recall: its accuracy differs (0.78 and 0.42) only through its mix of classes
+    true = [0] * 80 + [1] * 20 + [0] * 20 + [1] * 80
+    right = [1] * 72 + [0] * 8 + [1] * 6 + [0] * 14 + [1] * 18 + [0] * 2 + [1] * 24 + [0] * 56
+    assert G.class_adjusted_p(true, right, ["a"] * 100 + ["b"] * 100) == 1.0
