@@ -41,7 +41,8 @@ from . import duplicates
 from .evaluate import (ferplus_paper_rule, paper_rule_line, predict_arrays, predictions_frame, same_data,
                        saved_split)
 from .images import LazyImages, fits_in_memory
-from .io import atomic_torch_save, atomic_write_csv, atomic_write_json, disk_full, replace, unwritable_folder
+from .io import (atomic_torch_save, atomic_write_csv, atomic_write_json, disk_full, on_signals, replace,
+                 unwritable_folder)
 from .labels import CLASSES, NUM_CLASSES
 from .metrics import ccc, summary_line, write_evaluation
 from .models import (REGISTERED, WeightsUnavailable, WithLandmarks, build_model, model_from_checkpoint,
@@ -1376,9 +1377,7 @@ def _setup_logging(run_dir):
 def _quiet_worker(_):
     """DataLoader workers leave Ctrl-C, SLURM's SIGUSR1, SIGHUP and a first SIGTERM to the training process, which stops
     them after saving: SLURM and a terminal signal every process of the job at once."""
-    for name in ("SIGINT", "SIGUSR1", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    on_signals(signal.SIG_IGN, ("SIGINT", "SIGUSR1", "SIGHUP"))
     if hasattr(signal, "SIGALRM"):  # POSIX
         signal.signal(signal.SIGTERM, _worker_sigterm)
 
@@ -1392,17 +1391,13 @@ STOPS = ("SIGTERM", "SIGUSR1", "SIGHUP")  # the signals that stop a training as 
 
 
 def _on_sigterm(signum, frame):
-    for name in STOPS:  # a second one (sent to the job's group and passed on too) waits its turn
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    on_signals(signal.SIG_IGN, STOPS)  # a second one (sent to the job's group and passed on too) waits its turn
     raise Interrupted(signum)
 
 
 def cli():
     """The command: a job ended (SIGTERM), SLURM's --signal=USR1@SECONDS warning before its time limit and a terminal
     closed (SIGHUP; not under nohup) stop it as Ctrl-C does, saved and resumable."""
-    from .io import on_signals
-
     on_signals(_on_sigterm, STOPS)
     sys.exit(main(get_args_parser().parse_args()))
 
