@@ -140,7 +140,7 @@ def test_each_image_counts_once_towards_a_group_and_images_without_a_value_are_c
     assert not mixed.same_images and set(mixed.table["group"]) == {"a", "b"}  # 24 and 30 images: two groups
 
 
-def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images():
+def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images(tmp_path):
     pred = pd.DataFrame({"id": ["1", "2", "3"], "path": ["images/1.jpg", "images/2.jpg", "images/3.jpg"]})
     text = "Path;Gender;Age\r\nC:\\data\\images\\1.jpg;f;31\r\nimages\\2.jpg;;40\r\nimages/9.jpg;m;22\r\n"
     table = read_table(text.encode("utf-16"), "groups.csv")
@@ -159,6 +159,12 @@ def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images():
         read_table(b"", "empty.csv")
     with pytest.raises(TableError, match="x.csv: two columns are named 'age'"):
         read_table(b"id,Age,age \n1,3,4\n", "x.csv")
+    (tmp_path / "é.csv").write_bytes("path,camera\nimages/Élodie.jpg,Nikon\n".encode("cp1252"))  # not UTF-8
+    assert read_table(tmp_path / "é.csv").to_dict("records") == [{"path": "images/Élodie.jpg", "camera": "Nikon"}]
+    for source, words in [(tmp_path, "a folder: give a CSV file"), (tmp_path / "none.csv", "no such file"),
+                          (b"id,camera\n,\n", "no rows")]:
+        with pytest.raises(TableError, match=f"^t.csv: {words}$"):
+            read_table(source, "t.csv")
 
 
 def test_properties_at_hand_for_affectnet_data_and_for_a_manifest(tmp_path):

@@ -733,7 +733,8 @@ def test_a_run_stopped_while_saving_an_epoch_resumes_from_the_last_whole_one(tmp
 
 def _new_group_with_default_sigint():
     os.setsid()  # a process group of its own, as a job's: a signal to it reaches the DataLoader workers too
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a terminal
+    for sig in (signal.SIGINT, signal.SIGHUP):  # as in a terminal, even where the tests run under nohup
+        signal.signal(sig, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("sig, workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGUSR1, 0),
