@@ -84,6 +84,31 @@ def test_run_folder_is_complete(tiny_run):
     assert ckpt["config"]["backbone"] == "mobilenet_v2"
 
 
+def test_a_soup_averages_the_runs_weights_and_needs_one_backbone(tiny_run, tmp_path):
+    base, data, run = tiny_run
+    assert run_train("--data", data, "--out", tmp_path, "--name", "seed1", "--epochs", "2", "--seed", "1",
+                     "--split-from", run, *TINY) == 0
+
+    def soup(*runs):
+        out = subprocess.run([sys.executable, ROOT / "scripts" / "ensemble.py", *runs, "--soup"], cwd=ROOT,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        lines = {ln.split(" (")[0].strip(): ln.split(" (", 1)[1].split(";")[0] for ln in out.stdout.splitlines()}
+        return lines["soup"], lines
+
+    alone, lines = soup(run, run)  # the weights averaged with themselves: the run's own answers
+    assert alone == lines["tiny"] == lines["ensemble"]
+    mixed, lines = soup(run, tmp_path / "seed1")
+    assert mixed != lines["tiny"] and mixed != lines["seed1"] and soup(tmp_path / "seed1", run)[0] == mixed
+    other = shutil.copytree(run, tmp_path / "other")
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "backbone": "resnet18"}))
+    out = subprocess.run([sys.executable, ROOT / "scripts" / "ensemble.py", run, other, "--soup"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "error: a soup needs one backbone; these runs have mobilenet_v2, resnet18" in \
+        out.stderr and "Traceback" not in out.stderr
+
+
 def test_evaluate_on_other_folder(tiny_run, tmp_path):
     base, _, run = tiny_run
     other = make_affectnet_dir(tmp_path / "other", n_per_class=3, size=48, seed=7)
