@@ -1,6 +1,7 @@
 """AppTest for every dashboard page on synthetic run folders (FER_LAB_RUNS_DIR points the app at them)."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 from datetime import datetime
@@ -146,6 +147,38 @@ def test_valence_arousal_says_when_a_run_has_none(monkeypatch, runs_dir):
     warnings = " ".join(w.value for w in at.warning)
     assert "resnet18-ferplus" in warnings and "hold no annotated valence/arousal" in warnings
     assert "resnet50-affectnet" not in warnings
+
+
+def test_valence_arousal_draws_as_many_points_as_chosen_and_says_why_a_run_has_none(monkeypatch, tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "large", n=2500, n_boot=2, splits=("val",))
+    for name, status in [("imported", "imported"), ("no-va-head", "finished")]:
+        folder = write_run(runs, name, n=200, n_boot=2, splits=("val",))
+        pred = pd.read_csv(folder / "predictions_val.csv")
+        pred[["valence_pred", "arousal_pred"]] = np.nan  # annotated, but not predicted
+        pred.to_csv(folder / "predictions_val.csv", index=False)
+        (folder / "config.json").write_text(json.dumps({**json.loads((folder / "config.json").read_text()),
+                                                        "status": status}))
+    at = _app(monkeypatch, runs)
+    at.switch_page("views/valence_arousal.py").run()
+    assert sorted(w.value for w in at.warning) == [
+        "**imported**: its imported predictions give no valence/arousal.",
+        "**no-va-head**: the model was trained without valence/arousal, so its valence/arousal outputs are not "
+        "scored."]
+    at.selectbox(key="va_run").set_value("large").run()
+
+    def drawn():  # the points of the predicted-against-annotated scatter, valence and arousal
+        spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                    if any(t.get("type") == "scattergl" and t.get("name") == "valence"
+                           for t in json.loads(c.proto.spec)["data"]))
+        xs = [t["x"] for t in spec["data"] if t.get("type") == "scattergl"]  # plotly sends long arrays as bytes
+        return [len(base64.b64decode(x["bdata"])) // np.dtype(x["dtype"]).itemsize if "bdata" in x else len(x)
+                for x in xs]
+
+    slider = at.select_slider(key="va_points")
+    assert slider.options == ["1,000", "2,000", "2,500"] and slider.value == 2500 and drawn() == [2500, 2500]
+    slider.set_value(1000).run()
+    assert not at.exception and drawn() == [1000, 1000]
 
 
 def test_gallery_search_jumps_to_id(monkeypatch, runs_dir):
