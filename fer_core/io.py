@@ -21,6 +21,14 @@ os.umask(_UMASK)
 DISK_FULL = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}  # EDQUOT: a quota; not on Windows
 
 
+class WriteFailed(OSError):
+    """A write that failed (a full disk), its message naming the file: printed as "No space left on device (writing
+    9.2 MB to out/best.pt)", without OSError's "[Errno 28]" and a second copy of the name."""
+
+    def __str__(self):
+        return self.strerror
+
+
 def disk_full(e: BaseException) -> str | None:
     """An error that writing met because the disk is full (or read-only, or a quota reached), as a message naming
     the file where it can; None for any other."""
@@ -55,8 +63,11 @@ def whole_folder(out: Path):
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         yield partial
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(e, WriteFailed):  # named by the folder asked for, not by the hidden one that is gone
+            raise WriteFailed(e.errno, e.strerror.replace(str(partial), str(out)),
+                              e.filename.replace(str(partial), str(out))) from e
         raise
     try:  # finished: a rename that fails keeps the work, and says where it is
         if out.is_dir():
@@ -70,7 +81,6 @@ def stop_on_signals() -> None:
     """A terminal closed (SIGHUP) or a job ended (SIGTERM, as SLURM does) stops a command as Ctrl-C does: as a
     KeyboardInterrupt, whose handlers leave no unfinished file; its argument is the signal's number. A signal the
     command was started ignoring stays ignored (``nohup`` ignores SIGHUP so that the command outlives its terminal)."""
-    import signal
 
     def stop(signum, frame):
         raise KeyboardInterrupt(signum)
@@ -149,7 +159,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError) and not e.filename:  # a full disk says nothing of which file it was writing
-            raise OSError(e.errno, f"{e.strerror} (writing {len(data) / 1e6:.1f} MB to {path})", str(path)) from e
+            raise WriteFailed(e.errno, f"{e.strerror} (writing {len(data) / 1e6:.1f} MB to {path})", str(path)) from e
         raise
 
 

@@ -322,7 +322,9 @@ def discover_runs(roots: list[str | os.PathLike] | str | os.PathLike) -> tuple[l
             problems.append(Problem(root, "is a file, not a folder of runs" if root.exists() else
                                     "folder does not exist", skipped="folder"))
             continue
-        candidates = [root] if (root / "config.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir())
+        # a hidden folder is one still being written (fer_core.io.whole_folder), renamed to its name when whole
+        candidates = [root] if (root / "config.json").is_file() else sorted(
+            p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         for folder in candidates:
             if not _utf8(folder.name):
                 problems.append(Problem(printable(folder), NOT_UTF8))

@@ -248,7 +248,11 @@ def main(argv=None) -> int:
     if diff > TOLERANCE:
         print(f"error: the wrapped model differs from the original by {diff:.2g}; nothing written", file=sys.stderr)
         return 1
-    atomic_write_bytes(a.out, wrapped)
+    try:
+        atomic_write_bytes(a.out, wrapped)
+    except OSError as e:  # the disk refused (full): written whole or not at all
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     absent = [c for c in CLASSES if c not in names]
     print(f"wrote {a.out}: {a.model.name} at {side} px, mean {list(mean)} std {list(std)}; its "
           f"{'probabilities' if probabilities else 'scores'} ({', '.join(c or '-' for c in names)}) put in FER "

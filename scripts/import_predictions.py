@@ -32,7 +32,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer_core import data as fdata  # noqa: E402
 from fer_core.evaluate import ferplus_paper_rule, paper_rule_line, predictions_frame  # noqa: E402
-from fer_core.io import atomic_write_json, unwritable_folder  # noqa: E402
+from fer_core.io import atomic_write_json, unwritable_folder, whole_folder  # noqa: E402
 from fer_core.labels import CLASSES, NUM_CLASSES, class_index, close_class  # noqa: E402
 from fer_core.labels import NUMBERINGS as LABEL_NUMBERINGS  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
@@ -205,6 +205,9 @@ def main(argv=None) -> int:
     except Refused as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the disk refused (full, read-only): the folder is written whole or not at all
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 def run(a) -> int:
@@ -239,19 +242,19 @@ def run(a) -> int:
     has_va = bool(np.isfinite(va).any() and np.isfinite(df[["valence_true", "arousal_true"]].to_numpy(float)).any())
     if problem := unwritable_folder(a.out):
         raise Refused(f"--out {a.out} {problem}")
-    a.out.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(a.predictions.read_bytes()).hexdigest()
     paper = ferplus_paper_rule(df, root) if data.get("layout") == "ferplus" and root else None
-    m = write_evaluation(a.out, tag, df, **scored, imported=a.predictions.resolve().as_posix(),
-                         not_predicted=len(missing), **({"ferplus_paper_rule": paper} if paper else {}))
-    atomic_write_json(a.out / "config.json", {
-        "schema_version": 1, "name": a.out.resolve().name, "classes": CLASSES,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "imported",
-        "backbone": a.model or f"imported from {a.predictions.name}",
-        "weights": {"requested": "imported", "loaded": f"predictions in {a.predictions.name}"},
-        "data": {**data, "has_va": has_va},
-        "imported": {"file": a.predictions.resolve().as_posix(), "sha256": digest, "rows": len(theirs),
-                     "matched_by": key, "answers": how, **extra}})
+    with whole_folder(a.out) as partial:  # all its files, or none
+        m = write_evaluation(partial, tag, df, **scored, imported=a.predictions.resolve().as_posix(),
+                             not_predicted=len(missing), **({"ferplus_paper_rule": paper} if paper else {}))
+        atomic_write_json(partial / "config.json", {
+            "schema_version": 1, "name": a.out.resolve().name, "classes": CLASSES,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "imported",
+            "backbone": a.model or f"imported from {a.predictions.name}",
+            "weights": {"requested": "imported", "loaded": f"predictions in {a.predictions.name}"},
+            "data": {**data, "has_va": has_va},
+            "imported": {"file": a.predictions.resolve().as_posix(), "sha256": digest, "rows": len(theirs),
+                         "matched_by": key, "answers": how, **extra}})
     print(f"{a.out.name} [{tag}, n={m['n']}]: {summary_line(m)}")
     print(f"read {how}")
     if paper:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fer_core.io import atomic_write_json, unwritable_folder  # noqa: E402
+from fer_core.io import atomic_write_json, unwritable_folder, whole_folder  # noqa: E402
 from fer_core.metrics import summary_line, write_evaluation  # noqa: E402
 from fer_core.runs import (check_folds, pool_predictions, scored_data, stages_minutes,  # noqa: E402
                            training_precision, training_stages)
@@ -33,9 +33,6 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
     run_dirs, configs = [run_dirs[i] for i in order], [configs[i] for i in order]
     df = pool_predictions([d / "predictions_test.csv" for d in run_dirs])
     first = configs[0]
-    out.mkdir(parents=True, exist_ok=True)
-    metrics = write_evaluation(out, "test", df, folds=[d.name for d in run_dirs],
-                               **scored_data(d / "metrics_test.json" for d in run_dirs))
     config = {
         "schema_version": first["schema_version"], "name": out.resolve().name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "cross-validation",
@@ -51,7 +48,10 @@ def write_pooled(out: Path, run_dirs: list[Path]) -> tuple[dict, dict]:
         "train_minutes": stages_minutes(run_dirs),
         "fold_runs": [{"run": Path(d).as_posix(), "fold": c["split"]["fold"], "stages": training_stages(d)}
                       for d, c in zip(run_dirs, configs)]}
-    atomic_write_json(out / "config.json", config)
+    with whole_folder(out) as partial:  # all its files, or none
+        metrics = write_evaluation(partial, "test", df, folds=[d.name for d in run_dirs],
+                                   **scored_data(d / "metrics_test.json" for d in run_dirs))
+        atomic_write_json(partial / "config.json", config)
     return metrics, config
 
 

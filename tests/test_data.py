@@ -796,7 +796,9 @@ def test_a_write_that_fills_the_disk_names_its_file_and_leaves_nothing(tmp_path,
     monkeypatch.setattr(io.os, "fsync", full)
     with pytest.raises(OSError) as e:
         io.atomic_write_bytes(tmp_path / "last.pt", b"x" * 2_000_000)
-    assert io.disk_full(e.value) == f"No space left on device (writing 2.0 MB to {tmp_path / 'last.pt'})"
+    says = f"No space left on device (writing 2.0 MB to {tmp_path / 'last.pt'})"
+    assert io.disk_full(e.value) == str(e.value) == says  # printed as "error: {e}" too, without "[Errno 28]"
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(tmp_path / "last.pt")
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temp file
     assert io.disk_full(OSError(errno.EACCES, "Permission denied")) is None
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,6 +42,12 @@ def test_discover_and_load(runs_dir):
     assert R.run_predictions(a.path, "val")["id"].tolist() == pred["id"].tolist()
     with pytest.raises(ValueError, match="a folder; a predictions file is"):
         R.load_predictions(a.path)
+    partial = runs_dir / ".c.partial-123"  # a run folder still being written (fer_core.io.whole_folder)
+    shutil.copytree(a.path, partial, ignore=shutil.ignore_patterns("config.json"))
+    try:
+        assert R.discover_runs([runs_dir]) == (runs, [])  # neither a run nor a problem until it is whole
+    finally:
+        shutil.rmtree(partial)
 
 
 def test_default_selection_newest_then_best_of_each_recipe(tmp_path):

@@ -454,6 +454,37 @@ def test_import_predictions_refuses_a_file_it_cannot_score_and_writes_nothing(ru
     assert not (tmp_path / "imp").exists()
 
 
+def _run_on_a_full_disk(script: str, *args) -> subprocess.CompletedProcess:
+    """The script run as it is, on a disk that fills as soon as a file is written (os.fsync refuses)."""
+    fill = ("import errno, os, runpy, sys\n"
+            "def full(fd): raise OSError(errno.ENOSPC, 'No space left on device')\n"
+            "os.fsync = full\n"
+            "sys.argv = sys.argv[1:]\n"
+            "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    return subprocess.run([sys.executable, "-c", fill, str(ROOT / "scripts" / script), *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_run_folder_written_onto_a_full_disk_is_written_whole_or_not_at_all(runs, tmp_path):
+    from fer_core.labels import CLASSES
+
+    folds = write_cv_folds(runs["base"], tmp_path / "folds", "cv", first_stage=runs["base-s1"])
+    theirs = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})
+    theirs.assign(pred=[CLASSES[k] for k in theirs["pred"]])[["id", "pred"]].to_csv(tmp_path / "theirs.csv",
+                                                                                  index=False)
+    out = tmp_path / "out"
+    for command in [("ensemble.py", runs["base"], runs["better"], "--out", out / "ens"),
+                    ("pool_folds.py", *folds, "--out", out / "cv"),
+                    ("import_predictions.py", tmp_path / "theirs.csv", "--like", runs["base"], "--out", out / "imp"),
+                    ("import_model.py", _their_model(tmp_path / "enet_b0_8_va_mtl.onnx"), "--like", "hsemotion",
+                     "--out", out / "hse.onnx")]:
+        done = _run_on_a_full_disk(*command)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("error: No space left on device (writing ") and \
+            f" MB to {command[-1]}" in done.stderr, done.stderr  # the folder asked for, not a hidden one
+        assert not out.exists() or not any(out.iterdir())  # no half folder, no hidden one, no temporary file
+
+
 def test_pool_folds_writes_one_run_folder_scored_on_every_image(runs, tmp_path):
     from fer_core.report import run_details
     from fer_core.runs import validate_run
