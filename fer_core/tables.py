@@ -42,6 +42,9 @@ def read_table(source: str | Path | bytes, name: str | None = None) -> pd.DataFr
         raise TableError(f"{name}: cannot be read ({e})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise TableError(f"{name}: not a CSV table ({' '.join(str(e).split())[:160]})") from None
+    if not isinstance(df.index, pd.RangeIndex):  # every row one value longer: pandas made the first values an index
+        raise TableError(f"{name}: its rows have more values than the header: a value holding the separator {sep!r} "
+                         "must be in double quotes, and no row may end with one")
     df.columns = [str(c).strip().lower() for c in df.columns]
     if (twice := df.columns[df.columns.duplicated()]).any():
         raise TableError(f"{name}: two columns are named {twice[0]!r} (names are read without case or spaces)")

@@ -127,7 +127,7 @@ def class_answers(df: pd.DataFrame, path: Path, numbering: str | None = None) ->
     text = df[col].str.strip()
     answered = ~text.str.lower().isin(MISSING).to_numpy()
     as_number = pd.to_numeric(text, errors="coerce")
-    is_number = as_number.notna() & (as_number == as_number.round())
+    is_number = np.isfinite(as_number) & (as_number == as_number.round())  # inf, 1e400: no class number
     to = _numbered(numbering, f"the {col} column's values", path) if is_number.any() else {}
     ks = [to.get(int(n)) if num else class_index(t) for t, n, num in zip(text, as_number, is_number)]
     if bad := [i for i, k in enumerate(ks) if k is None and answered[i]]:

@@ -420,6 +420,16 @@ def test_import_predictions_takes_one_class_per_image_against_a_data_sets_labels
     assert m["n"] == 24 and m["accuracy"] == 0.75 and m["valence"] is None
 
 
+def _import_predictions():
+    """scripts/import_predictions.py as a module, to call its main in this process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_predictions", ROOT / "scripts" / "import_predictions.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 @pytest.mark.parametrize("table, words", [
     ({"id": ["A", "B"], "prob_0": [0.5, 0.2], "prob_1": [0.5, 0.8]}, "number the classes, and each data set numbers "
                                                                       "them differently: say whose numbers they are"),
@@ -441,17 +451,30 @@ def test_import_predictions_takes_one_class_per_image_against_a_data_sets_labels
     ({"id": ["A", "B"], "score": [1, 2]}, "no answer found"),
 ])
 def test_import_predictions_refuses_a_file_it_cannot_score_and_writes_nothing(runs, tmp_path, capsys, table, words):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("import_predictions", ROOT / "scripts" / "import_predictions.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _import_predictions()
     ids = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})["id"]
     pd.DataFrame(table).replace({"A": ids[0], "B": ids[1], "x/A.jpg": f"images/{ids[0]}.jpg",
                                  "x/B.jpg": f"images/{ids[1]}.jpg"}).to_csv(tmp_path / "bad.csv", index=False)
     assert script.main([str(tmp_path / "bad.csv"), "--like", str(runs["base"]), "--out", str(tmp_path / "imp")]) == 2
     assert words in capsys.readouterr().err
     assert not (tmp_path / "imp").exists()
+
+
+def test_import_predictions_refuses_rows_longer_than_their_header_and_an_infinite_class_number(runs, tmp_path,
+                                                                                              capsys):
+    script = _import_predictions()
+    ids = pd.read_csv(runs["base"] / "predictions_test.csv", dtype={"id": str})["id"]
+    # a separator ending every row: pandas would take the ids for an index and read the classes as ids
+    (tmp_path / "long.csv").write_text(f"id,pred\n{ids[0]},Happy,\n{ids[1]},Sad,\n")
+    (tmp_path / "inf.csv").write_text(f"id,pred\n{ids[0]},1\n{ids[1]},inf\n")
+    for table, numbering, words in [("long.csv", [], "long.csv: its rows have more values than the header: a value "
+                                     "holding the separator ',' must be in double quotes, and no row may end with one"),
+                                    ("inf.csv", ["--numbering", "affectnet"], "inf.csv: pred holds 'inf' (line 3), "
+                                     "not a class\n")]:
+        argv = [str(tmp_path / table), "--like", str(runs["base"]), "--out", str(tmp_path / "imp"), *numbering]
+        assert script.main(argv) == 2
+        assert words in capsys.readouterr().err
+        assert not (tmp_path / "imp").exists()
 
 
 def _run_on_a_full_disk(script: str, *args) -> subprocess.CompletedProcess:

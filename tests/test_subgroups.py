@@ -162,7 +162,9 @@ def test_a_groups_file_as_a_spreadsheet_writes_it_is_matched_to_the_images(tmp_p
     (tmp_path / "é.csv").write_bytes("path,camera\nimages/Élodie.jpg,Nikon\n".encode("cp1252"))  # not UTF-8
     assert read_table(tmp_path / "é.csv").to_dict("records") == [{"path": "images/Élodie.jpg", "camera": "Nikon"}]
     for source, words in [(tmp_path, "a folder: give a CSV file"), (tmp_path / "none.csv", "no such file"),
-                          (b"id,camera\n,\n", "no rows")]:
+                          (b"id,camera\n,\n", "no rows"), (b"id;camera\n635;A;\n", "its rows have more values "
+                           "than the header: a value holding the separator ';' must be in double quotes, and no row "
+                           "may end with one")]:
         with pytest.raises(TableError, match=f"^t.csv: {words}$"):
             read_table(source, "t.csv")
 
