@@ -34,7 +34,10 @@ PRED_REQUIRED = ["id", "path", "true", "pred", *PROB_COLS]
 HISTORY_REQUIRED = ["epoch", "train_loss", "val_loss", "val_acc"]
 CONFIG_REQUIRED = ["schema_version", "name", "classes"]
 CONFIG_OBJECTS = ("data", "args", "split", "best", "weights", "temperature")  # where present: JSON objects
+CONFIG_TEXTS = ("name", "created", "status", "backbone", "preset", "hardware", "device", "precision")  # or null
 METRICS_REQUIRED = ["n", "accuracy", "confusion"]
+METRIC_SCORES = ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "cohen_kappa", "krippendorff_alpha",
+                 "roc_auc_macro", "pr_auc_macro")  # the numbers of a metrics file the dashboard shows
 # Files whose presence marks a folder as (the start of) a run even when config.json is unreadable.
 RUN_MARKERS = ("config.json", "history.csv", "train.log", "split.csv", "predictions_*.csv")
 
@@ -270,6 +273,8 @@ def _config_problem(config: dict) -> str | None:
     for key in CONFIG_OBJECTS:
         if key in config and not isinstance(config[key], dict):
             return f"{key} is not an object ({json.dumps(config[key])[:40]})"
+    if bad := next((k for k in CONFIG_TEXTS if config.get(k) is not None and not isinstance(config[k], str)), None):
+        return f"{bad} is not text ({json.dumps(config[bad])[:40]})"
     if config.get("train_minutes") is not None and not _is_number(config["train_minutes"]):  # null: not known
         return f"train_minutes is not a number ({json.dumps(config['train_minutes'])[:40]})"
     if "best" in config and not _is_number(config["best"].get("value")):
@@ -285,6 +290,22 @@ def _metrics_problem(metrics) -> str | None:
         return f"lacks {', '.join(missing)}"
     if not (_is_number(metrics["accuracy"]) and _is_number(metrics["n"]) and isinstance(metrics["confusion"], list)):
         return "accuracy, n or confusion is not of the kind the engine writes"
+    if not all(isinstance(row, list) and all(_is_number(c) for c in row) for row in metrics["confusion"]):
+        return "confusion holds a value that is not a count"
+    scores = {k: v for k, v in metrics.items() if k in METRIC_SCORES}  # where present: a number, or null (none)
+    intervals = metrics.get("ci95", {})
+    if not isinstance(intervals, dict):
+        return "ci95 is not an object"
+    intervals = {f"ci95.{k}": ci for k, ci in intervals.items()}
+    for k in ("valence", "arousal", "ferplus_paper_rule"):  # objects of numbers, or null where not scored
+        if isinstance(metrics.get(k), dict):
+            scores.update({f"{k}.{name}": v for name, v in metrics[k].items() if name != "ci95"})
+            intervals.update({f"{k}.ci95": metrics[k]["ci95"]} if "ci95" in metrics[k] else {})
+    if bad := next((k for k, v in scores.items() if v is not None and not _is_number(v)), None):
+        return f"{bad} is not a number ({json.dumps(scores[bad])[:40]})"
+    if bad := next((k for k, ci in intervals.items() if not (
+            isinstance(ci, list) and len(ci) == 2 and all(x is None or _is_number(x) for x in ci))), None):
+        return f"{bad} is not an interval of two numbers ({json.dumps(intervals[bad])[:40]})"
     return None
 
 

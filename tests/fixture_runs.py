@@ -257,7 +257,8 @@ def write_broken_runs(runs_dir) -> dict[str, str]:
     evaluation = runs_dir / "old-evaluation"  # an early evaluate --out wrote predictions and metrics alone
     evaluation.mkdir(parents=True, exist_ok=True)
     (evaluation / "predictions_test.csv").write_text("id,path,true,pred\n")
-    for name, edit in (("data-null", {"data": None}), ("best-value-null", {"best": {"epoch": 3, "value": None}})):
+    for name, edit in (("data-null", {"data": None}), ("best-value-null", {"best": {"epoch": 3, "value": None}}),
+                       ("backbone-list", {"backbone": []})):
         (runs_dir / name).mkdir(parents=True, exist_ok=True)  # fields edited by hand
         (runs_dir / name / "config.json").write_text(json.dumps({"schema_version": 1, "name": name, "classes": CLASSES,
                                                                  **edit}))
@@ -270,6 +271,7 @@ def write_broken_runs(runs_dir) -> dict[str, str]:
             "old-evaluation": "predictions without a config.json",
             "data-null": "config.json: data is not an object (null)",
             "best-value-null": "config.json: best.value is not a number (null)",
+            "backbone-list": "config.json: backbone is not text ([])",
             "bad-\ufffd-name": "its name is not valid UTF-8"}
 
 

@@ -305,6 +305,25 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
     assert not at.exception and _plotly(at) >= 2
 
 
+def test_metrics_edited_by_hand_are_skipped_with_the_reason_and_every_page_renders(monkeypatch, tmp_path):
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        write_run(runs, name, n=80, n_boot=2, seed=len(name))
+    edits = {"pr_auc_macro": ([], "pr_auc_macro is not a number ([])"),
+             "ci95": ({"accuracy": [0.4, "x"]}, "ci95.accuracy is not an interval of two numbers ([0.4, \"x\"])"),
+             "valence": ({"rmse": "0.3"}, "valence.rmse is not a number (\"0.3\")")}
+    for split, (key, (value, reason)) in zip(("val", "test", "test"), edits.items()):
+        path = runs / ("a" if key != "valence" else "b") / f"metrics_{split}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
+    at = _app(monkeypatch, runs)
+    [skipped] = [e for e in at.sidebar.expander if "Skipped" in e.label]
+    listed = " ".join(m.value for m in skipped.markdown)
+    assert all(report.md(reason) in listed for _, reason in edits.values()), listed
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+
+
 def test_run_details_name_the_teacher_and_the_precision(monkeypatch, tmp_path):
     make_fixture_runs(tmp_path / "runs", n=60, images=0, n_boot=5)
     details = _run_details(_app(monkeypatch, tmp_path / "runs"))
