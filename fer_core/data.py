@@ -324,7 +324,7 @@ def _affectnet_record(ann_dir: Path, i: int, annotations: set):
         label = _npy_scalar(ann_dir / f"{i}_exp.npy", lambda v: int(float(v)))
         va = [_npy_scalar(ann_dir / f"{i}_{k}.npy", float) if f"{i}_{k}.npy" in annotations else math.nan
               for k in ("val", "aro")]
-    except (ValueError, OSError) as e:
+    except (ValueError, OverflowError, OSError) as e:  # OverflowError: an expression of inf
         return f"unreadable annotation ({type(e).__name__})"
     if label in AFFECTNET_SENTINELS:
         return f"class {label} ({AFFECTNET_SENTINELS[label]})"

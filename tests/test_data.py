@@ -49,7 +49,7 @@ def test_affectnet_reads_string_annotations(affectnet_dir):
 def test_affectnet_skips_sentinels_and_counts_them(tmp_path):
     root = make_affectnet_dir(tmp_path / "a", n_per_class=2, size=16)
     ann = root / "annotations"
-    for sid, cls in ((500, "8"), (501, "9"), (502, "10"), (503, "10")):
+    for sid, cls in ((500, "8"), (501, "9"), (502, "10"), (503, "10"), (509, "1e400"), (510, "x")):
         save(root / "images" / f"{sid}.jpg", size=16)
         npy(ann, sid, "exp", cls)
     save(root / "images" / "504.jpg", size=16)
@@ -66,7 +66,8 @@ def test_affectnet_skips_sentinels_and_counts_them(tmp_path):
     index = read_dataset(root)
     assert index.skipped == {"class 8 (None)": 1, "class 9 (Uncertain)": 1, "class 10 (No-Face)": 2,
                              "valence/arousal not a number in [-1, 1]": 1, "no expression annotation": 1,
-                             "missing image": 1}
+                             "missing image": 1, "unreadable annotation (OverflowError)": 1,
+                             "unreadable annotation (ValueError)": 1}
     assert any("skipped" in n for n in index.notes)
     # -2 is "not annotated": the expression is kept, the value unknown
     assert len(index.samples) == 18
