@@ -344,8 +344,12 @@ def discover_runs(roots: list[str | os.PathLike] | str | os.PathLike) -> tuple[l
                                     "folder does not exist", skipped="folder"))
             continue
         # a hidden folder is one still being written (fer_core.io.whole_folder), renamed to its name when whole
-        candidates = [root] if (root / "config.json").is_file() else sorted(
-            p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        try:
+            candidates = [root] if (root / "config.json").is_file() else sorted(
+                p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError as e:  # another user's folder, say
+            problems.append(Problem(root, f"cannot be read ({e.strerror or e})", skipped="folder"))
+            continue
         for folder in candidates:
             if not _utf8(folder.name):
                 problems.append(Problem(printable(folder), NOT_UTF8))

@@ -178,6 +178,20 @@ def test_broken_folders_reported_with_reasons(tmp_path, runs_dir):
     assert "does not exist" in by_name["missing"] and "not-a-run" not in by_name
 
 
+def test_a_folder_of_runs_that_cannot_be_read_is_reported(tmp_path, runs_dir, monkeypatch):
+    real = Path.iterdir
+
+    def iterdir(folder):  # as for another user's folder (this suite may run as root, which reads every folder)
+        if folder == tmp_path:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real(folder)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    runs, problems = R.discover_runs([tmp_path, runs_dir])
+    assert len(runs) == 3 and [(p.path, p.reason, p.skipped) for p in problems] == [
+        (tmp_path, "cannot be read (Permission denied)", "folder")]
+
+
 def test_bad_split_files_drop_only_that_split(tmp_path):
     folder = write_run(tmp_path, "r", n=50, n_boot=2)
     (folder / "metrics_test.json").write_text("{oops")
