@@ -290,8 +290,15 @@ def _metrics_problem(metrics) -> str | None:
         return f"lacks {', '.join(missing)}"
     if not (_is_number(metrics["accuracy"]) and _is_number(metrics["n"]) and isinstance(metrics["confusion"], list)):
         return "accuracy, n or confusion is not of the kind the engine writes"
-    if not all(isinstance(row, list) and all(_is_number(c) for c in row) for row in metrics["confusion"]):
-        return "confusion holds a value that is not a count"
+    if len(metrics["confusion"]) != len(CLASSES) or not all(
+            isinstance(row, list) and len(row) == len(CLASSES) and all(_is_number(c) for c in row)
+            for row in metrics["confusion"]):
+        return f"confusion is not {len(CLASSES)} rows of {len(CLASSES)} counts"
+    per_class = metrics.get("per_class", {})
+    if not isinstance(per_class, dict) or not all(
+            isinstance(scores, dict) and all(v is None or _is_number(v) for v in scores.values())
+            for scores in per_class.values()):
+        return "per_class is not an object of scores for each class"
     scores = {k: v for k, v in metrics.items() if k in METRIC_SCORES}  # where present: a number, or null (none)
     intervals = metrics.get("ci95", {})
     if not isinstance(intervals, dict):

@@ -307,13 +307,16 @@ def test_broken_runs_listed_and_skipped(monkeypatch, runs_dir, tmp_path):
 
 def test_metrics_edited_by_hand_are_skipped_with_the_reason_and_every_page_renders(monkeypatch, tmp_path):
     runs = tmp_path / "runs"
-    for name in ("a", "b"):
-        write_run(runs, name, n=80, n_boot=2, seed=len(name))
+    for seed, name in enumerate(("a", "b", "c")):
+        write_run(runs, name, n=80, n_boot=2, seed=seed)
     edits = {"pr_auc_macro": ([], "pr_auc_macro is not a number ([])"),
              "ci95": ({"accuracy": [0.4, "x"]}, "ci95.accuracy is not an interval of two numbers ([0.4, \"x\"])"),
-             "valence": ({"rmse": "0.3"}, "valence.rmse is not a number (\"0.3\")")}
-    for split, (key, (value, reason)) in zip(("val", "test", "test"), edits.items()):
-        path = runs / ("a" if key != "valence" else "b") / f"metrics_{split}.json"
+             "valence": ({"rmse": "0.3"}, "valence.rmse is not a number (\"0.3\")"),
+             "confusion": ([[1] * 8] * 7, "confusion is not 8 rows of 8 counts"),
+             "per_class": ({"Neutral": "x"}, "per_class is not an object of scores for each class")}
+    for (run, split), (key, (value, reason)) in zip([("a", "val"), ("a", "test"), ("b", "test"), ("c", "val"),
+                                                     ("c", "test")], edits.items()):
+        path = runs / run / f"metrics_{split}.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), key: value}))
     at = _app(monkeypatch, runs)
     [skipped] = [e for e in at.sidebar.expander if "Skipped" in e.label]
