@@ -100,25 +100,25 @@ def write_ensemble(out: Path, run_dirs: list[Path]) -> list[str]:
     frames = {s: averaged_predictions([load_predictions(d / f"predictions_{s}.csv") for d in run_dirs]) for s in splits}
     members = [{"run": recorded_path(d), "stages": training_stages(d)} for d in run_dirs]
     first = configs[0]
+    splits_csv = {(d / "split.csv").read_bytes() if (d / "split.csv").is_file() else None for d in run_dirs}
+    one_split = len(splits_csv) == 1 and None not in splits_csv  # one split for all: the model knows its test images
+    config = {
+        "schema_version": first["schema_version"], "name": out.resolve().name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "ensemble",
+        "backbone": " + ".join(str(c.get("backbone")) for c in configs), "classes": first["classes"],
+        "weights": {"requested": "ensemble", "loaded": "mean of the predictions of " + ", ".join(d.name for d in run_dirs)},
+        "data": first.get("data"), "hardware": first.get("hardware"),
+        "split": first.get("split") if one_split else {"source": "the images all members predicted",
+                                                       "counts": {s: len(df) for s, df in frames.items()}},
+        "precision": " + ".join(p for p in dict.fromkeys(training_precision(c) for c in configs) if p),
+        "train_minutes": stages_minutes(run_dirs), "members": members}  # a first stage members share, once
     with whole_folder(out) as partial:  # all its files, or none
         for s, df in frames.items():
             write_evaluation(partial, s, df, members=[d.name for d in run_dirs],
                              **scored_data(d / f"metrics_{s}.json" for d in run_dirs))
-        splits_csv = {(d / "split.csv").read_bytes() if (d / "split.csv").is_file() else None for d in run_dirs}
-        one_split = len(splits_csv) == 1 and None not in splits_csv
-        if one_split:  # one split for all: the ensemble's model knows its test images
+        if one_split:
             atomic_write_bytes(partial / "split.csv", splits_csv.pop())
-        atomic_write_json(partial / "config.json", {
-            "schema_version": first["schema_version"], "name": out.resolve().name,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "ensemble",
-            "backbone": " + ".join(str(c.get("backbone")) for c in configs), "classes": first["classes"],
-            "weights": {"requested": "ensemble",
-                        "loaded": "mean of the predictions of " + ", ".join(d.name for d in run_dirs)},
-            "data": first.get("data"), "hardware": first.get("hardware"),
-            "split": first.get("split") if one_split else {"source": "the images all members predicted",
-                                                           "counts": {s: len(df) for s, df in frames.items()}},
-            "precision": " + ".join(p for p in dict.fromkeys(training_precision(c) for c in configs) if p),
-            "train_minutes": stages_minutes(run_dirs), "members": members})  # a first stage members share, once
+        atomic_write_json(partial / "config.json", config)
     return splits
 
 

@@ -244,17 +244,18 @@ def run(a) -> int:
         raise Refused(f"--out {a.out} {problem}")
     digest = hashlib.sha256(a.predictions.read_bytes()).hexdigest()
     paper = ferplus_paper_rule(df, root) if data.get("layout") == "ferplus" and root else None
+    config = {
+        "schema_version": 1, "name": a.out.resolve().name, "classes": CLASSES,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "imported",
+        "backbone": a.model or f"imported from {a.predictions.name}",
+        "weights": {"requested": "imported", "loaded": f"predictions in {a.predictions.name}"},
+        "data": {**data, "has_va": has_va},
+        "imported": {"file": a.predictions.resolve().as_posix(), "sha256": digest, "rows": len(theirs),
+                     "matched_by": key, "answers": how, **extra}}
     with whole_folder(a.out) as partial:  # all its files, or none
         m = write_evaluation(partial, tag, df, **scored, imported=a.predictions.resolve().as_posix(),
                              not_predicted=len(missing), **({"ferplus_paper_rule": paper} if paper else {}))
-        atomic_write_json(partial / "config.json", {
-            "schema_version": 1, "name": a.out.resolve().name, "classes": CLASSES,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "status": "imported",
-            "backbone": a.model or f"imported from {a.predictions.name}",
-            "weights": {"requested": "imported", "loaded": f"predictions in {a.predictions.name}"},
-            "data": {**data, "has_va": has_va},
-            "imported": {"file": a.predictions.resolve().as_posix(), "sha256": digest, "rows": len(theirs),
-                         "matched_by": key, "answers": how, **extra}})
+        atomic_write_json(partial / "config.json", config)
     print(f"{a.out.name} [{tag}, n={m['n']}]: {summary_line(m)}")
     print(f"read {how}")
     if paper:
